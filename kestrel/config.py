@@ -1,0 +1,98 @@
+"""Global settings: default float type, epsilon, image data format and device."""
+from __future__ import annotations
+
+import torch
+
+_FLOATX = "float32"
+_EPSILON = 1e-7
+_IMAGE_DATA_FORMAT = "channels_last"
+_DEVICE: torch.device | None = None
+
+
+def floatx() -> str:
+    """The default float dtype name, `"float32"` unless changed."""
+    return _FLOATX
+
+
+def set_floatx(value: str) -> None:
+    global _FLOATX
+    if value not in ("float16", "bfloat16", "float32", "float64"):
+        raise ValueError(f"Unknown floatx type. Received: value={value!r}")
+    _FLOATX = value
+
+
+def epsilon() -> float:
+    """The fuzz factor used in numeric expressions (default 1e-7)."""
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    global _EPSILON
+    _EPSILON = float(value)
+
+
+def image_data_format() -> str:
+    """`"channels_last"` (Keras' default) or `"channels_first"`."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(value: str) -> None:
+    global _IMAGE_DATA_FORMAT
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "data_format must be 'channels_last' or 'channels_first'. "
+            f"Received: value={value!r}"
+        )
+    _IMAGE_DATA_FORMAT = value
+
+
+def standardize_data_format(data_format: str | None) -> str:
+    if data_format is None:
+        return _IMAGE_DATA_FORMAT
+    value = str(data_format).lower()
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "data_format must be 'channels_last' or 'channels_first'. "
+            f"Received: data_format={data_format!r}"
+        )
+    return value
+
+
+def device() -> torch.device:
+    """The device new layers create their weights on (CPU unless set)."""
+    return _DEVICE if _DEVICE is not None else torch.device("cpu")
+
+
+def set_device(value: str | torch.device | None) -> None:
+    """Set the default device for new weights, e.g. `set_device("cuda")`."""
+    global _DEVICE
+    _DEVICE = None if value is None else torch.device(value)
+
+
+_DTYPES = {
+    "float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
+    "float32": torch.float32, "float": torch.float32, "float64": torch.float64,
+    "double": torch.float64, "int8": torch.int8, "uint8": torch.uint8,
+    "int16": torch.int16, "int32": torch.int32, "int64": torch.int64,
+    "bool": torch.bool, "complex64": torch.complex64,
+}
+
+
+def to_torch_dtype(dtype) -> torch.dtype:
+    """Map a Keras dtype (string, DTypePolicy dict, numpy or torch dtype) to a torch dtype."""
+    if dtype is None:
+        return _DTYPES[_FLOATX]
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
+        dtype = dtype.get("config", {}).get("name", _FLOATX)
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = name.replace("mixed_", "")
+    if name not in _DTYPES:
+        raise ValueError(f"Unknown dtype. Received: dtype={dtype!r}")
+    return _DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The Keras name of a torch dtype (`torch.float32` -> `"float32"`)."""
+    return str(dtype).replace("torch.", "")

@@ -1,0 +1,96 @@
+"""Turn objects into JSON-able configs and back, in Keras 3's `serialize_keras_object` form.
+
+A serialized object looks like
+`{"module": "keras.layers", "class_name": "Dense", "config": {...}, "registered_name": None}`.
+Keras 2 configs (`{"class_name", "config"}` only) and plain strings are read too.
+"""
+from __future__ import annotations
+
+import inspect
+
+from kestrel.saving import object_registry
+
+# Keras 3 module names, so that files we write are readable by real Keras.
+KERAS_MODULES = {
+    "layers": "keras.layers",
+    "activations": "keras.activations",
+    "initializers": "keras.initializers",
+    "regularizers": "keras.regularizers",
+    "constraints": "keras.constraints",
+    "losses": "keras.losses",
+    "metrics": "keras.metrics",
+    "optimizers": "keras.optimizers",
+    "schedules": "keras.optimizers.schedules",
+    "models": "keras.models",
+}
+
+
+def serialize_keras_object(obj, category: str | None = None):
+    """Serialize a class instance (with `get_config`) or a registered function."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [serialize_keras_object(o, category) for o in obj]
+    if isinstance(obj, dict):
+        return {k: serialize_keras_object(v, category) for k, v in obj.items()}
+    registered = object_registry._CUSTOM_NAMES.get(obj if inspect.isfunction(obj) else type(obj))
+    if inspect.isfunction(obj):
+        if registered:
+            return {"module": obj.__module__, "class_name": "function",
+                    "config": registered, "registered_name": "function"}
+        return obj.__name__
+    if not hasattr(obj, "get_config"):
+        raise TypeError(
+            f"Cannot serialize {obj!r}: it has no get_config(). Define get_config() "
+            "and register the class with kestrel.saving.register_keras_serializable."
+        )
+    cls = type(obj)
+    module = KERAS_MODULES.get(category, cls.__module__) if not registered else cls.__module__
+    return {
+        "module": module,
+        "class_name": cls.__name__,
+        "config": obj.get_config(),
+        "registered_name": registered,
+    }
+
+
+def deserialize_keras_object(config, category: str, custom_objects: dict | None = None,
+                             **from_config_kwargs):
+    """Rebuild an object from its serialized form; strings name registered objects."""
+    if config is None:
+        return None
+    if isinstance(config, str):
+        obj = object_registry.lookup(config, category, custom_objects)
+        if obj is None:
+            raise_unknown(config, category)
+        return obj
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(
+            f"Could not interpret {category} config: expected a string or a dict with "
+            f"'class_name' and 'config'. Received: config={config!r}"
+        )
+    class_name = config["class_name"]
+    inner = config.get("config", {})
+    if class_name in ("function", "__lambda__") and isinstance(inner, str):
+        obj = object_registry.lookup(inner, category, custom_objects)
+        if obj is None:
+            raise_unknown(inner, category)
+        return obj
+    name = config.get("registered_name") or class_name
+    cls = object_registry.lookup(name, category, custom_objects)
+    if cls is None and name != class_name:
+        cls = object_registry.lookup(class_name, category, custom_objects)
+    if cls is None:
+        raise_unknown(class_name, category)
+    if not hasattr(cls, "from_config"):
+        return cls
+    return cls.from_config(inner, **from_config_kwargs) if from_config_kwargs else cls.from_config(inner)
+
+
+def raise_unknown(name: str, category: str):
+    known = ", ".join(object_registry.builtin_names(category)[:12])
+    raise ValueError(
+        f"Unknown {category.rstrip('s')} {name!r}. If it is a custom class or function, pass it "
+        f"in custom_objects={{'{name}': ...}} or decorate it with "
+        f"@kestrel.saving.register_keras_serializable(). Known names include: {known}, ..."
+    )
