@@ -1,2 +1,10 @@
-"""Kestrel: the Keras model API, natively on PyTorch."""
+"""Kestrel: the Keras model API, natively on PyTorch.
+
+    import kestrel as keras
+    model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
+"""
+from kestrel import activations, config, constraints, initializers, layers, models, regularizers
+from kestrel.layers import Input, InputLayer, Layer
+from kestrel.models import Model, Sequential
+
 __version__ = "0.1.0"

@@ -1,0 +1,230 @@
+"""Keras 3 activation functions, computed with fused torch ops.
+
+Each function takes a tensor and returns a tensor of the same shape (`glu` halves `axis`).
+
+>>> import torch
+>>> relu(torch.tensor([-2.0, 0.5, 8.0]), max_value=6.0)
+tensor([0.0000, 0.5000, 6.0000])
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kestrel.saving.object_registry import register_builtin
+
+Axis = int | tuple[int, ...]
+
+
+@register_builtin("activations")
+def relu(x: torch.Tensor, negative_slope: float = 0.0, max_value: float | None = None,
+         threshold: float = 0.0) -> torch.Tensor:
+    """Rectified linear unit, optionally leaky, capped and thresholded.
+
+    Args:
+        negative_slope: slope for values below `threshold`.
+        max_value: upper bound of the output (`None`: unbounded).
+        threshold: values at or below it are zeroed (or leak).
+    """
+    if threshold == 0.0:
+        if negative_slope != 0.0 and max_value is None:
+            return F.leaky_relu(x, negative_slope)
+        out = torch.relu(x) if max_value is None else torch.clamp(x, 0.0, max_value)
+    else:
+        out = torch.where(x > threshold, x, 0.0)
+        if max_value is not None:
+            out = torch.clamp(out, 0.0, max_value)
+    if negative_slope != 0.0:
+        out = out - negative_slope * torch.relu(threshold - x)
+    return out
+
+
+@register_builtin("activations")
+def leaky_relu(x: torch.Tensor, negative_slope: float = 0.2) -> torch.Tensor:
+    """Leaky ReLU: `x` if `x > 0`, else `negative_slope * x`."""
+    return F.leaky_relu(x, negative_slope)
+
+
+@register_builtin("activations")
+def relu6(x: torch.Tensor) -> torch.Tensor:
+    """ReLU capped at 6."""
+    return F.relu6(x)
+
+
+@register_builtin("activations")
+def softmax(x: torch.Tensor, axis: Axis = -1) -> torch.Tensor:
+    """Softmax over `axis` (an int or a tuple of ints)."""
+    if isinstance(axis, int):
+        return torch.softmax(x, axis)
+    return torch.exp(x - torch.logsumexp(x, tuple(axis), keepdim=True))
+
+
+@register_builtin("activations")
+def log_softmax(x: torch.Tensor, axis: Axis = -1) -> torch.Tensor:
+    """Logarithm of the softmax over `axis`."""
+    if isinstance(axis, int):
+        return torch.log_softmax(x, axis)
+    return x - torch.logsumexp(x, tuple(axis), keepdim=True)
+
+
+@register_builtin("activations")
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Logistic sigmoid `1 / (1 + exp(-x))`."""
+    return torch.sigmoid(x)
+
+
+@register_builtin("activations")
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """`log(sigmoid(x))`, computed stably."""
+    return F.logsigmoid(x)
+
+
+@register_builtin("activations")
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """Hyperbolic tangent."""
+    return torch.tanh(x)
+
+
+@register_builtin("activations")
+def gelu(x: torch.Tensor, approximate: bool = False) -> torch.Tensor:
+    """Gaussian error linear unit; `approximate=True` uses the tanh formula."""
+    return F.gelu(x, approximate="tanh" if approximate else "none")
+
+
+@register_builtin("activations")
+def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Exponential linear unit: `x` if `x > 0`, else `alpha * (exp(x) - 1)`."""
+    return F.elu(x, alpha)
+
+
+@register_builtin("activations")
+def celu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Continuously differentiable ELU: `max(x, 0) + min(0, alpha * (exp(x / alpha) - 1))`."""
+    return F.celu(x, alpha)
+
+
+@register_builtin("activations")
+def selu(x: torch.Tensor) -> torch.Tensor:
+    """Scaled ELU with the self-normalizing constants of Klambauer et al. (2017)."""
+    return F.selu(x)
+
+
+@register_builtin("activations")
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """`log(exp(x) + 1)`."""
+    return F.softplus(x)
+
+
+@register_builtin("activations")
+def softsign(x: torch.Tensor) -> torch.Tensor:
+    """`x / (abs(x) + 1)`."""
+    return F.softsign(x)
+
+
+@register_builtin("activations", "swish")
+def silu(x: torch.Tensor) -> torch.Tensor:
+    """Sigmoid linear unit (swish): `x * sigmoid(x)`."""
+    return F.silu(x)
+
+
+swish = silu
+
+
+@register_builtin("activations")
+def exponential(x: torch.Tensor) -> torch.Tensor:
+    """`exp(x)`."""
+    return torch.exp(x)
+
+
+@register_builtin("activations")
+def linear(x: torch.Tensor) -> torch.Tensor:
+    """The identity: returns `x` unchanged."""
+    return x
+
+
+@register_builtin("activations")
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear sigmoid, Keras 3's `relu6(x + 3) / 6`."""
+    return F.hardsigmoid(x)
+
+
+@register_builtin("activations", "hard_swish")
+def hard_silu(x: torch.Tensor) -> torch.Tensor:
+    """Hard SiLU (hard swish): `x * relu6(x + 3) / 6`."""
+    return F.hardswish(x)
+
+
+hard_swish = hard_silu
+
+
+@register_builtin("activations")
+def hard_tanh(x: torch.Tensor) -> torch.Tensor:
+    """`x` clipped to [-1, 1]."""
+    return F.hardtanh(x)
+
+
+@register_builtin("activations")
+def mish(x: torch.Tensor) -> torch.Tensor:
+    """`x * tanh(softplus(x))`."""
+    return F.mish(x)
+
+
+@register_builtin("activations")
+def glu(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """Gated linear unit: splits `axis` in halves `a, b` and returns `a * sigmoid(b)`."""
+    return F.glu(x, axis)
+
+
+@register_builtin("activations")
+def hard_shrink(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """`x` where `abs(x) > threshold`, else 0."""
+    return F.hardshrink(x, threshold)
+
+
+@register_builtin("activations")
+def soft_shrink(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Moves `x` towards 0 by `threshold`; values within `threshold` of 0 become 0."""
+    return F.softshrink(x, threshold)
+
+
+@register_builtin("activations")
+def tanh_shrink(x: torch.Tensor) -> torch.Tensor:
+    """`x - tanh(x)`."""
+    return F.tanhshrink(x)
+
+
+@register_builtin("activations")
+def threshold(x: torch.Tensor, threshold: float, default_value: float) -> torch.Tensor:
+    """`x` where `x > threshold`, else `default_value`."""
+    return F.threshold(x, threshold, default_value)
+
+
+@register_builtin("activations")
+def squareplus(x: torch.Tensor, b: float = 4) -> torch.Tensor:
+    """`(x + sqrt(x**2 + b)) / 2`, a smooth ReLU."""
+    return 0.5 * (x + torch.sqrt(x * x + b))
+
+
+@register_builtin("activations")
+def sparse_plus(x: torch.Tensor) -> torch.Tensor:
+    """0 below -1, `x` above 1, `(x + 1)**2 / 4` in between."""
+    return torch.where(x <= -1.0, 0.0, torch.where(x >= 1.0, x, 0.25 * (x + 1.0) ** 2))
+
+
+@register_builtin("activations")
+def sparse_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """`(x + 1) / 2` clipped to [0, 1]."""
+    return torch.clamp(0.5 * (x + 1.0), 0.0, 1.0)
+
+
+@register_builtin("activations")
+def sparsemax(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """Euclidean projection of `x` onto the probability simplex along `axis`."""
+    z = x.movedim(axis, -1)
+    z_sorted = torch.sort(z, dim=-1, descending=True).values
+    cumsum = torch.cumsum(z_sorted, dim=-1)
+    k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
+    support = (1.0 + k * z_sorted > cumsum).to(z.dtype)
+    k_z = support.sum(dim=-1, keepdim=True)
+    tau = (torch.sum(z_sorted * support, dim=-1, keepdim=True) - 1.0) / k_z
+    return torch.relu(z - tau).movedim(-1, axis)

@@ -1,0 +1,153 @@
+"""`BackupAndRestore`: resume an interrupted `fit` from its last backup."""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+from kestrel.callbacks._io import atomic_write
+from kestrel.callbacks.callback import Callback
+
+_METADATA = "training_metadata.json"
+
+
+class BackupAndRestore(Callback):
+    """Backs up the training state so that an interrupted `fit` can resume.
+
+    Each backup writes the weights (`model.save_weights`), the optimizer state and the
+    epoch to reach into `backup_dir`. Backups alternate between two slots and are
+    committed by atomically replacing `training_metadata.json`, so a crash during a
+    backup leaves the previous one intact. At the start of `fit` the last backup is
+    restored and `model._initial_epoch` set, so training continues from that epoch.
+
+    Args:
+        backup_dir: Folder for the backup; use it for nothing else.
+        save_freq: `"epoch"` to back up after every epoch, an integer to back up every
+            that many batches, or False to never back up (restore only).
+        double_checkpoint: If True and the last backup cannot be loaded (e.g. a
+            corrupted file), restore the one before it.
+        delete_checkpoint: Whether to delete the backup when training ends normally.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint: bool = False,
+                 delete_checkpoint: bool = True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError(
+                f"Empty `backup_dir` argument passed. Received: backup_dir={backup_dir!r}")
+        if save_freq not in ("epoch", False) and not (
+                isinstance(save_freq, int) and save_freq >= 1):
+            raise ValueError("Invalid value for argument `save_freq`: expected 'epoch', a "
+                             f"positive integer or False. Received: save_freq={save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.double_checkpoint = double_checkpoint
+        self.delete_checkpoint = delete_checkpoint
+        self._metadata_path = os.path.join(self.backup_dir, _METADATA)
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = -1
+        self._current_epoch = 0
+        self._metadata: dict | None = None
+
+    def _needs_batch_logs(self) -> bool:
+        return False
+
+    def _slot_paths(self, slot: int) -> tuple[str, str]:
+        stem = os.path.join(self.backup_dir, f"backup-{slot}")
+        return f"{stem}.weights.h5", f"{stem}.optimizer.pt"
+
+    def on_train_begin(self, logs=None):
+        self._metadata = None
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = -1
+        if not os.path.exists(self._metadata_path):
+            return
+        with open(self._metadata_path, encoding="utf-8") as f:
+            metadata = json.load(f)
+        try:
+            self._restore(metadata)
+        except OSError:
+            previous = metadata.get("previous")
+            if not (self.double_checkpoint and previous):
+                raise
+            self._restore(previous)
+            metadata = previous
+        self._metadata = metadata
+        self._current_epoch = metadata["epoch"]
+        self.model._initial_epoch = metadata["epoch"]
+
+    def _restore(self, entry: dict) -> None:
+        weights_path, optimizer_path = self._slot_paths(entry["slot"])
+        self.model.load_weights(weights_path)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return
+        if entry.get("optimizer_state") and hasattr(optimizer, "load_state_dict"):
+            optimizer.load_state_dict(torch.load(optimizer_path, weights_only=True))
+        if entry.get("learning_rate") is not None:
+            optimizer.learning_rate = entry["learning_rate"]
+        iterations = entry.get("iterations")
+        if iterations is not None and int(optimizer.iterations) != iterations:
+            optimizer.iterations = iterations  # not covered by the optimizer's state
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = -1
+        if self.save_freq == "epoch":
+            self._save(batch=-1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq in ("epoch", False):
+            return
+        added = batch + 1 if batch <= self._last_batch_seen else batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += added
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            self._save(batch=batch)
+
+    def _save(self, batch: int) -> None:
+        """Write the state into the slot not in use, then commit it in the metadata."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        slot = 1 - self._metadata["slot"] if self._metadata else 0
+        weights_path, optimizer_path = self._slot_paths(slot)
+        self.model.save_weights(weights_path, overwrite=True)
+        entry = {"epoch": self._current_epoch, "batch": batch, "slot": slot,
+                 "optimizer_state": False, "learning_rate": None, "iterations": None}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            if hasattr(optimizer, "state_dict"):
+                state = optimizer.state_dict()
+                atomic_write(optimizer_path, lambda path: torch.save(state, path))
+                entry["optimizer_state"] = True
+            if hasattr(optimizer, "learning_rate"):
+                entry["learning_rate"] = float(optimizer.learning_rate)
+            if hasattr(optimizer, "iterations"):
+                entry["iterations"] = int(optimizer.iterations)
+        if self._metadata:
+            entry["previous"] = {k: v for k, v in self._metadata.items() if k != "previous"}
+        text = json.dumps(entry)
+        atomic_write(self._metadata_path, lambda path: _write_text(path, text))
+        self._metadata = entry
+
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint or not os.path.isdir(self.backup_dir):
+            return
+        # The metadata goes first: without it no half-deleted backup is ever restored.
+        for path in (self._metadata_path, *self._slot_paths(0), *self._slot_paths(1)):
+            if os.path.exists(path):
+                os.remove(path)
+        if not os.listdir(self.backup_dir):
+            os.rmdir(self.backup_dir)
+        self._metadata = None
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,79 @@
+"""`MonitorCallback`: shared base of callbacks that watch a metric for improvement."""
+from __future__ import annotations
+
+import operator
+import warnings
+
+from kestrel.callbacks.callback import Callback
+
+# Fallback when the model's metrics do not say their direction (Keras' `_direction`).
+_UP_NAMES = ("acc", "auc", "precision", "recall", "f1_score", "fbeta", "iou", "r2_score")
+_DOWN_NAMES = ("loss", "error", "crossentropy", "hinge", "divergence", "poisson", "logcosh",
+               "mae", "mse", "mape", "msle")
+
+
+def _model_metrics(model) -> list:
+    """The model's metric objects, with compile-time containers flattened."""
+    found = []
+    for metric in getattr(model, "metrics", None) or []:
+        inner = getattr(metric, "metrics", None)
+        found.extend(inner if isinstance(inner, (list, tuple)) else [metric])
+    return found
+
+
+class MonitorCallback(Callback):
+    """Base class for callbacks that monitor a quantity and decide what improves it.
+
+    Args:
+        monitor: Quantity to be monitored, e.g. `"val_loss"`.
+        mode: `"auto"`, `"min"` or `"max"`; `"auto"` infers the direction from the name.
+        baseline: Initial "best" value; `None` takes the first value seen.
+        min_delta: Minimum change that counts as an improvement.
+    """
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", baseline=None,
+                 min_delta: float = 0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(
+                f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.",
+                stacklevel=2,
+            )
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.best = baseline
+        self.min_delta = abs(min_delta)
+        self.monitor_op = None
+
+    def _set_monitor_op(self) -> None:
+        if self.mode == "min":
+            self.monitor_op = operator.lt
+        elif self.mode == "max":
+            self.monitor_op = operator.gt
+        else:
+            self.monitor_op = self._infer_monitor_op()
+        if self.monitor_op is operator.lt:
+            self.min_delta *= -1
+
+    def _infer_monitor_op(self):
+        name = self.monitor.removeprefix("val_")
+        if name == "loss":
+            return operator.lt
+        for metric in _model_metrics(self.model):
+            if getattr(metric, "name", None) == name and hasattr(metric, "_direction"):
+                return operator.gt if metric._direction == "up" else operator.lt
+        if any(part in name for part in _UP_NAMES):
+            return operator.gt
+        if any(part in name for part in _DOWN_NAMES):
+            return operator.lt
+        raise ValueError(
+            f"{type(self).__name__} callback received monitor={self.monitor}, but cannot "
+            "tell whether that metric should be maximized or minimized. Pass "
+            "`mode='max'` to monitor the highest value or `mode='min'` for the lowest."
+        )
+
+    def _is_improvement(self, monitor_value, reference_value) -> bool:
+        if reference_value is None:
+            return True
+        return self.monitor_op(monitor_value - self.min_delta, reference_value)

@@ -1,0 +1,87 @@
+"""Dense: the densely-connected layer `activation(inputs @ kernel + bias)`."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kestrel import activations, constraints, initializers, regularizers
+from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.layer import Layer, register_layer
+
+
+@register_layer()
+class Dense(Layer):
+    """Just your regular densely-connected layer.
+
+    Args:
+        units: dimensionality of the output space (positive int).
+        activation: activation name or function; None means linear.
+        use_bias: whether to add a bias vector.
+        kernel_initializer / bias_initializer: initializers (`"glorot_uniform"` / `"zeros"`).
+        kernel_regularizer / bias_regularizer / activity_regularizer: optional regularizers.
+        kernel_constraint / bias_constraint: optional constraints.
+
+    Input shape: `(batch, ..., input_dim)`. Output shape: `(batch, ..., units)`.
+    The kernel has Keras' layout `(input_dim, units)`.
+
+    Example:
+        >>> Dense(4)(torch.ones(2, 3)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(
+                f"Dense '{self.name}': units must be a positive integer. Received: units={units}")
+        self.units = units
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.input_spec = InputSpec(min_ndim=2)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+
+    def call(self, inputs):
+        if self.bias is not None and inputs.dim() == 2:
+            outputs = torch.addmm(self.bias, inputs, self.kernel)
+        else:
+            outputs = inputs.matmul(self.kernel)
+            if self.bias is not None:
+                outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }

@@ -1,0 +1,68 @@
+"""InputLayer and `Input()`: the entry points of a functional model."""
+from __future__ import annotations
+
+from kestrel import config
+from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.node import KerasTensor, Node
+from kestrel.layers import naming
+
+
+@register_layer()
+class InputLayer(Layer):
+    """The layer behind `Input()`: holds one symbolic tensor of a fixed shape and dtype.
+
+    Args:
+        shape: shape without the batch dimension, e.g. `(32,)`.
+        batch_size: optional fixed batch size.
+        dtype: input dtype, `"float32"` by default.
+        batch_shape: full shape including the batch dimension (instead of `shape`).
+        name: layer name.
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
+                 input_tensor=None, batch_input_shape=None, **kwargs):
+        name = name or naming.unique_name("input_layer")
+        super().__init__(name=name, dtype=dtype, **{k: v for k, v in kwargs.items()
+                                                   if k not in ("sparse", "ragged", "optional")})
+        batch_shape = batch_shape if batch_shape is not None else batch_input_shape
+        if batch_shape is None:
+            if shape is None:
+                raise ValueError(
+                    f"InputLayer '{name}' needs a shape. You must pass `shape` or `batch_shape`. "
+                    f"Received: shape={shape}, batch_shape={batch_shape}")
+            if isinstance(shape, int):
+                shape = (shape,)
+            batch_shape = (batch_size,) + tuple(shape)
+        self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
+        self._input_dtype = config.dtype_name(config.to_torch_dtype(dtype))
+        self.built = True
+        tensor = KerasTensor(self.batch_shape, self._input_dtype, name=name)
+        node = Node(self, (), {}, tensor)
+        self._inbound_nodes.append(node)
+        tensor._keras_history = (self, 0, 0)
+        self.output_tensor = tensor
+
+    def call(self, inputs):
+        return inputs
+
+    @property
+    def dtype(self) -> str:
+        return self._input_dtype
+
+    def get_config(self):
+        return {"batch_shape": list(self.batch_shape), "dtype": self._input_dtype,
+                "sparse": False, "ragged": False, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, tensor=None,
+          **kwargs) -> KerasTensor:
+    """A symbolic input of `shape` (batch excluded): the start of a functional model.
+
+    Example:
+        >>> x = Input(shape=(32,))
+        >>> x.shape
+        (None, 32)
+    """
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype,
+                       batch_shape=batch_shape, name=name, **kwargs)
+    return layer.output_tensor

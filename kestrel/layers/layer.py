@@ -1,0 +1,582 @@
+"""The Layer base class: a `torch.nn.Module` with Keras' lifecycle.
+
+`__init__` takes hyperparameters, `build(input_shape)` creates weights with `add_weight` on the
+first call, `call` computes. Calling a layer on symbolic `KerasTensor`s records a graph node and
+infers output shapes on torch's meta device, without computing real data.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kestrel import config
+from kestrel.layers import naming
+from kestrel.layers.input_spec import InputSpec, check_input_shapes
+from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
+from kestrel.saving import object_registry
+
+_BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
+# Keys that configs written by other Keras versions carry and Kestrel does not need.
+_IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "ragged",
+                        "sparse", "lora_rank", "lora_alpha", "optional", "synchronized"}
+_PLACEHOLDERS = (17, 19)  # sizes standing in for unknown dimensions during shape inference
+
+
+def policy_name(dtype) -> str:
+    """The dtype policy name of a `dtype` argument (string, torch dtype or Keras policy dict)."""
+    if dtype is None:
+        return config.floatx()
+    if isinstance(dtype, dict):
+        return dtype.get("config", {}).get("name", config.floatx())
+    if isinstance(dtype, torch.dtype):
+        return config.dtype_name(dtype)
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+class Layer(nn.Module):
+    """Base class of every Kestrel layer; a real `torch.nn.Module`.
+
+    Args:
+        trainable: whether the layer's weights are updated by training.
+        name: unique name; generated from the class name when omitted (`dense`, `dense_1`).
+        dtype: dtype of the weights (e.g. `"float32"`, `"float64"`).
+        activity_regularizer: regularizer applied to the layer's output.
+    """
+
+    _call_accepts_training = False
+    _call_accepts_mask = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        params = inspect.signature(cls.call).parameters
+        cls._call_accepts_training = "training" in params
+        cls._call_accepts_mask = "mask" in params
+
+    def __init__(self, *, activity_regularizer=None, trainable: bool = True, dtype=None,
+                 autocast: bool = True, name: str | None = None, **kwargs):
+        unknown = set(kwargs) - _BASE_KWARGS
+        if unknown:
+            raise ValueError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                f"{ {k: kwargs[k] for k in sorted(unknown)} }")
+        super().__init__()
+        self.training = False  # Keras semantics: inference unless fit() or training=True
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"Layer name must be a string. Received: name={name!r}")
+        self.name = name or naming.unique_name(naming.to_snake_case(type(self).__name__))
+        self._dtype_policy = policy_name(dtype)
+        self._variable_dtype = config.to_torch_dtype(self._dtype_policy)
+        self.autocast = autocast
+        self._trainable = bool(trainable)
+        self.built = False
+        self.supports_masking = False
+        self.input_spec: InputSpec | list | None = None
+        self._build_input_shape = None
+        self._weight_order: list[str] = []
+        self._weight_layouts: dict[str, tuple] = {}
+        self._regularizers: list[tuple[str, Any]] = []
+        self._constraints: list[tuple[str, Any]] = []
+        self._losses: list[torch.Tensor] = []
+        self._inbound_nodes: list[Node] = []
+        from kestrel import regularizers
+
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._batch_input_shape = _batch_shape_from_kwargs(kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+    def build(self, input_shape) -> None:
+        """Create the layer's weights for `input_shape` (batch dimension included)."""
+        self.built = True
+
+    def call(self, *args, **kwargs):
+        raise NotImplementedError(f"Layer {type(self).__name__} does not implement call().")
+
+    def forward(self, *args, **kwargs):
+        return self.call(*args, **kwargs)
+
+    def _build_from_shape(self, input_shape) -> None:
+        self._build_input_shape = input_shape
+        self.build(input_shape)
+        self.built = True
+
+    def build_from_config(self, build_config: dict | None) -> None:
+        """Build from the `build_config` a saved config carries (`{"input_shape": ...}`)."""
+        shape = (build_config or {}).get("input_shape")
+        if shape is not None and not self.built:
+            self._build_from_shape(_to_shape_tuple(shape))
+
+    def get_build_config(self) -> dict | None:
+        if self._build_input_shape is None:
+            return None
+        return {"input_shape": _to_shape_list(self._build_input_shape)}
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs):
+        first = args[0] if args else None
+        if type(first) is KerasTensor or (not isinstance(first, torch.Tensor)
+                                          and is_symbolic((args, kwargs))):
+            return self._symbolic_call(args, kwargs)
+        if not self.built:
+            self._build_on_call(first)
+        if self._losses:
+            self._losses.clear()
+        if self.autocast and type(first) is torch.Tensor and first.is_floating_point() \
+                and first.dtype is not self._variable_dtype and self.built and self._weight_order:
+            args = (first.to(self._variable_dtype),) + args[1:]
+        mask_aware = self.supports_masking or self._call_accepts_mask
+        previous_mask = None
+        if mask_aware:
+            previous_mask = kwargs.get("mask") if "mask" in kwargs else _mask_of(first)
+            if self._call_accepts_mask:
+                kwargs["mask"] = previous_mask
+            else:
+                kwargs.pop("mask", None)
+        elif "mask" in kwargs and not self._call_accepts_mask:
+            del kwargs["mask"]
+        switch = None
+        if "training" in kwargs:
+            training = kwargs["training"]
+            if not self._call_accepts_training:
+                del kwargs["training"]
+            if training is not None and bool(training) != self.training:
+                switch = self.training
+                self.train(bool(training))
+        try:
+            outputs = super().__call__(*args, **kwargs)
+        except (RuntimeError, IndexError) as error:
+            self._explain_failure(first, error)
+            raise
+        finally:
+            if switch is not None:
+                self.train(switch)
+        if mask_aware:
+            out_mask = self.compute_mask(first, previous_mask)
+            if out_mask is not None:
+                _set_mask(outputs, out_mask)
+        if self.activity_regularizer is not None:
+            for out in flatten(outputs):
+                self._losses.append(self.activity_regularizer(out))
+        return outputs
+
+    def _build_on_call(self, first) -> None:
+        shapes = shape_of(first)
+        check_input_shapes(self, self.input_spec, shapes)
+        self._build_from_shape(shapes)
+        devices = {t.device for t in flatten(first) if isinstance(t, torch.Tensor)}
+        if len(devices) == 1:
+            device = devices.pop()
+            if device.type != "meta" and any(
+                    t.device != device for t in self._own_tensors()):
+                self.to(device)
+
+    def _explain_failure(self, first, error) -> None:
+        """Turn a torch error caused by a wrong input into a clear ValueError."""
+        try:
+            check_input_shapes(self, self.input_spec, shape_of(first))
+        except ValueError as clear:
+            raise clear from error
+
+    def _symbolic_call(self, args, kwargs):
+        first = args[0] if args else next(iter(kwargs.values()))
+        shapes = shape_of(first)
+        check_input_shapes(self, self.input_spec, shapes)
+        if not self.built:
+            self._build_from_shape(shapes)
+        outputs = self.compute_output_spec(*args, **kwargs)
+        node = Node(self, args, kwargs, outputs)
+        self._inbound_nodes.append(node)
+        for index, tensor in enumerate(node.output_tensors):
+            tensor._keras_history = (self, len(self._inbound_nodes) - 1, index)
+            tensor.name = self.name
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for `input_shape`; the default runs `call` on meta tensors."""
+        raise NotImplementedError
+
+    def compute_output_spec(self, *args, **kwargs):
+        """Symbolic outputs for symbolic inputs, from `compute_output_shape` or a meta run."""
+        if type(self).compute_output_shape is not Layer.compute_output_shape:
+            first = args[0] if args else next(iter(kwargs.values()))
+            out_shape = self.compute_output_shape(shape_of(first))
+            dtype = flatten(first)[0].dtype
+            return _shapes_to_keras_tensors(out_shape, dtype)
+        return self._infer_output_spec(args, kwargs)
+
+    def _infer_output_spec(self, args, kwargs):
+        runs = []
+        sizes = _PLACEHOLDERS if _has_unknown_dims((args, kwargs)) else _PLACEHOLDERS[:1]
+        for size in sizes:
+            runs.append(self._run_on_placeholders(args, kwargs, size))
+        results = [flatten(r) for r in runs]
+        merged = []
+        for outs in zip(*results):
+            shape = tuple(d if all(o.shape[i] == d for o in outs) else None
+                          for i, d in enumerate(outs[0].shape))
+            merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
+        leaves = iter(merged)
+        return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
+
+    def _run_on_placeholders(self, args, kwargs, size):
+        def placeholder(device):
+            def make(t):
+                if not isinstance(t, KerasTensor):
+                    return t
+                shape = [size if d is None else d for d in t.shape]
+                return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
+            return make
+
+        call_kwargs = dict(kwargs)
+        if self._call_accepts_training:
+            call_kwargs["training"] = False
+        errors = []
+        for device in ("meta", self._device()):
+            try:
+                with torch.no_grad():
+                    return self.call(*map_structure(placeholder(device), args),
+                                     **map_structure(placeholder(device), call_kwargs))
+            except (ValueError, TypeError) as error:
+                if "KerasTensor" in str(error) or isinstance(error, ValueError):
+                    raise
+                errors.append(error)
+            except Exception as error:  # noqa: BLE001 - retried on real tensors, then reported
+                errors.append(error)
+        raise ValueError(
+            f"Exception encountered when calling {type(self).__name__} '{self.name}': "
+            f"{errors[-1]}. Received: input shape={shape_of(args[0]) if args else None}"
+        ) from errors[-1]
+
+    def compute_mask(self, inputs, previous_mask=None):
+        """The mask of this layer's output; by default passes the input mask through."""
+        return previous_mask if self.supports_masking else None
+
+    # ------------------------------------------------------------------ weights
+    def add_weight(self, name: str | None = None, shape=None, initializer=None, dtype=None,
+                   trainable: bool = True, regularizer=None, constraint=None, *,
+                   layout: tuple | None = None) -> torch.Tensor:
+        """Create a weight of Keras shape `shape`; trainable ones are `nn.Parameter`s.
+
+        `layout` is an optional `(to_torch, to_keras)` pair of functions when the layer stores
+        the weight in a torch-friendly layout; `shape`, initializers, `get_weights()` and saved
+        files always use the Keras layout.
+        """
+        from kestrel import constraints, initializers, regularizers
+
+        shape = tuple(int(d) for d in (shape or ()))
+        torch_dtype = config.to_torch_dtype(dtype) if dtype is not None else self._variable_dtype
+        if initializer is None:
+            initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
+        value = initializers.get(initializer)(shape, dtype=torch_dtype)
+        if layout is not None:
+            value = layout[0](value)
+        value = value.to(device=config.device(), dtype=torch_dtype)
+        name = name or f"variable_{len(self._weight_order)}"
+        attr = name if name not in self._weight_order else f"{name}_{len(self._weight_order)}"
+        if trainable:
+            tensor = nn.Parameter(value, requires_grad=self._trainable)
+            self.register_parameter(attr, tensor)
+        else:
+            self.register_buffer(attr, value)
+            tensor = value
+        self._weight_order.append(attr)
+        if layout is not None:
+            self._weight_layouts[attr] = layout
+        if regularizer is not None:
+            self._regularizers.append((attr, regularizers.get(regularizer)))
+        if constraint is not None:
+            self._constraints.append((attr, constraints.get(constraint)))
+        return tensor
+
+    def _own_tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, n) for n in self._weight_order]
+
+    def _sublayers(self) -> list["Layer"]:
+        return [m for m in self._modules.values() if isinstance(m, Layer)]
+
+    def _device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return config.device()
+
+    def _weight_entries(self) -> list[tuple["Layer", str]]:
+        """(owner layer, attribute) for every weight, in Keras order, shared ones once."""
+        entries, seen = [], set()
+        def visit(layer):
+            for attr in layer._weight_order:
+                key = id(getattr(layer, attr))
+                if key not in seen:
+                    seen.add(key)
+                    entries.append((layer, attr))
+            for sub in layer._sublayers():
+                visit(sub)
+        visit(self)
+        return entries
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """All weights (trainable then non-trainable, as Keras orders them)."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        if not self._trainable:
+            return []
+        out = [getattr(self, n) for n in self._weight_order
+               if isinstance(getattr(self, n), nn.Parameter)]
+        for sub in self._sublayers():
+            out.extend(t for t in sub.trainable_weights if not any(t is o for o in out))
+        return out
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        if not self._trainable:
+            return [getattr(owner, a) for owner, a in self._weight_entries()]
+        out = [getattr(self, n) for n in self._weight_order
+               if not isinstance(getattr(self, n), nn.Parameter)]
+        for sub in self._sublayers():
+            out.extend(t for t in sub.non_trainable_weights if not any(t is o for o in out))
+        return out
+
+    @property
+    def variables(self) -> list[torch.Tensor]:
+        return self.weights
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = bool(value)
+        for module in self.modules():
+            if isinstance(module, Layer):
+                module._trainable = value
+                for attr in module._weight_order:
+                    tensor = getattr(module, attr)
+                    if isinstance(tensor, nn.Parameter):
+                        tensor.requires_grad_(value)
+
+    def _ordered_weight_entries(self) -> list[tuple["Layer", str]]:
+        """Entries in `get_weights()` order: the order of `self.weights`."""
+        by_id = {id(getattr(owner, attr)): (owner, attr) for owner, attr in self._weight_entries()}
+        return [by_id[id(t)] for t in self.weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as NumPy arrays, in Keras' layouts and order."""
+        return [_keras_value(owner, attr).detach().cpu().numpy()
+                for owner, attr in self._ordered_weight_entries()]
+
+    def set_weights(self, weights) -> None:
+        """Set the weights from NumPy arrays in Keras' layouts and order."""
+        entries = self._ordered_weight_entries()
+        weights = list(weights)
+        if len(weights) != len(entries):
+            raise ValueError(
+                f"You called `set_weights(weights)` on layer '{self.name}' with a weight list "
+                f"of length {len(weights)}, but the layer was expecting {len(entries)} weights.")
+        for (owner, attr), value in zip(entries, weights):
+            assign_keras_value(owner, attr, value)
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
+                "built. You can build it manually via: `layer.build(input_shape)`.")
+        return int(sum(t.numel() for t in self.weights))
+
+    # ------------------------------------------------------------------ losses
+    def add_loss(self, loss) -> None:
+        """Add a scalar loss term (e.g. from inside `call`); it joins `self.losses`."""
+        if not isinstance(loss, torch.Tensor):
+            loss = torch.as_tensor(loss, dtype=torch.float32)
+        self._losses.append(loss)
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Losses added during the last call plus weight regularization penalties."""
+        out = []
+        for module in self.modules():
+            if isinstance(module, Layer):
+                out.extend(module._losses)
+                for attr, regularizer in module._regularizers:
+                    out.append(regularizer(_keras_value(module, attr)))
+        return out
+
+    def _apply_constraints(self) -> None:
+        for attr, constraint in self._constraints:
+            with torch.no_grad():
+                assign_keras_value(self, attr, constraint(_keras_value(self, attr)))
+
+    # ------------------------------------------------------------------ graph info
+    def _single_node(self, what: str) -> Node:
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f"Layer '{self.name}' has never been called on a symbolic input and thus has "
+                f"no defined {what}.")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        node = self._single_node("input")
+        return node.call_args[0] if node.call_args else node.outputs
+
+    @property
+    def output(self):
+        return self._single_node("output").outputs
+
+    @property
+    def input_shape(self):
+        return shape_of(self.input)
+
+    @property
+    def output_shape(self):
+        return shape_of(self.output)
+
+    @property
+    def dtype(self) -> str:
+        return config.dtype_name(self._variable_dtype)
+
+    @property
+    def dtype_policy(self) -> str:
+        return self._dtype_policy
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON-able data (`{**super().get_config(), ...}`)."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                      "config": {"name": self._dtype_policy}, "registered_name": None},
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """Rebuild a layer from `get_config()` output (Keras 2 and Keras 3 configs accepted)."""
+        return cls(**clean_config(cls, config))
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if isinstance(value, (list, tuple)) and value and not name.startswith("_") \
+                and all(isinstance(v, nn.Module) for v in value):
+            for index, module in enumerate(value):
+                self._modules[f"{name}.{index}"] = module
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+def clean_config(cls, config: dict) -> dict:
+    """Drop keys from other Keras versions that `cls` does not take."""
+    config = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
+    accepted = set()
+    takes_kwargs = False
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.kind is param.VAR_KEYWORD:
+                takes_kwargs = True
+            else:
+                accepted.add(param.name)
+        if klass is Layer:
+            break
+    accepted |= _BASE_KWARGS
+    if not takes_kwargs or issubclass(cls, Layer):
+        config = {k: v for k, v in config.items() if k in accepted}
+    return config
+
+
+def _keras_value(layer: Layer, attr: str) -> torch.Tensor:
+    tensor = getattr(layer, attr)
+    layout = layer._weight_layouts.get(attr)
+    return layout[1](tensor) if layout else tensor
+
+
+def assign_keras_value(layer: Layer, attr: str, value) -> None:
+    """Copy a Keras-layout value into a weight, checking the shape."""
+    tensor = getattr(layer, attr)
+    expected = tuple(_keras_value(layer, attr).shape)
+    value = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+    if tuple(value.shape) != expected:
+        raise ValueError(
+            f"Layer '{layer.name}' weight '{attr}' has shape {expected}, but the provided weight "
+            f"has shape {tuple(value.shape)}.")
+    layout = layer._weight_layouts.get(attr)
+    if layout:
+        value = layout[0](value)
+    with torch.no_grad():
+        tensor.copy_(value.to(dtype=tensor.dtype, device=tensor.device))
+
+
+def _mask_of(inputs):
+    if isinstance(inputs, torch.Tensor):
+        return getattr(inputs, "_keras_mask", None)
+    if isinstance(inputs, (list, tuple)):
+        masks = [getattr(t, "_keras_mask", None) for t in inputs]
+        return None if all(m is None for m in masks) else masks
+    return None
+
+
+def _set_mask(outputs, mask) -> None:
+    if isinstance(outputs, torch.Tensor):
+        outputs._keras_mask = mask
+    elif isinstance(outputs, (list, tuple)):
+        masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(outputs)
+        for out, m in zip(outputs, masks):
+            if isinstance(out, torch.Tensor) and m is not None:
+                out._keras_mask = m
+
+
+def _has_unknown_dims(structure) -> bool:
+    return any(isinstance(t, KerasTensor) and None in t.shape for t in flatten(structure))
+
+
+def _shapes_to_keras_tensors(shape, dtype):
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [_shapes_to_keras_tensors(s, dtype) for s in shape]
+    return KerasTensor(shape, dtype)
+
+
+def _to_shape_tuple(shape):
+    if isinstance(shape, dict):
+        return {k: _to_shape_tuple(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
+        return [_to_shape_tuple(s) for s in shape]
+    return tuple(shape)
+
+
+def _to_shape_list(shape):
+    if isinstance(shape, dict):
+        return {k: _to_shape_list(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
+        return [_to_shape_list(s) for s in shape]
+    return list(shape)
+
+
+def _batch_shape_from_kwargs(kwargs: dict):
+    if kwargs.get("batch_input_shape") is not None:
+        return tuple(kwargs["batch_input_shape"])
+    if kwargs.get("input_shape") is not None:
+        return (kwargs.get("batch_size"),) + tuple(kwargs["input_shape"])
+    if kwargs.get("input_dim") is not None:
+        return (kwargs.get("batch_size"), kwargs["input_dim"])
+    return None
+
+
+def register_layer(*aliases: str):
+    """Register a built-in layer class for deserialization by name."""
+    return object_registry.register_builtin("layers", *aliases)
+
+
+Layer = register_layer()(Layer)

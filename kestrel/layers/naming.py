@@ -1,0 +1,25 @@
+"""Unique automatic names (`dense`, `dense_1`, ...) and snake_case conversion."""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+_COUNTS: defaultdict[str, int] = defaultdict(int)
+
+
+def to_snake_case(name: str) -> str:
+    """`Conv2DTranspose` -> `conv2d_transpose`, as Keras names layers."""
+    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+
+
+def unique_name(base: str) -> str:
+    """`base` the first time, then `base_1`, `base_2`, ..."""
+    count = _COUNTS[base]
+    _COUNTS[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def reset_names() -> None:
+    """Forget every generated name (part of `clear_session`)."""
+    _COUNTS.clear()

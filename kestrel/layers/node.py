@@ -1,0 +1,148 @@
+"""Symbolic tensors and the call nodes that link layers into a graph.
+
+Calling a layer on a `KerasTensor` records a `Node` (which layer, on which symbolic tensors,
+with which other arguments) and returns new `KerasTensor`s carrying the inferred shape. A
+functional model is the set of nodes between its inputs and outputs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kestrel import config
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (None for unknown sizes) and a dtype, no data."""
+
+    __slots__ = ("shape", "dtype", "_keras_history", "name", "__weakref__")
+
+    def __init__(self, shape, dtype="float32", name: str | None = None):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = config.dtype_name(config.to_torch_dtype(dtype))
+        self._keras_history: tuple | None = None  # (layer, node_index, tensor_index)
+        self.name = name
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def node(self) -> "Node":
+        layer, node_index, _ = self._keras_history
+        return layer._inbound_nodes[node_index]
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __len__(self):
+        raise TypeError("A symbolic KerasTensor has no length; use .shape instead.")
+
+    def __bool__(self):
+        raise TypeError(
+            "A symbolic KerasTensor cannot be used as a Python bool. Use layers to express "
+            "conditional computation, or subclass Model and write `call`."
+        )
+
+    # Arithmetic on symbolic tensors builds the matching merging/ops layers.
+    def __add__(self, other):
+        return _op("add", self, other)
+
+    def __radd__(self, other):
+        return _op("add", other, self)
+
+    def __sub__(self, other):
+        return _op("subtract", self, other)
+
+    def __rsub__(self, other):
+        return _op("subtract", other, self)
+
+    def __mul__(self, other):
+        return _op("multiply", self, other)
+
+    def __rmul__(self, other):
+        return _op("multiply", other, self)
+
+    def __truediv__(self, other):
+        return _op("divide", self, other)
+
+    def __neg__(self):
+        return _op("multiply", self, -1.0)
+
+    def __getitem__(self, key):
+        from kestrel.layers.ops_layer import TensorOp
+
+        return TensorOp("getitem", key=key)(self)
+
+
+def _op(name: str, a, b):
+    from kestrel.layers.ops_layer import TensorOp
+
+    if isinstance(a, KerasTensor) and isinstance(b, KerasTensor):
+        return TensorOp(name)(a, b)
+    if isinstance(a, KerasTensor):
+        return TensorOp(name, constant=b, constant_first=False)(a)
+    return TensorOp(name, constant=a, constant_first=True)(b)
+
+
+class Node:
+    """One call of a layer: the arguments it got and the tensors it produced."""
+
+    def __init__(self, layer, call_args: tuple, call_kwargs: dict, outputs):
+        self.layer = layer
+        self.call_args = call_args
+        self.call_kwargs = call_kwargs
+        self.input_tensors = [t for t in flatten((call_args, call_kwargs)) if isinstance(t, KerasTensor)]
+        self.outputs = outputs
+        self.output_tensors = [t for t in flatten(outputs) if isinstance(t, KerasTensor)]
+
+    @property
+    def parent_nodes(self) -> list["Node"]:
+        return [t.node for t in self.input_tensors if t._keras_history is not None]
+
+    @property
+    def is_input(self) -> bool:
+        return not self.input_tensors
+
+
+def flatten(structure) -> list:
+    """Flatten nested lists/tuples/dicts into a list of leaves (dicts in key order)."""
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in flatten(item)]
+    if isinstance(structure, dict):
+        return [leaf for key in structure for leaf in flatten(structure[key])]
+    return [structure]
+
+
+def map_structure(fn, structure):
+    """Apply `fn` to every leaf of a nested list/tuple/dict, keeping the nesting."""
+    if isinstance(structure, list):
+        return [map_structure(fn, s) for s in structure]
+    if isinstance(structure, tuple):
+        return tuple(map_structure(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: map_structure(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+def is_symbolic(structure) -> bool:
+    """True when any leaf of the (shallowly nested) structure is a KerasTensor."""
+    if isinstance(structure, KerasTensor):
+        return True
+    if isinstance(structure, (list, tuple)):
+        return any(is_symbolic(s) for s in structure)
+    if isinstance(structure, dict):
+        return any(is_symbolic(s) for s in structure.values())
+    return False
+
+
+def shape_of(structure) -> Any:
+    """The Keras shape (tuples, batch first) of every tensor in a structure."""
+    def one(t):
+        if isinstance(t, KerasTensor):
+            return t.shape
+        if isinstance(t, torch.Tensor):
+            return tuple(t.shape)
+        return t
+    return map_structure(one, structure)

@@ -1,0 +1,79 @@
+"""Losses: per-sample functions, `Loss` classes, and `get` / `serialize` / `deserialize`."""
+from __future__ import annotations
+
+import inspect
+
+from kestrel.losses.functions import (
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_hinge,
+    cosine_similarity,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    sparse_categorical_crossentropy,
+    squared_hinge,
+)
+from kestrel.losses.loss import Loss
+from kestrel.losses.losses import (
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    Huber,
+    KLDivergence,
+    LogCosh,
+    LossFunctionWrapper,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SparseCategoricalCrossentropy,
+    SquaredHinge,
+)
+from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+kld = KLD = kullback_leibler_divergence = kl_divergence
+logcosh = log_cosh
+
+
+def serialize(loss):
+    """The Keras 3 config of a loss object, or the name of a built-in loss function."""
+    return serialize_keras_object(loss, "losses")
+
+
+def deserialize(config, custom_objects=None):
+    """The loss function or class named by a string, or the loss a config describes."""
+    return deserialize_keras_object(config, "losses", custom_objects)
+
+
+def get(identifier):
+    """Resolve a loss: None, a string, a config dict, a `Loss` class or instance, a function.
+
+    Strings name functions (`"mse"` -> `mean_squared_error`) or classes
+    (`"MeanSquaredError"` -> an instance); unknown names raise `ValueError`.
+    """
+    if identifier is None:
+        return None
+    obj = deserialize(identifier) if isinstance(identifier, (str, dict)) else identifier
+    if inspect.isclass(obj):
+        obj = obj()
+    if not callable(obj):
+        raise ValueError(
+            f"Could not interpret loss identifier. Received: identifier={identifier!r}"
+        )
+    return obj

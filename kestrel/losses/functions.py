@@ -1,0 +1,255 @@
+"""Per-sample loss functions: `(y_true, y_pred) -> loss` with the last axis reduced.
+
+Each matches Keras 3's maths, including its clipping of probabilities to
+`[epsilon, 1 - epsilon]` when `from_logits=False`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kestrel import config
+from kestrel.losses.loss import convert_pair, squeeze_or_expand_to_same_rank
+from kestrel.saving.object_registry import register_builtin
+
+
+def _pair(y_true, y_pred):
+    return squeeze_or_expand_to_same_rank(*convert_pair(y_true, y_pred))
+
+
+def _check_axis(axis):
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise ValueError(f"`axis` must be of type `int`. Received: axis={axis!r}")
+
+
+@register_builtin("losses", "mse", "MSE")
+def mean_squared_error(y_true, y_pred):
+    """Mean of `(y_true - y_pred) ** 2` over the last axis."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    return torch.square(y_true - y_pred).mean(-1)
+
+
+@register_builtin("losses", "mae", "MAE")
+def mean_absolute_error(y_true, y_pred):
+    """Mean of `|y_true - y_pred|` over the last axis."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    return torch.abs(y_true - y_pred).mean(-1)
+
+
+@register_builtin("losses", "mape", "MAPE")
+def mean_absolute_percentage_error(y_true, y_pred):
+    """`100 * mean(|(y_true - y_pred) / max(|y_true|, epsilon)|)` over the last axis."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    diff = torch.abs((y_true - y_pred) / torch.clamp(torch.abs(y_true), min=config.epsilon()))
+    return 100.0 * diff.mean(-1)
+
+
+@register_builtin("losses", "msle", "MSLE")
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """Mean of `(log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)) ** 2`."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    eps = config.epsilon()
+    first = torch.log(torch.clamp(y_pred, min=eps) + 1.0)
+    second = torch.log(torch.clamp(y_true, min=eps) + 1.0)
+    return torch.square(first - second).mean(-1)
+
+
+def l2_normalize(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """`x / ||x||`, with the squared norm clamped at `epsilon ** 2`."""
+    square_sum = torch.square(x).sum(axis, keepdim=True)
+    return x * torch.rsqrt(torch.clamp(square_sum, min=config.epsilon() ** 2))
+
+
+@register_builtin("losses")
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Negative cosine similarity along `axis` (-1 means equal directions)."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    return -(l2_normalize(y_true, axis) * l2_normalize(y_pred, axis)).sum(axis)
+
+
+@register_builtin("losses")
+def huber(y_true, y_pred, delta=1.0):
+    """Huber loss: quadratic for `|error| <= delta`, linear beyond, averaged over the last axis."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    error = y_pred - y_true
+    abs_error = torch.abs(error)
+    quadratic = 0.5 * torch.square(error)
+    linear = delta * abs_error - 0.5 * delta**2
+    return torch.where(abs_error <= delta, quadratic, linear).mean(-1)
+
+
+@register_builtin("losses", "logcosh")
+def log_cosh(y_true, y_pred):
+    """Mean of `log(cosh(y_pred - y_true))`, computed stably."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    x = y_pred - y_true
+    return (x + F.softplus(-2.0 * x) - math.log(2.0)).mean(-1)
+
+
+def _hinge_labels(y_true: torch.Tensor) -> torch.Tensor:
+    """Map {0, 1} labels to {-1, 1}; leave other labels as they are (no host sync)."""
+    is_binary = ((y_true == 0) | (y_true == 1)).all()
+    return torch.where(is_binary, 2.0 * y_true - 1.0, y_true)
+
+
+@register_builtin("losses")
+def hinge(y_true, y_pred):
+    """Mean of `max(1 - y_true * y_pred, 0)`; labels in {0, 1} become {-1, 1}."""
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    return torch.clamp(1.0 - _hinge_labels(y_true) * y_pred, min=0.0).mean(-1)
+
+
+@register_builtin("losses")
+def squared_hinge(y_true, y_pred):
+    """Mean of `max(1 - y_true * y_pred, 0) ** 2`; labels in {0, 1} become {-1, 1}."""
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    return torch.square(torch.clamp(1.0 - _hinge_labels(y_true) * y_pred, min=0.0)).mean(-1)
+
+
+@register_builtin("losses")
+def categorical_hinge(y_true, y_pred):
+    """`max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)` over the last axis."""
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    pos = (y_true * y_pred).sum(-1)
+    neg = ((1.0 - y_true) * y_pred).amax(-1)
+    return torch.clamp(neg - pos + 1.0, min=0.0)
+
+
+@register_builtin("losses", "kld", "KLD", "kullback_leibler_divergence")
+def kl_divergence(y_true, y_pred):
+    """`sum(y_true * log(y_true / y_pred))` with both clipped to `[epsilon, 1]`."""
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    y_true = torch.clamp(y_true, config.epsilon(), 1.0)
+    y_pred = torch.clamp(y_pred, config.epsilon(), 1.0)
+    return (y_true * torch.log(y_true / y_pred)).sum(-1)
+
+
+@register_builtin("losses")
+def poisson(y_true, y_pred):
+    """Mean of `y_pred - y_true * log(y_pred + epsilon)` over the last axis."""
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    return (y_pred - y_true * torch.log(y_pred + config.epsilon())).mean(-1)
+
+
+def _clipped_log_probs(y_pred: torch.Tensor, axis: int) -> torch.Tensor:
+    eps = config.epsilon()
+    probs = y_pred / y_pred.sum(axis, keepdim=True)
+    return torch.log(torch.clamp(probs, eps, 1.0 - eps))
+
+
+@register_builtin("losses")
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Cross-entropy between one-hot (or soft) labels and predicted class probabilities.
+
+    Args:
+        from_logits: Whether `y_pred` holds logits rather than probabilities.
+        label_smoothing: Mix `y_true` with the uniform distribution by this amount.
+        axis: The class axis.
+    """
+    _check_axis(axis)
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError("Arguments `y_true` and `y_pred` must have the same shape. "
+                         f"Received: y_true.shape={tuple(y_true.shape)}, "
+                         f"y_pred.shape={tuple(y_pred.shape)}")
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_pred.shape[axis]
+    if from_logits:
+        return -(y_true * F.log_softmax(y_pred, dim=axis)).sum(axis)
+    return -(y_true * _clipped_log_probs(y_pred, axis)).sum(axis)
+
+
+@register_builtin("losses")
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None,
+                                    axis=-1):
+    """Cross-entropy between integer labels and predicted class probabilities.
+
+    Labels may have shape `(batch,)` or `(batch, 1)` (and `(batch, time)` for sequences), as
+    integers or floats. With `ignore_class`, those entries get loss 0 and are masked out of the
+    reduction through the result's `_keras_mask`.
+
+    Args:
+        from_logits: Whether `y_pred` holds logits rather than probabilities.
+        ignore_class: A label value whose entries are ignored, or None.
+        axis: The class axis.
+    """
+    _check_axis(axis)
+    if not isinstance(y_pred, torch.Tensor) or not y_pred.is_floating_point():
+        y_pred = convert_pair(0.0, y_pred)[1]
+    y_true = torch.as_tensor(y_true, device=y_pred.device)
+    if y_true.dim() == y_pred.dim() and y_true.shape[axis] == 1:
+        y_true = y_true.squeeze(axis)
+    y_true = y_true.long()
+    expected = y_pred.shape[:axis % y_pred.dim()] + y_pred.shape[axis % y_pred.dim() + 1:]
+    if y_true.shape != expected:
+        raise ValueError("Arguments `y_true` and `y_pred` must have the same shape up until "
+                         f"the class axis. Received: y_true.shape={tuple(y_true.shape)}, "
+                         f"y_pred.shape={tuple(y_pred.shape)}")
+    logits = y_pred if y_pred.dim() > 1 else y_pred.unsqueeze(0)
+    target = y_true if y_pred.dim() > 1 else y_true.unsqueeze(0)
+    logits = logits.movedim(axis % y_pred.dim() if y_pred.dim() > 1 else -1, 1)
+    ignore = -100 if ignore_class is None else int(ignore_class)
+    if from_logits:
+        result = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore)
+    else:
+        result = F.nll_loss(_clipped_log_probs(logits, 1), target, reduction="none",
+                            ignore_index=ignore)
+    result = result.reshape(y_true.shape)
+    if ignore_class is not None:
+        result._keras_mask = y_true != ignore
+    return result
+
+
+def _smooth_binary(y_true, label_smoothing):
+    return y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing if label_smoothing else y_true
+
+
+def _binary_crossentropy(y_true, probs):
+    eps = config.epsilon()
+    probs = torch.clamp(probs, eps, 1.0 - eps)
+    return -(y_true * torch.log(probs) + (1.0 - y_true) * torch.log(1.0 - probs))
+
+
+@register_builtin("losses")
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Binary cross-entropy averaged over `axis`.
+
+    Args:
+        from_logits: Whether `y_pred` holds logits rather than probabilities.
+        label_smoothing: Squeeze labels towards 0.5 by this amount.
+        axis: The axis the mean is taken over.
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    y_true = _smooth_binary(y_true, label_smoothing)
+    if from_logits:
+        bce = F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
+    else:
+        bce = _binary_crossentropy(y_true, y_pred)
+    return bce.mean(axis)
+
+
+@register_builtin("losses")
+def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
+                              from_logits=False, label_smoothing=0.0, axis=-1):
+    """Binary cross-entropy scaled by the focal factor `(1 - p_t) ** gamma`, averaged over `axis`.
+
+    Args:
+        apply_class_balancing: Weight positives by `alpha` and negatives by `1 - alpha`.
+        alpha: The class balancing weight.
+        gamma: The focusing parameter.
+        from_logits: Whether `y_pred` holds logits rather than probabilities.
+        label_smoothing: Squeeze labels towards 0.5 by this amount.
+        axis: The axis the mean is taken over.
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    y_true = _smooth_binary(y_true, label_smoothing)
+    if from_logits:
+        y_pred = torch.sigmoid(y_pred)
+    bce = _binary_crossentropy(y_true, y_pred)
+    p_t = y_true * y_pred + (1.0 - y_true) * (1.0 - y_pred)
+    focal = torch.pow(1.0 - p_t, gamma) * bce
+    if apply_class_balancing:
+        focal = (y_true * alpha + (1.0 - y_true) * (1.0 - alpha)) * focal
+    return focal.mean(axis)

@@ -1,0 +1,143 @@
+"""The `Metric` base class: state in torch tensors that follow the device of the inputs."""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from kestrel import config
+from kestrel.losses.loss import as_tensor, to_snake_case
+
+
+def _input_device(args: tuple, kwargs: dict):
+    """The device of the first tensor among y_pred, y_true (or values), then keyword inputs."""
+    for x in (*args[1:2], *args[:1], kwargs.get("y_pred"), kwargs.get("y_true"),
+              kwargs.get("values")):
+        if isinstance(x, torch.Tensor):
+            return x.device
+    return None
+
+
+def _follow_input_device(update_state):
+    """Wrap `update_state`: move the state to the inputs' device, run without autograd."""
+
+    @functools.wraps(update_state)
+    def wrapper(self, *args, **kwargs):
+        device = _input_device(args, kwargs)
+        if device is not None and device != self._device:
+            self._move_to(device)
+        with torch.no_grad():
+            return update_state(self, *args, **kwargs)
+
+    wrapper._follows_device = True
+    return wrapper
+
+
+def initial_value(initializer, shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """A tensor filled by `initializer`: "zeros", "ones", a number, or a Keras-style callable."""
+    shape = tuple(shape)
+    if initializer in (None, "zeros", "Zeros"):
+        return torch.zeros(shape, dtype=dtype, device=device)
+    if initializer in ("ones", "Ones"):
+        return torch.ones(shape, dtype=dtype, device=device)
+    if isinstance(initializer, (int, float)):
+        return torch.full(shape, initializer, dtype=dtype, device=device)
+    if callable(initializer):
+        return as_tensor(initializer(shape, dtype=config.dtype_name(dtype)), dtype, device)
+    raise ValueError("Metric variables take initializer 'zeros', 'ones', a number or a callable. "
+                     f"Received: initializer={initializer!r}")
+
+
+class Metric:
+    """Base class of stateful metrics.
+
+    Subclasses create their state in `__init__` with `add_variable`, accumulate it in place in
+    `update_state` (e.g. `self.total.add_(x)`), and compute `result()` from it. The state lives
+    on the device of the latest inputs: `update_state` moves every tensor attribute there when
+    the device changes, and runs without autograd. Nothing here synchronizes with the host.
+
+    Args:
+        name: Name of the metric; defaults to the class name in snake case.
+        dtype: Dtype of the state and the result; defaults to `floatx()`.
+
+    Example:
+    >>> import torch, kestrel
+    >>> m = kestrel.metrics.Mean()
+    >>> m.update_state(torch.tensor([1.0, 2.0, 3.0]))
+    >>> float(m.result())
+    2.0
+    """
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or to_snake_case(type(self).__name__)
+        self._torch_dtype = config.to_torch_dtype(dtype)
+        self._device = config.device()
+        self._variables: list[torch.Tensor] = []
+        self._initializers: list = []
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        update_state = cls.__dict__.get("update_state")
+        if update_state is not None and not getattr(update_state, "_follows_device", False):
+            cls.update_state = _follow_input_device(update_state)
+
+    @property
+    def dtype(self) -> str:
+        return config.dtype_name(self._torch_dtype)
+
+    @property
+    def variables(self) -> list[torch.Tensor]:
+        """The state tensors, in creation order."""
+        return list(self._variables)
+
+    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """Create a state tensor on the metric's device and track it in `variables`.
+
+        Args:
+            shape: Shape of the tensor.
+            initializer: "zeros", "ones", a number, or a callable `(shape, dtype) -> array`.
+            dtype: Its dtype; defaults to the metric's dtype.
+            aggregation: How replicas combine it; Kestrel's metric state always sums.
+            name: Accepted for Keras compatibility.
+        """
+        dtype = self._torch_dtype if dtype is None else config.to_torch_dtype(dtype)
+        value = initial_value(initializer, shape, dtype, self._device)
+        self._variables.append(value)
+        self._initializers.append(initializer)
+        return value
+
+    add_weight = add_variable
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement update_state().")
+
+    def result(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement result().")
+
+    def reset_state(self) -> None:
+        """Refill every state tensor with its initial value, in place."""
+        with torch.no_grad():
+            for value, initializer in zip(self._variables, self._initializers):
+                value.copy_(initial_value(initializer, value.shape, value.dtype, value.device))
+
+    def __call__(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    def _move_to(self, device: torch.device) -> None:
+        """Move the state and every other tensor attribute to `device`, keeping their identity."""
+        tensors = {id(t): t for t in (*self._variables, *vars(self).values())
+                   if isinstance(t, torch.Tensor)}
+        for tensor in tensors.values():
+            tensor.data = tensor.data.to(device)
+        self._device = device
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"

@@ -1,0 +1,136 @@
+"""Reduction metrics: `Sum`, `Mean` and `MeanMetricWrapper` (the mean of a function's values)."""
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from kestrel.losses.loss import (
+    apply_mask,
+    as_tensor,
+    divide_no_nan,
+    get_keras_mask,
+    squeeze_or_expand_to_same_rank,
+)
+from kestrel.losses.losses import serialize_function
+from kestrel.metrics.metric import Metric
+from kestrel.saving import object_registry
+from kestrel.saving.object_registry import register_builtin
+from kestrel.saving.serialization import raise_unknown
+
+
+def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype, device):
+    """Weight `values` and reduce them (and the weights) to one value per sample, as Keras does."""
+    mask = get_keras_mask(values)
+    values = as_tensor(values, dtype, device)
+    if sample_weight is not None:
+        sample_weight = as_tensor(sample_weight, dtype, values.device)
+        if mask is not None:
+            sample_weight = apply_mask(sample_weight, mask.to(values.device), dtype, "sum")
+        values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
+        weight_ndim = sample_weight.dim()
+        if values.dim() > weight_ndim:
+            values = reduce_fn(values, dim=tuple(range(weight_ndim, values.dim())))
+        sample_weight = torch.broadcast_to(sample_weight, values.shape)
+        values = values * sample_weight
+        if weight_ndim > 1:
+            sample_weight = reduce_fn(sample_weight, dim=tuple(range(1, weight_ndim)))
+    if values.dim() > 1:
+        values = reduce_fn(values, dim=tuple(range(1, values.dim())))
+    return values, sample_weight
+
+
+@register_builtin("metrics", "sum")
+class Sum(Metric):
+    """The (weighted) sum of the given values.
+
+    Args:
+        name: Name of the metric (default "sum").
+        dtype: Dtype of the state and result.
+    """
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable((), "zeros", name="total")
+
+    def update_state(self, values, sample_weight=None):
+        values, _ = reduce_to_samplewise_values(values, sample_weight, torch.sum,
+                                                self._torch_dtype, self._device)
+        self.total.add_(values.sum())
+
+    def result(self):
+        return self.total.clone()
+
+
+@register_builtin("metrics", "mean")
+class Mean(Metric):
+    """The (weighted) mean of the given values: `sum(values * w) / sum(w)`.
+
+    Args:
+        name: Name of the metric (default "mean").
+        dtype: Dtype of the state and result.
+    """
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable((), "zeros", name="total")
+        self.count = self.add_variable((), "zeros", name="count")
+
+    def update_state(self, values, sample_weight=None):
+        values, sample_weight = reduce_to_samplewise_values(values, sample_weight, torch.mean,
+                                                            self._torch_dtype, self._device)
+        self.total.add_(values.sum())
+        if sample_weight is not None:
+            self.count.add_(sample_weight.sum())
+        else:
+            self.count.add_(values.shape[0] if values.dim() else 1)
+
+    def result(self):
+        return divide_no_nan(self.total, self.count)
+
+
+def get_metric_function(identifier, custom_objects=None):
+    """The function a `MeanMetricWrapper` config names: a metric function or a loss function."""
+    if callable(identifier):
+        return identifier
+    name = identifier.get("config") if isinstance(identifier, dict) else identifier
+    for category in ("metric_functions", "losses"):
+        found = object_registry.lookup(name, category, custom_objects)
+        if inspect.isfunction(found):
+            return found
+    raise_unknown(str(name), "metrics")
+
+
+@register_builtin("metrics")
+class MeanMetricWrapper(Mean):
+    """The mean of `fn(y_true, y_pred, **kwargs)` over all samples seen.
+
+    Args:
+        fn: A per-sample function, e.g. `kestrel.losses.mean_squared_error`.
+        name: Name of the metric.
+        dtype: Dtype of the state and result.
+        **kwargs: Keyword arguments passed to `fn`.
+    """
+
+    def __init__(self, fn, name=None, dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype)
+        self._fn = fn
+        self._fn_kwargs = kwargs
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        mask = get_keras_mask(y_pred)
+        values = self._fn(y_true, y_pred, **self._fn_kwargs)
+        if mask is not None:
+            sample_weight = apply_mask(sample_weight, mask, self._torch_dtype, "sum")
+        super().update_state(values, sample_weight=sample_weight)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "fn": serialize_function(self._fn, "keras.metrics"),
+                **self._fn_kwargs}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        if "fn" in config:
+            config["fn"] = get_metric_function(config["fn"])
+        return cls(**config)

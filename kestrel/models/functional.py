@@ -1,0 +1,205 @@
+"""Functional models: a graph of layer calls between symbolic inputs and outputs."""
+from __future__ import annotations
+
+import torch
+
+from kestrel.layers.core.input_layer import InputLayer
+from kestrel.layers.layer import Layer
+from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
+from kestrel.models.model import Model
+from kestrel.saving import object_registry
+
+
+class Functional(Model):
+    """A model defined by `Model(inputs, outputs)`; runs its nodes in topological order.
+
+    Args:
+        inputs: a KerasTensor from `Input()`, or a list / dict of them.
+        outputs: KerasTensor(s) computed from `inputs`, as a tensor, list or dict.
+        name: model name.
+    """
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        super().__init__(name=name or _default_name(), trainable=trainable, **kwargs)
+        self._init_graph(inputs, outputs)
+
+    def _init_graph(self, inputs, outputs) -> None:
+        for t in flatten(inputs) + flatten(outputs):
+            if not isinstance(t, KerasTensor):
+                raise ValueError(
+                    f"Model '{self.name}': inputs and outputs must be symbolic tensors from "
+                    f"Input() and layer calls. Received: {t!r}")
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self.inputs = flatten(inputs)
+        self.outputs = flatten(outputs)
+        self._nodes = _collect_nodes(self.inputs, self.outputs, self.name)
+        layers = []
+        for node in self._nodes:
+            if not any(node.layer is l for l in layers):
+                layers.append(node.layer)
+        names = [layer.name for layer in layers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(
+                    f"The name '{name}' is used {names.count(name)} times in the model "
+                    f"'{self.name}'. All layer names should be unique.")
+        for layer in layers:
+            self._modules[layer.name] = layer
+        self._layers = layers
+        self._compile_plan()
+        self.built = True
+        self._build_input_shape = map_structure(lambda t: t.shape, inputs)
+
+    def _compile_plan(self) -> None:
+        """Assign each symbolic tensor a slot and record, per node, how to call its layer."""
+        slots: dict[int, int] = {}
+        def slot(t: KerasTensor) -> int:
+            return slots.setdefault(id(t), len(slots))
+        self._input_slots = [slot(t) for t in self.inputs]
+        plan = []
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            simple = (len(node.call_args) == 1 and not node.call_kwargs
+                      and isinstance(node.call_args[0], KerasTensor))
+            if simple:
+                arg_spec = slot(node.call_args[0])
+            else:
+                arg_spec = map_structure(
+                    lambda v: _Slot(slot(v)) if isinstance(v, KerasTensor) else v,
+                    (node.call_args, node.call_kwargs))
+            out_slots = [slot(t) for t in node.output_tensors]
+            plan.append((node.layer, simple, arg_spec, out_slots))
+        self._plan = plan
+        self._output_slots = [slot(t) for t in self.outputs]
+        self._n_slots = len(slots)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t._keras_history[0].name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t._keras_history[0].name for t in self.outputs]
+
+    def call(self, inputs, training=None, mask=None):
+        values: list = [None] * self._n_slots
+        for index, tensor in zip(self._input_slots, self._flatten_inputs(inputs)):
+            values[index] = tensor
+        for layer, simple, arg_spec, out_slots in self._plan:
+            if simple:
+                outputs = layer(values[arg_spec])
+            else:
+                args, kwargs = map_structure(
+                    lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
+                outputs = layer(*args, **kwargs)
+            if len(out_slots) == 1:
+                values[out_slots[0]] = outputs if isinstance(outputs, torch.Tensor) \
+                    else flatten(outputs)[0]
+            else:
+                for index, value in zip(out_slots, flatten(outputs)):
+                    values[index] = value
+        results = iter([values[i] for i in self._output_slots])
+        return map_structure(lambda _: next(results), self._outputs_struct)
+
+    def _flatten_inputs(self, inputs) -> list:
+        """Accept a tensor, a list in input order, or a dict keyed by input name."""
+        if isinstance(inputs, dict):
+            if isinstance(self._inputs_struct, dict):
+                order = list(self._inputs_struct)
+            else:
+                order = self.input_names
+            unknown = set(inputs) - set(order)
+            if unknown:
+                raise ValueError(
+                    f"Model '{self.name}' got input keys {sorted(unknown)} that name no input. "
+                    f"Expected keys: {order}")
+            missing = [k for k in order if k not in inputs]
+            if missing:
+                raise ValueError(
+                    f"Model '{self.name}' is missing inputs {missing}. Expected keys: {order}")
+            return [inputs[k] for k in order]
+        flat = flatten(inputs)
+        if len(flat) != len(self.inputs):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(self.inputs)} input(s), but it received "
+                f"{len(flat)} input tensors.")
+        return flat
+
+    def compute_output_spec(self, *args, **kwargs):
+        return self._infer_output_spec(args, kwargs)
+
+    def get_config(self) -> dict:
+        from kestrel.models.functional_config import functional_config
+
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from kestrel.models.functional_config import functional_from_config
+
+        return functional_from_config(cls, config, custom_objects)
+
+
+class _Slot:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def _default_name() -> str:
+    from kestrel.layers import naming
+
+    return naming.unique_name("functional")
+
+
+def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: str) -> list[Node]:
+    """Nodes between `inputs` and `outputs`, topologically sorted; checks connectivity."""
+    input_ids = {id(t) for t in inputs}
+    order: list[Node] = []
+    state: dict[int, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(tensor: KerasTensor, path: list[str]):
+        if tensor._keras_history is None:
+            raise ValueError(f"Model '{name}': tensor {tensor} was not produced by a layer.")
+        node = tensor.node
+        key = id(node)
+        if state.get(key) == 2:
+            return
+        if id(tensor) in input_ids:
+            state[key] = 2
+            order.append(node)
+            return
+        if node.is_input:
+            raise ValueError(
+                f"Graph disconnected: cannot obtain value for tensor {tensor} at layer "
+                f"'{node.layer.name}'. Model '{name}': the outputs are not reachable from the "
+                f"given inputs; this input is missing from `inputs`. The following previous "
+                f"layers were accessed without issue: {path}")
+        state[key] = 1
+        for parent in node.input_tensors:
+            visit(parent, path + [node.layer.name])
+        state[key] = 2
+        order.append(node)
+
+    for out in outputs:
+        visit(out, [])
+    for tensor in inputs:
+        if state.get(id(tensor.node)) != 2:
+            order.insert(0, tensor.node)
+            state[id(tensor.node)] = 2
+    # Keras orders nodes by depth (distance from the outputs), deepest first.
+    depth = {id(n): 0 for n in order}
+    for node in reversed(order):
+        for parent in node.parent_nodes:
+            if id(parent) in depth:
+                depth[id(parent)] = max(depth[id(parent)], depth[id(node)] + 1)
+    return sorted(order, key=lambda n: -depth[id(n)])
+
+object_registry.register_builtin("layers", "Model")(Functional)

@@ -1,0 +1,186 @@
+"""Model: a Layer with training, inspection and saving; also the subclassing API."""
+from __future__ import annotations
+
+import inspect
+import json
+
+from kestrel.layers.layer import Layer
+from kestrel.layers.node import KerasTensor
+from kestrel.trainers.trainer import Trainer
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _is_plain(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return isinstance(value, _PLAIN)
+
+
+class Model(Trainer, Layer):
+    """Groups layers into an object with training and inference features.
+
+    Build it the functional way, `Model(inputs=a, outputs=b)`, or subclass it and define
+    `__init__` (create layers) and `call(inputs, training=None)` (the forward pass).
+
+    Example:
+        >>> a = Input(shape=(32,))
+        >>> model = Model(inputs=a, outputs=Dense(4)(a))
+        >>> model.output_shape
+        (None, 4)
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (len(args) >= 2 or "outputs" in kwargs or
+                             (args and "outputs" in kwargs)):
+            from kestrel.models.functional import Functional
+
+            return Functional.__new__(Functional)
+        instance = super().__new__(cls)
+        instance.__dict__["_init_args"] = (args, kwargs)
+        return instance
+
+    def __init__(self, *args, **kwargs):
+        if type(self) is Model:
+            raise TypeError("Model() needs `inputs` and `outputs`, or subclass Model and "
+                            "define call().")
+        trainable = kwargs.pop("trainable", True)
+        name = kwargs.pop("name", None)
+        dtype = kwargs.pop("dtype", None)
+        Layer.__init__(self, name=name, trainable=trainable, dtype=dtype, **kwargs)
+        Trainer.__init__(self)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def layers(self) -> list[Layer]:
+        """The model's direct sublayers, in the order they were assigned."""
+        return self._sublayers()
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """Retrieve a layer by its unique name or by its index in `model.layers`."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. "
+                             f"Received: index={index}, name={name}.")
+        if index is not None:
+            if len(self.layers) <= index:
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model '{self.name}' "
+                    f"only has {len(self.layers)} layers.")
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(
+                f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    @property
+    def input(self):
+        inputs = getattr(self, "_inputs_struct", None) or getattr(self, "inputs", None)
+        if not inputs:
+            return super().input
+        return inputs[0] if isinstance(inputs, list) and len(inputs) == 1 else inputs
+
+    @property
+    def output(self):
+        outputs = getattr(self, "_outputs_struct", None) or getattr(self, "outputs", None)
+        if not outputs:
+            return super().output
+        return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
+
+    def build(self, input_shape) -> None:
+        """Build a subclassed model by running `call` once on meta tensors of `input_shape`."""
+        if not self.built and type(self).call is not Model.call:
+            self._build_input_shape = input_shape
+            self.built = True
+            self._run_on_placeholders((_symbolic(input_shape),), {}, 2)
+        self.built = True
+
+    def call(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"Model {type(self).__name__} must implement call(inputs, training=None).")
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print a table of the layers, their output shapes and parameter counts."""
+        from kestrel.models.summary import print_summary
+
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable,
+                      layer_range=layer_range)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """For subclassed models: the constructor's arguments, when they are plain data."""
+        args, kwargs = self.__dict__.get("_init_args", ((), {}))
+        try:
+            bound = inspect.signature(type(self).__init__).bind(None, *args, **kwargs)
+        except TypeError:
+            bound = None
+        values = dict(bound.arguments) if bound else {}
+        values.pop("self", None)
+        for key, param in (inspect.signature(type(self).__init__).parameters.items()
+                           if bound else []):
+            if param.kind is param.VAR_KEYWORD and key in values:
+                values.update(values.pop(key))
+        if bound is None or not _is_plain(values):
+            raise NotImplementedError(
+                f"Model {type(self).__name__} cannot be serialized automatically: its "
+                "constructor arguments are not plain data (str, int, float, bool, None, lists, "
+                "dicts). Define get_config() (and from_config() if needed) on the class.")
+        return {**{"name": self.name, "trainable": self.trainable}, **values}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if cls is Model or config.get("layers") is not None and "input_layers" in config:
+            from kestrel.models.functional import Functional
+
+            return Functional.from_config(config, custom_objects=custom_objects)
+        params = inspect.signature(cls.__init__).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        kwargs = {k: v for k, v in config.items() if takes_kwargs or k in params}
+        return cls(**kwargs)
+
+    def to_json(self, **kwargs) -> str:
+        """The model's config as a JSON string (Keras 3's `serialize_keras_object` form)."""
+        from kestrel.saving.model_config import model_to_dict
+
+        return json.dumps(model_to_dict(self), **kwargs)
+
+    def to_yaml(self, **kwargs) -> str:
+        """The model's config as YAML (plain data only; read back with `model_from_yaml`)."""
+        import yaml
+
+        from kestrel.saving.model_config import model_to_dict
+
+        return yaml.safe_dump(json.loads(json.dumps(model_to_dict(self))), **kwargs)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        """Save the whole model: `.keras` (Keras 3 zip) or `.h5` (legacy HDF5)."""
+        from kestrel.saving.api import save_model
+
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` (Keras 2 layout)."""
+        from kestrel.saving.api import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
+        """Load weights saved by Kestrel, Keras 2 or Keras 3."""
+        from kestrel.saving.api import load_weights
+
+        load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+
+def _symbolic(shape):
+    if isinstance(shape, dict):
+        return {k: _symbolic(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [_symbolic(s) for s in shape]
+    return KerasTensor(tuple(shape))

@@ -1,0 +1,155 @@
+"""Sequential: a plain stack of layers, each with one input and one output."""
+from __future__ import annotations
+
+from kestrel.layers.core.input_layer import InputLayer
+from kestrel.layers.layer import Layer
+from kestrel.layers.node import KerasTensor
+from kestrel.models.model import Model
+from kestrel.saving import object_registry
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    The model is built as soon as its input shape is known: from an `Input`/`InputLayer` first
+    layer, from `input_shape=` on the first layer, or on the first call with real data.
+
+    Example:
+        >>> model = Sequential([Input(shape=(16,)), Dense(8, activation="relu"), Dense(1)])
+        >>> model.output_shape
+        (None, 1)
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        super().__init__(trainable=trainable, name=name)
+        self._stack: list[Layer] = []
+        self._input_layer: InputLayer | None = None
+        for layer in layers or []:
+            self.add(layer, rebuild=False)
+        self._maybe_rebuild()
+
+    def add(self, layer, rebuild: bool = True) -> None:
+        """Append a layer (or an `Input()` tensor) to the stack."""
+        if isinstance(layer, KerasTensor) and isinstance(layer._keras_history[0], InputLayer):
+            layer = layer._keras_history[0]
+        if isinstance(layer, InputLayer):
+            if self._stack or self._input_layer is not None:
+                raise ValueError(
+                    f"Sequential model '{self.name}': an InputLayer must be the first layer.")
+            self._input_layer = layer
+        elif isinstance(layer, Layer):
+            if any(existing.name == layer.name for existing in self._stack):
+                raise ValueError(
+                    f"All layers added to a Sequential model should have unique names. Name "
+                    f"'{layer.name}' is already the name of a layer in model '{self.name}'.")
+            self._stack.append(layer)
+            self._modules[layer.name] = layer
+        else:
+            raise ValueError(
+                f"Only instances of kestrel Layer can be added to a Sequential model. "
+                f"Received: {layer!r} (of type {type(layer).__name__})")
+        if rebuild:
+            self._maybe_rebuild()
+
+    def pop(self, rebuild: bool = True) -> Layer:
+        """Remove and return the last layer."""
+        if not self._stack:
+            raise TypeError(f"There are no layers in model '{self.name}'.")
+        layer = self._stack.pop()
+        del self._modules[layer.name]
+        self.built = False
+        if rebuild:
+            self._maybe_rebuild()
+        return layer
+
+    def _maybe_rebuild(self) -> None:
+        if self._input_layer is None and self._stack \
+                and self._stack[0]._batch_input_shape is not None:
+            first = self._stack[0]
+            self._input_layer = InputLayer(batch_shape=first._batch_input_shape,
+                                           dtype=first._dtype_policy)
+        if self._input_layer is not None and self._stack:
+            self._build_graph(self._input_layer.output_tensor)
+
+    def _build_graph(self, x: KerasTensor) -> None:
+        self.inputs = [x]
+        for layer in self._stack:
+            x = layer(x)
+        self.outputs = [x]
+        self.built = True
+        self._build_input_shape = self.inputs[0].shape
+
+    def build(self, input_shape=None) -> None:
+        if input_shape is None:
+            if self._input_layer is None:
+                raise ValueError(f"Sequential model '{self.name}' needs an input shape to build.")
+            input_shape = self._input_layer.batch_shape
+        if self._input_layer is None:
+            self._input_layer = InputLayer(batch_shape=tuple(input_shape))
+        self._build_graph(self._input_layer.output_tensor)
+
+    def _build_on_call(self, first) -> None:
+        shape = (None,) + tuple(first.shape[1:])
+        dtype = str(first.dtype).replace("torch.", "")
+        self._input_layer = InputLayer(batch_shape=shape, dtype=dtype)
+        self._build_graph(self._input_layer.output_tensor)
+        device = first.device
+        if device.type != "meta" and any(t.device != device for t in self.parameters()):
+            self.to(device)
+
+    def call(self, inputs, training=None, mask=None):
+        x = inputs
+        for layer in self._stack:
+            x = layer(x)
+        return x
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._stack)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [self._input_layer.name] if self._input_layer is not None else []
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self._stack[-1].name] if self._stack else []
+
+    def compute_output_spec(self, *args, **kwargs):
+        return self._infer_output_spec(args, kwargs)
+
+    def get_config(self) -> dict:
+        from kestrel.saving.serialization import serialize_keras_object
+
+        layers = []
+        if self._input_layer is not None:
+            layers.append(serialize_keras_object(self._input_layer, "layers"))
+        for layer in self._stack:
+            entry = serialize_keras_object(layer, "layers")
+            build = layer.get_build_config()
+            if build is not None:
+                entry["build_config"] = build
+            layers.append(entry)
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                          "config": {"name": self.dtype_policy}, "registered_name": None},
+                "layers": layers}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from kestrel.saving.model_config import deserialize_layer
+
+        if isinstance(config, list):  # very old Keras: the config is the layer list itself
+            config = {"layers": config}
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for entry in config["layers"]:
+            layer = deserialize_layer(entry, custom_objects)
+            if not isinstance(layer, InputLayer) and model._input_layer is None \
+                    and layer._batch_input_shape is None:
+                layer.build_from_config(entry.get("build_config"))
+            model.add(layer, rebuild=False)
+        model._maybe_rebuild()
+        return model
+
+
+object_registry.register_builtin("layers")(Sequential)

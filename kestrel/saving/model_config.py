@@ -1,0 +1,73 @@
+"""Whole-model configs: to/from dicts, JSON and YAML (safe loading only)."""
+from __future__ import annotations
+
+import json
+
+from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+
+_MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional"}
+
+
+def model_to_dict(model) -> dict:
+    """The `serialize_keras_object` form of a model, as Keras 3 writes it."""
+    entry = serialize_keras_object(model, "layers")
+    class_name = type(model).__name__
+    if class_name in _MODEL_MODULES:
+        entry["module"] = _MODEL_MODULES[class_name]
+        if class_name == "Functional":
+            entry["registered_name"] = "Functional"
+    build = model.get_build_config()
+    entry["build_config"] = build if class_name != "Functional" else {"input_shape": None}
+    return entry
+
+
+def deserialize_layer(entry, custom_objects=None):
+    """A layer (or model) from its serialized dict; Keras 2 and Keras 3 forms accepted."""
+    if not isinstance(entry, dict) or "class_name" not in entry:
+        raise ValueError(f"Not a layer config: expected a dict with 'class_name'. "
+                         f"Received: {entry!r}")
+    class_name = entry["class_name"]
+    if class_name == "Model":
+        entry = {**entry, "class_name": "Functional"}
+    layer = deserialize_keras_object(entry, "layers", custom_objects,
+                                     **({"custom_objects": custom_objects}
+                                        if _is_model_entry(entry, custom_objects) else {}))
+    if entry.get("build_config") and not getattr(layer, "built", True):
+        layer.build_from_config(entry["build_config"])
+    return layer
+
+
+def _is_model_entry(entry, custom_objects) -> bool:
+    from kestrel.models.model import Model
+    from kestrel.saving import object_registry
+
+    cls = object_registry.lookup(entry.get("registered_name") or entry["class_name"],
+                                 "layers", custom_objects)
+    return isinstance(cls, type) and issubclass(cls, Model)
+
+
+def model_from_config(config: dict, custom_objects=None):
+    """Instantiate a model from a config dict (Keras 2 or Keras 3)."""
+    return deserialize_layer(config, custom_objects)
+
+
+def model_from_json(json_string: str, custom_objects=None):
+    """Parse a JSON model config (from `to_json()`, Keras 2 or Keras 3) into a model."""
+    try:
+        config = json.loads(json_string)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"model_from_json: the string is not valid JSON ({error}).") from None
+    return model_from_config(config, custom_objects)
+
+
+def model_from_yaml(yaml_string: str, custom_objects=None):
+    """Parse a YAML model config with `yaml.safe_load` (no Python object tags) into a model."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(yaml_string)
+    except yaml.YAMLError as error:
+        raise ValueError(
+            f"model_from_yaml refused the document: only plain YAML data is accepted "
+            f"(safe_load); Python object tags are not allowed. ({error})") from None
+    return model_from_config(config, custom_objects)

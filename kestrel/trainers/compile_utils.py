@@ -1,0 +1,159 @@
+"""The loss and metrics given to `compile`, matched to a model's outputs."""
+from __future__ import annotations
+
+import torch
+
+from kestrel import losses as losses_module
+from kestrel import metrics as metrics_module
+from kestrel.layers.node import flatten
+
+_ACCURACY = ("accuracy", "acc")
+_CROSSENTROPY = ("crossentropy", "ce")
+
+
+def per_output(spec, output_names: list[str], what: str) -> list:
+    """Spread a compile argument (single, list or dict by output name) over the outputs."""
+    n = len(output_names)
+    if isinstance(spec, dict):
+        unknown = set(spec) - set(output_names)
+        if unknown:
+            raise ValueError(
+                f"compile() got {what} for keys {sorted(unknown)} that name no output. "
+                f"The model's outputs are: {output_names}")
+        return [spec.get(name) for name in output_names]
+    if isinstance(spec, (list, tuple)) and what != "metrics" or (
+            what == "metrics" and isinstance(spec, (list, tuple)) and n > 1 and spec
+            and all(isinstance(s, (list, tuple)) or s is None for s in spec)):
+        if len(spec) != n:
+            raise ValueError(
+                f"compile() got {len(spec)} {what} for a model with {n} outputs "
+                f"{output_names}. Pass one per output, or a dict keyed by output name.")
+        return list(spec)
+    return [spec] * n
+
+
+def _loss_object(identifier):
+    if identifier is None:
+        return None
+    loss = losses_module.get(identifier)
+    if isinstance(loss, losses_module.Loss):
+        return loss
+    return losses_module.LossFunctionWrapper(loss, name=getattr(loss, "__name__", "loss"))
+
+
+class CompileLoss:
+    """Weighted sum of per-output losses; also keeps one Mean tracker per output."""
+
+    def __init__(self, loss, loss_weights, output_names: list[str]):
+        self.output_names = output_names
+        self.losses = [_loss_object(l) for l in per_output(loss, output_names, "losses")]
+        weights = per_output(loss_weights, output_names, "loss_weights") \
+            if loss_weights is not None else [None] * len(output_names)
+        self.weights = [1.0 if w is None else float(w) for w in weights]
+        self.multi = len(output_names) > 1
+        self.trackers = [metrics_module.Mean(name=f"{name}_loss") for name in output_names] \
+            if self.multi else []
+
+    def __call__(self, y_true: list, y_pred: list, sample_weight: list):
+        total = None
+        for index, loss in enumerate(self.losses):
+            if loss is None or y_true[index] is None:
+                continue
+            value = loss(y_true[index], y_pred[index], sample_weight[index])
+            if self.multi:
+                self.trackers[index].update_state(value.detach())
+            weighted = value * self.weights[index] if self.weights[index] != 1.0 else value
+            total = weighted if total is None else total + weighted
+        return total
+
+    def get_config(self) -> dict:
+        return {"losses": [losses_module.serialize(l) if l is not None else None
+                           for l in self.losses], "weights": self.weights}
+
+
+class CompileMetrics:
+    """Metrics per output; strings like 'accuracy' are resolved from the loss and shapes."""
+
+    def __init__(self, metrics, weighted_metrics, output_names: list[str], losses: list):
+        self.output_names = output_names
+        self.multi = len(output_names) > 1
+        self._specs = [(spec, False) for spec in [per_output(metrics, output_names, "metrics")]] + \
+                      [(spec, True) for spec in [per_output(weighted_metrics, output_names, "metrics")]]
+        self._losses = losses
+        self.built = False
+        self.entries: list[tuple[int, object, bool]] = []  # (output index, metric, weighted)
+
+    def build(self, y_true: list, y_pred: list) -> None:
+        for per_out, weighted in self._specs:
+            for index, spec in enumerate(per_out):
+                for identifier in (spec if isinstance(spec, (list, tuple)) else [spec]):
+                    if identifier is None:
+                        continue
+                    metric = self._resolve(identifier, index, y_true[index], y_pred[index])
+                    if self.multi:
+                        metric.name = f"{self.output_names[index]}_{metric.name}"
+                    if weighted and any(m.name == metric.name for _, m, _ in self.entries):
+                        metric.name = f"weighted_{metric.name}"
+                    self.entries.append((index, metric, weighted))
+        self.built = True
+
+    def _resolve(self, identifier, index, y_true, y_pred):
+        if isinstance(identifier, str) and identifier in _ACCURACY + _CROSSENTROPY:
+            loss = self._losses[index]
+            loss_name = getattr(getattr(loss, "fn", None), "__name__", "") or type(loss).__name__
+            out_dim = y_pred.shape[-1] if y_pred.dim() else 1
+            true_last = y_true.shape[-1] if y_true is not None and y_true.dim() else 1
+            sparse = y_true is not None and (y_true.dim() < y_pred.dim() or (
+                true_last == 1 and out_dim > 1))
+            binary = "binary" in loss_name.lower() or out_dim == 1
+            kind = "binary" if binary else "sparse_categorical" if sparse else "categorical"
+            if identifier in _ACCURACY:
+                metric = metrics_module.get(f"{kind}_accuracy")
+                metric = metric if isinstance(metric, metrics_module.Metric) else \
+                    metrics_module.MeanMetricWrapper(metric, name=identifier)
+                metric.name = identifier
+                return metric
+            metric = metrics_module.get(f"{kind}_crossentropy")
+        else:
+            metric = metrics_module.get(identifier)
+        if isinstance(metric, type):
+            metric = metric()
+        if not isinstance(metric, metrics_module.Metric):
+            name = identifier if isinstance(identifier, str) else metric.__name__
+            metric = metrics_module.MeanMetricWrapper(metric, name=name)
+        return metric
+
+    def update(self, y_true: list, y_pred: list, sample_weight: list) -> None:
+        if not self.built:
+            self.build(y_true, y_pred)
+        for index, metric, weighted in self.entries:
+            if y_true[index] is None:
+                continue
+            metric.update_state(y_true[index], y_pred[index],
+                                sample_weight[index] if weighted else None)
+
+    @property
+    def metrics(self) -> list:
+        return [metric for _, metric, _ in self.entries]
+
+
+def output_list(values, output_names: list[str], what: str) -> list:
+    """Targets / sample weights as a list aligned with the outputs."""
+    n = len(output_names)
+    if values is None:
+        return [None] * n
+    if isinstance(values, dict):
+        unknown = set(values) - set(output_names)
+        if unknown:
+            raise ValueError(
+                f"{what} has keys {sorted(unknown)} that name no output of the model. "
+                f"Expected keys: {output_names}")
+        return [values.get(name) for name in output_names]
+    if isinstance(values, (list, tuple)) and n > 1:
+        if len(values) != n:
+            raise ValueError(f"{what}: expected {n} arrays (one per output {output_names}), "
+                             f"got {len(values)}.")
+        return list(values)
+    if isinstance(values, torch.Tensor) or n == 1:
+        return [values if not isinstance(values, (list, tuple)) else values[0]]
+    return flatten(values)

@@ -1,0 +1,197 @@
+"""Turn what users pass to fit/evaluate/predict into batches of tensors on the model's device.
+
+Arrays, tensors, DataFrames and lists/dicts of them are converted to tensors once and sliced per
+batch (one shuffle gather per epoch). Datasets, DataLoaders, PyDatasets and generators are
+iterated, each batch converted as it comes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from kestrel import config
+from kestrel.layers.node import flatten, map_structure
+
+
+def to_tensor(value, device=None):
+    """NumPy/pandas/Python data to a tensor; float64 becomes the default float type."""
+    if value is None:
+        return None
+    if hasattr(value, "to_numpy") and not isinstance(value, torch.Tensor):  # pandas
+        value = value.to_numpy()
+    if not isinstance(value, torch.Tensor):
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(config.floatx())
+        elif array.dtype == object:
+            raise ValueError(f"Cannot convert data of dtype object to a tensor. Received: {value!r:.80}")
+        value = torch.from_numpy(np.ascontiguousarray(array))
+    elif value.dtype == torch.float64 and config.floatx() != "float64":
+        value = value.to(config.to_torch_dtype(config.floatx()))
+    if device is not None and value.device != device:
+        value = value.to(device, non_blocking=True)
+    return value
+
+
+def structure_to_tensors(data, device=None):
+    if data is None:
+        return None
+    if hasattr(data, "to_numpy") and not hasattr(data, "columns") or isinstance(
+            data, (np.ndarray, torch.Tensor)):
+        return to_tensor(data, device)
+    if isinstance(data, (list, tuple)) and data and not isinstance(
+            data[0], (list, tuple, dict, np.ndarray, torch.Tensor)) and not hasattr(data[0], "to_numpy"):
+        return to_tensor(data, device)
+    return map_structure(lambda v: to_tensor(v, device),
+                         data.to_numpy() if hasattr(data, "columns") else data)
+
+
+def unpack(data):
+    """A batch as `(x, y, sample_weight)` from `x`, `(x,)`, `(x, y)` or `(x, y, sw)`."""
+    if isinstance(data, tuple):
+        if len(data) == 1:
+            return data[0], None, None
+        if len(data) == 2:
+            return data[0], data[1], None
+        if len(data) == 3:
+            return data
+    if isinstance(data, list) and len(data) in (2, 3) and not isinstance(data[0], (int, float)):
+        return unpack(tuple(data))
+    return data, None, None
+
+
+def num_samples(data) -> int:
+    sizes = {int(t.shape[0]) for t in flatten(data) if t is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"Data cardinality is ambiguous: the arrays have different numbers of "
+                         f"samples {sorted(sizes)}. Make sure all arrays contain the same number "
+                         "of samples.")
+    return sizes.pop()
+
+
+def is_array_like(x) -> bool:
+    leaves = flatten(x)
+    return bool(leaves) and all(
+        isinstance(v, (np.ndarray, torch.Tensor, list)) or hasattr(v, "to_numpy") for v in leaves)
+
+
+class ArrayAdapter:
+    """In-memory data: tensors on the device, sliced into batches."""
+
+    def __init__(self, x, y=None, sample_weight=None, batch_size=32, steps=None, shuffle=False,
+                 device=None):
+        self.x = structure_to_tensors(x, device)
+        self.y = structure_to_tensors(y, device)
+        self.sample_weight = structure_to_tensors(sample_weight, device)
+        n_x = num_samples(self.x)
+        for name, part in (("y", self.y), ("sample_weight", self.sample_weight)):
+            if part is not None and num_samples(part) != n_x:
+                raise ValueError(
+                    f"Data cardinality is ambiguous: x sizes: {n_x}, {name} sizes: "
+                    f"{num_samples(part)}. Make sure all arrays contain the same number of samples.")
+        self.n = n_x
+        self.batch_size = batch_size or 32
+        self.shuffle = shuffle
+        self.steps = steps
+        self.device = device
+
+    @property
+    def num_batches(self) -> int:
+        full = math.ceil(self.n / self.batch_size)
+        return min(full, self.steps) if self.steps else full
+
+    def __iter__(self) -> Iterator[tuple]:
+        data = (self.x, self.y, self.sample_weight)
+        if self.shuffle == "batch":
+            raise ValueError("shuffle='batch' is not supported; use shuffle=True.")
+        if self.shuffle:
+            perm = torch.randperm(self.n, device=self.x_device())
+            data = map_structure(lambda t: None if t is None else t.index_select(0, perm), data)
+        bs = self.batch_size
+        for step in range(self.num_batches):
+            start = step * bs
+            yield map_structure(lambda t: None if t is None else t[start:start + bs], data)
+
+    def x_device(self):
+        return flatten(self.x)[0].device
+
+
+class IterableAdapter:
+    """Datasets, DataLoaders, PyDatasets and generators, converted batch by batch."""
+
+    def __init__(self, data, batch_size=None, steps=None, shuffle=False, device=None):
+        from torch.utils.data import DataLoader, Dataset
+
+        if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+            data = DataLoader(data, batch_size=batch_size or 32, shuffle=bool(shuffle))
+        self.data = data
+        self.steps = steps
+        self.shuffle = shuffle
+        self.device = device
+        self._iterator = None
+
+    @property
+    def num_batches(self) -> int | None:
+        if self.steps:
+            return self.steps
+        try:
+            return len(self.data)
+        except TypeError:
+            return None
+
+    def _source(self):
+        if _is_py_dataset(self.data):
+            order = np.random.permutation(len(self.data)) if self.shuffle else range(len(self.data))
+            return (self.data[int(i)] for i in order)
+        if self.steps and self._iterator is not None:
+            return self._iterator  # keep consuming a stream across epochs
+        iterator = iter(self.data)
+        if self.steps:
+            self._iterator = iterator
+        return iterator
+
+    def __iter__(self):
+        source = self._source()
+        for step, batch in enumerate(source):
+            batch = unpack(tuple(batch) if isinstance(batch, list) else batch)
+            yield map_structure(lambda v: to_tensor(v, self.device), batch)
+            if self.steps and step + 1 >= self.steps:
+                return
+
+
+def _is_py_dataset(data) -> bool:
+    return hasattr(data, "__getitem__") and hasattr(data, "__len__") and \
+        not isinstance(data, (list, tuple, dict, np.ndarray, torch.Tensor)) and \
+        not isinstance(data, torch.utils.data.Dataset)
+
+
+def get_adapter(x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
+                device=None):
+    """Pick the adapter for `x`; batch_size defaults to 32 as in Keras."""
+    if x is None:
+        raise ValueError("Expected input data `x`. Received: x=None")
+    if is_array_like(x) or isinstance(x, dict):
+        return ArrayAdapter(x, y, sample_weight, batch_size or 32, steps, shuffle, device)
+    if y is not None:
+        raise ValueError(
+            "`y` should not be passed when `x` is a dataset, generator or PyDataset: it must "
+            f"yield (x, y) itself. Received: x={type(x).__name__}, y={type(y).__name__}")
+    return IterableAdapter(x, batch_size, steps, shuffle, device)
+
+
+def split_validation(x, y, sample_weight, validation_split: float):
+    """Keras' validation_split: the *last* fraction of the samples, taken before shuffling."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1). Received: {validation_split}")
+    if not is_array_like(x) and not isinstance(x, dict):
+        raise ValueError("validation_split is only supported for arrays and tensors, not for "
+                         f"{type(x).__name__}. Pass validation_data instead.")
+    x, y, sample_weight = (structure_to_tensors(v) for v in (x, y, sample_weight))
+    n = num_samples(x)
+    split = int(n * (1.0 - validation_split))
+    head = lambda d: None if d is None else map_structure(lambda t: t[:split], d)  # noqa: E731
+    tail = lambda d: None if d is None else map_structure(lambda t: t[split:], d)  # noqa: E731
+    return (head(x), head(y), head(sample_weight)), (tail(x), tail(y), tail(sample_weight))

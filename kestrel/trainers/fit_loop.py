@@ -1,0 +1,152 @@
+"""The epoch and batch loops behind fit, evaluate and predict, with callbacks."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kestrel.layers.node import flatten, map_structure
+from kestrel.trainers import data_adapter
+from kestrel.trainers.logs import LazyLogs
+
+
+def _verbose(verbose) -> int:
+    return 1 if verbose == "auto" else int(verbose)
+
+
+def _callback_list(model, callbacks, verbose, epochs, steps):
+    from kestrel.callbacks import CallbackList
+
+    if isinstance(callbacks, CallbackList):
+        return callbacks
+    return CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+                        verbose=verbose, epochs=epochs, steps=steps)
+
+
+def class_weights_to_sample_weights(class_weight: dict, y, sample_weight):
+    """Per-sample weights from `class_weight` (`{class index: weight}`), as Keras does."""
+    if isinstance(y, (list, tuple, dict)):
+        raise ValueError("class_weight is only supported for models with a single output.")
+    table = torch.ones(max(int(k) for k in class_weight) + 1, device=y.device)
+    for key, value in class_weight.items():
+        table[int(key)] = float(value)
+    if y.dim() > 1 and y.shape[-1] > 1:
+        index = y.argmax(dim=-1)
+    else:
+        index = y.reshape(y.shape[0], -1)[:, 0].round().long()
+    weights = table[index]
+    return weights if sample_weight is None else weights * sample_weight
+
+
+def _batch_hooks(callbacks, kind: str) -> tuple[bool, bool]:
+    begin = any(cb._implements(f"on_{kind}_batch_begin") for cb in callbacks.callbacks) \
+        if hasattr(callbacks.callbacks[0] if callbacks.callbacks else None, "_implements") else True
+    return begin, True
+
+
+def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+            validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+            steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
+    verbose = _verbose(verbose)
+    device = model._device()
+    if validation_data is None and validation_split:
+        (x, y, sample_weight), validation_data = data_adapter.split_validation(
+            x, y, sample_weight, validation_split)
+    train_data = data_adapter.get_adapter(x, y, sample_weight, batch_size, steps_per_epoch,
+                                          shuffle, device)
+    val_data = None
+    if validation_data is not None:
+        vx, vy, vsw = data_adapter.unpack(validation_data) if isinstance(
+            validation_data, (tuple, list)) else (validation_data, None, None)
+        val_data = data_adapter.get_adapter(vx, vy, vsw, validation_batch_size or batch_size,
+                                            validation_steps, False, device)
+    callbacks = _callback_list(model, callbacks, verbose, epochs, train_data.num_batches)
+    history = callbacks._history
+    model.stop_training = False
+    model._initial_epoch = None
+    callbacks.on_train_begin()
+    if model._initial_epoch is not None:
+        initial_epoch = model._initial_epoch
+    steps = model._steps
+    logs = LazyLogs([])
+    epoch_logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        model.train()
+        logs = LazyLogs(model.metrics)
+        for step, batch in enumerate(train_data):
+            callbacks.on_train_batch_begin(step)
+            if class_weight is not None:
+                bx, by, bsw = batch
+                batch = (bx, by, class_weights_to_sample_weights(class_weight, by, bsw))
+            steps.train(batch)
+            if step == 0:
+                logs = LazyLogs(model.metrics)  # metrics are created on the first batch
+            callbacks.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        model.eval()
+        epoch_logs = model._results()
+        if val_data is not None and _should_validate(epoch, validation_freq):
+            val_logs = run_evaluate(model, val_data, None, None, 0, None, None, callbacks)
+            epoch_logs.update({f"val_{name}": value for name, value in val_logs.items()})
+        callbacks.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    model.eval()
+    callbacks.on_train_end(epoch_logs)
+    model.history = history
+    return history
+
+
+def _should_validate(epoch: int, freq) -> bool:
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return (epoch + 1) in freq
+
+
+def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks) -> dict:
+    verbose = _verbose(verbose)
+    data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
+        data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
+    callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
+    was_training = model.training
+    model.eval()
+    model.reset_metrics()
+    callbacks.on_test_begin()
+    logs = LazyLogs(model.metrics)
+    for step, batch in enumerate(data):
+        callbacks.on_test_batch_begin(step)
+        model._steps.test(batch)
+        if step == 0:
+            logs = LazyLogs(model.metrics)
+        callbacks.on_test_batch_end(step, logs)
+    results = model._results()
+    callbacks.on_test_end(results)
+    model.train(was_training)
+    return results
+
+
+def run_predict(model, x, batch_size, verbose, steps, callbacks):
+    verbose = _verbose(verbose) if verbose != "auto" else 1
+    data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
+    callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
+    model.eval()
+    callbacks.on_predict_begin()
+    outputs = []
+    with torch.no_grad():
+        for step, batch in enumerate(data):
+            callbacks.on_predict_batch_begin(step)
+            bx = batch[0]
+            out = model(bx)
+            outputs.append(out)
+            callbacks.on_predict_batch_end(step, {"outputs": out})
+    callbacks.on_predict_end()
+    if not outputs:
+        raise ValueError("predict() got no data: the input yielded no batches.")
+    first = outputs[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(outputs).cpu().numpy()
+    flat = [flatten(o) for o in outputs]
+    merged = iter([torch.cat([f[i] for f in flat]).cpu().numpy() for i in range(len(flat[0]))])
+    return map_structure(lambda _: next(merged), first)

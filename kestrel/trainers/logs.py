@@ -1,0 +1,26 @@
+"""LazyLogs: batch-level logs that read metric values only when someone looks."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class LazyLogs(Mapping):
+    """A read-only mapping `metric name -> 0-d tensor`, computed on access.
+
+    The trainer hands one to batch-level callbacks; nothing is computed (and nothing syncs
+    with the device) unless a callback or the progress bar reads a value.
+    """
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics):
+        self._metrics = {m.name: m for m in metrics}
+
+    def __getitem__(self, name):
+        return self._metrics[name].result()
+
+    def __iter__(self):
+        return iter(self._metrics)
+
+    def __len__(self):
+        return len(self._metrics)

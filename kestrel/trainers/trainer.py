@@ -1,0 +1,220 @@
+"""compile / fit / evaluate / predict: Keras' training API with a lean torch loop underneath.
+
+The per-batch path is forward, loss, backward, optimizer step and on-device metric updates;
+nothing reads a value back to the host unless a callback or the progress bar asks for it.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from kestrel.layers.node import flatten, map_structure
+from kestrel.trainers import data_adapter
+from kestrel.trainers.logs import LazyLogs
+from kestrel.trainers.step_functions import StepFunctions
+
+
+class Trainer:
+    """Mixin giving `Model` its training API."""
+
+    def __init__(self):
+        self.compiled = False
+        self.optimizer = None
+        self.stop_training = False
+        self.history = None
+        self._steps = None
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                sample_weight_mode=None, weighted_metrics=None, target_tensors=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile=False, **kwargs):
+        """Configure the model for training (optimizer, loss, metrics)."""
+        from kestrel import optimizers
+        from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics
+
+        if kwargs:
+            raise TypeError(f"compile() got unexpected keyword arguments: {sorted(kwargs)}")
+        if sample_weight_mode not in (None, "temporal") and not isinstance(sample_weight_mode, (dict, list)):
+            raise ValueError("sample_weight_mode must be None or 'temporal'. "
+                             f"Received: sample_weight_mode={sample_weight_mode!r}")
+        self.optimizer = optimizers.get(optimizer)
+        names = self._output_names()
+        self.compiled_loss = CompileLoss(loss, loss_weights, names)
+        self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names,
+                                               self.compiled_loss.losses)
+        from kestrel.metrics import Mean
+
+        self._loss_tracker = Mean(name="loss")
+        self.loss = loss
+        self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
+                                "loss_weights": loss_weights, "weighted_metrics": weighted_metrics,
+                                "steps_per_execution": steps_per_execution,
+                                "jit_compile": jit_compile, "run_eagerly": run_eagerly}
+        self.sample_weight_mode = sample_weight_mode
+        self._target_tensors = target_tensors
+        self.steps_per_execution = steps_per_execution
+        self.jit_compile = bool(jit_compile)
+        self._steps = StepFunctions(self, jit=self.jit_compile)
+        self.compiled = True
+
+    def _output_names(self) -> list[str]:
+        names = getattr(self, "output_names", None)
+        if names:
+            return list(names)
+        return ["output"]
+
+    def _assert_compiled(self, what: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(
+                f"You must call `compile()` before using the model for {what}. "
+                f"Model '{self.name}' has not been compiled.")
+
+    # ------------------------------------------------------------------ metrics
+    @property
+    def metrics(self) -> list:
+        """The loss tracker and every compiled metric (after the first batch)."""
+        if not self.compiled:
+            return []
+        return [self._loss_tracker, *self.compiled_loss.trackers, *self.compiled_metrics.metrics]
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def _logs(self) -> LazyLogs:
+        return LazyLogs(self.metrics)
+
+    def _results(self) -> dict:
+        return {m.name: float(m.result()) for m in self.metrics}
+
+    # ------------------------------------------------------------------ steps
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+        """Total loss: compiled output losses (weighted) + regularization + `add_loss` terms."""
+        from kestrel.trainers.compile_utils import output_list
+
+        names = self.compiled_loss.output_names
+        y_list = output_list(y, names, "y")
+        pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+        sw_list = output_list(sample_weight, names, "sample_weight")
+        total = self.compiled_loss(y_list, pred_list, sw_list)
+        extra = self.losses
+        if extra:
+            penalty = torch.stack([e.reshape(()).to(torch.float32) for e in extra]).sum()
+            total = penalty if total is None else total + penalty
+        if total is None:
+            raise ValueError(
+                f"Model '{self.name}' has no loss to optimize: pass `loss=` to compile() or "
+                "call add_loss() in the model.")
+        return total
+
+    def train_step(self, data):
+        """One optimization step on a batch `(x, y, sample_weight)`; returns the loss tensor."""
+        x, y, sample_weight = data
+        y_pred = self(x)
+        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss, y_pred
+
+    def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size):
+        from kestrel.trainers.compile_utils import output_list
+
+        self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
+        if self.compiled_metrics._specs:
+            names = self.compiled_loss.output_names
+            y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+            self.compiled_metrics.update(output_list(y, names, "y"),
+                                         [p.detach() for p in y_pred],
+                                         output_list(sample_weight, names, "sample_weight"))
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` epochs; returns a `History`."""
+        from kestrel.trainers.fit_loop import run_fit
+
+        self._assert_compiled("training")
+        return run_fit(self, **{k: v for k, v in locals().items() if k not in ("self", "run_fit")})
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        """Loss and metrics on the given data, in inference mode."""
+        from kestrel.trainers.fit_loop import run_evaluate
+
+        self._assert_compiled("evaluation")
+        logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
+        if return_dict:
+            return logs
+        values = [logs[name] for name in self.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode."""
+        from kestrel.trainers.fit_loop import run_predict
+
+        return run_predict(self, x, batch_size, verbose, steps, callbacks)
+
+    # ------------------------------------------------------------------ on-batch
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       reset_metrics=True, return_dict=False):
+        """Run one training step on exactly this batch."""
+        self._assert_compiled("training")
+        if reset_metrics:
+            self.reset_metrics()
+        device = self._device()
+        x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
+        if class_weight is not None:
+            from kestrel.trainers.fit_loop import class_weights_to_sample_weights
+
+            sw = class_weights_to_sample_weights(class_weight, y, sw)
+        was_training = self.training
+        self.train()
+        try:
+            self._steps.train((x, y, sw))
+        finally:
+            self.train(was_training)
+        return self._on_batch_result(return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+        """Loss and metrics on exactly this batch, without updating weights."""
+        self._assert_compiled("evaluation")
+        if reset_metrics:
+            self.reset_metrics()
+        device = self._device()
+        x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
+        self.eval()
+        self._steps.test((x, y, sw))
+        return self._on_batch_result(return_dict)
+
+    def predict_on_batch(self, x):
+        """Outputs for exactly this batch, as NumPy arrays."""
+        self.eval()
+        x = data_adapter.structure_to_tensors(x, self._device())
+        with torch.no_grad():
+            out = self(x)
+        return map_structure(lambda t: t.detach().cpu().numpy(), out)
+
+    def _on_batch_result(self, return_dict):
+        logs = self._results()
+        if return_dict:
+            return logs
+        values = [logs[name] for name in self.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    def get_compile_config(self) -> dict | None:
+        from kestrel.saving.training_config import compile_config
+
+        return compile_config(self) if self.compiled else None
+
+
+def warn_once(message: str) -> None:
+    warnings.warn(message, stacklevel=3)

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import torch
+
+from kestrel.layers import Dense, Input
+from tests.layer_harness import run_layer_test
+
+
+def test_dense_harness():
+    run_layer_test(Dense, {"units": 4, "activation": "relu"}, input_shape=(2, 3),
+                   expected_output_shape=(2, 4), expected_num_trainable_weights=2)
+
+
+def test_dense_3d_input_and_numbers():
+    layer = Dense(5, use_bias=True)
+    x = torch.randn(2, 7, 3)
+    out = layer(x)
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (3, 5)
+    np.testing.assert_allclose(out.detach().numpy(), x.numpy() @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_rejects_bad_units_and_wrong_feature_size():
+    with pytest.raises(ValueError, match="units"):
+        Dense(-1)
+    layer = Dense(3, name="hidden")
+    layer(torch.ones(1, 64))
+    with pytest.raises(ValueError, match="Dense 'hidden' expected last dimension .* 64, got 60"):
+        layer(torch.ones(1, 60))
+    with pytest.raises(ValueError, match="64, got 60"):
+        layer(Input(shape=(60,)))
+
+
+def test_unknown_activation_is_clear():
+    with pytest.raises(ValueError, match="Unknown activation 'nope'"):
+        Dense(3, activation="nope")
