@@ -79,15 +79,19 @@ class Model(Trainer, Layer):
 
     @property
     def input(self):
-        inputs = getattr(self, "_inputs_struct", None) or getattr(self, "inputs", None)
-        if not inputs:
+        inputs = getattr(self, "_inputs_struct", None)
+        if inputs is None:
+            inputs = getattr(self, "inputs", None)
+        if inputs is None:
             return super().input
         return inputs[0] if isinstance(inputs, list) and len(inputs) == 1 else inputs
 
     @property
     def output(self):
-        outputs = getattr(self, "_outputs_struct", None) or getattr(self, "outputs", None)
-        if not outputs:
+        outputs = getattr(self, "_outputs_struct", None)
+        if outputs is None:
+            outputs = getattr(self, "outputs", None)
+        if outputs is None:
             return super().output
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 

@@ -29,21 +29,10 @@ def deserialize_layer(entry, custom_objects=None):
     class_name = entry["class_name"]
     if class_name == "Model":
         entry = {**entry, "class_name": "Functional"}
-    layer = deserialize_keras_object(entry, "layers", custom_objects,
-                                     **({"custom_objects": custom_objects}
-                                        if _is_model_entry(entry, custom_objects) else {}))
+    layer = deserialize_keras_object(entry, "layers", custom_objects)
     if entry.get("build_config") and not getattr(layer, "built", True):
         layer.build_from_config(entry["build_config"])
     return layer
-
-
-def _is_model_entry(entry, custom_objects) -> bool:
-    from kestrel.models.model import Model
-    from kestrel.saving import object_registry
-
-    cls = object_registry.lookup(entry.get("registered_name") or entry["class_name"],
-                                 "layers", custom_objects)
-    return isinstance(cls, type) and issubclass(cls, Model)
 
 
 def model_from_config(config: dict, custom_objects=None):

@@ -54,8 +54,7 @@ def serialize_keras_object(obj, category: str | None = None):
     }
 
 
-def deserialize_keras_object(config, category: str, custom_objects: dict | None = None,
-                             **from_config_kwargs):
+def deserialize_keras_object(config, category: str, custom_objects: dict | None = None):
     """Rebuild an object from its serialized form; strings name registered objects."""
     if config is None:
         return None
@@ -84,7 +83,9 @@ def deserialize_keras_object(config, category: str, custom_objects: dict | None 
         raise_unknown(class_name, category)
     if not hasattr(cls, "from_config"):
         return cls
-    return cls.from_config(inner, **from_config_kwargs) if from_config_kwargs else cls.from_config(inner)
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(inner, custom_objects=custom_objects)
+    return cls.from_config(inner)
 
 
 def raise_unknown(name: str, category: str):

@@ -159,7 +159,9 @@ class IterableAdapter:
             batch = unpack(tuple(batch) if isinstance(batch, list) else batch)
             yield map_structure(lambda v: to_tensor(v, self.device), batch)
             if self.steps and step + 1 >= self.steps:
-                return
+                break
+        if hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
 
 
 def _is_py_dataset(data) -> bool:

@@ -1,0 +1,152 @@
+"""model.summary(): Keras 3's box-drawn table of layers, output shapes and parameter counts."""
+from __future__ import annotations
+
+import textwrap
+
+from kestrel.layers.node import flatten
+
+
+def _format_size(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.2f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.2f} GB"  # pragma: no cover
+
+
+def _count(tensors) -> tuple[int, int]:
+    numel = sum(t.numel() for t in tensors)
+    return numel, sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _shape_text(layer, model_nodes) -> str:
+    nodes = [n for n in layer._inbound_nodes if model_nodes is None or id(n) in model_nodes]
+    if not nodes:
+        shape = getattr(layer, "_summary_shape", None)
+        return "?" if shape is None else str(shape)
+    shapes = [t.shape for t in flatten(nodes[0].outputs)]
+    text = [str(s).replace(",)", ")") if len(s) != 1 else f"({s[0]},)" for s in shapes]
+    return text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"
+
+
+def _is_sequential_like(model) -> bool:
+    nodes = getattr(model, "_nodes", None)
+    if nodes is None:
+        return True
+    if len(model.inputs) > 1 or len(model.outputs) > 1:
+        return False
+    layers = [n.layer for n in nodes]
+    return all(len(n.input_tensors) <= 1 for n in nodes) and \
+        all(sum(l is other for other in layers) == 1 for l in layers)
+
+
+def _connections(layer, model_nodes) -> str:
+    parts = []
+    for node in layer._inbound_nodes:
+        if id(node) not in model_nodes:
+            continue
+        for tensor in node.input_tensors:
+            source, node_index, tensor_index = tensor._keras_history
+            parts.append(f"{source.name}[{node_index}][{tensor_index}]")
+    return ", ".join(parts) or "-"
+
+
+def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                  show_trainable=False, layer_range=None) -> None:
+    """Print a summary of `model` (also available as `model.summary()`)."""
+    print_fn = print_fn or print
+    sequential_like = _is_sequential_like(model)
+    header = ["Layer (type)", "Output Shape", "Param #"]
+    if sequential_like:
+        line_length = line_length or 88
+        positions = positions or [0.45, 0.8, 1.0]
+    else:
+        line_length = line_length or 108
+        positions = positions or [0.3, 0.56, 0.73, 1.0]
+        header.append("Connected to")
+    if show_trainable:
+        header.append("Trainable")
+        positions = [p * 0.9 for p in positions] + [1.0]
+    content = line_length - len(positions) - 1
+    if positions[-1] <= 1:
+        bounds = [round(p * content) for p in positions]
+    else:
+        bounds = [int(p) for p in positions]
+    widths = [b - a for a, b in zip([0] + bounds[:-1], bounds)]
+    right = {2}
+    model_nodes = {id(n) for n in getattr(model, "_nodes", [])} or None
+
+    rows = []
+    layers = model.layers
+    if layer_range is not None:
+        names = [l.name for l in layers]
+        start, end = names.index(layer_range[0]), names.index(layer_range[1]) + 1
+        layers = layers[start:end]
+
+    def add_rows(items, prefix=""):
+        for layer in items:
+            built = layer.built
+            row = [f"{prefix}{layer.name} ({type(layer).__name__})",
+                   _shape_text(layer, model_nodes),
+                   f"{layer.count_params():,}" if built else "0 (unbuilt)"]
+            if not sequential_like:
+                row.append(_connections(layer, model_nodes or set()))
+            if show_trainable:
+                row.append("Y" if layer.trainable else "N")
+            rows.append(row)
+            if expand_nested and hasattr(layer, "layers") and layer is not model:
+                add_rows(layer.layers, prefix=prefix + "  ")
+
+    add_rows(layers)
+
+    def line(left, fill, sep, end):
+        return left + sep.join(fill * w for w in widths) + end
+
+    def cells(values, wrap=True):
+        columns = []
+        for index, (value, width) in enumerate(zip(values, widths)):
+            inner = width - 2
+            chunks = textwrap.wrap(value, inner, break_on_hyphens=False) if wrap else [value]
+            columns.append(chunks or [""])
+        height = max(len(c) for c in columns)
+        lines = []
+        for i in range(height):
+            parts = []
+            for index, (column, width) in enumerate(zip(columns, widths)):
+                text = column[i] if i < len(column) else ""
+                text = text.rjust(width - 2) if index in right else text.ljust(width - 2)
+                parts.append(f" {text} ")
+            lines.append(parts)
+        return lines
+
+    print_fn(f'Model: "{model.name}"')
+    print_fn(line("┏", "━", "┳", "┓"))
+    for parts in cells(header):
+        print_fn("┃" + "┃".join(parts) + "┃")
+    print_fn(line("┡", "━", "╇", "┩"))
+    for index, row in enumerate(rows):
+        for parts in cells(row):
+            print_fn("│" + "│".join(parts) + "│")
+        if index < len(rows) - 1:
+            print_fn(line("├", "─", "┼", "┤"))
+    print_fn(line("└", "─", "┴", "┘"))
+
+    trainable, trainable_bytes = _count(model.trainable_weights)
+    frozen, frozen_bytes = _count(model.non_trainable_weights)
+    optimizer_vars = _optimizer_tensors(model)
+    opt, opt_bytes = _count(optimizer_vars)
+    total, total_bytes = trainable + frozen + opt, trainable_bytes + frozen_bytes + opt_bytes
+    print_fn(f" Total params: {total:,} ({_format_size(total_bytes)})")
+    print_fn(f" Trainable params: {trainable:,} ({_format_size(trainable_bytes)})")
+    print_fn(f" Non-trainable params: {frozen:,} ({_format_size(frozen_bytes)})")
+    if optimizer_vars:
+        print_fn(f" Optimizer params: {opt:,} ({_format_size(opt_bytes)})")
+
+
+def _optimizer_tensors(model) -> list:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "built", False):
+        return []
+    import torch
+
+    return [v for v in optimizer.variables if isinstance(v, torch.Tensor)]

@@ -1,0 +1,5 @@
+"""Utilities: summaries, seeding, sessions, progress bars, data helpers."""
+from kestrel.models.summary import print_summary
+from kestrel.utils.session import clear_session, set_random_seed
+from kestrel.utils.progbar import Progbar
+from kestrel.utils.py_dataset import PyDataset, Sequence
