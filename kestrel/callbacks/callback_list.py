@@ -26,13 +26,17 @@ def _flatten(callbacks) -> list:
         return []
     if isinstance(callbacks, Callback):
         return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError("callbacks must be Callback instances or lists of them. "
+                        f"Received: callbacks={callbacks!r}")
     return [cb for item in callbacks for cb in _flatten(item)]
 
 
 class CallbackList(Callback):
     """Container that forwards every hook to a list of callbacks.
 
-    Batch-level logs are passed on untouched (they may hold device tensors); the other
+    Batch hooks reach only the callbacks that override them (found when the list is built
+    or appended to), with the logs untouched: they may hold device tensors. The other
     hooks get a flat dict of Python floats shared by all callbacks, so that one callback
     can add entries (e.g. `learning_rate`) that the next one sees.
 
@@ -66,7 +70,12 @@ class CallbackList(Callback):
         self.set_params(params)
 
     def _refresh_flags(self) -> None:
+        """Cache which callbacks have batch hooks, so batches skip the others."""
         self.needs_batch_logs = any(cb._needs_batch_logs() for cb in self.callbacks)
+        self._train_batch = [cb for cb in self.callbacks if cb._implements_train_batch_hooks()]
+        self._test_batch = [cb for cb in self.callbacks if cb._implements_test_batch_hooks()]
+        self._predict_batch = [
+            cb for cb in self.callbacks if cb._implements_predict_batch_hooks()]
 
     def append(self, callback: Callback) -> None:
         self.callbacks.append(callback)
@@ -101,48 +110,49 @@ class CallbackList(Callback):
             callback.set_model(model)
 
     def _implements_train_batch_hooks(self) -> bool:
-        return any(cb._implements_train_batch_hooks() for cb in self.callbacks)
+        return bool(self._train_batch)
 
     def _implements_test_batch_hooks(self) -> bool:
-        return any(cb._implements_test_batch_hooks() for cb in self.callbacks)
+        return bool(self._test_batch)
 
     def _implements_predict_batch_hooks(self) -> bool:
-        return any(cb._implements_predict_batch_hooks() for cb in self.callbacks)
+        return bool(self._predict_batch)
 
     def _needs_batch_logs(self) -> bool:
         return self.needs_batch_logs
 
-    # Batch hooks: hot path, logs passed through as they are.
+    # Batch hooks: hot path; only callbacks with batch hooks are called, and logs are
+    # passed through as they are.
     def on_batch_begin(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._train_batch:
             callback.on_batch_begin(batch, logs=logs)
 
     def on_batch_end(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._train_batch:
             callback.on_batch_end(batch, logs=logs)
 
     def on_train_batch_begin(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._train_batch:
             callback.on_train_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._train_batch:
             callback.on_train_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._test_batch:
             callback.on_test_batch_begin(batch, logs=logs)
 
     def on_test_batch_end(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._test_batch:
             callback.on_test_batch_end(batch, logs=logs)
 
     def on_predict_batch_begin(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._predict_batch:
             callback.on_predict_batch_begin(batch, logs=logs)
 
     def on_predict_batch_end(self, batch, logs=None):
-        for callback in self.callbacks:
+        for callback in self._predict_batch:
             callback.on_predict_batch_end(batch, logs=logs)
 
     # Epoch and begin/end hooks: logs made Python floats, one dict shared by all.

@@ -90,8 +90,9 @@ class ProgbarLogger(Callback):
         if self.verbose == 1:
             if self.progbar is None:
                 self._reset_progbar()
-            self.progbar.update(self.seen, sorted(logs.items()) if logs else None,
-                                finalize=False)
+            # Read the (possibly lazy, on-device) logs only when the bar will redraw.
+            values = sorted(logs.items()) if logs and self.progbar.due() else None
+            self.progbar.update(self.seen, values, finalize=False)
 
     def _finalize_progbar(self, logs):
         if self.progbar is None:

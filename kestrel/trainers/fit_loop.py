@@ -37,12 +37,6 @@ def class_weights_to_sample_weights(class_weight: dict, y, sample_weight):
     return weights if sample_weight is None else weights * sample_weight
 
 
-def _batch_hooks(callbacks, kind: str) -> tuple[bool, bool]:
-    begin = any(cb._implements(f"on_{kind}_batch_begin") for cb in callbacks.callbacks) \
-        if hasattr(callbacks.callbacks[0] if callbacks.callbacks else None, "_implements") else True
-    return begin, True
-
-
 def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
             validation_data, shuffle, class_weight, sample_weight, initial_epoch,
             steps_per_epoch, validation_steps, validation_batch_size, validation_freq):

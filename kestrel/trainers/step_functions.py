@@ -22,19 +22,13 @@ class StepFunctions:
         y_pred = self.model(x)
         return self.model.compute_loss(x, y, y_pred, sample_weight), y_pred
 
-    def _forward(self):
+    def _run_forward(self, x, y, sample_weight):
         if not self.jit:
-            return self._forward_loss
+            return self._forward_loss(x, y, sample_weight)
         if self._compiled_forward is None:
             self._compiled_forward = torch.compile(self._forward_loss, dynamic=False)
-        return self._compiled_forward
-
-    def _run_forward(self, x, y, sample_weight):
-        forward = self._forward()
-        if forward is self._forward_loss:
-            return forward(x, y, sample_weight)
         try:
-            return forward(x, y, sample_weight)
+            return self._compiled_forward(x, y, sample_weight)
         except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
             warnings.warn(f"jit_compile: torch.compile failed ({type(error).__name__}: "
                           f"{error}); continuing in eager mode.", stacklevel=4)
@@ -49,6 +43,8 @@ class StepFunctions:
         else:
             loss, y_pred = self._run_forward(x, y, sample_weight)
             optimizer = model.optimizer
+            if not optimizer.built:
+                optimizer.build(model.trainable_weights)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -118,6 +118,8 @@ class Trainer:
         x, y, sample_weight = data
         y_pred = self(x)
         loss = self.compute_loss(x, y, y_pred, sample_weight)
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_weights)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

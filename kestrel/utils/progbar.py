@@ -18,8 +18,7 @@ def _to_float(value) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     if hasattr(value, "detach"):  # torch tensor: one host sync, only when printing
-        value = value.detach().float().mean().cpu().item()
-        return float(value)
+        return float(value.detach().float().mean())
     return float(np.mean(value))
 
 
@@ -60,7 +59,7 @@ class Progbar:
             Give at most one of `stateful_metrics` and `stateless_metrics`.
         unit_name: Name of a step in the time-per-unit display.
 
-    >>> bar = Progbar(2, verbose=0)
+    >>> bar = Progbar(3, verbose=0)
     >>> bar.update(1, [("loss", 1.0)]); bar.update(2, [("loss", 3.0)])
     >>> bar.value("loss")
     2.0
