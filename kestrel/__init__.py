@@ -3,7 +3,8 @@
     import kestrel as keras
     model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
 """
-from kestrel import activations, config, constraints, initializers, layers, models, regularizers
+from kestrel import (activations, callbacks, config, constraints, initializers, layers, losses,
+                     distribution, metrics, models, optimizers, regularizers, utils)
 from kestrel.layers import Input, InputLayer, Layer
 from kestrel.models import Model, Sequential
 

@@ -55,6 +55,7 @@ def functional_config(model) -> dict:
 
 def functional_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a functional model, replaying every saved layer call in dependency order."""
+    from kestrel.models.model import Model
     from kestrel.saving.model_config import deserialize_layer
 
     layers = {}
@@ -75,7 +76,7 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         outputs = produced.get(name)
         if outputs is None:
             raise ValueError(f"Functional config names an unknown layer {name!r}.")
-        if node_index >= len(outputs) and hasattr(layers[name], "_init_graph") and node_index:
+        if node_index >= len(outputs) and isinstance(layers[name], Model) and node_index:
             node_index -= 1  # Keras 2 counts a nested model's own construction node first
         if node_index >= len(outputs):
             raise LookupError(ref)

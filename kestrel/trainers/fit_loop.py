@@ -37,11 +37,34 @@ def class_weights_to_sample_weights(class_weight: dict, y, sample_weight):
     return weights if sample_weight is None else weights * sample_weight
 
 
+def _session(model):
+    from kestrel.distribution import api
+
+    if api.active() is None:
+        return None
+    from kestrel.distribution.data_parallel import DataParallelSession
+
+    return DataParallelSession(model)
+
+
+def _chief_only(callbacks, session):
+    """On ranks other than 0, drop callbacks that print or write files."""
+    if session is None or session.rank == 0 or callbacks is None:
+        return callbacks
+    from kestrel import callbacks as cbs
+
+    writers = (cbs.ModelCheckpoint, cbs.CSVLogger, cbs.TensorBoard, cbs.ProgbarLogger)
+    items = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    return [cb for cb in items if not isinstance(cb, writers)]
+
+
 def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
             validation_data, shuffle, class_weight, sample_weight, initial_epoch,
             steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
     verbose = _verbose(verbose)
     device = model._device()
+    if y is None and model._target_tensors is not None:
+        y = model._target_tensors
     if validation_data is None and validation_split:
         (x, y, sample_weight), validation_data = data_adapter.split_validation(
             x, y, sample_weight, validation_split)
@@ -53,6 +76,23 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
             validation_data, (tuple, list)) else (validation_data, None, None)
         val_data = data_adapter.get_adapter(vx, vy, vsw, validation_batch_size or batch_size,
                                             validation_steps, False, device)
+    session = _session(model)
+    if session is not None:
+        verbose = verbose if session.rank == 0 else 0
+        callbacks = _chief_only(callbacks, session)
+        first_x = map_structure(lambda t: t[:1], train_data.x) \
+            if isinstance(train_data, data_adapter.ArrayAdapter) else None
+        session.start(first_x)
+    try:
+        return _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs,
+                           initial_epoch, class_weight, validation_freq, session)
+    finally:
+        if session is not None:
+            session.finish()
+
+
+def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial_epoch,
+                class_weight, validation_freq, session):
     callbacks = _callback_list(model, callbacks, verbose, epochs, train_data.num_batches)
     history = callbacks._history
     model.stop_training = False
@@ -68,7 +108,8 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
         callbacks.on_epoch_begin(epoch)
         model.train()
         logs = LazyLogs(model.metrics)
-        for step, batch in enumerate(train_data):
+        batches = session.shard(train_data, True) if session is not None else train_data
+        for step, batch in enumerate(batches):
             callbacks.on_train_batch_begin(step)
             if class_weight is not None:
                 bx, by, bsw = batch
@@ -80,9 +121,12 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
             if model.stop_training:
                 break
         model.eval()
+        if session is not None:
+            session.reduce_metrics(model.metrics)
         epoch_logs = model._results()
         if val_data is not None and _should_validate(epoch, validation_freq):
-            val_logs = run_evaluate(model, val_data, None, None, 0, None, None, callbacks)
+            val_logs = run_evaluate(model, val_data, None, None, 0, None, None, callbacks,
+                                    session)
             epoch_logs.update({f"val_{name}": value for name, value in val_logs.items()})
         callbacks.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
@@ -99,8 +143,16 @@ def _should_validate(epoch: int, freq) -> bool:
     return (epoch + 1) in freq
 
 
-def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks) -> dict:
+def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
+                 session=None) -> dict:
     verbose = _verbose(verbose)
+    own_session = session is None
+    session = session or _session(model)
+    if session is not None and own_session:
+        verbose = verbose if session.rank == 0 else 0
+        callbacks = _chief_only(callbacks, session)
+    if y is None and model._target_tensors is not None:
+        y = model._target_tensors
     data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
         data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
@@ -109,12 +161,16 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     model.reset_metrics()
     callbacks.on_test_begin()
     logs = LazyLogs(model.metrics)
-    for step, batch in enumerate(data):
+    batches = session.shard(data, False) if session is not None else data
+    for step, batch in enumerate(batches):
         callbacks.on_test_batch_begin(step)
-        model._steps.test(batch)
+        if flatten(batch[0])[0].shape[0]:
+            model._steps.test(batch)
         if step == 0:
             logs = LazyLogs(model.metrics)
         callbacks.on_test_batch_end(step, logs)
+    if session is not None:
+        session.reduce_metrics(model.metrics)
     results = model._results()
     callbacks.on_test_end(results)
     model.train(was_training)
@@ -124,18 +180,30 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
 def run_predict(model, x, batch_size, verbose, steps, callbacks):
     verbose = _verbose(verbose) if verbose != "auto" else 1
     data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
+    session = _session(model)
+    if session is not None:
+        verbose = verbose if session.rank == 0 else 0
+        callbacks = _chief_only(callbacks, session)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     model.eval()
     callbacks.on_predict_begin()
     outputs = []
+    batches = session.shard(data, False) if session is not None else data
     with torch.no_grad():
-        for step, batch in enumerate(data):
+        for step, batch in enumerate(batches):
             callbacks.on_predict_batch_begin(step)
             bx = batch[0]
+            if session is not None and flatten(bx)[0].shape[0] == 0:
+                outputs.append(None)  # keeps this rank's batches aligned for the gather
+                continue
             out = model(bx)
             outputs.append(out)
             callbacks.on_predict_batch_end(step, {"outputs": out})
     callbacks.on_predict_end()
+    if session is not None:
+        local = [None if o is None else map_structure(lambda t: t.cpu().numpy(), o)
+                 for o in outputs]
+        outputs = [map_structure(torch.from_numpy, o) for o in session.gather(local)]
     if not outputs:
         raise ValueError("predict() got no data: the input yielded no batches.")
     first = outputs[0]

@@ -1,0 +1,135 @@
+"""What fit/evaluate/predict do differently under DataParallel: shard, sync, reduce, gather.
+
+Every global batch is split into contiguous, near-equal pieces, one per rank (`np.array_split`
+sizes). After backward, each rank scales its gradients by `local_n / global_n` and one
+flat all-reduce sums them: the result is exactly the gradient of the global-batch mean loss.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from kestrel.layers.node import flatten, map_structure
+from kestrel.trainers import data_adapter
+
+
+def piece(global_n: int, rank: int, world: int) -> tuple[int, int]:
+    """(start, stop) of `rank`'s share of a batch of `global_n` samples."""
+    base, extra = divmod(global_n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+class DataParallelSession:
+    """Wraps one model's fit/evaluate/predict in data-parallel training across ranks."""
+
+    def __init__(self, model):
+        self.model = model
+        self.rank = dist.get_rank()
+        self.world = dist.get_world_size()
+        self.scale = 1.0
+        self._restore = []
+
+    # ------------------------------------------------------------------ data
+    def shard(self, adapter, training: bool):
+        """Local batches of `adapter`; array data keeps identical global batches on all ranks."""
+        if isinstance(adapter, data_adapter.ArrayAdapter):
+            return self._shard_arrays(adapter)
+        if training and not adapter.steps:
+            raise ValueError(
+                "Distributed fit() on a generator or dataset needs steps_per_epoch, so that "
+                "every rank runs the same number of steps.")
+        return self._shard_stream(adapter)
+
+    def _shard_arrays(self, adapter):
+        if adapter.shuffle:
+            seed = torch.randint(0, 2**62, (1,))
+            dist.broadcast(seed, src=0)  # the same permutation on every rank
+            generator = torch.Generator().manual_seed(int(seed))
+        for batch in _iterate(adapter, generator if adapter.shuffle else None):
+            n = flatten(batch[0])[0].shape[0]
+            start, stop = piece(n, self.rank, self.world)
+            self.scale = (stop - start) / n
+            yield map_structure(lambda t: None if t is None else t[start:stop], batch)
+
+    def _shard_stream(self, adapter):
+        for index, batch in enumerate(adapter):
+            if index % self.world == self.rank:
+                self.scale = 1.0 / self.world
+                yield batch
+
+    # ------------------------------------------------------------------ training
+    def start(self, first_x) -> None:
+        """Build the model if needed, copy rank 0's weights everywhere, hook gradient sync."""
+        model = self.model
+        if not model.built:
+            with torch.no_grad():
+                model(first_x)
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(tensor.data, src=0)
+        optimizer = model.optimizer
+        original_step = optimizer.step
+
+        def synced_step(*args, **kwargs):
+            self._sync_gradients()
+            return original_step(*args, **kwargs)
+
+        optimizer.step = synced_step
+        original_train = model._steps.train
+
+        def train(batch):
+            if flatten(batch[0])[0].shape[0] == 0:  # this rank has no sample in this batch
+                for p in model.trainable_weights:
+                    p.grad = torch.zeros_like(p)
+                optimizer.step()
+                return
+            original_train(batch)
+
+        model._steps.train = train
+        self._restore = [(optimizer, "step"), (model._steps, "train")]
+
+    def _sync_gradients(self) -> None:
+        params = [p for p in self.model.trainable_weights]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads]) * self.scale
+        dist.all_reduce(flat)
+        offset = 0
+        for p, g in zip(params, grads):
+            n = g.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
+
+    def finish(self) -> None:
+        for owner, attr in self._restore:
+            owner.__dict__.pop(attr, None)
+        self._restore = []
+
+    # ------------------------------------------------------------------ results
+    def reduce_metrics(self, metrics) -> None:
+        """Sum every metric's state over the ranks, so results are global and identical."""
+        for metric in metrics:
+            for variable in metric.variables:
+                dist.all_reduce(variable)
+
+    def gather(self, local_batches: list):
+        """Every rank's predictions, reassembled in the original sample order."""
+        everyone = [None] * self.world
+        dist.all_gather_object(everyone, local_batches)
+        ordered = []
+        for step in range(max(len(b) for b in everyone)):
+            for rank_batches in everyone:
+                if step < len(rank_batches) and rank_batches[step] is not None:
+                    ordered.append(rank_batches[step])
+        return ordered
+
+
+def _iterate(adapter, generator):
+    """Global batches of an ArrayAdapter, shuffled with `generator` when given."""
+    data = (adapter.x, adapter.y, adapter.sample_weight)
+    if generator is not None:
+        perm = torch.randperm(adapter.n, generator=generator).to(adapter.x_device())
+        data = map_structure(lambda t: None if t is None else t.index_select(0, perm), data)
+    bs = adapter.batch_size
+    for step in range(adapter.num_batches):
+        start = step * bs
+        yield map_structure(lambda t: None if t is None else t[start:start + bs], data)
