@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import config
-from kestrel.losses.loss import convert_pair, squeeze_or_expand_to_same_rank
+from kestrel.losses.loss import convert_pair, float_tensor, squeeze_or_expand_to_same_rank
 from kestrel.saving.object_registry import register_builtin
 
 
@@ -176,8 +176,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
         axis: The class axis.
     """
     _check_axis(axis)
-    if not isinstance(y_pred, torch.Tensor) or not y_pred.is_floating_point():
-        y_pred = convert_pair(0.0, y_pred)[1]
+    y_pred = float_tensor(y_pred)
     y_true = torch.as_tensor(y_true, device=y_pred.device)
     if y_true.dim() == y_pred.dim() and y_true.shape[axis] == 1:
         y_true = y_true.squeeze(axis)

@@ -1,23 +1,18 @@
 """The `Loss` base class and the reductions that turn per-sample losses into one number."""
 from __future__ import annotations
 
-import re
-
 import torch
 
 from kestrel import config
+from kestrel.layers.naming import to_snake_case
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
-def to_snake_case(name: str) -> str:
-    """`"MeanSquaredError"` -> `"mean_squared_error"`, as Keras names objects."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def standardize_reduction(reduction):
+    """Validate `reduction`; Keras 2's `"auto"` (found in old configs) means the default."""
+    if reduction == "auto":
+        return "sum_over_batch_size"
     if reduction not in REDUCTIONS:
         raise ValueError(
             f"Invalid value for argument `reduction`. Expected one of {REDUCTIONS}. "
@@ -38,12 +33,16 @@ def as_tensor(x, dtype=None, device=None) -> torch.Tensor:
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 
+def float_tensor(x, dtype=None) -> torch.Tensor:
+    """`x` as a tensor of `dtype`; by default floats keep their dtype and others become floatx."""
+    if isinstance(x, torch.Tensor) and dtype is None and x.is_floating_point():
+        return x
+    return as_tensor(x, dtype or config.to_torch_dtype(None))
+
+
 def convert_pair(y_true, y_pred, dtype=None):
-    """Tensors for `(y_true, y_pred)`: y_pred as a float tensor, y_true in its dtype and device."""
-    if not isinstance(y_pred, torch.Tensor):
-        y_pred = torch.as_tensor(y_pred, dtype=dtype or config.to_torch_dtype(None))
-    elif dtype is not None or not y_pred.is_floating_point():
-        y_pred = y_pred.to(dtype or config.to_torch_dtype(None))
+    """Tensors for `(y_true, y_pred)`: y_pred as floats, y_true in y_pred's dtype and device."""
+    y_pred = float_tensor(y_pred, dtype)
     return as_tensor(y_true, y_pred.dtype, y_pred.device), y_pred
 
 

@@ -89,12 +89,23 @@ class Mean(Metric):
         return divide_no_nan(self.total, self.count)
 
 
+def _is_metric_function(function) -> bool:
+    return object_registry.lookup(function.__name__, "metric_functions") is function
+
+
 def get_metric_function(identifier, custom_objects=None):
-    """The function a `MeanMetricWrapper` config names: a metric function or a loss function."""
+    """The function a `MeanMetricWrapper` config names: a metric function or a loss function.
+
+    A Keras-style reference from `keras.losses` prefers the loss of that name (e.g. the
+    negative `cosine_similarity`); otherwise metric functions come first.
+    """
     if callable(identifier):
         return identifier
     name = identifier.get("config") if isinstance(identifier, dict) else identifier
-    for category in ("metric_functions", "losses"):
+    categories = ["metric_functions", "losses"]
+    if isinstance(identifier, dict) and identifier.get("module") == "keras.losses":
+        categories.reverse()
+    for category in categories:
         found = object_registry.lookup(name, category, custom_objects)
         if inspect.isfunction(found):
             return found
@@ -125,7 +136,8 @@ class MeanMetricWrapper(Mean):
         super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "fn": serialize_function(self._fn, "keras.metrics"),
+        module = "keras.metrics" if _is_metric_function(self._fn) else "keras.losses"
+        return {**super().get_config(), "fn": serialize_function(self._fn, module),
                 **self._fn_kwargs}
 
     @classmethod
@@ -134,3 +146,15 @@ class MeanMetricWrapper(Mean):
         if "fn" in config:
             config["fn"] = get_metric_function(config["fn"])
         return cls(**config)
+
+
+class BuiltinMeanMetric(MeanMetricWrapper):
+    """A built-in `MeanMetricWrapper` whose config lists its arguments instead of `fn`."""
+
+    def __init__(self, fn, name, dtype, **kwargs):
+        super().__init__(fn, name=name, dtype=dtype, **kwargs)
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def get_config(self) -> dict:
+        return {**Metric.get_config(self), **self._fn_kwargs}

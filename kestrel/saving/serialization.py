@@ -88,10 +88,15 @@ def deserialize_keras_object(config, category: str, custom_objects: dict | None 
     return cls.from_config(inner)
 
 
+_SINGULAR = {"losses": "loss", "activations": "activation", "initializers": "initializer",
+             "regularizers": "regularizer", "constraints": "constraint", "metrics": "metric",
+             "optimizers": "optimizer", "schedules": "learning rate schedule", "layers": "layer"}
+
+
 def raise_unknown(name: str, category: str):
     known = ", ".join(object_registry.builtin_names(category)[:12])
     raise ValueError(
-        f"Unknown {category.rstrip('s')} {name!r}. If it is a custom class or function, pass it "
+        f"Unknown {_SINGULAR.get(category, category)} {name!r}. If it is a custom class or function, pass it "
         f"in custom_objects={{'{name}': ...}} or decorate it with "
         f"@kestrel.saving.register_keras_serializable(). Known names include: {known}, ..."
     )
