@@ -6,6 +6,7 @@ infers output shapes on torch's meta device, without computing real data.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -55,6 +56,8 @@ class Layer(nn.Module):
         params = inspect.signature(cls.call).parameters
         cls._call_accepts_training = "training" in params
         cls._call_accepts_mask = "mask" in params
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
 
     def __init__(self, *, activity_regularizer=None, trainable: bool = True, dtype=None,
                  autocast: bool = True, name: str | None = None, **kwargs):
@@ -272,7 +275,7 @@ class Layer(nn.Module):
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         value = initializers.get(initializer)(shape, dtype=torch_dtype)
         if layout is not None:
-            value = layout[0](value)
+            value = layout[0](value).contiguous()
         value = value.to(device=config.device(), dtype=torch_dtype)
         name = name or f"variable_{len(self._weight_order)}"
         attr = name if name not in self._weight_order else f"{name}_{len(self._weight_order)}"
@@ -473,6 +476,19 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def _marks_built(build):
+    """Wrap a subclass' `build` so that calling it directly marks the layer built, as Keras does."""
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape=None, *args, **kwargs):
+        build(self, input_shape, *args, **kwargs)
+        if self._build_input_shape is None and input_shape is not None:
+            self._build_input_shape = input_shape
+        self.built = True
+
+    return wrapper
 
 
 def clean_config(cls, config: dict) -> dict:

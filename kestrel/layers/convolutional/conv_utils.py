@@ -1,0 +1,137 @@
+"""Helpers shared by the convolution, pooling and reshaping layers.
+
+Argument checks with clear errors, Keras' `"same"` padding (which may be asymmetric), the
+channels-last <-> channels-first permutations, and the Keras <-> torch kernel layouts.
+"""
+from __future__ import annotations
+
+import functools
+import operator
+
+import torch
+
+from kestrel import config
+
+
+def owner_of(layer) -> str:
+    """`"Conv2D 'conv2d'"`: how error messages name a layer."""
+    return f"{type(layer).__name__} '{layer.name}'"
+
+
+def standardize_tuple(value, n: int, name: str, owner: str, allow_zero: bool = False):
+    """`value` (an int or `n` ints) as a tuple of `n` ints, each positive (or >= 0)."""
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,) * n
+    try:
+        values = tuple(operator.index(v) for v in items)
+    except TypeError:
+        values = None
+    if values is None or len(values) != n or any(isinstance(v, bool) for v in items):
+        raise ValueError(
+            f"{owner}: {name} must be an integer or a tuple of {n} integers. "
+            f"Received: {name}={value!r}")
+    if any(v < (0 if allow_zero else 1) for v in values):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{owner}: {name} must be {bound}. Received: {name}={value!r}")
+    return values
+
+
+def positive_int(value, name: str, owner: str) -> int:
+    """`value` as a positive int, or a ValueError naming `owner` and `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"{owner}: {name} must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def standardize_padding(value, owner: str, allowed=("valid", "same")) -> str:
+    """The lower-cased padding mode, which must be one of `allowed`."""
+    padding = value.lower() if isinstance(value, str) else value
+    if padding not in allowed:
+        raise ValueError(
+            f"{owner}: padding must be one of {', '.join(repr(a) for a in allowed)}. "
+            f"Received: padding={value!r}")
+    return padding
+
+
+def standardize_data_format(value, owner: str) -> str:
+    """`"channels_last"` or `"channels_first"`; None means the global image data format."""
+    try:
+        return config.standardize_data_format(value)
+    except ValueError:
+        raise ValueError(
+            f"{owner}: data_format must be 'channels_last' or 'channels_first'. "
+            f"Received: data_format={value!r}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def same_padding(spatial: tuple, kernel: tuple, strides: tuple, dilation: tuple) -> tuple:
+    """`(left, right)` per spatial dim for Keras/TF `"same"`: output size `ceil(n / stride)`.
+
+    The total padding is split evenly, the extra element (if any) going at the end.
+    """
+    pads = []
+    for n, k, s, d in zip(spatial, kernel, strides, dilation):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def pad_for_torch(x: torch.Tensor, pads: tuple, value: float = 0.0):
+    """Apply `pads` ((left, right) per spatial dim of a channels-first `x`).
+
+    Returns `(x, padding)`: symmetric pads are left to the torch op (`padding` is the
+    per-dim amount); asymmetric ones are applied here with `F.pad` (`padding` is 0).
+    """
+    if all(left == right for left, right in pads):
+        return x, tuple(left for left, _ in pads)
+    flat = [amount for pair in reversed(pads) for amount in pair]
+    return torch.nn.functional.pad(x, flat, value=value), 0
+
+
+def channel_permutations(rank: int) -> tuple[tuple, tuple]:
+    """Permutations channels-last -> channels-first and back for `rank` spatial dims."""
+    return (0, rank + 1, *range(1, rank + 1)), (0, *range(2, rank + 2), 1)
+
+
+def conv_output_length(length, kernel: int, stride: int, dilation: int, padding: str):
+    """Output length of a convolution or pooling window along one dimension (None stays None)."""
+    if length is None:
+        return None
+    if padding == "valid":
+        return (length - (kernel - 1) * dilation - 1) // stride + 1
+    return (length - 1) // stride + 1  # "same" and "causal"
+
+
+def kernel_to_torch(kernel: torch.Tensor, rank: int) -> torch.Tensor:
+    """Keras `(k..., a, b)` -> torch `(b, a, k...)` (conv `(out, in)`, transpose `(in, out)`)."""
+    return kernel.permute(rank + 1, rank, *range(rank)).contiguous()
+
+
+def kernel_to_keras(kernel: torch.Tensor, rank: int) -> torch.Tensor:
+    """Torch `(b, a, k...)` -> Keras `(k..., a, b)`; inverse of `kernel_to_torch`."""
+    return kernel.permute(*range(2, rank + 2), 1, 0)
+
+
+def kernel_layout(rank: int) -> tuple:
+    """The `(to_torch, to_keras)` pair `add_weight` takes for a conv or transpose kernel."""
+    return (functools.partial(kernel_to_torch, rank=rank),
+            functools.partial(kernel_to_keras, rank=rank))
+
+
+def depthwise_to_torch(kernel: torch.Tensor, rank: int) -> torch.Tensor:
+    """Keras `(k..., in, mult)` -> torch grouped weight `(in * mult, 1, k...)`."""
+    merged = kernel.reshape(*kernel.shape[:rank], 1, kernel.shape[-2] * kernel.shape[-1])
+    return kernel_to_torch(merged, rank)
+
+
+def depthwise_to_keras(kernel: torch.Tensor, rank: int, multiplier: int) -> torch.Tensor:
+    """Torch `(in * mult, 1, k...)` -> Keras `(k..., in, mult)`; torch row `c * mult + m` is
+    Keras `[..., c, m]`."""
+    spatial = kernel_to_keras(kernel, rank)
+    return spatial.reshape(*spatial.shape[:rank], -1, multiplier)
+
+
+def depthwise_layout(rank: int, multiplier: int) -> tuple:
+    """The `(to_torch, to_keras)` pair for a depthwise kernel."""
+    return (functools.partial(depthwise_to_torch, rank=rank),
+            functools.partial(depthwise_to_keras, rank=rank, multiplier=multiplier))
