@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.saving.safe_mode import enable_unsafe_deserialization  # noqa: F401 - public API
+
 _FLOATX = "float32"
 _EPSILON = 1e-7
 _IMAGE_DATA_FORMAT = "channels_last"

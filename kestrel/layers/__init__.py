@@ -4,10 +4,21 @@ from kestrel.layers.convolutional import (
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
     Convolution3DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
     SeparableConvolution1D, SeparableConvolution2D)
+from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from kestrel.layers.core.activation import Activation, Identity, Lambda
 from kestrel.layers.core.dense import Dense
+from kestrel.layers.core.embedding import Embedding
 from kestrel.layers.core.input_layer import Input, InputLayer
+from kestrel.layers.core.masking import Masking
+from kestrel.layers.core.reshaping import Flatten, Permute, RepeatVector, Reshape
+from kestrel.layers.core.torch_module_wrapper import TorchModuleWrapper
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer
+from kestrel.layers.merging import (
+    Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
+    dot, maximum, minimum, multiply, subtract)
+from kestrel.layers.normalization import (
+    BatchNormalization, GroupNormalization, LayerNormalization, UnitNormalization)
 from kestrel.layers.ops_layer import TensorOp
 from kestrel.layers.pooling import (
     AveragePooling1D, AveragePooling2D, AveragePooling3D, AvgPool1D, AvgPool2D, AvgPool3D,
@@ -18,3 +29,6 @@ from kestrel.layers.pooling import (
 from kestrel.layers.reshaping import (
     Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D, UpSampling3D, ZeroPadding1D,
     ZeroPadding2D, ZeroPadding3D)
+from kestrel.layers.regularization import (
+    ActivityRegularization, AlphaDropout, Dropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+    SpatialDropout2D, SpatialDropout3D)

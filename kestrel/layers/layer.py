@@ -24,7 +24,7 @@ _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
 # Keys that configs written by other Keras versions carry and Kestrel does not need.
 _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "ragged",
                         "sparse", "lora_rank", "lora_alpha", "optional", "synchronized"}
-_PLACEHOLDERS = (17, 19)  # sizes standing in for unknown dimensions during shape inference
+_PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
 
 
 def policy_name(dtype) -> str:
@@ -211,47 +211,50 @@ class Layer(nn.Module):
         return self._infer_output_spec(args, kwargs)
 
     def _infer_output_spec(self, args, kwargs):
-        runs = []
-        sizes = _PLACEHOLDERS if _has_unknown_dims((args, kwargs)) else _PLACEHOLDERS[:1]
-        for size in sizes:
-            runs.append(self._run_on_placeholders(args, kwargs, size))
-        results = [flatten(r) for r in runs]
+        """Run `call` on small zero tensors (batch 1) to learn the output shapes and dtypes.
+
+        Unknown sizes other than the batch get a placeholder; when there are any, a second run
+        with another placeholder tells which output sizes depend on them (those become None).
+        """
+        runs = [self._run_on_placeholders(args, kwargs, _PLACEHOLDERS[0])]
+        if _has_unknown_dims((args, kwargs), skip_batch=True):
+            runs.append(self._run_on_placeholders(args, kwargs, _PLACEHOLDERS[1]))
+        batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None
+                            for t in flatten((args, kwargs)))
         merged = []
-        for outs in zip(*results):
-            shape = tuple(d if all(o.shape[i] == d for o in outs) else None
-                          for i, d in enumerate(outs[0].shape))
+        for outs in zip(*[flatten(r) for r in runs]):
+            shape = [d if all(o.shape[i] == d for o in outs) else None
+                     for i, d in enumerate(outs[0].shape)]
+            if batch_unknown and shape and shape[0] == 1:
+                shape[0] = None
             merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
         leaves = iter(merged)
         return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
 
     def _run_on_placeholders(self, args, kwargs, size):
-        def placeholder(device):
-            def make(t):
-                if not isinstance(t, KerasTensor):
-                    return t
-                shape = [size if d is None else d for d in t.shape]
-                return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
-            return make
+        device = self._device()
+
+        def make(t):
+            if not isinstance(t, KerasTensor):
+                return t
+            shape = [size if d is None else d for d in t.shape]
+            if t.shape and t.shape[0] is None:
+                shape[0] = 1
+            return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
 
         call_kwargs = dict(kwargs)
         if self._call_accepts_training:
             call_kwargs["training"] = False
-        errors = []
-        for device in ("meta", self._device()):
-            try:
-                with torch.no_grad():
-                    return self.call(*map_structure(placeholder(device), args),
-                                     **map_structure(placeholder(device), call_kwargs))
-            except (ValueError, TypeError) as error:
-                if "KerasTensor" in str(error) or isinstance(error, ValueError):
-                    raise
-                errors.append(error)
-            except Exception as error:  # noqa: BLE001 - retried on real tensors, then reported
-                errors.append(error)
-        raise ValueError(
-            f"Exception encountered when calling {type(self).__name__} '{self.name}': "
-            f"{errors[-1]}. Received: input shape={shape_of(args[0]) if args else None}"
-        ) from errors[-1]
+        try:
+            with torch.no_grad():
+                return self.call(*map_structure(make, args), **map_structure(make, call_kwargs))
+        except ValueError:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported with the layer's name
+            raise ValueError(
+                f"Exception encountered when calling {type(self).__name__} '{self.name}': "
+                f"{error}. Received: input shape={shape_of(args[0]) if args else None}"
+            ) from error
 
     def compute_mask(self, inputs, previous_mask=None):
         """The mask of this layer's output; by default passes the input mask through."""
@@ -554,8 +557,9 @@ def _set_mask(outputs, mask) -> None:
                 out._keras_mask = m
 
 
-def _has_unknown_dims(structure) -> bool:
-    return any(isinstance(t, KerasTensor) and None in t.shape for t in flatten(structure))
+def _has_unknown_dims(structure, skip_batch: bool = False) -> bool:
+    start = 1 if skip_batch else 0
+    return any(isinstance(t, KerasTensor) and None in t.shape[start:] for t in flatten(structure))
 
 
 def _shapes_to_keras_tensors(shape, dtype):

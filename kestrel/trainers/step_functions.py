@@ -1,6 +1,21 @@
-"""The per-batch train / test / predict steps, eager or through torch.compile."""
+"""The per-batch train / test / predict steps, eager or through `torch.compile`.
+
+A train step is forward, loss and metric updates (one function), then `backward()`, the
+optimizer step and weight constraints. With `jit=True` that function is compiled, per mode
+(train, test, predict), by `torch.compile`; AOTAutograd compiles the backward of the forward
+and loss with it. `backward()` and the optimizer step stay eager: Kestrel's optimizers run one
+fused multi-tensor kernel, which on CPU beats the compiled update and keeps the optimizer
+patchable (data-parallel training hooks its `step`).
+
+Compilation rules, per mode:
+- the first call runs eagerly: it builds lazily created layers, metrics and optimizer state;
+- a graph is compiled for each new, larger batch size; smaller batches (the ragged last batch
+  of an epoch) run eagerly instead of triggering a recompile;
+- if compiling fails, the step warns once and stays eager from then on.
+"""
 from __future__ import annotations
 
+import types
 import warnings
 
 import torch
@@ -10,38 +25,33 @@ from kestrel.layers.node import flatten
 
 
 class StepFunctions:
-    """Runs one batch; with `jit=True` the forward+loss is compiled, falling back to eager."""
+    """Runs one batch of `fit`, `evaluate` or `predict` for `model`.
+
+    Args:
+        model: a compiled Kestrel model.
+        jit: whether to run the steps through `torch.compile`.
+    """
 
     def __init__(self, model, jit: bool = False):
+        from kestrel.trainers.trainer import Trainer
+
         self.model = model
         self.jit = jit
+        self._custom_train_step = type(model).train_step is not Trainer.train_step
+        self._compiled: dict = {}
+        self._largest_batch: dict = {}
         self._constrained = None
-        self._compiled_forward = None
 
-    def _forward_loss(self, x, y, sample_weight):
-        y_pred = self.model(x)
-        return self.model.compute_loss(x, y, y_pred, sample_weight), y_pred
-
-    def _run_forward(self, x, y, sample_weight):
-        if not self.jit:
-            return self._forward_loss(x, y, sample_weight)
-        if self._compiled_forward is None:
-            self._compiled_forward = torch.compile(self._forward_loss, dynamic=False)
-        try:
-            return self._compiled_forward(x, y, sample_weight)
-        except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
-            warnings.warn(f"jit_compile: torch.compile failed ({type(error).__name__}: "
-                          f"{error}); continuing in eager mode.", stacklevel=4)
-            self.jit = False
-            return self._forward_loss(x, y, sample_weight)
-
+    # ------------------------------------------------------------------ the steps
     def train(self, batch) -> None:
+        """One optimization step on `(x, y, sample_weight)`, then the metric updates."""
         model = self.model
         x, y, sample_weight = batch
-        if type(model).train_step is not _base_train_step():
+        if self._custom_train_step:
             loss, y_pred = model.train_step(batch)
+            model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
         else:
-            loss, y_pred = self._run_forward(x, y, sample_weight)
+            loss = self._run("train", self._forward_metrics, x, y, sample_weight)
             optimizer = model.optimizer
             if not optimizer.built:
                 optimizer.build(model.trainable_weights)
@@ -49,13 +59,53 @@ class StepFunctions:
             loss.backward()
             optimizer.step()
         self._apply_constraints()
-        model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
 
     def test(self, batch) -> None:
+        """Loss and metric updates on `(x, y, sample_weight)`, without gradients."""
         x, y, sample_weight = batch
         with torch.no_grad():
-            loss, y_pred = self._run_forward(x, y, sample_weight)
-        self.model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
+            self._run("test", self._forward_metrics, x, y, sample_weight)
+
+    def predict(self, x):
+        """The model's outputs for the batch `x`, without gradients."""
+        with torch.no_grad():
+            return self._run("predict", self._forward, x)
+
+    # ------------------------------------------------------------------ traced bodies
+    def _forward_metrics(self, x, y, sample_weight):
+        model = self.model
+        y_pred = model(x)
+        loss = model.compute_loss(x, y, y_pred, sample_weight)
+        with torch.no_grad():
+            model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
+        return loss
+
+    def _forward(self, x):
+        return self.model(x)
+
+    # ------------------------------------------------------------------ compilation
+    def _run(self, mode: str, body, *args):
+        if not self.jit:
+            return body(*args)
+        size = _batch_size(args[0])
+        largest = self._largest_batch.get(mode)
+        if largest is None or size < largest:  # first call, or a ragged last batch
+            self._largest_batch[mode] = max(size, largest or 0)
+            return body(*args)
+        self._largest_batch[mode] = size
+        compiled = self._compiled.get(mode)
+        if compiled is None:
+            compiled = self._compiled[mode] = torch.compile(_own_code(body), dynamic=False)
+        try:
+            return compiled(*args)
+        except Exception as error:  # noqa: BLE001 - retried eagerly; a real error raises there
+            result = body(*args)
+            self.jit = False
+            warnings.warn(
+                f"jit_compile: torch.compile failed for model '{self.model.name}' "
+                f"({type(error).__name__}: {str(error)[:300]}); continuing in eager mode.",
+                stacklevel=4)
+            return result
 
     def _apply_constraints(self) -> None:
         if self._constrained is None:
@@ -65,10 +115,16 @@ class StepFunctions:
             layer._apply_constraints()
 
 
-def _base_train_step():
-    from kestrel.trainers.trainer import Trainer
+def _own_code(method):
+    """`method` rebound to a private copy of its code object.
 
-    return Trainer.train_step
+    Dynamo keeps compiled graphs (and its recompile limit) per code object; a private copy
+    gives every model and mode its own cache instead of sharing one across all models.
+    """
+    function = method.__func__
+    copy = types.FunctionType(function.__code__.replace(), function.__globals__,
+                              function.__name__, function.__defaults__, function.__closure__)
+    return types.MethodType(copy, method.__self__)
 
 
 def _batch_size(x) -> int:

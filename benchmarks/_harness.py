@@ -1,0 +1,247 @@
+"""Shared machinery of the benchmark scripts: flags, interleaved timing, Keras subprocesses.
+
+A workload script describes one model four ways (Kestrel eager, Kestrel `jit_compile=True`, a
+hand-written torch loop, Keras 3 on its torch backend) and calls `main(workload)`. Every
+variant builds its model once per measurement, makes one untimed first call (which includes
+`torch.compile` for the jit variant and is reported as "first call"), then the repeats take
+turns: in each round every variant runs once, in a rotating order. Keras runs in a fresh
+subprocess for each round, because its backend is fixed when it is imported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+VARIANTS = ("torch", "kestrel", "kestrel_jit", "keras")
+LABELS = {"torch": "torch loop", "kestrel": "Kestrel", "kestrel_jit": "Kestrel jit",
+          "keras": "Keras 3 (torch)"}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed call: a fit epoch, an evaluate pass or a predict pass at `batch_size`."""
+
+    name: str
+    kind: str
+    batch_size: int
+
+
+@dataclass
+class Workload:
+    """A model described for every variant.
+
+    Args:
+        name: short name, e.g. `"mlp"`.
+        measurements: what to time.
+        samples: samples per call `(full, quick)`; a multiple of every batch size.
+        make_data: `n -> (x, y)` NumPy structures in Keras layout (fixed seed).
+        build: `(K, jit_compile) -> compiled model` where K is `kestrel` or `keras`.
+        make_hand: `(x, y) -> HandLoop` over torch tensors, built with `torch.nn`.
+    """
+
+    name: str
+    measurements: list[Measurement]
+    samples: tuple[int, int]
+    make_data: Callable
+    build: Callable
+    make_hand: Callable
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class HandLoop:
+    """The idiomatic torch loop: subclasses implement `fit_epoch`, `evaluate`, `predict`."""
+
+    def run(self, m: Measurement):
+        return getattr(self, {"fit": "fit_epoch"}.get(m.kind, m.kind))(m.batch_size)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--quick", action="store_true", help="small data, 2 repeats: a smoke run")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds (default 5, quick 2)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="process CPU time (robust on a shared machine) or wall time")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras 3 variant")
+    parser.add_argument("--only", default=None, help="comma-separated variants to run")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--keras-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
+    return args
+
+
+def _clock(kind: str) -> Callable[[], float]:
+    return time.process_time if kind == "cpu" else time.perf_counter
+
+
+def set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------------- Keras-API variants
+class ApiSession:
+    """A Kestrel or Keras model run through `fit` / `evaluate` / `predict`."""
+
+    def __init__(self, module, workload: Workload, m: Measurement, n: int, jit: bool):
+        module.utils.set_random_seed(0)
+        self.x, self.y = workload.make_data(n)
+        self.model = workload.build(module, jit)
+        self.m = m
+
+    def run(self) -> None:
+        m, model = self.m, self.model
+        if m.kind == "fit":
+            model.fit(self.x, self.y, batch_size=m.batch_size, epochs=1, verbose=0, shuffle=True)
+        elif m.kind == "evaluate":
+            model.evaluate(self.x, self.y, batch_size=m.batch_size, verbose=0)
+        else:
+            model.predict(self.x, batch_size=m.batch_size, verbose=0)
+
+
+class HandSession:
+    def __init__(self, workload: Workload, m: Measurement, n: int):
+        import torch
+
+        torch.manual_seed(0)
+        x, y = workload.make_data(n)
+        self.loop = workload.make_hand(x, y)
+        self.m = m
+
+    def run(self) -> None:
+        self.loop.run(self.m)
+
+
+def _timed(fn: Callable[[], None], clock: Callable[[], float]) -> float:
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def keras_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("keras") is not None
+
+
+def keras_child(workload: Workload, args: argparse.Namespace) -> None:
+    """Run inside a fresh process with KERAS_BACKEND=torch: first call, then one timed call."""
+    import keras
+
+    set_threads(args.threads)
+    m = next(m for m in workload.measurements if m.name == args.keras_child)
+    n = workload.samples[1 if args.quick else 0]
+    session = ApiSession(keras, workload, m, n, jit=False)
+    clock = _clock(args.clock)
+    first = _timed(session.run, time.perf_counter)
+    seconds = _timed(session.run, clock)
+    print(json.dumps({"first_s": first, "seconds": seconds, "version": keras.__version__}))
+
+
+def _keras_round(script: str, m: Measurement, args: argparse.Namespace) -> dict:
+    command = [sys.executable, script, "--keras-child", m.name, "--threads", str(args.threads),
+               "--clock", args.clock] + (["--quick"] if args.quick else [])
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"Keras subprocess failed for {m.name}:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- the driver
+def run(workload: Workload, args: argparse.Namespace, script: str) -> dict:
+    """Time every variant on every measurement; returns JSON-able results."""
+    import torch
+
+    import kestrel
+
+    set_threads(args.threads)
+    clock = _clock(args.clock)
+    n = workload.samples[1 if args.quick else 0]
+    variants = [v for v in VARIANTS if args.only is None or v in args.only.split(",")]
+    if "keras" in variants and (args.no_keras or not keras_available()):
+        variants.remove("keras")
+    results: dict = {"workload": workload.name, "samples": n, "threads": args.threads,
+                     "clock": args.clock, "repeats": args.repeats, "notes": workload.notes,
+                     "torch": torch.__version__, "kestrel": kestrel.__version__,
+                     "measurements": {}}
+    for m in workload.measurements:
+        sessions: dict = {}
+        entry = {v: {"seconds": [], "first_s": None} for v in variants}
+        for v in variants:  # build and make the first (untimed) call
+            if v == "keras":
+                continue
+            start = time.perf_counter()
+            sessions[v] = HandSession(workload, m, n) if v == "torch" else ApiSession(
+                kestrel, workload, m, n, jit=v == "kestrel_jit")
+            sessions[v].run()
+            entry[v]["first_s"] = time.perf_counter() - start
+        for round_index in range(args.repeats):
+            shift = round_index % len(variants)
+            for v in variants[shift:] + variants[:shift]:
+                if v == "keras":
+                    child = _keras_round(script, m, args)
+                    entry[v]["seconds"].append(child["seconds"])
+                    entry[v]["first_s"] = child["first_s"]
+                    results["keras"] = child["version"]
+                else:
+                    entry[v]["seconds"].append(_timed(sessions[v].run, clock))
+        for v in variants:
+            entry[v]["median_s"] = statistics.median(entry[v]["seconds"])
+        results["measurements"][m.name] = entry
+        print(f"  {workload.name} {m.name}: " + ", ".join(
+            f"{v} {entry[v]['median_s'] * 1e3:.1f} ms" for v in variants), file=sys.stderr)
+    return results
+
+
+def ratio(entry: dict, variant: str) -> float | None:
+    if variant not in entry or "torch" not in entry:
+        return None
+    return entry[variant]["median_s"] / entry["torch"]["median_s"]
+
+
+def table(all_results: list[dict]) -> str:
+    """A Markdown table: ms per call (median) and the ratio to the hand-written torch loop."""
+    head = ("| workload | measurement | torch loop ms | Kestrel ms (×) | Kestrel jit ms (×) "
+            "| jit first call s | Keras 3 ms (×) |")
+    lines = [head, "|" + "---|" * 7]
+    for res in all_results:
+        for name, entry in res["measurements"].items():
+            def cell(v):
+                if v not in entry:
+                    return "n/a"
+                return f"{entry[v]['median_s'] * 1e3:.1f} ({ratio(entry, v):.2f}×)"
+            first = entry.get("kestrel_jit", {}).get("first_s")
+            lines.append(
+                f"| {res['workload']} | {name} | {entry['torch']['median_s'] * 1e3:.1f} | "
+                f"{cell('kestrel')} | {cell('kestrel_jit')} | "
+                f"{'n/a' if first is None else f'{first:.1f}'} | {cell('keras')} |")
+    return "\n".join(lines)
+
+
+def main(workload: Workload, argv=None) -> dict | None:
+    args = parse_args(argv)
+    script = os.path.abspath(sys.argv[0])
+    if args.keras_child:
+        keras_child(workload, args)
+        return None
+    np.random.seed(0)
+    results = run(workload, args, script)
+    print(table([results]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return results

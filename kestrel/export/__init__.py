@@ -1,0 +1,5 @@
+"""Export models for inference outside Kestrel: ONNX, TorchScript and torch.export."""
+from kestrel.export.export_lib import FORMATS, export_model
+from kestrel.export.signature import TensorSpec
+
+__all__ = ["FORMATS", "TensorSpec", "export_model"]

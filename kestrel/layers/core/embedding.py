@@ -1,0 +1,84 @@
+"""Embedding: turns integer indices into dense vectors looked up in a table."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kestrel import constraints, initializers, regularizers
+from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.node import KerasTensor
+
+_INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+@register_layer()
+class Embedding(Layer):
+    """Maps each index in `[0, input_dim)` to a learned vector of size `output_dim`.
+
+    Args:
+        input_dim: vocabulary size (positive int).
+        output_dim: size of each vector (positive int).
+        embeddings_initializer: initializer of the table (`"uniform"`: U(-0.05, 0.05)).
+        embeddings_regularizer / embeddings_constraint / activity_regularizer: optional.
+        mask_zero: whether index 0 is padding; the output then carries the mask `inputs != 0`.
+        weights: optional initial table, `(input_dim, output_dim)` (or a one-element list).
+        input_length: Keras 2 argument, accepted and ignored.
+
+    Input shape: `(batch, ...)` of ints (floats are cast). Output shape: `(batch, ..., output_dim)`.
+    The table `embeddings` has the Keras (and `nn.Embedding`) layout `(input_dim, output_dim)`.
+
+    Example:
+        >>> Embedding(10, 4)(torch.tensor([[1, 2, 0]])).shape
+        torch.Size([1, 3, 4])
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 weights=None, input_length=None, activity_regularizer=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(
+                    f"Embedding '{self.name}': {arg} must be a positive integer. "
+                    f"Received: {arg}={value!r}")
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        if weights is not None:
+            self._build_from_shape(None)
+            self.set_weights(weights if isinstance(weights, (list, tuple)) else [weights])
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint)
+
+    def call(self, inputs):
+        if inputs.dtype not in _INDEX_DTYPES:
+            inputs = inputs.long()
+        return F.embedding(inputs, self.embeddings)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return inputs != 0 if self.mask_zero else None
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+            "mask_zero": self.mask_zero,
+        }

@@ -1,0 +1,82 @@
+"""TorchModuleWrapper: any `torch.nn.Module` used as a Kestrel layer."""
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+from kestrel import config
+from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.node import KerasTensor, flatten
+
+_PREFIX = "module."
+_NOT_SERIALIZABLE = (
+    "TorchModuleWrapper cannot be serialized: Kestrel never pickles modules into configs, so a "
+    "wrapped torch.nn.Module cannot be rebuilt from a config. To save and load the model, "
+    "subclass kestrel.layers.Layer instead (create the module in __init__, call it in call(), "
+    "and return its constructor arguments from get_config())."
+)
+
+
+@register_layer()
+class TorchModuleWrapper(Layer):
+    """Wraps a `torch.nn.Module` so that it can be used in Kestrel models.
+
+    The module's parameters (in `module.parameters()` order) are the layer's trainable weights
+    and its persistent buffers (e.g. BatchNorm statistics) its non-trainable weights, in torch's
+    own layouts. The module follows the layer's train/eval mode. Models holding this layer
+    cannot be saved as configs (weights can).
+
+    Args:
+        module: the `torch.nn.Module` (lazy modules must be initialized first).
+        name: the layer name.
+        output_shape: the full output shape (batch axis as None), used for symbolic calls
+            instead of running the module on placeholder data.
+
+    Example:
+        >>> layer = TorchModuleWrapper(torch.nn.Linear(3, 2))
+        >>> layer(torch.ones(4, 3)).shape, len(layer.trainable_weights)
+        (torch.Size([4, 2]), 2)
+    """
+
+    def __init__(self, module, name=None, output_shape=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not isinstance(module, nn.Module):
+            raise ValueError(
+                f"TorchModuleWrapper '{self.name}': module must be a torch.nn.Module. "
+                f"Received: module={module!r}")
+        if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params():
+            raise ValueError(
+                f"TorchModuleWrapper '{self.name}': lazy modules must be initialized (called "
+                f"once) before they are wrapped. Received: module={module!r}")
+        self.module = module.to(config.device())
+        self.module.train(False)  # Kestrel layers start in inference mode
+        persistent = set(module.state_dict(keep_vars=True))
+        self._weight_order = [_PREFIX + n for n, _ in module.named_parameters()] + [
+            _PREFIX + n for n, _ in module.named_buffers() if n in persistent]
+        self._output_shape = None if output_shape is None else tuple(output_shape)
+        self.autocast = False  # the module keeps its own dtypes
+        self.built = True
+
+    def __getattr__(self, name: str):
+        if name.startswith(_PREFIX):  # a weight of the module, as listed in _weight_order
+            try:
+                return self.get_parameter(name)
+            except AttributeError:
+                return self.get_buffer(name)
+        return super().__getattr__(name)
+
+    def call(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        if self._output_shape is None:
+            return super().compute_output_spec(*args, **kwargs)
+        first = flatten((args, kwargs))[0]
+        return KerasTensor(self._output_shape, getattr(first, "dtype", config.floatx()))
+
+    def get_config(self):
+        raise NotImplementedError(_NOT_SERIALIZABLE)
+
+    @classmethod
+    def from_config(cls, config):
+        raise NotImplementedError(_NOT_SERIALIZABLE)

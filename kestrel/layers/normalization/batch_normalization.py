@@ -1,0 +1,187 @@
+"""BatchNormalization: normalize with batch statistics in training, moving averages otherwise."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kestrel import config, constraints, initializers, regularizers
+from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.layer import Layer, register_layer
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+@register_layer()
+class BatchNormalization(Layer):
+    """Normalizes each feature of `axis` to zero mean and unit variance, then scales and shifts.
+
+    In training (`fit()` or `training=True`) it uses the batch mean and (biased) variance and
+    updates `moving = moving * momentum + batch * (1 - momentum)`; in inference, and whenever
+    the layer is frozen (`trainable=False`), it uses the moving statistics, as Keras 3 does.
+
+    Args:
+        axis: the features axis (`-1` for channels-last data, `1` for channels-first).
+        momentum: momentum of the moving averages (Keras 0.99 is torch's 0.01).
+        epsilon: added to the variance (Keras default 1e-3, not torch's 1e-5).
+        center / scale: whether to add `beta` / multiply by `gamma`.
+        beta_initializer / gamma_initializer / moving_mean_initializer /
+            moving_variance_initializer: initializers of the four weights.
+        beta_regularizer / gamma_regularizer / beta_constraint / gamma_constraint: optional.
+        synchronized: Keras' cross-replica flag; only `False` is supported.
+
+    Weights, in Keras' order: gamma, beta, moving_mean, moving_variance (each `(features,)`).
+    A `mask` of the input's shape without its last axis excludes entries from the statistics.
+
+    Example:
+        >>> BatchNormalization()(torch.ones(2, 3)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]  # Keras 2 configs store the axis as a one-element list
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise ValueError(
+                f"BatchNormalization '{self.name}': axis must be an integer. "
+                f"Received: axis={axis!r}")
+        if synchronized:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': synchronized=True (cross-replica batch "
+                "statistics) is not supported; use synchronized=False. "
+                f"Received: synchronized={synchronized}")
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': momentum must be in [0, 1]. "
+                f"Received: momentum={momentum}")
+        self.axis = axis
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self.synchronized = False
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': axis {self.axis} is out of range for an input "
+                f"of rank {rank}. Received: input_shape={tuple(input_shape)}")
+        features = input_shape[self.axis]
+        if features is None:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': the size of axis {self.axis} must be known. "
+                f"Received: input_shape={tuple(input_shape)}")
+        self._axis = self.axis % rank
+        shape = (features,)
+        self.gamma = self.add_weight("gamma", shape, self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight("beta", shape, self.beta_initializer,
+                                    regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", shape, self.moving_mean_initializer,
+                                           trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", shape,
+                                               self.moving_variance_initializer, trainable=False)
+        self.input_spec = InputSpec(ndim=rank, axes={self.axis: features})
+
+    def call(self, inputs, training=None, mask=None):
+        training = self.training if training is None else training
+        if mask is not None and mask.dim() != inputs.dim() - 1:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': the mask must have one dimension less than "
+                f"the inputs. Received: mask.shape={tuple(mask.shape)}, "
+                f"inputs.shape={tuple(inputs.shape)}")
+        x = inputs.float() if inputs.dtype in _HALF else inputs
+        if training and self._trainable:
+            out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
+        else:
+            flat, restore = self._channels_at_1(x)
+            out = restore(F.batch_norm(flat, self.moving_mean, self.moving_variance, self.gamma,
+                                       self.beta, False, 0.0, self.epsilon))
+        return out.to(inputs.dtype) if inputs.dtype in _HALF else out
+
+    def _channels_at_1(self, x: torch.Tensor):
+        """A view of `x` with the features on dim 1 (2D when they are last) and its inverse."""
+        if self._axis == 1:
+            return x, _identity
+        shape = x.shape
+        if self._axis == x.dim() - 1:
+            return x.reshape(-1, shape[-1]), lambda y: y.reshape(shape)
+        moved = x.movedim(self._axis, -1)
+        moved_shape = moved.shape
+        return (moved.reshape(-1, shape[self._axis]),
+                lambda y: y.reshape(moved_shape).movedim(-1, self._axis))
+
+    def _train_step(self, x: torch.Tensor) -> torch.Tensor:
+        flat, restore = self._channels_at_1(x)
+        out, mean, invstd = torch.ops.aten.native_batch_norm(
+            flat, self.gamma, self.beta, None, None, True, 0.0, self.epsilon)
+        with torch.no_grad():
+            variance = invstd.square().reciprocal_().sub_(self.epsilon).clamp_min_(0.0)
+            self._update_moving(mean, variance)
+        return restore(out)
+
+    def _train_step_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        reduce = [d for d in range(x.dim()) if d != self._axis]
+        weights = mask.unsqueeze(-1).to(x.dtype).expand_as(x)
+        count = weights.sum(reduce, keepdim=True) + config.epsilon()
+        mean = (x * weights).sum(reduce, keepdim=True) / count
+        variance = (((x - mean) * weights) ** 2).sum(reduce, keepdim=True) / count
+        with torch.no_grad():
+            self._update_moving(mean.flatten(), variance.flatten())
+        view = [1] * x.dim()
+        view[self._axis] = -1
+        inv = torch.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * self.gamma.view(view)
+        shift = -mean * inv
+        if self.beta is not None:
+            shift = shift + self.beta.view(view)
+        return x * inv + shift
+
+    def _update_moving(self, mean: torch.Tensor, variance: torch.Tensor) -> None:
+        weight = 1.0 - self.momentum
+        self.moving_mean.lerp_(mean.to(self.moving_mean.dtype), weight)
+        self.moving_variance.lerp_(variance.to(self.moving_variance.dtype), weight)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": initializers.serialize(
+                self.moving_variance_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            "synchronized": self.synchronized,
+        }
+
+
+def _identity(x):
+    return x

@@ -1,0 +1,56 @@
+"""AlphaDropout: dropout that keeps the mean and variance of SELU activations."""
+from __future__ import annotations
+
+import torch
+
+from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.regularization.seeding import check_rate, check_seed, generator_for
+
+_ALPHA = 1.6732632423543772848170429916717
+_SCALE = 1.0507009873554804934193349852946
+_ALPHA_P = -_ALPHA * _SCALE  # the value SELU saturates to
+
+
+@register_layer()
+class AlphaDropout(Layer):
+    """In training, sets inputs to SELU's saturation value with probability `rate`, then applies
+    the affine map that restores the inputs' mean and variance; the identity in inference.
+
+    Args:
+        rate: drop probability, in `[0, 1)`.
+        noise_shape: shape of the drop mask, broadcast against the input; `None` entries take
+            the input's size.
+        seed: int for a reproducible sequence of masks.
+
+    Input shape: any. Output shape: same as the input.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        check_rate(self, rate)
+        check_seed(self, seed)
+        self.rate = rate
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self.supports_masking = True
+
+    def call(self, inputs, training=None):
+        training = self.training if training is None else training
+        if not training or self.rate == 0:
+            return inputs
+        shape = inputs.shape if self.noise_shape is None else [
+            size if d is None else d for d, size in zip(self.noise_shape, inputs.shape)]
+        kept = torch.empty(shape, dtype=inputs.dtype, device=inputs.device).bernoulli_(
+            1.0 - self.rate, generator=generator_for(self, inputs.device))
+        a = ((1 - self.rate) * (1 + self.rate * _ALPHA_P ** 2)) ** -0.5
+        b = -a * _ALPHA_P * self.rate
+        dropped = inputs * kept + _ALPHA_P * (1 - kept)
+        return a * dropped + b
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        noise_shape = None if self.noise_shape is None else list(self.noise_shape)
+        return {**super().get_config(), "rate": self.rate, "noise_shape": noise_shape,
+                "seed": self.seed}

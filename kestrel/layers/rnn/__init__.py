@@ -1,0 +1,11 @@
+"""Recurrent layers: cells, the generic RNN loop, SimpleRNN/LSTM/GRU and the RNN wrappers."""
+from kestrel.layers.rnn.bidirectional import Bidirectional
+from kestrel.layers.rnn.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from kestrel.layers.rnn.gru import GRU
+from kestrel.layers.rnn.lstm import LSTM
+from kestrel.layers.rnn.rnn import RNN
+from kestrel.layers.rnn.simple_rnn import SimpleRNN
+from kestrel.layers.rnn.time_distributed import TimeDistributed
+
+__all__ = ["Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN",
+           "SimpleRNNCell", "StackedRNNCells", "TimeDistributed"]

@@ -1,0 +1,265 @@
+"""`Optimizer`: Keras 3's optimizer API over a list of torch parameters.
+
+The trainer calls `build(params)` once, then `step()` after each `loss.backward()`. A step
+clips the gradients, applies Keras' decoupled weight decay, runs the subclass's multi-tensor
+update and counts the iteration. The count is a Python int, so learning-rate schedules and
+bias corrections are host floats computed without device syncs; a 0-d tensor copy of it
+(`_step_t`) lets the same step run under `torch.compile`, where these values become tensors.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from kestrel.layers.naming import to_snake_case, unique_name
+from kestrel.optimizers import foreach
+from kestrel.optimizers.optimizer_state import OptimizerState
+from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+
+class Optimizer(OptimizerState):
+    """Base class of Kestrel optimizers (Keras 3 API).
+
+    Subclasses list their per-parameter state in `_slot_groups()` and implement
+    `_update(params, grads, slots, lr, t)` with `torch._foreach_*` ops.
+
+    Args:
+        learning_rate: A float, a `LearningRateSchedule`, or a callable returning the rate
+            (called with the iteration count if it takes an argument, else with none).
+        weight_decay: If set, decoupled weight decay `var -= var * weight_decay * lr`.
+        clipnorm: If set, each gradient is clipped to this L2 norm.
+        clipvalue: If set, each gradient element is clipped to `[-clipvalue, clipvalue]`.
+        global_clipnorm: If set, all gradients are scaled so their joint norm is at most this.
+        use_ema: Exponential moving average of the weights (not supported: must be False).
+        ema_momentum: Accepted for config compatibility with `use_ema=False`.
+        ema_overwrite_frequency: Accepted for config compatibility with `use_ema=False`.
+        loss_scale_factor: If set, gradients are divided by it (see `scale_loss`).
+        gradient_accumulation_steps: Not supported: must be None.
+        name: The optimizer's name (default: the snake-case class name, made unique).
+    """
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        if kwargs.pop("decay", None) is not None:
+            warnings.warn("Argument `decay` is no longer supported and will be ignored.")
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if use_ema:
+            raise NotImplementedError(
+                f"{type(self).__name__}: `use_ema=True` is not supported by Kestrel. "
+                f"Received: use_ema={use_ema}")
+        if gradient_accumulation_steps:
+            raise NotImplementedError(
+                f"{type(self).__name__}: `gradient_accumulation_steps` is not supported by "
+                f"Kestrel. Received: gradient_accumulation_steps={gradient_accumulation_steps}")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                f"global_clipnorm={global_clipnorm}")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))  # as Keras: "rm_sprop"
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.use_ema = use_ema
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.built = False
+        self._params: list[torch.nn.Parameter] = []
+        self._slots: dict[str, list[torch.Tensor]] = {}
+        self._slot_order: list[tuple[int, str]] = []
+        self._iterations = 0
+        self._host_stale = False  # set by compiled steps, which only advance `_step_t`
+        self._step_t: torch.Tensor | None = None
+        self._lr_t: torch.Tensor | None = None
+        self._pending_state: dict | None = None
+        self._set_learning_rate(learning_rate)
+
+    # ---------------------------------------------------------------- building
+    def _slot_groups(self) -> list[list[tuple[str, float]]]:
+        """Per-parameter state as Keras creates it: groups of `(name, initial value)`.
+
+        Slots of one group are interleaved per parameter; groups follow one another.
+        """
+        return []
+
+    def build(self, params) -> None:
+        """Create the optimizer state for `params` (the model's trainable parameters, in order)."""
+        if self.built:
+            return
+        self._params = list(params)
+        if not self._params:
+            raise ValueError(f"{type(self).__name__}.build() needs at least one parameter.")
+        self._index = {id(p): i for i, p in enumerate(self._params)}
+        device = self._params[0].device
+        self._step_t = torch.full((), float(self._iterations), device=device)
+        self._lr_t = torch.tensor(self._learning_rate if self._lr_is_float else 0.0, device=device)
+        with torch.no_grad():
+            for group in self._slot_groups():
+                for i, p in enumerate(self._params):
+                    for slot, value in group:
+                        self._slots.setdefault(slot, []).append(
+                            torch.full_like(p, value, memory_format=torch.preserve_format))
+                        self._slot_order.append((i, slot))
+        self._build_extra_state(device)
+        self._fusable = foreach.fusable(self._params)
+        self.built = True
+        if self._pending_state is not None:
+            state, self._pending_state = self._pending_state, None
+            self.load_state_dict(state)
+
+    # ---------------------------------------------------------------- stepping
+    @torch.no_grad()
+    def step(self) -> None:
+        """Apply the parameters' `.grad` (parameters without one are skipped)."""
+        if not self.built:
+            raise ValueError(
+                f"{type(self).__name__} must be built before step(): call "
+                "`optimizer.build(params)` with the model's trainable parameters first.")
+        grads = [p.grad for p in self._params]
+        indices = None
+        if any(g is None for g in grads):
+            indices = [i for i, g in enumerate(grads) if g is not None]
+            if not indices:
+                return
+            grads = [grads[i] for i in indices]
+        self._apply(indices, grads)
+
+    def apply(self, grads, trainable_variables=None):
+        """Apply `grads` (one per variable, None skips) to `trainable_variables` or all."""
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer must already be "
+                    "built on a list of variables. Call `optimizer.build(trainable_variables)` "
+                    "first.")
+            if len(grads) != len(self._params):
+                raise ValueError(
+                    f"Received a list of {len(grads)} gradients, but the optimizer is tracking "
+                    f"{len(self._params)} trainable variables.")
+            indices = list(range(len(grads)))
+        else:
+            variables = list(trainable_variables)
+            self.build(variables)
+            indices = [self._variable_index(v) for v in variables]
+        pairs = [(i, g) for i, g in zip(indices, grads) if g is not None]
+        if not pairs:
+            raise ValueError("No gradients provided for any variable.")
+        copy = self.clipnorm or self.clipvalue or self.global_clipnorm or self.loss_scale_factor
+        tensors = []
+        for i, g in pairs:
+            p = self._params[i]
+            g = torch.as_tensor(g, dtype=p.dtype, device=p.device)
+            tensors.append(g.clone() if copy else g)
+        indices = [i for i, _ in pairs]
+        with torch.no_grad():
+            self._apply(None if indices == list(range(len(self._params))) else indices, tensors)
+
+    def apply_gradients(self, grads_and_vars) -> int:
+        """Apply `(gradient, variable)` pairs; returns the iteration count."""
+        grads, variables = zip(*grads_and_vars)
+        self.apply(grads, variables)
+        return self.iterations
+
+    def _variable_index(self, variable) -> int:
+        index = self._index.get(id(variable))
+        if index is None:
+            raise ValueError(
+                f"Unknown variable: {tuple(variable.shape)}. This optimizer can only be called "
+                "for the variables it was originally built with. When working with a new set of "
+                "variables, you should recreate a new optimizer instance.")
+        return index
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the parameters' gradients (set them to None by default)."""
+        if set_to_none:
+            for p in self._params:
+                p.grad = None
+        else:
+            grads = [p.grad for p in self._params if p.grad is not None]
+            if grads:
+                torch._foreach_zero_(grads)
+
+    def scale_loss(self, loss):
+        """Multiply `loss` by `loss_scale_factor` (if set) before computing gradients."""
+        return loss if self.loss_scale_factor is None else loss * self.loss_scale_factor
+
+    def _apply(self, indices: list[int] | None, grads: list[torch.Tensor]) -> None:
+        """One step on the parameters at `indices` (all if None); clips `grads` in place."""
+        if self._step_t.device != self._params[0].device:
+            self._follow_params()
+        compiling = torch.compiler.is_compiling()
+        if compiling:
+            lr = self._traced_lr()
+        else:
+            if self._host_stale:
+                self._sync_host()
+            lr = self._host_lr()
+        if indices is None:
+            params, slots = self._params, self._slots
+        else:
+            params = [self._params[i] for i in indices]
+            slots = {k: [v[i] for i in indices] for k, v in self._slots.items()}
+        if self.loss_scale_factor is not None:
+            torch._foreach_div_(grads, self.loss_scale_factor)
+        if self.clipnorm:
+            foreach.clip_by_norm_(grads, self.clipnorm)
+        elif self.global_clipnorm:
+            foreach.clip_by_global_norm_(grads, self.global_clipnorm)
+        elif self.clipvalue:
+            foreach.clip_by_value_(grads, self.clipvalue)
+        self._step_t.add_(1)
+        if compiling:
+            t = self._step_t
+            self._host_stale = True
+        else:
+            self._iterations += 1
+            t = self._iterations
+        self._update_step(params, grads, slots, lr, t)
+
+    def _update_step(self, params, grads, slots, lr, t) -> None:
+        """Weight decay, then the update. `t` is the 1-based step; `lr`, `t` float or 0-d tensor."""
+        if self.weight_decay is not None:
+            foreach.decay_(params, lr, self.weight_decay)
+        self._update(params, grads, slots, lr, t)
+
+    def _update(self, params, grads, slots, lr, t) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement `_update`.")
+
+    # ---------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """Hyperparameters as JSON-able data; a schedule is stored as its Keras config dict."""
+        if self._lr_is_float:
+            learning_rate = self._learning_rate
+        else:
+            learning_rate = serialize_keras_object(self._learning_rate, "schedules")
+        return {
+            "name": self.name,
+            "learning_rate": learning_rate,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "loss_scale_factor": self.loss_scale_factor,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        """Rebuild an optimizer (without state) from `get_config()` output."""
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), (dict, str)):
+            config["learning_rate"] = deserialize_keras_object(
+                config["learning_rate"], "schedules", custom_objects)
+        return cls(**config)

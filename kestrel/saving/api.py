@@ -1,0 +1,189 @@
+"""save_model / load_model / save_weights / load_weights, dispatched on the file suffix.
+
+| suffix | save_model | save_weights | read by |
+| --- | --- | --- | --- |
+| `.keras` | Keras 3 zip | - | load_model |
+| `.weights.h5` | - | Keras 3 layout | load_weights |
+| `.h5`, `.hdf5` | legacy whole model | Keras 2 layout | load_model, load_weights |
+
+Every save is atomic: a failure leaves any previous file untouched.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+
+import h5py
+
+from kestrel.saving import hdf5_legacy, keras_weights, keras_zip
+from kestrel.saving.atomic import atomic_write
+
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+_WEIGHT_SUFFIXES = (".weights.h5", ".h5", ".hdf5")
+
+
+def _suffix(filepath, accepted: tuple[str, ...], what: str) -> str:
+    path = os.fspath(filepath)
+    for suffix in accepted:
+        if path.lower().endswith(suffix):
+            return suffix
+    raise ValueError(
+        f"Invalid filepath extension for {what}: the filename must end in one of "
+        f"{', '.join(repr(s) for s in accepted)}. Received: filepath={path}")
+
+
+def _check_overwrite(filepath, overwrite: bool) -> None:
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(
+            f"'{os.fspath(filepath)}' already exists and overwrite=False. Pass overwrite=True "
+            f"to replace it. Received: overwrite={overwrite}")
+
+
+def _check_exists(filepath) -> None:
+    if not os.path.exists(filepath):
+        raise FileNotFoundError(f"No file or directory found at {os.fspath(filepath)}")
+
+
+def _open_h5(filepath) -> h5py.File:
+    _check_exists(filepath)
+    try:
+        return h5py.File(filepath, "r")
+    except OSError as error:
+        raise ValueError(
+            f"Cannot read '{os.fspath(filepath)}': it is not a valid HDF5 file, or it is "
+            f"truncated or damaged ({error}).") from None
+
+
+def _open_zip(filepath) -> zipfile.ZipFile:
+    _check_exists(filepath)
+    try:
+        return zipfile.ZipFile(filepath, "r")
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(
+            f"Cannot read '{os.fspath(filepath)}': it is not a valid .keras (zip) file, or it "
+            f"is truncated or damaged ({error}).") from None
+
+
+def _raised_by_h5py(error: BaseException) -> bool:
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace is not None and trace.tb_frame.f_globals.get("__name__", "").startswith("h5py")
+
+
+@contextlib.contextmanager
+def _reading(filepath):
+    """Turn h5py's low-level errors about damaged data into one clear `ValueError`."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError) as error:
+        if not _raised_by_h5py(error):
+            raise
+        raise ValueError(f"Cannot read '{os.fspath(filepath)}': its HDF5 data is damaged "
+                         f"({error}).") from None
+
+
+def _builder(custom_objects, safe_mode: bool):
+    """A function making a model from its saved config, in safe mode and custom scope."""
+    from kestrel.saving.model_config import model_from_config
+    from kestrel.saving.object_registry import custom_object_scope
+    from kestrel.saving.safe_mode import safe_mode_scope
+
+    def build(config):
+        with custom_object_scope(custom_objects), safe_mode_scope(safe_mode):
+            return model_from_config(config, custom_objects)
+    return build
+
+
+def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True,
+               **kwargs) -> None:
+    """Save the whole model: `.keras` (Keras 3 zip) or `.h5` / `.hdf5` (legacy HDF5).
+
+    Args:
+        model: the model to save.
+        filepath: destination; its suffix picks the format.
+        overwrite: replace an existing file (else `FileExistsError`).
+        include_optimizer: also save the compile settings and optimizer state.
+    """
+    if kwargs:
+        raise ValueError(
+            f"save_model got unsupported arguments {sorted(kwargs)}: the format is chosen by "
+            f"the filename's suffix ('.keras', '.h5'). Received: {kwargs}")
+    suffix = _suffix(filepath, _MODEL_SUFFIXES, "save_model")
+    _check_overwrite(filepath, overwrite)
+    writer = keras_zip.save_model if suffix == ".keras" else hdf5_legacy.save_model
+    with atomic_write(filepath) as temp_path:
+        writer(model, temp_path, include_optimizer=include_optimizer)
+
+
+def load_model(filepath, custom_objects: dict | None = None, compile: bool = True,
+               safe_mode: bool = True):
+    """Load a model saved by Kestrel, Keras 3 (`.keras`, `.h5`) or Keras 2 (`.h5`).
+
+    Args:
+        filepath: a `.keras`, `.h5` or `.hdf5` file.
+        custom_objects: user classes/functions named in the file's config.
+        compile: restore the compile settings and optimizer state when the file has them.
+        safe_mode: refuse to run Python code stored in the file (Lambda bytecode).
+    """
+    suffix = _suffix(filepath, _MODEL_SUFFIXES, "load_model")
+    build = _builder(custom_objects, safe_mode)
+    if suffix == ".keras":
+        with _open_zip(filepath) as archive, _reading(filepath):
+            return keras_zip.load_model(archive, filepath, build, compile, custom_objects)
+    with _open_h5(filepath) as file, _reading(filepath):
+        return hdf5_legacy.load_model(file, build, compile, custom_objects)
+
+
+def save_weights(model, filepath, overwrite: bool = True) -> None:
+    """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout)."""
+    suffix = _suffix(filepath, _WEIGHT_SUFFIXES, "save_weights")
+    _check_overwrite(filepath, overwrite)
+    with atomic_write(filepath) as temp_path, h5py.File(temp_path, "w") as file:
+        if suffix == ".weights.h5":
+            keras_weights.write_weights(file, model)
+        else:
+            hdf5_legacy.save_weights_to_group(file, model)
+
+
+def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
+    """Load weights from `.weights.h5`, `.keras` or `.h5` files of Kestrel, Keras 2 or 3.
+
+    Args:
+        model: the model to fill.
+        filepath: the weights (or whole-model) file.
+        by_name: (`.h5` only) match layers by name instead of by order.
+        skip_mismatch: skip, with a warning, layers whose weight count or shapes differ.
+    """
+    suffix = _suffix(filepath, (".keras",) + _WEIGHT_SUFFIXES, "load_weights")
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' has no weights yet: it is not built. Call it on a batch of "
+            "data or call `model.build(input_shape)` before `load_weights()`.")
+    if suffix == ".keras":
+        _reject_by_name(by_name, suffix)
+        with _open_zip(filepath) as archive, keras_zip.open_weights(archive, filepath) as file, \
+                _reading(filepath):
+            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch)
+        return
+    with _open_h5(filepath) as file, _reading(filepath):
+        if "layer_names" in file.attrs or "layer_names0" in file.attrs \
+                or "model_weights" in file:
+            group = file["model_weights"] if "model_weights" in file else file
+            hdf5_legacy.load_weights_from_group(group, model, by_name=by_name,
+                                                skip_mismatch=skip_mismatch)
+        elif "layers" in file or "vars" in file or "_layer_checkpoint_dependencies" in file:
+            _reject_by_name(by_name, ".weights.h5")
+            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch)
+        else:
+            raise ValueError(
+                f"'{os.fspath(filepath)}' is an HDF5 file but holds no Keras weights: it has "
+                "neither Keras 2's `layer_names` nor Keras 3's `layers/` layout.")
+
+
+def _reject_by_name(by_name: bool, suffix: str) -> None:
+    if by_name:
+        raise ValueError(
+            f"by_name=True is only supported for the Keras 2 `.h5` weights layout; weights in "
+            f"the {suffix} layout are matched by structure. Received: by_name={by_name}")

@@ -1,0 +1,183 @@
+"""Keras 3's `.weights.h5` layout: weights found by structure and position, not by name.
+
+```
+layers/<snake_case class>[_N]/vars/{0,1,...}   @name = the layer's real name
+layers/<lstm>/cell/vars/...                    sublayers under their attribute name
+optimizer/vars/{0: iteration, 1: learning_rate, 2...: slots}
+vars/                                          the model's own variables
+```
+"""
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import torch
+
+from kestrel.layers.layer import _keras_value, assign_keras_value
+from kestrel.saving.weight_paths import keras3_groups, layout_of, own_weights, variable_paths
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    tensor = tensor.detach().cpu()
+    if tensor.dtype is torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+# ---------------------------------------------------------------------- optimizer state
+def optimizer_state(model) -> list[tuple[str, np.ndarray]]:
+    """(Keras 3 variable name, value) of a built optimizer: iteration, learning rate, slots.
+
+    Slots are converted to the Keras layout of their parameter.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "built", False):
+        return []
+    layouts, paths = layout_of(model), variable_paths(model)
+    slots = optimizer.slot_variables()
+    head = optimizer.variables[: len(optimizer.variables) - len(slots)]
+    out = [(f"{optimizer.name}/{name}", np.asarray(tensor.item(), dtype=dtype))
+           for name, tensor, dtype in zip(("iteration", "learning_rate"), head,
+                                          (np.int32, np.float32))]
+    for index, slot, tensor in slots:
+        param = optimizer._params[index] if index is not None else None
+        layout = layouts.get(id(param)) if param is not None else None
+        value = layout[1](tensor) if layout else tensor
+        name = slot if param is None else \
+            f"{paths.get(id(param), f'variable_{index}').replace('/', '_')}_{slot}"
+        out.append((f"{optimizer.name}/{name}", to_numpy(value)))
+    return out
+
+
+def restore_optimizer_state(model, values: list) -> bool:
+    """Load Keras-layout optimizer values (Keras 3 order; Keras 2's lacks the learning rate).
+
+    Builds the optimizer on `model.trainable_weights` if needed. A state that does not fit
+    is skipped with a warning (the optimizer starts fresh), as Keras does. Returns success.
+    """
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_weights)
+    slots = optimizer.slot_variables()
+    n_head = len(optimizer.variables) - len(slots)
+    values = [np.asarray(v) for v in values]
+    if len(values) == len(slots) + 1 and n_head == 2:  # Keras 2: no learning_rate variable
+        values.insert(1, np.asarray(optimizer.learning_rate, dtype=np.float32))
+    elif len(values) == len(slots) + 2 and n_head == 1:  # saved rate; ours is a schedule
+        del values[1]
+    layouts = layout_of(model)
+    try:
+        if len(values) != len(slots) + n_head:
+            raise ValueError(f"the file has {len(values)} optimizer variables, the optimizer "
+                             f"has {len(slots) + n_head}")
+        converted = values[:n_head]
+        for (index, _, tensor), value in zip(slots, values[n_head:]):
+            layout = layouts.get(id(optimizer._params[index])) if index is not None else None
+            value = torch.as_tensor(value)
+            converted.append(layout[0](value) if layout else value)
+        optimizer.set_weights(converted)
+    except ValueError as error:
+        warnings.warn(f"Skipping loading the optimizer state of '{optimizer.name}' ({error}); "
+                      "the optimizer starts fresh.", stacklevel=3)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- writing
+def write_weights(file: h5py.File, model, include_optimizer: bool = True) -> None:
+    """Write every layer's variables (and a built optimizer's) into an open HDF5 file."""
+    for path, layer in keras3_groups(model):
+        group = file.create_group(f"{path}/vars" if path else "vars")
+        group.attrs["name"] = layer.name
+        for index, attr in enumerate(own_weights(layer)):
+            tensor = _keras_value(layer, attr)
+            dataset = group.create_dataset(str(index), data=to_numpy(tensor))
+            if tensor.dtype is torch.bfloat16:
+                dataset.attrs["dtype"] = "bfloat16"
+    state = optimizer_state(model) if include_optimizer else []
+    if state:
+        group = file.create_group("optimizer/vars")
+        group.attrs["name"] = model.optimizer.name
+        for index, (_, value) in enumerate(state):
+            group.create_dataset(str(index), data=value)
+
+
+# ---------------------------------------------------------------------- reading
+def _resolve(file: h5py.File, path: str):
+    """The group at `path`, tolerating `_attr`/`attr` spellings and Keras 2.13's names."""
+    group = file
+    for part in path.split("/") if path else []:
+        for candidate in (part, part.lstrip("_"), f"_{part}",
+                          "_layer_checkpoint_dependencies" if part == "layers" else None):
+            if candidate and candidate in group and isinstance(group[candidate], h5py.Group):
+                group = group[candidate]
+                break
+        else:
+            return None
+    vars_group = group.get("vars")
+    return vars_group if isinstance(vars_group, h5py.Group) else None
+
+
+def _position(key: str) -> int:
+    return int(key) if key.isdigit() else -1
+
+
+def _mismatch(message: str, skip_mismatch: bool) -> None:
+    if not skip_mismatch:
+        raise ValueError(message)
+    warnings.warn(f"Skipping loading weights: {message}", stacklevel=4)
+
+
+def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
+                 load_optimizer: bool = False) -> None:
+    """Load a `.weights.h5` layout into `model`, layer by layer in structural order.
+
+    Every layer is checked before any weight is assigned, so a mismatch (without
+    `skip_mismatch`) leaves the model unchanged.
+    """
+    used, plan = set(), []
+    for path, layer in keras3_groups(model):
+        attrs = own_weights(layer)
+        group = _resolve(file, path)
+        where = f"{path}/vars" if path else "vars"
+        if group is not None:
+            used.add(group.name)
+        saved = [group[k] for k in sorted(group, key=_position)] if group is not None else []
+        if len(saved) != len(attrs):
+            _mismatch(f"layer '{layer.name}' ({type(layer).__name__}) expects {len(attrs)} "
+                      f"weights {attrs}, but the file has {len(saved)} at '{where}'.",
+                      skip_mismatch)
+            continue
+        expected = [tuple(_keras_value(layer, a).shape) for a in attrs]
+        received = [tuple(d.shape) for d in saved]
+        if expected != received:
+            _mismatch(f"shape mismatch in layer '{layer.name}': the model expects shapes "
+                      f"{expected} for {attrs}, the file has {received} at '{where}'.",
+                      skip_mismatch)
+            continue
+        plan.append((layer, attrs, saved))
+    _check_unused(file, used, skip_mismatch)
+    for layer, attrs, saved in plan:
+        for attr, dataset in zip(attrs, saved):
+            assign_keras_value(layer, attr, np.asarray(dataset))
+    if load_optimizer and getattr(model, "optimizer", None) is not None:
+        group = file.get("optimizer/vars")
+        if isinstance(group, h5py.Group) and len(group):
+            restore_optimizer_state(model, [group[k][()] for k in sorted(group, key=_position)])
+
+
+def _check_unused(file: h5py.File, used: set, skip_mismatch: bool) -> None:
+    """Weights in the file that no layer of the model took mean the structures differ."""
+    extra = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name.rsplit("/", 1)[-1] == "vars" and len(obj) \
+                and not name.startswith("optimizer/") and obj.name not in used:
+            extra.append(f"{name} (@name={obj.attrs.get('name', '?')})")
+    file.visititems(visit)
+    if extra:
+        _mismatch(f"the file holds weights that no layer of the model matches: {extra}. "
+                  "Keras 3 weight files are matched by structure: the model must have the "
+                  "same layers, in the same order, as the saved one.", skip_mismatch)

@@ -1,0 +1,96 @@
+"""The Keras 3 `.keras` archive: `metadata.json`, `config.json`, `model.weights.h5`.
+
+Members are read into memory (never extracted to disk); sizes are checked first so that a
+damaged or hostile archive cannot make the reader allocate unbounded memory.
+"""
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import zipfile
+
+import h5py
+
+from kestrel.saving import keras_weights
+from kestrel.saving.hdf5_legacy import KERAS_VERSION, json_default
+
+METADATA = "metadata.json"
+CONFIG = "config.json"
+WEIGHTS = "model.weights.h5"
+_MAX_EXPANSION = 1000  # deflate cannot exceed ~1032:1; a larger ratio means a zip bomb
+_BOMB_FLOOR = 1 << 28  # members under 256 MiB are never treated as bombs
+
+
+def save_model(model, filepath, include_optimizer: bool = True) -> None:
+    """Write `model` as a `.keras` zip at `filepath` (members stored uncompressed, as Keras)."""
+    from kestrel.saving.model_config import model_to_dict
+    from kestrel.saving.training_config import compile_config
+
+    config = model_to_dict(model)
+    compiled = getattr(model, "compiled", False) and model.optimizer is not None
+    config["compile_config"] = compile_config(model) if compiled and include_optimizer else {}
+    metadata = {"keras_version": KERAS_VERSION,
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as file:
+        keras_weights.write_weights(file, model, include_optimizer=include_optimizer)
+    with zipfile.ZipFile(filepath, "w") as archive:
+        archive.writestr(METADATA, json.dumps(metadata))
+        archive.writestr(CONFIG, json.dumps(config, default=json_default))
+        archive.writestr(WEIGHTS, buffer.getvalue())
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, filepath) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ValueError(
+            f"'{filepath}' is a zip archive but not a Keras model file: it has no '{name}' "
+            f"member. Members found: {archive.namelist()}") from None
+    if info.file_size > _BOMB_FLOOR and info.file_size > _MAX_EXPANSION * max(
+            info.compress_size, 1):
+        raise ValueError(f"Refusing to read '{name}' from '{filepath}': it declares "
+                         f"{info.file_size} bytes but stores only {info.compress_size}.")
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"'{filepath}' is damaged: cannot read member '{name}' "
+                         f"({error}).") from None
+
+
+def read_config(archive: zipfile.ZipFile, filepath) -> dict:
+    """The parsed `config.json` of an open `.keras` archive."""
+    raw = _read_member(archive, CONFIG, filepath)
+    try:
+        config = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"'{filepath}': config.json is not valid JSON ({error}).") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"'{filepath}': config.json does not describe a model (no "
+                         "'class_name').")
+    return config
+
+
+def open_weights(archive: zipfile.ZipFile, filepath) -> h5py.File:
+    """`model.weights.h5` of an open archive, as an in-memory HDF5 file."""
+    data = _read_member(archive, WEIGHTS, filepath)
+    try:
+        return h5py.File(io.BytesIO(data), "r")
+    except OSError as error:
+        raise ValueError(f"'{filepath}' is damaged: {WEIGHTS} is not a readable HDF5 file "
+                         f"({error}).") from None
+
+
+def load_model(archive: zipfile.ZipFile, filepath, build, compile: bool, custom_objects=None):
+    """Rebuild a model from an open `.keras` archive; `build(config)` makes it from config."""
+    from kestrel.saving.training_config import restore_compile
+
+    config = read_config(archive, filepath)
+    compile_config = config.get("compile_config")
+    model = build(config)
+    if compile and compile_config:
+        restore_compile(model, compile_config, custom_objects)
+    with open_weights(archive, filepath) as file:
+        keras_weights.read_weights(file, model, load_optimizer=bool(compile and compile_config))
+    return model

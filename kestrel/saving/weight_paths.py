@@ -1,0 +1,147 @@
+"""Where each weight of a model lives in Keras' files: group paths and weight names.
+
+Keras 3 (`.weights.h5`, `.keras`) keys layers by structure: a model's `layers` become
+`layers/<snake_case class name>[_N]`, sublayers sit under their attribute name, and each
+layer's own variables are `vars/0..n`. Keras 2 (`.h5`) keys them by name:
+`<layer>/<sublayer>/<weight>:0`.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from kestrel.layers.layer import Layer
+from kestrel.layers.naming import to_snake_case
+
+
+def is_graph_model(layer) -> bool:
+    """True for Sequential and functional models, whose children are `model.layers`."""
+    from kestrel.models.functional import Functional
+    from kestrel.models.sequential import Sequential
+
+    return isinstance(layer, (Sequential, Functional))
+
+
+def own_weights(layer: Layer) -> list[str]:
+    """A layer's own weight attributes as Keras 3 saves them: trainable, then non-trainable."""
+    order = layer._weight_order
+    trainable = [a for a in order if isinstance(getattr(layer, a), nn.Parameter)]
+    return trainable + [a for a in order if a not in trainable]
+
+
+def _name_key(name: str) -> str:
+    return f"~{name}" if name.startswith("_") else name
+
+
+def _public_name(layer: Layer, key: str, child) -> str:
+    """Keras visits public attributes first: `_query_dense` is saved as `query_dense` when a
+    public attribute of that name returns the same sublayer."""
+    public = key.lstrip("_")
+    if public != key and public in dir(type(layer)):
+        try:
+            if getattr(layer, public) is child:
+                return public
+        except Exception:  # noqa: BLE001 - a property that cannot be read is simply not used
+            return key
+    return key
+
+
+def _children(layer: Layer) -> list[tuple[str, object]]:
+    """(attribute, sublayer or list of sublayers) in Keras' visiting order."""
+    if is_graph_model(layer):
+        return [("layers", layer.layers)]
+    singles, containers = {}, {}
+    for key, module in layer._modules.items():
+        if not isinstance(module, Layer):
+            continue
+        attr, _, index = key.partition(".")
+        if index.isdigit():
+            containers.setdefault(attr, []).append(module)
+        else:
+            singles[_public_name(layer, key, module)] = module
+    merged = {**singles, **containers}
+    return [(k, merged[k]) for k in sorted(merged, key=_name_key)]
+
+
+def keras3_groups(model: Layer) -> list[tuple[str, Layer]]:
+    """(group path, layer) for every layer of `model` in the `.weights.h5` layout.
+
+    The model itself is `""` (its own `vars/` at the root); a layer reached twice (shared) is
+    listed once, at the first path, as Keras does.
+    """
+    out: list[tuple[str, Layer]] = []
+    visited: set[int] = set()
+
+    def visit(layer: Layer, path: str) -> None:
+        if id(layer) in visited:
+            return
+        visited.add(id(layer))
+        out.append((path, layer))
+        for attr, child in _children(layer):
+            base = f"{path}/{attr}" if path else attr
+            if isinstance(child, list):
+                used: dict[str, int] = {}
+                for item in child:
+                    visit(item, f"{base}/{_unique(to_snake_case(type(item).__name__), used)}")
+            else:
+                visit(child, base)
+
+    visit(model, "")
+    return out
+
+
+def _unique(name: str, used: dict[str, int]) -> str:
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def _prefixes(layer: Layer) -> dict[int, str]:
+    """Keras 2 name prefix of every (sub)layer: layer names joined by `/`; models add none."""
+    prefixes: dict[int, str] = {}
+
+    def visit(node: Layer, prefix: str) -> None:
+        if id(node) in prefixes:
+            return
+        prefixes[id(node)] = prefix
+        kids = node.layers if is_graph_model(node) else node._sublayers()
+        for child in kids:
+            visit(child, child.name if not prefix else f"{prefix}/{child.name}")
+
+    visit(layer, "" if is_graph_model(layer) else layer.name)
+    return prefixes
+
+
+def legacy_weight_names(layer: Layer) -> list[tuple[str, Layer, str]]:
+    """(Keras 2 weight name, owner, attribute) in `layer.get_weights()` order.
+
+    Example: `lstm/lstm_cell/kernel:0`; a nested model's names carry no model prefix.
+    """
+    prefixes = _prefixes(layer)
+    out, used = [], set()
+    for owner, attr in layer._ordered_weight_entries():
+        prefix = prefixes.get(id(owner), owner.name)
+        base = f"{prefix}/{attr}" if prefix else attr
+        name, n = base, 0
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        out.append((f"{name}:0", owner, attr))
+    return out
+
+
+def variable_paths(model: Layer) -> dict[int, str]:
+    """`id(tensor) -> "layer/sublayer/weight"` for every weight of `model` (Keras 3 paths)."""
+    paths = {id(getattr(model, attr)): attr for attr in model._weight_order}
+    for top in getattr(model, "layers", [model]):
+        for name, owner, attr in legacy_weight_names(top):
+            paths.setdefault(id(getattr(owner, attr)), name[:-2])
+    return paths
+
+
+def layout_of(model: Layer) -> dict[int, tuple | None]:
+    """`id(tensor) -> (to_torch, to_keras)` or None, for every weight of `model`."""
+    return {id(getattr(owner, attr)): owner._weight_layouts.get(attr)
+            for owner, attr in model._weight_entries()}
