@@ -109,3 +109,18 @@ def test_errors():
         layer(torch.zeros(2, 3, 4, 5))
     with pytest.raises(ValueError, match="use_cudnn=True"):
         GRU(2, reset_after=False, use_cudnn=True)(torch.zeros(1, 2, 3))
+
+
+def test_regularizers_and_constraints_see_keras_layout():
+    layer = GRU(3, kernel_regularizer="l2", kernel_constraint={"class_name": "MaxNorm",
+                                                                "config": {"max_value": 0.5}})
+    layer(torch.zeros(1, 2, 4))
+    weights = randomize(layer, scale=2.0)
+    np.testing.assert_allclose(layer.losses[0].detach().item(), 0.01 * (weights[0] ** 2).sum(), rtol=1e-5)
+    layer.cell._apply_constraints()
+    kernel = layer.get_weights()[0]
+    assert kernel.shape == (4, 9)
+    np.testing.assert_array_less(np.linalg.norm(kernel, axis=0), 0.5 + 1e-5)
+    z_block = weights[0][:, :3]
+    scale = np.minimum(1, 0.5 / np.linalg.norm(z_block, axis=0))
+    np.testing.assert_allclose(kernel[:, :3], z_block * scale, rtol=1e-4, atol=1e-6)

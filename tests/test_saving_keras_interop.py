@@ -68,8 +68,16 @@ def _embedding():
     return model, "binary_crossentropy", np.int32, [(7,)], [2]
 
 
+def _recurrent():
+    model = keras.Sequential([
+        keras.Input(shape=(6, 3)), L("LSTM")(5, return_sequences=True),
+        L("Bidirectional")(L("GRU")(4, return_sequences=True)),
+        L("TimeDistributed")(L("Dense")(2)), L("SimpleRNN")(3), L("Dense")(1)], name="recurrent")
+    return model, "mse", np.float32, [(6, 3)], [None]
+
+
 BUILDERS = {"mlp": _mlp, "two_inputs": _two_inputs, "cnn": _cnn, "attention": _attention,
-            "embedding": _embedding}
+            "embedding": _embedding, "recurrent": _recurrent}
 
 KERAS_SCRIPT = textwrap.dedent("""
     import json, os, sys

@@ -551,7 +551,7 @@ def _set_mask(outputs, mask) -> None:
     if isinstance(outputs, torch.Tensor):
         outputs._keras_mask = mask
     elif isinstance(outputs, (list, tuple)):
-        masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(outputs)
+        masks = mask if isinstance(mask, (list, tuple)) else [mask]  # Keras: zip to the shorter
         for out, m in zip(outputs, masks):
             if isinstance(out, torch.Tensor) and m is not None:
                 out._keras_mask = m

@@ -70,8 +70,7 @@ class RNN(Layer):
         features = "features" if self._input_dim is None else self._input_dim
         raise ValueError(
             f"{type(self).__name__} '{self.name}' expects inputs of shape "
-            f"(batch, timesteps, {features}), but got shape {tuple(shape)}. "
-            f"Received: input shape={tuple(shape)}")
+            f"(batch, timesteps, {features}). Received: input shape={tuple(shape)}")
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_shape(sequences_shape)
@@ -189,19 +188,19 @@ class RNN(Layer):
                 "one contiguous block of steps per sample). Pass use_cudnn='auto'.")
         if isinstance(self.cell, RNNCellBase):
             return self._cell_loop(sequences, states, mask, training)
-        for module in self.cell.modules():
-            if isinstance(module, RNNCellBase):
-                module.reset_dropout_mask()
-                module.reset_recurrent_dropout_mask()
+        self._reset_dropout_masks()  # cells draw them on their first step of each call
         try:
             return run_loop(lambda x, s: self.cell(x, s, training=training), sequences, states,
                             mask, self.go_backwards, self.zero_output_for_mask,
                             self.return_sequences)
         finally:
-            for module in self.cell.modules():
-                if isinstance(module, RNNCellBase):
-                    module.reset_dropout_mask()
-                    module.reset_recurrent_dropout_mask()
+            self._reset_dropout_masks()
+
+    def _reset_dropout_masks(self) -> None:
+        for module in self.cell.modules():
+            if isinstance(module, RNNCellBase):
+                module.reset_dropout_mask()
+                module.reset_recurrent_dropout_mask()
 
     def _cell_loop(self, sequences, states, mask, training):
         """A built-in cell: all input projections in one matmul, then the recurrence."""
@@ -215,7 +214,7 @@ class RNN(Layer):
                         self.go_backwards, self.zero_output_for_mask, self.return_sequences)
 
     # ------------------------------------------------------------------ config
-    def get_config(self):
+    def _flags_config(self) -> dict:
         return {
             **super().get_config(),
             "return_sequences": self.return_sequences,
@@ -224,8 +223,10 @@ class RNN(Layer):
             "stateful": self.stateful,
             "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
-            "cell": serialize_keras_object(self.cell, "layers"),
         }
+
+    def get_config(self):
+        return {**self._flags_config(), "cell": serialize_keras_object(self.cell, "layers")}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -237,8 +238,7 @@ class RNN(Layer):
 
 def cell_layer_config(layer: RNN) -> dict:
     """Config of SimpleRNN/LSTM/GRU: the RNN flags plus the cell's arguments (no `cell`)."""
-    config = RNN.get_config(layer)
-    del config["cell"]
+    config = layer._flags_config()
     cell_config = layer.cell.get_config()
     for key in ("name", "trainable", "dtype"):
         cell_config.pop(key, None)
