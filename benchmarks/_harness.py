@@ -74,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="process CPU time (robust on a shared machine) or wall time")
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras 3 variant")
     parser.add_argument("--only", default=None, help="comma-separated variants to run")
+    parser.add_argument("--measure", default=None,
+                        help="comma-separated measurement kinds to run (fit, evaluate, predict)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--keras-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -179,6 +181,8 @@ def run(workload: Workload, args: argparse.Namespace, script: str) -> dict:
                      "torch": torch.__version__, "kestrel": kestrel.__version__,
                      "measurements": {}}
     for m in workload.measurements:
+        if args.measure and m.kind not in args.measure.split(","):
+            continue
         sessions: dict = {}
         entry = {v: {"seconds": [], "first_s": None} for v in variants}
         for v in variants:  # build and make the first (untimed) call

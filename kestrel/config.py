@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from kestrel.saving.safe_mode import enable_unsafe_deserialization  # noqa: F401 - public API
-
 _FLOATX = "float32"
 _EPSILON = 1e-7
 _IMAGE_DATA_FORMAT = "channels_last"
@@ -98,3 +96,10 @@ def to_torch_dtype(dtype) -> torch.dtype:
 def dtype_name(dtype: torch.dtype) -> str:
     """The Keras name of a torch dtype (`torch.float32` -> `"float32"`)."""
     return str(dtype).replace("torch.", "")
+
+
+def enable_unsafe_deserialization() -> None:
+    """Allow loading Lambda bytecode from files in this process (turns safe_mode off)."""
+    from kestrel.saving import safe_mode
+
+    safe_mode.enable_unsafe_deserialization()

@@ -169,3 +169,10 @@ def test_imdb_refuses_pickled_code(cache, monkeypatch):
                                                   y_test=np.zeros(1)))
     with pytest.raises(pickle.UnpicklingError, match="collections.OrderedDict"):
         imdb.load_data()
+
+
+def test_imdb_word_index_checks_its_md5(cache, monkeypatch):
+    (cache / "imdb_word_index.json").write_text('{"the": 1, "and": 2}')
+    digest = hashlib.md5((cache / "imdb_word_index.json").read_bytes()).hexdigest()
+    monkeypatch.setattr(imdb, "WORD_INDEX_MD5", digest)
+    assert imdb.get_word_index() == {"the": 1, "and": 2}

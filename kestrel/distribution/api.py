@@ -1,6 +1,7 @@
 """initialize / set_distribution / DataParallel: the public distribution API."""
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 
@@ -33,6 +34,13 @@ def initialize(job_addresses=None, num_processes=None, process_id=None, timeout_
     timeout = datetime.timedelta(seconds=timeout_s or float(
         os.environ.get("KESTREL_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
     dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
+    atexit.register(_shutdown)
+
+
+def _shutdown() -> None:
+    """Leave the process group cleanly at exit (gloo aborts the process otherwise)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def list_devices(device_type: str | None = None) -> list[str]:

@@ -64,11 +64,14 @@ def _dynamic_shapes(signature):
 
 
 def _explain_failure(signature, error) -> ValueError:
+    while error.__cause__ is not None:  # torch.onnx wraps torch.export's own error
+        error = error.__cause__
+    first_line = next((line for line in str(error).splitlines() if line.strip()), "")
     return ValueError(
-        f"torch.export could not trace the model with dynamic sizes "
-        f"{sig.dynamic_dims(signature)} ({type(error).__name__}: {error}). If a layer needs "
-        "a fixed size (e.g. a recurrent time axis), pass `input_signature` with that size "
-        "instead of None.")
+        f"torch.export could not trace the model ({type(error).__name__}: {first_line}). "
+        "Code that branches on tensor values (e.g. `if bool(x.any())`) cannot be exported "
+        f"this way. Sizes left dynamic: {sig.dynamic_dims(signature)}; if a layer needs one "
+        "of them fixed (e.g. a recurrent time axis), give it in `input_signature`.")
 
 
 def _export_program(flat, args, signature):
@@ -133,9 +136,11 @@ def export_model(model, filepath, format: str = "onnx", verbose=None, input_sign
     signature = sig.model_signature(model, input_signature)
     args = sig.example_inputs(signature, model._device())
     flat = sig.FlatModel(model, signature)
-    names = getattr(model, "output_names", None) or None
     with _inference_mode(flat):
-        flat(*args)  # builds an unbuilt model; fails early, with Kestrel's message, on bad input
+        outputs = flat(*args)  # builds an unbuilt model; bad inputs fail here, clearly
+        names = list(getattr(model, "output_names", None) or [])
+        count = len(outputs) if isinstance(outputs, tuple) else 1
+        names = names if len(names) == count else [f"output_{i}" for i in range(count)]
         with _atomic_path(filepath) as temp:
             if format == "onnx":
                 _onnx(flat, args, signature, names, temp, **kwargs)

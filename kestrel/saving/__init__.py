@@ -6,5 +6,19 @@ from kestrel.saving.object_registry import (
     register_keras_serializable,
 )
 from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
-from kestrel.saving.api import load_model, load_weights, save_model, save_weights
-from kestrel.saving.safe_mode import enable_unsafe_deserialization
+
+_LAZY = {"load_model", "load_weights", "save_model", "save_weights"}
+
+
+def __getattr__(name):
+    # File I/O pulls in models and layers; loaded on first use so that light modules
+    # (activations, initializers, ...) can import the registry without a cycle.
+    if name in _LAZY:
+        from kestrel.saving import api
+
+        return getattr(api, name)
+    if name == "enable_unsafe_deserialization":
+        from kestrel.saving.safe_mode import enable_unsafe_deserialization
+
+        return enable_unsafe_deserialization
+    raise AttributeError(f"module 'kestrel.saving' has no attribute {name!r}")

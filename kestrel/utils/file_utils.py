@@ -11,7 +11,6 @@ import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
 import urllib.parse
 import zipfile
 from urllib.request import urlopen
@@ -126,7 +125,7 @@ def _download_verified(origin: str, target: str, file_hash, algorithm: str) -> N
     try:
         try:
             _download(origin, temp)
-        except (urllib.error.URLError, OSError) as error:
+        except OSError as error:  # URLError and HTTPError are OSErrors too
             reason = getattr(error, "reason", None) or error
             raise OSError(
                 f"URL fetch failure on {origin}: {reason}. The file could not be downloaded "
