@@ -34,3 +34,10 @@ def test_dense_rejects_bad_units_and_wrong_feature_size():
 def test_unknown_activation_is_clear():
     with pytest.raises(ValueError, match="Unknown activation 'nope'"):
         Dense(3, activation="nope")
+
+
+def test_activity_regularizer_is_averaged_over_the_batch():
+    layer = Dense(2, kernel_initializer="ones", activity_regularizer="l2")
+    layer(torch.ones(4, 3))
+    # each output is 3; l2 = 0.01 * sum(3^2 over 4x2) = 0.72, divided by the batch size 4
+    assert float(layer.losses[0]) == pytest.approx(0.18)

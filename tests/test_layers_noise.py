@@ -109,7 +109,7 @@ def test_activity_regularization_adds_l1_l2_loss():
     x = torch.tensor([[1.0, -2.0], [3.0, 0.5]])
     assert torch.equal(layer(x), x)
     (loss,) = layer.losses
-    np.testing.assert_allclose(float(loss), 0.1 * 6.5 + 0.2 * 14.25, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), (0.1 * 6.5 + 0.2 * 14.25) / 2, rtol=1e-6)  # / batch
     assert ActivityRegularization.from_config(layer.get_config()).l2 == 0.2
     assert "activity_regularizer" not in layer.get_config()
 

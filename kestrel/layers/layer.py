@@ -160,9 +160,9 @@ class Layer(nn.Module):
             out_mask = self.compute_mask(first, previous_mask)
             if out_mask is not None:
                 _set_mask(outputs, out_mask)
-        if self.activity_regularizer is not None:
+        if self.activity_regularizer is not None:  # averaged over the batch, as Keras >= 3.14
             for out in flatten(outputs):
-                self._losses.append(self.activity_regularizer(out))
+                self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
         return outputs
 
     def _build_on_call(self, first) -> None:

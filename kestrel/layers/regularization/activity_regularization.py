@@ -7,7 +7,7 @@ from kestrel.regularizers import L1L2
 
 @register_layer()
 class ActivityRegularization(Layer):
-    """Returns its input unchanged and adds `l1 * sum(|x|) + l2 * sum(x ** 2)` to `losses`.
+    """Returns its input unchanged and adds `(l1 * sum(|x|) + l2 * sum(x ** 2)) / batch` to `losses`.
 
     Args:
         l1: L1 factor (non-negative float).
@@ -17,7 +17,7 @@ class ActivityRegularization(Layer):
 
     Example:
         >>> layer = ActivityRegularization(l1=0.5)
-        >>> _ = layer(torch.tensor([1.0, -2.0]))
+        >>> _ = layer(torch.tensor([[1.0, -2.0]]))
         >>> float(layer.losses[0])
         1.5
     """
