@@ -16,15 +16,17 @@ from torch import nn
 
 from kestrel import config
 from kestrel.layers import naming
+from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
-from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
+from kestrel.layers.masks import mask_of, set_mask
+from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, shape_of
+from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving import object_registry
 
 _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
 # Keys that configs written by other Keras versions carry and Kestrel does not need.
 _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "ragged",
                         "sparse", "lora_rank", "lora_alpha", "optional", "synchronized"}
-_PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
 
 
 def policy_name(dtype) -> str:
@@ -110,12 +112,12 @@ class Layer(nn.Module):
         """Build from the `build_config` a saved config carries (`{"input_shape": ...}`)."""
         shape = (build_config or {}).get("input_shape")
         if shape is not None and not self.built:
-            self._build_from_shape(_to_shape_tuple(shape))
+            self._build_from_shape(shape_inference.to_shape_tuple(shape))
 
     def get_build_config(self) -> dict | None:
         if self._build_input_shape is None:
             return None
-        return {"input_shape": _to_shape_list(self._build_input_shape)}
+        return {"input_shape": shape_inference.to_shape_list(self._build_input_shape)}
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
@@ -133,7 +135,7 @@ class Layer(nn.Module):
         mask_aware = self.supports_masking or self._call_accepts_mask
         previous_mask = None
         if mask_aware:
-            previous_mask = kwargs.get("mask") if "mask" in kwargs else _mask_of(first)
+            previous_mask = kwargs.get("mask") if "mask" in kwargs else mask_of(first)
             if self._call_accepts_mask:
                 kwargs["mask"] = previous_mask
             else:
@@ -159,7 +161,7 @@ class Layer(nn.Module):
         if mask_aware:
             out_mask = self.compute_mask(first, previous_mask)
             if out_mask is not None:
-                _set_mask(outputs, out_mask)
+                set_mask(outputs, out_mask)
         if self.activity_regularizer is not None:  # averaged over the batch, as Keras >= 3.14
             for out in flatten(outputs):
                 self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
@@ -207,54 +209,14 @@ class Layer(nn.Module):
             first = args[0] if args else next(iter(kwargs.values()))
             out_shape = self.compute_output_shape(shape_of(first))
             dtype = flatten(first)[0].dtype
-            return _shapes_to_keras_tensors(out_shape, dtype)
-        return self._infer_output_spec(args, kwargs)
+            return shape_inference.shapes_to_keras_tensors(out_shape, dtype)
+        return shape_inference.infer_output_spec(self, args, kwargs)
 
     def _infer_output_spec(self, args, kwargs):
-        """Run `call` on small zero tensors (batch 1) to learn the output shapes and dtypes.
-
-        Unknown sizes other than the batch get a placeholder; when there are any, a second run
-        with another placeholder tells which output sizes depend on them (those become None).
-        """
-        runs = [self._run_on_placeholders(args, kwargs, _PLACEHOLDERS[0])]
-        if _has_unknown_dims((args, kwargs), skip_batch=True):
-            runs.append(self._run_on_placeholders(args, kwargs, _PLACEHOLDERS[1]))
-        batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None
-                            for t in flatten((args, kwargs)))
-        merged = []
-        for outs in zip(*[flatten(r) for r in runs]):
-            shape = [d if all(o.shape[i] == d for o in outs) else None
-                     for i, d in enumerate(outs[0].shape)]
-            if batch_unknown and shape and shape[0] == 1:
-                shape[0] = None
-            merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
-        leaves = iter(merged)
-        return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
+        return shape_inference.infer_output_spec(self, args, kwargs)
 
     def _run_on_placeholders(self, args, kwargs, size):
-        device = self._device()
-
-        def make(t):
-            if not isinstance(t, KerasTensor):
-                return t
-            shape = [size if d is None else d for d in t.shape]
-            if t.shape and t.shape[0] is None:
-                shape[0] = 1
-            return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
-
-        call_kwargs = dict(kwargs)
-        if self._call_accepts_training:
-            call_kwargs["training"] = False
-        try:
-            with torch.no_grad():
-                return self.call(*map_structure(make, args), **map_structure(make, call_kwargs))
-        except ValueError:
-            raise
-        except Exception as error:  # noqa: BLE001 - reported with the layer's name
-            raise ValueError(
-                f"Exception encountered when calling {type(self).__name__} '{self.name}': "
-                f"{error}. Received: input shape={shape_of(args[0]) if args else None}"
-            ) from error
+        return shape_inference.run_on_placeholders(self, args, kwargs, size)
 
     def compute_mask(self, inputs, previous_mask=None):
         """The mask of this layer's output; by default passes the input mask through."""
@@ -375,7 +337,7 @@ class Layer(nn.Module):
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as NumPy arrays, in Keras' layouts and order."""
-        return [_keras_value(owner, attr).detach().cpu().numpy()
+        return [keras_value(owner, attr).detach().cpu().numpy()
                 for owner, attr in self._ordered_weight_entries()]
 
     def set_weights(self, weights) -> None:
@@ -411,13 +373,13 @@ class Layer(nn.Module):
             if isinstance(module, Layer):
                 out.extend(module._losses)
                 for attr, regularizer in module._regularizers:
-                    out.append(regularizer(_keras_value(module, attr)))
+                    out.append(regularizer(keras_value(module, attr)))
         return out
 
     def _apply_constraints(self) -> None:
         for attr, constraint in self._constraints:
             with torch.no_grad():
-                assign_keras_value(self, attr, constraint(_keras_value(self, attr)))
+                assign_keras_value(self, attr, constraint(keras_value(self, attr)))
 
     # ------------------------------------------------------------------ graph info
     def _single_node(self, what: str) -> Node:
@@ -514,74 +476,6 @@ def clean_config(cls, config: dict) -> dict:
     if not takes_kwargs or issubclass(cls, Layer):
         config = {k: v for k, v in config.items() if k in accepted}
     return config
-
-
-def _keras_value(layer: Layer, attr: str) -> torch.Tensor:
-    tensor = getattr(layer, attr)
-    layout = layer._weight_layouts.get(attr)
-    return layout[1](tensor) if layout else tensor
-
-
-def assign_keras_value(layer: Layer, attr: str, value) -> None:
-    """Copy a Keras-layout value into a weight, checking the shape."""
-    tensor = getattr(layer, attr)
-    expected = tuple(_keras_value(layer, attr).shape)
-    value = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-    if tuple(value.shape) != expected:
-        raise ValueError(
-            f"Layer '{layer.name}' weight '{attr}' has shape {expected}, but the provided weight "
-            f"has shape {tuple(value.shape)}.")
-    layout = layer._weight_layouts.get(attr)
-    if layout:
-        value = layout[0](value)
-    with torch.no_grad():
-        tensor.copy_(value.to(dtype=tensor.dtype, device=tensor.device))
-
-
-def _mask_of(inputs):
-    if isinstance(inputs, torch.Tensor):
-        return getattr(inputs, "_keras_mask", None)
-    if isinstance(inputs, (list, tuple)):
-        masks = [getattr(t, "_keras_mask", None) for t in inputs]
-        return None if all(m is None for m in masks) else masks
-    return None
-
-
-def _set_mask(outputs, mask) -> None:
-    if isinstance(outputs, torch.Tensor):
-        outputs._keras_mask = mask
-    elif isinstance(outputs, (list, tuple)):
-        masks = mask if isinstance(mask, (list, tuple)) else [mask]  # Keras: zip to the shorter
-        for out, m in zip(outputs, masks):
-            if isinstance(out, torch.Tensor) and m is not None:
-                out._keras_mask = m
-
-
-def _has_unknown_dims(structure, skip_batch: bool = False) -> bool:
-    start = 1 if skip_batch else 0
-    return any(isinstance(t, KerasTensor) and None in t.shape[start:] for t in flatten(structure))
-
-
-def _shapes_to_keras_tensors(shape, dtype):
-    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
-        return [_shapes_to_keras_tensors(s, dtype) for s in shape]
-    return KerasTensor(shape, dtype)
-
-
-def _to_shape_tuple(shape):
-    if isinstance(shape, dict):
-        return {k: _to_shape_tuple(v) for k, v in shape.items()}
-    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
-        return [_to_shape_tuple(s) for s in shape]
-    return tuple(shape)
-
-
-def _to_shape_list(shape):
-    if isinstance(shape, dict):
-        return {k: _to_shape_list(v) for k, v in shape.items()}
-    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
-        return [_to_shape_list(s) for s in shape]
-    return list(shape)
 
 
 def _batch_shape_from_kwargs(kwargs: dict):

@@ -12,7 +12,7 @@ import warnings
 import h5py
 import numpy as np
 
-from kestrel.layers.layer import _keras_value, assign_keras_value
+from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving.keras_weights import optimizer_state, restore_optimizer_state, to_numpy
 from kestrel.saving.weight_paths import is_graph_model, legacy_weight_names
 
@@ -79,10 +79,10 @@ def save_weights_to_group(group, model) -> None:
     group.attrs["keras_version"] = KERAS_VERSION
     for layer in sorted(model.layers, key=lambda l: l.name):
         _write_subset(group.create_group(layer.name), [
-            (name, to_numpy(_keras_value(owner, attr)))
+            (name, to_numpy(keras_value(owner, attr)))
             for name, owner, attr in legacy_weight_names(layer)])
     _write_subset(group.create_group("top_level_model_weights"), [
-        (f"{attr}:0", to_numpy(_keras_value(model, attr))) for attr in model._weight_order])
+        (f"{attr}:0", to_numpy(keras_value(model, attr))) for attr in model._weight_order])
 
 
 def _fits(entries, values, label: str, skip_mismatch: bool) -> bool:
@@ -96,7 +96,7 @@ def _fits(entries, values, label: str, skip_mismatch: bool) -> bool:
         return False
     problems = []
     for (owner, attr), value in zip(entries, values):
-        expected = tuple(_keras_value(owner, attr).shape)
+        expected = tuple(keras_value(owner, attr).shape)
         if expected != tuple(value.shape):
             problems.append(f"weight {owner.name}/{attr} expects shape {expected}, the file "
                             f"has shape {tuple(value.shape)}")

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import torch
 
-from kestrel.layers.layer import _keras_value, assign_keras_value
+from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving.weight_paths import keras3_groups, layout_of, own_weights, variable_paths
 
 
@@ -92,7 +92,7 @@ def write_weights(file: h5py.File, model, include_optimizer: bool = True) -> Non
         group = file.create_group(f"{path}/vars" if path else "vars")
         group.attrs["name"] = layer.name
         for index, attr in enumerate(own_weights(layer)):
-            tensor = _keras_value(layer, attr)
+            tensor = keras_value(layer, attr)
             dataset = group.create_dataset(str(index), data=to_numpy(tensor))
             if tensor.dtype is torch.bfloat16:
                 dataset.attrs["dtype"] = "bfloat16"
@@ -150,7 +150,7 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
                       f"weights {attrs}, but the file has {len(saved)} at '{where}'.",
                       skip_mismatch)
             continue
-        expected = [tuple(_keras_value(layer, a).shape) for a in attrs]
+        expected = [tuple(keras_value(layer, a).shape) for a in attrs]
         received = [tuple(d.shape) for d in saved]
         if expected != received:
             _mismatch(f"shape mismatch in layer '{layer.name}': the model expects shapes "

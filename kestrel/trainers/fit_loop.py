@@ -1,7 +1,6 @@
 """The epoch and batch loops behind fit, evaluate and predict, with callbacks."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from kestrel.layers.node import flatten, map_structure

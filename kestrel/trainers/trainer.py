@@ -5,12 +5,9 @@ nothing reads a value back to the host unless a callback or the progress bar ask
 """
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 import torch
 
-from kestrel.layers.node import flatten, map_structure
+from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
 from kestrel.trainers.logs import LazyLogs
 from kestrel.trainers.step_functions import StepFunctions
@@ -216,7 +213,3 @@ class Trainer:
         from kestrel.saving.training_config import compile_config
 
         return compile_config(self) if self.compiled else None
-
-
-def warn_once(message: str) -> None:
-    warnings.warn(message, stacklevel=3)

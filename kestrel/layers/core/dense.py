@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.layers.input_spec import InputSpec

@@ -1,0 +1,83 @@
+"""Output shapes of a layer call on symbolic tensors, found by running it on small zero tensors."""
+from __future__ import annotations
+
+import torch
+
+from kestrel import config
+from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
+
+_PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
+
+
+def infer_output_spec(layer, args, kwargs):
+    """Run `call` on small zero tensors (batch 1) to learn the output shapes and dtypes.
+
+    Unknown sizes other than the batch get a placeholder; when there are any, a second run
+    with another placeholder tells which output sizes depend on them (those become None).
+    """
+    runs = [run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[0])]
+    if has_unknown_dims((args, kwargs), skip_batch=True):
+        runs.append(run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[1]))
+    batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None
+                        for t in flatten((args, kwargs)))
+    merged = []
+    for outs in zip(*[flatten(r) for r in runs]):
+        shape = [d if all(o.shape[i] == d for o in outs) else None
+                 for i, d in enumerate(outs[0].shape)]
+        if batch_unknown and shape and shape[0] == 1:
+            shape[0] = None
+        merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
+    leaves = iter(merged)
+    return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
+
+def run_on_placeholders(layer, args, kwargs, size):
+    device = layer._device()
+
+    def make(t):
+        if not isinstance(t, KerasTensor):
+            return t
+        shape = [size if d is None else d for d in t.shape]
+        if t.shape and t.shape[0] is None:
+            shape[0] = 1
+        return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
+
+    call_kwargs = dict(kwargs)
+    if layer._call_accepts_training:
+        call_kwargs["training"] = False
+    try:
+        with torch.no_grad():
+            return layer.call(*map_structure(make, args), **map_structure(make, call_kwargs))
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported with the layer's name
+        raise ValueError(
+            f"Exception encountered when calling {type(layer).__name__} '{layer.name}': "
+            f"{error}. Received: input shape={shape_of(args[0]) if args else None}"
+        ) from error
+
+
+def has_unknown_dims(structure, skip_batch: bool = False) -> bool:
+    start = 1 if skip_batch else 0
+    return any(isinstance(t, KerasTensor) and None in t.shape[start:] for t in flatten(structure))
+
+
+def shapes_to_keras_tensors(shape, dtype):
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [shapes_to_keras_tensors(s, dtype) for s in shape]
+    return KerasTensor(shape, dtype)
+
+
+def to_shape_tuple(shape):
+    if isinstance(shape, dict):
+        return {k: to_shape_tuple(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
+        return [to_shape_tuple(s) for s in shape]
+    return tuple(shape)
+
+
+def to_shape_list(shape):
+    if isinstance(shape, dict):
+        return {k: to_shape_list(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
+        return [to_shape_list(s) for s in shape]
+    return list(shape)
