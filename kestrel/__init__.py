@@ -4,7 +4,8 @@
     model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
 """
 from kestrel import (activations, callbacks, config, constraints, initializers, layers, losses,
-                     distribution, metrics, models, optimizers, regularizers, utils)
+                     datasets, distribution, export, metrics, models, optimizers, regularizers,
+                     utils)
 from kestrel.layers import Input, InputLayer, Layer
 from kestrel.models import Model, Sequential
 

@@ -59,3 +59,10 @@ def test_sequential_is_a_torch_module():
     loss = model(torch.randn(4, 3)).pow(2).mean()
     loss.backward()
     opt.step()
+
+
+def test_calling_a_model_on_numpy_arrays():
+    model = Sequential([Dense(2)])
+    x = np.random.rand(3, 4)  # float64, as NumPy makes it: cast to float32 like Keras
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 2) and out.dtype == torch.float32

@@ -19,7 +19,7 @@ from kestrel.layers import naming
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import mask_of, set_mask
-from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, shape_of
+from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving import object_registry
 
@@ -122,9 +122,12 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
-        if type(first) is KerasTensor or (not isinstance(first, torch.Tensor)
-                                          and is_symbolic((args, kwargs))):
-            return self._symbolic_call(args, kwargs)
+        if not isinstance(first, torch.Tensor):
+            if type(first) is KerasTensor or is_symbolic((args, kwargs)):
+                return self._symbolic_call(args, kwargs)
+            if _holds_arrays(first):  # NumPy data, as Keras accepts in `model(x)`
+                first = map_structure(_array_to_tensor, first)
+                args = (first,) + args[1:]
         if not self.built:
             self._build_on_call(first)
         if self._losses:
@@ -441,6 +444,22 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def _holds_arrays(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, (list, tuple, dict)):
+        return any(isinstance(v, np.ndarray) for v in flatten(value))
+    return False
+
+
+def _array_to_tensor(value):
+    if not isinstance(value, np.ndarray):
+        return value
+    tensor = torch.from_numpy(np.ascontiguousarray(value))
+    return tensor.to(config.to_torch_dtype(config.floatx())) if tensor.dtype == torch.float64 \
+        else tensor
 
 
 def _marks_built(build):

@@ -175,6 +175,14 @@ class Model(Trainer, Layer):
 
         save_weights(self, filepath, overwrite=overwrite)
 
+    def export(self, filepath, format: str = "onnx", verbose=None, input_signature=None,
+               **kwargs) -> None:
+        """Export the forward pass for inference: ONNX, TorchScript or torch.export (`.pt2`)."""
+        from kestrel.export import export_model
+
+        export_model(self, filepath, format=format, verbose=verbose,
+                     input_signature=input_signature, **kwargs)
+
     def load_weights(self, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
         """Load weights saved by Kestrel, Keras 2 or Keras 3."""
         from kestrel.saving.api import load_weights

@@ -3,3 +3,6 @@ from kestrel.models.summary import print_summary
 from kestrel.utils.session import clear_session, set_random_seed
 from kestrel.utils.progbar import Progbar
 from kestrel.utils.py_dataset import PyDataset, Sequence
+from kestrel.utils.file_utils import get_file
+from kestrel.utils.plot_history import plot_history
+from kestrel.utils.plot_model import model_to_dot, plot_model
