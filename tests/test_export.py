@@ -151,3 +151,16 @@ def test_errors_and_atomic_writes(tmp_path, capsys):
     assert target.read_bytes() == b"previous" and os.listdir(tmp_path) == ["m.pt"]
     export_model(model, target, format="torchscript")
     assert "Saved artifact at" in capsys.readouterr().out
+
+
+def test_masked_lstm_exports_to_onnx(tmp_path):
+    import onnxruntime as ort
+
+    model = keras.Sequential([keras.Input(shape=(6,), dtype="int64"),
+                              keras.layers.Embedding(20, 4, mask_zero=True),
+                              keras.layers.LSTM(5), keras.layers.Dense(2)])
+    x = np.array([[1, 2, 3, 0, 0, 0], [4, 5, 6, 7, 8, 9]])
+    model.export(str(tmp_path / "masked.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "masked.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, model.predict(x), rtol=1e-5, atol=1e-6)

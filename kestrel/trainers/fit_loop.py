@@ -177,7 +177,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
 
 
 def run_predict(model, x, batch_size, verbose, steps, callbacks):
-    verbose = _verbose(verbose) if verbose != "auto" else 1
+    verbose = _verbose(verbose)
     data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
     session = _session(model)
     if session is not None:

@@ -156,7 +156,7 @@ class Trainer:
         values = [logs[name] for name in self.metrics_names]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode."""
         from kestrel.trainers.fit_loop import run_predict
 

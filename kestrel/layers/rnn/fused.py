@@ -42,7 +42,13 @@ def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _run_masked(mode, x, hx, weights, has_biases, mask, zero_output_for_mask):
-    """Run over the unmasked block of each sample; None when a sample has several blocks."""
+    """Run over the unmasked block of each sample; None when a sample has several blocks.
+
+    Packing needs the lengths on the host, so traced code (torch.compile, torch.export) takes
+    the generic loop instead (None).
+    """
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return None
     keep = mask.to(torch.bool)
     steps_count = x.shape[1]
     steps = torch.arange(steps_count, device=keep.device)
