@@ -3,9 +3,9 @@
     import kestrel as keras
     model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(10)])
 """
-from kestrel import (activations, callbacks, config, constraints, initializers, layers, losses,
-                     datasets, distribution, export, metrics, models, optimizers, regularizers,
-                     utils)
+from kestrel import (activations, callbacks, config, constraints, datasets, distribution, export,
+                     initializers, layers, losses, metrics, mixed_precision, models, optimizers,
+                     regularizers, utils)
 from kestrel.layers import Input, InputLayer, Layer
 from kestrel.models import Model, Sequential
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kestrel import config
+from kestrel import config, mixed_precision
 from kestrel.layers import naming
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
@@ -32,7 +32,7 @@ _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "
 def policy_name(dtype) -> str:
     """The dtype policy name of a `dtype` argument (string, torch dtype or Keras policy dict)."""
     if dtype is None:
-        return config.floatx()
+        return mixed_precision.global_policy().name
     if isinstance(dtype, dict):
         return dtype.get("config", {}).get("name", config.floatx())
     if isinstance(dtype, torch.dtype):
@@ -74,7 +74,11 @@ class Layer(nn.Module):
             raise ValueError(f"Layer name must be a string. Received: name={name!r}")
         self.name = name or naming.unique_name(naming.to_snake_case(type(self).__name__))
         self._dtype_policy = policy_name(dtype)
-        self._variable_dtype = config.to_torch_dtype(self._dtype_policy)
+        policy = mixed_precision.DTypePolicy(self._dtype_policy) \
+            if self._dtype_policy.startswith("mixed_") else None
+        self._variable_dtype = config.to_torch_dtype(
+            policy.variable_dtype if policy else self._dtype_policy)
+        self._autocast_dtype = mixed_precision.autocast_dtype(self._dtype_policy)
         self.autocast = autocast
         self._trainable = bool(trainable)
         self.built = False
@@ -154,7 +158,12 @@ class Layer(nn.Module):
                 switch = self.training
                 self.train(bool(training))
         try:
-            outputs = super().__call__(*args, **kwargs)
+            if self._autocast_dtype is not None and isinstance(first, torch.Tensor) \
+                    and not torch.is_autocast_enabled(first.device.type):
+                with torch.autocast(first.device.type, dtype=self._autocast_dtype):
+                    outputs = super().__call__(*args, **kwargs)
+            else:
+                outputs = super().__call__(*args, **kwargs)
         except (RuntimeError, IndexError) as error:
             self._explain_failure(first, error)
             raise

@@ -1,0 +1,43 @@
+"""Mixed precision policies: float32 weights, half-precision compute, training still works."""
+import numpy as np
+import pytest
+import torch
+
+import kestrel as keras
+from kestrel.layers import Dense, Input
+
+
+@pytest.fixture
+def bf16_policy():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy(None)
+
+
+def test_policy_properties_and_errors():
+    policy = keras.mixed_precision.DTypePolicy("mixed_float16")
+    assert (policy.variable_dtype, policy.compute_dtype) == ("float32", "float16")
+    with pytest.raises(ValueError, match="Unknown dtype policy"):
+        keras.mixed_precision.set_global_policy("mixed_int8")
+
+
+def test_mixed_bfloat16_keeps_float32_weights_and_computes_in_bfloat16(bf16_policy):
+    layer = Dense(4)
+    x = torch.randn(2, 3)
+    out = layer(x)
+    assert layer.kernel.dtype == torch.float32
+    assert out.dtype == torch.bfloat16
+    expected = (x.bfloat16() @ layer.kernel.bfloat16() + layer.bias.bfloat16()).float()
+    torch.testing.assert_close(out.float(), expected, rtol=1e-2, atol=1e-2)
+    assert layer.get_config()["dtype"]["config"]["name"] == "mixed_bfloat16"
+
+
+def test_fit_under_mixed_bfloat16(bf16_policy):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([Input(shape=(8,)), Dense(16, activation="relu"), Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.rand(64, 8).astype("float32")
+    y = np.random.randint(0, 3, 64)
+    history = model.fit(x, y, epochs=5, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert all(w.dtype == torch.float32 for w in model.weights)
