@@ -100,3 +100,35 @@ def raise_unknown(name: str, category: str):
         f"in custom_objects={{'{name}': ...}} or decorate it with "
         f"@kestrel.saving.register_keras_serializable(). Known names include: {known}, ..."
     )
+
+
+def category_functions(category: str, noun: str):
+    """`(serialize, deserialize, get)` for a family of objects such as constraints.
+
+    `get` accepts None, a name, a serialized dict, a class (instantiated) or a callable.
+    """
+
+    def serialize(obj) -> dict:
+        """Keras 3's dict form: `{"module", "class_name", "config", "registered_name"}`."""
+        return serialize_keras_object(obj, category)
+
+    def deserialize(config, custom_objects: dict | None = None):
+        """Rebuild an object from a name or a serialized dict; classes are instantiated."""
+        obj = deserialize_keras_object(config, category, custom_objects)
+        return obj() if inspect.isclass(obj) else obj
+
+    def get(identifier):
+        """Resolve `identifier` (None, a name, a serialized dict, a class or a callable)."""
+        if identifier is None:
+            return None
+        if isinstance(identifier, (str, dict)):
+            return deserialize(identifier)
+        if inspect.isclass(identifier):
+            return identifier()
+        if callable(identifier):
+            return identifier
+        raise ValueError(
+            f"Could not interpret {noun} identifier: expected None, a name, a config dict "
+            f"or a callable. Received: identifier={identifier!r}")
+
+    return serialize, deserialize, get
