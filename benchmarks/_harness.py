@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -54,8 +54,6 @@ class Workload:
     make_data: Callable
     build: Callable
     make_hand: Callable
-    notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class HandLoop:
@@ -177,7 +175,7 @@ def run(workload: Workload, args: argparse.Namespace, script: str) -> dict:
     if "keras" in variants and (args.no_keras or not keras_available()):
         variants.remove("keras")
     results: dict = {"workload": workload.name, "samples": n, "threads": args.threads,
-                     "clock": args.clock, "repeats": args.repeats, "notes": workload.notes,
+                     "clock": args.clock, "repeats": args.repeats,
                      "torch": torch.__version__, "kestrel": kestrel.__version__,
                      "measurements": {}}
     for m in workload.measurements:

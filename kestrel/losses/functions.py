@@ -188,14 +188,17 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
                          f"y_pred.shape={tuple(y_pred.shape)}")
     logits = y_pred if y_pred.dim() > 1 else y_pred.unsqueeze(0)
     target = y_true if y_pred.dim() > 1 else y_true.unsqueeze(0)
-    logits = logits.movedim(axis % y_pred.dim() if y_pred.dim() > 1 else -1, 1)
+    class_axis = axis % y_pred.dim() if y_pred.dim() > 1 else 1
+    if class_axis != 1:
+        logits = logits.movedim(class_axis, 1)
     ignore = -100 if ignore_class is None else int(ignore_class)
     if from_logits:
         result = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore)
     else:
         result = F.nll_loss(_clipped_log_probs(logits, 1), target, reduction="none",
                             ignore_index=ignore)
-    result = result.reshape(y_true.shape)
+    if result.shape != y_true.shape:
+        result = result.reshape(y_true.shape)
     if ignore_class is not None:
         result._keras_mask = y_true != ignore
     return result

@@ -29,6 +29,8 @@ def get_keras_mask(x):
 def as_tensor(x, dtype=None, device=None) -> torch.Tensor:
     """`torch.as_tensor` that keeps tensors on their device unless `device` is given."""
     if isinstance(x, torch.Tensor):
+        if (dtype is None or x.dtype is dtype) and (device is None or x.device == device):
+            return x  # already right: no dispatch at all (hot path of losses and metrics)
         return x.to(dtype=dtype or x.dtype, device=device or x.device)
     return torch.as_tensor(x, dtype=dtype, device=device)
 
@@ -96,6 +98,8 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     """Reduce already-weighted per-sample values to the loss."""
     if reduction in (None, "none") or values.dim() == 0 or tuple(values.shape) == (0,):
         return values
+    if reduction in ("sum_over_batch_size", "mean") and values.numel():
+        return values.mean()
     loss = values.sum()
     if reduction == "sum":
         return loss

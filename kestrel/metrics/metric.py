@@ -11,6 +11,8 @@ from kestrel.losses.loss import as_tensor, to_snake_case
 
 def _input_device(args: tuple, kwargs: dict):
     """The device of the first tensor among y_pred, y_true (or values), then keyword inputs."""
+    if len(args) > 1 and type(args[1]) is torch.Tensor:
+        return args[1].device
     for x in (*args[1:2], *args[:1], kwargs.get("y_pred"), kwargs.get("y_true"),
               kwargs.get("values")):
         if isinstance(x, torch.Tensor):
@@ -26,6 +28,8 @@ def _follow_input_device(update_state):
         device = _input_device(args, kwargs)
         if device is not None and device != self._device:
             self._move_to(device)
+        if not torch.is_grad_enabled():  # the trainer updates metrics under no_grad already
+            return update_state(self, *args, **kwargs)
         with torch.no_grad():
             return update_state(self, *args, **kwargs)
 

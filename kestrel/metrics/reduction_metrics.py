@@ -54,6 +54,12 @@ class Sum(Metric):
         self.total = self.add_variable((), "zeros", name="total")
 
     def update_state(self, values, sample_weight=None):
+        if _is_plain(values, self.total.dtype) and (
+                sample_weight is None or type(sample_weight) in (int, float)):
+            weight = 1 if sample_weight is None else sample_weight  # fast path: loss, accuracy
+            self.total.add_(values.sum() if values.dim() else values, alpha=weight)
+            self.count.add_((values.shape[0] if values.dim() else 1) * weight)
+            return
         values, _ = reduce_to_samplewise_values(values, sample_weight, torch.sum,
                                                 self._torch_dtype, self._device)
         self.total.add_(values.sum())
@@ -87,6 +93,12 @@ class Mean(Metric):
 
     def result(self):
         return divide_no_nan(self.total, self.count)
+
+
+def _is_plain(values, dtype: torch.dtype) -> bool:
+    """A 0-d or 1-d tensor of `dtype` without a mask: per-sample values, nothing to reduce."""
+    return (type(values) is torch.Tensor and values.dim() <= 1 and values.dtype is dtype
+            and getattr(values, "_keras_mask", None) is None)
 
 
 def _is_metric_function(function) -> bool:

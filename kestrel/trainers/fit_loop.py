@@ -195,7 +195,7 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
             if session is not None and flatten(bx)[0].shape[0] == 0:
                 outputs.append(None)  # keeps this rank's batches aligned for the gather
                 continue
-            out = model(bx)
+            out = model(bx) if model._steps is None else model._steps.predict(bx)
             outputs.append(out)
             callbacks.on_predict_batch_end(step, {"outputs": out})
     callbacks.on_predict_end()

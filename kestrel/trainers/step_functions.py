@@ -49,7 +49,8 @@ class StepFunctions:
         x, y, sample_weight = batch
         if self._custom_train_step:
             loss, y_pred = model.train_step(batch)
-            model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
+            with torch.no_grad():
+                model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
         else:
             loss = self._run("train", self._forward_metrics, x, y, sample_weight)
             optimizer = model.optimizer

@@ -125,12 +125,11 @@ class Trainer:
     def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size):
         from kestrel.trainers.compile_utils import output_list
 
-        self._loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
+        self._loss_tracker.update_state(loss, sample_weight=batch_size)  # runs without grad
         if self.compiled_metrics._specs:
             names = self.compiled_loss.output_names
             y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
-            self.compiled_metrics.update(output_list(y, names, "y"),
-                                         [p.detach() for p in y_pred],
+            self.compiled_metrics.update(output_list(y, names, "y"), y_pred,
                                          output_list(sample_weight, names, "sample_weight"))
 
     # ------------------------------------------------------------------ fit
@@ -199,7 +198,7 @@ class Trainer:
         self.eval()
         x = data_adapter.structure_to_tensors(x, self._device())
         with torch.no_grad():
-            out = self(x)
+            out = self(x) if self._steps is None else self._steps.predict(x)
         return map_structure(lambda t: t.detach().cpu().numpy(), out)
 
     def _on_batch_result(self, return_dict):
