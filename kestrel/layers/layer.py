@@ -380,13 +380,7 @@ class Layer(nn.Module):
     @property
     def losses(self) -> list[torch.Tensor]:
         """Losses added during the last call plus weight regularization penalties."""
-        out = []
-        for module in self.modules():
-            if isinstance(module, Layer):
-                out.extend(module._losses)
-                for attr, regularizer in module._regularizers:
-                    out.append(regularizer(keras_value(module, attr)))
-        return out
+        return collect_losses([m for m in self.modules() if isinstance(m, Layer)])
 
     def _apply_constraints(self) -> None:
         for attr, constraint in self._constraints:
@@ -453,6 +447,16 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def collect_losses(layers: list[Layer]) -> list[torch.Tensor]:
+    """The `add_loss` terms and weight penalties of `layers`."""
+    out = []
+    for layer in layers:
+        out.extend(layer._losses)
+        for attr, regularizer in layer._regularizers:
+            out.append(regularizer(keras_value(layer, attr)))
+    return out
 
 
 def _holds_arrays(value) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
 from kestrel.trainers.logs import LazyLogs
@@ -22,6 +23,7 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._steps = None
+        self._all_layers = None
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -54,6 +56,7 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.jit_compile = bool(jit_compile)
         self._steps = StepFunctions(self, jit=self.jit_compile)
+        self._all_layers = None
         self.compiled = True
 
     def _output_names(self) -> list[str]:
@@ -100,7 +103,9 @@ class Trainer:
         pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
         sw_list = output_list(sample_weight, names, "sample_weight")
         total = self.compiled_loss(y_list, pred_list, sw_list)
-        extra = self.losses
+        if self._all_layers is None:  # walked once per compile, not once per batch
+            self._all_layers = [m for m in self.modules() if isinstance(m, Layer)]
+        extra = collect_losses(self._all_layers)
         if extra:
             penalty = torch.stack([e.reshape(()).to(torch.float32) for e in extra]).sum()
             total = penalty if total is None else total + penalty
