@@ -41,3 +41,12 @@ def test_activity_regularizer_is_averaged_over_the_batch():
     layer(torch.ones(4, 3))
     # each output is 3; l2 = 0.01 * sum(3^2 over 4x2) = 0.72, divided by the batch size 4
     assert float(layer.losses[0]) == pytest.approx(0.18)
+
+
+def test_get_weights_returns_a_snapshot():
+    layer = Dense(2)
+    layer(torch.ones(1, 3))
+    kernel = layer.get_weights()[0]
+    with torch.no_grad():
+        layer.kernel.add_(1.0)
+    assert not np.allclose(kernel, layer.get_weights()[0])

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import os
 
-import torch
-
 from kestrel.callbacks._io import atomic_write
 from kestrel.callbacks.callback import Callback
+from kestrel.saving.api import load_training_state
 
 _METADATA = "training_metadata.json"
 
@@ -15,8 +14,8 @@ _METADATA = "training_metadata.json"
 class BackupAndRestore(Callback):
     """Backs up the training state so that an interrupted `fit` can resume.
 
-    Each backup writes the weights (`model.save_weights`), the optimizer state and the
-    epoch to reach into `backup_dir`. Backups alternate between two slots and are
+    Each backup writes the weights and the optimizer state (one Keras 3 `.weights.h5`) and
+    the epoch to reach into `backup_dir`. Backups alternate between two slots and are
     committed by atomically replacing `training_metadata.json`, so a crash during a
     backup leaves the previous one intact. At the start of `fit` the last backup is
     restored and `model._initial_epoch` set, so training continues from that epoch.
@@ -53,9 +52,8 @@ class BackupAndRestore(Callback):
     def _needs_batch_logs(self) -> bool:
         return False
 
-    def _slot_paths(self, slot: int) -> tuple[str, str]:
-        stem = os.path.join(self.backup_dir, f"backup-{slot}")
-        return f"{stem}.weights.h5", f"{stem}.optimizer.pt"
+    def _slot_path(self, slot: int) -> str:
+        return os.path.join(self.backup_dir, f"backup-{slot}.weights.h5")
 
     def on_train_begin(self, logs=None):
         self._metadata = None
@@ -67,7 +65,7 @@ class BackupAndRestore(Callback):
             metadata = json.load(f)
         try:
             self._restore(metadata)
-        except OSError:
+        except (OSError, ValueError):  # a damaged or missing backup file
             previous = metadata.get("previous")
             if not (self.double_checkpoint and previous):
                 raise
@@ -78,13 +76,10 @@ class BackupAndRestore(Callback):
         self.model._initial_epoch = metadata["epoch"]
 
     def _restore(self, entry: dict) -> None:
-        weights_path, optimizer_path = self._slot_paths(entry["slot"])
-        self.model.load_weights(weights_path)
+        load_training_state(self.model, self._slot_path(entry["slot"]))
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             return
-        if entry.get("optimizer_state") and hasattr(optimizer, "load_state_dict"):
-            optimizer.load_state_dict(torch.load(optimizer_path, weights_only=True))
         if entry.get("learning_rate") is not None:
             optimizer.learning_rate = entry["learning_rate"]
         iterations = entry.get("iterations")
@@ -114,16 +109,12 @@ class BackupAndRestore(Callback):
         """Write the state into the slot not in use, then commit it in the metadata."""
         os.makedirs(self.backup_dir, exist_ok=True)
         slot = 1 - self._metadata["slot"] if self._metadata else 0
-        weights_path, optimizer_path = self._slot_paths(slot)
-        self.model.save_weights(weights_path, overwrite=True)
+        # The Keras 3 weights file carries the optimizer's variables too (its optimizer/ group).
+        self.model.save_weights(self._slot_path(slot), overwrite=True)
         entry = {"epoch": self._current_epoch, "batch": batch, "slot": slot,
-                 "optimizer_state": False, "learning_rate": None, "iterations": None}
+                 "learning_rate": None, "iterations": None}
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
-            if hasattr(optimizer, "state_dict"):
-                state = optimizer.state_dict()
-                atomic_write(optimizer_path, lambda path: torch.save(state, path))
-                entry["optimizer_state"] = True
             if hasattr(optimizer, "learning_rate"):
                 entry["learning_rate"] = float(optimizer.learning_rate)
             if hasattr(optimizer, "iterations"):
@@ -138,7 +129,7 @@ class BackupAndRestore(Callback):
         if not self.delete_checkpoint or not os.path.isdir(self.backup_dir):
             return
         # The metadata goes first: without it no half-deleted backup is ever restored.
-        for path in (self._metadata_path, *self._slot_paths(0), *self._slot_paths(1)):
+        for path in (self._metadata_path, self._slot_path(0), self._slot_path(1)):
             if os.path.exists(path):
                 os.remove(path)
         if not os.listdir(self.backup_dir):

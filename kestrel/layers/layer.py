@@ -349,7 +349,7 @@ class Layer(nn.Module):
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as NumPy arrays, in Keras' layouts and order."""
-        return [keras_value(owner, attr).detach().cpu().numpy()
+        return [keras_value(owner, attr).detach().cpu().numpy().copy()  # a snapshot, as Keras
                 for owner, attr in self._ordered_weight_entries()]
 
     def set_weights(self, weights) -> None:

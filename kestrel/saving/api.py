@@ -182,6 +182,13 @@ def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = F
                 "neither Keras 2's `layer_names` nor Keras 3's `layers/` layout.")
 
 
+def load_training_state(model, filepath) -> None:
+    """Load weights and optimizer state from a `.weights.h5` written by `save_weights`."""
+    _suffix(filepath, (".weights.h5",), "load_training_state")
+    with _open_h5(filepath) as file, _reading(filepath):
+        keras_weights.read_weights(file, model, load_optimizer=True)
+
+
 def _reject_by_name(by_name: bool, suffix: str) -> None:
     if by_name:
         raise ValueError(
