@@ -121,6 +121,8 @@ class CompileMetrics:
         if not isinstance(metric, metrics_module.Metric):
             name = identifier if isinstance(identifier, str) else metric.__name__
             metric = metrics_module.MeanMetricWrapper(metric, name=name)
+        elif isinstance(identifier, str):
+            metric.name = identifier  # Keras logs a string metric under the string itself
         return metric
 
     def update(self, y_true: list, y_pred: list, sample_weight: list) -> None:
