@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.regularization.seeding import generator_for
 
 
 @register_layer()
@@ -53,7 +54,7 @@ class Dropout(Layer):
         keep = 1.0 - self.rate
         shape = inputs.shape if self.noise_shape is None else self._mask_shape(inputs.shape)
         mask = torch.empty(shape, dtype=inputs.dtype, device=inputs.device)
-        mask.bernoulli_(keep, generator=self._generator_for(inputs.device))
+        mask.bernoulli_(keep, generator=generator_for(self, inputs.device))
         return inputs * mask.div_(keep)
 
     def _mask_shape(self, input_shape) -> list[int]:
@@ -63,16 +64,6 @@ class Dropout(Layer):
                 f"{len(input_shape)}. Received: noise_shape={self.noise_shape}, "
                 f"input shape={tuple(input_shape)}")
         return [size if d is None else d for d, size in zip(self.noise_shape, input_shape)]
-
-    def _generator_for(self, device: torch.device) -> torch.Generator | None:
-        """A private generator seeded once with `seed` (None: torch's global RNG)."""
-        if self.seed is None:
-            return None
-        generator = self.__dict__.get("_generator")
-        if generator is None or generator.device != device:
-            generator = torch.Generator(device=device).manual_seed(self.seed)
-            self.__dict__["_generator"] = generator
-        return generator
 
     def compute_output_shape(self, input_shape):
         return input_shape
