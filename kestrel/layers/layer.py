@@ -126,7 +126,7 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
-        if not isinstance(first, torch.Tensor):
+        if not isinstance(first, torch.Tensor) and not _tensor_list(first):
             if type(first) is KerasTensor or is_symbolic((args, kwargs)):
                 return self._symbolic_call(args, kwargs)
             if _holds_arrays(first):  # NumPy data, as Keras accepts in `model(x)`
@@ -457,6 +457,11 @@ def collect_losses(layers: list[Layer]) -> list[torch.Tensor]:
         for attr, regularizer in layer._regularizers:
             out.append(regularizer(keras_value(layer, attr)))
     return out
+
+
+def _tensor_list(value) -> bool:
+    """A plain list of real tensors (e.g. a merging layer's inputs): the common eager case."""
+    return type(value) is list and bool(value) and all(type(t) is torch.Tensor for t in value)
 
 
 def _holds_arrays(value) -> bool:

@@ -61,11 +61,14 @@ class Functional(Model):
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):
                 continue
-            simple = (len(node.call_args) == 1 and not node.call_kwargs
-                      and isinstance(node.call_args[0], KerasTensor))
-            if simple:
-                arg_spec = slot(node.call_args[0])
+            only = node.call_args[0] if len(node.call_args) == 1 and not node.call_kwargs \
+                else None
+            if isinstance(only, KerasTensor):
+                simple, arg_spec = _ONE, slot(only)
+            elif isinstance(only, list) and all(isinstance(t, KerasTensor) for t in only):
+                simple, arg_spec = _LIST, [slot(t) for t in only]
             else:
+                simple = _GENERAL
                 arg_spec = map_structure(
                     lambda v: _Slot(slot(v)) if isinstance(v, KerasTensor) else v,
                     (node.call_args, node.call_kwargs))
@@ -92,8 +95,10 @@ class Functional(Model):
         for index, tensor in zip(self._input_slots, self._flatten_inputs(inputs)):
             values[index] = tensor
         for layer, simple, arg_spec, out_slots in self._plan:
-            if simple:
+            if simple is _ONE:
                 outputs = layer(values[arg_spec])
+            elif simple is _LIST:
+                outputs = layer([values[i] for i in arg_spec])
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
@@ -144,6 +149,9 @@ class Functional(Model):
         from kestrel.models.functional_config import functional_from_config
 
         return functional_from_config(cls, config, custom_objects)
+
+
+_ONE, _LIST, _GENERAL = "one tensor", "list of tensors", "general"  # how a node is called
 
 
 class _Slot:
