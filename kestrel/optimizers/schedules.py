@@ -59,8 +59,30 @@ class LearningRateSchedule:
         return cls(**config)
 
 
+class _StaircaseDecay(LearningRateSchedule):
+    """Shared arguments of the decays driven by `step / decay_steps` (floored if `staircase`)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name=None):
+        _check_decay_steps("decay_steps", decay_steps)
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps = decay_steps
+        self.decay_rate = decay_rate
+        self.staircase = staircase
+        self.name = name or type(self).__name__
+
+    def _progress(self, step):
+        p = _as_float(step) / self.decay_steps
+        return _floor(p) if self.staircase else p
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "staircase": self.staircase, "name": self.name}
+
+
 @register_builtin("schedules")
-class ExponentialDecay(LearningRateSchedule):
+class ExponentialDecay(_StaircaseDecay):
     """`initial_learning_rate * decay_rate ** (step / decay_steps)` (floored if `staircase`).
 
     Example:
@@ -68,25 +90,8 @@ class ExponentialDecay(LearningRateSchedule):
     0.025
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
-        _check_decay_steps("decay_steps", decay_steps)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
-
     def __call__(self, step):
-        p = _as_float(step) / self.decay_steps
-        if self.staircase:
-            p = _floor(p)
-        return self.initial_learning_rate * float(self.decay_rate) ** p
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate * float(self.decay_rate) ** self._progress(step)
 
 
 @register_builtin("schedules")
@@ -165,7 +170,7 @@ class PolynomialDecay(LearningRateSchedule):
 
 
 @register_builtin("schedules")
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StaircaseDecay):
     """`initial_learning_rate / (1 + decay_rate * step / decay_steps)` (floored if `staircase`).
 
     Example:
@@ -173,25 +178,8 @@ class InverseTimeDecay(LearningRateSchedule):
     0.5
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
-        _check_decay_steps("decay_steps", decay_steps)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
-
     def __call__(self, step):
-        p = _as_float(step) / self.decay_steps
-        if self.staircase:
-            p = _floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
 def _cosine(fraction, alpha: float):
