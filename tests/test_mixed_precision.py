@@ -41,3 +41,39 @@ def test_fit_under_mixed_bfloat16(bf16_policy):
     history = model.fit(x, y, epochs=5, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert all(w.dtype == torch.float32 for w in model.weights)
+
+
+def test_mixed_float16_scales_the_loss_and_skips_overflowing_steps():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([Input(shape=(4,)), Dense(8, activation="relu"), Dense(1)])
+    finally:
+        keras.mixed_precision.set_global_policy(None)
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    x = np.random.rand(32, 4).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    history = model.fit(x, y, epochs=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    scaler = model._steps._scaler
+    scale = scaler.scale
+    assert scale <= 2.0 ** 15  # halved on any overflow during fit
+    before = model.get_weights()
+    model.train_on_batch(x, y * 1e6)  # the scaled float16 gradients overflow: step skipped
+    assert scaler.scale == scale / 2
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_loss_scaler_grows_after_good_steps():
+    from kestrel.optimizers.loss_scale import LossScaler
+
+    scaler = LossScaler(initial_scale=4.0, dynamic_growth_steps=2)
+    param = torch.nn.Parameter(torch.ones(2))
+    param.grad = torch.full((2,), 8.0)
+    assert scaler.unscale([param]) and torch.equal(param.grad, torch.full((2,), 2.0))
+    param.grad = torch.full((2,), 8.0)
+    scaler.unscale([param])
+    assert scaler.scale == 8.0
+    with pytest.raises(ValueError, match="initial_scale"):
+        LossScaler(initial_scale=0)

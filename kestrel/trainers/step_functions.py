@@ -41,6 +41,7 @@ class StepFunctions:
         self._compiled: dict = {}
         self._largest_batch: dict = {}
         self._constrained = None
+        self._scaler = None  # a LossScaler when some layer computes in mixed_float16
 
     # ------------------------------------------------------------------ the steps
     def train(self, batch) -> None:
@@ -57,9 +58,24 @@ class StepFunctions:
             if not optimizer.built:
                 optimizer.build(model.trainable_weights)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            scaler = self._loss_scaler()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                (loss * scaler.scale).backward()
+                if scaler.unscale(model.trainable_weights):
+                    optimizer.step()
         self._apply_constraints()
+
+    def _loss_scaler(self):
+        if self._scaler is None:
+            from kestrel.optimizers.loss_scale import LossScaler
+
+            float16 = any(isinstance(m, Layer) and m.dtype_policy == "mixed_float16"
+                          for m in self.model.modules())
+            self._scaler = LossScaler() if float16 else False
+        return self._scaler or None
 
     def test(self, batch) -> None:
         """Loss and metric updates on `(x, y, sample_weight)`, without gradients."""
