@@ -69,7 +69,7 @@ def main():
         print(f"\n=== {model.name} ===")
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-        history = model.fit(x_train, y_train, batch_size=32, epochs=5, validation_split=0.1,
+        history = model.fit(x_train, y_train, batch_size=32, epochs=10, validation_split=0.1,
                             verbose=1)
         model.summary()
         print("History:", {k: [round(v, 4) for v in vals] for k, vals in history.history.items()})
