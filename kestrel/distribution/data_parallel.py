@@ -125,11 +125,8 @@ class DataParallelSession:
 
 def _iterate(adapter, generator):
     """Global batches of an ArrayAdapter, shuffled with `generator` when given."""
-    data = (adapter.x, adapter.y, adapter.sample_weight)
+    perm = None
     if generator is not None:
         perm = torch.randperm(adapter.n, generator=generator).to(adapter.x_device())
-        data = map_structure(lambda t: None if t is None else t.index_select(0, perm), data)
-    bs = adapter.batch_size
-    for step in range(adapter.num_batches):
-        start = step * bs
-        yield map_structure(lambda t: None if t is None else t[start:start + bs], data)
+    return data_adapter.batches((adapter.x, adapter.y, adapter.sample_weight),
+                                adapter.num_batches, adapter.batch_size, perm)

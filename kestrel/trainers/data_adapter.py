@@ -104,19 +104,28 @@ class ArrayAdapter:
         return min(full, self.steps) if self.steps else full
 
     def __iter__(self) -> Iterator[tuple]:
-        data = (self.x, self.y, self.sample_weight)
         if self.shuffle == "batch":
             raise ValueError("shuffle='batch' is not supported; use shuffle=True.")
-        if self.shuffle:
-            perm = torch.randperm(self.n, device=self.x_device())
-            data = map_structure(lambda t: None if t is None else t.index_select(0, perm), data)
-        bs = self.batch_size
-        for step in range(self.num_batches):
-            start = step * bs
-            yield map_structure(lambda t: None if t is None else t[start:start + bs], data)
+        perm = torch.randperm(self.n, device=self.x_device()) if self.shuffle else None
+        return batches((self.x, self.y, self.sample_weight), self.num_batches, self.batch_size,
+                       perm)
 
     def x_device(self):
         return flatten(self.x)[0].device
+
+
+def batches(data, num_batches: int, batch_size: int, perm=None):
+    """Consecutive batches of `data`: slices (views), or rows `perm[i:i+bs]` when shuffling.
+
+    Shuffled batches are gathered one at a time, so the data is never copied whole.
+    """
+    for step in range(num_batches):
+        start = step * batch_size
+        if perm is None:
+            yield map_structure(lambda t: None if t is None else t[start:start + batch_size], data)
+        else:
+            rows = perm[start:start + batch_size]
+            yield map_structure(lambda t: None if t is None else t.index_select(0, rows), data)
 
 
 class IterableAdapter:
