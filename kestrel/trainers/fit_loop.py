@@ -46,15 +46,16 @@ def _session(model):
     return DataParallelSession(model)
 
 
-def _chief_only(callbacks, session):
-    """On ranks other than 0, drop callbacks that print or write files."""
-    if session is None or session.rank == 0 or callbacks is None:
-        return callbacks
+def _for_rank(session, verbose: int, callbacks):
+    """On ranks other than 0: silent, and without the callbacks that print or write files."""
+    if session is None or session.rank == 0:
+        return verbose, callbacks
     from kestrel import callbacks as cbs
 
     writers = (cbs.ModelCheckpoint, cbs.CSVLogger, cbs.TensorBoard, cbs.ProgbarLogger)
-    items = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-    return [cb for cb in items if not isinstance(cb, writers)]
+    items = [] if callbacks is None else \
+        callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    return 0, [cb for cb in items if not isinstance(cb, writers)]
 
 
 def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
@@ -77,8 +78,7 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
                                             validation_steps, False, device)
     session = _session(model)
     if session is not None:
-        verbose = verbose if session.rank == 0 else 0
-        callbacks = _chief_only(callbacks, session)
+        verbose, callbacks = _for_rank(session, verbose, callbacks)
         first_x = map_structure(lambda t: t[:1], train_data.x) \
             if isinstance(train_data, data_adapter.ArrayAdapter) else None
         session.start(first_x)
@@ -100,7 +100,6 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
     if model._initial_epoch is not None:
         initial_epoch = model._initial_epoch
     steps = model._steps
-    logs = LazyLogs([])
     epoch_logs = {}
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
@@ -147,9 +146,8 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     verbose = _verbose(verbose)
     own_session = session is None
     session = session or _session(model)
-    if session is not None and own_session:
-        verbose = verbose if session.rank == 0 else 0
-        callbacks = _chief_only(callbacks, session)
+    if own_session:
+        verbose, callbacks = _for_rank(session, verbose, callbacks)
     if y is None and model._target_tensors is not None:
         y = model._target_tensors
     data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
@@ -180,9 +178,7 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     verbose = _verbose(verbose)
     data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
     session = _session(model)
-    if session is not None:
-        verbose = verbose if session.rank == 0 else 0
-        callbacks = _chief_only(callbacks, session)
+    verbose, callbacks = _for_rank(session, verbose, callbacks)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     model.eval()
     callbacks.on_predict_begin()
