@@ -2,7 +2,9 @@
 
 Every (workload, batch size, variant, repeat) runs in its own fresh process, which imports
 torch (and Kestrel only for the Kestrel variants), creates the data, builds the model, records
-the baseline RSS, makes one untimed warm-up epoch, then measures one more epoch.
+the baseline RSS, makes one untimed warm-up epoch, then measures one more epoch. Besides the
+benchmarks' idiomatic torch loop (which copies the whole dataset in shuffled order each epoch,
+`x[perm]`), a second hand loop gathers each shuffled batch (`x[perm[i:i + bs]]`), as Kestrel does.
 
 Peak method: the kernel's resident-set high-water mark (`VmHWM` in `/proc/self/status`) is
 reset to the current RSS just before the measured epoch (writing `5` to
@@ -30,8 +32,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("torch", "kestrel", "kestrel_jit")
-LABELS = {"torch": "torch loop", "kestrel": "Kestrel", "kestrel_jit": "Kestrel jit"}
+VARIANTS = ("torch", "torch_gather", "kestrel", "kestrel_jit")
+LABELS = {"torch": "torch loop", "torch_gather": "torch loop, per-batch gather",
+          "kestrel": "Kestrel", "kestrel_jit": "Kestrel jit"}
+LOSSES = {"mlp": "cross_entropy", "cnn": "cross_entropy", "lstm": "mse_loss"}
 WORKLOADS = ("mlp", "cnn", "lstm")
 MIB = 1 << 20
 
@@ -105,14 +109,33 @@ class Sampler(threading.Thread):
         self.join()
 
 
+def _gather_epoch(loop, batch_size: int, loss_name: str) -> None:
+    """The hand loop's epoch, gathering each shuffled batch instead of copying the data whole."""
+    import torch
+    import torch.nn.functional as F
+
+    loss_fn = getattr(F, loss_name)
+    loop.model.train()
+    perm = torch.randperm(len(loop.x))
+    for start in range(0, len(loop.x), batch_size):
+        rows = perm[start:start + batch_size]
+        xb, yb = loop.x[rows], loop.y[rows]
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(loop.model(xb), yb)
+        loss.backward()
+        loop.optimizer.step()
+
+
 def _epoch_function(variant: str, workload, n: int, batch_size: int):
     """Data and model for `variant`; returns a function running one fit epoch."""
-    if variant == "torch":
+    if variant in ("torch", "torch_gather"):
         import torch
 
         torch.manual_seed(0)
         x, y = workload.make_data(n)
         loop = workload.make_hand(x, y)
+        if variant == "torch_gather":
+            return lambda: _gather_epoch(loop, batch_size, LOSSES[workload.name])
         return lambda: loop.fit_epoch(batch_size)
     import kestrel
 

@@ -10,7 +10,9 @@ import torch
 from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
-from kestrel.trainers.logs import LazyLogs
+from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
+from kestrel.trainers.fit_loop import (class_weights_to_sample_weights, run_evaluate, run_fit,
+                                       run_predict)
 from kestrel.trainers.step_functions import StepFunctions
 
 
@@ -31,11 +33,12 @@ class Trainer:
                 run_eagerly=False, steps_per_execution=1, jit_compile=False, **kwargs):
         """Configure the model for training (optimizer, loss, metrics)."""
         from kestrel import optimizers
-        from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics
+        from kestrel.metrics import Mean
 
         if kwargs:
             raise TypeError(f"compile() got unexpected keyword arguments: {sorted(kwargs)}")
-        if sample_weight_mode not in (None, "temporal") and not isinstance(sample_weight_mode, (dict, list)):
+        if sample_weight_mode not in (None, "temporal") and \
+                not isinstance(sample_weight_mode, (dict, list)):
             raise ValueError("sample_weight_mode must be None or 'temporal'. "
                              f"Received: sample_weight_mode={sample_weight_mode!r}")
         self.optimizer = optimizers.get(optimizer)
@@ -43,8 +46,6 @@ class Trainer:
         self.compiled_loss = CompileLoss(loss, loss_weights, names)
         self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names,
                                                self.compiled_loss.losses)
-        from kestrel.metrics import Mean
-
         self._loss_tracker = Mean(name="loss")
         self.loss = loss
         self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
@@ -87,17 +88,12 @@ class Trainer:
         for metric in self.metrics:
             metric.reset_state()
 
-    def _logs(self) -> LazyLogs:
-        return LazyLogs(self.metrics)
-
     def _results(self) -> dict:
         return {m.name: float(m.result()) for m in self.metrics}
 
     # ------------------------------------------------------------------ steps
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         """Total loss: compiled output losses (weighted) + regularization + `add_loss` terms."""
-        from kestrel.trainers.compile_utils import output_list
-
         names = self.compiled_loss.output_names
         y_list = output_list(y, names, "y")
         pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
@@ -128,8 +124,6 @@ class Trainer:
         return loss, y_pred
 
     def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size):
-        from kestrel.trainers.compile_utils import output_list
-
         self._loss_tracker.update_state(loss, sample_weight=batch_size)  # runs without grad
         if self.compiled_metrics._specs:
             names = self.compiled_loss.output_names
@@ -143,16 +137,12 @@ class Trainer:
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
         """Train for `epochs` epochs; returns a `History`."""
-        from kestrel.trainers.fit_loop import run_fit
-
         self._assert_compiled("training")
-        return run_fit(self, **{k: v for k, v in locals().items() if k not in ("self", "run_fit")})
+        return run_fit(self, **{k: v for k, v in locals().items() if k != "self"})
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics on the given data, in inference mode."""
-        from kestrel.trainers.fit_loop import run_evaluate
-
         self._assert_compiled("evaluation")
         logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         if return_dict:
@@ -162,8 +152,6 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode."""
-        from kestrel.trainers.fit_loop import run_predict
-
         return run_predict(self, x, batch_size, verbose, steps, callbacks)
 
     # ------------------------------------------------------------------ on-batch
@@ -176,9 +164,7 @@ class Trainer:
         device = self._device()
         x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
         if class_weight is not None:
-            from kestrel.trainers.fit_loop import class_weights_to_sample_weights
-
-            sw = class_weights_to_sample_weights(class_weight, y, sw)
+                sw = class_weights_to_sample_weights(class_weight, y, sw)
         was_training = self.training
         self.train()
         try:
