@@ -21,9 +21,12 @@ def per_output(spec, output_names: list[str], what: str) -> list:
                 f"compile() got {what} for keys {sorted(unknown)} that name no output. "
                 f"The model's outputs are: {output_names}")
         return [spec.get(name) for name in output_names]
-    if isinstance(spec, (list, tuple)) and what != "metrics" or (
-            what == "metrics" and isinstance(spec, (list, tuple)) and n > 1 and spec
-            and all(isinstance(s, (list, tuple)) or s is None for s in spec)):
+    # A list of losses is one per output; a list of metrics is one list per output only when
+    # it holds lists (`[["acc"], ["mae"]]`), otherwise every output gets all of them.
+    per_output_list = isinstance(spec, (list, tuple)) and (
+        what != "metrics" or (n > 1 and bool(spec) and all(
+            isinstance(s, (list, tuple)) or s is None for s in spec)))
+    if per_output_list:
         if len(spec) != n:
             raise ValueError(
                 f"compile() got {len(spec)} {what} for a model with {n} outputs "
