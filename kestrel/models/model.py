@@ -33,8 +33,7 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
-        if cls is Model and (len(args) >= 2 or "outputs" in kwargs or
-                             (args and "outputs" in kwargs)):
+        if cls is Model and (len(args) >= 2 or "outputs" in kwargs):
             from kestrel.models.functional import Functional
 
             return Functional.__new__(Functional)
@@ -96,12 +95,11 @@ class Model(Trainer, Layer):
         return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
 
     def build(self, input_shape) -> None:
-        """Build a subclassed model by running `call` once on meta tensors of `input_shape`."""
+        """Build a subclassed model by running `call` once on zero tensors of `input_shape`."""
         if not self.built and type(self).call is not Model.call:
             self._build_input_shape = input_shape
-            self.built = True
+            self.built = True  # set first: the run below calls the model's own layers only
             self._run_on_placeholders((_symbolic(input_shape),), {}, 2)
-        self.built = True
 
     def call(self, *args, **kwargs):
         raise NotImplementedError(
@@ -120,17 +118,17 @@ class Model(Trainer, Layer):
     def get_config(self) -> dict:
         """For subclassed models: the constructor's arguments, when they are plain data."""
         args, kwargs = self.__dict__.get("_init_args", ((), {}))
+        signature = inspect.signature(type(self).__init__)
         try:
-            bound = inspect.signature(type(self).__init__).bind(None, *args, **kwargs)
+            values = dict(signature.bind(None, *args, **kwargs).arguments)
         except TypeError:
-            bound = None
-        values = dict(bound.arguments) if bound else {}
-        values.pop("self", None)
-        for key, param in (inspect.signature(type(self).__init__).parameters.items()
-                           if bound else []):
-            if param.kind is param.VAR_KEYWORD and key in values:
-                values.update(values.pop(key))
-        if bound is None or not _is_plain(values):
+            values = None
+        if values is not None:
+            values.pop("self", None)
+            for key, param in signature.parameters.items():
+                if param.kind is param.VAR_KEYWORD and key in values:
+                    values.update(values.pop(key))
+        if values is None or not _is_plain(values):
             raise NotImplementedError(
                 f"Model {type(self).__name__} cannot be serialized automatically: its "
                 "constructor arguments are not plain data (str, int, float, bool, None, lists, "
