@@ -68,3 +68,12 @@ def test_fit_follows_the_model_device():
         assert keras.config.device() == torch.device("cpu")
     finally:
         keras.config.set_device(None)
+
+
+def test_python_lists_and_dicts_of_lists_are_arrays():
+    model = _model()
+    x = [[0.1, 0.2, 0.3]] * 4
+    y = [[1.0]] * 4
+    assert model.evaluate(x, y, verbose=0)[0] == pytest.approx(
+        model.evaluate(np.array(x, "float32"), np.array(y, "float32"), verbose=0)[0])
+    assert model.predict(x).shape == (4, 1)

@@ -37,16 +37,24 @@ def to_tensor(value, device=None):
 
 
 def structure_to_tensors(data, device=None):
-    if data is None:
-        return None
-    if hasattr(data, "to_numpy") and not hasattr(data, "columns") or isinstance(
-            data, (np.ndarray, torch.Tensor)):
+    """An array-like, or a list / tuple / dict of them (several inputs), as tensors."""
+    if data is None or _is_array(data):
         return to_tensor(data, device)
-    if isinstance(data, (list, tuple)) and data and not isinstance(
-            data[0], (list, tuple, dict, np.ndarray, torch.Tensor)) and not hasattr(data[0], "to_numpy"):
-        return to_tensor(data, device)
-    return map_structure(lambda v: to_tensor(v, device),
-                         data.to_numpy() if hasattr(data, "columns") else data)
+    if isinstance(data, dict):
+        return {k: structure_to_tensors(v, device) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(structure_to_tensors(v, device) for v in data)
+    return to_tensor(data, device)
+
+
+def _is_array(data) -> bool:
+    """One array: NumPy, torch, pandas, or nested Python lists of numbers."""
+    if isinstance(data, (np.ndarray, torch.Tensor)) or hasattr(data, "to_numpy"):
+        return True
+    if isinstance(data, (list, tuple)):
+        return bool(data) and all(isinstance(v, (int, float, bool, np.number)) or (
+            isinstance(v, (list, tuple)) and _is_array(v)) for v in data)
+    return False
 
 
 def unpack(data):
@@ -73,9 +81,11 @@ def num_samples(data) -> int:
 
 
 def is_array_like(x) -> bool:
+    """Data held in memory: arrays, or lists / dicts of arrays."""
+    if _is_array(x):
+        return True
     leaves = flatten(x)
-    return bool(leaves) and all(
-        isinstance(v, (np.ndarray, torch.Tensor, list)) or hasattr(v, "to_numpy") for v in leaves)
+    return bool(leaves) and all(_is_array(v) for v in leaves)
 
 
 class ArrayAdapter:
