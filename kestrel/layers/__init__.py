@@ -33,5 +33,5 @@ from kestrel.layers.regularization import (
     ActivityRegularization, AlphaDropout, Dropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
     SpatialDropout2D, SpatialDropout3D)
 from kestrel.layers.rnn import (
-    GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells,
-    TimeDistributed)
+    GRU, LSTM, RNN, Bidirectional, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell, GRUCell,
+    LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed)

@@ -8,8 +8,9 @@ _COUNTS: defaultdict[str, int] = defaultdict(int)
 
 
 def to_snake_case(name: str) -> str:
-    """`Conv2DTranspose` -> `conv2d_transpose`, as Keras names layers."""
-    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    """`Conv2DTranspose` -> `conv2d_transpose`, `ConvLSTM2D` -> `conv_lstm2d`, as Keras does."""
+    name = re.sub(r"\W+", "", name)
+    intermediate = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
