@@ -4,14 +4,15 @@ Every (workload, batch size, variant, repeat) runs in its own fresh process, whi
 torch (and Kestrel only for the Kestrel variants), creates the data, builds the model, records
 the baseline RSS, makes one untimed warm-up epoch, then measures one more epoch. Besides the
 benchmarks' idiomatic torch loop (which copies the whole dataset in shuffled order each epoch,
-`x[perm]`), a second hand loop gathers each shuffled batch (`x[perm[i:i + bs]]`), as Kestrel does.
+`x[perm]`), a second hand loop gathers each shuffled batch (`x[perm[i:i + bs]]`), as Kestrel does,
+and a third is the idiomatic loop over `torch.compile(model)`, the reference for Kestrel's jit.
 
 Peak method: the kernel's resident-set high-water mark (`VmHWM` in `/proc/self/status`) is
 reset to the current RSS just before the measured epoch (writing `5` to
 `/proc/self/clear_refs`, Linux >= 4.0) and read right after it, so the warm-up's own peak does
 not hide the epoch's. It counts every resident page (torch's CPU allocator, NumPy, the Python
 heap) at any instant, however short. A thread sampling `/proc/self/statm` every 1 ms runs
-alongside as a cross-check (it can only miss peaks, never invent them); it is the fallback
+alongside as a cross-check (it can miss peaks shorter than its period); it is the fallback
 where `clear_refs` cannot be written.
 
 Run: `python benchmarks/memory.py [--threads N] [--quick]`; `main(argv)` returns the table.
@@ -32,9 +33,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("torch", "torch_gather", "kestrel", "kestrel_jit")
+VARIANTS = ("torch", "torch_gather", "torch_compile", "kestrel", "kestrel_jit")
 LABELS = {"torch": "torch loop", "torch_gather": "torch loop, per-batch gather",
-          "kestrel": "Kestrel", "kestrel_jit": "Kestrel jit"}
+          "torch_compile": "torch loop, torch.compile(model)", "kestrel": "Kestrel",
+          "kestrel_jit": "Kestrel jit"}
 LOSSES = {"mlp": "cross_entropy", "cnn": "cross_entropy", "lstm": "mse_loss"}
 WORKLOADS = ("mlp", "cnn", "lstm")
 MIB = 1 << 20
@@ -128,12 +130,14 @@ def _gather_epoch(loop, batch_size: int, loss_name: str) -> None:
 
 def _epoch_function(variant: str, workload, n: int, batch_size: int):
     """Data and model for `variant`; returns a function running one fit epoch."""
-    if variant in ("torch", "torch_gather"):
+    if variant.startswith("torch"):
         import torch
 
         torch.manual_seed(0)
         x, y = workload.make_data(n)
         loop = workload.make_hand(x, y)
+        if variant == "torch_compile":
+            loop.model = torch.compile(loop.model)
         if variant == "torch_gather":
             return lambda: _gather_epoch(loop, batch_size, LOSSES[workload.name])
         return lambda: loop.fit_epoch(batch_size)
@@ -237,22 +241,18 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> str:
-    """Runs the measurements; returns the Markdown table (child mode prints one JSON line)."""
+    """Runs the measurements and returns the Markdown table (in a child: one JSON line)."""
     args = parse_args(argv)
     if args.variant:
-        text = json.dumps(child(args))
-        print(text)
-        return text
+        return json.dumps(child(args))
     rows = run(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     exact = all(e["exact"] for entry in rows for e in entry["variants"].values())
-    note = ("" if exact else "\nPeaks from the 1 ms RSS sampler (VmHWM reset unavailable).\n")
+    note = "" if exact else "\nPeaks from the 1 ms RSS sampler (VmHWM reset unavailable).\n"
     return table(rows) + "\n" + note
 
 
 if __name__ == "__main__":
-    output = main()
-    if "--variant" not in sys.argv:
-        print(output)
+    print(main())

@@ -116,6 +116,10 @@ def main(argv=None) -> None:
         imports["import keras (torch backend)"] = import_seconds(
             "import keras", repeats, env=dict(os.environ, KERAS_BACKEND="torch"))
     text = report(results, imports, args)
+    import memory  # benchmarks/ is on sys.path: peak memory, one fresh process per variant
+
+    text += "\n## Peak memory\n\n" + memory.main(
+        ["--threads", str(args.threads)] + ["--quick"] * args.quick)
     print(text)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
