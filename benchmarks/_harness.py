@@ -63,6 +63,36 @@ class HandLoop:
         return getattr(self, {"fit": "fit_epoch"}.get(m.kind, m.kind))(m.batch_size)
 
 
+class ClassifierLoop(HandLoop):
+    """Shuffle, slice, `cross_entropy` on logits, default Adam: the hand loop of the classifiers."""
+
+    def __init__(self, x, y, model):
+        import torch
+
+        self.x, self.y, self.model = x, y, model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def fit_epoch(self, batch_size: int):
+        import torch
+        import torch.nn.functional as F
+
+        model, optimizer = self.model, self.optimizer
+        model.train()
+        perm = torch.randperm(len(self.x))
+        x, y = self.x[perm], self.y[perm]
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == yb).sum()
+        return float(loss_sum) / -(-len(x) // batch_size), int(correct) / len(x)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")

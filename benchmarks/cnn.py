@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from _harness import HandLoop, Measurement, Workload, main
+from _harness import ClassifierLoop, Measurement, Workload, main
 
 
 def make_data(n: int):
@@ -33,34 +32,15 @@ def build(K, jit_compile: bool):
     return model
 
 
-class CNNLoop(HandLoop):
+class CNNLoop(ClassifierLoop):
     """The same network from torch.nn, on NCHW tensors, returning logits."""
 
     def __init__(self, x, y):
-        self.x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        self.y = torch.from_numpy(y)
-        self.model = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(5 * 5 * 64, 10))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-
-    def fit_epoch(self, batch_size: int):
-        model, optimizer = self.model, self.optimizer
-        model.train()
-        perm = torch.randperm(len(self.x))
-        x, y = self.x[perm], self.y[perm]
-        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.argmax(1) == yb).sum()
-        return float(loss_sum), int(correct) / len(x)
+        super().__init__(
+            torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y),
+            nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(5 * 5 * 64, 10)))
 
 
 WORKLOAD = Workload(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _harness import HandLoop, Measurement, Workload, main
+from _harness import ClassifierLoop, Measurement, Workload, main
 
 
 def make_data(n: int):
@@ -30,31 +30,13 @@ def build(K, jit_compile: bool):
     return model
 
 
-class MLPLoop(HandLoop):
+class MLPLoop(ClassifierLoop):
     """nn.Sequential of Linear/ReLU returning logits; cross_entropy is softmax + NLL."""
 
     def __init__(self, x, y):
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
-        self.model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
-                                   nn.ReLU(), nn.Linear(256, 10))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-
-    def fit_epoch(self, batch_size: int):
-        model, optimizer = self.model, self.optimizer
-        model.train()
-        perm = torch.randperm(len(self.x))
-        x, y = self.x[perm], self.y[perm]
-        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.argmax(1) == yb).sum()
-        return float(loss_sum) / -(-len(x) // batch_size), int(correct) / len(x)
+        super().__init__(torch.from_numpy(x), torch.from_numpy(y),
+                         nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
+                                       nn.ReLU(), nn.Linear(256, 10)))
 
     @torch.no_grad()
     def evaluate(self, batch_size: int):
