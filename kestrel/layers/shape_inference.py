@@ -67,17 +67,20 @@ def shapes_to_keras_tensors(shape, dtype):
     return KerasTensor(shape, dtype)
 
 
-def to_shape_tuple(shape):
+def _map_shapes(shape, leaf):
+    """Apply `leaf` (tuple or list) to every shape of a shape, a list or a dict of shapes."""
     if isinstance(shape, dict):
-        return {k: to_shape_tuple(v) for k, v in shape.items()}
+        return {k: _map_shapes(v, leaf) for k, v in shape.items()}
     if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
-        return [to_shape_tuple(s) for s in shape]
-    return tuple(shape)
+        return [_map_shapes(s, leaf) for s in shape]
+    return leaf(shape)
+
+
+def to_shape_tuple(shape):
+    """Shapes as tuples (how layers receive them)."""
+    return _map_shapes(shape, tuple)
 
 
 def to_shape_list(shape):
-    if isinstance(shape, dict):
-        return {k: to_shape_list(v) for k, v in shape.items()}
-    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
-        return [to_shape_list(s) for s in shape]
-    return list(shape)
+    """Shapes as lists (how configs store them)."""
+    return _map_shapes(shape, list)

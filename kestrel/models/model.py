@@ -78,21 +78,22 @@ class Model(Trainer, Layer):
 
     @property
     def input(self):
-        inputs = getattr(self, "_inputs_struct", None)
-        if inputs is None:
-            inputs = getattr(self, "inputs", None)
-        if inputs is None:
-            return super().input
-        return inputs[0] if isinstance(inputs, list) and len(inputs) == 1 else inputs
+        tensors = self._graph_tensors("_inputs_struct", "inputs")
+        return super().input if tensors is None else tensors
 
     @property
     def output(self):
-        outputs = getattr(self, "_outputs_struct", None)
-        if outputs is None:
-            outputs = getattr(self, "outputs", None)
-        if outputs is None:
-            return super().output
-        return outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs
+        tensors = self._graph_tensors("_outputs_struct", "outputs")
+        return super().output if tensors is None else tensors
+
+    def _graph_tensors(self, struct_attr: str, flat_attr: str):
+        """The model's symbolic inputs or outputs (one tensor unwrapped), None if unknown."""
+        tensors = getattr(self, struct_attr, None)
+        if tensors is None:
+            tensors = getattr(self, flat_attr, None)
+        if isinstance(tensors, list) and len(tensors) == 1:
+            return tensors[0]
+        return tensors
 
     def build(self, input_shape) -> None:
         """Build a subclassed model by running `call` once on zero tensors of `input_shape`."""

@@ -15,12 +15,7 @@ def per_output(spec, output_names: list[str], what: str) -> list:
     """Spread a compile argument (single, list or dict by output name) over the outputs."""
     n = len(output_names)
     if isinstance(spec, dict):
-        unknown = set(spec) - set(output_names)
-        if unknown:
-            raise ValueError(
-                f"compile() got {what} for keys {sorted(unknown)} that name no output. "
-                f"The model's outputs are: {output_names}")
-        return [spec.get(name) for name in output_names]
+        return _by_output_name(spec, output_names, f"compile() {what}")
     # A list of losses is one per output; a list of metrics is one list per output only when
     # it holds lists (`[["acc"], ["mae"]]`), otherwise every output gets all of them.
     per_output_list = isinstance(spec, (list, tuple)) and (
@@ -148,12 +143,7 @@ def output_list(values, output_names: list[str], what: str) -> list:
     if values is None:
         return [None] * n
     if isinstance(values, dict):
-        unknown = set(values) - set(output_names)
-        if unknown:
-            raise ValueError(
-                f"{what} has keys {sorted(unknown)} that name no output of the model. "
-                f"Expected keys: {output_names}")
-        return [values.get(name) for name in output_names]
+        return _by_output_name(values, output_names, what)
     if isinstance(values, (list, tuple)) and n > 1:
         if len(values) != n:
             raise ValueError(f"{what}: expected {n} arrays (one per output {output_names}), "
@@ -162,3 +152,12 @@ def output_list(values, output_names: list[str], what: str) -> list:
     if isinstance(values, torch.Tensor) or n == 1:
         return [values if not isinstance(values, (list, tuple)) else values[0]]
     return flatten(values)
+
+
+def _by_output_name(values: dict, output_names: list[str], what: str) -> list:
+    """The values of a dict keyed by output name, in output order; unknown keys are errors."""
+    unknown = set(values) - set(output_names)
+    if unknown:
+        raise ValueError(f"{what} has keys {sorted(unknown)} that name no output of the model. "
+                         f"The model's outputs are: {output_names}")
+    return [values.get(name) for name in output_names]
