@@ -90,6 +90,18 @@ def test_mean_and_sum_weighted():
     assert float(mean.result()) == 0.0 and mean.name == "mean" and total.name == "sum"
 
 
+def test_mean_and_sum_on_float32_tensors_with_scalar_weights():
+    """Plain 1-d / 0-d float32 tensors (the trainer's loss and accuracy values)."""
+    values = torch.tensor([1.0, 2.0, 6.0])
+    mean, total = metrics.Mean(), metrics.Sum()
+    mean.update_state(values)
+    mean.update_state(torch.tensor(3.0), sample_weight=5)  # a batch mean over 5 samples
+    total.update_state(values, sample_weight=2)
+    total.update_state(torch.tensor(1.0))
+    assert float(mean.result()) == pytest.approx((9.0 + 15.0) / 8)
+    assert float(total.result()) == pytest.approx(19.0)
+
+
 def test_mean_reduces_per_sample_and_time_weights():
     values = RNG.random((3, 4)).astype("float32")
     m = metrics.Mean()

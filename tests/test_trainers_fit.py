@@ -97,12 +97,16 @@ def test_multi_output_names_weights_and_dict_targets():
     x = np.random.rand(32, 4).astype("float32")
     y_reg = np.random.rand(32, 1).astype("float32")
     y_cls = np.random.randint(0, 3, (32,))
-    results = model.evaluate(x, {"reg": y_reg, "cls": y_cls}, verbose=0, batch_size=32)
+    # batches of 10, 10, 10, 2: every loss is a mean over samples (batch-size weighted)
+    results = model.evaluate(x, {"reg": y_reg, "cls": y_cls}, verbose=0, batch_size=10)
     assert model.metrics_names == ["loss", "reg_loss", "cls_loss", "cls_accuracy"]
-    total, reg, cls, _ = results
+    total, reg, cls, accuracy = results
     assert total == pytest.approx(2.0 * reg + 0.5 * cls, rel=1e-5)
     p_reg, p_cls = model.predict(x)
     assert reg == pytest.approx(float(np.mean((p_reg - y_reg) ** 2)), rel=1e-5)
+    picked = np.clip(p_cls[np.arange(32), y_cls], 1e-7, 1 - 1e-7)
+    assert cls == pytest.approx(float(-np.log(picked).mean()), rel=1e-5)
+    assert accuracy == pytest.approx(float(np.mean(p_cls.argmax(1) == y_cls)))
     with pytest.raises(ValueError, match="name no output"):
         model.fit(x, {"regression": y_reg, "cls": y_cls}, verbose=0)
 

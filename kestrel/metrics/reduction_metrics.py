@@ -54,12 +54,6 @@ class Sum(Metric):
         self.total = self.add_variable((), "zeros", name="total")
 
     def update_state(self, values, sample_weight=None):
-        if _is_plain(values, self.total.dtype) and (
-                sample_weight is None or type(sample_weight) in (int, float)):
-            weight = 1 if sample_weight is None else sample_weight  # fast path: loss, accuracy
-            self.total.add_(values.sum() if values.dim() else values, alpha=weight)
-            self.count.add_((values.shape[0] if values.dim() else 1) * weight)
-            return
         values, _ = reduce_to_samplewise_values(values, sample_weight, torch.sum,
                                                 self._torch_dtype, self._device)
         self.total.add_(values.sum())
@@ -83,6 +77,12 @@ class Mean(Metric):
         self.count = self.add_variable((), "zeros", name="count")
 
     def update_state(self, values, sample_weight=None):
+        if _is_plain(values, self.total.dtype) and (
+                sample_weight is None or type(sample_weight) in (int, float)):
+            weight = 1 if sample_weight is None else sample_weight  # fast path: loss, accuracy
+            self.total.add_(values.sum() if values.dim() else values, alpha=weight)
+            self.count.add_((values.shape[0] if values.dim() else 1) * weight)
+            return
         values, sample_weight = reduce_to_samplewise_values(values, sample_weight, torch.mean,
                                                             self._torch_dtype, self._device)
         self.total.add_(values.sum())

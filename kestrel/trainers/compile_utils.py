@@ -58,8 +58,10 @@ class CompileLoss:
             if loss is None or y_true[index] is None:
                 continue
             value = loss(y_true[index], y_pred[index], sample_weight[index])
-            if self.multi:
-                self.trackers[index].update_state(value.detach())
+            if self.multi:  # weighted by batch size, so a ragged last batch counts as Keras
+                pred = y_pred[index]
+                self.trackers[index].update_state(
+                    value.detach(), sample_weight=pred.shape[0] if pred.dim() else 1)
             weighted = value * self.weights[index] if self.weights[index] != 1.0 else value
             total = weighted if total is None else total + weighted
         return total
