@@ -121,3 +121,15 @@ def test_unknown_class_in_config_names_it():
     config = {"class_name": "NotALayer", "config": {}}
     with pytest.raises(ValueError, match="NotALayer.*custom_objects"):
         keras.models.model_from_config(config)
+
+
+def test_torch_hooks_on_inner_layers_fire_on_every_call():
+    inputs = Input(shape=(4,))
+    hidden = Dense(3, activation="relu", name="hidden")
+    model = Model(inputs, Dense(2)(hidden(inputs)))
+    seen = []
+    hidden.register_forward_pre_hook(lambda module, args: seen.append("pre"))
+    hidden.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    model(torch.ones(5, 4))
+    model.predict(np.ones((3, 4), "float32"))
+    assert seen == ["pre", (5, 3), "pre", (3, 3)]

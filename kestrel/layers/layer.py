@@ -52,12 +52,15 @@ class Layer(nn.Module):
 
     _call_accepts_training = False
     _call_accepts_mask = False
+    _passes_masks_through = True  # compute_mask is the default one and call takes no mask
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         params = inspect.signature(cls.call).parameters
         cls._call_accepts_training = "training" in params
         cls._call_accepts_mask = "mask" in params
+        cls._passes_masks_through = cls.compute_mask is Layer.compute_mask and \
+            not cls._call_accepts_mask
         if "build" in cls.__dict__:
             cls.build = _marks_built(cls.__dict__["build"])
 
@@ -126,6 +129,14 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
+        if type(first) is torch.Tensor and len(args) == 1 and not kwargs and self._plain(first):
+            if self._losses:
+                self._losses.clear()
+            try:
+                return super().__call__(first)
+            except (RuntimeError, IndexError) as error:
+                self._explain_failure(first, error)
+                raise
         if not isinstance(first, torch.Tensor) and not _tensor_list(first):
             if type(first) is KerasTensor or is_symbolic((args, kwargs)):
                 return self._symbolic_call(args, kwargs)
@@ -178,6 +189,14 @@ class Layer(nn.Module):
             for out in flatten(outputs):
                 self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
         return outputs
+
+    def _plain(self, first: torch.Tensor) -> bool:
+        """Whether calling on the tensor `first` needs nothing beyond `call` (the hot path):
+        built, no mask in or out, no dtype cast, no autocast, no activity regularizer."""
+        return self.built and self._passes_masks_through and self._autocast_dtype is None \
+            and self.activity_regularizer is None and \
+            (first.dtype is self._variable_dtype or not self.autocast) and \
+            getattr(first, "_keras_mask", None) is None
 
     def _build_on_call(self, first) -> None:
         shapes = shape_of(first)
@@ -436,6 +455,9 @@ class Layer(nn.Module):
         return cls(**clean_config(cls, config))
 
     def __setattr__(self, name: str, value) -> None:
+        if name == "training":  # set by train()/eval() on every module: skip the slow path
+            object.__setattr__(self, name, value)
+            return
         super().__setattr__(name, value)
         if isinstance(value, (list, tuple)) and value and not name.startswith("_") \
                 and all(isinstance(v, nn.Module) for v in value):

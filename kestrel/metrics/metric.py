@@ -8,6 +8,8 @@ import torch
 from kestrel import config
 from kestrel.losses.loss import as_tensor, to_snake_case
 
+_ZEROS = (None, "zeros", "Zeros")
+
 
 def _input_device(args: tuple, kwargs: dict):
     """The device of the first tensor among y_pred, y_true (or values), then keyword inputs."""
@@ -40,7 +42,7 @@ def _follow_input_device(update_state):
 def initial_value(initializer, shape, dtype: torch.dtype, device) -> torch.Tensor:
     """A tensor filled by `initializer`: "zeros", "ones", a number, or a Keras-style callable."""
     shape = tuple(shape)
-    if initializer in (None, "zeros", "Zeros"):
+    if initializer in _ZEROS:
         return torch.zeros(shape, dtype=dtype, device=device)
     if initializer in ("ones", "Ones"):
         return torch.ones(shape, dtype=dtype, device=device)
@@ -122,7 +124,11 @@ class Metric:
         """Refill every state tensor with its initial value, in place."""
         with torch.no_grad():
             for value, initializer in zip(self._variables, self._initializers):
-                value.copy_(initial_value(initializer, value.shape, value.dtype, value.device))
+                if initializer in _ZEROS:
+                    value.zero_()
+                else:
+                    value.copy_(initial_value(initializer, value.shape, value.dtype,
+                                              value.device))
 
     def __call__(self, *args, **kwargs):
         self.update_state(*args, **kwargs)

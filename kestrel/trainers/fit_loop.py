@@ -5,6 +5,7 @@ import torch
 
 from kestrel.layers.node import flatten, map_structure
 from kestrel.trainers import data_adapter
+from kestrel.trainers.deferred_updates import DeferredUpdates, can_defer
 from kestrel.trainers.logs import LazyLogs
 
 
@@ -157,15 +158,20 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     model.eval()
     model.reset_metrics()
     callbacks.on_test_begin()
+    deferred = DeferredUpdates(model) if can_defer(model, callbacks) else None
+    test = model._steps.test if deferred is None else deferred.test
+    flush = None if deferred is None else deferred.flush
     logs = LazyLogs(model.metrics)
     batches = session.shard(data, False) if session is not None else data
     for step, batch in enumerate(batches):
         callbacks.on_test_batch_begin(step)
         if flatten(batch[0])[0].shape[0]:
-            model._steps.test(batch)
+            test(batch)
         if step == 0:
-            logs = LazyLogs(model.metrics)
+            logs = LazyLogs(model.metrics, flush)
         callbacks.on_test_batch_end(step, logs)
+    if deferred is not None:
+        deferred.flush()
     if session is not None:
         session.reduce_metrics(model.metrics)
     results = model._results()

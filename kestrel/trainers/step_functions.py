@@ -90,8 +90,11 @@ class StepFunctions:
 
     # ------------------------------------------------------------------ traced bodies
     def _forward_metrics(self, x, y, sample_weight):
+        return self.loss_and_metrics(x, y, self.model(x), sample_weight)
+
+    def loss_and_metrics(self, x, y, y_pred, sample_weight):
+        """The loss of predictions `y_pred` for the batch `x`, after updating the metrics."""
         model = self.model
-        y_pred = model(x)
         loss = model.compute_loss(x, y, y_pred, sample_weight)
         with torch.no_grad():
             model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))

@@ -94,22 +94,32 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         """Total loss: compiled output losses (weighted) + regularization + `add_loss` terms."""
-        names = self.compiled_loss.output_names
-        y_list = output_list(y, names, "y")
-        pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
-        sw_list = output_list(sample_weight, names, "sample_weight")
-        total = self.compiled_loss(y_list, pred_list, sw_list)
-        if self._all_layers is None:  # walked once per compile, not once per batch
-            self._all_layers = [m for m in self.modules() if isinstance(m, Layer)]
-        extra = collect_losses(self._all_layers)
-        if extra:
-            penalty = torch.stack([e.reshape(()).to(torch.float32) for e in extra]).sum()
+        total = self._compiled_loss(y, y_pred, sample_weight)
+        penalty = self._penalty()
+        if penalty is not None:
             total = penalty if total is None else total + penalty
         if total is None:
             raise ValueError(
                 f"Model '{self.name}' has no loss to optimize: pass `loss=` to compile() or "
                 "call add_loss() in the model.")
         return total
+
+    def _compiled_loss(self, y, y_pred, sample_weight):
+        """The weighted sum of the compiled per-output losses, or None when none applies."""
+        names = self.compiled_loss.output_names
+        y_list = output_list(y, names, "y")
+        pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+        sw_list = output_list(sample_weight, names, "sample_weight")
+        return self.compiled_loss(y_list, pred_list, sw_list)
+
+    def _penalty(self):
+        """The sum of the last forward pass's `add_loss` terms and weight penalties, or None."""
+        if self._all_layers is None:  # walked once per compile, not once per batch
+            self._all_layers = [m for m in self.modules() if isinstance(m, Layer)]
+        extra = collect_losses(self._all_layers)
+        if not extra:
+            return None
+        return torch.stack([e.reshape(()).to(torch.float32) for e in extra]).sum()
 
     def train_step(self, data):
         """One optimization step on a batch `(x, y, sample_weight)`; returns the loss tensor."""
