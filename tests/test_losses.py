@@ -194,6 +194,28 @@ def test_sparse_categorical_crossentropy(label_shape, from_logits):
     assert float(loss(y, p)) == pytest.approx(ref.mean(), rel=1e-4)
 
 
+def test_sparse_crossentropy_on_probabilities_normalizes_clips_and_differentiates_as_keras():
+    labels = torch.from_numpy(RNG.integers(0, 4, (3, 5)))
+    probs = torch.from_numpy(RNG.random((3, 5, 4)).astype("float32") * 2.0)  # rows sum != 1
+    labels[0, 0] = 0
+    probs[0, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # the target has probability 0
+    probs[0, 1] = torch.eye(4)[labels[0, 1]]  # ... and 1
+    probs.requires_grad_(True)
+    out = losses.sparse_categorical_crossentropy(labels, probs)
+    assert out.shape == (3, 5)
+    (grad,) = torch.autograd.grad(out.sum(), probs)
+    reference_probs = probs.detach().clone().requires_grad_(True)
+    normalized = reference_probs / reference_probs.sum(-1, keepdim=True)
+    full = -torch.log(torch.clamp(normalized, EPS, 1 - EPS))  # Keras: every class first
+    ref = full.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), reference_probs)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert float(out[0, 0]) == pytest.approx(-np.log(EPS), rel=1e-6)
+    assert float(out[0, 1]) == pytest.approx(-np.log(np.float32(1 - EPS)), rel=1e-6)
+    assert torch.isfinite(out).all()
+
+
 def test_sparse_categorical_crossentropy_sequences_and_ignore_class():
     labels = RNG.integers(0, 3, (2, 5))
     labels[0, :2] = -1

@@ -239,3 +239,13 @@ def sparsemax(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
     k_z = support.sum(dim=-1, keepdim=True)
     tau = (torch.sum(z_sorted * support, dim=-1, keepdim=True) - 1.0) / k_z
     return torch.relu(z - tau).movedim(-1, axis)
+
+
+_IN_PLACE = {relu: torch.Tensor.relu_, sigmoid: torch.Tensor.sigmoid_, tanh: torch.Tensor.tanh_}
+
+
+def activate_fresh(activation, x: torch.Tensor) -> torch.Tensor:
+    """`activation(x)` for a layer's fresh pre-activation `x` (nothing else refers to it):
+    in place for relu, sigmoid and tanh, which saves writing a second copy of `x`."""
+    in_place = _IN_PLACE.get(activation)
+    return activation(x) if in_place is None else in_place(x)

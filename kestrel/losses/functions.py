@@ -139,6 +139,15 @@ def _clipped_log_probs(y_pred: torch.Tensor, axis: int) -> torch.Tensor:
     return torch.log(torch.clamp(probs, eps, 1.0 - eps))
 
 
+def _picked_clipped_log_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`-log(clip(p / sum(p)))` at the target class (axis 1): the values and gradients of
+    normalizing, clipping and taking the log of every class first, computed once per sample
+    instead of once per class."""
+    eps = config.epsilon()
+    picked = probs.gather(1, target.unsqueeze(1)).squeeze(1)
+    return torch.log(torch.clamp(picked / probs.sum(1), eps, 1.0 - eps)).neg_()
+
+
 @register_builtin("losses")
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Cross-entropy between one-hot (or soft) labels and predicted class probabilities.
@@ -194,6 +203,8 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     ignore = -100 if ignore_class is None else int(ignore_class)
     if from_logits:
         result = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore)
+    elif ignore_class is None:
+        result = _picked_clipped_log_loss(logits, target)
     else:
         result = F.nll_loss(_clipped_log_probs(logits, 1), target, reduction="none",
                             ignore_index=ignore)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import activations, constraints, initializers, regularizers
+from kestrel.activations.activations import activate_fresh
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 
@@ -65,7 +66,8 @@ class Dense(Layer):
             outputs = inputs.matmul(self.kernel)
             if self.bias is not None:
                 outputs = outputs + self.bias
-        return self.activation(outputs) if self.activation is not None else outputs
+        return activate_fresh(self.activation, outputs) \
+            if self.activation is not None else outputs
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
