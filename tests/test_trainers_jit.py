@@ -91,3 +91,61 @@ def test_user_errors_raise_and_keep_jit(monkeypatch):
     with pytest.raises(ValueError):
         model.fit(x, np.zeros((36, 5)), batch_size=8, epochs=1, verbose=0)
     assert model._steps.jit
+
+
+def _lstm(jit):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(5, 3)), keras.layers.LSTM(4),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"], jit_compile=jit)
+    return model, np.random.default_rng(1).normal(size=(24, 5, 3)).astype("float32"), \
+        np.random.default_rng(2).normal(size=(24, 1)).astype("float32")
+
+
+def _two_heads(jit):
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input(shape=(4,), name="a"), keras.Input(shape=(3,), name="b")
+    h = keras.layers.Dense(6, activation="relu")(keras.layers.Concatenate()([a, b]))
+    model = keras.Model([a, b], [keras.layers.Dense(3, activation="softmax", name="cls")(h),
+                                 keras.layers.Dense(1, name="reg")(h)])
+    model.compile(optimizer="adam", loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.5}, metrics={"cls": ["accuracy"]},
+                  jit_compile=jit)
+    rng = np.random.default_rng(3)
+    x = {"a": rng.normal(size=(24, 4)).astype("float32"),
+         "b": rng.normal(size=(24, 3)).astype("float32")}
+    return model, x, {"cls": rng.integers(0, 3, 24), "reg": rng.normal(size=(24, 1)).astype("float32")}
+
+
+@pytest.mark.parametrize("build", [_lstm, _two_heads], ids=["lstm", "multi_output"])
+def test_jit_matches_eager_on_recurrent_and_multi_output_models(build, monkeypatch):
+    # compiled even on CPU (as on CUDA): the fused LSTM kernel runs outside the graph
+    monkeypatch.setattr(step_functions, "_slower_compiled_on_cpu", lambda model: None)
+    (eager, x, y), (jit, _, _) = build(False), build(True)
+    h_eager = eager.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    h_jit = jit.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert "train" in jit._steps._compiled and jit._steps.jit
+    for key in h_eager.history:
+        np.testing.assert_allclose(h_jit.history[key], h_eager.history[key], rtol=RTOL, atol=ATOL)
+    _assert_same_weights(eager, jit)
+    np.testing.assert_allclose(jit.evaluate(x, y, batch_size=8, verbose=0),
+                               eager.evaluate(x, y, batch_size=8, verbose=0), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("layer, kind", [(lambda: keras.layers.Conv1D(2, 3), "convolution"),
+                                         (lambda: keras.layers.LSTM(2), "recurrent")])
+def test_conv_and_recurrent_nets_stay_eager_on_cpu_with_one_warning(monkeypatch, layer, kind):
+    def no_compile(fn, **kwargs):
+        raise AssertionError("torch.compile must not be called")
+
+    monkeypatch.setattr(step_functions.torch, "compile", no_compile)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(6, 2)), layer(), keras.layers.Flatten(),
+                              keras.layers.Dense(2)], name="net")
+    model.compile("sgd", "mse", jit_compile=True)
+    x, y = np.ones((8, 6, 2), "float32"), np.zeros((8, 2), "float32")
+    with pytest.warns(UserWarning, match=f"'net' runs eagerly: .* its {kind} layers") as caught:
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+        model.evaluate(x, y, verbose=0)
+    assert len([w for w in caught if "jit_compile" in str(w.message)]) == 1
+    assert not model._steps.jit

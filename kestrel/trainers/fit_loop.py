@@ -176,7 +176,8 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         session.reduce_metrics(model.metrics)
     results = model._results()
     callbacks.on_test_end(results)
-    model.train(was_training)
+    if was_training:  # eval() above already left every layer in inference mode
+        model.train()
     return results
 
 

@@ -8,6 +8,11 @@ fused multi-tensor kernel, which on CPU beats the compiled update and keeps the 
 patchable (data-parallel training hooks its `step`).
 
 Compilation rules, per mode:
+- models with convolution or recurrent layers stay eager on CPU, with one warning: with
+  torch 2.13, inductor's CPU code around convolutions (ReLU masks saved as bools, the max-pool
+  backward) makes a conv net 1.3-3x slower than eager, and the fused recurrent kernels must
+  run outside the graph, where the graph breaks cost more than compiling saves (measured in
+  benchmarks/README.md);
 - the first call runs eagerly: it builds lazily created layers, metrics and optimizer state;
 - a graph is compiled for each new, larger batch size; smaller batches (the ragged last batch
   of an epoch) run eagerly instead of triggering a recompile;
@@ -39,6 +44,7 @@ class StepFunctions:
         self.jit = jit
         self._custom_train_step = type(model).train_step is not Trainer.train_step
         self._compiled: dict = {}
+        self._checked_device = False
         self._largest_batch: dict = {}
         self._constrained = None
         self._scaler = None  # a LossScaler when some layer computes in mixed_float16
@@ -107,7 +113,17 @@ class StepFunctions:
     def _run(self, mode: str, body, *args):
         if not self.jit:
             return body(*args)
-        size = _batch_size(args[0])
+        first = flatten(args[0])[0]
+        if not self._checked_device:  # once: the model's device is known from its first batch
+            self._checked_device = True
+            kind = _slower_compiled_on_cpu(self.model) if first.device.type == "cpu" else None
+            if kind is not None:
+                self.jit = False
+                warnings.warn(
+                    f"jit_compile: model '{self.model.name}' runs eagerly: on CPU, "
+                    f"torch.compile makes its {kind} layers slower than eager.", stacklevel=4)
+                return body(*args)
+        size = first.shape[0]
         largest = self._largest_batch.get(mode)
         if largest is None or size < largest:  # first call, or a ragged last batch
             self._largest_batch[mode] = max(size, largest or 0)
@@ -133,6 +149,20 @@ class StepFunctions:
                                  if isinstance(m, Layer) and m._constraints]
         for layer in self._constrained:
             layer._apply_constraints()
+
+
+def _slower_compiled_on_cpu(model) -> str | None:
+    """The kind of layer ("convolution", "recurrent") that makes a compiled step of `model`
+    slower than eager on CPU, or None."""
+    from kestrel.layers.convolutional.base_conv import ConvLayerBase
+    from kestrel.layers.rnn.cell_base import RNNCellBase
+
+    for module in model.modules():
+        if isinstance(module, ConvLayerBase):
+            return "convolution"
+        if isinstance(module, RNNCellBase):
+            return "recurrent"
+    return None
 
 
 def _own_code(method):

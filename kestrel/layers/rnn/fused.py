@@ -25,7 +25,13 @@ def eligible(cell, training: bool) -> bool:
 
 def _kernel(mode: str, inputs, hx: list, weights: list, has_biases: bool, batch_sizes=None,
             bidirectional: bool = False):
-    """One `torch._VF` call; returns `(outputs, [h_n(, c_n)])`, finals `(dirs, batch, units)`."""
+    """One `torch._VF` call; returns `(outputs, [h_n(, c_n)])`, finals `(dirs, batch, units)`.
+
+    Under torch.compile the call stays outside the graph: AOTAutograd cannot trace the CPU
+    kernel (`mkldnn_rnn_layer`), and the fused kernel is what makes recurrent layers fast.
+    """
+    if torch.compiler.is_compiling():
+        return _eager_kernel(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional)
     fn = getattr(torch._VF, mode)
     state = tuple(hx) if mode == "lstm" else hx[0]
     train = torch.is_grad_enabled()
@@ -35,6 +41,9 @@ def _kernel(mode: str, inputs, hx: list, weights: list, has_biases: bool, batch_
         result = fn(inputs, batch_sizes, state, weights, has_biases, 1, 0.0, train,
                     bidirectional)
     return result[0], list(result[1:])
+
+
+_eager_kernel = torch.compiler.disable(_kernel)
 
 
 def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
