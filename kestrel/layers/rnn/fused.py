@@ -30,8 +30,12 @@ def _kernel(mode: str, inputs, hx: list, weights: list, has_biases: bool, batch_
     Under torch.compile the call stays outside the graph: AOTAutograd cannot trace the CPU
     kernel (`mkldnn_rnn_layer`), and the fused kernel is what makes recurrent layers fast.
     """
-    if torch.compiler.is_compiling():
-        return _eager_kernel(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional)
+    run = _outside_graph if torch.compiler.is_compiling() and \
+        not torch.compiler.is_exporting() else _call_vf
+    return run(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional)
+
+
+def _call_vf(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional):
     fn = getattr(torch._VF, mode)
     state = tuple(hx) if mode == "lstm" else hx[0]
     train = torch.is_grad_enabled()
@@ -43,7 +47,7 @@ def _kernel(mode: str, inputs, hx: list, weights: list, has_biases: bool, batch_
     return result[0], list(result[1:])
 
 
-_eager_kernel = torch.compiler.disable(_kernel)
+_outside_graph = torch.compiler.disable(_call_vf)
 
 
 def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
