@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import activations, constraints, initializers, regularizers
-from kestrel.activations.activations import activate_fresh
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer
@@ -100,7 +99,7 @@ class ConvLayerBase(Layer):
             outputs = outputs.permute(self._to_channels_last)
         if self.activation is activations.linear:
             return outputs
-        return activate_fresh(self.activation, outputs)
+        return self.activation(outputs)
 
     # ------------------------------------------------------------------ shapes and config
     def _output_channels(self, input_shape):

@@ -11,6 +11,8 @@ device-to-host copy (torch needs the lengths on the host); other masks use the g
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
@@ -30,7 +32,7 @@ def _kernel(mode: str, inputs, hx: list, weights: list, has_biases: bool, batch_
     Under torch.compile the call stays outside the graph: AOTAutograd cannot trace the CPU
     kernel (`mkldnn_rnn_layer`), and the fused kernel is what makes recurrent layers fast.
     """
-    run = _outside_graph if torch.compiler.is_compiling() and \
+    run = _outside_graph() if torch.compiler.is_compiling() and \
         not torch.compiler.is_exporting() else _call_vf
     return run(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional)
 
@@ -47,7 +49,10 @@ def _call_vf(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional):
     return result[0], list(result[1:])
 
 
-_outside_graph = torch.compiler.disable(_call_vf)
+@functools.cache
+def _outside_graph():
+    """`_call_vf` hidden from torch.compile (made on first use: it imports torch._dynamo)."""
+    return torch.compiler.disable(_call_vf)
 
 
 def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
