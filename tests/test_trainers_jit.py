@@ -40,7 +40,7 @@ def test_jit_fit_evaluate_predict_match_eager():
     eager, jit = _pair()
     h_eager = eager.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     h_jit = jit.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    assert "train" in jit._steps._compiled and jit._steps.jit
+    assert "train_whole" in jit._steps._compiled and jit._steps.jit  # one graph per step
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(h_jit.history[key], h_eager.history[key], rtol=RTOL, atol=ATOL)
     _assert_same_weights(eager, jit)
@@ -124,7 +124,7 @@ def test_jit_matches_eager_on_recurrent_and_multi_output_models(build, monkeypat
     (eager, x, y), (jit, _, _) = build(False), build(True)
     h_eager = eager.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     h_jit = jit.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    assert "train" in jit._steps._compiled and jit._steps.jit
+    assert "train_whole" in jit._steps._compiled and jit._steps.jit
     for key in h_eager.history:
         np.testing.assert_allclose(h_jit.history[key], h_eager.history[key], rtol=RTOL, atol=ATOL)
     _assert_same_weights(eager, jit)
@@ -149,3 +149,47 @@ def test_conv_and_recurrent_nets_stay_eager_on_cpu_with_one_warning(monkeypatch,
         model.evaluate(x, y, verbose=0)
     assert len([w for w in caught if "jit_compile" in str(w.message)]) == 1
     assert not model._steps.jit
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(0.01, 3, 0.5)),
+    lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.05, clipnorm=0.5),
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)], ids=["adam", "adamw", "sgd"])
+def test_whole_compiled_step_matches_eager(optimizer):
+    x, y = _data()
+    models = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input(shape=(6,)),
+                                  keras.layers.Dense(8, activation="relu",
+                                                     kernel_regularizer="l2"),
+                                  keras.layers.BatchNormalization(),
+                                  keras.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=optimizer(), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=jit)
+        history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+        models.append((model, history.history))
+    (eager, h_eager), (jit, h_jit) = models
+    assert list(jit._steps._compiled) == ["train_whole"] and jit._steps.jit
+    for key in h_eager:
+        np.testing.assert_allclose(h_jit[key], h_eager[key], rtol=RTOL, atol=ATOL)
+    _assert_same_weights(eager, jit)
+    assert jit.optimizer.iterations == eager.optimizer.iterations == 15
+    for a, b in zip(jit.optimizer.get_weights(), eager.optimizer.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+def test_whole_step_is_not_used_where_the_update_must_stay_eager(monkeypatch):
+    x, y = _data()
+    model = _mlp(True)
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert list(model._steps._compiled) == ["train"]  # forward + loss only
+
+    model = _mlp(True)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    calls = []
+    original = model.optimizer.step
+    monkeypatch.setattr(model.optimizer, "step", lambda: calls.append(1) or original())
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # a hooked step (data parallel) is kept
+    assert len(calls) == 5

@@ -35,6 +35,9 @@ class Adam(Optimizer):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.amsgrad = amsgrad
+        self._alpha_t = None  # this step's alpha, filled on the host for whole compiled steps
+
+    supports_host_scalars = True
 
     def _slot_groups(self):
         groups = [[("momentum", 0.0), ("velocity", 0.0)]]
@@ -62,8 +65,19 @@ class Adam(Optimizer):
             velocities = slots["velocity_hat"]
         denominators = torch._foreach_sqrt(velocities)
         torch._foreach_add_(denominators, self.epsilon)
-        alpha = lr * (1 - self.beta_2 ** t) ** 0.5 / (1 - self.beta_1 ** t)
+        alpha = self._alpha_t if self._host_scalars else self._alpha(lr, t)
         foreach.addcdiv_(params, momentums, denominators, -alpha)
+
+    def _alpha(self, lr, t):
+        """Keras' bias-corrected step size `lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)`."""
+        return lr * (1 - self.beta_2 ** t) ** 0.5 / (1 - self.beta_1 ** t)
+
+    def _fill_host_scalars(self, lr: float, t: int) -> None:
+        alpha = self._alpha(lr, t)
+        if self._alpha_t is None or self._alpha_t.device != self._lr_t.device:
+            self._alpha_t = torch.tensor(alpha, device=self._lr_t.device)
+        else:
+            self._alpha_t.fill_(alpha)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

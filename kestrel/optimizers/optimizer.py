@@ -77,6 +77,7 @@ class Optimizer(OptimizerState):
         self._host_stale = False  # set by compiled steps, which only advance `_step_t`
         self._step_t: torch.Tensor | None = None
         self._lr_t: torch.Tensor | None = None
+        self._host_scalars = False  # a whole compiled step reads scalars prepared on the host
         self._pending_state: dict | None = None
         self._set_learning_rate(learning_rate)
 
@@ -224,6 +225,29 @@ class Optimizer(OptimizerState):
             self._iterations += 1
             t = self._iterations
         self._update_step(params, grads, slots, lr, t)
+
+    # ---------------------------------------------------------------- whole compiled steps
+    supports_host_scalars = False  # its update can read every step-dependent scalar from
+    #                                0-d tensors filled by `_fill_host_scalars`
+
+    def _prepare_host_scalars(self) -> None:
+        """Before a compiled step that traces `_apply`: compute this step's learning rate (and
+        the optimizer's step-dependent scalars) on the host into the 0-d tensors it reads.
+        Traced, `beta**t` would be recomputed for every element of every parameter."""
+        t = self.iterations + 1
+        lr = self._host_lr()
+        self._lr_t.fill_(lr)
+        self._fill_host_scalars(lr, t)
+        self._host_scalars = True
+
+    def _finish_host_scalars(self) -> None:
+        """After that step: the host step count advances as the device's did, without a sync."""
+        self._host_scalars = False
+        self._host_stale = False
+        self._iterations += 1
+
+    def _fill_host_scalars(self, lr: float, t: int) -> None:
+        """Write the step-dependent scalars of step `t` (1-based) for `_update` to read."""
 
     def _update_step(self, params, grads, slots, lr, t) -> None:
         """Weight decay, then the update. `t` is the 1-based step; `lr`, `t` float or 0-d tensor."""

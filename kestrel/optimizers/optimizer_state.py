@@ -76,7 +76,7 @@ class OptimizerState:
         return self._call_schedule(self.iterations)
 
     def _traced_lr(self) -> torch.Tensor:
-        if self._lr_is_float:
+        if self._lr_is_float or self._host_scalars:
             return self._lr_t
         return self._call_schedule(self._step_t)
 

@@ -45,6 +45,8 @@ class SGD(Optimizer):
     def _slot_groups(self):
         return [[("momentum", 0.0)]] if self.momentum != 0 else []
 
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
+
     def _update(self, params, grads, slots, lr, t) -> None:
         if self.momentum == 0:
             foreach.add_scaled_(params, grads, -lr)

@@ -1,11 +1,12 @@
 """The per-batch train / test / predict steps, eager or through `torch.compile`.
 
-A train step is forward, loss and metric updates (one function), then `backward()`, the
-optimizer step and weight constraints. With `jit=True` that function is compiled, per mode
-(train, test, predict), by `torch.compile`; AOTAutograd compiles the backward of the forward
-and loss with it. `backward()` and the optimizer step stay eager: Kestrel's optimizers run one
-fused multi-tensor kernel, which on CPU beats the compiled update and keeps the optimizer
-patchable (data-parallel training hooks its `step`).
+A train step is forward, loss and metric updates, then `backward()`, the optimizer step and
+weight constraints. With `jit=True` and torch >= 2.13, the whole step (backward and the
+optimizer update included) is traced into one graph by `torch.compile`, with the optimizer's
+step-dependent scalars computed on the host; where that is not allowed (loss scaling, a hook
+on `optimizer.step` as in data-parallel training, optimizers without host scalars) the
+forward, loss and metrics are compiled and backward and the fused optimizer kernel run eagerly.
+Evaluation and prediction compile the forward pass (`test`, `predict` modes).
 
 Compilation rules, per mode:
 - models with convolution or recurrent layers stay eager on CPU, with one warning: with
@@ -45,6 +46,7 @@ class StepFunctions:
         self._custom_train_step = type(model).train_step is not Trainer.train_step
         self._compiled: dict = {}
         self._checked_device = False
+        self._whole = None  # whether the whole train step may be compiled (known once built)
         self._largest_batch: dict = {}
         self._constrained = None
         self._scaler = None  # a LossScaler when some layer computes in mixed_float16
@@ -58,21 +60,77 @@ class StepFunctions:
             loss, y_pred = model.train_step(batch)
             with torch.no_grad():
                 model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
-        else:
-            loss = self._run("train", self._forward_metrics, x, y, sample_weight)
-            optimizer = model.optimizer
-            if not optimizer.built:
-                optimizer.build(model.trainable_weights)
-            optimizer.zero_grad()
-            scaler = self._loss_scaler()
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                (loss * scaler.scale).backward()
-                if scaler.unscale(model.trainable_weights):
-                    optimizer.step()
+        elif not self._train_whole(x, y, sample_weight):
+            self._train_in_parts(x, y, sample_weight)
         self._apply_constraints()
+
+    def _train_in_parts(self, x, y, sample_weight, compile_forward: bool = True) -> None:
+        """Forward, loss and metrics (compiled with jit), then an eager backward and update."""
+        model = self.model
+        loss = self._run("train", self._forward_metrics, x, y, sample_weight) \
+            if compile_forward else self._forward_metrics(x, y, sample_weight)
+        optimizer = model.optimizer
+        if not optimizer.built:
+            optimizer.build(model.trainable_weights)
+        optimizer.zero_grad()
+        scaler = self._loss_scaler()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            (loss * scaler.scale).backward()
+            if scaler.unscale(model.trainable_weights):
+                optimizer.step()
+
+    def _train_whole(self, x, y, sample_weight) -> bool:
+        """The whole step as one compiled graph, when jit allows it; False if it did not run."""
+        if not self._whole_step_allowed():
+            return False
+        compiled = self._compiled_for("train_whole", self._whole_step, x)
+        if compiled is None:  # the first call, a ragged batch: eager
+            self._train_in_parts(x, y, sample_weight, compile_forward=False)
+            return True
+        optimizer = self.model.optimizer
+        config = torch._dynamo.config
+        optimizer._prepare_host_scalars()
+        previous, config.trace_autograd_ops = config.trace_autograd_ops, True
+        try:
+            compiled(x, y, sample_weight)
+        except Exception as error:  # noqa: BLE001 - retried eagerly; a real error raises there
+            optimizer._host_scalars = False
+            self._train_in_parts(x, y, sample_weight, compile_forward=False)
+            self._give_up(error)
+            return True
+        finally:
+            config.trace_autograd_ops = previous
+        optimizer._finish_host_scalars()
+        return True
+
+    def _whole_step_allowed(self) -> bool:
+        """Whether a compiled step may hold backward and the optimizer update too: Kestrel's
+        update (Adam, AdamW, SGD) reading host-prepared scalars, no loss scaling, and no hook
+        on `optimizer.step` (data-parallel training all-reduces gradients there)."""
+        if not self.jit:
+            return False
+        optimizer = self.model.optimizer
+        if self._whole is None:
+            if not optimizer.built:
+                return False
+            self._whole = bool(optimizer.supports_host_scalars) and \
+                self._loss_scaler() is None and \
+                hasattr(torch._dynamo.config, "trace_autograd_ops")  # torch >= 2.13
+        return self._whole and "step" not in vars(optimizer)
+
+    def _whole_step(self, x, y, sample_weight):
+        """Forward, loss, metrics, backward and the optimizer update (traced as one graph)."""
+        optimizer = self.model.optimizer
+        loss = self._forward_metrics(x, y, sample_weight)
+        grads = torch.autograd.grad(loss, optimizer._params, allow_unused=True)
+        indices = [i for i, g in enumerate(grads) if g is not None]
+        with torch.no_grad():
+            optimizer._apply(None if len(indices) == len(grads) else indices,
+                             [grads[i] for i in indices])
+        return loss.detach()
 
     def _loss_scaler(self):
         if self._scaler is None:
@@ -111,9 +169,22 @@ class StepFunctions:
 
     # ------------------------------------------------------------------ compilation
     def _run(self, mode: str, body, *args):
-        if not self.jit:
+        compiled = self._compiled_for(mode, body, args[0])
+        if compiled is None:
             return body(*args)
-        first = flatten(args[0])[0]
+        try:
+            return compiled(*args)
+        except Exception as error:  # noqa: BLE001 - retried eagerly; a real error raises there
+            result = body(*args)
+            self._give_up(error)
+            return result
+
+    def _compiled_for(self, mode: str, body, x):
+        """`body` compiled for this batch `x`, or None where it runs eagerly (no jit, the
+        first call, a smaller batch than before, a model kept eager on CPU)."""
+        if not self.jit:
+            return None
+        first = flatten(x)[0]
         if not self._checked_device:  # once: the model's device is known from its first batch
             self._checked_device = True
             kind = _slower_compiled_on_cpu(self.model) if first.device.type == "cpu" else None
@@ -121,27 +192,26 @@ class StepFunctions:
                 self.jit = False
                 warnings.warn(
                     f"jit_compile: model '{self.model.name}' runs eagerly: on CPU, "
-                    f"torch.compile makes its {kind} layers slower than eager.", stacklevel=4)
-                return body(*args)
+                    f"torch.compile makes its {kind} layers slower than eager.", stacklevel=5)
+                return None
         size = first.shape[0]
         largest = self._largest_batch.get(mode)
         if largest is None or size < largest:  # first call, or a ragged last batch
             self._largest_batch[mode] = max(size, largest or 0)
-            return body(*args)
+            return None
         self._largest_batch[mode] = size
         compiled = self._compiled.get(mode)
         if compiled is None:
             compiled = self._compiled[mode] = torch.compile(_own_code(body), dynamic=False)
-        try:
-            return compiled(*args)
-        except Exception as error:  # noqa: BLE001 - retried eagerly; a real error raises there
-            result = body(*args)
-            self.jit = False
-            warnings.warn(
-                f"jit_compile: torch.compile failed for model '{self.model.name}' "
-                f"({type(error).__name__}: {str(error)[:300]}); continuing in eager mode.",
-                stacklevel=4)
-            return result
+        return compiled
+
+    def _give_up(self, error: Exception) -> None:
+        """After a failed compiled call that ran fine eagerly: eager from now on, one warning."""
+        self.jit = False
+        warnings.warn(
+            f"jit_compile: torch.compile failed for model '{self.model.name}' "
+            f"({type(error).__name__}: {str(error)[:300]}); continuing in eager mode.",
+            stacklevel=5)
 
     def _apply_constraints(self) -> None:
         if self._constrained is None:
