@@ -28,6 +28,8 @@ class Adam(Optimizer):
         **kwargs: The base `Optimizer` arguments (`weight_decay`, `clipnorm`, `name`, ...).
     """
 
+    supports_host_scalars = True
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -36,8 +38,6 @@ class Adam(Optimizer):
         self.epsilon = epsilon
         self.amsgrad = amsgrad
         self._alpha_t = None  # this step's alpha, filled on the host for whole compiled steps
-
-    supports_host_scalars = True
 
     def _slot_groups(self):
         groups = [[("momentum", 0.0), ("velocity", 0.0)]]

@@ -38,6 +38,10 @@ class Optimizer(OptimizerState):
         name: The optimizer's name (default: the snake-case class name, made unique).
     """
 
+    # Whether `_update` can read every step-dependent scalar from the 0-d tensors that
+    # `_fill_host_scalars` fills, so that a compiled step may trace it (see step_functions).
+    supports_host_scalars = False
+
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None,
@@ -227,9 +231,6 @@ class Optimizer(OptimizerState):
         self._update_step(params, grads, slots, lr, t)
 
     # ---------------------------------------------------------------- whole compiled steps
-    supports_host_scalars = False  # its update can read every step-dependent scalar from
-    #                                0-d tensors filled by `_fill_host_scalars`
-
     def _prepare_host_scalars(self) -> None:
         """Before a compiled step that traces `_apply`: compute this step's learning rate (and
         the optimizer's step-dependent scalars) on the host into the 0-d tensors it reads.

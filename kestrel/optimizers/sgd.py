@@ -33,6 +33,8 @@ class SGD(Optimizer):
     [0.8999999761581421, 0.8999999761581421]
     """
 
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not (
@@ -44,8 +46,6 @@ class SGD(Optimizer):
 
     def _slot_groups(self):
         return [[("momentum", 0.0)]] if self.momentum != 0 else []
-
-    supports_host_scalars = True  # nothing but the learning rate depends on the step
 
     def _update(self, params, grads, slots, lr, t) -> None:
         if self.momentum == 0:

@@ -83,7 +83,8 @@ class StepFunctions:
                 optimizer.step()
 
     def _train_whole(self, x, y, sample_weight) -> bool:
-        """The whole step as one compiled graph, when jit allows it; False if it did not run."""
+        """The whole step as one compiled graph (eager for a first or ragged batch); False
+        where the whole step is not allowed, and the caller trains in parts."""
         if not self._whole_step_allowed():
             return False
         compiled = self._compiled_for("train_whole", self._whole_step, x)
@@ -92,6 +93,7 @@ class StepFunctions:
             return True
         optimizer = self.model.optimizer
         config = torch._dynamo.config
+        optimizer.zero_grad()  # gradients stay inside the graph: no stale `.grad` is left
         optimizer._prepare_host_scalars()
         previous, config.trace_autograd_ops = config.trace_autograd_ops, True
         try:
