@@ -154,7 +154,9 @@ def test_conv_and_recurrent_nets_stay_eager_on_cpu_with_one_warning(monkeypatch,
 @pytest.mark.parametrize("optimizer", [
     lambda: keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(0.01, 3, 0.5)),
     lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.05, clipnorm=0.5),
-    lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)], ids=["adam", "adamw", "sgd"])
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+    lambda: keras.optimizers.Lion(0.001)], ids=["adam", "adamw", "sgd", "rmsprop", "lion"])
 def test_whole_compiled_step_matches_eager(optimizer):
     x, y = _data()
     models = []
@@ -182,7 +184,7 @@ def test_whole_compiled_step_matches_eager(optimizer):
 def test_whole_step_is_not_used_where_the_update_must_stay_eager(monkeypatch):
     x, y = _data()
     model = _mlp(True)
-    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", jit_compile=True)
+    model.compile(optimizer="nadam", loss="sparse_categorical_crossentropy", jit_compile=True)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert list(model._steps._compiled) == ["train"]  # forward + loss only
 

@@ -25,6 +25,8 @@ class RMSprop(Optimizer):
         **kwargs: The base `Optimizer` arguments (`weight_decay`, `clipnorm`, `name`, ...).
     """
 
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
+
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -78,6 +80,8 @@ class Adagrad(Optimizer):
         **kwargs: The base `Optimizer` arguments (`weight_decay`, `clipnorm`, `name`, ...).
     """
 
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
+
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -114,6 +118,8 @@ class Adadelta(Optimizer):
         epsilon: Small constant for numerical stability. Defaults to 1e-7.
         **kwargs: The base `Optimizer` arguments (`weight_decay`, `clipnorm`, `name`, ...).
     """
+
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)

@@ -33,6 +33,8 @@ class Ftrl(Optimizer):
         **kwargs: The base `Optimizer` arguments (`weight_decay`, `clipnorm`, `name`, ...).
     """
 
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
+
     def __init__(self, learning_rate=0.001, learning_rate_power=-0.5,
                  initial_accumulator_value=0.1, l1_regularization_strength=0.0,
                  l2_regularization_strength=0.0, l2_shrinkage_regularization_strength=0.0,

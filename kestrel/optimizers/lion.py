@@ -19,6 +19,8 @@ class Lion(Optimizer):
         **kwargs: The base `Optimizer` arguments (`weight_decay`, `clipnorm`, `name`, ...).
     """
 
+    supports_host_scalars = True  # nothing but the learning rate depends on the step
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
         super().__init__(learning_rate, **kwargs)
         if beta_1 <= 0 or beta_1 > 1:

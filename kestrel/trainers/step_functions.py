@@ -109,9 +109,9 @@ class StepFunctions:
         return True
 
     def _whole_step_allowed(self) -> bool:
-        """Whether a compiled step may hold backward and the optimizer update too: Kestrel's
-        update (Adam, AdamW, SGD) reading host-prepared scalars, no loss scaling, and no hook
-        on `optimizer.step` (data-parallel training all-reduces gradients there)."""
+        """Whether a compiled step may hold backward and the optimizer update too: an update
+        reading host-prepared scalars (all optimizers but Adamax and Nadam), no loss scaling,
+        and no hook on `optimizer.step` (data-parallel training all-reduces gradients there)."""
         if not self.jit:
             return False
         optimizer = self.model.optimizer
