@@ -151,3 +151,11 @@ def test_reading_the_batch_logs_flushes_first(monkeypatch):
     logs = LazyLogs(model.metrics, updates.flush)
     assert float(logs["loss"]) == pytest.approx(expected["loss"], rel=1e-5)
     assert not updates._pending
+
+
+def test_evaluating_without_targets_or_penalties_is_the_same_clear_error():
+    x, y, _ = _data()
+    model = _two_heads()
+    model.evaluate(x, y, batch_size=8, verbose=0)  # the metrics exist: later passes defer
+    with pytest.raises(ValueError, match="has no loss to optimize"):
+        model.evaluate(x, batch_size=8, verbose=0)

@@ -104,11 +104,10 @@ class DeferredUpdates:
         total = sum(sizes)
         model = self.model
         with torch.no_grad():
-            loss = model._compiled_loss(y, y_pred, sample_weight)
             penalties = [(p, n) for *_, n, p in pending if p is not None]
-            if penalties:  # each batch's penalty counts once per sample, as batch by batch
-                penalty = sum(p * n for p, n in penalties) / total
-                loss = penalty if loss is None else loss + penalty
+            # each batch's penalty counts once per sample, as batch by batch
+            penalty = sum(p * n for p, n in penalties) / total if penalties else None
+            loss = model._total_loss(model._compiled_loss(y, y_pred, sample_weight), penalty)
             model._update_metrics(loss, y, y_pred, sample_weight, total)
 
 

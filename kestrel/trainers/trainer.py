@@ -94,15 +94,17 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
         """Total loss: compiled output losses (weighted) + regularization + `add_loss` terms."""
-        total = self._compiled_loss(y, y_pred, sample_weight)
-        penalty = self._penalty()
-        if penalty is not None:
-            total = penalty if total is None else total + penalty
-        if total is None:
+        return self._total_loss(self._compiled_loss(y, y_pred, sample_weight), self._penalty())
+
+    def _total_loss(self, compiled, penalty):
+        """`compiled + penalty`, either of which may be None, but not both."""
+        if compiled is None and penalty is None:
             raise ValueError(
                 f"Model '{self.name}' has no loss to optimize: pass `loss=` to compile() or "
                 "call add_loss() in the model.")
-        return total
+        if penalty is None:
+            return compiled
+        return penalty if compiled is None else compiled + penalty
 
     def _compiled_loss(self, y, y_pred, sample_weight):
         """The weighted sum of the compiled per-output losses, or None when none applies."""
