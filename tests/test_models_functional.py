@@ -133,3 +133,15 @@ def test_torch_hooks_on_inner_layers_fire_on_every_call():
     model(torch.ones(5, 4))
     model.predict(np.ones((3, 4), "float32"))
     assert seen == ["pre", (5, 3), "pre", (3, 3)]
+
+
+def test_global_module_hooks_see_every_layer_call():
+    model = keras.Sequential([Input(shape=(4,)), Dense(3, name="d1"), Dense(2, name="d2")])
+    seen = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.append(getattr(module, "name", None)))
+    try:
+        model(torch.ones(2, 4))
+    finally:
+        handle.remove()
+    assert seen[:2] == ["d1", "d2"]

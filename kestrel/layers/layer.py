@@ -190,6 +190,23 @@ class Layer(nn.Module):
                 self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
         return outputs
 
+    def _call_in_graph(self, x):
+        """`self(x)` for a model running its layers: `forward` itself when nothing else would
+        happen (`_plain`, no torch hooks, no torch.jit tracing), which saves torch's module
+        call machinery on every layer of every batch."""
+        if type(x) is torch.Tensor and self._plain(x) and not (
+                self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
+                or self._backward_pre_hooks or _any_global_hook()
+                or torch._C._get_tracing_state()):
+            if self._losses:
+                self._losses.clear()
+            try:
+                return self.forward(x)
+            except (RuntimeError, IndexError) as error:
+                self._explain_failure(x, error)
+                raise
+        return self(x)
+
     def _plain(self, first: torch.Tensor) -> bool:
         """Whether calling on the tensor `first` needs nothing beyond `call` (the hot path):
         built, no mask in or out, no dtype cast, no autocast, no activity regularizer."""
@@ -469,6 +486,12 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def _any_global_hook() -> bool:
+    """Whether torch has a hook for every module (`register_module_forward_hook`, ...)."""
+    check = getattr(torch.nn.modules.module, "_has_any_global_hook", None)
+    return True if check is None else bool(check())
 
 
 def collect_losses(layers: list[Layer]) -> list[torch.Tensor]:

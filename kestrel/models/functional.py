@@ -96,7 +96,7 @@ class Functional(Model):
             values[index] = tensor
         for layer, simple, arg_spec, out_slots in self._plan:
             if simple is _ONE:
-                outputs = layer(values[arg_spec])
+                outputs = layer._call_in_graph(values[arg_spec])
             elif simple is _LIST:
                 outputs = layer([values[i] for i in arg_spec])
             else:

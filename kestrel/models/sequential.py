@@ -100,7 +100,7 @@ class Sequential(Model):
     def call(self, inputs, training=None, mask=None):
         x = inputs
         for layer in self._stack:
-            x = layer(x)
+            x = layer._call_in_graph(x)
         return x
 
     @property
