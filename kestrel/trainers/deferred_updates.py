@@ -3,10 +3,10 @@
 Kestrel's built-in losses (averaged over the batch) and metrics are additive over samples:
 updating them on several batches joined together leaves the same state as updating them on
 each batch in turn (the loss trackers weight a batch by its size). On small models most of an
-evaluation step is the dispatch cost of those updates, so when every loss and metric of a model
-is built in, `evaluate` runs only the forward pass per batch, keeps the predictions, and
-applies the updates per chunk. Reading the batch logs (a callback, the progress bar) flushes
-the chunk first, so every value anyone sees is exact.
+evaluation step is the dispatch cost of those updates, so when every loss and metric of a
+model is built in, an eager `evaluate` runs only the forward pass per batch, keeps the
+predictions, and applies the updates per chunk. Reading the batch logs (a callback, the
+progress bar) flushes the chunk first, so every value anyone sees is exact.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def can_defer(model, callbacks) -> bool:
 
     if type(model).compute_loss is not Trainer.compute_loss or \
             type(model)._update_metrics is not Trainer._update_metrics:
+        return False
+    if model._steps.jit:  # a compiled test step fuses the loss and metric ops already
         return False
     # Only the progress bar may look during the pass: it reads the flushing batch logs,
     # while a user callback could read metric objects directly.

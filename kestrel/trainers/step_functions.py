@@ -6,7 +6,7 @@ optimizer update included) is traced into one graph by `torch.compile`, with the
 step-dependent scalars computed on the host; where that is not allowed (loss scaling, a hook
 on `optimizer.step` as in data-parallel training, optimizers without host scalars) the
 forward, loss and metrics are compiled and backward and the fused optimizer kernel run eagerly.
-Evaluation and prediction compile the forward pass (`test`, `predict` modes).
+Evaluation compiles forward, loss and metrics (`test` mode), prediction the forward pass.
 
 Compilation rules, per mode:
 - models with convolution or recurrent layers stay eager on CPU, with one warning: with
