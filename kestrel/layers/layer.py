@@ -130,13 +130,7 @@ class Layer(nn.Module):
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
         if type(first) is torch.Tensor and len(args) == 1 and not kwargs and self._plain(first):
-            if self._losses:
-                self._losses.clear()
-            try:
-                return super().__call__(first)
-            except (RuntimeError, IndexError) as error:
-                self._explain_failure(first, error)
-                raise
+            return self._call_plain(super().__call__, first)
         if not isinstance(first, torch.Tensor) and not _tensor_list(first):
             if type(first) is KerasTensor or is_symbolic((args, kwargs)):
                 return self._symbolic_call(args, kwargs)
@@ -198,14 +192,19 @@ class Layer(nn.Module):
                 self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
                 or self._backward_pre_hooks or _any_global_hook()
                 or torch._C._get_tracing_state()):
-            if self._losses:
-                self._losses.clear()
-            try:
-                return self.forward(x)
-            except (RuntimeError, IndexError) as error:
-                self._explain_failure(x, error)
-                raise
+            return self._call_plain(self.forward, x)
         return self(x)
+
+    def _call_plain(self, run, x: torch.Tensor):
+        """`run(x)` for a call `_plain` allows: fresh `losses`, and torch errors caused by a
+        wrong input turned into clear ones."""
+        if self._losses:
+            self._losses.clear()
+        try:
+            return run(x)
+        except (RuntimeError, IndexError) as error:
+            self._explain_failure(x, error)
+            raise
 
     def _plain(self, first: torch.Tensor) -> bool:
         """Whether calling on the tensor `first` needs nothing beyond `call` (the hot path):
