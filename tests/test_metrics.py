@@ -172,6 +172,20 @@ def test_sparse_accuracy_label_forms_and_weights():
     assert float(m.result()) == pytest.approx(1.5 / 3.5)
 
 
+def test_accuracy_on_many_rows_picks_the_first_maximum():
+    # past 4096 scores the class index comes from max(-1) instead of argmax: same answers
+    p = torch.rand(1000, 10)
+    p[::5, 3] = p[::5].amax(-1)  # ties with the maximum: the first index wins
+    p[1::5] = 0.25  # a whole row tied
+    p[2::5, 6] = float("nan")  # NaN counts as the maximum, as in argmax
+    labels = torch.randint(0, 10, (1000,))
+    labels[::3] = p[::3].argmax(-1)
+    expected = (labels == p.argmax(-1)).float()
+    torch.testing.assert_close(metrics.sparse_categorical_accuracy(labels, p), expected)
+    onehot = torch.nn.functional.one_hot(labels, 10).float()
+    torch.testing.assert_close(metrics.categorical_accuracy(onehot, p), expected)
+
+
 def test_top_k_accuracy_edge_cases():
     p = np.array([[0.1, 0.9, 0.0], [0.5, 0.5, 0.0]], dtype="float32")
     assert metrics.sparse_top_k_categorical_accuracy([2, 1], p, k=10).tolist() == [1.0, 1.0]

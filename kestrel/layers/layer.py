@@ -53,6 +53,7 @@ class Layer(nn.Module):
     _call_accepts_training = False
     _call_accepts_mask = False
     _passes_masks_through = True  # compute_mask is the default one and call takes no mask
+    _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -61,6 +62,10 @@ class Layer(nn.Module):
         cls._call_accepts_mask = "mask" in params
         cls._passes_masks_through = cls.compute_mask is Layer.compute_mask and \
             not cls._call_accepts_mask
+        # declared (or not) by the class that defines the compute_mask in use
+        owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)
+        cls._unmasked_in_unmasked_out = owner is Layer or \
+            owner.__dict__.get("_unmasked_in_unmasked_out", False)
         if "build" in cls.__dict__:
             cls.build = _marks_built(cls.__dict__["build"])
 
@@ -129,8 +134,15 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
-        if type(first) is torch.Tensor and len(args) == 1 and not kwargs and self._plain(first):
-            return self._call_plain(super().__call__, first)
+        if len(args) == 1 and not kwargs:
+            kind = type(first)
+            if kind is torch.Tensor and self._plain(first):
+                return self._call_plain(super().__call__, first)
+            if kind in _PLAIN_KINDS and self._plain_unmasked(first):
+                call = super().__call__
+                if self._call_accepts_mask:  # what the full path passes when nothing is masked
+                    return self._call_plain(lambda inputs: call(inputs, mask=None), first)
+                return self._call_plain(call, first)
         if not isinstance(first, torch.Tensor) and not _tensor_list(first):
             if type(first) is KerasTensor or is_symbolic((args, kwargs)):
                 return self._symbolic_call(args, kwargs)
@@ -185,17 +197,22 @@ class Layer(nn.Module):
         return outputs
 
     def _call_in_graph(self, x):
-        """`self(x)` for a model running its layers: `forward` itself when nothing else would
-        happen (`_plain`, no torch hooks, no torch.jit tracing), which saves torch's module
-        call machinery on every layer of every batch."""
-        if type(x) is torch.Tensor and self._plain(x) and not (
-                self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
-                or self._backward_pre_hooks or _any_global_hook()
-                or torch._C._get_tracing_state()):
+        """`self(x)` for a model running its layers on a tensor or a list of tensors: `forward`
+        itself when nothing else would happen (`_plain`, no torch hooks, no torch.jit tracing),
+        which saves torch's module call machinery on every layer of every batch."""
+        if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks \
+                or self._backward_pre_hooks or _any_global_hook() \
+                or torch._C._get_tracing_state():
+            return self(x)
+        if type(x) is torch.Tensor and self._plain(x):
+            return self._call_plain(self.forward, x)
+        if type(x) is list and self._plain_unmasked(x):
+            if self._call_accepts_mask:
+                return self._call_plain(lambda inputs: self.forward(inputs, mask=None), x)
             return self._call_plain(self.forward, x)
         return self(x)
 
-    def _call_plain(self, run, x: torch.Tensor):
+    def _call_plain(self, run, x):
         """`run(x)` for a call `_plain` allows: fresh `losses`, and torch errors caused by a
         wrong input turned into clear ones."""
         if self._losses:
@@ -213,6 +230,21 @@ class Layer(nn.Module):
             and self.activity_regularizer is None and \
             (first.dtype is self._variable_dtype or not self.autocast) and \
             getattr(first, "_keras_mask", None) is None
+
+    def _plain_unmasked(self, inputs) -> bool:
+        """`_plain` for a layer whose `call` takes a mask (a model) or for a flat list, tuple or
+        dict of tensors (a model's or a merging layer's inputs): built, nothing masked, and a
+        layer that then computes no mask of its own."""
+        if not (self.built and self._unmasked_in_unmasked_out and self._autocast_dtype is None
+                and self.activity_regularizer is None):
+            return False
+        if type(inputs) is torch.Tensor:
+            return getattr(inputs, "_keras_mask", None) is None and \
+                (inputs.dtype is self._variable_dtype or not self.autocast)
+        for t in (inputs.values() if type(inputs) is dict else inputs):
+            if type(t) is not torch.Tensor or getattr(t, "_keras_mask", None) is not None:
+                return False
+        return True
 
     def _build_on_call(self, first) -> None:
         shapes = shape_of(first)
@@ -485,6 +517,9 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+_PLAIN_KINDS = (torch.Tensor, list, tuple, dict)  # input types `_plain_unmasked` judges
 
 
 def _any_global_hook() -> bool:

@@ -98,7 +98,7 @@ class Functional(Model):
             if simple is _ONE:
                 outputs = layer._call_in_graph(values[arg_spec])
             elif simple is _LIST:
-                outputs = layer([values[i] for i in arg_spec])
+                outputs = layer._call_in_graph([values[i] for i in arg_spec])
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)

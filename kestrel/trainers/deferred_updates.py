@@ -10,6 +10,8 @@ progress bar) flushes the chunk first, so every value anyone sees is exact.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from kestrel.layers.node import flatten, map_structure
@@ -67,6 +69,7 @@ class DeferredUpdates:
         self._pending: list[tuple] = []  # (y, y_pred, sample_weight, batch size, penalty)
         self._bytes = 0
         self._signature = None
+        self._row_bytes = 0  # bytes per sample of the pending leaves
         self._additive = None  # whether the metrics allow deferring; known once they exist
 
     def test(self, batch) -> None:
@@ -79,19 +82,22 @@ class DeferredUpdates:
             self._steps.test(batch)
             return
         with torch.no_grad():
-            y_pred = self._steps.predict(x)
-            if any(getattr(t, "_keras_mask", None) is not None for t in flatten(y_pred)):
+            y_pred = model(x)  # no compiled step here: `can_defer` excludes jit
+            outputs = [y_pred] if type(y_pred) is torch.Tensor else flatten(y_pred)
+            if any(getattr(t, "_keras_mask", None) is not None for t in outputs):
                 self.flush()  # masked outputs are updated batch by batch
                 self._steps.loss_and_metrics(x, y, y_pred, sample_weight)
                 return
-            entry = (y, y_pred, sample_weight, flatten(x)[0].shape[0], model._penalty())
-        leaves = [t for t in flatten(entry[:3]) if t is not None]
+            penalty = model._penalty()
+        leaves = outputs + [t for t in flatten((y, sample_weight)) if t is not None]
         signature = [(t.shape[1:], t.dtype) for t in leaves]
         if signature != self._signature:  # batches of other shapes are not joined
             self.flush()
             self._signature = signature
-        self._pending.append(entry)
-        self._bytes += sum(t.numel() * t.element_size() for t in leaves)
+            self._row_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in signature)
+        size = (x if type(x) is torch.Tensor else flatten(x)[0]).shape[0]
+        self._pending.append((y, y_pred, sample_weight, size, penalty))
+        self._bytes += size * self._row_bytes
         if self._bytes >= CHUNK_BYTES:
             self.flush()
 

@@ -95,6 +95,8 @@ class Merge(Layer):
         batch = {s[0] for s in shapes} - {None}
         return (batch.pop() if len(batch) == 1 else None,) + self._broadcast_shape(shapes)
 
+    _unmasked_in_unmasked_out = True  # compute_mask below
+
     def compute_mask(self, inputs, previous_mask=None):
         if previous_mask is None or any(m is None for m in previous_mask):
             return None

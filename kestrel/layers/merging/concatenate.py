@@ -53,6 +53,8 @@ class Concatenate(Merge):
                 out[dim] = next((s[dim] for s in shapes if s[dim] is not None), None)
         return tuple(out)
 
+    _unmasked_in_unmasked_out = True  # compute_mask below
+
     def compute_mask(self, inputs, previous_mask=None):
         if previous_mask is None or all(m is None for m in previous_mask):
             return None

@@ -95,6 +95,8 @@ class Dot(Merge):
         out = shape_a + shape_b[1:]
         return tuple(out + [1] if len(out) == 1 else out)
 
+    _unmasked_in_unmasked_out = True  # compute_mask below
+
     def compute_mask(self, inputs, previous_mask=None):
         return None
 
