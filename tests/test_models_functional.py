@@ -145,3 +145,21 @@ def test_global_module_hooks_see_every_layer_call():
     finally:
         handle.remove()
     assert seen[:2] == ["d1", "d2"]
+
+
+def test_models_and_merging_layers_keep_hooks_and_masks_on_the_lean_call():
+    a, b = Input(shape=(3,), name="a"), Input(shape=(3,), name="b")
+    merge = keras.layers.Concatenate(name="merge")
+    model = Model([a, b], Dense(2, name="out")(merge([a, b])))
+    seen = []
+    merge.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    xa, xb = torch.ones(4, 3), torch.zeros(4, 3)
+    plain = model([xa, xb])
+    torch.testing.assert_close(model({"a": xa, "b": xb}), plain)
+    assert seen == [(4, 6), (4, 6)]
+    assert getattr(plain, "_keras_mask", None) is None
+    xa._keras_mask = torch.tensor([True, False, True, False])
+    xb._keras_mask = torch.tensor([True, False, False, True])
+    masked = model([xa, xb])
+    torch.testing.assert_close(masked, plain)
+    assert masked._keras_mask.tolist() == [True, False, True, True]
