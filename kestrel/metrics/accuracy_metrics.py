@@ -49,7 +49,7 @@ def categorical_accuracy(y_true, y_pred):
 
 def _class_index(scores: torch.Tensor) -> torch.Tensor:
     """`scores.argmax(-1)`. On many rows `max(-1)` finds the same indices (the first maximum;
-    NaN counts as the maximum) faster: measured on CPU, 27 against 45 ns per row of 10 classes
+    NaN counts as the maximum) faster: measured on CPU, 29 against 45 ns per row of 10 classes
     over 8192 rows; on few rows argmax is the quicker call."""
     return scores.max(-1).indices if scores.numel() >= 4096 else scores.argmax(-1)
 
