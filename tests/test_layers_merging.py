@@ -199,3 +199,17 @@ def test_concatenate_model_matches_keras_fixture():
     reg, cls = model([torch.as_tensor(x["a"]), torch.as_tensor(x["b"])])
     np.testing.assert_allclose(reg.detach().numpy(), y["out_reg"], atol=1e-5)
     np.testing.assert_allclose(cls.detach().numpy(), y["out_cls"], atol=1e-6)
+
+
+def test_a_subclass_computing_its_own_mask_gets_it_on_unmasked_inputs():
+    class MarkedConcatenate(Concatenate):
+        def compute_mask(self, inputs, previous_mask=None):
+            return inputs[0][:, 0] > 0  # a mask even when no input has one
+
+    layer = MarkedConcatenate()
+    a = torch.tensor([[1.0], [-1.0]])
+    out = layer([a, a])  # builds
+    out = layer([a, a])  # built: the lean call must not skip compute_mask here
+    assert out._keras_mask.tolist() == [True, False]
+    assert not MarkedConcatenate._unmasked_in_unmasked_out
+    assert Concatenate._unmasked_in_unmasked_out
