@@ -50,7 +50,9 @@ class DataParallelSession:
             n = flatten(batch[0])[0].shape[0]
             start, stop = piece(n, self.rank, self.world)
             self.scale = (stop - start) / n
-            yield map_structure(lambda t: None if t is None else t[start:stop], batch)
+            yield map_structure(lambda t: None if t is None else
+                                data_adapter.to_device(t[start:stop], adapter.batch_device),
+                                batch)
 
     def _shard_stream(self, adapter):
         for index, batch in enumerate(adapter):

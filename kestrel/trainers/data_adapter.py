@@ -1,8 +1,10 @@
 """Turn what users pass to fit/evaluate/predict into batches of tensors on the model's device.
 
-Arrays, tensors, DataFrames and lists/dicts of them are converted to tensors once and sliced per
-batch (one shuffle gather per epoch). Datasets, DataLoaders, PyDatasets and generators are
-iterated, each batch converted as it comes.
+Arrays, tensors, DataFrames and lists/dicts of them are converted to tensors once and sliced
+per batch (shuffled batches are gathered one at a time). They move to the model's device
+whole, unless they would take more than a quarter of a CUDA device's free memory: then they
+stay in host memory and each batch is copied through pinned memory without blocking. Datasets,
+DataLoaders, PyDatasets and generators are iterated, each batch converted as it comes.
 """
 from __future__ import annotations
 
@@ -34,6 +36,29 @@ def to_tensor(value, device=None):
     if device is not None and value.device != device:
         value = value.to(device, non_blocking=True)
     return value
+
+
+DEVICE_DATA_FRACTION = 0.25  # of a CUDA device's free memory; larger array data stays on host
+
+
+def to_device(value, device):
+    """`value` on `device` (None: where it is). Host to CUDA goes through pinned memory with a
+    non-blocking copy, which neither waits for the GPU's queued work nor stalls the host."""
+    if value is None or device is None or value.device == device:
+        return value
+    if device.type == "cuda" and value.device.type == "cpu":
+        return value.pin_memory().to(device, non_blocking=True)
+    return value.to(device)
+
+
+def _stays_on_host(parts: list, device) -> bool:
+    """Whether array data is too large to move to the CUDA `device` at once."""
+    if device is None or device.type != "cuda":
+        return False
+    on_host = [t for t in flatten(parts) if t is not None and t.device.type == "cpu"]
+    size = sum(t.numel() * t.element_size() for t in on_host)
+    free, _ = torch.cuda.mem_get_info(device)
+    return size > DEVICE_DATA_FRACTION * free
 
 
 def structure_to_tensors(data, device=None):
@@ -93,9 +118,13 @@ class ArrayAdapter:
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=32, steps=None, shuffle=False,
                  device=None):
-        self.x = structure_to_tensors(x, device)
-        self.y = structure_to_tensors(y, device)
-        self.sample_weight = structure_to_tensors(sample_weight, device)
+        parts = [structure_to_tensors(v) for v in (x, y, sample_weight)]
+        # where batches are copied to, one at a time; None when the data moves whole
+        self.batch_device = device if _stays_on_host(parts, device) else None
+        if self.batch_device is None and device is not None:
+            parts = [None if p is None else map_structure(lambda t: to_tensor(t, device), p)
+                     for p in parts]
+        self.x, self.y, self.sample_weight = parts
         n_x = num_samples(self.x)
         for name, part in (("y", self.y), ("sample_weight", self.sample_weight)):
             if part is not None and num_samples(part) != n_x:
@@ -118,24 +147,27 @@ class ArrayAdapter:
             raise ValueError("shuffle='batch' is not supported; use shuffle=True.")
         perm = torch.randperm(self.n, device=self.x_device()) if self.shuffle else None
         return batches((self.x, self.y, self.sample_weight), self.num_batches, self.batch_size,
-                       perm)
+                       perm, self.batch_device)
 
     def x_device(self):
         return flatten(self.x)[0].device
 
 
-def batches(data, num_batches: int, batch_size: int, perm=None):
-    """Consecutive batches of `data`: slices (views), or rows `perm[i:i+bs]` when shuffling.
+def batches(data, num_batches: int, batch_size: int, perm=None, device=None):
+    """Consecutive batches of `data`: slices (views), or rows `perm[i:i+bs]` when shuffling,
+    copied to `device` when given.
 
     Shuffled batches are gathered one at a time, so the data is never copied whole.
     """
     for step in range(num_batches):
         start = step * batch_size
         if perm is None:
-            yield map_structure(lambda t: None if t is None else t[start:start + batch_size], data)
+            yield map_structure(lambda t: None if t is None else
+                                to_device(t[start:start + batch_size], device), data)
         else:
             rows = perm[start:start + batch_size]
-            yield map_structure(lambda t: None if t is None else t.index_select(0, rows), data)
+            yield map_structure(lambda t: None if t is None else
+                                to_device(t.index_select(0, rows), device), data)
 
 
 class IterableAdapter:
@@ -176,7 +208,7 @@ class IterableAdapter:
         source = self._source()
         for step, batch in enumerate(source):
             batch = unpack(tuple(batch) if isinstance(batch, list) else batch)
-            yield map_structure(lambda v: to_tensor(v, self.device), batch)
+            yield map_structure(lambda v: to_device(to_tensor(v), self.device), batch)
             if self.steps and step + 1 >= self.steps:
                 break
         if hasattr(self.data, "on_epoch_end"):

@@ -80,7 +80,8 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
     session = _session(model)
     if session is not None:
         verbose, callbacks = _for_rank(session, verbose, callbacks)
-        first_x = map_structure(lambda t: t[:1], train_data.x) \
+        first_x = map_structure(
+            lambda t: data_adapter.to_device(t[:1], train_data.batch_device), train_data.x) \
             if isinstance(train_data, data_adapter.ArrayAdapter) else None
         session.start(first_x)
     try:
