@@ -49,7 +49,7 @@ class Dense(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True
-        self._packed_kernel = packed_linear.PackedKernel()  # for CPU inference
+        self._packed_kernel = None  # (kernel version key, packed kernel) for CPU inference
 
     def build(self, input_shape):
         input_dim = input_shape[-1]

@@ -20,31 +20,12 @@ MIN_MULTIPLY_ADDS = 2**25  # rows * input_dim * units
 _available: bool | None = None  # decided on first use; False after any failure of the op
 
 
-class PackedKernel:
-    """A layer's packed kernel and the kernel state it was packed from. Copies and pickles of
-    the layer start empty: the packed tensor has no storage torch can copy or save."""
-
-    __slots__ = ("key", "weight")
-
-    def __init__(self):
-        self.clear()
-
-    def clear(self) -> None:
-        self.key = self.weight = None
-
-    def __deepcopy__(self, memo):
-        return PackedKernel()
-
-    def __reduce__(self):
-        return PackedKernel, ()
-
-
 def applies(layer, inputs: torch.Tensor) -> bool:
     """Whether `layer`'s call on `inputs` takes the packed path (and, under autograd, drop
     the packed copy)."""
     if torch.is_grad_enabled():
-        if layer._packed_kernel.weight is not None:
-            layer._packed_kernel.clear()
+        if layer._packed_kernel is not None:
+            layer._packed_kernel = None
         return False
     if type(inputs) is not torch.Tensor or not _usable() or _transformed():
         return False
@@ -70,13 +51,13 @@ def linear(layer, inputs: torch.Tensor, fuse_relu: bool) -> torch.Tensor | None:
 
 
 def _packed(layer, rows: int) -> torch.Tensor:
-    kernel, cache = layer.kernel, layer._packed_kernel
+    kernel = layer.kernel
     key = (kernel._version, kernel.data_ptr())
-    if cache.key != key:
-        cache.weight = torch.ops.mkldnn._reorder_linear_weight(
-            kernel.detach().t().contiguous(), rows)
-        cache.key = key
-    return cache.weight
+    cached = layer._packed_kernel
+    if cached is None or cached[0] != key:
+        weight = kernel.detach().t().contiguous()
+        cached = layer._packed_kernel = (key, torch.ops.mkldnn._reorder_linear_weight(weight, rows))
+    return cached[1]
 
 
 def _usable() -> bool:
