@@ -5,7 +5,6 @@ import torch
 
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import activate_fresh
-from kestrel.layers.core import packed_linear
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 
@@ -49,7 +48,6 @@ class Dense(Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True
-        self._packed_kernel = None  # (kernel version key, packed kernel) for CPU inference
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -62,12 +60,6 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
-        if packed_linear.applies(self, inputs):
-            relu = self.activation is activations.relu
-            outputs = packed_linear.linear(self, inputs, fuse_relu=relu)
-            if outputs is not None:
-                return outputs if relu or self.activation is None else \
-                    activate_fresh(self.activation, outputs)
         if self.bias is not None and inputs.dim() == 2:
             outputs = torch.addmm(self.bias, inputs, self.kernel)
         else:
