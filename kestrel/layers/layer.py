@@ -52,7 +52,6 @@ class Layer(nn.Module):
 
     _call_accepts_training = False
     _call_accepts_mask = False
-    _passes_masks_through = True  # compute_mask is the default one and call takes no mask
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
 
     def __init_subclass__(cls, **kwargs):
@@ -60,8 +59,6 @@ class Layer(nn.Module):
         params = inspect.signature(cls.call).parameters
         cls._call_accepts_training = "training" in params
         cls._call_accepts_mask = "mask" in params
-        cls._passes_masks_through = cls.compute_mask is Layer.compute_mask and \
-            not cls._call_accepts_mask
         # declared (or not) by the class that defines the compute_mask in use
         owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)
         cls._unmasked_in_unmasked_out = owner is Layer or \
@@ -134,15 +131,8 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
-        if len(args) == 1 and not kwargs:
-            kind = type(first)
-            if kind is torch.Tensor and self._plain(first):
-                return self._call_plain(super().__call__, first)
-            if kind in _PLAIN_KINDS and self._plain_unmasked(first):
-                call = super().__call__
-                if self._call_accepts_mask:  # what the full path passes when nothing is masked
-                    return self._call_plain(lambda inputs: call(inputs, mask=None), first)
-                return self._call_plain(call, first)
+        if len(args) == 1 and not kwargs and type(first) in _PLAIN_KINDS and self._plain(first):
+            return self._call_plain(self._unmasked(super().__call__), first)
         if not isinstance(first, torch.Tensor) and not _tensor_list(first):
             if type(first) is KerasTensor or is_symbolic((args, kwargs)):
                 return self._symbolic_call(args, kwargs)
@@ -200,17 +190,17 @@ class Layer(nn.Module):
         """`self(x)` for a model running its layers on a tensor or a list of tensors: `forward`
         itself when nothing else would happen (`_plain`, no torch hooks, no torch.jit tracing),
         which saves torch's module call machinery on every layer of every batch."""
-        if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks \
-                or self._backward_pre_hooks or _any_global_hook() \
-                or torch._C._get_tracing_state():
-            return self(x)
-        if type(x) is torch.Tensor and self._plain(x):
-            return self._call_plain(self.forward, x)
-        if type(x) is list and self._plain_unmasked(x):
-            if self._call_accepts_mask:
-                return self._call_plain(lambda inputs: self.forward(inputs, mask=None), x)
-            return self._call_plain(self.forward, x)
+        if type(x) in _PLAIN_KINDS and self._plain(x) and not (
+                self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
+                or self._backward_pre_hooks or _any_global_hook()
+                or torch._C._get_tracing_state()):
+            return self._call_plain(self._unmasked(self.forward), x)
         return self(x)
+
+    def _unmasked(self, run):
+        """`run` as the full call path would invoke it when nothing is masked: with
+        `mask=None` where `call` takes a mask."""
+        return functools.partial(run, mask=None) if self._call_accepts_mask else run
 
     def _call_plain(self, run, x):
         """`run(x)` for a call `_plain` allows: fresh `losses`, and torch errors caused by a
@@ -223,18 +213,11 @@ class Layer(nn.Module):
             self._explain_failure(x, error)
             raise
 
-    def _plain(self, first: torch.Tensor) -> bool:
-        """Whether calling on the tensor `first` needs nothing beyond `call` (the hot path):
-        built, no mask in or out, no dtype cast, no autocast, no activity regularizer."""
-        return self.built and self._passes_masks_through and self._autocast_dtype is None \
-            and self.activity_regularizer is None and \
-            (first.dtype is self._variable_dtype or not self.autocast) and \
-            getattr(first, "_keras_mask", None) is None
-
-    def _plain_unmasked(self, inputs) -> bool:
-        """`_plain` for a layer whose `call` takes a mask (a model) or for a flat list, tuple or
-        dict of tensors (a model's or a merging layer's inputs): built, nothing masked, and a
-        layer that then computes no mask of its own."""
+    def _plain(self, inputs) -> bool:
+        """Whether calling on `inputs` (a tensor, or a flat list, tuple or dict of tensors, as
+        models and merging layers take) needs nothing beyond `call`: built, nothing masked, no
+        dtype cast, no autocast, no activity regularizer, and a layer that then computes no
+        mask of its own (the hot path)."""
         if not (self.built and self._unmasked_in_unmasked_out and self._autocast_dtype is None
                 and self.activity_regularizer is None):
             return False
@@ -519,7 +502,7 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
-_PLAIN_KINDS = (torch.Tensor, list, tuple, dict)  # input types `_plain_unmasked` judges
+_PLAIN_KINDS = (torch.Tensor, list, tuple, dict)  # input types `Layer._plain` judges
 
 
 def _any_global_hook() -> bool:
