@@ -1,0 +1,49 @@
+"""What `adapt()` accepts: one array or tensor, or an iterable of batches (lists of arrays,
+generators, torch DataLoaders, `PyDataset`s); `(x, y, ...)` batches contribute `x`."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+
+def first_of(batch):
+    """`x` of an `(x, y)` or `(x, y, sample_weight)` batch; other batches unchanged."""
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def is_whole(data) -> bool:
+    """Whether `data` is one array or tensor (not an iterable of batches)."""
+    return isinstance(data, (np.ndarray, torch.Tensor))
+
+
+def iter_batches(data, layer: str, batch_size=None, steps=None):
+    """Yield the batches of `data` (at most `steps`); an array is cut into `batch_size` rows.
+
+    Raises a TypeError naming `layer` for data that is neither an array nor iterable.
+    """
+    if is_whole(data):
+        size = batch_size or len(data) or 1
+        batches = (data[i:i + size] for i in range(0, max(len(data), 1), size))
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__") \
+            and not isinstance(data, (list, tuple, str)) and hasattr(data, "num_batches"):
+        batches = (data[i] for i in range(len(data)))  # a PyDataset
+    elif hasattr(data, "__iter__") and not isinstance(data, (str, bytes)):
+        batches = iter(data)
+    else:
+        raise TypeError(f"{layer}.adapt: unsupported data type {type(data).__name__}; pass a "
+                        "NumPy array, a tensor, or an iterable of batches (list, generator, "
+                        "DataLoader).")
+    if steps is not None:
+        batches = itertools.islice(batches, steps)
+    return (first_of(b) for b in batches)
+
+
+def peek(batches, layer: str):
+    """(first batch, the same batches again): raises a ValueError if there are none."""
+    first = next(batches, None)
+    if first is None:
+        raise ValueError(f"{layer}.adapt received an empty iterable (no batches). Pass a "
+                         "non-empty iterable of arrays or tensors.")
+    return first, itertools.chain([first], batches)
