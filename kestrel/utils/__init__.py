@@ -6,3 +6,4 @@ from kestrel.utils.py_dataset import PyDataset, Sequence
 from kestrel.utils.file_utils import get_file
 from kestrel.utils.plot_history import plot_history
 from kestrel.utils.plot_model import model_to_dot, plot_model
+from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
