@@ -47,3 +47,40 @@ def peek(batches, layer: str):
         raise ValueError(f"{layer}.adapt received an empty iterable (no batches). Pass a "
                          "non-empty iterable of arrays or tensors.")
     return first, itertools.chain([first], batches)
+
+
+def is_strings(values) -> bool:
+    """Whether `values` (a NumPy array) holds strings or bytes."""
+    return isinstance(values, np.ndarray) and values.dtype.kind in "USO"
+
+
+def as_values(inputs):
+    """A tensor stays a tensor; lists and arrays of numbers become tensors; strings become a
+    NumPy array of `str` (bytes decoded as UTF-8)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs
+    array = np.asarray(inputs)
+    if array.dtype.kind == "S" or array.dtype.kind == "O":
+        flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in array.reshape(-1)]
+        if all(isinstance(v, str) for v in flat):
+            return np.array(flat, dtype=object).reshape(array.shape).astype(str) \
+                if flat else array.astype(str)
+        return torch.as_tensor(array.astype(np.int64) if array.dtype.kind == "O" else array)
+    if array.dtype.kind == "U":
+        return array
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+class AcceptsStrings:
+    """Mixin for layers that take string data: NumPy/list inputs are converted by `as_values`;
+    strings (which torch cannot hold) go straight to `call`, tensors through `Layer.__call__`."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, (list, tuple, np.ndarray)):
+            inputs = as_values(inputs)
+            if isinstance(inputs, np.ndarray):
+                if not self.built:
+                    self._build_from_shape(tuple(inputs.shape))
+                kwargs.pop("training", None)
+                return self.call(inputs, *args, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)
