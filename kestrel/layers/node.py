@@ -45,45 +45,37 @@ class KerasTensor:
             "conditional computation, or subclass Model and write `call`."
         )
 
-    # Arithmetic on symbolic tensors builds the matching merging/ops layers.
-    def __add__(self, other):
-        return _op("add", self, other)
-
-    def __radd__(self, other):
-        return _op("add", other, self)
-
-    def __sub__(self, other):
-        return _op("subtract", self, other)
-
-    def __rsub__(self, other):
-        return _op("subtract", other, self)
-
-    def __mul__(self, other):
-        return _op("multiply", self, other)
-
-    def __rmul__(self, other):
-        return _op("multiply", other, self)
-
-    def __truediv__(self, other):
-        return _op("divide", self, other)
-
-    def __neg__(self):
-        return _op("multiply", self, -1.0)
-
     def __getitem__(self, key):
-        from kestrel.layers.ops_layer import TensorOp
-
-        return TensorOp("getitem", key=key)(self)
+        return _call_op("get_item", self, key)
 
 
-def _op(name: str, a, b):
-    from kestrel.layers.ops_layer import TensorOp
+def _call_op(name: str, *args):
+    from kestrel.ops.dispatch import get_op
 
-    if isinstance(a, KerasTensor) and isinstance(b, KerasTensor):
-        return TensorOp(name)(a, b)
-    if isinstance(a, KerasTensor):
-        return TensorOp(name, constant=b, constant_first=False)(a)
-    return TensorOp(name, constant=a, constant_first=True)(b)
+    return get_op(name)(*args)
+
+
+def _dunder(name: str, reflected: bool = False, unary: bool = False):
+    if unary:
+        return lambda self: _call_op(name, self)
+    if reflected:
+        return lambda self, other: _call_op(name, other, self)
+    return lambda self, other: _call_op(name, self, other)
+
+
+# Python operators on symbolic tensors record the matching `kestrel.ops` call.
+for _method, _op in {"add": "add", "sub": "subtract", "mul": "multiply",
+                     "truediv": "true_divide", "floordiv": "floor_divide", "mod": "mod",
+                     "pow": "power", "matmul": "matmul", "and": "logical_and",
+                     "or": "logical_or", "xor": "logical_xor"}.items():
+    setattr(KerasTensor, f"__{_method}__", _dunder(_op))
+    setattr(KerasTensor, f"__r{_method}__", _dunder(_op, reflected=True))
+for _method, _op in {"lt": "less", "le": "less_equal", "gt": "greater",
+                     "ge": "greater_equal"}.items():
+    setattr(KerasTensor, f"__{_method}__", _dunder(_op))
+for _method, _op in {"neg": "negative", "abs": "absolute", "invert": "logical_not",
+                     "round": "round"}.items():
+    setattr(KerasTensor, f"__{_method}__", _dunder(_op, unary=True))
 
 
 class Node:

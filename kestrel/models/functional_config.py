@@ -26,6 +26,11 @@ def functional_config(model) -> dict:
             return {"class_name": "__keras_tensor__",
                     "config": {"shape": list(value.shape), "dtype": value.dtype,
                                "keras_history": history(value)}}
+        if isinstance(value, slice):
+            return {"class_name": "__slice__", "config": {
+                "start": value.start, "stop": value.stop, "step": value.step}}
+        if value is Ellipsis:
+            return {"class_name": "__ellipsis__", "config": {}}
         return value
 
     layers = []
@@ -130,6 +135,10 @@ def _decode_node(node, lookup):
         def decode(value):
             if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
                 return lookup(value["config"]["keras_history"])
+            if isinstance(value, dict) and value.get("class_name") == "__slice__":
+                return slice(*(value["config"].get(k) for k in ("start", "stop", "step")))
+            if isinstance(value, dict) and value.get("class_name") == "__ellipsis__":
+                return Ellipsis
             if isinstance(value, dict):
                 return {k: decode(v) for k, v in value.items()}
             if isinstance(value, list):

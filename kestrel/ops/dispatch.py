@@ -1,0 +1,68 @@
+"""One decorator makes a plain torch function a Keras op, usable eagerly and symbolically.
+
+    @keras_op
+    def mean(x, axis=None, keepdims=False): ...
+
+On tensors, arrays and Python values the function runs as written. When any argument (or any
+item of a list/tuple argument) is a `KerasTensor`, the call is recorded instead: a `FunctionOp`
+node in the functional graph, whose output shape and dtype come from running the same function
+on placeholders. Every op is written once; there is no class per op.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+from kestrel.layers.node import KerasTensor
+
+OPS: dict[str, object] = {}  # qualified name ("mean", "image.resize") -> op
+_BY_MODULE: dict[str, list[str]] = {}
+
+
+def _symbolic(args, kwargs) -> bool:
+    for value in (*args, *kwargs.values()):
+        kind = type(value)
+        if kind is KerasTensor:
+            return True
+        if (kind is list or kind is tuple) and any(type(v) is KerasTensor for v in value):
+            return True
+    return False
+
+
+def keras_op(fn=None, *, name: str | None = None, prefix: str = ""):
+    """Register `fn` as the op `prefix + name` and give it the symbolic path."""
+    if fn is None:
+        return functools.partial(keras_op, name=name, prefix=prefix)
+    op_name = prefix + (name or fn.__name__)
+
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        if _symbolic(args, kwargs):
+            from kestrel.ops.operation import FunctionOp
+
+            return FunctionOp(op_name)(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    op.raw = fn  # the function itself, for ops that call each other on tensors
+    op.op_name = op_name
+    OPS[op_name] = op
+    _BY_MODULE.setdefault(fn.__module__, []).append(name or fn.__name__)
+    return op
+
+
+def exported(module_name: str) -> list[str]:
+    """The public names a family module registered (its `__all__`)."""
+    return list(_BY_MODULE.get(module_name, []))
+
+
+def get_op(name: str):
+    """The op registered under `name`, importing the op families on first use."""
+    if name not in OPS:
+        import kestrel.ops  # noqa: F401 - registers every family
+    if name not in OPS:
+        raise ValueError(f"Unknown Kestrel op. Received: function={name!r}")
+    return OPS[name]
+
+
+def module_all() -> list[str]:
+    return exported(sys._getframe(1).f_globals["__name__"])

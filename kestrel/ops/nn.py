@@ -1,0 +1,4 @@
+"""nn ops."""
+from kestrel.ops.dispatch import keras_op, module_all
+
+__all__ = module_all()
