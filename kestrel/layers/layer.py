@@ -22,6 +22,7 @@ from kestrel.layers.masks import mask_of, set_mask
 from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving import object_registry
+from kestrel.variables import Variable, wrap as wrap_variable
 
 _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
 # Keys that configs written by other Keras versions carry and Kestrel does not need.
@@ -287,8 +288,9 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ weights
     def add_weight(self, name: str | None = None, shape=None, initializer=None, dtype=None,
                    trainable: bool = True, regularizer=None, constraint=None, *,
-                   layout: tuple | None = None) -> torch.Tensor:
-        """Create a weight of Keras shape `shape`; trainable ones are `nn.Parameter`s.
+                   layout: tuple | None = None) -> Variable:
+        """Create a weight of Keras shape `shape`: a `Variable`, which is an `nn.Parameter`
+        when trainable and is registered as a buffer otherwise.
 
         `layout` is an optional `(to_torch, to_keras)` pair of functions when the layer stores
         the weight in a torch-friendly layout; `shape`, initializers, `get_weights()` and saved
@@ -306,12 +308,12 @@ class Layer(nn.Module):
         value = value.to(device=config.device(), dtype=torch_dtype)
         name = name or f"variable_{len(self._weight_order)}"
         attr = name if name not in self._weight_order else f"{name}_{len(self._weight_order)}"
+        tensor = wrap_variable(value, trainable=trainable, name=name,
+                               path=f"{self.name}/{name}", requires_grad=self._trainable)
         if trainable:
-            tensor = nn.Parameter(value, requires_grad=self._trainable)
             self.register_parameter(attr, tensor)
         else:
-            self.register_buffer(attr, value)
-            tensor = value
+            self.register_buffer(attr, tensor)
         self._weight_order.append(attr)
         if layout is not None:
             self._weight_layouts[attr] = layout
@@ -320,6 +322,22 @@ class Layer(nn.Module):
         if constraint is not None:
             self._constraints.append((attr, constraints.get(constraint)))
         return tensor
+
+    def _apply(self, fn, recurse=True):
+        """torch's `_apply` (`.to()`, `.double()`, ...), keeping the identity of the Variables
+        registered as buffers, which torch would replace with plain tensors."""
+        held = {k: b for k, b in self._buffers.items() if isinstance(b, Variable)}
+        for key in held:
+            self._buffers[key] = None
+        try:
+            result = super()._apply(fn, recurse)
+            for variable in held.values():
+                new = fn(variable)
+                if new is not variable:
+                    variable.data = new
+        finally:
+            self._buffers.update(held)
+        return result
 
     def _own_tensors(self) -> list[torch.Tensor]:
         return [getattr(self, n) for n in self._weight_order]

@@ -1,0 +1,204 @@
+"""`Variable`: Keras' Variable API on a torch tensor.
+
+A trainable variable is a `ParameterVariable`, an `nn.Parameter`; a non-trainable one is a plain
+`Variable`, which layers register as a buffer. Like `nn.Parameter`, both disable
+`__torch_function__`: ops on a variable cost what ops on a Parameter cost and return plain
+tensors. `.dtype` and `.shape` stay torch's (a `torch.dtype`, a `torch.Size`, which is a tuple
+of ints), so torch code that reads them keeps working; the values a layer stores in a
+torch-friendly layout (conv and recurrent kernels) are seen in that layout here, while
+`get_weights()` speaks Keras' layout.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from kestrel import config
+
+
+class Variable(torch.Tensor):
+    """A Keras Variable that torch sees as a tensor (trainable ones as an `nn.Parameter`).
+
+    Args:
+        initializer: the initial value (array, tensor, number), or an initializer (name or
+            object) called with `shape` and `dtype`.
+        shape: the shape, required with an initializer.
+        dtype: the dtype; defaults to the value's dtype, or `floatx()` with an initializer.
+        trainable: whether training updates it (then it is an `nn.Parameter`).
+        aggregation: how replicas combine it (kept for Keras compatibility).
+        name: its name; generated (`variable`, `variable_1`, ...) when omitted.
+
+    Example:
+    >>> import numpy as np, kestrel
+    >>> v = kestrel.Variable(np.zeros((2,), "float32"), name="counter")
+    >>> v.assign_add(np.ones(2, "float32")).numpy()
+    array([1., 1.], dtype=float32)
+    >>> v.path
+    'counter'
+    """
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    def __new__(cls, initializer, shape=None, dtype=None, trainable: bool = True,
+                autocast: bool = True, aggregation: str | None = "none",
+                synchronization: str | None = "auto", name: str | None = None, **kwargs):
+        from kestrel.layers import naming
+
+        name = name or naming.unique_name("variable")
+        if not isinstance(name, str) or "/" in name:
+            raise ValueError("Argument `name` must be a string and cannot contain character "
+                             f"`/`. Received: name={name}")
+        value = _initial_value(initializer, shape, dtype)
+        return wrap(value, trainable=trainable, name=name, path=name,
+                    aggregation=aggregation or "none")
+
+    def __init__(self, *args, **kwargs):  # the work is done in __new__
+        pass
+
+    # ------------------------------------------------------------------ Keras API
+    @property
+    def value(self) -> torch.Tensor:
+        """The tensor itself: torch's view of the variable (`v.value.grad` after backward)."""
+        return self
+
+    @property
+    def name(self) -> str:
+        return self._keras_name
+
+    @property
+    def path(self) -> str:
+        """`"<layer name>/<name>"` for a layer's weight, the name for a standalone variable."""
+        return self._keras_path
+
+    @property
+    def trainable(self) -> bool:
+        return False
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if value:
+            raise ValueError(
+                f"Variable '{self.path}' is non-trainable (a torch buffer) and cannot become "
+                "trainable; create it with `trainable=True`. Received: trainable=True")
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the value (bfloat16 is returned as float32)."""
+        tensor = self.detach()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        return tensor.cpu().numpy().copy()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def assign(self, value) -> "Variable":
+        """Set the value in place (no autograd history); the shapes must match."""
+        value = self._as_tensor(value)
+        if tuple(value.shape) != tuple(self.size()):
+            raise ValueError(self._shape_error("assign", value))
+        with torch.no_grad():
+            self.copy_(value)
+        return self
+
+    def assign_add(self, value) -> "Variable":
+        """`self += value` in place (no autograd history); `value` broadcasts to the shape."""
+        return self._update(value, "assign_add", 1)
+
+    def assign_sub(self, value) -> "Variable":
+        """`self -= value` in place (no autograd history); `value` broadcasts to the shape."""
+        return self._update(value, "assign_sub", -1)
+
+    def _update(self, value, method: str, sign: int) -> "Variable":
+        if not (isinstance(value, (int, float)) and (self.is_floating_point()
+                                                     or isinstance(value, int))):
+            value = self._as_tensor(value)
+            if torch.broadcast_shapes(value.shape, self.size()) != self.size():
+                raise ValueError(self._shape_error(method, value))
+        with torch.no_grad():
+            self.add_(value, alpha=sign)
+        return self
+
+    def _as_tensor(self, value) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(np.asarray(value))
+        return value.to(device=self.device, dtype=self.dtype)
+
+    def _shape_error(self, method: str, value: torch.Tensor) -> str:
+        return (f"The shape of the value given to `variable.{method}(value)` must match the "
+                f"variable's: variable.shape={tuple(self.size())} (path={self.path}). "
+                f"Received: value.shape={tuple(value.shape)}")
+
+    def __repr__(self, *, tensor_contents=None) -> str:
+        return (f"<Variable path={self.path}, shape={tuple(self.size())}, "
+                f"dtype={config.dtype_name(self.dtype)}, value={self.numpy()}>")
+
+    # ------------------------------------------------------------------ copying, pickling
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        result = _rebuild(type(self), self.data.clone(memory_format=torch.preserve_format),
+                          self.requires_grad, copy.deepcopy(self.__dict__, memo))
+        memo[id(self)] = result
+        return result
+
+    def __reduce_ex__(self, protocol):
+        return _rebuild, (type(self), self.data, self.requires_grad, dict(self.__dict__))
+
+
+class ParameterVariable(Variable, nn.Parameter):
+    """A trainable `Variable`: an `nn.Parameter`, which `Module` registers as a parameter."""
+
+    @property
+    def trainable(self) -> bool:
+        return self.requires_grad
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self.requires_grad_(bool(value))
+
+
+def wrap(tensor: torch.Tensor, *, trainable: bool, name: str, path: str,
+         requires_grad: bool | None = None, aggregation: str = "none") -> Variable:
+    """`tensor`'s data as a `ParameterVariable` (trainable) or a `Variable` named `name`."""
+    cls = ParameterVariable if trainable else Variable
+    grad = bool(trainable if requires_grad is None else requires_grad)
+    return _rebuild(cls, tensor.detach(), grad and trainable,
+                    {"_keras_name": name, "_keras_path": path, "aggregation": aggregation})
+
+
+def _rebuild(cls, data: torch.Tensor, requires_grad: bool, state: dict) -> Variable:
+    variable = torch.Tensor._make_subclass(cls, data, requires_grad)
+    variable.__dict__.update(state)
+    return variable
+
+
+def _initial_value(initializer, shape, dtype) -> torch.Tensor:
+    """The first value of a standalone variable, on Kestrel's default device."""
+    from kestrel import initializers
+
+    if isinstance(initializer, str) or callable(initializer):
+        if shape is None:
+            raise ValueError("When creating a Variable from an initializer, the `shape` "
+                             f"argument should be specified. Received: initializer="
+                             f"{type(initializer).__name__} and shape=None")
+        torch_dtype = config.to_torch_dtype(dtype or config.floatx())
+        value = initializers.get(initializer)(tuple(int(d) for d in shape), dtype=torch_dtype)
+    else:
+        if isinstance(initializer, torch.Tensor):
+            value = initializer.detach().clone()
+        else:
+            array = np.asarray(initializer)
+            if dtype is None and array.dtype == np.float64 \
+                    and not isinstance(initializer, np.ndarray):
+                array = array.astype(config.floatx())  # Python floats take floatx, as Keras
+            value = torch.as_tensor(array).clone()
+        if dtype is not None:
+            value = value.to(config.to_torch_dtype(dtype))
+        if shape is not None and tuple(value.shape) != tuple(shape):
+            raise ValueError(f"Variable: the initial value has shape {tuple(value.shape)}, "
+                             f"but `shape` says otherwise. Received: shape={tuple(shape)}")
+    return value.to(config.device())
