@@ -1,0 +1,128 @@
+"""The base of the image layers: data format, single or batched images, training, seeds.
+
+Images are `(batch, height, width, channels)` (or `(height, width, channels)`), channels-first
+when `data_format="channels_first"`. Random layers draw one value per image from the layer's
+seeded `torch.Generator` (or torch's global RNG when unseeded) on the images' device, and
+return their inputs unchanged at inference.
+"""
+from __future__ import annotations
+
+import torch
+
+from kestrel import config
+from kestrel.layers import shape_inference
+from kestrel.layers.layer import Layer
+from kestrel.layers.regularization.seeding import check_seed, generator_for
+
+
+class ImageLayer(Layer):
+    """Base class of the image preprocessing and augmentation layers.
+
+    Args:
+        data_format: `"channels_last"` (default: the global image data format) or
+            `"channels_first"`.
+        seed: int for a reproducible sequence of random transformations (random layers).
+    """
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = config.standardize_data_format(data_format)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _compute_dtype(self) -> torch.dtype:
+        return self._autocast_dtype or self._variable_dtype
+
+    def _spatial_axes(self, rank: int) -> tuple[int, int]:
+        """The (height, width) axes of a rank-`rank` input."""
+        if rank not in (3, 4):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': expected images of rank 3 (one image) "
+                f"or 4 (a batch). Received: input rank={rank}")
+        return (-3, -2) if self.data_format == "channels_last" else (-2, -1)
+
+    def _size(self, shape) -> tuple:
+        """(height, width) of an image or batch `shape`."""
+        h, w = self._spatial_axes(len(shape))
+        return shape[h], shape[w]
+
+    def _as_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """`images` as a float batch in the compute dtype, and whether it was one image."""
+        self._spatial_axes(images.dim())
+        if images.dtype != self._compute_dtype:
+            images = images.to(self._compute_dtype)
+        single = images.dim() == 3
+        return (images.unsqueeze(0) if single else images), single
+
+    def _is_training(self, training) -> bool:
+        return self.training if training is None else bool(training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, *args, **kwargs):
+        first = args[0] if args else next(iter(kwargs.values()))
+        shape = self.compute_output_shape(tuple(first.shape))
+        return shape_inference.shapes_to_keras_tensors(shape, self._output_dtype(first.dtype))
+
+    def _output_dtype(self, input_dtype) -> str:
+        return config.dtype_name(self._compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class RandomImageLayer(ImageLayer):
+    """An augmentation: `transform(images, generator)` in training, identity at inference."""
+
+    def __init__(self, seed=None, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        check_seed(self, seed)
+        self.seed = seed
+
+    def call(self, inputs, training=None):
+        if not self._is_training(training):
+            return inputs if inputs.dtype == self._compute_dtype \
+                else inputs.to(self._compute_dtype)
+        images, single = self._as_batch(inputs)
+        outputs = self.transform(images)
+        return outputs.squeeze(0) if single else outputs
+
+    def transform(self, images: torch.Tensor) -> torch.Tensor:
+        """The augmented batch of `images` (rank 4, compute dtype)."""
+        raise NotImplementedError
+
+    def uniform(self, shape, low, high, like: torch.Tensor) -> torch.Tensor:
+        """Uniform draws in `[low, high)` of `shape`, on `like`'s device, in its dtype."""
+        generator = generator_for(self, like.device)
+        draws = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+        return draws * (high - low) + low
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def parse_factor(layer, factor, arg: str = "factor", bounds=(-1.0, 1.0)) -> tuple[float, float]:
+    """`(lower, upper)` of a factor given as one number or a pair within `bounds`.
+
+    One number `f` means `(max(-|f|, bounds[0]), |f|)` as Keras reads it.
+    """
+    def fail():
+        raise ValueError(
+            f"{type(layer).__name__} '{layer.name}': {arg} must be a number or a pair of numbers "
+            f"in [{bounds[0]}, {bounds[1]}]. Received: {arg}={factor!r}")
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or not all(number(v) for v in factor):
+            fail()
+        lower, upper = sorted(float(v) for v in factor)
+        if lower < bounds[0] or upper > bounds[1]:
+            fail()
+        return lower, upper
+    if not number(factor) or not bounds[0] <= factor <= bounds[1]:
+        fail()
+    factor = abs(float(factor))
+    return max(-factor, bounds[0]), factor
