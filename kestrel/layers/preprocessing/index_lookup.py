@@ -185,18 +185,19 @@ class IndexLookup(AcceptsStrings, Layer):
         if self._has_input_vocabulary:
             raise ValueError(f"Cannot adapt layer '{self.name}' after setting a static "
                              "vocabulary via `vocabulary` argument or `set_vocabulary()` method.")
-        counts, doc_counts, num_docs = collections.Counter(), collections.Counter(), 0
         whole = is_whole(data) or isinstance(data, (list, tuple)) and batch_size is None
         batches = [data] if whole else iter_batches(data, type(self).__name__,
                                                     batch_size=batch_size, steps=steps)
-        for batch in batches:
-            docs = self._documents(batch, whole)
-            for doc in docs:
-                counts.update(doc)
+        self._learn(doc for batch in batches for doc in self._documents(batch, whole))
+
+    def _learn(self, documents):
+        """Count tokens over `documents` (lists of tokens) and keep the most frequent."""
+        counts, doc_counts, num_docs = collections.Counter(), collections.Counter(), 0
+        for doc in documents:
+            counts.update(doc)
             if self.output_mode == "tf_idf":
-                for doc in docs:
-                    doc_counts.update(set(doc))
-                num_docs += len(docs)
+                doc_counts.update(set(doc))
+                num_docs += 1
         for special in (self.mask_token, self.oov_token):
             if special is not None:
                 counts.pop(self._cast_token(special), None)

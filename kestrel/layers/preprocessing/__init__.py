@@ -1,0 +1,10 @@
+"""Stateful preprocessing layers: statistics, bins and vocabularies learned by `adapt()`."""
+from kestrel.layers.preprocessing.category_encoding import CategoryEncoding
+from kestrel.layers.preprocessing.discretization import Discretization
+from kestrel.layers.preprocessing.hashing import Hashing
+from kestrel.layers.preprocessing.lookup import IntegerLookup, StringLookup
+from kestrel.layers.preprocessing.normalization import Normalization
+from kestrel.layers.preprocessing.text_vectorization import TextVectorization
+
+__all__ = ["CategoryEncoding", "Discretization", "Hashing", "IntegerLookup", "Normalization",
+           "StringLookup", "TextVectorization"]
