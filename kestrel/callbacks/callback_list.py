@@ -49,7 +49,7 @@ class CallbackList(Callback):
 
     Attributes:
         needs_batch_logs: Whether any callback reads batch-end `logs`, apart from the
-            progress bar (see `wants_batch_logs`); when False the trainer may pass `None`.
+            progress bar (see `wants_batch_logs`); when True they get a plain dict.
     """
 
     def __init__(self, callbacks=None, add_history: bool = False, add_progbar: bool = False,
@@ -121,37 +121,53 @@ class CallbackList(Callback):
     def _needs_batch_logs(self) -> bool:
         return self.needs_batch_logs
 
-    # Batch hooks: hot path; only callbacks with batch hooks are called, and logs are
-    # passed through as they are.
+    # Batch hooks: hot path; only callbacks with batch hooks are called. Begin hooks get an
+    # empty dict; end hooks get the trainer's logs, made a dict of 0-d tensors only when a
+    # callback other than the progress bar reads them (the bar reads them lazily).
+    def _end_logs(self, logs):
+        if type(logs) is dict:
+            return logs
+        if logs is None:
+            return {}
+        return dict(logs) if self.needs_batch_logs else logs
+
     def on_batch_begin(self, batch, logs=None):
         for callback in self._train_batch:
-            callback.on_batch_begin(batch, logs=logs)
+            callback.on_batch_begin(batch, logs={} if logs is None else logs)
 
     def on_batch_end(self, batch, logs=None):
+        if self._train_batch:
+            logs = self._end_logs(logs)
         for callback in self._train_batch:
             callback.on_batch_end(batch, logs=logs)
 
     def on_train_batch_begin(self, batch, logs=None):
         for callback in self._train_batch:
-            callback.on_train_batch_begin(batch, logs=logs)
+            callback.on_train_batch_begin(batch, logs={} if logs is None else logs)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._train_batch:
+            logs = self._end_logs(logs)
         for callback in self._train_batch:
             callback.on_train_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
         for callback in self._test_batch:
-            callback.on_test_batch_begin(batch, logs=logs)
+            callback.on_test_batch_begin(batch, logs={} if logs is None else logs)
 
     def on_test_batch_end(self, batch, logs=None):
+        if self._test_batch:
+            logs = self._end_logs(logs)
         for callback in self._test_batch:
             callback.on_test_batch_end(batch, logs=logs)
 
     def on_predict_batch_begin(self, batch, logs=None):
         for callback in self._predict_batch:
-            callback.on_predict_batch_begin(batch, logs=logs)
+            callback.on_predict_batch_begin(batch, logs={} if logs is None else logs)
 
     def on_predict_batch_end(self, batch, logs=None):
+        if self._predict_batch:
+            logs = self._end_logs(logs)
         for callback in self._predict_batch:
             callback.on_predict_batch_end(batch, logs=logs)
 

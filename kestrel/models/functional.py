@@ -57,6 +57,7 @@ class Functional(Model):
         def slot(t: KerasTensor) -> int:
             return slots.setdefault(id(t), len(slots))
         self._input_slots = [slot(t) for t in self.inputs]
+        self._input_ranks = [len(t.shape) for t in self.inputs]
         plan = []
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):
@@ -92,7 +93,11 @@ class Functional(Model):
 
     def call(self, inputs, training=None, mask=None):
         values: list = [None] * self._n_slots
-        for index, tensor in zip(self._input_slots, self._flatten_inputs(inputs)):
+        flat = self._flatten_inputs(inputs)
+        for position, (index, tensor, rank) in enumerate(
+                zip(self._input_slots, flat, self._input_ranks)):
+            if tensor is not None and tensor.dim() != rank:
+                tensor = self._adjust_rank(position, tensor)
             values[index] = tensor
         for layer, simple, arg_spec, out_slots in self._plan:
             if simple is _ONE:
@@ -111,6 +116,25 @@ class Functional(Model):
                     values[index] = value
         results = iter([values[i] for i in self._output_slots])
         return map_structure(lambda _: next(results), self._outputs_struct)
+
+    def _adjust_rank(self, position: int, x):
+        """`x` with a trailing size-1 axis added or removed to match its `Input`'s rank (as
+        Keras 3 does: `(N, 28, 28)` data feeds an `Input(shape=(28, 28, 1))`)."""
+        spec = self.inputs[position]
+        rank = len(spec.shape)
+        if x.dim() == rank - 1 and spec.shape[-1] == 1:
+            adjusted = x.unsqueeze(-1)
+        elif x.dim() == rank + 1 and x.shape[-1] == 1:
+            adjusted = x.squeeze(-1)
+        else:
+            raise ValueError(
+                f"Model '{self.name}': invalid input shape for input '{self.input_names[position]}'"
+                f". Expected shape {spec.shape}, but the input has incompatible shape "
+                f"{tuple(x.shape)}")
+        mask = getattr(x, "_keras_mask", None)
+        if mask is not None:
+            adjusted._keras_mask = mask
+        return adjusted
 
     def _flatten_inputs(self, inputs) -> list:
         """Accept a tensor, a list in input order, or a dict keyed by input name."""
@@ -151,7 +175,7 @@ class Functional(Model):
         return functional_from_config(cls, config, custom_objects)
 
 
-_ONE, _LIST, _GENERAL = "one tensor", "list of tensors", "general"  # how a node is called
+_ONE, _LIST, _GENERAL = 0, 1, 2  # how a node is called (small ints: `is` holds after pickling)
 
 
 class _Slot:

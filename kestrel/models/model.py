@@ -37,6 +37,8 @@ class Model(Trainer, Layer):
             from kestrel.models.functional import Functional
 
             return Functional.__new__(Functional)
+        if cls is not Model and _functional_arguments(args, kwargs):
+            _make_functional(cls)  # a subclass built from inputs and outputs
         instance = super().__new__(cls)
         instance.__dict__["_init_args"] = (args, kwargs)
         return instance
@@ -187,6 +189,38 @@ class Model(Trainer, Layer):
         from kestrel.saving.api import load_weights
 
         load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+
+def _functional_arguments(args, kwargs) -> bool:
+    """Whether a Model subclass is called as Keras' functional constructor, with symbolic
+    `inputs` and `outputs` (positional or keyword)."""
+    if len(args) == 2:
+        inputs, outputs = args
+    elif len(args) == 1 and "outputs" in kwargs:
+        inputs, outputs = args[0], kwargs["outputs"]
+    elif not args and "inputs" in kwargs and "outputs" in kwargs:
+        inputs, outputs = kwargs["inputs"], kwargs["outputs"]
+    else:
+        return False
+    from kestrel.layers.node import flatten
+
+    leaves = flatten(inputs) + flatten(outputs)
+    return bool(leaves) and all(isinstance(t, KerasTensor) for t in leaves)
+
+
+def _make_functional(cls) -> None:
+    """Put `Functional` in place of `Model` among the bases of `cls` and its ancestors (as
+    Keras does), so that `MyModel(inputs, outputs)` is a graph model that keeps the subclass's
+    methods (e.g. its `train_step`) and stays an instance of `MyModel` (pickling works)."""
+    from kestrel.models.functional import Functional
+
+    if issubclass(cls, Functional):
+        return
+    for base in cls.__bases__:
+        if base is not Model and issubclass(base, Model):
+            _make_functional(base)
+    if Model in cls.__bases__:
+        cls.__bases__ = tuple(Functional if base is Model else base for base in cls.__bases__)
 
 
 def _symbolic(shape):

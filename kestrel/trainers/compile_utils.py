@@ -138,6 +138,25 @@ class CompileMetrics:
     def metrics(self) -> list:
         return [metric for _, metric, _ in self.entries]
 
+    # The Metric API, as Keras' "compile_metrics" container: a custom train_step that loops
+    # over `model.metrics` updates every compiled metric at once (building them first).
+    name = "compile_metrics"
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        """Update every compiled metric with a batch of targets and predictions."""
+        names = self.output_names
+        y_pred = output_list(y_pred, names, "y_pred") if self.multi else [y_pred]
+        with torch.no_grad():
+            self.update(output_list(y_true, names, "y"), y_pred,
+                        output_list(sample_weight, names, "sample_weight"))
+
+    def result(self) -> dict:
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def reset_state(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
 
 def output_list(values, output_names: list[str], what: str) -> list:
     """Targets / sample weights as a list aligned with the outputs."""

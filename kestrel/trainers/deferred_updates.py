@@ -28,7 +28,7 @@ def can_defer(model, callbacks) -> bool:
     from kestrel.trainers.trainer import Trainer
 
     if type(model).compute_loss is not Trainer.compute_loss or \
-            type(model)._update_metrics is not Trainer._update_metrics:
+            type(model)._update_metrics is not Trainer._update_metrics or model._steps.custom_test:
         return False
     if model._steps.jit:  # a compiled test step fuses the loss and metric ops already
         return False
@@ -86,7 +86,7 @@ class DeferredUpdates:
             outputs = [y_pred] if type(y_pred) is torch.Tensor else flatten(y_pred)
             if any(getattr(t, "_keras_mask", None) is not None for t in outputs):
                 self.flush()  # masked outputs are updated batch by batch
-                self._steps.loss_and_metrics(x, y, y_pred, sample_weight)
+                self._steps.loss_and_metrics(x, y, y_pred, sample_weight, training=False)
                 return
             penalty = model._penalty()
         leaves = outputs + [t for t in flatten((y, sample_weight)) if t is not None]

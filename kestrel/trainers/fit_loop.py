@@ -103,6 +103,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         initial_epoch = model._initial_epoch
     steps = model._steps
     epoch_logs = {}
+    step_logs = None
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
@@ -114,8 +115,10 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
             if class_weight is not None:
                 bx, by, bsw = batch
                 batch = (bx, by, class_weights_to_sample_weights(class_weight, by, bsw))
-            steps.train(batch)
-            if step == 0:
+            step_logs = steps.train(batch)
+            if step_logs is not None:  # what a user's train_step returned
+                logs = step_logs
+            elif step == 0:
                 logs = LazyLogs(model.metrics)  # metrics are created on the first batch
             callbacks.on_train_batch_end(step, logs)
             if model.stop_training:
@@ -123,7 +126,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         model.eval()
         if session is not None:
             session.reduce_metrics(model.metrics)
-        epoch_logs = model._results()
+        epoch_logs = model._results(step_logs)
         if val_data is not None and _should_validate(epoch, validation_freq):
             val_logs = run_evaluate(model, val_data, None, None, 0, None, None, callbacks,
                                     session)
@@ -164,18 +167,21 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     flush = None if deferred is None else deferred.flush
     logs = LazyLogs(model.metrics)
     batches = session.shard(data, False) if session is not None else data
+    step_logs = None
     for step, batch in enumerate(batches):
         callbacks.on_test_batch_begin(step)
         if flatten(batch[0])[0].shape[0]:
-            test(batch)
-        if step == 0:
+            step_logs = test(batch)
+        if step_logs is not None:  # what a user's test_step returned
+            logs = step_logs
+        elif step == 0:
             logs = LazyLogs(model.metrics, flush)
         callbacks.on_test_batch_end(step, logs)
     if deferred is not None:
         deferred.flush()
     if session is not None:
         session.reduce_metrics(model.metrics)
-    results = model._results()
+    results = model._results(step_logs)
     callbacks.on_test_end(results)
     if was_training:  # eval() above already left every layer in inference mode
         model.train()
@@ -192,14 +198,14 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     callbacks.on_predict_begin()
     outputs = []
     batches = session.shard(data, False) if session is not None else data
-    with torch.no_grad():
+    with torch.no_grad():  # a user's predict_step runs without gradients too
         for step, batch in enumerate(batches):
             callbacks.on_predict_batch_begin(step)
             bx = batch[0]
             if session is not None and flatten(bx)[0].shape[0] == 0:
                 outputs.append(None)  # keeps this rank's batches aligned for the gather
                 continue
-            out = model(bx) if model._steps is None else model._steps.predict(bx)
+            out = model._predict_batch(batch)
             outputs.append(out)
             callbacks.on_predict_batch_end(step, {"outputs": out})
     callbacks.on_predict_end()

@@ -21,6 +21,7 @@ Compilation rules, per mode:
 """
 from __future__ import annotations
 
+import inspect
 import types
 import warnings
 
@@ -28,6 +29,7 @@ import torch
 
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import flatten
+from kestrel.utils.data_utils import pack_x_y_sample_weight
 
 
 class StepFunctions:
@@ -43,7 +45,12 @@ class StepFunctions:
 
         self.model = model
         self.jit = jit
-        self._custom_train_step = type(model).train_step is not Trainer.train_step
+        cls = type(model)
+        # a user's train_step / test_step replaces the built-in step (which stays fast)
+        self.custom_train = cls.train_step is not Trainer.train_step
+        self.custom_test = cls.test_step is not Trainer.test_step
+        self._test_loss_kwargs = {"training": False} if \
+            "training" in inspect.signature(cls.compute_loss).parameters else {}
         self._compiled: dict = {}
         self._checked_device = False
         self._whole = None  # whether the whole train step may be compiled (known once built)
@@ -52,17 +59,18 @@ class StepFunctions:
         self._scaler = None  # a LossScaler when some layer computes in mixed_float16
 
     # ------------------------------------------------------------------ the steps
-    def train(self, batch) -> None:
-        """One optimization step on `(x, y, sample_weight)`, then the metric updates."""
-        model = self.model
+    def train(self, batch):
+        """One optimization step on `(x, y, sample_weight)`, with the metric updates; returns
+        what a user's `train_step` returned (it gets the batch packed as Keras packs it), or
+        None after the built-in step."""
         x, y, sample_weight = batch
-        if self._custom_train_step:
-            loss, y_pred = model.train_step(batch)
-            with torch.no_grad():
-                model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
+        logs = None
+        if self.custom_train:
+            logs = self.model.train_step(pack_x_y_sample_weight(x, y, sample_weight))
         elif not self._train_whole(x, y, sample_weight):
             self._train_in_parts(x, y, sample_weight)
         self._apply_constraints()
+        return logs
 
     def _train_in_parts(self, x, y, sample_weight, compile_forward: bool = True) -> None:
         """Forward, loss and metrics (compiled with jit), then an eager backward and update."""
@@ -143,11 +151,20 @@ class StepFunctions:
             self._scaler = LossScaler() if float16 else False
         return self._scaler or None
 
-    def test(self, batch) -> None:
-        """Loss and metric updates on `(x, y, sample_weight)`, without gradients."""
+    def test(self, batch):
+        """Loss and metric updates on `(x, y, sample_weight)`, without gradients; returns what
+        a user's `test_step` returned, or None after the built-in step."""
+        if self.custom_test:
+            with torch.no_grad():
+                return self.model.test_step(pack_x_y_sample_weight(*batch))
+        self.builtin_test(batch)
+        return None
+
+    def builtin_test(self, batch) -> None:
+        """The built-in test step: loss and metric updates, without gradients."""
         x, y, sample_weight = batch
         with torch.no_grad():
-            self._run("test", self._forward_metrics, x, y, sample_weight)
+            self._run("test", self._test_forward_metrics, x, y, sample_weight)
 
     def predict(self, x):
         """The model's outputs for the batch `x`, without gradients."""
@@ -158,10 +175,14 @@ class StepFunctions:
     def _forward_metrics(self, x, y, sample_weight):
         return self.loss_and_metrics(x, y, self.model(x), sample_weight)
 
-    def loss_and_metrics(self, x, y, y_pred, sample_weight):
+    def _test_forward_metrics(self, x, y, sample_weight):
+        return self.loss_and_metrics(x, y, self.model(x), sample_weight, training=False)
+
+    def loss_and_metrics(self, x, y, y_pred, sample_weight, training: bool = True):
         """The loss of predictions `y_pred` for the batch `x`, after updating the metrics."""
         model = self.model
-        loss = model.compute_loss(x, y, y_pred, sample_weight)
+        kwargs = {} if training else self._test_loss_kwargs
+        loss = model.compute_loss(x, y, y_pred, sample_weight, **kwargs)
         with torch.no_grad():
             model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
         return loss

@@ -5,6 +5,9 @@ nothing reads a value back to the host unless a callback or the progress bar ask
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
 import torch
 
 from kestrel.layers.layer import Layer, collect_losses
@@ -14,6 +17,7 @@ from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_l
 from kestrel.trainers.fit_loop import (class_weights_to_sample_weights, run_evaluate, run_fit,
                                        run_predict)
 from kestrel.trainers.step_functions import StepFunctions
+from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
 class Trainer:
@@ -75,10 +79,20 @@ class Trainer:
     # ------------------------------------------------------------------ metrics
     @property
     def metrics(self) -> list:
-        """The loss tracker and every compiled metric (after the first batch)."""
+        """The loss tracker(s), the compiled metrics and metrics assigned as attributes.
+
+        Before the first batch builds them, the compiled metrics are listed as one container
+        named "compile_metrics" (as in Keras), whose `update_state(y, y_pred)` builds them.
+        """
+        from kestrel.metrics import Metric
+
+        tracked = [value for key, value in vars(self).items()
+                   if isinstance(value, Metric) and not key.startswith("_")]
         if not self.compiled:
-            return []
-        return [self._loss_tracker, *self.compiled_loss.trackers, *self.compiled_metrics.metrics]
+            return tracked
+        compiled = self.compiled_metrics
+        listed = compiled.metrics if compiled.built or not compiled._specs else [compiled]
+        return [self._loss_tracker, *self.compiled_loss.trackers, *listed, *tracked]
 
     @property
     def metrics_names(self) -> list[str]:
@@ -88,12 +102,40 @@ class Trainer:
         for metric in self.metrics:
             metric.reset_state()
 
-    def _results(self) -> dict:
-        return {m.name: float(m.result()) for m in self.metrics}
+    def get_metrics_result(self) -> dict:
+        """`{name: result}` for every metric in `metrics`; dict results are merged in."""
+        logs = {}
+        for metric in self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                logs.update(result)
+            else:
+                logs[metric.name] = result
+        return logs
+
+    def _results(self, step_logs=None) -> dict:
+        """The metric results as Python floats, or what a custom step returned last
+        (`step_logs`) when its keys differ from the metrics' (as Keras does)."""
+        logs = self.get_metrics_result()
+        if step_logs is not None and (not isinstance(step_logs, Mapping)
+                                      or set(step_logs) != set(logs)):
+            logs = step_logs if isinstance(step_logs, Mapping) else {"output": step_logs}
+        return {key: _python(value) for key, value in logs.items()}
+
+    def _flatten_results(self, logs: dict):
+        """`evaluate`'s list: the metrics' values in `metrics` order, then other keys sorted;
+        a single value alone."""
+        names = [m.name for m in self.metrics]
+        values = [logs[name] for name in names if name in logs]
+        values += [logs[key] for key in sorted(logs) if key not in names]
+        return values[0] if len(values) == 1 else values
 
     # ------------------------------------------------------------------ steps
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
-        """Total loss: compiled output losses (weighted) + regularization + `add_loss` terms."""
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Total loss: compiled output losses (weighted) + regularization + `add_loss` terms.
+
+        `training` tells an override whether it is called by a train or a test step.
+        """
         return self._total_loss(self._compiled_loss(y, y_pred, sample_weight), self._penalty())
 
     def _total_loss(self, compiled, penalty):
@@ -124,16 +166,37 @@ class Trainer:
         return torch.stack([e.reshape(()).to(torch.float32) for e in extra]).sum()
 
     def train_step(self, data):
-        """One optimization step on a batch `(x, y, sample_weight)`; returns the loss tensor."""
-        x, y, sample_weight = data
-        y_pred = self(x)
-        loss = self.compute_loss(x, y, y_pred, sample_weight)
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_weights)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss, y_pred
+        """One optimization step on a batch (`x`, `(x, y)` or `(x, y, sample_weight)`):
+        forward, loss, backward, optimizer update and metric updates; returns the results.
+
+        `fit` calls it only when a subclass overrides it (it may call this one through
+        `super()`); otherwise `fit` runs the same step on its fast paths.
+        """
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        self._steps._train_in_parts(x, y, sample_weight, compile_forward=False)
+        return self.get_metrics_result()
+
+    def test_step(self, data):
+        """Loss and metric updates on a batch, in inference mode; returns the results."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        self._steps.builtin_test((x, y, sample_weight))
+        return self.get_metrics_result()
+
+    def predict_step(self, data):
+        """The model's outputs for a batch (`x`, or a tuple whose first item is `x`)."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x) if self._steps is None else self._steps.predict(x)
+
+    def _predict_batch(self, batch):
+        """`predict_step` on a batch `(x, y, sample_weight)`, without gradients."""
+        if type(self).predict_step is not Trainer.predict_step:
+            with torch.no_grad():
+                return self.predict_step(pack_x_y_sample_weight(*batch))
+        x = batch[0]
+        if self._steps is not None:
+            return self._steps.predict(x)
+        with torch.no_grad():
+            return self(x)
 
     def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size):
         self._loss_tracker.update_state(loss, sample_weight=batch_size)  # runs without grad
@@ -157,10 +220,7 @@ class Trainer:
         """Loss and metrics on the given data, in inference mode."""
         self._assert_compiled("evaluation")
         logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
-        if return_dict:
-            return logs
-        values = [logs[name] for name in self.metrics_names]
-        return values[0] if len(values) == 1 else values
+        return logs if return_dict else self._flatten_results(logs)
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode."""
@@ -180,10 +240,10 @@ class Trainer:
         was_training = self.training
         self.train()
         try:
-            self._steps.train((x, y, sw))
+            step_logs = self._steps.train((x, y, sw))
         finally:
             self.train(was_training)
-        return self._on_batch_result(return_dict)
+        return self._on_batch_result(return_dict, step_logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
         """Loss and metrics on exactly this batch, without updating weights."""
@@ -193,25 +253,28 @@ class Trainer:
         device = self._device()
         x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
         self.eval()
-        self._steps.test((x, y, sw))
-        return self._on_batch_result(return_dict)
+        step_logs = self._steps.test((x, y, sw))
+        return self._on_batch_result(return_dict, step_logs)
 
     def predict_on_batch(self, x):
         """Outputs for exactly this batch, as NumPy arrays."""
         self.eval()
         x = data_adapter.structure_to_tensors(x, self._device())
-        with torch.no_grad():
-            out = self(x) if self._steps is None else self._steps.predict(x)
+        out = self._predict_batch((x, None, None))
         return map_structure(lambda t: t.detach().cpu().numpy(), out)
 
-    def _on_batch_result(self, return_dict):
-        logs = self._results()
-        if return_dict:
-            return logs
-        values = [logs[name] for name in self.metrics_names]
-        return values[0] if len(values) == 1 else values
+    def _on_batch_result(self, return_dict, step_logs):
+        logs = self._results(step_logs)
+        return logs if return_dict else self._flatten_results(logs)
 
     def get_compile_config(self) -> dict | None:
         from kestrel.saving.training_config import compile_config
 
         return compile_config(self) if self.compiled else None
+
+
+def _python(value):
+    """A 0-d tensor or NumPy scalar as a Python float; other values as they are."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 or isinstance(value, np.generic):
+        return float(value)
+    return value
