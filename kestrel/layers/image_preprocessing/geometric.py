@@ -89,8 +89,9 @@ class RandomShear(_AffineLayer):
     def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect",
                  fill_value=0.0, data_format=None, seed=None, **kwargs):
         super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
-        self.x_factor = self._shear_range(x_factor, "x_factor")
-        self.y_factor = self._shear_range(y_factor, "y_factor")
+        self.x_factor, self.y_factor = x_factor, y_factor
+        self._x_range = self._shear_range(x_factor, "x_factor")
+        self._y_range = self._shear_range(y_factor, "y_factor")
 
     def _shear_range(self, factor, arg):
         lower, upper = parse_factor(self, factor, arg, bounds=(0.0, 1.0))
@@ -98,14 +99,13 @@ class RandomShear(_AffineLayer):
 
     def transforms(self, images, batch, height, width):
         sign = torch.where(self.uniform((batch,), 0.0, 1.0, images) > 0.5, -1.0, 1.0)
-        shear_y = self.uniform((batch,), *self.y_factor, images) * sign
-        shear_x = self.uniform((batch,), *self.x_factor, images) * sign
+        shear_y = self.uniform((batch,), *self._y_range, images) * sign
+        shear_x = self.uniform((batch,), *self._x_range, images) * sign
         ones, zeros = torch.ones_like(sign), torch.zeros_like(sign)
         return torch.stack([ones, shear_x, zeros, shear_y, ones, zeros, zeros, zeros], dim=-1)
 
     def get_config(self):
-        return {**super().get_config(), "x_factor": list(self.x_factor),
-                "y_factor": list(self.y_factor)}
+        return {**super().get_config(), "x_factor": self.x_factor, "y_factor": self.y_factor}
 
 
 @register_layer()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import config
+from kestrel.layers import shape_inference
 from kestrel.layers.layer import Layer, register_layer
 
 
@@ -55,6 +56,10 @@ class Rescaling(Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def compute_output_spec(self, inputs):
+        dtype = config.dtype_name(self._autocast_dtype or self._variable_dtype)
+        return shape_inference.shapes_to_keras_tensors(tuple(inputs.shape), dtype)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
