@@ -35,7 +35,6 @@ _LAZY_NAMES = {
     "Function": "kestrel.ops.function:Function",
     "name_scope": "kestrel.backend.scopes:name_scope",
     "device": "kestrel.backend.scopes:device",
-    "StatelessScope": "kestrel.backend.scopes:StatelessScope",
 }
 
 

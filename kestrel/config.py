@@ -103,3 +103,98 @@ def enable_unsafe_deserialization() -> None:
     from kestrel.saving import safe_mode
 
     safe_mode.enable_unsafe_deserialization()
+
+
+def backend() -> str:
+    """The tensor library underneath Kestrel: always `"torch"`."""
+    return "torch"
+
+
+def set_backend(name: str) -> None:
+    """Kestrel runs on torch only; any other backend is a clear error."""
+    if name != "torch":
+        raise ValueError(f"Kestrel runs on PyTorch only; it cannot switch to another backend. "
+                         f"Received: backend={name!r}")
+
+
+def dtype_policy():
+    """The global dtype policy (`kestrel.mixed_precision.global_policy()`)."""
+    from kestrel import mixed_precision
+
+    return mixed_precision.global_policy()
+
+
+def set_dtype_policy(policy) -> None:
+    """Set the global dtype policy, e.g. `"mixed_float16"`."""
+    from kestrel import mixed_precision
+
+    mixed_precision.set_global_policy(policy)
+
+
+# Switches Keras exposes in `keras.config`, read where they apply.
+_FLAGS = {"flash_attention": None, "interactive_logging": True, "traceback_filtering": True}
+_LIMITS = {"max_epochs": None, "max_steps_per_epoch": None}
+
+
+def enable_flash_attention() -> None:
+    """Let attention use torch's flash kernel where the inputs allow it (torch decides)."""
+    _FLAGS["flash_attention"] = True
+
+
+def disable_flash_attention() -> None:
+    _FLAGS["flash_attention"] = False
+
+
+def is_flash_attention_enabled():
+    """True/False once set; None (the default) lets torch choose its attention kernel."""
+    return _FLAGS["flash_attention"]
+
+
+def enable_interactive_logging() -> None:
+    """Progress bars and `summary()` print to stdout (the default)."""
+    _FLAGS["interactive_logging"] = True
+
+
+def disable_interactive_logging() -> None:
+    """Send progress output through Python's `logging` instead of stdout."""
+    _FLAGS["interactive_logging"] = False
+
+
+def is_interactive_logging_enabled() -> bool:
+    return _FLAGS["interactive_logging"]
+
+
+def enable_traceback_filtering() -> None:
+    """Kept for Keras scripts: Kestrel never rewrites tracebacks, so this changes nothing."""
+    _FLAGS["traceback_filtering"] = True
+
+
+def disable_traceback_filtering() -> None:
+    _FLAGS["traceback_filtering"] = False
+
+
+def is_traceback_filtering_enabled() -> bool:
+    return _FLAGS["traceback_filtering"]
+
+
+def is_nnx_enabled() -> bool:
+    """Flax NNX is a JAX feature; never enabled on torch."""
+    return False
+
+
+def max_epochs():
+    """A cap on `fit(epochs=...)` for quick runs of real scripts (None: no cap)."""
+    return _LIMITS["max_epochs"]
+
+
+def set_max_epochs(max_epochs) -> None:
+    _LIMITS["max_epochs"] = max_epochs
+
+
+def max_steps_per_epoch():
+    """A cap on the batches per epoch of `fit`/`evaluate` (None: no cap)."""
+    return _LIMITS["max_steps_per_epoch"]
+
+
+def set_max_steps_per_epoch(max_steps_per_epoch) -> None:
+    _LIMITS["max_steps_per_epoch"] = max_steps_per_epoch

@@ -1,0 +1,371 @@
+"""Keras 2's `keras.backend` tensor and variable functions, on `kestrel.ops`.
+
+Functions whose Keras 2 signature equals a Keras 3 op are that op (table `_SAME_AS_OPS`). The
+others differ in arguments or defaults (`concatenate` joins on the last axis, `sqrt` clips at 0,
+`hard_sigmoid` is `0.2 x + 0.5`) and are written here once, on top of the ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kestrel import config
+from kestrel import ops
+from kestrel import random as krandom
+from kestrel.backend.dtypes import standardize_dtype
+from kestrel.layers.node import KerasTensor
+from kestrel.ops.dispatch import keras_op
+
+# K name -> kestrel.ops name, for functions with the same arguments and meaning.
+_SAME_AS_OPS = {
+    "abs": "absolute", "all": "all", "any": "any", "argmax": "argmax", "argmin": "argmin",
+    "cast": "cast", "cos": "cos", "cumprod": "cumprod", "cumsum": "cumsum", "equal": "equal",
+    "exp": "exp", "expand_dims": "expand_dims", "greater": "greater",
+    "greater_equal": "greater_equal", "less": "less", "less_equal": "less_equal",
+    "log": "log", "max": "max", "maximum": "maximum", "mean": "mean", "min": "min",
+    "minimum": "minimum", "not_equal": "not_equal", "prod": "prod", "reshape": "reshape",
+    "round": "round", "sigmoid": "sigmoid", "sign": "sign", "sin": "sin", "softplus": "softplus",
+    "softsign": "softsign", "square": "square", "squeeze": "squeeze", "stack": "stack",
+    "std": "std", "stop_gradient": "stop_gradient", "sum": "sum", "tanh": "tanh", "var": "var",
+    "zeros_like": "zeros_like", "ones_like": "ones_like", "transpose": "transpose",
+    "tile": "tile", "one_hot": "one_hot", "is_tensor": "is_tensor", "relu6": "relu6",
+}
+_LOCAL = []
+
+
+def _k(fn):
+    """Register a Keras 2 function that is written here (one symbolic node per call)."""
+    _LOCAL.append(fn.__name__)
+    return keras_op(fn, prefix="backend.")
+
+
+def _plain(fn):
+    """Register a Keras 2 function that inspects rather than computes (no graph node)."""
+    _LOCAL.append(fn.__name__)
+    return fn
+
+
+# ------------------------------------------------------------------ tensor functions
+@_k
+def sqrt(x):
+    return ops.sqrt(ops.clip(x, 0.0, None))
+
+
+@_k
+def pow(x, a):  # noqa: A001 - Keras 2's name
+    return ops.power(x, a)
+
+
+@_k
+def clip(x, min_value, max_value):
+    if max_value is not None and min_value is not None and max_value < min_value:
+        max_value = min_value
+    return ops.clip(x, min_value, max_value)
+
+
+@_k
+def concatenate(tensors, axis=-1):
+    return ops.concatenate(tensors, axis=axis)
+
+
+@_k
+def flatten(x):
+    return ops.reshape(x, (-1,))
+
+
+@_k
+def batch_flatten(x):
+    return ops.reshape(x, (ops.shape(x)[0], -1))
+
+
+@_k
+def permute_dimensions(x, pattern):
+    return ops.transpose(x, tuple(pattern))
+
+
+@_k
+def repeat_elements(x, rep, axis):
+    return ops.repeat(x, rep, axis=axis)
+
+
+@_k
+def repeat(x, n):
+    """(batch, dim) -> (batch, n, dim)."""
+    return ops.tile(ops.expand_dims(x, 1), (1, n, 1))
+
+
+@_k
+def switch(condition, then_expression, else_expression):
+    then_value = then_expression() if callable(then_expression) else then_expression
+    else_value = else_expression() if callable(else_expression) else else_expression
+    return ops.where(condition, then_value, else_value)
+
+
+@_k
+def gather(reference, indices):
+    return ops.take(reference, ops.cast(indices, "int64"), axis=0)
+
+
+@_k
+def dot(x, y):
+    """Keras 2's dot: for n-D inputs, contracts x's last axis with y's second-to-last."""
+    x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+    if x.ndim <= 2 and y.ndim <= 2:
+        return ops.matmul(x, y)
+    return ops.tensordot(x, y, axes=[[x.ndim - 1], [y.ndim - 2]])
+
+
+@_k
+def batch_dot(x, y, axes=None):
+    """Per-sample dot product over `axes` (default: x's last, y's second-to-last or last)."""
+    x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+    if axes is None:
+        axes = [x.ndim - 1, y.ndim - 2 if y.ndim > 2 else y.ndim - 1]
+    if isinstance(axes, int):
+        axes = [axes, axes]
+    ax, ay = [a % t.ndim for a, t in zip(axes, (x, y))]
+    xm = torch.movedim(x, ax, -1)
+    ym = torch.movedim(y, ay, 1)
+    rest_x, rest_y = xm.shape[1:-1], ym.shape[2:]
+    out = torch.bmm(xm.reshape(x.shape[0], -1, xm.shape[-1]),
+                    ym.reshape(y.shape[0], ym.shape[1], -1))
+    out = out.reshape(x.shape[0], *rest_x, *rest_y)
+    return out.unsqueeze(1) if out.ndim == 1 else out
+
+
+@_k
+def l2_normalize(x, axis=None):
+    squares = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    return ops.multiply(x, ops.rsqrt(ops.maximum(squares, 1e-12)))
+
+
+@_k
+def relu(x, alpha=0.0, max_value=None, threshold=0.0):
+    x = ops.convert_to_tensor(x)
+    out = torch.where(x > threshold, x, alpha * (x - threshold) if alpha else torch.zeros_like(x))
+    return out if max_value is None else torch.clamp(out, max=max_value)
+
+
+@_k
+def elu(x, alpha=1.0):
+    return ops.elu(x, alpha=alpha)
+
+
+@_k
+def hard_sigmoid(x):
+    return ops.clip(ops.add(ops.multiply(x, 0.2), 0.5), 0.0, 1.0)
+
+
+@_k
+def softmax(x, axis=-1):
+    return ops.softmax(x, axis=axis)
+
+
+@_k
+def binary_crossentropy(target, output, from_logits=False):
+    return ops.binary_crossentropy(target, output, from_logits=from_logits)
+
+
+@_k
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    return ops.categorical_crossentropy(target, output, from_logits=from_logits, axis=axis)
+
+
+@_k
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    return ops.sparse_categorical_crossentropy(target, output, from_logits=from_logits,
+                                               axis=axis)
+
+
+@_k
+def dropout(x, level, noise_shape=None, seed=None):
+    return krandom.dropout(x, level, noise_shape=noise_shape, seed=seed)
+
+
+# ------------------------------------------------------------------ random tensors
+@_plain
+def random_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    return krandom.normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed)
+
+
+@_plain
+def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    return krandom.uniform(shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed)
+
+
+@_plain
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    return krandom.truncated_normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed)
+
+
+@_plain
+def random_binomial(shape, p=0.0, dtype=None, seed=None):
+    draws = krandom.uniform(shape, dtype=dtype, seed=seed)
+    return ops.cast(ops.less(draws, p), dtype or config.floatx())
+
+
+
+# ------------------------------------------------------------------ shapes and dtypes
+@_plain
+def int_shape(x):
+    """The static shape as a tuple (None for unknown sizes)."""
+    return tuple(x.shape) if isinstance(x, (KerasTensor, torch.Tensor)) else np.shape(x)
+
+
+@_plain
+def shape(x):
+    return ops.shape(x)
+
+
+@_plain
+def ndim(x):
+    return len(int_shape(x))
+
+
+@_plain
+def dtype(x):
+    return standardize_dtype(x.dtype)
+
+
+@_plain
+def is_keras_tensor(x):
+    return isinstance(x, KerasTensor)
+
+
+@_plain
+def count_params(x):
+    return int(np.prod(int_shape(x)))
+
+
+# ------------------------------------------------------------------ variables
+@_plain
+def variable(value, dtype=None, name=None, constraint=None):
+    from kestrel.variables import Variable
+
+    return Variable(value, dtype=dtype, name=name or "variable")
+
+
+@_plain
+def constant(value, dtype=None, shape=None, name=None):
+    tensor = ops.convert_to_tensor(value, dtype=dtype or config.floatx())
+    return torch.broadcast_to(tensor, tuple(shape)).clone() if shape is not None else tensor
+
+
+@_plain
+def zeros(shape, dtype=None, name=None):
+    return variable(np.zeros(shape), dtype=dtype or config.floatx(), name=name)
+
+
+@_plain
+def ones(shape, dtype=None, name=None):
+    return variable(np.ones(shape), dtype=dtype or config.floatx(), name=name)
+
+
+@_plain
+def eye(size, dtype=None, name=None):
+    return variable(np.eye(size), dtype=dtype or config.floatx(), name=name)
+
+
+@_plain
+def get_value(x):
+    return ops.convert_to_numpy(x)
+
+
+@_plain
+def eval(x):  # noqa: A001 - Keras 2's name
+    return ops.convert_to_numpy(x)
+
+
+@_plain
+def batch_get_value(tensors):
+    return [get_value(t) for t in tensors]
+
+
+@_plain
+def set_value(x, value):
+    x.assign(np.asarray(value))
+
+
+@_plain
+def batch_set_value(tuples):
+    for x, value in tuples:
+        set_value(x, value)
+
+
+@_plain
+def update(x, new_x):
+    return x.assign(new_x)
+
+
+@_plain
+def update_add(x, increment):
+    return x.assign_add(increment)
+
+
+@_plain
+def update_sub(x, decrement):
+    return x.assign_sub(decrement)
+
+
+@_plain
+def placeholder(shape=None, ndim=None, dtype=None, sparse=False, name=None):
+    raise NotImplementedError(
+        "K.placeholder has no meaning on torch (there is no graph session). Use "
+        "`keras.Input(shape=...)` for a symbolic input, or pass real tensors.")
+
+
+@_plain
+def gradients(loss, variables):
+    """Gradients of a real (eager) scalar `loss` with respect to `variables`."""
+    if isinstance(loss, KerasTensor):
+        raise NotImplementedError(
+            "K.gradients needs an eager loss on torch. Compute the loss on real tensors, or "
+            "use `loss.backward()` / a custom `train_step`.")
+    grads = torch.autograd.grad(loss, list(variables), allow_unused=True, retain_graph=True)
+    return list(grads)
+
+
+# ------------------------------------------------------------------ learning phase
+_LEARNING_PHASE = {"value": 0}
+
+
+@_plain
+def learning_phase():
+    """0 (inference) unless `set_learning_phase(1)`: Keras layers read `training=` instead."""
+    return _LEARNING_PHASE["value"]
+
+
+@_plain
+def set_learning_phase(value):
+    if value not in (0, 1):
+        raise ValueError(f"Expected learning phase to be 0 or 1. Received: value={value!r}")
+    _LEARNING_PHASE["value"] = value
+
+
+@_plain
+def function(inputs, outputs, updates=None, name=None, **kwargs):
+    """A callable over values for symbolic `inputs`, returning the `outputs` as NumPy arrays."""
+    from kestrel.models.model import Model
+
+    if updates:
+        raise NotImplementedError("K.function(updates=...) has no meaning on torch; update "
+                                  "variables in a custom train_step instead.")
+    single = not isinstance(outputs, (list, tuple))
+    model = Model(inputs=inputs, outputs=outputs)
+
+    def run(values):
+        values = values[0] if isinstance(values, (list, tuple)) and len(values) == 1 else values
+        with torch.no_grad():
+            result = model(values)
+        result = [result] if single else list(result)
+        return [ops.convert_to_numpy(r) for r in result]
+
+    return run
+
+
+def _from_ops(name):
+    return getattr(ops, name)
+
+
+globals().update({k: _from_ops(v) for k, v in _SAME_AS_OPS.items()})
+__all__ = sorted({*_SAME_AS_OPS, *_LOCAL})
