@@ -8,6 +8,10 @@ Submodules that Keras scripts reach less often (`ops`, `random`, `tree`, `backen
 """
 import importlib
 
+from kestrel import _aliases
+
+_aliases.install()  # Keras 2 module paths (kestrel.layers.recurrent, ...), resolved lazily
+
 from kestrel import (activations, callbacks, config, constraints, datasets, distribution, export,
                      initializers, layers, losses, metrics, mixed_precision, models, optimizers,
                      regularizers, utils)
