@@ -17,6 +17,29 @@ from kestrel.optimizers import foreach
 from kestrel.optimizers.optimizer_state import OptimizerState
 from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
 
+def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
+    """Keras 2's `lr=` (renamed `learning_rate`) and `decay=` (time-based decay per step,
+    `lr / (1 + decay * iterations)`), accepted with a deprecation warning."""
+    if kwargs.get("lr") is not None:
+        warnings.warn(f"{owner}: `lr` is deprecated, use `learning_rate` instead.",
+                      DeprecationWarning, stacklevel=3)
+        learning_rate = kwargs.pop("lr")
+    kwargs.pop("lr", None)
+    decay = kwargs.pop("decay", None)
+    if decay:
+        warnings.warn(f"{owner}: `decay` is deprecated; it is applied as Keras 2 did, through "
+                      "an InverseTimeDecay(decay_steps=1) learning-rate schedule.",
+                      DeprecationWarning, stacklevel=3)
+        from kestrel.optimizers.schedules import InverseTimeDecay
+
+        if not isinstance(learning_rate, (int, float)):
+            raise ValueError(f"{owner}: `decay` needs a float learning rate. Received: "
+                             f"learning_rate={type(learning_rate).__name__}")
+        learning_rate = InverseTimeDecay(float(learning_rate), decay_steps=1,
+                                         decay_rate=float(decay))
+    return learning_rate
+
+
 class Optimizer(OptimizerState):
     """Base class of Kestrel optimizers (Keras 3 API).
 
@@ -46,8 +69,7 @@ class Optimizer(OptimizerState):
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name=None, **kwargs):
-        if kwargs.pop("decay", None) is not None:
-            warnings.warn("Argument `decay` is no longer supported and will be ignored.")
+        learning_rate = _keras2_learning_rate(type(self).__name__, learning_rate, kwargs)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
         if use_ema:
