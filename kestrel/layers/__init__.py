@@ -4,6 +4,7 @@ from kestrel.layers.convolutional import (
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
     Convolution3DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
     SeparableConvolution1D, SeparableConvolution2D)
+from kestrel.layers.activations import *  # noqa: F401,F403 - ReLU, LeakyReLU, PReLU, ELU, Softmax
 from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from kestrel.layers.core.activation import Activation, Identity, Lambda
 from kestrel.layers.core.dense import Dense
@@ -35,3 +36,4 @@ from kestrel.layers.regularization import (
 from kestrel.layers.rnn import (
     GRU, LSTM, RNN, Bidirectional, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell, GRUCell,
     LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed)
+from kestrel.layers.preprocessing import *  # noqa: F401,F403 - Normalization, StringLookup, ...

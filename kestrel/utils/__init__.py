@@ -7,3 +7,5 @@ from kestrel.utils.file_utils import get_file
 from kestrel.utils.plot_history import plot_history
 from kestrel.utils.plot_model import model_to_dot, plot_model
 from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
+from kestrel.utils.numerical_utils import normalize, to_categorical
+from kestrel.utils.sequence_utils import pad_sequences
