@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
+import tempfile
 import zipfile
 
 import h5py
@@ -18,6 +20,7 @@ from kestrel.saving.hdf5_legacy import KERAS_VERSION, json_default
 METADATA = "metadata.json"
 CONFIG = "config.json"
 WEIGHTS = "model.weights.h5"
+ASSETS = "assets"
 _MAX_EXPANSION = 1000  # deflate cannot exceed ~1032:1; a larger ratio means a zip bomb
 _BOMB_FLOOR = 1 << 28  # members under 256 MiB are never treated as bombs
 
@@ -39,6 +42,39 @@ def save_model(model, filepath, include_optimizer: bool = True) -> None:
         archive.writestr(METADATA, json.dumps(metadata))
         archive.writestr(CONFIG, json.dumps(config, default=json_default))
         archive.writestr(WEIGHTS, buffer.getvalue())
+        _write_assets(archive, model)
+
+
+def _asset_layers(model, method: str):
+    """(archive folder, layer) for every layer that keeps files beside its weights
+    (vocabularies), at the layer's `.weights.h5` path, as Keras lays out `assets/`."""
+    from kestrel.saving.weight_paths import keras3_groups
+
+    for path, layer in keras3_groups(model):
+        if callable(getattr(layer, method, None)):
+            yield f"{ASSETS}/{path}".rstrip("/"), layer
+
+
+def _write_assets(archive: zipfile.ZipFile, model) -> None:
+    for folder, layer in _asset_layers(model, "save_assets"):
+        with tempfile.TemporaryDirectory() as tmp:
+            layer.save_assets(tmp)
+            for name in sorted(os.listdir(tmp)):
+                archive.write(os.path.join(tmp, name), f"{folder}/{name}")
+
+
+def _read_assets(archive: zipfile.ZipFile, model, filepath) -> None:
+    names = archive.namelist()
+    for folder, layer in _asset_layers(model, "load_assets"):
+        members = [n for n in names if n.startswith(folder + "/") and not n.endswith("/")
+                   and "/" not in n[len(folder) + 1:]]
+        if not members:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            for member in members:
+                with open(os.path.join(tmp, member.rsplit("/", 1)[1]), "wb") as out:
+                    out.write(_read_member(archive, member, filepath))
+            layer.load_assets(tmp)
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, filepath) -> bytes:
@@ -93,4 +129,5 @@ def load_model(archive: zipfile.ZipFile, filepath, build, compile: bool, custom_
         restore_compile(model, compile_config, custom_objects)
     with open_weights(archive, filepath) as file:
         keras_weights.read_weights(file, model, load_optimizer=bool(compile and compile_config))
+    _read_assets(archive, model, filepath)
     return model
