@@ -91,7 +91,7 @@ class Trainer:
         if not self.compiled:
             return tracked
         compiled = self.compiled_metrics
-        listed = compiled.metrics if compiled.built or not compiled._specs else [compiled]
+        listed = compiled.metrics if compiled.built or not compiled.configured else [compiled]
         return [self._loss_tracker, *self.compiled_loss.trackers, *listed, *tracked]
 
     @property
