@@ -157,7 +157,10 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     dtype = _space_dtype(start, stop, dtype)
     out, step = _spaced(start, stop, num, endpoint, dtype, axis)
     out = torch.floor(out).to(dtype) if not dtype.is_floating_point else out.to(dtype)
-    return (out, step.to(dtype) if dtype.is_floating_point else step) if retstep else out
+    if not retstep:
+        return out
+    scalars = not any(isinstance(v, torch.Tensor) or hasattr(v, "__len__") for v in (start, stop))
+    return out, (step.item() if scalars and num > 1 else step)
 
 
 @keras_op
@@ -226,7 +229,8 @@ def ndim(x):
 
 @keras_op
 def size(x):
-    return torch.tensor(convert_to_tensor(x).numel(), dtype=torch.int32)
+    x = convert_to_tensor(x)
+    return torch.tensor(x.numel(), dtype=torch.int64, device=x.device)
 
 
 # ---------------------------------------------------------------- shapes
@@ -471,6 +475,46 @@ def get_item(x, key):
     return convert_to_tensor(x)[key]
 
 
+def _get_item_spec(x, key):
+    """The `KerasTensor` of `x[key]` from shapes alone (slices of unknown sizes stay None).
+
+    Returns None for keys that need data (tensors, lists, bools): those are inferred by
+    running `get_item` on placeholders.
+    """
+    from kestrel.layers.node import KerasTensor
+
+    if isinstance(key, list) and any(k is None or k is Ellipsis or isinstance(k, slice)
+                                     for k in key):
+        key = tuple(key)
+    key = key if isinstance(key, tuple) else (key,)
+    if not all(k is None or k is Ellipsis or isinstance(k, slice) or
+               (isinstance(k, int) and not isinstance(k, bool)) for k in key):
+        return None
+    consumed = builtins.sum(k is not None and k is not Ellipsis for k in key)
+    if consumed > len(x.shape) or builtins.sum(k is Ellipsis for k in key) > 1:
+        raise IndexError(f"get_item: too many indices for a rank-{len(x.shape)} tensor. "
+                         f"Received: key={key}"[:200])
+    dims, shape = list(x.shape), []
+    for k in key:
+        if k is None:
+            shape.append(1)
+        elif k is Ellipsis:
+            cover = len(dims) - consumed  # the axes no later index takes
+            shape, dims = shape + dims[:cover], dims[cover:]
+        else:
+            consumed -= 1
+            size = dims.pop(0)
+            if isinstance(k, slice):
+                shape.append(None if size is None else len(range(*k.indices(size))))
+            elif size is not None and not -size <= k < size:
+                raise IndexError(f"get_item: index {k} is out of bounds for an axis of size "
+                                 f"{size}.")
+    return KerasTensor(shape + dims, x.dtype)
+
+
+get_item.output_spec = _get_item_spec
+
+
 def _fill_negative(indices, size):
     return torch.where(indices < 0, indices + size, indices)
 
@@ -508,7 +552,7 @@ def where(condition, x1=None, x2=None):
         raise ValueError("ops.where: `x1` and `x2` must both be given or both be None.")
     if x1 is None:
         (condition,) = to_tensors(condition)
-        return _int32(torch.stack(torch.where(condition.bool()), dim=0))
+        return torch.stack(torch.where(condition.bool()), dim=0)
     condition, x1, x2 = (convert_to_tensor(condition, device=common_device(condition, x1, x2)),
                          *promote(x1, x2))
     return torch.where(condition.to(x1.device).bool(), x1, x2)
