@@ -9,6 +9,7 @@ implementation per op); they load on first use.
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 
 from kestrel.backend.dtypes import is_float_dtype, is_int_dtype, result_type, standardize_dtype
@@ -45,8 +46,9 @@ def is_keras_tensor(x) -> bool:
 
 
 def __getattr__(name):
-    from kestrel.backend import keras2
-
+    if name.startswith("__"):
+        raise AttributeError(name)
+    keras2 = importlib.import_module("kestrel.backend.keras2")
     if name in keras2.__all__:
         return getattr(keras2, name)
     raise AttributeError(f"module 'kestrel.backend' has no attribute {name!r}")

@@ -11,6 +11,7 @@ on placeholders. Every op is written once; there is no class per op.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 
 from kestrel.layers.node import KerasTensor
@@ -58,7 +59,8 @@ def exported(module_name: str) -> list[str]:
 def get_op(name: str):
     """The op registered under `name`, importing the op families on first use."""
     if name not in OPS:
-        import kestrel.ops  # noqa: F401 - registers every family
+        module = "kestrel.backend.keras2" if name.startswith("backend.") else "kestrel.ops"
+        importlib.import_module(module)  # registers the family's ops
     if name not in OPS:
         raise ValueError(f"Unknown Kestrel op. Received: function={name!r}")
     return OPS[name]
