@@ -167,10 +167,23 @@ def _binary(torch_fn, bool_to_int=False):
     return op
 
 
+def _int_division(torch_fn, bool_to_int=False):
+    """Like `_binary`; integer division by zero gives 0 (as NumPy) instead of raising."""
+    binary = _binary(torch_fn, bool_to_int)
+
+    def op(x1, x2):
+        x1, x2 = promote(x1, x2)
+        if x1.is_floating_point() or x1.is_complex() or x1.dtype == torch.bool:
+            return binary(x1, x2)
+        zero = x2 == 0
+        return torch.where(zero, 0, torch_fn(x1, torch.where(zero, 1, x2)))
+    return op
+
+
 _PROMOTING_BINARY = {
     "add": torch.add, "subtract": torch.subtract, "multiply": torch.multiply,
     "power": torch.pow, "maximum": torch.maximum, "minimum": torch.minimum,
-    "fmax": torch.fmax, "fmin": torch.fmin, "floor_divide": torch.floor_divide,
+    "fmax": torch.fmax, "fmin": torch.fmin,
     "gcd": torch.gcd, "lcm": torch.lcm, "bitwise_and": torch.bitwise_and,
     "bitwise_or": torch.bitwise_or, "bitwise_xor": torch.bitwise_xor,
     "bitwise_left_shift": torch.bitwise_left_shift, "left_shift": torch.bitwise_left_shift,
@@ -183,9 +196,10 @@ _PROMOTING_BINARY = {
 for _op_name, _fn in _PROMOTING_BINARY.items():
     _register(_op_name, _binary(_fn),
               f"Element-wise `{_op_name}` with broadcasting and Keras' dtype promotion.")
-for _op_name, _fn in {"mod": torch.remainder, "fmod": torch.fmod}.items():
-    _register(_op_name, _binary(_fn, bool_to_int=True),
-              f"Element-wise `{_op_name}` with broadcasting; bool inputs give int32.")
+for _op_name, _fn in {"mod": torch.remainder, "fmod": torch.fmod,
+                      "floor_divide": torch.floor_divide}.items():
+    _register(_op_name, _int_division(_fn, bool_to_int=_op_name != "floor_divide"),
+              f"Element-wise `{_op_name}` with broadcasting; integer division by 0 gives 0.")
 
 
 def _binary_float(torch_fn, fp16_in_float32=False):
@@ -398,7 +412,8 @@ def _extreme(torch_all, torch_axes, combine):
         (x,) = to_tensors(x)
         if 0 in x.shape:
             if initial is None:
-                raise ValueError(f"Cannot compute the {combine.__name__[:3]} of an empty tensor.")
+                raise ValueError(f"ops.{combine.__name__[:3]}: cannot reduce an empty tensor "
+                                 f"without `initial`. Received: x.shape={tuple(x.shape)}")
             return torch.full((1,) * x.ndim if keepdims else (), initial, device=x.device)
         out = torch_all(x) if axis is None else torch_axes(x, dim=_axes(axis), keepdim=keepdims)
         if initial is not None:
