@@ -121,9 +121,33 @@ CASES = [
     ("diff", (F,), {}), ("diff", (I, 2, 0), {}),
 ]
 
-
-def _case_id(case):
-    return case[0]
+BF = torch.tensor(F, dtype=torch.bfloat16)
+CASES += [  # Python lists, half precision, bool and mixed-dtype inputs
+    ("concatenate", ([[1, 2], [3.5]],), {}), ("concatenate", ([B, I8],), {"axis": 1}),
+    ("stack", ([BF, H],), {}), ("append", ([1, 2], 3.0), {}), ("where", (B, I8, 2), {}),
+    ("where", ([True, False], BF[0, :2], 1.5), {}), ("select", ([B], [I8], 1.5), {}),
+    ("reshape", (BF, (4, 3)), {}), ("transpose", (B,), {}), ("flip", ([[1, 2], [3, 4]], 1), {}),
+    ("tile", (H, (1, 2)), {}), ("pad", (BF, ((1, 0), (0, 1))), {}), ("roll", (B, -1, 1), {}),
+    ("sort", (H,), {}), ("sort", (BF, 0), {}), ("argsort", (B, 0), {}),
+    ("argmax", (H,), {"axis": 1}), ("argmin", (BF, 0), {}), ("argmin", ([3, 1, 2],), {}),
+    ("nanargmax", (H,), {}),
+    ("take", (BF, [0, 2], 1), {}), ("take_along_axis", (I8, np.zeros((1, 4), "int64"), 0), {}),
+    ("diag", ([1, 2, 3],), {}), ("tril", (B,), {}), ("trace", (H,), {}), ("trace", (I,), {}),
+    ("matmul", (BF, BF.T), {}), ("matmul", (I8, F.T), {}), ("matmul", ([[1, 2]], [[3], [4]]), {}),
+    ("dot", (B[0], B[0]), {}), ("outer", (I8[0], H[0]), {}), ("kron", (B[:2, :2], I8[:2, :2]), {}),
+    ("einsum", ("ij->j", H), {}), ("tensordot", (I8, I8), {"axes": ([0, 1], [0, 1])}),
+    ("diff", (B, 1, 1), {}), ("vander", (np.array([1, 2, 3]),), {}), ("trapezoid", (H,), {}),
+    ("linspace", (torch.tensor(0, dtype=torch.float16), 1, 5), {}), ("linspace", (0, 1, 3), {"dtype": "bfloat16"}),
+    ("arange", (torch.tensor(3, dtype=torch.int8),), {}), ("full", ((3,), True), {"dtype": "bool"}),
+    ("full_like", (H, 1), {}), ("ones_like", ([1, 2],), {}), ("zeros", ([2, 1],), {}),
+    ("unique", (H[0],), {}), ("unique", ([True, False, True],), {}),
+    ("searchsorted", (np.arange(5, dtype="int32"), [2.5, -1.0]), {}),
+    ("expand_dims", (B, 0), {}), ("squeeze", ([[1], [2]],), {"axis": -1}),
+    ("moveaxis", (BF, 0, 1), {}), ("broadcast_to", (2.0, (2, 2)), {}),
+    ("repeat", (B, 2), {"axis": 0}), ("meshgrid", ([1, 2], [3, 4, 5], [6, 7]), {}),
+    ("bincount", ([0, 2, 2],), {"weights": [0.5, 1, 2]}),
+    ("digitize", (B, [0.5]), {}), ("hstack", ([B, I8],), {}), ("dstack", ([H, BF],), {}),
+]
 
 
 @pytest.mark.parametrize("name, args, kwargs", CASES, ids=[c[0] for c in CASES])
@@ -160,6 +184,31 @@ def test_numpy_semantics_where_keras_torch_differs(name, args, kwargs, reference
     for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(got, list)
                     else [want]):
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-5, atol=1e-5)
+
+
+def test_meshgrid_and_histogram_beyond_keras_torch():
+    for indexing in ("xy", "ij"):
+        got = ops.meshgrid([1, 2], V[:3], [5, 6, 7, 8], indexing=indexing)
+        want = np.meshgrid([1, 2], V[:3], [5, 6, 7, 8], indexing=indexing)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.numpy(), w)
+    counts, edges = ops.histogram(I[0], bins=3)
+    want_counts, want_edges = np.histogram(I[0], bins=3)
+    np.testing.assert_array_equal(counts.numpy(), want_counts)
+    np.testing.assert_allclose(edges.numpy(), want_edges, rtol=1e-6)
+
+
+@pytest.mark.parametrize("x, kth, axis", [(F, 1, -1), (F3, 2, 1), (I, 5, None), (V, 0, 0)])
+def test_argpartition_partitions(x, kth, axis):
+    """Keras' order inside each side is unspecified; the partition property is what counts."""
+    got = ops.argpartition(x, kth, axis=axis).numpy()
+    values = np.take_along_axis(x.ravel() if axis is None else x, got,
+                                axis=0 if axis is None else axis)
+    values = np.moveaxis(values, 0 if axis is None else axis, -1)
+    pivot = np.sort(values, axis=-1)[..., kth:kth + 1]
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(values[..., kth:kth + 1], pivot)
+    assert (values[..., :kth] <= pivot).all() and (values[..., kth + 1:] >= pivot).all()
 
 
 def test_vectorize():

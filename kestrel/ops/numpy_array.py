@@ -42,6 +42,12 @@ def _compute(*xs, dtype=None):
     return to_tensors(*xs, dtype=work), torch_dtype(target)
 
 
+def _arg_dtype(value):
+    """The dtype Keras reads off a creation argument: its own dtype, else its Python type."""
+    dtype = getattr(value, "dtype", None)
+    return dtype_of(value) if dtype is None else standardize_dtype(dtype)
+
+
 def _on_cpu(*xs) -> bool:
     device = common_device(*xs) or config.device()
     return device.type == "cpu"
@@ -125,7 +131,7 @@ def tri(N, M=None, k=0, dtype=None):
 def arange(start, stop=None, step=None, dtype=None):
     """Evenly spaced values in `[start, stop)`; the dtype follows the arguments."""
     if dtype is None:
-        dtype = result_type(*(dtype_of(v) for v in (start, stop, step) if v is not None))
+        dtype = result_type(*(_arg_dtype(v) for v in (start, stop, step) if v is not None))
     start, stop = (0, start) if stop is None else (start, stop)
     bounds = [v.item() if isinstance(v, torch.Tensor) else v for v in (start, stop, step or 1)]
     return torch.arange(*bounds, dtype=torch_dtype(dtype), device=config.device())
@@ -148,7 +154,7 @@ def _spaced(start, stop, num, endpoint, dtype, axis):
 
 
 def _space_dtype(start, stop, dtype):
-    return torch_dtype(dtype or result_type(dtype_of(start), dtype_of(stop), float))
+    return torch_dtype(dtype or result_type(_arg_dtype(start), _arg_dtype(stop), float))
 
 
 @keras_op
@@ -462,7 +468,13 @@ def meshgrid(*x, indexing="xy"):
     if indexing not in ("xy", "ij"):
         raise ValueError(f"ops.meshgrid: indexing must be 'xy' or 'ij'. Received: "
                          f"indexing={indexing}")
-    return list(torch.meshgrid(*to_tensors(*x), indexing=indexing))
+    axes = [v.reshape(-1) for v in to_tensors(*x)]
+    shape = [len(v) for v in axes]
+    grids = [v.reshape([-1 if i == j else 1 for j in range(len(axes))]).expand(shape)
+             for i, v in enumerate(axes)]
+    if indexing == "xy" and len(axes) > 1:
+        grids = [g.transpose(0, 1) for g in grids]
+    return grids
 
 
 # ---------------------------------------------------------------- indexing
@@ -860,7 +872,8 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
 @keras_op
 def vander(x, N=None, increasing=False):
     x = convert_to_tensor(x)
-    return torch.vander(x, N=N, increasing=increasing).to(x.dtype)
+    dtype = torch_dtype(result_type(dtype_of(x)))
+    return torch.vander(x, N=N, increasing=increasing).to(dtype)
 
 
 @keras_op
