@@ -10,6 +10,7 @@ torch-friendly layout (conv and recurrent kernels) are seen in that layout here,
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -17,6 +18,19 @@ import torch
 from torch import nn
 
 from kestrel import config
+
+_DISCARDING = [0]  # depth of the `discarding_assignments` scopes now open
+
+
+@contextlib.contextmanager
+def discarding_assignments():
+    """Inside, `assign*` check their argument but change nothing: symbolic calls run `call`
+    on placeholders to learn shapes, and a `self.count.assign_add(1)` there must not count."""
+    _DISCARDING[0] += 1
+    try:
+        yield
+    finally:
+        _DISCARDING[0] -= 1
 
 
 class Variable(torch.Tensor):
@@ -100,6 +114,8 @@ class Variable(torch.Tensor):
         value = self._as_tensor(value)
         if tuple(value.shape) != tuple(self.size()):
             raise ValueError(self._shape_error("assign", value))
+        if _DISCARDING[0]:
+            return self
         with torch.no_grad():
             self.copy_(value)
         return self
@@ -118,6 +134,8 @@ class Variable(torch.Tensor):
             value = self._as_tensor(value)
             if torch.broadcast_shapes(value.shape, self.size()) != self.size():
                 raise ValueError(self._shape_error(method, value))
+        if _DISCARDING[0]:
+            return self
         with torch.no_grad():
             self.add_(value, alpha=sign)
         return self

@@ -22,7 +22,7 @@ from kestrel.layers.masks import mask_of, set_mask
 from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving import object_registry
-from kestrel.variables import Variable, wrap as wrap_variable
+from kestrel.variables import Variable, discarding_assignments, wrap as wrap_variable
 
 _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
 # Keys that configs written by other Keras versions carry and Kestrel does not need.
@@ -254,7 +254,8 @@ class Layer(nn.Module):
         check_input_shapes(self, self.input_spec, shapes)
         if not self.built:
             self._build_from_shape(shapes)
-        outputs = self.compute_output_spec(*args, **kwargs)
+        with discarding_assignments():
+            outputs = self.compute_output_spec(*args, **kwargs)
         node = Node(self, args, kwargs, outputs)
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):
@@ -276,10 +277,12 @@ class Layer(nn.Module):
         return shape_inference.infer_output_spec(self, args, kwargs)
 
     def _infer_output_spec(self, args, kwargs):
-        return shape_inference.infer_output_spec(self, args, kwargs)
+        with discarding_assignments():
+            return shape_inference.infer_output_spec(self, args, kwargs)
 
     def _run_on_placeholders(self, args, kwargs, size):
-        return shape_inference.run_on_placeholders(self, args, kwargs, size)
+        with discarding_assignments():
+            return shape_inference.run_on_placeholders(self, args, kwargs, size)
 
     def compute_mask(self, inputs, previous_mask=None):
         """The mask of this layer's output; by default passes the input mask through."""

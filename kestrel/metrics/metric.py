@@ -7,6 +7,7 @@ import torch
 
 from kestrel import config
 from kestrel.losses.loss import as_tensor, to_snake_case
+from kestrel.variables import wrap as wrap_variable
 
 _ZEROS = (None, "zeros", "Zeros")
 
@@ -40,7 +41,7 @@ def _follow_input_device(update_state):
 
 
 def initial_value(initializer, shape, dtype: torch.dtype, device) -> torch.Tensor:
-    """A tensor filled by `initializer`: "zeros", "ones", a number, or a Keras-style callable."""
+    """A tensor filled by `initializer`: a number, an initializer name, or a Keras-style callable."""
     shape = tuple(shape)
     if initializer in _ZEROS:
         return torch.zeros(shape, dtype=dtype, device=device)
@@ -48,9 +49,13 @@ def initial_value(initializer, shape, dtype: torch.dtype, device) -> torch.Tenso
         return torch.ones(shape, dtype=dtype, device=device)
     if isinstance(initializer, (int, float)):
         return torch.full(shape, initializer, dtype=dtype, device=device)
+    if isinstance(initializer, str):
+        from kestrel import initializers
+
+        initializer = initializers.get(initializer)
     if callable(initializer):
         return as_tensor(initializer(shape, dtype=config.dtype_name(dtype)), dtype, device)
-    raise ValueError("Metric variables take initializer 'zeros', 'ones', a number or a callable. "
+    raise ValueError("Metric variables take an initializer name, a number or a callable. "
                      f"Received: initializer={initializer!r}")
 
 
@@ -58,7 +63,7 @@ class Metric:
     """Base class of stateful metrics.
 
     Subclasses create their state in `__init__` with `add_variable`, accumulate it in place in
-    `update_state` (e.g. `self.total.add_(x)`), and compute `result()` from it. The state lives
+    `update_state` (e.g. `self.total.assign_add(x)`), and compute `result()` from it. The state lives
     on the device of the latest inputs: `update_state` moves every tensor attribute there when
     the device changes, and runs without autograd. Nothing here synchronizes with the host.
 
@@ -97,17 +102,21 @@ class Metric:
         return list(self._variables)
 
     def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="sum", name=None):
-        """Create a state tensor on the metric's device and track it in `variables`.
+        """Create a state `Variable` on the metric's device and track it in `variables`.
 
         Args:
             shape: Shape of the tensor.
-            initializer: "zeros", "ones", a number, or a callable `(shape, dtype) -> array`.
+            initializer: a number, an initializer name ("zeros"), or a callable
+                `(shape, dtype) -> array`.
             dtype: Its dtype; defaults to the metric's dtype.
             aggregation: How replicas combine it; Kestrel's metric state always sums.
-            name: Accepted for Keras compatibility.
+            name: Its name; its path is `<metric name>/<name>`.
         """
         dtype = self._torch_dtype if dtype is None else config.to_torch_dtype(dtype)
-        value = initial_value(initializer, shape, dtype, self._device)
+        name = name or f"variable_{len(self._variables)}"
+        value = wrap_variable(initial_value(initializer, shape, dtype, self._device),
+                              trainable=False, name=name, path=f"{self.name}/{name}",
+                              aggregation=aggregation)
         self._variables.append(value)
         self._initializers.append(initializer)
         return value
