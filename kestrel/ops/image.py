@@ -1,4 +1,9 @@
-"""image ops."""
-from kestrel.ops.dispatch import keras_op, module_all
+"""`kestrel.ops.image`: Keras' image ops, registered as `image.<name>` (not flat in
+`kestrel.ops`): colour, size, padding, patches and filters in `image_basic`, resampling warps
+in `image_warp`."""
+from kestrel.ops.image_basic import *  # noqa: F401,F403
+from kestrel.ops.image_basic import __all__ as _basic_names
+from kestrel.ops.image_warp import *  # noqa: F401,F403
+from kestrel.ops.image_warp import __all__ as _warp_names
 
-__all__ = module_all()
+__all__ = [*_basic_names, *_warp_names]
