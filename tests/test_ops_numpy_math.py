@@ -204,6 +204,13 @@ def test_integer_division_by_zero_gives_zero_and_works_symbolically():
     assert [t.tolist() for t in model([a, b])] == [[[3, -4, 0]], [[1, 1, 0]], [[1, -1, 0]]]
 
 
+def test_nextafter_steps_one_unit_in_the_result_dtype():
+    for dtype in ("float16", "float32"):
+        x = np.array([1.0, -2.0], dtype)
+        got = ops.nextafter(x, np.array([2.0, -3.0], dtype)).numpy()
+        np.testing.assert_array_equal(got, np.nextafter(x, np.array([2.0, -3.0], dtype)))
+
+
 def test_results_follow_the_input_device_and_python_inputs():
     out = ops.add([1, 2], 1.5)
     assert out.dtype == torch.float32 and out.tolist() == [2.5, 3.5]

@@ -41,13 +41,6 @@ def _tensor_result(*xs, with_float: bool = False) -> str:
     return result_type(*(x.dtype for x in xs), *((float,) if with_float else ()))
 
 
-def _in_float32(fn, x, *args, **kwargs):
-    """Run `fn` on float16 in float32 (some torch kernels lack float16 on CPU), cast back."""
-    if x.dtype == torch.float16 and x.device.type == "cpu":
-        return fn(x.float(), *args, **kwargs).to(torch.float16)
-    return fn(x, *args, **kwargs)
-
-
 def _axes(axis):
     if axis is None:
         return None
@@ -75,12 +68,12 @@ _FLOAT_UNARY = {
     "arctanh": torch.arctanh, "exp": torch.exp, "exp2": torch.exp2, "expm1": torch.expm1,
     "log": torch.log, "log2": torch.log2, "log10": torch.log10, "log1p": torch.log1p,
     "sqrt": torch.sqrt, "reciprocal": torch.reciprocal, "sinc": torch.sinc,
-    "ceil": lambda x: _in_float32(torch.ceil, x), "floor": lambda x: _in_float32(torch.floor, x),
+    "ceil": torch.ceil, "floor": torch.floor,
 }
 _WIDE_FLOAT_UNARY = {  # these keep 64 bits for int64 input, as Keras does
     "deg2rad": torch.deg2rad, "rad2deg": torch.rad2deg,
     "cbrt": lambda x: torch.sign(x) * torch.abs(x) ** (1.0 / 3.0),
-    "i0": lambda x: _in_float32(torch.i0, x) if _name(x) != "bfloat16" else torch.i0(x),
+    "i0": torch.i0,
 }
 for _op_name, _fn in _FLOAT_UNARY.items():
     _register(_op_name, _unary_float(_fn),
@@ -102,7 +95,7 @@ def _unary(torch_fn, bool_passthrough=False, bool_to_int=False):
     return op
 
 
-_SAME_DTYPE_UNARY = {  # name -> (torch function, what bool input does)
+_UNARY = {  # name -> (torch function, what bool input does)
     "absolute": (torch.abs, "keep"), "abs": (torch.abs, "keep"),
     "negative": (torch.negative, None), "sign": (torch.sign, None),
     "trunc": (torch.trunc, "keep"), "square": (torch.square, "int32"),
@@ -110,11 +103,11 @@ _SAME_DTYPE_UNARY = {  # name -> (torch function, what bool input does)
     "conjugate": (lambda x: torch.conj(x).resolve_conj(), None),
     "conj": (lambda x: torch.conj(x).resolve_conj(), None),
     "real": (torch.real, None), "imag": (torch.imag, None),
-    "angle": (lambda x: _in_float32(torch.angle, x), None),
+    "angle": (torch.angle, None),
 }
-for _op_name, (_fn, _bool) in _SAME_DTYPE_UNARY.items():
+for _op_name, (_fn, _bool) in _UNARY.items():
     _register(_op_name, _unary(_fn, _bool == "keep", _bool == "int32"),
-              f"Element-wise `{_op_name}`, keeping the input dtype.")
+              f"Element-wise `{_op_name}`" + (f"; bool input: {_bool}." if _bool else "."))
 
 _PREDICATES = {"isfinite": torch.isfinite, "isinf": torch.isinf, "isnan": torch.isnan,
                "isneginf": torch.isneginf, "isposinf": torch.isposinf, "isreal": torch.isreal,
@@ -138,7 +131,7 @@ def round(x, decimals=0):
     (x,) = to_tensors(x)
     if "int" in _name(x):
         return torch.round(x.to(torch_dtype(config.floatx())), decimals=decimals).to(x.dtype)
-    return _in_float32(torch.round, x, decimals=decimals)
+    return torch.round(x, decimals=decimals)
 
 
 @keras_op
@@ -154,7 +147,7 @@ def clip(x, x_min, x_max):
     x, x_min, x_max = to_tensors(x, x_min, x_max)
     if x.dtype == torch.bool:
         x = x.to(torch.int32)
-    return _in_float32(torch.clip, x, min=x_min, max=x_max)
+    return torch.clip(x, min=x_min, max=x_max)
 
 
 # ---------------------------------------------------------------------------- binary element-wise
@@ -202,7 +195,7 @@ for _op_name, _fn in {"mod": torch.remainder, "fmod": torch.fmod,
               f"Element-wise `{_op_name}` with broadcasting; integer division by 0 gives 0.")
 
 
-def _binary_float(torch_fn, fp16_in_float32=False):
+def _binary_float(torch_fn, fp16_in_float32=True):
     def op(x1, x2):
         x1, x2 = to_tensors(x1, x2)
         dtype = _tensor_result(x1, x2, with_float=True)
@@ -212,10 +205,12 @@ def _binary_float(torch_fn, fp16_in_float32=False):
 
 
 _FLOAT_BINARY = {"arctan2": torch.arctan2, "logaddexp": torch.logaddexp,
-                 "logaddexp2": torch.logaddexp2, "nextafter": torch.nextafter}
+                 "logaddexp2": torch.logaddexp2}
 for _op_name, _fn in _FLOAT_BINARY.items():
-    _register(_op_name, _binary_float(_fn, fp16_in_float32=True),
+    _register(_op_name, _binary_float(_fn),
               f"Element-wise `{_op_name}`; integer inputs give floatx.")
+_register("nextafter", _binary_float(torch.nextafter, fp16_in_float32=False),
+          "The next representable value after `x1` towards `x2`, in the result dtype.")
 
 
 def _binary_wide_float(torch_fn):
@@ -226,8 +221,7 @@ def _binary_wide_float(torch_fn):
             dtype = "float64"
         elif "int" in dtype:
             dtype = config.floatx()
-        return _in_float32(lambda a, b: torch_fn(a, b.to(a.dtype)),
-                           _cast(x1, dtype), _cast(x2, dtype))
+        return torch_fn(_cast(x1, dtype), _cast(x2, dtype))
     return op
 
 
