@@ -73,9 +73,9 @@ for _method, _op in {"add": "add", "sub": "subtract", "mul": "multiply",
 for _method, _op in {"lt": "less", "le": "less_equal", "gt": "greater",
                      "ge": "greater_equal"}.items():
     setattr(KerasTensor, f"__{_method}__", _dunder(_op))
-for _method, _op in {"neg": "negative", "abs": "absolute", "invert": "logical_not",
-                     "round": "round"}.items():
+for _method, _op in {"neg": "negative", "abs": "absolute", "invert": "logical_not"}.items():
     setattr(KerasTensor, f"__{_method}__", _dunder(_op, unary=True))
+KerasTensor.__round__ = lambda self, ndigits=None: _call_op("round", self, ndigits or 0)
 
 
 class Node:
