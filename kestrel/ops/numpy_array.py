@@ -192,17 +192,19 @@ def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     return torch.movedim(out, 0, axis).to(dtype)
 
 
-def _window(name):
+def _window(name: str, torch_name: str):
     def window(x):
-        return getattr(torch.signal.windows, name)(
+        return getattr(torch.signal.windows, torch_name)(
             int(x), dtype=_floatx(None), device=config.device())
-    return window
+    window.__name__ = window.__qualname__ = name
+    window.__doc__ = f"The {name} window of `x` points (floatx)."
+    return keras_op(window)
 
 
-bartlett = keras_op(_window("bartlett"), name="bartlett")
-blackman = keras_op(_window("blackman"), name="blackman")
-hamming = keras_op(_window("hamming"), name="hamming")
-hanning = keras_op(_window("hann"), name="hanning")
+bartlett = _window("bartlett", "bartlett")
+blackman = _window("blackman", "blackman")
+hamming = _window("hamming", "hamming")
+hanning = _window("hanning", "hann")
 
 
 @keras_op
