@@ -9,28 +9,32 @@ from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
 _PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
 
 
-def infer_output_spec(layer, args, kwargs):
+def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
     """Run `call` on small zero tensors (batch 1) to learn the output shapes and dtypes.
 
     Unknown sizes other than the batch get a placeholder; when there are any, a second run
     with another placeholder tells which output sizes depend on them (those become None).
+    With `vary_batch` (ops, which may move or merge the batch axis) an unknown batch is
+    varied too (1, then 2), so every output size that depends on it becomes None.
     """
-    runs = [run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[0])]
-    if has_unknown_dims((args, kwargs), skip_batch=True):
-        runs.append(run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[1]))
     batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None
                         for t in flatten((args, kwargs)))
+    vary_batch = vary_batch and batch_unknown
+    runs = [run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[0])]
+    if vary_batch or has_unknown_dims((args, kwargs), skip_batch=True):
+        runs.append(run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[1],
+                                        batch=2 if vary_batch else 1))
     merged = []
     for outs in zip(*[flatten(r) for r in runs]):
         shape = [d if all(o.shape[i] == d for o in outs) else None
                  for i, d in enumerate(outs[0].shape)]
-        if batch_unknown and shape and shape[0] == 1:
+        if batch_unknown and not vary_batch and shape and shape[0] == 1:
             shape[0] = None
         merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
     leaves = iter(merged)
     return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
 
-def run_on_placeholders(layer, args, kwargs, size):
+def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
     device = layer._device()
 
     def make(t):
@@ -38,7 +42,7 @@ def run_on_placeholders(layer, args, kwargs, size):
             return t
         shape = [size if d is None else d for d in t.shape]
         if t.shape and t.shape[0] is None:
-            shape[0] = 1
+            shape[0] = batch
         return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
 
     call_kwargs = dict(kwargs)

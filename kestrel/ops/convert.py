@@ -70,7 +70,7 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None, device=None) -> t
                              "Kestrel: keep them in NumPy arrays or lists.")
         if isinstance(x, np.generic) and target is None and x.dtype.kind == "f":
             target = torch_dtype(config.floatx())
-        array = np.ascontiguousarray(x)
+        array = np.ascontiguousarray(x).reshape(np.shape(x))
         if array.dtype == np.float64 and target is not None and target != torch.float64:
             array = array.astype(np.float32)
         tensor = torch.from_numpy(array) if array.dtype.kind != "V" else torch.tensor(array)

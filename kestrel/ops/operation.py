@@ -37,5 +37,17 @@ class FunctionOp(Operation):
     def call(self, *args, **kwargs):
         return self._fn(*args, **kwargs)
 
+    def compute_output_spec(self, *args, **kwargs):
+        """The op's own shape rule where it has one (`get_item`), else placeholder runs that
+        also vary an unknown batch size."""
+        from kestrel.layers import shape_inference
+        from kestrel.ops.dispatch import get_op
+
+        rule = getattr(get_op(self.function), "output_spec", None)
+        spec = rule(*args, **kwargs) if rule is not None else None
+        if spec is not None:
+            return spec
+        return shape_inference.infer_output_spec(self, args, kwargs, vary_batch=True)
+
     def get_config(self):
         return {**super().get_config(), "function": self.function}
