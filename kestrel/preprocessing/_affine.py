@@ -24,8 +24,12 @@ def _map_coordinates(coords, size: int, mode: str):
     if mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
         folded = np.mod(coords + 0.5, 2 * size) - 0.5
         coords = np.where(folded > size - 0.5, 2 * size - 1 - folded, folded)
-    elif mode == "wrap":  # scipy's legacy wrap: the first and last samples coincide
-        coords = np.mod(coords, size - 1) if size > 1 else np.zeros_like(coords)
+    elif mode == "wrap":  # scipy's legacy wrap: period size - 1, in-range points untouched
+        if size == 1:
+            return np.zeros_like(coords), outside
+        period = size - 1
+        coords = np.where(coords > period, np.mod(coords, period),
+                          np.where(coords < 0, period - np.mod(-coords, period), coords))
     return coords, outside
 
 
