@@ -122,7 +122,10 @@ def flip_axis(x, axis):
 
 
 def apply_channel_shift(x, intensity, channel_axis=0):
-    """Add `intensity` to every channel, clipped to the image's original min and max."""
+    """Add `intensity` to every channel, clipped to the image's original min and max.
+
+    `channel_axis` is accepted for Keras 2 compatibility; the shift is the same on every axis.
+    """
     return np.clip(x + intensity, np.min(x), np.max(x))
 
 
