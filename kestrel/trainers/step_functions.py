@@ -8,6 +8,10 @@ on `optimizer.step` as in data-parallel training, optimizers without host scalar
 forward, loss and metrics are compiled and backward and the fused optimizer kernel run eagerly.
 Evaluation compiles forward, loss and metrics (`test` mode), prediction the forward pass.
 
+A model whose class overrides `train_step` or `test_step` gets them called instead, eagerly,
+with the batch packed as Keras packs it (`x`, `(x, y)` or `(x, y, sample_weight)`); the dict
+they return becomes the batch logs. Models that do not override them keep the paths above.
+
 Compilation rules, per mode:
 - models with convolution or recurrent layers stay eager on CPU, with one warning: with
   torch 2.13, inductor's CPU code around convolutions (ReLU masks saved as bools, the max-pool
