@@ -333,6 +333,7 @@ def test_subclass_with_its_own_compile_gan_style():
             self.generator = generator
             self.d_loss_tracker = kestrel.metrics.Mean(name="d_loss")
             self.g_loss_tracker = kestrel.metrics.Mean(name="g_loss")
+            self.seed_generator = kestrel.random.SeedGenerator(1337)
             self.built = True
 
         @property
@@ -347,8 +348,9 @@ def test_subclass_with_its_own_compile_gan_style():
             if isinstance(real_images, tuple):
                 real_images = real_images[0]
             n = real_images.shape[0]
-            fake = self.generator(torch.randn(n, latent))
+            fake = self.generator(kestrel.random.normal((n, latent), seed=self.seed_generator))
             labels = torch.cat([torch.ones(n, 1), torch.zeros(n, 1)])
+            labels += 0.05 * kestrel.random.uniform(labels.shape, seed=self.seed_generator)
             self.zero_grad()
             d_loss = self.loss_fn(labels, self.discriminator(torch.cat([fake, real_images])))
             d_loss.backward()
@@ -357,7 +359,8 @@ def test_subclass_with_its_own_compile_gan_style():
                 self.d_optimizer.apply(grads, self.discriminator.trainable_weights)
             self.zero_grad()
             g_loss = self.loss_fn(torch.zeros(n, 1),
-                                  self.discriminator(self.generator(torch.randn(n, latent))))
+                                  self.discriminator(self.generator(
+                                      kestrel.random.normal((n, latent), seed=self.seed_generator))))
             g_loss.backward()
             grads = [v.value.grad for v in self.generator.trainable_weights]
             with torch.no_grad():
