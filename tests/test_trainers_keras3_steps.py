@@ -358,9 +358,8 @@ def test_subclass_with_its_own_compile_gan_style():
             with torch.no_grad():
                 self.d_optimizer.apply(grads, self.discriminator.trainable_weights)
             self.zero_grad()
-            g_loss = self.loss_fn(torch.zeros(n, 1),
-                                  self.discriminator(self.generator(
-                                      kestrel.random.normal((n, latent), seed=self.seed_generator))))
+            noise = kestrel.random.normal((n, latent), seed=self.seed_generator)
+            g_loss = self.loss_fn(torch.zeros(n, 1), self.discriminator(self.generator(noise)))
             g_loss.backward()
             grads = [v.value.grad for v in self.generator.trainable_weights]
             with torch.no_grad():
