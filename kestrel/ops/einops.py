@@ -56,7 +56,8 @@ def rearrange(tensor, pattern, **axes_lengths):
     """
     (tensor,) = to_tensors(tensor)
     if pattern.count("->") != 1:
-        raise ValueError(f"ops.rearrange: the pattern needs one '->'. Received: pattern={pattern!r}")
+        raise ValueError("ops.rearrange: the pattern needs one '->'. "
+                         f"Received: pattern={pattern!r}")
     left, right = (_groups(side, pattern) for side in pattern.split("->"))
     inputs = [a for g in left for a in g]
     outputs = [a for g in right for a in g]
