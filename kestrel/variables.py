@@ -98,8 +98,9 @@ class Variable(torch.Tensor):
                 f"Variable '{self.path}' is non-trainable (a torch buffer) and cannot become "
                 "trainable; create it with `trainable=True`. Received: trainable=True")
 
-    def numpy(self) -> np.ndarray:
-        """A NumPy copy of the value (bfloat16 is returned as float32)."""
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """A NumPy copy of the value (bfloat16 is returned as float32); `force` is accepted
+        as `Tensor.numpy` takes it (a copy is always detached and on the host)."""
         tensor = self.detach()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
