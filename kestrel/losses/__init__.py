@@ -21,6 +21,22 @@ from kestrel.losses.functions import (
     sparse_categorical_crossentropy,
     squared_hinge,
 )
+from kestrel.losses.extra_functions import (
+    categorical_focal_crossentropy,
+    categorical_generalized_cross_entropy,
+    circle,
+    ctc,
+    dice,
+    tversky,
+)
+from kestrel.losses.extra_losses import (
+    CTC,
+    CategoricalFocalCrossentropy,
+    CategoricalGeneralizedCrossEntropy,
+    Circle,
+    Dice,
+    Tversky,
+)
 from kestrel.losses.loss import Loss
 from kestrel.losses.losses import (
     BinaryCrossentropy,
