@@ -47,6 +47,10 @@ def analyze_equation(equation: str, bias_axes: str | None, input_shape, output_s
         full = [input_shape[0], *given, *input_shape[len(input_shape) - max(elided, 0):]]
         in_dims = {c: input_shape[i] for i, c in enumerate(in_spec)}
         out_index = {c: i for i, c in enumerate(out_spec)}
+    if len(full) != len(out_spec) + max(elided, 0):
+        raise ValueError(
+            f"EinsumDense: output_shape does not fit the output spec {out_spec!r} for inputs of "
+            f"rank {len(input_shape)}. Received: output_shape={tuple(given)}")
     out_dims = {c: full[out_index[c]] for c in out_spec}
     for c in in_spec:
         if c in out_dims and out_dims[c] is not None and out_dims[c] != in_dims[c]:
