@@ -46,6 +46,8 @@ class GroupedQueryAttention(Layer):
         torch.Size([2, 5, 8])
     """
 
+    _keras_class_name = "GroupQueryAttention"  # Keras exports (and serializes) it so
+
     def __init__(self, head_dim, num_query_heads, num_key_value_heads, dropout=0.0,
                  use_bias=True, sliding_window=None, flash_attention=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
