@@ -43,7 +43,16 @@ from kestrel.metrics.confusion_metrics import (
     TrueNegatives,
     TruePositives,
 )
+from kestrel.metrics.correlation_metrics import (
+    ConcordanceCorrelation,
+    PearsonCorrelation,
+    R2Score,
+    concordance_correlation,
+    pearson_correlation,
+)
+from kestrel.metrics.f_score_metrics import F1Score, FBetaScore
 from kestrel.metrics.hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
+from kestrel.metrics.iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from kestrel.metrics.metric import Metric
 from kestrel.metrics.probabilistic_metrics import (
     BinaryCrossentropy,
@@ -61,6 +70,12 @@ from kestrel.metrics.regression_metrics import (
     MeanSquaredError,
     MeanSquaredLogarithmicError,
     RootMeanSquaredError,
+)
+from kestrel.metrics.threshold_metrics import (
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
 )
 from kestrel.saving import object_registry
 from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
