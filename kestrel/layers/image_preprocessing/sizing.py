@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kestrel import config
 from kestrel.layers.image_preprocessing.base import ImageLayer, RandomImageLayer
 from kestrel.layers.layer import register_layer
 
