@@ -37,3 +37,18 @@ from kestrel.layers.rnn import (
     GRU, LSTM, RNN, Bidirectional, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell, GRUCell,
     LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed)
 from kestrel.layers.preprocessing import *  # noqa: F401,F403 - Normalization, StringLookup, ...
+from kestrel.layers.image_preprocessing import (
+    CenterCrop, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+    RandomShear, RandomTranslation, RandomZoom, Rescaling, Resizing)
+from kestrel.layers.core.einsum_dense import EinsumDense
+from kestrel.layers.core.wrapper import Wrapper
+from kestrel.layers.core.reversible_embedding import ReversibleEmbedding
+from kestrel.layers.attention.grouped_query_attention import GroupedQueryAttention
+from kestrel.layers.normalization.rms_normalization import RMSNormalization
+from kestrel.layers.normalization.spectral_normalization import SpectralNormalization
+from kestrel.layers.pooling.adaptive_pooling import (
+    AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)
+from kestrel.layers.serialization import deserialize, serialize
+
+GroupQueryAttention = GroupedQueryAttention

@@ -48,7 +48,7 @@ def serialize_keras_object(obj, category: str | None = None):
     module = KERAS_MODULES.get(category, cls.__module__) if not registered else cls.__module__
     return {
         "module": module,
-        "class_name": cls.__name__,
+        "class_name": cls.__dict__.get("_keras_class_name", cls.__name__),
         "config": obj.get_config(),
         "registered_name": registered,
     }
