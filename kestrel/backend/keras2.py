@@ -48,7 +48,7 @@ def _plain(fn):
 # ------------------------------------------------------------------ tensor functions
 @_k
 def sqrt(x):
-    return ops.sqrt(ops.clip(x, 0.0, None))
+    return ops.sqrt(ops.maximum(x, 0.0))
 
 
 @_k
@@ -58,8 +58,8 @@ def pow(x, a):  # noqa: A001 - Keras 2's name
 
 @_k
 def clip(x, min_value, max_value):
-    if max_value is not None and min_value is not None and max_value < min_value:
-        max_value = min_value
+    min_value = -np.inf if min_value is None else min_value
+    max_value = np.inf if max_value is None else np.maximum(max_value, min_value)
     return ops.clip(x, min_value, max_value)
 
 
@@ -242,7 +242,7 @@ def count_params(x):
 def variable(value, dtype=None, name=None, constraint=None):
     from kestrel.variables import Variable
 
-    return Variable(value, dtype=dtype, name=name or "variable")
+    return Variable(value, dtype=dtype or config.floatx(), name=name or "variable")
 
 
 @_plain
