@@ -21,6 +21,38 @@ image_op = keras_op(prefix="image.")
 _ORDERS = {0: "nearest", 1: "bilinear"}
 
 
+
+# Index handling of map_coordinates: where an out-of-range index reads from, per fill mode.
+def _mirror(index: torch.Tensor, size: int) -> torch.Tensor:
+    period = size - 1
+    if period == 0:
+        return torch.zeros_like(index)
+    return ((index + period) % (2 * period) - period).abs()
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.div(_mirror(2 * index + 1, 2 * size + 1) - 1, 2, rounding_mode="floor")
+
+
+_FIX_INDEX = {
+    "constant": lambda index, size: index.clamp(0, size - 1),
+    "nearest": lambda index, size: index.clamp(0, size - 1),
+    "wrap": lambda index, size: index % size,
+    "mirror": _mirror,
+    "reflect": _reflect,
+}
+
+
+def _nodes(coordinate: torch.Tensor, interpolation: str):
+    """(integer index, weight) pairs that interpolate at `coordinate` along one axis."""
+    if interpolation == "nearest":
+        return [(torch.round(coordinate).long(), None)]
+    lower = torch.floor(coordinate)
+    upper_weight = coordinate - lower
+    lower = lower.long()
+    return [(lower, 1 - upper_weight), (lower + 1, upper_weight)]
+
+
 def _check(interpolation, fill_mode, op):
     if interpolation not in warp.INTERPOLATIONS:
         raise ValueError(f"ops.image.{op}: interpolation must be one of "
@@ -43,12 +75,12 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
     if order not in _ORDERS:
         raise ValueError(f"ops.image.map_coordinates: order must be 0 or 1. Received: {order}")
     _check("bilinear", fill_mode, "map_coordinates")
-    fix = warp._FIX_INDEX[fill_mode]
+    fix = _FIX_INDEX[fill_mode]
     axes = []
     for coordinate, size in zip(coords, inputs.shape):
         coordinate = coordinate if coordinate.is_floating_point() else coordinate.float()
         axes.append([(index, weight, fix(index, size), (index >= 0) & (index < size))
-                     for index, weight in warp._nodes(coordinate, _ORDERS[order])])
+                     for index, weight in _nodes(coordinate, _ORDERS[order])])
     result = None
     for nodes in itertools.product(*axes):
         values = inputs[tuple(fixed for _, _, fixed, _ in nodes)]
