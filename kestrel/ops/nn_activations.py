@@ -31,6 +31,28 @@ def _keep_int(x) -> torch.Tensor:
     x = _tensor(x)
     return x.to(torch.int32) if x.dtype == torch.bool else x
 
+# Parameterless activations: Keras' op name -> the `kestrel.activations` function it applies.
+_FLOAT_ACTIVATIONS = {
+    "sigmoid": act.sigmoid, "sparse_sigmoid": act.sparse_sigmoid, "softplus": act.softplus,
+    "softsign": act.softsign, "sparse_plus": act.sparse_plus, "silu": act.silu,
+    "swish": act.silu, "log_sigmoid": act.log_sigmoid, "hard_sigmoid": act.hard_sigmoid,
+    "hard_silu": act.hard_silu, "hard_swish": act.hard_silu, "selu": act.selu,
+    "tanh_shrink": act.tanh_shrink,
+}
+
+
+def _float_activation(name: str, fn):
+    def op(x):
+        return fn(_float(x))
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Keras' `{name}` activation, element-wise; integer inputs give floatx."
+    return keras_op(op)
+
+
+for _name, _fn in _FLOAT_ACTIVATIONS.items():
+    globals()[_name] = _float_activation(_name, _fn)
+
 
 @keras_op
 def relu(x):
@@ -51,44 +73,8 @@ def hard_tanh(x):
 
 
 @keras_op
-def sigmoid(x):
-    return act.sigmoid(_float(x))
-
-
-@keras_op
-def sparse_sigmoid(x):
-    return act.sparse_sigmoid(_float(x))
-
-
-@keras_op
-def softplus(x):
-    return act.softplus(_float(x))
-
-
-@keras_op
-def softsign(x):
-    return act.softsign(_float(x))
-
-
-@keras_op
 def soft_shrink(x, threshold=0.5):
     return act.soft_shrink(_float(x), threshold)
-
-
-@keras_op
-def sparse_plus(x):
-    return act.sparse_plus(_float(x))
-
-
-@keras_op
-def silu(x):
-    return act.silu(_float(x))
-
-
-@keras_op
-def swish(x):
-    """Alias of `silu`: `x * sigmoid(x)`."""
-    return act.silu(_float(x))
 
 
 @keras_op
@@ -97,39 +83,13 @@ def squareplus(x, b=4):
 
 
 @keras_op
-def log_sigmoid(x):
-    return act.log_sigmoid(_float(x))
-
-
-@keras_op
 def leaky_relu(x, negative_slope=0.2):
     return act.leaky_relu(_float(x), negative_slope)
 
 
 @keras_op
-def hard_sigmoid(x):
-    return act.hard_sigmoid(_float(x))
-
-
-@keras_op
-def hard_silu(x):
-    return act.hard_silu(_float(x))
-
-
-@keras_op
-def hard_swish(x):
-    """Alias of `hard_silu`: `x * relu6(x + 3) / 6`."""
-    return act.hard_silu(_float(x))
-
-
-@keras_op
 def elu(x, alpha=1.0):
     return act.elu(_float(x), alpha)
-
-
-@keras_op
-def selu(x):
-    return act.selu(_float(x))
 
 
 @keras_op
@@ -151,11 +111,6 @@ def glu(x, axis=-1):
         raise ValueError("ops.glu: the size of `axis` must be even. "
                          f"Received: shape={tuple(x.shape)}, axis={axis}")
     return act.glu(x, axis)
-
-
-@keras_op
-def tanh_shrink(x):
-    return act.tanh_shrink(_float(x))
 
 
 @keras_op
