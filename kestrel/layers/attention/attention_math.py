@@ -91,3 +91,8 @@ def _fused(query, key, value, mask, is_causal, scale, dropout):
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask | ~seen,
                                          dropout_p=dropout, scale=scale)
     return out * seen
+
+
+def mask_or_keras_mask(mask, tensor):
+    """The mask given explicitly, else the one the tensor carries (`_keras_mask`)."""
+    return mask if mask is not None else getattr(tensor, "_keras_mask", None)

@@ -176,12 +176,12 @@ class GroupedQueryAttention(Layer):
             raise ValueError(
                 f"GroupedQueryAttention '{self.name}': attention scores cannot be returned "
                 "with flash_attention=True. Received: return_attention_scores=True")
-        query_mask = _keras_mask(query_mask, query)
-        value_mask = _keras_mask(value_mask, value)
+        query_mask = attention_math.mask_or_keras_mask(query_mask, query)
+        value_mask = attention_math.mask_or_keras_mask(value_mask, value)
         if key is None:
             key = value
         else:
-            key_mask = _keras_mask(key_mask, key)
+            key_mask = attention_math.mask_or_keras_mask(key_mask, key)
         masks = [m for m in (query_mask, value_mask, key_mask, attention_mask) if m is not None]
         causal_only = use_causal_mask and not masks and self.sliding_window is None
         mask = None if causal_only else attention_math.combine_masks(
@@ -242,7 +242,3 @@ def _check_positive(layer, arg: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"GroupedQueryAttention '{layer.name}': {arg} must be a positive "
                          f"integer. Received: {arg}={value!r}")
-
-
-def _keras_mask(mask, tensor):
-    return mask if mask is not None else getattr(tensor, "_keras_mask", None)

@@ -193,12 +193,12 @@ class MultiHeadAttention(Layer):
             raise ValueError(
                 f"MultiHeadAttention '{self.name}': attention scores cannot be returned with "
                 "flash_attention=True. Received: return_attention_scores=True")
-        query_mask = _mask_or_keras_mask(query_mask, query)
-        value_mask = _mask_or_keras_mask(value_mask, value)
+        query_mask = attention_math.mask_or_keras_mask(query_mask, query)
+        value_mask = attention_math.mask_or_keras_mask(value_mask, value)
         if key is None:
             key = value
         else:
-            key_mask = _mask_or_keras_mask(key_mask, key)
+            key_mask = attention_math.mask_or_keras_mask(key_mask, key)
         masks = [m for m in (query_mask, value_mask, key_mask, attention_mask) if m is not None]
         causal_only = (use_causal_mask and not masks and self.sliding_window is None
                        and query.dim() == 3)  # torch's causal kernel: 1 attended axis only
@@ -289,7 +289,3 @@ def _as_shape(layer, value, arg: str, positive: bool = True):
         raise ValueError(f"MultiHeadAttention '{layer.name}': {arg} must be an int or a tuple "
                          f"of {kind}. Received: {arg}={value!r}")
     return tuple(items)
-
-
-def _mask_or_keras_mask(mask, tensor):
-    return mask if mask is not None else getattr(tensor, "_keras_mask", None)
