@@ -37,9 +37,7 @@ from kestrel.layers.rnn import (
     GRU, LSTM, RNN, Bidirectional, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell, GRUCell,
     LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed)
 from kestrel.layers.preprocessing import *  # noqa: F401,F403 - Normalization, StringLookup, ...
-from kestrel.layers.image_preprocessing import (
-    CenterCrop, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
-    RandomShear, RandomTranslation, RandomZoom, Rescaling, Resizing)
+from kestrel.layers.image_preprocessing import *  # noqa: F401,F403 - Rescaling, RandomFlip, ...
 from kestrel.layers.core.einsum_dense import EinsumDense
 from kestrel.layers.core.wrapper import Wrapper
 from kestrel.layers.core.reversible_embedding import ReversibleEmbedding

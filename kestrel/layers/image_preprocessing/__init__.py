@@ -9,4 +9,4 @@ from kestrel.layers.image_preprocessing.sizing import CenterCrop, RandomCrop, Re
 
 __all__ = ["CenterCrop", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip",
            "RandomRotation", "RandomShear", "RandomTranslation", "RandomZoom", "Rescaling",
-           "Resizing", "affine_transform"]
+           "Resizing"]
