@@ -54,3 +54,13 @@ def autocast_dtype(policy_name: str) -> torch.dtype | None:
     if policy_name.startswith("mixed_"):
         return config.to_torch_dtype(policy_name.replace("mixed_", ""))
     return None
+
+
+# Keras 3 names for the same things.
+Policy = DTypePolicy
+dtype_policy = global_policy
+
+
+def set_dtype_policy(policy) -> None:
+    """Keras 3's name for `set_global_policy`."""
+    set_global_policy(policy)

@@ -1,4 +1,5 @@
 """Utilities: summaries, seeding, sessions, progress bars, data helpers."""
+import importlib
 from kestrel.models.summary import print_summary
 from kestrel.utils.session import clear_session, set_random_seed
 from kestrel.utils.progbar import Progbar
@@ -10,3 +11,33 @@ from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_w
 from kestrel.utils.numerical_utils import normalize, to_categorical
 from kestrel.utils.sequence_utils import pad_sequences
 from kestrel.preprocessing._image_io import array_to_img, img_to_array, load_img, save_img
+
+# Names that live elsewhere, imported on first use (keeps `import kestrel` light).
+_LAZY_NAMES = {
+    "Config": "kestrel.utils.config_container:Config",
+    "get_source_inputs": "kestrel.utils.graph_utils:get_source_inputs",
+    "is_keras_tensor": "kestrel.backend:is_keras_tensor",
+    "standardize_dtype": "kestrel.backend.dtypes:standardize_dtype",
+    "enable_interactive_logging": "kestrel.config:enable_interactive_logging",
+    "disable_interactive_logging": "kestrel.config:disable_interactive_logging",
+    "is_interactive_logging_enabled": "kestrel.config:is_interactive_logging_enabled",
+    "register_keras_serializable": "kestrel.saving:register_keras_serializable",
+    "get_custom_objects": "kestrel.saving:get_custom_objects",
+    "get_registered_name": "kestrel.saving:get_registered_name",
+    "custom_object_scope": "kestrel.saving:custom_object_scope",
+    "serialize_keras_object": "kestrel.saving.keras_objects:serialize_keras_object",
+    "deserialize_keras_object": "kestrel.saving.keras_objects:deserialize_keras_object",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_NAMES:
+        module_name, attr = _LAZY_NAMES[name].split(":")
+        value = getattr(importlib.import_module(module_name), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kestrel.utils' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_NAMES))

@@ -1,0 +1,25 @@
+"""`serialize_keras_object` / `deserialize_keras_object` with Keras' public signatures."""
+from __future__ import annotations
+
+from kestrel.saving import serialization
+from kestrel.saving.safe_mode import safe_mode_scope
+
+
+def serialize_keras_object(obj):
+    """Any Kestrel object (layer, loss, optimizer, registered function, ...) as a Keras 3 dict."""
+    return serialization.serialize_keras_object(obj)
+
+
+def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwargs):
+    """Rebuild an object from a Keras 3 dict, a Keras 2 `{"class_name", "config"}` or a name.
+
+    `module_objects` (Keras 2's keyword) is merged into `custom_objects`.
+    """
+    objects = dict(kwargs.pop("module_objects", None) or {})
+    objects.update(custom_objects or {})
+    kwargs.pop("printable_module_name", None)
+    if kwargs:
+        raise TypeError("deserialize_keras_object got unexpected arguments: "
+                        f"{sorted(kwargs)[:10]}")
+    with safe_mode_scope(safe_mode):
+        return serialization.deserialize_keras_object(config, None, objects or None)
