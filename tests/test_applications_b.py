@@ -1,0 +1,80 @@
+"""Applications B (Inception, Xception, NASNet, EfficientNet/V2, ConvNeXt) against real Keras 3.
+
+Each architecture is built in Keras (torch backend) with a fixed seed and random BatchNorm
+statistics, saved in the published legacy `.h5` layout and as `.weights.h5`, loaded into
+Kestrel's model through `weights=<path>`, and compared: layer names, parameter count and
+predictions on the same random images.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
+
+import kestrel  # noqa: E402
+from kestrel import applications  # noqa: E402
+
+
+def _randomize(model, rng):
+    """Random moving statistics and scales, so inference paths are really exercised."""
+    for layer in model._flatten_layers(include_self=False):
+        kind = type(layer).__name__
+        if kind == "BatchNormalization":
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+        elif kind == "LayerScale":
+            layer.gamma.assign(rng.uniform(0.5, 1.0, layer.gamma.shape))
+        elif kind == "Normalization" and layer.weights:
+            layer.mean.assign(rng.uniform(0.3, 0.6, layer.mean.shape))
+            layer.variance.assign(rng.uniform(0.05, 0.1, layer.variance.shape))
+
+
+def _names(model):
+    return [layer.name for layer in model.layers if type(layer).__name__ != "FunctionOp"]
+
+
+def _build_pair(name, tmp_path, fmt, keras_fn=None, seed=0, **kwargs):
+    """(Keras model, Kestrel model loaded from the Keras weights saved as `fmt`)."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    reference = (keras_fn or getattr(keras.applications, name))(weights=None, **kwargs)
+    _randomize(reference, np.random.default_rng(seed))
+    if fmt == "h5":
+        path = str(tmp_path / f"{name}.h5")
+        with h5py.File(path, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    else:
+        path = str(tmp_path / f"{name}.weights.h5")
+        reference.save_weights(path)
+    kestrel.backend.clear_session()
+    model = getattr(applications, name)(weights=path, **kwargs)
+    return reference, model
+
+
+def _check(name, tmp_path, fmt="h5", size=32, keras_fn=None, batch=2, **kwargs):
+    kwargs.setdefault("input_shape", (size, size, 3))
+    reference, model = _build_pair(name, tmp_path, fmt, keras_fn, **kwargs)
+    assert model.name == reference.name
+    assert _names(model) == _names(reference)
+    assert model.count_params() == reference.count_params()
+    images = np.random.default_rng(1).uniform(0, 255, (batch, *kwargs["input_shape"]))
+    images = images.astype("float32")
+    expected = keras.ops.convert_to_numpy(reference(images, training=False))
+    got = np.asarray(model.predict(images, verbose=0))
+    assert got.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
+    return model
+
+
+@pytest.mark.parametrize("fmt", ["h5", "weights.h5"])
+def test_inception_v3(tmp_path, fmt):
+    _check("InceptionV3", tmp_path, fmt, size=75, include_top=False, pooling="avg")
+
+
+def test_inception_v3_top(tmp_path):
+    _check("InceptionV3", tmp_path, size=75, include_top=True, classes=7, batch=1)
