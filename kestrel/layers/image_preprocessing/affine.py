@@ -18,32 +18,43 @@ import torch.nn.functional as F
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("nearest", "bilinear")
-_PADDING = {"reflect": "reflection", "nearest": "border", "constant": "zeros", "wrap": "border"}
+_PADDING = {"reflect": "reflection", "nearest": "border", "constant": "zeros", "wrap": "border",
+            "mirror": "reflection"}
 
 
-def _to_normalized(width: int, height: int, like: torch.Tensor) -> torch.Tensor:
-    """3x3 map from pixel coordinates to grid_sample's [-1, 1] (align_corners=False)."""
-    return torch.tensor([[2.0 / width, 0.0, 1.0 / width - 1.0],
-                         [0.0, 2.0 / height, 1.0 / height - 1.0], [0.0, 0.0, 1.0]],
-                        dtype=like.dtype, device=like.device)
-
-
-def _sample_points(transforms: torch.Tensor, height: int, width: int, wrap: bool):
-    """`(batch, height * width, 2)` input points of every output pixel: normalized, or in
-    pixels (wrapped into the image) when `wrap`; one batched matmul of homogeneous points."""
+def _sample_points(transforms: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """`(batch, height, width, 2)` input points `(x, y)`, in pixels, of every output pixel:
+    one batched matmul of homogeneous points."""
     matrix = torch.cat([transforms, torch.ones_like(transforms[:, :1])], dim=1).reshape(-1, 3, 3)
-    if not wrap:
-        matrix = _to_normalized(width, height, transforms) @ matrix
     y, x = torch.meshgrid(torch.arange(height, dtype=transforms.dtype, device=transforms.device),
                           torch.arange(width, dtype=transforms.dtype, device=transforms.device),
                           indexing="ij")
     pixels = torch.stack([x.flatten(), y.flatten(), torch.ones_like(x.flatten())], dim=-1)
     points = pixels @ matrix.transpose(1, 2)
-    points = points[..., :2] / points[..., 2:]
-    if wrap:
-        size = torch.tensor([width, height], dtype=points.dtype, device=points.device)
-        points = (2 * torch.remainder(points, size) + 1) / (size + 1) - 1
-    return points
+    return (points[..., :2] / points[..., 2:]).reshape(-1, height, width, 2)
+
+
+def grid_warp(images: torch.Tensor, points: torch.Tensor, interpolation: str = "bilinear",
+              fill_mode: str = "constant", fill_value: float = 0.0) -> torch.Tensor:
+    """Sample channels-first `images` at `points` `(batch, height, width, 2)` (pixel `(x, y)`,
+    integers at pixel centres), in one `grid_sample` call; `fill_mode` as in the module doc,
+    plus `mirror` (d c b | a b c d | c b a: reflection about the edge pixels' centres)."""
+    height, width = images.shape[-2:]
+    size = torch.tensor([width, height], dtype=points.dtype, device=points.device)
+    align = fill_mode == "mirror"
+    if fill_mode == "wrap":
+        images = torch.cat([images, images[:, :, :1]], dim=2)
+        images = torch.cat([images, images[:, :, :, :1]], dim=3)
+        grid = (2 * torch.remainder(points, size) + 1) / (size + 1) - 1
+    elif align:
+        grid = 2 * points / (size - 1).clamp(min=1) - 1
+    else:
+        grid = (2 * points + 1) / size - 1
+    shift = fill_mode == "constant" and fill_value != 0
+    output = F.grid_sample(images - fill_value if shift else images,
+                           grid.expand(images.shape[0], -1, -1, -1), mode=interpolation,
+                           padding_mode=_PADDING[fill_mode], align_corners=align)
+    return output + fill_value if shift else output
 
 
 def affine_transform(images: torch.Tensor, transforms: torch.Tensor,
@@ -74,19 +85,10 @@ def affine_transform(images: torch.Tensor, transforms: torch.Tensor,
                          f"Received: fill_mode={fill_mode!r}")
     if data_format == "channels_last":
         images = images.permute(0, 3, 1, 2)
-    batch, _, height, width = images.shape
+    height, width = images.shape[-2:]
     transforms = transforms.to(device=images.device, dtype=images.dtype).reshape(-1, 8)
-    points = _sample_points(transforms, height, width, fill_mode == "wrap")
-    grid = points.reshape(-1, height, width, 2).expand(batch, -1, -1, -1)
-    if fill_mode == "wrap":
-        images = torch.cat([images, images[:, :, :1]], dim=2)
-        images = torch.cat([images, images[:, :, :, :1]], dim=3)
-    elif fill_mode == "constant" and fill_value != 0:
-        images = images - fill_value
-    output = F.grid_sample(images, grid, mode=interpolation,
-                           padding_mode=_PADDING[fill_mode], align_corners=False)
-    if fill_mode == "constant" and fill_value != 0:
-        output = output + fill_value
+    output = grid_warp(images, _sample_points(transforms, height, width), interpolation,
+                       fill_mode, fill_value)
     return output.permute(0, 2, 3, 1) if data_format == "channels_last" else output
 
 

@@ -7,6 +7,7 @@ return their inputs unchanged at inference.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from kestrel import config
@@ -98,8 +99,50 @@ class RandomImageLayer(ImageLayer):
         draws = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
         return draws * (high - low) + low
 
+    def normal(self, shape, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal draws of `shape`, on `like`'s device, in its dtype."""
+        return torch.randn(shape, generator=generator_for(self, like.device), device=like.device,
+                           dtype=like.dtype)
+
+    def randint(self, shape, low: int, high: int, like: torch.Tensor) -> torch.Tensor:
+        """Integer draws in `[low, high)` of `shape`, on `like`'s device."""
+        return torch.randint(low, high, shape, generator=generator_for(self, like.device),
+                             device=like.device)
+
+    def apply_mask(self, factor, like: torch.Tensor) -> torch.Tensor:
+        """`(batch, 1, 1, 1)` booleans: each image is picked with a probability drawn in
+        `factor` = `(low, high)` (Keras' "threshold < probability" draw)."""
+        shape = (like.shape[0], 1, 1, 1)
+        return self.uniform(shape, 0.0, 1.0, like) < self.uniform(shape, *factor, like)
+
+    def host_rng(self) -> np.random.Generator:
+        """A NumPy generator for the few per-batch draws made on the host (op choices, Beta and
+        Dirichlet weights): seeded by `seed`, else by torch's global RNG on first use."""
+        rng = self.__dict__.get("_host_rng")
+        if rng is None:
+            seed = self.seed if self.seed is not None else int(torch.randint(2 ** 62, ()))
+            rng = self.__dict__["_host_rng"] = np.random.default_rng(seed)
+        return rng
+
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+
+def check_value_range(layer, value_range) -> list:
+    """`value_range` as a sorted `[low, high]`, or a ValueError naming `layer`."""
+    if not isinstance(value_range, (list, tuple)) or len(value_range) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': value_range must be a pair of "
+                         f"numbers. Received: value_range={value_range!r}")
+    return sorted(value_range)
+
+
+def rescale(images: torch.Tensor, source, target) -> torch.Tensor:
+    """Map values linearly from the range `source` to `target` (identity when equal)."""
+    if tuple(source) == tuple(target):
+        return images
+    images = (images - source[0]) / (source[1] - source[0])
+    return images * (target[1] - target[0]) + target[0]
 
 
 def parse_factor(layer, factor, arg: str = "factor", bounds=(-1.0, 1.0)) -> tuple[float, float]:

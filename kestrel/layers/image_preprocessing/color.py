@@ -1,16 +1,9 @@
 """RandomContrast and RandomBrightness: random per-image changes of pixel values."""
 from __future__ import annotations
 
-from kestrel.layers.image_preprocessing.base import RandomImageLayer, parse_factor
+from kestrel.layers.image_preprocessing.base import (
+    RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.layer import register_layer
-
-
-def _check_value_range(layer, value_range) -> list:
-    if not isinstance(value_range, (list, tuple)) or len(value_range) != 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range):
-        raise ValueError(f"{type(layer).__name__} '{layer.name}': value_range must be a pair of "
-                         f"numbers. Received: value_range={value_range!r}")
-    return sorted(value_range)
 
 
 class _ValueLayer(RandomImageLayer):
@@ -21,7 +14,7 @@ class _ValueLayer(RandomImageLayer):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = parse_factor(self, factor, bounds=factor_bounds)
         self.value_range = value_range
-        self._low, self._high = _check_value_range(self, value_range)
+        self._low, self._high = check_value_range(self, value_range)
 
     def _per_image(self, images, low, high):
         return self.uniform((images.shape[0], 1, 1, 1), low, high, images)
