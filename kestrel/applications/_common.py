@@ -1,0 +1,55 @@
+"""The steps every application shares: checked input, pooled or classifier top, weights."""
+from __future__ import annotations
+
+from kestrel import config, layers
+from kestrel.applications import imagenet_utils
+from kestrel.applications.weights import load_application_weights, validate_weights_args
+from kestrel.models.functional import Functional
+
+KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+def channel_axis() -> int:
+    """The channel axis of image tensors under the global data format (batch included)."""
+    return -1 if config.image_data_format() == "channels_last" else 1
+
+
+def start(weights, include_top, classes, input_tensor, input_shape, *, default_size=224,
+          min_size=32):
+    """Check the arguments; return (tensor to build on, model inputs, resolved input shape)."""
+    validate_weights_args(weights, include_top, classes)
+    shape = imagenet_utils.obtain_input_shape(
+        input_shape, default_size=default_size, min_size=min_size,
+        data_format=config.image_data_format(), require_flatten=include_top, weights=weights)
+    x, inputs = imagenet_utils.image_input(input_tensor, shape)
+    return x, inputs, shape
+
+
+def pool(x, pooling, named: bool = True):
+    """Global average / max pooling for `pooling="avg"` / `"max"`; `x` unchanged for None."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool" if named else None)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool" if named else None)(x)
+    return x
+
+
+def classify(x, classes, classifier_activation, weights):
+    """The `predictions` Dense layer (pretrained weights allow only softmax or None)."""
+    imagenet_utils.validate_activation(classifier_activation, weights)
+    return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+
+
+def avg_top(x, include_top, pooling, classes, classifier_activation, weights, named=True):
+    """Global average pooling + `predictions` with a top, else the requested pooling."""
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool" if named else None)(x)
+        return classify(x, classes, classifier_activation, weights)
+    return pool(x, pooling, named)
+
+
+def finish(inputs, outputs, name, weights, *, file_name=None, origin=None, file_hash=None):
+    """The functional model, with `weights` loaded (`origin` serves `"imagenet"`)."""
+    model = Functional(inputs, outputs, name=name)
+    return load_application_weights(model, weights, file_name=file_name, origin=origin,
+                                    file_hash=file_hash)
