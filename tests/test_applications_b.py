@@ -78,3 +78,12 @@ def test_inception_v3(tmp_path, fmt):
 
 def test_inception_v3_top(tmp_path):
     _check("InceptionV3", tmp_path, size=75, include_top=True, classes=7, batch=1)
+
+
+def test_inception_resnet_v2(tmp_path):
+    _check("InceptionResNetV2", tmp_path, "weights.h5", size=75, include_top=False,
+           pooling="max")
+
+
+def test_xception(tmp_path):
+    _check("Xception", tmp_path, size=71, include_top=False, pooling="avg")
