@@ -201,18 +201,36 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if class_axis != 1:
         logits = logits.movedim(class_axis, 1)
     ignore = -100 if ignore_class is None else int(ignore_class)
-    if from_logits:
-        result = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore)
-    elif ignore_class is None:
-        result = _picked_clipped_log_loss(logits, target)
-    else:
-        result = F.nll_loss(_clipped_log_probs(logits, 1), target, reduction="none",
-                            ignore_index=ignore)
+    try:
+        if from_logits:
+            result = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore)
+        elif ignore_class is None:
+            result = _picked_clipped_log_loss(logits, target)
+        else:
+            result = F.nll_loss(_clipped_log_probs(logits, 1), target, reduction="none",
+                                ignore_index=ignore)
+    except (IndexError, RuntimeError):  # the labels are read only here, on the error path
+        _check_label_range(target, logits.shape[1], ignore_class)
+        raise
     if result.shape != y_true.shape:
         result = result.reshape(y_true.shape)
     if ignore_class is not None:
         result._keras_mask = y_true != ignore
     return result
+
+
+def _check_label_range(labels: torch.Tensor, num_classes: int, ignore_class) -> None:
+    """Raise a ValueError naming the first label outside `[0, num_classes)`, if any."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_class is not None:
+        bad &= labels != int(ignore_class)
+    if bool(bad.any()):
+        label = int(labels[bad][0])
+        raise ValueError(
+            f"sparse_categorical_crossentropy: label {label} is out of range for "
+            f"{num_classes} classes: labels must be in [0, {num_classes - 1}]"
+            f"{'' if ignore_class is None else f' or equal ignore_class={ignore_class}'}. "
+            f"Received: label={label}")
 
 
 def _smooth_binary(y_true, label_smoothing):

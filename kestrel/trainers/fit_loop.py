@@ -5,6 +5,8 @@ import torch
 
 from kestrel.layers.node import flatten, map_structure
 from kestrel.trainers import data_adapter
+from kestrel.trainers.arguments import check_counts, check_not_empty
+from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.deferred_updates import DeferredUpdates, can_defer
 from kestrel.trainers.logs import LazyLogs
 
@@ -20,21 +22,6 @@ def _callback_list(model, callbacks, verbose, epochs, steps):
         return callbacks
     return CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
                         verbose=verbose, epochs=epochs, steps=steps)
-
-
-def class_weights_to_sample_weights(class_weight: dict, y, sample_weight):
-    """Per-sample weights from `class_weight` (`{class index: weight}`), as Keras does."""
-    if isinstance(y, (list, tuple, dict)):
-        raise ValueError("class_weight is only supported for models with a single output.")
-    table = torch.ones(max(int(k) for k in class_weight) + 1, device=y.device)
-    for key, value in class_weight.items():
-        table[int(key)] = float(value)
-    if y.dim() > 1 and y.shape[-1] > 1:
-        index = y.argmax(dim=-1)
-    else:
-        index = y.reshape(y.shape[0], -1)[:, 0].round().long()
-    weights = table[index]
-    return weights if sample_weight is None else weights * sample_weight
 
 
 def _session(model):
@@ -62,6 +49,9 @@ def _for_rank(session, verbose: int, callbacks):
 def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
             validation_data, shuffle, class_weight, sample_weight, initial_epoch,
             steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
+    check_counts("fit", batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
+                 steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                 validation_batch_size=validation_batch_size)
     verbose = _verbose(verbose)
     device = model._device()
     if y is None and model._target_tensors is not None:
@@ -71,12 +61,19 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
             x, y, sample_weight, validation_split)
     train_data = data_adapter.get_adapter(x, y, sample_weight, batch_size, steps_per_epoch,
                                           shuffle, device)
+    _check_array_data("fit", train_data)
+    if class_weight is not None:
+        class_weight = ClassWeights(class_weight)
+        if isinstance(train_data, data_adapter.ArrayAdapter) and \
+                isinstance(train_data.y, torch.Tensor):
+            class_weight.check(train_data.y)  # once; other data is checked on the error path
     val_data = None
     if validation_data is not None:
         vx, vy, vsw = data_adapter.unpack(validation_data) if isinstance(
             validation_data, (tuple, list)) else (validation_data, None, None)
         val_data = data_adapter.get_adapter(vx, vy, vsw, validation_batch_size or batch_size,
                                             validation_steps, False, device)
+        _check_array_data("fit", val_data, "validation_data")
     session = _session(model)
     if session is not None:
         verbose, callbacks = _for_rank(session, verbose, callbacks)
@@ -92,15 +89,22 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
             session.finish()
 
 
+def _check_array_data(fn: str, data, name: str = "x") -> None:
+    if isinstance(data, data_adapter.ArrayAdapter):
+        check_not_empty(fn, data.n, name)
+
+
 def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial_epoch,
                 class_weight, validation_freq, session):
     callbacks = _callback_list(model, callbacks, verbose, epochs, train_data.num_batches)
     history = callbacks._history
     model.stop_training = False
     model._initial_epoch = None
+    model._initial_step = 0  # a callback restoring a mid-epoch backup sets both
     callbacks.on_train_begin()
     if model._initial_epoch is not None:
         initial_epoch = model._initial_epoch
+    first_step = model._initial_step
     steps = model._steps
     epoch_logs = {}
     step_logs = None
@@ -109,12 +113,14 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         callbacks.on_epoch_begin(epoch)
         model.train()
         logs = LazyLogs(model.metrics)
-        batches = session.shard(train_data, True) if session is not None else train_data
-        for step, batch in enumerate(batches):
+        batches = iter(session.shard(train_data, True) if session is not None else train_data)
+        for _ in range(first_step):  # resuming mid-epoch: the same order, done batches skipped
+            next(batches, None)
+        for step, batch in enumerate(batches, start=first_step):
             callbacks.on_train_batch_begin(step)
             if class_weight is not None:
                 bx, by, bsw = batch
-                batch = (bx, by, class_weights_to_sample_weights(class_weight, by, bsw))
+                batch = (bx, by, class_weight(by, bsw))
             step_logs = steps.train(batch)
             if step_logs is not None:  # what a user's train_step returned
                 logs = step_logs
@@ -123,6 +129,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
             callbacks.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
+        first_step = 0
         model.eval()
         if session is not None:
             session.reduce_metrics(model.metrics)
@@ -148,6 +155,8 @@ def _should_validate(epoch: int, freq) -> bool:
 
 def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
                  session=None) -> dict:
+    if not isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)):
+        check_counts("evaluate", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
     own_session = session is None
     session = session or _session(model)
@@ -157,6 +166,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         y = model._target_tensors
     data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
         data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
+    _check_array_data("evaluate", data)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     was_training = model.training
     model.eval()
@@ -189,8 +199,10 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
 
 
 def run_predict(model, x, batch_size, verbose, steps, callbacks):
+    check_counts("predict", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
     data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
+    _check_array_data("predict", data)
     session = _session(model)
     verbose, callbacks = _for_rank(session, verbose, callbacks)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)

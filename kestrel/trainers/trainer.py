@@ -14,8 +14,8 @@ from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
 from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
-from kestrel.trainers.fit_loop import (class_weights_to_sample_weights, run_evaluate, run_fit,
-                                       run_predict)
+from kestrel.trainers.class_weights import ClassWeights
+from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
 from kestrel.trainers.step_functions import StepFunctions
 from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
@@ -236,7 +236,9 @@ class Trainer:
         device = self._device()
         x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
         if class_weight is not None:
-                sw = class_weights_to_sample_weights(class_weight, y, sw)
+            class_weight = ClassWeights(class_weight)
+            class_weight.check(y)
+            sw = class_weight(y, sw)
         was_training = self.training
         self.train()
         try:
