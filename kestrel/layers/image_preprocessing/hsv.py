@@ -7,7 +7,6 @@ from kestrel import config
 from kestrel.layers.image_preprocessing.base import rescale
 from kestrel.layers.image_preprocessing.pointwise import ColorLayer
 from kestrel.layers.layer import register_layer
-from kestrel.ops.image_basic import hsv_to_rgb, rgb_to_hsv
 
 
 class _HSVLayer(ColorLayer):
@@ -19,6 +18,8 @@ class _HSVLayer(ColorLayer):
         super().__init__(factor, value_range, seed, data_format, **kwargs)
 
     def _hsv_map(self, images, amount):
+        from kestrel.ops.image_basic import hsv_to_rgb, rgb_to_hsv  # ops import the layers
+
         axis = -1 if self.data_format == "channels_last" else -3
         planes = list(rgb_to_hsv.raw(images, data_format=self.data_format).unbind(axis))
         planes[self.channel] = self.change(planes[self.channel], amount.reshape(-1, 1, 1))

@@ -10,7 +10,13 @@ import torch
 from kestrel.layers.image_preprocessing.base import (
     ImageLayer, RandomImageLayer, check_value_range, parse_factor, rescale)
 from kestrel.layers.layer import register_layer
-from kestrel.ops.image_basic import rgb_to_grayscale
+
+
+def grayscale(images: torch.Tensor, data_format: str) -> torch.Tensor:
+    """Luma `0.2989 R + 0.587 G + 0.114 B` of RGB images, as one channel."""
+    r, g, b = images.unbind(-1 if data_format == "channels_last" else -3)
+    luma = 0.2989 * r + 0.587 * g + 0.114 * b
+    return luma.unsqueeze(-1 if data_format == "channels_last" else -3)
 
 
 class ColorLayer(RandomImageLayer):
@@ -31,7 +37,7 @@ class ColorLayer(RandomImageLayer):
         return self.uniform((images.shape[0], 1, 1, 1), low, high, images)
 
     def grayscale(self, images):
-        return rgb_to_grayscale.raw(images, data_format=self.data_format)
+        return grayscale(images, self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor),
@@ -61,7 +67,7 @@ class RandomGrayscale(RandomImageLayer):
 
     def transform(self, images):
         picked = self.uniform((images.shape[0], 1, 1, 1), 0.0, 1.0, images) < self.factor
-        gray = rgb_to_grayscale.raw(images, data_format=self.data_format)
+        gray = grayscale(images, self.data_format)
         return torch.where(picked, gray, images)
 
     def get_config(self):

@@ -8,7 +8,6 @@ from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.image_preprocessing.filters import depthwise
 from kestrel.layers.layer import register_layer
-from kestrel.ops.image_warp import perspective_transform
 
 ELASTIC_FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 
@@ -50,6 +49,8 @@ class RandomPerspective(RandomImageLayer):
         self.scale, self.interpolation, self.fill_value = scale, interpolation, fill_value
 
     def transform(self, images):
+        from kestrel.ops.image_warp import perspective_transform  # ops import the layers
+
         batch = images.shape[0]
         height, width = self._size(images.shape)
         picked = self.apply_mask(self.factor, images)

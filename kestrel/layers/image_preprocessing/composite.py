@@ -1,0 +1,248 @@
+"""Augmentations built from the others: RandomColorJitter, RandAugment, AugMix and Pipeline.
+
+Each op acts on the whole batch with per-image random parameters; which ops run (RandAugment,
+AugMix) is drawn on the host once per batch, as Keras does, so nothing waits on the device.
+"""
+from __future__ import annotations
+
+import torch
+
+from kestrel.layers.image_preprocessing.base import (
+    RandomImageLayer, check_value_range, parse_factor)
+from kestrel.layers.image_preprocessing.color import RandomBrightness, RandomContrast
+from kestrel.layers.image_preprocessing.filters import RandomSharpness
+from kestrel.layers.image_preprocessing.geometric import (
+    RandomRotation, RandomShear, RandomTranslation)
+from kestrel.layers.image_preprocessing.hsv import RandomHue, RandomSaturation
+from kestrel.layers.image_preprocessing.pointwise import (
+    AutoContrast, Equalization, RandomColorDegeneration, RandomPosterization, Solarization)
+from kestrel.layers.layer import Layer, register_layer
+
+# name -> builder(factor, value_range, interpolation, common kwargs), in Keras' order.
+_OPS = {
+    "random_shear": lambda f, v, i, kw: RandomShear(f, f, interpolation=i, **kw),
+    "random_translation": lambda f, v, i, kw: RandomTranslation(f, f, interpolation=i, **kw),
+    "random_rotation": lambda f, v, i, kw: RandomRotation(f, interpolation=i, **kw),
+    "random_posterization": lambda f, v, i, kw: RandomPosterization(
+        max(1, int(8 * f[1])), v, **kw),
+    "solarization": lambda f, v, i, kw: Solarization(f, f, v, **kw),
+    "auto_contrast": lambda f, v, i, kw: AutoContrast(v, data_format=kw["data_format"]),
+    "equalization": lambda f, v, i, kw: Equalization(v, data_format=kw["data_format"]),
+    "random_brightness": lambda f, v, i, kw: RandomBrightness(f, v, **kw),
+    "random_color_degeneration": lambda f, v, i, kw: RandomColorDegeneration(f, v, **kw),
+    "random_contrast": lambda f, v, i, kw: RandomContrast(f, v, **kw),
+    "random_sharpness": lambda f, v, i, kw: RandomSharpness(f, v, **kw),
+}
+RAND_AUGMENT_OPS = ("random_shear", "random_translation", "random_rotation",
+                    "random_brightness", "random_color_degeneration", "random_contrast",
+                    "random_sharpness", "random_posterization", "solarization", "auto_contrast",
+                    "equalization")
+AUGMIX_OPS = tuple(_OPS)
+AUGMIX_GEOMETRIC_OPS = AUGMIX_OPS[:7]
+
+
+def _sub_seed(seed, index: int):
+    return None if seed is None else seed + 1 + index
+
+
+class _OpsLayer(RandomImageLayer):
+    """Holds named augmentation sub-layers (`self.ops`), each with its own derived seed."""
+
+    def __init__(self, names, factor, value_range, interpolation, seed, data_format, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = parse_factor(self, factor, bounds=(0.0, 1.0))
+        self.value_range = value_range
+        self._range = check_value_range(self, value_range)
+        self.interpolation = interpolation
+        self.ops = torch.nn.ModuleList(
+            _OPS[name](self.factor, self._range, interpolation,
+                       {"seed": _sub_seed(seed, k), "data_format": self.data_format})
+            for k, name in enumerate(names))
+
+    def get_config(self):
+        return {**super().get_config(), "value_range": list(self.value_range),
+                "factor": list(self.factor), "interpolation": self.interpolation}
+
+
+@register_layer()
+class RandAugment(_OpsLayer):
+    """Applies `num_ops` augmentations, each picked at random per batch from 11 (shear,
+    translation, rotation, brightness, colour degeneration, contrast, sharpness, posterization,
+    solarization, auto-contrast, equalization), in training.
+
+    Args:
+        value_range: `(low, high)` of the pixel values (default `(0, 255)`).
+        num_ops: how many augmentations to chain (default 2).
+        factor: strength: a number `f` in [0, 1] means `(0, f)` for every op (default 0.5).
+        interpolation: `"bilinear"` (default) or `"nearest"` for the geometric ops.
+        seed, data_format: as in the other augmentation layers.
+
+    Example:
+        >>> RandAugment(seed=0)(torch.rand(2, 8, 8, 3) * 255, training=True).shape
+        torch.Size([2, 8, 8, 3])
+    """
+
+    def __init__(self, value_range=(0, 255), num_ops=2, factor=0.5, interpolation="bilinear",
+                 seed=None, data_format=None, **kwargs):
+        super().__init__(RAND_AUGMENT_OPS, factor, value_range, interpolation, seed,
+                         data_format, **kwargs)
+        if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
+            raise ValueError(f"RandAugment '{self.name}': num_ops must be an integer >= 0. "
+                             f"Received: num_ops={num_ops!r}")
+        self.num_ops = num_ops
+
+    def transform(self, images):
+        for index in self.host_rng().integers(0, len(self.ops), self.num_ops):
+            images = self.ops[int(index)].transform(images)
+        return images
+
+    def get_config(self):
+        return {**super().get_config(), "num_ops": self.num_ops}
+
+
+@register_layer()
+class AugMix(_OpsLayer):
+    """AugMix in training: `num_chains` chains of up to `chain_depth` random augmentations,
+    mixed with Dirichlet(`alpha`) weights, then blended with the input by a Beta(`alpha`,
+    `alpha`) weight, clipped to `value_range` (one draw of each per batch, as Keras).
+
+    Args:
+        value_range: `(low, high)` of the pixel values (default `(0, 255)`).
+        num_chains: number of chains (default 3).
+        chain_depth: the most ops per chain; each step may also be skipped (default 3).
+        factor: strength: a number `f` in [0, 1] means `(0, f)` for every op (default 0.3).
+        alpha: the Dirichlet and Beta parameter (default 1.0).
+        all_ops: also use brightness, colour degeneration, contrast and sharpness
+            (default True).
+        interpolation, seed, data_format: as `RandAugment`.
+
+    Example:
+        >>> AugMix(seed=0)(torch.rand(2, 8, 8, 3) * 255, training=True).shape
+        torch.Size([2, 8, 8, 3])
+    """
+
+    def __init__(self, value_range=(0, 255), num_chains=3, chain_depth=3, factor=0.3,
+                 alpha=1.0, all_ops=True, interpolation="bilinear", seed=None,
+                 data_format=None, **kwargs):
+        super().__init__(AUGMIX_OPS if all_ops else AUGMIX_GEOMETRIC_OPS, factor, value_range,
+                         interpolation, seed, data_format, **kwargs)
+        for arg, value in (("num_chains", num_chains), ("chain_depth", chain_depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"AugMix '{self.name}': {arg} must be an integer >= 1. "
+                                 f"Received: {arg}={value!r}")
+        self.num_chains, self.chain_depth = num_chains, chain_depth
+        self.alpha, self.all_ops = alpha, all_ops
+
+    def transform(self, images):
+        rng = self.host_rng()
+        chain_weights = rng.dirichlet([self.alpha] * self.num_chains)
+        keep = float(rng.beta(self.alpha, self.alpha))
+        mixed = torch.zeros_like(images)
+        for weight in chain_weights:
+            chain = images
+            for index in rng.integers(0, len(self.ops) + 1, self.chain_depth):
+                if index < len(self.ops):  # the last choice skips the step
+                    chain = self.ops[int(index)].transform(chain)
+            mixed = mixed + chain * float(weight)
+        return (keep * images + (1 - keep) * mixed).clamp(*self._range)
+
+    def get_config(self):
+        return {**super().get_config(), "num_chains": self.num_chains,
+                "chain_depth": self.chain_depth, "alpha": self.alpha, "all_ops": self.all_ops}
+
+
+@register_layer()
+class RandomColorJitter(RandomImageLayer):
+    """Random brightness, contrast, saturation and hue changes, in that order, in training;
+    an op runs only when its factor is given.
+
+    Args:
+        value_range: `(low, high)` of the pixel values (default `(0, 255)`).
+        brightness_factor, contrast_factor, saturation_factor, hue_factor: the `factor` of
+            `RandomBrightness`, `RandomContrast`, `RandomSaturation` and `RandomHue`.
+        seed, data_format: as in the other augmentation layers.
+
+    Example:
+        >>> jitter = RandomColorJitter(brightness_factor=0.2, hue_factor=0.1, seed=0)
+        >>> jitter(torch.rand(2, 8, 8, 3) * 255, training=True).shape
+        torch.Size([2, 8, 8, 3])
+    """
+
+    _PARTS = (("brightness_factor", RandomBrightness), ("contrast_factor", RandomContrast),
+              ("saturation_factor", RandomSaturation), ("hue_factor", RandomHue))
+
+    def __init__(self, value_range=(0, 255), brightness_factor=None, contrast_factor=None,
+                 saturation_factor=None, hue_factor=None, seed=None, data_format=None,
+                 **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.value_range = check_value_range(self, value_range)
+        factors = (brightness_factor, contrast_factor, saturation_factor, hue_factor)
+        for (arg, _), factor in zip(self._PARTS, factors):
+            setattr(self, arg, factor)
+        self.ops = torch.nn.ModuleList(
+            cls(factor, self.value_range, seed=_sub_seed(seed, k), data_format=self.data_format)
+            for k, ((_, cls), factor) in enumerate(zip(self._PARTS, factors))
+            if factor is not None)
+
+    def transform(self, images):
+        for op in self.ops:
+            images = op.transform(images)
+        return images
+
+    def get_config(self):
+        return {**super().get_config(), "value_range": list(self.value_range),
+                **{arg: getattr(self, arg) for arg, _ in self._PARTS}}
+
+
+@register_layer()
+class Pipeline(Layer):
+    """Applies a list of layers in order, passing `training` on to each.
+
+    Unlike `Sequential`, it is a layer (not a model) and may hold layers that take dicts.
+
+    Args:
+        layers: the layers to apply.
+        name: the layer's name.
+
+    Example:
+        >>> from kestrel.layers.image_preprocessing import RandomFlip
+        >>> Pipeline([RandomFlip(), AutoContrast()])(torch.rand(2, 4, 4, 3)).shape
+        torch.Size([2, 4, 4, 3])
+    """
+
+    def __init__(self, layers, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not isinstance(layers, (list, tuple)) or not all(
+                isinstance(layer, torch.nn.Module) for layer in layers):
+            raise ValueError(f"Pipeline '{self.name}': layers must be a list of layers. "
+                             f"Received: layers type={type(layers).__name__}")
+        self._pipeline_layers = torch.nn.ModuleList(layers)
+
+    @property
+    def layers(self) -> list:
+        return list(self._pipeline_layers)
+
+    def call(self, inputs, training=None):
+        for layer in self._pipeline_layers:
+            inputs = layer(inputs, training=training) if training is not None \
+                else layer(inputs)
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        for layer in self._pipeline_layers:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
+
+    def get_config(self):
+        from kestrel.layers.serialization import serialize
+        return {"layers": [serialize(layer) for layer in self._pipeline_layers],
+                "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        from kestrel.layers.serialization import deserialize
+        layers = config.get("layers")
+        if not isinstance(layers, (list, tuple)):
+            raise ValueError("Pipeline.from_config: the config needs a 'layers' list. "
+                             f"Received: layers type={type(layers).__name__}")
+        return cls(**{**config, "layers": [deserialize(layer) for layer in layers]})
