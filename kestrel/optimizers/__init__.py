@@ -7,19 +7,28 @@ from __future__ import annotations
 
 from kestrel.optimizers import schedules
 from kestrel.optimizers.adam import Adam, Adamax, AdamW, Nadam
+from kestrel.optimizers.adafactor import Adafactor
 from kestrel.optimizers.adaptive import Adadelta, Adagrad, RMSprop
 from kestrel.optimizers.ftrl import Ftrl
+from kestrel.optimizers.lamb import Lamb
 from kestrel.optimizers.lion import Lion
+from kestrel.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from kestrel.optimizers.multi import MultiOptimizer, OptimizerMap
+from kestrel.optimizers.muon import Muon
 from kestrel.optimizers.optimizer import Optimizer
+from kestrel.optimizers.schedule_free import ScheduleFreeAdamW
 from kestrel.optimizers.sgd import SGD
 from kestrel.saving.object_registry import custom_object_scope
 from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
 
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lion", "Nadam",
-           "Optimizer", "RMSprop", "deserialize", "get", "schedules", "serialize"]
+__all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb",
+           "Lion", "LossScaleOptimizer", "MultiOptimizer", "Muon", "Nadam", "Optimizer",
+           "OptimizerMap", "RMSprop", "ScheduleFreeAdamW", "deserialize", "get", "schedules",
+           "serialize"]
 
 _BUILTIN_NAMES = {cls.__name__.lower() for cls in (
-    SGD, Adadelta, Adagrad, Adam, AdamW, Adamax, Ftrl, Lion, Nadam, RMSprop)}
+    SGD, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Ftrl, Lamb, Lion,
+    LossScaleOptimizer, MultiOptimizer, Muon, Nadam, RMSprop, ScheduleFreeAdamW)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
