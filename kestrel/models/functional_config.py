@@ -60,32 +60,17 @@ def functional_config(model) -> dict:
 
 def functional_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a functional model, replaying every saved layer call in dependency order."""
-    from kestrel.models.model import Model
     from kestrel.saving.model_config import deserialize_layer
 
     layers = {}
     pending = []  # (layer, node_config) in file order
     for entry in config["layers"]:
         layer = deserialize_layer(entry, custom_objects)
-        name = entry.get("name") or layer.name
-        layers[name] = layer
+        layers[entry.get("name") or layer.name] = layer
         for node in entry.get("inbound_nodes", []):
             pending.append((layer, node))
-    produced: dict[str, list] = {name: [] for name in layers}
-    for name, layer in layers.items():
-        if isinstance(layer, InputLayer):
-            produced[name].append(layer.output_tensor)  # an InputLayer's own node 0
-
-    def lookup(ref):
-        name, node_index, tensor_index = ref[0], ref[1], ref[2]
-        outputs = produced.get(name)
-        if outputs is None:
-            raise ValueError(f"Functional config names an unknown layer {name!r}.")
-        if node_index >= len(outputs) and isinstance(layers[name], Model) and node_index:
-            node_index -= 1  # Keras 2 counts a nested model's own construction node first
-        if node_index >= len(outputs):
-            raise LookupError(ref)
-        return flatten(outputs[node_index])[tensor_index]
+    legacy = any(isinstance(node, list) for _, node in pending)
+    graph = _Graph(layers, config["layers"], legacy)
 
     progress = True
     while pending and progress:
@@ -93,11 +78,10 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         for item in list(pending):
             layer, node = item
             try:
-                args, kwargs = _decode_node(node, lookup)
+                args, kwargs = _decode_node(node, graph)
             except LookupError:
                 continue
-            outputs = layer(*args, **kwargs)
-            produced[_name_of(layers, layer)].append(outputs)
+            graph.produced[_name_of(layers, layer)].append(layer(*args, **kwargs))
             pending.remove(item)
             progress = True
     if pending:
@@ -106,11 +90,10 @@ def functional_from_config(cls, config: dict, custom_objects=None):
 
     def io(spec):
         if isinstance(spec, dict):
-            return {k: lookup(v) for k, v in spec.items()}
+            return {k: graph.lookup(v) for k, v in spec.items()}
         if spec and not isinstance(spec[0], (list, tuple)):
-            return lookup(spec)
-        tensors = [lookup(s) for s in spec]
-        return tensors
+            return graph.lookup(spec)
+        return [graph.lookup(s) for s in spec]
     inputs = io(config["input_layers"])
     outputs = io(config["output_layers"])
     if isinstance(outputs, list) and len(outputs) == 1 and isinstance(config["output_layers"][0], (list, tuple)) \
@@ -122,6 +105,50 @@ def functional_from_config(cls, config: dict, custom_objects=None):
                trainable=config.get("trainable", True))
 
 
+class _Graph:
+    """The tensors each layer has produced so far, found by a saved `[name, node, tensor]`."""
+
+    def __init__(self, layers: dict, entries: list, legacy: bool):
+        self.layers = layers
+        self.produced: dict[str, list] = {name: [] for name in layers}
+        for name, layer in layers.items():
+            if isinstance(layer, InputLayer):
+                self.produced[name].append(layer.output_tensor)  # an InputLayer's own node 0
+        # Keras 2 numbers a nested model's calls from 1 (node 0 is its own construction).
+        self.first_node = {e.get("name"): int(legacy and _own_first_node(e)) for e in entries}
+        self.node_counts = {e.get("name"): len(e.get("inbound_nodes") or [None]) for e in entries}
+
+    def lookup(self, ref):
+        """The tensor `ref` names; LookupError while its layer has not made it yet."""
+        name, node_index, tensor_index = ref[0], ref[1], ref[2]
+        outputs = self.produced.get(name)
+        if outputs is None:
+            raise ValueError(f"Functional config names an unknown layer {name!r}.")
+        node_index -= self.first_node.get(name, 0)
+        if not 0 <= node_index < len(outputs):
+            raise LookupError(ref)
+        return flatten(outputs[node_index])[tensor_index]
+
+    def is_reference(self, value) -> bool:
+        """Whether a Keras 2 call value `[name, node, tensor(, kwargs)]` names a layer output."""
+        if not (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
+                and all(type(i) is int for i in value[1:3])
+                and (len(value) == 3 or isinstance(value[3], dict))):
+            return False
+        first = self.first_node.get(value[0], 0)
+        return value[0] in self.layers and 0 <= value[1] - first < self.node_counts[value[0]]
+
+
+def _own_first_node(entry: dict) -> bool:
+    """Whether Keras 2 gave this nested model a construction node: any model built on inputs."""
+    if entry.get("class_name") in ("Functional", "Model"):
+        return True
+    inner = (entry.get("config") or {}).get("layers") or [{}]
+    return entry.get("class_name") == "Sequential" and (
+        inner[0].get("class_name") == "InputLayer"
+        or "batch_input_shape" in (inner[0].get("config") or {}))
+
+
 def _name_of(layers: dict, layer) -> str:
     for name, candidate in layers.items():
         if candidate is layer:
@@ -129,12 +156,15 @@ def _name_of(layers: dict, layer) -> str:
     raise KeyError(layer.name)
 
 
-def _decode_node(node, lookup):
+_CONSTANT = "_CONSTANT_VALUE"  # Keras 2's marker for a plain value in the first call argument
+
+
+def _decode_node(node, graph: _Graph):
     """A saved call: Keras 3 `{"args", "kwargs"}` or Keras 2 `[[name, node, tensor, kwargs], ...]`."""
     if isinstance(node, dict):
         def decode(value):
             if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-                return lookup(value["config"]["keras_history"])
+                return graph.lookup(value["config"]["keras_history"])
             if isinstance(value, dict) and value.get("class_name") == "__slice__":
                 return slice(*(value["config"].get(k) for k in ("start", "stop", "step")))
             if isinstance(value, dict) and value.get("class_name") == "__ellipsis__":
@@ -145,6 +175,42 @@ def _decode_node(node, lookup):
                 return [decode(v) for v in value]
             return value
         return tuple(decode(node.get("args", []))), decode(node.get("kwargs", {}))
-    tensors = [lookup(ref) for ref in node]
-    kwargs = dict(node[0][3]) if node and len(node[0]) > 3 and node[0][3] else {}
-    return (tensors[0] if len(tensors) == 1 else tensors,), kwargs
+    return _decode_legacy_node(node, graph)
+
+
+def _decode_legacy_node(node: list, graph: _Graph):
+    """Keras 2: the first call argument as entries that all carry the other arguments as kwargs.
+
+    Other tensors (`value=`, `mask=[...]`, positional ones, stored under their parameter names)
+    are `[name, node, tensor]` lists inside those kwargs; any other value stays as it is.
+    """
+    entries = []
+
+    def collect(value):  # entries in order; lists flatten as in Keras 2, dicts keep their keys
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            entries.append(value)
+            return entry_tensor(value)
+        if isinstance(value, dict):
+            return {k: collect(v) for k, v in value.items()}
+        return [t for item in value for t in _as_list(collect(item))]
+
+    def entry_tensor(entry):
+        return entry[2] if entry[0] == _CONSTANT else graph.lookup(entry)
+    first = collect(node)
+    saved = entries[-1][3] if entries and len(entries[-1]) > 3 and entries[-1][3] else {}
+
+    def resolve(value):
+        if graph.is_reference(value):
+            return graph.lookup(value)
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+    if isinstance(first, list) and len(first) == 1:
+        first = first[0]
+    return (first,), {k: resolve(v) for k, v in saved.items()}
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
