@@ -18,19 +18,26 @@ from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
 import kestrel  # noqa: E402
 from kestrel import applications  # noqa: E402
 
+# Keras' own get_weights() trips NumPy 2's __array__(copy=...) deprecation
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def _randomize(model, rng):
-    """Random moving statistics and scales, so inference paths are really exercised."""
+    """Random moving statistics, scales and input statistics, so inference paths are
+    really exercised."""
     for layer in model._flatten_layers(include_self=False):
-        kind = type(layer).__name__
+        kind, weights = type(layer).__name__, layer.get_weights()
         if kind == "BatchNormalization":
-            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+            weights[-2] = rng.normal(0, 0.1, weights[-2].shape)
+            weights[-1] = rng.uniform(0.5, 1.5, weights[-1].shape)
         elif kind == "LayerScale":
-            layer.gamma.assign(rng.uniform(0.5, 1.0, layer.gamma.shape))
-        elif kind == "Normalization" and layer.weights:
-            layer.mean.assign(rng.uniform(0.3, 0.6, layer.mean.shape))
-            layer.variance.assign(rng.uniform(0.05, 0.1, layer.variance.shape))
+            weights[0] = rng.uniform(0.5, 1.0, weights[0].shape)
+        elif kind == "Normalization" and weights:
+            weights[:2] = rng.uniform(0.3, 0.6, (2, *weights[0].shape))
+            weights[1] = weights[1] ** 2
+        else:
+            continue
+        layer.set_weights([np.asarray(w, "float32") for w in weights])
 
 
 def _names(model):
@@ -87,3 +94,11 @@ def test_inception_resnet_v2(tmp_path):
 
 def test_xception(tmp_path):
     _check("Xception", tmp_path, size=71, include_top=False, pooling="avg")
+
+
+def test_efficientnet_b0(tmp_path):
+    _check("EfficientNetB0", tmp_path, include_top=False, pooling="avg")
+
+
+def test_efficientnet_b1_top(tmp_path):
+    _check("EfficientNetB1", tmp_path, "weights.h5", include_top=True, classes=5, batch=1)
