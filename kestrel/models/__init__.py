@@ -1,4 +1,5 @@
 """Models: `Model` (functional and subclassing), `Sequential`, and model-level loading."""
+from kestrel.models.cloning import clone_model
 from kestrel.models.functional import Functional
 from kestrel.models.model import Model
 from kestrel.models.sequential import Sequential
