@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+from kestrel.callbacks import _rng_state
 from kestrel.callbacks._io import atomic_write
 from kestrel.callbacks.callback import Callback
 from kestrel.saving.api import load_training_state
@@ -15,10 +16,14 @@ class BackupAndRestore(Callback):
     """Backs up the training state so that an interrupted `fit` can resume.
 
     Each backup writes the weights and the optimizer state (one Keras 3 `.weights.h5`) and
-    the epoch to reach into `backup_dir`. Backups alternate between two slots and are
-    committed by atomically replacing `training_metadata.json`, so a crash during a
+    the position reached (epoch, and batch for `save_freq=N`) into `backup_dir`, with the
+    random states (torch, NumPy, Python, seeded layers). Backups alternate between two slots
+    and are committed by atomically replacing `training_metadata.json`, so a crash during a
     backup leaves the previous one intact. At the start of `fit` the last backup is
-    restored and `model._initial_epoch` set, so training continues from that epoch.
+    restored and `model._initial_epoch` (and `model._initial_step`) set: training continues
+    at the next batch of the same shuffled order, with the same random draws, so on CPU the
+    result equals an uninterrupted run bit for bit (the resumed epoch's logged metrics cover
+    only its remaining batches).
 
     Args:
         backup_dir: Folder for the backup; use it for nothing else.
@@ -48,6 +53,8 @@ class BackupAndRestore(Callback):
         self._last_batch_seen = -1
         self._current_epoch = 0
         self._metadata: dict | None = None
+        self._epoch_rng: dict | None = None  # random states when the current epoch began
+        self._resume: dict | None = None  # the restored backup, until its states are back
 
     def _needs_batch_logs(self) -> bool:
         return False
@@ -57,6 +64,7 @@ class BackupAndRestore(Callback):
 
     def on_train_begin(self, logs=None):
         self._metadata = None
+        self._resume = None
         self._batches_seen_since_last_saving = 0
         self._last_batch_seen = -1
         if not os.path.exists(self._metadata_path):
@@ -74,6 +82,12 @@ class BackupAndRestore(Callback):
         self._metadata = metadata
         self._current_epoch = metadata["epoch"]
         self.model._initial_epoch = metadata["epoch"]
+        batch = metadata.get("batch", -1)
+        if batch >= 0:  # a mid-epoch backup: continue at the next batch
+            self.model._initial_step = batch + 1
+            self._last_batch_seen = batch
+        if "rng" in metadata:
+            self._resume = metadata
 
     def _restore(self, entry: dict) -> None:
         load_training_state(self.model, self._slot_path(entry["slot"]))
@@ -88,8 +102,26 @@ class BackupAndRestore(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+        resume = self._resume
+        if resume is not None and resume.get("batch", -1) < 0:
+            _rng_state.restore(self.model, resume["rng"])  # where the backed-up epoch ended
+            self._resume = None
+        elif resume is not None:  # the epoch's start: the same shuffled order is drawn again
+            _rng_state.restore(self.model, resume["epoch_rng"])
+        if self.save_freq not in ("epoch", False):
+            self._epoch_rng = _rng_state.capture(self.model)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._resume is not None:  # the first batch after the backed-up one
+            self._resume_step_rng()
+
+    def _resume_step_rng(self) -> None:
+        _rng_state.restore(self.model, self._resume["rng"])
+        self._resume = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._resume is not None:  # the backup was taken after the epoch's last batch
+            self._resume_step_rng()
         self._current_epoch = epoch + 1
         self._last_batch_seen = -1
         if self.save_freq == "epoch":
@@ -112,7 +144,10 @@ class BackupAndRestore(Callback):
         # The Keras 3 weights file carries the optimizer's variables too (its optimizer/ group).
         self.model.save_weights(self._slot_path(slot), overwrite=True)
         entry = {"epoch": self._current_epoch, "batch": batch, "slot": slot,
-                 "learning_rate": None, "iterations": None}
+                 "learning_rate": None, "iterations": None,
+                 "rng": _rng_state.capture(self.model)}
+        if batch >= 0:
+            entry["epoch_rng"] = self._epoch_rng
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
             if hasattr(optimizer, "learning_rate"):
