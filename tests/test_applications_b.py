@@ -102,3 +102,12 @@ def test_efficientnet_b0(tmp_path):
 
 def test_efficientnet_b1_top(tmp_path):
     _check("EfficientNetB1", tmp_path, "weights.h5", include_top=True, classes=5, batch=1)
+
+
+def test_efficientnet_v2_b0(tmp_path):
+    _check("EfficientNetV2B0", tmp_path, include_top=False, pooling="max")
+
+
+def test_efficientnet_v2_s_without_preprocessing(tmp_path):
+    _check("EfficientNetV2S", tmp_path, "weights.h5", include_top=True, classes=3, batch=1,
+           include_preprocessing=False)
