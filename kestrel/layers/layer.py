@@ -22,12 +22,15 @@ from kestrel.layers.masks import mask_of, set_mask
 from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving import object_registry
+from kestrel.saving.bounds import short_repr
 from kestrel.variables import Variable, discarding_assignments, wrap as wrap_variable
 
+MAX_WEIGHT_ELEMENTS = 2**34  # larger weights are refused before any allocation
 _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
 # Keys that configs written by other Keras versions carry and Kestrel does not need.
 _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "ragged",
-                        "sparse", "lora_rank", "lora_alpha", "optional", "synchronized"}
+                        "sparse", "lora_rank", "lora_alpha", "optional", "synchronized",
+                        "renorm", "renorm_clipping", "renorm_momentum"}
 
 
 def policy_name(dtype) -> str:
@@ -73,11 +76,11 @@ class Layer(nn.Module):
         if unknown:
             raise ValueError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: "
-                f"{ {k: kwargs[k] for k in sorted(unknown)} }")
+                f"{short_repr({k: kwargs[k] for k in sorted(unknown)})}")
         super().__init__()
         self.training = False  # Keras semantics: inference unless fit() or training=True
         if name is not None and not isinstance(name, str):
-            raise ValueError(f"Layer name must be a string. Received: name={name!r}")
+            raise ValueError(f"Layer name must be a string. Received: name={short_repr(name)}")
         self.name = name or naming.unique_name(naming.to_snake_case(type(self).__name__))
         self._dtype_policy = policy_name(dtype)
         policy = mixed_precision.DTypePolicy(self._dtype_policy) \
@@ -88,7 +91,8 @@ class Layer(nn.Module):
         self.autocast = autocast
         self._trainable = bool(trainable)
         self.built = False
-        self.supports_masking = False
+        # as Keras 3: a layer that defines its own compute_mask propagates masks
+        self.supports_masking = type(self).compute_mask is not Layer.compute_mask
         self.input_spec: InputSpec | list | None = None
         self._build_input_shape = None
         self._weight_order: list[str] = []
@@ -254,8 +258,14 @@ class Layer(nn.Module):
         check_input_shapes(self, self.input_spec, shapes)
         if not self.built:
             self._build_from_shape(shapes)
+        spec_kwargs = kwargs  # a mask consumer sees the input's mask; the node does not record it
+        if self._call_accepts_mask and kwargs.get("mask") is None:
+            mask = shape_inference.symbolic_mask(first)
+            if mask is not None:
+                spec_kwargs = {**kwargs, "mask": mask}
         with discarding_assignments():
-            outputs = self.compute_output_spec(*args, **kwargs)
+            outputs = self.compute_output_spec(*args, **spec_kwargs)
+            shape_inference.attach_output_masks(self, first, outputs)
         node = Node(self, args, kwargs, outputs)
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):
@@ -305,11 +315,11 @@ class Layer(nn.Module):
         torch_dtype = config.to_torch_dtype(dtype) if dtype is not None else self._variable_dtype
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
-        value = initializers.get(initializer)(shape, dtype=torch_dtype)
+        name = name or f"variable_{len(self._weight_order)}"
+        value = self._initial_value(initializers.get(initializer), name, shape, torch_dtype)
         if layout is not None:
             value = layout[0](value).contiguous()
         value = value.to(device=config.device(), dtype=torch_dtype)
-        name = name or f"variable_{len(self._weight_order)}"
         attr = name if name not in self._weight_order else f"{name}_{len(self._weight_order)}"
         tensor = wrap_variable(value, trainable=trainable, name=name,
                                path=f"{self.name}/{name}", requires_grad=self._trainable)
@@ -325,6 +335,22 @@ class Layer(nn.Module):
         if constraint is not None:
             self._constraints.append((attr, constraints.get(constraint)))
         return tensor
+
+    def _initial_value(self, initializer, name: str, shape: tuple, dtype) -> torch.Tensor:
+        """`initializer(shape)`, refusing negative or oversized shapes before allocating."""
+        what = f"Layer '{self.name}' ({type(self).__name__}) cannot create weight '{name}'"
+        size = int(np.prod(shape, dtype=object))
+        if min(shape, default=0) < 0 or size > MAX_WEIGHT_ELEMENTS:
+            raise ValueError(
+                f"{what}: its shape must have non-negative sizes and at most 2**34 elements; "
+                f"check the layer's size arguments (e.g. units, filters). Received: "
+                f"shape={shape} ({size} elements)")
+        try:
+            return initializer(shape, dtype=dtype)
+        except RuntimeError as error:  # torch.OutOfMemoryError, or the CPU allocator's
+            if not isinstance(error, torch.OutOfMemoryError) and "allocate" not in str(error):
+                raise
+            raise type(error)(f"{what} of shape {shape}: {error}") from error
 
     def _apply(self, fn, recurse=True):
         """torch's `_apply` (`.to()`, `.double()`, ...), keeping the identity of the Variables
@@ -577,7 +603,8 @@ def _marks_built(build):
 
 
 def clean_config(cls, config: dict) -> dict:
-    """Drop keys from other Keras versions that `cls` does not take."""
+    """The arguments of `cls` in `config`: keys that other Keras versions write and Kestrel
+    ignores are dropped; any other key `cls` does not take is refused, as Keras 3 does."""
     config = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
     accepted = set()
     takes_kwargs = False
@@ -594,7 +621,12 @@ def clean_config(cls, config: dict) -> dict:
             break
     accepted |= _BASE_KWARGS
     if not takes_kwargs or issubclass(cls, Layer):
-        config = {k: v for k, v in config.items() if k in accepted}
+        unknown = sorted(k for k in config if k not in accepted)
+        if unknown:
+            raise ValueError(
+                f"Unrecognized argument(s) {short_repr(unknown)} in the config of layer "
+                f"{short_repr(config.get('name'))} ({cls.__name__}): {cls.__name__} does not "
+                f"take them. Received: {unknown[0]}={short_repr(config[unknown[0]])}")
     return config
 
 

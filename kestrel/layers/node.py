@@ -16,7 +16,8 @@ from kestrel import config
 class KerasTensor:
     """A symbolic tensor: a shape (None for unknown sizes) and a dtype, no data."""
 
-    __slots__ = ("shape", "dtype", "_keras_history", "name", "__weakref__")
+    # `_keras_mask` (a bool KerasTensor) is set only where a layer computes a mask, as in Keras
+    __slots__ = ("shape", "dtype", "_keras_history", "name", "_keras_mask", "__weakref__")
 
     def __init__(self, shape, dtype="float32", name: str | None = None):
         self.shape = tuple(None if d is None else int(d) for d in shape)

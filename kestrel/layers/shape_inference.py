@@ -34,6 +34,48 @@ def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
     leaves = iter(merged)
     return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
 
+def symbolic_mask(first):
+    """The `_keras_mask` of a KerasTensor (a list for a list of them), None when none has one."""
+    if isinstance(first, (list, tuple)):
+        masks = [getattr(t, "_keras_mask", None) for t in first]
+        return None if all(m is None for m in masks) else masks
+    return getattr(first, "_keras_mask", None)
+
+
+def attach_output_masks(layer, first, outputs) -> None:
+    """Give symbolic outputs the `_keras_mask` that `layer.compute_mask` would give real ones.
+
+    The mask is computed on placeholders (the input's mask, if any, all True); its sizes that
+    match an unknown size of the output become None.
+    """
+    if not layer.supports_masking:
+        return
+    masks_in = symbolic_mask(first)
+    if masks_in is None and layer._unmasked_in_unmasked_out:
+        return
+    device = layer._device()
+
+    def make(t, dtype=None):
+        if not isinstance(t, KerasTensor):
+            return t
+        shape = [_PLACEHOLDERS[0] if d is None else d for d in t.shape]
+        if t.shape and t.shape[0] is None:
+            shape[0] = 1
+        return torch.ones(shape, dtype=dtype or config.to_torch_dtype(t.dtype), device=device)
+
+    try:
+        with torch.no_grad():
+            out_masks = layer.compute_mask(map_structure(make, first),
+                                           map_structure(lambda m: make(m, torch.bool), masks_in))
+    except Exception:  # noqa: BLE001 - a mask that cannot be inferred stays unknown symbolically
+        return
+    for out, mask in zip(flatten(outputs), flatten(out_masks)):
+        if isinstance(out, KerasTensor) and isinstance(mask, torch.Tensor):
+            shape = [None if i < len(out.shape) and out.shape[i] is None else d
+                     for i, d in enumerate(mask.shape)]
+            out._keras_mask = KerasTensor(shape, "bool")
+
+
 def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
     device = layer._device()
 
