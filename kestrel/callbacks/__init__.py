@@ -11,11 +11,12 @@ from kestrel.callbacks.model_checkpoint import ModelCheckpoint
 from kestrel.callbacks.monitor_callback import MonitorCallback
 from kestrel.callbacks.progbar_logger import ProgbarLogger
 from kestrel.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from kestrel.callbacks.remote_monitor import RemoteMonitor
 from kestrel.callbacks.tensorboard import TensorBoard
 from kestrel.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
     "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
-    "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN",
+    "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "TensorBoard", "TerminateOnNaN",
 ]
