@@ -221,7 +221,8 @@ def audio_dataset_from_directory(directory, labels="inferred", label_mode="int",
     (Keras uses tensorflow-io's band-limited resampler: values differ slightly).
 
     Example:
-        >>> ds = audio_dataset_from_directory("speech", output_sequence_length=16000)  # doctest: +SKIP
+        >>> ds = audio_dataset_from_directory(
+        ...     "speech", output_sequence_length=16000)  # doctest: +SKIP
     """
     if ragged and output_sequence_length is not None:
         raise ValueError("Cannot set both `ragged` and `output_sequence_length`")

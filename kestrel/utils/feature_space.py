@@ -227,8 +227,8 @@ class FeatureSpace(_Constructors, Layer):
     """
 
     def __init__(self, features, output_mode="concat", crosses=None, crossing_dim=32,
-                 hashing_dim=32, num_discretization_bins=32, name=None, **kwargs):
-        super().__init__(name=name, **{k: v for k, v in kwargs.items() if k == "dtype"})
+                 hashing_dim=32, num_discretization_bins=32, name=None):
+        super().__init__(name=name)
         if not features:
             raise ValueError("FeatureSpace: the `features` argument cannot be None or empty.")
         if output_mode not in ("dict", "concat"):

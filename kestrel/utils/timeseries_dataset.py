@@ -38,7 +38,8 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
     Windows start every `sequence_stride` steps from `start_index` (inclusive) and end before
     `end_index`; each takes every `sampling_rate`-th step. `shuffle` permutes the windows with
     `np.random.RandomState(seed)` (Keras' set of start positions) and draws a new batch order
-    each epoch (Keras' tf.data shuffle buffer has no torch equivalent). Returns a `BatchDataset` (`.dataloader(...)` for a torch DataLoader).
+    each epoch (Keras' tf.data shuffle buffer has no torch equivalent). Returns a
+    `BatchDataset` (`.dataloader(...)` for a torch DataLoader).
 
     Example:
         >>> ds = timeseries_dataset_from_array(np.arange(10), None, sequence_length=3,
@@ -47,7 +48,7 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
         [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]]
     """
     n = len(data)
-    if start_index is not None and start_index and not 0 <= start_index < n:
+    if start_index and not 0 <= start_index < n:
         raise ValueError("`start_index` must be 0 or greater and lower than the length of the "
                          f"data. Received: start_index={start_index}, for data of length {n}")
     if end_index:
