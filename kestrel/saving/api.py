@@ -84,15 +84,22 @@ def _reading(filepath):
                          f"({error}).") from None
 
 
-def _builder(custom_objects, safe_mode: bool):
-    """A function making a model from its saved config, in safe mode and custom scope."""
+def _builder(custom_objects, safe_mode: bool, filepath):
+    """A function making a model from its saved config, in safe mode and custom scope;
+    a config it cannot use raises a ValueError or TypeError that names `filepath`."""
     from kestrel.saving.model_config import model_from_config
     from kestrel.saving.object_registry import custom_object_scope
     from kestrel.saving.safe_mode import safe_mode_scope
 
     def build(config):
-        with custom_object_scope(custom_objects), safe_mode_scope(safe_mode):
-            return model_from_config(config, custom_objects)
+        try:
+            with custom_object_scope(custom_objects), safe_mode_scope(safe_mode):
+                return model_from_config(config, custom_objects)
+        except (ValueError, TypeError) as error:
+            if type(error) not in (ValueError, TypeError):
+                raise
+            raise type(error)(
+                f"Cannot load the model in '{os.fspath(filepath)}': {error}") from error
     return build
 
 
@@ -128,7 +135,7 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         safe_mode: refuse to run Python code stored in the file (Lambda bytecode).
     """
     suffix = _suffix(filepath, _MODEL_SUFFIXES, "load_model")
-    build = _builder(custom_objects, safe_mode)
+    build = _builder(custom_objects, safe_mode, filepath)
     if suffix == ".keras":
         with _open_zip(filepath) as archive, _reading(filepath):
             return keras_zip.load_model(archive, filepath, build, compile, custom_objects)

@@ -12,6 +12,7 @@ import warnings
 import h5py
 import numpy as np
 
+from kestrel.saving.bounds import load_json, short_repr
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving.keras_weights import optimizer_state, restore_optimizer_state, to_numpy
 from kestrel.saving.weight_paths import is_graph_model, legacy_weight_names
@@ -54,14 +55,16 @@ def read_names(group, name: str) -> list[str]:
     return out
 
 
-def _read_subset(group) -> tuple[list[str], list[np.ndarray]]:
+def _read_subset(group) -> tuple[list[str], list[h5py.Dataset]]:
+    """The names and datasets a group's `weight_names` lists; the data is read only when
+    assigned, after its declared shape has been compared with the model's."""
     names = read_names(group, "weight_names")
     values = []
     for name in names:
-        if name not in group:
+        if not isinstance(group.get(name), h5py.Dataset):
             raise ValueError(f"The weights file is damaged: group '{group.name}' lists weight "
                              f"'{name}' but holds no such dataset.")
-        values.append(np.asarray(group[name]))
+        values.append(group[name])
     return names, values
 
 
@@ -159,7 +162,7 @@ def load_weights_from_group(group, model, by_name: bool = False,
             plan.append((entries, values))
     for entries, values in plan:
         for (owner, attr), value in zip(entries, values):
-            assign_keras_value(owner, attr, value)
+            assign_keras_value(owner, attr, np.asarray(value))
 
 
 # ---------------------------------------------------------------------- whole model
@@ -207,24 +210,24 @@ def load_model(file: h5py.File, build, compile: bool, custom_objects=None):
         raise ValueError(
             f"No model config found in '{file.filename}': it holds weights only. Create the "
             "model in code and call `model.load_weights()` instead.")
-    model = build(_parse_json(raw, "model_config"))
+    model = build(_parse_json(raw, "model_config", file.filename))
     if "model_weights" not in file:
         raise ValueError(f"'{file.filename}' has a model config but no `model_weights` group.")
     load_weights_from_group(file["model_weights"], model)
     raw_training = file.attrs.get("training_config")
     if compile and raw_training is not None:
-        restore_compile(model, _parse_json(raw_training, "training_config"), custom_objects)
+        restore_compile(model, _parse_json(raw_training, "training_config", file.filename), custom_objects)
         if "optimizer_weights" in file:
             _, values = _read_subset(file["optimizer_weights"])
             restore_optimizer_state(model, values)
     return model
 
 
-def _parse_json(raw, what: str):
-    try:
-        return json.loads(_decode(raw))
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ValueError(f"The file's `{what}` attribute is not valid JSON ({error}).") from None
+def _parse_json(raw, what: str, filename: str):
+    raw = _decode(raw)
+    if not isinstance(raw, str):
+        raise ValueError(f"'{filename}': the `{what}` attribute is not a JSON string.")
+    return load_json(raw, f"'{filename}': the `{what}` attribute")
 
 
 def json_default(value):
@@ -232,4 +235,4 @@ def json_default(value):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"Cannot store {value!r} (of type {type(value).__name__}) in a JSON config.")
+    raise TypeError(f"Cannot store {short_repr(value)} (of type {type(value).__name__}) in a JSON config.")

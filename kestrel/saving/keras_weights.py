@@ -52,7 +52,8 @@ def optimizer_state(model) -> list[tuple[str, np.ndarray]]:
 
 
 def restore_optimizer_state(model, values: list) -> bool:
-    """Load Keras-layout optimizer values (Keras 3 order; Keras 2's lacks the learning rate).
+    """Load Keras-layout optimizer values, arrays or HDF5 datasets (Keras 3 order; Keras 2's
+    lacks the learning rate).
 
     Builds the optimizer on `model.trainable_weights` if needed. A state that does not fit
     is skipped with a warning (the optimizer starts fresh), as Keras does. Returns success.
@@ -62,6 +63,13 @@ def restore_optimizer_state(model, values: list) -> bool:
         optimizer.build(model.trainable_weights)
     slots = optimizer.slot_variables()
     n_head = len(optimizer.variables) - len(slots)
+    largest = max((variable.numel() for variable in optimizer.variables), default=1)
+    oversized = [tuple(v.shape) for v in values if np.prod(v.shape, dtype=object) > largest]
+    if oversized:  # checked on the declared shapes, before any data is read
+        warnings.warn(f"Skipping loading the optimizer state of '{optimizer.name}': the file "
+                      f"declares a variable of shape {oversized[0]}, larger than any of the "
+                      "optimizer's; the optimizer starts fresh.", stacklevel=3)
+        return False
     values = [np.asarray(v) for v in values]
     if len(values) == len(slots) + 1 and n_head == 2:  # Keras 2: no learning_rate variable
         values.insert(1, np.asarray(optimizer.learning_rate, dtype=np.float32))
@@ -165,7 +173,7 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
     if load_optimizer and getattr(model, "optimizer", None) is not None:
         group = file.get("optimizer/vars")
         if isinstance(group, h5py.Group) and len(group):
-            restore_optimizer_state(model, [group[k][()] for k in sorted(group, key=_position)])
+            restore_optimizer_state(model, [group[k] for k in sorted(group, key=_position)])
 
 
 def _check_unused(file: h5py.File, used: set, skip_mismatch: bool) -> None:

@@ -15,6 +15,7 @@ import zipfile
 import h5py
 
 from kestrel.saving import keras_weights
+from kestrel.saving.bounds import load_json
 from kestrel.saving.hdf5_legacy import KERAS_VERSION, json_default
 
 METADATA = "metadata.json"
@@ -98,10 +99,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, filepath) -> bytes:
 def read_config(archive: zipfile.ZipFile, filepath) -> dict:
     """The parsed `config.json` of an open `.keras` archive."""
     raw = _read_member(archive, CONFIG, filepath)
-    try:
-        config = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"'{filepath}': config.json is not valid JSON ({error}).") from None
+    config = load_json(raw, f"'{filepath}': config.json")
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"'{filepath}': config.json does not describe a model (no "
                          "'class_name').")

@@ -1,8 +1,7 @@
 """Whole-model configs: to/from dicts, JSON and YAML (safe loading only)."""
 from __future__ import annotations
 
-import json
-
+from kestrel.saving.bounds import load_json, load_yaml, short_repr
 from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
 
 _MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional"}
@@ -25,7 +24,7 @@ def deserialize_layer(entry, custom_objects=None):
     """A layer (or model) from its serialized dict; Keras 2 and Keras 3 forms accepted."""
     if not isinstance(entry, dict) or "class_name" not in entry:
         raise ValueError(f"Not a layer config: expected a dict with 'class_name'. "
-                         f"Received: {entry!r}")
+                         f"Received: {short_repr(entry)}")
     class_name = entry["class_name"]
     if class_name == "Model":
         entry = {**entry, "class_name": "Functional"}
@@ -37,26 +36,20 @@ def deserialize_layer(entry, custom_objects=None):
 
 def model_from_config(config: dict, custom_objects=None):
     """Instantiate a model from a config dict (Keras 2 or Keras 3)."""
-    return deserialize_layer(config, custom_objects)
+    try:
+        return deserialize_layer(config, custom_objects)
+    except RecursionError:
+        raise ValueError("The model config is nested too deeply to rebuild.") from None
 
 
 def model_from_json(json_string: str, custom_objects=None):
     """Parse a JSON model config (from `to_json()`, Keras 2 or Keras 3) into a model."""
-    try:
-        config = json.loads(json_string)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"model_from_json: the string is not valid JSON ({error}).") from None
-    return model_from_config(config, custom_objects)
+    return model_from_config(load_json(json_string, "model_from_json: the string"),
+                             custom_objects)
 
 
 def model_from_yaml(yaml_string: str, custom_objects=None):
-    """Parse a YAML model config with `yaml.safe_load` (no Python object tags) into a model."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(yaml_string)
-    except yaml.YAMLError as error:
-        raise ValueError(
-            f"model_from_yaml refused the document: only plain YAML data is accepted "
-            f"(safe_load); Python object tags are not allowed. ({error})") from None
-    return model_from_config(config, custom_objects)
+    """Parse a YAML model config with `yaml.safe_load` (no Python object tags) into a model;
+    documents whose aliases expand beyond a bound are refused."""
+    return model_from_config(load_yaml(yaml_string, "model_from_yaml: the document"),
+                             custom_objects)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+from kestrel.saving.bounds import short_repr
+
 _BUILTINS: dict[str, dict[str, object]] = {}
 _CUSTOM_OBJECTS: dict[str, object] = {}
 _CUSTOM_NAMES: dict[object, str] = {}
@@ -75,6 +77,9 @@ def get_custom_objects() -> dict:
 
 def lookup(name: str, category: str | None = None, custom_objects: dict | None = None):
     """Find a class or function by name: `custom_objects`, scopes, registered, then built-ins."""
+    if not isinstance(name, str):
+        raise TypeError(f"Object names in configs must be strings. Received: "
+                        f"{short_repr(name)} (of type {type(name).__name__})")
     for table in [custom_objects or {}, *reversed(getattr(_SCOPE, "stack", [])), _CUSTOM_OBJECTS]:
         if name in table:
             return table[name]

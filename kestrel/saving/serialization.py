@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 from kestrel.saving import object_registry
+from kestrel.saving.bounds import short_repr
 
 # Keras 3 module names, so that files we write are readable by real Keras.
 KERAS_MODULES = {
@@ -41,7 +42,7 @@ def serialize_keras_object(obj, category: str | None = None):
         return obj.__name__
     if not hasattr(obj, "get_config"):
         raise TypeError(
-            f"Cannot serialize {obj!r}: it has no get_config(). Define get_config() "
+            f"Cannot serialize {short_repr(obj)}: it has no get_config(). Define get_config() "
             "and register the class with kestrel.saving.register_keras_serializable."
         )
     cls = type(obj)
@@ -66,16 +67,22 @@ def deserialize_keras_object(config, category: str, custom_objects: dict | None 
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
             f"Could not interpret {category} config: expected a string or a dict with "
-            f"'class_name' and 'config'. Received: config={config!r}"
+            f"'class_name' and 'config'. Received: config={short_repr(config)}"
         )
     class_name = config["class_name"]
+    registered = config.get("registered_name")
+    for key, value in (("class_name", class_name), ("registered_name", registered)):
+        if not isinstance(value, str) and not (key == "registered_name" and value is None):
+            raise TypeError(
+                f"Could not interpret {category} config: '{key}' must be a string. "
+                f"Received: {key}={short_repr(value)} (of type {type(value).__name__})")
     inner = config.get("config", {})
     if class_name in ("function", "__lambda__") and isinstance(inner, str):
         obj = object_registry.lookup(inner, category, custom_objects)
         if obj is None:
             raise_unknown(inner, category)
         return obj
-    name = config.get("registered_name") or class_name
+    name = registered or class_name
     cls = object_registry.lookup(name, category, custom_objects)
     if cls is None and name != class_name:
         cls = object_registry.lookup(class_name, category, custom_objects)
@@ -95,9 +102,10 @@ _SINGULAR = {"losses": "loss", "activations": "activation", "initializers": "ini
 
 def raise_unknown(name: str, category: str):
     known = ", ".join(object_registry.builtin_names(category)[:12])
+    shown = short_repr(name)
     raise ValueError(
-        f"Unknown {_SINGULAR.get(category, category)} {name!r}. If it is a custom class or function, pass it "
-        f"in custom_objects={{'{name}': ...}} or decorate it with "
+        f"Unknown {_SINGULAR.get(category, category)} {shown}. If it is a custom class or "
+        f"function, pass it in custom_objects={{{shown}: ...}} or decorate it with "
         f"@kestrel.saving.register_keras_serializable(). Known names include: {known}, ..."
     )
 
@@ -129,6 +137,6 @@ def category_functions(category: str, noun: str):
             return identifier
         raise ValueError(
             f"Could not interpret {noun} identifier: expected None, a name, a config dict "
-            f"or a callable. Received: identifier={identifier!r}")
+            f"or a callable. Received: identifier={short_repr(identifier)}")
 
     return serialize, deserialize, get
