@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kestrel.optimizers import foreach
+from kestrel.optimizers.learning_rate_value import LearningRateValue
 from kestrel.optimizers.schedules import LearningRateSchedule
 
 
@@ -36,9 +37,9 @@ class OptimizerState:
 
     # ---------------------------------------------------------------- learning rate
     @property
-    def learning_rate(self) -> float:
-        """The learning rate used by the next step, as a Python float."""
-        return float(self._host_lr())
+    def learning_rate(self) -> LearningRateValue:
+        """The learning rate used by the next step: a float with Keras' `assign`/`numpy`."""
+        return LearningRateValue(self._host_lr(), self)
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
@@ -48,6 +49,15 @@ class OptimizerState:
                 "`learning_rate`, hence its learning rate is not settable. Instantiate the "
                 f"optimizer with a float `learning_rate` instead. Received: value={value!r}")
         self._set_learning_rate(value)
+
+    @property
+    def lr(self) -> LearningRateValue:
+        """Keras 2's name for `learning_rate`."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self.learning_rate = value
 
     def _set_learning_rate(self, value) -> None:
         self._lr_is_float = not callable(value)  # compiled steps guard on this flag only
