@@ -19,7 +19,7 @@ from kestrel.layers.attention import (
 )
 from tests.layer_harness import run_layer_test
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 
 
 # ---------------------------------------------------------------- NumPy references

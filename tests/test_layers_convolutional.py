@@ -23,7 +23,7 @@ from kestrel.layers.pooling import GlobalAveragePooling2D, MaxPooling2D
 from kestrel.saving.serialization import deserialize_keras_object
 from tests.layer_harness import run_layer_test
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 RNG = np.random.default_rng(0)
 
 

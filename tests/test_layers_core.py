@@ -16,12 +16,10 @@ from kestrel.saving import register_keras_serializable
 from kestrel.saving.safe_mode import safe_mode_scope
 from tests.layer_harness import run_layer_test
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 
 
 def _fixture_layer(model_name, layer_name):
-    if not FIXTURES.exists():
-        pytest.skip("Keras fixtures not available")
     layers = json.loads((FIXTURES / f"{model_name}.json").read_text())["config"]["layers"]
     return next(l for l in layers if l["config"]["name"] == layer_name)
 

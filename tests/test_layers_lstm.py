@@ -11,7 +11,7 @@ from kestrel.layers.rnn import LSTM, RNN, LSTMCell
 from tests import rnn_reference as ref
 from tests.layer_harness import run_layer_test
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 RNG = np.random.default_rng(7)
 
 

@@ -13,7 +13,7 @@ from kestrel.layers.merging import (
 from kestrel.models import Model
 from tests.layer_harness import run_layer_test
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 
 ELEMENTWISE = [(Add, lambda xs: sum(xs)), (Average, lambda xs: sum(xs) / len(xs)),
                (Multiply, lambda xs: np.prod(xs, axis=0)),
@@ -181,8 +181,6 @@ def test_functional_forms_in_a_model():
 
 
 def test_concatenate_model_matches_keras_fixture():
-    if not FIXTURES.exists():
-        pytest.skip("Keras fixtures not available")
     config = json.loads((FIXTURES / "func_multi_io.json").read_text())["config"]
     layer_configs = {l["config"]["name"]: l for l in config["layers"]}
     groups = {"dense_a": "dense", "dense_b": "dense_1", "trunk": "dense_2",

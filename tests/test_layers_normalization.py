@@ -12,12 +12,10 @@ from kestrel.layers.merging import Add
 from kestrel.layers.normalization import BatchNormalization, LayerNormalization
 from tests.layer_harness import run_layer_test
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 
 
 def _fixture_layer(model_name, layer_name):
-    if not FIXTURES.exists():
-        pytest.skip("Keras fixtures not available")
     layers = json.loads((FIXTURES / f"{model_name}.json").read_text())["config"]["layers"]
     return next(l for l in layers if l["config"]["name"] == layer_name)
 

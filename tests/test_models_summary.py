@@ -8,7 +8,7 @@ import kestrel as keras
 from kestrel.layers import Dense, Input
 from kestrel.models import Model, model_from_json
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 NAMES = [m["name"] for m in MANIFEST["models"]]
 

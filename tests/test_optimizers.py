@@ -10,7 +10,7 @@ import torch
 from kestrel import optimizers
 from kestrel.optimizers import schedules
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 SHAPES = [(4, 3), (3,), (3, 2)]
 
 

@@ -14,7 +14,7 @@ from kestrel.saving import api
 from kestrel.saving.model_config import model_from_json
 from kestrel.saving.weight_paths import keras3_groups, own_weights
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 MODELS = {m["name"]: m for m in MANIFEST["models"]}
 ROUTES = ["keras", "h5", "h5_no_compile", "json+weights.h5", "json+h5"]
