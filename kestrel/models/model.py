@@ -1,8 +1,10 @@
 """Model: a Layer with training, inspection and saving; also the subclassing API."""
 from __future__ import annotations
 
+import functools
 import inspect
 import json
+import warnings
 
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor
@@ -33,6 +35,10 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
+        if cls is Model and ("input" in kwargs or "output" in kwargs):
+            from kestrel.models.functional import Functional
+
+            return Functional.__new__(_keras2_functional())
         if cls is Model and (len(args) >= 2 or "outputs" in kwargs):
             from kestrel.models.functional import Functional
 
@@ -103,6 +109,13 @@ class Model(Trainer, Layer):
             self._build_input_shape = input_shape
             self.built = True  # set first: the run below calls the model's own layers only
             self._run_on_placeholders((_symbolic(input_shape),), {}, 2)
+
+    def reset_states(self) -> None:
+        """Keras 2: zero the states of every stateful recurrent layer, nested ones included."""
+        for layer in self.layers:
+            if isinstance(layer, Model) or getattr(layer, "stateful", False) and \
+                    hasattr(layer, "reset_states"):
+                layer.reset_states()
 
     def call(self, *args, **kwargs):
         raise NotImplementedError(
@@ -189,6 +202,26 @@ class Model(Trainer, Layer):
         from kestrel.saving.api import load_weights
 
         load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+
+@functools.cache
+def _keras2_functional():
+    """A `Functional` that takes Keras 2's singular `input=` / `output=` keywords, with a
+    DeprecationWarning, and then is a plain `Functional`."""
+    from kestrel.models.functional import Functional
+
+    class Keras2Functional(Functional):
+        def __init__(self, *args, **kwargs):
+            renamed = {"input": "inputs", "output": "outputs"}
+            for old, new in renamed.items():
+                if old in kwargs and new in kwargs:
+                    raise TypeError(f"Model() got both `{old}` and `{new}`: pass `{new}` only.")
+            warnings.warn("Model(input=..., output=...) uses Keras 2's keywords: pass "
+                          "`inputs=` and `outputs=` instead.", DeprecationWarning, stacklevel=2)
+            object.__setattr__(self, "__class__", Functional)
+            Functional.__init__(self, *args, **{renamed.get(k, k): v for k, v in kwargs.items()})
+
+    return Keras2Functional
 
 
 def _functional_arguments(args, kwargs) -> bool:

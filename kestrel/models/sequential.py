@@ -1,6 +1,8 @@
 """Sequential: a plain stack of layers, each with one input and one output."""
 from __future__ import annotations
 
+import warnings
+
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor
@@ -102,6 +104,32 @@ class Sequential(Model):
         for layer in self._stack:
             x = layer._call_in_graph(x)
         return x
+
+    # Keras 2 (removed in 2.6), kept with a DeprecationWarning naming the replacement
+    def predict_proba(self, x, batch_size=32, verbose=0):
+        """Keras 2: the same as `predict(x)`; use `predict` instead."""
+        warnings.warn("`model.predict_proba()` is deprecated: use `model.predict()` instead.",
+                      DeprecationWarning, stacklevel=2)
+        return self._predict_probabilities(x, batch_size, verbose)
+
+    def predict_classes(self, x, batch_size=32, verbose=0):
+        """Keras 2: the argmax of `predict(x)` over several output units, `> 0.5` (int32) for
+        one; use `np.argmax(model.predict(x), axis=-1)` or
+        `(model.predict(x) > 0.5).astype("int32")` instead."""
+        warnings.warn("`model.predict_classes()` is deprecated: use "
+                      "`np.argmax(model.predict(x), axis=-1)` for multi-class classification "
+                      "(softmax) or `(model.predict(x) > 0.5).astype('int32')` for binary "
+                      "classification (sigmoid) instead.", DeprecationWarning, stacklevel=2)
+        proba = self._predict_probabilities(x, batch_size, verbose)
+        return proba.argmax(axis=-1) if proba.shape[-1] > 1 else (proba > 0.5).astype("int32")
+
+    def _predict_probabilities(self, x, batch_size, verbose):
+        proba = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if proba.size and (proba.min() < 0.0 or proba.max() > 1.0):
+            warnings.warn("Network returning invalid probability values: the last layer might "
+                          "not normalize predictions into probabilities (like softmax or "
+                          "sigmoid would).", stacklevel=3)
+        return proba
 
     @property
     def layers(self) -> list[Layer]:

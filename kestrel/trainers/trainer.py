@@ -16,12 +16,13 @@ from kestrel.trainers import data_adapter
 from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
+from kestrel.trainers.legacy import GeneratorMethods
 from kestrel.trainers.step_functions import StepFunctions
 from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
-class Trainer:
-    """Mixin giving `Model` its training API."""
+class Trainer(GeneratorMethods):
+    """Mixin giving `Model` its training API (and Keras 2's `*_generator` names)."""
 
     def __init__(self):
         self.compiled = False

@@ -1,0 +1,50 @@
+"""Keras 2's generator training names, kept working with a DeprecationWarning: each one calls
+`fit` / `evaluate` / `predict`, which take generators and `Sequence`s directly.
+
+`workers`, `use_multiprocessing` and `max_queue_size` are accepted and ignored: batches are
+drawn in the training process (Keras 3 sets these on a `PyDataset` instead).
+"""
+from __future__ import annotations
+
+import warnings
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"`Model.{old}` is deprecated and will be removed in a future version. "
+                  f"Please use `Model.{new}`, which supports generators.", DeprecationWarning,
+                  stacklevel=3)
+
+
+class GeneratorMethods:
+    """`fit_generator`, `evaluate_generator` and `predict_generator` for `Trainer`.
+
+    Example:
+        >>> def batches():
+        ...     while True:
+        ...         yield x, y
+        >>> model.fit_generator(batches(), steps_per_epoch=10, epochs=2)  # doctest: +SKIP
+    """
+
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1,
+                      callbacks=None, validation_data=None, validation_steps=None,
+                      validation_freq=1, class_weight=None, max_queue_size=10, workers=1,
+                      use_multiprocessing=False, shuffle=True, initial_epoch=0):
+        """Keras 2's `fit` on a generator or `Sequence`; use `fit` instead."""
+        _deprecated("fit_generator", "fit")
+        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                        verbose=verbose, callbacks=callbacks, validation_data=validation_data,
+                        validation_steps=validation_steps, validation_freq=validation_freq,
+                        class_weight=class_weight, shuffle=shuffle,
+                        initial_epoch=initial_epoch)
+
+    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
+                           workers=1, use_multiprocessing=False, verbose=0):
+        """Keras 2's `evaluate` on a generator or `Sequence`; use `evaluate` instead."""
+        _deprecated("evaluate_generator", "evaluate")
+        return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+
+    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
+                          workers=1, use_multiprocessing=False, verbose=0):
+        """Keras 2's `predict` on a generator or `Sequence`; use `predict` instead."""
+        _deprecated("predict_generator", "predict")
+        return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
