@@ -10,7 +10,7 @@ import pytest
 import kestrel
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "keras-fixtures"
+FIXTURES = ROOT / "tests" / "fixtures" / "keras3"
 
 # script, a regex its output must match (a captured number must be below 1e-5), and what
 # it needs beyond the core API
@@ -40,7 +40,9 @@ def test_example_runs_quick(script, expected, need):
     if reason:
         pytest.skip(reason)
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick"],
+    # load_keras_file.py reads the project's own Keras 3 fixture
+    extra = ["--path", str(FIXTURES / "seq_mlp.keras")] if need == "load_model" else []
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick", *extra],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
