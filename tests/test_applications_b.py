@@ -111,3 +111,17 @@ def test_efficientnet_v2_b0(tmp_path):
 def test_efficientnet_v2_s_without_preprocessing(tmp_path):
     _check("EfficientNetV2S", tmp_path, "weights.h5", include_top=True, classes=3, batch=1,
            include_preprocessing=False)
+
+
+def _keras_nasnet_mobile(**kwargs):
+    """Keras 3 refuses NASNetMobile on torch; its generic NASNet builds the same graph."""
+    from keras.src.applications.nasnet import NASNet
+
+    return NASNet(kwargs.pop("input_shape"), penultimate_filters=1056, num_blocks=4,
+                  stem_block_filters=32, skip_reduction=False, default_size=224,
+                  name="nasnet_mobile", **kwargs)
+
+
+def test_nasnet_mobile(tmp_path):
+    _check("NASNetMobile", tmp_path, keras_fn=_keras_nasnet_mobile, include_top=False,
+           pooling="avg")
