@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 import kestrel  # noqa: E402
 from kestrel.layers.preprocessing import HashedCrossing, Hashing  # noqa: E402
-from kestrel.utils.feature_space import FeatureSpace  # noqa: E402
+from kestrel.layers.preprocessing.feature_space import FeatureSpace  # noqa: E402
 
 RNG = np.random.RandomState(0)
 DATA = {

@@ -8,6 +8,7 @@ from kestrel.layers.preprocessing.normalization import Normalization
 from kestrel.layers.preprocessing.spectrogram import STFTSpectrogram
 from kestrel.layers.preprocessing.spectrogram_mel import MelSpectrogram
 from kestrel.layers.preprocessing.text_vectorization import TextVectorization
+from kestrel.layers.preprocessing.feature_space import FeatureSpace  # keras.utils, not layers
 
 __all__ = ["CategoryEncoding", "Discretization", "HashedCrossing", "Hashing", "IntegerLookup",
            "MelSpectrogram", "Normalization", "STFTSpectrogram", "StringLookup",

@@ -1,4 +1,5 @@
-"""FeatureSpace: one object that preprocesses, crosses and encodes a dict of tabular features.
+"""FeatureSpace (`keras.utils.FeatureSpace`): one object that preprocesses, crosses and encodes
+a dict of tabular features.
 
 Built on Kestrel's preprocessing layers (Normalization, Discretization, Rescaling,
 StringLookup/IntegerLookup, Hashing, HashedCrossing, CategoryEncoding). Feature values are
@@ -15,9 +16,13 @@ from kestrel.layers import naming
 from kestrel.layers.core.input_layer import Input
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.preprocessing import (CategoryEncoding, Discretization, HashedCrossing,
-                                          Hashing, IntegerLookup, Normalization, StringLookup,
-                                          TextVectorization)
+from kestrel.layers.preprocessing.category_encoding import CategoryEncoding
+from kestrel.layers.preprocessing.discretization import Discretization
+from kestrel.layers.preprocessing.hashed_crossing import HashedCrossing
+from kestrel.layers.preprocessing.hashing import Hashing
+from kestrel.layers.preprocessing.lookup import IntegerLookup, StringLookup
+from kestrel.layers.preprocessing.normalization import Normalization
+from kestrel.layers.preprocessing.text_vectorization import TextVectorization
 
 _MODULE = "keras.src.layers.preprocessing.feature_space"
 
