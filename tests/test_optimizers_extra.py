@@ -124,14 +124,15 @@ def test_schedule_free(kwargs):
         [()] * 2 + [s for _, s in SPECS for _ in range(2)]
 
 
-def test_exclude_from_weight_decay_matches_keras():
+@pytest.mark.parametrize("name", ["Lamb", "AdamW", "SGD", "RMSprop"])
+def test_exclude_from_weight_decay_matches_keras(name):
     def setup(opt, variables):
         opt.exclude_from_weight_decay(var_list=[variables[0]], var_names=["bias"])
 
-    _, _, kv, tv = _run_both("Lamb", {"weight_decay": 0.5, "learning_rate": 0.1}, setup=setup)
+    _, _, kv, tv = _run_both(name, {"weight_decay": 0.5, "learning_rate": 0.1}, setup=setup)
     for a, b in zip(kv, tv):
         np.testing.assert_allclose(a.detach().numpy(), keras.ops.convert_to_numpy(b),
-                                   rtol=1e-5, atol=1e-6)
+                                   rtol=1e-5, atol=1e-5)  # decay differences are 5e-2 per step
 
 
 def test_exclude_after_build_raises():

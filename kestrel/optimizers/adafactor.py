@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.saving.object_registry import register_builtin
 
 
@@ -13,7 +12,7 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
 
 
 @register_builtin("optimizers", "adafactor")
-class Adafactor(WeightDecayExclusion, Optimizer):
+class Adafactor(Optimizer):
     """Adafactor: memory-light adaptive rates with relative step sizes and update clipping.
 
     For a variable of rank >= 2 the last two axes are factored: `r` (row means) and `c`

@@ -44,7 +44,8 @@ class Adam(Optimizer):
         return groups + [[("velocity_hat", 0.0)]] if self.amsgrad else groups
 
     def _update_step(self, params, grads, slots, lr, t) -> None:
-        if not self._fusable or isinstance(t, torch.Tensor) or isinstance(lr, torch.Tensor):
+        if not self._fusable or isinstance(t, torch.Tensor) or isinstance(lr, torch.Tensor) \
+                or self._exclude_ids or self._exclude_pattern is not None:
             super()._update_step(params, grads, slots, lr, t)
             return
         kernel = torch._fused_adam_ if self.weight_decay is None else torch._fused_adamw_

@@ -5,12 +5,11 @@ import torch
 
 from kestrel.optimizers import foreach
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.saving.object_registry import register_builtin
 
 
 @register_builtin("optimizers", "lamb")
-class Lamb(WeightDecayExclusion, Optimizer):
+class Lamb(Optimizer):
     """Layer-wise adaptive moments (LAMB), with Keras 3's maths.
 
     `u = m_hat / (sqrt(v_hat) + epsilon)`, then `w -= r * lr * u` where the trust ratio `r`

@@ -6,12 +6,11 @@ import re
 import torch
 
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.saving.object_registry import register_builtin
 
 
 @register_builtin("optimizers", "muon")
-class Muon(WeightDecayExclusion, Optimizer):
+class Muon(Optimizer):
     """Muon (Keras 3.15's): 2-D variables follow the orthogonalized momentum, the others AdamW.
 
     A variable uses AdamW when it is not 2-D, when `exclude_embeddings` and its path contains

@@ -15,6 +15,7 @@ import torch
 from kestrel.layers.naming import to_snake_case, unique_name
 from kestrel.optimizers import foreach
 from kestrel.optimizers.optimizer_state import OptimizerState
+from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
 
 def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
@@ -40,7 +41,7 @@ def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
     return learning_rate
 
 
-class Optimizer(OptimizerState):
+class Optimizer(WeightDecayExclusion, OptimizerState):
     """Base class of Kestrel optimizers (Keras 3 API).
 
     Subclasses list their per-parameter state in `_slot_groups()` and implement
@@ -275,7 +276,7 @@ class Optimizer(OptimizerState):
     def _update_step(self, params, grads, slots, lr, t) -> None:
         """Weight decay, then the update. `t` is the 1-based step; `lr`, `t` float or 0-d tensor."""
         if self.weight_decay is not None:
-            foreach.decay_(params, lr, self.weight_decay)
+            self._decay_(params, lr, self.weight_decay)
         self._update(params, grads, slots, lr, t)
 
     def _update(self, params, grads, slots, lr, t) -> None:

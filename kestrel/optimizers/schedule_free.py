@@ -4,12 +4,11 @@ from __future__ import annotations
 import torch
 
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.saving.object_registry import register_builtin
 
 
 @register_builtin("optimizers", "schedulefreeadamw")
-class ScheduleFreeAdamW(WeightDecayExclusion, Optimizer):
+class ScheduleFreeAdamW(Optimizer):
     """Schedule-free AdamW with Keras 3's state and defaults.
 
     `momentum` holds the iterate `z` that the Adam steps move (it starts as a copy of the
