@@ -64,3 +64,11 @@ dtype_policy = global_policy
 def set_dtype_policy(policy) -> None:
     """Keras 3's name for `set_global_policy`."""
     set_global_policy(policy)
+
+
+def __getattr__(name):
+    if name == "LossScaleOptimizer":  # lazy: optimizers import this module
+        from kestrel.optimizers.loss_scale_optimizer import LossScaleOptimizer
+
+        return LossScaleOptimizer
+    raise AttributeError(f"module 'kestrel.mixed_precision' has no attribute {name!r}")
