@@ -15,6 +15,7 @@ from kestrel.initializers.random_initializers import (
     RandomUniform,
     TruncatedNormal,
 )
+from kestrel.initializers.stft import STFT, STFTInitializer, stft
 from kestrel.initializers.variance_scaling import (
     GlorotNormal,
     GlorotUniform,
@@ -88,7 +89,8 @@ def _from_values(values):
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity",
     "IdentityInitializer", "Initializer", "LecunNormal", "LecunUniform", "Ones", "Orthogonal",
-    "OrthogonalInitializer", "RandomInitializer", "RandomNormal", "RandomUniform",
+    "OrthogonalInitializer", "RandomInitializer", "RandomNormal", "RandomUniform", "STFT",
+    "STFTInitializer", "stft",
     "TruncatedNormal", "VarianceScaling", "Zeros", "compute_fans", "constant", "deserialize",
     "get", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
     "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_normal", "random_uniform",

@@ -15,6 +15,13 @@ from kestrel.preprocessing._image_io import array_to_img, img_to_array, load_img
 # Names that live elsewhere, imported on first use (keeps `import kestrel` light).
 _LAZY_NAMES = {
     "Config": "kestrel.utils.config_container:Config",
+    "FeatureSpace": "kestrel.layers.preprocessing.feature_space:FeatureSpace",
+    "split_dataset": "kestrel.utils.dataset_utils:split_dataset",
+    "image_dataset_from_directory": "kestrel.utils.directory_datasets:image_dataset_from_directory",
+    "text_dataset_from_directory": "kestrel.utils.directory_datasets:text_dataset_from_directory",
+    "audio_dataset_from_directory": "kestrel.utils.directory_datasets:audio_dataset_from_directory",
+    "timeseries_dataset_from_array":
+        "kestrel.utils.timeseries_dataset:timeseries_dataset_from_array",
     "get_source_inputs": "kestrel.utils.graph_utils:get_source_inputs",
     "is_keras_tensor": "kestrel.backend:is_keras_tensor",
     "standardize_dtype": "kestrel.backend.dtypes:standardize_dtype",
