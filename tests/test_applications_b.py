@@ -125,3 +125,8 @@ def _keras_nasnet_mobile(**kwargs):
 def test_nasnet_mobile(tmp_path):
     _check("NASNetMobile", tmp_path, keras_fn=_keras_nasnet_mobile, include_top=False,
            pooling="avg")
+
+
+@pytest.mark.parametrize("fmt", ["h5", "weights.h5"])
+def test_convnext_tiny(tmp_path, fmt):
+    _check("ConvNeXtTiny", tmp_path, fmt, include_top=True, classes=4, batch=1)
