@@ -83,11 +83,14 @@ class StepFunctions:
             if compile_forward else self._forward_metrics(x, y, sample_weight)
         optimizer = model.optimizer
         if not optimizer.built:
+            if not model.trainable_weights:  # as Keras: nothing to train, a warning
+                warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+                return
             optimizer.build(model.trainable_weights)
         optimizer.zero_grad()
         scaler = self._loss_scaler()
         if scaler is None:
-            loss.backward()
+            optimizer.scale_loss(loss).backward()  # a LossScaleOptimizer unscales in step()
             optimizer.step()
         else:
             (loss * scaler.scale).backward()
@@ -139,7 +142,8 @@ class StepFunctions:
         """Forward, loss, metrics, backward and the optimizer update (traced as one graph)."""
         optimizer = self.model.optimizer
         loss = self._forward_metrics(x, y, sample_weight)
-        grads = torch.autograd.grad(loss, optimizer._params, allow_unused=True)
+        grads = torch.autograd.grad(optimizer.scale_loss(loss), optimizer._params,
+                                    allow_unused=True)
         indices = [i for i, g in enumerate(grads) if g is not None]
         with torch.no_grad():
             optimizer._apply(None if len(indices) == len(grads) else indices,
