@@ -1,10 +1,10 @@
 """Load a model saved by real Keras 3 and check that Kestrel predicts the same numbers.
 
 By default it reads `seq_mlp.keras` from the Keras fixtures folder next to this repository
-(`../shared/keras-fixtures`), with the input batch and Keras' own predictions saved beside it.
+(`tests/fixtures/keras3`, made by `tests/fixtures/make_keras_fixtures.py`), with the input batch and Keras' own predictions saved beside it.
 The loaded model keeps Keras' compile settings, so it can be trained further.
 
-    python examples/load_keras_file.py --path ../shared/keras-fixtures/seq_mlp.keras --epochs 2
+    python examples/load_keras_file.py --path tests/fixtures/keras3/seq_mlp.keras --epochs 2
 """
 import argparse
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np
 
 import kestrel as keras
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "keras-fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "keras3"
 
 
 def main():
