@@ -1,7 +1,8 @@
 """Load a model saved by real Keras 3 and check that Kestrel predicts the same numbers.
 
 By default it reads `seq_mlp.keras` from the project's own real-Keras fixtures
-(`tests/fixtures/keras3`, made by `tests/fixtures/make_keras_fixtures.py`), with the input batch and Keras' own predictions saved beside it.
+(`tests/fixtures/keras3`, made by `tests/fixtures/make_keras_fixtures.py`), with the input
+batch and Keras' own predictions saved beside it.
 The loaded model keeps Keras' compile settings, so it can be trained further.
 
     python examples/load_keras_file.py --path tests/fixtures/keras3/seq_mlp.keras --epochs 2
