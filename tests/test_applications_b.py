@@ -108,8 +108,8 @@ def test_efficientnet_v2_b0(tmp_path):
     _check("EfficientNetV2B0", tmp_path, include_top=False, pooling="max")
 
 
-def test_efficientnet_v2_s_without_preprocessing(tmp_path):
-    _check("EfficientNetV2S", tmp_path, "weights.h5", include_top=True, classes=3, batch=1,
+def test_efficientnet_v2_b1_without_preprocessing(tmp_path):
+    _check("EfficientNetV2B1", tmp_path, "weights.h5", include_top=True, classes=3, batch=1,
            include_preprocessing=False)
 
 
@@ -130,3 +130,46 @@ def test_nasnet_mobile(tmp_path):
 @pytest.mark.parametrize("fmt", ["h5", "weights.h5"])
 def test_convnext_tiny(tmp_path, fmt):
     _check("ConvNeXtTiny", tmp_path, fmt, include_top=True, classes=4, batch=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kwargs", [
+    ("EfficientNetB7", {}), ("EfficientNetV2L", {}), ("NASNetLarge", {}),
+    ("ConvNeXtXLarge", {"pooling": "avg"}),
+])
+def test_big_variants_match_keras(name, kwargs):
+    """The big variants: same layer names and parameter count as Keras."""
+    kwargs = {"weights": None, "include_top": False, "input_shape": (32, 32, 3), **kwargs}
+    keras.backend.clear_session()
+    reference = getattr(keras.applications, name)(**kwargs)
+    kestrel.backend.clear_session()
+    model = getattr(applications, name)(**kwargs)
+    assert _names(model) == _names(reference)
+    assert model.count_params() == reference.count_params()
+
+
+@pytest.mark.parametrize("module, mode", [
+    ("inception_v3", "tf"), ("inception_resnet_v2", "tf"), ("xception", "tf"),
+    ("nasnet", "tf"), ("efficientnet", None), ("efficientnet_v2", None), ("convnext", None)])
+def test_preprocess_input_matches_keras(module, mode):
+    images = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    expected = getattr(keras.applications, module).preprocess_input(images.copy())
+    got = getattr(applications, module).preprocess_input(images.copy())
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6)
+    if mode is None:
+        np.testing.assert_array_equal(np.asarray(got), images)
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="classes"):
+        applications.Xception(weights="imagenet", classes=10)
+    with pytest.raises(ValueError, match="at least 75x75"):
+        applications.InceptionV3(weights=None, include_top=False, input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="penultimate_filters"):
+        applications.nasnet.NASNet((32, 32, 3), penultimate_filters=100, weights=None,
+                                   include_top=False)
+    with pytest.raises(ValueError, match="Only `None` and `softmax`"):
+        applications.EfficientNetB0(weights="imagenet", classifier_activation="relu")
+    with pytest.raises(ValueError, match="does not match weights variant"):
+        applications.convnext.ConvNeXt([3, 3, 9, 3], [96, 192, 384, 768], name="mine",
+                                       weights="imagenet", weights_name="convnext_tiny")
