@@ -12,11 +12,13 @@ from kestrel.callbacks.monitor_callback import MonitorCallback
 from kestrel.callbacks.progbar_logger import ProgbarLogger
 from kestrel.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from kestrel.callbacks.remote_monitor import RemoteMonitor
+from kestrel.callbacks.swap_ema_weights import SwapEMAWeights
 from kestrel.callbacks.tensorboard import TensorBoard
 from kestrel.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
     "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
-    "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "TensorBoard", "TerminateOnNaN",
+    "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights", "TensorBoard",
+    "TerminateOnNaN",
 ]

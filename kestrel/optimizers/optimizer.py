@@ -54,9 +54,12 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
         clipnorm: If set, each gradient is clipped to this L2 norm.
         clipvalue: If set, each gradient element is clipped to `[-clipvalue, clipvalue]`.
         global_clipnorm: If set, all gradients are scaled so their joint norm is at most this.
-        use_ema: Exponential moving average of the weights (not supported: must be False).
-        ema_momentum: Accepted for config compatibility with `use_ema=False`.
-        ema_overwrite_frequency: Accepted for config compatibility with `use_ema=False`.
+        use_ema: If True, keep an exponential moving average (EMA) of the trainable weights,
+            updated after each step (see `finalize_variable_values`, `SwapEMAWeights`).
+        ema_momentum: The EMA's momentum, in [0, 1]: `average = m * average + (1 - m) * var`
+            (the first step copies the weights).
+        ema_overwrite_frequency: If set, the weights are overwritten with their EMA every
+            this many steps.
         loss_scale_factor: If set, gradients are divided by it (see `scale_loss`).
         gradient_accumulation_steps: Not supported: must be None.
         name: The optimizer's name (default: the snake-case class name, made unique).
@@ -74,9 +77,7 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
         if use_ema:
-            raise NotImplementedError(
-                f"{type(self).__name__}: `use_ema=True` is not supported by Kestrel. "
-                f"Received: use_ema={use_ema}")
+            self._check_ema_arguments(ema_momentum, ema_overwrite_frequency)
         if gradient_accumulation_steps:
             raise NotImplementedError(
                 f"{type(self).__name__}: `gradient_accumulation_steps` is not supported by "
@@ -128,7 +129,10 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
         self._step_t = torch.full((), float(self._iterations), device=device)
         self._lr_t = torch.tensor(self._learning_rate if self._lr_is_float else 0.0, device=device)
         with torch.no_grad():
-            for group in self._slot_groups():
+            groups = self._slot_groups()
+            if self.use_ema:  # Keras creates the averages first, before the optimizer's slots
+                groups = [[("average", 0.0)]] + groups
+            for group in groups:
                 for i, p in enumerate(self._params):
                     for slot, value in group:
                         self._slots.setdefault(slot, []).append(
@@ -252,6 +256,8 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
             self._iterations += 1
             t = self._iterations
         self._update_step(params, grads, slots, lr, t)
+        if self.use_ema:
+            self._update_ema(t)
 
     # ---------------------------------------------------------------- whole compiled steps
     def _prepare_host_scalars(self) -> None:

@@ -205,3 +205,70 @@ class OptimizerState:
             learning_rate = state_dict.get("learning_rate")
             weights.append(self._learning_rate if learning_rate is None else learning_rate)
         self.set_weights(weights + list(state_dict["state"]))
+
+    # ---------------------------------------------------------------- moving average (use_ema)
+    @staticmethod
+    def _check_ema_arguments(momentum, overwrite_frequency) -> None:
+        if not 0 <= momentum <= 1:
+            raise ValueError("`ema_momentum` must be in the range [0, 1]. "
+                             f"Received: ema_momentum={momentum}")
+        if overwrite_frequency and (not isinstance(overwrite_frequency, int)
+                                    or overwrite_frequency < 1):
+            raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                             f"Received: ema_overwrite_frequency={overwrite_frequency}")
+
+    def _update_ema(self, t) -> None:
+        """After step `t` (1-based; an int, or a 0-d tensor in a compiled step): fold the
+        weights into their average (step 1 copies them), then every `ema_overwrite_frequency`
+        steps copy the average into the weights."""
+        averages, params = self._slots["average"], self._params
+        frequency = self.ema_overwrite_frequency
+        if isinstance(t, torch.Tensor):  # traced: branch-free, the weights are 0-d tensors
+            weight = 1.0 - self.ema_momentum * (t != 1).to(params[0].dtype)
+            for average, p in zip(averages, params):
+                average.lerp_(p, weight)
+            if frequency:
+                overwrite = (t % frequency == 0).to(params[0].dtype)
+                for p, average in zip(params, averages):
+                    p.lerp_(average, overwrite)
+            return
+        torch._foreach_lerp_(averages, params, 1.0 if t == 1 else 1.0 - self.ema_momentum)
+        if frequency and t % frequency == 0:
+            torch._foreach_copy_(params, averages)
+
+    def _ema_variables(self) -> list[torch.Tensor]:
+        if not self.use_ema:
+            raise ValueError(f"Optimizer '{self.name}' keeps no moving average of the weights: "
+                             f"create it with `use_ema=True`. Received: use_ema={self.use_ema}")
+        if not self.built:
+            raise ValueError(f"Optimizer '{self.name}' has not been built yet: it has no moving "
+                             "average of the weights until its first step.")
+        return self._slots["average"]
+
+    @torch.no_grad()
+    def finalize_variable_values(self, var_list=None) -> None:
+        """At the end of training: with `use_ema`, copy the moving averages into `var_list`
+        (the model's trainable variables; by default those the optimizer was built with)."""
+        if not self.use_ema or not self.built:
+            return
+        var_list = self._params if var_list is None else list(var_list)
+        averages = self._slots["average"]
+        if len(var_list) != len(averages):
+            raise ValueError(
+                f"The length of model variables ({len(var_list)}) to override does not match "
+                f"the length of model variables stored in the optimizer ({len(averages)}). "
+                "Please check if the optimizer was called on your model.")
+        torch._foreach_copy_([_data(v) for v in var_list], averages)
+
+    @torch.no_grad()
+    def swap_ema_weights(self) -> None:
+        """Exchange the trainable weights and their moving averages in place."""
+        averages = self._ema_variables()
+        for p, average in zip(self._params, averages):
+            kept = p.detach().clone()
+            p.copy_(average)
+            average.copy_(kept)
+
+
+def _data(variable) -> torch.Tensor:
+    return variable.detach() if isinstance(variable, torch.Tensor) else variable.value
