@@ -27,10 +27,13 @@ from kestrel.variables import Variable, discarding_assignments, wrap as wrap_var
 
 MAX_WEIGHT_ELEMENTS = 2**34  # larger weights are refused before any allocation
 _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
-# Keys that configs written by other Keras versions carry and Kestrel does not need.
+# Keys that configs written by other Keras versions carry and Kestrel does not need; dropped
+# from a config when the class does not take them (any other unknown key is refused).
 _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "ragged",
                         "sparse", "lora_rank", "lora_alpha", "optional", "synchronized",
-                        "renorm", "renorm_clipping", "renorm_momentum"}
+                        "renorm", "renorm_clipping", "renorm_momentum",  # Keras 3 BatchNorm
+                        "query_shape", "key_shape", "value_shape", "softmax_robust_masking",
+                        "groups"}  # tf-keras MultiHeadAttention, Keras 2 DepthwiseConv2D
 
 
 def policy_name(dtype) -> str:
@@ -604,8 +607,8 @@ def _marks_built(build):
 
 def clean_config(cls, config: dict) -> dict:
     """The arguments of `cls` in `config`: keys that other Keras versions write and Kestrel
-    ignores are dropped; any other key `cls` does not take is refused, as Keras 3 does."""
-    config = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
+    ignores are dropped when `cls` does not take them; any other key `cls` does not take is
+    refused, as Keras 3 does."""
     accepted = set()
     takes_kwargs = False
     for klass in cls.__mro__:
@@ -620,6 +623,7 @@ def clean_config(cls, config: dict) -> dict:
         if klass is Layer:
             break
     accepted |= _BASE_KWARGS
+    config = {k: v for k, v in config.items() if k in accepted or k not in _IGNORED_CONFIG_KEYS}
     if not takes_kwargs or issubclass(cls, Layer):
         unknown = sorted(k for k in config if k not in accepted)
         if unknown:
