@@ -11,7 +11,9 @@ from kestrel.distribution.api import (
     LayoutMap,
     ModelParallel,
     distribution,
+    get_device_count,
     initialize,
     list_devices,
     set_distribution,
 )
+from kestrel.distribution.layout import TensorLayout, distribute_tensor

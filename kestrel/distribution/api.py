@@ -50,18 +50,33 @@ def list_devices(device_type: str | None = None) -> list[str]:
     return ["cpu:0"]
 
 
+def get_device_count(device_type: str | None = None) -> int:
+    """Devices taking part in training: one per process under torchrun, else this machine's.
+
+    Example:
+        >>> get_device_count() >= 1
+        True
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return len(list_devices(device_type))
+
+
 class DataParallel:
     """Replicate the model on every process; each one trains on its share of the global batch.
 
-    Gradients are averaged over the global batch with one all-reduce per step, so training
-    equals single-process training with the same global batch size.
+    Gradients are averaged over the global batch by all-reduces overlapped with backward, so
+    training equals single-process training with the same global batch size. Batches are
+    always sharded by `fit` (`auto_shard_dataset` is accepted for Keras compatibility).
     """
 
-    def __init__(self, devices=None, device_mesh=None):
+    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True):
         if device_mesh is not None:
             raise NotImplementedError("DataParallel(device_mesh=...) is not supported yet; "
                                       "pass devices or nothing.")
         self.devices = devices or list_devices()
+        self.auto_shard_dataset = auto_shard_dataset
+        self.batch_dim_name = "batch"
 
     @property
     def world_size(self) -> int:

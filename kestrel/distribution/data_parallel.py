@@ -1,14 +1,16 @@
 """What fit/evaluate/predict do differently under DataParallel: shard, sync, reduce, gather.
 
 Every global batch is split into contiguous, near-equal pieces, one per rank (`np.array_split`
-sizes). After backward, each rank scales its gradients by `local_n / global_n` and one
-flat all-reduce sums them: the result is exactly the gradient of the global-batch mean loss.
+sizes). Each rank weights its gradients by `local_n / global_n` and all-reduces them in buckets
+while backward runs (`grad_buckets.py`): the sum is exactly the gradient of the global-batch
+mean loss. A rank without samples in a batch contributes zeros to the same all-reduces.
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
 
+from kestrel.distribution.grad_buckets import GradientBuckets
 from kestrel.layers.node import flatten, map_structure
 from kestrel.trainers import data_adapter
 
@@ -29,6 +31,7 @@ class DataParallelSession:
         self.world = dist.get_world_size()
         self.scale = 1.0
         self._restore = []
+        self._buckets = None
 
     # ------------------------------------------------------------------ data
     def shard(self, adapter, training: bool):
@@ -69,39 +72,33 @@ class DataParallelSession:
                 model(first_x)
         for tensor in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(tensor.data, src=0)
+        self._buckets = GradientBuckets(model.trainable_weights, lambda: self.scale)
         optimizer = model.optimizer
         original_step = optimizer.step
 
         def synced_step(*args, **kwargs):
-            self._sync_gradients()
+            self._buckets.sync()  # a no-op after a hooked backward: its end averaged them
             return original_step(*args, **kwargs)
 
-        optimizer.step = synced_step
+        optimizer.step = synced_step  # also keeps the compiled whole step (no .grad) off
         original_train = model._steps.train
 
         def train(batch):
             if flatten(batch[0])[0].shape[0] == 0:  # this rank has no sample in this batch
-                for p in model.trainable_weights:
-                    p.grad = torch.zeros_like(p)
+                if not optimizer.built:
+                    optimizer.build(model.trainable_weights)
+                optimizer.zero_grad()  # it contributes zeros to the same all-reduces
                 optimizer.step()
-                return
-            original_train(batch)
+                return None
+            return original_train(batch)
 
         model._steps.train = train
         self._restore = [(optimizer, "step"), (model._steps, "train")]
 
-    def _sync_gradients(self) -> None:
-        params = [p for p in self.model.trainable_weights]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads]) * self.scale
-        dist.all_reduce(flat)
-        offset = 0
-        for p, g in zip(params, grads):
-            n = g.numel()
-            p.grad = flat[offset:offset + n].view_as(p).clone()
-            offset += n
-
     def finish(self) -> None:
+        if self._buckets is not None:
+            self._buckets.remove()
+            self._buckets = None
         for owner, attr in self._restore:
             owner.__dict__.pop(attr, None)
         self._restore = []
