@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import reprlib
 
+import yaml
+
 MAX_DEPTH = 200  # nesting levels of lists/dicts; Keras configs use a few dozen
 MAX_NODES = 1_000_000  # YAML nodes after alias expansion, when aliases cause the growth
 
@@ -62,12 +64,25 @@ def load_json(text, source: str):
     return check_depth(data, source)
 
 
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that stops composing beyond `MAX_DEPTH` levels of nesting."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise RecursionError
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def load_yaml(text, source: str):
     """`yaml.safe_load(text)` that refuses documents whose aliases expand beyond `MAX_NODES`
     nodes, alias cycles, and nesting beyond `MAX_DEPTH`; errors are ValueErrors."""
-    import yaml
-
-    loader = yaml.SafeLoader(text)
+    loader = _DepthLimitedLoader(text)
     try:
         try:
             node = loader.get_single_node()
