@@ -81,15 +81,16 @@ def _avg3(name, strides=(1, 1), padding="same"):
 def _normal_a_cell(ip, p, filters, block_id=None):
     """The normal cell: five pairwise combinations of `h` (this input) and `p` (the last)."""
     p, h = _cell_input(ip, p, filters, "normal", block_id)
-    x1 = layers.add([_separable_conv_block(h, filters, (5, 5), block_id=f"normal_left1_{block_id}"),
-                     _separable_conv_block(p, filters, block_id=f"normal_right1_{block_id}")],
+    def sep(x, kernel, side):
+        return _separable_conv_block(x, filters, kernel, block_id=f"normal_{side}_{block_id}")
+
+    x1 = layers.add([sep(h, (5, 5), "left1"), sep(p, (3, 3), "right1")],
                     name=f"normal_add_1_{block_id}")
-    x2 = layers.add([_separable_conv_block(p, filters, (5, 5), block_id=f"normal_left2_{block_id}"),
-                     _separable_conv_block(p, filters, (3, 3), block_id=f"normal_right2_{block_id}")],
+    x2 = layers.add([sep(p, (5, 5), "left2"), sep(p, (3, 3), "right2")],
                     name=f"normal_add_2_{block_id}")
     x3 = layers.add([_avg3(f"normal_left3_{block_id}")(h), p], name=f"normal_add_3_{block_id}")
-    x4 = layers.add([_avg3(f"normal_left4_{block_id}")(p), _avg3(f"normal_right4_{block_id}")(p)],
-                    name=f"normal_add_4_{block_id}")
+    x4 = layers.add([_avg3(f"normal_left4_{block_id}")(p),
+                     _avg3(f"normal_right4_{block_id}")(p)], name=f"normal_add_4_{block_id}")
     x5 = _separable_conv_block(h, filters, block_id=f"normal_left5_{block_id}")
     x5 = layers.add([x5, h], name=f"normal_add_5_{block_id}")
     x = layers.concatenate([p, x1, x2, x3, x4, x5], axis=-1, name=f"normal_concat_{block_id}")
