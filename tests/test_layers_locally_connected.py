@@ -148,7 +148,7 @@ def test_layer_harness(implementation):
                    expected_num_trainable_weights=1)
 
 
-def test_config_round_trip_and_model():
+def test_config_round_trip_and_model(tmp_path):
     layer = LocallyConnected1D(3, 2, strides=2, padding="same", implementation=3,
                                kernel_regularizer="l2", activation="tanh", name="lc")
     config = layer.get_config()
@@ -164,6 +164,11 @@ def test_config_round_trip_and_model():
     x = RNG.normal(size=(3, 8, 2)).astype("float32")
     np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-6)
+    for name in ("model.h5", "model.keras"):
+        model.save(tmp_path / name)
+        loaded = kestrel.models.load_model(tmp_path / name)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   rtol=1e-6)
 
 
 @pytest.mark.skipif(not hasattr(kestrel.layers, "LocallyConnected2D"),

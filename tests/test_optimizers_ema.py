@@ -250,3 +250,24 @@ def test_swap_ema_weights_needs_an_ema_optimizer():
     with pytest.raises(ValueError, match="use_ema=True"):
         model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y),
                   callbacks=[kestrel.callbacks.SwapEMAWeights()])
+
+
+def test_keras_files_with_ema_state_load_both_ways(tmp_path):
+    x, y = _data()
+    ours = _model(kestrel)
+    ours.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    ours.save(tmp_path / "ours.keras")
+    loaded = keras.models.load_model(tmp_path / "ours.keras")
+    theirs_state = [keras.ops.convert_to_numpy(v) for v in loaded.optimizer.variables]
+    assert len(theirs_state) == len(ours.optimizer.variables) == 2 + 2  # the two averages
+    for a, b in zip(theirs_state, ours.optimizer.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    theirs = _model(keras)
+    theirs.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    theirs.save(tmp_path / "theirs.keras")
+    back = kestrel.models.load_model(tmp_path / "theirs.keras")
+    assert back.optimizer.use_ema and back.optimizer.ema_momentum == 0.5
+    state = back.optimizer.get_weights()
+    assert int(state[0]) == 4
+    np.testing.assert_allclose(state[2], keras.ops.convert_to_numpy(
+        theirs.optimizer.variables[2]), rtol=1e-6)
