@@ -171,8 +171,6 @@ def test_config_round_trip_and_model(tmp_path):
                                    rtol=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(kestrel.layers, "LocallyConnected2D"),
-                    reason="until kestrel/layers/__init__.py imports the locally-connected layers")
 def test_keras2_module_path():
     from kestrel.layers import local
 

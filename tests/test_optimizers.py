@@ -461,8 +461,6 @@ def test_default_names_are_unique_snake_case():
 def test_argument_errors():
     with pytest.raises(ValueError, match="Only one of"):
         optimizers.SGD(clipnorm=1.0, clipvalue=1.0)
-    with pytest.raises(NotImplementedError, match="use_ema"):
-        optimizers.Adam(use_ema=True)
     with pytest.raises(ValueError, match="weight_decay=None"):
         optimizers.AdamW(weight_decay=None)
     with pytest.raises(ValueError, match="not recognized"):

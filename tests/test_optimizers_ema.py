@@ -219,15 +219,17 @@ def test_swap_ema_weights_in_fit_with_validation(swap_on_epoch):
     if swap_on_epoch:  # the EMA stays in the model after the last epoch, averages follow it
         for value in (kernel, average, at_epoch_end):
             torch.testing.assert_close(value, tested)
-    else:  # swapped back after validation
-        torch.testing.assert_close(kernel, raw)
+    else:  # swapped back after validation, then fit's end writes the EMA in (as Keras)
         torch.testing.assert_close(average, tested)
+        torch.testing.assert_close(kernel, average)
     theirs = _model(keras)
     their_history = theirs.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0,
                                shuffle=False, callbacks=[
                                    keras.callbacks.SwapEMAWeights(swap_on_epoch=swap_on_epoch)])
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(history.history[key], their_history.history[key], rtol=1e-5)
+    for ours, keras_weight in zip(model.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(ours, keras_weight, rtol=1e-5, atol=1e-6)
 
 
 def test_swap_ema_weights_evaluate_uses_ema_and_restores():

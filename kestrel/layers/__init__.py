@@ -15,6 +15,7 @@ from kestrel.layers.core.reshaping import Flatten, Permute, RepeatVector, Reshap
 from kestrel.layers.core.torch_module_wrapper import TorchModuleWrapper
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer
+from kestrel.layers.locally_connected import LocallyConnected1D, LocallyConnected2D
 from kestrel.layers.merging import (
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
     dot, maximum, minimum, multiply, subtract)

@@ -142,6 +142,8 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         if model.stop_training:
             break
     model.eval()
+    if epochs > initial_epoch and model.optimizer is not None:  # EMA weights, as Keras
+        model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(epoch_logs)
     model.history = history
     return history
