@@ -1,0 +1,142 @@
+"""Kestrel's applications against torchvision's same networks: predict and one training step.
+
+Both get the same channels-last batch: Kestrel as is (NHWC), torchvision through one
+`permute(0, 3, 1, 2)` (an NCHW tensor in channels_last memory). Forward runs in inference
+mode without gradients; the training step is forward, cross-entropy on logits, backward and
+an SGD update. Variants take turns each round; the table shows medians in ms and the ratio
+Kestrel / torchvision (goal: at most 1.05 on CPU eager).
+
+torchvision is a benchmark-only extra: `pip install torchvision==0.28.0` (the release pinned
+to torch 2.13.0). When its compiled ops do not match the installed torch (a CUDA wheel beside
+a CPU torch), only its pure-Python model definitions are loaded.
+Run: `python benchmarks/applications.py [--batch 32] [--size 224] [--repeats 5] [--threads N]`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+import types
+
+import torch
+import torch.nn.functional as F
+
+# Kestrel application, torchvision builder, keyword arguments for Kestrel
+NETWORKS = [("ResNet50", "resnet50", {}), ("MobileNetV2", "mobilenet_v2", {}),
+            ("EfficientNetB0", "efficientnet_b0", {})]
+
+
+def torchvision_models():
+    """`torchvision.models`, without its compiled ops if they cannot load."""
+    try:
+        import torchvision.models as models
+        return models
+    except (ImportError, RuntimeError, OSError) as error:
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+        spec = importlib.util.find_spec("torchvision")
+        if spec is None:
+            raise SystemExit("torchvision is not installed: pip install torchvision==0.28.0")
+        print(f"note: torchvision's compiled ops do not load ({type(error).__name__}); "
+              "using its pure-Python model definitions only", file=sys.stderr)
+        package = types.ModuleType("torchvision")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["torchvision"] = package
+        import torchvision.models as models
+        return models
+
+
+def kestrel_pair(name: str, size: int, kwargs: dict):
+    """(predict function, train-step function) for Kestrel's model, or None if missing."""
+    import kestrel
+    from kestrel import applications
+
+    try:
+        build = getattr(applications, name)
+    except (AttributeError, ImportError):
+        return None
+    model = build(weights=None, input_shape=(size, size, 3), classifier_activation=None,
+                  **kwargs)
+    model.compile(optimizer=kestrel.optimizers.SGD(0.01),
+                  loss=kestrel.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def predict(x, y):
+        with torch.inference_mode():
+            model(x, training=False)
+
+    def train(x, y):
+        model.train_on_batch(x, y)
+    return predict, train
+
+
+def torchvision_pair(builder):
+    model = builder()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def predict(x, y):
+        model.eval()
+        with torch.inference_mode():
+            model(x.permute(0, 3, 1, 2))
+
+    def train(x, y):
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x.permute(0, 3, 1, 2)), y).backward()
+        optimizer.step()
+    return predict, train
+
+
+def measure(fns: dict, x, y, repeats: int) -> dict:
+    """Median seconds per variant; one untimed warm-up call each, rotating order per round."""
+    for fn in fns.values():
+        fn(x, y)
+    times = {key: [] for key in fns}
+    keys = list(fns)
+    for r in range(repeats):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            start = time.perf_counter()
+            fns[key](x, y)
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(v) for key, v in times.items()}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = torchvision_models()
+    x = torch.rand(args.batch, args.size, args.size, 3) * 2 - 1
+    y = torch.randint(0, 1000, (args.batch,))
+    rows = []
+    for name, tv_name, kwargs in NETWORKS:
+        pair = kestrel_pair(name, args.size, kwargs)
+        if pair is None:
+            print(f"note: kestrel.applications.{name} does not exist yet; skipped",
+                  file=sys.stderr)
+            continue
+        reference = torchvision_pair(getattr(models, tv_name))
+        for step, index in (("predict", 0), ("train step", 1)):
+            t = measure({"kestrel": pair[index], "torchvision": reference[index]}, x, y,
+                        args.repeats)
+            rows.append((name, step, t["kestrel"] * 1e3, t["torchvision"] * 1e3,
+                         t["kestrel"] / t["torchvision"]))
+            print(f"{name} {step}: {rows[-1][2]:.1f} ms vs {rows[-1][3]:.1f} ms",
+                  file=sys.stderr)
+    print(f"\nbatch {args.batch}, {args.size}x{args.size}, CPU eager, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats}\n")
+    print("| network | step | Kestrel ms | torchvision ms | ratio |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, step, k, t, ratio in rows:
+        print(f"| {name} | {step} | {k:.1f} | {t:.1f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
