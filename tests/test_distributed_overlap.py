@@ -21,15 +21,31 @@ def _data():
     return rng.normal(size=(N, 6)).astype("float32"), rng.integers(0, 3, size=(N,))
 
 
-def _fit(seed: int):
+class GuideStep(keras.Model):
+    """Keras' torch guide: backward, then `optimizer.apply` on the `.grad`s (no `step()`)."""
+
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        loss = self.compute_loss(y=y, y_pred=self(x, training=True))
+        loss.backward()
+        with torch.no_grad():
+            self.optimizer.apply([v.value.grad for v in self.trainable_weights],
+                                 self.trainable_weights)
+        return {"loss": loss.detach()}
+
+
+def _fit(seed: int, custom: bool = False):
     x, y = _data()
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input(shape=(6,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3)])
+    inputs = keras.Input(shape=(6,))
+    hidden = keras.layers.Dense(8, activation="tanh")(
+        keras.layers.Dense(16, activation="relu")(inputs))
+    model = (GuideStep if custom else keras.Model)(inputs, keras.layers.Dense(3)(hidden))
     model.compile(keras.optimizers.Adam(0.01),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
-    return model.get_weights(), history.history["loss"]
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+    return model.get_weights(), model.evaluate(x, y, verbose=0)
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -57,9 +73,11 @@ def _worker_checks(rank: int, out_dir: str) -> None:
     keras.distribution.set_distribution(keras.distribution.DataParallel())
     try:
         weights, losses = _fit(seed=rank + 1)  # rank 0's initial weights must win
+        custom, _ = _fit(seed=rank + 1, custom=True)
     finally:
         keras.distribution.set_distribution(None)
         grad_buckets.BUCKET_BYTES = bucket_bytes
+    np.savez(os.path.join(out_dir, f"custom{rank}.npz"), *custom)
     np.savez(os.path.join(out_dir, f"rank{rank}.npz"), *weights, losses=np.array(losses),
              overlapped=np.array([any(overlapped), all(overlapped)]))
     # An unused parameter and a rank that runs no backward at all: the same all-reduces.
@@ -95,6 +113,14 @@ def test_two_ranks_train_like_one_process(two_ranks):
             np.testing.assert_allclose(r[f"arr_{i}"], w, rtol=1e-5, atol=1e-5)
             np.testing.assert_array_equal(r[f"arr_{i}"], ranks[0][f"arr_{i}"])
         np.testing.assert_allclose(r["losses"], losses, rtol=1e-5)
+
+
+def test_a_custom_train_step_applying_grads_is_averaged_too(two_ranks):
+    weights, _ = _fit(seed=1, custom=True)
+    for r in range(2):
+        ranked = np.load(two_ranks / f"custom{r}.npz")
+        for i, w in enumerate(weights):
+            np.testing.assert_allclose(ranked[f"arr_{i}"], w, rtol=1e-5, atol=1e-5)
 
 
 def test_buckets_are_sent_while_backward_runs(two_ranks):

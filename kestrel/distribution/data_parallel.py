@@ -87,7 +87,8 @@ class DataParallelSession:
             if flatten(batch[0])[0].shape[0] == 0:  # this rank has no sample in this batch
                 if not optimizer.built:
                     optimizer.build(model.trainable_weights)
-                optimizer.zero_grad()  # it contributes zeros to the same all-reduces
+                optimizer.zero_grad()
+                self._buckets.reduce()  # zeros, in the all-reduces the others' backward sends
                 optimizer.step()
                 return None
             return original_train(batch)

@@ -111,10 +111,11 @@ class GradientBuckets:
 
     def _end_of_backward(self) -> None:
         self._in_backward = False
-        self._finish()
+        self.reduce()
 
-    def _finish(self) -> None:
-        """Launch what is left, wait for every bucket, point each `.grad` at its result."""
+    def reduce(self) -> None:
+        """Average the `.grad`s now (missing ones count as zeros): launch what is left, wait
+        for every bucket, point each `.grad` at its result. Every rank must call it as often."""
         self._launch(everything=True)
         for bucket in self._buckets:
             bucket.work.wait()
@@ -128,9 +129,9 @@ class GradientBuckets:
 
     def sync(self) -> None:
         """Make sure the current `.grad`s are averaged: after a hooked backward they already
-        are; otherwise (no backward ran on this rank) they are all-reduced now."""
+        are; otherwise (a step without a hooked backward) they are all-reduced now."""
         if not self._synced:
-            self._finish()
+            self.reduce()
         self._synced = False
 
     def remove(self) -> None:
