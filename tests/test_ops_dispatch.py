@@ -54,8 +54,9 @@ def test_symbolic_ops_record_nodes_and_round_trip(tmp_path):
     torch.testing.assert_close(reloaded(data), expected)
     model.save(tmp_path / "ops.keras")
     torch.testing.assert_close(kestrel.models.load_model(tmp_path / "ops.keras")(data), expected)
-    names = [layer.name for layer in model.layers]
+    names = [layer.name for layer in model.operations]
     assert names[1].startswith("mean") and names[2].startswith("get_item")
+    assert [layer.name for layer in model.layers] == [names[0]]  # op nodes are not layers
 
 
 def test_symbolic_spec_matches_keras():

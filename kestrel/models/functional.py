@@ -81,6 +81,12 @@ class Functional(Model):
 
     @property
     def layers(self) -> list[Layer]:
+        """The layers, in graph order; op nodes (`x + y`, `ops.mean(x)`) are not layers."""
+        return [layer for layer in self._layers if not getattr(layer, "is_op_node", False)]
+
+    @property
+    def operations(self) -> list[Layer]:
+        """Every node of the graph, layers and op nodes, in graph order (as Keras 3)."""
         return list(self._layers)
 
     @property

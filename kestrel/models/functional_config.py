@@ -11,7 +11,7 @@ def functional_config(model) -> dict:
     node_keys = {id(n) for n in model._nodes}
     # Node indices are renumbered per layer, counting only this model's nodes.
     reindex = {}
-    for layer in model.layers:
+    for layer in model.operations:
         own = [n for n in layer._inbound_nodes if id(n) in node_keys]
         for new_index, node in enumerate(own):
             reindex[id(node)] = new_index
@@ -34,7 +34,7 @@ def functional_config(model) -> dict:
         return value
 
     layers = []
-    for layer in model.layers:
+    for layer in model.operations:
         entry = serialize_keras_object(layer, "layers")
         entry["name"] = layer.name
         build = layer.get_build_config()

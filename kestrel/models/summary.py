@@ -77,7 +77,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     model_nodes = {id(n) for n in getattr(model, "_nodes", [])} or None
 
     rows = []
-    layers = model.layers
+    layers = getattr(model, "operations", model.layers)
     if layer_range is not None:
         names = [l.name for l in layers]
         start, end = names.index(layer_range[0]), names.index(layer_range[1]) + 1
@@ -86,7 +86,9 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     def add_rows(items, prefix=""):
         for layer in items:
             built = layer.built
-            row = [f"{prefix}{layer.name} ({type(layer).__name__})",
+            identity = getattr(layer, "keras_identity", None)  # op nodes: Keras' op class
+            kind = identity[1] if identity else type(layer).__name__
+            row = [f"{prefix}{layer.name} ({kind})",
                    _shape_text(layer, model_nodes),
                    f"{layer.count_params():,}" if built else "0 (unbuilt)"]
             if not sequential_like:
@@ -95,7 +97,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
                 row.append("Y" if layer.trainable else "N")
             rows.append(row)
             if expand_nested and hasattr(layer, "layers") and layer is not model:
-                add_rows(layer.layers, prefix=prefix + "  ")
+                add_rows(getattr(layer, "operations", layer.layers), prefix=prefix + "  ")
 
     add_rows(layers)
 

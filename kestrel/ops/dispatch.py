@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+import re
 import sys
 
 from kestrel.layers.node import KerasTensor
@@ -30,6 +32,43 @@ def _symbolic(args, kwargs) -> bool:
     return False
 
 
+def _bind_constants(fn, args, kwargs):
+    """Split a symbolic call as Keras splits it between op class and node: the tensors (and
+    positional `x*`/`key` arguments) stay call arguments; other constants (`axis`, `shape`,
+    `dtype`, ...) are bound to the op, which Keras saves as its class config."""
+    signature = _signature(fn)
+    try:
+        binding = signature.bind(*args, **kwargs)
+    except TypeError:
+        return args, {}, kwargs  # the op itself reports the bad call
+    call_args, bound, call_kwargs = [], {}, {}
+    positional = True
+    for name, value in binding.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            call_args.extend(value)
+            continue
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            call_kwargs.update(value)
+            continue
+        symbolic = _symbolic((value,), {})
+        if positional and kind is not inspect.Parameter.KEYWORD_ONLY and (
+                symbolic or _DATA_ARGUMENT.fullmatch(name)):
+            call_args.append(value)
+            continue
+        positional = False
+        (call_kwargs if symbolic else bound)[name] = value
+    return tuple(call_args), bound, call_kwargs
+
+
+_DATA_ARGUMENT = re.compile(r"x\d?|xs|key")  # the operands Keras passes to its op's call
+
+
+@functools.cache
+def _signature(fn) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def keras_op(fn=None, *, name: str | None = None, prefix: str = ""):
     """Register `fn` as the op `prefix + name` and give it the symbolic path."""
     if fn is None:
@@ -41,7 +80,8 @@ def keras_op(fn=None, *, name: str | None = None, prefix: str = ""):
         if _symbolic(args, kwargs):
             from kestrel.ops.operation import FunctionOp
 
-            return FunctionOp(op_name)(*args, **kwargs)
+            args, bound, kwargs = _bind_constants(fn, args, kwargs)
+            return FunctionOp(op_name, bound=bound)(*args, **kwargs)
         return fn(*args, **kwargs)
 
     op.raw = fn  # the function itself, for ops that call each other on tensors

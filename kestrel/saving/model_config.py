@@ -26,6 +26,10 @@ def deserialize_layer(entry, custom_objects=None):
         raise ValueError(f"Not a layer config: expected a dict with 'class_name'. "
                          f"Received: {short_repr(entry)}")
     class_name = entry["class_name"]
+    if class_name == "FunctionOp" or str(entry.get("module", "")).startswith("keras.src.ops."):
+        from kestrel.ops.operation import FunctionOp
+
+        return FunctionOp.from_keras(entry)
     if class_name == "Model":
         entry = {**entry, "class_name": "Functional"}
     layer = deserialize_keras_object(entry, "layers", custom_objects)

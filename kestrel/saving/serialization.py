@@ -45,6 +45,10 @@ def serialize_keras_object(obj, category: str | None = None):
             f"Cannot serialize {short_repr(obj)}: it has no get_config(). Define get_config() "
             "and register the class with kestrel.saving.register_keras_serializable."
         )
+    identity = getattr(obj, "keras_identity", None)  # op nodes: Keras' op class
+    if identity is not None:
+        return {"module": identity[0], "class_name": identity[1], "config": obj.get_config(),
+                "registered_name": identity[1]}
     cls = type(obj)
     module = KERAS_MODULES.get(category, cls.__module__) if not registered else cls.__module__
     return {

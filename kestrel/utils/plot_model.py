@@ -138,7 +138,7 @@ class _Drawer:
         if not _is_graph(model):
             self.add_box(graph, model, model)
             return
-        layers = model.layers
+        layers = getattr(model, "operations", model.layers)
         for layer in layers:
             if self.expand and _is_graph(layer):
                 cluster = self.pydot.Cluster(self.node_id(layer), style="dashed",
