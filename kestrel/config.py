@@ -100,7 +100,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 def enable_unsafe_deserialization() -> None:
     """Allow loading Lambda bytecode from files in this process (turns safe_mode off)."""
-    from kestrel.saving import safe_mode
+    from kestrel.registry import safe_mode
 
     safe_mode.enable_unsafe_deserialization()
 

@@ -8,7 +8,7 @@ import torch
 import kestrel
 from kestrel.layers import Dense, Input
 from kestrel.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from kestrel.saving.serialization import deserialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object
 from tests.layer_harness import run_layer_test
 
 RNG = np.random.default_rng(0)

@@ -20,7 +20,7 @@ from kestrel.layers.convolutional import (
     SeparableConv2D,
 )
 from kestrel.layers.pooling import GlobalAveragePooling2D, MaxPooling2D
-from kestrel.saving.serialization import deserialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object
 from tests.layer_harness import run_layer_test
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"

@@ -13,7 +13,7 @@ from kestrel.layers.core.embedding import Embedding
 from kestrel.layers.core.reshaping import Flatten, Permute, RepeatVector, Reshape
 from kestrel.models import Model
 from kestrel.saving import register_keras_serializable
-from kestrel.saving.safe_mode import safe_mode_scope
+from kestrel.registry.safe_mode import safe_mode_scope
 from tests.layer_harness import run_layer_test
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras3"

@@ -14,7 +14,7 @@ from kestrel.layers.reshaping import (
     ZeroPadding2D,
     ZeroPadding3D,
 )
-from kestrel.saving.serialization import deserialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object
 from tests.layer_harness import run_layer_test
 
 RNG = np.random.default_rng(2)

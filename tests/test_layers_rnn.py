@@ -7,7 +7,7 @@ import torch
 from kestrel.layers import Input, Layer
 from kestrel.layers.rnn import (
     GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells)
-from kestrel.saving.object_registry import register_keras_serializable
+from kestrel.registry.object_registry import register_keras_serializable
 from tests import rnn_reference as ref
 from tests.layer_harness import run_layer_test
 

@@ -168,7 +168,7 @@ def test_strings_resolve_like_keras(string):
 def test_strings_of_metrics_with_required_arguments_name_the_class(string):
     from keras.src.metrics import ALL_OBJECTS_DICT
 
-    found = kestrel.saving.object_registry.lookup(string, "metrics")
+    found = kestrel.registry.object_registry.lookup(string, "metrics")
     assert found.__name__ == ALL_OBJECTS_DICT[string].__name__
 
 

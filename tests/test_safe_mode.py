@@ -3,8 +3,8 @@ import threading
 import pytest
 import torch
 
-from kestrel.saving import safe_mode
-from kestrel.saving.safe_mode import safe_mode_enabled, safe_mode_scope
+from kestrel.registry import safe_mode
+from kestrel.registry.safe_mode import safe_mode_enabled, safe_mode_scope
 
 
 def test_enabled_by_default_and_scoped():
@@ -44,7 +44,7 @@ def test_enable_unsafe_deserialization_is_global(monkeypatch):
 
 def test_lambda_loading_through_the_registry_obeys_the_scope():
     from kestrel.layers.core.activation import Lambda
-    from kestrel.saving import deserialize_keras_object, serialize_keras_object
+    from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
     config = serialize_keras_object(Lambda(lambda x: x * 5), "layers")
     with pytest.raises(ValueError, match="safe mode forbids"):
@@ -66,3 +66,15 @@ def test_dump_and_load_lambda_roundtrip_with_closure_and_defaults():
     uses_torch = safe_mode.load_lambda(**safe_mode.dump_lambda(lambda x: torch.relu(x)),
                                        safe_mode=False)
     assert uses_torch(torch.tensor([-1.0])).item() == 0.0
+
+
+def test_public_deserialize_obeys_an_enclosing_scope_and_its_own_argument():
+    from kestrel.layers.core.activation import Lambda
+    from kestrel.saving import deserialize_keras_object, serialize_keras_object
+
+    config = serialize_keras_object(Lambda(lambda x: x * 5))
+    with pytest.raises(ValueError, match="safe mode forbids"):
+        deserialize_keras_object(config)
+    assert deserialize_keras_object(config, safe_mode=False).function(2) == 10
+    with safe_mode_scope(False):  # the enclosing scope wins over the default argument
+        assert deserialize_keras_object(config).function(2) == 10

@@ -11,7 +11,8 @@ import pytest
 
 import kestrel as keras
 from kestrel.layers import Dense, Input
-from kestrel.saving import api, atomic, bounds, hdf5_legacy, object_registry
+from kestrel.registry import bounds, object_registry
+from kestrel.saving import api, atomic, hdf5_legacy
 from kestrel.saving.model_config import model_from_config, model_from_json, model_from_yaml
 
 os.environ.setdefault("KERAS_BACKEND", "torch")

@@ -11,7 +11,7 @@ import kestrel as keras
 from kestrel.layers import Dense, Input, Layer
 from kestrel.saving import api, hdf5_legacy, keras_weights
 from kestrel.saving.atomic import atomic_write
-from kestrel.saving.safe_mode import safe_mode_enabled
+from kestrel.registry.safe_mode import safe_mode_enabled
 
 
 def mlp():

@@ -15,7 +15,7 @@ import pytest
 
 import kestrel as keras
 import kestrel.layers
-from kestrel.saving import object_registry
+from kestrel.registry import object_registry
 from kestrel.saving.keras_weights import optimizer_state
 
 for _module in pkgutil.walk_packages(kestrel.layers.__path__, "kestrel.layers."):

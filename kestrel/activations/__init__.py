@@ -37,7 +37,7 @@ from kestrel.activations.activations import (
     tanh_shrink,
     threshold,
 )
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 def serialize(activation: Callable):

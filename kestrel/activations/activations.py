@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 Axis = int | tuple[int, ...]
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from kestrel.constraints.constraints import Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm
-from kestrel.saving.serialization import category_functions
+from kestrel.registry.serialization import category_functions
 
 # Keras' lower-case spellings, usable as `kestrel.constraints.max_norm(3)`.
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm

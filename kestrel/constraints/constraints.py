@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from kestrel import config
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 Axis = int | Sequence[int] | None
 

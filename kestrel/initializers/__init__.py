@@ -26,7 +26,7 @@ from kestrel.initializers.variance_scaling import (
     VarianceScaling,
     compute_fans,
 )
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 # Keras' lower-case spellings, usable as `kestrel.initializers.glorot_uniform()`.
 zeros, ones, constant, identity = Zeros, Ones, Constant, Identity

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import config
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 Shape = tuple[int, ...] | list[int] | torch.Size
 

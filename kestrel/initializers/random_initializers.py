@@ -12,7 +12,7 @@ import torch
 
 from kestrel import config
 from kestrel.initializers.initializer import Initializer, Shape
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 # Truncated normals are cut at this many standard deviations from the mean, as in Keras.
 TRUNCATION = 2.0

@@ -8,7 +8,7 @@ import torch
 
 from kestrel import config
 from kestrel.initializers.initializer import Initializer, Shape
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 # Windows torch computes itself; any other name goes to `scipy.signal.get_window`.
 _TORCH_WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window,

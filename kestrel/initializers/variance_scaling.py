@@ -8,7 +8,7 @@ import torch
 
 from kestrel.initializers.initializer import Shape
 from kestrel.initializers.random_initializers import RandomInitializer, truncated_normal_
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")

@@ -21,8 +21,8 @@ from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import mask_of, set_mask
 from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
 from kestrel.layers.weights import assign_keras_value, keras_value
-from kestrel.saving import object_registry
-from kestrel.saving.bounds import short_repr
+from kestrel.registry import object_registry
+from kestrel.registry.bounds import short_repr
 from kestrel.variables import Variable, discarding_assignments, wrap as wrap_variable
 
 MAX_WEIGHT_ELEMENTS = 2**34  # larger weights are refused before any allocation

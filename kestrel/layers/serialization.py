@@ -1,7 +1,7 @@
 """`layers.serialize` / `layers.deserialize`: a layer to Keras' config dict and back."""
 from __future__ import annotations
 
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 def serialize(layer) -> dict:

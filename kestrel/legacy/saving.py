@@ -1,6 +1,6 @@
 """`keras.legacy.saving`: Keras 2-style object serialization (`{"class_name", "config"}`)."""
 from kestrel.saving.keras_objects import deserialize_keras_object
-from kestrel.saving.serialization import serialize_keras_object as _serialize
+from kestrel.registry.serialization import serialize_keras_object as _serialize
 
 __all__ = ["deserialize_keras_object", "serialize_keras_object"]
 

@@ -57,7 +57,7 @@ from kestrel.losses.losses import (
     SparseCategoricalCrossentropy,
     SquaredHinge,
 )
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error

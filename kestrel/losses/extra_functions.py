@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from kestrel import config
 from kestrel.losses.loss import as_tensor, convert_pair
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("losses")

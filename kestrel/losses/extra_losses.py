@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kestrel.losses import extra_functions as fn
 from kestrel.losses.losses import _BuiltinLoss
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("losses")

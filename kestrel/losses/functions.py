@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from kestrel import config
 from kestrel.losses.loss import convert_pair, float_tensor, squeeze_or_expand_to_same_rank
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 def _pair(y_true, y_pred):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from kestrel.losses import functions as fn
 from kestrel.losses.loss import Loss, squeeze_or_expand_to_same_rank
-from kestrel.saving.object_registry import get_registered_name, is_builtin, register_builtin
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.object_registry import get_registered_name, is_builtin, register_builtin
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 def serialize_function(function, module: str):

@@ -77,8 +77,8 @@ from kestrel.metrics.threshold_metrics import (
     SensitivityAtSpecificity,
     SpecificityAtSensitivity,
 )
-from kestrel.saving import object_registry
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry import object_registry
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error

@@ -11,7 +11,7 @@ from kestrel.losses.loss import (
     squeeze_or_expand_to_same_rank,
 )
 from kestrel.metrics.reduction_metrics import BuiltinMeanMetric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 def _matches(condition: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from kestrel import config
 from kestrel.losses.loss import divide_no_nan, float_tensor
 from kestrel.metrics import metrics_utils
 from kestrel.metrics.metric import Metric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 CURVES = ("ROC", "PR", "PRGAIN")
 SUMMATION_METHODS = ("interpolation", "majoring", "minoring")

@@ -6,7 +6,7 @@ import torch
 from kestrel.losses.loss import divide_no_nan
 from kestrel.metrics import metrics_utils
 from kestrel.metrics.metric import Metric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 class ThresholdMetric(Metric):

@@ -7,7 +7,7 @@ from kestrel import config
 from kestrel.losses.loss import as_tensor, convert_pair, squeeze_or_expand_to_same_rank
 from kestrel.metrics.metric import Metric
 from kestrel.metrics.reduction_metrics import BuiltinMeanMetric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 def _pair(y_true, y_pred):

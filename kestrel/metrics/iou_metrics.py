@@ -10,7 +10,7 @@ import torch
 from kestrel import config
 from kestrel.losses.loss import as_tensor
 from kestrel.metrics.metric import Metric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 def _labels(x, sparse: bool, axis: int, device) -> torch.Tensor:

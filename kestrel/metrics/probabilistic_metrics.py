@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kestrel.losses import functions as fn
 from kestrel.metrics.reduction_metrics import BuiltinMeanMetric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("metrics", "kl_divergence", "kld", "KLD", "kullback_leibler_divergence")

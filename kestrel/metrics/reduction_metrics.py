@@ -14,9 +14,9 @@ from kestrel.losses.loss import (
 )
 from kestrel.losses.losses import serialize_function
 from kestrel.metrics.metric import Metric
-from kestrel.saving import object_registry
-from kestrel.saving.object_registry import register_builtin
-from kestrel.saving.serialization import raise_unknown
+from kestrel.registry import object_registry
+from kestrel.registry.object_registry import register_builtin
+from kestrel.registry.serialization import raise_unknown
 
 
 def reduce_to_samplewise_values(values, sample_weight, reduce_fn, dtype, device):

@@ -6,7 +6,7 @@ import torch
 from kestrel.losses import functions as fn
 from kestrel.losses.loss import convert_pair, squeeze_or_expand_to_same_rank
 from kestrel.metrics.reduction_metrics import BuiltinMeanMetric, Mean
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("metric_functions")

@@ -7,7 +7,7 @@ import torch
 
 from kestrel.losses.loss import divide_no_nan
 from kestrel.metrics.confusion_metrics import ThresholdMetric
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 _RATES = {  # name: (numerator, other count of the denominator)
     "recall": ("tp", "fn"), "sensitivity": ("tp", "fn"),

@@ -7,7 +7,7 @@ from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
 from kestrel.models.model import Model
-from kestrel.saving import object_registry
+from kestrel.registry import object_registry
 
 
 class Functional(Model):

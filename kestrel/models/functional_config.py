@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.node import KerasTensor, flatten, map_structure
-from kestrel.saving.serialization import serialize_keras_object
+from kestrel.registry.serialization import serialize_keras_object
 
 
 def functional_config(model) -> dict:

@@ -7,7 +7,7 @@ from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor
 from kestrel.models.model import Model
-from kestrel.saving import object_registry
+from kestrel.registry import object_registry
 
 
 class Sequential(Model):
@@ -147,7 +147,7 @@ class Sequential(Model):
         return self._infer_output_spec(args, kwargs)
 
     def get_config(self) -> dict:
-        from kestrel.saving.serialization import serialize_keras_object
+        from kestrel.registry.serialization import serialize_keras_object
 
         layers = []
         if self._input_layer is not None:

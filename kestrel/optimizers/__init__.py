@@ -18,8 +18,8 @@ from kestrel.optimizers.muon import Muon
 from kestrel.optimizers.optimizer import Optimizer
 from kestrel.optimizers.schedule_free import ScheduleFreeAdamW
 from kestrel.optimizers.sgd import SGD
-from kestrel.saving.object_registry import custom_object_scope
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.object_registry import custom_object_scope
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb",
            "Lion", "LossScaleOptimizer", "MultiOptimizer", "Muon", "Nadam", "Optimizer",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 def _rms(x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 
 from kestrel.optimizers import foreach
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("optimizers", "rmsprop")

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.saving.object_registry import register_builtin
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.object_registry import register_builtin
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 _BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None,
                   "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,

@@ -9,8 +9,8 @@ import torch
 
 from kestrel.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.saving.object_registry import register_builtin
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.object_registry import register_builtin
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 def _check_inner(optimizer, what: str) -> None:

@@ -6,7 +6,7 @@ import re
 import torch
 
 from kestrel.optimizers.optimizer import Optimizer
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("optimizers", "muon")

@@ -16,7 +16,7 @@ from kestrel.layers.naming import to_snake_case, unique_name
 from kestrel.optimizers import foreach
 from kestrel.optimizers.optimizer_state import OptimizerState
 from kestrel.optimizers.weight_decay import WeightDecayExclusion
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
     """Keras 2's `lr=` (renamed `learning_rate`) and `decay=` (time-based decay per step,

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from kestrel.saving.object_registry import register_builtin
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.object_registry import register_builtin
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 def _is_tensor(x) -> bool:

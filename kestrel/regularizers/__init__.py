@@ -8,7 +8,7 @@ from kestrel.regularizers.regularizers import (
     OrthogonalRegularizer,
     Regularizer,
 )
-from kestrel.saving.serialization import category_functions
+from kestrel.registry.serialization import category_functions
 
 # Keras' lower-case spellings, usable as `kestrel.regularizers.l2(0.001)`.
 l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer

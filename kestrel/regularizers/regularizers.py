@@ -11,7 +11,7 @@ import math
 import torch
 
 from kestrel import config
-from kestrel.saving.object_registry import register_builtin
+from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("regularizers")

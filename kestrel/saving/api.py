@@ -88,8 +88,8 @@ def _builder(custom_objects, safe_mode: bool, filepath):
     """A function making a model from its saved config, in safe mode and custom scope;
     a config it cannot use raises a ValueError or TypeError that names `filepath`."""
     from kestrel.saving.model_config import model_from_config
-    from kestrel.saving.object_registry import custom_object_scope
-    from kestrel.saving.safe_mode import safe_mode_scope
+    from kestrel.registry.object_registry import custom_object_scope
+    from kestrel.registry.safe_mode import safe_mode_scope
 
     def build(config):
         try:

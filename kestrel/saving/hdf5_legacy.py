@@ -12,7 +12,7 @@ import warnings
 import h5py
 import numpy as np
 
-from kestrel.saving.bounds import load_json, short_repr
+from kestrel.registry.bounds import load_json, short_repr
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving.keras_weights import optimizer_state, restore_optimizer_state, to_numpy
 from kestrel.saving.weight_paths import is_graph_model, legacy_weight_names

@@ -1,8 +1,8 @@
 """`serialize_keras_object` / `deserialize_keras_object` with Keras' public signatures."""
 from __future__ import annotations
 
-from kestrel.saving import serialization
-from kestrel.saving.safe_mode import safe_mode_scope
+from kestrel.registry import safe_mode as safe_mode_lib
+from kestrel.registry import serialization
 
 
 def serialize_keras_object(obj):
@@ -21,5 +21,5 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     if kwargs:
         raise TypeError("deserialize_keras_object got unexpected arguments: "
                         f"{sorted(kwargs)[:10]}")
-    with safe_mode_scope(safe_mode):
+    with safe_mode_lib.safe_mode_scope(None if safe_mode_lib.decided() else safe_mode):
         return serialization.deserialize_keras_object(config, None, objects or None)

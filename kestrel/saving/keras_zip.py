@@ -15,7 +15,7 @@ import zipfile
 import h5py
 
 from kestrel.saving import keras_weights
-from kestrel.saving.bounds import load_json
+from kestrel.registry.bounds import load_json
 from kestrel.saving.hdf5_legacy import KERAS_VERSION, json_default
 
 METADATA = "metadata.json"

@@ -1,8 +1,8 @@
 """Whole-model configs: to/from dicts, JSON and YAML (safe loading only)."""
 from __future__ import annotations
 
-from kestrel.saving.bounds import load_json, load_yaml, short_repr
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.bounds import load_json, load_yaml, short_repr
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 _MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional"}
 

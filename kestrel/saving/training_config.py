@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import inspect
 
-from kestrel.saving import object_registry
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry import object_registry
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 _PASSED_THROUGH = ("loss_weights", "run_eagerly", "steps_per_execution")
 _OPTIMIZER_RENAMES = {"lr": "learning_rate"}

@@ -32,6 +32,8 @@ _LAZY_NAMES = {
     "get_custom_objects": "kestrel.saving:get_custom_objects",
     "get_registered_name": "kestrel.saving:get_registered_name",
     "custom_object_scope": "kestrel.saving:custom_object_scope",
+    "CustomObjectScope": "kestrel.saving:CustomObjectScope",
+    "get_registered_object": "kestrel.saving:get_registered_object",
     "serialize_keras_object": "kestrel.saving.keras_objects:serialize_keras_object",
     "deserialize_keras_object": "kestrel.saving.keras_objects:deserialize_keras_object",
 }

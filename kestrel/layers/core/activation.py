@@ -10,9 +10,9 @@ import torch
 from kestrel import activations
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
-from kestrel.saving import object_registry
-from kestrel.saving.safe_mode import dump_lambda, load_lambda
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry import object_registry
+from kestrel.registry.safe_mode import dump_lambda, load_lambda
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 @register_layer()
@@ -146,7 +146,7 @@ class Lambda(Layer):
 
         Args:
             custom_objects: `{name: function}` for named functions.
-            safe_mode: overrides the ambient `kestrel.saving.safe_mode` setting.
+            safe_mode: overrides the ambient `kestrel.registry.safe_mode` setting.
         """
         config, safe = dict(config), safe_mode
         name = config.get("name", "lambda")

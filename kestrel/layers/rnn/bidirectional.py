@@ -5,7 +5,7 @@ import torch
 
 from kestrel.layers.layer import Layer, clean_config, register_layer
 from kestrel.layers.rnn import fused
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 

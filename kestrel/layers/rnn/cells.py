@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from kestrel import activations, initializers
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.rnn.cell_base import RNNCellBase, gate_linear, transposed
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 _TANH = (activations.tanh, torch.tanh, F.tanh)
 _SIGMOID = (activations.sigmoid, torch.sigmoid, F.sigmoid)

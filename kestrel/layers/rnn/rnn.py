@@ -10,7 +10,7 @@ from kestrel.layers.rnn import fused
 from kestrel.layers.rnn.cell_base import RNNCellBase
 from kestrel.layers.rnn.cells import StackedRNNCells
 from kestrel.layers.rnn.loop import run_loop
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 @register_layer()

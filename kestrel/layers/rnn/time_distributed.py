@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kestrel.layers.layer import Layer, clean_config, register_layer
 from kestrel.layers.node import KerasTensor, map_structure
-from kestrel.saving.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 @register_layer()

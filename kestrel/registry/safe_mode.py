@@ -25,6 +25,12 @@ def safe_mode_enabled() -> bool:
     return stack[-1] if stack else _DEFAULT["enabled"]
 
 
+def decided() -> bool:
+    """Whether an enclosing scope or `enable_unsafe_deserialization()` has set safe mode
+    (then a call's own `safe_mode=` argument does not override it, as in Keras)."""
+    return bool(getattr(_SCOPES, "stack", None)) or not _DEFAULT["enabled"]
+
+
 @contextlib.contextmanager
 def safe_mode_scope(value: bool | None) -> Iterator[None]:
     """Within this block (and this thread), safe mode is `value`.

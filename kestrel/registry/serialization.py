@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import inspect
 
-from kestrel.saving import object_registry
-from kestrel.saving.bounds import short_repr
+from kestrel.registry import object_registry
+from kestrel.registry.bounds import short_repr
 
 # Keras 3 module names, so that files we write are readable by real Keras.
 KERAS_MODULES = {

@@ -7,10 +7,9 @@ User classes register globally with `register_keras_serializable` or are passed 
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 
-from kestrel.saving.bounds import short_repr
+from kestrel.registry.bounds import short_repr
 
 _BUILTINS: dict[str, dict[str, object]] = {}
 _CUSTOM_OBJECTS: dict[str, object] = {}
@@ -59,20 +58,38 @@ def is_builtin(obj) -> bool:
     return any(table.get(name) is obj for table in _BUILTINS.values())
 
 
-@contextlib.contextmanager
-def custom_object_scope(custom_objects: dict | None):
-    """Context manager in which `custom_objects` are visible to every deserialization."""
-    stack = getattr(_SCOPE, "stack", [])
-    _SCOPE.stack = stack + [dict(custom_objects or {})]
-    try:
-        yield
-    finally:
-        _SCOPE.stack = stack
+class CustomObjectScope:
+    """Within `with CustomObjectScope({"MyLayer": MyLayer}):`, every deserialization sees
+    those objects (several dicts may be given; `custom_object_scope` is the same class)."""
+
+    def __init__(self, *custom_objects: dict | None):
+        self.custom_objects = {}
+        for objects in custom_objects:
+            self.custom_objects.update(objects or {})
+        self._saved = None
+
+    def __enter__(self):
+        self._saved = getattr(_SCOPE, "stack", [])
+        _SCOPE.stack = self._saved + [self.custom_objects]
+        return self
+
+    def __exit__(self, *exc_info):
+        _SCOPE.stack = self._saved
+
+
+custom_object_scope = CustomObjectScope
 
 
 def get_custom_objects() -> dict:
     """The global dict of registered user objects (may be edited, as in Keras)."""
     return _CUSTOM_OBJECTS
+
+
+def get_registered_object(name: str, custom_objects: dict | None = None,
+                          module_objects: dict | None = None):
+    """The registered class or function called `name` (Keras' lookup order), or None."""
+    objects = {**(module_objects or {}), **(custom_objects or {})}
+    return lookup(name, None, objects or None)
 
 
 def lookup(name: str, category: str | None = None, custom_objects: dict | None = None):
