@@ -27,10 +27,11 @@ def start(weights, include_top, classes, input_tensor, input_shape, *, default_s
 
 def pool(x, pooling, named: bool = True):
     """Global average / max pooling for `pooling="avg"` / `"max"`; `x` unchanged for None."""
+    names = ("avg_pool", "max_pool") if named else (None, None)
     if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name="avg_pool" if named else None)(x)
+        return layers.GlobalAveragePooling2D(name=names[0])(x)
     if pooling == "max":
-        return layers.GlobalMaxPooling2D(name="max_pool" if named else None)(x)
+        return layers.GlobalMaxPooling2D(name=names[1])(x)
     return x
 
 
@@ -48,8 +49,39 @@ def avg_top(x, include_top, pooling, classes, classifier_activation, weights, na
     return pool(x, pooling, named)
 
 
+def top(x, *, include_top, pooling, classes, classifier_activation, weights,
+        gap_name="avg_pool", pool_names=(None, None), dropout=0.0, **dense_kwargs):
+    """The classifier (global average pool, optional dropout, `predictions` Dense) or, without
+    it, the optional `pooling` ("avg" or "max", layers named by `pool_names`)."""
+    if not include_top:
+        if pooling == "avg":
+            return layers.GlobalAveragePooling2D(name=pool_names[0])(x)
+        if pooling == "max":
+            return layers.GlobalMaxPooling2D(name=pool_names[1])(x)
+        return x
+    x = layers.GlobalAveragePooling2D(name=gap_name)(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="top_dropout")(x)
+    imagenet_utils.validate_activation(classifier_activation, weights)
+    return layers.Dense(classes, activation=classifier_activation, name="predictions",
+                        **dense_kwargs)(x)
+
+
 def finish(inputs, outputs, name, weights, *, file_name=None, origin=None, file_hash=None):
     """The functional model, with `weights` loaded (`origin` serves `"imagenet"`)."""
     model = Functional(inputs, outputs, name=name)
     return load_application_weights(model, weights, file_name=file_name, origin=origin,
                                     file_hash=file_hash)
+
+
+def finish_files(inputs, outputs, *, name, weights, include_top, files):
+    """`finish` with `files = (top, notop)`, each `(file_name, origin, file_hash)`."""
+    file_name, origin, file_hash = files[0] if include_top else files[1]
+    return finish(inputs, outputs, name, weights, file_name=file_name, origin=origin,
+                  file_hash=file_hash)
+
+
+def tf_files(folder: str, stem: str, hashes: tuple[str, str]):
+    """`(top, notop)` files named `<stem>.h5` / `<stem>_notop.h5` under Keras' `folder`."""
+    return tuple((f"{stem}{suffix}.h5", f"{KERAS_APPS}{folder}/{stem}{suffix}.h5", digest)
+                 for suffix, digest in zip(("", "_notop"), hashes))

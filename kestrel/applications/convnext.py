@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from kestrel import config, layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 from kestrel.applications._layers import LayerScale, StochasticDepth
 from kestrel.models.sequential import Sequential
 
-BASE_WEIGHTS_PATH = _app.KERAS_APPS + "convnext/"
+BASE_WEIGHTS_PATH = _common.KERAS_APPS + "convnext/"
 
 # variant -> (depths, projection dims, top sha256, notop sha256); every default size is 224
 MODEL_CONFIGS = {
@@ -69,7 +69,7 @@ def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value
         raise ValueError("ConvNeXt does not support the `channels_first` image data format. "
                          "Switch to `channels_last` by editing your local config file at "
                          "~/.keras/keras.json")
-    x, inputs, input_shape = _app.image_input(
+    x, inputs, input_shape = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=default_size, min_size=32)
     if include_preprocessing and input_shape[-1] == 3:
@@ -99,7 +99,7 @@ def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value
         x = layers.Dense(classes, activation=classifier_activation,
                          name=f"{name}_head_dense")(x)
     else:
-        x = _app.top(x, include_top=False, pooling=pooling, classes=classes,
+        x = _common.top(x, include_top=False, pooling=pooling, classes=classes,
                      classifier_activation=classifier_activation, weights=weights)
         x = _layernorm()(x)
     hashes = MODEL_CONFIGS[weights_name.split("convnext_")[-1]][2:] if weights_name else (
@@ -108,7 +108,7 @@ def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value
         _check_variant(weights_name, name, depths, projection_dims)
     files = tuple((f"{name}{suffix}.h5", f"{BASE_WEIGHTS_PATH}{name}{suffix}.h5", digest)
                   for suffix, digest in zip(("", "_notop"), hashes))
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=files)
 
 

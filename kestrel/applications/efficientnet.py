@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from kestrel import layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 
 BASE_WEIGHTS_PATH = "https://storage.googleapis.com/keras-applications/"
 IMAGENET_STDDEV_RGB = [0.229, 0.224, 0.225]
@@ -103,7 +103,7 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
     """An EfficientNet scaled by width and depth; `blocks_args` lists the stages as
     `(kernel_size, repeats, filters_in, filters_out, expand_ratio, strides)`."""
     stages = DEFAULT_BLOCKS_ARGS if blocks_args == "default" else blocks_args
-    x, inputs, _ = _app.image_input(
+    x, inputs, _ = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=default_size, min_size=32)
     x = layers.Rescaling(1.0 / 255.0)(x)
@@ -138,14 +138,14 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
               use_bias=False)(x)
     x = layers.BatchNormalization(axis=-1, name="top_bn")(x)
     x = layers.Activation(activation, name="top_activation")(x)
-    x = _app.top(x, include_top=include_top, pooling=pooling, classes=classes,
+    x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, weights=weights,
                  pool_names=("avg_pool", "max_pool"), dropout=dropout_rate,
                  kernel_initializer=DENSE_KERNEL_INITIALIZER)
     top_hash, notop_hash = _VARIANTS[weights_name][4:] if weights_name else (None, None)
     files = tuple((f"{name}{suffix}.h5", f"{BASE_WEIGHTS_PATH}{name}{suffix}.h5", digest)
                   for suffix, digest in (("", top_hash), ("_notop", notop_hash)))
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=files)
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 
 from kestrel import initializers, layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 from kestrel.applications.efficientnet import (CONV_KERNEL_INITIALIZER,
                                                DENSE_KERNEL_INITIALIZER, squeeze_excite)
 
-BASE_WEIGHTS_PATH = _app.KERAS_APPS + "efficientnet_v2/"
+BASE_WEIGHTS_PATH = _common.KERAS_APPS + "efficientnet_v2/"
 
 # stages: (repeats, input_filters, output_filters, expand_ratio, se_ratio, strides, fused);
 # every kernel is 3x3
@@ -105,7 +105,7 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     """An EfficientNetV2 scaled by width and depth; `blocks_args` lists the stages as
     `(repeats, input_filters, output_filters, expand_ratio, se_ratio, strides, fused)`."""
     stages = DEFAULT_BLOCKS_ARGS[name] if blocks_args == "default" else blocks_args
-    x, inputs, input_shape = _app.image_input(
+    x, inputs, input_shape = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=default_size, min_size=32)
     if include_preprocessing:
@@ -137,7 +137,7 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
                        name=f"block{i + 1}{chr(j + 97)}_")
             done += 1
     x = _conv_bn(x, width(1280), 1, 1, bn_momentum, "top", activation)
-    x = _app.top(x, include_top=include_top, pooling=pooling, classes=classes,
+    x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, weights=weights,
                  pool_names=("avg_pool", "max_pool"), dropout=dropout_rate,
                  kernel_initializer=DENSE_KERNEL_INITIALIZER,
@@ -145,7 +145,7 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     hashes = next((v[4:] for v in _VARIANTS.values() if v[3] == weights_name), (None, None))
     files = tuple((f"{name}{suffix}.h5", f"{BASE_WEIGHTS_PATH}{name}{suffix}.h5", digest)
                   for suffix, digest in zip(("", "_notop"), hashes))
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=files)
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from kestrel import layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 from kestrel.applications._layers import CustomScaleLayer
 
-_FILES = _app.tf_files("inception_resnet_v2",
+_FILES = _common.tf_files("inception_resnet_v2",
                        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels",
                        ("e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"))
 
@@ -78,7 +78,7 @@ def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None,
     Example:
         >>> model = InceptionResNetV2(weights=None, include_top=False, input_shape=(75, 75, 3))
     """
-    x, inputs, _ = _app.image_input(
+    x, inputs, _ = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=299, min_size=75)
     (x,) = _branches(x, [[(32, 3, 2), (32, 3, 1), (64, 3), "max", (80, 1, 1), (192, 3, 1),
@@ -98,9 +98,9 @@ def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None,
         x = inception_resnet_block(x, 0.2, "block8", index)
     x = inception_resnet_block(x, 1.0, "block8", 10, activation=None)
     x = conv2d_bn(x, 1536, 1, name="conv_7b")
-    x = _app.top(x, include_top=include_top, pooling=pooling, classes=classes,
+    x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, weights=weights)
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=_FILES)
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from kestrel import layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 
-_FILES = _app.tf_files("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels",
+_FILES = _common.tf_files("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels",
                        ("9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63"))
 
 
@@ -75,7 +75,7 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     Example:
         >>> model = InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
     """
-    x, inputs, _ = _app.image_input(
+    x, inputs, _ = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=299, min_size=75)
     x = _branch(x, [(32, 3, 3, 2)])
@@ -94,9 +94,9 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
                    [(192, 1, 1), (192, 1, 7), (192, 7, 1), (192, 3, 3, 2)], ["max"]], "mixed8")
     for index in range(2):
         x = _block_e(x, index)
-    x = _app.top(x, include_top=include_top, pooling=pooling, classes=classes,
+    x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, weights=weights)
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=_FILES)
 
 

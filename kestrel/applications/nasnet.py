@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from kestrel import config, layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 
-BASE_WEIGHTS_PATH = _app.KERAS_APPS + "nasnet/"
+BASE_WEIGHTS_PATH = _common.KERAS_APPS + "nasnet/"
 # default size -> (top file, notop file), each (cache name, published name, md5)
 _FILES = {
     224: (("nasnet_mobile.h5", "NASNet-mobile.h5", "020fb642bf7360b370c678b08e0adf61"),
@@ -141,7 +141,7 @@ def NASNet(input_shape=None, penultimate_filters=4032, num_blocks=6, stem_block_
     default_size = default_size or 331
     if weights == "imagenet" and default_size not in _FILES:
         raise ValueError("ImageNet weights can only be loaded with NASNetLarge or NASNetMobile")
-    x, inputs, _ = _app.image_input(
+    x, inputs, _ = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=default_size, min_size=32)
     if penultimate_filters % (24 * (filter_multiplier**2)) != 0:
@@ -164,13 +164,13 @@ def NASNet(input_shape=None, penultimate_filters=4032, num_blocks=6, stem_block_
             x, p = _normal_a_cell(x, p, filters * filter_multiplier**stage,
                                   block_id=f"{stage * num_blocks + i + 1 if stage else i}")
     x = layers.Activation("relu")(x)
-    x = _app.top(x, include_top=include_top, pooling=pooling, classes=classes,
+    x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, weights=weights, gap_name=None)
     files = ((None, None, None),) * 2
     if default_size in _FILES:
         files = tuple((cache, BASE_WEIGHTS_PATH + published, digest)
                       for cache, published, digest in _FILES[default_size])
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=files)
 
 

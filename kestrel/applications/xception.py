@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from kestrel import layers
-from kestrel.applications import _app, imagenet_utils
+from kestrel.applications import _common, imagenet_utils
 
-_FILES = _app.tf_files("xception", "xception_weights_tf_dim_ordering_tf_kernels",
+_FILES = _common.tf_files("xception", "xception_weights_tf_dim_ordering_tf_kernels",
                        ("0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"))
 
 
@@ -43,7 +43,7 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
     Example:
         >>> model = Xception(weights=None, include_top=False, input_shape=(71, 71, 3))
     """
-    x, inputs, _ = _app.image_input(
+    x, inputs, _ = _common.start(
         weights=weights, include_top=include_top, classes=classes, input_tensor=input_tensor,
         input_shape=input_shape, default_size=299, min_size=71)
     for index, (filters, strides) in enumerate(((32, (2, 2)), (64, (1, 1))), start=1):
@@ -63,9 +63,9 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
     for conv, filters in ((1, 1536), (2, 2048)):
         x = _sepconv_bn(x, filters, f"block14_sepconv{conv}", act_before=False)
         x = layers.Activation("relu", name=f"block14_sepconv{conv}_act")(x)
-    x = _app.top(x, include_top=include_top, pooling=pooling, classes=classes,
+    x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, weights=weights)
-    return _app.finish(inputs, x, name=name, weights=weights, include_top=include_top,
+    return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
                        files=_FILES)
 
 
