@@ -29,7 +29,12 @@ def relu(x: torch.Tensor, negative_slope: float = 0.0, max_value: float | None =
     if threshold == 0.0:
         if negative_slope != 0.0 and max_value is None:
             return F.leaky_relu(x, negative_slope)
-        out = torch.relu(x) if max_value is None else torch.clamp(x, 0.0, max_value)
+        if max_value == 6.0:  # Keras' own relu6 path: one fused op, fast backward
+            out = F.relu6(x)
+        else:
+            out = torch.relu(x)
+            if max_value is not None:
+                out = out.clamp_max(max_value)
     else:
         out = torch.where(x > threshold, x, 0.0)
         if max_value is not None:
