@@ -116,11 +116,14 @@ class BatchNormalization(Layer):
         return out.to(inputs.dtype) if inputs.dtype in _HALF else out
 
     def _channels_at_1(self, x: torch.Tensor):
-        """A view of `x` with the features on dim 1 (2D when they are last) and its inverse."""
+        """A view of `x` with the features on dim 1 and its inverse: channels-last images as an
+        NCHW view in channels_last memory, other channels-last data as 2D rows."""
         if self._axis == 1:
             return x, _identity
-        shape = x.shape
-        if self._axis == x.dim() - 1:
+        shape, last = x.shape, x.dim() - 1
+        if self._axis == last and last in (3, 4):  # images: torch's channels_last kernels
+            return x.movedim(-1, 1), lambda y: y.movedim(1, -1)
+        if self._axis == last:
             return x.reshape(-1, shape[-1]), lambda y: y.reshape(shape)
         moved = x.movedim(self._axis, -1)
         moved_shape = moved.shape
