@@ -6,6 +6,7 @@ channels-last <-> channels-first permutations, and the Keras <-> torch kernel la
 from __future__ import annotations
 
 import functools
+import math
 import operator
 
 import torch
@@ -103,8 +104,15 @@ def conv_output_length(length, kernel: int, stride: int, dilation: int, padding:
 
 
 def kernel_to_torch(kernel: torch.Tensor, rank: int) -> torch.Tensor:
-    """Keras `(k..., a, b)` -> torch `(b, a, k...)` (conv `(out, in)`, transpose `(in, out)`)."""
-    return kernel.permute(rank + 1, rank, *range(rank)).contiguous()
+    """Keras `(k..., a, b)` -> torch `(b, a, k...)` (conv `(out, in)`, transpose `(in, out)`).
+
+    Copied as two cache-friendly transposes, `(k*a, b) -> (b, k*a)` then `(b, k, a) -> (b, a, k)`:
+    one 4-d permutation copy of a large kernel is several times slower.
+    """
+    *window, a, b = kernel.shape
+    size = math.prod(window)
+    columns = kernel.reshape(size * a, b).t().contiguous()
+    return columns.view(b, size, a).transpose(1, 2).contiguous().view(b, a, *window)
 
 
 def kernel_to_keras(kernel: torch.Tensor, rank: int) -> torch.Tensor:
