@@ -173,6 +173,17 @@ class Orthogonal(RandomInitializer):
 
 def truncated_normal_(tensor: torch.Tensor, mean: float, stddev: float,
                       generator: torch.Generator | None) -> torch.Tensor:
-    """Fill `tensor` in place from a normal distribution truncated at 2 stddev."""
-    low, high = mean - TRUNCATION * stddev, mean + TRUNCATION * stddev
-    return torch.nn.init.trunc_normal_(tensor, mean, stddev, low, high, generator=generator)
+    """Fill `tensor` in place from a normal distribution truncated at 2 stddev.
+
+    Draws standard normals, then redraws the ones outside (-2, 2) in a few vectorised
+    passes (each keeps ~95% of what it draws), and scales by `stddev` and shifts by `mean`.
+    """
+    flat = tensor.view(-1)
+    flat.normal_(generator=generator)
+    redraw = (flat.abs() >= TRUNCATION).nonzero().squeeze(1)
+    while redraw.numel():
+        values = torch.empty(redraw.numel(), dtype=flat.dtype).normal_(generator=generator)
+        keep = values.abs() < TRUNCATION
+        flat[redraw[keep]] = values[keep]
+        redraw = redraw[~keep]
+    return tensor.mul_(stddev).add_(mean)
