@@ -19,7 +19,8 @@ from kestrel.layers import naming
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import mask_of, set_mask
-from kestrel.layers.node import KerasTensor, Node, flatten, is_symbolic, map_structure, shape_of
+from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
+                                 map_structure, shape_of)
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.registry import object_registry
 from kestrel.registry.bounds import short_repr
@@ -257,6 +258,7 @@ class Layer(nn.Module):
 
     def _symbolic_call(self, args, kwargs):
         first = args[0] if args else next(iter(kwargs.values()))
+        self._check_not_strings(args, kwargs)
         shapes = shape_of(first)
         check_input_shapes(self, self.input_spec, shapes)
         if not self.built:
@@ -275,6 +277,19 @@ class Layer(nn.Module):
             tensor._keras_history = (self, len(self._inbound_nodes) - 1, index)
             tensor.name = self.name
         return outputs
+
+    accepts_strings = False  # set by the layers that read string data (lookups, hashing, ...)
+
+    def _check_not_strings(self, args, kwargs) -> None:
+        """Kestrel's numeric layers refuse `dtype="string"` inputs with a clear message."""
+        if self.accepts_strings or not type(self).__module__.startswith("kestrel.layers"):
+            return
+        if any(isinstance(t, KerasTensor) and t.dtype == "string"
+               for t in flatten((args, kwargs))):
+            raise TypeError(
+                f"{type(self).__name__} '{self.name}' cannot take string inputs (dtype="
+                "'string'): map strings to numbers first, e.g. with StringLookup, Hashing or "
+                "TextVectorization.")
 
     def compute_output_shape(self, input_shape):
         """Output shape for `input_shape`; the default runs `call` on meta tensors."""
@@ -585,7 +600,7 @@ def _holds_arrays(value) -> bool:
 
 
 def _array_to_tensor(value):
-    if not isinstance(value, np.ndarray):
+    if not isinstance(value, np.ndarray) or is_string_array(value):  # strings stay NumPy
         return value
     tensor = torch.from_numpy(np.ascontiguousarray(value))
     return tensor.to(config.to_torch_dtype(config.floatx())) if tensor.dtype == torch.float64 \

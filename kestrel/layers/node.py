@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from kestrel import config
+
+
+def is_string_dtype(dtype) -> bool:
+    """Keras' `"string"` dtype (torch has none: string data stays a NumPy array)."""
+    return isinstance(dtype, str) and dtype in ("string", "str")
+
+
+def is_string_array(value) -> bool:
+    """A NumPy array of Python/NumPy strings (`str`, `bytes`, or objects holding them)."""
+    if not isinstance(value, np.ndarray):
+        return False
+    if value.dtype.kind in "US":
+        return True
+    return value.dtype == object and value.size > 0 and isinstance(value.flat[0], (str, bytes))
 
 
 class KerasTensor:
@@ -21,7 +36,8 @@ class KerasTensor:
 
     def __init__(self, shape, dtype="float32", name: str | None = None):
         self.shape = tuple(None if d is None else int(d) for d in shape)
-        self.dtype = config.dtype_name(config.to_torch_dtype(dtype))
+        self.dtype = "string" if is_string_dtype(dtype) else \
+            config.dtype_name(config.to_torch_dtype(dtype))
         self._keras_history: tuple | None = None  # (layer, node_index, tensor_index)
         self.name = name
 

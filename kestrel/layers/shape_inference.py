@@ -1,6 +1,7 @@
 """Output shapes of a layer call on symbolic tensors, found by running it on small zero tensors."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from kestrel import config
@@ -61,6 +62,8 @@ def attach_output_masks(layer, first, outputs) -> None:
         shape = [_PLACEHOLDERS[0] if d is None else d for d in t.shape]
         if t.shape and t.shape[0] is None:
             shape[0] = 1
+        if t.dtype == "string":
+            return np.full(shape, "", dtype=object)
         return torch.ones(shape, dtype=dtype or config.to_torch_dtype(t.dtype), device=device)
 
     try:
@@ -85,6 +88,8 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
         shape = [size if d is None else d for d in t.shape]
         if t.shape and t.shape[0] is None:
             shape[0] = batch
+        if t.dtype == "string":
+            return np.full(shape, "", dtype=object)
         return torch.zeros(shape, dtype=config.to_torch_dtype(t.dtype), device=device)
 
     call_kwargs = dict(kwargs)

@@ -102,7 +102,7 @@ class Functional(Model):
         flat = self._flatten_inputs(inputs)
         for position, (index, tensor, rank) in enumerate(
                 zip(self._input_slots, flat, self._input_ranks)):
-            if tensor is not None and tensor.dim() != rank:
+            if tensor is not None and tensor.ndim != rank:
                 tensor = self._adjust_rank(position, tensor)
             values[index] = tensor
         for layer, simple, arg_spec, out_slots in self._plan:
@@ -128,10 +128,10 @@ class Functional(Model):
         Keras 3 does: `(N, 28, 28)` data feeds an `Input(shape=(28, 28, 1))`)."""
         spec = self.inputs[position]
         rank = len(spec.shape)
-        if x.dim() == rank - 1 and spec.shape[-1] == 1:
-            adjusted = x.unsqueeze(-1)
-        elif x.dim() == rank + 1 and x.shape[-1] == 1:
-            adjusted = x.squeeze(-1)
+        if x.ndim == rank - 1 and spec.shape[-1] == 1:
+            adjusted = x[..., None]
+        elif x.ndim == rank + 1 and x.shape[-1] == 1:
+            adjusted = x[..., 0]
         else:
             raise ValueError(
                 f"Model '{self.name}': invalid input shape for input '{self.input_names[position]}'"

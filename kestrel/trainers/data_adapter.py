@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from kestrel import config
-from kestrel.layers.node import flatten, map_structure
+from kestrel.layers.node import flatten, is_string_array, map_structure
 
 
 def to_tensor(value, device=None):
@@ -26,6 +26,8 @@ def to_tensor(value, device=None):
         value = value.to_numpy()
     if not isinstance(value, torch.Tensor):
         array = np.asarray(value)
+        if is_string_array(array):  # strings stay NumPy; string layers turn them into tensors
+            return array
         if array.dtype == np.float64:
             array = array.astype(config.floatx())
         elif array.dtype == object:
@@ -44,7 +46,8 @@ DEVICE_DATA_FRACTION = 0.25  # of a CUDA device's free memory; larger array data
 def to_device(value, device):
     """`value` on `device` (None: where it is). Host to CUDA goes through pinned memory with a
     non-blocking copy, which neither waits for the GPU's queued work nor stalls the host."""
-    if value is None or device is None or value.device == device:
+    if value is None or device is None or not isinstance(value, torch.Tensor) \
+            or value.device == device:
         return value
     if device.type == "cuda" and value.device.type == "cpu":
         return value.pin_memory().to(device, non_blocking=True)
@@ -55,7 +58,7 @@ def _stays_on_host(parts: list, device) -> bool:
     """Whether array data is too large to move to the CUDA `device` at once."""
     if device is None or device.type != "cuda":
         return False
-    on_host = [t for t in flatten(parts) if t is not None and t.device.type == "cpu"]
+    on_host = [t for t in flatten(parts) if isinstance(t, torch.Tensor) and t.device.type == "cpu"]
     size = sum(t.numel() * t.element_size() for t in on_host)
     free, _ = torch.cuda.mem_get_info(device)
     return size > DEVICE_DATA_FRACTION * free
@@ -73,11 +76,11 @@ def structure_to_tensors(data, device=None):
 
 
 def _is_array(data) -> bool:
-    """One array: NumPy, torch, pandas, or nested Python lists of numbers."""
+    """One array: NumPy, torch, pandas, or nested Python lists of numbers or strings."""
     if isinstance(data, (np.ndarray, torch.Tensor)) or hasattr(data, "to_numpy"):
         return True
     if isinstance(data, (list, tuple)):
-        return bool(data) and all(isinstance(v, (int, float, bool, np.number)) or (
+        return bool(data) and all(isinstance(v, (int, float, bool, np.number, str)) or (
             isinstance(v, (list, tuple)) and _is_array(v)) for v in data)
     return False
 
@@ -122,7 +125,7 @@ class ArrayAdapter:
         # where batches are copied to, one at a time; None when the data moves whole
         self.batch_device = device if _stays_on_host(parts, device) else None
         if self.batch_device is None and device is not None:
-            parts = [None if p is None else map_structure(lambda t: to_tensor(t, device), p)
+            parts = [None if p is None else map_structure(lambda t: to_device(t, device), p)
                      for p in parts]
         self.x, self.y, self.sample_weight = parts
         n_x = num_samples(self.x)
@@ -150,7 +153,8 @@ class ArrayAdapter:
                        perm, self.batch_device)
 
     def x_device(self):
-        return flatten(self.x)[0].device
+        tensors = [t for t in flatten(self.x) if isinstance(t, torch.Tensor)]
+        return tensors[0].device if tensors else None
 
 
 def batches(data, num_batches: int, batch_size: int, perm=None, device=None):
@@ -167,7 +171,14 @@ def batches(data, num_batches: int, batch_size: int, perm=None, device=None):
         else:
             rows = perm[start:start + batch_size]
             yield map_structure(lambda t: None if t is None else
-                                to_device(t.index_select(0, rows), device), data)
+                                to_device(_take(t, rows), device), data)
+
+
+def _take(data, rows: torch.Tensor):
+    """`data[rows]` for a tensor (on its device) or a NumPy string array."""
+    if isinstance(data, torch.Tensor):
+        return data.index_select(0, rows)
+    return data[rows.cpu().numpy()]
 
 
 class IterableAdapter:

@@ -85,8 +85,40 @@ def pad_for_torch(x: torch.Tensor, pads: tuple, value: float = 0.0):
     """
     if all(left == right for left, right in pads):
         return x, tuple(left for left, _ in pads)
-    flat = [amount for pair in reversed(pads) for amount in pair]
-    return torch.nn.functional.pad(x, flat, value=value), 0
+    return pad(x, pads, 2, value), 0
+
+
+def pad(x: torch.Tensor, pads: tuple, first: int, value: float = 0.0) -> torch.Tensor:
+    """`x` with `value` added around dims `first, first + 1, ...` (`pads`: (before, after) each).
+
+    The result keeps the memory layout of `x` (channels_last stays channels_last); without
+    autograd, each element is written once (interior copied, borders filled) instead of
+    `F.pad`'s fill-then-copy.
+
+    Example:
+        >>> pad(torch.ones(1, 2, 2, 1), ((0, 1), (1, 0)), 1)[0, :, :, 0]
+        tensor([[0., 1., 1.],
+                [0., 1., 1.],
+                [0., 0., 0.]])
+    """
+    if x.requires_grad and torch.is_grad_enabled():
+        flat = [0, 0] * (x.dim() - first - len(pads))
+        flat += [amount for pair in reversed(pads) for amount in pair]
+        return torch.nn.functional.pad(x, flat, value=value)
+    shape = list(x.shape)
+    for dim, (before, after) in enumerate(pads, first):
+        shape[dim] += before + after
+    order = sorted(range(x.dim()), key=lambda d: -x.stride(d))  # outermost dim first
+    out = x.new_empty([shape[d] for d in order]).permute([order.index(d) for d in range(x.dim())])
+    interior = out
+    for dim, (before, after) in enumerate(pads, first):
+        if before:
+            out.narrow(dim, 0, before).fill_(value)
+        if after:
+            out.narrow(dim, shape[dim] - after, after).fill_(value)
+        interior = interior.narrow(dim, before, x.shape[dim])
+    interior.copy_(x)
+    return out
 
 
 def channel_permutations(rank: int) -> tuple[tuple, tuple]:

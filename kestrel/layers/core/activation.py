@@ -82,6 +82,8 @@ class Lambda(Layer):
         tensor([9.])
     """
 
+    accepts_strings = True
+
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
         if not callable(function):

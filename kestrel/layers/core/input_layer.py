@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kestrel import config
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.node import KerasTensor, Node
+from kestrel.layers.node import KerasTensor, Node, is_string_dtype
 from kestrel.layers import naming
 
 
@@ -22,7 +22,9 @@ class InputLayer(Layer):
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
                  input_tensor=None, batch_input_shape=None, **kwargs):
         name = name or naming.unique_name("input_layer")
-        super().__init__(name=name, dtype=dtype, **{k: v for k, v in kwargs.items()
+        string = is_string_dtype(dtype)
+        super().__init__(name=name, dtype=None if string else dtype,
+                         **{k: v for k, v in kwargs.items()
                                                    if k not in ("sparse", "ragged", "optional")})
         batch_shape = batch_shape if batch_shape is not None else batch_input_shape
         if batch_shape is None:
@@ -34,7 +36,7 @@ class InputLayer(Layer):
                 shape = (shape,)
             batch_shape = (batch_size,) + tuple(shape)
         self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
-        self._input_dtype = config.dtype_name(config.to_torch_dtype(dtype))
+        self._input_dtype = "string" if string else config.dtype_name(config.to_torch_dtype(dtype))
         self.built = True
         tensor = KerasTensor(self.batch_shape, self._input_dtype, name=name)
         node = Node(self, (), {}, tensor)

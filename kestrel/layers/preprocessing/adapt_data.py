@@ -75,6 +75,8 @@ class AcceptsStrings:
     """Mixin for layers that take string data: NumPy/list inputs are converted by `as_values`;
     strings (which torch cannot hold) go straight to `call`, tensors through `Layer.__call__`."""
 
+    accepts_strings = True
+
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, (list, tuple, np.ndarray)):
             inputs = as_values(inputs)

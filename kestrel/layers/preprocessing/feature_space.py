@@ -231,6 +231,8 @@ class FeatureSpace(_Constructors, Layer):
         torch.Size([1, 4])
     """
 
+    accepts_strings = True
+
     def __init__(self, features, output_mode="concat", crosses=None, crossing_dim=32,
                  hashing_dim=32, num_discretization_bins=32, name=None):
         super().__init__(name=name)

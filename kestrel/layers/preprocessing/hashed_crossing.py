@@ -70,6 +70,8 @@ class HashedCrossing(Layer):
         tensor([1, 1])
     """
 
+    accepts_strings = True
+
     def __init__(self, num_bins, output_mode="int", sparse=False, name=None, dtype=None,
                  **kwargs):
         if output_mode == "int" and dtype is None:

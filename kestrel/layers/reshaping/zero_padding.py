@@ -1,8 +1,6 @@
 """ZeroPadding1D/2D/3D and the `(before, after)` argument parsing Cropping shares."""
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer, register_layer
@@ -59,12 +57,10 @@ class BaseZeroPadding(SpatialReshaping):
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(data_format, **kwargs)
         self.padding = spatial_pairs(padding, self.rank, "padding", cu.owner_of(self))
-        pads = [amount for pair in reversed(self.padding) for amount in pair]
-        self._torch_pads = [0, 0] + pads if self.data_format == "channels_last" else pads
 
     def call(self, inputs):
         self._check_rank(inputs)
-        return F.pad(inputs, self._torch_pads)
+        return cu.pad(inputs, self.padding, self._first_spatial)
 
     def compute_output_shape(self, input_shape):
         return self._map_spatial(input_shape, lambda n, i: n + sum(self.padding[i]))
