@@ -4,7 +4,10 @@ Both get the same channels-last batch: Kestrel as is (NHWC), torchvision through
 `permute(0, 3, 1, 2)` (an NCHW tensor in channels_last memory). Forward runs in inference
 mode without gradients; the training step is forward, cross-entropy on logits, backward and
 an SGD update. Variants take turns each round; the table shows medians in ms and the ratio
-Kestrel / torchvision (goal: at most 1.05 on CPU eager).
+Kestrel / torchvision (goal: at most 1.05 on CPU eager). `--torchvision-input` picks how
+torchvision is fed: `permute` (default, channels_last memory as Kestrel's), `contiguous` (a
+plain NCHW copy, in the timing) or `channels_last` (the permuted batch and the model's weights
+in channels_last); at batch 8, 128x128, 1 thread they agree within ~10%.
 
 torchvision is a benchmark-only extra: `pip install torchvision==0.28.0` (the release pinned
 to torch 2.13.0). When its compiled ops do not match the installed torch (a CUDA wheel beside
@@ -71,19 +74,25 @@ def kestrel_pair(name: str, size: int, kwargs: dict):
     return predict, train
 
 
-def torchvision_pair(builder):
+def torchvision_pair(builder, feed: str = "permute"):
     model = builder()
+    if feed == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def nchw(x):
+        x = x.permute(0, 3, 1, 2)
+        return x.contiguous() if feed == "contiguous" else x
 
     def predict(x, y):
         model.eval()
         with torch.inference_mode():
-            model(x.permute(0, 3, 1, 2))
+            model(nchw(x))
 
     def train(x, y):
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x.permute(0, 3, 1, 2)), y).backward()
+        F.cross_entropy(model(nchw(x)), y).backward()
         optimizer.step()
     return predict, train
 
@@ -108,6 +117,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--torchvision-input", default="permute",
+                        choices=("permute", "contiguous", "channels_last"))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +133,7 @@ def main(argv=None) -> None:
             print(f"note: kestrel.applications.{name} does not exist yet; skipped",
                   file=sys.stderr)
             continue
-        reference = torchvision_pair(getattr(models, tv_name))
+        reference = torchvision_pair(getattr(models, tv_name), args.torchvision_input)
         for step, index in (("predict", 0), ("train step", 1)):
             t = measure({"kestrel": pair[index], "torchvision": reference[index]}, x, y,
                         args.repeats)
@@ -131,7 +142,8 @@ def main(argv=None) -> None:
             print(f"{name} {step}: {rows[-1][2]:.1f} ms vs {rows[-1][3]:.1f} ms",
                   file=sys.stderr)
     print(f"\nbatch {args.batch}, {args.size}x{args.size}, CPU eager, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}\n")
+          f"{torch.get_num_threads()} threads, median of {args.repeats}, "
+          f"torchvision input: {args.torchvision_input}\n")
     print("| network | step | Kestrel ms | torchvision ms | ratio |")
     print("| --- | --- | ---: | ---: | ---: |")
     for name, step, k, t, ratio in rows:
