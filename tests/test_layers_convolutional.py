@@ -373,3 +373,39 @@ def test_seq_cnn_fixture_matches_real_keras():
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     np.testing.assert_allclose(probs, np.load(FIXTURES / "seq_cnn.y.npy"), atol=2e-6)
+
+
+# ---------------------------------------------------------------- layout helpers (speed paths)
+@pytest.mark.parametrize("shape, rank", [((3, 3, 5, 7), 2), ((1, 4, 5), 1),
+                                         ((2, 3, 4, 5, 6), 3), ((3, 3, 0, 4), 2)])
+def test_kernel_to_torch_is_the_permutation(shape, rank):
+    from kestrel.layers.convolutional import conv_utils as cu
+    kernel = torch.randn(*shape)
+    out = cu.kernel_to_torch(kernel, rank)
+    assert out.is_contiguous()
+    assert torch.equal(out, kernel.permute(rank + 1, rank, *range(rank)))
+    assert torch.equal(cu.kernel_to_keras(out, rank), kernel)
+
+
+@pytest.mark.parametrize("channels_last_memory", [True, False])
+def test_pad_matches_f_pad_and_keeps_the_memory_layout(channels_last_memory):
+    from kestrel.layers.convolutional import conv_utils as cu
+    x = torch.randn(2, 6, 7, 3).permute(0, 3, 1, 2) if channels_last_memory \
+        else torch.randn(2, 3, 6, 7)
+    out = cu.pad(x, ((0, 1), (2, 1)), 2, value=-0.5)
+    assert torch.equal(out, torch.nn.functional.pad(x, [2, 1, 0, 1], value=-0.5))
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last_memory
+    leaf = x.clone().requires_grad_()
+    cu.pad(leaf, ((0, 1), (2, 1)), 2).sum().backward()
+    assert torch.equal(leaf.grad, torch.ones_like(x))
+
+
+def test_same_padding_stride_2_keeps_channels_last_and_matches_numpy():
+    layer = Conv2D(4, 3, strides=2, padding="same", use_bias=False)
+    x = torch.randn(2, 8, 8, 3)
+    out = layer(x)
+    expected = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x.permute(0, 3, 1, 2), [0, 1, 0, 1]),
+        layer.kernel, stride=2).permute(0, 2, 3, 1)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected)

@@ -265,3 +265,13 @@ def test_layer_norm_and_add_match_keras_fixture():
     y = dense(ln(residual).mean(1))
     np.testing.assert_allclose(y.detach().numpy(), np.load(FIXTURES / "func_layernorm_mha.y.npy"),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm_channels_last_images_stay_contiguous(training):
+    layer = BatchNormalization()
+    x = torch.randn(2, 5, 5, 3, requires_grad=True)
+    out = layer(x, training=training)
+    assert out.is_contiguous()  # normalized as a channels_last view, no layout copy
+    out.sum().backward()
+    assert x.grad.shape == x.shape
