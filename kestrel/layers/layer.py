@@ -554,11 +554,27 @@ class Layer(nn.Module):
         if name == "training":  # set by train()/eval() on every module: skip the slow path
             object.__setattr__(self, name, value)
             return
+        if isinstance(value, Variable) and "_weight_order" in self.__dict__ \
+                and name not in self._weight_order and not self._owns(value):
+            self._track_variable(name, value)  # `self.v = keras.Variable(...)`, as Keras
+            return
         super().__setattr__(name, value)
         if isinstance(value, (list, tuple)) and value and not name.startswith("_") \
                 and all(isinstance(v, nn.Module) for v in value):
             for index, module in enumerate(value):
                 self._modules[f"{name}.{index}"] = module
+
+    def _owns(self, tensor) -> bool:
+        """Whether `tensor` is already a parameter or buffer of this layer or its sublayers."""
+        return any(tensor is t for t in (*self.parameters(), *self.buffers()))
+
+    def _track_variable(self, attr: str, variable: Variable) -> None:
+        """A Variable assigned as an attribute becomes one of this layer's weights."""
+        if isinstance(variable, nn.Parameter):
+            self.register_parameter(attr, variable)
+        else:
+            self.register_buffer(attr, variable)
+        self._weight_order.append(attr)  # its path stays its name, as Keras' outside a build
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
