@@ -9,6 +9,7 @@ DataLoaders, PyDatasets and generators are iterated, each batch converted as it 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -237,6 +238,10 @@ def get_adapter(x, y=None, sample_weight=None, batch_size=None, steps=None, shuf
     """Pick the adapter for `x`; batch_size defaults to 32 as in Keras."""
     if x is None:
         raise ValueError("Expected input data `x`. Received: x=None")
+    limit = config.max_steps_per_epoch()  # `keras.config.set_max_steps_per_epoch`, for debugging
+    if limit and (not steps or limit < steps):
+        warnings.warn(f"Limiting steps_per_epoch to {limit}", stacklevel=3)
+        steps = limit
     if is_array_like(x) or isinstance(x, dict):
         return ArrayAdapter(x, y, sample_weight, batch_size or 32, steps, shuffle, device)
     if y is not None:

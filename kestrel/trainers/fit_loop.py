@@ -1,8 +1,11 @@
 """The epoch and batch loops behind fit, evaluate and predict, with callbacks."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from kestrel import config
 from kestrel.layers.node import flatten, map_structure
 from kestrel.trainers import data_adapter
 from kestrel.trainers.arguments import check_counts, check_not_empty
@@ -53,6 +56,10 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
                  steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                  validation_batch_size=validation_batch_size)
     verbose = _verbose(verbose)
+    limit = config.max_epochs()  # `keras.config.set_max_epochs`, for debugging runs
+    if limit and limit < epochs:
+        warnings.warn(f"Limiting epochs to {limit}", stacklevel=3)
+        epochs = limit
     device = model._device()
     if y is None and model._target_tensors is not None:
         y = model._target_tensors
