@@ -181,6 +181,7 @@ class Antirectifier(Layer):
         return tuple(shape)
 
     def call(self, inputs):
+        # In place on torch: fine after a linear Dense (as in the script), not after tanh/relu.
         inputs -= K.mean(inputs, axis=1, keepdims=True)
         inputs = K.l2_normalize(inputs, axis=1)
         pos = K.relu(inputs)
