@@ -100,7 +100,7 @@ def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value
                          name=f"{name}_head_dense")(x)
     else:
         x = _common.top(x, include_top=False, pooling=pooling, classes=classes,
-                     classifier_activation=classifier_activation, weights=weights)
+                        classifier_activation=classifier_activation, weights=weights)
         x = _layernorm()(x)
     hashes = MODEL_CONFIGS[weights_name.split("convnext_")[-1]][2:] if weights_name else (
         None, None)
@@ -109,7 +109,7 @@ def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value
     files = tuple((f"{name}{suffix}.h5", f"{BASE_WEIGHTS_PATH}{name}{suffix}.h5", digest)
                   for suffix, digest in zip(("", "_notop"), hashes))
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=files)
+                                files=files)
 
 
 def _check_variant(weights_name, name, depths, projection_dims):
@@ -152,11 +152,5 @@ ConvNeXtTiny, ConvNeXtSmall, ConvNeXtBase, ConvNeXtLarge, ConvNeXtXLarge = (
     _variant(variant) for variant in MODEL_CONFIGS)
 
 
-def preprocess_input(x, data_format=None):
-    """The identity: with `include_preprocessing` the models normalize their input themselves."""
-    return x
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor(None)
+decode_predictions = imagenet_utils.decode_predictions

@@ -100,9 +100,5 @@ DenseNet169 = _export("DenseNet169", "densenet169")
 DenseNet201 = _export("DenseNet201", "densenet201")
 
 
-def preprocess_input(x, data_format=None):
-    """Torch-style preprocessing: to [0, 1], then ImageNet mean and std per channel."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="torch")
-
-
+preprocess_input = imagenet_utils.preprocessor("torch")
 decode_predictions = imagenet_utils.decode_predictions

@@ -139,14 +139,14 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
     x = layers.BatchNormalization(axis=-1, name="top_bn")(x)
     x = layers.Activation(activation, name="top_activation")(x)
     x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
-                 classifier_activation=classifier_activation, weights=weights,
-                 pool_names=("avg_pool", "max_pool"), dropout=dropout_rate,
-                 kernel_initializer=DENSE_KERNEL_INITIALIZER)
+                    classifier_activation=classifier_activation, weights=weights,
+                    pool_names=("avg_pool", "max_pool"), dropout=dropout_rate,
+                    kernel_initializer=DENSE_KERNEL_INITIALIZER)
     top_hash, notop_hash = _VARIANTS[weights_name][4:] if weights_name else (None, None)
     files = tuple((f"{name}{suffix}.h5", f"{BASE_WEIGHTS_PATH}{name}{suffix}.h5", digest)
                   for suffix, digest in (("", top_hash), ("_notop", notop_hash)))
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=files)
+                                files=files)
 
 
 def _variant(key: str):
@@ -170,11 +170,5 @@ EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4, 
     EfficientNetB5, EfficientNetB6, EfficientNetB7 = (_variant(key) for key in _VARIANTS)
 
 
-def preprocess_input(x, data_format=None):
-    """The identity: EfficientNet models normalize their input themselves."""
-    return x
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor(None)
+decode_predictions = imagenet_utils.decode_predictions

@@ -138,15 +138,15 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
             done += 1
     x = _conv_bn(x, width(1280), 1, 1, bn_momentum, "top", activation)
     x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
-                 classifier_activation=classifier_activation, weights=weights,
-                 pool_names=("avg_pool", "max_pool"), dropout=dropout_rate,
-                 kernel_initializer=DENSE_KERNEL_INITIALIZER,
-                 bias_initializer=initializers.Constant(0.0))
+                    classifier_activation=classifier_activation, weights=weights,
+                    pool_names=("avg_pool", "max_pool"), dropout=dropout_rate,
+                    kernel_initializer=DENSE_KERNEL_INITIALIZER,
+                    bias_initializer=initializers.Constant(0.0))
     hashes = next((v[4:] for v in _VARIANTS.values() if v[3] == weights_name), (None, None))
     files = tuple((f"{name}{suffix}.h5", f"{BASE_WEIGHTS_PATH}{name}{suffix}.h5", digest)
                   for suffix, digest in zip(("", "_notop"), hashes))
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=files)
+                                files=files)
 
 
 def _variant(suffix: str):
@@ -171,11 +171,5 @@ EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2, EfficientNetV2B3, Efficien
     EfficientNetV2M, EfficientNetV2L = (_variant(suffix) for suffix in _VARIANTS)
 
 
-def preprocess_input(x, data_format=None):
-    """The identity: with `include_preprocessing` the models scale their input themselves."""
-    return x
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor(None)
+decode_predictions = imagenet_utils.decode_predictions

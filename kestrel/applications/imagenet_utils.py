@@ -164,7 +164,8 @@ def obtain_input_shape(input_shape, default_size, min_size, data_format, require
         channels, spatial = ((input_shape[-1], input_shape[:2]) if last
                              else (input_shape[0], input_shape[1:]))
         if channels != 3 and weights == "imagenet":
-            raise ValueError(f"The input must have 3 channels; Received `input_shape={input_shape}`")
+            raise ValueError("The input must have 3 channels; Received "
+                             f"`input_shape={input_shape}`")
         if any(d is not None and d < min_size for d in spatial):
             raise ValueError(f"Input size must be at least {min_size}x{min_size}; Received: "
                              f"input_shape={input_shape}")
@@ -227,3 +228,13 @@ def source_inputs(tensor: KerasTensor):
             continue
         stack.extend(reversed(node.input_tensors))
     return found[0] if len(found) == 1 else found
+
+
+def preprocessor(mode: str | None):
+    """A model module's `preprocess_input(x, data_format=None)`: Keras' `mode` ("caffe", "tf",
+    "torch"), or the identity (None) for models that normalize their input themselves."""
+    def module_preprocess_input(x, data_format=None):
+        return x if mode is None else preprocess_input(x, data_format=data_format, mode=mode)
+
+    module_preprocess_input.__name__ = "preprocess_input"
+    return module_preprocess_input

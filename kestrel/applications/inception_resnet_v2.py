@@ -6,8 +6,8 @@ from kestrel.applications import _common, imagenet_utils
 from kestrel.applications._layers import CustomScaleLayer
 
 _FILES = _common.tf_files("inception_resnet_v2",
-                       "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels",
-                       ("e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"))
+                          "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels",
+                          ("e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"))
 
 # block type -> branches, each a list of (filters, kernel_size) convolutions
 _BLOCKS = {
@@ -99,16 +99,10 @@ def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None,
     x = inception_resnet_block(x, 1.0, "block8", 10, activation=None)
     x = conv2d_bn(x, 1536, 1, name="conv_7b")
     x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
-                 classifier_activation=classifier_activation, weights=weights)
+                    classifier_activation=classifier_activation, weights=weights)
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=_FILES)
+                                files=_FILES)
 
 
-def preprocess_input(x, data_format=None):
-    """Scale pixels from [0, 255] to [-1, 1] (mode "tf")."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor("tf")
+decode_predictions = imagenet_utils.decode_predictions

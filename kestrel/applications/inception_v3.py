@@ -5,7 +5,7 @@ from kestrel import layers
 from kestrel.applications import _common, imagenet_utils
 
 _FILES = _common.tf_files("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels",
-                       ("9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63"))
+                          ("9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63"))
 
 
 def conv2d_bn(x, filters, num_row, num_col, padding="same", strides=(1, 1), name=None):
@@ -95,16 +95,10 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
     for index in range(2):
         x = _block_e(x, index)
     x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
-                 classifier_activation=classifier_activation, weights=weights)
+                    classifier_activation=classifier_activation, weights=weights)
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=_FILES)
+                                files=_FILES)
 
 
-def preprocess_input(x, data_format=None):
-    """Scale pixels from [0, 255] to [-1, 1] (mode "tf")."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor("tf")
+decode_predictions = imagenet_utils.decode_predictions

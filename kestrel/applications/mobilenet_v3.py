@@ -194,9 +194,5 @@ MobileNetV3Small = _export("MobileNetV3Small", "small", 576)
 MobileNetV3Large = _export("MobileNetV3Large", "large", 960)
 
 
-def preprocess_input(x, data_format=None):
-    """The identity: MobileNetV3 models rescale their input themselves."""
-    return x
-
-
+preprocess_input = imagenet_utils.preprocessor(None)
 decode_predictions = imagenet_utils.decode_predictions

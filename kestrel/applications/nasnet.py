@@ -165,13 +165,13 @@ def NASNet(input_shape=None, penultimate_filters=4032, num_blocks=6, stem_block_
                                   block_id=f"{stage * num_blocks + i + 1 if stage else i}")
     x = layers.Activation("relu")(x)
     x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
-                 classifier_activation=classifier_activation, weights=weights, gap_name=None)
+                    classifier_activation=classifier_activation, weights=weights, gap_name=None)
     files = ((None, None, None),) * 2
     if default_size in _FILES:
         files = tuple((cache, BASE_WEIGHTS_PATH + published, digest)
                       for cache, published, digest in _FILES[default_size])
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=files)
+                                files=files)
 
 
 def NASNetMobile(input_shape=None, include_top=True, weights="imagenet", input_tensor=None,
@@ -202,11 +202,5 @@ def NASNetLarge(input_shape=None, include_top=True, weights="imagenet", input_te
                   default_size=331, classifier_activation=classifier_activation, name=name)
 
 
-def preprocess_input(x, data_format=None):
-    """Scale pixels from [0, 255] to [-1, 1] (mode "tf")."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor("tf")
+decode_predictions = imagenet_utils.decode_predictions

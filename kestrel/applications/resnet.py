@@ -131,9 +131,5 @@ ResNet101 = export("ResNet101", "resnet101", ": 3, 4, 23, 3 bottleneck blocks")
 ResNet152 = export("ResNet152", "resnet152", ": 3, 8, 36, 3 bottleneck blocks")
 
 
-def preprocess_input(x, data_format=None):
-    """Caffe-style preprocessing: RGB to BGR, minus the ImageNet channel means."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
-
-
+preprocess_input = imagenet_utils.preprocessor("caffe")
 decode_predictions = imagenet_utils.decode_predictions

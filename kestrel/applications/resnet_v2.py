@@ -7,9 +7,5 @@ ResNet101V2 = export("ResNet101V2", "resnet101v2", "V2: pre-activation, 3, 4, 23
 ResNet152V2 = export("ResNet152V2", "resnet152v2", "V2: pre-activation, 3, 8, 36, 3 blocks")
 
 
-def preprocess_input(x, data_format=None):
-    """Scale pixels from [0, 255] to [-1, 1]."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
+preprocess_input = imagenet_utils.preprocessor("tf")
 decode_predictions = imagenet_utils.decode_predictions

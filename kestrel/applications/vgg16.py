@@ -59,9 +59,5 @@ def VGG16(include_top=True, weights="imagenet", input_tensor=None, input_shape=N
                classifier_activation, name)
 
 
-def preprocess_input(x, data_format=None):
-    """Caffe-style preprocessing: RGB to BGR, minus the ImageNet channel means."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
-
-
+preprocess_input = imagenet_utils.preprocessor("caffe")
 decode_predictions = imagenet_utils.decode_predictions

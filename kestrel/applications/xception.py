@@ -5,7 +5,7 @@ from kestrel import layers
 from kestrel.applications import _common, imagenet_utils
 
 _FILES = _common.tf_files("xception", "xception_weights_tf_dim_ordering_tf_kernels",
-                       ("0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"))
+                          ("0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"))
 
 
 def _sepconv_bn(x, filters, name, act_before=True):
@@ -64,16 +64,10 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
         x = _sepconv_bn(x, filters, f"block14_sepconv{conv}", act_before=False)
         x = layers.Activation("relu", name=f"block14_sepconv{conv}_act")(x)
     x = _common.top(x, include_top=include_top, pooling=pooling, classes=classes,
-                 classifier_activation=classifier_activation, weights=weights)
+                    classifier_activation=classifier_activation, weights=weights)
     return _common.finish_files(inputs, x, name=name, weights=weights, include_top=include_top,
-                       files=_FILES)
+                                files=_FILES)
 
 
-def preprocess_input(x, data_format=None):
-    """Scale pixels from [0, 255] to [-1, 1] (mode "tf")."""
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """`(class_id, name, score)` for the `top` best ImageNet classes of each prediction."""
-    return imagenet_utils.decode_predictions(preds, top=top)
+preprocess_input = imagenet_utils.preprocessor("tf")
+decode_predictions = imagenet_utils.decode_predictions
