@@ -412,3 +412,15 @@ def test_sgd_lr_keyword_and_model_json_round_trip():
     clone = kestrel.models.model_from_json(model.to_json())
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(clone.predict(x), model.predict(x), atol=1e-6)
+
+
+def test_keras2_embedding_input_length_and_lowercase_optimizers():
+    import kestrel
+
+    model = kestrel.Sequential([kestrel.layers.Embedding(100, 8, input_length=20),
+                                kestrel.layers.LSTM(4)])
+    assert model.layers[0].output_shape == (None, 20, 8)  # built at once, as in Keras 2
+    with pytest.warns(DeprecationWarning):
+        optimizer = kestrel.optimizers.rmsprop(lr=1e-4, decay=1e-6)
+    assert isinstance(optimizer, kestrel.optimizers.RMSprop)
+    assert kestrel.optimizers.sgd is kestrel.optimizers.SGD

@@ -26,6 +26,10 @@ __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax",
            "OptimizerMap", "RMSprop", "ScheduleFreeAdamW", "deserialize", "get", "schedules",
            "serialize"]
 
+# Keras 2's lower-case class aliases (`keras.optimizers.rmsprop(lr=1e-4)`).
+sgd, rmsprop, adagrad, adadelta, adam, adamax, nadam = (
+    SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax, Nadam)
+
 _BUILTIN_NAMES = {cls.__name__.lower() for cls in (
     SGD, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Ftrl, Lamb, Lion,
     LossScaleOptimizer, MultiOptimizer, Muon, Nadam, RMSprop, ScheduleFreeAdamW)}

@@ -22,7 +22,8 @@ class Embedding(Layer):
         embeddings_regularizer / embeddings_constraint / activity_regularizer: optional.
         mask_zero: whether index 0 is padding; the output then carries the mask `inputs != 0`.
         weights: optional initial table, `(input_dim, output_dim)` (or a one-element list).
-        input_length: Keras 2 argument, accepted and ignored.
+        input_length: Keras 2's sequence length; as there, it gives a first layer its input
+            shape `(input_length,)` when no `input_shape` is passed.
 
     Input shape: `(batch, ...)` of ints (floats are cast). Output shape: `(batch, ..., output_dim)`.
     The table `embeddings` has the Keras (and `nn.Embedding`) layout `(input_dim, output_dim)`.
@@ -35,6 +36,10 @@ class Embedding(Layer):
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, input_length=None, activity_regularizer=None, **kwargs):
+        if input_length is not None and "input_shape" not in kwargs \
+                and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = tuple(input_length) if isinstance(
+                input_length, (list, tuple)) else (input_length,)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
