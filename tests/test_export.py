@@ -77,8 +77,6 @@ def test_onnx_cnn(tmp_path):
 
 def test_onnx_embedding_lstm(tmp_path):
     pytest.importorskip("onnxscript")
-    if not hasattr(layers, "LSTM"):
-        pytest.skip("kestrel.layers has no LSTM yet")
     model = keras.Sequential([keras.Input(shape=(6,), dtype="int64"),
                               layers.Embedding(20, 4), layers.LSTM(5), layers.Dense(1)])
     x = np.random.default_rng(0).integers(0, 20, (3, 6))
