@@ -15,6 +15,7 @@ from kestrel import config, ops
 from kestrel.layers.core.input_layer import Input
 from kestrel.layers.node import KerasTensor
 from kestrel.utils.file_utils import get_file
+from kestrel.utils.graph_utils import get_source_inputs
 
 CLASS_INDEX = None
 CLASS_INDEX_PATH = ("https://storage.googleapis.com/download.tensorflow.org/"
@@ -217,16 +218,7 @@ def image_input(input_tensor, input_shape):
 
 def source_inputs(tensor: KerasTensor):
     """The `Input` tensors a symbolic tensor was computed from (itself if it is one)."""
-    found, seen, stack = [], set(), [tensor]
-    while stack:
-        t = stack.pop()
-        node = t.node
-        if node.is_input:
-            if id(t) not in seen:
-                seen.add(id(t))
-                found.append(t)
-            continue
-        stack.extend(reversed(node.input_tensors))
+    found = get_source_inputs(tensor)
     return found[0] if len(found) == 1 else found
 
 
