@@ -10,33 +10,22 @@ import keras  # noqa: E402  (the trusted reference)
 
 import kestrel  # noqa: E402
 from kestrel import optimizers  # noqa: E402
+from tests import optimizer_pairs as pairs  # noqa: E402
 
 SPECS = [("dense/kernel", (5, 3)), ("dense/bias", (3,)), ("conv/kernel", (2, 3, 4)),
          ("embedding/embeddings", (6, 2)), ("wide/kernel", (2, 7))]
 
 
 def _values(seed, steps=4):
-    rng = np.random.default_rng(seed)
-    weights = [rng.normal(size=s).astype("float32") for _, s in SPECS]
-    grads = [[rng.normal(size=s).astype("float32") for _, s in SPECS] for _ in range(steps)]
-    return weights, grads
+    return pairs.random_values(SPECS, seed, steps)
 
 
 def _kestrel_vars(weights):
-    out = []
-    for (path, _), w in zip(SPECS, weights):
-        v = kestrel.Variable(w.copy(), name=path.split("/")[1])
-        v._keras_path = path  # as a layer's weight
-        out.append(v)
-    return out
+    return pairs.kestrel_variables(SPECS, weights)
 
 
 def _keras_vars(weights):
-    out = []
-    for (path, _), w in zip(SPECS, weights):
-        with keras.name_scope(path.split("/")[0]):
-            out.append(keras.Variable(w.copy(), name=path.split("/")[1]))
-    return out
+    return pairs.keras_variables(SPECS, weights)
 
 
 def _run_both(name, kwargs, seed=0, steps=4, setup=None):
