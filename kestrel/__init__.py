@@ -57,3 +57,8 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_NAMES))
+
+
+def version() -> str:
+    """Kestrel's version (Keras' `keras.version()`)."""
+    return __version__

@@ -15,10 +15,11 @@ from kestrel.callbacks.remote_monitor import RemoteMonitor
 from kestrel.callbacks.swap_ema_weights import SwapEMAWeights
 from kestrel.callbacks.tensorboard import TensorBoard
 from kestrel.callbacks.terminate_on_nan import TerminateOnNaN
+from kestrel.other_backends import OrbaxCheckpoint
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
     "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
-    "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights", "TensorBoard",
-    "TerminateOnNaN",
+    "OrbaxCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights",
+    "TensorBoard", "TerminateOnNaN",
 ]

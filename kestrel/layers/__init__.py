@@ -49,5 +49,6 @@ from kestrel.layers.pooling.adaptive_pooling import (
     AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
     AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)
 from kestrel.layers.serialization import deserialize, serialize
+from kestrel.other_backends import FlaxLayer, JaxLayer, TFSMLayer
 
 GroupQueryAttention = GroupedQueryAttention

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 
+from kestrel.losses.extra_functions import categorical_focal_crossentropy
 from kestrel.losses.functions import (
     binary_crossentropy,
     binary_focal_crossentropy,

@@ -5,7 +5,7 @@ optimizer as `Model.compile` does; names are case-insensitive, as in Keras.
 """
 from __future__ import annotations
 
-from kestrel.optimizers import schedules
+from kestrel.optimizers import legacy, schedules
 from kestrel.optimizers.adam import Adam, Adamax, AdamW, Nadam
 from kestrel.optimizers.adafactor import Adafactor
 from kestrel.optimizers.adaptive import Adadelta, Adagrad, RMSprop
@@ -23,8 +23,8 @@ from kestrel.registry.serialization import deserialize_keras_object, serialize_k
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb",
            "Lion", "LossScaleOptimizer", "MultiOptimizer", "Muon", "Nadam", "Optimizer",
-           "OptimizerMap", "RMSprop", "ScheduleFreeAdamW", "deserialize", "get", "schedules",
-           "serialize"]
+           "OptimizerMap", "RMSprop", "ScheduleFreeAdamW", "deserialize", "get", "legacy",
+           "schedules", "serialize"]
 
 # Keras 2's lower-case class aliases (`keras.optimizers.rmsprop(lr=1e-4)`).
 sgd, rmsprop, adagrad, adadelta, adam, adamax, nadam = (

@@ -12,8 +12,10 @@ from kestrel.utils.numerical_utils import normalize, to_categorical
 from kestrel.utils.sequence_utils import pad_sequences
 from kestrel.preprocessing._image_io import array_to_img, img_to_array, load_img, save_img
 
-# Names that live elsewhere, imported on first use (keeps `import kestrel` light).
+# Names that live elsewhere, imported on first use (keeps `import kestrel` light):
+# "module:attribute", or a module alone.
 _LAZY_NAMES = {
+    "legacy": "kestrel.utils.legacy",
     "Config": "kestrel.utils.config_container:Config",
     "FeatureSpace": "kestrel.layers.preprocessing.feature_space:FeatureSpace",
     "split_dataset": "kestrel.utils.dataset_utils:split_dataset",
@@ -41,8 +43,9 @@ _LAZY_NAMES = {
 
 def __getattr__(name):
     if name in _LAZY_NAMES:
-        module_name, attr = _LAZY_NAMES[name].split(":")
-        value = getattr(importlib.import_module(module_name), attr)
+        module_name, _, attr = _LAZY_NAMES[name].partition(":")
+        value = importlib.import_module(module_name)
+        value = getattr(value, attr) if attr else value
         globals()[name] = value
         return value
     raise AttributeError(f"module 'kestrel.utils' has no attribute {name!r}")
