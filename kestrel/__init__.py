@@ -39,6 +39,8 @@ _LAZY_NAMES = {
     "Function": "kestrel.ops.function:Function",
     "name_scope": "kestrel.backend.scopes:name_scope",
     "device": "kestrel.backend.scopes:device",
+    "remat": "kestrel.layers.remat:remat",
+    "RematScope": "kestrel.layers.remat:RematScope",
 }
 
 

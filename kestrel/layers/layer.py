@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from kestrel import config, mixed_precision
+from kestrel.layers import remat
 from kestrel.layers import naming
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
@@ -109,6 +110,7 @@ class Layer(nn.Module):
 
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._batch_input_shape = _batch_shape_from_kwargs(kwargs)
+        remat.install(self)  # inside a RematScope: recompute the forward pass in backward
 
     # ------------------------------------------------------------------ lifecycle
     def build(self, input_shape) -> None:
@@ -484,6 +486,13 @@ class Layer(nn.Module):
                 f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
                 "built. You can build it manually via: `layer.build(input_shape)`.")
         return int(sum(t.numel() for t in self.weights))
+
+    def quantize(self, mode=None, type_check=True, config=None, filters=None) -> None:
+        """Quantize the weights (`"int8"`) of this built layer, or of every leaf layer of a
+        model that supports it; see `kestrel.quantizers.apply.quantize`."""
+        from kestrel.quantizers.apply import quantize
+
+        quantize(self, mode, type_check=type_check, config=config, filters=filters)
 
     # ------------------------------------------------------------------ losses
     def add_loss(self, loss) -> None:
