@@ -7,10 +7,11 @@ from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import activate_fresh
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
+from kestrel.quantizers import int8
 
 
 @register_layer()
-class Dense(Layer):
+class Dense(int8.Quantizable, Layer):
     """Just your regular densely-connected layer.
 
     Args:
@@ -29,11 +30,15 @@ class Dense(Layer):
         torch.Size([2, 4])
     """
 
+    _int8_weight, _int8_rules = "kernel", (int8.quantize_dense, int8.dense_call)
+
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
+        mode = self._pop_quantized_dtype(kwargs, "dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_quantization_mode(mode)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(
                 f"Dense '{self.name}': units must be a positive integer. Received: units={units}")
@@ -58,6 +63,8 @@ class Dense(Layer):
                                     regularizer=self.bias_regularizer,
                                     constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+        if self._quantization_mode:
+            self._to_int8(quantize_values=False)
 
     def call(self, inputs):
         if self.bias is not None and inputs.dim() == 2:

@@ -7,6 +7,7 @@ from kestrel import activations, constraints, initializers, ops, regularizers
 from kestrel.initializers.variance_scaling import VarianceScaling
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
+from kestrel.quantizers import int8
 
 _FORMS = (  # (pattern on the equation with "..." written as "0", ellipsis side)
     (r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)", None),
@@ -91,7 +92,7 @@ def analyze_equation(equation: str, bias_axes: str | None, input_shape, output_s
 
 
 @register_layer()
-class EinsumDense(Layer):
+class EinsumDense(int8.Quantizable, Layer):
     """A dense layer computing `activation(einsum(equation, inputs, kernel) + bias)`.
 
     Args:
@@ -111,12 +112,16 @@ class EinsumDense(Layer):
         torch.Size([2, 5, 2, 4])
     """
 
+    _int8_weight, _int8_rules = "kernel", (int8.quantize_einsum, int8.einsum_call)
+
     def __init__(self, equation, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, activity_regularizer=None, **kwargs):
         kwargs.pop("quantization_config", None)
+        mode = self._pop_quantized_dtype(kwargs, "einsum_dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_quantization_mode(mode)
         if not isinstance(equation, str):
             raise TypeError(f"EinsumDense '{self.name}': equation must be a string. "
                             f"Received: equation type={type(equation).__name__}")
@@ -147,6 +152,8 @@ class EinsumDense(Layer):
         self.bias = None if bias_shape is None else self.add_weight(
             "bias", tuple(bias_shape), self.bias_initializer,
             regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        if self._quantization_mode:
+            self._to_int8(quantize_values=False)
 
     def call(self, inputs):
         x = ops.einsum(self.equation, inputs, self.kernel)

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor
+from kestrel.quantizers import int8
 
 _INDEX_DTYPES = (torch.int32, torch.int64)
 
 
 @register_layer()
-class Embedding(Layer):
+class Embedding(int8.Quantizable, Layer):
     """Maps each index in `[0, input_dim)` to a learned vector of size `output_dim`.
 
     Args:
@@ -33,6 +34,8 @@ class Embedding(Layer):
         torch.Size([1, 3, 4])
     """
 
+    _int8_weight, _int8_rules = "embeddings", (int8.quantize_embedding, int8.embedding_call)
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, input_length=None, activity_regularizer=None, **kwargs):
@@ -40,7 +43,9 @@ class Embedding(Layer):
                 and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = tuple(input_length) if isinstance(
                 input_length, (list, tuple)) else (input_length,)
+        mode = self._pop_quantized_dtype(kwargs, "embedding")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._set_quantization_mode(mode)
         for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(
@@ -61,6 +66,8 @@ class Embedding(Layer):
         self.embeddings = self.add_weight(
             "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
             regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint)
+        if self._quantization_mode:
+            self._to_int8(quantize_values=False)
 
     def call(self, inputs):
         if inputs.dtype not in _INDEX_DTYPES:

@@ -1,24 +1,37 @@
-"""`keras.dtype_policies`: look up, serialize and rebuild dtype policies."""
+"""`keras.dtype_policies`: float, quantized and per-path dtype policies; get / serialize."""
 from __future__ import annotations
 
+from kestrel.dtype_policies.policy_map import DTypePolicyMap
+from kestrel.dtype_policies.quantized import (QUANTIZATION_MODES, QuantizedDTypePolicy,
+                                              QuantizedFloat8DTypePolicy, from_name)
 from kestrel.mixed_precision import DTypePolicy, global_policy
 
 FloatDTypePolicy = DTypePolicy
+_CLASSES = {"DTypePolicy": DTypePolicy, "FloatDTypePolicy": DTypePolicy, "Policy": DTypePolicy,
+            "QuantizedDTypePolicy": QuantizedDTypePolicy,
+            "QuantizedFloat8DTypePolicy": QuantizedFloat8DTypePolicy,
+            "DTypePolicyMap": DTypePolicyMap}
 
 
 def serialize(dtype_policy: DTypePolicy) -> dict:
     """A policy as Keras 3 writes it in configs."""
-    return {"module": "keras", "class_name": "DTypePolicy",
-            "config": dtype_policy.get_config(), "registered_name": None}
+    name = type(dtype_policy).__name__
+    return {"module": "keras" if name == "DTypePolicy" else "keras.dtype_policies",
+            "class_name": name, "config": dtype_policy.get_config(), "registered_name": None}
 
 
 def deserialize(config: dict, custom_objects=None) -> DTypePolicy:
     """Rebuild a policy from `serialize`'s dict (Keras' `FloatDTypePolicy` name accepted)."""
-    if not isinstance(config, dict) or config.get("class_name") not in (
-            "DTypePolicy", "FloatDTypePolicy", "Policy"):
+    cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+    if cls is None:
         raise ValueError("dtype_policies.deserialize expected a DTypePolicy config dict. "
                          f"Received: class_name={_class_name(config)!r}")
-    return DTypePolicy(**config.get("config", {}))
+    arguments = dict(config.get("config", {}))
+    if cls is DTypePolicyMap:
+        return DTypePolicyMap.from_config(arguments, custom_objects)
+    if cls is DTypePolicy and arguments.get("name") is None:  # a map entry: the global one
+        arguments["name"] = global_policy().name
+    return cls(**arguments)
 
 
 def get(identifier) -> DTypePolicy:
@@ -30,6 +43,8 @@ def get(identifier) -> DTypePolicy:
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
+        if identifier.startswith(QUANTIZATION_MODES):
+            return from_name(identifier)
         try:
             return DTypePolicy(identifier)
         except ValueError:

@@ -1,0 +1,94 @@
+"""Quantized dtype policies: `"int8_from_float32"` = int8 weights, float32 compute."""
+from __future__ import annotations
+
+from kestrel.mixed_precision import DTypePolicy, global_policy
+
+QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")  # Keras 3's names
+
+
+class QuantizedDTypePolicy(DTypePolicy):
+    """A float policy (`source_name`) whose layers store their kernels quantized (`mode`).
+
+    Args:
+        mode: the quantization mode, one of `QUANTIZATION_MODES` (Kestrel's layers run "int8").
+        source_name: the float policy the compute and variable dtypes come from (default: the
+            global policy).
+
+    Example:
+        >>> policy = QuantizedDTypePolicy("int8", "mixed_bfloat16")
+        >>> policy.name, policy.compute_dtype, policy.quantization_mode
+        ('int8_from_mixed_bfloat16', 'bfloat16', 'int8')
+    """
+
+    def __init__(self, mode: str, source_name: str | None = None):
+        source_name = global_policy().name if source_name is None else source_name
+        try:
+            super().__init__(source_name)
+        except ValueError:
+            raise ValueError(
+                f"Cannot convert '{str(source_name)[:100]}' to a mixed precision DTypePolicy. "
+                "Valid policies include 'mixed_float16', 'mixed_bfloat16', and the name of any "
+                "float dtype such as 'float32'.") from None
+        self.source_name = source_name
+        if mode not in QUANTIZATION_MODES:
+            raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. "
+                             f"Received: mode={mode}")
+        if mode == "int8" and self.compute_dtype == "float16":
+            raise ValueError(f"Quantization mode='{mode}' doesn't work well with "
+                             "compute_dtype='float16'.")
+        self.name = f"{mode}_from_{source_name}"
+        self._mode = mode
+
+    @property
+    def variable_dtype(self) -> str:
+        return DTypePolicy(self.source_name).variable_dtype
+
+    @property
+    def compute_dtype(self) -> str:
+        return DTypePolicy(self.source_name).compute_dtype
+
+    @property
+    def quantization_mode(self) -> str:
+        return self._mode
+
+    def get_config(self) -> dict:
+        return {"mode": self._mode, "source_name": self.source_name}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.get_config() == self.get_config()
+
+    __hash__ = DTypePolicy.__hash__
+
+    def __repr__(self) -> str:
+        return f'<{type(self).__name__} "{self.name}">'
+
+
+class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
+    """A float8 policy; `amax_history_length` is the window of the scale statistics."""
+
+    default_amax_history_length = 1024
+
+    def __init__(self, mode: str, source_name: str | None = None,
+                 amax_history_length: int = 1024):
+        super().__init__(mode, source_name)
+        if not isinstance(amax_history_length, int) or isinstance(amax_history_length, bool):
+            raise TypeError("`amax_history_length` must be an integer. "
+                            f"Received: amax_history_length={amax_history_length!r}")
+        self.amax_history_length = amax_history_length
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "amax_history_length": self.amax_history_length}
+
+
+def from_name(name: str) -> QuantizedDTypePolicy:
+    """The policy a name like `"int8_from_float32"` stands for."""
+    parts = name.split("_from_")
+    if len(parts) != 2:
+        raise ValueError("Cannot convert `policy` into a valid pair (`mode`, `source_name`) to "
+                         f"instantiate `QuantizedDTypePolicy`. Received: policy={name[:100]}")
+    cls = QuantizedFloat8DTypePolicy if parts[0] == "float8" else QuantizedDTypePolicy
+    return cls(*parts)

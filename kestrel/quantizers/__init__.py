@@ -1,0 +1,40 @@
+"""`keras.quantizers`: abs-max int8 quantization, float8 scaling helpers, and `quantize`."""
+from __future__ import annotations
+
+from kestrel.quantizers.quantizers import (AbsMaxQuantizer, Quantizer, abs_max_quantize,
+                                           compute_float8_amax_history, compute_float8_scale,
+                                           quantize_and_dequantize)
+
+_CLASSES = {"Quantizer": Quantizer, "quantizer": Quantizer,
+            "AbsMaxQuantizer": AbsMaxQuantizer, "abs_max_quantizer": AbsMaxQuantizer}
+
+
+def serialize(quantizer: Quantizer) -> dict:
+    """A quantizer as Keras writes it in configs."""
+    return {"module": "keras.quantizers", "class_name": type(quantizer).__name__,
+            "config": quantizer.get_config(), "registered_name": None}
+
+
+def deserialize(config: dict, custom_objects=None) -> Quantizer:
+    """Rebuild a quantizer from `serialize`'s dict."""
+    classes = {**_CLASSES, **(custom_objects or {})}
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in classes:
+        raise ValueError("quantizers.deserialize: unknown quantizer class. "
+                         f"Received: class_name={str(name)[:100]!r}")
+    return classes[name].from_config(config.get("config", {}))
+
+
+def get(identifier, **kwargs):
+    """A quantizer from None, a config dict, a class name (built with `kwargs`), or itself."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    found = _CLASSES.get(identifier) if isinstance(identifier, str) else identifier
+    if isinstance(found, type):
+        found = found(**kwargs)
+    if not callable(found):
+        raise ValueError("Could not interpret quantizer identifier: "
+                         f"{str(identifier)[:100]}")
+    return found
