@@ -87,30 +87,15 @@ class DataParallel:
         return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-class ModelParallel:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("ModelParallel is not implemented in Kestrel yet; use "
-                                  "DataParallel.")
-
-
-class DeviceMesh:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("DeviceMesh is not implemented in Kestrel yet; DataParallel "
-                                  "needs none.")
-
-
-class LayoutMap:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("LayoutMap is not implemented in Kestrel yet; DataParallel "
-                                  "needs none.")
-
-
 def set_distribution(value) -> None:
-    """Make `value` (a DataParallel, or None) the distribution fit/evaluate/predict use."""
+    """Make `value` (DataParallel, ModelParallel, FullyShardedDataParallel or None) the
+    distribution fit/evaluate/predict use."""
     global _DISTRIBUTION
-    if value is not None and not isinstance(value, DataParallel):
-        raise ValueError(f"set_distribution expects a DataParallel instance or None. "
-                         f"Received: {value!r}")
+    from kestrel.distribution.model_parallel import ModelParallel
+
+    if value is not None and not isinstance(value, (DataParallel, ModelParallel)):
+        raise ValueError(f"set_distribution expects a DataParallel or ModelParallel instance "
+                         f"or None. Received: value of type {type(value).__name__}")
     _DISTRIBUTION = value
 
 
@@ -119,7 +104,7 @@ def distribution():
     return _DISTRIBUTION
 
 
-def active() -> DataParallel | None:
+def active():
     """The distribution when it spans more than one process, else None."""
     if _DISTRIBUTION is not None and _DISTRIBUTION.world_size > 1:
         return _DISTRIBUTION

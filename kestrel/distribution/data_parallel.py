@@ -23,7 +23,18 @@ def piece(global_n: int, rank: int, world: int) -> tuple[int, int]:
 
 
 class DataParallelSession:
-    """Wraps one model's fit/evaluate/predict in data-parallel training across ranks."""
+    """Wraps one model's fit/evaluate/predict in data-parallel training across ranks.
+
+    Constructed under another distribution (ModelParallel), it is that one's session.
+    """
+
+    def __new__(cls, model):
+        from kestrel.distribution import api
+
+        current = api.active()
+        if cls is DataParallelSession and hasattr(current, "session"):
+            return current.session(model)
+        return super().__new__(cls)
 
     def __init__(self, model):
         self.model = model
