@@ -168,7 +168,7 @@ def test_layouts_and_device_count_in_one_process():
     assert d.distribute_tensor(keras.Input((2,)), layout) is not None
     with pytest.raises(ValueError, match="axes"):
         d.distribute_tensor(x, d.TensorLayout(("batch", None, None)))
-    with pytest.raises(ValueError, match="model"):
-        d.TensorLayout(("model", None))
+    with pytest.raises(ValueError, match="axis names"):
+        d.TensorLayout(("model", None), d.DeviceMesh((1,), ["batch"]))
     with pytest.raises(TypeError, match="layout"):
         d.distribute_tensor(x, "batch")

@@ -66,7 +66,7 @@ def test_single_process_api():
     keras.distribution.set_distribution(keras.distribution.DataParallel())
     assert isinstance(keras.distribution.distribution(), keras.distribution.DataParallel)
     keras.distribution.set_distribution(None)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match="layout_map"):
         keras.distribution.ModelParallel()
     with pytest.raises(ValueError):
         keras.distribution.set_distribution("everything")
