@@ -8,6 +8,7 @@ from kestrel.layers.image_preprocessing.flip import RandomFlip
 from kestrel.layers.image_preprocessing.geometric import (
     RandomRotation, RandomShear, RandomTranslation, RandomZoom)
 from kestrel.layers.image_preprocessing.hsv import RandomHue, RandomSaturation
+from kestrel.layers.image_preprocessing.max_num_bounding_boxes import MaxNumBoundingBoxes
 from kestrel.layers.image_preprocessing.mixing import CutMix, MixUp, RandomErasing
 from kestrel.layers.image_preprocessing.pointwise import (
     AutoContrast, Equalization, RandomColorDegeneration, RandomGrayscale, RandomInvert,
@@ -16,7 +17,8 @@ from kestrel.layers.image_preprocessing.rescaling import Rescaling
 from kestrel.layers.image_preprocessing.sizing import CenterCrop, RandomCrop, Resizing
 from kestrel.layers.image_preprocessing.warps import RandomElasticTransform, RandomPerspective
 
-__all__ = ["AugMix", "AutoContrast", "CenterCrop", "CutMix", "Equalization", "MixUp",
+__all__ = ["AugMix", "AutoContrast", "CenterCrop", "CutMix", "Equalization", "MaxNumBoundingBoxes",
+           "MixUp",
            "Pipeline", "RandAugment", "RandomBrightness", "RandomColorDegeneration",
            "RandomColorJitter", "RandomContrast", "RandomCrop", "RandomElasticTransform",
            "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue",

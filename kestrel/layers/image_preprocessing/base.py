@@ -3,7 +3,8 @@
 Images are `(batch, height, width, channels)` (or `(height, width, channels)`), channels-first
 when `data_format="channels_first"`. Random layers draw one value per image from the layer's
 seeded `torch.Generator` (or torch's global RNG when unseeded) on the images' device, and
-return their inputs unchanged at inference.
+return their inputs unchanged at inference. A dict `{"images", "bounding_boxes",
+"segmentation_masks"}` goes through `data.call_data`: one draw moves all three.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import torch
 
 from kestrel import config
 from kestrel.layers import shape_inference
+from kestrel.layers.image_preprocessing.data import call_data
 from kestrel.layers.layer import Layer
 from kestrel.layers.regularization.seeding import check_seed, generator_for
+from kestrel.utils.bounding_boxes.formats import check_format
 
 
 class ImageLayer(Layer):
@@ -23,11 +26,48 @@ class ImageLayer(Layer):
         data_format: `"channels_last"` (default: the global image data format) or
             `"channels_first"`.
         seed: int for a reproducible sequence of random transformations (random layers).
+        bounding_box_format: format of the `"bounding_boxes"` of dict inputs (e.g. `"xyxy"`).
     """
 
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format=None, bounding_box_format=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = config.standardize_data_format(data_format)
+        self.bounding_box_format = None if bounding_box_format is None else check_format(
+            bounding_box_format, where=f"{type(self).__name__} '{self.name}'")
+
+    def call(self, inputs, training=None):
+        if isinstance(inputs, dict):
+            return call_data(self, inputs, training)
+        images, single = self._as_batch(inputs)
+        outputs = self.transform_images(images, self.get_transformation(images, training))
+        return outputs.squeeze(0) if single else outputs
+
+    # ------------------------------------------------ transformation (see data.py)
+    def get_transformation(self, images: torch.Tensor, training=None):
+        """The parameters shared by images, boxes and masks (None: nothing drawn)."""
+        return None
+
+    def transform_images(self, images: torch.Tensor, params) -> torch.Tensor:
+        """A batch of images transformed with `params`."""
+        return self.transform(images)
+
+    def transform(self, images: torch.Tensor) -> torch.Tensor:
+        """The transformed batch of `images` (rank 4, compute dtype)."""
+        raise NotImplementedError
+
+    def box_matrix(self, params, size):
+        """`(batch, 3, 3)` maps of input to output box coordinates; None leaves boxes as they
+        are (colour layers)."""
+        return None
+
+    def output_size(self, size) -> tuple:
+        """(height, width) of the outputs for inputs of `size`."""
+        return tuple(size)
+
+    def transform_masks(self, masks: torch.Tensor, params) -> torch.Tensor:
+        """Segmentation masks `(batch, h, w, 1)` moved as the images (nearest); colour layers
+        leave them."""
+        return masks
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -70,7 +110,10 @@ class ImageLayer(Layer):
         return config.dtype_name(self._compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "data_format": self.data_format}
+        config_ = {**super().get_config(), "data_format": self.data_format}
+        if self.bounding_box_format is not None:
+            config_["bounding_box_format"] = self.bounding_box_format
+        return config_
 
 
 class RandomImageLayer(ImageLayer):
@@ -82,16 +125,17 @@ class RandomImageLayer(ImageLayer):
         self.seed = seed
 
     def call(self, inputs, training=None):
-        if not self._is_training(training):
+        if not isinstance(inputs, dict) and not self._is_training(training):
             return inputs if inputs.dtype == self._compute_dtype \
                 else inputs.to(self._compute_dtype)
-        images, single = self._as_batch(inputs)
-        outputs = self.transform(images)
-        return outputs.squeeze(0) if single else outputs
+        return super().call(inputs, training)
 
-    def transform(self, images: torch.Tensor) -> torch.Tensor:
-        """The augmented batch of `images` (rank 4, compute dtype)."""
-        raise NotImplementedError
+    def get_transformation(self, images, training=None):
+        """True in training (`transform` draws); geometric layers return their draws."""
+        return True if self._is_training(training) else None
+
+    def transform_images(self, images, params):
+        return images if params is None else self.transform(images)
 
     def uniform(self, shape, low, high, like: torch.Tensor) -> torch.Tensor:
         """Uniform draws in `[low, high)` of `shape`, on `like`'s device, in its dtype."""

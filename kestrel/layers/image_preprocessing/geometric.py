@@ -27,11 +27,30 @@ class _AffineLayer(RandomImageLayer):
         self.interpolation = interpolation
         self.fill_value = fill_value
 
-    def transform(self, images):
+    def get_transformation(self, images, training=None):
+        if not self._is_training(training):
+            return None
         height, width = self._size(images.shape)
-        transforms = self.transforms(images, images.shape[0], height, width)
-        return affine_transform(images, transforms, self.interpolation, self.fill_mode,
-                                self.fill_value, self.data_format)
+        return self.transforms(images, images.shape[0], height, width)
+
+    def transform(self, images):
+        return self.transform_images(images, self.get_transformation(images, True))
+
+    def transform_images(self, images, transforms, interpolation=None):
+        if transforms is None:
+            return images
+        return affine_transform(images, transforms, interpolation or self.interpolation,
+                                self.fill_mode, self.fill_value, self.data_format)
+
+    def transform_masks(self, masks, transforms):
+        return self.transform_images(masks, transforms, "nearest")
+
+    def box_matrix(self, transforms, size):
+        """Boxes move by the inverse of the sampling map (output pixel -> input pixel)."""
+        if transforms is None:
+            return None
+        matrix = torch.cat([transforms, torch.ones_like(transforms[:, :1])], 1)
+        return torch.linalg.inv(matrix.reshape(-1, 3, 3).double()).to(transforms.dtype)
 
     def transforms(self, images, batch: int, height: int, width: int) -> torch.Tensor:
         """`(batch, 8)` random transforms (see `affine_transform`)."""

@@ -212,11 +212,6 @@ class AutoContrast(ImageLayer):
         super().__init__(**kwargs)
         self.value_range = check_value_range(self, value_range)
 
-    def call(self, inputs, training=None):
-        images, single = self._as_batch(inputs)
-        outputs = self.transform(images)
-        return outputs.squeeze(0) if single else outputs
-
     def transform(self, images):
         scaled = rescale(images, self.value_range, (0, 255))
         axes = self._spatial_axes(4)
@@ -253,13 +248,11 @@ class Equalization(ImageLayer):
         self.bins = bins
         self.value_range = check_value_range(self, value_range)
 
-    def call(self, inputs, training=None):
-        if not self._is_training(training):
-            return inputs if inputs.dtype == self._compute_dtype \
-                else inputs.to(self._compute_dtype)
-        images, single = self._as_batch(inputs)
-        outputs = self.transform(images)
-        return outputs.squeeze(0) if single else outputs
+    def get_transformation(self, images, training=None):
+        return True if self._is_training(training) else None
+
+    def transform_images(self, images, params):
+        return images if params is None else self.transform(images)
 
     def _scale(self, values, source, target):
         scale = (target[1] - target[0]) / (source[1] - source[0])

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel.layers.image_preprocessing.base import ImageLayer, RandomImageLayer
+from kestrel.layers.image_preprocessing.data import affine_rows
 from kestrel.layers.layer import register_layer
 
 # Keras' interpolation names -> torch's `interpolate` modes (Keras' torch backend mapping).
@@ -70,8 +71,18 @@ def _check_size(layer, **sizes) -> None:
                 f"Received: {arg}={value!r}")
 
 
+def window_matrix(top, left, crop_h, crop_w, height, width) -> torch.Tensor:
+    """`(1, 3, 3)` map of box coordinates when the window at (`top`, `left`) of size
+    (`crop_h`, `crop_w`) (negative offsets: padding) is resized to (`height`, `width`)."""
+    sx, sy = width / crop_w, height / crop_h
+    return affine_rows(sx=sx, sy=sy, tx=-left * sx, ty=-top * sy)
+
+
 class _SizedLayer(ImageLayer):
     """A layer whose output images are `height x width`."""
+
+    def output_size(self, size):
+        return self.height, self.width
 
     def _with_size(self, shape):
         shape = list(shape)
@@ -128,14 +139,31 @@ class Resizing(_SizedLayer):
         self.fill_value = fill_value
         self.antialias = bool(antialias)
 
-    def call(self, inputs):
-        self._spatial_axes(inputs.dim())
-        single = inputs.dim() == 3
-        outputs = resize_images(
-            inputs.unsqueeze(0) if single else inputs, (self.height, self.width),
-            self.interpolation, self.antialias, self.crop_to_aspect_ratio,
-            self.pad_to_aspect_ratio, self.fill_value, self.data_format)
-        return outputs.squeeze(0) if single else outputs
+    def _as_batch(self, images):
+        self._spatial_axes(images.dim())
+        single = images.dim() == 3
+        return (images.unsqueeze(0) if single else images), single
+
+    def transform_images(self, images, params, interpolation=None):
+        return resize_images(images, (self.height, self.width),
+                             interpolation or self.interpolation,
+                             self.antialias and interpolation is None, self.crop_to_aspect_ratio,
+                             self.pad_to_aspect_ratio, self.fill_value, self.data_format)
+
+    def transform_masks(self, masks, params):
+        return self.transform_images(masks, params, "nearest")
+
+    def box_matrix(self, params, size):
+        height, width = size
+        if self.crop_to_aspect_ratio:
+            return window_matrix(*aspect_crop_box(height, width, self.height, self.width),
+                                 self.height, self.width)
+        if self.pad_to_aspect_ratio:
+            pad_h = max(height, int(float(width * self.height) / self.width))
+            pad_w = max(width, int(float(height * self.width) / self.height))
+            top, left = int(float(pad_h - height) / 2), int(float(pad_w - width) / 2)
+            return window_matrix(-top, -left, pad_h, pad_w, self.height, self.width)
+        return window_matrix(0, 0, height, width, self.height, self.width)
 
     def _output_dtype(self, input_dtype) -> str:
         return input_dtype
@@ -163,23 +191,34 @@ class CenterCrop(_SizedLayer):
         _check_size(self, height=height, width=width)
         self.height, self.width = height, width
 
-    def call(self, inputs):
-        images, single = self._as_batch(inputs)
-        outputs = center_crop(images, self.height, self.width, self.data_format)
-        return outputs.squeeze(0) if single else outputs
+    def transform_images(self, images, params, interpolation="bilinear"):
+        return center_crop(images, self.height, self.width, self.data_format,
+                           interpolation=interpolation)
+
+    def transform_masks(self, masks, params):
+        return self.transform_images(masks, params, "nearest")
+
+    def box_matrix(self, params, size):
+        height, width = size
+        if height < self.height or width < self.width:
+            return window_matrix(*aspect_crop_box(height, width, self.height, self.width),
+                                 self.height, self.width)
+        return window_matrix((height - self.height) // 2, (width - self.width) // 2,
+                             self.height, self.width, self.height, self.width)
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}
 
 
 def center_crop(images: torch.Tensor, height: int, width: int, data_format: str,
-                top: int | None = None, left: int | None = None) -> torch.Tensor:
+                top: int | None = None, left: int | None = None,
+                interpolation: str = "bilinear") -> torch.Tensor:
     """The `height x width` window at (`top`, `left`) (default: centred) of a batch; when the
     images are smaller, the largest centred window of that aspect ratio, resized."""
     h_axis, w_axis = (1, 2) if data_format == "channels_last" else (2, 3)
     in_h, in_w = images.shape[h_axis], images.shape[w_axis]
     if in_h < height or in_w < width:
-        return resize_images(images, (height, width), crop_to_aspect_ratio=True,
+        return resize_images(images, (height, width), interpolation, crop_to_aspect_ratio=True,
                              data_format=data_format)
     top = (in_h - height) // 2 if top is None else top
     left = (in_w - width) // 2 if left is None else left
@@ -208,21 +247,36 @@ class RandomCrop(_SizedLayer, RandomImageLayer):
         _check_size(self, height=height, width=width)
         self.height, self.width = height, width
 
-    def call(self, inputs, training=None):
-        images, single = self._as_batch(inputs)
+    call = ImageLayer.call  # resizes at inference too
+
+    def get_transformation(self, images, training=None):
+        """`(top, left)` of the window, "resize" (smaller images, or inference), or None."""
         in_h, in_w = self._size(images.shape)
         if self._is_training(training) and in_h >= self.height and in_w >= self.width:
             offsets = self.uniform((2,), 0.0, 1.0, images) * torch.tensor(
                 [in_h - self.height + 1, in_w - self.width + 1], device=images.device)
             top, left = (int(v) for v in offsets.floor().tolist())
-            top, left = min(top, in_h - self.height), min(left, in_w - self.width)
-            outputs = center_crop(images, self.height, self.width, self.data_format, top, left)
-        elif (in_h, in_w) == (self.height, self.width):
-            outputs = images
-        else:
-            outputs = resize_images(images, (self.height, self.width),
-                                    crop_to_aspect_ratio=True, data_format=self.data_format)
-        return outputs.squeeze(0) if single else outputs
+            return min(top, in_h - self.height), min(left, in_w - self.width)
+        return None if (in_h, in_w) == (self.height, self.width) else "resize"
+
+    def transform_images(self, images, params, interpolation="bilinear"):
+        if params is None:
+            return images
+        if params == "resize":
+            return resize_images(images, (self.height, self.width), interpolation,
+                                 crop_to_aspect_ratio=True, data_format=self.data_format)
+        return center_crop(images, self.height, self.width, self.data_format, *params)
+
+    def transform_masks(self, masks, params):
+        return self.transform_images(masks, params, "nearest")
+
+    def box_matrix(self, params, size):
+        if params is None:
+            return None
+        if params == "resize":
+            return window_matrix(*aspect_crop_box(*size, self.height, self.width),
+                                 self.height, self.width)
+        return window_matrix(*params, self.height, self.width, self.height, self.width)
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}

@@ -160,13 +160,16 @@ def inverse_affine_matrix(center_x, center_y, angle, translate_x, translate_y, s
 
 def transform_corners(boxes: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """The `xyxy` boxes `(B, N, 4)` enclosing the four corners of each box mapped by the
-    `(B, 3, 3)` (or `(B, 2, 3)`) affine `matrix`."""
+    `(B, 3, 3)` projective (or `(B, 2, 3)` affine) `matrix`."""
     x1, y1, x2, y2 = boxes.unbind(-1)
     xs = torch.stack([x1, x2, x2, x1], -1)
     ys = torch.stack([y1, y1, y2, y2], -1)
     m = matrix[:, None, None, :, :].to(boxes.dtype)
     px = m[..., 0, 0] * xs + m[..., 0, 1] * ys + m[..., 0, 2]
     py = m[..., 1, 0] * xs + m[..., 1, 1] * ys + m[..., 1, 2]
+    if matrix.shape[-2] == 3:
+        k = m[..., 2, 0] * xs + m[..., 2, 1] * ys + m[..., 2, 2]
+        px, py = px / k, py / k
     return torch.stack([px.amin(-1), py.amin(-1), px.amax(-1), py.amax(-1)], -1)
 
 
