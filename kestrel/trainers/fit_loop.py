@@ -7,7 +7,7 @@ import torch
 
 from kestrel import config
 from kestrel.layers.node import flatten, map_structure
-from kestrel.trainers import data_adapter
+from kestrel.trainers import data_adapter, step_groups
 from kestrel.trainers.arguments import check_counts, check_not_empty
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.deferred_updates import DeferredUpdates, can_defer
@@ -113,6 +113,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         initial_epoch = model._initial_epoch
     first_step = model._initial_step
     steps = model._steps
+    k = model.steps_per_execution
     epoch_logs = {}
     step_logs = None
     for epoch in range(initial_epoch, epochs):
@@ -123,17 +124,16 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         batches = iter(session.shard(train_data, True) if session is not None else train_data)
         for _ in range(first_step):  # resuming mid-epoch: the same order, done batches skipped
             next(batches, None)
-        for step, batch in enumerate(batches, start=first_step):
-            callbacks.on_train_batch_begin(step)
-            if class_weight is not None:
-                bx, by, bsw = batch
-                batch = (bx, by, class_weight(by, bsw))
-            step_logs = steps.train(batch)
+        if class_weight is not None:
+            batches = ((bx, by, class_weight(by, bsw)) for bx, by, bsw in batches)
+        for begin, end, group in step_groups.groups(batches, k, first_step):
+            callbacks.on_train_batch_begin(begin)
+            step_logs = step_groups.run_group(steps.train, group, steps.jit)[-1]
             if step_logs is not None:  # what a user's train_step returned
                 logs = step_logs
-            elif step == 0:
+            elif begin == 0:
                 logs = LazyLogs(model.metrics)  # metrics are created on the first batch
-            callbacks.on_train_batch_end(step, logs)
+            callbacks.on_train_batch_end(end, logs)
             if model.stop_training:
                 break
         first_step = 0
@@ -187,15 +187,16 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     logs = LazyLogs(model.metrics)
     batches = session.shard(data, False) if session is not None else data
     step_logs = None
-    for step, batch in enumerate(batches):
-        callbacks.on_test_batch_begin(step)
-        if flatten(batch[0])[0].shape[0]:
-            step_logs = test(batch)
+    for begin, end, group in step_groups.groups(batches, model.steps_per_execution):
+        callbacks.on_test_batch_begin(begin)
+        group = [batch for batch in group if flatten(batch[0])[0].shape[0]]
+        if group:
+            step_logs = step_groups.run_group(test, group, model._steps.jit)[-1]
         if step_logs is not None:  # what a user's test_step returned
             logs = step_logs
-        elif step == 0:
+        elif begin == 0:
             logs = LazyLogs(model.metrics, flush)
-        callbacks.on_test_batch_end(step, logs)
+        callbacks.on_test_batch_end(end, logs)
     if deferred is not None:
         deferred.flush()
     if session is not None:
@@ -216,19 +217,23 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     verbose, callbacks = _for_rank(session, verbose, callbacks)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     model.eval()
+    k = getattr(model, "steps_per_execution", 1)  # predict works on uncompiled models too
+    jit = model._steps is not None and model._steps.jit
     callbacks.on_predict_begin()
     outputs = []
     batches = session.shard(data, False) if session is not None else data
     with torch.no_grad():  # a user's predict_step runs without gradients too
-        for step, batch in enumerate(batches):
-            callbacks.on_predict_batch_begin(step)
-            bx = batch[0]
-            if session is not None and flatten(bx)[0].shape[0] == 0:
-                outputs.append(None)  # keeps this rank's batches aligned for the gather
-                continue
-            out = model._predict_batch(batch)
-            outputs.append(out)
-            callbacks.on_predict_batch_end(step, {"outputs": out})
+        for begin, end, group in step_groups.groups(batches, k):
+            callbacks.on_predict_batch_begin(begin)
+            if session is not None:  # None for an empty batch keeps the ranks aligned
+                outs = [None if flatten(batch[0])[0].shape[0] == 0 else
+                        model._predict_batch(batch) for batch in group]
+            else:
+                outs = step_groups.run_group(model._predict_batch, group, jit)
+            outputs += outs
+            outs = [o for o in outs if o is not None]
+            if outs and callbacks._implements_predict_batch_hooks():
+                callbacks.on_predict_batch_end(end, {"outputs": _concat(outs)})
     callbacks.on_predict_end()
     if session is not None:
         local = [None if o is None else map_structure(lambda t: t.cpu().numpy(), o)
@@ -242,3 +247,12 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     flat = [flatten(o) for o in outputs]
     merged = iter([torch.cat([f[i] for f in flat]).cpu().numpy() for i in range(len(flat[0]))])
     return map_structure(lambda _: next(merged), first)
+
+
+def _concat(outputs: list):
+    """A group's outputs joined along the batch axis (one batch's outputs as they are)."""
+    if len(outputs) == 1:
+        return outputs[0]
+    flat = [flatten(o) for o in outputs]
+    joined = iter([torch.cat(column) for column in zip(*flat)])
+    return map_structure(lambda _: next(joined), outputs[0])

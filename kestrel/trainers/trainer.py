@@ -18,6 +18,7 @@ from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
 from kestrel.trainers.legacy import GeneratorMethods
 from kestrel.trainers.step_functions import StepFunctions
+from kestrel.trainers.step_groups import check_steps_per_execution
 from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
@@ -31,6 +32,7 @@ class Trainer(GeneratorMethods):
         self.history = None
         self._steps = None
         self._all_layers = None
+        self.steps_per_execution = 1
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -42,6 +44,7 @@ class Trainer(GeneratorMethods):
 
         if kwargs:
             raise TypeError(f"compile() got unexpected keyword arguments: {sorted(kwargs)}")
+        check_steps_per_execution(steps_per_execution)
         if sample_weight_mode not in (None, "temporal") and \
                 not isinstance(sample_weight_mode, (dict, list)):
             raise ValueError("sample_weight_mode must be None or 'temporal'. "
