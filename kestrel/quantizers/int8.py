@@ -168,6 +168,15 @@ class Quantizable:
         kwargs["dtype"] = dtype.source_name
         return dtype.quantization_mode
 
+    @property
+    def _saved_weight_order(self) -> list[str] | None:
+        """Keras' file order of a quantized layer's variables: the int8 weight, the others,
+        its scale (None: the default order, trainable then non-trainable)."""
+        if self._quantization_mode is None:
+            return None
+        ends = (self._int8_weight, f"{self._int8_weight}_scale")
+        return [ends[0], *(a for a in self._weight_order if a not in ends), ends[1]]
+
     def _set_quantization_mode(self, mode) -> None:
         if mode is None:
             return
