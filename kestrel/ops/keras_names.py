@@ -20,6 +20,10 @@ _CLASS_NAMES = {
     "layer_normalization": "LayerNorm",
 }
 
+# Op families without a Keras op class: Keras 2 `K` functions, and loss functions (Keras 3
+# records the ops inside them; Kestrel records one node, saved under its own name).
+_NO_OP_CLASS = ("backend.", "losses.")
+
 
 def keras_class_name(op_name: str) -> str:
     """`"get_item"` -> `"GetItem"`, `"image.rgb_to_hsv"` -> `"RGBToHSV"`."""
@@ -42,7 +46,7 @@ def _by_class() -> dict:
     get_op("mean")  # loads every op family
     table = {}
     for op_name in OPS:
-        if op_name.startswith("backend."):  # Keras 2 `K` functions have no op class
+        if op_name.startswith(_NO_OP_CLASS):
             continue
         family = "image" if op_name.startswith("image.") else ""
         table[(family, keras_class_name(op_name).lower())] = op_name

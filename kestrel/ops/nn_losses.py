@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from kestrel.backend.dtypes import result_type
 from kestrel.losses import functions as losses
+from kestrel.ops import ctc_beam
 from kestrel.ops.convert import dtype_of, float_result, promote, to_tensors, torch_dtype
 from kestrel.ops.dispatch import keras_op, module_all
 
@@ -103,18 +104,36 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
 @keras_op
 def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1,
                merge_repeated=True, mask_index=0):
-    """Greedy CTC decoding of `inputs` `(batch, time, classes)`.
+    """CTC decoding of `inputs` `(batch, time, classes)`; `mask_index` is the blank (None: the
+    last class).
 
-    Returns `(paths (1, batch, time) int32 padded with -1, scores (batch, 1))`, the score
-    being minus the sum of the best values per step. Only `strategy="greedy"` is supported.
+    `"greedy"`: the best class per step, repeats merged when `merge_repeated`; returns
+    `(paths (1, batch, time), scores (batch, 1))`, the score being minus the sum of the best
+    values per step. `"beam_search"`: a prefix beam search of `beam_width` beams on the
+    log-softmax of `inputs` (repeats always merged, as in Keras); returns the `top_paths` best
+    `(paths (top_paths, batch, time), log probabilities (batch, top_paths))`. Paths are int32,
+    padded with -1.
     """
-    if strategy != "greedy":
-        raise ValueError("ops.ctc_decode: only strategy='greedy' is supported in Kestrel. "
-                         f"Received: strategy={strategy!r}")
+    if strategy not in ("greedy", "beam_search"):
+        raise ValueError(f"ops.ctc_decode: invalid strategy {strategy!r}. Supported values "
+                         "are 'greedy' and 'beam_search'.")
     inputs, lengths = to_tensors(inputs, sequence_lengths)
     inputs = inputs.to(torch_dtype(result_type(dtype_of(inputs), "float32")))
+    if inputs.ndim != 3:
+        raise ValueError("ops.ctc_decode: inputs must be (batch, time, classes). "
+                         f"Received: inputs.shape={tuple(inputs.shape)}")
     batch, steps, classes = inputs.shape
-    blank = classes - 1 if mask_index is None else mask_index
+    blank = classes - 1 if mask_index is None else int(mask_index)
+    if not 0 <= blank < classes:
+        raise ValueError(f"ops.ctc_decode: mask_index must be a class index below {classes}. "
+                         f"Received: mask_index={mask_index}")
+    if strategy == "beam_search":
+        for name, value in (("beam_width", beam_width), ("top_paths", top_paths)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ops.ctc_decode: {name} must be a positive int. "
+                                 f"Received: {name}={value!r}")
+        return ctc_beam.beam_search(torch.log_softmax(inputs, dim=-1), lengths.reshape(-1),
+                                    beam_width, top_paths, blank)
     scores, indices = inputs.max(dim=-1)
     past_end = torch.arange(steps, device=inputs.device) >= lengths.reshape(-1, 1)
     indices = torch.where(past_end, blank, indices.int())
