@@ -303,3 +303,23 @@ def test_quantizer_serialization_matches_keras():
                       kestrel.quantizers.AbsMaxQuantizer)
     with pytest.raises(ValueError, match="value_range"):
         kestrel.quantizers.AbsMaxQuantizer(value_range=(-200, 127))
+
+
+@pytest.mark.parametrize("make", [lambda m: m.layers.Dense(3, dtype="mixed_bfloat16"),
+                                  lambda m: m.layers.Embedding(10, 3, dtype="mixed_bfloat16")])
+def test_quantized_mixed_bfloat16_outputs_in_the_compute_dtype_as_keras(make):
+    x = IDS if "Embedding" in repr(make(kestrel)) else X3
+    theirs, ours = make(keras), make(kestrel)
+    theirs(x)
+    ours(torch.as_tensor(x))
+    theirs.quantize("int8")
+    ours.quantize("int8")
+    assert ours.dtype_policy == theirs.dtype_policy.name == "int8_from_mixed_bfloat16"
+    assert ours(torch.as_tensor(x)).dtype == theirs(x).dtype == torch.bfloat16
+
+
+def test_quantized_first_layer_of_a_sequential_from_its_dtype():
+    model = kestrel.Sequential([kestrel.layers.Dense(3, input_shape=(4,),
+                                                     dtype="int8_from_float32")])
+    assert model.layers[0].kernel.dtype == torch.int8
+    assert model(torch.ones(2, 4)).shape == (2, 3)

@@ -47,6 +47,8 @@ class _StraightThrough(torch.autograd.Function):
 def _finish(layer, x):
     if layer.bias is not None:
         x = x + layer.bias
+    if layer._autocast_dtype is not None:  # mixed policies: outputs in the compute dtype
+        x = x.to(layer._autocast_dtype)
     return x if layer.activation is None else layer.activation(x)
 
 
@@ -85,7 +87,8 @@ def embedding_call(layer, inputs):
     if inputs.dtype not in (torch.int32, torch.int64):
         inputs = inputs.long()
     dtype = layer._autocast_dtype or layer._variable_dtype
-    return layer.embeddings[inputs].to(dtype) / layer.embeddings_scale[inputs].unsqueeze(-1)
+    scale = layer.embeddings_scale[inputs].unsqueeze(-1).to(dtype)
+    return layer.embeddings[inputs].to(dtype) / scale
 
 
 def full_specs(equation: str, ndim: int) -> tuple[str, str, str]:
@@ -147,6 +150,12 @@ class Quantizable:
         """The quantization mode of this layer, `None` if not quantized."""
         return self._quantization_mode
 
+    @property
+    def dtype_policy(self) -> str:
+        """The policy name: `"int8_from_<float policy>"` once quantized."""
+        mode, source = self._quantization_mode, self._dtype_policy
+        return source if mode is None else f"{mode}_from_{source}"
+
     @staticmethod
     def _pop_quantized_dtype(kwargs: dict, default_name: str):
         """Turn a quantized (or per-path map) `dtype` in `kwargs` into its float source;
@@ -185,7 +194,6 @@ class Quantizable:
                 f"{type(self).__name__} '{self.name}': Kestrel runs quantization mode 'int8' "
                 f"only. Received: mode={mode}")
         self._quantization_mode = mode
-        self._dtype_policy = f"{mode}_from_{self._dtype_policy}"
 
     def quantize(self, mode=None, type_check=True, config=None):
         """Quantize this built layer's weights in place (`"int8"`), as Keras' `quantize`."""
@@ -224,9 +232,8 @@ class Quantizable:
         if self._quantization_mode is not None:
             from kestrel import dtype_policies
 
-            source = self._dtype_policy.split("_from_", 1)[1]
             config["dtype"] = dtype_policies.serialize(
-                QuantizedDTypePolicy(self._quantization_mode, source))
+                QuantizedDTypePolicy(self._quantization_mode, self._dtype_policy))
         return config
 
 
