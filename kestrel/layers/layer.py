@@ -495,11 +495,18 @@ class Layer(nn.Module):
         quantize(self, mode, type_check=type_check, config=config, filters=filters)
 
     # ------------------------------------------------------------------ losses
-    def add_loss(self, loss) -> None:
-        """Add a scalar loss term (e.g. from inside `call`); it joins `self.losses`."""
-        if not isinstance(loss, torch.Tensor):
-            loss = torch.as_tensor(loss, dtype=torch.float32)
-        self._losses.append(loss)
+    def add_loss(self, loss, inputs=None) -> None:
+        """Add a scalar loss term, or a list of them (e.g. from inside `call`); they join
+        `self.losses`. `inputs` (Keras 2's conditional losses) is accepted and ignored."""
+        for term in loss if isinstance(loss, (list, tuple)) else [loss]:
+            if isinstance(term, KerasTensor):
+                raise ValueError(
+                    f"Layer '{self.name}': add_loss() of a symbolic tensor needs the functional "
+                    "model whose inputs compute it: call `model.add_loss(tensor)` on it. "
+                    f"Received: loss={short_repr(term)}")
+            if not isinstance(term, torch.Tensor):
+                term = torch.as_tensor(term, dtype=torch.float32)
+            self._losses.append(term)
 
     @property
     def losses(self) -> list[torch.Tensor]:

@@ -12,10 +12,12 @@ import torch.nn.functional as F
 
 from kestrel import config
 from kestrel.losses.loss import as_tensor, convert_pair
+from kestrel.losses.functions import loss_op
 from kestrel.registry.object_registry import register_builtin
 
 
 @register_builtin("losses")
+@loss_op
 def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
                                    label_smoothing=0.0, axis=-1):
     """Categorical cross-entropy scaled by `alpha * (1 - p) ** gamma`, summed over `axis`.
@@ -50,6 +52,7 @@ def _overlap_sums(y_true, y_pred, axis):
 
 
 @register_builtin("losses")
+@loss_op
 def dice(y_true, y_pred, axis=None):
     """`1 - 2 * sum(t * p) / (sum(t) + sum(p) + epsilon)` over `axis` (everything if None).
 
@@ -61,6 +64,7 @@ def dice(y_true, y_pred, axis=None):
 
 
 @register_builtin("losses")
+@loss_op
 def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
     """`1 - tp / (tp + alpha * fp + beta * fn + epsilon)` with soft counts over `axis`.
 
@@ -82,6 +86,7 @@ def _labels_column(labels: torch.Tensor) -> torch.Tensor:
 
 
 @register_builtin("losses")
+@loss_op
 def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal=True,
            gamma=80, margin=0.4):
     """Circle loss of L2-normalized embeddings `y_pred` `(batch, dim)` with integer labels.
@@ -122,6 +127,7 @@ def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal
     return loss
 
 
+@loss_op
 def categorical_generalized_cross_entropy(y_true, y_pred, q):
     """`(1 - p ** q) / q`, `p` being the probability `y_pred` gives the integer label.
 
@@ -141,6 +147,7 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q):
 
 
 @register_builtin("losses")
+@loss_op
 def ctc(y_true, y_pred):
     """CTC loss of padded integer labels `(batch, max_length)` under logits
     `(batch, time, classes)`; label 0 is the blank and marks padding."""

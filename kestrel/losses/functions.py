@@ -12,7 +12,10 @@ import torch.nn.functional as F
 
 from kestrel import config
 from kestrel.losses.loss import convert_pair, float_tensor, squeeze_or_expand_to_same_rank
+from kestrel.ops.dispatch import keras_op
 from kestrel.registry.object_registry import register_builtin
+
+loss_op = keras_op(prefix="losses.")  # on KerasTensors: one graph node
 
 
 def _pair(y_true, y_pred):
@@ -25,6 +28,7 @@ def _check_axis(axis):
 
 
 @register_builtin("losses", "mse", "MSE")
+@loss_op
 def mean_squared_error(y_true, y_pred):
     """Mean of `(y_true - y_pred) ** 2` over the last axis."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -32,6 +36,7 @@ def mean_squared_error(y_true, y_pred):
 
 
 @register_builtin("losses", "mae", "MAE")
+@loss_op
 def mean_absolute_error(y_true, y_pred):
     """Mean of `|y_true - y_pred|` over the last axis."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -39,6 +44,7 @@ def mean_absolute_error(y_true, y_pred):
 
 
 @register_builtin("losses", "mape", "MAPE")
+@loss_op
 def mean_absolute_percentage_error(y_true, y_pred):
     """`100 * mean(|(y_true - y_pred) / max(|y_true|, epsilon)|)` over the last axis."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -47,6 +53,7 @@ def mean_absolute_percentage_error(y_true, y_pred):
 
 
 @register_builtin("losses", "msle", "MSLE")
+@loss_op
 def mean_squared_logarithmic_error(y_true, y_pred):
     """Mean of `(log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)) ** 2`."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -63,6 +70,7 @@ def l2_normalize(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
 
 
 @register_builtin("losses")
+@loss_op
 def cosine_similarity(y_true, y_pred, axis=-1):
     """Negative cosine similarity along `axis` (-1 means equal directions)."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -70,6 +78,7 @@ def cosine_similarity(y_true, y_pred, axis=-1):
 
 
 @register_builtin("losses")
+@loss_op
 def huber(y_true, y_pred, delta=1.0):
     """Huber loss: quadratic for `|error| <= delta`, linear beyond, averaged over the last axis."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -81,6 +90,7 @@ def huber(y_true, y_pred, delta=1.0):
 
 
 @register_builtin("losses", "logcosh")
+@loss_op
 def log_cosh(y_true, y_pred):
     """Mean of `log(cosh(y_pred - y_true))`, computed stably."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -95,6 +105,7 @@ def _hinge_labels(y_true: torch.Tensor) -> torch.Tensor:
 
 
 @register_builtin("losses")
+@loss_op
 def hinge(y_true, y_pred):
     """Mean of `max(1 - y_true * y_pred, 0)`; labels in {0, 1} become {-1, 1}."""
     y_true, y_pred = convert_pair(y_true, y_pred)
@@ -102,6 +113,7 @@ def hinge(y_true, y_pred):
 
 
 @register_builtin("losses")
+@loss_op
 def squared_hinge(y_true, y_pred):
     """Mean of `max(1 - y_true * y_pred, 0) ** 2`; labels in {0, 1} become {-1, 1}."""
     y_true, y_pred = convert_pair(y_true, y_pred)
@@ -109,6 +121,7 @@ def squared_hinge(y_true, y_pred):
 
 
 @register_builtin("losses")
+@loss_op
 def categorical_hinge(y_true, y_pred):
     """`max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)` over the last axis."""
     y_true, y_pred = convert_pair(y_true, y_pred)
@@ -118,6 +131,7 @@ def categorical_hinge(y_true, y_pred):
 
 
 @register_builtin("losses", "kld", "KLD", "kullback_leibler_divergence")
+@loss_op
 def kl_divergence(y_true, y_pred):
     """`sum(y_true * log(y_true / y_pred))` with both clipped to `[epsilon, 1]`."""
     y_true, y_pred = convert_pair(y_true, y_pred)
@@ -127,6 +141,7 @@ def kl_divergence(y_true, y_pred):
 
 
 @register_builtin("losses")
+@loss_op
 def poisson(y_true, y_pred):
     """Mean of `y_pred - y_true * log(y_pred + epsilon)` over the last axis."""
     y_true, y_pred = convert_pair(y_true, y_pred)
@@ -149,6 +164,7 @@ def _picked_clipped_log_loss(probs: torch.Tensor, target: torch.Tensor) -> torch
 
 
 @register_builtin("losses")
+@loss_op
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Cross-entropy between one-hot (or soft) labels and predicted class probabilities.
 
@@ -171,6 +187,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
 
 
 @register_builtin("losses")
+@loss_op
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None,
                                     axis=-1):
     """Cross-entropy between integer labels and predicted class probabilities.
@@ -244,6 +261,7 @@ def _binary_crossentropy(y_true, probs):
 
 
 @register_builtin("losses")
+@loss_op
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Binary cross-entropy averaged over `axis`.
 
@@ -262,6 +280,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
 
 
 @register_builtin("losses")
+@loss_op
 def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
                               from_logits=False, label_smoothing=0.0, axis=-1):
     """Binary cross-entropy scaled by the focal factor `(1 - p_t) ** gamma`, averaged over `axis`.

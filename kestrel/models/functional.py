@@ -33,7 +33,7 @@ class Functional(Model):
         self._outputs_struct = outputs
         self.inputs = flatten(inputs)
         self.outputs = flatten(outputs)
-        self._nodes = _collect_nodes(self.inputs, self.outputs, self.name)
+        self._nodes = _collect_nodes(self.inputs, self.outputs + self._loss_tensors, self.name)
         layers = []
         for node in self._nodes:
             if not any(node.layer is l for l in layers):
@@ -76,6 +76,7 @@ class Functional(Model):
             out_slots = [slot(t) for t in node.output_tensors]
             plan.append((node.layer, simple, arg_spec, out_slots))
         self._output_slots = [slot(t) for t in self.outputs]
+        self._loss_slots = [slot(t) for t in self._loss_tensors]
         self._n_slots = len(slots)
         # free each intermediate after its last reader, as eager torch code does: holding
         # every activation to the end of `call` defeats the allocator (MobileNetV2 predict 2.9x
@@ -87,7 +88,7 @@ class Functional(Model):
             last_reader.update((index, step) for index in read)
         dead = [[] for _ in plan]
         for index, step in last_reader.items():
-            if index not in self._output_slots:
+            if index not in self._output_slots and index not in self._loss_slots:
                 dead[step].append(index)
         self._plan = [(*entry, frees) for entry, frees in zip(plan, dead)]
 
@@ -134,8 +135,35 @@ class Functional(Model):
             else:
                 for index, value in zip(out_slots, flatten(outputs)):
                     values[index] = value
+        self._losses.extend(values[i] for i in self._loss_slots)
         results = iter([values[i] for i in self._output_slots])
         return map_structure(lambda _: next(results), self._outputs_struct)
+
+    @property
+    def _loss_tensors(self) -> list[KerasTensor]:
+        return getattr(self, "_symbolic_losses", [])
+
+    def add_loss(self, loss, inputs=None) -> None:
+        """Add loss terms; symbolic tensors computed from this model's inputs are recomputed at
+        every call and join `losses` (Keras 2's `model.add_loss(kt)`; Keras 3 refuses them).
+
+        Example:
+            >>> x = kestrel.Input((3,)); y = kestrel.layers.Dense(2)(x)
+            >>> model = kestrel.Model(x, y); model.add_loss(kestrel.ops.mean(y ** 2))
+        """
+        terms = loss if isinstance(loss, (list, tuple)) else [loss]
+        symbolic = [t for t in terms if isinstance(t, KerasTensor)]
+        if len(symbolic) < len(terms):
+            super().add_loss([t for t in terms if not isinstance(t, KerasTensor)], inputs)
+        if not symbolic:
+            return
+        previous = self._loss_tensors
+        self._symbolic_losses = previous + symbolic
+        try:
+            self._init_graph(self._inputs_struct, self._outputs_struct)
+        except ValueError:
+            self._symbolic_losses = previous
+            raise
 
     def _adjust_rank(self, position: int, x):
         """`x` with a trailing size-1 axis added or removed to match its `Input`'s rank (as

@@ -54,8 +54,11 @@ def functional_config(model) -> dict:
             return [history(struct)]
         return [history(t) for t in struct]
 
-    return {"name": model.name, "trainable": model.trainable, "layers": layers,
-            "input_layers": io(model._inputs_struct), "output_layers": io(model._outputs_struct)}
+    config = {"name": model.name, "trainable": model.trainable, "layers": layers,
+              "input_layers": io(model._inputs_struct), "output_layers": io(model._outputs_struct)}
+    if model._loss_tensors:  # Kestrel's own key: Keras 3 has no symbolic add_loss
+        config["added_losses"] = io(model._loss_tensors)
+    return config
 
 
 def functional_from_config(cls, config: dict, custom_objects=None):
@@ -101,8 +104,11 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         outputs = outputs[0]
     if isinstance(inputs, list) and len(inputs) == 1:
         inputs = inputs[0]
-    return cls(inputs=inputs, outputs=outputs, name=config.get("name"),
-               trainable=config.get("trainable", True))
+    model = cls(inputs=inputs, outputs=outputs, name=config.get("name"),
+                trainable=config.get("trainable", True))
+    if config.get("added_losses"):
+        model.add_loss([graph.lookup(spec) for spec in config["added_losses"]])
+    return model
 
 
 class _Graph:
