@@ -128,7 +128,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
             batches = ((bx, by, class_weight(by, bsw)) for bx, by, bsw in batches)
         for begin, end, group in step_groups.groups(batches, k, first_step):
             callbacks.on_train_batch_begin(begin)
-            step_logs = step_groups.run_group(steps.train, group, steps.jit)[-1]
+            step_logs = step_groups.run_group(steps.train, group, steps)[-1]
             if step_logs is not None:  # what a user's train_step returned
                 logs = step_logs
             elif begin == 0:
@@ -191,7 +191,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         callbacks.on_test_batch_begin(begin)
         group = [batch for batch in group if flatten(batch[0])[0].shape[0]]
         if group:
-            step_logs = step_groups.run_group(test, group, model._steps.jit)[-1]
+            step_logs = step_groups.run_group(test, group, model._steps)[-1]
         if step_logs is not None:  # what a user's test_step returned
             logs = step_logs
         elif begin == 0:
@@ -218,7 +218,6 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     model.eval()
     k = getattr(model, "steps_per_execution", 1)  # predict works on uncompiled models too
-    jit = model._steps is not None and model._steps.jit
     callbacks.on_predict_begin()
     outputs = []
     batches = session.shard(data, False) if session is not None else data
@@ -229,7 +228,7 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
                 outs = [None if flatten(batch[0])[0].shape[0] == 0 else
                         model._predict_batch(batch) for batch in group]
             else:
-                outs = step_groups.run_group(model._predict_batch, group, jit)
+                outs = step_groups.run_group(model._predict_batch, group, model._steps)
             outputs += outs
             outs = [o for o in outs if o is not None]
             if outs and callbacks._implements_predict_batch_hooks():

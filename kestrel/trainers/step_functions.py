@@ -61,6 +61,7 @@ class StepFunctions:
         self._largest_batch: dict = {}
         self._constrained = None
         self._scaler = None  # a LossScaler when some layer computes in mixed_float16
+        self.warm = False  # whether the last step ran a compiled graph (maybe compiling it)
 
     # ------------------------------------------------------------------ the steps
     def train(self, batch):
@@ -212,7 +213,13 @@ class StepFunctions:
 
     def _compiled_for(self, mode: str, body, x):
         """`body` compiled for this batch `x`, or None where it runs eagerly (no jit, the
-        first call, a smaller batch than before, a model kept eager on CPU)."""
+        first call, a smaller batch than before, a model kept eager on CPU); `warm` tells
+        which (`step_groups` checks the guards less often after warm steps)."""
+        compiled = self._lookup(mode, body, x)
+        self.warm = compiled is not None
+        return compiled
+
+    def _lookup(self, mode: str, body, x):
         if not self.jit:
             return None
         first = flatten(x)[0]

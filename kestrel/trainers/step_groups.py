@@ -8,9 +8,9 @@ on JAX runs it whole, training a few batches more per epoch than asked).
 
 Within a group nothing outside the step runs, so the host reads nothing back (no progress bar,
 no callback) and, with `jit_compile=True`, the compiled step's guards are checked on the
-group's first batch only: the later batches of the same shapes run the graph that batch
-selected, with `torch.compiler.set_stance(skip_guard_eval_unsafe=True)`. That is skipped for a
-group whose first batch compiled something (some Python state changes from step to step).
+group's first batch only: the later batches of the same shapes run the graph it selected,
+with `torch.compiler.set_stance(skip_guard_eval_unsafe=True)`. Not after a first batch that ran
+eagerly or compiled something (a cold graph, or Python state that changes between steps).
 """
 from __future__ import annotations
 
@@ -53,28 +53,31 @@ def _signature(batch) -> tuple:
                  if isinstance(t, torch.Tensor) else type(t) for t in flatten(batch))
 
 
-def run_group(step: Callable, batches: list, jit: bool) -> list:
+def run_group(step: Callable, batches: list, steps) -> list:
     """`[step(batch) for batch in batches]`, with the compiled guards checked once (see above).
 
     Args:
         step: one train, test or predict step on a batch.
         batches: the group's batches.
-        jit: whether the steps may run compiled graphs.
+        steps: the model's `StepFunctions` (None before `compile()`).
     """
-    first, rest = batches[0], batches[1:]
-    if not rest or not jit or not hasattr(torch.compiler, "set_stance"):
+    if len(batches) < 2 or steps is None or not steps.jit or \
+            not hasattr(torch.compiler, "set_stance"):
         return [step(batch) for batch in batches]
     from torch._dynamo.utils import counters
 
     compiled_before = counters["frames"]["total"]
-    results = [step(first)]
-    signature = _signature(first)
-    stance = contextlib.nullcontext()
-    if counters["frames"]["total"] == compiled_before:
-        stance = torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)
-    with stance:
-        for batch in rest:
-            if _signature(batch) != signature:  # another shape: all guards again
+    steps.warm = False  # a step that looks up no compiled graph (a user's step) leaves it so
+    results = [step(batches[0])]
+    # a compiled graph ran with every guard and compiled nothing: it is warm, and the Python
+    # state it reads did not change since the last step (compiling under the skipping stance
+    # is an error, so a cold graph or a changing state keeps every guard)
+    if not steps.warm or counters["frames"]["total"] != compiled_before:
+        return results + [step(batch) for batch in batches[1:]]
+    signature = _signature(batches[0])
+    with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+        for batch in batches[1:]:
+            if _signature(batch) != signature:  # another shape: every guard again
                 with torch.compiler.set_stance("default"):
                     results.append(step(batch))
             else:
