@@ -59,9 +59,14 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             predicted = model.predict(_data()[0], batch_size=BATCH, verbose=0)
             with keras.distribution.gathered(model):
                 weights = model.get_weights()
-                if rank == 0:
+                if rank == 0 and name == "mp":
                     model.save(os.path.join(out_dir, f"{name}.keras"))
                     model.save_weights(os.path.join(out_dir, f"{name}.weights.h5"))
+            if name == "fsdp":  # saving and loading gather by themselves, in every process
+                model.save(os.path.join(out_dir, f"{name}.keras"))
+                model.save_weights(os.path.join(out_dir, f"{name}.weights.h5"))
+                model.load_weights(os.path.join(out_dir, f"{name}.weights.h5"))
+                assert type(model.layers[1].kernel).__name__ == sharded
             keras.distribution.set_distribution(None)
             np.savez(os.path.join(out_dir, f"{name}{rank}.npz"), *weights, losses=losses,
                      numel=numel, sharded=sharded, predicted=predicted)

@@ -10,6 +10,7 @@ whole-valued Variables in (for saving, `get_weights`, loading) and re-shards on 
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import torch
 from torch import nn
@@ -150,6 +151,14 @@ def gathered(model):
                                                   sharded.placements, src_data_rank=None)
                 sharded.to_local().copy_(value.to_local())
             container[key] = sharded
+
+
+def whole_weights(model):
+    """`gathered(model)` when some weight of `model` is sharded, else a no-op context (saving
+    and loading enter it, so every process must save or load a sharded model)."""
+    if "torch.distributed.tensor" in sys.modules and any(is_sharded(p) for p in model.parameters()):
+        return gathered(model)
+    return contextlib.nullcontext(model)
 
 
 def local_numel(model) -> int:

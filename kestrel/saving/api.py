@@ -16,6 +16,7 @@ import zipfile
 
 import h5py
 
+from kestrel.distribution.sharding import whole_weights
 from kestrel.saving import hdf5_legacy, keras_weights, keras_zip
 from kestrel.saving.atomic import atomic_write
 
@@ -120,7 +121,7 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
     suffix = _suffix(filepath, _MODEL_SUFFIXES, "save_model")
     _check_overwrite(filepath, overwrite)
     writer = keras_zip.save_model if suffix == ".keras" else hdf5_legacy.save_model
-    with atomic_write(filepath) as temp_path:
+    with whole_weights(model), atomic_write(filepath) as temp_path:
         writer(model, temp_path, include_optimizer=include_optimizer)
 
 
@@ -147,7 +148,8 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout)."""
     suffix = _suffix(filepath, _WEIGHT_SUFFIXES, "save_weights")
     _check_overwrite(filepath, overwrite)
-    with atomic_write(filepath) as temp_path, h5py.File(temp_path, "w") as file:
+    with whole_weights(model), atomic_write(filepath) as temp_path, \
+            h5py.File(temp_path, "w") as file:
         if suffix == ".weights.h5":
             keras_weights.write_weights(file, model)
         else:
@@ -168,6 +170,11 @@ def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = F
         raise ValueError(
             f"Model '{model.name}' has no weights yet: it is not built. Call it on a batch of "
             "data or call `model.build(input_shape)` before `load_weights()`.")
+    with whole_weights(model):
+        _read_weights_file(model, filepath, suffix, by_name, skip_mismatch)
+
+
+def _read_weights_file(model, filepath, suffix: str, by_name: bool, skip_mismatch: bool) -> None:
     if suffix == ".keras":
         _reject_by_name(by_name, suffix)
         with _open_zip(filepath) as archive, keras_zip.open_weights(archive, filepath) as file, \

@@ -15,6 +15,7 @@ from kestrel.preprocessing._image_io import array_to_img, img_to_array, load_img
 # Names that live elsewhere, imported on first use (keeps `import kestrel` light):
 # "module:attribute", or a module alone.
 _LAZY_NAMES = {
+    "bounding_boxes": "kestrel.utils.bounding_boxes",
     "legacy": "kestrel.utils.legacy",
     "Config": "kestrel.utils.config_container:Config",
     "FeatureSpace": "kestrel.layers.preprocessing.feature_space:FeatureSpace",
