@@ -1,6 +1,7 @@
 """Quantized dtype policies, DTypePolicyMap, kestrel.quantizers and `quantize("int8")`,
 compared with real Keras 3 (torch backend) on the same weights and inputs."""
 import os
+import re
 import warnings
 
 import numpy as np
@@ -206,11 +207,47 @@ def test_quantize_errors_as_keras(case):
     assert text in str(raised.value)
 
 
-def test_modes_kestrel_does_not_run_are_named():
-    layer = kestrel.layers.Dense(2)
-    layer(torch.ones(1, 3))
-    with pytest.raises(NotImplementedError, match="'int8' only. Received: mode=float8"):
-        layer.quantize("float8")
+@pytest.mark.parametrize("layer, mode, modes", [
+    (kestrel.layers.Dense(2), "int4", "('int8', 'float8')"),
+    (kestrel.layers.Embedding(4, 2), "float8", "('int8',)")])
+def test_modes_kestrel_does_not_run_are_named(layer, mode, modes):
+    layer(torch.ones(1, 3, dtype=torch.int64 if "Embedding" in repr(layer) else torch.float32))
+    with pytest.raises(NotImplementedError, match=rf"modes {re.escape(modes)} for this layer. "
+                                                  rf"Received: mode={mode}"):
+        layer.quantize(mode)
+
+
+def _float8_models(lib):
+    return [lib.Sequential([lib.Input((5,)), lib.layers.Dense(3, activation="tanh")]),
+            lib.Sequential([lib.Input((5,)),
+                            lib.layers.EinsumDense("ab,bc->ac", 3, bias_axes="c")])]
+
+
+def test_float8_forward_and_delayed_scaling_training_match_keras(tmp_path):
+    x, y = RNG.normal(size=(8, 5)).astype("float32"), RNG.normal(size=(8, 3)).astype("float32")
+    for theirs, ours in zip(_float8_models(keras), _float8_models(kestrel)):
+        ours.set_weights(theirs.get_weights())
+        theirs.quantize("float8")
+        ours.quantize("float8")
+        layer = ours.layers[0]
+        assert layer.dtype_policy == "float8_from_float32"
+        assert [w.path.split("/")[-1] for w in layer.weights] == [
+            w.path.split("/")[-1] for w in theirs.layers[0].weights]
+        np.testing.assert_array_equal(ours(torch.as_tensor(x)).detach().numpy(),
+                                      _keras_out(theirs, x))
+        theirs.compile(keras.optimizers.SGD(0.1), "mse")
+        ours.compile(kestrel.optimizers.SGD(0.1), "mse")
+        for _ in range(2):  # the second step uses the scales the first one recorded
+            for model in (theirs, ours):
+                model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        for a, b in zip(layer.get_weights(), theirs.layers[0].weights):
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-6, atol=1e-9)
+        assert float(layer.inputs_scale) != 1.0
+        ours.save(tmp_path / "f8.keras")
+        back = keras.saving.load_model(tmp_path / "f8.keras")
+        assert back.layers[0].dtype_policy.amax_history_length == 1024
+        np.testing.assert_allclose(_keras_out(back, x), _keras_out(theirs, x), rtol=1e-5,
+                                   atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["int8_from_float32", "int8_from_mixed_bfloat16",

@@ -16,7 +16,7 @@ def quantize(layer, mode=None, *, type_check=True, config=None, filters=None) ->
         >>> model.quantize("int8")  # doctest: +SKIP
     """
     from kestrel.layers.layer import Layer
-    from kestrel.quantizers.int8 import check_quantize_args
+    from kestrel.quantizers.layer_mixin import check_quantize_args
 
     leaves = [m for m in layer.modules() if isinstance(m, Layer) and not m._sublayers()]
     if leaves == [layer]:

@@ -8,10 +8,11 @@ from kestrel.activations.activations import activate_fresh
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int8
+from kestrel.quantizers.layer_mixin import Quantizable
 
 
 @register_layer()
-class Dense(int8.Quantizable, Layer):
+class Dense(Quantizable, Layer):
     """Just your regular densely-connected layer.
 
     Args:
@@ -64,7 +65,7 @@ class Dense(int8.Quantizable, Layer):
                                     constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
         if self._quantization_mode:
-            self._to_int8(quantize_values=False)
+            self._quantized_build()
 
     def call(self, inputs):
         if self.bias is not None and inputs.dim() == 2:
@@ -75,6 +76,10 @@ class Dense(int8.Quantizable, Layer):
                 outputs = outputs + self.bias
         return activate_fresh(self.activation, outputs) \
             if self.activation is not None else outputs
+
+    @staticmethod
+    def _float8_contract(layer, x, kernel):
+        return torch.matmul(x, kernel)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -8,6 +8,7 @@ from kestrel.initializers.variance_scaling import VarianceScaling
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int8
+from kestrel.quantizers.layer_mixin import Quantizable
 
 _FORMS = (  # (pattern on the equation with "..." written as "0", ellipsis side)
     (r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)", None),
@@ -92,7 +93,7 @@ def analyze_equation(equation: str, bias_axes: str | None, input_shape, output_s
 
 
 @register_layer()
-class EinsumDense(int8.Quantizable, Layer):
+class EinsumDense(Quantizable, Layer):
     """A dense layer computing `activation(einsum(equation, inputs, kernel) + bias)`.
 
     Args:
@@ -153,13 +154,17 @@ class EinsumDense(int8.Quantizable, Layer):
             "bias", tuple(bias_shape), self.bias_initializer,
             regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         if self._quantization_mode:
-            self._to_int8(quantize_values=False)
+            self._quantized_build()
 
     def call(self, inputs):
         x = ops.einsum(self.equation, inputs, self.kernel)
         if self.bias is not None:
             x = x + self.bias
         return x if self.activation is None else self.activation(x)
+
+    @staticmethod
+    def _float8_contract(layer, x, kernel):
+        return ops.einsum(layer.equation, x, kernel)
 
     def compute_output_shape(self, input_shape):
         return tuple(analyze_equation(self.equation, self.bias_axes, input_shape,

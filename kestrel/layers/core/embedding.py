@@ -8,12 +8,13 @@ from kestrel import constraints, initializers, regularizers
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor
 from kestrel.quantizers import int8
+from kestrel.quantizers.layer_mixin import Quantizable
 
 _INDEX_DTYPES = (torch.int32, torch.int64)
 
 
 @register_layer()
-class Embedding(int8.Quantizable, Layer):
+class Embedding(Quantizable, Layer):
     """Maps each index in `[0, input_dim)` to a learned vector of size `output_dim`.
 
     Args:
@@ -67,7 +68,7 @@ class Embedding(int8.Quantizable, Layer):
             "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
             regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint)
         if self._quantization_mode:
-            self._to_int8(quantize_values=False)
+            self._quantized_build()
 
     def call(self, inputs):
         if inputs.dtype not in _INDEX_DTYPES:
