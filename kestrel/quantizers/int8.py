@@ -1,11 +1,12 @@
 """int8 weights for Dense, EinsumDense and Embedding, with Keras 3's variables and numbers.
 
-`layer.quantize("int8")` (see `layer_mixin.Quantizable`) replaces the float kernel by an int8 `kernel` (abs-max per output
-channel) and a float `kernel_scale` (Embedding: `embeddings` and `embeddings_scale` per row),
-both non-trainable, and swaps the layer's `call` for an int8 one: the float path keeps no
-extra branch. Dense and EinsumDense quantize their inputs on the fly (abs-max over the
-contracted axes), multiply in integers and divide by both scales; gradients reach the inputs
-through the dequantized kernel (straight through), as Keras' custom gradient does.
+`layer.quantize("int8")` (see `layer_mixin.Quantizable`) replaces the float kernel by an int8
+`kernel` (abs-max per output channel) and a float `kernel_scale` (Embedding: `embeddings` and
+`embeddings_scale` per row), both non-trainable, and swaps the layer's `call` for an int8 one:
+the float path keeps no extra branch. Dense and EinsumDense quantize their inputs on the fly
+(abs-max over the contracted axes), multiply the integer values (in the float dtype: exact, as
+Keras' int32 product, while a contraction sums at most 1040 terms) and divide by both scales;
+gradients reach the inputs through the dequantized kernel, as Keras' custom gradient does.
 """
 from __future__ import annotations
 
