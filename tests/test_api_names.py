@@ -23,7 +23,6 @@ NOT_YET = {
          "quantizers", "visualization", "wrappers"},
     "dtype_policies": {"AWQDTypePolicy", "DTypePolicyMap", "GPTQDTypePolicy", "Int4DTypePolicy",
                        "QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy"},
-    "layers": {"ContrastLimitedAdaptiveHistogramEqualization"},
     "ops.image": {"scale_and_translate"},
     "saving": {"KerasFileEditor"},
 }

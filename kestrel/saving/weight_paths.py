@@ -22,7 +22,11 @@ def is_graph_model(layer) -> bool:
 
 
 def own_weights(layer: Layer) -> list[str]:
-    """A layer's own weight attributes as Keras 3 saves them: trainable, then non-trainable."""
+    """A layer's own weight attributes as Keras 3 saves them: trainable, then non-trainable
+    (or the fixed order a quantized layer saves its weights in)."""
+    saved = getattr(layer, "_saved_weight_order", None)
+    if saved is not None:
+        return list(saved)
     order = layer._weight_order
     trainable = [a for a in order if isinstance(getattr(layer, a), nn.Parameter)]
     return trainable + [a for a in order if a not in trainable]

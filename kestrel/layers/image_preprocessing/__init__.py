@@ -1,5 +1,6 @@
 """Image preprocessing and augmentation layers: batched torch ops on the images' device."""
 from kestrel.layers.image_preprocessing.affine import affine_transform
+from kestrel.layers.image_preprocessing.clahe import ContrastLimitedAdaptiveHistogramEqualization
 from kestrel.layers.image_preprocessing.color import RandomBrightness, RandomContrast
 from kestrel.layers.image_preprocessing.composite import (
     AugMix, Pipeline, RandAugment, RandomColorJitter)
@@ -17,9 +18,8 @@ from kestrel.layers.image_preprocessing.rescaling import Rescaling
 from kestrel.layers.image_preprocessing.sizing import CenterCrop, RandomCrop, Resizing
 from kestrel.layers.image_preprocessing.warps import RandomElasticTransform, RandomPerspective
 
-__all__ = ["AugMix", "AutoContrast", "CenterCrop", "CutMix", "Equalization", "MaxNumBoundingBoxes",
-           "MixUp",
-           "Pipeline", "RandAugment", "RandomBrightness", "RandomColorDegeneration",
+__all__ = ["AugMix", "AutoContrast", "CenterCrop", "ContrastLimitedAdaptiveHistogramEqualization",
+           "CutMix", "Equalization", "MaxNumBoundingBoxes", "MixUp", "Pipeline", "RandAugment", "RandomBrightness", "RandomColorDegeneration",
            "RandomColorJitter", "RandomContrast", "RandomCrop", "RandomElasticTransform",
            "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale", "RandomHue",
            "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomRotation",
