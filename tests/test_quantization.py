@@ -347,3 +347,12 @@ def test_quantized_first_layer_of_a_sequential_from_its_dtype():
                                                      dtype="int8_from_float32")])
     assert model.layers[0].kernel.dtype == torch.int8
     assert model(torch.ones(2, 4)).shape == (2, 3)
+
+
+def test_any_layer_takes_a_policy_map_default():
+    from kestrel.dtype_policies import DTypePolicyMap, serialize
+
+    policies = DTypePolicyMap(default_policy="float64")
+    conv = kestrel.layers.Conv1D(2, 3, dtype=policies)
+    assert conv(torch.ones(1, 5, 2, dtype=torch.float64)).dtype == torch.float64
+    assert kestrel.layers.Conv1D(2, 3, dtype=serialize(policies)).dtype_policy == "float64"

@@ -43,7 +43,11 @@ def policy_name(dtype) -> str:
     if dtype is None:
         return mixed_precision.global_policy().name
     if isinstance(dtype, dict):
+        if dtype.get("class_name") == "DTypePolicyMap":  # a layer takes the map's default
+            return policy_name(dtype.get("config", {}).get("default_policy"))
         return dtype.get("config", {}).get("name", config.floatx())
+    if hasattr(dtype, "default_policy"):  # a DTypePolicyMap
+        return dtype.default_policy.name
     if isinstance(dtype, torch.dtype):
         return config.dtype_name(dtype)
     return getattr(dtype, "name", None) or str(dtype)
