@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from kestrel.layers.naming import unique_name
 from kestrel.layers.regularization import seeding
 
 
@@ -96,3 +97,13 @@ def _fused(query, key, value, mask, is_causal, scale, dropout):
 def mask_or_keras_mask(mask, tensor):
     """The mask given explicitly, else the one the tensor carries (`_keras_mask`)."""
     return mask if mask is not None else getattr(tensor, "_keras_mask", None)
+
+
+def reserve_sublayer_names() -> None:
+    """Take the automatic names `softmax` and `dropout` as Keras' attention build does.
+
+    Keras builds an unnamed Softmax and Dropout inside each attention layer; reserving their
+    names keeps the user's later `Dropout()`/`Softmax()` layers named as under Keras.
+    """
+    unique_name("softmax")
+    unique_name("dropout")

@@ -143,6 +143,7 @@ class GroupedQueryAttention(Layer):
                                          bias_axes="m" if self.use_bias else None,
                                          name="attention_output", **common)
         self._output_dense._build_from_shape((None, None, q_heads, self.head_dim))
+        attention_math.reserve_sublayer_names()
 
     def _sublayer_kwargs(self) -> dict:
         def fresh(obj):

@@ -162,6 +162,7 @@ class MultiHeadAttention(Layer):
         self.output_dense = HeadProjection((heads, self.value_dim),
                                            self._output_shape or (query_shape[-1],),
                                            name="attention_output", **common)
+        attention_math.reserve_sublayer_names()
 
     def _sublayer_kwargs(self) -> dict:
         return {"use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,

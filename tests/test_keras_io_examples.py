@@ -1,0 +1,49 @@
+"""keras.io example patterns that once differed from Keras 3: each model is built with Kestrel and
+with real Keras (torch backend) from the same code; names, shapes and parameter counts must agree.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import kestrel  # noqa: E402
+
+
+def _fresh(lib):
+    lib.utils.clear_session()
+    lib.utils.set_random_seed(0)
+    return lib
+
+
+def _layout(model):
+    """(class, name, params, output shape) per layer, and the total."""
+    rows = [(type(l).__name__, l.name, l.count_params(), tuple(l.output.shape))
+            for l in model.layers]
+    return rows, model.count_params()
+
+
+def _same_in_both(build):
+    """Build with Kestrel and Keras; assert the layouts agree and return both models."""
+    ours = build(_fresh(kestrel))
+    theirs = build(_fresh(keras))
+    assert _layout(ours) == _layout(theirs)
+    return ours, theirs
+
+
+def test_attention_reserves_keras_sublayer_names():
+    """CCT / ViT blocks: names of Dropout/Softmax after a MultiHeadAttention follow Keras."""
+    def build(k):
+        inputs = k.Input((16, 32))
+        x = k.layers.MultiHeadAttention(num_heads=2, key_dim=8, dropout=0.1)(inputs, inputs)
+        x = k.layers.Dropout(0.1)(x)
+        x = k.layers.GroupQueryAttention(head_dim=8, num_query_heads=2,
+                                         num_key_value_heads=1)(x, x)
+        x = k.layers.Softmax()(k.layers.Dropout(0.1)(x))
+        return k.Model(inputs, x)
+
+    ours, _ = _same_in_both(build)
+    names = [l.name for l in ours.layers]
+    assert names[2:] == ["dropout_1", "grouped_query_attention", "dropout_3", "softmax_2"]
