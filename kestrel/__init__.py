@@ -39,6 +39,7 @@ _LAZY_NAMES = {
     "Function": "kestrel.ops.function:Function",
     "name_scope": "kestrel.backend.scopes:name_scope",
     "device": "kestrel.backend.scopes:device",
+    "Quantizer": "kestrel.quantizers:Quantizer",
     "remat": "kestrel.layers.remat:remat",
     "RematScope": "kestrel.layers.remat:RematScope",
 }

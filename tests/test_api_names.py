@@ -14,16 +14,19 @@ MODULES = ["", "activations", "applications", "backend", "callbacks", "config", 
            "legacy", "legacy.saving", "losses", "metrics", "mixed_precision", "models", "ops",
            "ops.image", "ops.linalg", "ops.nn", "ops.numpy", "optimizers", "optimizers.legacy",
            "optimizers.schedules", "preprocessing", "preprocessing.image",
-           "preprocessing.sequence", "random", "regularizers", "saving", "tree", "utils",
+           "preprocessing.sequence", "quantizers", "random", "regularizers", "saving", "tree", "utils",
            "utils.bounding_boxes", "utils.legacy"]
 
 # Not (yet) in Kestrel, by module; `src` is Keras' private tree.
 NOT_YET = {
-    "": {"src", "Quantizer", "StatelessScope", "SymbolicScope", "distillation",
-         "quantizers", "visualization", "wrappers"},
-    "dtype_policies": {"AWQDTypePolicy", "DTypePolicyMap", "GPTQDTypePolicy", "Int4DTypePolicy",
-                       "QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy"},
+    "": {"src", "StatelessScope", "SymbolicScope", "distillation",
+         "visualization", "wrappers"},
+    "dtype_policies": {"AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy"},
     "ops.image": {"scale_and_translate"},
+    "quantizers": {"AWQConfig", "Float8QuantizationConfig", "GPTQConfig",
+                   "Int4QuantizationConfig", "Int8QuantizationConfig", "QuantizationConfig",
+                   "abs_max_quantize_grouped_with_zero_point", "fake_quant_with_min_max_vars",
+                   "pack_int4", "unpack_int4"},
     "saving": {"KerasFileEditor"},
 }
 
