@@ -22,7 +22,6 @@ NOT_YET = {
     "": {"src", "StatelessScope", "SymbolicScope", "distillation",
          "visualization", "wrappers"},
     "dtype_policies": {"AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy"},
-    "ops.image": {"scale_and_translate"},
     "quantizers": {"AWQConfig", "Float8QuantizationConfig", "GPTQConfig",
                    "Int4QuantizationConfig", "Int8QuantizationConfig", "QuantizationConfig",
                    "abs_max_quantize_grouped_with_zero_point", "fake_quant_with_min_max_vars",
