@@ -47,3 +47,15 @@ def test_attention_reserves_keras_sublayer_names():
     ours, _ = _same_in_both(build)
     names = [l.name for l in ours.layers]
     assert names[2:] == ["dropout_1", "grouped_query_attention", "dropout_3", "softmax_2"]
+
+
+@pytest.mark.parametrize("value", [
+    [np.zeros((4, 4, 3), np.uint8)],  # ViT: ops.convert_to_tensor([image]) before resizing
+    [np.zeros(2), np.ones(2)],
+    [np.zeros(2, np.int64), [1, 2]],
+    [np.float32(1.5), 2],
+])
+def test_convert_to_tensor_of_a_list_of_arrays(value):
+    ours, theirs = kestrel.ops.convert_to_tensor(value), keras.ops.convert_to_tensor(value)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -77,6 +77,10 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None, device=None) -> t
         return tensor.to(device=device, dtype=target)
     if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in _leaves(x)):
         return torch.stack([convert_to_tensor(v, dtype, device=device) for v in x])
+    if isinstance(x, (list, tuple)) and any(isinstance(v, np.ndarray) for v in _leaves(x)):
+        leaf_dtypes = [getattr(v, "dtype", type(v)) for v in _leaves(x)]
+        return convert_to_tensor(np.array(x), dtype=dtype or result_type(*leaf_dtypes),
+                                 device=device)
     if target is None:
         target = torch_dtype(_python_dtype(x))
     if hasattr(x, "__array__") and not isinstance(x, (list, tuple)):
