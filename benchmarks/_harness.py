@@ -1,11 +1,13 @@
 """Shared machinery of the benchmark scripts: flags, interleaved timing, Keras subprocesses.
 
-A workload script describes one model four ways (Kestrel eager, Kestrel `jit_compile=True`, a
-hand-written torch loop, Keras 3 on its torch backend) and calls `main(workload)`. Every
-variant builds its model once per measurement, makes one untimed first call (which includes
-`torch.compile` for the jit variant and is reported as "first call"), then the repeats take
-turns: in each round every variant runs once, in a rotating order. Keras runs in a fresh
-subprocess for each round, because its backend is fixed when it is imported.
+A workload script describes one model five ways (Kestrel eager, Kestrel `jit_compile=True`, a
+hand-written torch loop, Keras 3 on its torch backend, Keras 3 on JAX with XLA) and calls
+`main(workload)`. Every variant builds its model once per measurement, makes one untimed first
+call (which includes `torch.compile` for the jit variant and is reported as "first call"), then
+the repeats take turns: in each round every variant runs once, in a rotating order. Keras runs
+in a fresh subprocess for each round, because its backend is fixed when it is imported; with
+one thread, XLA is held to one thread too. `--steps-per-execution K` applies to the Kestrel jit
+and the Keras-on-JAX variants (Keras' torch backend refuses K > 1).
 """
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from typing import Callable
 
 import numpy as np
 
-VARIANTS = ("torch", "kestrel", "kestrel_jit", "keras")
+VARIANTS = ("torch", "kestrel", "kestrel_jit", "keras", "keras_jax")
 LABELS = {"torch": "torch loop", "kestrel": "Kestrel", "kestrel_jit": "Kestrel jit",
-          "keras": "Keras 3 (torch)"}
+          "keras": "Keras 3 (torch)", "keras_jax": "Keras 3 (JAX)"}
+BACKENDS = {"keras": "torch", "keras_jax": "jax"}  # the Keras variants, run in subprocesses
+SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="rounds (default 5, quick 2)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="process CPU time (robust on a shared machine) or wall time")
-    parser.add_argument("--no-keras", action="store_true", help="skip the Keras 3 variant")
+    parser.add_argument("--no-keras", action="store_true", help="skip both Keras 3 variants")
+    parser.add_argument("--no-jax", action="store_true", help="skip the Keras 3 on JAX variant")
+    parser.add_argument("--steps-per-execution", type=int, default=1,
+                        help="compile(steps_per_execution=) of Kestrel jit and Keras on JAX")
     parser.add_argument("--only", default=None, help="comma-separated variants to run")
     parser.add_argument("--measure", default=None,
                         help="comma-separated measurement kinds to run (fit, evaluate, predict)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--keras-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
@@ -126,10 +134,12 @@ def set_threads(n: int) -> None:
 class ApiSession:
     """A Kestrel or Keras model run through `fit` / `evaluate` / `predict`."""
 
-    def __init__(self, module, workload: Workload, m: Measurement, n: int, jit: bool):
+    def __init__(self, module, workload: Workload, m: Measurement, n: int, jit: bool,
+                 steps_per_execution: int = 1):
         module.utils.set_random_seed(0)
         self.x, self.y = workload.make_data(n)
         self.model = workload.build(module, jit)
+        self.model.steps_per_execution = steps_per_execution  # read by the first fit
         self.m = m
 
     def run(self) -> None:
@@ -161,30 +171,50 @@ def _timed(fn: Callable[[], None], clock: Callable[[], float]) -> float:
     return clock() - start
 
 
-def keras_available() -> bool:
+def keras_available(backend: str = "torch") -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("keras") is not None
+    return importlib.util.find_spec("keras") is not None and \
+        (backend != "jax" or importlib.util.find_spec("jax") is not None)
 
 
 def keras_child(workload: Workload, args: argparse.Namespace) -> None:
-    """Run inside a fresh process with KERAS_BACKEND=torch: first call, then one timed call."""
+    """Run inside a fresh process with KERAS_BACKEND set: first call, then one timed call.
+
+    On torch, Keras runs `jit_compile=False` (what "auto" means there); on JAX, XLA-compiled
+    steps (what "auto" means there) with `--steps-per-execution`."""
     import keras
 
-    set_threads(args.threads)
+    jax = args.backend == "jax"
+    if not jax:
+        set_threads(args.threads)
     m = next(m for m in workload.measurements if m.name == args.keras_child)
     n = workload.samples[1 if args.quick else 0]
-    session = ApiSession(keras, workload, m, n, jit=False)
+    session = ApiSession(keras, workload, m, n, jit=jax,
+                         steps_per_execution=args.steps_per_execution if jax else 1)
     clock = _clock(args.clock)
     first = _timed(session.run, time.perf_counter)
     seconds = _timed(session.run, clock)
-    print(json.dumps({"first_s": first, "seconds": seconds, "version": keras.__version__}))
+    version = keras.__version__
+    if jax:
+        import jax as jax_module
+
+        version += f", jax {jax_module.__version__}"
+    print(json.dumps({"first_s": first, "seconds": seconds, "version": version}))
 
 
-def _keras_round(script: str, m: Measurement, args: argparse.Namespace) -> dict:
+def _keras_round(script: str, m: Measurement, args: argparse.Namespace,
+                 variant: str = "keras") -> dict:
+    backend = BACKENDS[variant]
     command = [sys.executable, script, "--keras-child", m.name, "--threads", str(args.threads),
-               "--clock", args.clock] + (["--quick"] if args.quick else [])
-    env = dict(os.environ, KERAS_BACKEND="torch")
+               "--clock", args.clock, "--backend", backend,
+               "--steps-per-execution", str(args.steps_per_execution)]
+    command += ["--quick"] if args.quick else []
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if backend == "jax":
+        env["JAX_PLATFORMS"] = "cpu"
+        if args.threads == 1:
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"Keras subprocess failed for {m.name}:\n{done.stderr[-2000:]}")
@@ -202,10 +232,13 @@ def run(workload: Workload, args: argparse.Namespace, script: str) -> dict:
     clock = _clock(args.clock)
     n = workload.samples[1 if args.quick else 0]
     variants = [v for v in VARIANTS if args.only is None or v in args.only.split(",")]
-    if "keras" in variants and (args.no_keras or not keras_available()):
-        variants.remove("keras")
+    for v, backend in BACKENDS.items():
+        skip = args.no_keras or (v == "keras_jax" and args.no_jax)
+        if v in variants and (skip or not keras_available(backend)):
+            variants.remove(v)
     results: dict = {"workload": workload.name, "samples": n, "threads": args.threads,
                      "clock": args.clock, "repeats": args.repeats,
+                     "steps_per_execution": args.steps_per_execution,
                      "torch": torch.__version__, "kestrel": kestrel.__version__,
                      "measurements": {}}
     for m in workload.measurements:
@@ -214,21 +247,23 @@ def run(workload: Workload, args: argparse.Namespace, script: str) -> dict:
         sessions: dict = {}
         entry = {v: {"seconds": [], "first_s": None} for v in variants}
         for v in variants:  # build and make the first (untimed) call
-            if v == "keras":
+            if v in BACKENDS:
                 continue
             start = time.perf_counter()
+            jit = v == "kestrel_jit"
             sessions[v] = HandSession(workload, m, n) if v == "torch" else ApiSession(
-                kestrel, workload, m, n, jit=v == "kestrel_jit")
+                kestrel, workload, m, n, jit=jit,
+                steps_per_execution=args.steps_per_execution if jit else 1)
             sessions[v].run()
             entry[v]["first_s"] = time.perf_counter() - start
         for round_index in range(args.repeats):
             shift = round_index % len(variants)
             for v in variants[shift:] + variants[:shift]:
-                if v == "keras":
-                    child = _keras_round(script, m, args)
+                if v in BACKENDS:
+                    child = _keras_round(script, m, args, v)
                     entry[v]["seconds"].append(child["seconds"])
                     entry[v]["first_s"] = child["first_s"]
-                    results["keras"] = child["version"]
+                    results[v] = child["version"]
                 else:
                     entry[v]["seconds"].append(_timed(sessions[v].run, clock))
         for v in variants:
@@ -248,8 +283,8 @@ def ratio(entry: dict, variant: str) -> float | None:
 def table(all_results: list[dict]) -> str:
     """A Markdown table: ms per call (median) and the ratio to the hand-written torch loop."""
     head = ("| workload | measurement | torch loop ms | Kestrel ms (×) | Kestrel jit ms (×) "
-            "| jit first call s | Keras 3 ms (×) |")
-    lines = [head, "|" + "---|" * 7]
+            "| jit first call s | Keras 3 torch ms (×) | Keras 3 JAX ms (×) |")
+    lines = [head, "|" + "---|" * 8]
     for res in all_results:
         for name, entry in res["measurements"].items():
             def cell(v):
@@ -260,7 +295,8 @@ def table(all_results: list[dict]) -> str:
             lines.append(
                 f"| {res['workload']} | {name} | {entry['torch']['median_s'] * 1e3:.1f} | "
                 f"{cell('kestrel')} | {cell('kestrel_jit')} | "
-                f"{'n/a' if first is None else f'{first:.1f}'} | {cell('keras')} |")
+                f"{'n/a' if first is None else f'{first:.1f}'} | {cell('keras')} | "
+                f"{cell('keras_jax')} |")
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 Each workload runs in its own process with an empty inductor cache, so the jit "first call"
 includes a cold `torch.compile`; the report goes to stdout and to `benchmarks/results/latest.md`.
-Run: `python benchmarks/run_all.py [--threads N] [--quick] [--no-keras] [--repeats R]`.
+Run: `python benchmarks/run_all.py [--threads N] [--quick] [--no-keras] [--no-jax] [--repeats R]
+[--steps-per-execution K]`.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def run_workload(name: str, args) -> dict | None:
                    "--repeats", str(args.repeats), "--json", str(out), "--clock", args.clock]
         command += ["--quick"] if args.quick else []
         command += ["--no-keras"] if args.no_keras else []
+        command += ["--no-jax"] if args.no_jax else []
+        command += ["--steps-per-execution", str(args.steps_per_execution)]
         print(f"running {name} ...", file=sys.stderr)
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(Path(tmp) / "inductor"))
         done = subprocess.run(command, text=True, stdout=subprocess.DEVNULL, env=env,
@@ -72,12 +75,15 @@ def report(results: list[dict], imports: dict, args) -> str:
 
     ok = [r for r in results if "error" not in r]
     keras_version = next((r["keras"] for r in ok if "keras" in r), None)
+    jax_version = next((r["keras_jax"] for r in ok if "keras_jax" in r), None)
     lines = [
         f"# Kestrel benchmarks ({datetime.date.today().isoformat()})", "",
         f"Machine: {cpu_name()}, {os.cpu_count()} CPU cores, {args.threads} torch thread(s); "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"Kestrel {kestrel.__version__}"
-        + (f", Keras {keras_version} (KERAS_BACKEND=torch)" if keras_version else "") + ".",
+        + (f", Keras {keras_version} (KERAS_BACKEND=torch)" if keras_version else "")
+        + (f", Keras {jax_version} (KERAS_BACKEND=jax, XLA)" if jax_version else "")
+        + f"; steps_per_execution={args.steps_per_execution} for Kestrel jit and Keras on JAX.",
         f"Clock: {'process CPU time' if args.clock == 'cpu' else 'wall time'}; median of "
         f"{args.repeats} interleaved rounds{' (quick run)' if args.quick else ''}. "
         "Times are ms per call (one fit epoch, evaluate or predict pass); (×) is the ratio "
@@ -104,6 +110,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--no-jax", action="store_true")
+    parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     args = parser.parse_args(argv)
     if args.repeats is None:
