@@ -20,7 +20,7 @@ MODULES = ["", "activations", "applications", "backend", "callbacks", "config", 
 # Not (yet) in Kestrel, by module; `src` is Keras' private tree.
 NOT_YET = {
     "": {"src", "StatelessScope", "SymbolicScope", "distillation",
-         "visualization", "wrappers"},
+         "visualization"},
     "dtype_policies": {"AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy"},
     "quantizers": {"AWQConfig", "Float8QuantizationConfig", "GPTQConfig",
                    "Int4QuantizationConfig", "Int8QuantizationConfig", "QuantizationConfig",
