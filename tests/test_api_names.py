@@ -14,8 +14,8 @@ MODULES = ["", "activations", "applications", "backend", "callbacks", "config", 
            "legacy", "legacy.saving", "losses", "metrics", "mixed_precision", "models", "ops",
            "ops.image", "ops.linalg", "ops.nn", "ops.numpy", "optimizers", "optimizers.legacy",
            "optimizers.schedules", "preprocessing", "preprocessing.image",
-           "preprocessing.sequence", "quantizers", "random", "regularizers", "saving", "tree", "utils",
-           "utils.bounding_boxes", "utils.legacy"]
+           "preprocessing.sequence", "quantizers", "random", "regularizers", "saving", "tree",
+           "utils", "utils.bounding_boxes", "utils.legacy", "visualization"]
 
 # Not (yet) in Kestrel, by module; `src` is Keras' private tree.
 NOT_YET = {
@@ -26,7 +26,6 @@ NOT_YET = {
                    "Int4QuantizationConfig", "Int8QuantizationConfig", "QuantizationConfig",
                    "abs_max_quantize_grouped_with_zero_point", "fake_quant_with_min_max_vars",
                    "pack_int4", "unpack_int4"},
-    "saving": {"KerasFileEditor"},
 }
 
 
