@@ -11,6 +11,7 @@ from kestrel.registry.object_registry import (
     get_registered_object,
     register_keras_serializable,
 )
+from kestrel.saving.file_editor import KerasFileEditor
 from kestrel.saving.keras_objects import deserialize_keras_object, serialize_keras_object
 
 _LAZY = {"load_model", "load_weights", "save_model", "save_weights"}
