@@ -96,19 +96,6 @@ def test_matches_keras(name, fmt, kwargs, tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["ResNet101", "ResNet152", "ResNet101V2", "ResNet152V2",
-                                  "DenseNet169", "DenseNet201"])
-def test_deep_variants_have_keras_structure(name):
-    kestrel.backend.clear_session()
-    model = getattr(applications, name)(weights=None)
-    keras.backend.clear_session()
-    reference = getattr(keras.applications, name)(weights=None)
-    assert model.name == reference.name
-    assert _names(model) == _names(reference)
-    assert model.count_params() == reference.count_params()
-
-
 def test_default_names_and_top_shapes():
     assert applications.MobileNet(weights=None, input_shape=(128, 128, 3)).name == \
         "mobilenet_1.00_128"
