@@ -6,7 +6,6 @@ sub-objects. Edits change the tree; `save` writes it back in Keras 3's layout, a
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import zipfile
