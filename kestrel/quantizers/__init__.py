@@ -4,6 +4,9 @@ from __future__ import annotations
 from kestrel.quantizers.quantizers import (AbsMaxQuantizer, Quantizer, abs_max_quantize,
                                            compute_float8_amax_history, compute_float8_scale,
                                            quantize_and_dequantize)
+from kestrel.quantizers.fake_quant import fake_quant_with_min_max_vars
+from kestrel.quantizers.int4_ops import (abs_max_quantize_grouped_with_zero_point, pack_int4,
+                                         unpack_int4)
 
 _CLASSES = {"Quantizer": Quantizer, "quantizer": Quantizer,
             "AbsMaxQuantizer": AbsMaxQuantizer, "abs_max_quantizer": AbsMaxQuantizer}
