@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from kestrel import config, mixed_precision
+from kestrel.backend.scopes import current_path
 from kestrel.layers import remat
 from kestrel.layers import naming
 from kestrel.layers import shape_inference
@@ -114,6 +115,9 @@ class Layer(nn.Module):
 
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._batch_input_shape = _batch_shape_from_kwargs(kwargs)
+        prefix = current_path()
+        if prefix:
+            self._path = f"{prefix}/{self.name}"
         remat.install(self)  # inside a RematScope: recompute the forward pass in backward
 
     # ------------------------------------------------------------------ lifecycle
@@ -554,6 +558,59 @@ class Layer(nn.Module):
     @property
     def dtype_policy(self) -> str:
         return self._dtype_policy
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the layer computes in (`"float16"` under `mixed_float16`)."""
+        return config.dtype_name(self._autocast_dtype or self._variable_dtype)
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of the layer's weights (Keras 3's name for `dtype`)."""
+        return self.dtype
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype floating-point inputs are cast to: the compute dtype."""
+        return self.compute_dtype
+
+    @property
+    def path(self) -> str | None:
+        """The layer's name under the name scopes open when it was created; None until the
+        layer is built, as in Keras 3."""
+        return (self.__dict__.get("_path") or self.name) if self.built else None
+
+    # ------------------------------------------------------------------ Keras 3 aliases
+    @property
+    def trainable_variables(self) -> list[torch.Tensor]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list[torch.Tensor]:
+        return self.non_trainable_weights
+
+    def add_variable(self, shape, initializer, dtype=None, trainable=True, autocast=True,
+                     regularizer=None, constraint=None, name=None) -> Variable:
+        """Keras 3's `add_variable`: `add_weight` with the shape first."""
+        return self.add_weight(name, shape, initializer, dtype, trainable, regularizer,
+                               constraint)
+
+    @property
+    def metrics(self) -> list:
+        """Metrics assigned as attributes of this layer and of its sublayers."""
+        from kestrel.metrics import Metric
+
+        found = []
+        for module in self.modules():
+            found.extend(v for k, v in vars(module).items()
+                         if isinstance(v, Metric) and not k.startswith("_")
+                         and not any(v is m for m in found))
+        return found
+
+    @property
+    def metrics_variables(self) -> list[torch.Tensor]:
+        """The state variables of `metrics`."""
+        return [v for metric in self.metrics for v in metric.variables]
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:

@@ -65,6 +65,14 @@ class KerasTensor:
     def __getitem__(self, key):
         return _call_op("get_item", self, key)
 
+    def reshape(self, newshape):
+        """`ops.reshape(self, newshape)` recorded in the graph."""
+        return _call_op("reshape", self, newshape)
+
+    def squeeze(self, axis=None):
+        """`ops.squeeze(self, axis)` recorded in the graph."""
+        return _call_op("squeeze", self, axis)
+
 
 def _call_op(name: str, *args):
     from kestrel.ops.dispatch import get_op
