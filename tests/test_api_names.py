@@ -15,7 +15,7 @@ MODULES = ["", "activations", "applications", "backend", "callbacks", "config", 
            "ops.image", "ops.linalg", "ops.nn", "ops.numpy", "optimizers", "optimizers.legacy",
            "optimizers.schedules", "preprocessing", "preprocessing.image",
            "preprocessing.sequence", "quantizers", "random", "regularizers", "saving", "tree",
-           "utils", "utils.bounding_boxes", "utils.legacy", "visualization"]
+           "utils", "utils.bounding_boxes", "utils.legacy", "visualization", "wrappers"]
 
 # Not (yet) in Kestrel, by module; `src` is Keras' private tree.
 NOT_YET = {
