@@ -1,6 +1,7 @@
 """The `Metric` base class: state in torch tensors that follow the device of the inputs."""
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -143,6 +144,51 @@ class Metric:
         self.update_state(*args, **kwargs)
         return self.result()
 
+    # ------------------------------------------------------------------ stateless (Keras 3)
+    def stateless_update_state(self, metric_variables, *args, **kwargs) -> list[torch.Tensor]:
+        """`update_state` on the given state values; returns the new values (the metric's own
+        state is left unchanged).
+
+        Example: `state = m.stateless_update_state(m.variables, y_true, y_pred)`.
+        """
+        with self._state_swapped_in(metric_variables):
+            self.update_state(*args, **kwargs)
+            return [v.detach().clone() for v in self._variables]
+
+    def stateless_result(self, metric_variables):
+        """`result()` computed from the given state values instead of the metric's own."""
+        with self._state_swapped_in(metric_variables):
+            result = self.result()
+            if isinstance(result, dict):
+                return {k: _detached_copy(v) for k, v in result.items()}
+            return _detached_copy(result)
+
+    def stateless_reset_state(self) -> list[torch.Tensor]:
+        """The initial state values, as `reset_state()` would set them (the state is kept)."""
+        with self._state_swapped_in(self._variables):
+            self.reset_state()
+            return [v.detach().clone() for v in self._variables]
+
+    @contextlib.contextmanager
+    def _state_swapped_in(self, values):
+        """Inside, the state tensors hold `values`; the previous values come back after."""
+        values = list(values)
+        if len(values) != len(self._variables):
+            raise ValueError(
+                "Argument `metric_variables` must be a list of tensors corresponding 1:1 to "
+                f"{type(self).__name__}().variables. Received list with length {len(values)}, "
+                f"but expected {len(self._variables)} variables.")
+        kept = [v.detach().clone() for v in self._variables]
+        with torch.no_grad():
+            for variable, value in zip(self._variables, values):
+                variable.copy_(as_tensor(value, variable.dtype, variable.device))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for variable, value in zip(self._variables, kept):
+                    variable.copy_(value)
+
     def _move_to(self, device: torch.device) -> None:
         """Move the state and every other tensor attribute to `device`, keeping their identity."""
         tensors = {id(t): t for t in (*self._variables, *vars(self).values())
@@ -160,3 +206,7 @@ class Metric:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def _detached_copy(value):
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value

@@ -14,6 +14,7 @@ import torch
 
 from kestrel.layers.naming import to_snake_case, unique_name
 from kestrel.optimizers import foreach
+from kestrel.optimizers.custom_api import CustomOptimizerAPI
 from kestrel.optimizers.optimizer_state import OptimizerState
 from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
@@ -41,11 +42,14 @@ def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
     return learning_rate
 
 
-class Optimizer(WeightDecayExclusion, OptimizerState):
+class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
     """Base class of Kestrel optimizers (Keras 3 API).
 
-    Subclasses list their per-parameter state in `_slot_groups()` and implement
-    `_update(params, grads, slots, lr, t)` with `torch._foreach_*` ops.
+    Built-in subclasses list their per-parameter state in `_slot_groups()` and implement
+    `_update(params, grads, slots, lr, t)` with `torch._foreach_*` ops. A user's optimizer
+    may instead follow Keras: create slots in `build(var_list)` with
+    `add_variable_from_reference` and override `update_step(gradient, variable,
+    learning_rate)` (see `custom_api`).
 
     Args:
         learning_rate: A float, a `LearningRateSchedule`, or a callable returning the rate
@@ -107,6 +111,11 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
         self._lr_t: torch.Tensor | None = None
         self._host_scalars = False  # a whole compiled step reads scalars prepared on the host
         self._pending_state: dict | None = None
+        self._own_variables: list = []  # (param index or None, name, Variable), Keras order
+        # A subclass's own `update_step` runs per variable (eager, host scalars not prepared).
+        self._per_variable = type(self).update_step is not CustomOptimizerAPI.update_step
+        if self._per_variable:
+            self.supports_host_scalars = False
         self._set_learning_rate(learning_rate)
 
     # ---------------------------------------------------------------- building
@@ -141,7 +150,7 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
         self._build_extra_state(device)
         self._fusable = foreach.fusable(self._params)
         self.built = True
-        if self._pending_state is not None:
+        if self._pending_state is not None and type(self).build is Optimizer.build:
             state, self._pending_state = self._pending_state, None
             self.load_state_dict(state)
 
@@ -180,7 +189,8 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
             indices = list(range(len(grads)))
         else:
             variables = list(trainable_variables)
-            self.build(variables)
+            if not self.built:
+                self.build(variables)
             indices = [self._variable_index(v) for v in variables]
         pairs = [(i, g) for i, g in zip(indices, grads) if g is not None]
         if not pairs:
@@ -248,6 +258,9 @@ class Optimizer(WeightDecayExclusion, OptimizerState):
             foreach.clip_by_global_norm_(grads, self.global_clipnorm)
         elif self.clipvalue:
             foreach.clip_by_value_(grads, self.clipvalue)
+        if self._per_variable:
+            self._apply_each(params, grads, lr)
+            return
         self._step_t.add_(1)
         if compiling:
             t = self._step_t
