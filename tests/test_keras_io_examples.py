@@ -59,3 +59,42 @@ def test_convert_to_tensor_of_a_list_of_arrays(value):
     ours, theirs = kestrel.ops.convert_to_tensor(value), keras.ops.convert_to_tensor(value)
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def _standardized_conv(k):
+    """keras_recipes/subclassing_conv_layers: weight standardization by overriding the op."""
+    class StandardizedConv2D(k.layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            mean, var = k.ops.moments(kernel, axes=[0, 1, 2], keepdims=True)
+            return k.ops.conv(inputs, (kernel - mean) / k.ops.sqrt(var + 1e-10),
+                              padding="valid", strides=list(self.strides))
+    return StandardizedConv2D
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_convolution_op_override_matches_keras(use_bias):
+    def build(k):
+        return k.Sequential([k.Input((9, 9, 2)),
+                             _standardized_conv(k)(4, 3, strides=2, activation="relu",
+                                                   use_bias=use_bias, bias_initializer="ones"),
+                             k.layers.Flatten(), k.layers.Dense(3)])
+
+    ours, theirs = _same_in_both(build)
+    ours.set_weights(theirs.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, 2)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+    ours.compile("sgd", "mse")
+    assert np.isfinite(ours.fit(x, np.zeros((2, 3)), verbose=0).history["loss"][0])
+    grads_reach_kernel = ours.layers[0].kernel.value.grad
+    assert grads_reach_kernel is not None and float(grads_reach_kernel.abs().sum()) > 0
+
+
+def test_conv_convolution_op_default_is_the_plain_convolution():
+    layer = kestrel.layers.Conv2D(3, 3, padding="same")
+    x = np.random.default_rng(1).normal(size=(1, 5, 5, 2)).astype("float32")
+    full = layer(x)
+    kernel = kestrel.ops.convert_to_tensor(layer.get_weights()[0])
+    bare = layer.convolution_op(kestrel.ops.convert_to_tensor(x), kernel)
+    np.testing.assert_allclose(bare.detach().numpy() + layer.get_weights()[1],
+                               full.detach().numpy(), rtol=1e-5, atol=1e-6)

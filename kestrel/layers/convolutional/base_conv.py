@@ -190,10 +190,34 @@ class BaseConv(ConvLayerBase):
         self.built = True
 
     def call(self, inputs):
+        if type(self).convolution_op is not BaseConv.convolution_op:
+            return self._call_overridden_op(inputs)
         x, padding = self._pad(self._channels_first(inputs))
         outputs = CONV[self.rank](x, self.kernel, self.bias, self.strides, padding,
                                   self.dilation_rate, self.groups)
         return self._finish(outputs)
+
+    def convolution_op(self, inputs, kernel):
+        """The bare convolution of `inputs` with a `kernel` in Keras' layout (no bias, no
+        activation). Subclasses override it to transform the kernel, as in Keras.
+
+        >>> class Standardized(keras.layers.Conv2D):
+        ...     def convolution_op(self, inputs, kernel):
+        ...         mean, var = keras.ops.moments(kernel, axes=[0, 1, 2], keepdims=True)
+        ...         return super().convolution_op(inputs, (kernel - mean) / keras.ops.sqrt(var))
+        """
+        x, padding = self._pad(self._channels_first(inputs))
+        outputs = CONV[self.rank](x, cu.kernel_to_torch(kernel, self.rank), None, self.strides,
+                                  padding, self.dilation_rate, self.groups)
+        return outputs.permute(self._to_channels_last) if self._channels_last else outputs
+
+    def _call_overridden_op(self, inputs):
+        """`call` around a subclass' `convolution_op`: Keras-layout kernel in, bias added."""
+        outputs = self.convolution_op(inputs, cu.kernel_to_keras(self.kernel, self.rank))
+        if self.bias is not None:
+            shape = (-1,) if self._channels_last else (-1,) + (1,) * self.rank
+            outputs = outputs + self.bias.reshape(shape)
+        return outputs if self.activation is activations.linear else self.activation(outputs)
 
     def _output_channels(self, input_shape):
         return self.filters
