@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 from kestrel.dtype_policies.policy_map import DTypePolicyMap
-from kestrel.dtype_policies.quantized import (QUANTIZATION_MODES, QuantizedDTypePolicy,
-                                              QuantizedFloat8DTypePolicy, from_name)
+from kestrel.dtype_policies.quantized import (QUANTIZATION_MODES, AWQDTypePolicy,
+                                              GPTQDTypePolicy, Int4DTypePolicy,
+                                              QuantizedDTypePolicy, QuantizedFloat8DTypePolicy,
+                                              from_name)
 from kestrel.mixed_precision import DTypePolicy, global_policy
 
 FloatDTypePolicy = DTypePolicy
 _CLASSES = {"DTypePolicy": DTypePolicy, "FloatDTypePolicy": DTypePolicy, "Policy": DTypePolicy,
             "QuantizedDTypePolicy": QuantizedDTypePolicy,
             "QuantizedFloat8DTypePolicy": QuantizedFloat8DTypePolicy,
-            "DTypePolicyMap": DTypePolicyMap}
+            "DTypePolicyMap": DTypePolicyMap, "Int4DTypePolicy": Int4DTypePolicy,
+            "GPTQDTypePolicy": GPTQDTypePolicy, "AWQDTypePolicy": AWQDTypePolicy}
 
 
 def serialize(dtype_policy: DTypePolicy) -> dict:

@@ -16,8 +16,13 @@ def quantize(layer, mode=None, *, type_check=True, config=None, filters=None) ->
         >>> model.quantize("int8")  # doctest: +SKIP
     """
     from kestrel.layers.layer import Layer
-    from kestrel.quantizers.layer_mixin import check_quantize_args
+    from kestrel.quantizers.config import resolve
+    from kestrel.quantizers.layer_mixin import _calibrated_message, check_quantize_args
 
+    config = resolve(mode, config)
+    mode = config.mode
+    if mode in ("gptq", "awq"):
+        raise NotImplementedError(_calibrated_message(layer, mode))
     leaves = [m for m in layer.modules() if isinstance(m, Layer) and not m._sublayers()]
     if leaves == [layer]:
         check_quantize_args(layer, mode)

@@ -17,12 +17,14 @@ import torch
 from kestrel.quantizers.quantizers import _EPSILON
 
 
-def _abs_max(x: torch.Tensor, axes: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(round(x * scale) clipped to ±127, scale)` in x's float dtype; scale keeps `axes`."""
+def _abs_max(x: torch.Tensor, axes: tuple, top: float = 127.0):
+    """`(round(x * scale) clipped to [-top, top] (int4: [-8, 7]), scale)` in x's float dtype;
+    scale keeps `axes`."""
     amax = x.abs().amax(dim=axes, keepdim=True) if axes else x.abs()
-    scale = torch.div(torch.tensor(127.0, dtype=amax.dtype, device=amax.device),
+    scale = torch.div(torch.tensor(top, dtype=amax.dtype, device=amax.device),
                       amax + _EPSILON).to(x.dtype)  # not `127 / t`: torch rounds that differently
-    return torch.clamp(torch.round(x * scale), -127, 127), scale
+    low = -top if top > 7 else -8.0
+    return torch.clamp(torch.round(x * scale), low, top), scale
 
 
 class _StraightThrough(torch.autograd.Function):

@@ -12,15 +12,22 @@ import torch
 
 from kestrel.dtype_policies import (QUANTIZATION_MODES, QuantizedDTypePolicy,
                                     QuantizedFloat8DTypePolicy, from_name, serialize)
+from kestrel import quantizers
 from kestrel.quantizers import float8
+from kestrel.quantizers.config import resolve
 
 
 class Quantizable:
     """Mixin of the layers that quantize. Each class names `_int8_weight` (the float weight
-    int8 replaces) and `_int8_rules = (quantize(layer, weight) -> (q, scale), call(layer,
-    inputs))`; classes with float8 name `_float8_contract(layer, x, kernel)`."""
+    int8 / int4 replace) and `_int8_rules = (quantize(layer, weight) -> (q, scale), call(layer,
+    inputs))`; classes with int4 name `_int4_rules` (quantize returns Keras' variables as
+    `(name, value, dtype)`); classes with float8 name `_float8_contract(layer, x, kernel)`."""
 
     _quantization_mode = None
+    _policy_mode = None  # the mode as the policy names it, e.g. "int4/128"
+    _quantization_config = None
+    _int4_block_size = None
+    _quantized_names: tuple = ()
     _amax_history_length = QuantizedFloat8DTypePolicy.default_amax_history_length
 
     @property
@@ -30,8 +37,9 @@ class Quantizable:
 
     @property
     def dtype_policy(self) -> str:
-        """The policy name: `"int8_from_<float policy>"` once quantized."""
-        mode, source = self._quantization_mode, self._dtype_policy
+        """The policy name: `"int8_from_<float policy>"` (`"int4/128_from_..."`) once
+        quantized."""
+        mode, source = self._policy_mode, self._dtype_policy
         return source if mode is None else f"{mode}_from_{source}"
 
     @staticmethod
@@ -41,8 +49,7 @@ class Quantizable:
         from kestrel import dtype_policies
 
         dtype = kwargs.get("dtype")
-        if isinstance(dtype, dict) and dtype.get("class_name") in (
-                "QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy", "DTypePolicyMap") \
+        if isinstance(dtype, dict) and dtype.get("class_name") in _QUANTIZED_CLASSES \
                 or isinstance(dtype, str) and dtype.startswith(QUANTIZATION_MODES) \
                 or isinstance(dtype, dtype_policies.DTypePolicyMap):
             dtype = dtype_policies.get(dtype)
@@ -59,27 +66,40 @@ class Quantizable:
         if policy is None:
             return
         mode = policy.quantization_mode
-        modes = ("int8", "float8") if hasattr(type(self), "_float8_contract") else ("int8",)
+        if mode in ("gptq", "awq"):
+            raise NotImplementedError(_calibrated_message(self, mode))
+        cls = type(self)
+        modes = ("int8",) + ("int4",) * hasattr(cls, "_int4_rules") \
+            + ("float8",) * hasattr(cls, "_float8_contract")
         if mode not in modes:
             raise NotImplementedError(
-                f"{type(self).__name__} '{self.name}': Kestrel runs quantization modes "
+                f"{cls.__name__} '{self.name}': Kestrel runs quantization modes "
                 f"{modes} for this layer. Received: mode={mode}")
         self._quantization_mode = mode
+        self._policy_mode = policy.name.split("_from_")[0]
+        block_size = getattr(policy, "block_size", -1)
+        self._int4_block_size = None if block_size == -1 else block_size
         self._amax_history_length = getattr(policy, "amax_history_length",
                                             self._amax_history_length)
 
     def quantize(self, mode=None, type_check=True, config=None):
-        """Quantize this built layer in place (`"int8"`; Dense and EinsumDense also
-        `"float8"`), as Keras' `quantize`."""
+        """Quantize this built layer in place (`"int8"`, `"int4"`; Dense and EinsumDense also
+        `"float8"`), as Keras' `quantize`; `config` a `QuantizationConfig` (or None: the
+        mode's default, e.g. int4 in blocks of 128)."""
+        config = resolve(mode, config)
+        mode = config.mode
         check_quantize_args(self, mode)
         if type_check and "_int8_rules" not in type(self).__dict__:
             raise NotImplementedError(
                 f"Layer {type(self).__name__} does not have a `quantize` method implemented.")
-        if config is not None:
-            raise NotImplementedError(
-                f"{type(self).__name__} '{self.name}': quantize(config=...) is not supported; "
-                "Kestrel uses Keras' default quantizers.")
-        self._set_quantization_mode(from_name(f"{mode}_from_{self._dtype_policy}"))
+        if mode in ("gptq", "awq"):
+            raise NotImplementedError(_calibrated_message(self, mode))
+        _check_supported_quantizers(self, config)
+        policy_mode = mode
+        if mode == "int4":
+            policy_mode = f"int4/{-1 if config.block_size is None else config.block_size}"
+        self._set_quantization_mode(from_name(f"{policy_mode}_from_{self._dtype_policy}"))
+        self._quantization_config = config
         self._quantized_build(quantize_values=True)
 
     def _quantized_build(self, quantize_values: bool = False) -> None:
@@ -89,30 +109,34 @@ class Quantizable:
             self.call = functools.partial(float8.float8_call, self)
             return
         attr = self._int8_weight
-        rule, call = type(self)._int8_rules
+        rule, call = getattr(type(self), f"_{self._quantization_mode}_rules")
         old = getattr(self, attr)
         with torch.no_grad():
-            q, scale = rule(self, old.detach())
+            entries = rule(self, old.detach())
+        if self._quantization_mode == "int8":
+            entries = [(attr, entries[0], "int8"), (f"{attr}_scale", entries[1], None)]
         del self._parameters[attr]
         self._weight_order.remove(attr)
         self._regularizers = [r for r in self._regularizers if r[0] != attr]
         self._constraints = [c for c in self._constraints if c[0] != attr]
-        for name, value, dtype in ((attr, q, "int8"), (f"{attr}_scale", scale, None)):
+        for name, value, dtype in entries:
             variable = self.add_weight(name, tuple(value.shape), "zeros", dtype=dtype,
                                        trainable=False)
             variable.data = variable.data.to(old.device)
-            if quantize_values:
+            if quantize_values or name == "g_idx":
                 variable.data.copy_(value)
+        self._quantized_names = tuple(name for name, _, _ in entries)
         self.call = functools.partial(call, self)
 
     @property
     def _saved_weight_order(self) -> list[str] | None:
-        """Keras' file order of an int8 layer's variables: the int8 weight, the others, its
-        scale (None: the default order, trainable then non-trainable)."""
-        if self._quantization_mode != "int8":
+        """Keras' file order of an int8 / int4 layer's variables: the quantized weight, the
+        others, then its scale (int4 in blocks: scale, zero, g_idx). None: the default order."""
+        if self._quantization_mode not in ("int8", "int4"):
             return None
-        ends = (self._int8_weight, f"{self._int8_weight}_scale")
-        return [ends[0], *(a for a in self._weight_order if a not in ends), ends[1]]
+        first, *rest = self._quantized_names
+        return [first, *(a for a in self._weight_order if a not in self._quantized_names),
+                *rest]
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -121,7 +145,38 @@ class Quantizable:
             if isinstance(policy, QuantizedFloat8DTypePolicy):
                 policy.amax_history_length = self._amax_history_length
             config["dtype"] = serialize(policy)
+        if self._quantization_config is not None:
+            config["quantization_config"] = quantizers.serialize(self._quantization_config)
         return config
+
+
+_QUANTIZED_CLASSES = ("QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy", "Int4DTypePolicy",
+                      "GPTQDTypePolicy", "AWQDTypePolicy", "DTypePolicyMap")
+
+
+def _calibrated_message(layer, mode: str) -> str:
+    return (f"{type(layer).__name__} '{layer.name}': quantization mode '{mode}' needs "
+            f"{mode.upper()}'s calibration (running the model on `config.dataset` and solving "
+            "for the quantized weights layer by layer), which Kestrel does not implement; "
+            f"{mode.upper()}Config and {mode.upper()}DTypePolicy serialize as Keras does. "
+            "Instead: quantize with 'int4' or 'int8'.")
+
+
+def _check_supported_quantizers(layer, config) -> None:
+    """Kestrel's int8 runs Keras' default quantizers, int4 weight-only ones."""
+    from kestrel.quantizers.quantizers import AbsMaxQuantizer
+
+    default_inputs = AbsMaxQuantizer().get_config()
+    custom = config.mode == "int8" and (
+        config.weight_quantizer is not None
+        or not isinstance(config.activation_quantizer, AbsMaxQuantizer)
+        or config.activation_quantizer.get_config() != default_inputs) \
+        or config.mode == "int4" and config.activation_quantizer is not None
+    if custom:
+        raise NotImplementedError(
+            f"{type(layer).__name__} '{layer.name}': Kestrel runs {config.mode} with Keras' "
+            "default quantizers only (int4: weight-only, any weight_quantizer per channel). "
+            f"Received: {type(config).__name__}({config.get_config()})")
 
 
 def check_quantize_args(layer, mode) -> None:

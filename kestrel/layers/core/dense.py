@@ -7,7 +7,7 @@ from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import activate_fresh
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.quantizers import int8
+from kestrel.quantizers import int4, int8
 from kestrel.quantizers.layer_mixin import Quantizable
 
 
@@ -32,6 +32,7 @@ class Dense(Quantizable, Layer):
     """
 
     _int8_weight, _int8_rules = "kernel", (int8.quantize_dense, int8.dense_call)
+    _int4_rules = (int4.quantize_dense, int4.dense_call)
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor
-from kestrel.quantizers import int8
+from kestrel.quantizers import int4, int8
 from kestrel.quantizers.layer_mixin import Quantizable
 
 _INDEX_DTYPES = (torch.int32, torch.int64)
@@ -36,6 +36,7 @@ class Embedding(Quantizable, Layer):
     """
 
     _int8_weight, _int8_rules = "embeddings", (int8.quantize_embedding, int8.embedding_call)
+    _int4_rules = (int4.quantize_embedding, int4.embedding_call)
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
