@@ -66,3 +66,48 @@ def test_keras_tensor_reshape_and_squeeze():
     model = kestrel.Model(x, x.squeeze(1).reshape((-1, 3, 2)))
     out = model(np.arange(12, dtype="float32").reshape(2, 1, 6))
     assert tuple(out.shape) == (2, 3, 2)
+
+
+def _custom_step_model(lib):
+    class Custom(lib.Model):
+        def train_step(self, data):
+            x, y = data
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+            self.zero_grad()
+            loss.backward()
+            self.optimizer.apply([v.value.grad for v in self.trainable_weights],
+                                 self.trainable_weights)
+            self._loss_tracker.update_state(loss)
+            return self.compute_metrics(x, y, y_pred)
+
+    inputs = lib.Input((4,))
+    model = Custom(inputs, lib.layers.Dense(2)(inputs))
+    model.compile(lib.optimizers.SGD(0.1), "mse", metrics=["mae"])
+    return model
+
+
+def test_compute_metrics_in_a_custom_train_step_matches_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
+    ours, theirs = _custom_step_model(kestrel), _custom_step_model(keras)
+    ours.set_weights(theirs.get_weights())
+    assert (ours.run_eagerly, ours.jit_compile) == (False, False)
+    a = ours.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    b = theirs.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    assert set(a) == set(b) == {"loss", "mae"}
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5)
+
+
+def test_non_scalar_added_losses_are_summed():
+    class Penalized(kestrel.layers.Layer):
+        def call(self, x):
+            self.add_loss(x.abs().mean(0))  # one value per feature, as Keras allows
+            return x
+
+    inputs = kestrel.Input((3,))
+    model = kestrel.Model(inputs, Penalized()(inputs))
+    model.compile("sgd")
+    x = np.array([[1.0, -2.0, 3.0], [3.0, 2.0, -1.0]], "float32")
+    assert model.evaluate(x, verbose=0) == 6.0

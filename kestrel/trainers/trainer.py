@@ -33,6 +33,8 @@ class Trainer(GeneratorMethods):
         self._steps = None
         self._all_layers = None
         self.steps_per_execution = 1
+        self.run_eagerly = False
+        self.jit_compile = False
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -64,6 +66,7 @@ class Trainer(GeneratorMethods):
         self._target_tensors = target_tensors
         self.steps_per_execution = steps_per_execution
         self.jit_compile = bool(jit_compile)
+        self.run_eagerly = bool(run_eagerly)
         self._steps = StepFunctions(self, jit=self.jit_compile)
         self._all_layers = None
         self.compiled = True
@@ -167,7 +170,7 @@ class Trainer(GeneratorMethods):
         extra = collect_losses(self._all_layers)
         if not extra:
             return None
-        return torch.stack([e.reshape(()).to(torch.float32) for e in extra]).sum()
+        return torch.stack([e.sum().to(torch.float32) for e in extra]).sum()
 
     def train_step(self, data):
         """One optimization step on a batch (`x`, `(x, y)` or `(x, y, sample_weight)`):
@@ -202,8 +205,18 @@ class Trainer(GeneratorMethods):
         with torch.no_grad():
             return self(x)
 
+    def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
+        """Update the compiled metrics with a batch; return every metric's result (Keras 3's
+        hook for custom `train_step`s; the loss tracker is updated by the caller)."""
+        self._assert_compiled("compute_metrics")
+        self._update_compiled_metrics(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
     def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size):
         self._loss_tracker.update_state(loss, sample_weight=batch_size)  # runs without grad
+        self._update_compiled_metrics(y, y_pred, sample_weight)
+
+    def _update_compiled_metrics(self, y, y_pred, sample_weight) -> None:
         if self.compiled_metrics._specs:
             names = self.compiled_loss.output_names
             y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
