@@ -29,6 +29,9 @@ class ImageLayer(Layer):
         bounding_box_format: format of the `"bounding_boxes"` of dict inputs (e.g. `"xyxy"`).
     """
 
+    padding_rows = (-1.0,)  # box rows all of one of these values are padding (see data.py)
+    padding_fill = -1.0  # ... and leave the layer filled with this value
+
     def __init__(self, data_format=None, bounding_box_format=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = config.standardize_data_format(data_format)

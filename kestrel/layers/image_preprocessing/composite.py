@@ -2,6 +2,8 @@
 
 Each op acts on the whole batch with per-image random parameters; which ops run (RandAugment,
 AugMix) is drawn on the host once per batch, as Keras does, so nothing waits on the device.
+On dict inputs each chosen op draws once and moves images, masks and (RandAugment) boxes with
+that draw; AugMix leaves boxes and RandomColorJitter boxes and masks as they are (as Keras).
 """
 from __future__ import annotations
 
@@ -59,6 +61,22 @@ class _OpsLayer(RandomImageLayer):
                        {"seed": _sub_seed(seed, k), "data_format": self.data_format})
             for k, name in enumerate(names))
 
+    def draw_chain(self, images, indices) -> list:
+        """`[(op, params)]`: the ops at `indices`, each with one draw of its parameters."""
+        chain = [self.ops[int(index)] for index in indices if index < len(self.ops)]
+        return [(op, op.get_transformation(images, True)) for op in chain]
+
+    @staticmethod
+    def run_chain(chain, images, masks: bool = False) -> torch.Tensor:
+        """`images` (or segmentation masks) through the ops of a drawn chain."""
+        for op, params in chain:
+            images = op.transform_masks(images, params) if masks \
+                else op.transform_images(images, params)
+        return images
+
+    def transform(self, images):
+        return self.transform_images(images, self.get_transformation(images, True))
+
     def get_config(self):
         return {**super().get_config(), "value_range": list(self.value_range),
                 "factor": list(self.factor), "interpolation": self.interpolation}
@@ -91,10 +109,25 @@ class RandAugment(_OpsLayer):
                              f"Received: num_ops={num_ops!r}")
         self.num_ops = num_ops
 
-    def transform(self, images):
-        for index in self.host_rng().integers(0, len(self.ops), self.num_ops):
-            images = self.ops[int(index)].transform(images)
-        return images
+    def get_transformation(self, images, training=None):
+        if not self._is_training(training):
+            return None
+        return self.draw_chain(images, self.host_rng().integers(0, len(self.ops), self.num_ops))
+
+    def transform_images(self, images, chain):
+        return images if chain is None else self.run_chain(chain, images)
+
+    def transform_masks(self, masks, chain):
+        return masks if chain is None else self.run_chain(chain, masks, masks=True)
+
+    def box_matrix(self, chain, size):
+        """The geometric ops' box maps, composed in order (None: no geometric op ran)."""
+        result = None
+        for op, params in chain or ():
+            matrix = op.box_matrix(params, size)
+            if matrix is not None:
+                result = matrix if result is None else matrix.to(result.dtype) @ result
+        return result
 
     def get_config(self):
         return {**super().get_config(), "num_ops": self.num_ops}
@@ -133,18 +166,31 @@ class AugMix(_OpsLayer):
         self.num_chains, self.chain_depth = num_chains, chain_depth
         self.alpha, self.all_ops = alpha, all_ops
 
-    def transform(self, images):
+    def get_transformation(self, images, training=None):
+        """`(chain weights, keep weight, chains)`; an index past the ops skips a step."""
+        if not self._is_training(training):
+            return None
         rng = self.host_rng()
         chain_weights = rng.dirichlet([self.alpha] * self.num_chains)
         keep = float(rng.beta(self.alpha, self.alpha))
+        chains = [self.draw_chain(images, rng.integers(0, len(self.ops) + 1, self.chain_depth))
+                  for _ in chain_weights]
+        return chain_weights, keep, chains
+
+    def transform_images(self, images, params, masks: bool = False):
+        if params is None:
+            return images
+        chain_weights, keep, chains = params
         mixed = torch.zeros_like(images)
-        for weight in chain_weights:
-            chain = images
-            for index in rng.integers(0, len(self.ops) + 1, self.chain_depth):
-                if index < len(self.ops):  # the last choice skips the step
-                    chain = self.ops[int(index)].transform(chain)
-            mixed = mixed + chain * float(weight)
-        return (keep * images + (1 - keep) * mixed).clamp(*self._range)
+        for weight, chain in zip(chain_weights, chains):
+            mixed = mixed + self.run_chain(chain, images, masks) * float(weight)
+        mixed = keep * images + (1 - keep) * mixed
+        return mixed if masks else mixed.clamp(*self._range)
+
+    def transform_masks(self, masks, params):
+        """Masks mixed through the same chains (geometric ops move them); boxes stay, as
+        Keras leaves them."""
+        return self.transform_images(masks, params, masks=True)
 
     def get_config(self):
         return {**super().get_config(), "num_chains": self.num_chains,

@@ -5,7 +5,9 @@ A layer supplies `get_transformation(images, training)` (its random draw, or Non
 `transform_images(images, params)`, and for geometry `box_matrix(params, size)` (per-image
 `(B, 3, 3)` maps of input to output box coordinates), `output_size(size)` and
 `transform_masks(masks, params)`. Boxes are moved as the box around their four mapped corners,
-clipped to the output image; boxes left with no area get label -1; `-1` padding rows stay.
+clipped to the output image; boxes left with no area get label -1. Padding rows (all one of
+the layer's `padding_rows` values, default `(-1,)`) become `padding_fill` (default -1) with
+label -1.
 """
 from __future__ import annotations
 
@@ -35,14 +37,19 @@ def call_data(layer, data: dict, training=None) -> dict:
     return result
 
 
-def transform_boxes(layer, bounding_boxes: dict, params, size, single: bool) -> dict:
-    """The `{"boxes", "labels"}` dict moved by `layer`'s `box_matrix` for `params`."""
-    fmt = layer.bounding_box_format
-    if fmt is None:
+def check_box_format(layer) -> str:
+    """`layer`'s bounding_box_format, or a ValueError when it has none."""
+    if layer.bounding_box_format is None:
         raise ValueError(
             f"{type(layer).__name__} '{layer.name}': the inputs have 'bounding_boxes' but the "
             "layer has no bounding_box_format. Pass e.g. bounding_box_format='xyxy'. "
             "Received: bounding_box_format=None")
+    return layer.bounding_box_format
+
+
+def transform_boxes(layer, bounding_boxes: dict, params, size, single: bool) -> dict:
+    """The `{"boxes", "labels"}` dict moved by `layer`'s `box_matrix` for `params`."""
+    fmt = check_box_format(layer)
     boxes = convert_to_tensor(bounding_boxes["boxes"], "float32")
     labels = bounding_boxes.get("labels")
     labels = None if labels is None else convert_to_tensor(labels)
@@ -51,12 +58,13 @@ def transform_boxes(layer, bounding_boxes: dict, params, size, single: bool) -> 
     matrix = layer.box_matrix(params, size)
     if matrix is not None:
         out_size = layer.output_size(size)
-        padding = (boxes == -1).all(-1)
+        padding = torch.stack([(boxes == v).all(-1) for v in layer.padding_rows]).any(0)
         moved = transform_corners(convert_format(boxes, fmt, "xyxy", *size),
                                    matrix.to(device=boxes.device))
         clipped = clip_to_image_size({"boxes": moved, "labels": labels}, *out_size)
         boxes = convert_format(clipped["boxes"], "xyxy", fmt, *out_size)
-        boxes = torch.where(padding[..., None], torch.full_like(boxes, -1), boxes)
+        boxes = torch.where(padding[..., None], torch.full_like(boxes, layer.padding_fill),
+                            boxes)
         if labels is not None:
             labels = torch.where(padding, torch.full_like(labels, -1), clipped["labels"])
     result = dict(bounding_boxes, boxes=boxes.squeeze(0) if single else boxes)

@@ -1,7 +1,10 @@
 """Augmentations that cut or mix images: MixUp, CutMix (images and labels) and RandomErasing.
 
-MixUp and CutMix take a batch of images, or a dict `{"images": ..., "labels": ...}` whose
-labels are mixed in the same proportions as the images.
+MixUp and CutMix take a batch of images, or a dict `{"images", "labels",
+"segmentation_masks", "bounding_boxes"}`: labels are mixed in the same proportions as the
+images, masks as the images (MixUp: weighted, so float; CutMix: the same box pasted); MixUp
+appends each partner's boxes and box labels, CutMix refuses boxes (as Keras). RandomErasing
+leaves boxes and masks as they are.
 """
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import torch
 
 from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
+from kestrel.layers.image_preprocessing.data import check_box_format
 from kestrel.layers.layer import register_layer
 from kestrel.layers.regularization.seeding import generator_for
+from kestrel.ops.convert import convert_to_tensor
 
 
 class _BoxLayer(RandomImageLayer):
@@ -46,20 +51,40 @@ class _BoxLayer(RandomImageLayer):
 
     def call(self, inputs, training=None):
         data = dict(inputs) if isinstance(inputs, dict) else {"images": inputs}
-        images = data["images"]
+        images = convert_to_tensor(data["images"])
         if not self._is_training(training) or images.dim() == 3:
             data["images"] = images.to(self._compute_dtype)
             return data if isinstance(inputs, dict) else data["images"]
         images, _ = self._as_batch(images)
-        data["images"], weights, order = self.mix(images)
-        if "labels" in data and weights is not None:
+        params = self.draw(images)
+        data["images"] = self.blend(images, params)
+        weights, order = params[0], params[1]
+        if "labels" in data:
             labels = torch.as_tensor(data["labels"], device=images.device)
             w = weights.reshape(-1, *[1] * (labels.dim() - 1)).to(images.dtype)
             data["labels"] = w * labels + (1.0 - w) * labels[order]
+        if "segmentation_masks" in data:
+            masks = convert_to_tensor(data["segmentation_masks"])
+            data["segmentation_masks"] = self.blend_masks(masks, params)
+        if "bounding_boxes" in data:
+            check_box_format(self)
+            data["bounding_boxes"] = self.mix_boxes(data["bounding_boxes"], order)
         return data if isinstance(inputs, dict) else data["images"]
 
-    def mix(self, images):
-        """`(images, label_weights, permutation)` of a batch."""
+    def draw(self, images) -> tuple:
+        """`(label_weights, permutation, ...)`: one batch's random parameters."""
+        raise NotImplementedError
+
+    def blend(self, images, params) -> torch.Tensor:
+        """`images` (or masks) mixed with their permutation by `params`."""
+        raise NotImplementedError
+
+    def blend_masks(self, masks, params) -> torch.Tensor:
+        """Segmentation masks mixed as the images."""
+        raise NotImplementedError
+
+    def mix_boxes(self, bounding_boxes: dict, order) -> dict:
+        """The `{"boxes", "labels"}` of the mixed images."""
         raise NotImplementedError
 
 
@@ -86,12 +111,29 @@ class MixUp(_BoxLayer):
                              f"Received: alpha={alpha!r}")
         self.alpha = alpha
 
-    def mix(self, images):
-        batch = images.shape[0]
+    def draw(self, images):
         order = self.permutation(images)
-        weights = self.host_weights(self.host_rng().beta(self.alpha, self.alpha, batch), images)
-        w = weights.reshape(-1, 1, 1, 1)
-        return w * images + (1.0 - w) * images[order], weights, order
+        weights = self.host_weights(
+            self.host_rng().beta(self.alpha, self.alpha, images.shape[0]), images)
+        return weights, order
+
+    def blend(self, images, params):
+        weights, order = params
+        w = weights.reshape(-1, 1, 1, 1).to(images.dtype)
+        return w * images + (1.0 - w) * images[order]
+
+    def blend_masks(self, masks, params):
+        """Masks mixed with the images' weights: float masks (as Keras)."""
+        return self.blend(masks.to(params[0].dtype), params)
+
+    def mix_boxes(self, bounding_boxes, order):
+        """Each image keeps its boxes and gains its partner's (concatenated on the box axis)."""
+        result = dict(bounding_boxes)
+        for key in ("boxes", "labels"):
+            if key in bounding_boxes:
+                value = convert_to_tensor(bounding_boxes[key])
+                result[key] = torch.cat([value, value[order.to(value.device)]], 1)
+        return result
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
@@ -119,15 +161,27 @@ class CutMix(_BoxLayer):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = parse_factor(self, factor, bounds=(0.0, 1.0))
 
-    def mix(self, images):
+    def draw(self, images):
         batch = images.shape[0]
         rng = self.host_rng()
         alpha = rng.uniform(*self.factor) + 1e-6
         ratio = self.host_weights(rng.beta(alpha, alpha, batch), images)
         ratio = torch.sqrt(1.0 - ratio)
         mask, area = self.box_mask(images, ratio, ratio)
-        order = self.permutation(images)
-        return torch.where(mask, images[order], images), 1.0 - area, order
+        return 1.0 - area, self.permutation(images), mask
+
+    def blend(self, images, params):
+        _, order, mask = params
+        return torch.where(mask, images[order], images)
+
+    def blend_masks(self, masks, params):
+        """The partner's mask pasted in the same box."""
+        return self.blend(masks, params)
+
+    def mix_boxes(self, bounding_boxes, order):
+        raise NotImplementedError(
+            f"CutMix '{self.name}': bounding boxes are not supported (as in Keras); pass "
+            "images, labels and segmentation_masks only. Received: a 'bounding_boxes' key")
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor)}

@@ -153,16 +153,23 @@ class Resizing(_SizedLayer):
     def transform_masks(self, masks, params):
         return self.transform_images(masks, params, "nearest")
 
+    padding_rows = (-1.0, 0.0)  # Keras: all -1 and all 0 rows are padding, made zeros
+    padding_fill = 0.0
+
     def box_matrix(self, params, size):
-        height, width = size
-        if self.crop_to_aspect_ratio:
-            return window_matrix(*aspect_crop_box(height, width, self.height, self.width),
-                                 self.height, self.width)
+        """Keras' box maps, in float32 as Keras: the aspect-ratio crop and pad use continuous
+        ratios and whole-pixel offsets `(new - target) // 2` (within a pixel of the images)."""
+        height, width = (torch.tensor(float(n)) for n in size)
         if self.pad_to_aspect_ratio:
-            pad_h = max(height, int(float(width * self.height) / self.width))
-            pad_w = max(width, int(float(height * self.width) / self.height))
-            top, left = int(float(pad_h - height) / 2), int(float(pad_w - width) / 2)
-            return window_matrix(-top, -left, pad_h, pad_w, self.height, self.width)
+            ratio = torch.minimum(self.height / height, self.width / width)
+            return affine_rows(sx=ratio, sy=ratio, tx=(self.width - width * ratio) // 2,
+                               ty=(self.height - height * ratio) // 2)
+        if self.crop_to_aspect_ratio:
+            wider = width / height > self.width / self.height
+            new_w = self.height * (width / height) if wider else torch.tensor(float(self.width))
+            new_h = torch.tensor(float(self.height)) if wider else self.width / (width / height)
+            return affine_rows(sx=new_w / width, sy=new_h / height,
+                               tx=-((new_w - self.width) // 2), ty=-((new_h - self.height) // 2))
         return window_matrix(0, 0, height, width, self.height, self.width)
 
     def _output_dtype(self, input_dtype) -> str:

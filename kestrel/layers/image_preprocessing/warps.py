@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from kestrel.layers.image_preprocessing.affine import INTERPOLATIONS, grid_warp
+from kestrel.layers.image_preprocessing.affine import (
+    INTERPOLATIONS, affine_transform, grid_warp)
 from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.image_preprocessing.filters import depthwise
@@ -24,7 +25,8 @@ class RandomPerspective(RandomImageLayer):
     image with a probability drawn in `factor`.
 
     Each corner `p` moves to `p + p * d` with `d` drawn in `[-scale / 2, scale / 2]` per
-    coordinate; points outside the image take `fill_value`.
+    coordinate; points outside the image take `fill_value`. Dict inputs: masks move with the
+    images (nearest), boxes become the bounds of their moved corners, clipped.
 
     Args:
         factor: a number `f` in [0, 1] draws the probability in `[0, f]` (default 1.0).
@@ -48,9 +50,13 @@ class RandomPerspective(RandomImageLayer):
         _check_choice(self, "interpolation", interpolation, INTERPOLATIONS)
         self.scale, self.interpolation, self.fill_value = scale, interpolation, fill_value
 
-    def transform(self, images):
-        from kestrel.ops.image_warp import perspective_transform  # ops import the layers
+    def get_transformation(self, images, training=None):
+        """`(picked, transforms)`: which images move, and each one's `(batch, 8)` map of
+        output to input pixels (the homography taking the moved corners to the originals)."""
+        from kestrel.ops.image_warp import _homography  # ops import the layers
 
+        if not self._is_training(training):
+            return None
         batch = images.shape[0]
         height, width = self._size(images.shape)
         picked = self.apply_mask(self.factor, images)
@@ -58,10 +64,32 @@ class RandomPerspective(RandomImageLayer):
         start = torch.tensor([[0.0, 0.0], [width - 1, 0.0], [0.0, height - 1],
                               [width - 1, height - 1]], dtype=images.dtype, device=images.device)
         start = start.expand(batch, 4, 2)
-        warped = perspective_transform.raw(images, start, start + start * offsets,
-                                           self.interpolation, self.fill_value,
-                                           self.data_format)
+        end = start + start * offsets
+        return picked, _homography(start.double(), end.double()).to(images.dtype)
+
+    def transform(self, images):
+        return self.transform_images(images, self.get_transformation(images, True))
+
+    def transform_images(self, images, params, interpolation=None):
+        if params is None:
+            return images
+        picked, transforms = params
+        warped = affine_transform(images, transforms, interpolation or self.interpolation,
+                                  "constant", self.fill_value, self.data_format)
         return torch.where(picked, warped, images)
+
+    def transform_masks(self, masks, params):
+        return self.transform_images(masks, params, "nearest")
+
+    def box_matrix(self, params, size):
+        """Boxes move by the homography itself (input to output), for picked images only."""
+        if params is None:
+            return None
+        picked, transforms = params
+        matrix = torch.cat([transforms, torch.ones_like(transforms[:, :1])], 1).reshape(-1, 3, 3)
+        inverse = torch.linalg.inv(matrix.double()).to(transforms.dtype)
+        eye = torch.eye(3, dtype=inverse.dtype, device=inverse.device)
+        return torch.where(picked.reshape(-1, 1, 1), inverse, eye)
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor), "scale": self.scale,
