@@ -21,9 +21,6 @@ MODULES = ["", "activations", "applications", "backend", "callbacks", "config", 
 NOT_YET = {
     "": {"src", "StatelessScope", "SymbolicScope",
          "visualization"},
-    "dtype_policies": {"AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy"},
-    "quantizers": {"AWQConfig", "Float8QuantizationConfig", "GPTQConfig",
-                   "Int4QuantizationConfig", "Int8QuantizationConfig", "QuantizationConfig"},
 }
 
 
