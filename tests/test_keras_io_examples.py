@@ -98,3 +98,19 @@ def test_conv_convolution_op_default_is_the_plain_convolution():
     bare = layer.convolution_op(kestrel.ops.convert_to_tensor(x), kernel)
     np.testing.assert_allclose(bare.detach().numpy() + layer.get_weights()[1],
                                full.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_models_after_sequential_builds_are_named_as_in_keras():
+    """NMT transformer: a Sequential feed-forward inside custom layers shifts later model names."""
+    def build(k):
+        seq = k.Sequential([k.Input((4,)), k.layers.Dense(4)])
+        grown = k.Sequential([k.Input((4,))])
+        grown.add(k.layers.Dense(2))
+        grown.add(k.layers.Dense(3))
+        inputs = k.Input((4,))
+        inner = k.Model(inputs, seq(inputs))
+        outer_in = k.Input((4,))
+        return k.Model(outer_in, grown(inner(outer_in)))
+
+    ours, _ = _same_in_both(build)
+    assert ours.layers[1].name == "functional_3" and ours.name == "functional_4"

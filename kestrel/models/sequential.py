@@ -5,6 +5,7 @@ import warnings
 
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
+from kestrel.layers.naming import unique_name
 from kestrel.layers.node import KerasTensor
 from kestrel.models.model import Model
 from kestrel.registry import object_registry
@@ -80,6 +81,7 @@ class Sequential(Model):
         self.outputs = [x]
         self.built = True
         self._build_input_shape = self.inputs[0].shape
+        unique_name("functional")  # Keras builds an inner Functional here, taking this name
 
     def build(self, input_shape=None) -> None:
         if input_shape is None:
