@@ -108,12 +108,16 @@ class Resizing(_SizedLayer):
         antialias: antialias when downsampling (bilinear and bicubic).
         data_format: `"channels_last"` or `"channels_first"`.
 
-    Integer images stay integer (rounded); float images keep their dtype.
+    Integer images stay integer (rounded); float images keep their dtype. Bounding boxes move
+    with Keras' numbers; box rows all -1 or all 0 (padding) become zeros with label -1.
 
     Example:
         >>> Resizing(2, 3)(torch.ones(1, 4, 6, 3)).shape
         torch.Size([1, 2, 3, 3])
     """
+
+    padding_rows = (-1.0, 0.0)  # Keras: all -1 and all 0 rows are padding, made zeros
+    padding_fill = 0.0
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
                  pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
@@ -152,9 +156,6 @@ class Resizing(_SizedLayer):
 
     def transform_masks(self, masks, params):
         return self.transform_images(masks, params, "nearest")
-
-    padding_rows = (-1.0, 0.0)  # Keras: all -1 and all 0 rows are padding, made zeros
-    padding_fill = 0.0
 
     def box_matrix(self, params, size):
         """Keras' box maps, in float32 as Keras: the aspect-ratio crop and pad use continuous
