@@ -55,25 +55,28 @@ def test_mixed_float16_scales_the_loss_and_skips_overflowing_steps():
     y = x.sum(axis=1, keepdims=True)
     history = model.fit(x, y, epochs=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    scaler = model._steps._scaler
-    scale = scaler.scale
+    scaler = model.optimizer
+    assert isinstance(scaler, keras.optimizers.LossScaleOptimizer)  # as Keras' compile does
+    scale = scaler.dynamic_scale
     assert scale <= 2.0 ** 15  # halved on any overflow during fit
     before = model.get_weights()
     model.train_on_batch(x, y * 1e6)  # the scaled float16 gradients overflow: step skipped
-    assert scaler.scale == scale / 2
+    assert scaler.dynamic_scale == scale / 2
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
-def test_loss_scaler_grows_after_good_steps():
-    from kestrel.optimizers.loss_scale import LossScaler
-
-    scaler = LossScaler(initial_scale=4.0, dynamic_growth_steps=2)
+def test_loss_scale_optimizer_step_grows_the_scale_after_good_steps():
     param = torch.nn.Parameter(torch.ones(2))
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0), initial_scale=4.0,
+                                              dynamic_growth_steps=2)
+    opt.build([param])
     param.grad = torch.full((2,), 8.0)
-    assert scaler.unscale([param]) and torch.equal(param.grad, torch.full((2,), 2.0))
+    opt.step()  # unscaled to 2.0, applied
+    assert torch.equal(param.detach(), torch.full((2,), -1.0)) and opt.dynamic_scale == 4.0
     param.grad = torch.full((2,), 8.0)
-    scaler.unscale([param])
-    assert scaler.scale == 8.0
-    with pytest.raises(ValueError, match="initial_scale"):
-        LossScaler(initial_scale=0)
+    opt.step()
+    assert opt.dynamic_scale == 8.0
+    param.grad = torch.tensor([float("inf"), 1.0])
+    opt.step()  # skipped, halved
+    assert torch.equal(param.detach(), torch.full((2,), -3.0)) and opt.dynamic_scale == 4.0

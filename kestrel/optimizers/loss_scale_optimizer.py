@@ -85,6 +85,14 @@ class LossScaleOptimizer(Optimizer):
     def step(self) -> None:
         """Unscale the parameters' `.grad` and step the inner optimizer, or skip the step."""
         grads = [p.grad for p in self._params if p.grad is not None]
+        if grads and len({g.device for g in grads}) == 1:
+            # one fused kernel checks and unscales; one host sync per step, as torch's GradScaler
+            found_inf = torch.zeros(1, device=grads[0].device)
+            inverse = torch.full((1,), 1.0 / self.dynamic_scale, device=grads[0].device)
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inverse)
+            if self._next_scale(not bool(found_inf.item())):
+                self.inner_optimizer.step()
+            return
         scale = self._update_scale(grads)
         if scale is not None:
             torch._foreach_div_(grads, scale)
@@ -104,14 +112,18 @@ class LossScaleOptimizer(Optimizer):
         """Keras' scale update for one step: the scale that unscales these gradients, or
         None when they are not all finite (the step is skipped)."""
         scale = self.dynamic_scale
-        if not _all_finite(grads):
-            self.step_counter, self.dynamic_scale = 0, scale * 0.5
-            return None
-        if self.step_counter == self.dynamic_growth_steps - 1:
+        return scale if self._next_scale(_all_finite(grads)) else None
+
+    def _next_scale(self, finite: bool) -> bool:
+        """Keras' dynamic scale update after a step whose gradients were (not) all finite;
+        returns `finite` (whether the step is applied)."""
+        if not finite:
+            self.step_counter, self.dynamic_scale = 0, self.dynamic_scale * 0.5
+        elif self.step_counter == self.dynamic_growth_steps - 1:
             self.step_counter, self.dynamic_scale = 0, self.dynamic_scale * 2.0
         else:
             self.step_counter += 1
-        return scale
+        return finite
 
     # ------------------------------------------------------------------ state
     @property

@@ -60,7 +60,6 @@ class StepFunctions:
         self._whole = None  # whether the whole train step may be compiled (known once built)
         self._largest_batch: dict = {}
         self._constrained = None
-        self._scaler = None  # a LossScaler when some layer computes in mixed_float16
         self.warm = False  # whether the last step ran a compiled graph (maybe compiling it)
 
     # ------------------------------------------------------------------ the steps
@@ -89,14 +88,8 @@ class StepFunctions:
                 return
             optimizer.build(model.trainable_weights)
         optimizer.zero_grad()
-        scaler = self._loss_scaler()
-        if scaler is None:
-            optimizer.scale_loss(loss).backward()  # a LossScaleOptimizer unscales in step()
-            optimizer.step()
-        else:
-            (loss * scaler.scale).backward()
-            if scaler.unscale(model.trainable_weights):
-                optimizer.step()
+        optimizer.scale_loss(loss).backward()  # a LossScaleOptimizer unscales in step()
+        optimizer.step()
 
     def _train_whole(self, x, y, sample_weight) -> bool:
         """The whole step as one compiled graph (eager for a first or ragged batch); False
@@ -135,7 +128,6 @@ class StepFunctions:
             if not optimizer.built:
                 return False
             self._whole = bool(optimizer.supports_host_scalars) and \
-                self._loss_scaler() is None and \
                 hasattr(torch._dynamo.config, "trace_autograd_ops")  # torch >= 2.13
         return self._whole and "step" not in vars(optimizer)
 
@@ -150,15 +142,6 @@ class StepFunctions:
             optimizer._apply(None if len(indices) == len(grads) else indices,
                              [grads[i] for i in indices])
         return loss.detach()
-
-    def _loss_scaler(self):
-        if self._scaler is None:
-            from kestrel.optimizers.loss_scale import LossScaler
-
-            float16 = any(isinstance(m, Layer) and m.dtype_policy == "mixed_float16"
-                          for m in self.model.modules())
-            self._scaler = LossScaler() if float16 else False
-        return self._scaler or None
 
     def test(self, batch):
         """Loss and metric updates on `(x, y, sample_weight)`, without gradients; returns what

@@ -39,8 +39,13 @@ class Trainer(GeneratorMethods):
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 sample_weight_mode=None, weighted_metrics=None, target_tensors=None,
-                run_eagerly=False, steps_per_execution=1, jit_compile=False, **kwargs):
-        """Configure the model for training (optimizer, loss, metrics)."""
+                run_eagerly=False, steps_per_execution=1, jit_compile=False,
+                auto_scale_loss=True, **kwargs):
+        """Configure the model for training (optimizer, loss, metrics).
+
+        Under `mixed_float16`, `auto_scale_loss` wraps the optimizer in a
+        `LossScaleOptimizer` (dynamic loss scaling), as Keras does.
+        """
         from kestrel import optimizers
         from kestrel.metrics import Mean
 
@@ -52,6 +57,10 @@ class Trainer(GeneratorMethods):
             raise ValueError("sample_weight_mode must be None or 'temporal'. "
                              f"Received: sample_weight_mode={sample_weight_mode!r}")
         self.optimizer = optimizers.get(optimizer)
+        if auto_scale_loss and self._computes_in_float16() and \
+                not isinstance(self.optimizer, optimizers.LossScaleOptimizer):
+            self.optimizer = optimizers.LossScaleOptimizer(self.optimizer,
+                                                           name="loss_scale_optimizer")
         names = self._output_names()
         self.compiled_loss = CompileLoss(loss, loss_weights, names)
         self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names,
@@ -70,6 +79,10 @@ class Trainer(GeneratorMethods):
         self._steps = StepFunctions(self, jit=self.jit_compile)
         self._all_layers = None
         self.compiled = True
+
+    def _computes_in_float16(self) -> bool:
+        return any(isinstance(m, Layer) and m.dtype_policy == "mixed_float16"
+                   for m in self.modules())
 
     def _output_names(self) -> list[str]:
         names = getattr(self, "output_names", None)
