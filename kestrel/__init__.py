@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = ("ops", "random", "tree", "backend", "preprocessing", "applications", "legacy",
                  "engine", "dtype_policies", "saving", "visualization", "quantizers",
-                 "wrappers")
+                 "wrappers", "distillation")
 
 # Top-level names Keras 3 exports, as "module:attribute", imported on first use.
 _LAZY_NAMES = {
