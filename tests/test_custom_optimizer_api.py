@@ -259,3 +259,25 @@ def test_metric_stateless_methods_match_keras(make, inputs):
     assert_weights_close(outputs[0][2], outputs[1][2], 0)
     with pytest.raises(ValueError, match="metric_variables"):
         make(kestrel).stateless_result([])
+
+
+BUILTINS = ["SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad", "Adadelta",
+            "Ftrl", "Lamb", "Lion", "Adafactor", "Muon", "ScheduleFreeAdamW"]
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_update_step_equals_its_fused_step(name):
+    cls = getattr(kestrel.optimizers, name)
+    via_super = type("ViaSuper", (cls,), {"update_step": lambda self, g, v, lr:
+                                          cls.update_step(self, g, v, lr)})
+    results = []
+    for make in (cls, via_super):
+        rng = np.random.default_rng(3)
+        variables = [kestrel.Variable(rng.normal(size=s).astype("float32"))
+                     for s in ((3, 4), (4,))]
+        opt = make(learning_rate=0.01)
+        for _ in range(3):
+            opt.apply([torch.as_tensor(rng.normal(size=v.shape).astype("float32"))
+                       for v in variables], variables)
+        results.append([v.numpy() for v in variables] + opt.get_weights())
+    assert_weights_close(results[0], results[1])

@@ -182,16 +182,24 @@ class Nadam(Optimizer):
         super()._follow_params()
         self._u_product_t = self._u_product_t.to(self._params[0].device)
 
-    def _update(self, params, grads, slots, lr, t) -> None:
+    def _update_step(self, params, grads, slots, lr, t) -> None:
+        self._begin_update_steps(t)
+        super()._update_step(params, grads, slots, lr, t)
+
+    def _begin_update_steps(self, t) -> None:
+        """Advance `u_product` once per step, before the variables' updates (as Keras)."""
         u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
-        u_next = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
         if isinstance(t, torch.Tensor):
-            u_product = self._u_product_t.mul_(u_t)
+            self._u_product_t.mul_(u_t)
         else:  # rounded to the state's dtype, so that saved state resumes bit-exactly
             value = torch.tensor(self._u_product * u_t, dtype=self._u_product_t.dtype)
             self._u_product = value.item()
             self._u_product_t.fill_(self._u_product)
-            u_product = self._u_product
+
+    def _update(self, params, grads, slots, lr, t) -> None:
+        u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+        u_next = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        u_product = self._u_product_t if isinstance(t, torch.Tensor) else self._u_product
         momentums, velocities = slots["momentum"], slots["velocity"]
         torch._foreach_lerp_(momentums, grads, 1 - self.beta_1)
         torch._foreach_mul_(velocities, self.beta_2)

@@ -154,6 +154,7 @@ class CustomOptimizerAPI:
             state, self._pending_state = self._pending_state, None
             self.load_state_dict(state)
         self._decay_(params, lr, self.weight_decay)
+        self._begin_update_steps(self._iterations + 1)
         rate = torch.as_tensor(lr, dtype=config.to_torch_dtype(None), device=params[0].device)
         for param, grad in zip(params, grads):
             self.update_step(grad, param, rate)
@@ -161,6 +162,9 @@ class CustomOptimizerAPI:
         self._iterations += 1
         if self.use_ema:
             self._update_ema(self._iterations)
+
+    def _begin_update_steps(self, t) -> None:
+        """Advance optimizer-wide state once per step `t` (1-based), before the updates."""
 
     # ---------------------------------------------------------------- stateless use
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):

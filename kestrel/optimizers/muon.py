@@ -79,8 +79,11 @@ class Muon(Optimizer):
         adamw = {id(p) for p, use in zip(self._params, self._adamw) if use}
         self._decay_([p for p in params if id(p) in adamw], lr, self.adam_weight_decay)
         self._decay_([p for p in params if id(p) not in adamw], lr, self.weight_decay)
+        self._update(params, grads, slots, lr, t)
+
+    def _update(self, params, grads, slots, lr, t) -> None:
         for p, g, m, v in zip(params, grads, slots["momentum"], slots["velocity"]):
-            if id(p) in adamw:
+            if self._adamw[self._index[id(p)]]:
                 self._adamw_update(p, g, m, v, lr * self.adam_lr_ratio, t)
             else:
                 self._muon_update(p, g, m, lr)
