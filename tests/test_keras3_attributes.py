@@ -111,3 +111,16 @@ def test_non_scalar_added_losses_are_summed():
     model.compile("sgd")
     x = np.array([[1.0, -2.0, 3.0], [3.0, 2.0, -1.0]], "float32")
     assert model.evaluate(x, verbose=0) == 6.0
+
+
+def test_one_output_in_a_list_is_returned_alone_as_keras():
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = np.arange(8) % 3
+    for lib in (kestrel, keras):
+        a = lib.Input((4,))
+        model = lib.Model(inputs=[a], outputs=[lib.layers.Dense(3)(a)])
+        assert isinstance(model.predict(x, verbose=0), np.ndarray)
+        assert not isinstance(model(x), (list, tuple))
+        model.compile("adam", lib.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, epochs=1, verbose=0)
+        assert model.get_config()["output_layers"] == [[model.layers[-1].name, 0, 0]]

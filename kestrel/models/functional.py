@@ -31,6 +31,8 @@ class Functional(Model):
                     f"Input() and layer calls. Received: {t!r}")
         self._inputs_struct = inputs
         self._outputs_struct = outputs
+        # as Keras: `outputs=[y]` makes a model that returns `y` itself
+        self._single_in_list = type(outputs) in (list, tuple) and len(outputs) == 1
         self.inputs = flatten(inputs)
         self.outputs = flatten(outputs)
         self._nodes = _collect_nodes(self.inputs, self.outputs + self._loss_tensors, self.name)
@@ -136,6 +138,8 @@ class Functional(Model):
                 for index, value in zip(out_slots, flatten(outputs)):
                     values[index] = value
         self._losses.extend(values[i] for i in self._loss_slots)
+        if self._single_in_list:
+            return values[self._output_slots[0]]
         results = iter([values[i] for i in self._output_slots])
         return map_structure(lambda _: next(results), self._outputs_struct)
 
