@@ -48,7 +48,7 @@ def _deserialize_loss(config):
 
 
 def serialize(obj) -> dict:
-    """A distillation loss (or Distiller) as Keras 3 writes it, under `keras.distillation`."""
+    """A distillation loss as Keras 3 serializes it (built-in ones under `keras.distillation`)."""
     entry = serialize_keras_object(obj)
     if object_registry.is_builtin(type(obj)):
         entry["module"] = KERAS_MODULE
