@@ -131,7 +131,8 @@ class FeatureDistillation(DistillationLoss):
                            teacher_outputs, student_outputs)
 
     def get_config(self) -> dict:
-        return {"loss": serialize_keras_object(self.loss, "losses"), "teacher_layer_name": self.teacher_layer_name,
+        return {"loss": serialize_keras_object(self.loss, "losses"),
+                "teacher_layer_name": self.teacher_layer_name,
                 "student_layer_name": self.student_layer_name}
 
     @classmethod
@@ -177,7 +178,8 @@ class LogitsDistillation(DistillationLoss):
                            tree.map_structure(scale, student_outputs))
 
     def get_config(self) -> dict:
-        return {"temperature": self.temperature, "loss": serialize_keras_object(self.loss, "losses")}
+        return {"temperature": self.temperature,
+                "loss": serialize_keras_object(self.loss, "losses")}
 
     @classmethod
     def from_config(cls, config: dict):
