@@ -50,7 +50,12 @@ def serialize_keras_object(obj, category: str | None = None):
         return {"module": identity[0], "class_name": identity[1], "config": obj.get_config(),
                 "registered_name": identity[1]}
     cls = type(obj)
-    module = KERAS_MODULES.get(category, cls.__module__) if not registered else cls.__module__
+    if registered:
+        module = cls.__module__
+    elif cls.__module__.startswith("kestrel."):
+        module = KERAS_MODULES.get(category, cls.__module__)
+    else:  # a user's unregistered class: its module and name, as Keras writes them
+        module, registered = cls.__module__, cls.__name__
     return {
         "module": module,
         "class_name": cls.__dict__.get("_keras_class_name", cls.__name__),
