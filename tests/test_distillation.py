@@ -311,3 +311,27 @@ def test_public_names():
     assert ks.distillation.Distiller is Distiller
     assert set(ks.distillation.__all__) >= {"Distiller", "DistillationLoss",
                                             "FeatureDistillation", "LogitsDistillation"}
+
+
+def test_saved_distiller_loads_in_a_fresh_process(tmp_path):
+    """`kestrel.distillation` is imported on demand by the loader."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, kestrel as keras\n"
+        "from kestrel.distillation import Distiller, LogitsDistillation\n"
+        "def m(n):\n"
+        "    i = keras.Input((4,))\n"
+        "    return keras.Model(i, keras.layers.Dense(3, name=n)(i))\n"
+        "d = Distiller(teacher=m('t'), student=m('s'), distillation_losses=LogitsDistillation("
+        "loss=keras.losses.KLDivergence()))\n"
+        "d.compile('sgd', loss='sparse_categorical_crossentropy')\n"
+        "d.predict(np.ones((1, 4), 'float32'), verbose=0)\n"
+        f"d.save({str(tmp_path / 'd.keras')!r})\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import kestrel; m = kestrel.saving.load_model("
+         f"{str(tmp_path / 'd.keras')!r}); print(type(m).__module__, type(m).__name__)"],
+        check=True, capture_output=True, text=True)
+    assert loaded.stdout.split() == ["kestrel.distillation.distiller", "Distiller"]

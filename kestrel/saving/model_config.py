@@ -1,10 +1,15 @@
 """Whole-model configs: to/from dicts, JSON and YAML (safe loading only)."""
 from __future__ import annotations
 
+import importlib
+
 from kestrel.registry.bounds import load_json, load_yaml, short_repr
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
-_MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional"}
+_MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional",
+                  "Distiller": "keras.distillation"}
+# Keras modules whose Kestrel classes live in lazily imported packages (registered on import).
+_LAZY_PACKAGES = {"keras.distillation": "kestrel.distillation"}
 
 
 def model_to_dict(model) -> dict:
@@ -32,6 +37,9 @@ def deserialize_layer(entry, custom_objects=None):
         return FunctionOp.from_keras(entry)
     if class_name == "Model":
         entry = {**entry, "class_name": "Functional"}
+    package = _LAZY_PACKAGES.get(entry.get("module"))
+    if package:
+        importlib.import_module(package)
     layer = deserialize_keras_object(entry, "layers", custom_objects)
     if entry.get("build_config") and not getattr(layer, "built", True):
         layer.build_from_config(entry["build_config"])
