@@ -1,17 +1,16 @@
 """Gradient all-reduce overlapped with backward: 2 gloo processes equal one process to 1e-5."""
 import inspect
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import kestrel as keras
 from kestrel.distribution import grad_buckets
 from kestrel.distribution.grad_buckets import GradientBuckets, _group
+from tests.spawn_ranks import run_two_ranks
 
 N, BATCH, EPOCHS = 33, 16, 2  # the last batch holds one sample: rank 1 gets none
 
@@ -92,16 +91,10 @@ def _worker_checks(rank: int, out_dir: str) -> None:
     np.savez(os.path.join(out_dir, f"direct{rank}.npz"), *[p.grad.numpy() for p in params])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("overlap")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
+    run_two_ranks(_worker, out)
     return out
 
 

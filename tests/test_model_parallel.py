@@ -1,14 +1,13 @@
 """ModelParallel and FullyShardedDataParallel on 2 processes (gloo) against one process."""
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import kestrel as keras
+from tests.spawn_ranks import run_two_ranks
 
 BATCH, EPOCHS = 8, 2
 
@@ -75,16 +74,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("model_parallel")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
+    run_two_ranks(_worker, out)
     return out
 
 
