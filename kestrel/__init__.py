@@ -43,6 +43,7 @@ _LAZY_NAMES = {
     "Quantizer": "kestrel.quantizers:Quantizer",
     "remat": "kestrel.layers.remat:remat",
     "RematScope": "kestrel.layers.remat:RematScope",
+    "StatelessScope": "kestrel.layers.stateless:StatelessScope",
 }
 
 

@@ -18,8 +18,11 @@ import torch
 from torch import nn
 
 from kestrel import config
+from kestrel.registry.bounds import short_repr
 
 _DISCARDING = [0]  # depth of the `discarding_assignments` scopes now open
+_STATELESS: list = []  # the `StatelessScope`s now open, innermost last
+_SYNCHRONIZATIONS = (None, "none", "on_read", "on_write", "auto")
 
 
 @contextlib.contextmanager
@@ -43,6 +46,8 @@ class Variable(torch.Tensor):
         dtype: the dtype; defaults to the value's dtype, or `floatx()` with an initializer.
         trainable: whether training updates it (then it is an `nn.Parameter`).
         aggregation: how replicas combine it (kept for Keras compatibility).
+        synchronization: when replicas sync it (`"auto"`, `"none"`, `"on_read"`,
+            `"on_write"`; kept for Keras compatibility).
         name: its name; generated (`variable`, `variable_1`, ...) when omitted.
 
     Example:
@@ -65,9 +70,15 @@ class Variable(torch.Tensor):
         if not isinstance(name, str) or "/" in name:
             raise ValueError("Argument `name` must be a string and cannot contain character "
                              f"`/`. Received: name={name}")
+        if synchronization not in _SYNCHRONIZATIONS:
+            raise ValueError("Invalid value for argument `synchronization`. Expected one of "
+                             "`None`, `'none'`, `'on_read'`, `'on_write'`, `'auto'`. "
+                             f"Received: synchronization={short_repr(synchronization)}")
         value = _initial_value(initializer, shape, dtype)
-        return wrap(value, trainable=trainable, name=name, path=name,
-                    aggregation=aggregation or "none")
+        variable = wrap(value, trainable=trainable, name=name, path=name,
+                        aggregation=aggregation or "none")
+        variable._synchronization = synchronization or "none"
+        return variable
 
     def __init__(self, *args, **kwargs):  # the work is done in __new__
         pass
@@ -86,6 +97,49 @@ class Variable(torch.Tensor):
     def path(self) -> str:
         """`"<layer name>/<name>"` for a layer's weight, the name for a standalone variable."""
         return self._keras_path
+
+    @property
+    def synchronization(self) -> str:
+        """How replicas synchronize it (`"auto"` unless given; Kestrel does not use it)."""
+        return self.__dict__.get("_synchronization", "auto")
+
+    @property
+    def regularizer(self):
+        """A callable giving this variable's penalty, or None (`add_weight(regularizer=)`)."""
+        return self.__dict__.get("_regularizer")
+
+    @regularizer.setter
+    def regularizer(self, value) -> None:
+        if value is not None and not callable(value):
+            raise ValueError("Invalid value for attribute `regularizer`. Expected a callable "
+                             "(such as a `keras.regularizers.Regularizer` instance) or `None`. "
+                             f"Received: regularizer={short_repr(value)}")
+        self._regularizer = value
+
+    @property
+    def constraint(self):
+        """A callable applied after each optimizer update, or None (`add_weight(constraint=)`)."""
+        return self.__dict__.get("_constraint")
+
+    @constraint.setter
+    def constraint(self, value) -> None:
+        if value is not None and not callable(value):
+            raise ValueError("Invalid value for attribute `constraint`. Expected a callable "
+                             "(such as a `keras.constraints.Constraint` instance) or `None`. "
+                             f"Received: constraint={short_repr(value)}")
+        self._constraint = value
+
+    @property
+    def overwrite_with_gradient(self) -> bool:
+        """Whether an optimizer should replace the value with its gradient (float8 scales)."""
+        return self.__dict__.get("_overwrite_with_gradient", False)
+
+    @overwrite_with_gradient.setter
+    def overwrite_with_gradient(self, value) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"`overwrite_with_gradient` must be a boolean. Received: "
+                            f"{short_repr(value)}")
+        self._overwrite_with_gradient = value
 
     @property
     def trainable(self) -> bool:
@@ -117,6 +171,8 @@ class Variable(torch.Tensor):
             raise ValueError(self._shape_error("assign", value))
         if _DISCARDING[0]:
             return self
+        if _STATELESS:
+            _STATELESS[-1].track(self)
         with torch.no_grad():
             self.copy_(value)
         return self
@@ -137,6 +193,8 @@ class Variable(torch.Tensor):
                 raise ValueError(self._shape_error(method, value))
         if _DISCARDING[0]:
             return self
+        if _STATELESS:
+            _STATELESS[-1].track(self)
         with torch.no_grad():
             self.add_(value, alpha=sign)
         return self

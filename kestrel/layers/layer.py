@@ -495,6 +495,31 @@ class Layer(nn.Module):
                 "built. You can build it manually via: `layer.build(input_shape)`.")
         return int(sum(t.numel() for t in self.weights))
 
+    # ------------------------------------------------------------------ stateless, own state
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args,
+                       return_losses: bool = False, **kwargs):
+        """Call the layer on the given variable values without changing its own; returns
+        `(outputs, non_trainable_variables)` (+ `losses` with `return_losses`). Gradients flow
+        to the given trainable values; see `kestrel.layers.stateless`."""
+        from kestrel.layers.stateless import stateless_call
+
+        return stateless_call(self, trainable_variables, non_trainable_variables, *args,
+                              return_losses=return_losses, **kwargs)
+
+    def save_own_variables(self, store) -> None:
+        """Put this layer's own weights into `store` as `"0"`, `"1"`, ... (Keras layout);
+        override to save other state too (`.keras` and `.weights.h5` files call it)."""
+        from kestrel.saving.keras_weights import save_own_variables
+
+        save_own_variables(self, store)
+
+    def load_own_variables(self, store) -> None:
+        """Set this layer's own weights from `store` (`"0"`, `"1"`, ...); the counterpart of
+        `save_own_variables`."""
+        from kestrel.saving.keras_weights import load_own_variables
+
+        load_own_variables(self, store)
+
     def quantize(self, mode=None, type_check=True, config=None, filters=None) -> None:
         """Quantize the weights (`"int8"`) of this built layer, or of every leaf layer of a
         model that supports it; see `kestrel.quantizers.apply.quantize`."""

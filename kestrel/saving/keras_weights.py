@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import torch
 
+from kestrel.layers.layer import Layer
 from kestrel.layers.weights import assign_keras_value, keras_value
 from kestrel.saving.weight_paths import keras3_groups, layout_of, own_weights, variable_paths
 
@@ -93,17 +94,59 @@ def restore_optimizer_state(model, values: list) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------- own variables
+def save_own_variables(layer: Layer, store) -> None:
+    """`Layer.save_own_variables`: the layer's own weights, Keras layout, as "0", "1", ..."""
+    for index, attr in enumerate(own_weights(layer)):
+        store[str(index)] = keras_value(layer, attr).detach()
+
+
+def load_own_variables(layer: Layer, store) -> None:
+    """`Layer.load_own_variables`: assign "0", "1", ... of `store` to the own weights."""
+    attrs = own_weights(layer)
+    if len(store.keys()) != len(attrs):
+        if not attrs and not layer.built:
+            raise ValueError(
+                f"Layer '{layer.name}' was never built and thus it doesn't have any "
+                f"variables. However the weights file lists {len(store.keys())} variables "
+                "for this layer. Its `build()` (or `build_from_config()`) must create all "
+                "of its state, including that of its sublayers.")
+        raise ValueError(f"Layer '{layer.name}' expected {len(attrs)} variables, but received "
+                         f"{len(store.keys())} variables during loading. Expected: "
+                         f"{[getattr(layer, a).name for a in attrs]}")
+    for index, attr in enumerate(attrs):
+        assign_keras_value(layer, attr, np.asarray(store[str(index)]))
+
+
+def _custom(layer: Layer, method: str) -> bool:
+    """Whether `layer`'s class overrides `method` (then files go through it)."""
+    return getattr(type(layer), method) is not getattr(Layer, method)
+
+
+def _write_value(group: h5py.Group, key: str, value) -> None:
+    if isinstance(value, torch.Tensor):
+        dataset = group.create_dataset(key, data=to_numpy(value))
+        if value.dtype is torch.bfloat16:
+            dataset.attrs["dtype"] = "bfloat16"
+    else:
+        group.create_dataset(key, data=np.asarray(value))
+
+
 # ---------------------------------------------------------------------- writing
 def write_weights(file: h5py.File, model, include_optimizer: bool = True) -> None:
-    """Write every layer's variables (and a built optimizer's) into an open HDF5 file."""
+    """Write every layer's variables (and a built optimizer's) into an open HDF5 file; a
+    layer that overrides `save_own_variables` writes its own store."""
     for path, layer in keras3_groups(model):
         group = file.create_group(f"{path}/vars" if path else "vars")
         group.attrs["name"] = layer.name
+        if _custom(layer, "save_own_variables"):
+            store = {}
+            layer.save_own_variables(store)
+            for key, value in store.items():
+                _write_value(group, str(key), value)
+            continue
         for index, attr in enumerate(own_weights(layer)):
-            tensor = keras_value(layer, attr)
-            dataset = group.create_dataset(str(index), data=to_numpy(tensor))
-            if tensor.dtype is torch.bfloat16:
-                dataset.attrs["dtype"] = "bfloat16"
+            _write_value(group, str(index), keras_value(layer, attr))
     state = optimizer_state(model) if include_optimizer else []
     if state:
         group = file.create_group("optimizer/vars")
@@ -145,13 +188,16 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
     Every layer is checked before any weight is assigned, so a mismatch (without
     `skip_mismatch`) leaves the model unchanged.
     """
-    used, plan = set(), []
+    used, plan, custom = set(), [], []
     for path, layer in keras3_groups(model):
         attrs = own_weights(layer)
         group = _resolve(file, path)
         where = f"{path}/vars" if path else "vars"
         if group is not None:
             used.add(group.name)
+        if _custom(layer, "load_own_variables"):  # the layer checks its own store
+            custom.append((layer, group))
+            continue
         saved = [group[k] for k in sorted(group, key=_position)] if group is not None else []
         if len(saved) != len(attrs):
             _mismatch(f"layer '{layer.name}' ({type(layer).__name__}) expects {len(attrs)} "
@@ -170,6 +216,9 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
     for layer, attrs, saved in plan:
         for attr, dataset in zip(attrs, saved):
             assign_keras_value(layer, attr, np.asarray(dataset))
+    for layer, group in custom:
+        layer.load_own_variables({key: np.asarray(group[key]) for key in group}
+                                 if group is not None else {})
     if load_optimizer and getattr(model, "optimizer", None) is not None:
         group = file.get("optimizer/vars")
         if isinstance(group, h5py.Group) and len(group):
