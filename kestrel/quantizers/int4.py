@@ -1,12 +1,15 @@
-"""int4 weights for Dense and Embedding, with Keras 3's variables and numbers.
+"""int4 weights for Dense, EinsumDense and Embedding, with Keras 3's variables and numbers.
 
 Two int4 values are packed per int8 byte along the output axis (`kernel`: `(in, ceil(units /
-2))`). With `block_size` None the scale is symmetric per output channel (`kernel_scale`:
+2))`; EinsumDense first reshapes its kernel to `(contracted rows, other columns)`, as Keras).
+With `block_size` None the scale is symmetric per output channel (`kernel_scale`:
 `(units,)`); with a block size every `block_size` inputs (Embedding: features) share a scale
 and an int8 zero point (`kernel_scale`, `kernel_zero`: `(groups, units)`) and `g_idx` maps
 each input to its group. Inputs stay float (weight-only), as Keras' default.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -38,13 +41,30 @@ def _per_channel(layer, weight, axis: int):
     return q, scale
 
 
-def quantize_dense(layer, kernel) -> list:
+def _kernel_entries(layer, kernel, per_channel) -> list:
+    """A 2D `(rows, columns)` kernel's variables: `per_channel(kernel) -> (q, scale)`, or
+    zero-point quantization in blocks of `layer._int4_block_size` rows."""
     block_size = layer._int4_block_size
     if block_size is None:
-        q, scale = _per_channel(layer, kernel, 0)
+        q, scale = per_channel(kernel)
         return _entries("kernel", q, scale.reshape(-1))
     q, scale, zero = abs_max_quantize_grouped_with_zero_point(kernel, block_size, to_numpy=True)
     return _entries("kernel", q, scale, zero, _groups(kernel.shape[0], block_size))
+
+
+def quantize_dense(layer, kernel) -> list:
+    return _kernel_entries(layer, kernel, lambda k: _per_channel(layer, k, 0))
+
+
+def quantize_einsum(layer, kernel) -> list:
+    """EinsumDense: the kernel reshaped (not transposed, as Keras) to `(product of the
+    contracted axes, the rest)`; per channel always Keras' abs-max into [-8, 7]."""
+    left, outs = layer.equation.split("->")
+    spec = left.split(",")[1]
+    rows = math.prod(n for n, c in zip(kernel.shape, spec) if c not in outs)
+    layer._int4_kernel_shape = tuple(kernel.shape)
+    return _kernel_entries(layer, kernel.reshape(rows, -1),
+                           lambda k: _abs_max(k, (0,), top=7.0))
 
 
 def quantize_embedding(layer, table) -> list:
@@ -75,6 +95,20 @@ def dense_call(layer, inputs):
         y = torch.matmul(inputs, _dequantize(kernel, layer.kernel_scale, layer.kernel_zero,
                                              layer.g_idx, dtype, 0))
     return _finish(layer, y)
+
+
+def einsum_call(layer, inputs):
+    """EinsumDense's int4 forward: the kernel unpacked, dequantized and reshaped back, then
+    the float einsum; gradients reach the inputs through it."""
+    dtype = layer._autocast_dtype or layer._variable_dtype
+    kernel = unpack_int4(layer.kernel, layer.kernel_scale.shape[-1], axis=-1)
+    if layer._int4_block_size is None:
+        kernel = kernel.to(dtype) / layer.kernel_scale
+    else:
+        kernel = _dequantize(kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx, dtype,
+                             0)
+    kernel = kernel.reshape(layer._int4_kernel_shape).to(inputs.dtype)
+    return _finish(layer, torch.einsum(layer.equation, inputs, kernel))
 
 
 def embedding_call(layer, inputs):

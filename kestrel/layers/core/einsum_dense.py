@@ -7,7 +7,7 @@ from kestrel import activations, constraints, initializers, ops, regularizers
 from kestrel.initializers.variance_scaling import VarianceScaling
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.quantizers import int8
+from kestrel.quantizers import int4, int8
 from kestrel.quantizers.layer_mixin import Quantizable
 
 _FORMS = (  # (pattern on the equation with "..." written as "0", ellipsis side)
@@ -114,6 +114,7 @@ class EinsumDense(Quantizable, Layer):
     """
 
     _int8_weight, _int8_rules = "kernel", (int8.quantize_einsum, int8.einsum_call)
+    _int4_rules = (int4.quantize_einsum, int4.einsum_call)
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
