@@ -1,4 +1,4 @@
-"""Run a worker in two gloo processes for the distributed tests."""
+"""Run a worker in several gloo processes for the distributed tests."""
 import socket
 
 import torch.multiprocessing as mp
@@ -11,6 +11,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_two_ranks(worker, out_dir) -> None:
-    """`worker(rank, port, out_dir)` in two processes; returns when both have finished."""
-    mp.spawn(worker, args=(free_port(), str(out_dir)), nprocs=2, join=True)
+def run_two_ranks(worker, out_dir, *extra) -> None:
+    """`worker(rank, port, out_dir, *extra)` in two processes; returns when both finished."""
+    run_ranks(2, worker, out_dir, *extra)
+
+
+def run_ranks(nprocs: int, worker, out_dir, *extra) -> None:
+    """`worker(rank, port, out_dir, *extra)` in `nprocs` processes."""
+    mp.spawn(worker, args=(free_port(), str(out_dir), *extra), nprocs=nprocs, join=True)

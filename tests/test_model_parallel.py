@@ -1,4 +1,5 @@
-"""ModelParallel and FullyShardedDataParallel on 2 processes (gloo) against one process."""
+"""ModelParallel and FullyShardedDataParallel on 2 and 4 processes (gloo) against one
+process; the 4-process run (a 2x2 batch x model mesh) is marked slow."""
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 import kestrel as keras
-from tests.spawn_ranks import run_two_ranks
+from tests.spawn_ranks import run_ranks
 
 BATCH, EPOCHS = 8, 2
 
@@ -32,8 +33,8 @@ def _fit(model):
     return history.history["loss"]
 
 
-def _layout_map():
-    mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
+def _layout_map(world: int):
+    mesh = keras.distribution.DeviceMesh((world // 2, 2), ["batch", "model"])
     layout_map = keras.distribution.LayoutMap(mesh)
     layout_map["dense_in/kernel"] = (None, "model")
     layout_map["dense_in/bias"] = ("model",)
@@ -41,14 +42,14 @@ def _layout_map():
     return layout_map
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, port: int, out_dir: str, world: int) -> None:
     torch.set_num_threads(1)
-    os.environ.update(WORLD_SIZE="2", RANK=str(rank), MASTER_ADDR="127.0.0.1",
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     keras.distribution.initialize(timeout_s=30)
     try:
         for name, make in (("mp", lambda: keras.distribution.ModelParallel(
-                layout_map=_layout_map(), batch_dim_name="batch")),
+                layout_map=_layout_map(world), batch_dim_name="batch")),
                            ("fsdp", keras.distribution.FullyShardedDataParallel)):
             keras.distribution.set_distribution(make())
             model = _model(seed=rank + 1)  # rank 0's initial weights must win
@@ -77,7 +78,14 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("model_parallel")
-    run_two_ranks(_worker, out)
+    run_ranks(2, _worker, out, 2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def four_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model_parallel4")
+    run_ranks(4, _worker, out, 4)
     return out
 
 
@@ -99,6 +107,26 @@ def test_two_processes_train_like_one(two_ranks, reference, name):
             np.testing.assert_allclose(got[f"arr_{index}"], expected, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(got["predicted"], model.predict(_data()[0], verbose=0),
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mp", "fsdp"])
+def test_four_processes_train_like_one(four_ranks, reference, name):
+    """mp: 2 replicas x 2 model shards; fsdp: every weight in 4 shards."""
+    model, losses = reference
+    total = model.count_params()
+    sharded, shards = {"mp": (6 * 16 + 16 + 16 * 4, 2), "fsdp": (total, 4)}[name]
+    held = 0
+    for rank in range(4):
+        got = np.load(four_ranks / f"{name}{rank}.npz")
+        np.testing.assert_allclose(got["losses"], losses, rtol=1e-5, atol=1e-6)
+        for index, expected in enumerate(model.get_weights()):
+            np.testing.assert_allclose(got[f"arr_{index}"], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["predicted"], model.predict(_data()[0], verbose=0),
+                                   rtol=1e-5, atol=1e-5)
+        held += int(got["numel"])
+    # every shard of a sharded weight lives on one process per model replica
+    assert held == 4 * (total - sharded) + (4 // shards) * sharded
 
 
 @pytest.mark.parametrize("name", ["mp", "fsdp"])
