@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from kestrel.layers.core.input_layer import InputLayer
+from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
 from kestrel.models.model import Model
@@ -14,21 +14,30 @@ class Functional(Model):
     """A model defined by `Model(inputs, outputs)`; runs its nodes in topological order.
 
     Args:
-        inputs: a KerasTensor from `Input()`, or a list / dict of them.
+        inputs: KerasTensor(s) from `Input()`, as a tensor, list or dict; intermediate tensors
+            (layer outputs) cut the graph there, each becoming a new `Input` named
+            `<tensor name>CLONE`, as in Keras.
         outputs: KerasTensor(s) computed from `inputs`, as a tensor, list or dict.
         name: model name.
     """
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         super().__init__(name=name or _default_name(), trainable=trainable, **kwargs)
+        if not all(isinstance(t, KerasTensor) and t._keras_history is not None
+                   and isinstance(t._keras_history[0], InputLayer) for t in flatten(inputs)):
+            self._check_symbolic(inputs, outputs)
+            inputs, outputs = _cut_graph(inputs, outputs, self.name)
         self._init_graph(inputs, outputs)
 
-    def _init_graph(self, inputs, outputs) -> None:
+    def _check_symbolic(self, inputs, outputs) -> None:
         for t in flatten(inputs) + flatten(outputs):
             if not isinstance(t, KerasTensor):
                 raise ValueError(
                     f"Model '{self.name}': inputs and outputs must be symbolic tensors from "
-                    f"Input() and layer calls. Received: {t!r}")
+                    f"Input() and layer calls. Received: {type(t).__name__}")
+
+    def _init_graph(self, inputs, outputs) -> None:
+        self._check_symbolic(inputs, outputs)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         # as Keras: `outputs=[y]` makes a model that returns `y` itself
@@ -241,6 +250,46 @@ def _default_name() -> str:
     from kestrel.layers import naming
 
     return naming.unique_name("functional")
+
+
+def _cut_graph(inputs, outputs, name: str):
+    """Keras' `clone_graph_nodes`: a new `Input` for each intermediate tensor in `inputs` and
+    a copy of every call between them and `outputs`, so the original graph stays intact."""
+    flat_inputs = flatten(inputs)
+    clones: dict[int, KerasTensor] = {}
+    for t in flat_inputs:
+        if t._keras_history is None:
+            raise ValueError(f"Model '{name}': input tensor {t} was not produced by a layer.")
+        clones[id(t)] = t if isinstance(t.node.layer, InputLayer) else Input(
+            batch_shape=t.shape, dtype=t.dtype, name=f"{t.name}CLONE")
+
+    def copy_input(value):
+        if not isinstance(value, KerasTensor):
+            return value
+        if id(value) not in clones:
+            raise ValueError(f"Graph disconnected: model '{name}' cannot obtain tensor {value} "
+                             "from the given inputs.")
+        return clones[id(value)]
+
+    def copy_output(value):
+        if not isinstance(value, KerasTensor):
+            return value
+        clone = KerasTensor(value.shape, value.dtype, name=value.name)
+        if getattr(value, "_keras_mask", None) is not None:
+            clone._keras_mask = value._keras_mask
+        clones[id(value)] = clone
+        return clone
+
+    for node in _collect_nodes(flat_inputs, flatten(outputs), name):
+        if node.is_input or any(id(t) in clones for t in node.output_tensors):
+            continue  # an Input, or the call that made an intermediate input: cut here
+        args, kwargs = map_structure(copy_input, (node.call_args, node.call_kwargs))
+        copy = Node(node.layer, args, kwargs, map_structure(copy_output, node.outputs))
+        node.layer._inbound_nodes.append(copy)
+        for index, tensor in enumerate(copy.output_tensors):
+            tensor._keras_history = (node.layer, len(node.layer._inbound_nodes) - 1, index)
+    return (map_structure(lambda t: clones[id(t)], inputs),
+            map_structure(lambda t: clones[id(t)], outputs))
 
 
 def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: str) -> list[Node]:

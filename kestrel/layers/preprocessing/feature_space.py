@@ -5,7 +5,8 @@ Built on Kestrel's preprocessing layers (Normalization, Discretization, Rescalin
 StringLookup/IntegerLookup, Hashing, HashedCrossing, CategoryEncoding). Feature values are
 NumPy arrays or torch tensors (strings as NumPy `str` arrays), so a FeatureSpace runs eagerly
 on data, in a `DataLoader`'s `collate_fn` or a dataset transform, ahead of a model whose
-inputs are `get_encoded_features()`.
+inputs are `get_encoded_features()`; the same layers applied to `get_inputs()` make the graph
+of a model that takes the raw features (strings included).
 """
 from __future__ import annotations
 
@@ -36,6 +37,23 @@ class FloatIdentity(Layer):
     def call(self, inputs):
         return torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor)
                                else inputs).to(torch.float32)
+
+
+@register_layer("TFDConcat")
+class Concat(Layer):
+    """The `"concat"` merge: encoded features as one float32 tensor, joined on `axis`."""
+
+    _keras_class_name = "TFDConcat"
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, inputs):
+        return torch.cat([x.float() for x in inputs], dim=self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
 
 
 def _serialize(kind: str, config: dict) -> dict:
@@ -221,8 +239,9 @@ class FeatureSpace(_Constructors, Layer):
         num_discretization_bins: bins of `"float_discretized"` features.
 
     Call `adapt(data)` (a dict of arrays, or an iterable of such dicts) before use; then
-    `fs(dict_of_arrays)` encodes. `get_encoded_features()` gives symbolic Inputs of the
-    encoded shape for building the model that consumes the encodings.
+    `fs(dict_of_arrays)` encodes. `get_inputs()` gives one `Input` per raw feature and
+    `get_encoded_features()` the encoding computed from them, as in Keras: a model from the
+    encodings trains on `fs(data)`; one from `get_inputs()` to the same outputs takes raw data.
 
     Example:
         >>> fs = FeatureSpace({"age": "float_normalized", "color": "string_categorical"})
@@ -254,7 +273,9 @@ class FeatureSpace(_Constructors, Layer):
             self.add_module(layer.name.replace(".", "_"), layer)
         self._is_adapted = not any(_is_adaptable(p) for p in self.preprocessors.values())
         self._encoders = None
-        self._encoded_inputs = None
+        self._concat = None
+        self._inputs = None
+        self._encoded = None
 
     def _standardize(self, name, feature) -> Feature:
         if isinstance(feature, Feature):
@@ -312,7 +333,7 @@ class FeatureSpace(_Constructors, Layer):
             feature.preprocessor.adapt(values)
         self._is_adapted = True
         self.built = True
-        self._encoders = None
+        self._encoders = self._encoded = None
 
     def _check_adapted(self):
         if not self._is_adapted:
@@ -361,6 +382,11 @@ class FeatureSpace(_Constructors, Layer):
         return out
 
     def call(self, columns: dict):
+        return self._encode(columns)
+
+    def _encode(self, columns: dict):
+        """Preprocess, cross, one-hot encode and merge `columns`: tensors and arrays, or the
+        symbolic inputs (then each layer call is recorded in the graph)."""
         pre = {n: self.preprocessors[n](columns[n]) for n in self.features}
         encoded = {}
         encoders = self._one_hot_encoders()
@@ -373,40 +399,38 @@ class FeatureSpace(_Constructors, Layer):
         if self.output_mode == "dict":
             return encoded
         for name, value in encoded.items():
-            if not torch.is_floating_point(value):
+            dtype = str(value.dtype).replace("torch.", "")
+            if not dtype.startswith(("float", "bfloat")):
                 raise ValueError(f"FeatureSpace: cannot concatenate features because feature "
-                                 f"'{name}' has not been encoded (it has dtype {value.dtype}). "
+                                 f"'{name}' has not been encoded (it has dtype {dtype}). "
                                  "Consider using `output_mode='dict'`.")
-        return torch.cat([v.float() for v in encoded.values()], dim=-1)
+        if self._concat is None:
+            self._concat = Concat(axis=-1, name=naming.unique_name("tfd_concat"))
+        return self._concat(list(encoded.values()))
 
     # ------------------------------------------------------------------ symbolic faces
     def get_inputs(self) -> dict:
-        """The raw features' inputs: a Kestrel `Input` `(None, 1)` per numeric feature and an
-        `InputSpec` (dtype `"string"`) per string feature, which torch tensors cannot hold."""
-        return {name: InputSpec(shape=(None, 1), dtype="string", name=name)
-                if f.dtype == "string" else Input(shape=(1,), dtype=f.dtype, name=name)
-                for name, f in self.features.items()}
+        """One `Input(shape=(1,))` per raw feature, of the feature's dtype (`"string"` for
+        string features): the inputs of the model that takes raw data."""
+        if self._inputs is None:
+            self._inputs = {name: Input(shape=(1,), dtype=f.dtype, name=name)
+                            for name, f in self.features.items()}
+        return self._inputs
 
     def get_encoded_features(self):
-        """Symbolic Inputs shaped like this FeatureSpace's output (one for `"concat"`, one
-        per feature for `"dict"`): the inputs of the model trained on the encodings."""
-        self._check_adapted()
-        if self._encoded_inputs is None:
-            encoders = self._one_hot_encoders()
-            dims = {name: encoders[name].num_tokens if name in encoders else 1
-                    for name, _, _ in self._output_specs()}
-            if self.output_mode == "concat":
-                self._encoded_inputs = Input(shape=(sum(dims.values()),), name=self.name)
-            else:
-                self._encoded_inputs = {
-                    name: Input(shape=(dim,), name=name,
-                                dtype="float32" if name in encoders or self._is_float(name)
-                                else "int64")
-                    for name, dim in dims.items()}
-        return self._encoded_inputs
+        """This FeatureSpace applied to `get_inputs()`: one float32 `(None, dim)` tensor for
+        `"concat"`, a dict per output feature for `"dict"`.
 
-    def _is_float(self, name: str) -> bool:
-        return name in self.features and self.features[name].output_mode == "float"
+        Example:
+            >>> fs = FeatureSpace({"age": "float_normalized", "color": "string_categorical"})
+            >>> fs.adapt({"age": np.array([20.0, 40.0]), "color": np.array(["red", "blue"])})
+            >>> fs.get_encoded_features().shape
+            (None, 4)
+        """
+        self._check_adapted()
+        if self._encoded is None:
+            self._encoded = self._encode(self.get_inputs())
+        return self._encoded
 
     # ------------------------------------------------------------------ saving
     def get_config(self):
