@@ -170,6 +170,13 @@ def test_numeric_feature_space_models_match_keras(tmp_path):
     np.testing.assert_allclose(inference.predict(data, verbose=0),
                                np.asarray(k_inference.predict(data, verbose=0)),
                                rtol=1e-5, atol=1e-6)
+    # Kestrel's file of the inference model loads in Keras, and Keras' files of both load here
+    inference.save(tmp_path / "inference.keras")
+    in_keras = keras.saving.load_model(tmp_path / "inference.keras")
+    assert [type(layer).__name__ for layer in in_keras.layers] == \
+        [type(layer).__name__ for layer in k_inference.layers]
+    np.testing.assert_allclose(np.asarray(in_keras.predict(data, verbose=0)),
+                               inference.predict(data, verbose=0), rtol=1e-5, atol=1e-6)
     # Keras' own files of both models (TFDIdentity, TFDConcat, a `...CLONE` input) load here
     k_inference.save(tmp_path / "k_inference.keras")
     k_training.save(tmp_path / "k_training.keras")

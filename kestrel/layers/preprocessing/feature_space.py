@@ -32,7 +32,7 @@ _MODULE = "keras.src.layers.preprocessing.feature_space"
 class FloatIdentity(Layer):
     """The `"float"` feature's preprocessor: values as float32, unchanged."""
 
-    _keras_class_name = "TFDIdentity"  # the name Keras serializes it under
+    keras_identity = (_MODULE, "TFDIdentity")  # the module and name Keras serializes it under
 
     def call(self, inputs):
         return torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor)
@@ -43,7 +43,7 @@ class FloatIdentity(Layer):
 class Concat(Layer):
     """The `"concat"` merge: encoded features as one float32 tensor, joined on `axis`."""
 
-    _keras_class_name = "TFDConcat"
+    keras_identity = (_MODULE, "TFDConcat")
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
