@@ -108,8 +108,8 @@ def test_stateless_compute_loss_matches_keras():
     given = [torch.tensor(v, requires_grad=True) for v in values[:n]]
     metrics = [v.detach().clone() for v in ours.metrics_variables]
     y_pred, _ = ours.stateless_call(given, [torch.tensor(v) for v in values[n:]], torch.tensor(x))
-    loss, (tv, ntv, mv) = stateless.stateless_compute_loss(
-        ours, given, [torch.tensor(v) for v in values[n:]], metrics, x=x, y=torch.tensor(y),
+    loss, (tv, ntv, mv) = ours.stateless_compute_loss(
+        given, [torch.tensor(v) for v in values[n:]], metrics, x=x, y=torch.tensor(y),
         y_pred=y_pred)
     ref_pred, _ = theirs.stateless_call(values[:n], values[n:], x)
     ref_loss, (_, ref_ntv, _) = theirs.stateless_compute_loss(
@@ -120,7 +120,7 @@ def test_stateless_compute_loss_matches_keras():
     assert torch.autograd.grad(loss, given[0])[0].shape == (3, 4)  # penalty included
     with pytest.raises(ValueError, match=f"`metrics_variables`.*length 0, but expected "
                                          f"{len(metrics)}"):
-        stateless.stateless_compute_loss(ours, given, values[n:], [], x=x)
+        ours.stateless_compute_loss(given, values[n:], [], x=x)
 
 
 def test_state_tree_nesting_and_round_trip_with_keras():
@@ -130,20 +130,37 @@ def test_state_tree_nesting_and_round_trip_with_keras():
         model.compile(optimizer="adam", loss="mse", metrics=["mae"])
         model.fit(x, y, epochs=1, batch_size=6, verbose=0)
     ref = theirs.get_state_tree("numpy_array")
-    tree = stateless.get_state_tree(ours, "numpy_array")
+    tree = ours.get_state_tree("numpy_array")
 
     def keys(t):
         return {k: keys(v) for k, v in t.items()} if isinstance(t, dict) else None
     assert keys(tree) == keys(ref)
-    stateless.set_state_tree(ours, ref)
+    ours.set_state_tree(ref)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    again = stateless.get_state_tree(ours)
+    again = ours.get_state_tree()
     assert isinstance(again["trainable_variables"]["d"]["kernel"], torch.Tensor)
     np.testing.assert_allclose(
         again["optimizer_variables"]["adam"]["d_kernel_velocity"].numpy(),
         ref["optimizer_variables"]["adam"]["d_kernel_velocity"], rtol=1e-6)
     with pytest.raises(ValueError, match="Invalid `value_format`.*Received: value_format='x'"):
-        stateless.get_state_tree(ours, "x")
+        ours.get_state_tree("x")
     with pytest.raises(ValueError, match="Unknown variable name: 'weights'"):
-        stateless.set_state_tree(ours, {"weights": {}})
+        ours.set_state_tree({"weights": {}})
+
+
+def test_layer_weights_know_their_regularizer_and_scope_collects_losses():
+    dense = kestrel.layers.Dense(2, kernel_regularizer="l2", kernel_constraint="non_neg")
+    dense.build((None, 3))
+    assert isinstance(dense.kernel.regularizer, kestrel.regularizers.L2)
+    assert isinstance(dense.kernel.constraint, kestrel.constraints.NonNeg)
+    assert dense.bias.regularizer is None and dense.bias.constraint is None
+
+    class Penalty(kestrel.layers.Layer):
+        def call(self, x):
+            self.add_loss(x.sum())
+            return x
+
+    with kestrel.StatelessScope(collect_losses=True) as scope:
+        Penalty()(torch.ones(2, 2))
+    assert [float(t) for t in scope.losses] == [4.0]

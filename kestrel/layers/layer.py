@@ -16,7 +16,7 @@ from torch import nn
 
 from kestrel import config, mixed_precision
 from kestrel.backend.scopes import current_path
-from kestrel.layers import remat
+from kestrel.layers import remat, stateless
 from kestrel.layers import naming
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
@@ -358,10 +358,12 @@ class Layer(nn.Module):
         self._weight_order.append(attr)
         if layout is not None:
             self._weight_layouts[attr] = layout
+        tensor.regularizer = regularizers.get(regularizer)
+        tensor.constraint = constraints.get(constraint)
         if regularizer is not None:
-            self._regularizers.append((attr, regularizers.get(regularizer)))
+            self._regularizers.append((attr, tensor.regularizer))
         if constraint is not None:
-            self._constraints.append((attr, constraints.get(constraint)))
+            self._constraints.append((attr, tensor.constraint))
         return tensor
 
     def _initial_value(self, initializer, name: str, shape: tuple, dtype) -> torch.Tensor:
@@ -501,10 +503,8 @@ class Layer(nn.Module):
         """Call the layer on the given variable values without changing its own; returns
         `(outputs, non_trainable_variables)` (+ `losses` with `return_losses`). Gradients flow
         to the given trainable values; see `kestrel.layers.stateless`."""
-        from kestrel.layers.stateless import stateless_call
-
-        return stateless_call(self, trainable_variables, non_trainable_variables, *args,
-                              return_losses=return_losses, **kwargs)
+        return stateless.stateless_call(self, trainable_variables, non_trainable_variables,
+                                        *args, return_losses=return_losses, **kwargs)
 
     def save_own_variables(self, store) -> None:
         """Put this layer's own weights into `store` as `"0"`, `"1"`, ... (Keras layout);
@@ -540,6 +540,9 @@ class Layer(nn.Module):
             if not isinstance(term, torch.Tensor):
                 term = torch.as_tensor(term, dtype=torch.float32)
             self._losses.append(term)
+            scope = stateless.get_stateless_scope()
+            if scope is not None and scope.collect_losses:
+                scope.add_loss(term)
 
     @property
     def losses(self) -> list[torch.Tensor]:

@@ -158,6 +158,30 @@ class Trainer(GeneratorMethods):
         """
         return self._total_loss(self._compiled_loss(y, y_pred, sample_weight), self._penalty())
 
+    def stateless_compute_loss(self, trainable_variables, non_trainable_variables,
+                               metrics_variables, x=None, y=None, y_pred=None,
+                               sample_weight=None, training=True):
+        """`compute_loss` with the given variable values, as Keras 3 returns it; see
+        `kestrel.layers.stateless`."""
+        from kestrel.layers.stateless import stateless_compute_loss
+
+        return stateless_compute_loss(self, trainable_variables, non_trainable_variables,
+                                      metrics_variables, x=x, y=y, y_pred=y_pred,
+                                      sample_weight=sample_weight, training=training)
+
+    def get_state_tree(self, value_format="backend_tensor") -> dict:
+        """Every variable's value nested by path (trainable, non-trainable, optimizer and
+        metrics variables), as Keras 3's `get_state_tree`."""
+        from kestrel.layers.stateless import get_state_tree
+
+        return get_state_tree(self, value_format)
+
+    def set_state_tree(self, state_tree: dict) -> None:
+        """Assign the values of a `get_state_tree` tree back to the variables."""
+        from kestrel.layers.stateless import set_state_tree
+
+        set_state_tree(self, state_tree)
+
     def _total_loss(self, compiled, penalty):
         """`compiled + penalty`, either of which may be None, but not both."""
         if compiled is None and penalty is None:
