@@ -9,7 +9,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kestrel  # noqa: E402
-from kestrel.layers import stateless  # noqa: E402
 
 
 def _pair(seed=0):
