@@ -71,6 +71,7 @@ class StepFunctions:
         logs = None
         if self.custom_train:
             logs = self.model.train_step(pack_x_y_sample_weight(x, y, sample_weight))
+            _mark_built_by_sublayers(self.model)
         elif not self._train_whole(x, y, sample_weight):
             self._train_in_parts(x, y, sample_weight)
         self._apply_constraints()
@@ -148,7 +149,9 @@ class StepFunctions:
         a user's `test_step` returned, or None after the built-in step."""
         if self.custom_test:
             with torch.no_grad():
-                return self.model.test_step(pack_x_y_sample_weight(*batch))
+                logs = self.model.test_step(pack_x_y_sample_weight(*batch))
+            _mark_built_by_sublayers(self.model)
+            return logs
         self.builtin_test(batch)
         return None
 
@@ -270,3 +273,11 @@ def _own_code(method):
 
 def _batch_size(x) -> int:
     return flatten(x)[0].shape[0]
+
+
+def _mark_built_by_sublayers(model) -> None:
+    """After a user's step that called only the sublayers (a trainer wrapping a model), the
+    model counts as built once they all are, as Keras' fit builds it before the first step."""
+    if not model.built and all(m.built for m in model.modules()
+                               if isinstance(m, Layer) and m is not model):
+        model.built = True

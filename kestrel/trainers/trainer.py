@@ -108,6 +108,10 @@ class Trainer(GeneratorMethods):
 
         tracked = [value for key, value in vars(self).items()
                    if isinstance(value, Metric) and not key.startswith("_")]
+        for layer in self.modules():  # sublayers' metrics (a nested model's own are its own)
+            if isinstance(layer, Layer) and not isinstance(layer, Trainer):
+                tracked.extend(v for k, v in vars(layer).items() if isinstance(v, Metric)
+                               and not k.startswith("_") and not any(v is m for m in tracked))
         if not self.compiled:
             return tracked
         compiled = self.compiled_metrics
