@@ -150,9 +150,7 @@ class CustomOptimizerAPI:
     def _apply_each(self, params, grads, lr) -> None:
         """Keras' per-variable step (custom `update_step`): weight decay, one `update_step`
         per variable, then the step count and the moving average."""
-        if self._pending_state is not None:  # the subclass's `build` made its slots by now
-            state, self._pending_state = self._pending_state, None
-            self.load_state_dict(state)
+        self._load_pending_state()
         self._decay_(params, lr, self.weight_decay)
         self._begin_update_steps(self._iterations + 1)
         rate = torch.as_tensor(lr, dtype=config.to_torch_dtype(None), device=params[0].device)
@@ -162,6 +160,12 @@ class CustomOptimizerAPI:
         self._iterations += 1
         if self.use_ema:
             self._update_ema(self._iterations)
+
+    def _load_pending_state(self) -> None:
+        """Restore state loaded before `build()` (a subclass's `build` made its slots by now)."""
+        if self._pending_state is not None:
+            state, self._pending_state = self._pending_state, None
+            self.load_state_dict(state)
 
     def _begin_update_steps(self, t) -> None:
         """Advance optimizer-wide state once per step `t` (1-based), before the updates."""

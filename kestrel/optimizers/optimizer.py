@@ -15,6 +15,7 @@ import torch
 from kestrel.layers.naming import to_snake_case, unique_name
 from kestrel.optimizers import foreach
 from kestrel.optimizers.custom_api import CustomOptimizerAPI
+from kestrel.optimizers.gradient_accumulation import GradientAccumulation, check_steps
 from kestrel.optimizers.optimizer_state import OptimizerState
 from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
@@ -42,7 +43,7 @@ def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
     return learning_rate
 
 
-class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
+class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, OptimizerState):
     """Base class of Kestrel optimizers (Keras 3 API).
 
     Built-in subclasses list their per-parameter state in `_slot_groups()` and implement
@@ -65,7 +66,8 @@ class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
         ema_overwrite_frequency: If set, the weights are overwritten with their EMA every
             this many steps.
         loss_scale_factor: If set, gradients are divided by it (see `scale_loss`).
-        gradient_accumulation_steps: Not supported: must be None.
+        gradient_accumulation_steps: If set (an integer >= 2), the gradients of this many
+            steps are averaged and applied once (see `gradient_accumulation`).
         name: The optimizer's name (default: the snake-case class name, made unique).
     """
 
@@ -82,10 +84,7 @@ class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
         if use_ema:
             self._check_ema_arguments(ema_momentum, ema_overwrite_frequency)
-        if gradient_accumulation_steps:
-            raise NotImplementedError(
-                f"{type(self).__name__}: `gradient_accumulation_steps` is not supported by "
-                f"Kestrel. Received: gradient_accumulation_steps={gradient_accumulation_steps}")
+        check_steps(type(self).__name__, gradient_accumulation_steps)
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(
                 "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
@@ -114,8 +113,8 @@ class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
         self._own_variables: list = []  # (param index or None, name, Variable), Keras order
         # A subclass's own `update_step` runs per variable (eager, host scalars not prepared).
         self._per_variable = type(self).update_step is not CustomOptimizerAPI.update_step
-        if self._per_variable:
-            self.supports_host_scalars = False
+        if self._per_variable or gradient_accumulation_steps:
+            self.supports_host_scalars = False  # eager steps only (see step_functions)
         self._set_learning_rate(learning_rate)
 
     # ---------------------------------------------------------------- building
@@ -139,6 +138,7 @@ class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
         self._lr_t = torch.tensor(self._learning_rate if self._lr_is_float else 0.0, device=device)
         with torch.no_grad():
             groups = self._slot_groups()
+            groups = self._accumulator_groups() + groups
             if self.use_ema:  # Keras creates the averages first, before the optimizer's slots
                 groups = [[("average", 0.0)]] + groups
             for group in groups:
@@ -252,6 +252,13 @@ class Optimizer(WeightDecayExclusion, CustomOptimizerAPI, OptimizerState):
             slots = {k: [v[i] for i in indices] for k, v in self._slots.items()}
         if self.loss_scale_factor is not None:
             torch._foreach_div_(grads, self.loss_scale_factor)
+        if self.gradient_accumulation_steps:
+            self._accumulate(params, grads, slots, lr)
+            return
+        self._clip_and_update(params, grads, slots, lr, compiling)
+
+    def _clip_and_update(self, params, grads, slots, lr, compiling: bool) -> None:
+        """Clip `grads` in place, update `params`, count the step, fold in the average."""
         if self.clipnorm:
             foreach.clip_by_norm_(grads, self.clipnorm)
         elif self.global_clipnorm:

@@ -83,7 +83,7 @@ class OptimizerState:
     def _host_lr(self):
         if self._lr_is_float:
             return self._learning_rate
-        return self._call_schedule(self.iterations)
+        return self._call_schedule(self._schedule_step())
 
     def _traced_lr(self) -> torch.Tensor:
         if self._lr_is_float or self._host_scalars:
@@ -101,6 +101,7 @@ class OptimizerState:
     @iterations.setter
     def iterations(self, value) -> None:
         self._iterations = int(value)
+        self._micro_steps = self._iterations * (self.gradient_accumulation_steps or 1)
         self._host_stale = False
         if self._step_t is not None:
             self._step_t.fill_(self._iterations)
@@ -145,14 +146,14 @@ class OptimizerState:
 
         Iteration and learning rate are fresh 0-d tensors; the slots are the live tensors.
         """
-        head = [torch.tensor(self.iterations, dtype=torch.int32)]
+        head = [torch.tensor(self._iteration_variable(), dtype=torch.int32)]
         if self._has_lr_variable():
             head.append(torch.tensor(self._learning_rate, dtype=torch.float32))
         return head + [tensor for _, _, tensor in self.slot_variables()]
 
     def get_weights(self) -> list[np.ndarray]:
         """The state as NumPy arrays in Keras order (iteration as int32, like Keras writes it)."""
-        head = [np.array(self.iterations, dtype=np.int32)]
+        head = [np.array(self._iteration_variable(), dtype=np.int32)]
         if self._has_lr_variable():
             head.append(np.array(self._learning_rate, dtype=np.float32))
         return head + [t.detach().cpu().numpy().copy() for _, _, t in self.slot_variables()]
@@ -183,7 +184,7 @@ class OptimizerState:
                 tensor.copy_(value)
         if self._has_lr_variable():
             self.learning_rate = float(values[1].item())
-        self.iterations = int(values[0].item())
+        self._set_iteration_variable(int(values[0].item()))
         self._sync_host()
 
     # ---------------------------------------------------------------- torch-style state
@@ -192,7 +193,7 @@ class OptimizerState:
         if not self.built and self._pending_state is not None:
             return self._pending_state
         learning_rate = self._learning_rate if self._has_lr_variable() else None
-        return {"iterations": self.iterations, "learning_rate": learning_rate,
+        return {"iterations": self._iteration_variable(), "learning_rate": learning_rate,
                 "state": [tensor for _, _, tensor in self.slot_variables()]}
 
     def load_state_dict(self, state_dict: dict) -> None:
