@@ -137,8 +137,7 @@ class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, 
         self._step_t = torch.full((), float(self._iterations), device=device)
         self._lr_t = torch.tensor(self._learning_rate if self._lr_is_float else 0.0, device=device)
         with torch.no_grad():
-            groups = self._slot_groups()
-            groups = self._accumulator_groups() + groups
+            groups = self._accumulator_groups() + self._slot_groups()
             if self.use_ema:  # Keras creates the averages first, before the optimizer's slots
                 groups = [[("average", 0.0)]] + groups
             for group in groups:
