@@ -96,3 +96,16 @@ def test_trainer_wrapping_a_model_is_built_by_fit():
         assert list(history.history) == ["sparse_categorical_accuracy"]
         counts[k.__name__] = (trainer.built, trainer.count_params())
     assert counts["kestrel"] == counts["keras"] == (True, 51)
+
+
+def test_steps_without_batch_size_cover_the_data():
+    """timeseries_anomaly_detection under set_max_steps_per_epoch(2): predict sees every sample."""
+    x = np.zeros((113, 3), "float32")
+    for k in (kestrel, keras):
+        model = _fresh(k).Sequential([k.Input((3,)), k.layers.Dense(2)])
+        k.config.set_max_steps_per_epoch(2)
+        try:
+            assert model.predict(x, verbose=0).shape == (113, 2)
+            assert model.predict(x, steps=3, verbose=0).shape == (113, 2)
+        finally:
+            k.config.set_max_steps_per_epoch(None)

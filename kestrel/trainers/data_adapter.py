@@ -120,7 +120,7 @@ def is_array_like(x) -> bool:
 class ArrayAdapter:
     """In-memory data: tensors on the device, sliced into batches."""
 
-    def __init__(self, x, y=None, sample_weight=None, batch_size=32, steps=None, shuffle=False,
+    def __init__(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
                  device=None):
         parts = [structure_to_tensors(v) for v in (x, y, sample_weight)]
         # where batches are copied to, one at a time; None when the data moves whole
@@ -136,7 +136,8 @@ class ArrayAdapter:
                     f"Data cardinality is ambiguous: x sizes: {n_x}, {name} sizes: "
                     f"{num_samples(part)}. Make sure all arrays contain the same number of samples.")
         self.n = n_x
-        self.batch_size = batch_size or 32
+        # as Keras: with steps and no batch size, the steps cover the data
+        self.batch_size = batch_size or (max(1, math.ceil(n_x / steps)) if steps else 32)
         self.shuffle = shuffle
         self.steps = steps
         self.device = device
@@ -243,7 +244,7 @@ def get_adapter(x, y=None, sample_weight=None, batch_size=None, steps=None, shuf
         warnings.warn(f"Limiting steps_per_epoch to {limit}", stacklevel=3)
         steps = limit
     if is_array_like(x) or isinstance(x, dict):
-        return ArrayAdapter(x, y, sample_weight, batch_size or 32, steps, shuffle, device)
+        return ArrayAdapter(x, y, sample_weight, batch_size, steps, shuffle, device)
     if y is not None:
         raise ValueError(
             "`y` should not be passed when `x` is a dataset, generator or PyDataset: it must "
