@@ -125,8 +125,8 @@ def test_stateless_compute_loss_matches_keras():
 def test_state_tree_nesting_and_round_trip_with_keras():
     theirs, ours, _, x = _pair(3)
     y = np.ones((6, 4), "float32")
-    for model in (theirs, ours):
-        model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    for model, lib in ((theirs, keras), (ours, kestrel)):  # names are numbered per process
+        model.compile(optimizer=lib.optimizers.Adam(name="adam"), loss="mse", metrics=["mae"])
         model.fit(x, y, epochs=1, batch_size=6, verbose=0)
     ref = theirs.get_state_tree("numpy_array")
     tree = ours.get_state_tree("numpy_array")

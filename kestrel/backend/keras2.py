@@ -357,7 +357,7 @@ def function(inputs, outputs, updates=None, name=None, **kwargs):
         values = values[0] if isinstance(values, (list, tuple)) and len(values) == 1 else values
         with torch.no_grad():
             result = model(values)
-        result = [result] if single else list(result)
+        result = [result] if single or isinstance(result, torch.Tensor) else list(result)
         return [ops.convert_to_numpy(r) for r in result]
 
     return run
