@@ -56,11 +56,7 @@ class DataParallelSession:
         return self._shard_stream(adapter)
 
     def _shard_arrays(self, adapter):
-        if adapter.shuffle:
-            seed = torch.randint(0, 2**62, (1,))
-            dist.broadcast(seed, src=0)  # the same permutation on every rank
-            generator = torch.Generator().manual_seed(int(seed))
-        for batch in _iterate(adapter, generator if adapter.shuffle else None):
+        for batch in global_batches(adapter):
             n = flatten(batch[0])[0].shape[0]
             start, stop = piece(n, self.rank, self.world)
             self.scale = (stop - start) / n
@@ -134,10 +130,13 @@ class DataParallelSession:
         return ordered
 
 
-def _iterate(adapter, generator):
-    """Global batches of an ArrayAdapter, shuffled with `generator` when given."""
+def global_batches(adapter):
+    """The global batches of an ArrayAdapter, in the same (shuffled) order on every rank."""
     perm = None
-    if generator is not None:
+    if adapter.shuffle:
+        seed = torch.randint(0, 2**62, (1,))
+        dist.broadcast(seed, src=0)  # the same permutation on every rank
+        generator = torch.Generator().manual_seed(int(seed))
         perm = torch.randperm(adapter.n, generator=generator).to(adapter.x_device())
     return data_adapter.batches((adapter.x, adapter.y, adapter.sample_weight),
                                 adapter.num_batches, adapter.batch_size, perm)

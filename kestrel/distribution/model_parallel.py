@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from kestrel.distribution import sharding
-from kestrel.distribution.data_parallel import _iterate
+from kestrel.distribution.data_parallel import global_batches
 from kestrel.distribution.layout import DeviceMesh, TensorLayout, _world
 from kestrel.distribution.layout_map import LayoutMap
 from kestrel.layers.node import flatten, map_structure
@@ -139,13 +139,8 @@ class ModelParallelSession:
         return self._shard_stream(adapter)
 
     def _shard_arrays(self, adapter):
-        if adapter.shuffle:
-            seed = torch.randint(0, 2**62, (1,))
-            dist.broadcast(seed, src=0)  # the same permutation on every rank
-            generator = torch.Generator().manual_seed(int(seed))
         try:
-            yield from self._pieces(_iterate(adapter, generator if adapter.shuffle else None),
-                                    adapter.batch_device)
+            yield from self._pieces(global_batches(adapter), adapter.batch_device)
         finally:
             self.distribution.batch = None
 
