@@ -10,12 +10,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import kestrel  # noqa: E402
-
-
-def _fresh(lib):
-    lib.utils.clear_session()
-    lib.utils.set_random_seed(0)
-    return lib
+from tests.fresh_session import fresh as _fresh  # noqa: E402
 
 
 def _endpoint_model(k):

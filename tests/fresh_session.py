@@ -1,0 +1,8 @@
+"""A cleared session with seed 0, so Kestrel and Keras number and initialize layers alike."""
+
+
+def fresh(lib):
+    """`lib` (kestrel or keras) after `clear_session()` and `set_random_seed(0)`."""
+    lib.utils.clear_session()
+    lib.utils.set_random_seed(0)
+    return lib
