@@ -110,11 +110,8 @@ class Variable(torch.Tensor):
 
     @regularizer.setter
     def regularizer(self, value) -> None:
-        if value is not None and not callable(value):
-            raise ValueError("Invalid value for attribute `regularizer`. Expected a callable "
-                             "(such as a `keras.regularizers.Regularizer` instance) or `None`. "
-                             f"Received: regularizer={short_repr(value)}")
-        self._regularizer = value
+        self._regularizer = _callable_or_none("regularizer", "keras.regularizers.Regularizer",
+                                              value)
 
     @property
     def constraint(self):
@@ -123,11 +120,7 @@ class Variable(torch.Tensor):
 
     @constraint.setter
     def constraint(self, value) -> None:
-        if value is not None and not callable(value):
-            raise ValueError("Invalid value for attribute `constraint`. Expected a callable "
-                             "(such as a `keras.constraints.Constraint` instance) or `None`. "
-                             f"Received: constraint={short_repr(value)}")
-        self._constraint = value
+        self._constraint = _callable_or_none("constraint", "keras.constraints.Constraint", value)
 
     @property
     def overwrite_with_gradient(self) -> bool:
@@ -236,6 +229,15 @@ class ParameterVariable(Variable, nn.Parameter):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self.requires_grad_(bool(value))
+
+
+def _callable_or_none(attribute: str, example: str, value):
+    """`value` when it is callable or None, else Keras' ValueError for `attribute`."""
+    if value is not None and not callable(value):
+        raise ValueError(f"Invalid value for attribute `{attribute}`. Expected a callable (such "
+                         f"as a `{example}` instance) or `None`. "
+                         f"Received: {attribute}={short_repr(value)}")
+    return value
 
 
 def wrap(tensor: torch.Tensor, *, trainable: bool, name: str, path: str,
