@@ -626,10 +626,17 @@ class Layer(nn.Module):
     @property
     def metrics(self) -> list:
         """Metrics assigned as attributes of this layer and of its sublayers."""
+        return self._attribute_metrics()
+
+    def _attribute_metrics(self, skip: type | tuple = ()) -> list:
+        """Metrics assigned as public attributes of this layer and of its sublayers, leaving
+        out those of sublayers of the types `skip` (their sublayers still count)."""
         from kestrel.metrics import Metric
 
         found = []
         for module in self.modules():
+            if module is not self and isinstance(module, skip):
+                continue
             found.extend(v for k, v in vars(module).items()
                          if isinstance(v, Metric) and not k.startswith("_")
                          and not any(v is m for m in found))

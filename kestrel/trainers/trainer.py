@@ -104,14 +104,7 @@ class Trainer(GeneratorMethods):
         Before the first batch builds them, the compiled metrics are listed as one container
         named "compile_metrics" (as in Keras), whose `update_state(y, y_pred)` builds them.
         """
-        from kestrel.metrics import Metric
-
-        tracked = [value for key, value in vars(self).items()
-                   if isinstance(value, Metric) and not key.startswith("_")]
-        for layer in self.modules():  # sublayers' metrics (a nested model's own are its own)
-            if isinstance(layer, Layer) and not isinstance(layer, Trainer):
-                tracked.extend(v for k, v in vars(layer).items() if isinstance(v, Metric)
-                               and not k.startswith("_") and not any(v is m for m in tracked))
+        tracked = self._attribute_metrics(skip=Trainer)  # a nested model's own are its own
         if not self.compiled:
             return tracked
         compiled = self.compiled_metrics
