@@ -8,6 +8,8 @@ tensor([0.0000, 0.5000, 6.0000])
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -246,11 +248,24 @@ def sparsemax(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
     return torch.relu(z - tau).movedim(-1, axis)
 
 
-_IN_PLACE = {relu: torch.Tensor.relu_, sigmoid: torch.Tensor.sigmoid_, tanh: torch.Tensor.tanh_}
+_IN_PLACE = {relu: torch.Tensor.relu_, sigmoid: torch.Tensor.sigmoid_, tanh: torch.Tensor.tanh_,
+             relu6: functools.partial(F.relu6, inplace=True),
+             silu: functools.partial(F.silu, inplace=True)}
+
+
+def in_place_form(activation):
+    """The in-place torch function computing builtin `activation` into its input, or None."""
+    return _IN_PLACE.get(activation)
+
+
+def is_builtin(activation) -> bool:
+    """Whether `activation` is one of the functions of this module (not a user's callable)."""
+    return getattr(activation, "__module__", None) == __name__
 
 
 def activate_fresh(activation, x: torch.Tensor) -> torch.Tensor:
-    """`activation(x)` for a layer's fresh pre-activation `x` (nothing else refers to it):
-    in place for relu, sigmoid and tanh, which saves writing a second copy of `x`."""
+    """`activation(x)` for a fresh `x` that nothing else refers to (a layer's pre-activation,
+    or an intermediate a model hands over): in place where torch has the in-place form, which
+    saves allocating and writing a second activation-sized buffer."""
     in_place = _IN_PLACE.get(activation)
     return activation(x) if in_place is None else in_place(x)

@@ -205,14 +205,26 @@ class Layer(nn.Module):
                 self._losses.append(self.activity_regularizer(out) / max(out.shape[0], 1))
         return outputs
 
-    def _call_in_graph(self, x):
+    # Elementwise layers set this to a method `_in_place(x, position)` computing `call(x)` into
+    # the tensor at `position` of a list `x` (or into a tensor `x` itself, position 0) where
+    # they can: see `_call_in_graph`.
+    _in_place = None
+    # True where `call` returns a new tensor, or a whole view of one, that it keeps no
+    # reference to (not even for backward): only such outputs are handed to `_in_place`.
+    _output_is_fresh = False
+
+    def _call_in_graph(self, x, donated: int | None = None):
         """`self(x)` for a model running its layers on a tensor or a list of tensors: `forward`
         itself when nothing else would happen (`_plain`, no torch hooks, no torch.jit tracing),
-        which saves torch's module call machinery on every layer of every batch."""
+        which saves torch's module call machinery on every layer of every batch. `donated`:
+        the position of an input tensor the model hands over (nothing else holds it), which
+        `_in_place` may overwrite with the result."""
         if type(x) in _PLAIN_KINDS and self._plain(x) and not (
                 self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
                 or self._backward_pre_hooks or _any_global_hook()
                 or torch._C._get_tracing_state()):
+            if donated is not None:
+                return self._call_plain(functools.partial(self._in_place, position=donated), x)
             return self._call_plain(self._unmasked(self.forward), x)
         return self(x)
 

@@ -6,6 +6,7 @@ import torch
 from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
+from kestrel.models import handover
 from kestrel.models.model import Model
 from kestrel.registry import object_registry
 
@@ -101,7 +102,10 @@ class Functional(Model):
         for index, step in last_reader.items():
             if index not in self._output_slots and index not in self._loss_slots:
                 dead[step].append(index)
-        self._plan = [(*entry, frees) for entry, frees in zip(plan, dead)]
+        fresh = {index for layer, _, _, out_slots in plan if layer._output_is_fresh
+                 for index in out_slots}
+        self._plan = [(*entry, frees, _donors(entry, set(frees) & fresh))
+                      for entry, frees in zip(plan, dead)]
 
     @property
     def layers(self) -> list[Layer]:
@@ -129,11 +133,19 @@ class Functional(Model):
             if tensor is not None and tensor.ndim != rank:
                 tensor = self._adjust_rank(position, tensor)
             values[index] = tensor
-        for layer, simple, arg_spec, out_slots, frees in self._plan:
+        for layer, simple, arg_spec, out_slots, frees, donors in self._plan:
             if simple is _ONE:
-                outputs = layer._call_in_graph(values[arg_spec])
+                if donors and handover.owned(values, arg_spec):
+                    outputs = layer._call_in_graph(handover.take(values, arg_spec), 0)
+                else:
+                    outputs = layer._call_in_graph(values[arg_spec])
             elif simple is _LIST:
-                outputs = layer._call_in_graph([values[i] for i in arg_spec])
+                donor = handover.first_owned(values, arg_spec, donors) if donors else None
+                if donor is not None:
+                    outputs = layer._call_in_graph(
+                        handover.take_from_list(values, arg_spec, donor), donor)
+                else:
+                    outputs = layer._call_in_graph([values[i] for i in arg_spec])
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
@@ -146,6 +158,7 @@ class Functional(Model):
             else:
                 for index, value in zip(out_slots, flatten(outputs)):
                     values[index] = value
+            outputs = args = kwargs = value = None  # `values` alone holds them: see handover
         self._losses.extend(values[i] for i in self._loss_slots)
         if self._single_in_list:
             return values[self._output_slots[0]]
@@ -234,6 +247,20 @@ class Functional(Model):
         from kestrel.models.functional_config import functional_from_config
 
         return functional_from_config(cls, config, custom_objects)
+
+
+def _donors(entry, dying: set[int]) -> tuple[int, ...] | None:
+    """The positions of a node's inputs that its layer may overwrite (`Layer._in_place`):
+    fresh outputs of other layers (`Layer._output_is_fresh`) read for the last time here
+    (`dying`), once; None if there are none. Whether nothing else holds them is checked per
+    call (`handover.owned`)."""
+    layer, simple, arg_spec, _ = entry
+    if layer._in_place is None:
+        return None
+    reads = [arg_spec] if simple is _ONE else arg_spec[:2] if simple is _LIST else []
+    positions = tuple(position for position, index in enumerate(reads) if index in dying
+                      and (simple is _ONE or arg_spec.count(index) == 1))
+    return positions or None
 
 
 _ONE, _LIST, _GENERAL = 0, 1, 2  # how a node is called (small ints: `is` holds after pickling)

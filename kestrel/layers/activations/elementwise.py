@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from kestrel.activations import activations
+from kestrel.layers import in_place
 from kestrel.layers.layer import Layer, register_layer
 
 
@@ -54,6 +55,14 @@ class ReLU(_Elementwise):
     def call(self, inputs):
         return activations.relu(inputs, negative_slope=self.negative_slope,
                                 max_value=self.max_value, threshold=self.threshold)
+
+    _output_is_fresh = True
+
+    def _in_place(self, inputs, position=0):
+        if self.threshold == 0.0 and self.negative_slope == 0.0 and self.max_value in (None, 6.0):
+            plain = activations.relu if self.max_value is None else activations.relu6
+            return in_place.apply(activations.in_place_form(plain), inputs)
+        return self.call(inputs)
 
     def get_config(self):
         return {**super().get_config(), "max_value": self.max_value,

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import activations, constraints, initializers, regularizers
+from kestrel.activations.activations import is_builtin
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer
@@ -34,6 +35,10 @@ class ConvLayerBase(Layer):
 
     rank = 2
     paddings = ("valid", "same")
+
+    @property
+    def _output_is_fresh(self) -> bool:
+        return self.activation is None or is_builtin(self.activation)
 
     def __init__(self, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, bias_initializer="zeros",

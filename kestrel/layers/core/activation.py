@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from kestrel import activations
+from kestrel.activations.activations import in_place_form, is_builtin
+from kestrel.layers import in_place
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
 from kestrel.registry import object_registry
@@ -34,6 +36,14 @@ class Activation(Layer):
 
     def call(self, inputs):
         return self.activation(inputs)
+
+    @property
+    def _output_is_fresh(self) -> bool:
+        return self.activation is not activations.linear and is_builtin(self.activation)
+
+    def _in_place(self, inputs, position=0):
+        form = in_place_form(self.activation)
+        return self.call(inputs) if form is None else in_place.apply(form, inputs)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import activations, constraints, initializers, regularizers
-from kestrel.activations.activations import activate_fresh
+from kestrel.activations.activations import activate_fresh, is_builtin
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int4, int8
@@ -33,6 +33,10 @@ class Dense(Quantizable, Layer):
 
     _int8_weight, _int8_rules = "kernel", (int8.quantize_dense, int8.dense_call)
     _int4_rules = (int4.quantize_dense, int4.dense_call)
+
+    @property
+    def _output_is_fresh(self) -> bool:
+        return self.activation is None or is_builtin(self.activation)
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.layers import in_place
 from kestrel.layers.layer import register_layer
 from kestrel.layers.merging.base_merge import Merge, expand_mask
 
@@ -21,6 +22,25 @@ class Add(Merge):
         for x in inputs[1:]:
             out = out + x
         return out
+
+    _output_is_fresh = True
+
+    def _in_place(self, inputs, position=0):
+        """The sum written into `inputs[position]` (0 or 1: x0 + x1 is x1 + x0 exactly) when
+        every input has its shape and dtype; otherwise `call`."""
+        donor = inputs[position] if position < 2 else None
+        if donor is None or any(x.shape != donor.shape or x.dtype != donor.dtype
+                                for x in inputs):
+            return self.call(inputs)
+        others = inputs[:position] + inputs[position + 1:]
+        del inputs
+        return in_place.apply(_add_into, donor, *others)
+
+
+def _add_into(target: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    for x in others:
+        target.add_(x)
+    return target
 
 
 @register_layer()
