@@ -1,6 +1,8 @@
 """Keras 3 activation functions, computed with fused torch ops.
 
 Each function takes a tensor and returns a tensor of the same shape (`glu` halves `axis`).
+Other inputs (a `KerasTensor`, NumPy arrays, lists) go through the Keras op the activation
+stands for (`kestrel.ops.elu`, ...), which converts them or records a graph node.
 
 >>> import torch
 >>> relu(torch.tensor([-2.0, 0.5, 8.0]), max_value=6.0)
@@ -9,6 +11,7 @@ tensor([0.0000, 0.5000, 6.0000])
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +20,36 @@ from kestrel.registry.object_registry import register_builtin
 
 Axis = int | tuple[int, ...]
 
+# Keras' op for an activation where it is not `kestrel.ops.<the activation's name>`; the
+# "activations." ops are Keras' own op classes of `keras.src.activations` (ReLU, Mish).
+_OPS = {"exponential": "exp", "relu": "activations.relu", "mish": "activations.mish"}
 
-@register_builtin("activations")
+
+def activation(*aliases: str):
+    """Register a builtin activation (also under `aliases`) that computes on torch tensors
+    and hands any other input to its Keras op (on a `KerasTensor`: one graph node)."""
+
+    def decorator(fn):
+        op_name = _OPS.get(fn.__name__, fn.__name__)
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def apply(x, *args, **kwargs):
+            if isinstance(x, torch.Tensor):
+                return fn(x, *args, **kwargs)
+            from kestrel.ops.dispatch import get_op
+
+            call = signature.bind(x, *args, **kwargs)
+            call.apply_defaults()  # the activation's defaults, not the op's (gelu differs)
+            return get_op(op_name)(*call.args, **call.kwargs)
+
+        apply.raw = fn
+        return register_builtin("activations", *aliases)(apply)
+
+    return decorator
+
+
+@activation()
 def relu(x: torch.Tensor, negative_slope: float = 0.0, max_value: float | None = None,
          threshold: float = 0.0) -> torch.Tensor:
     """Rectified linear unit, optionally leaky, capped and thresholded.
@@ -46,19 +77,19 @@ def relu(x: torch.Tensor, negative_slope: float = 0.0, max_value: float | None =
     return out
 
 
-@register_builtin("activations")
+@activation()
 def leaky_relu(x: torch.Tensor, negative_slope: float = 0.2) -> torch.Tensor:
     """Leaky ReLU: `x` if `x > 0`, else `negative_slope * x`."""
     return F.leaky_relu(x, negative_slope)
 
 
-@register_builtin("activations")
+@activation()
 def relu6(x: torch.Tensor) -> torch.Tensor:
     """ReLU capped at 6."""
     return F.relu6(x)
 
 
-@register_builtin("activations")
+@activation()
 def softmax(x: torch.Tensor, axis: Axis = -1) -> torch.Tensor:
     """Softmax over `axis` (an int or a tuple of ints)."""
     if isinstance(axis, int):
@@ -77,7 +108,7 @@ def _short_cpu_rows(x: torch.Tensor, axis: int) -> bool:
             and not (x.requires_grad and torch.is_grad_enabled()))
 
 
-@register_builtin("activations")
+@activation()
 def log_softmax(x: torch.Tensor, axis: Axis = -1) -> torch.Tensor:
     """Logarithm of the softmax over `axis`."""
     if isinstance(axis, int):
@@ -85,61 +116,61 @@ def log_softmax(x: torch.Tensor, axis: Axis = -1) -> torch.Tensor:
     return x - torch.logsumexp(x, tuple(axis), keepdim=True)
 
 
-@register_builtin("activations")
+@activation()
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """Logistic sigmoid `1 / (1 + exp(-x))`."""
     return torch.sigmoid(x)
 
 
-@register_builtin("activations")
+@activation()
 def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """`log(sigmoid(x))`, computed stably."""
     return F.logsigmoid(x)
 
 
-@register_builtin("activations")
+@activation()
 def tanh(x: torch.Tensor) -> torch.Tensor:
     """Hyperbolic tangent."""
     return torch.tanh(x)
 
 
-@register_builtin("activations")
+@activation()
 def gelu(x: torch.Tensor, approximate: bool = False) -> torch.Tensor:
     """Gaussian error linear unit; `approximate=True` uses the tanh formula."""
     return F.gelu(x, approximate="tanh" if approximate else "none")
 
 
-@register_builtin("activations")
+@activation()
 def elu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """Exponential linear unit: `x` if `x > 0`, else `alpha * (exp(x) - 1)`."""
     return F.elu(x, alpha)
 
 
-@register_builtin("activations")
+@activation()
 def celu(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """Continuously differentiable ELU: `max(x, 0) + min(0, alpha * (exp(x / alpha) - 1))`."""
     return F.celu(x, alpha)
 
 
-@register_builtin("activations")
+@activation()
 def selu(x: torch.Tensor) -> torch.Tensor:
     """Scaled ELU with the self-normalizing constants of Klambauer et al. (2017)."""
     return F.selu(x)
 
 
-@register_builtin("activations")
+@activation()
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """`log(exp(x) + 1)`."""
     return F.softplus(x)
 
 
-@register_builtin("activations")
+@activation()
 def softsign(x: torch.Tensor) -> torch.Tensor:
     """`x / (abs(x) + 1)`."""
     return F.softsign(x)
 
 
-@register_builtin("activations", "swish")
+@activation("swish")
 def silu(x: torch.Tensor) -> torch.Tensor:
     """Sigmoid linear unit (swish): `x * sigmoid(x)`."""
     return F.silu(x)
@@ -148,7 +179,7 @@ def silu(x: torch.Tensor) -> torch.Tensor:
 swish = silu
 
 
-@register_builtin("activations")
+@activation()
 def exponential(x: torch.Tensor) -> torch.Tensor:
     """`exp(x)`."""
     return torch.exp(x)
@@ -160,13 +191,13 @@ def linear(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@register_builtin("activations")
+@activation()
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """Piecewise-linear sigmoid, Keras 3's `relu6(x + 3) / 6`."""
     return F.hardsigmoid(x)
 
 
-@register_builtin("activations", "hard_swish")
+@activation("hard_swish")
 def hard_silu(x: torch.Tensor) -> torch.Tensor:
     """Hard SiLU (hard swish): `x * relu6(x + 3) / 6`."""
     return F.hardswish(x)
@@ -175,67 +206,67 @@ def hard_silu(x: torch.Tensor) -> torch.Tensor:
 hard_swish = hard_silu
 
 
-@register_builtin("activations")
+@activation()
 def hard_tanh(x: torch.Tensor) -> torch.Tensor:
     """`x` clipped to [-1, 1]."""
     return F.hardtanh(x)
 
 
-@register_builtin("activations")
+@activation()
 def mish(x: torch.Tensor) -> torch.Tensor:
     """`x * tanh(softplus(x))`."""
     return F.mish(x)
 
 
-@register_builtin("activations")
+@activation()
 def glu(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
     """Gated linear unit: splits `axis` in halves `a, b` and returns `a * sigmoid(b)`."""
     return F.glu(x, axis)
 
 
-@register_builtin("activations")
+@activation()
 def hard_shrink(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """`x` where `abs(x) > threshold`, else 0."""
     return F.hardshrink(x, threshold)
 
 
-@register_builtin("activations")
+@activation()
 def soft_shrink(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Moves `x` towards 0 by `threshold`; values within `threshold` of 0 become 0."""
     return F.softshrink(x, threshold)
 
 
-@register_builtin("activations")
+@activation()
 def tanh_shrink(x: torch.Tensor) -> torch.Tensor:
     """`x - tanh(x)`."""
     return F.tanhshrink(x)
 
 
-@register_builtin("activations")
+@activation()
 def threshold(x: torch.Tensor, threshold: float, default_value: float) -> torch.Tensor:
     """`x` where `x > threshold`, else `default_value`."""
     return F.threshold(x, threshold, default_value)
 
 
-@register_builtin("activations")
+@activation()
 def squareplus(x: torch.Tensor, b: float = 4) -> torch.Tensor:
     """`(x + sqrt(x**2 + b)) / 2`, a smooth ReLU."""
     return 0.5 * (x + torch.sqrt(x * x + b))
 
 
-@register_builtin("activations")
+@activation()
 def sparse_plus(x: torch.Tensor) -> torch.Tensor:
     """0 below -1, `x` above 1, `(x + 1)**2 / 4` in between."""
     return torch.where(x <= -1.0, 0.0, torch.where(x >= 1.0, x, 0.25 * (x + 1.0) ** 2))
 
 
-@register_builtin("activations")
+@activation()
 def sparse_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """`(x + 1) / 2` clipped to [0, 1]."""
     return torch.clamp(0.5 * (x + 1.0), 0.0, 1.0)
 
 
-@register_builtin("activations")
+@activation()
 def sparsemax(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
     """Euclidean projection of `x` onto the probability simplex along `axis`."""
     z = x.movedim(axis, -1)

@@ -17,12 +17,13 @@ _CLASS_NAMES = {
     "svd": "SVD", "jvp": "JVP", "image.rgb_to_grayscale": "RGBToGrayscale",
     "image.rgb_to_hsv": "RGBToHSV", "image.hsv_to_rgb": "HSVToRGB", "image.ssim": "SSIM",
     "batch_normalization": "BatchNorm", "rms_normalization": "RMSNorm",
-    "layer_normalization": "LayerNorm",
+    "layer_normalization": "LayerNorm", "activations.relu": "ReLU",
 }
 
 # Op families without a Keras op class: Keras 2 `K` functions, and loss functions (Keras 3
 # records the ops inside them; Kestrel records one node, saved under its own name).
 _NO_OP_CLASS = ("backend.", "losses.")
+_FAMILIES = ("image", "activations")  # op classes whose names other families share (ReLU)
 
 
 def keras_class_name(op_name: str) -> str:
@@ -35,6 +36,8 @@ def keras_class_name(op_name: str) -> str:
 def keras_module(op_name: str) -> str | None:
     """The Keras module of the op's class (`keras.src.ops.numpy`, `.nn`, `.image`, ...), or
     None for ops Keras does not have (Keras 2 `backend.*` functions)."""
+    if op_name.startswith("activations."):  # ReLU, Mish: classes of Keras' activations
+        return "keras.src.activations.activations"
     module = get_op(op_name).raw.__module__
     if not module.startswith("kestrel.ops."):
         return None
@@ -48,14 +51,14 @@ def _by_class() -> dict:
     for op_name in OPS:
         if op_name.startswith(_NO_OP_CLASS):
             continue
-        family = "image" if op_name.startswith("image.") else ""
+        family = op_name.split(".")[0] if "." in op_name else ""
         table[(family, keras_class_name(op_name).lower())] = op_name
     return table
 
 
 def op_name_for(class_name: str, module: str) -> str:
     """The Kestrel op for Keras' op class `class_name` in `module`."""
-    family = "image" if module.endswith(".image") else ""
+    family = next((name for name in _FAMILIES if module.endswith("." + name)), "")
     op_name = _by_class().get((family, str(class_name).lower()))
     if op_name is None:
         raise ValueError(f"Unknown Keras op class {str(class_name)[:80]!r} (module "

@@ -8,6 +8,8 @@ tensor([0., 3., 6.])
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from kestrel.activations import activations as act
@@ -155,6 +157,21 @@ def log_softmax(x, axis=-1):
 def sparsemax(x, axis=-1):
     """Euclidean projection of `x` onto the probability simplex along `axis`."""
     return act.sparsemax(_float(x), axis)
+
+
+def _own_class_op(fn):
+    """The op of an activation Keras records as a class of its own (`keras.src.activations`'
+    ReLU and Mish): the activation's torch math on converted inputs, op `activations.<name>`."""
+
+    @functools.wraps(fn.raw)
+    def op(x, *args, **kwargs):
+        return fn.raw(_tensor(x), *args, **kwargs)
+
+    return keras_op(op, prefix="activations.")
+
+
+for _fn in (act.relu, act.mish):
+    _own_class_op(_fn)
 
 
 __all__ = module_all()
