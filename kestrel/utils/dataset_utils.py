@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorD
 from torch.utils.data import random_split
 from torch.utils.data._utils.collate import default_collate
 
+from kestrel.utils.dataset_pipeline import Pipeline
+
 
 def collate(samples: list):
     """Stack samples into a batch: strings into a NumPy `str` array, arrays and numbers into
@@ -46,7 +48,7 @@ def ragged_collate(samples: list):
     return list(samples)
 
 
-class BatchDataset:
+class BatchDataset(Pipeline):
     """An iterable of batches drawn from a map-style torch `Dataset` of samples.
 
     Args:
@@ -57,7 +59,8 @@ class BatchDataset:
         collate_fn: how samples become a batch (default: `collate`).
 
     `len()` is the number of batches per epoch. Use `.dataloader(num_workers=..,
-    pin_memory=..)` for a torch `DataLoader` with the same batches and order.
+    pin_memory=..)` for a torch `DataLoader` with the same batches and order; `map`, `take`,
+    `cache`, `prefetch` and `cardinality` chain as on a `tf.data.Dataset`.
 
     Example:
         >>> ds = BatchDataset(TensorDataset(torch.arange(5.0)), batch_size=2)
