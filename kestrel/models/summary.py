@@ -51,6 +51,23 @@ def _connections(layer, model_nodes) -> str:
     return ", ".join(parts) or "-"
 
 
+def _column_widths(line_length: int, positions) -> list[int]:
+    """Cell widths (padding included) as Keras' rich table lays them out in `line_length`."""
+    if positions[-1] <= 1:
+        bounds = [int(p * line_length) for p in positions]
+    else:
+        bounds = [int(p) for p in positions]
+    widths = [b - a + 2 for a, b in zip([0] + bounds[:-1], bounds)]
+    excess = sum(widths) - (line_length - len(widths) - 1)
+    for index in range(len(widths)):  # rich shrinks every column evenly, rounding as it goes
+        if excess <= 0:
+            break
+        cut = min(widths[index], round(excess / (len(widths) - index)))
+        widths[index] -= cut
+        excess -= cut
+    return widths
+
+
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None) -> None:
     """Print a summary of `model` (also available as `model.summary()`)."""
@@ -58,22 +75,19 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     sequential_like = _is_sequential_like(model)
     header = ["Layer (type)", "Output Shape", "Param #"]
     if sequential_like:
-        line_length = line_length or 88
+        default_length = 88
         positions = positions or [0.45, 0.8, 1.0]
     else:
-        line_length = line_length or 108
-        positions = positions or [0.3, 0.56, 0.73, 1.0]
+        default_length = 108
+        positions = positions or [0.3, 0.56, 0.74, 1.0]
         header.append("Connected to")
     if show_trainable:
         header.append("Trainable")
+        default_length += 12
         positions = [p * 0.9 for p in positions] + [1.0]
-    content = line_length - len(positions) - 1
-    if positions[-1] <= 1:
-        bounds = [round(p * content) for p in positions]
-    else:
-        bounds = [int(p) for p in positions]
-    widths = [b - a for a, b in zip([0] + bounds[:-1], bounds)]
-    right = {2}
+    line_length = line_length or default_length
+    widths = _column_widths(line_length, positions)
+    right, center = {2}, {len(header) - 1} if show_trainable else set()
     model_nodes = {id(n) for n in getattr(model, "_nodes", [])} or None
 
     rows = []
@@ -83,21 +97,22 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
         start, end = names.index(layer_range[0]), names.index(layer_range[1]) + 1
         layers = layers[start:end]
 
-    def add_rows(items, prefix=""):
+    def add_rows(items, level=0):
+        prefix = "   " * level + "└ " if level else ""
         for layer in items:
             built = layer.built
             identity = getattr(layer, "keras_identity", None)  # op nodes: Keras' op class
             kind = identity[1] if identity else type(layer).__name__
             row = [f"{prefix}{layer.name} ({kind})",
-                   _shape_text(layer, model_nodes),
+                   _shape_text(layer, None if prefix else model_nodes),
                    f"{layer.count_params():,}" if built else "0 (unbuilt)"]
             if not sequential_like:
                 row.append(_connections(layer, model_nodes or set()))
             if show_trainable:
-                row.append("Y" if layer.trainable else "N")
+                row.append(("Y" if layer.trainable else "N") if layer.weights else "-")
             rows.append(row)
             if expand_nested and hasattr(layer, "layers") and layer is not model:
-                add_rows(getattr(layer, "operations", layer.layers), prefix=prefix + "  ")
+                add_rows(getattr(layer, "operations", layer.layers), level + 1)
 
     add_rows(layers)
 
@@ -108,15 +123,20 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
         columns = []
         for index, (value, width) in enumerate(zip(values, widths)):
             inner = width - 2
-            chunks = textwrap.wrap(value, inner, break_on_hyphens=False) if wrap else [value]
-            columns.append(chunks or [""])
+            chunks = textwrap.wrap(value, inner, break_on_hyphens=False, break_long_words=False) \
+                if wrap else [value]
+            columns.append([c if len(c) <= inner else c[:inner - 1] + "…" for c in chunks] or [""])
         height = max(len(c) for c in columns)
         lines = []
         for i in range(height):
             parts = []
             for index, (column, width) in enumerate(zip(columns, widths)):
                 text = column[i] if i < len(column) else ""
-                text = text.rjust(width - 2) if index in right else text.ljust(width - 2)
+                if index in center:
+                    pad = width - 2 - len(text)
+                    text = " " * (pad // 2) + text + " " * (pad - pad // 2)
+                else:
+                    text = text.rjust(width - 2) if index in right else text.ljust(width - 2)
                 parts.append(f" {text} ")
             lines.append(parts)
         return lines
