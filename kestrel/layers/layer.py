@@ -439,8 +439,20 @@ class Layer(nn.Module):
 
     @property
     def weights(self) -> list[torch.Tensor]:
-        """All weights (trainable then non-trainable, as Keras orders them)."""
-        return self.trainable_weights + self.non_trainable_weights
+        """All weights, layer by layer as Keras 3 orders them: a layer's own trainable then
+        non-trainable weights, then its sublayers' (shared ones once)."""
+        trainable = {id(t) for t in self.trainable_weights}
+        out, seen = [], set()
+        def visit(layer):
+            own = [getattr(layer, attr) for attr in layer._weight_order]
+            for t in sorted(own, key=lambda t: id(t) not in trainable):
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    out.append(t)
+            for sub in layer._sublayers():
+                visit(sub)
+        visit(self)
+        return out
 
     @property
     def trainable_weights(self) -> list[torch.Tensor]:
@@ -483,8 +495,16 @@ class Layer(nn.Module):
 
     def _ordered_weight_entries(self) -> list[tuple["Layer", str]]:
         """Entries in `get_weights()` order: the order of `self.weights`."""
+        return self._entries_of(self.weights)
+
+    def _legacy_weight_entries(self) -> list[tuple["Layer", str]]:
+        """Entries in Keras 2's order (all trainable weights, then all non-trainable ones), as
+        its `.h5` files list a nested model's weights."""
+        return self._entries_of(self.trainable_weights + self.non_trainable_weights)
+
+    def _entries_of(self, tensors) -> list[tuple["Layer", str]]:
         by_id = {id(getattr(owner, attr)): (owner, attr) for owner, attr in self._weight_entries()}
-        return [by_id[id(t)] for t in self.weights]
+        return [by_id[id(t)] for t in tensors]
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as NumPy arrays, in Keras' layouts and order."""

@@ -40,7 +40,7 @@ def owned(values: list, index: int) -> bool:
             or _is_wrapped(x):
         return False
     view = x._base is not None
-    if view and in_place.relayout(x, x._base) is None:
+    if view and (getattr(x, "_base_read", False) or in_place.relayout(x, x._base) is None):
         return False
     del x
     refs, uses = _counts(values, index)

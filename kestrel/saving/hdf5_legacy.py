@@ -150,7 +150,7 @@ def load_weights_from_group(group, model, by_name: bool = False,
     """
     plan = []
     for layer, name, label in _pairs(group, model, by_name):
-        entries = layer._ordered_weight_entries()
+        entries = layer._legacy_weight_entries()
         _, values = _read_subset(group[name])
         if _fits(entries, values, label, skip_mismatch):
             plan.append((entries, values))

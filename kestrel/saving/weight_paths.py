@@ -118,13 +118,13 @@ def _prefixes(layer: Layer) -> dict[int, str]:
 
 
 def legacy_weight_names(layer: Layer) -> list[tuple[str, Layer, str]]:
-    """(Keras 2 weight name, owner, attribute) in `layer.get_weights()` order.
+    """(Keras 2 weight name, owner, attribute) in Keras 2's `get_weights()` order.
 
     Example: `lstm/lstm_cell/kernel:0`; a nested model's names carry no model prefix.
     """
     prefixes = _prefixes(layer)
     out, used = [], set()
-    for owner, attr in layer._ordered_weight_entries():
+    for owner, attr in layer._legacy_weight_entries():
         prefix = prefixes.get(id(owner), owner.name)
         base = f"{prefix}/{attr}" if prefix else attr
         name, n = base, 0

@@ -86,7 +86,7 @@ class ConvLayerBase(Layer):
         """`inputs` (rank checked) as a channels-first view for torch's ops."""
         if inputs.ndim != self.rank + 2:
             check_input_shapes(self, self.input_spec, tuple(inputs.shape))
-        return inputs.permute(self._to_channels_first) if self._channels_last else inputs
+        return cu.permuted(inputs, self._to_channels_first) if self._channels_last else inputs
 
     def _pad(self, x: torch.Tensor):
         """`(x, padding)`: `x` padded as `self.padding` asks, or the padding for torch's op."""

@@ -126,6 +126,23 @@ def channel_permutations(rank: int) -> tuple[tuple, tuple]:
     return (0, rank + 1, *range(1, rank + 1)), (0, *range(2, rank + 2), 1)
 
 
+def permuted(x: torch.Tensor, permutation: tuple) -> torch.Tensor:
+    """`x.permute(permutation)`; when that is exactly the tensor `x` is a view of (a
+    channels-last layer's output read by the next layer), that tensor itself. Then every
+    reader of a layer's output reaches the same node in backward, where autograd sums
+    their gradients in place instead of into a fresh buffer (as for torchvision's NCHW
+    tensors). `x` is then marked `_base_read`: its base may be saved for backward where
+    nothing about `x` shows it, so it must not be overwritten (`models.handover`)."""
+    view = x.permute(permutation)
+    base = x._base
+    if base is None or base.dtype != x.dtype or base.requires_grad != x.requires_grad or \
+            base.shape != view.shape or base.stride() != view.stride() or \
+            base.storage_offset() != view.storage_offset() or torch.compiler.is_compiling():
+        return view
+    x._base_read = True
+    return base
+
+
 def conv_output_length(length, kernel: int, stride: int, dilation: int, padding: str):
     """Output length of a convolution or pooling window along one dimension (None stays None)."""
     if length is None:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import config, constraints, initializers, regularizers
+from kestrel.layers.convolutional.conv_utils import channel_permutations, permuted
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 
@@ -124,7 +125,7 @@ class BatchNormalization(Layer):
             return x, _identity
         shape, last = x.shape, x.dim() - 1
         if self._axis == last and last in (3, 4):  # images: torch's channels_last kernels
-            return x.movedim(-1, 1), lambda y: y.movedim(1, -1)
+            return permuted(x, channel_permutations(last - 1)[0]), lambda y: y.movedim(1, -1)
         if self._axis == last:
             return x.reshape(-1, shape[-1]), lambda y: y.reshape(shape)
         moved = x.movedim(self._axis, -1)

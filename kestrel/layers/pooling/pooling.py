@@ -44,7 +44,7 @@ class BasePooling(Layer):
     def call(self, inputs):
         if inputs.ndim != self.rank + 2:
             check_input_shapes(self, self.input_spec, tuple(inputs.shape))
-        x = inputs.permute(self._to_channels_first) if self._channels_last else inputs
+        x = cu.permuted(inputs, self._to_channels_first) if self._channels_last else inputs
         outputs = self._max_pool(x) if self.mode == "max" else self._average_pool(x)
         return outputs.permute(self._to_channels_last) if self._channels_last else outputs
 
