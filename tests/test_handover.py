@@ -114,3 +114,16 @@ def test_whole_views_are_written_through_their_base():
     expected = nhwc + other
     out = in_place.apply(lambda t, o: t.add_(o), nhwc, other)
     assert torch.equal(out, expected) and out._base is base
+
+
+def test_output_read_by_a_convolution_through_its_base_is_not_overwritten(taken):
+    torch.manual_seed(0)
+    inputs = keras.Input((6, 6, 4))
+    a = layers.BatchNormalization()(layers.Conv2D(4, 1)(inputs))
+    b = layers.BatchNormalization()(layers.Conv2D(4, 1)(inputs))
+    x = layers.Add()([a, b])                       # a view of a fresh NCHW base
+    y = layers.BatchNormalization()(layers.Conv2D(4, 3, padding="same")(x))  # saves that base
+    z = layers.Add()([x, y])                       # last reader of x: must write into y
+    model = keras.Model(inputs, layers.GlobalAveragePooling2D()(z))
+    model(torch.randn(2, 6, 6, 4), training=True).sum().backward()  # raises if x was overwritten
+    assert len(taken[0]) == 2
