@@ -80,3 +80,31 @@ def test_transfer_learning_weight_counts_follow_trainable_as_keras():
         base.trainable = True
         counts.append((frozen, len(model.trainable_weights), model.count_params()))
     assert counts[0] == counts[1]
+
+
+def test_sequential_built_by_its_first_call_keeps_that_batch_size_as_keras(monkeypatch):
+    """sequential_model: `model(ops.ones((1, 4)))` builds the model; the summary shows (1, n)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    shapes, texts = [], []
+    for lib in (kestrel, keras):
+        model = fresh(lib).Sequential([lib.layers.Dense(2, activation="relu"),
+                                       lib.layers.Dense(3, activation="relu"), lib.layers.Dense(4)])
+        model(lib.ops.ones((1, 4)))
+        wider = model(lib.ops.ones((5, 4)))
+        fitted = lib.Sequential([lib.layers.Dense(2)])
+        fitted.compile(loss="mse")
+        fitted.fit(np.ones((8, 4)), np.ones((8, 2)), batch_size=3, verbose=0)
+        shapes.append((tuple(model.inputs[0].shape), tuple(wider.shape),
+                       tuple(fitted.inputs[0].shape), len(model.weights)))
+        texts.append(_summary_lines(lib, model))
+    assert shapes[0] == shapes[1] == ((1, 4), (5, 4), (3, 4), 6)
+    assert texts[0] == texts[1]
+
+
+def test_masking_guide_prints_symbolic_tensors_as_keras():
+    """understanding_masking_and_padding prints KerasTensors; Input tensors carry the same name."""
+    reprs = []
+    for lib in (kestrel, keras):
+        inputs = fresh(lib).Input(shape=(None,), dtype="int32", name="tokens")
+        reprs.append((repr(inputs), str(lib.Input(shape=(3,), name="a"))))
+    assert reprs[0] == reprs[1]

@@ -51,7 +51,8 @@ class KerasTensor:
         return layer._inbound_nodes[node_index]
 
     def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+        return (f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, "
+                f"ragged=False, name={self.name}>")  # Keras' fields; Kestrel's are always dense
 
     def __len__(self):
         raise TypeError("A symbolic KerasTensor has no length; use .shape instead.")

@@ -93,9 +93,8 @@ class Sequential(Model):
         self._build_graph(self._input_layer.output_tensor)
 
     def _build_on_call(self, first) -> None:
-        shape = (None,) + tuple(first.shape[1:])
-        dtype = str(first.dtype).replace("torch.", "")
-        self._input_layer = InputLayer(batch_shape=shape, dtype=dtype)
+        dtype = str(first.dtype).replace("torch.", "")  # Keras keeps the first batch's size
+        self._input_layer = InputLayer(batch_shape=tuple(first.shape), dtype=dtype)
         self._build_graph(self._input_layer.output_tensor)
         device = first.device
         if device.type != "meta" and any(t.device != device for t in self.parameters()):
