@@ -60,3 +60,43 @@ def test_text_dataset_pipeline_chains_like_tf_data(tmp_path):
                         verbose=0)
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert len(list(raw_train_ds.take(-1))) == 4 and len(raw_train_ds.take(9)) == 4
+
+
+def _wgan_critic(k):
+    """wgan_gp: a small critic (ZeroPadding2D, strided convs, LeakyReLU, Dropout)."""
+    img_input = k.layers.Input(shape=(12, 12, 1))
+    x = k.layers.ZeroPadding2D((2, 2))(img_input)
+    for filters in (4, 8):
+        x = k.layers.Conv2D(filters, (5, 5), strides=(2, 2), padding="same")(x)
+        x = k.layers.LeakyReLU(0.2)(x)
+        x = k.layers.Dropout(0.3)(x)
+    x = k.layers.Dense(1)(k.layers.Flatten()(x))
+    return k.models.Model(img_input, x, name="discriminator")
+
+
+def test_wgan_gradient_penalty_double_backward_matches_keras():
+    """The torch way of wgan_gp's penalty: autograd.grad(create_graph=True), then backward."""
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (4, 12, 12, 1)).astype("float32")
+    fake = rng.uniform(-1, 1, (4, 12, 12, 1)).astype("float32")
+    alpha = rng.random((4, 1, 1, 1)).astype("float32")
+    results, source = {}, None
+    for k in (keras, kestrel):
+        d_model = _wgan_critic(_fresh(k))
+        if source is None:
+            source = d_model
+        else:
+            assert _layout(d_model) == _layout(source)
+            _copy_weights(source, d_model)
+        interpolated = torch.tensor(real + alpha * (fake - real), requires_grad=True)
+        pred = d_model(interpolated, training=False)
+        grads = torch.autograd.grad(pred.sum(), interpolated, create_graph=True)[0]
+        norm = k.ops.sqrt(k.ops.sum(k.ops.square(grads), axis=[1, 2, 3]))
+        gp = k.ops.mean((norm - 1.0) ** 2)
+        gp.backward()
+        grad_norms = [float(v.value.grad.norm()) if v.value.grad is not None else None
+                      for v in d_model.trainable_weights]  # norms: torch and Keras layouts alike
+        assert grad_norms[-1] is None  # the penalty does not depend on the last bias
+        results[k.__name__] = [gp.detach().numpy()] + grad_norms[:-1]
+    for a, b in zip(results["keras"], results["kestrel"]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
