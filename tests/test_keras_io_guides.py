@@ -108,3 +108,20 @@ def test_masking_guide_prints_symbolic_tensors_as_keras():
         inputs = fresh(lib).Input(shape=(None,), dtype="int32", name="tokens")
         reprs.append((repr(inputs), str(lib.Input(shape=(3,), name="a"))))
     assert reprs[0] == reprs[1]
+
+
+def test_recompiling_without_a_loss_keeps_the_compiled_loss_as_keras():
+    import keras as real
+    import kestrel
+
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.ones((8, 1), "float32")
+    losses = []
+    for lib in (real, kestrel):
+        inputs = lib.Input((3,))
+        model = lib.Model(inputs, lib.layers.Dense(1, kernel_initializer="ones")(inputs))
+        model.compile(optimizer="sgd", loss="mse")
+        model.compile(optimizer="adam")           # the guide's second compile
+        losses.append(model.evaluate(x, y, verbose=0))
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    assert losses[1] > 0

@@ -62,11 +62,15 @@ class Trainer(GeneratorMethods):
             self.optimizer = optimizers.LossScaleOptimizer(self.optimizer,
                                                            name="loss_scale_optimizer")
         names = self._output_names()
-        self.compiled_loss = CompileLoss(loss, loss_weights, names)
-        self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names,
-                                               self.compiled_loss.losses)
+        # a recompile without a loss (or without metrics) keeps the earlier ones, as Keras
+        if loss is not None or getattr(self, "compiled_loss", None) is None:
+            self.compiled_loss = CompileLoss(loss, loss_weights, names)
+            self.loss = loss
+        if metrics is not None or weighted_metrics is not None or \
+                getattr(self, "compiled_metrics", None) is None:
+            self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names,
+                                                   self.compiled_loss.losses)
         self._loss_tracker = Mean(name="loss")
-        self.loss = loss
         self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
                                 "loss_weights": loss_weights, "weighted_metrics": weighted_metrics,
                                 "steps_per_execution": steps_per_execution,
