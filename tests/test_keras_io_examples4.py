@@ -100,3 +100,24 @@ def test_wgan_gradient_penalty_double_backward_matches_keras():
         results[k.__name__] = [gp.detach().numpy()] + grad_norms[:-1]
     for a, b in zip(results["keras"], results["kestrel"]):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_train_step_returning_a_loss_with_gradients_logs_it_without_a_warning():
+    import warnings
+
+    import kestrel
+
+    class Step(kestrel.Model):
+        def train_step(self, data):
+            x, y = data
+            loss = ((self(x, training=True) - y) ** 2).mean()   # still attached to the graph
+            loss.backward()
+            return {"d_loss": loss}
+
+    inputs = kestrel.Input((3,))
+    model = Step(inputs, kestrel.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        history = model.fit(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"), verbose=0)
+    assert isinstance(history.history["d_loss"][0], float)

@@ -332,6 +332,8 @@ class Trainer(GeneratorMethods):
 
 def _python(value):
     """A 0-d tensor or NumPy scalar as a Python float; other values as they are."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 or isinstance(value, np.generic):
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        return float(value.detach())  # no autograd warning for a custom train step's loss
+    if isinstance(value, np.generic):
         return float(value)
     return value
