@@ -298,5 +298,5 @@ def activate_fresh(activation, x: torch.Tensor) -> torch.Tensor:
     """`activation(x)` for a fresh `x` that nothing else refers to (a layer's pre-activation,
     or an intermediate a model hands over): in place where torch has the in-place form, which
     saves allocating and writing a second activation-sized buffer."""
-    in_place = _IN_PLACE.get(activation)
+    in_place = in_place_form(activation)
     return activation(x) if in_place is None else in_place(x)

@@ -44,5 +44,4 @@ def apply(fn: Callable, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
     if layout is None:
         return fn(x, *others)
     to_base, from_base = layout
-    del x
     return from_base(fn(base, *(to_base(t) for t in others)))

@@ -32,9 +32,7 @@ class Add(Merge):
         if donor is None or any(x.shape != donor.shape or x.dtype != donor.dtype
                                 for x in inputs):
             return self.call(inputs)
-        others = inputs[:position] + inputs[position + 1:]
-        del inputs
-        return in_place.apply(_add_into, donor, *others)
+        return in_place.apply(_add_into, donor, *inputs[:position], *inputs[position + 1:])
 
 
 def _add_into(target: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
