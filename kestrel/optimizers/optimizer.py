@@ -153,6 +153,28 @@ class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, 
             state, self._pending_state = self._pending_state, None
             self.load_state_dict(state)
 
+    def _include(self, params) -> None:
+        """Add state for those of `params` a built optimizer does not track yet, keeping the
+        state it has: Keras 2 lets compiled models share one optimizer (a GAN's discriminator
+        and combined model), each updating its own weights."""
+        new = [p for p in params if id(p) not in self._index]
+        if not new:
+            return
+        if type(self).build is not Optimizer.build or self._per_variable:
+            self._variable_index(new[0])  # raises Keras' "unknown variable" error
+        old_slots = {name: list(tensors) for name, tensors in self._slots.items()}
+        old_extra = [tensor.clone() for _, tensor in self._extra_state()]
+        count, step_t, lr_t = len(self._params), self._step_t, self._lr_t
+        self.built, self._slots, self._slot_order = False, {}, []
+        self.build(self._params + new)
+        self._step_t, self._lr_t = step_t, lr_t  # compiled steps may hold these
+        with torch.no_grad():
+            for name, tensors in old_slots.items():
+                self._slots[name][:count] = tensors
+            for (_, tensor), old in zip(self._extra_state(), old_extra):
+                tensor.copy_(old)
+        self._sync_host()
+
     # ---------------------------------------------------------------- stepping
     @torch.no_grad()
     def step(self) -> None:

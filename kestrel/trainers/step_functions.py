@@ -60,6 +60,7 @@ class StepFunctions:
         self._whole = None  # whether the whole train step may be compiled (known once built)
         self._largest_batch: dict = {}
         self._constrained = None
+        self._optimizer_checked = False  # whether the optimizer tracks all trainable weights
         self.warm = False  # whether the last step ran a compiled graph (maybe compiling it)
 
     # ------------------------------------------------------------------ the steps
@@ -88,6 +89,9 @@ class StepFunctions:
                 warnings.warn("The model does not have any trainable weights.", stacklevel=2)
                 return
             optimizer.build(model.trainable_weights)
+        elif not self._optimizer_checked:  # an optimizer shared with another model (Keras 2)
+            optimizer._include(model.trainable_weights)
+        self._optimizer_checked = True
         optimizer.zero_grad()
         optimizer.scale_loss(loss).backward()  # a LossScaleOptimizer unscales in step()
         optimizer.step()

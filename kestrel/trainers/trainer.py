@@ -19,6 +19,7 @@ from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
 from kestrel.trainers.legacy import GeneratorMethods
 from kestrel.trainers.step_functions import StepFunctions
 from kestrel.trainers.step_groups import check_steps_per_execution
+from kestrel.trainers import trainable_state
 from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
 
@@ -82,6 +83,7 @@ class Trainer(GeneratorMethods):
         self.run_eagerly = bool(run_eagerly)
         self._steps = StepFunctions(self, jit=self.jit_compile)
         self._all_layers = None
+        self._compiled_trainable = trainable_state.record(self)
         self.compiled = True
 
     def _computes_in_float16(self) -> bool:
@@ -268,7 +270,9 @@ class Trainer(GeneratorMethods):
             validation_batch_size=None, validation_freq=1):
         """Train for `epochs` epochs; returns a `History`."""
         self._assert_compiled("training")
-        return run_fit(self, **{k: v for k, v in locals().items() if k != "self"})
+        arguments = {k: v for k, v in locals().items() if k != "self"}
+        with trainable_state.compiled_trainable_state(self):
+            return run_fit(self, **arguments)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
@@ -297,7 +301,8 @@ class Trainer(GeneratorMethods):
         was_training = self.training
         self.train()
         try:
-            step_logs = self._steps.train((x, y, sw))
+            with trainable_state.compiled_trainable_state(self):
+                step_logs = self._steps.train((x, y, sw))
         finally:
             self.train(was_training)
         return self._on_batch_result(return_dict, step_logs)
