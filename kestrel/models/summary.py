@@ -25,7 +25,7 @@ def _shape_text(layer, model_nodes) -> str:
         shape = getattr(layer, "_summary_shape", None)
         return "?" if shape is None else str(shape)
     shapes = [t.shape for t in flatten(nodes[0].outputs)]
-    text = [str(s).replace(",)", ")") if len(s) != 1 else f"({s[0]},)" for s in shapes]
+    text = ["(" + ", ".join(str(d) for d in s) + ")" for s in shapes]  # Keras: (None) for (None,)
     return text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"
 
 

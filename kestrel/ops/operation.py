@@ -34,7 +34,8 @@ class FunctionOp(Operation):
     """
 
     def __init__(self, function: str, bound: dict | None = None, **kwargs):
-        kwargs.setdefault("name", naming.unique_name(function.split(".")[-1]))
+        if kwargs.get("name") is None:  # a loaded op keeps its name and takes no new one
+            kwargs["name"] = naming.unique_name(function.split(".")[-1])
         super().__init__(**kwargs)
         from kestrel.ops.dispatch import get_op
 
