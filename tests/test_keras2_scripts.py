@@ -5,10 +5,12 @@ Keras 2 semantics are the reference here, where they differ from Keras 3 (noted 
 """
 import numpy as np
 import pytest
+import torch
 
 import kestrel
-from kestrel.layers import (BatchNormalization, Conv2D, Dense, Flatten, Input, LeakyReLU,
-                            Reshape, UpSampling2D)
+from kestrel import backend as K
+from kestrel.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                            Input, LeakyReLU, Reshape, UpSampling2D)
 from kestrel.models import Model, Sequential
 from kestrel.optimizers import Adam
 
@@ -69,3 +71,129 @@ def test_gan_frozen_discriminator_in_combined_model_with_one_shared_optimizer():
         assert all(_changed(g_before, generator.trainable_weights)), "the generator must train"
     assert discriminator.trainable is False  # the user's flag is left as set
     assert optimizer.iterations == 6
+
+
+def _filter_loss_and_normalized_grads(model, layer_name, filter_index, image):
+    """The reference of conv_filter_visualization's step, written with torch autograd."""
+    x = torch.tensor(image, dtype=torch.float32, requires_grad=True)
+    layer = model.get_layer(layer_name)
+    feature_model = Model(model.input, layer.output)
+    loss = feature_model(x)[..., filter_index].mean()
+    (grads,) = torch.autograd.grad(loss, x)
+    return loss.item(), (grads / (grads.square().mean().sqrt() + 1e-7)).numpy()
+
+
+def test_conv_filter_visualization_k_gradients_and_k_function():
+    """`K.gradients(loss, model.input)` on a symbolic loss, normalised symbolically, fed to
+    `K.function([input_img], [loss, grads])`: gradient ascent on the input image."""
+    model = Sequential([Conv2D(4, 3, padding="same", input_shape=(8, 8, 3), name="block1_conv1"),
+                        Activation("relu"), Conv2D(6, 3, padding="same", name="block1_conv2")])
+    layer_dict = dict([(layer.name, layer) for layer in model.layers[1:]])
+    input_img = model.input
+    layer_output = layer_dict["block1_conv2"].output
+    loss = K.mean(layer_output[:, :, :, 2])
+    grads = K.gradients(loss, input_img)[0]
+    assert K.int_shape(grads) == (None, 8, 8, 3)
+    grads /= (K.sqrt(K.mean(K.square(grads))) + K.epsilon())
+    iterate = K.function([input_img], [loss, grads])
+
+    image = np.random.default_rng(0).random((1, 8, 8, 3)).astype("float32")
+    loss_value, grads_value = iterate([image])
+    expected_loss, expected_grads = _filter_loss_and_normalized_grads(model, "block1_conv2", 2,
+                                                                      image)
+    np.testing.assert_allclose(loss_value, expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(grads_value, expected_grads, rtol=1e-4, atol=1e-6)
+    losses = []
+    for _ in range(3):  # gradient ascent raises the filter's mean activation
+        loss_value, grads_value = iterate([image])
+        image += grads_value * 0.5
+        losses.append(float(loss_value))
+    assert losses[0] < losses[1] < losses[2]
+
+
+def test_neural_style_transfer_variables_placeholder_and_symbolic_loss():
+    """neural_style_transfer: `K.variable` images and a `K.placeholder` joined by
+    `K.concatenate` feed the network; `loss = K.variable(0.)` then `loss = loss + ...` (a
+    Variable on the left of a symbolic tensor); gradients with respect to the placeholder."""
+    rng = np.random.default_rng(1)
+    base = K.variable(rng.random((1, 6, 6, 3)).astype("float32"))
+    style = K.variable(rng.random((1, 6, 6, 3)).astype("float32"))
+    combination = K.placeholder((1, 6, 6, 3))
+    assert K.is_keras_tensor(combination) and K.int_shape(combination) == (1, 6, 6, 3)
+    input_tensor = K.concatenate([base, style, combination], axis=0)
+    features_layer = Conv2D(4, 3, padding="same", name="block1_conv1")
+    features = features_layer(input_tensor)
+
+    def gram_matrix(x):
+        flat = K.batch_flatten(K.permute_dimensions(x, (2, 0, 1)))
+        return K.dot(flat, K.transpose(flat))
+
+    loss = K.variable(0.0)
+    loss = loss + 0.025 * K.sum(K.square(features[2, :, :, :] - features[0, :, :, :]))
+    loss = loss + K.sum(K.square(gram_matrix(features[1]) - gram_matrix(features[2]))) / 36.0
+    tv = K.square(combination[:, :5, :5, :] - combination[:, 1:, :5, :])
+    loss = loss + K.sum(K.pow(tv + 1e-3, 1.25))
+    grads = K.gradients(loss, combination)
+    f_outputs = K.function([combination], [loss] + grads)
+
+    image = rng.random((1, 6, 6, 3)).astype("float32")
+    loss_value, grad_value = f_outputs([image])
+
+    x = torch.tensor(image, requires_grad=True)
+    feats = features_layer(torch.cat([base, style, x], dim=0))
+
+    def gram(f):
+        flat = f.permute(2, 0, 1).reshape(f.shape[2], -1)
+        return flat @ flat.T
+
+    expected = (0.025 * (feats[2] - feats[0]).square().sum()
+                + (gram(feats[1]) - gram(feats[2])).square().sum() / 36.0
+                + ((x[:, :5, :5] - x[:, 1:, :5]).square() + 1e-3).pow(1.25).sum())
+    (expected_grad,) = torch.autograd.grad(expected, x)
+    np.testing.assert_allclose(loss_value, expected.item(), rtol=1e-5)
+    np.testing.assert_allclose(grad_value, expected_grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_deep_dream_loss_scaled_by_symbolic_k_shape():
+    """deep_dream: `K.prod(K.cast(K.shape(x), "float32"))` on layer outputs of unknown size
+    (a symbolic shape tensor, as Keras 2), and images of several sizes through one function."""
+    inp = Input(shape=(None, None, 3))
+    x = Conv2D(4, 3, padding="same", name="mixed2")(inp)
+    x = Activation("relu", name="mixed3")(x)
+    model = Model(inp, x)
+    dream = model.input
+    layer_dict = dict([(layer.name, layer) for layer in model.layers])
+    loss = K.variable(0.0)
+    for layer_name, coeff in {"mixed2": 0.2, "mixed3": 0.5}.items():
+        out = layer_dict[layer_name].output
+        shape = K.shape(out)
+        assert K.is_keras_tensor(shape) and K.int_shape(shape) == (4,)
+        scaling = K.prod(K.cast(shape, "float32"))
+        loss = loss + coeff * K.sum(K.square(out[:, 2:-2, 2:-2, :])) / scaling
+    grads = K.gradients(loss, dream)[0]
+    grads /= K.maximum(K.mean(K.abs(grads)), K.epsilon())
+    fetch_loss_and_grads = K.function([dream], [loss, grads])
+
+    for size in ((9, 9), (10, 13)):
+        image = np.random.default_rng(2).random((1, *size, 3)).astype("float32")
+        loss_value, grad_values = fetch_loss_and_grads([image])
+        t = torch.tensor(image)
+        first = model.get_layer("mixed2")(t)
+        expected = sum(c * o[:, 2:-2, 2:-2].square().sum() / o.numel()
+                       for c, o in ((0.2, first), (0.5, torch.relu(first))))
+        np.testing.assert_allclose(loss_value, expected.item(), rtol=1e-5)
+        assert grad_values.shape == image.shape
+        np.testing.assert_allclose(np.abs(grad_values).mean(), 1.0, rtol=1e-4)
+
+
+def test_k_function_with_learning_phase_input():
+    """`K.function([model.input, K.learning_phase()], [output])`: 1 runs dropout, 0 does not."""
+    model = Sequential([Dense(16, input_shape=(4,)), Dropout(0.5), Dense(2)])
+    f = K.function([model.layers[0].input, K.learning_phase()], [model.layers[-1].output])
+    data = np.ones((3, 4), "float32")
+    test_a, test_b = f([data, 0])[0], f([data, 0])[0]
+    np.testing.assert_array_equal(test_a, test_b)
+    np.testing.assert_allclose(test_a, model.predict(data, verbose=0), rtol=1e-6)
+    assert not np.allclose(f([data, 1])[0], test_a)
+    with pytest.raises(ValueError, match="takes 2 input values"):
+        f([data])

@@ -6,6 +6,8 @@ others differ in arguments or defaults (`concatenate` joins on the last axis, `s
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 import torch
 
@@ -212,8 +214,20 @@ def int_shape(x):
     return tuple(x.shape) if isinstance(x, (KerasTensor, torch.Tensor)) else np.shape(x)
 
 
+def _runtime_shape(x):
+    return torch.tensor(tuple(x.shape), dtype=torch.int32, device=x.device)
+
+
+_runtime_shape.output_spec = lambda x: KerasTensor((len(x.shape),), "int32")
+_symbolic_shape = keras_op(_runtime_shape, name="shape", prefix="backend.")
+
+
 @_plain
 def shape(x):
+    """The shape; of a symbolic tensor with unknown sizes, a symbolic int32 tensor (as Keras
+    2), so that `K.prod(K.cast(K.shape(x), "float32"))` can be recorded."""
+    if isinstance(x, KerasTensor) and None in x.shape:
+        return _symbolic_shape(x)
     return ops.shape(x)
 
 
@@ -309,19 +323,45 @@ def update_sub(x, decrement):
 
 @_plain
 def placeholder(shape=None, ndim=None, dtype=None, sparse=False, name=None):
-    raise NotImplementedError(
-        "K.placeholder has no meaning on torch (there is no graph session). Use "
-        "`keras.Input(shape=...)` for a symbolic input, or pass real tensors.")
+    """A symbolic input of `shape` (batch included), as `keras.Input(batch_shape=shape)`."""
+    from kestrel.layers import Input
+
+    if shape is None:
+        if ndim is None:
+            raise ValueError("K.placeholder needs `shape` or `ndim`. Received: shape=None, "
+                             "ndim=None")
+        shape = (None,) * ndim
+    return Input(batch_shape=tuple(shape), dtype=dtype or config.floatx(), sparse=sparse,
+                 name=name)
+
+
+def _gradient(loss, variable):
+    """d sum(loss) / d variable, itself differentiable (a zero tensor where unconnected)."""
+    if not loss.requires_grad:
+        raise ValueError(
+            "K.gradients: the loss does not depend on anything that requires a gradient (an "
+            "input fed to K.function, or a trainable variable). Received: loss with "
+            f"shape={tuple(loss.shape)}")
+    (grad,) = torch.autograd.grad(loss.sum(), [variable], create_graph=True, allow_unused=True)
+    return torch.zeros_like(variable) if grad is None else grad
+
+
+_gradient.output_spec = lambda loss, variable: KerasTensor(tuple(variable.shape),
+                                                           standardize_dtype(variable.dtype))
+_symbolic_gradient = keras_op(_gradient, name="gradient", prefix="backend.")
 
 
 @_plain
 def gradients(loss, variables):
-    """Gradients of a real (eager) scalar `loss` with respect to `variables`."""
+    """Gradients of `loss` (summed) with respect to each of `variables`.
+
+    On a symbolic loss (built from `Input`s or `model.input`), each gradient is a symbolic
+    tensor for `K.function`, as Keras 2's graph gradients; on a real loss, real tensors.
+    """
+    variables = list(variables) if isinstance(variables, (list, tuple)) else [variables]
     if isinstance(loss, KerasTensor):
-        raise NotImplementedError(
-            "K.gradients needs an eager loss on torch. Compute the loss on real tensors, or "
-            "use `loss.backward()` / a custom `train_step`.")
-    grads = torch.autograd.grad(loss, list(variables), allow_unused=True, retain_graph=True)
+        return [_symbolic_gradient(loss, v) for v in variables]
+    grads = torch.autograd.grad(loss, variables, allow_unused=True, retain_graph=True)
     return list(grads)
 
 
@@ -344,23 +384,44 @@ def set_learning_phase(value):
 
 @_plain
 def function(inputs, outputs, updates=None, name=None, **kwargs):
-    """A callable over values for symbolic `inputs`, returning the `outputs` as NumPy arrays."""
+    """A callable over values for symbolic `inputs`, returning the `outputs` as NumPy arrays.
+
+    `K.learning_phase()` may be one of the inputs: its value (0 or 1) is then passed as the
+    model's `training` flag. Outputs made by `K.gradients` are computed with autograd.
+    """
     from kestrel.models.model import Model
 
     if updates:
         raise NotImplementedError("K.function(updates=...) has no meaning on torch; update "
                                   "variables in a custom train_step instead.")
     single = not isinstance(outputs, (list, tuple))
-    model = Model(inputs=inputs, outputs=outputs)
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    phase = [i for i, x in enumerate(inputs) if not isinstance(x, KerasTensor)]
+    model = Model(inputs=[x for i, x in enumerate(inputs) if i not in phase], outputs=outputs)
+    differentiates = builtins.any(getattr(op, "function", None) == _symbolic_gradient.op_name
+                         for op in model.operations)
 
     def run(values):
-        values = values[0] if isinstance(values, (list, tuple)) and len(values) == 1 else values
-        with torch.no_grad():
-            result = model(values)
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if len(values) != len(inputs):
+            raise ValueError(f"This K.function takes {len(inputs)} input values. Received: "
+                             f"{len(values)} values")
+        training = bool(values[phase[0]]) if phase else False
+        values = [_fed(v, differentiates) for i, v in enumerate(values) if i not in phase]
+        with torch.enable_grad() if differentiates else torch.no_grad():
+            result = model(values[0] if len(values) == 1 else values, training=training)
         result = [result] if single or isinstance(result, torch.Tensor) else list(result)
-        return [ops.convert_to_numpy(r) for r in result]
+        return [ops.convert_to_numpy(r.detach()) for r in result]
 
     return run
+
+
+def _fed(value, differentiates: bool):
+    """An input value as a tensor; a float one requires grad where gradients are asked for."""
+    tensor = ops.convert_to_tensor(value)
+    if differentiates and tensor.is_floating_point() and not tensor.requires_grad:
+        tensor = tensor.detach().requires_grad_(True)
+    return tensor
 
 
 def _from_ops(name):

@@ -66,6 +66,15 @@ class KerasTensor:
     def __getitem__(self, key):
         return _call_op("get_item", self, key)
 
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """A torch tensor (a `Variable`, say) on the left of an operator: the op is recorded,
+        as `variable + keras_tensor` is in Keras."""
+        op = _TORCH_OPERATORS.get(getattr(func, "__name__", None))
+        if op is None or kwargs:
+            return NotImplemented
+        return _call_op(op, *args)
+
     def reshape(self, newshape):
         """`ops.reshape(self, newshape)` recorded in the graph."""
         return _call_op("reshape", self, newshape)
@@ -102,6 +111,11 @@ for _method, _op in {"lt": "less", "le": "less_equal", "gt": "greater",
 for _method, _op in {"neg": "negative", "abs": "absolute", "invert": "logical_not"}.items():
     setattr(KerasTensor, f"__{_method}__", _dunder(_op, unary=True))
 KerasTensor.__round__ = lambda self, ndigits=None: _call_op("round", self, ndigits or 0)
+# torch's names for its operator methods, as `__torch_function__` receives them
+_TORCH_OPERATORS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+                    "floor_divide": "floor_divide", "remainder": "mod", "pow": "power",
+                    "matmul": "matmul", "lt": "less", "le": "less_equal", "gt": "greater",
+                    "ge": "greater_equal"}
 
 
 class Node:

@@ -81,7 +81,8 @@ def keras_op(fn=None, *, name: str | None = None, prefix: str = ""):
             from kestrel.ops.operation import FunctionOp
 
             args, bound, kwargs = _bind_constants(fn, args, kwargs)
-            return FunctionOp(op_name, bound=bound)(*args, **kwargs)
+            # straight to the symbolic path: the first operand may be a tensor (`v + x`)
+            return FunctionOp(op_name, bound=bound)._symbolic_call(args, kwargs)
         return fn(*args, **kwargs)
 
     op.raw = fn  # the function itself, for ops that call each other on tensors
