@@ -197,3 +197,24 @@ def test_k_function_with_learning_phase_input():
     assert not np.allclose(f([data, 1])[0], test_a)
     with pytest.raises(ValueError, match="takes 2 input values"):
         f([data])
+
+
+def test_h5_round_trip_of_a_model_with_a_custom_metric_function(tmp_path):
+    """`load_model("m.h5", custom_objects={"f1": f1})` compiles with the user's function: it
+    is resolved while custom_objects apply, so evaluate/fit work afterwards (as Keras)."""
+    def f1(y_true, y_pred):
+        return K.mean(K.round(K.clip(y_pred, 0, 1)) * y_true)
+
+    model = Sequential([Dense(4, input_dim=3, activation="relu"), Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["acc", f1])
+    rng = np.random.default_rng(3)
+    x = rng.random((16, 3)).astype("float32")
+    y = (x[:, 0] > 0.5).astype("float32")
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0, class_weight={0: 1.0, 1: 3.0})
+    assert sorted(history.history) == ["acc", "f1", "loss"]
+    path = str(tmp_path / "m.h5")
+    model.save(path)
+    again = kestrel.models.load_model(path, custom_objects={"f1": f1})
+    np.testing.assert_allclose(again.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0),
+                               rtol=1e-6)
+    assert sorted(again.fit(x, y, epochs=1, verbose=0).history) == ["acc", "f1", "loss"]

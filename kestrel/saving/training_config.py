@@ -132,6 +132,9 @@ def _deserialize(value, category: str, custom_objects):
         return deserialize_keras_object(value, category, custom_objects)
     if isinstance(value, dict):
         return {k: _deserialize(v, category, custom_objects) for k, v in value.items()}
+    if isinstance(value, str) and value not in object_registry.builtin_names(category):
+        # a user's function saved by name (Keras 2): resolved now, while custom_objects apply
+        return object_registry.lookup(value, category, custom_objects) or value
     return value
 
 
