@@ -35,7 +35,10 @@ def np_softmax_masked(scores, mask):
 
 
 def np_mha(query, value, weights, key=None, mask=None, gate=None):
-    """Keras' MultiHeadAttention for (B, T, dim) inputs; `mask` broadcastable to (B, T, S)."""
+    """Keras' MultiHeadAttention for (B, T, dim) inputs; `mask` broadcastable to (B, T, S).
+
+    As on Keras' `dot_product_attention` path, a query that sees no key attends to every key
+    alike (the returned probabilities, as Keras' scores, have 0 there)."""
     key = value if key is None else key
     wq, bq, wk, bk, wv, bv, wo, bo = weights
     q = np.einsum("btd,dhk->bthk", query, wq) + bq
@@ -43,7 +46,8 @@ def np_mha(query, value, weights, key=None, mask=None, gate=None):
     v = np.einsum("bsd,dhk->bshk", value, wv) + bv
     scores = np.einsum("bthk,bshk->bhts", q / np.sqrt(wq.shape[-1]), k)
     probs = np_softmax_masked(scores, None if mask is None else np.asarray(mask)[:, None])
-    heads = np.einsum("bhts,bshv->bthv", probs, v)
+    empty = probs.sum(axis=-1, keepdims=True) == 0
+    heads = np.einsum("bhts,bshv->bthv", np.where(empty, 1 / probs.shape[-1], probs), v)
     if gate is not None:
         wg, bg = gate
         heads = heads / (1 + np.exp(-(np.einsum("btd,dhv->bthv", query, wg) + bg)))

@@ -8,6 +8,8 @@ from kestrel import config
 from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
 
 _PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
+_SMALL_PLACEHOLDERS = (2, 3)  # tried when a call fails at the usual sizes (e.g. positions
+                              # `arange(length)` looked up in a short position embedding)
 
 
 def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
@@ -16,15 +18,19 @@ def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
     Unknown sizes other than the batch get a placeholder; when there are any, a second run
     with another placeholder tells which output sizes depend on them (those become None).
     With `vary_batch` (ops, which may move or merge the batch axis) an unknown batch is
-    varied too (1, then 2), so every output size that depends on it becomes None.
+    varied too (1, then 2), so every output size that depends on it becomes None. A call that
+    fails at the placeholder sizes is retried at small ones before its error is raised.
     """
     batch_unknown = any(isinstance(t, KerasTensor) and t.shape and t.shape[0] is None
                         for t in flatten((args, kwargs)))
     vary_batch = vary_batch and batch_unknown
-    runs = [run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[0])]
-    if vary_batch or has_unknown_dims((args, kwargs), skip_batch=True):
-        runs.append(run_on_placeholders(layer, args, kwargs, _PLACEHOLDERS[1],
-                                        batch=2 if vary_batch else 1))
+    unknown = has_unknown_dims((args, kwargs), skip_batch=True)
+    try:
+        runs = _placeholder_runs(layer, args, kwargs, _PLACEHOLDERS, vary_batch, unknown)
+    except Exception:
+        runs = unknown and _small_placeholder_runs(layer, args, kwargs, vary_batch)
+        if not runs:
+            raise  # the error at the usual sizes
     merged = []
     for outs in zip(*[flatten(r) for r in runs]):
         shape = [d if all(o.shape[i] == d for o in outs) else None
@@ -34,6 +40,22 @@ def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
         merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
     leaves = iter(merged)
     return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
+
+
+def _placeholder_runs(layer, args, kwargs, sizes, vary_batch, unknown):
+    runs = [run_on_placeholders(layer, args, kwargs, sizes[0])]
+    if vary_batch or unknown:
+        runs.append(run_on_placeholders(layer, args, kwargs, sizes[1],
+                                        batch=2 if vary_batch else 1))
+    return runs
+
+
+def _small_placeholder_runs(layer, args, kwargs, vary_batch):
+    try:
+        return _placeholder_runs(layer, args, kwargs, _SMALL_PLACEHOLDERS, vary_batch, True)
+    except Exception:  # noqa: BLE001 - the caller reports its own error
+        return None
+
 
 def symbolic_mask(first):
     """The `_keras_mask` of a KerasTensor (a list for a list of them), None when none has one."""

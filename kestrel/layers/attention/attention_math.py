@@ -57,40 +57,44 @@ def heads_layout(mask, lead, q_attn, k_attn) -> torch.Tensor:
 
 
 def attend(query, key, value, mask=None, is_causal=False, scale=1.0, dropout=0.0,
-           generator=None, fused=True, return_scores=False):
+           generator=None, fused=True, return_scores=False, uniform_empty_rows=False):
     """Softmax attention of `query` `(N, H, T, dk)` over `key` `(N, H, S, dk)` and `value`
     `(N, H, S, dv)`.
 
     `mask` is boolean, broadcastable to `(N, H, T, S)`, True where a query may see a key; a query
-    that sees no key outputs zeros. `dropout` (already 0 outside training) drops attention
-    probabilities. Returns `(output (N, H, T, dv), probabilities or None)`; the probabilities
-    (before dropout) come only with `return_scores`, which, like a seeded `generator`, needs
-    the explicit path.
+    that sees no key outputs zeros, or with `uniform_empty_rows` the mean of the values (every
+    key alike, as Keras' `dot_product_attention` path). `dropout` (already 0 outside training)
+    drops attention probabilities. Returns `(output (N, H, T, dv), probabilities or None)`; the
+    probabilities (before dropout) come only with `return_scores`, which, like a seeded
+    `generator`, needs the explicit path.
     """
     if is_causal and mask is not None:
         mask = mask & causal_mask(query.shape[-2], key.shape[-2], query.device).unsqueeze(0)
         is_causal = False
     if fused and not return_scores and (generator is None or dropout == 0):
-        return _fused(query, key, value, mask, is_causal, scale, dropout), None
+        return _fused(query, key, value, mask, is_causal, scale, dropout,
+                      uniform_empty_rows), None
     if is_causal:
         mask = causal_mask(query.shape[-2], key.shape[-2], query.device).unsqueeze(0)
     scores = torch.matmul(query * scale, key.transpose(-1, -2))
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1)
-    if mask is not None:
+    probs = torch.softmax(scores, dim=-1)  # uniform on rows that see no key
+    if mask is not None and not uniform_empty_rows:
         probs = probs.masked_fill(~mask, 0.0)
     dropped = seeding.dropout(probs, dropout, generator) if dropout > 0 else probs
     return torch.matmul(dropped, value), (probs if return_scores else None)
 
 
-def _fused(query, key, value, mask, is_causal, scale, dropout):
+def _fused(query, key, value, mask, is_causal, scale, dropout, uniform_empty_rows):
     if mask is None:
         return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout,
                                               is_causal=is_causal, scale=scale)
-    seen = mask.any(dim=-1, keepdim=True)  # rows with no visible key: zeros, not NaN
+    seen = mask.any(dim=-1, keepdim=True)  # rows with no visible key: zeros or mean, not NaN
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask | ~seen,
                                          dropout_p=dropout, scale=scale)
+    if uniform_empty_rows:
+        return torch.where(seen, out, value.mean(dim=-2, keepdim=True))
     return out * seen
 
 

@@ -194,10 +194,13 @@ class GroupedQueryAttention(Layer):
         k = self._key_dense(key).repeat_interleave(self.num_repeats, dim=2).transpose(1, 2)
         v = self._value_dense(value).repeat_interleave(self.num_repeats, dim=2).transpose(1, 2)
         rate = self.dropout if training else 0.0
+        # Keras' dot_product_attention path: a query that sees no key gets the values' mean
+        keras_fused = not (self.dropout or return_attention_scores)
         out, scores = attention_math.attend(
             q, k, v, mask, is_causal=causal_only, scale=self._scale, dropout=rate,
             generator=generator_for(self, query.device) if rate else None,
-            fused=self.flash_attention is not False, return_scores=return_attention_scores)
+            fused=self.flash_attention is not False, return_scores=return_attention_scores,
+            uniform_empty_rows=keras_fused)
         out = out.transpose(1, 2)
         if self.use_gate:
             out = out * self._gate_dense(query)

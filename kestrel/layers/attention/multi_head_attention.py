@@ -216,10 +216,13 @@ class MultiHeadAttention(Layer):
         if mask is not None:
             mask = attention_math.heads_layout(mask, lead, q_attn, k_attn)
         rate = self.dropout if training else 0.0
+        # Keras' dot_product_attention path: a query that sees no key gets the values' mean
+        keras_fused = not (self.dropout or return_attention_scores or query.dim() != 3)
         out, scores = attention_math.attend(
             q, k, v, mask, is_causal=causal_only, scale=self._scale, dropout=rate,
             generator=generator_for(self, query.device) if rate else None,
-            fused=self.flash_attention is not False, return_scores=return_attention_scores)
+            fused=self.flash_attention is not False, return_scores=return_attention_scores,
+            uniform_empty_rows=keras_fused)
         out = out.reshape(*lead, self.num_heads, *q_attn, self.value_dim).permute(self._unperm)
         if self.use_gate:
             out = out * self._gate_dense(query)
