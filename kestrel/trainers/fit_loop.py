@@ -119,7 +119,8 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
-        model.train()
+        # as Keras: a user's train_step runs layers in inference unless it passes training=True
+        model.train(not steps.custom_train)
         logs = LazyLogs(model.metrics)
         batches = iter(session.shard(train_data, True) if session is not None else train_data)
         for _ in range(first_step):  # resuming mid-epoch: the same order, done batches skipped

@@ -114,8 +114,11 @@ class BatchNormalization(Layer):
             out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
         else:
             flat, restore = self._channels_at_1(x)
-            out = restore(F.batch_norm(flat, self.moving_mean, self.moving_variance, self.gamma,
-                                       self.beta, False, 0.0, self.epsilon))
+            mean, variance = self.moving_mean, self.moving_variance
+            if torch.is_grad_enabled():  # backward reads them: a training call may update them
+                mean, variance = mean.clone(), variance.clone()
+            out = restore(F.batch_norm(flat, mean, variance, self.gamma, self.beta, False, 0.0,
+                                       self.epsilon))
         return out.to(inputs.dtype) if inputs.dtype in _HALF else out
 
     def _channels_at_1(self, x: torch.Tensor):
