@@ -120,3 +120,22 @@ def test_attention_rows_that_see_no_key_match_keras_on_every_path():
                 results.append((_numpy(out), _numpy(scores)))
             for a, b in zip(*results):
                 np.testing.assert_allclose(b, a, atol=1e-5, err_msg=f"{cls} {extra}")
+
+
+def test_summary_narrows_to_the_terminal_as_keras(monkeypatch):
+    """A two-input transformer's summary in an 80-column terminal (or a pipe): same table."""
+    monkeypatch.setenv("COLUMNS", "80")
+    texts = []
+    for k in (keras, kestrel):
+        PositionalEmbedding, TransformerEncoder = _nmt_layers(_fresh(k), always_mask=False)
+        encoder_inputs = k.Input(shape=(None,), dtype="int64", name="encoder_inputs")
+        decoder_inputs = k.Input(shape=(None,), dtype="int64", name="decoder_inputs")
+        x = TransformerEncoder(8, 16, 2)(PositionalEmbedding(6, 20, 8)(encoder_inputs))
+        y = PositionalEmbedding(6, 20, 8)(decoder_inputs)
+        outputs = k.layers.Dense(20, activation="softmax")(k.layers.Concatenate()([x, y]))
+        model = k.Model([encoder_inputs, decoder_inputs], outputs, name="transformer")
+        lines = []
+        model.summary(print_fn=lambda line, **_: lines.append(line))
+        texts.append("\n".join(lines).splitlines())
+    assert len(texts[1][1]) == 76
+    assert texts[1] == texts[0]

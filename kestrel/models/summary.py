@@ -1,6 +1,7 @@
 """model.summary(): Keras 3's box-drawn table of layers, output shapes and parameter counts."""
 from __future__ import annotations
 
+import shutil
 import textwrap
 
 from kestrel.layers.node import flatten
@@ -85,6 +86,8 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
         header.append("Trainable")
         default_length += 12
         positions = [p * 0.9 for p in positions] + [1.0]
+    # as Keras, no wider than the terminal (80 columns when output is not a terminal)
+    default_length = min(default_length, shutil.get_terminal_size().columns - 4)
     line_length = line_length or default_length
     widths = _column_widths(line_length, positions)
     right, center = {2}, {len(header) - 1} if show_trainable else set()
