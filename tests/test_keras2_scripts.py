@@ -10,9 +10,9 @@ import torch
 import kestrel
 from kestrel import backend as K
 from kestrel.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                            Input, LeakyReLU, Reshape, UpSampling2D)
+                            Input, LeakyReLU, MaxPooling2D, Reshape, UpSampling2D)
 from kestrel.models import Model, Sequential
-from kestrel.optimizers import Adam
+from kestrel.optimizers import SGD, Adam
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -218,3 +218,133 @@ def test_h5_round_trip_of_a_model_with_a_custom_metric_function(tmp_path):
     np.testing.assert_allclose(again.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0),
                                rtol=1e-6)
     assert sorted(again.fit(x, y, epochs=1, verbose=0).history) == ["acc", "f1", "loss"]
+
+
+class _KConvPool(kestrel.layers.Layer):
+    """A Keras 2 custom layer written with K.conv2d, K.bias_add, K.pool2d and K.relu."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name="kernel", shape=(3, 3, input_shape[-1], self.filters),
+                                      initializer="glorot_uniform", trainable=True)
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="ones",
+                                    trainable=True)
+        super().build(input_shape)
+
+    def call(self, x):
+        out = K.bias_add(K.conv2d(x, self.kernel, strides=(1, 1), padding="same"), self.bias)
+        return K.relu(K.pool2d(out, (2, 2), strides=(2, 2), pool_mode="avg"))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] // 2, input_shape[2] // 2, self.filters)
+
+
+def test_custom_layer_from_k_conv2d_bias_add_pool2d_matches_keras_layers():
+    inp = Input((8, 8, 3))
+    custom = _KConvPool(4)
+    model = Model(inp, Dense(1)(Flatten()(custom(inp))))
+    assert custom.output_shape == (None, 4, 4, 4)
+    x = np.random.default_rng(4).random((16, 8, 8, 3)).astype("float32")
+    model.compile("adam", "mse")
+    losses = model.fit(x, x.mean(axis=(1, 2, 3))[:, None], epochs=3, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+    reference = Sequential([Conv2D(4, 3, padding="same", input_shape=(8, 8, 3)),
+                            kestrel.layers.AveragePooling2D(2), Activation("relu")])
+    reference.layers[0].set_weights(custom.get_weights())
+    np.testing.assert_allclose(K.eval(custom(torch.from_numpy(x))), reference.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_k_nn_functions_match_the_keras_layers_and_numpy():
+    rng = np.random.default_rng(5)
+    seq = rng.random((2, 7, 3)).astype("float32")
+    img = rng.random((2, 5, 6, 3)).astype("float32")
+    conv1d = kestrel.layers.Conv1D(4, 3, padding="causal", dilation_rate=2, use_bias=False)
+    expected = conv1d(torch.from_numpy(seq))
+    got = K.conv1d(seq, conv1d.get_weights()[0], padding="causal", dilation_rate=2)
+    np.testing.assert_allclose(K.eval(got), K.eval(expected), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(K.eval(K.pool2d(img, (2, 2), strides=(2, 2))),
+                               K.eval(MaxPooling2D()(torch.from_numpy(img))))
+    np.testing.assert_array_equal(K.eval(K.spatial_2d_padding(img, ((1, 2), (0, 1)))),
+                                  np.pad(img, ((0, 0), (1, 2), (0, 1), (0, 0))))
+    np.testing.assert_array_equal(K.eval(K.temporal_padding(seq, (2, 0))),
+                                  np.pad(seq, ((0, 0), (2, 0), (0, 0))))
+    np.testing.assert_array_equal(K.eval(K.resize_images(img, 2, 3, "channels_last")),
+                                  img.repeat(2, axis=1).repeat(3, axis=2))
+    np.testing.assert_array_equal(K.eval(K.reverse(seq, axes=[1, 2])), seq[:, ::-1, ::-1])
+    np.testing.assert_array_equal(K.eval(K.arange(5)), np.arange(5, dtype="int32"))
+    assert K.dtype(K.arange(2, 8, 2)) == "int32"
+    np.testing.assert_allclose(K.eval(K.logsumexp(seq, axis=1)),
+                               np.log(np.exp(seq).sum(axis=1)), rtol=1e-6)
+    normed, mean, var = K.normalize_batch_in_training(seq, None, None, [0, 1], epsilon=1e-3)
+    np.testing.assert_allclose(K.eval(mean), seq.mean(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_allclose(K.eval(normed), (seq - seq.mean((0, 1))) /
+                               np.sqrt(seq.var((0, 1)) + 1e-3), rtol=1e-5, atol=1e-6)
+    assert K.eval(K.in_train_phase(lambda: K.ones((1,)), K.zeros((1,)), training=1))[0] == 1.0
+    assert K.eval(K.in_test_phase(K.ones((1,)), K.zeros((1,)), training=0))[0] == 1.0
+
+
+def test_k_rnn_with_a_mask_keeps_the_previous_output_and_state():
+    """`K.rnn(step, inputs, initial_states, mask=...)`: a running sum that skips masked steps."""
+    inputs = np.arange(1, 9, dtype="float32").reshape(2, 4, 1)
+    mask = np.array([[1, 1, 0, 1], [1, 0, 0, 0]], dtype=bool)
+
+    def step(x_t, states):
+        total = states[0] + x_t
+        return total, [total]
+
+    last, outputs, states = K.rnn(step, inputs, [K.zeros((2, 1))], mask=mask)
+    np.testing.assert_array_equal(K.eval(outputs)[..., 0], [[1, 3, 3, 7], [5, 5, 5, 5]])
+    np.testing.assert_array_equal(K.eval(last), [[7], [5]])
+    np.testing.assert_array_equal(K.eval(states[0]), [[7], [5]])
+    _, backwards, _ = K.rnn(step, inputs, [K.zeros((2, 1))], go_backwards=True)
+    np.testing.assert_array_equal(K.eval(backwards)[0, :, 0], [4, 7, 9, 10])
+
+
+def test_image_ocr_ctc_batch_cost_in_a_lambda_and_ctc_decode():
+    """image_ocr: CTC loss of softmax outputs (blank = last class) through a Lambda whose
+    output is the loss, `loss={"ctc": lambda y_true, y_pred: y_pred}`; greedy decoding."""
+    time_steps, classes, max_label = 6, 4, 2
+
+    def ctc_lambda_func(args):
+        y_pred, labels, input_length, label_length = args
+        return K.ctc_batch_cost(labels, y_pred, input_length, label_length)
+
+    features = Input(shape=(time_steps, 5), name="the_input")
+    y_pred = Dense(classes, activation="softmax", name="softmax")(features)
+    labels = Input(name="the_labels", shape=[max_label], dtype="float32")
+    input_length = Input(name="input_length", shape=[1], dtype="int64")
+    label_length = Input(name="label_length", shape=[1], dtype="int64")
+    loss_out = kestrel.layers.Lambda(ctc_lambda_func, output_shape=(1,), name="ctc")(
+        [y_pred, labels, input_length, label_length])
+    model = Model(inputs=[features, labels, input_length, label_length], outputs=loss_out)
+    model.compile(loss={"ctc": lambda y_true, y_pred: y_pred}, optimizer=SGD(lr=0.05))
+
+    rng = np.random.default_rng(6)
+    x = rng.random((8, time_steps, 5)).astype("float32")
+    lab = rng.integers(0, classes - 1, size=(8, max_label)).astype("float32")
+    inputs = {"the_input": x, "the_labels": lab,
+              "input_length": np.full((8, 1), time_steps), "label_length": np.full((8, 1), 2)}
+    losses = model.fit(inputs, {"ctc": np.zeros(8)}, batch_size=4, epochs=3,
+                       verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+
+    probs = Model(features, y_pred).predict(x, verbose=0)
+    per_sample = K.eval(K.ctc_batch_cost(lab, probs, np.full((8, 1), time_steps),
+                                         np.full((8, 1), 2)))
+    log_probs = torch.log_softmax(torch.log(torch.from_numpy(probs) + 1e-7), -1)
+    expected = torch.nn.functional.ctc_loss(
+        log_probs.transpose(0, 1), torch.from_numpy(lab).long(), torch.full((8,), time_steps),
+        torch.full((8,), 2), blank=classes - 1, reduction="none")
+    assert per_sample.shape == (8, 1)
+    np.testing.assert_allclose(per_sample[:, 0], expected.numpy(), rtol=1e-4)
+
+    # greedy decoding: repeats merged, blanks (the last class) dropped, padded with -1
+    path = np.eye(classes, dtype="float32")[[[0, 0, 3, 1, 1, 2], [2, 3, 3, 3, 3, 3]]] * 0.9 + 0.025
+    decoded, log_prob = K.ctc_decode(path, input_length=np.ones(2) * time_steps, greedy=True)
+    np.testing.assert_array_equal(K.get_value(decoded[0]), [[0, 1, 2, -1, -1, -1],
+                                                            [2, -1, -1, -1, -1, -1]])
+    assert K.int_shape(log_prob) == (2, 1)

@@ -14,7 +14,9 @@ import torch
 from kestrel import config
 from kestrel import ops
 from kestrel import random as krandom
+from kestrel.backend import keras2_nn
 from kestrel.backend.dtypes import standardize_dtype
+from kestrel.backend.scopes import name_scope  # noqa: F401 - K.name_scope
 from kestrel.layers.node import KerasTensor
 from kestrel.ops.dispatch import keras_op
 
@@ -429,4 +431,5 @@ def _from_ops(name):
 
 
 globals().update({k: _from_ops(v) for k, v in _SAME_AS_OPS.items()})
-__all__ = sorted({*_SAME_AS_OPS, *_LOCAL})
+globals().update({k: getattr(keras2_nn, k) for k in keras2_nn.__all__})
+__all__ = sorted({*_SAME_AS_OPS, *_LOCAL, *keras2_nn.__all__, "name_scope"})

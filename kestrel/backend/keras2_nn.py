@@ -1,0 +1,354 @@
+"""Keras 2's `K` functions for custom layers: convolution, pooling, padding, normalization,
+CTC, control flow and a few array helpers, on `kestrel.ops`.
+
+Keras 2 conventions kept here: `data_format=None` reads `K.image_data_format()`, CTC's blank
+is the last class and it takes probabilities (not logits), `arange` is int32, and the
+`training=None` of `in_train_phase` reads `K.learning_phase()`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kestrel import config
+from kestrel import ops
+from kestrel import random as krandom
+from kestrel.ops.dispatch import keras_op
+
+__all__ = []
+
+
+def _k(fn):
+    """A Keras 2 function recorded as one graph node on symbolic tensors."""
+    __all__.append(fn.__name__)
+    return keras_op(fn, prefix="backend.")
+
+
+def _plain(fn):
+    """A Keras 2 function that takes Python callables or creates variables (no graph node)."""
+    __all__.append(fn.__name__)
+    return fn
+
+
+def _format(data_format):
+    data_format = data_format or config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError("data_format must be 'channels_last' or 'channels_first'. "
+                         f"Received: data_format={data_format!r}")
+    return data_format
+
+
+# ------------------------------------------------------------------ arrays
+@_k
+def arange(start, stop=None, step=1, dtype="int32"):
+    return ops.arange(start, stop, step, dtype=dtype)
+
+
+@_k
+def reverse(x, axes):
+    return ops.flip(x, axis=tuple(axes) if isinstance(axes, (list, tuple)) else axes)
+
+
+@_k
+def logsumexp(x, axis=None, keepdims=False):
+    return ops.logsumexp(x, axis=axis, keepdims=keepdims)
+
+
+@_k
+def identity(x, name=None):
+    return ops.copy(x)
+
+
+@_k
+def slice(x, start, size):  # noqa: A001 - Keras 2's name
+    return ops.slice(x, tuple(start), tuple(size))
+
+
+@_k
+def in_top_k(predictions, targets, k):
+    return ops.in_top_k(targets, predictions, k)
+
+
+@_plain
+def cast_to_floatx(x):
+    return np.asarray(x, dtype=config.floatx())
+
+
+@_plain
+def print_tensor(x, message=""):
+    print(message, x)
+    return x
+
+
+@_plain
+def is_sparse(x):
+    return isinstance(x, torch.Tensor) and x.is_sparse
+
+
+@_plain
+def to_dense(x):
+    return x.to_dense() if is_sparse(x) else x
+
+
+@_plain
+def is_placeholder(x):
+    """Whether `x` is a symbolic input (an `Input` / `K.placeholder`)."""
+    from kestrel.layers.node import KerasTensor
+
+    return isinstance(x, KerasTensor) and x._keras_history is not None and x.node.is_input
+
+
+@_plain
+def manual_variable_initialization(value):
+    """Nothing to do: Kestrel initializes variables when they are created."""
+
+
+@_plain
+def random_uniform_variable(shape, low, high, dtype=None, name=None, seed=None):
+    from kestrel.backend.keras2 import variable
+
+    return variable(krandom.uniform(shape, minval=low, maxval=high, dtype=dtype, seed=seed),
+                    dtype=dtype, name=name)
+
+
+@_plain
+def random_normal_variable(shape, mean, scale, dtype=None, name=None, seed=None):
+    from kestrel.backend.keras2 import variable
+
+    return variable(krandom.normal(shape, mean=mean, stddev=scale, dtype=dtype, seed=seed),
+                    dtype=dtype, name=name)
+
+
+@_plain
+def moving_average_update(x, value, momentum):
+    return x.assign(x * momentum + ops.convert_to_tensor(value) * (1.0 - momentum))
+
+
+# ------------------------------------------------------------------ convolution and pooling
+@_k
+def bias_add(x, bias, data_format=None):
+    if _format(data_format) == "channels_last" or ops.ndim(x) < 3 or ops.ndim(bias) > 1:
+        return ops.add(x, bias)
+    return ops.add(x, ops.reshape(bias, (1, -1) + (1,) * (ops.ndim(x) - 2)))
+
+
+def _causal(x, kernel, padding, dilation_rate):
+    """Keras 2's `padding="causal"` (1-D): pad the start of the time axis, then "valid"."""
+    if padding != "causal":
+        return x, padding
+    rate = dilation_rate[0] if isinstance(dilation_rate, (list, tuple)) else dilation_rate
+    left = rate * (kernel.shape[0] - 1)
+    return ops.pad(x, ((0, 0), (left, 0), (0, 0))), "valid"
+
+
+@_k
+def conv1d(x, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    x, padding = _causal(x, kernel, padding, dilation_rate)
+    return ops.conv(x, kernel, strides, padding, _format(data_format), dilation_rate)
+
+
+@_k
+def conv2d(x, kernel, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1)):
+    return ops.conv(x, kernel, strides, padding, _format(data_format), dilation_rate)
+
+
+@_k
+def conv3d(x, kernel, strides=(1, 1, 1), padding="valid", data_format=None,
+           dilation_rate=(1, 1, 1)):
+    return ops.conv(x, kernel, strides, padding, _format(data_format), dilation_rate)
+
+
+@_k
+def conv2d_transpose(x, kernel, output_shape, strides=(1, 1), padding="valid",
+                     data_format=None, dilation_rate=(1, 1)):
+    """Transposed convolution to `output_shape` (batch included); kernel `(h, w, out, in)`."""
+    data_format = _format(data_format)
+    out = ops.conv_transpose(x, kernel, strides, padding, None, data_format, dilation_rate)
+    first = 1 if data_format == "channels_last" else 2
+    got, wanted = tuple(out.shape[first:first + 2]), tuple(output_shape)[first:first + 2]
+    if got == wanted:
+        return out
+    extra = [w - g for g, w in zip(got, wanted)]
+    return ops.conv_transpose(x, kernel, strides, padding, extra, data_format, dilation_rate)
+
+
+@_k
+def separable_conv2d(x, depthwise_kernel, pointwise_kernel, strides=(1, 1), padding="valid",
+                     data_format=None, dilation_rate=(1, 1)):
+    return ops.separable_conv(x, depthwise_kernel, pointwise_kernel, strides, padding,
+                              _format(data_format), dilation_rate)
+
+
+@_k
+def depthwise_conv2d(x, depthwise_kernel, strides=(1, 1), padding="valid", data_format=None,
+                     dilation_rate=(1, 1)):
+    return ops.depthwise_conv(x, depthwise_kernel, strides, padding, _format(data_format),
+                              dilation_rate)
+
+
+def _pool(x, pool_size, strides, padding, data_format, pool_mode):
+    if pool_mode not in ("max", "avg"):
+        raise ValueError(f"pool_mode must be 'max' or 'avg'. Received: pool_mode={pool_mode!r}")
+    pool = ops.max_pool if pool_mode == "max" else ops.average_pool
+    return pool(x, pool_size, strides, padding, _format(data_format))
+
+
+@_k
+def pool2d(x, pool_size, strides=(1, 1), padding="valid", data_format=None, pool_mode="max"):
+    return _pool(x, pool_size, strides, padding, data_format, pool_mode)
+
+
+@_k
+def pool3d(x, pool_size, strides=(1, 1, 1), padding="valid", data_format=None,
+           pool_mode="max"):
+    return _pool(x, pool_size, strides, padding, data_format, pool_mode)
+
+
+# ------------------------------------------------------------------ padding and resizing
+def _spatial_pad(x, padding, data_format):
+    pairs = [tuple(p) for p in padding]
+    if _format(data_format) == "channels_last":
+        return ops.pad(x, [(0, 0), *pairs, (0, 0)])
+    return ops.pad(x, [(0, 0), (0, 0), *pairs])
+
+
+@_k
+def temporal_padding(x, padding=(1, 1)):
+    return ops.pad(x, [(0, 0), tuple(padding), (0, 0)])
+
+
+@_k
+def spatial_2d_padding(x, padding=((1, 1), (1, 1)), data_format=None):
+    return _spatial_pad(x, padding, data_format)
+
+
+@_k
+def spatial_3d_padding(x, padding=((1, 1), (1, 1), (1, 1)), data_format=None):
+    return _spatial_pad(x, padding, data_format)
+
+
+@_k
+def resize_images(x, height_factor, width_factor, data_format, interpolation="nearest"):
+    """Upsample the rows and columns of `x` by integer factors."""
+    first = 1 if _format(data_format) == "channels_last" else 2
+    if interpolation == "nearest":
+        return ops.repeat(ops.repeat(x, height_factor, axis=first), width_factor, axis=first + 1)
+    size = (x.shape[first] * height_factor, x.shape[first + 1] * width_factor)
+    return ops.image.resize(x, size, interpolation=interpolation, data_format=data_format)
+
+
+@_k
+def resize_volumes(x, depth_factor, height_factor, width_factor, data_format):
+    first = 1 if _format(data_format) == "channels_last" else 2
+    for axis, factor in enumerate((depth_factor, height_factor, width_factor), first):
+        x = ops.repeat(x, factor, axis=axis)
+    return x
+
+
+# ------------------------------------------------------------------ normalization
+@_k
+def batch_normalization(x, mean, var, beta, gamma, axis=-1, epsilon=1e-3):
+    out = ops.divide(ops.subtract(x, mean), ops.sqrt(ops.add(var, epsilon)))
+    out = out if gamma is None else ops.multiply(out, gamma)
+    return out if beta is None else ops.add(out, beta)
+
+
+@_plain
+def normalize_batch_in_training(x, gamma, beta, reduction_axes, epsilon=1e-3):
+    """`(normalized, mean, variance)` with the statistics over `reduction_axes`."""
+    mean, var = ops.moments(x, axes=list(reduction_axes), keepdims=True)
+    normed = batch_normalization(x, mean, var, beta, gamma, epsilon=epsilon)
+    keep = [a for a in range(ops.ndim(x)) if a not in [r % ops.ndim(x) for r in reduction_axes]]
+    shape = [ops.shape(x)[a] for a in keep]
+    return normed, ops.reshape(mean, shape), ops.reshape(var, shape)
+
+
+# ------------------------------------------------------------------ CTC (blank = last class)
+def _log_probs(y_pred):
+    return ops.log(ops.add(y_pred, config.epsilon()))
+
+
+@_k
+def ctc_batch_cost(y_true, y_pred, input_length, label_length):
+    """Per-sample CTC loss `(batch, 1)` of softmax outputs `y_pred` `(batch, time, classes)`."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    loss = ops.ctc_loss(ops.cast(y_true, "int32"), _log_probs(y_pred),
+                        ops.cast(ops.reshape(label_length, (-1,)), "int32"),
+                        ops.cast(ops.reshape(input_length, (-1,)), "int32"),
+                        mask_index=y_pred.shape[-1] - 1)
+    return ops.expand_dims(loss, 1)
+
+
+@_plain
+def ctc_decode(y_pred, input_length, greedy=True, beam_width=100, top_paths=1):
+    """`([paths (batch, time) padded with -1] * top_paths, log_prob (batch, top_paths))`."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    paths, scores = ops.ctc_decode(
+        _log_probs(y_pred), ops.cast(ops.reshape(input_length, (-1,)), "int32"),
+        strategy="greedy" if greedy else "beam_search", beam_width=beam_width,
+        top_paths=top_paths, mask_index=y_pred.shape[-1] - 1)
+    return list(paths), scores
+
+
+# ------------------------------------------------------------------ control flow
+@_plain
+def in_train_phase(x, alt, training=None):
+    """`x` in training (`training`, or `K.learning_phase()` when None), `alt` otherwise."""
+    from kestrel.backend.keras2 import learning_phase
+
+    training = learning_phase() if training is None else training
+    if isinstance(training, torch.Tensor) and training.ndim == 0:
+        training = bool(training)
+    if isinstance(training, (bool, int)):
+        chosen = x if training else alt
+        return chosen() if callable(chosen) else chosen
+    x, alt = (v() if callable(v) else v for v in (x, alt))
+    return ops.where(training, x, alt)
+
+
+@_plain
+def in_test_phase(x, alt, training=None):
+    return in_train_phase(alt, x, training=training)
+
+
+@_plain
+def map_fn(fn, elems, name=None, dtype=None):
+    return ops.stack([fn(e) for e in ops.convert_to_tensor(elems)])
+
+
+@_plain
+def foldl(fn, elems, initializer=None, name=None):
+    elems = ops.convert_to_tensor(elems)
+    acc, rest = (elems[0], elems[1:]) if initializer is None else (initializer, elems)
+    for e in rest:
+        acc = fn(acc, e)
+    return acc
+
+
+@_plain
+def foldr(fn, elems, initializer=None, name=None):
+    return foldl(fn, ops.flip(ops.convert_to_tensor(elems), axis=0), initializer)
+
+
+@_plain
+def rnn(step_function, inputs, initial_states, go_backwards=False, mask=None, constants=None,
+        unroll=False, input_length=None):
+    """Iterate `step_function(input_t, states [+ constants])` over the time axis (axis 1).
+
+    Returns `(last_output, outputs (batch, time, ...), new_states)`; where `mask` is False
+    a step keeps the previous output and states, as Keras 2.
+    """
+    inputs = ops.convert_to_tensor(inputs)
+    steps = range(inputs.shape[1] - 1, -1, -1) if go_backwards else range(inputs.shape[1])
+    states, outputs, last = list(initial_states), [], None
+    for t in steps:
+        output, new_states = step_function(inputs[:, t], states + list(constants or []))
+        if mask is not None:
+            keep = ops.reshape(ops.cast(mask[:, t], "bool"), (-1, *([1] * (output.ndim - 1))))
+            previous = torch.zeros_like(output) if last is None else last
+            output = ops.where(keep, output, previous)
+            new_states = [ops.where(ops.reshape(keep, (-1, *([1] * (s.ndim - 1)))), s, old)
+                          for s, old in zip(new_states, states)]
+        outputs.append(output)
+        last, states = output, list(new_states)
+    return last, ops.stack(outputs, axis=1), states
