@@ -138,16 +138,26 @@ def arange(start, stop=None, step=None, dtype=None):
 
 
 def _spaced(start, stop, num, endpoint, dtype, axis):
-    """`num` points from `start` to `stop` (arrays broadcast), along `axis`; and the step."""
+    """`num` points from `start` to `stop` (arrays broadcast), along `axis`; and the step.
+
+    Without the endpoint the points run from `start` to `stop - step` inclusive; Python numbers
+    go through `torch.linspace`, tensors through `start + (i / (num - 1)) * span`: the rounding
+    of Keras' torch backend in both cases.
+    """
     if num < 0:
         raise ValueError(f"ops.linspace: `num` must be non-negative. Received: num={num}")
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    start, stop = to_tensors(start, stop, dtype=work)
-    start, stop = torch.broadcast_tensors(start, stop)
+    last = stop if endpoint or num == 0 else stop - (stop - start) / num
+    scalars = all(isinstance(v, (int, float)) for v in (start, last))
+    if scalars:
+        out = torch.linspace(start, last, num, dtype=work, device=config.device())
+    start, stop, last = to_tensors(start, stop, last, dtype=work)
+    start, stop, last = torch.broadcast_tensors(start, stop, last)
     div = (num - 1) if endpoint else num
     step = (stop - start) / div if div > 0 else torch.full_like(start, float("nan"))
-    steps = torch.arange(num, dtype=work, device=start.device).reshape(-1, *[1] * start.ndim)
-    out = start + steps * (stop - start) / builtins.max(div, 1)
+    if not scalars:
+        fractions = torch.arange(num, dtype=work, device=start.device) / builtins.max(num - 1, 1)
+        out = start + fractions.reshape(-1, *[1] * start.ndim) * (last - start)
     if endpoint and num > 1:
         out[-1] = stop
     return torch.movedim(out, 0, axis), step
