@@ -74,8 +74,12 @@ class Variable(torch.Tensor):
             raise ValueError("Invalid value for argument `synchronization`. Expected one of "
                              "`None`, `'none'`, `'on_read'`, `'on_write'`, `'auto'`. "
                              f"Received: synchronization={short_repr(synchronization)}")
+        from kestrel.backend.scopes import current_path
+
         value = _initial_value(initializer, shape, dtype)
-        variable = wrap(value, trainable=trainable, name=name, path=name,
+        parent = current_path()
+        variable = wrap(value, trainable=trainable, name=name,
+                        path=f"{parent}/{name}" if parent else name,
                         aggregation=aggregation or "none")
         variable._synchronization = synchronization or "none"
         return variable
@@ -95,7 +99,8 @@ class Variable(torch.Tensor):
 
     @property
     def path(self) -> str:
-        """`"<layer name>/<name>"` for a layer's weight, the name for a standalone variable."""
+        """`"<outer scopes>/<layer name>/<name>"` for a layer's weight; a standalone variable's
+        name under the name scopes open when it was created."""
         return self._keras_path
 
     @property

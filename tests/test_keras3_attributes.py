@@ -44,10 +44,14 @@ def test_path_is_set_once_built():
         assert dense.path is None
         dense.build((None, 3))
         assert dense.path == "proj"
-    with kestrel.name_scope("block"):
-        scoped = kestrel.layers.Dense(2, name="proj")
-    scoped.build((None, 3))
-    assert scoped.path == "block/proj"
+    for lib in (kestrel, keras):  # the scopes open at build time count, as in Keras
+        with lib.name_scope("block"):
+            created_inside = lib.layers.Dense(2, name="proj")
+            built_inside = lib.layers.Dense(2, name="proj")
+            built_inside.build((None, 3))
+        created_inside.build((None, 3))
+        assert created_inside.path == "proj"
+        assert built_inside.path == "block/proj"
 
 
 def test_model_variables_equal_weights():

@@ -80,7 +80,7 @@ def test_averages_come_first_in_keras_order_and_names():
     from kestrel.saving.keras_weights import optimizer_state
 
     names = [name.split("/", 1)[1] for name, _ in optimizer_state(model)]
-    assert names[2:4] == ["d_kernel_average", "d_bias_average"]
+    assert names[2:4] == [f"{model.name}_d_kernel_average", f"{model.name}_d_bias_average"]
     theirs = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
     theirs.compile(optimizer=keras.optimizers.Adam(use_ema=True), loss="mse")
     theirs.optimizer.build(theirs.trainable_variables)

@@ -176,7 +176,7 @@ def test_legacy_model_file_round_trip_with_optimizer(tmp_path):
         assert training["optimizer_config"]["class_name"] == "Adam"
         names = hdf5_legacy.read_names(f["optimizer_weights"], "weight_names")
         assert names[:4] == ["adam/iteration", "adam/learning_rate",
-                             "adam/hidden_kernel_momentum", "adam/hidden_kernel_velocity"]
+                             "adam/mlp_hidden_kernel_momentum", "adam/mlp_hidden_kernel_velocity"]
         assert f[f"optimizer_weights/{names[0]}"][()] == 4
     loaded = api.load_model(tmp_path / "m.h5")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
@@ -283,5 +283,5 @@ def test_keras2_whole_model_file_with_optimizer_state(tmp_path):
     assert model.optimizer.iterations == 12
     assert model.optimizer.learning_rate == pytest.approx(0.005)
     state = dict(optimizer_state(model))
-    np.testing.assert_array_equal(state["Adam/dense_1_kernel_velocity"],
+    np.testing.assert_array_equal(state["Adam/sequential_dense_1_kernel_velocity"],
                                   slots["Adam/v/dense_1/kernel:0"])

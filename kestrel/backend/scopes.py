@@ -11,13 +11,33 @@ from kestrel import config
 _STATE = threading.local()
 
 
+def _stack() -> list:
+    stack = getattr(_STATE, "stack", None)
+    if stack is None:
+        stack = _STATE.stack = []
+    return stack
+
+
 def current_path() -> str:
     """The `/`-joined names of the open name scopes ("" outside any)."""
-    return "/".join(getattr(_STATE, "names", []))
+    parts: list[str] = []
+    for scope in getattr(_STATE, "stack", ()):
+        if scope.override_parent is not None:
+            parts = [p for p in scope.override_parent.split("/") if p]
+        parts.append(scope.name)
+    return "/".join(parts)
 
 
 class name_scope:  # noqa: N801 - Keras' name
     """Open a name scope: Variables created inside get paths prefixed with `name/`.
+
+    Args:
+        name: the scope's name (no `/`).
+        caller: the object opening it (a layer, an optimizer); with `deduplicate`, a scope
+            of the same name and caller directly inside this one is not opened again.
+        deduplicate: see `caller`.
+        override_parent: a path that replaces the enclosing scopes (by default the path a
+            layer was first called or built under, so later calls keep its weights' paths).
 
     >>> with name_scope("block"):
     ...     current_path()
@@ -26,19 +46,31 @@ class name_scope:  # noqa: N801 - Keras' name
 
     def __init__(self, name: str, caller=None, deduplicate: bool = True, override_parent=None):
         if not isinstance(name, str) or "/" in name:
-            raise ValueError(f"name_scope expects a name without '/'. Received: name={name!r}")
+            raise ValueError("Argument `name` must be a string and cannot contain character "
+                             f"`/`. Received: name={name}")
         self.name = name
+        self.caller = caller
+        self.deduplicate = deduplicate
+        if override_parent is None and deduplicate:
+            override_parent = getattr(caller, "_parent_path", None)
         self.override_parent = override_parent
+        self._pushed = False
 
     def __enter__(self):
-        names = getattr(_STATE, "names", [])
-        self._previous = names
-        base = self.override_parent.split("/") if self.override_parent is not None else names
-        _STATE.names = [n for n in base if n] + [self.name]
+        stack = _stack()
+        if self.deduplicate and self.caller is not None and stack \
+                and stack[-1].caller is self.caller and stack[-1].name == self.name:
+            return self
+        stack.append(self)
+        self._pushed = True
         return self
 
     def __exit__(self, *exc):
-        _STATE.names = self._previous
+        if self._pushed:
+            self._pushed = False
+            stack = _stack()
+            if stack:
+                stack.pop()
         return False
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from kestrel import config, mixed_precision
-from kestrel.backend.scopes import current_path
+from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import remat, stateless
 from kestrel.layers import naming
 from kestrel.layers import shape_inference
@@ -115,9 +115,7 @@ class Layer(nn.Module):
 
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._batch_input_shape = _batch_shape_from_kwargs(kwargs)
-        prefix = current_path()
-        if prefix:
-            self._path = f"{prefix}/{self.name}"
+        self._parent_path = None  # the name scopes open when first built or called
         remat.install(self)  # inside a RematScope: recompute the forward pass in backward
 
     # ------------------------------------------------------------------ lifecycle
@@ -133,8 +131,16 @@ class Layer(nn.Module):
 
     def _build_from_shape(self, input_shape) -> None:
         self._build_input_shape = input_shape
-        self.build(input_shape)
+        with self._open_name_scope():
+            self.build(input_shape)
         self.built = True
+
+    def _open_name_scope(self) -> name_scope:
+        """This layer's name scope, under the scopes open the first time it is opened (a build
+        or first call): weights created inside get paths `<outer scopes>/<layer>/<weight>`."""
+        if self.__dict__.get("_parent_path") is None:
+            self._parent_path = current_path()
+        return name_scope(self.name, caller=self)
 
     def build_from_config(self, build_config: dict | None) -> None:
         """Build from the `build_config` a saved config carries (`{"input_shape": ...}`)."""
@@ -159,7 +165,10 @@ class Layer(nn.Module):
                 first = map_structure(_array_to_tensor, first)
                 args = (first,) + args[1:]
         if not self.built:
-            self._build_on_call(first)
+            with self._open_name_scope():  # sublayers built by the first call nest under it
+                self._build_on_call(first)
+                if self.built:
+                    return self(*args, **kwargs)
         if self._losses:
             self._losses.clear()
         if self.autocast and type(first) is torch.Tensor and first.is_floating_point() \
@@ -283,8 +292,13 @@ class Layer(nn.Module):
         self._check_not_strings(args, kwargs)
         shapes = shape_of(first)
         check_input_shapes(self, self.input_spec, shapes)
-        if not self.built:
-            self._build_from_shape(shapes)
+        with self._open_name_scope():
+            if not self.built:
+                self._build_from_shape(shapes)
+            return self._record_node(first, args, kwargs)
+
+    def _record_node(self, first, args, kwargs):
+        """The symbolic outputs of a call on KerasTensors, recorded as a new node."""
         spec_kwargs = kwargs  # a mask consumer sees the input's mask; the node does not record it
         if self._call_accepts_mask and kwargs.get("mask") is None:
             mask = shape_inference.symbolic_mask(first)
@@ -355,14 +369,20 @@ class Layer(nn.Module):
         torch_dtype = config.to_torch_dtype(dtype) if dtype is not None else self._variable_dtype
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
-        name = name or f"variable_{len(self._weight_order)}"
+        # an unnamed weight is `variable`, `variable_1`, ... as Keras names it; its torch
+        # attribute stays `variable_<index>`, so state_dict keys do not depend on creation order
+        attr = name or f"variable_{len(self._weight_order)}"
+        name = name or naming.unique_name("variable")
         value = self._initial_value(initializers.get(initializer), name, shape, torch_dtype)
         if layout is not None:
             value = layout[0](value).contiguous()
         value = value.to(device=config.device(), dtype=torch_dtype)
-        attr = name if name not in self._weight_order else f"{name}_{len(self._weight_order)}"
-        tensor = wrap_variable(value, trainable=trainable, name=name,
-                               path=f"{self.name}/{name}", requires_grad=self._trainable)
+        if attr in self._weight_order:
+            attr = f"{attr}_{len(self._weight_order)}"
+        with name_scope(self.name, caller=self):
+            path = f"{current_path()}/{name}"
+        tensor = wrap_variable(value, trainable=trainable, name=name, path=path,
+                               requires_grad=self._trainable)
         if trainable:
             self.register_parameter(attr, tensor)
         else:
@@ -636,9 +656,12 @@ class Layer(nn.Module):
 
     @property
     def path(self) -> str | None:
-        """The layer's name under the name scopes open when it was created; None until the
+        """The layer's name under the name scopes open when it was built; None until the
         layer is built, as in Keras 3."""
-        return (self.__dict__.get("_path") or self.name) if self.built else None
+        if not self.built:
+            return None
+        parent = self.__dict__.get("_parent_path")
+        return f"{parent}/{self.name}" if parent else self.name
 
     # ------------------------------------------------------------------ Keras 3 aliases
     @property
@@ -768,11 +791,13 @@ def _array_to_tensor(value):
 
 
 def _marks_built(build):
-    """Wrap a subclass' `build` so that calling it directly marks the layer built, as Keras does."""
+    """Wrap a subclass' `build` so that calling it directly opens the layer's name scope and
+    marks the layer built, as Keras does."""
 
     @functools.wraps(build)
     def wrapper(self, input_shape=None, *args, **kwargs):
-        build(self, input_shape, *args, **kwargs)
+        with self._open_name_scope():
+            build(self, input_shape, *args, **kwargs)
         if self._build_input_shape is None and input_shape is not None:
             self._build_input_shape = input_shape
         self.built = True

@@ -76,8 +76,9 @@ class Sequential(Model):
 
     def _build_graph(self, x: KerasTensor) -> None:
         self.inputs = [x]
-        for layer in self._stack:
-            x = layer(x)
+        with self._open_name_scope():  # the layers' weights are `<model>/<layer>/<weight>`
+            for layer in self._stack:
+                x = layer(x)
         self.outputs = [x]
         self.built = True
         self._build_input_shape = self.inputs[0].shape

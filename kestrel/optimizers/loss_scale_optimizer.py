@@ -7,6 +7,7 @@ import torch
 from kestrel.optimizers.optimizer import Optimizer
 from kestrel.registry.object_registry import register_builtin
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
+from kestrel.variables import wrap
 
 _BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None,
                   "clipvalue": None, "use_ema": False, "ema_momentum": 0.99,
@@ -128,8 +129,12 @@ class LossScaleOptimizer(Optimizer):
     # ------------------------------------------------------------------ state
     @property
     def variables(self) -> list[torch.Tensor]:
-        """Keras' order: iteration, learning_rate, step_counter, dynamic_scale, then the inner's."""
-        return [torch.tensor(t) for t in self._own_weights()] + self.inner_optimizer.variables
+        """Keras' order: iteration, learning_rate, step_counter, dynamic_scale (copies), then
+        the inner optimizer's."""
+        own = [wrap(torch.tensor(t), trainable=False, name=name, path=f"{self.name}/{name}")
+               for name, t in zip(("iteration", "learning_rate", "step_counter",
+                                   "dynamic_scale"), self._own_weights())]
+        return own + self.inner_optimizer.variables
 
     def _own_weights(self) -> list[np.ndarray]:
         return [np.array(0, np.int32), np.array(0.0, np.float32),

@@ -18,6 +18,7 @@ import torch
 from kestrel.optimizers import foreach
 from kestrel.optimizers.learning_rate_value import LearningRateValue
 from kestrel.optimizers.schedules import LearningRateSchedule
+from kestrel.variables import Variable, wrap
 
 
 def _takes_arg(fn) -> bool:
@@ -142,14 +143,31 @@ class OptimizerState:
 
     @property
     def variables(self) -> list[torch.Tensor]:
-        """The state in Keras order: iteration, learning_rate (if a float), then the slots.
+        """The state in Keras order: iteration, learning_rate (if a float), then the slots, as
+        Variables named as Keras names them (`adam/sequential_dense_kernel_momentum`).
 
-        Iteration and learning rate are fresh 0-d tensors; the slots are the live tensors.
+        Iteration and learning rate are fresh 0-d copies; the slots share the live tensors.
         """
         head = [torch.tensor(self._iteration_variable(), dtype=torch.int32)]
         if self._has_lr_variable():
             head.append(torch.tensor(self._learning_rate, dtype=torch.float32))
-        return head + [tensor for _, _, tensor in self.slot_variables()]
+        tensors = head + [tensor for _, _, tensor in self.slot_variables()]
+        return [tensor if isinstance(tensor, Variable) else
+                wrap(tensor, trainable=False, name=name, path=f"{self.name}/{name}")
+                for name, tensor in zip(self.variable_names(), tensors)]
+
+    def variable_names(self) -> list[str]:
+        """Keras' names of `variables`: `iteration`, `learning_rate`, then a slot is
+        `<its parameter's path, / as _>_<slot>` (an extra is its own name)."""
+        names = ["iteration"] + (["learning_rate"] if self._has_lr_variable() else [])
+        for index, slot, _ in self.slot_variables():
+            if index is None:
+                names.append(slot)
+                continue
+            param = self._params[index]
+            path = param.path if isinstance(param, Variable) else f"variable_{index}"
+            names.append(f"{path.replace('/', '_')}_{slot}")
+        return names
 
     def get_weights(self) -> list[np.ndarray]:
         """The state as NumPy arrays in Keras order (iteration as int32, like Keras writes it)."""

@@ -17,7 +17,7 @@ import torch
 
 from kestrel.layers.layer import Layer
 from kestrel.layers.weights import assign_keras_value, keras_value
-from kestrel.saving.weight_paths import keras3_groups, layout_of, own_weights, variable_paths
+from kestrel.saving.weight_paths import keras3_groups, layout_of, own_weights
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -36,18 +36,15 @@ def optimizer_state(model) -> list[tuple[str, np.ndarray]]:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or not getattr(optimizer, "built", False):
         return []
-    layouts, paths = layout_of(model), variable_paths(model)
+    layouts = layout_of(model)
     slots = optimizer.slot_variables()
+    names = optimizer.variable_names()
     head = optimizer.variables[: len(optimizer.variables) - len(slots)]
     out = [(f"{optimizer.name}/{name}", np.asarray(tensor.item(), dtype=dtype))
-           for name, tensor, dtype in zip(("iteration", "learning_rate"), head,
-                                          (np.int32, np.float32))]
-    for index, slot, tensor in slots:
-        param = optimizer._params[index] if index is not None else None
-        layout = layouts.get(id(param)) if param is not None else None
+           for name, tensor, dtype in zip(names, head, (np.int32, np.float32))]
+    for name, (index, _, tensor) in zip(names[len(names) - len(slots):], slots):
+        layout = layouts.get(id(optimizer._params[index])) if index is not None else None
         value = layout[1](tensor) if layout else tensor
-        name = slot if param is None else \
-            f"{paths.get(id(param), f'variable_{index}').replace('/', '_')}_{slot}"
         out.append((f"{optimizer.name}/{name}", to_numpy(value)))
     return out
 

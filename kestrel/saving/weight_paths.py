@@ -136,15 +136,6 @@ def legacy_weight_names(layer: Layer) -> list[tuple[str, Layer, str]]:
     return out
 
 
-def variable_paths(model: Layer) -> dict[int, str]:
-    """`id(tensor) -> "layer/sublayer/weight"` for every weight of `model` (Keras 3 paths)."""
-    paths = {id(getattr(model, attr)): attr for attr in model._weight_order}
-    for top in getattr(model, "layers", [model]):
-        for name, owner, attr in legacy_weight_names(top):
-            paths.setdefault(id(getattr(owner, attr)), name[:-2])
-    return paths
-
-
 def layout_of(model: Layer) -> dict[int, tuple | None]:
     """`id(tensor) -> (to_torch, to_keras)` or None, for every weight of `model`."""
     return {id(getattr(owner, attr)): owner._weight_layouts.get(attr)

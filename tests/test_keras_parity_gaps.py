@@ -1,0 +1,149 @@
+"""Small Keras 3 behaviours checked against real Keras (torch backend): variable paths under
+the scopes open at build time, optimizer variable names, ...
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+
+
+def _paths(model):
+    return [w.path for w in model.weights]
+
+
+def _path_cases(lib):
+    """(case, weight paths) for models built the ways Keras users build them."""
+    lib = _fresh(lib)
+    x = np.zeros((1, 3), "float32")
+
+    class Block(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = lib.layers.Dense(2)
+
+        def build(self, input_shape):
+            self.a = self.add_weight(shape=(3,))
+            self.b = self.add_weight(shape=(3,))
+            self.named = self.add_weight(shape=(1,), name="named")
+
+        def call(self, inputs):
+            return self.inner(inputs)
+
+    class Sub(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.d = lib.layers.Dense(2)
+
+        def call(self, inputs):
+            return self.d(inputs)
+
+    out = {}
+    out["seq_input"] = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    deferred = lib.Sequential([lib.layers.Dense(2)])
+    deferred(x)
+    out["seq_deferred"] = deferred
+    inputs = lib.Input((3,))
+    out["functional"] = lib.Model(inputs, lib.layers.Dense(2)(inputs))
+    sub = Sub()
+    sub(x)
+    out["subclass"] = sub
+    block = Block()
+    block(x)
+    out["block"] = block
+    out["seq_block"] = lib.Sequential([lib.Input((3,)), Block()])
+    inner = lib.Sequential([lib.layers.Dense(2)])
+    inputs = lib.Input((3,))
+    out["functional_of_sequential"] = lib.Model(inputs, inner(inputs))
+    out["seq_of_subclass"] = lib.Sequential([lib.Input((3,)), Sub()])
+    out["bidirectional"] = lib.Sequential(
+        [lib.Input((2, 3)), lib.layers.Bidirectional(lib.layers.LSTM(2))])
+    inputs = lib.Input((2, 3))
+    out["attention"] = lib.Model(inputs, lib.layers.MultiHeadAttention(1, 2)(inputs, inputs))
+    out["time_distributed"] = lib.Sequential(
+        [lib.Input((2, 3)), lib.layers.TimeDistributed(lib.layers.Dense(2))])
+    with lib.name_scope("outer"):
+        scoped = lib.layers.Dense(2)
+        scoped.build((None, 3))
+    out["name_scope"] = scoped
+    result = {case: _paths(model) for case, model in out.items()}
+    result["layer_paths"] = [layer.path for layer in out["seq_block"].layers]
+    with lib.name_scope("outer"):
+        variables = [lib.Variable(np.zeros(2)), lib.Variable(np.zeros(2), name="v")]
+    result["variables"] = [v.path for v in variables]
+    return result
+
+
+def test_weight_paths_carry_the_scopes_open_at_build_as_keras():
+    ours, theirs = _path_cases(kestrel), _path_cases(keras)
+    assert ours == theirs
+    assert ours["seq_input"] == ["sequential/dense/kernel", "sequential/dense/bias"]
+    assert ours["block"][:2] == ["block/variable", "block/variable_1"]
+
+
+def test_unnamed_weights_keep_index_attributes_for_torch():
+    layer = kestrel.layers.Layer()
+    first, second = layer.add_weight(shape=(1,)), layer.add_weight(shape=(1,))
+    assert first.name != second.name and first.name.startswith("variable")
+    assert list(dict(layer.named_parameters())) == ["variable_0", "variable_1"]
+
+
+def _optimizer_paths(lib):
+    out = {}
+    for name, kwargs in [("Adam", {}), ("SGD", {"momentum": 0.9}),
+                         ("RMSprop", {"momentum": 0.9, "centered": True}),
+                         ("Adam", {"use_ema": True}), ("Ftrl", {})]:
+        _fresh(lib)
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+        optimizer = getattr(lib.optimizers, name)(**kwargs)
+        optimizer.build(model.trainable_variables)
+        out[name, tuple(kwargs)] = [(v.name, v.path) for v in optimizer.variables]
+    _fresh(lib)
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    optimizer = lib.optimizers.LossScaleOptimizer(lib.optimizers.SGD())
+    optimizer.build(model.trainable_variables)
+    out["loss_scale"] = [v.path for v in optimizer.variables]
+    return out
+
+
+def test_optimizer_variables_are_named_as_keras():
+    ours = _optimizer_paths(kestrel)
+    assert ours == _optimizer_paths(keras)
+    assert ("sequential_dense_kernel_momentum", "adam/sequential_dense_kernel_momentum") \
+        in ours["Adam", ()]
+
+
+def test_optimizer_slot_variable_shares_the_live_state():
+    model = kestrel.Sequential([kestrel.Input((3,)), kestrel.layers.Dense(2)])
+    optimizer = kestrel.optimizers.SGD(momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    slot = optimizer.variables[2]
+    slot.assign(np.ones((3, 2), "float32"))
+    assert np.array_equal(optimizer.get_weights()[2], np.ones((3, 2)))
+
+
+def _state_tree_and_h5(lib, path):
+    lib = _fresh(lib)
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    tree = model.get_state_tree()
+    model.save(path)
+    import h5py
+
+    with h5py.File(path) as file:
+        names = [n.decode() if isinstance(n, bytes) else n
+                 for n in file["optimizer_weights"].attrs["weight_names"]]
+    return {kind: sorted(value) for kind, value in tree.items()}, \
+        sorted(tree["optimizer_variables"]["adam"]), names
+
+
+def test_state_tree_and_h5_optimizer_names_follow_keras_paths(tmp_path):
+    ours = _state_tree_and_h5(kestrel, str(tmp_path / "k.h5"))
+    assert ours == _state_tree_and_h5(keras, str(tmp_path / "r.h5"))
+    assert "adam/sequential_dense_kernel_momentum" in ours[2]
+
