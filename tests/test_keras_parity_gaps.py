@@ -147,3 +147,49 @@ def test_state_tree_and_h5_optimizer_names_follow_keras_paths(tmp_path):
     assert ours == _state_tree_and_h5(keras, str(tmp_path / "r.h5"))
     assert "adam/sequential_dense_kernel_momentum" in ours[2]
 
+
+def _random_draws(lib):
+    """keras.random with int seeds, SeedGenerators and no seed (after set_random_seed)."""
+    lib = _fresh(lib)
+    lib.utils.set_random_seed(1)
+    r, out = lib.random, {}
+    x = lib.ops.convert_to_tensor(np.arange(24, dtype="float32").reshape(2, 3, 4))
+    ones = lib.ops.ones((2, 5))
+    generator = r.SeedGenerator(7)
+    for kind, seed in (("int", 2**31 + 5), ("generator", generator), ("none", None)):
+        draws = [r.normal((2, 3), mean=1.0, stddev=2.0, seed=seed),
+                 r.normal((3,), dtype="float64", seed=seed),
+                 r.uniform((3,), minval=-1, maxval=2, seed=seed), r.uniform((), seed=seed),
+                 r.randint((5,), 0, 10, seed=seed), r.randint((3,), -5, 5, "int64", seed=seed),
+                 r.truncated_normal((20,), mean=1.0, stddev=3.0, seed=seed),
+                 r.shuffle(x, seed=seed), r.shuffle(x, axis=2, seed=seed),
+                 r.categorical(np.log([[0.2, 0.3, 0.5]]), 6, seed=seed),
+                 r.dropout(ones, 0.5, seed=seed),
+                 r.dropout(ones, 0.5, noise_shape=(1, 5), seed=seed),
+                 r.gamma((3,), 2.0, seed=seed), r.beta((3,), 2.0, 3.0, seed=seed),
+                 r.binomial((3,), 10, 0.3, seed=seed)]
+        out[kind] = [np.asarray(lib.ops.convert_to_numpy(d)) for d in draws]
+    out["state"] = np.asarray(lib.ops.convert_to_numpy(generator.state))
+    unseeded = r.SeedGenerator()
+    out["unseeded_generator"] = [np.asarray(lib.ops.convert_to_numpy(
+        r.normal((3,), seed=unseeded))) for _ in range(2)]
+    return out
+
+
+def test_random_ops_draw_the_numbers_keras_torch_backend_draws():
+    ours, theirs = _random_draws(kestrel), _random_draws(keras)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        for a, b in zip(ours[key], theirs[key]):
+            assert a.dtype == b.dtype, key
+            np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_clear_session_restarts_unseeded_draws():
+    def draw(lib):
+        lib.utils.set_random_seed(5)
+        lib.random.normal((2,))
+        lib.utils.clear_session()
+        return np.asarray(lib.ops.convert_to_numpy(lib.random.uniform((4,))))
+
+    np.testing.assert_array_equal(draw(kestrel), draw(keras))

@@ -58,8 +58,8 @@ def test_dropout_and_shuffle():
     assert bool(((rows == 0).all(1) | (rows != 0).all(1)).all())
     assert torch.equal(random.dropout(x, 0.0), x) and not random.dropout(x, 1.0).any()
     shuffled = random.shuffle(torch.arange(12).reshape(3, 4), axis=1, seed=3)
-    assert sorted(shuffled[0].tolist()) == [0, 1, 2, 3]  # one permutation for every row:
-    assert torch.equal(shuffled - shuffled[0], torch.tensor([[0], [4], [8]]).expand(3, 4))
+    # as Keras' torch backend: each row gets its own order
+    assert torch.equal(shuffled.sort(1).values, torch.arange(12).reshape(3, 4))
 
 
 def test_int_seeds_repeat_and_seed_generators_advance():
@@ -109,7 +109,7 @@ def test_a_layer_keeps_its_seed_state_with_its_torch_state():
     restored.load_state_dict(state)
     torch.testing.assert_close(restored(torch.zeros(2)), expected)
     restored.to(torch.float64)
-    assert restored.seed_generator.state.dtype == torch.int64
+    assert restored.seed_generator.state.dtype == torch.int32  # Keras' seed dtype
 
 
 def test_bad_dtypes_and_logits_are_refused():

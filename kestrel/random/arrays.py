@@ -23,20 +23,23 @@ def dropout(inputs, rate, noise_shape=None, seed=None):
     if rate == 0:
         return inputs
     unseeded = seed is None or (isinstance(seed, SeedGenerator) and seed._initial_seed is None)
-    if unseeded and noise_shape is None:
+    if unseeded and noise_shape is None:  # torch's global RNG, as Keras' fast path
         return F.dropout(inputs, p=rate, training=True)
     shape = inputs.shape if noise_shape is None else [
         size if want is None else int(want) for size, want in zip(inputs.shape, noise_shape)]
     keep = 1.0 - rate
-    mask = torch.rand(shape, device=inputs.device,
-                      generator=torch_generator(seed, inputs.device)) < keep
-    return torch.where(mask, inputs / keep, torch.zeros((), dtype=inputs.dtype,
-                                                        device=inputs.device))
+    mask = torch.bernoulli(torch.full(shape, keep, device=inputs.device),
+                           generator=torch_generator(seed, inputs.device)).bool()
+    return torch.where(torch.broadcast_to(mask, inputs.shape), inputs / keep,
+                       torch.zeros_like(inputs))
 
 
 def shuffle(x, axis=0, seed=None):
-    """`x` with its slices along `axis` in a random order (one permutation for all of them)."""
+    """`x` with its slices along `axis` in a random order. As in Keras' torch backend, each
+    position along the axes before `axis` gets its own order."""
     x = convert_to_tensor(x)
-    size = x.shape[axis]
-    order = torch.randperm(size, device=x.device, generator=torch_generator(seed, x.device))
-    return torch.index_select(x, axis, order)
+    axis = axis % x.ndim
+    order = torch.rand(x.shape[:axis + 1], device=x.device,
+                       generator=torch_generator(seed, x.device)).argsort(axis)
+    order = order.reshape(order.shape + (1,) * (x.ndim - axis - 1)).expand(x.shape)
+    return x.gather(axis, order)

@@ -1,13 +1,19 @@
 """Samplers of `kestrel.random`: normal, uniform, truncated normal, integers, gamma, beta,
-binomial and categorical draws, each from the generator its `seed=` names."""
+binomial and categorical draws, each from the generator its `seed=` names.
+
+Each draws exactly as Keras' torch backend does (the same torch calls on a generator seeded
+the same way), so a seed gives the numbers Keras gives.
+"""
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
 from kestrel import config
 from kestrel.backend.dtypes import is_float_dtype, is_int_dtype, standardize_dtype
 from kestrel.ops.convert import convert_to_tensor, torch_dtype
-from kestrel.random.seed_generator import torch_generator
+from kestrel.random.seed_generator import torch_generator, torch_seed
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -24,11 +30,6 @@ def _float_dtype(dtype, fn: str) -> torch.dtype:
     return torch_dtype(name)
 
 
-def _param(value, like_shape, dtype, device):
-    """A distribution parameter as a tensor broadcast to the output shape."""
-    return torch.broadcast_to(convert_to_tensor(value, dtype=dtype, device=device), like_shape)
-
-
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Samples of a normal distribution.
 
@@ -36,30 +37,33 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     torch.Size([2, 3])
     """
     dtype, device = _float_dtype(dtype, "normal"), config.device()
-    out = torch.randn(_shape(shape), dtype=dtype, device=device,
-                      generator=torch_generator(seed, device))
-    return out * stddev + mean
+    generator = torch_generator(seed, device)
+    if isinstance(mean, torch.Tensor) or isinstance(stddev, torch.Tensor):
+        out = torch.randn(_shape(shape), dtype=dtype, device=device, generator=generator)
+        return out * stddev + mean
+    return torch.normal(float(mean), float(stddev), size=_shape(shape), generator=generator,
+                        dtype=dtype, device=device)
 
 
 def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
     """Samples of a uniform distribution on `[minval, maxval)`."""
     dtype, device = _float_dtype(dtype, "uniform"), config.device()
-    out = torch.rand(_shape(shape), dtype=dtype, device=device,
+    size = _shape(shape)
+    out = torch.rand(size or (1,), dtype=dtype, device=device,
                      generator=torch_generator(seed, device))
-    return out * (maxval - minval) + minval
+    out = (maxval - minval) * out + minval
+    return out if size else out[0]
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-    """Normal samples redrawn until they lie within two standard deviations of the mean."""
+    """Normal samples within two standard deviations of the mean: of four draws per value,
+    the first that falls inside."""
     dtype, device = _float_dtype(dtype, "truncated_normal"), config.device()
-    generator = torch_generator(seed, device)
-    out = torch.randn(_shape(shape), dtype=dtype, device=device, generator=generator)
-    outside = out.abs() >= 2
-    while bool(outside.any()):
-        redraw = torch.randn(out.shape, dtype=dtype, device=device, generator=generator)
-        out = torch.where(outside, redraw, out)
-        outside = out.abs() >= 2
-    return out * stddev + mean
+    size = _shape(shape)
+    draws = torch.normal(0.0, 1.0, size=size + (4,), generator=torch_generator(seed, device),
+                         dtype=dtype, device=device)
+    first_inside = ((draws > -2) & (draws < 2)).max(-1, keepdim=True)[1]
+    return draws.gather(-1, first_inside).squeeze(-1).reshape(size) * stddev + mean
 
 
 def randint(shape, minval, maxval, dtype="int32", seed=None):
@@ -69,9 +73,8 @@ def randint(shape, minval, maxval, dtype="int32", seed=None):
         raise ValueError("`kestrel.random.randint` requires an integer `dtype`. "
                          f"Received: dtype={name}")
     device = config.device()
-    out = torch.randint(int(minval), int(maxval), _shape(shape), device=device,
-                        generator=torch_generator(seed, device))
-    return out.to(torch_dtype(name))
+    return torch.randint(int(minval), int(maxval), _shape(shape), dtype=torch_dtype(name),
+                         device=device, generator=torch_generator(seed, device))
 
 
 def categorical(logits, num_samples, dtype="int32", seed=None):
@@ -80,57 +83,52 @@ def categorical(logits, num_samples, dtype="int32", seed=None):
     if logits.ndim != 2:
         raise ValueError("`logits` should be a 2-D tensor with shape [batch_size, num_classes]."
                          f" Received: logits.shape={tuple(logits.shape)}")
-    probs = torch.softmax(logits.float(), dim=-1)
+    if not logits.is_floating_point():
+        logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)
     out = torch.multinomial(probs, int(num_samples), replacement=True,
                             generator=torch_generator(seed, logits.device))
     return out.to(torch_dtype(dtype))
 
 
-def _standard_gamma(alpha: torch.Tensor, generator) -> torch.Tensor:
-    """Gamma(alpha, 1) samples by Marsaglia and Tsang's method, vectorized with rejection."""
-    boost = alpha < 1
-    a = torch.where(boost, alpha + 1, alpha)
-    d = a - 1.0 / 3.0
-    c = 1.0 / torch.sqrt(9.0 * d)
-    out = torch.empty_like(alpha)
-    pending = torch.ones_like(alpha, dtype=torch.bool)
-    while bool(pending.any()):
-        x = torch.randn(alpha.shape, dtype=alpha.dtype, device=alpha.device, generator=generator)
-        u = torch.rand(alpha.shape, dtype=alpha.dtype, device=alpha.device, generator=generator)
-        v = (1 + c * x) ** 3
-        accept = (v > 0) & (torch.log(u) < 0.5 * x * x + d - d * v + d * torch.log(v))
-        take = pending & accept
-        out = torch.where(take, d * v, out)
-        pending = pending & ~accept
-    u = torch.rand(alpha.shape, dtype=alpha.dtype, device=alpha.device, generator=generator)
-    return torch.where(boost, out * u ** (1.0 / alpha), out)
-
-
-def _work_dtype(dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+@contextlib.contextmanager
+def _global_rng_seeded(seed, device: torch.device):
+    """torch's global generator for `device`, seeded from `seed` as Keras seeds it for the
+    samplers of `torch.distributions`; its former state is restored on exit."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type):
+        value = torch_seed(seed)
+        torch.random.default_generator.manual_seed(value)
+        if devices:
+            torch.cuda.manual_seed(value)
+        yield
 
 
 def gamma(shape, alpha, dtype=None, seed=None):
     """Samples of a Gamma distribution with concentration `alpha` (scale 1)."""
     dtype, device = _float_dtype(dtype, "gamma"), config.device()
-    alpha = _param(alpha, _shape(shape), _work_dtype(dtype), device)
-    return _standard_gamma(alpha, torch_generator(seed, device)).to(dtype)
+    size = _shape(shape)
+    alpha = torch.broadcast_to(convert_to_tensor(alpha, device=device), size)
+    rate = torch.ones(size, device=device)
+    with _global_rng_seeded(seed, device):
+        return torch.distributions.Gamma(alpha, rate).sample().to(dtype)
 
 
 def beta(shape, alpha, beta, dtype=None, seed=None):
     """Samples of a Beta(`alpha`, `beta`) distribution on [0, 1]."""
     dtype, device = _float_dtype(dtype, "beta"), config.device()
-    work, generator = _work_dtype(dtype), torch_generator(seed, device)
-    x = _standard_gamma(_param(alpha, _shape(shape), work, device), generator)
-    y = _standard_gamma(_param(beta, _shape(shape), work, device), generator)
-    return (x / (x + y)).to(dtype)
+    size = _shape(shape)
+    alpha = torch.broadcast_to(convert_to_tensor(alpha, device=device), size)
+    beta = torch.broadcast_to(convert_to_tensor(beta, device=device), size)
+    with _global_rng_seeded(seed, device):
+        return torch.distributions.Beta(alpha, beta).sample().to(dtype)
 
 
 def binomial(shape, counts, probabilities, dtype=None, seed=None):
     """Number of successes in `counts` trials of probability `probabilities`."""
     dtype, device = _float_dtype(dtype, "binomial"), config.device()
-    counts = _param(counts, _shape(shape), torch.float32, device)
-    probabilities = _param(probabilities, _shape(shape), torch.float32, device)
-    out = torch.binomial(counts.contiguous(), probabilities.contiguous(),
-                         generator=torch_generator(seed, device))
-    return out.to(dtype)
+    size = _shape(shape)
+    counts = torch.broadcast_to(convert_to_tensor(counts, device=device), size)
+    probabilities = torch.broadcast_to(convert_to_tensor(probabilities, device=device), size)
+    with _global_rng_seeded(seed, device):
+        return torch.distributions.Binomial(counts, probabilities).sample().to(dtype)

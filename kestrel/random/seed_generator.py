@@ -1,10 +1,12 @@
 """`SeedGenerator`: a seed state `[seed, counter]`, and the torch generators random ops draw from.
 
 Random ops take `seed=` as an int (the same values on every call), a `SeedGenerator` (new values
-on every call, reproducible from its seed) or None (torch's global RNG, which
-`kestrel.utils.set_random_seed` seeds). A generator assigned to a layer attribute is a
-submodule: its state travels in the layer's torch `state_dict` (Keras weight files, like Keras',
-leave it out; it is not in `layer.weights`).
+on every call, reproducible from its seed) or None (Keras' global `SeedGenerator`, created from
+Python's `random`, so `kestrel.utils.set_random_seed` makes it reproducible). As in Keras' torch
+backend, an op draws from a `torch.Generator` seeded with `(seed + counter) mod 2**32`, so the
+numbers equal Keras'. A generator assigned to a layer attribute is a submodule: its state
+travels in the layer's torch `state_dict` (Keras weight files, like Keras', leave it out; it is
+not in `layer.weights`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from torch import nn
 
 from kestrel.layers import naming
 
-_MASK = (1 << 64) - 1
+_MASK = 0xFFFFFFFF  # seeds are uint32 values held in int32, as in Keras' torch backend
+_GLOBAL: list = []  # the global SeedGenerator of unseeded ops, once created
 
 
 def make_default_seed() -> int:
@@ -44,11 +47,12 @@ class SeedGenerator(nn.Module):
             seed = make_default_seed()
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"Argument `seed` must be an integer. Received: seed={seed!r}")
-        # int64 keeps any Python seed and the counter exact; it stays on the host (see _apply).
-        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64))
+        # int32, as Keras' torch backend (the bits of a uint32); it stays on the host (_apply)
+        self.register_buffer("state", torch.tensor([_as_int32(seed), 0], dtype=torch.int32))
 
     def next(self, ordered: bool = True) -> tuple[int, int]:
-        """The current `(seed, counter)` pair; then advance the state."""
+        """The current `(seed, counter)` pair; then advance the state: the counter by one, or
+        (`ordered=False`, the global generator) both entries by Keras' int32 scramble."""
         seed, count = (int(v) for v in self.state.tolist())
         with torch.no_grad():
             if ordered:
@@ -72,29 +76,42 @@ class SeedGenerator(nn.Module):
         return f"name={self.name}, seed={self._initial_seed}"
 
 
-def _mix(seed: int, count: int) -> int:
-    """A 64-bit seed from a `(seed, counter)` pair (splitmix64 finalizer)."""
-    z = ((seed & _MASK) * 0x9E3779B97F4A7C15 + (count & _MASK) + 0x632BE59BD9B4E019) & _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return (z ^ (z >> 31)) & ((1 << 63) - 1)
+def _as_int32(seed: int) -> int:
+    """`seed`'s low 32 bits read as an int32."""
+    return ((seed & _MASK) ^ 0x80000000) - 0x80000000
 
 
-def draw_seed(seed) -> tuple[int, int] | None:
-    """The `(seed, counter)` pair a random op uses; None means torch's global RNG."""
+def global_seed_generator() -> SeedGenerator:
+    """The generator of unseeded random ops, created on first use."""
+    if not _GLOBAL:
+        _GLOBAL.append(SeedGenerator())
+    return _GLOBAL[0]
+
+
+def reset_global_seed_generator() -> None:
+    """Forget the global generator (`set_random_seed`, `clear_session`); the next unseeded op
+    creates a new one from Python's `random`."""
+    _GLOBAL.clear()
+
+
+def draw_seed(seed) -> tuple[int, int]:
+    """The `(seed, counter)` pair a random op uses."""
     if isinstance(seed, SeedGenerator):
         return seed.next()
     if isinstance(seed, int) and not isinstance(seed, bool):
         return seed, 0
     if seed is None:
-        return None
+        return global_seed_generator().next(ordered=False)
     raise ValueError("Argument `seed` must be either an integer or an instance of "
                      f"`SeedGenerator`. Received: seed of type {type(seed).__name__}")
 
 
-def torch_generator(seed, device) -> torch.Generator | None:
-    """A torch generator on `device` for `seed`; None (the global RNG) when `seed` is None."""
-    pair = draw_seed(seed)
-    if pair is None:
-        return None
-    return torch.Generator(device=device).manual_seed(_mix(*pair))
+def torch_seed(seed) -> int:
+    """The torch seed an op with `seed=` uses: `(seed + counter) mod 2**32`, as Keras."""
+    first, second = draw_seed(seed)
+    return (first + second) & _MASK
+
+
+def torch_generator(seed, device) -> torch.Generator:
+    """A torch generator on `device` for `seed` (an int, a `SeedGenerator` or None)."""
+    return torch.Generator(device=device).manual_seed(torch_seed(seed))

@@ -7,15 +7,20 @@ import numpy as np
 import torch
 
 from kestrel.layers import naming
+from kestrel.random.seed_generator import reset_global_seed_generator
 
 
 def clear_session() -> None:
-    """Reset automatic layer names (`dense`, `dense_1`, ... start again)."""
+    """Reset automatic layer names (`dense`, `dense_1`, ... start again) and the global
+    `SeedGenerator` of unseeded random ops."""
     naming.reset_names()
+    reset_global_seed_generator()
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs."""
+    """Seed Python, NumPy and torch (CPU and CUDA) for reproducible runs; unseeded
+    `kestrel.random` ops start a new global `SeedGenerator` from Python's seeded `random`."""
+    reset_global_seed_generator()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
