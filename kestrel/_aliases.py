@@ -24,7 +24,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "kestrel.utils.layer_utils": ("kestrel.utils",),
     "kestrel.utils.io_utils": ("kestrel.utils",),
     "kestrel.engine": ("kestrel.models", "kestrel.layers"),
-    "kestrel.engine.topology": ("kestrel.models", "kestrel.layers"),
+    "kestrel.engine.topology": ("kestrel.models", "kestrel.layers", "kestrel.utils"),
     "kestrel.engine.training": ("kestrel.models",),
     "kestrel.engine.functional": ("kestrel.models",),
     "kestrel.engine.sequential": ("kestrel.models",),

@@ -348,3 +348,40 @@ def test_image_ocr_ctc_batch_cost_in_a_lambda_and_ctc_decode():
     np.testing.assert_array_equal(K.get_value(decoded[0]), [[0, 1, 2, -1, -1, -1],
                                                             [2, -1, -1, -1, -1, -1]])
     assert K.int_shape(log_prob) == (2, 1)
+
+
+def test_keras2_import_spellings_of_tutorial_code():
+    """`from keras.utils.data_utils import get_file, Sequence`, `from keras.layers.convolutional
+    import UpSampling2D, ZeroPadding2D` (DCGAN tutorials), `from keras.constraints import
+    maxnorm`, `keras.initializers.normal`, `from keras.engine.topology import
+    get_source_inputs`, `loss="cosine_proximity"`."""
+    from kestrel.constraints import maxnorm, nonneg, unitnorm
+    from kestrel.engine.topology import get_source_inputs
+    from kestrel.initializers import normal, one, uniform, zero
+    from kestrel.layers.convolutional import Conv2D as Conv, Cropping2D, UpSampling2D as Up
+    from kestrel.layers.convolutional import ZeroPadding1D
+    from kestrel.utils.data_utils import Sequence, get_file, pad_sequences
+
+    assert (Conv, Up, Cropping2D, ZeroPadding1D) == (
+        Conv2D, UpSampling2D, kestrel.layers.Cropping2D, kestrel.layers.ZeroPadding1D)
+    assert get_file is kestrel.utils.get_file and Sequence is kestrel.utils.Sequence
+    assert pad_sequences is kestrel.utils.pad_sequences
+    assert (maxnorm, nonneg, unitnorm) == (kestrel.constraints.MaxNorm, kestrel.constraints.NonNeg,
+                                           kestrel.constraints.UnitNorm)
+    assert (zero, one, normal, uniform) == (kestrel.initializers.Zeros, kestrel.initializers.Ones,
+                                            kestrel.initializers.RandomNormal,
+                                            kestrel.initializers.RandomUniform)
+    inp = Input((3,))
+    assert get_source_inputs(Dense(2)(inp)) == [inp]
+    with pytest.raises(AttributeError, match="Bogus"):
+        kestrel.layers.convolutional.Bogus
+
+    model = Sequential([Dense(3, input_shape=(3,), kernel_constraint=maxnorm(2.0))])
+    model.compile("sgd", loss="cosine_proximity", metrics=["cosine_proximity"])
+    x = np.random.default_rng(7).random((8, 3)).astype("float32")
+    history = model.fit(x, x, verbose=0).history
+    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731
+    prediction = model.predict(x, verbose=0)
+    np.testing.assert_allclose(model.evaluate(x, x, verbose=0)[0],
+                               -(unit(x) * unit(prediction)).sum(-1).mean(), rtol=1e-5)
+    np.testing.assert_allclose(history["cosine_proximity"], history["loss"], rtol=1e-6)

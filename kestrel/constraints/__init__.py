@@ -6,6 +6,7 @@ from kestrel.registry.serialization import category_functions
 
 # Keras' lower-case spellings, usable as `kestrel.constraints.max_norm(3)`.
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
+maxnorm, nonneg, unitnorm = MaxNorm, NonNeg, UnitNorm  # Keras 2's legacy spellings
 serialize, deserialize, get = category_functions("constraints", "constraint")
 
 

@@ -30,6 +30,7 @@ from kestrel.registry.serialization import deserialize_keras_object, serialize_k
 
 # Keras' lower-case spellings, usable as `kestrel.initializers.glorot_uniform()`.
 zeros, ones, constant, identity = Zeros, Ones, Constant, Identity
+zero, one, normal, uniform = Zeros, Ones, RandomNormal, RandomUniform  # Keras 2's spellings
 random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
 variance_scaling, orthogonal = VarianceScaling, Orthogonal
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal

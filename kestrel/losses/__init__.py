@@ -65,6 +65,7 @@ mape = MAPE = mean_absolute_percentage_error
 msle = MSLE = mean_squared_logarithmic_error
 kld = KLD = kullback_leibler_divergence = kl_divergence
 logcosh = log_cosh
+cosine_proximity = cosine = cosine_similarity  # Keras 2
 
 
 def serialize(loss):

@@ -69,7 +69,7 @@ def l2_normalize(x: torch.Tensor, axis: int = -1) -> torch.Tensor:
     return x * torch.rsqrt(torch.clamp(square_sum, min=config.epsilon() ** 2))
 
 
-@register_builtin("losses")
+@register_builtin("losses", "cosine_proximity", "cosine")  # Keras 2's names
 @loss_op
 def cosine_similarity(y_true, y_pred, axis=-1):
     """Negative cosine similarity along `axis` (-1 means equal directions)."""

@@ -46,3 +46,18 @@ def pack_x_y_sample_weight(x, y=None, sample_weight=None):
     if sample_weight is None:
         return x, y
     return x, y, sample_weight
+
+
+# Keras 2 imported these from `keras.utils.data_utils`; they live in their own modules now.
+_KERAS2_NAMES = {"get_file": "kestrel.utils.file_utils",
+                 "validate_file": "kestrel.utils.file_utils",
+                 "Sequence": "kestrel.utils.py_dataset",
+                 "pad_sequences": "kestrel.utils.sequence_utils"}
+
+
+def __getattr__(name):
+    if name in _KERAS2_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_KERAS2_NAMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

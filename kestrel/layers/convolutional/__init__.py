@@ -20,3 +20,16 @@ __all__ = [
     "Convolution3D", "Convolution3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D",
     "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D",
 ]
+
+
+# Keras 2's `keras.layers.convolutional` also held the padding, cropping and upsampling layers.
+_KERAS2_RESHAPING = {f"{kind}{rank}D" for kind in ("Cropping", "UpSampling", "ZeroPadding")
+                     for rank in (1, 2, 3)}
+
+
+def __getattr__(name):
+    if name in _KERAS2_RESHAPING:
+        from kestrel.layers import reshaping
+
+        return getattr(reshaping, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
