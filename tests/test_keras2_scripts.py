@@ -385,3 +385,46 @@ def test_keras2_import_spellings_of_tutorial_code():
     np.testing.assert_allclose(model.evaluate(x, x, verbose=0)[0],
                                -(unit(x) * unit(prediction)).sum(-1).mean(), rtol=1e-5)
     np.testing.assert_allclose(history["cosine_proximity"], history["loss"], rtol=1e-6)
+
+
+def test_keras2_scikit_learn_wrappers_in_cross_validation_and_grid_search():
+    """`from keras.wrappers.scikit_learn import KerasClassifier` tutorials: `build_fn` plus
+    sk_params routed by name, string labels, cross_val_score and GridSearchCV (clone)."""
+    from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+
+    from kestrel.wrappers.scikit_learn import KerasClassifier, KerasRegressor
+
+    rng = np.random.default_rng(8)
+    x = rng.random((30, 4)).astype("float32")
+    labels = np.where(x[:, 0] > 0.5, "yes", "no")
+    built = []
+
+    def create_model(optimizer="adam", units=4):
+        built.append(units)
+        model = Sequential([Dense(units, input_dim=4, activation="relu"),
+                            Dense(1, activation="sigmoid")])
+        model.compile(loss="binary_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+        return model
+
+    estimator = KerasClassifier(build_fn=create_model, epochs=2, batch_size=10, verbose=0)
+    scores = cross_val_score(estimator, x, labels, cv=KFold(n_splits=2))
+    assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
+    grid = GridSearchCV(KerasClassifier(build_fn=create_model, epochs=1, verbose=0),
+                        param_grid={"units": [2, 3]}, cv=2).fit(x, labels)
+    assert grid.best_params_["units"] in (2, 3) and {2, 3} <= set(built)
+    best = grid.best_estimator_
+    assert set(best.predict(x)) <= {"yes", "no"} and best.predict_proba(x[:3]).shape == (3, 2)
+    np.testing.assert_allclose(best.predict_proba(x[:3]).sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="bogus is not a legal parameter"):
+        KerasClassifier(build_fn=create_model, bogus=1)
+
+    def create_regressor():
+        model = Sequential([Dense(4, input_dim=4, activation="relu"), Dense(1)])
+        model.compile(loss="mean_squared_error", optimizer="adam")
+        return model
+
+    regressor = KerasRegressor(build_fn=create_regressor, epochs=1, batch_size=10, verbose=0)
+    regressor.fit(x, x.sum(axis=1))
+    assert regressor.predict(x).shape == (30,)
+    assert regressor.score(x, x.sum(axis=1)) == pytest.approx(
+        -regressor.model.evaluate(x, x.sum(axis=1), verbose=0), rel=1e-6)
