@@ -139,3 +139,56 @@ def test_summary_narrows_to_the_terminal_as_keras(monkeypatch):
         texts.append("\n".join(lines).splitlines())
     assert len(texts[1][1]) == 76
     assert texts[1] == texts[0]
+
+
+def _ner_model(k):
+    """ner_transformers: a subclassed model of Embedding, MultiHeadAttention, Dropout, Dense."""
+    layers = k.layers
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim):
+            super().__init__()
+            self.token_emb = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, inputs):
+            positions = k.ops.arange(start=0, stop=k.ops.shape(inputs)[-1], step=1)
+            return self.token_emb(inputs) + self.pos_emb(positions)
+
+    class NERModel(k.Model):
+        def __init__(self, num_tags, vocab_size, maxlen=16, embed_dim=8):
+            super().__init__()
+            self.embedding_layer = TokenAndPositionEmbedding(maxlen, vocab_size, embed_dim)
+            self.att = layers.MultiHeadAttention(num_heads=2, key_dim=embed_dim)
+            self.dropout1 = layers.Dropout(0.1)
+            self.ff = layers.Dense(16, activation="relu")
+            self.ff_final = layers.Dense(num_tags, activation="softmax")
+
+        def call(self, inputs, training=False):
+            x = self.embedding_layer(inputs)
+            x = self.dropout1(x + self.att(x, x), training=training)
+            return self.ff_final(self.ff(x))
+
+    return NERModel(10, 50)
+
+
+def test_subclassed_model_summary_shows_built_shapes_as_keras(monkeypatch):
+    """Layers outside any graph: Dense shows the shape its build received gives, Dropout and
+    a custom layer without a build of its own show '?'."""
+    monkeypatch.setenv("COLUMNS", "200")
+    tokens = np.array([[3, 4, 5, 0], [6, 7, 0, 0]], "int64")
+    texts, source = [], None
+    for k in (keras, kestrel):
+        model = _ner_model(_fresh(k))
+        model(tokens)
+        lines = []
+        model.summary(print_fn=lambda line, **_: lines.append(line))
+        texts.append("\n".join(lines).splitlines())
+        if source is None:
+            source = model
+        else:
+            model.set_weights(source.get_weights())
+            np.testing.assert_allclose(_numpy(model.predict(tokens, verbose=0)),
+                                       _numpy(source.predict(tokens, verbose=0)), atol=1e-6)
+    assert any("(2, 4, 16)" in line for line in texts[1])
+    assert texts[1] == texts[0]

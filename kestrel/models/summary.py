@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+from kestrel.layers.layer import Layer
 from kestrel.layers.node import flatten
 
 
@@ -22,12 +23,31 @@ def _count(tensors) -> tuple[int, int]:
 
 def _shape_text(layer, model_nodes) -> str:
     nodes = [n for n in layer._inbound_nodes if model_nodes is None or id(n) in model_nodes]
-    if not nodes:
-        shape = getattr(layer, "_summary_shape", None)
-        return "?" if shape is None else str(shape)
-    shapes = [t.shape for t in flatten(nodes[0].outputs)]
+    if nodes:
+        shapes = [t.shape for t in flatten(nodes[0].outputs)]
+    else:
+        shapes = _built_output_shapes(layer)
+        if shapes is None:
+            return "?"
     text = ["(" + ", ".join(str(d) for d in s) + ")" for s in shapes]  # Keras: (None) for (None,)
     return text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"
+
+
+def _built_output_shapes(layer):
+    """A layer outside any graph (in a subclassed model), as Keras shows it: the output shapes
+    its `compute_output_shape` gives for the shapes its own `build` received, else None."""
+    build_config = layer.get_build_config() if layer.built else None
+    if not build_config or type(layer).build is Layer.build:
+        return None
+    try:
+        if "shapes_dict" in build_config:  # a build of several shapes (query, value, ...)
+            shape = layer.compute_output_shape(**build_config["shapes_dict"])
+        else:
+            shape = layer.compute_output_shape(tuple(build_config["input_shape"]))
+    except Exception:  # noqa: BLE001 - NotImplementedError or a shape it cannot handle: "?"
+        return None
+    nested = isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple))
+    return list(shape) if nested else [shape]
 
 
 def _is_sequential_like(model) -> bool:

@@ -237,11 +237,21 @@ class MultiHeadAttention(Layer):
         return x.reshape(-1, self.num_heads, math.prod(x.shape[len(self._batch_axes) + 1:-1]),
                          x.shape[-1])
 
+    def compute_output_shape(self, query_shape, value_shape, key_shape=None):
+        """The query's shape with the last axis `output_shape` (default: unchanged)."""
+        value_shape = tuple(value_shape)
+        key_shape = value_shape if key_shape is None else tuple(key_shape)
+        if value_shape[1:-1] != key_shape[1:-1]:
+            raise ValueError(
+                f"MultiHeadAttention '{self.name}': all dimensions of value and key but the "
+                f"last must be equal. Received: value_shape={value_shape}, "
+                f"key_shape={key_shape}")
+        return tuple(query_shape[:-1]) + (self._output_shape or tuple(query_shape[-1:]))
+
     def compute_output_spec(self, query, value, key=None, *args, return_attention_scores=False,
                             **kwargs):
         q_shape, k_shape = shape_of(query), shape_of(value if key is None else key)
-        out = KerasTensor(tuple(q_shape[:-1]) + (self._output_shape or (q_shape[-1],)),
-                          query.dtype)
+        out = KerasTensor(self.compute_output_shape(q_shape, k_shape), query.dtype)
         if not return_attention_scores:
             return out
         scores_shape = ([q_shape[i] for i in self._batch_axes] + [self.num_heads]
