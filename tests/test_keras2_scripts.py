@@ -428,3 +428,33 @@ def test_keras2_scikit_learn_wrappers_in_cross_validation_and_grid_search():
     assert regressor.predict(x).shape == (30,)
     assert regressor.score(x, x.sum(axis=1)) == pytest.approx(
         -regressor.model.evaluate(x, x.sum(axis=1), verbose=0), rel=1e-6)
+
+
+def test_acgan_combined_model_reports_each_output_of_a_nested_model():
+    """mnist_acgan: `fake, aux = discriminator(image)` then `Model(..., [fake, aux])`. Both
+    outputs come from one layer (the nested model); their names are made unique as Keras 2
+    does, so the two per-output losses are each reported (Keras 3 shows one of them twice)."""
+    image = Input((4,))
+    features = Dense(4)(image)
+    discriminator = Model(image, [Dense(1, activation="sigmoid", name="generation")(features),
+                                  Dense(3, activation="softmax", name="auxiliary")(features)],
+                          name="discriminator")
+    latent = Input((4,))
+    fake, aux = discriminator(latent)
+    combined = Model(latent, [fake, aux])
+    assert combined.output_names == ["discriminator", "discriminator_1"]
+    combined.compile(optimizer=Adam(lr=0.001, beta_1=0.5),
+                     loss=["binary_crossentropy", "sparse_categorical_crossentropy"])
+    rng = np.random.default_rng(9)
+    x = rng.random((8, 4)).astype("float32")
+    trick, labels = np.full(8, 0.95), rng.integers(0, 3, 8)
+    weights = [np.ones(8), np.concatenate([np.full(4, 2.0), np.zeros(4)])]
+    total, generation, auxiliary = combined.test_on_batch(x, [trick, labels],
+                                                          sample_weight=weights)
+    assert combined.metrics_names == ["loss", "discriminator_loss", "discriminator_1_loss"]
+    prob, probs = combined.predict(x, verbose=0)
+    bce = -(0.95 * np.log(prob[:, 0]) + 0.05 * np.log(1 - prob[:, 0])).mean()
+    sce = (-np.log(probs[np.arange(8), labels]) * weights[1]).mean()
+    np.testing.assert_allclose([generation, auxiliary], [bce, sce], rtol=1e-4)
+    np.testing.assert_allclose(total, bce + sce, rtol=1e-4)
+    assert len(combined.train_on_batch(x, [trick, labels], sample_weight=weights)) == 3

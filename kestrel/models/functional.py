@@ -123,7 +123,17 @@ class Functional(Model):
 
     @property
     def output_names(self) -> list[str]:
-        return [t._keras_history[0].name for t in self.outputs]
+        """The output layers' names; a layer giving several outputs (a nested model) gets
+        `name`, `name_1`, ... as in Keras 2, so each output keeps its own loss and metrics
+        (Keras 3 repeats the name, and its logs then show one output's loss twice)."""
+        names, counts = [], {}
+        for tensor in self.outputs:
+            name = proposal = tensor._keras_history[0].name
+            while proposal in names:
+                counts[name] = counts.get(name, 0) + 1
+                proposal = f"{name}_{counts[name]}"
+            names.append(proposal)
+        return names
 
     def call(self, inputs, training=None, mask=None):
         values: list = [None] * self._n_slots
