@@ -458,3 +458,15 @@ def test_acgan_combined_model_reports_each_output_of_a_nested_model():
     np.testing.assert_allclose([generation, auxiliary], [bce, sce], rtol=1e-4)
     np.testing.assert_allclose(total, bce + sce, rtol=1e-4)
     assert len(combined.train_on_batch(x, [trick, labels], sample_weight=weights)) == 3
+
+
+def test_k_variable_of_a_caffe_preprocessed_image():
+    """`K.variable(preprocess_input(img))`: "caffe" preprocessing flips RGB to BGR with
+    `x[..., ::-1]`, a NumPy view with a negative stride."""
+    from kestrel.applications import vgg19
+
+    image = np.random.default_rng(10).uniform(0, 255, (1, 4, 4, 3)).astype("float32")
+    flipped = vgg19.preprocess_input(image.copy())
+    variable = K.variable(flipped)
+    np.testing.assert_array_equal(K.get_value(variable), flipped)
+    np.testing.assert_array_equal(kestrel.Variable(image[..., ::-1]).numpy(), image[..., ::-1])
