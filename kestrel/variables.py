@@ -279,7 +279,7 @@ def _initial_value(initializer, shape, dtype) -> torch.Tensor:
             if dtype is None and array.dtype == np.float64 \
                     and not isinstance(initializer, np.ndarray):
                 array = array.astype(config.floatx())  # Python floats take floatx, as Keras
-            value = torch.as_tensor(np.ascontiguousarray(array)).clone()  # x[..., ::-1] too
+            value = torch.as_tensor(np.array(array))  # a copy; views like x[..., ::-1] too
         if dtype is not None:
             value = value.to(config.to_torch_dtype(dtype))
         if shape is not None and tuple(value.shape) != tuple(shape):
