@@ -193,3 +193,63 @@ def test_clear_session_restarts_unseeded_draws():
         return np.asarray(lib.ops.convert_to_numpy(lib.random.uniform((4,))))
 
     np.testing.assert_array_equal(draw(kestrel), draw(keras))
+
+
+def test_fit_evaluate_predict_defaults_match_keras(capsys):
+    import inspect
+
+    for method in ("fit", "evaluate", "predict"):
+        ours = inspect.signature(getattr(kestrel.Model, method)).parameters
+        theirs = inspect.signature(getattr(keras.Model, method)).parameters
+        for name in ("batch_size", "verbose", "steps", "callbacks", "shuffle"):
+            if name in theirs:
+                assert ours[name].default == theirs[name].default, (method, name)
+    model = kestrel.Sequential([kestrel.Input((3,)), kestrel.layers.Dense(1)])
+    capsys.readouterr()
+    model.predict(np.zeros((4, 3), "float32"))
+    assert "1/1" in capsys.readouterr().out  # "auto": the progress bar, as Keras
+
+
+def _shuffle_warnings(lib):
+    import warnings
+
+    import torch
+
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((4, 3), "float32"), np.zeros((4, 1), "float32")
+
+    def batches():
+        while True:
+            yield x, y
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.zeros(4, 3), torch.zeros(4, 1)), batch_size=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(batches(), steps_per_epoch=1, verbose=0)
+        model.fit(loader, verbose=0)
+        model.fit(loader, verbose=0, shuffle=False)
+        model.fit(x, y, verbose=0)
+    return [str(w.message) for w in caught if "shuffle" in str(w.message)]
+
+
+def test_fit_warns_that_generators_and_dataloaders_are_not_shuffled():
+    ours = _shuffle_warnings(kestrel)
+    assert ours == _shuffle_warnings(keras) and len(ours) == 2
+
+
+def test_keras2_fit_generator_does_not_warn_about_shuffle():
+    import warnings
+
+    model = kestrel.Sequential([kestrel.Input((3,)), kestrel.layers.Dense(1)])
+    model.compile("sgd", "mse")
+
+    def batches():
+        while True:
+            yield np.zeros((2, 3), "float32"), np.zeros((2, 1), "float32")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit_generator(batches(), steps_per_epoch=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]

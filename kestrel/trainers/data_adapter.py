@@ -9,6 +9,7 @@ DataLoaders, PyDatasets and generators are iterated, each batch converted as it 
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from typing import Iterator
 
@@ -249,7 +250,23 @@ def get_adapter(x, y=None, sample_weight=None, batch_size=None, steps=None, shuf
         raise ValueError(
             "`y` should not be passed when `x` is a dataset, generator or PyDataset: it must "
             f"yield (x, y) itself. Received: x={type(x).__name__}, y={type(y).__name__}")
+    if shuffle:
+        _warn_shuffle_ignored(x)
     return IterableAdapter(x, batch_size, steps, shuffle, device)
+
+
+def _warn_shuffle_ignored(x) -> None:
+    """Keras' warning when `fit(shuffle=True)` (the default) cannot shuffle `x`."""
+    if isinstance(x, types.GeneratorType):
+        kind = "a generator. The generator is expected to yield already-shuffled data"
+    elif isinstance(x, torch.utils.data.DataLoader):
+        kind = "a torch DataLoader. The DataLoader is expected to already be shuffled"
+    elif _is_py_dataset(x) and getattr(x, "num_batches", 0) is None:
+        kind = "an infinite PyDataset. The PyDataset is expected to already be shuffled"
+    else:
+        return
+    warnings.warn(f"`shuffle=True` was passed, but will be ignored since the data `x` was "
+                  f"provided as {kind}.", stacklevel=5)
 
 
 def split_validation(x, y, sample_weight, validation_split: float):

@@ -6,6 +6,7 @@ drawn in the training process (Keras 3 sets these on a `PyDataset` instead).
 """
 from __future__ import annotations
 
+import types
 import warnings
 
 
@@ -34,7 +35,8 @@ class GeneratorMethods:
         return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
                         verbose=verbose, callbacks=callbacks, validation_data=validation_data,
                         validation_steps=validation_steps, validation_freq=validation_freq,
-                        class_weight=class_weight, shuffle=shuffle,
+                        class_weight=class_weight,  # Keras 2 shuffles only Sequences
+                        shuffle=shuffle and not isinstance(generator, types.GeneratorType),
                         initial_epoch=initial_epoch)
 
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,

@@ -281,7 +281,7 @@ class Trainer(GeneratorMethods):
         logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         return logs if return_dict else self._flatten_results(logs)
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode."""
         return run_predict(self, x, batch_size, verbose, steps, callbacks)
 
