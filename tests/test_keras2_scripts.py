@@ -470,3 +470,15 @@ def test_k_variable_of_a_caffe_preprocessed_image():
     variable = K.variable(flipped)
     np.testing.assert_array_equal(K.get_value(variable), flipped)
     np.testing.assert_array_equal(kestrel.Variable(image[..., ::-1]).numpy(), image[..., ::-1])
+
+
+def test_image_dim_ordering_legacy_getter_and_setter():
+    assert K.image_dim_ordering() == "tf"
+    K.set_image_dim_ordering("th")
+    try:
+        assert K.image_data_format() == "channels_first" and K.image_dim_ordering() == "th"
+    finally:
+        K.set_image_dim_ordering("tf")
+    assert K.image_data_format() == "channels_last"
+    with pytest.raises(ValueError, match="dim_ordering='channels_last'"):
+        K.set_image_dim_ordering("channels_last")

@@ -367,6 +367,21 @@ def gradients(loss, variables):
     return list(grads)
 
 
+# ------------------------------------------------------------------ Keras 2.0's image format
+@_plain
+def image_dim_ordering():
+    """`"th"` for channels_first, `"tf"` for channels_last (Keras 2's legacy getter)."""
+    return "th" if config.image_data_format() == "channels_first" else "tf"
+
+
+@_plain
+def set_image_dim_ordering(dim_ordering):
+    if dim_ordering not in ("tf", "th"):
+        raise ValueError(f"Unknown dim_ordering. Expected 'tf' or 'th'. Received: "
+                         f"dim_ordering={dim_ordering!r}")
+    config.set_image_data_format("channels_first" if dim_ordering == "th" else "channels_last")
+
+
 # ------------------------------------------------------------------ learning phase
 _LEARNING_PHASE = {"value": 0}
 
