@@ -192,3 +192,37 @@ def test_subclassed_model_summary_shows_built_shapes_as_keras(monkeypatch):
                                        _numpy(source.predict(tokens, verbose=0)), atol=1e-6)
     assert any("(2, 4, 16)" in line for line in texts[1])
     assert texts[1] == texts[0]
+
+
+def _frozen_embedding_model(k, matrix):
+    """pretrained_word_embeddings: a frozen Embedding from a (float64) matrix, a 1D convnet."""
+    inputs = k.Input(shape=(None,), dtype="int64")
+    x = k.layers.Embedding(matrix.shape[0], matrix.shape[1], trainable=False,
+                           embeddings_initializer=k.initializers.Constant(matrix))(inputs)
+    x = k.layers.Conv1D(4, 3, activation="relu")(x)
+    x = k.layers.GlobalMaxPooling1D()(x)
+    return k.Model(inputs, k.layers.Dense(3, activation="softmax")(x))
+
+
+def test_constant_initializer_of_an_array_saves_and_loads_as_keras(tmp_path):
+    """Keras writes the matrix as `__numpy__`; each library loads the other's .keras file."""
+    matrix = np.random.default_rng(0).normal(size=(12, 5))  # float64, as GloVe rows
+    tokens = np.array([[1, 2, 3, 4, 0], [5, 6, 7, 0, 0]], "int64")
+    configs, models = {}, {}
+    for k in (keras, kestrel):
+        model = _frozen_embedding_model(_fresh(k), matrix)
+        embedding = model.layers[1]
+        configs[k.__name__] = embedding.get_config()["embeddings_initializer"]
+        assert len(model.trainable_weights) == 4 and len(model.non_trainable_weights) == 1
+        np.testing.assert_allclose(_numpy(embedding.get_weights()[0]), matrix, rtol=1e-6)
+        model.save(tmp_path / f"{k.__name__}.keras")
+        models[k.__name__] = model
+    assert configs["kestrel"] == configs["keras"]
+    assert configs["kestrel"]["config"]["value"]["class_name"] == "__numpy__"
+    assert kestrel.initializers.Constant(np.float32(2.0)).get_config() == {"value": 2.0}
+    for src, dst in (("keras", kestrel), ("kestrel", keras)):
+        loaded = dst.models.load_model(tmp_path / f"{src}.keras")
+        np.testing.assert_allclose(_numpy(loaded.predict(tokens, verbose=0)),
+                                   _numpy(models[src].predict(tokens, verbose=0)), atol=1e-6)
+        value = loaded.layers[1].embeddings_initializer.value
+        assert isinstance(value, np.ndarray) and value.dtype == np.float64

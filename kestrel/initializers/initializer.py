@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import config
+from kestrel.registry import serialization
 from kestrel.registry.object_registry import register_builtin
 
 Shape = tuple[int, ...] | list[int] | torch.Size
@@ -70,8 +71,14 @@ class Constant(Initializer):
         return value.expand(tuple(shape)).clone()
 
     def get_config(self) -> dict:
-        value = self.value.tolist() if hasattr(self.value, "tolist") else self.value
-        return {"value": value}
+        return {"value": serialization.serialize_keras_object(self.value)}  # arrays as Keras
+
+    @classmethod
+    def from_config(cls, config: dict):
+        value = config.get("value", 0.0)
+        if isinstance(value, dict):  # Keras' `__numpy__` / `__tensor__` form of an array
+            value = serialization.deserialize_keras_object(value, "initializers")
+        return cls(**{**config, "value": value})
 
 
 @register_builtin("initializers", "identity", "IdentityInitializer")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+import torch
+
 from kestrel.registry import object_registry
 from kestrel.registry.bounds import short_repr
 
@@ -34,6 +37,8 @@ def serialize_keras_object(obj, category: str | None = None):
         return [serialize_keras_object(o, category) for o in obj]
     if isinstance(obj, dict):
         return {k: serialize_keras_object(v, category) for k, v in obj.items()}
+    if isinstance(obj, (np.ndarray, np.generic, torch.Tensor)):
+        return _serialize_array(obj)
     registered = object_registry._CUSTOM_NAMES.get(obj if inspect.isfunction(obj) else type(obj))
     if inspect.isfunction(obj):
         if registered:
@@ -64,6 +69,23 @@ def serialize_keras_object(obj, category: str | None = None):
     }
 
 
+def _serialize_array(obj):
+    """Keras' forms: a NumPy array `__numpy__`, a tensor `__tensor__`, a NumPy scalar its item."""
+    if isinstance(obj, torch.Tensor):
+        array, kind = obj.detach().cpu().numpy(), "__tensor__"
+    elif isinstance(obj, np.ndarray) and obj.ndim > 0:
+        array, kind = obj, "__numpy__"
+    else:
+        return obj.item()
+    return {"class_name": kind, "config": {"value": array.tolist(), "dtype": str(array.dtype)}}
+
+
+def _deserialize_array(config):
+    inner = config["config"]
+    array = np.array(inner["value"], dtype=inner["dtype"])
+    return torch.as_tensor(array) if config["class_name"] == "__tensor__" else array
+
+
 def deserialize_keras_object(config, category: str, custom_objects: dict | None = None):
     """Rebuild an object from its serialized form; strings name registered objects."""
     if config is None:
@@ -79,6 +101,8 @@ def deserialize_keras_object(config, category: str, custom_objects: dict | None 
             f"'class_name' and 'config'. Received: config={short_repr(config)}"
         )
     class_name = config["class_name"]
+    if class_name in ("__numpy__", "__tensor__"):
+        return _deserialize_array(config)
     registered = config.get("registered_name")
     for key, value in (("class_name", class_name), ("registered_name", registered)):
         if not isinstance(value, str) and not (key == "registered_name" and value is None):
