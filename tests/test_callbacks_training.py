@@ -181,7 +181,7 @@ def test_checkpoint_every_epoch_batches_and_threshold(tmp_path):
 
 def test_checkpoint_validates_arguments():
     with pytest.raises(ValueError, match="must end in `.weights.h5`"):
-        ModelCheckpoint("w.h5", save_weights_only=True)
+        ModelCheckpoint("w.pt", save_weights_only=True)  # .h5/.hdf5 are Keras 2 weight files
     with pytest.raises(ValueError, match="Received: filepath=model.pt"):
         ModelCheckpoint("model.pt")
     with pytest.raises(ValueError, match="Received: save_freq='batch'"):

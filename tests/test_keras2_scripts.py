@@ -482,3 +482,34 @@ def test_image_dim_ordering_legacy_getter_and_setter():
     assert K.image_data_format() == "channels_last"
     with pytest.raises(ValueError, match="dim_ordering='channels_last'"):
         K.set_image_dim_ordering("channels_last")
+
+
+def test_keras2_callback_arguments_checkpoint_period_hdf5_and_tensorboard(tmp_path):
+    """`ModelCheckpoint("weights-improvement-{epoch:02d}-{val_accuracy:.2f}.hdf5", ...)`,
+    `ModelCheckpoint(..., save_weights_only=True, period=2)` and TensorBoard's Keras 2
+    `batch_size` / `write_grads` (no effect, with a warning)."""
+    from kestrel.callbacks import ModelCheckpoint, TensorBoard
+
+    model = Sequential([Dense(2, input_dim=3, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(11)
+    x = rng.random((16, 3)).astype("float32")
+    y = kestrel.utils.to_categorical(rng.integers(0, 2, 16), 2)
+    best = ModelCheckpoint(str(tmp_path / "weights-improvement-{epoch:02d}.hdf5"),
+                           monitor="val_accuracy", save_best_only=True, mode="max")
+    with pytest.warns(DeprecationWarning, match="period"):
+        every_two = ModelCheckpoint(str(tmp_path / "w.{epoch:02d}.hdf5"),
+                                    save_weights_only=True, period=2)
+    with pytest.warns(DeprecationWarning, match="write_grads"):
+        board = TensorBoard(log_dir=str(tmp_path / "logs"), histogram_freq=0, batch_size=32,
+                            write_graph=True, write_grads=False, write_images=False)
+    with pytest.raises(TypeError, match="bogus"):
+        TensorBoard(log_dir=str(tmp_path / "logs"), bogus=1)
+    model.fit(x, y, epochs=5, verbose=0, validation_data=(x, y),
+              callbacks=[best, every_two, board])
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert [n for n in saved if n.startswith("w.")] == ["w.02.hdf5", "w.04.hdf5"]
+    assert "weights-improvement-01.hdf5" in saved
+    again = kestrel.models.load_model(str(tmp_path / "weights-improvement-01.hdf5"))
+    assert again.output_shape == (None, 2)
+    model.load_weights(str(tmp_path / "w.04.hdf5"))

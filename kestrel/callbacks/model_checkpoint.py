@@ -24,11 +24,16 @@ class ModelCheckpoint(MonitorCallback):
         save_freq: `"epoch"`, or an integer: save after that many batches.
         initial_value_threshold: Initial "best" value; with `save_best_only`, a model is
             only saved once it beats this value.
+        period: Keras 2's spelling (deprecated): save every `period` epochs.
+
+    As `model.save` and `save_weights` do, the legacy `.h5` / `.hdf5` files of Keras 2
+    scripts are accepted too (Keras 3 accepts `.keras`, `.h5` and `.weights.h5` only).
     """
 
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
-                 mode: str = "auto", save_freq="epoch", initial_value_threshold=None):
+                 mode: str = "auto", save_freq="epoch", initial_value_threshold=None,
+                 period=None):
         super().__init__(monitor, mode, initial_value_threshold)
         self.verbose = verbose
         self.filepath = os.fspath(filepath)
@@ -38,21 +43,27 @@ class ModelCheckpoint(MonitorCallback):
         self._batches_seen_since_last_saving = 0
         self._last_batch_seen = None
         self._current_epoch = 0
+        self.period = 1 if period is None else period
+        self._epochs_since_last_save = 0
+        if period is not None:
+            warnings.warn("`period` argument is deprecated. Please use `save_freq` to specify "
+                          "the frequency in number of batches seen.", DeprecationWarning,
+                          stacklevel=2)
         if save_freq != "epoch" and (not isinstance(save_freq, int) or save_freq < 1):
             raise ValueError(
                 "Unrecognized save_freq: expected 'epoch' or a positive integer. "
                 f"Received: save_freq={save_freq!r}"
             )
-        if save_weights_only and not self.filepath.endswith(".weights.h5"):
+        if save_weights_only and not self.filepath.endswith((".weights.h5", ".h5", ".hdf5")):
             raise ValueError(
                 "When using `save_weights_only=True` in `ModelCheckpoint`, the filepath "
-                "must end in `.weights.h5` (Keras weights format). "
-                f"Received: filepath={self.filepath}"
+                "must end in `.weights.h5` (Keras weights format), or `.h5` / `.hdf5` (Keras "
+                f"2 layout). Received: filepath={self.filepath}"
             )
-        if not save_weights_only and not self.filepath.endswith((".keras", ".h5")):
+        if not save_weights_only and not self.filepath.endswith((".keras", ".h5", ".hdf5")):
             raise ValueError(
-                "The filepath provided must end in `.keras` (Keras model format) or `.h5`. "
-                f"Received: filepath={self.filepath}"
+                "The filepath provided must end in `.keras` (Keras model format), `.h5` or "
+                f"`.hdf5`. Received: filepath={self.filepath}"
             )
 
     def _needs_batch_logs(self) -> bool:
@@ -70,7 +81,10 @@ class ModelCheckpoint(MonitorCallback):
         if self.monitor_op is None:
             self._set_monitor_op()
         if self.save_freq == "epoch":
-            self._save_model(epoch, None, logs)
+            self._epochs_since_last_save += 1
+            if self._epochs_since_last_save >= self.period:
+                self._epochs_since_last_save = 0
+                self._save_model(epoch, None, logs)
 
     def _should_save_on_batch(self, batch: int) -> bool:
         if self.save_freq == "epoch":

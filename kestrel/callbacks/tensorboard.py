@@ -58,6 +58,18 @@ def _weight_image(weight: np.ndarray) -> np.ndarray | None:
     return w
 
 
+_KERAS2_ARGUMENTS = ("batch_size", "write_grads", "embeddings_layer_names", "embeddings_data")
+
+
+def _ignore_keras2_arguments(kwargs: dict) -> None:
+    unknown = sorted(set(kwargs) - set(_KERAS2_ARGUMENTS))
+    if unknown:
+        raise TypeError(f"TensorBoard got unexpected keyword arguments: {unknown}")
+    for name in kwargs:
+        warnings.warn(f"`{name}` argument is deprecated (Keras 2) and has no effect.",
+                      DeprecationWarning, stacklevel=3)
+
+
 class TensorBoard(Callback):
     """Writes logs for TensorBoard: `tensorboard --logdir=<log_dir>`.
 
@@ -80,6 +92,8 @@ class TensorBoard(Callback):
             `log_dir/train` for the PyTorch profiler plugin.
         embeddings_freq: Not supported; must be 0.
         embeddings_metadata: Not supported; must be None.
+        **kwargs: Keras 2's `batch_size`, `write_grads`, `embeddings_layer_names` and
+            `embeddings_data`, which have no effect (with a warning, as tf.keras 2).
 
     Example:
     ```python
@@ -90,8 +104,9 @@ class TensorBoard(Callback):
     def __init__(self, log_dir="logs", histogram_freq: int = 0, write_graph: bool = True,
                  write_images: bool = False, write_steps_per_second: bool = False,
                  update_freq="epoch", profile_batch=0, embeddings_freq: int = 0,
-                 embeddings_metadata=None):
+                 embeddings_metadata=None, **kwargs):
         super().__init__()
+        _ignore_keras2_arguments(kwargs)
         self._writer_class = _summary_writer_class()
         if embeddings_freq or embeddings_metadata is not None:
             raise ValueError(
