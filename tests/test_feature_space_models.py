@@ -41,7 +41,10 @@ def test_intermediate_inputs_cut_the_graph_as_keras(tmp_path):
     k_cut = keras.Model(k_h, k_y)
     assert [type(layer).__name__ for layer in cut.layers] == \
         [type(layer).__name__ for layer in k_cut.layers] == ["InputLayer", "Dense"]
-    assert cut.layers[0].name == "d1CLONE" and cut.count_params() == k_cut.count_params() == 8
+    # the clone input is named after the cut tensor, `keras_tensor_<n>CLONE`, as in Keras
+    assert cut.layers[0].name == f"{h.name}CLONE" and h.name.startswith("keras_tensor")
+    assert k_cut.layers[0].name == f"{k_h.name}CLONE"
+    assert cut.count_params() == k_cut.count_params() == 8
     assert full.count_params() == 23
     data = RNG.normal(size=(5, 3)).astype("float32")
     expected = full.get_layer("d2")(torch.from_numpy(data)).detach().numpy()
@@ -49,7 +52,7 @@ def test_intermediate_inputs_cut_the_graph_as_keras(tmp_path):
     config = cut.get_config()
     assert [entry["class_name"] for entry in config["layers"]] == ["InputLayer", "Dense"]
     assert config["layers"][1]["inbound_nodes"][0]["args"][0]["config"]["keras_history"] == \
-        ["d1CLONE", 0, 0]
+        [f"{h.name}CLONE", 0, 0]
     cut.compile("adam", "mse")
     cut.fit(data, np.zeros((5, 2)), epochs=1, verbose=0)
     cut.save(tmp_path / "cut.keras")
@@ -70,7 +73,7 @@ def test_cut_with_an_input_and_an_intermediate_in_a_dict():
     out = kestrel.layers.Add(name="add")([ha, b])
     model = kestrel.Model({"ha": ha, "b": b}, out)
     assert [layer.name for layer in model.layers if type(layer).__name__ == "InputLayer"] \
-        in (["haCLONE", "b"], ["b", "haCLONE"])
+        in ([f"{ha.name}CLONE", "b"], ["b", f"{ha.name}CLONE"])
     ones = np.ones((3, 2), "float32")
     np.testing.assert_allclose(model.predict({"ha": ones, "b": 2 * ones}, verbose=0), 3 * ones)
     with pytest.raises(ValueError, match="disconnected"):

@@ -253,3 +253,29 @@ def test_keras2_fit_generator_does_not_warn_about_shuffle():
         warnings.simplefilter("always")
         model.fit_generator(batches(), steps_per_epoch=1, verbose=0)
     assert not [w for w in caught if "shuffle" in str(w.message)]
+
+
+def _tensor_names(lib):
+    lib = _fresh(lib)
+    a = lib.Input((3,))
+    b = lib.Input((3,), name="feat")
+    c = lib.layers.Dense(2)(a)
+    d = lib.ops.add(a, b)
+    e = a + 1
+    lstm = lib.layers.LSTM(2, return_state=True)(lib.Input((2, 3)))
+    model = lib.Model(a, c)
+    nested = model(lib.Input((3,)))
+    seq = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    clone = lib.models.clone_model(model)
+    return {"tensors": [t.name for t in (a, b, c, d, e, *lstm, nested)],
+            "repr": [repr(t) for t in (a, c)],
+            "model": [t.name for t in model.inputs + model.outputs],
+            "sequential": [t.name for t in seq.inputs + seq.outputs],
+            "clone": [layer.name for layer in clone.layers],
+            "placeholder": lib.KerasTensor((None, 1)).name}
+
+
+def test_symbolic_tensors_are_named_keras_tensor_n_as_keras():
+    ours = _tensor_names(kestrel)
+    assert ours == _tensor_names(keras)
+    assert ours["tensors"][:3] == ["keras_tensor", "feat", "keras_tensor_1"]

@@ -311,7 +311,7 @@ class Layer(nn.Module):
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):
             tensor._keras_history = (self, len(self._inbound_nodes) - 1, index)
-            tensor.name = self.name
+            tensor.name = naming.unique_name("keras_tensor")
         return outputs
 
     accepts_strings = False  # set by the layers that read string data (lookups, hashing, ...)

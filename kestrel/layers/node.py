@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from kestrel import config
+from kestrel.layers.naming import unique_name
 
 
 def is_string_dtype(dtype) -> bool:
@@ -32,14 +33,26 @@ class KerasTensor:
     """A symbolic tensor: a shape (None for unknown sizes) and a dtype, no data."""
 
     # `_keras_mask` (a bool KerasTensor) is set only where a layer computes a mask, as in Keras
-    __slots__ = ("shape", "dtype", "_keras_history", "name", "_keras_mask", "__weakref__")
+    __slots__ = ("shape", "dtype", "_keras_history", "_name", "_keras_mask", "__weakref__")
 
     def __init__(self, shape, dtype="float32", name: str | None = None):
         self.shape = tuple(None if d is None else int(d) for d in shape)
         self.dtype = "string" if is_string_dtype(dtype) else \
             config.dtype_name(config.to_torch_dtype(dtype))
         self._keras_history: tuple | None = None  # (layer, node_index, tensor_index)
-        self.name = name
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """`keras_tensor`, `keras_tensor_1`, ... as Keras names symbolic tensors (a layer's
+        outputs take theirs when recorded; a placeholder only if its name is read)."""
+        if self._name is None:
+            self._name = unique_name("keras_tensor")
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
 
     @property
     def ndim(self) -> int:

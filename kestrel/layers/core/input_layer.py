@@ -21,6 +21,7 @@ class InputLayer(Layer):
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
                  input_tensor=None, batch_input_shape=None, **kwargs):
+        tensor_name = name  # an unnamed Input's tensor is `keras_tensor[_N]`, as Keras
         name = name or naming.unique_name("input_layer")
         string = is_string_dtype(dtype)
         super().__init__(name=name, dtype=None if string else dtype,
@@ -38,7 +39,8 @@ class InputLayer(Layer):
         self.batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
         self._input_dtype = "string" if string else config.dtype_name(config.to_torch_dtype(dtype))
         self.built = True
-        tensor = KerasTensor(self.batch_shape, self._input_dtype, name=name)
+        tensor = KerasTensor(self.batch_shape, self._input_dtype,
+                             name=tensor_name or naming.unique_name("keras_tensor"))
         node = Node(self, (), {}, tensor)
         self._inbound_nodes.append(node)
         tensor._keras_history = (self, 0, 0)
