@@ -3,6 +3,7 @@ imbalanced classification, decision forests, collaborative filtering, weather/tr
 forecasting, EEG, time-series classification and anomaly detection): the same code runs with
 Kestrel and with real Keras (torch backend); layouts, summaries and values agree.
 """
+import itertools
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -48,3 +49,84 @@ def test_loading_a_graph_does_not_take_op_names(tmp_path):
         names.append(([op.name for op in loaded.operations], [op.name for op in again.operations]))
     assert names[0] == names[1]
     assert "expand_dims_1" in names[0][1]
+
+
+def _heart_py_dataset(lib, rows, batch_size=4, labels=None):
+    """structured_data_classification_with_feature_space: batches of feature dicts."""
+
+    class HeartBatches(lib.utils.PyDataset):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.calls = []
+
+        def __len__(self):
+            return -(-len(rows["age"]) // batch_size)
+
+        def __getitem__(self, index):
+            window = slice(index * batch_size, (index + 1) * batch_size)  # never an IndexError
+            batch = {name: values[window] for name, values in rows.items()}
+            return batch if labels is None else (batch["age"][:, None], labels[window])
+
+        def on_epoch_begin(self):
+            self.calls.append("begin")
+
+        def on_epoch_end(self):
+            self.calls.append("end")
+
+    return HeartBatches()
+
+
+def test_py_dataset_iterates_its_batches_and_adapts_a_feature_space():
+    """Iterating a PyDataset stops after `num_batches` (a `__getitem__` that never raises
+    IndexError used to loop for ever), and FeatureSpace.adapt takes one."""
+    rows = {"age": np.arange(10, dtype="float32"), "sex": np.arange(10) % 2}
+    for lib in (kestrel, keras):
+        dataset = _heart_py_dataset(lib, rows)
+        assert dataset.num_batches == 3 and len(list(itertools.islice(dataset, 5))) == 3
+        assert dataset.workers == 1 and dataset.max_queue_size == 10
+    feature_space = kestrel.utils.FeatureSpace(
+        {"age": "float_normalized", "sex": "integer_categorical"}, output_mode="concat")
+    feature_space.adapt(_heart_py_dataset(kestrel, rows))
+    encoded = feature_space({"age": np.array([4.5]), "sex": np.array([1])})
+    # age normalized (mean 4.5), then sex one-hot over [OOV, 1, 0] (ties: larger token first)
+    np.testing.assert_allclose(encoded.numpy(), [[0.0, 0.0, 1.0, 0.0]], atol=1e-6)
+
+
+def test_fit_calls_py_dataset_epoch_hooks_as_keras():
+    rows = {"age": np.arange(8, dtype="float32")}
+    calls = []
+    for lib in (kestrel, keras):
+        model = lib.Sequential([lib.Input((1,)), lib.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        dataset = _heart_py_dataset(lib, rows, labels=np.zeros((8, 1), "float32"))
+        model.fit(dataset, epochs=2, verbose=0)
+        calls.append(dataset.calls)
+    assert calls[0] == calls[1][-4:] == ["begin", "end"] * 2  # Keras first peeks at a batch
+
+
+def test_endless_py_dataset_runs_steps_per_epoch():
+    class Endless(kestrel.utils.PyDataset):
+        num_batches = None
+
+        def __getitem__(self, index):
+            return np.full((2, 1), index, "float32"), np.zeros((2, 1), "float32")
+
+    model = kestrel.Sequential([kestrel.Input((1,)), kestrel.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    history = model.fit(Endless(), steps_per_epoch=3, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+def test_read_only_arrays_convert_without_a_torch_warning(recwarn):
+    """pandas' `.values` are read-only: fit, ops, adapt and FeatureSpace copy them quietly."""
+    column = np.arange(8, dtype="float64")
+    column.flags.writeable = False
+    model = kestrel.Sequential([kestrel.Input((1,)), kestrel.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(column[:, None], column, epochs=1, verbose=0)
+    assert kestrel.ops.convert_to_tensor(column).dtype == kestrel.ops.convert_to_tensor(
+        column.copy()).dtype
+    kestrel.layers.IntegerLookup()(column.astype("int64"))
+    kestrel.utils.FeatureSpace({"a": "float_normalized"}).adapt({"a": column})
+    list(kestrel.utils.timeseries_dataset_from_array(column, None, 3))
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

@@ -73,7 +73,7 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None, device=None) -> t
         array = np.ascontiguousarray(x).reshape(np.shape(x))
         if array.dtype == np.float64 and target is not None and target != torch.float64:
             array = array.astype(np.float32)
-        tensor = torch.from_numpy(array) if array.dtype.kind != "V" else torch.tensor(array)
+        tensor = from_numpy(array) if array.dtype.kind != "V" else torch.tensor(array)
         return tensor.to(device=device, dtype=target)
     if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in _leaves(x)):
         return torch.stack([convert_to_tensor(v, dtype, device=device) for v in x])
@@ -86,6 +86,13 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None, device=None) -> t
     if hasattr(x, "__array__") and not isinstance(x, (list, tuple)):
         return convert_to_tensor(np.asarray(x), dtype=dtype or None, device=device).to(target)
     return torch.tensor(x, dtype=target, device=device)
+
+
+def from_numpy(array: np.ndarray) -> torch.Tensor:
+    """`torch.from_numpy`, copying first what torch cannot share: a read-only array (pandas'
+    `.values`) or a reversed view (negative strides)."""
+    shareable = array.flags.writeable and all(step >= 0 for step in array.strides)
+    return torch.from_numpy(array if shareable else array.copy())
 
 
 def _leaves(x):

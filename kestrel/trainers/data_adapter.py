@@ -8,6 +8,7 @@ DataLoaders, PyDatasets and generators are iterated, each batch converted as it 
 """
 from __future__ import annotations
 
+import itertools
 import math
 import types
 import warnings
@@ -18,6 +19,7 @@ import torch
 
 from kestrel import config
 from kestrel.layers.node import flatten, is_string_array, map_structure
+from kestrel.ops.convert import from_numpy
 
 
 def to_tensor(value, device=None):
@@ -34,7 +36,7 @@ def to_tensor(value, device=None):
             array = array.astype(config.floatx())
         elif array.dtype == object:
             raise ValueError(f"Cannot convert data of dtype object to a tensor. Received: {value!r:.80}")
-        value = torch.from_numpy(np.ascontiguousarray(array))
+        value = from_numpy(np.ascontiguousarray(array))
     elif value.dtype == torch.float64 and config.floatx() != "float64":
         value = value.to(config.to_torch_dtype(config.floatx()))
     if device is not None and value.device != device:
@@ -202,6 +204,8 @@ class IterableAdapter:
     def num_batches(self) -> int | None:
         if self.steps:
             return self.steps
+        if _is_py_dataset(self.data):
+            return _py_dataset_size(self.data)
         try:
             return len(self.data)
         except TypeError:
@@ -209,7 +213,11 @@ class IterableAdapter:
 
     def _source(self):
         if _is_py_dataset(self.data):
-            order = np.random.permutation(len(self.data)) if self.shuffle else range(len(self.data))
+            size = _py_dataset_size(self.data)
+            if size is None:  # endless: read in order until `steps`
+                order = itertools.count()
+            else:
+                order = np.random.permutation(size) if self.shuffle else range(size)
             return (self.data[int(i)] for i in order)
         if self.steps and self._iterator is not None:
             return self._iterator  # keep consuming a stream across epochs
@@ -219,6 +227,8 @@ class IterableAdapter:
         return iterator
 
     def __iter__(self):
+        if hasattr(self.data, "on_epoch_begin"):
+            self.data.on_epoch_begin()
         source = self._source()
         for step, batch in enumerate(source):
             batch = unpack(tuple(batch) if isinstance(batch, list) else batch)
@@ -227,6 +237,11 @@ class IterableAdapter:
                 break
         if hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
+
+
+def _py_dataset_size(data) -> int | None:
+    """A PyDataset's `num_batches` (Keras 2 Sequences have only `__len__`)."""
+    return data.num_batches if hasattr(data, "num_batches") else len(data)
 
 
 def _is_py_dataset(data) -> bool:

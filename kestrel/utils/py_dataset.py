@@ -1,12 +1,16 @@
 """PyDataset (Keras 3) / Sequence (Keras 2): a batch-indexed dataset for fit()."""
 from __future__ import annotations
 
+import itertools
+
 
 class PyDataset:
     """Base class for datasets that return whole batches by index.
 
-    Subclasses define `__len__` (number of batches) and `__getitem__(index)` returning
-    `(x, y)` or `(x, y, sample_weight)`; `on_epoch_end()` is called after each epoch.
+    Subclasses define `__len__` (number of batches; or override `num_batches`, None for an
+    endless dataset) and `__getitem__(index)` returning `(x, y)` or `(x, y, sample_weight)`;
+    `on_epoch_begin()` / `on_epoch_end()` are called around each epoch. Iterating one yields
+    its batches in order, as Keras does.
     """
 
     def __init__(self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
@@ -20,8 +24,21 @@ class PyDataset:
     def __len__(self):
         raise NotImplementedError
 
+    @property
+    def num_batches(self) -> int | None:
+        """The number of batches, `len(self)`; None means endless."""
+        return len(self)
+
+    def __iter__(self):
+        count = self.num_batches
+        for index in itertools.count() if count is None else range(count):
+            yield self[index]
+
+    def on_epoch_begin(self):
+        """Called at the start of every epoch."""
+
     def on_epoch_end(self):
-        """Called at the end of every epoch; override to reshuffle."""
+        """Called after each epoch; override to reshuffle."""
 
 
 Sequence = PyDataset

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kestrel.ops.convert import from_numpy
 from kestrel.utils.dataset_utils import BatchDataset
 
 
@@ -26,7 +27,7 @@ class WindowSamples(Dataset):
 
 def _sliceable(values, start, end):
     values = values[start:end]
-    return values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    return values if isinstance(values, torch.Tensor) else from_numpy(np.asarray(values))
 
 
 def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1,

@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 import torch
 
+from kestrel.ops.convert import from_numpy
+
 
 def first_of(batch):
     """`x` of an `(x, y)` or `(x, y, sample_weight)` batch; other batches unchanged."""
@@ -65,10 +67,10 @@ def as_values(inputs):
         if all(isinstance(v, str) for v in flat):
             return np.array(flat, dtype=object).reshape(array.shape).astype(str) \
                 if flat else array.astype(str)
-        return torch.as_tensor(array.astype(np.int64) if array.dtype.kind == "O" else array)
+        return from_numpy(array.astype(np.int64) if array.dtype.kind == "O" else array)
     if array.dtype.kind == "U":
         return array
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return from_numpy(np.ascontiguousarray(array))
 
 
 class AcceptsStrings:

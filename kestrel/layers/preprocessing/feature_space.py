@@ -24,6 +24,7 @@ from kestrel.layers.preprocessing.hashing import Hashing
 from kestrel.layers.preprocessing.lookup import IntegerLookup, StringLookup
 from kestrel.layers.preprocessing.normalization import Normalization
 from kestrel.layers.preprocessing.text_vectorization import TextVectorization
+from kestrel.ops.convert import from_numpy
 
 _MODULE = "keras.src.layers.preprocessing.feature_space"
 
@@ -218,7 +219,7 @@ def _column(x, dtype: str):
         if dtype == "string" or values.dtype.kind in "OSU":
             values = values.astype(str)
         else:
-            values = torch.as_tensor(values)
+            values = from_numpy(values)
     return values.reshape(-1, 1) if values.ndim == 1 else values
 
 
