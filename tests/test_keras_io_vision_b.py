@@ -95,3 +95,19 @@ def test_custom_train_step_through_super_trains_batchnorm():
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     assert np.abs(models[1].layers[2].moving_mean.numpy()).max() > 0  # batch statistics used
+
+
+def test_rescaling_computes_in_its_integer_dtype():
+    """semisupervised_simclr's `Rescaling(1 / 255, dtype="uint8")`: the scale is cast to the
+    compute dtype (to 0), as Keras, and the output dtype agrees with the symbolic one."""
+    x = np.full((1, 2, 2, 3), 200, "uint8")
+    for kwargs in ({"scale": 1 / 255, "dtype": "uint8"},
+                   {"scale": [2, 0.5, 1], "offset": -1, "dtype": "int32"},
+                   {"scale": 1 / 255, "dtype": "float16"}):
+        ref = keras.layers.Rescaling(**kwargs)(x)
+        layer = kestrel.layers.Rescaling(**kwargs)
+        got = layer(x)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got.numpy(), ref.numpy())
+        symbolic = kestrel.layers.Rescaling(**kwargs)(kestrel.Input((2, 2, 3), dtype="uint8"))
+        assert symbolic.dtype == kwargs["dtype"]

@@ -42,9 +42,12 @@ class Rescaling(Layer):
         self.supports_masking = True
 
     def _constant(self, value, like: torch.Tensor) -> torch.Tensor | float:
-        if not isinstance(value, list):
+        if not isinstance(value, list) and like.is_floating_point():
             return value
-        tensor = torch.tensor(value, dtype=like.dtype, device=like.device)
+        # cast to the compute dtype, as Keras: an integer dtype truncates 1 / 255 to 0
+        tensor = torch.tensor(value, device=like.device).to(like.dtype)
+        if tensor.dim() == 0:
+            return tensor
         if config.image_data_format() == "channels_first":
             tensor = tensor.reshape(-1, 1, 1)
         return tensor
