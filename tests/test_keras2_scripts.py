@@ -513,3 +513,19 @@ def test_keras2_callback_arguments_checkpoint_period_hdf5_and_tensorboard(tmp_pa
     again = kestrel.models.load_model(str(tmp_path / "weights-improvement-01.hdf5"))
     assert again.output_shape == (None, 2)
     model.load_weights(str(tmp_path / "w.04.hdf5"))
+
+
+def test_thresholded_relu_layer_of_keras2(tmp_path):
+    from kestrel.layers.advanced_activations import ThresholdedReLU
+
+    model = Sequential([Dense(3, input_dim=2), ThresholdedReLU(theta=0.1)])
+    assert model.layers[1].name == "thresholded_re_lu"
+    x = np.random.default_rng(12).normal(size=(5, 2)).astype("float32")
+    hidden = model.layers[0](torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.where(hidden > 0.1, hidden, 0.0),
+                               rtol=1e-6)
+    model.save(str(tmp_path / "t.h5"))
+    again = kestrel.models.load_model(str(tmp_path / "t.h5"))
+    assert again.layers[1].get_config()["theta"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="theta must be a number >= 0"):
+        ThresholdedReLU(theta=-1)

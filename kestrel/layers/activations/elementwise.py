@@ -119,3 +119,27 @@ class ELU(_Elementwise):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
+
+
+@register_layer()
+class ThresholdedReLU(_Elementwise):
+    """Keras 2's thresholded ReLU (not in Keras 3): `x` where `x > theta`, 0 elsewhere.
+
+    Args:
+        theta: number >= 0, the threshold (default 1.0).
+
+    Example:
+        >>> ThresholdedReLU(theta=1.0)(torch.tensor([0.5, 1.0, 2.0]))
+        tensor([0., 0., 2.])
+    """
+
+    def __init__(self, theta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        _check_number(self, "theta", theta)
+        self.theta = float(theta)
+
+    def call(self, inputs):
+        return inputs * (inputs > self.theta).to(inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "theta": self.theta}
