@@ -529,3 +529,25 @@ def test_thresholded_relu_layer_of_keras2(tmp_path):
     assert again.layers[1].get_config()["theta"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="theta must be a number >= 0"):
         ThresholdedReLU(theta=-1)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("random_rotation", (30,)), ("random_shift", (0.2, 0.1)), ("random_shear", (20,)),
+    ("random_zoom", ((0.8, 1.2),)), ("random_channel_shift", (0.3,)),
+])
+def test_keras2_random_image_transforms_match_keras(name, args):
+    """`from keras.preprocessing.image import random_rotation, ...` (single images, channels
+    first by default), against Keras' own legacy implementation with the same NumPy seed."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    from keras.src.legacy.preprocessing import image as keras_image
+
+    from kestrel.preprocessing import image as kestrel_image
+
+    x = np.random.default_rng(13).random((3, 10, 12)).astype("float32")
+    np.random.seed(1)
+    expected = getattr(keras_image, name)(x, *args)
+    np.random.seed(1)
+    got = getattr(kestrel_image, name)(x, *args)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -15,11 +15,16 @@ from kestrel.preprocessing._image_io import (array_to_img, img_to_array, load_im
                                              smart_resize)
 from kestrel.preprocessing._image_iterators import (DirectoryIterator, Iterator,
                                                     NumpyArrayIterator)
+from kestrel.preprocessing._random_transforms import (random_brightness, random_channel_shift,
+                                                      random_rotation, random_shear,
+                                                      random_shift, random_zoom)
 
 __all__ = ["DataFrameIterator", "DirectoryIterator", "ImageDataGenerator", "Iterator",
            "NumpyArrayIterator", "apply_affine_transform", "apply_brightness_shift",
            "apply_channel_shift", "array_to_img", "img_to_array", "load_img", "save_img",
-           "smart_resize", "transform_matrix_offset_center", "flip_axis"]
+           "smart_resize", "transform_matrix_offset_center", "flip_axis", "random_brightness",
+           "random_channel_shift", "random_rotation", "random_shear", "random_shift",
+           "random_zoom"]
 
 
 def _shift(spec, size: int) -> float:
