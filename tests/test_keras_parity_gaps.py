@@ -279,3 +279,28 @@ def test_symbolic_tensors_are_named_keras_tensor_n_as_keras():
     ours = _tensor_names(kestrel)
     assert ours == _tensor_names(keras)
     assert ours["tensors"][:3] == ["keras_tensor", "feat", "keras_tensor_1"]
+
+
+def _noise_layer_outputs(lib):
+    lib = _fresh(lib)
+    x, x3 = lib.ops.ones((2, 6)), lib.ops.ones((2, 3, 4))
+    layers = [(lib.layers.Dropout(0.5, seed=3), x),
+              (lib.layers.Dropout(0.5, (1, None), seed=3), x),
+              (lib.layers.GaussianNoise(0.1, seed=2), x), (lib.layers.GaussianNoise(0.1), x),
+              (lib.layers.GaussianDropout(0.3, seed=1), x),
+              (lib.layers.AlphaDropout(0.3, seed=2), x),
+              (lib.layers.SpatialDropout1D(0.5, seed=2), x3)]
+    return [np.asarray(lib.ops.convert_to_numpy(layer(data, training=True)))
+            for layer, data in layers for _ in range(2)]
+
+
+def test_seeded_noise_layers_draw_keras_numbers():
+    ours, theirs = _noise_layer_outputs(kestrel), _noise_layer_outputs(keras)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_noise_layer_seed_state_stays_out_of_the_torch_state_dict():
+    layer = kestrel.layers.Dropout(0.5, seed=1)
+    assert isinstance(layer.seed_generator, kestrel.random.SeedGenerator)
+    assert dict(layer.state_dict()) == {}

@@ -1,10 +1,9 @@
 """AlphaDropout: dropout that keeps the mean and variance of SELU activations."""
 from __future__ import annotations
 
-import torch
-
+from kestrel import random
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.regularization.seeding import check_rate, check_seed, generator_for
+from kestrel.layers.regularization.seeding import attach_seed_generator, check_rate, check_seed
 
 _ALPHA = 1.6732632423543772848170429916717
 _SCALE = 1.0507009873554804934193349852946
@@ -32,6 +31,8 @@ class AlphaDropout(Layer):
         self.rate = rate
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
+        if rate > 0:
+            attach_seed_generator(self, seed)
         self.supports_masking = True
 
     def call(self, inputs, training=None):
@@ -40,8 +41,7 @@ class AlphaDropout(Layer):
             return inputs
         shape = inputs.shape if self.noise_shape is None else [
             size if d is None else d for d, size in zip(self.noise_shape, inputs.shape)]
-        kept = torch.empty(shape, dtype=inputs.dtype, device=inputs.device).bernoulli_(
-            1.0 - self.rate, generator=generator_for(self, inputs.device))
+        kept = (random.uniform(shape, seed=self.seed_generator) >= self.rate).to(inputs.dtype)
         a = ((1 - self.rate) * (1 + self.rate * _ALPHA_P ** 2)) ** -0.5
         b = -a * _ALPHA_P * self.rate
         dropped = inputs * kept + _ALPHA_P * (1 - kept)

@@ -1,11 +1,11 @@
 """Dropout: randomly zeroes inputs during training and rescales the rest."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
+from kestrel import random
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.regularization.seeding import generator_for
+from kestrel.layers.regularization.seeding import attach_seed_generator
 
 
 @register_layer()
@@ -43,6 +43,8 @@ class Dropout(Layer):
         self.rate = rate
         self.noise_shape = noise_shape
         self.seed = seed
+        if rate > 0:
+            attach_seed_generator(self, seed)
         self.supports_masking = True
 
     def call(self, inputs, training=None):
@@ -51,11 +53,8 @@ class Dropout(Layer):
             return inputs
         if self.noise_shape is None and self.seed is None:
             return F.dropout(inputs, self.rate, True)
-        keep = 1.0 - self.rate
-        shape = inputs.shape if self.noise_shape is None else self._mask_shape(inputs.shape)
-        mask = torch.empty(shape, dtype=inputs.dtype, device=inputs.device)
-        mask.bernoulli_(keep, generator=generator_for(self, inputs.device))
-        return inputs * mask.div_(keep)
+        noise_shape = None if self.noise_shape is None else self._mask_shape(inputs.shape)
+        return random.dropout(inputs, self.rate, noise_shape, seed=self.seed_generator)
 
     def _mask_shape(self, input_shape) -> list[int]:
         if len(self.noise_shape) != len(input_shape):

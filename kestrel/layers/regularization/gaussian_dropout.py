@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from kestrel import random
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.regularization.seeding import check_rate, check_seed, generator_for
+from kestrel.layers.regularization.seeding import attach_seed_generator, check_rate, check_seed
 
 
 @register_layer()
@@ -30,6 +29,8 @@ class GaussianDropout(Layer):
         check_seed(self, seed)
         self.rate = rate
         self.seed = seed
+        if rate > 0:
+            attach_seed_generator(self, seed)
         self.supports_masking = True
 
     def call(self, inputs, training=None):
@@ -37,9 +38,8 @@ class GaussianDropout(Layer):
         if not training or self.rate == 0:
             return inputs
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
-        noise = torch.empty_like(inputs).normal_(
-            1.0, stddev, generator=generator_for(self, inputs.device))
-        return inputs * noise
+        return inputs * random.normal(tuple(inputs.shape), 1.0, stddev, self.compute_dtype,
+                                      seed=self.seed_generator)
 
     def compute_output_shape(self, input_shape):
         return input_shape

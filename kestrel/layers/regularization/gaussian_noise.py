@@ -1,10 +1,9 @@
 """GaussianNoise: adds zero-centred Gaussian noise during training."""
 from __future__ import annotations
 
-import torch
-
+from kestrel import random
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.regularization.seeding import check_seed, generator_for
+from kestrel.layers.regularization.seeding import attach_seed_generator, check_seed
 
 
 @register_layer()
@@ -33,15 +32,16 @@ class GaussianNoise(Layer):
         check_seed(self, seed)
         self.stddev = stddev
         self.seed = seed
+        if stddev > 0:
+            attach_seed_generator(self, seed)
         self.supports_masking = True
 
     def call(self, inputs, training=None):
         training = self.training if training is None else training
         if not training or self.stddev == 0:
             return inputs
-        noise = torch.empty_like(inputs).normal_(
-            0.0, self.stddev, generator=generator_for(self, inputs.device))
-        return inputs + noise
+        return inputs + random.normal(tuple(inputs.shape), 0.0, self.stddev, self.compute_dtype,
+                                      seed=self.seed_generator)
 
     def compute_output_shape(self, input_shape):
         return input_shape

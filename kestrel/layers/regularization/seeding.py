@@ -1,6 +1,7 @@
 """Seeding and checks for the random layers: argument checks, seeded generators, dropout.
 
-A seeded layer draws from its own `torch.Generator`; an unseeded one from torch's global RNG.
+The regularization layers draw as Keras does, from a `SeedGenerator` (`attach_seed_generator`);
+other seeded layers from their own `torch.Generator`, unseeded ones from torch's global RNG.
 """
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ def check_seed(layer, seed) -> None:
         raise ValueError(
             f"{type(layer).__name__} '{layer.name}': seed must be an integer or None. "
             f"Received: seed={seed!r}")
+
+
+def attach_seed_generator(layer, seed) -> None:
+    """Give `layer` Keras' `seed_generator` (a `SeedGenerator(seed)`; unseeded, it starts from
+    Python's `random`), which the Keras-style random layers pass to `kestrel.random` ops, so a
+    seed gives Keras' numbers. It is kept out of the torch module tree (no state_dict entry)."""
+    from kestrel.random.seed_generator import SeedGenerator
+
+    layer.__dict__["seed_generator"] = SeedGenerator(seed)
 
 
 def generator_for(layer, device: torch.device) -> torch.Generator | None:
