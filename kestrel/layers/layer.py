@@ -17,7 +17,7 @@ from torch import nn
 from kestrel import config, mixed_precision
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import remat, stateless
-from kestrel.layers import naming
+from kestrel.layers import naming, tracking
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import mask_of, set_mask
@@ -725,11 +725,13 @@ class Layer(nn.Module):
                 and name not in self._weight_order and not self._owns(value):
             self._track_variable(name, value)  # `self.v = keras.Variable(...)`, as Keras
             return
+        if name[0] == "_" or not (isinstance(value, _CONTAINERS)
+                                  or isinstance(self.__dict__.get(name), _CONTAINERS)):
+            super().__setattr__(name, value)
+            return
+        value = tracking.track(self, name, value)  # lists/dicts of layers, as Keras' trackers
         super().__setattr__(name, value)
-        if isinstance(value, (list, tuple)) and value and not name.startswith("_") \
-                and all(isinstance(v, nn.Module) for v in value):
-            for index, module in enumerate(value):
-                self._modules[f"{name}.{index}"] = module
+        tracking.sync(self, name, value)
 
     def _owns(self, tensor) -> bool:
         """Whether `tensor` is already a parameter or buffer of this layer or its sublayers."""
@@ -751,6 +753,7 @@ class Layer(nn.Module):
 
 
 _PLAIN_KINDS = (torch.Tensor, list, tuple, dict)  # input types `Layer._plain` judges
+_CONTAINERS = (list, tuple, dict)  # attribute values that may hold sublayers
 
 
 def _any_global_hook() -> bool:

@@ -50,27 +50,32 @@ def _public_name(layer: Layer, key: str, child) -> str:
 
 
 def _children(layer: Layer) -> list[tuple[str, object]]:
-    """(attribute, sublayer or list of sublayers) in Keras' visiting order."""
+    """(attribute, sublayer or container of sublayers) in Keras' visiting order: attributes
+    sorted by name, private ones last; a subclassed model's `layers` list is one of them."""
     if is_graph_model(layer):
         return [("layers", layer.layers)]
-    singles, containers = {}, {}
+    from kestrel.models.model import Model
+
+    children = {}
     for key, module in layer._modules.items():
         if not isinstance(module, Layer):
             continue
-        attr, _, index = key.partition(".")
-        if index.isdigit():
-            containers.setdefault(attr, []).append(module)
+        attr, dot, _ = key.partition(".")
+        if dot:  # a member of a list / dict / tuple attribute: the container is the child
+            children.setdefault(attr, getattr(layer, attr, []))
         else:
-            singles[_public_name(layer, key, module)] = module
-    merged = {**singles, **containers}
-    return [(k, merged[k]) for k in sorted(merged, key=_name_key)]
+            children[_public_name(layer, key, module)] = module
+    if isinstance(layer, Model):
+        children["layers"] = layer.layers
+    return [(k, children[k]) for k in sorted(children, key=_name_key)]
 
 
 def keras3_groups(model: Layer) -> list[tuple[str, Layer]]:
     """(group path, layer) for every layer of `model` in the `.weights.h5` layout.
 
     The model itself is `""` (its own `vars/` at the root); a layer reached twice (shared) is
-    listed once, at the first path, as Keras does.
+    listed once, at the first path, as Keras does. Layers in a container attribute are keyed
+    by snake-case class name (`blocks/dense_1`), nested containers as `container[_N]`.
     """
     out: list[tuple[str, Layer]] = []
     visited: set[int] = set()
@@ -82,12 +87,18 @@ def keras3_groups(model: Layer) -> list[tuple[str, Layer]]:
         out.append((path, layer))
         for attr, child in _children(layer):
             base = f"{path}/{attr}" if path else attr
-            if isinstance(child, list):
-                used: dict[str, int] = {}
-                for item in child:
-                    visit(item, f"{base}/{_unique(to_snake_case(type(item).__name__), used)}")
-            else:
+            if isinstance(child, Layer):
                 visit(child, base)
+            else:
+                visit_container(child, base)
+
+    def visit_container(container, base: str) -> None:
+        used: dict[str, int] = {}
+        for item in container.values() if isinstance(container, dict) else container:
+            if isinstance(item, Layer):
+                visit(item, f"{base}/{_unique(to_snake_case(type(item).__name__), used)}")
+            elif isinstance(item, (list, tuple, dict)):
+                visit_container(item, f"{base}/{_unique('container', used)}")
 
     visit(model, "")
     return out

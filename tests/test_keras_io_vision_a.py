@@ -1,0 +1,135 @@
+"""keras.io vision examples (part a: ShiftViT, Swin, Zero-DCE, Reptile, SimSiam, DeiT, involution,
+Perceiver, MixUp, CutMix, MIRNet, BiT): the same code runs with Kestrel and with real Keras
+(torch backend); layouts, values and training behaviour agree.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+
+
+# ---------------------------------------------------------------- ShiftViT: layers in lists
+def _shiftvit_like(k):
+    """ShiftViT's structure: stages kept in a list filled by append(), each stage building its
+    blocks into another list inside build()."""
+
+    class Block(k.layers.Layer):
+        def build(self, input_shape):
+            self.norm = k.layers.LayerNormalization(epsilon=1e-5)
+            self.mlp = k.Sequential([k.layers.Dense(2 * input_shape[-1]),
+                                     k.layers.Dense(input_shape[-1])])
+
+        def call(self, x):
+            return x + self.mlp(self.norm(x))
+
+    class Stage(k.layers.Layer):
+        def __init__(self, depth, merge, **kwargs):
+            super().__init__(**kwargs)
+            self.depth, self.merge = depth, merge
+
+        def build(self, input_shape):
+            self.blocks = list()
+            for _ in range(self.depth):
+                self.blocks.append(Block())
+            if self.merge:
+                self.patch_merge = k.layers.Conv2D(2 * input_shape[-1], 2, strides=2,
+                                                   use_bias=False)
+
+        def call(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.patch_merge(x) if self.merge else x
+
+    class Net(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.data_augmentation = k.Sequential([k.layers.Rescaling(1 / 255.0)])
+            self.patch_projection = k.layers.Conv2D(8, 2, strides=2)
+            self.stages = list()
+            for index, depth in enumerate([1, 2]):
+                self.stages.append(Stage(depth, merge=index == 0))
+            self.global_avg_pool = k.layers.GlobalAveragePooling2D()
+
+        def call(self, images):
+            x = self.patch_projection(self.data_augmentation(images))
+            for stage in self.stages:
+                x = stage(x)
+            return self.global_avg_pool(x)
+
+    return Net()
+
+
+def test_layers_appended_to_list_attributes_are_tracked_as_keras():
+    x = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype("float32")
+    models = {}
+    for k in (keras, kestrel):
+        model = _shiftvit_like(_fresh(k))
+        model(x)
+        models[k.__name__] = model
+    ours, theirs = models["kestrel"], models["keras"]
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
+    assert len(ours.stages[1].blocks) == 2 and len(ours.trainable_weights) == 21
+    assert [w.path for w in theirs.weights] == [w.path for w in ours.weights]
+    assert ours.count_params() == theirs.count_params()
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_weights_file_of_subclassed_model_with_list_attributes_loads_both_ways(tmp_path):
+    """Keras keys a subclassed model's weights by its `layers` list (after the attributes that
+    sort before it) and a list attribute's layers by class name."""
+    x = np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3)).astype("float32")
+    theirs = _shiftvit_like(_fresh(keras))
+    theirs(x)
+    ours = _shiftvit_like(_fresh(kestrel))
+    ours(x)
+    path = str(tmp_path / "theirs.weights.h5")
+    theirs.save_weights(path)
+    ours.load_weights(path)
+    expected = theirs.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    back = str(tmp_path / "ours.weights.h5")
+    ours.save_weights(back)
+    again = _shiftvit_like(_fresh(keras))
+    again(x)
+    again.load_weights(back)
+    np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_tracked_containers_follow_mutations_as_keras():
+    def build(k):
+        class Holder(k.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.items = []
+                self.items.append(k.layers.Dense(2))
+                self.table = {"a": k.layers.Dense(2)}
+                self.table["b"] = k.layers.Dense(2)
+                self.nested = [[k.layers.Dense(2)], (k.layers.Dense(2),)]
+                self.items += [k.layers.Dense(2)]
+                self.items.insert(0, k.layers.Dense(2))
+
+            def call(self, x):
+                used = [*self.items, *self.table.values(), self.nested[0][0], self.nested[1][0]]
+                return sum(layer(x) for layer in used)
+
+        holder = Holder()
+        holder(np.ones((1, 3), "float32"))
+        return holder
+
+    ours, theirs = build(_fresh(kestrel)), build(_fresh(keras))
+    assert isinstance(ours.items, list) and isinstance(ours.table, dict)
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    assert len(ours.weights) == 14
+    for holder in (ours, theirs):
+        holder.items.pop()
+    assert len(ours.weights) == len(theirs.weights) == 12
+    ours.items = None  # replacing the attribute drops what it held
+    assert len(ours.weights) == 8
