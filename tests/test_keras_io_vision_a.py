@@ -133,3 +133,42 @@ def test_tracked_containers_follow_mutations_as_keras():
     assert len(ours.weights) == len(theirs.weights) == 12
     ours.items = None  # replacing the attribute drops what it held
     assert len(ours.weights) == 8
+
+
+# ---------------------------------------------------------------- augmentation and training mode
+def test_augmentation_called_on_its_own_augments_as_keras():
+    """Keras' image layers default to `training=True`: `augment(images)` outside fit augments
+    (e.g. in a data pipeline); predict / evaluate / an explicit training=False do not."""
+    x = np.random.default_rng(0).random((32, 8, 8, 3)).astype("float32")
+    for k in (keras, kestrel):
+        k = _fresh(k)
+        flip = k.Sequential([k.layers.RandomFlip("horizontal", seed=1)])
+        changed = lambda y: bool(np.abs(k.ops.convert_to_numpy(y) - x).max() > 0)  # noqa: E731
+        assert changed(flip(x)) and changed(flip.layers[0](x)), k.__name__
+        assert not changed(flip(x, training=False))
+        inputs = k.Input((8, 8, 3))
+        model = k.Model(inputs, k.layers.RandomFlip("horizontal", seed=1)(inputs))
+        assert changed(model(x)) and not changed(model.predict(x, verbose=0))
+        model.compile(loss="mse")
+        assert model.evaluate(x, x, verbose=0) == 0.0
+        assert model.fit(x, x, epochs=1, verbose=0).history["loss"][0] > 0
+
+
+def test_super_train_step_trains_in_training_mode_as_keras():
+    """A train_step that calls super().train_step() trains as Keras' `self(x, training=True)`."""
+    losses = {}
+    for k in (keras, kestrel):
+        k = _fresh(k)
+
+        class Model(k.Model):
+            def train_step(self, data):
+                return super().train_step(data)
+
+        inputs = k.Input((4,))
+        dense = k.layers.Dense(4, kernel_initializer="ones")(inputs)
+        model = Model(inputs, k.layers.Dropout(0.999, seed=1)(dense))
+        model.compile(loss="mse", optimizer="sgd")
+        history = model.fit(np.ones((8, 4), "float32"), np.full((8, 4), 4.0, "float32"),
+                            batch_size=8, epochs=1, verbose=0)
+        losses[k.__name__] = history.history["loss"][0]
+    assert losses["kestrel"] == losses["keras"] == 16.0  # dropout drops (nearly) everything

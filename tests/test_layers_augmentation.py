@@ -109,7 +109,7 @@ def test_random_layers_shape_range_seed_inference(name, kwargs):
     again = cls(**kwargs)(x, training=True)
     torch.testing.assert_close(out, again)  # same seed, same draws
     if name != "AutoContrast":  # AutoContrast applies at inference too, as in Keras
-        torch.testing.assert_close(cls(**kwargs)(x), x)
+        torch.testing.assert_close(cls(**kwargs)(x, training=False), x)
     run_layer_test(cls, kwargs, input_shape=(2, 9, 12, 3), expected_output_shape=(2, 9, 12, 3),
                    expected_num_trainable_weights=0, run_training_check=False)
 
@@ -223,7 +223,7 @@ def test_model_saves_and_loads(tmp_path):
     path = str(tmp_path / "aug.keras")
     model.save(path)
     loaded = kestrel.saving.load_model(path)
-    torch.testing.assert_close(loaded(x), model(x))
+    torch.testing.assert_close(loaded(x, training=False), model(x, training=False))
     assert [type(layer).__name__ for layer in loaded.layers][-2:] == ["Equalization",
                                                                        "AutoContrast"]
 

@@ -17,7 +17,7 @@ from torch import nn
 from kestrel import config, mixed_precision
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import remat, stateless
-from kestrel.layers import naming, tracking
+from kestrel.layers import naming, tracking, training_mode
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import mask_of, set_mask
@@ -185,13 +185,17 @@ class Layer(nn.Module):
         elif "mask" in kwargs and not self._call_accepts_mask:
             del kwargs["mask"]
         switch = None
+        explicit = False
         if "training" in kwargs:
             training = kwargs["training"]
             if not self._call_accepts_training:
                 del kwargs["training"]
-            if training is not None and bool(training) != self.training:
-                switch = self.training
-                self.train(bool(training))
+            if training is not None:
+                explicit = True
+                training_mode.enter()
+                if bool(training) != self.training:
+                    switch = self.training
+                    self.train(bool(training))
         try:
             if self._autocast_dtype is not None and isinstance(first, torch.Tensor) \
                     and not torch.is_autocast_enabled(first.device.type):
@@ -205,6 +209,8 @@ class Layer(nn.Module):
         finally:
             if switch is not None:
                 self.train(switch)
+            if explicit:
+                training_mode.leave()
         if mask_aware:
             out_mask = self.compute_mask(first, previous_mask)
             if out_mask is not None:

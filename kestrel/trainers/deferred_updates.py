@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from kestrel.layers import training_mode
 from kestrel.layers.node import flatten, map_structure
 from kestrel.losses.losses import LossFunctionWrapper
 from kestrel.metrics.reduction_metrics import MeanMetricWrapper
@@ -81,7 +82,7 @@ class DeferredUpdates:
         if not self._additive:  # also the first batch, which builds the metrics
             self._steps.test(batch)
             return
-        with torch.no_grad():
+        with torch.no_grad(), training_mode.mode(model, False):
             y_pred = model(x)  # no compiled step here: `can_defer` excludes jit
             outputs = [y_pred] if type(y_pred) is torch.Tensor else flatten(y_pred)
             if any(getattr(t, "_keras_mask", None) is not None for t in outputs):

@@ -31,6 +31,7 @@ import warnings
 
 import torch
 
+from kestrel.layers import training_mode
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import flatten
 from kestrel.utils.data_utils import pack_x_y_sample_weight
@@ -73,8 +74,10 @@ class StepFunctions:
         if self.custom_train:
             logs = self.model.train_step(pack_x_y_sample_weight(x, y, sample_weight))
             _mark_built_by_sublayers(self.model)
-        elif not self._train_whole(x, y, sample_weight):
-            self._train_in_parts(x, y, sample_weight)
+        else:
+            with training_mode.mode(self.model, True):
+                if not self._train_whole(x, y, sample_weight):
+                    self._train_in_parts(x, y, sample_weight)
         self._apply_constraints()
         return logs
 
@@ -162,12 +165,12 @@ class StepFunctions:
     def builtin_test(self, batch) -> None:
         """The built-in test step: loss and metric updates, without gradients."""
         x, y, sample_weight = batch
-        with torch.no_grad():
+        with torch.no_grad(), training_mode.mode(self.model, False):
             self._run("test", self._test_forward_metrics, x, y, sample_weight)
 
     def predict(self, x):
         """The model's outputs for the batch `x`, without gradients."""
-        with torch.no_grad():
+        with torch.no_grad(), training_mode.mode(self.model, False):
             return self._run("predict", self._forward, x)
 
     # ------------------------------------------------------------------ traced bodies

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from kestrel.layers import training_mode
 from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
@@ -220,7 +221,8 @@ class Trainer(GeneratorMethods):
         `super()`); otherwise `fit` runs the same step on its fast paths.
         """
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        self._steps._train_in_parts(x, y, sample_weight, compile_forward=False)
+        with training_mode.mode(self, True):  # as Keras' `self(x, training=True)`
+            self._steps._train_in_parts(x, y, sample_weight, compile_forward=False)
         return self.get_metrics_result()
 
     def test_step(self, data):
@@ -232,7 +234,10 @@ class Trainer(GeneratorMethods):
     def predict_step(self, data):
         """The model's outputs for a batch (`x`, or a tuple whose first item is `x`)."""
         x, _, _ = unpack_x_y_sample_weight(data)
-        return self(x) if self._steps is None else self._steps.predict(x)
+        if self._steps is not None:
+            return self._steps.predict(x)
+        with training_mode.mode(self, False):
+            return self(x)
 
     def _predict_batch(self, batch):
         """`predict_step` on a batch `(x, y, sample_weight)`, without gradients."""
@@ -242,7 +247,7 @@ class Trainer(GeneratorMethods):
         x = batch[0]
         if self._steps is not None:
             return self._steps.predict(x)
-        with torch.no_grad():
+        with torch.no_grad(), training_mode.mode(self, False):
             return self(x)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from kestrel import config
-from kestrel.layers import shape_inference
+from kestrel.layers import shape_inference, training_mode
 from kestrel.layers.image_preprocessing.data import call_data
 from kestrel.layers.layer import Layer
 from kestrel.layers.regularization.seeding import check_seed, generator_for
@@ -99,7 +99,10 @@ class ImageLayer(Layer):
         return (images.unsqueeze(0) if single else images), single
 
     def _is_training(self, training) -> bool:
-        return self.training if training is None else bool(training)
+        """The argument, else the mode in force, else Keras' default for these layers: True."""
+        if training is not None:
+            return bool(training)
+        return self.training or not training_mode.active()
 
     def compute_output_shape(self, input_shape):
         return input_shape
