@@ -551,3 +551,30 @@ def test_keras2_random_image_transforms_match_keras(name, args):
     np.random.seed(1)
     got = getattr(kestrel_image, name)(x, *args)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mnist_swwae_where_mask_from_k_gradients_inside_a_lambda():
+    """mnist_swwae's `getwhere`: the gradient of the pooled sum with respect to the pooling
+    input (a channels-last layer output that the pooling may read through its base)."""
+    def getwhere(x):
+        y_prepool, y_postpool = x
+        return K.gradients(K.sum(y_postpool), y_prepool)
+
+    img_input = Input(shape=(4, 4, 1))
+    y_prepool = Activation("relu")(Conv2D(2, 3, padding="same")(img_input))
+    y = MaxPooling2D()(y_prepool)
+    wheres = kestrel.layers.Lambda(getwhere, output_shape=lambda x: x[0])([y_prepool, y])
+    y = kestrel.layers.Multiply()([UpSampling2D()(y), wheres])
+    model = Model(img_input, Conv2D(1, 3, padding="same")(y))
+    model.compile("adam", "mse")
+    x = np.random.default_rng(14).random((4, 4, 4, 1)).astype("float32")
+    losses = model.fit(x, x, epochs=3, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+    prepool = model.layers[2](model.layers[1](torch.from_numpy(x)))
+    (where,) = getwhere([prepool, model.layers[3](prepool)])
+    pooled = prepool.detach().numpy().reshape(4, 2, 2, 2, 2, 2)
+    is_max = pooled == pooled.max(axis=(2, 4), keepdims=True)
+    where = K.eval(where).reshape(pooled.shape)
+    np.testing.assert_array_equal(where.sum(axis=(2, 4)), 1.0)  # one switch per window
+    assert is_max[where == 1].all()

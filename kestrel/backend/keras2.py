@@ -17,6 +17,7 @@ from kestrel import random as krandom
 from kestrel.backend import keras2_nn
 from kestrel.backend.dtypes import standardize_dtype
 from kestrel.backend.scopes import name_scope  # noqa: F401 - K.name_scope
+from kestrel.layers.in_place import relayout
 from kestrel.layers.node import KerasTensor
 from kestrel.ops.dispatch import keras_op
 
@@ -337,14 +338,26 @@ def placeholder(shape=None, ndim=None, dtype=None, sparse=False, name=None):
                  name=name)
 
 
-def _gradient(loss, variable):
-    """d sum(loss) / d variable, itself differentiable (a zero tensor where unconnected)."""
+def _grad(loss, variable, create_graph: bool):
+    """d sum(loss) / d variable, or None where unconnected. A channels-last layer output is
+    a view that later layers may read through its base (see `kestrel.layers.in_place`): the
+    gradient is then taken at the base and viewed as `variable`."""
     if not loss.requires_grad:
         raise ValueError(
             "K.gradients: the loss does not depend on anything that requires a gradient (an "
-            "input fed to K.function, or a trainable variable). Received: loss with "
-            f"shape={tuple(loss.shape)}")
-    (grad,) = torch.autograd.grad(loss.sum(), [variable], create_graph=True, allow_unused=True)
+            "input fed to K.function, a trainable variable, or a layer output while "
+            f"training). Received: loss with shape={tuple(loss.shape)}")
+    base = getattr(variable, "_base", None)
+    layout = None if base is None or not base.requires_grad else relayout(variable, base)
+    target = variable if layout is None else base
+    (grad,) = torch.autograd.grad(loss.sum(), [target], create_graph=create_graph,
+                                  retain_graph=True, allow_unused=True)
+    return grad if grad is None or layout is None else layout[1](grad)
+
+
+def _gradient(loss, variable):
+    """The symbolic gradient's value: differentiable, a zero tensor where unconnected."""
+    grad = _grad(loss, variable, create_graph=True)
     return torch.zeros_like(variable) if grad is None else grad
 
 
@@ -363,8 +376,7 @@ def gradients(loss, variables):
     variables = list(variables) if isinstance(variables, (list, tuple)) else [variables]
     if isinstance(loss, KerasTensor):
         return [_symbolic_gradient(loss, v) for v in variables]
-    grads = torch.autograd.grad(loss, variables, allow_unused=True, retain_graph=True)
-    return list(grads)
+    return [_grad(loss, v, create_graph=False) for v in variables]
 
 
 # ------------------------------------------------------------------ Keras 2.0's image format
