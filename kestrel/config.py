@@ -75,7 +75,9 @@ _DTYPES = {
     "double": torch.float64, "int8": torch.int8, "uint8": torch.uint8,
     "int16": torch.int16, "int32": torch.int32, "int64": torch.int64,
     "bool": torch.bool, "complex64": torch.complex64,
+    "int": torch.int32,  # Keras' torch backend reads "int" (and Python's int) as int32
 }
+_PYTHON_TYPES = {int: "int", float: "float32", bool: "bool"}
 
 
 def to_torch_dtype(dtype) -> torch.dtype:
@@ -86,6 +88,8 @@ def to_torch_dtype(dtype) -> torch.dtype:
         return dtype
     if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
         dtype = dtype.get("config", {}).get("name", _FLOATX)
+    if isinstance(dtype, type) and dtype in _PYTHON_TYPES:
+        dtype = _PYTHON_TYPES[dtype]
     name = getattr(dtype, "name", None) or str(dtype)
     name = name.replace("mixed_", "")
     if name not in _DTYPES:

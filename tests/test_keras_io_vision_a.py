@@ -172,3 +172,51 @@ def test_super_train_step_trains_in_training_mode_as_keras():
                             batch_size=8, epochs=1, verbose=0)
         losses[k.__name__] = history.history["loss"][0]
     assert losses["kestrel"] == losses["keras"] == 16.0  # dropout drops (nearly) everything
+
+
+# ---------------------------------------------------------------- Swin Transformer
+def _window_attention(k, window=2, heads=2, dim=8):
+    """Swin's window attention: a relative position index kept in an int Variable
+    (`dtype="int"`), gathered from a bias table, and patches from `ops.image.extract_patches`."""
+    ops = k.ops
+
+    class WindowAttention(k.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.qkv = k.layers.Dense(dim * 3)
+            self.table = self.add_weight(shape=((2 * window - 1) ** 2, heads),
+                                         initializer="random_normal")
+            coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij"))
+            flat = coords.reshape(2, -1)
+            rel = (flat[:, :, None] - flat[:, None, :]).transpose([1, 2, 0]) + window - 1
+            index = rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1]
+            self.index = k.Variable(initializer=index, shape=index.shape, dtype="int",
+                                    trainable=False)
+
+        def call(self, x):
+            size = x.shape[1]
+            qkv = ops.transpose(ops.reshape(self.qkv(x), (-1, size, 3, heads, dim // heads)),
+                                (2, 0, 3, 1, 4))
+            attn = qkv[0] @ ops.transpose(qkv[1], (0, 1, 3, 2))
+            bias = ops.take(self.table, ops.reshape(self.index, (-1,)), axis=0)
+            attn = attn + ops.transpose(ops.reshape(bias, (size, size, -1)), (2, 0, 1))[None]
+            out = ops.transpose(k.activations.softmax(attn, axis=-1) @ qkv[2], (0, 2, 1, 3))
+            return ops.reshape(out, (-1, size, dim))
+
+    inputs = k.Input((4, 4, 2))
+    patches = ops.image.extract_patches(ops.roll(inputs, shift=[-1, -1], axis=[1, 2]), 2)
+    tokens = k.layers.Dense(dim)(ops.reshape(patches, (-1, 4, 8)))
+    return k.Model(inputs, WindowAttention()(tokens))
+
+
+def test_swin_window_attention_int_variable_matches_keras():
+    x = np.random.default_rng(0).random((3, 4, 4, 2)).astype("float32")
+    theirs, ours = _window_attention(_fresh(keras)), _window_attention(_fresh(kestrel))
+    attention = ours.layers[-1]
+    assert attention.index.dtype == torch.int32 and not attention.index.requires_grad
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+    for dtype in ("int", int, float, bool):
+        assert kestrel.ops.zeros((2,), dtype=dtype).dtype == keras.ops.zeros((2,), dtype=dtype).dtype
