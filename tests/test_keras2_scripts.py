@@ -578,3 +578,26 @@ def test_mnist_swwae_where_mask_from_k_gradients_inside_a_lambda():
     where = K.eval(where).reshape(pooled.shape)
     np.testing.assert_array_equal(where.sum(axis=(2, 4)), 1.0)  # one switch per window
     assert is_max[where == 1].all()
+
+
+def test_grad_cam_gradients_of_a_class_score_wrt_a_conv_output():
+    """Grad-CAM (Deep Learning with Python, Keras 2): `K.gradients(model.output[:, idx],
+    last_conv_layer.output)`, pooled, fetched with the conv output by one K.function."""
+    model = Sequential([Conv2D(4, 3, padding="same", activation="relu", input_shape=(6, 6, 3),
+                               name="block5_conv3"), MaxPooling2D(), Flatten(),
+                        Dense(3, activation="softmax")])
+    x = np.random.default_rng(15).random((1, 6, 6, 3)).astype("float32")
+    idx = int(np.argmax(model.predict(x, verbose=0)[0]))
+    last_conv_layer = model.get_layer("block5_conv3")
+    grads = K.gradients(model.output[:, idx], last_conv_layer.output)[0]
+    pooled_grads = K.mean(grads, axis=(0, 1, 2))
+    iterate = K.function([model.input], [pooled_grads, last_conv_layer.output[0]])
+    pooled_value, conv_value = iterate([x])
+
+    conv = last_conv_layer(torch.from_numpy(x))
+    conv.retain_grad()
+    head = model.layers[3](model.layers[2](model.layers[1](conv)))
+    head[:, idx].sum().backward()
+    np.testing.assert_allclose(pooled_value, conv.grad.mean(dim=(0, 1, 2)).numpy(), rtol=1e-5,
+                               atol=1e-8)
+    np.testing.assert_allclose(conv_value, conv[0].detach().numpy(), rtol=1e-6)
