@@ -103,3 +103,107 @@ def test_ddim_train_step_and_ema_network_match_keras():
     assert len(results["kestrel"]) == len(results["keras"])
     for a, b in zip(results["keras"], results["kestrel"]):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-5)
+
+
+def _ddpm_layers(k):
+    """ddpm's custom layers, which write no get_config: Keras configures them from the
+    arguments they were constructed with."""
+    layers, ops = k.layers, k.ops
+
+    class AttentionBlock(layers.Layer):
+        def __init__(self, units, groups=8, **kwargs):
+            self.units = units
+            self.groups = groups
+            super().__init__(**kwargs)
+            self.norm = layers.GroupNormalization(groups=groups)
+            self.query = layers.Dense(units)
+            self.key = layers.Dense(units)
+            self.value = layers.Dense(units)
+            self.proj = layers.Dense(units)
+
+        def call(self, inputs):
+            batch_size, height, width = (ops.shape(inputs)[i] for i in range(3))
+            inputs = self.norm(inputs)
+            q, key, v = self.query(inputs), self.key(inputs), self.value(inputs)
+            score = ops.einsum("bhwc, bHWc->bhwHW", q, key) * float(self.units) ** -0.5
+            score = ops.reshape(score, [batch_size, height, width, height * width])
+            score = ops.reshape(ops.softmax(score, -1), [batch_size, height, width, height, width])
+            return inputs + self.proj(ops.einsum("bhwHW,bHWc->bhwc", score, v))
+
+    class TimeEmbedding(layers.Layer):
+        def __init__(self, dim, **kwargs):
+            super().__init__(**kwargs)
+            self.dim = dim
+            half_dim = dim // 2
+            self.emb = ops.exp(ops.arange(half_dim, dtype="float32") * -(math.log(10000) / (half_dim - 1)))
+
+        def call(self, inputs):
+            emb = ops.cast(inputs, dtype="float32")[:, None] * self.emb[None, :]
+            return ops.concatenate([ops.sin(emb), ops.cos(emb)], axis=-1)
+
+    return AttentionBlock, TimeEmbedding
+
+
+def _ddpm_unet(k, objects):
+    AttentionBlock, TimeEmbedding = objects
+    image_input = k.layers.Input(shape=(4, 4, 4), name="image_input")
+    time_input = k.Input(shape=(), dtype="int64", name="time_input")
+    temb = k.layers.Dense(4)(k.activations.swish(TimeEmbedding(dim=8)(time_input)))
+    x = k.layers.Add()([image_input, temb[:, None, None, :]])
+    x = AttentionBlock(4, groups=2)(x)
+    return k.Model([image_input, time_input], x, name="unet")
+
+
+def test_ddpm_custom_layers_without_get_config_clone_and_save_as_keras(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 4, 4, 4)).astype("float32")
+    steps = np.array([3, 7], "int64")
+    models, outputs = {}, {}
+    for k in (keras, kestrel):
+        objects = _ddpm_layers(_fresh(k))
+        models[k] = _ddpm_unet(k, objects)
+        block = models[k].get_layer("attention_block")
+        assert block.get_config()["units"] == 4 and block.get_config()["groups"] == 2
+        models[k].custom = dict(zip(("AttentionBlock", "TimeEmbedding"), objects))
+    assert _layout(models[kestrel]) == _layout(models[keras])
+    assert models[kestrel].get_layer("attention_block").get_config() == \
+        models[keras].get_layer("attention_block").get_config()
+    _copy_weights(models[keras], models[kestrel])
+    for k, model in models.items():
+        clone = k.models.clone_model(model)
+        _copy_weights(model, clone)
+        path = str(tmp_path / f"unet_{k.__name__}.keras")
+        model.save(path)
+        loaded = k.models.load_model(path, custom_objects=model.custom)
+        assert loaded.get_layer("time_embedding").dim == 8
+        outputs[k] = [m([torch.tensor(images), torch.tensor(steps)]).detach().numpy()
+                      for m in (model, clone, loaded)]
+    for a, b in zip(outputs[keras], outputs[kestrel]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    # a file Keras wrote loads in Kestrel, and gives Keras' outputs
+    loaded = kestrel.models.load_model(str(tmp_path / "unet_keras.keras"),
+                                       custom_objects=models[kestrel].custom)
+    np.testing.assert_allclose(
+        loaded([torch.tensor(images), torch.tensor(steps)]).detach().numpy(), outputs[keras][0],
+        rtol=1e-5, atol=1e-5)
+
+
+def test_layer_without_get_config_and_unserializable_arguments_raises_as_keras():
+    for k in (keras, kestrel):
+        class WithFunction(k.layers.Layer):
+            def __init__(self, fn, **kwargs):
+                super().__init__(**kwargs)
+                self.fn = fn
+
+        class PositionalOnly(k.layers.Layer):
+            def __init__(self, units, /, **kwargs):
+                super().__init__(**kwargs)
+
+        class NoName(k.layers.Layer):
+            def __init__(self, units=3):
+                super().__init__()
+
+        for layer in (WithFunction(abs), PositionalOnly(2)):
+            with pytest.raises(NotImplementedError, match="get_config"):
+                layer.get_config()
+        assert sorted(NoName(5).get_config()) == ["dtype", "trainable", "units"]

@@ -16,7 +16,7 @@ from torch import nn
 
 from kestrel import config, mixed_precision
 from kestrel.backend.scopes import current_path, name_scope
-from kestrel.layers import remat, stateless
+from kestrel.layers import auto_config, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
 from kestrel.layers import shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
@@ -79,6 +79,12 @@ class Layer(nn.Module):
             owner.__dict__.get("_unmasked_in_unmasked_out", False)
         if "build" in cls.__dict__:
             cls.build = _marks_built(cls.__dict__["build"])
+
+    def __new__(cls, *args, **kwargs):
+        layer = super().__new__(cls)
+        if cls.get_config is Layer.get_config:  # a class without its own config: Keras' auto one
+            layer.__dict__["_auto_config"] = auto_config.capture(cls, args, kwargs)
+        return layer
 
     def __init__(self, *, activity_regularizer=None, trainable: bool = True, dtype=None,
                  autocast: bool = True, name: str | None = None, **kwargs):
@@ -710,9 +716,11 @@ class Layer(nn.Module):
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
-        """Constructor arguments as JSON-able data (`{**super().get_config(), ...}`)."""
+        """Constructor arguments as JSON-able data (`{**super().get_config(), ...}`); a class
+        that does not override it gets the arguments it was constructed with, as Keras."""
+        automatic = type(self).get_config is Layer.get_config
         return {
-            "name": self.name,
+            **(auto_config.config_of(self) if automatic else {"name": self.name}),
             "trainable": self.trainable,
             "dtype": {"module": "keras", "class_name": "DTypePolicy",
                       "config": {"name": self._dtype_policy}, "registered_name": None},

@@ -5,9 +5,12 @@ from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers.node import KerasTensor, flatten, map_structure
 from kestrel.models.functional import Functional
 from kestrel.models.sequential import Sequential
+from kestrel.ops.operation import FunctionOp
 
 
 def _default_clone(layer):
+    if isinstance(layer, FunctionOp):  # an op node's config names Keras' op class instead
+        return FunctionOp(layer.function, bound=layer.bound, name=layer.name)
     return layer.__class__.from_config(layer.get_config())
 
 
