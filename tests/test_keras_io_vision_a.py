@@ -220,3 +220,38 @@ def test_swin_window_attention_int_variable_matches_keras():
                                rtol=1e-5, atol=1e-5)
     for dtype in ("int", int, float, bool):
         assert kestrel.ops.zeros((2,), dtype=dtype).dtype == keras.ops.zeros((2,), dtype=dtype).dtype
+
+
+# ---------------------------------------------------------------- Zero-DCE
+def _spatial_consistency_loss(k):
+    ops = k.ops
+
+    class SpatialConsistencyLoss(k.losses.Loss):
+        def __init__(self, **kwargs):
+            super().__init__(reduction="none")
+            self.left = ops.array([[[[0, 0, 0]], [[-1, 1, 0]], [[0, 0, 0]]]], dtype="float32")
+            self.down = ops.array([[[[0, 0, 0]], [[0, 1, 0]], [[0, -1, 0]]]], dtype="float32")
+
+        def call(self, y_true, y_pred):
+            pools = [ops.average_pool(ops.mean(y, 3, keepdims=True), 4, 4, padding="valid")
+                     for y in (y_true, y_pred)]
+            return sum(ops.square(ops.conv(pools[0], kernel, 1, padding="same")
+                                  - ops.conv(pools[1], kernel, 1, padding="same"))
+                       for kernel in (self.left, self.down))
+
+    return SpatialConsistencyLoss
+
+
+def test_zero_dce_custom_loss_names_and_values_match_keras():
+    """A Loss subclass without a name gets a unique snake-case name, as Keras' auto names."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 16, 16, 3)).astype("float32"), rng.random((2, 16, 16, 3)).astype("float32")
+    results = {}
+    for k in (keras, kestrel):
+        cls = _spatial_consistency_loss(_fresh(k))
+        first, second = cls(), cls(reduction="none")
+        results[k.__name__] = ([first.name, second.name, cls(name="x").name], second.get_config(),
+                               k.ops.convert_to_numpy(first(a, b)))
+    assert results["kestrel"][:2] == results["keras"][:2]
+    assert results["kestrel"][0][1:] == ["spatial_consistency_loss_1", "spatial_consistency_loss_2"]
+    np.testing.assert_allclose(results["kestrel"][2], results["keras"][2], rtol=1e-5, atol=1e-6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import config
-from kestrel.layers.naming import to_snake_case
+from kestrel.layers.naming import to_snake_case, unique_name
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
@@ -124,7 +124,7 @@ class Loss:
     """Base class of losses: subclasses implement `call(y_true, y_pred)` per sample.
 
     Args:
-        name: Name of the loss; defaults to the class name in snake case.
+        name: Name of the loss; defaults to the class name in snake case, made unique.
         reduction: `"sum_over_batch_size"` (default), `"sum"`, `"mean"`,
             `"mean_with_sample_weight"`, `"none"` or None.
         dtype: Dtype the inputs are cast to before `call`; defaults to `floatx()`.
@@ -139,7 +139,7 @@ class Loss:
     """
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
-        self.name = name or to_snake_case(type(self).__name__)
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
         self.reduction = standardize_reduction(reduction)
         self._torch_dtype = config.to_torch_dtype(dtype)
 
