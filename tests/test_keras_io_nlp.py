@@ -226,3 +226,39 @@ def test_constant_initializer_of_an_array_saves_and_loads_as_keras(tmp_path):
                                    _numpy(models[src].predict(tokens, verbose=0)), atol=1e-6)
         value = loaded.layers[1].embeddings_initializer.value
         assert isinstance(value, np.ndarray) and value.dtype == np.float64
+
+
+def _json(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def test_bidirectional_lstm_config_carries_the_inner_layers_build_as_keras():
+    """bidirectional_lstm_imdb: a built layer serialized inside another (Bidirectional's
+    forward and backward LSTMs, TimeDistributed's Dense) carries its build_config."""
+    tokens = np.random.default_rng(0).integers(1, 50, (4, 7)).astype("int32")
+    configs, outputs, source = {}, {}, None
+    for k in (keras, kestrel):
+        _fresh(k)
+        inputs = k.Input(shape=(None,), dtype="int32")
+        x = k.layers.Embedding(50, 8)(inputs)
+        x = k.layers.Bidirectional(k.layers.LSTM(6, return_sequences=True))(x)
+        x = k.layers.TimeDistributed(k.layers.Dense(3))(x)
+        x = k.layers.Bidirectional(k.layers.LSTM(6))(x)
+        model = k.Model(inputs, k.layers.Dense(1, activation="sigmoid")(x))
+        if source is None:
+            source = model
+        else:
+            assert _layout(model) == _layout(source)
+            _copy_weights(source, model)
+        configs[k.__name__] = _json([l.get_config() for l in model.layers[2:5]])
+        outputs[k.__name__] = _numpy(model.predict(tokens, verbose=0))
+        dense = k.saving.serialize_keras_object(model.layers[-1])
+        assert dense["build_config"] == {"input_shape": [None, 12]} or \
+            _json(dense["build_config"]) == {"input_shape": [None, 12]}
+        rebuilt = k.saving.deserialize_keras_object(_json(dense))
+        assert rebuilt.built and len(rebuilt.weights) == 2
+    assert configs["kestrel"] == configs["keras"]
+    assert configs["kestrel"][0]["layer"]["build_config"] == {"input_shape": [None, None, 8]}
+    np.testing.assert_allclose(outputs["kestrel"], outputs["keras"], atol=1e-5)

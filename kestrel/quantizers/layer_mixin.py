@@ -145,8 +145,8 @@ class Quantizable:
             if isinstance(policy, QuantizedFloat8DTypePolicy):
                 policy.amax_history_length = self._amax_history_length
             config["dtype"] = serialize(policy)
-        if self._quantization_config is not None:
-            config["quantization_config"] = quantizers.serialize(self._quantization_config)
+        config["quantization_config"] = None if self._quantization_config is None else \
+            quantizers.serialize(self._quantization_config)  # None written too, as Keras
         return config
 
 

@@ -61,12 +61,18 @@ def serialize_keras_object(obj, category: str | None = None):
         module = KERAS_MODULES.get(category, cls.__module__)
     else:  # a user's unregistered class: its module and name, as Keras writes them
         module, registered = cls.__module__, cls.__name__
-    return {
+    entry = {
         "module": module,
         "class_name": cls.__dict__.get("_keras_class_name", cls.__name__),
         "config": obj.get_config(),
         "registered_name": registered,
     }
+    # a built layer carries its build shapes, as Keras writes it (models: their own writers)
+    if hasattr(obj, "get_build_config") and not hasattr(obj, "get_compile_config"):
+        build = obj.get_build_config()
+        if build is not None:
+            entry["build_config"] = build
+    return entry
 
 
 def _serialize_array(obj):
@@ -124,8 +130,12 @@ def deserialize_keras_object(config, category: str, custom_objects: dict | None 
     if not hasattr(cls, "from_config"):
         return cls
     if "custom_objects" in inspect.signature(cls.from_config).parameters:
-        return cls.from_config(inner, custom_objects=custom_objects)
-    return cls.from_config(inner)
+        obj = cls.from_config(inner, custom_objects=custom_objects)
+    else:
+        obj = cls.from_config(inner)
+    if config.get("build_config") and not getattr(obj, "built", True):
+        obj.build_from_config(config["build_config"])
+    return obj
 
 
 _SINGULAR = {"losses": "loss", "activations": "activation", "initializers": "initializer",

@@ -42,6 +42,7 @@ class Dense(Quantizable, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
+        kwargs.pop("quantization_config", None)  # Keras writes None: the dtype policy rules
         mode = self._pop_quantized_dtype(kwargs, "dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode)
@@ -99,7 +100,8 @@ class Dense(Quantizable, Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            **({} if self.activity_regularizer is None else  # only when set, as Keras 3.15
+               {"activity_regularizer": regularizers.serialize(self.activity_regularizer)}),
         }

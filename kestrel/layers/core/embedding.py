@@ -45,6 +45,7 @@ class Embedding(Quantizable, Layer):
                 and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = tuple(input_length) if isinstance(
                 input_length, (list, tuple)) else (input_length,)
+        kwargs.pop("quantization_config", None)  # Keras writes None: the dtype policy rules
         mode = self._pop_quantized_dtype(kwargs, "embedding")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode)

@@ -75,5 +75,4 @@ class ReversibleEmbedding(Embedding):
 
     def get_config(self):
         return {**super().get_config(), "tie_weights": self.tie_weights,
-                "reverse_dtype": self.reverse_dtype, "logit_soft_cap": self.logit_soft_cap,
-                "quantization_config": None}
+                "reverse_dtype": self.reverse_dtype, "logit_soft_cap": self.logit_soft_cap}
