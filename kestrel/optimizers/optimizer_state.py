@@ -152,8 +152,8 @@ class OptimizerState:
         if self._has_lr_variable():
             head.append(torch.tensor(self._learning_rate, dtype=torch.float32))
         tensors = head + [tensor for _, _, tensor in self.slot_variables()]
-        return [tensor if isinstance(tensor, Variable) else
-                wrap(tensor, trainable=False, name=name, path=f"{self.name}/{name}")
+        return [wrap(tensor, trainable=False, name=name, path=f"{self.name}/{name}")
+                if type(tensor) is torch.Tensor else tensor  # Variables, sharded DTensors
                 for name, tensor in zip(self.variable_names(), tensors)]
 
     def variable_names(self) -> list[str]:
