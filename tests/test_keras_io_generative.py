@@ -207,3 +207,26 @@ def test_layer_without_get_config_and_unserializable_arguments_raises_as_keras()
             with pytest.raises(NotImplementedError, match="get_config"):
                 layer.get_config()
         assert sorted(NoName(5).get_config()) == ["dtype", "trainable", "units"]
+
+
+def test_cyclegan_reflection_padding_sets_attributes_before_super_init():
+    """cyclegan's ReflectionPadding2D assigns a tuple before `super().__init__()`."""
+    x = np.random.default_rng(0).normal(size=(1, 5, 6, 2)).astype("float32")
+    results = {}
+    for k in (keras, kestrel):
+        class ReflectionPadding2D(k.layers.Layer):
+            def __init__(self, padding=(1, 1), **kwargs):
+                self.padding = tuple(padding)
+                super().__init__(**kwargs)
+
+            def call(self, input_tensor, mask=None):
+                pw, ph = self.padding
+                pads = k.ops.convert_to_tensor([[0, 0], [ph, ph], [pw, pw], [0, 0]])
+                return k.ops.pad(input_tensor, pads, mode="reflect")
+
+        layer = ReflectionPadding2D(padding=(3, 2))
+        inputs = k.Input((5, 6, 2))
+        model = k.Model(inputs, layer(inputs))
+        results[k.__name__] = (model(x).numpy(), model.output.shape, layer.get_config()["padding"])
+    np.testing.assert_array_equal(results["kestrel"][0], results["keras"][0])
+    assert results["kestrel"][1:] == results["keras"][1:] == ((None, 9, 12, 2), (3, 2))

@@ -160,7 +160,9 @@ def _modules_in(value, prefix: str):
 def sync(layer, name: str, value) -> None:
     """Register the modules nested in `layer.<name>` as `<name>.<key>` sublayers: those already
     registered keep their place, new ones come last, ones no longer held are dropped."""
-    modules = layer.__dict__["_modules"]
+    modules = layer.__dict__.get("_modules")
+    if modules is None:  # set before `super().__init__()`, as Keras allows: nothing to register
+        return
     prefix = name + "."
     if not any(k.startswith(prefix) for k in modules) and not _holds_module(value):
         return
