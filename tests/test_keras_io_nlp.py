@@ -262,3 +262,63 @@ def test_bidirectional_lstm_config_carries_the_inner_layers_build_as_keras():
     assert configs["kestrel"] == configs["keras"]
     assert configs["kestrel"][0]["layer"]["build_config"] == {"input_shape": [None, None, 8]}
     np.testing.assert_allclose(outputs["kestrel"], outputs["keras"], atol=1e-5)
+
+
+def _mini_gpt(k, maxlen=6, vocab_size=20, embed_dim=8):
+    """text_generation_with_miniature_gpt: a causal transformer with two outputs."""
+    layers, ops = k.layers, k.ops
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.att = layers.MultiHeadAttention(2, embed_dim)
+            self.layernorm = layers.LayerNormalization(epsilon=1e-6)
+            self.dropout = layers.Dropout(0.1)
+
+        def call(self, inputs):
+            n = ops.shape(inputs)[1]
+            mask = ops.cast(ops.arange(n)[:, None] >= ops.arange(n), "bool")
+            mask = ops.tile(ops.reshape(mask, [1, n, n]),
+                            ops.concatenate([ops.expand_dims(ops.shape(inputs)[0], -1),
+                                             ops.convert_to_tensor([1, 1])], 0))
+            attention = self.dropout(self.att(inputs, inputs, attention_mask=mask))
+            return self.layernorm(inputs + attention)
+
+    inputs = layers.Input(shape=(maxlen,), dtype="int32")
+    x = layers.Embedding(vocab_size, embed_dim)(inputs)
+    x = TransformerBlock()(x)
+    model = k.Model(inputs=inputs, outputs=[layers.Dense(vocab_size)(x), x])
+    model.compile("adam", loss=[k.losses.SparseCategoricalCrossentropy(from_logits=True), None])
+    return model
+
+
+def test_mini_gpt_with_a_lossless_output_logs_and_summarizes_as_keras(monkeypatch):
+    """loss=[fn, None]: only `loss` is logged; outputs taken along one chain keep the
+    sequential-style summary; the sampling callback's top_k/softmax/categorical agree."""
+    monkeypatch.setenv("COLUMNS", "200")
+    data = np.random.default_rng(0).integers(1, 20, (8, 7)).astype("int32")
+    results, weights = {}, None
+    for k in (keras, kestrel):
+        model = _mini_gpt(_fresh(k))
+        if weights is None:  # taken before Keras' model trains
+            weights = [layer.get_weights() for layer in model.layers]
+        else:
+            for layer, values in zip(model.layers, weights):
+                layer.set_weights(values)
+        lines = []
+        model.summary(print_fn=lambda line, **_: lines.append(line))
+        logits, _ = model.predict(data[:1, :-1], verbose=0)
+        values, indices = k.ops.top_k(logits[0][2], k=4, sorted=True)
+        preds = _numpy(k.activations.softmax(k.ops.expand_dims(values, 0))[0])
+        sample = k.random.categorical(k.ops.expand_dims(k.ops.log(preds), 0), 3, seed=1)
+        history = model.fit(data[:, :-1], data[:, 1:], batch_size=4, epochs=1, verbose=0)
+        results[k.__name__] = ("\n".join(lines).splitlines(), _numpy(indices).tolist(), preds,
+                               (tuple(sample.shape), str(sample.dtype).split(".")[-1]),
+                               sorted(history.history))
+    keras_result, kestrel_result = results["keras"], results["kestrel"]
+    assert "Connected to" not in "\n".join(kestrel_result[0])
+    assert kestrel_result[0] == keras_result[0]
+    assert kestrel_result[1] == keras_result[1]
+    np.testing.assert_allclose(kestrel_result[2], keras_result[2], atol=1e-5)
+    assert kestrel_result[3] == keras_result[3] == ((1, 3), "int32")
+    assert kestrel_result[4] == keras_result[4] == ["loss"]

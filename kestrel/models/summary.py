@@ -54,10 +54,14 @@ def _is_sequential_like(model) -> bool:
     nodes = getattr(model, "_nodes", None)
     if nodes is None:
         return True
-    if len(model.inputs) > 1 or len(model.outputs) > 1:
+    if len(model.inputs) > 1:
         return False
     layers = [n.layer for n in nodes]
+    # one chain, as Keras judges by depth: outputs may be taken along it, but two ends (two
+    # nodes nothing in the model reads) would share depth 0
+    read = {id(parent) for n in nodes for parent in n.parent_nodes}
     return all(len(n.input_tensors) <= 1 for n in nodes) and \
+        sum(id(n) not in read for n in nodes) == 1 and \
         all(sum(l is other for other in layers) == 1 for l in layers)
 
 

@@ -48,9 +48,11 @@ class CompileLoss:
         weights = per_output(loss_weights, output_names, "loss_weights") \
             if loss_weights is not None else [None] * len(output_names)
         self.weights = [1.0 if w is None else float(w) for w in weights]
-        self.multi = len(output_names) > 1
-        self.trackers = [metrics_module.Mean(name=f"{name}_loss") for name in output_names] \
-            if self.multi else []
+        # as Keras, a Mean per output loss only when more than one output has a loss
+        given = [i for i, l in enumerate(self.losses) if l is not None]
+        self._tracked = {i: metrics_module.Mean(name=f"{output_names[i]}_loss")
+                         for i in given} if len(given) > 1 else {}
+        self.trackers = list(self._tracked.values())
 
     def __call__(self, y_true: list, y_pred: list, sample_weight: list):
         total = None
@@ -58,9 +60,10 @@ class CompileLoss:
             if loss is None or y_true[index] is None:
                 continue
             value = loss(y_true[index], y_pred[index], sample_weight[index])
-            if self.multi:  # weighted by batch size, so a ragged last batch counts as Keras
+            tracker = self._tracked.get(index)
+            if tracker is not None:  # weighted by batch size: a ragged last batch counts as Keras
                 pred = y_pred[index]
-                self.trackers[index].update_state(
+                tracker.update_state(
                     value.detach(), sample_weight=pred.shape[0] if pred.dim() else 1)
             weighted = value * self.weights[index] if self.weights[index] != 1.0 else value
             total = weighted if total is None else total + weighted
