@@ -65,6 +65,7 @@ class Layer(nn.Module):
     """
 
     _call_accepts_training = False
+    _fills_training = False  # a `call` from outside Kestrel that takes `training` (see __call__)
     _call_accepts_mask = False
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
 
@@ -72,6 +73,10 @@ class Layer(nn.Module):
         super().__init_subclass__(**kwargs)
         params = inspect.signature(cls.call).parameters
         cls._call_accepts_training = "training" in params
+        # Kestrel's own layers read an unset `training` from their module flag; a user's
+        # `call` gets the mode in force as its argument, as Keras passes an outer call's
+        cls._fills_training = cls._call_accepts_training and \
+            not cls.call.__module__.startswith("kestrel.")
         cls._call_accepts_mask = "mask" in params
         # declared (or not) by the class that defines the compute_mask in use
         owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)
@@ -162,6 +167,8 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         first = args[0] if args else None
+        if self._fills_training and kwargs.get("training") is None and training_mode.active():
+            kwargs["training"] = self.training
         if len(args) == 1 and not kwargs and type(first) in _PLAIN_KINDS and self._plain(first):
             return self._call_plain(self._unmasked(super().__call__), first)
         if not isinstance(first, torch.Tensor) and not _tensor_list(first):
@@ -241,7 +248,7 @@ class Layer(nn.Module):
         the position of an input tensor the model hands over (nothing else holds it), which
         `_in_place` may overwrite with the result."""
         if type(x) in _PLAIN_KINDS and self._plain(x) and not (
-                self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
+                self._fills_training or self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
                 or self._backward_pre_hooks or _any_global_hook()
                 or torch._C._get_tracing_state()):
             if donated is not None:
@@ -633,7 +640,9 @@ class Layer(nn.Module):
 
     @property
     def output(self):
-        return self._single_node("output").outputs
+        """The output of the layer's only call: a tensor, or the list of its output tensors."""
+        tensors = self._single_node("output").output_tensors
+        return tensors[0] if len(tensors) == 1 else list(tensors)
 
     @property
     def input_shape(self):
