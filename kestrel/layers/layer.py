@@ -248,8 +248,8 @@ class Layer(nn.Module):
         the position of an input tensor the model hands over (nothing else holds it), which
         `_in_place` may overwrite with the result."""
         if type(x) in _PLAIN_KINDS and self._plain(x) and not (
-                self._fills_training or self._forward_hooks or self._forward_pre_hooks or self._backward_hooks
-                or self._backward_pre_hooks or _any_global_hook()
+                self._fills_training or self._forward_hooks or self._forward_pre_hooks
+                or self._backward_hooks or self._backward_pre_hooks or _any_global_hook()
                 or torch._C._get_tracing_state()):
             if donated is not None:
                 return self._call_plain(functools.partial(self._in_place, position=donated), x)
