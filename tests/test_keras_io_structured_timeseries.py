@@ -130,3 +130,46 @@ def test_read_only_arrays_convert_without_a_torch_warning(recwarn):
     kestrel.utils.FeatureSpace({"a": "float_normalized"}).adapt({"a": column})
     list(kestrel.utils.timeseries_dataset_from_array(column, None, 3))
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def _recorded_structure_warnings(call):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught if "structure of `inputs`" in str(w.message)]
+
+
+def test_inputs_nested_unlike_the_model_warn_as_keras():
+    """eeg_signal_classification predicts on `[array]` for its one-input model: Keras warns
+    (and still runs); lists and tuples of the right length do not warn."""
+    x = np.ones((4, 3), "float32")
+    seen = []
+    for lib in (kestrel, keras):
+        a, b = lib.Input((3,), name="a"), lib.Input((3,), name="b")
+        single = lib.Model(a, lib.layers.Dense(2)(a))
+        pair = lib.Model([a, b], lib.layers.Add()([a, b]))
+        seen.append([
+            _recorded_structure_warnings(lambda: single.predict([x], verbose=0)),
+            _recorded_structure_warnings(lambda: single.predict(x, verbose=0)),
+            _recorded_structure_warnings(lambda: pair((x, x))),
+            len(_recorded_structure_warnings(lambda: pair([[x, x]]))),
+        ])
+    assert seen[0] == seen[1]
+    assert seen[0][0] == ["The structure of `inputs` doesn't match the expected structure.\n"
+                          "Expected: a\nReceived: inputs=['Tensor(shape=torch.Size([4, 3]))']"]
+    assert seen[0][3] == 1
+
+
+def test_none_for_an_input_is_a_clear_error():
+    messages = []
+    for lib in (kestrel, keras):
+        a = lib.Input((3,), name="a")
+        model = lib.Model(a, lib.layers.Dense(2)(a))
+        try:
+            model(None)
+        except ValueError as error:
+            messages.append(str(error))
+    assert len(messages) == 2 and messages[0] == messages[1]
+    assert "The input 'a' is not optional, but None was passed" in messages[0]

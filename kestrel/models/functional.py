@@ -1,8 +1,11 @@
 """Functional models: a graph of layer calls between symbolic inputs and outputs."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
+from kestrel import tree
 from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
@@ -41,8 +44,10 @@ class Functional(Model):
         self._check_symbolic(inputs, outputs)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
-        # as Keras: `outputs=[y]` makes a model that returns `y` itself
-        self._single_in_list = type(outputs) in (list, tuple) and len(outputs) == 1
+        # as Keras: `outputs=[y]` makes a model that returns `y` itself (`[(a, b)]`: `(a, b)`)
+        single = type(outputs) in (list, tuple) and len(outputs) == 1
+        self._returned_struct = outputs[0] if single else outputs
+        self._single_in_list = single and isinstance(outputs[0], KerasTensor)
         self.inputs = flatten(inputs)
         self.outputs = flatten(outputs)
         self._nodes = _collect_nodes(self.inputs, self.outputs + self._loss_tensors, self.name)
@@ -173,7 +178,7 @@ class Functional(Model):
         if self._single_in_list:
             return values[self._output_slots[0]]
         results = iter([values[i] for i in self._output_slots])
-        return map_structure(lambda _: next(results), self._outputs_struct)
+        return map_structure(lambda _: next(results), self._returned_struct)
 
     @property
     def _loss_tensors(self) -> list[KerasTensor]:
@@ -242,7 +247,26 @@ class Functional(Model):
             raise ValueError(
                 f"Model '{self.name}' expects {len(self.inputs)} input(s), but it received "
                 f"{len(flat)} input tensors.")
+        if isinstance(inputs, (list, tuple)):
+            self._warn_if_nested_differently(inputs)
+        for tensor, value in zip(self.inputs, flat):
+            if value is None:
+                raise ValueError(f"The input '{tensor.name}' is not optional, but None was "
+                                 "passed. Please provide a valid tensor.")
         return flat
+
+    def _warn_if_nested_differently(self, inputs) -> None:
+        """Keras' warning for inputs nested unlike the model's (`[x]` for a one-input model);
+        lists and tuples count as the same."""
+        try:
+            tree.assert_same_structure(tree.lists_to_tuples(inputs),
+                                       tree.lists_to_tuples(self._inputs_struct))
+        except (ValueError, TypeError):
+            expected = map_structure(lambda t: t.name, self._inputs_struct)
+            received = map_structure(
+                lambda t: "None" if t is None else f"Tensor(shape={t.shape})", inputs)
+            warnings.warn("The structure of `inputs` doesn't match the expected structure.\n"
+                          f"Expected: {expected}\nReceived: inputs={received}", stacklevel=2)
 
     def compute_output_spec(self, *args, **kwargs):
         return self._infer_output_spec(args, kwargs)
