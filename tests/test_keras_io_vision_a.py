@@ -255,3 +255,27 @@ def test_zero_dce_custom_loss_names_and_values_match_keras():
     assert results["kestrel"][:2] == results["keras"][:2]
     assert results["kestrel"][0][1:] == ["spatial_consistency_loss_1", "spatial_consistency_loss_2"]
     np.testing.assert_allclose(results["kestrel"][2], results["keras"][2], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- involution
+def test_multi_output_layer_output_is_a_list_and_feeds_a_model_as_keras():
+    """Involution returns (output, kernel); the example builds a model from
+    `[model.get_layer(name).output]`, which returns both tensors."""
+    x = np.ones((2, 3), "float32")
+    results = {}
+    for k in (keras, kestrel):
+        k = _fresh(k)
+
+        class Two(k.layers.Layer):
+            def call(self, inputs):
+                return inputs * 2, inputs + 2
+
+        inputs = k.Input((3,))
+        a, b = Two(name="two")(inputs)
+        model = k.Model(inputs, k.layers.Add()([a, b]))
+        output = model.get_layer("two").output
+        vis = k.Model(model.input, [output])
+        results[k.__name__] = (type(output).__name__, len(output), len(vis.outputs),
+                               [np.asarray(t).tolist() for t in vis.predict(x, verbose=0)])
+    assert results["kestrel"] == results["keras"]
+    assert results["kestrel"][:3] == ("list", 2, 2)
