@@ -173,3 +173,20 @@ def test_none_for_an_input_is_a_clear_error():
             messages.append(str(error))
     assert len(messages) == 2 and messages[0] == messages[1]
     assert "The input 'a' is not optional, but None was passed" in messages[0]
+
+
+def test_loading_a_model_with_sequential_blocks_numbers_later_models_as_keras(tmp_path):
+    """tabtransformer saves a model holding Sequential MLP blocks, loads it, then builds the
+    next model: its automatic name is the same as in Keras (which rebuilds each loaded
+    Sequential after every added layer, taking a `functional` name each time)."""
+    names = []
+    for lib in (kestrel, keras):
+        _fresh(lib)
+        inputs = lib.Input((3,))
+        block = lib.Sequential([lib.layers.LayerNormalization(), lib.layers.Dense(3),
+                                lib.layers.Dropout(0.2)], name="feedforward_0")
+        model = lib.Model(inputs, block(inputs))
+        model.save(tmp_path / f"{lib.__name__}.keras")
+        lib.models.load_model(tmp_path / f"{lib.__name__}.keras")
+        names.append(lib.Model(inputs, inputs).name)
+    assert names[0] == names[1] == "functional_5"

@@ -172,13 +172,19 @@ class Sequential(Model):
         if isinstance(config, list):  # very old Keras: the config is the layer list itself
             config = {"layers": config}
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        rebuilds = 0
         for entry in config["layers"]:
             layer = deserialize_layer(entry, custom_objects)
             if not isinstance(layer, InputLayer) and model._input_layer is None \
                     and layer._batch_input_shape is None:
                 layer.build_from_config(entry.get("build_config"))
             model.add(layer, rebuild=False)
+            if model._stack and (model._input_layer is not None
+                                 or model._stack[0]._batch_input_shape is not None):
+                rebuilds += 1
         model._maybe_rebuild()
+        for _ in range(rebuilds - 1):  # Keras rebuilds after each add, taking a name each time
+            unique_name("functional")
         return model
 
 
