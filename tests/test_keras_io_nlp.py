@@ -322,3 +322,43 @@ def test_mini_gpt_with_a_lossless_output_logs_and_summarizes_as_keras(monkeypatc
     np.testing.assert_allclose(kestrel_result[2], keras_result[2], atol=1e-5)
     assert kestrel_result[3] == keras_result[3] == ((1, 3), "int32")
     assert kestrel_result[4] == keras_result[4] == ["loss"]
+
+
+def _bert_embeddings(k, max_len=6, vocab=20, dim=4):
+    """end_to_end_mlm_with_bert: fixed sinusoidal position embeddings computed once (a
+    constant tensor) and added to the word embeddings inside the graph."""
+    inputs = k.layers.Input((max_len,), dtype="int64")
+    words = k.layers.Embedding(vocab, dim, name="word_embedding")(inputs)
+    table = np.random.default_rng(0).normal(size=(max_len, dim))
+    with torch.no_grad():  # computed once, as the example's eager call on `range`
+        positions = k.layers.Embedding(max_len, dim, name="position_embedding",
+                                       embeddings_initializer=k.initializers.Constant(table))(
+            k.ops.arange(start=0, stop=max_len, step=1))
+    outputs = k.layers.Dense(vocab, name="mlm_cls", activation="softmax")(words + positions)
+    return k.Model(inputs, outputs, name="masked_bert_model")
+
+
+def test_constant_tensor_argument_in_a_graph_saves_and_loads_as_keras(tmp_path):
+    """The Add node's constant argument is written as Keras' `__tensor__`; each library
+    loads the other's file with the same predictions."""
+    tokens = np.random.default_rng(1).integers(1, 20, (3, 6)).astype("int64")
+    weights, models = None, {}
+    for k in (keras, kestrel):
+        model = _bert_embeddings(_fresh(k))
+        if weights is None:
+            weights = [layer.get_weights() for layer in model.layers]
+        else:
+            for layer, values in zip(model.layers, weights):
+                layer.set_weights(values)
+        model.save(tmp_path / f"{k.__name__}.keras")
+        add = [l for l in model.get_config()["layers"] if l["class_name"] == "Add"][0]
+        constant = add["inbound_nodes"][0]["args"][1]
+        assert constant["class_name"] == "__tensor__" and constant["config"]["dtype"] == "float32"
+        models[k.__name__] = model
+    expected = _numpy(models["keras"].predict(tokens, verbose=0))
+    np.testing.assert_allclose(_numpy(models["kestrel"].predict(tokens, verbose=0)), expected,
+                               atol=1e-6)
+    for src, dst in (("keras", kestrel), ("kestrel", keras)):
+        loaded = dst.models.load_model(tmp_path / f"{src}.keras")
+        np.testing.assert_allclose(_numpy(loaded.predict(tokens, verbose=0)), expected,
+                                   atol=1e-6)

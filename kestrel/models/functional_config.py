@@ -1,9 +1,12 @@
 """Functional graphs to and from config: Keras 3 (`args`/`kwargs` nodes) and Keras 2 (lists)."""
 from __future__ import annotations
 
+import numpy as np
+import torch
+
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.node import KerasTensor, flatten, map_structure
-from kestrel.registry.serialization import serialize_keras_object
+from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
 
 def functional_config(model) -> dict:
@@ -26,6 +29,8 @@ def functional_config(model) -> dict:
             return {"class_name": "__keras_tensor__",
                     "config": {"shape": list(value.shape), "dtype": value.dtype,
                                "keras_history": history(value)}}
+        if isinstance(value, (torch.Tensor, np.ndarray)):  # a constant argument: __tensor__
+            return serialize_keras_object(value)
         if isinstance(value, slice):
             return {"class_name": "__slice__", "config": {
                 "start": value.start, "stop": value.stop, "step": value.step}}
@@ -47,12 +52,18 @@ def functional_config(model) -> dict:
             if id(node) in node_keys and node.input_tensors]
         layers.append(entry)
 
+    def io_history(tensor: KerasTensor):
+        ref = history(tensor)
+        if hasattr(tensor._keras_history[0], "_init_graph"):
+            ref[1] += 1  # Keras counts a nested functional model's own construction node here
+        return ref
+
     def io(struct):
         if isinstance(struct, dict):
-            return {k: history(v) for k, v in struct.items()}
+            return {k: io_history(v) for k, v in struct.items()}
         if isinstance(struct, KerasTensor):
-            return [history(struct)]
-        return [history(t) for t in struct]
+            return [io_history(struct)]
+        return [io_history(t) for t in struct]
 
     config = {"name": model.name, "trainable": model.trainable, "layers": layers,
               "input_layers": io(model._inputs_struct), "output_layers": io(model._outputs_struct)}
@@ -91,12 +102,17 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         names = sorted({layer.name for layer, _ in pending})
         raise ValueError(f"Functional config has layers whose inputs never appear: {names}")
 
+    def lookup(ref):
+        if not legacy and hasattr(layers.get(ref[0]), "_init_graph") and ref[1] > 0:
+            ref = [ref[0], ref[1] - 1, *ref[2:]]  # Keras 3 counts the model's construction here
+        return graph.lookup(ref)
+
     def io(spec):
         if isinstance(spec, dict):
-            return {k: graph.lookup(v) for k, v in spec.items()}
+            return {k: lookup(v) for k, v in spec.items()}
         if spec and not isinstance(spec[0], (list, tuple)):
-            return graph.lookup(spec)
-        return [graph.lookup(s) for s in spec]
+            return lookup(spec)
+        return [lookup(s) for s in spec]
     inputs = io(config["input_layers"])
     outputs = io(config["output_layers"])
     if isinstance(outputs, list) and len(outputs) == 1 and isinstance(config["output_layers"][0], (list, tuple)) \
@@ -175,6 +191,8 @@ def _decode_node(node, graph: _Graph):
                 return slice(*(value["config"].get(k) for k in ("start", "stop", "step")))
             if isinstance(value, dict) and value.get("class_name") == "__ellipsis__":
                 return Ellipsis
+            if isinstance(value, dict) and value.get("class_name") in ("__tensor__", "__numpy__"):
+                return deserialize_keras_object(value, "layers")
             if isinstance(value, dict):
                 return {k: decode(v) for k, v in value.items()}
             if isinstance(value, list):
