@@ -28,12 +28,13 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- optimizer state
-def optimizer_state(model) -> list[tuple[str, np.ndarray]]:
-    """(Keras 3 variable name, value) of a built optimizer: iteration, learning rate, slots.
+def optimizer_state(model, optimizer=None) -> list[tuple[str, np.ndarray]]:
+    """(Keras 3 variable name, value) of a built optimizer (`model.optimizer` by default):
+    iteration, learning rate, slots.
 
     Slots are converted to the Keras layout of their parameter.
     """
-    optimizer = getattr(model, "optimizer", None)
+    optimizer = optimizer or getattr(model, "optimizer", None)
     if optimizer is None or not getattr(optimizer, "built", False):
         return []
     layouts = layout_of(model)
@@ -49,14 +50,28 @@ def optimizer_state(model) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def restore_optimizer_state(model, values: list) -> bool:
+def attribute_optimizers(model) -> list[tuple[str, object]]:
+    """(group path, optimizer) of the optimizers that `model` and its layers hold as attributes
+    (a GAN's `d_optimizer`), which Keras saves beside the layers; not `model.optimizer`."""
+    from kestrel.optimizers.optimizer import Optimizer
+
+    found = []
+    for path, layer in keras3_groups(model):
+        for attr in sorted(vars(layer)):
+            value = vars(layer)[attr]
+            if isinstance(value, Optimizer) and not (layer is model and attr == "optimizer"):
+                found.append((f"{path}/{attr}" if path else attr, value))
+    return found
+
+
+def restore_optimizer_state(model, values: list, optimizer=None) -> bool:
     """Load Keras-layout optimizer values, arrays or HDF5 datasets (Keras 3 order; Keras 2's
     lacks the learning rate).
 
     Builds the optimizer on `model.trainable_weights` if needed. A state that does not fit
     is skipped with a warning (the optimizer starts fresh), as Keras does. Returns success.
     """
-    optimizer = model.optimizer
+    optimizer = optimizer or model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_weights)
     slots = optimizer.slot_variables()
@@ -144,10 +159,17 @@ def write_weights(file: h5py.File, model, include_optimizer: bool = True) -> Non
             continue
         for index, attr in enumerate(own_weights(layer)):
             _write_value(group, str(index), keras_value(layer, attr))
-    state = optimizer_state(model) if include_optimizer else []
+    for path, optimizer in attribute_optimizers(model):
+        _write_optimizer(file, path, optimizer, optimizer_state(model, optimizer))
+    if include_optimizer:
+        _write_optimizer(file, "optimizer", getattr(model, "optimizer", None),
+                         optimizer_state(model))
+
+
+def _write_optimizer(file: h5py.File, path: str, optimizer, state: list) -> None:
     if state:
-        group = file.create_group("optimizer/vars")
-        group.attrs["name"] = model.optimizer.name
+        group = file.create_group(f"{path}/vars")
+        group.attrs["name"] = optimizer.name
         for index, (_, value) in enumerate(state):
             group.create_dataset(str(index), data=value)
 
@@ -209,7 +231,16 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
                       skip_mismatch)
             continue
         plan.append((layer, attrs, saved))
+    attribute_states = []
+    for path, optimizer in attribute_optimizers(model):
+        group = _resolve(file, path)
+        if isinstance(group, h5py.Group):
+            used.add(group.name)
+            attribute_states.append((optimizer, [group[k] for k in sorted(group, key=_position)]))
     _check_unused(file, used, skip_mismatch)
+    for optimizer, values in attribute_states:  # an unbuilt one has no slots to fill yet
+        if optimizer.built and values:
+            restore_optimizer_state(model, values, optimizer)
     for layer, attrs, saved in plan:
         for attr, dataset in zip(attrs, saved):
             assign_keras_value(layer, attr, np.asarray(dataset))
