@@ -190,3 +190,30 @@ def test_loading_a_model_with_sequential_blocks_numbers_later_models_as_keras(tm
         lib.models.load_model(tmp_path / f"{lib.__name__}.keras")
         names.append(lib.Model(inputs, inputs).name)
     assert names[0] == names[1] == "functional_5"
+
+
+def test_py_dataset_without_super_init_warns_and_takes_defaults_as_keras():
+    import warnings
+
+    seen = []
+    for lib in (kestrel, keras):
+        class Batches(lib.utils.PyDataset):
+            def __init__(self):  # no super().__init__()
+                self.size = 2
+
+            def __len__(self):
+                return self.size
+
+            def __getitem__(self, index):
+                return np.ones((2, 1), "float32"), np.zeros((2, 1), "float32")
+
+        model = lib.Sequential([lib.Input((1,)), lib.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        dataset = Batches()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(dataset, epochs=1, verbose=0)
+        messages = [str(w.message) for w in caught if "super().__init__" in str(w.message)]
+        seen.append((messages[:1], dataset.workers, dataset.use_multiprocessing,
+                     dataset.max_queue_size))
+    assert seen[0] == seen[1] and seen[0][0]

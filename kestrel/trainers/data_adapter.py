@@ -194,6 +194,8 @@ class IterableAdapter:
 
         if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
             data = DataLoader(data, batch_size=batch_size or 32, shuffle=bool(shuffle))
+        if _is_py_dataset(data):
+            getattr(data, "workers", None)  # Keras warns here when super().__init__() was skipped
         self.data = data
         self.steps = steps
         self.shuffle = shuffle

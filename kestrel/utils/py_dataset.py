@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import itertools
+import warnings
+
+_LOADING_DEFAULTS = {"workers": 1, "use_multiprocessing": False, "max_queue_size": 10}
 
 
 class PyDataset:
@@ -17,6 +20,18 @@ class PyDataset:
         self.workers = workers
         self.use_multiprocessing = use_multiprocessing
         self.max_queue_size = max_queue_size
+
+    def __getattr__(self, name):
+        """Keras' defaults (and warning) for a subclass whose `__init__` skipped `super()`."""
+        if name not in _LOADING_DEFAULTS:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        warnings.warn("Your `PyDataset` class should call `super().__init__(**kwargs)` in its "
+                      "constructor. `**kwargs` can include `workers`, `use_multiprocessing`, "
+                      "`max_queue_size`. Do not pass these arguments to `fit()`, as they will "
+                      "be ignored.", stacklevel=2)
+        for key, value in _LOADING_DEFAULTS.items():
+            self.__dict__.setdefault(key, value)
+        return self.__dict__[name]
 
     def __getitem__(self, index):
         raise NotImplementedError
