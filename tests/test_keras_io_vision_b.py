@@ -111,3 +111,33 @@ def test_rescaling_computes_in_its_integer_dtype():
         np.testing.assert_array_equal(got.numpy(), ref.numpy())
         symbolic = kestrel.layers.Rescaling(**kwargs)(kestrel.Input((2, 2, 3), dtype="uint8"))
         assert symbolic.dtype == kwargs["dtype"]
+
+
+def _nested_models(k):
+    """token_learner / image_captioning: Sequential and functional models nested in a model;
+    the functional one is called twice."""
+    inputs = k.Input((4,))
+    augment = k.Sequential([k.layers.Rescaling(0.5), k.layers.Dense(4)], name="augment")
+    inner_in = k.Input((4,))
+    inner = k.Model(inner_in, k.layers.Dense(3, name="inner_dense")(inner_in), name="inner")
+    first = inner(augment(inputs))
+    second = inner(inputs)
+    return k.Model(inputs, [k.layers.Dense(2, name="head")(first), second, first])
+
+
+def test_nested_models_round_trip_configs_with_keras(tmp_path):
+    x = np.random.default_rng(2).normal(size=(3, 4)).astype("float32")
+    ref, ours = _nested_models(_fresh(keras)), _nested_models(_fresh(kestrel))
+    _copy_weights(ref, ours)
+    assert ours.get_config()["output_layers"] == ref.get_config()["output_layers"]
+    entries = {e["name"]: e for e in ours.get_config()["layers"]}
+    assert (entries["augment"]["module"], entries["inner"]["module"],
+            entries["inner"]["registered_name"]) == ("keras", "keras.src.models.functional",
+                                                    "Functional")
+    expected = ref.predict(x, verbose=0)
+    ref.save(tmp_path / "keras.keras")
+    ours.save(tmp_path / "kestrel.keras")
+    for loaded in (kestrel.saving.load_model(tmp_path / "keras.keras"),
+                   keras.saving.load_model(tmp_path / "kestrel.keras")):
+        for got, want in zip(loaded.predict(x, verbose=0), expected):
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)

@@ -27,6 +27,9 @@ KERAS_MODULES = {
     "schedules": "keras.optimizers.schedules",
     "models": "keras.models",
 }
+# Kestrel classes Keras writes under their own module, whatever the category (nested models too).
+KERAS_CLASS_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional",
+                       "Distiller": "keras.distillation"}
 
 
 def serialize_keras_object(obj, category: str | None = None):
@@ -58,7 +61,10 @@ def serialize_keras_object(obj, category: str | None = None):
     if registered:
         module = cls.__module__
     elif cls.__module__.startswith("kestrel."):
-        module = KERAS_MODULES.get(category, cls.__module__)
+        module = KERAS_CLASS_MODULES.get(cls.__name__) or KERAS_MODULES.get(category,
+                                                                            cls.__module__)
+        if module.startswith("keras.src."):  # not in Keras' public API: Keras names it
+            registered = cls.__name__
     else:  # a user's unregistered class: its module and name, as Keras writes them
         module, registered = cls.__module__, cls.__name__
     entry = {

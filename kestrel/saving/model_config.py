@@ -6,8 +6,6 @@ import importlib
 from kestrel.registry.bounds import load_json, load_yaml, short_repr
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
-_MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional",
-                  "Distiller": "keras.distillation"}
 # Keras modules whose Kestrel classes live in lazily imported packages (registered on import).
 _LAZY_PACKAGES = {"keras.distillation": "kestrel.distillation"}
 
@@ -15,13 +13,8 @@ _LAZY_PACKAGES = {"keras.distillation": "kestrel.distillation"}
 def model_to_dict(model) -> dict:
     """The `serialize_keras_object` form of a model, as Keras 3 writes it."""
     entry = serialize_keras_object(model, "layers")
-    class_name = type(model).__name__
-    if class_name in _MODEL_MODULES:
-        entry["module"] = _MODEL_MODULES[class_name]
-        if class_name == "Functional":
-            entry["registered_name"] = "Functional"
     build = model.get_build_config()
-    entry["build_config"] = build if class_name != "Functional" else {"input_shape": None}
+    entry["build_config"] = build if type(model).__name__ != "Functional" else {"input_shape": None}
     return entry
 
 
