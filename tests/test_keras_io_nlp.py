@@ -311,7 +311,7 @@ def test_mini_gpt_with_a_lossless_output_logs_and_summarizes_as_keras(monkeypatc
         values, indices = k.ops.top_k(logits[0][2], k=4, sorted=True)
         preds = _numpy(k.activations.softmax(k.ops.expand_dims(values, 0))[0])
         sample = k.random.categorical(k.ops.expand_dims(k.ops.log(preds), 0), 3, seed=1)
-        history = model.fit(data[:, :-1], data[:, 1:], batch_size=4, epochs=1, verbose=0)
+        history = model.fit(data[:, :-1], data[:, 1:], batch_size=8, epochs=1, verbose=0)
         results[k.__name__] = ("\n".join(lines).splitlines(), _numpy(indices).tolist(), preds,
                                (tuple(sample.shape), str(sample.dtype).split(".")[-1]),
                                sorted(history.history))
