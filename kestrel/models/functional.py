@@ -250,7 +250,7 @@ class Functional(Model):
         if isinstance(inputs, (list, tuple)):
             self._warn_if_nested_differently(inputs)
         for tensor, value in zip(self.inputs, flat):
-            if value is None:
+            if value is None and not tensor._keras_history[0].optional:
                 raise ValueError(f"The input '{tensor.name}' is not optional, but None was "
                                  "passed. Please provide a valid tensor.")
         return flat

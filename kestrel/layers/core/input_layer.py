@@ -17,16 +17,19 @@ class InputLayer(Layer):
         dtype: input dtype, `"float32"` by default.
         batch_shape: full shape including the batch dimension (instead of `shape`).
         name: layer name.
+        optional: whether the model accepts `None` for this input (passed on to the layers
+            that read it, which must handle it).
     """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
-                 input_tensor=None, batch_input_shape=None, **kwargs):
+                 input_tensor=None, batch_input_shape=None, optional=False, **kwargs):
         tensor_name = name  # an unnamed Input's tensor is `keras_tensor[_N]`, as Keras
         name = name or naming.unique_name("input_layer")
         string = is_string_dtype(dtype)
         super().__init__(name=name, dtype=None if string else dtype,
                          **{k: v for k, v in kwargs.items()
-                                                   if k not in ("sparse", "ragged", "optional")})
+                                                   if k not in ("sparse", "ragged")})
+        self.optional = bool(optional)
         batch_shape = batch_shape if batch_shape is not None else batch_input_shape
         if batch_shape is None:
             if shape is None:
@@ -55,7 +58,7 @@ class InputLayer(Layer):
 
     def get_config(self):
         return {"batch_shape": list(self.batch_shape), "dtype": self._input_dtype,
-                "sparse": False, "ragged": False, "name": self.name}
+                "sparse": False, "ragged": False, "name": self.name, "optional": self.optional}
 
 
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, tensor=None,
