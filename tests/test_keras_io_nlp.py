@@ -362,3 +362,22 @@ def test_constant_tensor_argument_in_a_graph_saves_and_loads_as_keras(tmp_path):
         loaded = dst.models.load_model(tmp_path / f"{src}.keras")
         np.testing.assert_allclose(_numpy(loaded.predict(tokens, verbose=0)), expected,
                                    atol=1e-6)
+
+
+def test_numpy_arrays_in_any_argument_are_converted_as_keras():
+    """`mha(q, v, attention_mask=m)` with NumPy arrays everywhere builds and computes."""
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(2, 3, 4)).astype("float32")
+    mask = np.tril(np.ones((3, 3), "int32"))[None].repeat(2, axis=0)
+    outs, weights = [], None
+    for k in (keras, kestrel):
+        layer = k.layers.MultiHeadAttention(num_heads=2, key_dim=2)
+        out = layer(q, q, attention_mask=mask)
+        if weights is None:
+            weights = layer.get_weights()
+        else:
+            layer.set_weights(weights)
+            out = layer(q, q, attention_mask=mask)
+        assert isinstance(out, torch.Tensor)
+        outs.append(_numpy(out))
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)

@@ -177,6 +177,8 @@ class Layer(nn.Module):
             if _holds_arrays(first):  # NumPy data, as Keras accepts in `model(x)`
                 first = map_structure(_array_to_tensor, first)
                 args = (first,) + args[1:]
+        if len(args) > 1 or kwargs:  # the other arguments too (`mha(q, v, attention_mask=m)`)
+            args, kwargs = _other_arrays_to_tensors(args, kwargs)
         if not self.built:
             with self._open_name_scope():  # sublayers built by the first call nest under it
                 self._build_on_call(first)
@@ -806,6 +808,15 @@ def _holds_arrays(value) -> bool:
     if isinstance(value, (list, tuple, dict)):
         return any(isinstance(v, np.ndarray) for v in flatten(value))
     return False
+
+
+def _other_arrays_to_tensors(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """NumPy arrays among the arguments after the first as tensors, as Keras converts them."""
+    if any(_holds_arrays(a) for a in args[1:]):
+        args = args[:1] + tuple(map_structure(_array_to_tensor, a) for a in args[1:])
+    if any(_holds_arrays(v) for v in kwargs.values()):
+        kwargs = {k: map_structure(_array_to_tensor, v) for k, v in kwargs.items()}
+    return args, kwargs
 
 
 def _array_to_tensor(value):

@@ -187,7 +187,7 @@ def shape_of(structure) -> Any:
     def one(t):
         if isinstance(t, KerasTensor):
             return t.shape
-        if isinstance(t, torch.Tensor):
+        if isinstance(t, (torch.Tensor, np.ndarray)):
             return tuple(t.shape)
         return t
     return map_structure(one, structure)
