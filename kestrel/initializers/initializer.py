@@ -12,7 +12,8 @@ Shape = tuple[int, ...] | list[int] | torch.Size
 
 @register_builtin("initializers")
 class Initializer:
-    """Base class: `initializer(shape, dtype=None)` returns a new CPU tensor of `shape`.
+    """Base class: `initializer(shape, dtype=None)` returns a new tensor of `shape` (the
+    random ones draw on `kestrel.config.device()`, as Keras draws on its device).
 
     `shape` is the Keras-layout shape of the weight (Dense kernel `(in, out)`, Conv2D kernel
     `(kh, kw, in, out)`); `dtype` defaults to `kestrel.config.floatx()`.

@@ -1,8 +1,9 @@
 """Initializers that draw random values: normal, uniform, truncated normal, orthogonal.
 
-An integer `seed` makes an initializer deterministic: every call draws from a fresh
-`torch.Generator` seeded with it. With `seed=None`, values come from torch's global
-generator, so `torch.manual_seed` (or `kestrel.utils.set_random_seed`) controls them.
+They draw as Keras does, with `kestrel.random` ops seeded by an int: the `seed` given, or for
+an unseeded initializer one taken from Python's `random` when it is created (its config keeps
+`seed=None`). Every call of one initializer gives the same values, and
+`kestrel.utils.set_random_seed` makes a seeded script's initial weights equal Keras'.
 """
 from __future__ import annotations
 
@@ -14,15 +15,21 @@ from kestrel import config
 from kestrel.initializers.initializer import Initializer, Shape
 from kestrel.registry.object_registry import register_builtin
 
-# Truncated normals are cut at this many standard deviations from the mean, as in Keras.
-TRUNCATION = 2.0
+
+def samplers():
+    """`kestrel.random`'s samplers, imported on first use (`kestrel.random` imports the ops,
+    which import layers, which import initializers)."""
+    from kestrel.random import distributions
+
+    return distributions
 
 
 class RandomInitializer(Initializer):
     """Base class of the random initializers; holds and validates `seed`.
 
     Args:
-        seed: an int for deterministic values, or `None`.
+        seed: an int for deterministic values, or `None` (an int is then taken from Python's
+            `random` now; `get_config()` still gives `seed=None`).
     """
 
     def __init__(self, seed: int | None = None):
@@ -31,7 +38,10 @@ class RandomInitializer(Initializer):
                 f"{type(self).__name__}: `seed` must be an integer or None. "
                 f"Received: seed={seed!r}"
             )
-        self.seed = seed
+        from kestrel.random.seed_generator import make_default_seed  # see samplers()
+
+        self._init_seed = seed
+        self.seed = make_default_seed() if seed is None else seed
 
     def _check_positive(self, name: str, value: float) -> None:
         if not value > 0:
@@ -40,25 +50,18 @@ class RandomInitializer(Initializer):
                 f"Received: {name}={value}"
             )
 
-    def _empty(self, shape: Shape, dtype) -> tuple[torch.Tensor, torch.Generator | None,
-                                                   torch.dtype]:
-        """A float tensor to fill in place, the generator to draw with, and the final dtype.
-
-        Values are drawn in float32 (float64 if asked) and cast afterwards, so that
-        half-precision dtypes get the same numbers as float32.
-        """
+    def _dtype(self, dtype) -> torch.dtype:
+        """The floating-point torch dtype to draw in (floatx by default)."""
         dtype = config.to_torch_dtype(dtype)
         if not dtype.is_floating_point:
             raise ValueError(
                 f"{type(self).__name__} only creates floating-point tensors. "
                 f"Received: dtype={config.dtype_name(dtype)}"
             )
-        work = torch.float64 if dtype == torch.float64 else torch.float32
-        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
-        return torch.empty(tuple(shape), dtype=work), generator, dtype
+        return dtype
 
     def get_config(self) -> dict:
-        return {"seed": self.seed}
+        return {"seed": self._init_seed}
 
 
 @register_builtin("initializers", "random_normal", "normal")
@@ -78,8 +81,7 @@ class RandomNormal(RandomInitializer):
         super().__init__(seed)
 
     def __call__(self, shape: Shape, dtype=None) -> torch.Tensor:
-        tensor, generator, dtype = self._empty(shape, dtype)
-        return tensor.normal_(self.mean, self.stddev, generator=generator).to(dtype)
+        return samplers().normal(shape, self.mean, self.stddev, self._dtype(dtype), self.seed)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
@@ -102,8 +104,8 @@ class TruncatedNormal(RandomInitializer):
         super().__init__(seed)
 
     def __call__(self, shape: Shape, dtype=None) -> torch.Tensor:
-        tensor, generator, dtype = self._empty(shape, dtype)
-        return truncated_normal_(tensor, self.mean, self.stddev, generator).to(dtype)
+        return samplers().truncated_normal(shape, self.mean, self.stddev, self._dtype(dtype),
+                                              self.seed)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
@@ -130,8 +132,8 @@ class RandomUniform(RandomInitializer):
         super().__init__(seed)
 
     def __call__(self, shape: Shape, dtype=None) -> torch.Tensor:
-        tensor, generator, dtype = self._empty(shape, dtype)
-        return tensor.uniform_(self.minval, self.maxval, generator=generator).to(dtype)
+        return samplers().uniform(shape, self.minval, self.maxval, self._dtype(dtype),
+                                     self.seed)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
@@ -160,8 +162,11 @@ class Orthogonal(RandomInitializer):
                 f"Received: shape={shape} of rank {len(shape)}"
             )
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        tensor, generator, dtype = self._empty((max(rows, cols), min(rows, cols)), dtype)
-        q, r = torch.linalg.qr(tensor.normal_(generator=generator))
+        dtype = self._dtype(dtype)
+        matrix = samplers().normal((max(rows, cols), min(rows, cols)), dtype=dtype,
+                                   seed=self.seed)
+        # torch has no half-precision QR (Keras fails there): factor in float32
+        q, r = torch.linalg.qr(matrix if dtype.itemsize > 2 else matrix.float())
         q = q * torch.sign(torch.diagonal(r))
         if rows < cols:
             q = q.T
@@ -170,20 +175,3 @@ class Orthogonal(RandomInitializer):
     def get_config(self) -> dict:
         return {**super().get_config(), "gain": self.gain}
 
-
-def truncated_normal_(tensor: torch.Tensor, mean: float, stddev: float,
-                      generator: torch.Generator | None) -> torch.Tensor:
-    """Fill `tensor` in place from a normal distribution truncated at 2 stddev.
-
-    Draws standard normals, then redraws the ones outside (-2, 2) in a few vectorised
-    passes (each keeps ~95% of what it draws), and scales by `stddev` and shifts by `mean`.
-    """
-    flat = tensor.view(-1)
-    flat.normal_(generator=generator)
-    redraw = (flat.abs() >= TRUNCATION).nonzero().squeeze(1)
-    while redraw.numel():
-        values = torch.empty(redraw.numel(), dtype=flat.dtype).normal_(generator=generator)
-        keep = values.abs() < TRUNCATION
-        flat[redraw[keep]] = values[keep]
-        redraw = redraw[~keep]
-    return tensor.mul_(stddev).add_(mean)

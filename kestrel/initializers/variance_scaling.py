@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from kestrel.initializers.initializer import Shape
-from kestrel.initializers.random_initializers import RandomInitializer, truncated_normal_
+from kestrel.initializers.random_initializers import RandomInitializer, samplers
 from kestrel.registry.object_registry import register_builtin
 
 MODES = ("fan_in", "fan_out", "fan_avg")
@@ -81,21 +81,31 @@ class VarianceScaling(RandomInitializer):
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}
         variance = self.scale / max(1.0, fan[self.mode])
-        tensor, generator, dtype = self._empty(shape, dtype)
+        dtype = self._dtype(dtype)
         if self.distribution == "truncated_normal":
             stddev = math.sqrt(variance) / TRUNCATED_STDDEV
-            tensor = truncated_normal_(tensor, 0.0, stddev, generator)
-        elif self.distribution == "untruncated_normal":
-            tensor = tensor.normal_(0.0, math.sqrt(variance), generator=generator)
-        else:
-            limit = math.sqrt(3.0 * variance)
-            tensor = tensor.uniform_(-limit, limit, generator=generator)
-        return tensor.to(dtype)
+            return samplers().truncated_normal(shape, 0.0, stddev, dtype, self.seed)
+        if self.distribution == "untruncated_normal":
+            return samplers().normal(shape, 0.0, math.sqrt(variance), dtype, self.seed)
+        limit = math.sqrt(3.0 * variance)
+        return samplers().uniform(shape, -limit, limit, dtype, self.seed)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "scale": self.scale, "mode": self.mode,
                 "distribution": self.distribution, "input_axes": self.input_axes,
                 "output_axes": self.output_axes}
+
+
+def with_fan_axes(initializer, input_axes: Sequence[int], output_axes: Sequence[int]):
+    """The initializer to draw an einsum kernel with: a VarianceScaling lacking fan axes is
+    copied with these axes and its own seed (so the copy draws what the original would, at the
+    fans Keras' EinsumDense uses); any other initializer is returned as it is."""
+    if isinstance(initializer, VarianceScaling) and (initializer.input_axes is None
+                                                     or initializer.output_axes is None):
+        return type(initializer).from_config({
+            **initializer.get_config(), "seed": initializer.seed,
+            "input_axes": list(input_axes), "output_axes": list(output_axes)})
+    return initializer
 
 
 class _Preset(VarianceScaling):
@@ -109,7 +119,7 @@ class _Preset(VarianceScaling):
         super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self) -> dict:
-        return {"seed": self.seed, "input_axes": self.input_axes,
+        return {"seed": self._init_seed, "input_axes": self.input_axes,
                 "output_axes": self.output_axes}
 
 

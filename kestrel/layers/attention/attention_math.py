@@ -103,11 +103,14 @@ def mask_or_keras_mask(mask, tensor):
     return mask if mask is not None else getattr(tensor, "_keras_mask", None)
 
 
-def reserve_sublayer_names() -> None:
-    """Take the automatic names `softmax` and `dropout` as Keras' attention build does.
+def reserve_sublayers(layer, rate: float) -> None:
+    """Take what Keras' attention build takes for its inner Softmax and Dropout: the automatic
+    names `softmax` and `dropout`, and (when `rate` > 0) the Dropout's `SeedGenerator` seed.
 
-    Keras builds an unnamed Softmax and Dropout inside each attention layer; reserving their
-    names keeps the user's later `Dropout()`/`Softmax()` layers named as under Keras.
+    Keras builds them between the value and output projections; doing the same here keeps the
+    user's later `Dropout()`/`Softmax()` names and the initializers' seeds as under Keras.
     """
     unique_name("softmax")
     unique_name("dropout")
+    if rate > 0:
+        seeding.attach_seed_generator(layer, layer.seed)

@@ -122,30 +122,30 @@ class GroupedQueryAttention(Layer):
                 f"GroupedQueryAttention '{self.name}' expects 3D (batch, time, features) "
                 f"query, value and key. Received: query_shape={query_shape}, "
                 f"value_shape={value_shape}, key_shape={key_shape}")
-        q_heads, kv_heads, common = self.num_query_heads, self.num_key_value_heads, \
-            self._sublayer_kwargs()
+        q_heads, kv_heads = self.num_query_heads, self.num_key_value_heads
         q_bias, kv_bias = ("uh", "vh") if self.use_bias else (None, None)
         self._query_dense = EinsumDense("bqm,muh->bquh", (None, q_heads, self.head_dim),
-                                        bias_axes=q_bias, name="query", **common)
+                                        bias_axes=q_bias, name="query", **self._sublayer_kwargs())
         self._query_dense._build_from_shape(query_shape)
         self._key_dense = EinsumDense("bkm,mvh->bkvh", (None, kv_heads, self.head_dim),
-                                      bias_axes=kv_bias, name="key", **common)
+                                      bias_axes=kv_bias, name="key", **self._sublayer_kwargs())
         self._key_dense._build_from_shape(key_shape)
         if self.use_gate:
             self._gate_dense = EinsumDense("bqm,muh->bquh", (None, q_heads, self.head_dim),
                                            bias_axes=q_bias, activation="sigmoid",
-                                           name="gate", **common)
+                                           name="gate", **self._sublayer_kwargs())
             self._gate_dense._build_from_shape(query_shape)
         self._value_dense = EinsumDense("bkm,mvh->bkvh", (None, kv_heads, self.head_dim),
-                                        bias_axes=kv_bias, name="value", **common)
+                                        bias_axes=kv_bias, name="value", **self._sublayer_kwargs())
         self._value_dense._build_from_shape(value_shape)
+        attention_math.reserve_sublayers(self, self.dropout)
         self._output_dense = EinsumDense("bquh,uhm->bqm", (None, query_shape[-1]),
                                          bias_axes="m" if self.use_bias else None,
-                                         name="attention_output", **common)
+                                         name="attention_output", **self._sublayer_kwargs())
         self._output_dense._build_from_shape((None, None, q_heads, self.head_dim))
-        attention_math.reserve_sublayer_names()
 
     def _sublayer_kwargs(self) -> dict:
+        """Arguments of one projection, with fresh initializers as Keras gives each one."""
         def fresh(obj):
             return type(obj).from_config(obj.get_config())
 

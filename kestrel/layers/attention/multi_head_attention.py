@@ -149,24 +149,28 @@ class MultiHeadAttention(Layer):
         perm = self._batch_axes + (rank - 1,) + tuple(a for a in axes) + (rank,)
         self._perm = perm  # (B, ..., heads, d) -> (batch axes, heads, attention axes, d)
         self._unperm = tuple(perm.index(i) for i in range(rank + 1))
-        heads, common = self.num_heads, self._sublayer_kwargs()
+        heads = self.num_heads
         self.query_dense = HeadProjection((query_shape[-1],), (heads, self.key_dim),
-                                          name="query", **common)
+                                          name="query", **self._sublayer_kwargs())
         self.key_dense = HeadProjection((key_shape[-1],), (heads, self.key_dim),
-                                        name="key", **common)
+                                        name="key", **self._sublayer_kwargs())
         if self.use_gate:
             self._gate_dense = HeadProjection((query_shape[-1],), (heads, self.value_dim),
-                                              activation=torch.sigmoid, name="gate", **common)
+                                              activation=torch.sigmoid, name="gate",
+                                              **self._sublayer_kwargs())
         self.value_dense = HeadProjection((value_shape[-1],), (heads, self.value_dim),
-                                          name="value", **common)
+                                          name="value", **self._sublayer_kwargs())
+        attention_math.reserve_sublayers(self, self.dropout)
         self.output_dense = HeadProjection((heads, self.value_dim),
                                            self._output_shape or (query_shape[-1],),
-                                           name="attention_output", **common)
-        attention_math.reserve_sublayer_names()
+                                           name="attention_output",
+                                           **self._sublayer_kwargs())
 
     def _sublayer_kwargs(self) -> dict:
-        return {"use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer,
+        """Arguments of one projection; as Keras, each gets fresh copies of the initializers
+        (an unseeded copy takes a new seed, so projections of one shape differ)."""
+        return {"use_bias": self.use_bias, "kernel_initializer": _copy(self.kernel_initializer),
+                "bias_initializer": _copy(self.bias_initializer),
                 "kernel_regularizer": self.kernel_regularizer,
                 "bias_regularizer": self.bias_regularizer,
                 "kernel_constraint": self.kernel_constraint,
@@ -303,3 +307,10 @@ def _as_shape(layer, value, arg: str, positive: bool = True):
         raise ValueError(f"MultiHeadAttention '{layer.name}': {arg} must be an int or a tuple "
                          f"of {kind}. Received: {arg}={value!r}")
     return tuple(items)
+
+
+def _copy(initializer):
+    """A new initializer from `initializer`'s config (a plain function is kept as it is)."""
+    if isinstance(initializer, initializers.Initializer):
+        return initializer.clone()
+    return initializer

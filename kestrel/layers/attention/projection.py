@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from kestrel import initializers
+from kestrel.initializers.variance_scaling import with_fan_axes
 from kestrel.layers.layer import Layer
 
 
@@ -34,6 +36,10 @@ class HeadProjection(Layer):
         self.activation = activation
         self._in_size = math.prod(self.in_dims)
         self._out_size = math.prod(self.out_shape)
+        rank_in = len(self.in_dims)
+        kernel_initializer = with_fan_axes(  # fans as Keras' EinsumDense projections
+            initializers.get(kernel_initializer), range(rank_in),
+            range(rank_in, rank_in + len(self.out_shape)))
         self.kernel = self.add_weight("kernel", self.in_dims + self.out_shape, kernel_initializer,
                                       regularizer=kernel_regularizer, constraint=kernel_constraint)
         self.bias = self.add_weight("bias", self.out_shape, bias_initializer,

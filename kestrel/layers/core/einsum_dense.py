@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from kestrel import activations, constraints, initializers, ops, regularizers
-from kestrel.initializers.variance_scaling import VarianceScaling
+from kestrel.initializers.variance_scaling import with_fan_axes
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int4, int8
@@ -143,11 +143,7 @@ class EinsumDense(Quantizable, Layer):
         kernel_shape, bias_shape, _, in_axes, out_axes = analyze_equation(
             self.equation, self.bias_axes, input_shape, self.partial_output_shape)
         self.input_spec = InputSpec(ndim=len(input_shape))
-        init = self.kernel_initializer
-        if isinstance(init, VarianceScaling) and (init.input_axes is None
-                                                  or init.output_axes is None):
-            config = {**init.get_config(), "input_axes": in_axes, "output_axes": out_axes}
-            init = type(init).from_config(config)
+        init = with_fan_axes(self.kernel_initializer, in_axes, out_axes)
         self.kernel = self.add_weight("kernel", tuple(kernel_shape), init,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)

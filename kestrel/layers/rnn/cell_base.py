@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.layers.layer import Layer
-from kestrel.layers.regularization.seeding import check_seed, generator_for
+from kestrel.layers.regularization.seeding import (attach_seed_generator, check_seed,
+                                                   generator_for)
 
 
 def transposed(weight: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,9 @@ class RNNCellBase(Layer):
     """
 
     gates = 1
+    # Keras' SimpleRNN and ConvLSTM cells make their SeedGenerator before their initializers,
+    # LSTM and GRU cells after: the order decides which seeds from Python's `random` each takes.
+    seed_generator_first = False
 
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -58,9 +62,13 @@ class RNNCellBase(Layer):
         self.units = units
         self.activation = activations.get(activation)
         self.use_bias = use_bias
+        if self.seed_generator_first:
+            attach_seed_generator(self, seed)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        if not self.seed_generator_first:
+            attach_seed_generator(self, seed)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)

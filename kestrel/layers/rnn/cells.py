@@ -49,6 +49,8 @@ class SimpleRNNCell(RNNCellBase):
         torch.Size([2, 4])
     """
 
+    seed_generator_first = True
+
     def build(self, input_shape):
         self._build_weights(input_shape[-1], (transposed, transposed), (self.units,),
                             self.bias_initializer, None)

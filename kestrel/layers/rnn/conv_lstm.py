@@ -59,6 +59,7 @@ class ConvLSTMCell(RNNCellBase):
     """
 
     gates = 4
+    seed_generator_first = True
 
     def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, activation="tanh", recurrent_activation="sigmoid",
