@@ -151,6 +151,26 @@ def promote(*xs, dtype=None) -> list[torch.Tensor]:
     return to_tensors(*xs, dtype=target)
 
 
+WIDE_DTYPES = frozenset({"int64", "uint64", "float64", "complex128"})
+
+
+def has_wide(*xs) -> bool:
+    """Whether an argument is 64-bit (Python numbers count as weak, not wide)."""
+    return any(dtype_of(x) in WIDE_DTYPES for x in xs)
+
+
+def promote_natively(*xs) -> list[torch.Tensor]:
+    """`promote`, except that with a 64-bit argument the tensors are left for torch's own
+    promotion (a 64-bit result), as Keras' torch backend does in the element-wise ops, joins
+    and `where` it hands straight to torch (a bool one takes the other's dtype, as Keras casts
+    for `subtract`); Keras' `result_type` would narrow to 32 bits."""
+    if not has_wide(*xs):
+        return promote(*xs)
+    tensors = to_tensors(*xs)
+    other = next((t.dtype for t in tensors if t.dtype != torch.bool), None)
+    return [t.to(other) if t.dtype == torch.bool and other is not None else t for t in tensors]
+
+
 def float_result(*xs) -> str:
     """The result type, moved to floatx when it is integer or bool (for sqrt, mean, divide...)."""
     out = result_type(*(dtype_of(x) for x in xs))

@@ -8,7 +8,7 @@ import torch
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
 from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, promote,
-                                 to_tensors, torch_dtype)
+                                 promote_natively, to_tensors, torch_dtype)
 from kestrel.ops.dispatch import keras_op, module_all
 
 
@@ -405,7 +405,7 @@ def _pad_axis(x, axis, before, after, mode):
 @keras_op
 def concatenate(xs, axis=0):
     """Join tensors along an existing `axis` (dtypes promoted as Keras does)."""
-    return torch.cat(promote(*xs), dim=axis)
+    return torch.cat(promote_natively(*xs), dim=axis)
 
 
 @keras_op
@@ -418,7 +418,7 @@ def append(x1, x2, axis=None):
 
 @keras_op
 def stack(x, axis=0):
-    return torch.stack(promote(*x), dim=axis)
+    return torch.stack(promote_natively(*x), dim=axis)
 
 
 @keras_op
@@ -578,7 +578,7 @@ def where(condition, x1=None, x2=None):
         (condition,) = to_tensors(condition)
         return torch.stack(torch.where(condition.bool()), dim=0)
     condition, x1, x2 = (convert_to_tensor(condition, device=common_device(condition, x1, x2)),
-                         *promote(x1, x2))
+                         *promote_natively(x1, x2))
     return torch.where(condition.to(x1.device).bool(), x1, x2)
 
 

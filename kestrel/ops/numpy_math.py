@@ -11,7 +11,8 @@ import torch
 
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
-from kestrel.ops.convert import convert_to_tensor, float_result, promote, to_tensors, torch_dtype
+from kestrel.ops.convert import (convert_to_tensor, float_result, has_wide, promote,
+                                 promote_natively, to_tensors, torch_dtype)
 from kestrel.ops.dispatch import keras_op, module_all
 
 
@@ -151,21 +152,25 @@ def clip(x, x_min, x_max):
 
 
 # ---------------------------------------------------------------------------- binary element-wise
-def _binary(torch_fn, bool_to_int=False):
+def _binary(torch_fn, bool_to_int=False, native=True):
+    """`native`: promoted as torch does when an argument is 64-bit (see `promote_natively`)."""
+    convert = promote_natively if native else promote
+
     def op(x1, x2):
-        x1, x2 = promote(x1, x2)
+        x1, x2 = convert(x1, x2)
         if bool_to_int and x1.dtype == torch.bool:
             x1, x2 = x1.to(torch.int32), x2.to(torch.int32)
         return torch_fn(x1, x2)
     return op
 
 
-def _int_division(torch_fn, bool_to_int=False):
+def _int_division(torch_fn, bool_to_int=False, native=False):
     """Like `_binary`; integer division by zero gives 0 (as NumPy) instead of raising."""
-    binary = _binary(torch_fn, bool_to_int)
+    binary = _binary(torch_fn, bool_to_int, native)
+    convert = promote_natively if native else promote
 
     def op(x1, x2):
-        x1, x2 = promote(x1, x2)
+        x1, x2 = convert(x1, x2)
         if x1.is_floating_point() or x1.is_complex() or x1.dtype == torch.bool:
             return binary(x1, x2)
         zero = x2 == 0
@@ -186,12 +191,14 @@ _PROMOTING_BINARY = {
     "greater": torch.gt, "greater_equal": torch.ge, "logical_and": torch.logical_and,
     "logical_or": torch.logical_or, "logical_xor": torch.logical_xor,
 }
+_RESULT_TYPE_BINARY = {"maximum", "minimum", "fmax", "fmin"}  # Keras casts these itself
 for _op_name, _fn in _PROMOTING_BINARY.items():
-    _register(_op_name, _binary(_fn),
+    _register(_op_name, _binary(_fn, native=_op_name not in _RESULT_TYPE_BINARY),
               f"Element-wise `{_op_name}` with broadcasting and Keras' dtype promotion.")
 for _op_name, _fn in {"mod": torch.remainder, "fmod": torch.fmod,
                       "floor_divide": torch.floor_divide}.items():
-    _register(_op_name, _int_division(_fn, bool_to_int=_op_name != "floor_divide"),
+    _register(_op_name, _int_division(_fn, bool_to_int=_op_name != "floor_divide",
+                                      native=_op_name == "mod"),
               f"Element-wise `{_op_name}` with broadcasting; integer division by 0 gives 0.")
 
 
@@ -233,6 +240,8 @@ for _op_name, _fn in {"hypot": torch.hypot, "heaviside": torch.heaviside}.items(
 @keras_op
 def divide(x1, x2):
     """True division; integer inputs give floatx."""
+    if has_wide(x1, x2):
+        return torch.divide(*to_tensors(x1, x2))
     x1, x2 = promote(x1, x2, dtype=float_result(x1, x2))
     return torch.divide(x1, x2)
 
