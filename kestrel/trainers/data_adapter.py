@@ -201,6 +201,7 @@ class IterableAdapter:
         self.shuffle = shuffle
         self.device = device
         self._iterator = None
+        self._seen = 0  # batches read from `_iterator`, which `steps` keeps across epochs
 
     @property
     def num_batches(self) -> int | None:
@@ -208,10 +209,7 @@ class IterableAdapter:
             return self.steps
         if _is_py_dataset(self.data):
             return _py_dataset_size(self.data)
-        try:
-            return len(self.data)
-        except TypeError:
-            return None
+        return _length(self.data)
 
     def _source(self):
         if _is_py_dataset(self.data):
@@ -225,20 +223,43 @@ class IterableAdapter:
             return self._iterator  # keep consuming a stream across epochs
         iterator = iter(self.data)
         if self.steps:
-            self._iterator = iterator
+            self._iterator, self._seen = iterator, 0
         return iterator
 
     def __iter__(self):
         if hasattr(self.data, "on_epoch_begin"):
             self.data.on_epoch_begin()
         source = self._source()
-        for step, batch in enumerate(source):
+        step = 0
+        for step, batch in enumerate(source, 1):
             batch = unpack(tuple(batch) if isinstance(batch, list) else batch)
             yield map_structure(lambda v: to_device(to_tensor(v), self.device), batch)
-            if self.steps and step + 1 >= self.steps:
+            self._seen += 1
+            if self.steps and step >= self.steps:
                 break
+        else:
+            if self.steps and step < self.steps:
+                _ran_out_of_data()
+            self._iterator = None
+        if self._iterator is not None and self._seen == _length(self.data):
+            self._iterator = None  # a stream read to its known end restarts, as in Keras
         if hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
+
+
+def _length(data) -> int | None:
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _ran_out_of_data() -> None:
+    """Keras' warning when `steps_per_epoch` asks for more batches than the data holds."""
+    warnings.warn("Your input ran out of data; interrupting training. Make sure that your "
+                  "dataset or generator can generate at least `steps_per_epoch * epochs` "
+                  "batches. You may need to use the `.repeat()` function when building your "
+                  "dataset.", stacklevel=2)
 
 
 def _py_dataset_size(data) -> int | None:
