@@ -119,3 +119,20 @@ def test_attention_projections():
         return k.Model(x, L.Dense(2)(y))
 
     _same_weights(build)
+
+
+def test_augmentation_layers_before_the_model_take_keras_seeds():
+    """Keras' random image layers make a SeedGenerator at construction (RandomCrop also fixes
+    its own seed, shown in its config; RandAugment makes nine sub-layers): the layers built
+    after them get Keras' initial weights."""
+    def build(k):
+        L = k.layers
+        augment = k.Sequential([L.RandomFlip(), L.RandomRotation(0.1), L.RandomCrop(6, 6),
+                                L.RandAugment(value_range=(0, 1)), L.RandomContrast(0.2)])
+        return k.Sequential([k.Input((8, 8, 3)), augment, L.Conv2D(2, 3), L.Flatten(),
+                             L.Dense(2)])
+
+    _same_weights(build)
+    crop_seed = [fresh(lib).layers.RandomCrop(2, 2).get_config()["seed"]
+                 for lib in (kestrel, keras)]
+    assert crop_seed[0] == crop_seed[1] is not None

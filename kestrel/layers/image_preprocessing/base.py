@@ -15,7 +15,8 @@ from kestrel import config
 from kestrel.layers import shape_inference, training_mode
 from kestrel.layers.image_preprocessing.data import call_data
 from kestrel.layers.layer import Layer
-from kestrel.layers.regularization.seeding import check_seed, generator_for
+from kestrel.layers.regularization.seeding import (attach_seed_generator, check_seed,
+                                                   generator_for)
 from kestrel.utils.bounding_boxes.formats import check_format
 
 
@@ -129,6 +130,9 @@ class RandomImageLayer(ImageLayer):
         super().__init__(data_format=data_format, **kwargs)
         check_seed(self, seed)
         self.seed = seed
+        # Keras' SeedGenerator: unseeded, it takes a seed from Python's `random` (so the
+        # initializers of later layers get Keras' seeds); the draws here use `generator_for`
+        attach_seed_generator(self, seed)
 
     def call(self, inputs, training=None):
         if not isinstance(inputs, dict) and not self._is_training(training):

@@ -24,7 +24,7 @@ class RandomFlip(RandomImageLayer):
 
     Example:
         >>> x = torch.arange(4.0).reshape(1, 1, 4, 1)
-        >>> RandomFlip("horizontal")(x).flatten()  # inference: unchanged
+        >>> RandomFlip("horizontal")(x, training=False).flatten()  # inference: unchanged
         tensor([0., 1., 2., 3.])
     """
 

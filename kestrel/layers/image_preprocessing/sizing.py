@@ -251,7 +251,13 @@ class RandomCrop(_SizedLayer, RandomImageLayer):
     """
 
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
+        from kestrel.random.seed_generator import make_default_seed  # (import cycle)
+
+        # as Keras, an unseeded RandomCrop fixes its seed now (from Python's `random`), before
+        # its SeedGenerator takes another
+        fixed_seed = make_default_seed() if seed is None else seed
         super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.seed = fixed_seed
         _check_size(self, height=height, width=width)
         self.height, self.width = height, width
 
