@@ -80,3 +80,35 @@ def test_keras2_dropout_written_with_in_train_phase_drops_during_fit():
     kept.clear()
     model.predict(X, verbose=0)
     assert kept[-1] == float(X.sum())
+
+
+def _dropped_in_custom_step(lib, run):
+    """Whether Dropout(0.999) dropped anything in a train_step that calls the model plainly."""
+    seen = []
+
+    class Custom(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.drop = lib.layers.Dropout(0.999)
+            self.dense = lib.layers.Dense(1)
+
+        def call(self, x, training=None):
+            return self.dense(self.drop(x, training=training))
+
+        def train_step(self, data):
+            x = data[0]  # Keras' train_on_batch passes (x, y, sample_weight)
+            seen.append(float(lib.ops.sum(self.drop(lib.ops.convert_to_tensor(x)))))
+            return {}
+
+    model = Custom()
+    model(X)
+    model.compile("sgd", "mse")
+    run(model)
+    return seen[-1] != float(X.sum())
+
+
+@pytest.mark.parametrize("run", [lambda m: m.fit(X, Y, epochs=1, verbose=0),
+                                 lambda m: m.train_on_batch(X, Y)], ids=["fit", "train_on_batch"])
+def test_a_custom_train_step_calls_layers_in_inference_as_keras(run):
+    assert _dropped_in_custom_step(fresh(kestrel), run) is False
+    assert _dropped_in_custom_step(fresh(keras), run) is False

@@ -304,7 +304,7 @@ class Trainer(GeneratorMethods):
             class_weight.check(y)
             sw = class_weight(y, sw)
         was_training = self.training
-        self.train()
+        self.train(not self._steps.custom_train)  # a user's train_step picks its own mode
         try:
             with trainable_state.compiled_trainable_state(self):
                 step_logs = self._steps.train((x, y, sw))
