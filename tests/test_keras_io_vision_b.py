@@ -12,12 +12,7 @@ import torch  # noqa: E402
 
 import kestrel  # noqa: E402
 from tests.fresh_session import fresh as _fresh  # noqa: E402
-
-
-def _copy_weights(src, dst):
-    """Layer by layer, so the check does not depend on the model-level weight order."""
-    for a, b in zip(src.layers, dst.layers):
-        b.set_weights(a.get_weights())
+from tests.keras_compare import copy_weights as _copy_weights  # noqa: E402
 
 
 def _siamese_steps(k, x):

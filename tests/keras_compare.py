@@ -1,0 +1,12 @@
+"""Helpers for tests that run the same code with Kestrel and with real Keras."""
+
+
+def layout(model):
+    """(class, name, parameter count) per layer."""
+    return [(type(l).__name__, l.name, l.count_params()) for l in model.layers]
+
+
+def copy_weights(src, dst):
+    """Layer by layer, so the check does not depend on the model-level weight order."""
+    for a, b in zip(src.layers, dst.layers):
+        b.set_weights(a.get_weights())
