@@ -81,25 +81,24 @@ def _preprocess_numpy(x: np.ndarray, data_format: str, mode: str) -> np.ndarray:
 
 
 def _preprocess_tensor(x, data_format: str, mode: str):
-    """Out of place on torch and symbolic tensors (never overwrites the caller's tensor)."""
+    """Out of place on torch and symbolic tensors, with Keras' ops (so a graph has its nodes)."""
     x = ops.convert_to_tensor(x) if not isinstance(x, KerasTensor) else x
     if "float" not in str(x.dtype):
         x = ops.cast(x, config.floatx())
     if mode == "tf":
-        return ops.subtract(ops.divide(x, 127.5), 1.0)
+        return ops.subtract(ops.true_divide(x, 127.5), 1.0)
     flip, scale, mean, std = _MODES[mode]
     ndim = len(x.shape)
     axis = _channel_axis(ndim, data_format) % ndim
-    dtype = x.dtype
     if scale != 1.0:
-        x = ops.divide(x, 1 / scale)
-    if flip:
-        x = ops.flip(x, axis=axis)
+        x = ops.true_divide(x, 1 / scale)
+    if flip:  # RGB -> BGR as a stack of the channel slices
+        x = ops.stack([x[(slice(None),) * axis + (i,)] for i in (2, 1, 0)], axis=axis)
     shape = [1] * ndim
     shape[axis] = 3
-    x = ops.add(x, ops.convert_to_tensor(-np.asarray(mean).reshape(shape), dtype=dtype))
+    x = ops.add(x, ops.convert_to_tensor(-np.asarray(mean).reshape(shape), dtype=x.dtype))
     if std is not None:
-        x = ops.divide(x, ops.convert_to_tensor(np.asarray(std).reshape(shape), dtype=dtype))
+        x = ops.true_divide(x, ops.convert_to_tensor(np.asarray(std).reshape(shape), dtype=x.dtype))
     return x
 
 

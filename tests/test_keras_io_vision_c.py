@@ -1,0 +1,42 @@
+"""keras.io vision examples (part c: keypoints, DeepLabV3+, ViT, segmentation, MIL, CCT, ConvLSTM,
+autoencoder): the same code runs with Kestrel and with real Keras (torch backend); graphs, values
+and training behaviour agree.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+
+
+def _summary_rows(model):
+    """The first column of each summary row ("name (Class)"), joined across wrapped lines."""
+    printed = []
+    model.summary(line_length=200, print_fn=lambda text, **_: printed.append(text))
+    rows = [line.split("│")[1].strip() for line in "\n".join(printed).splitlines()
+            if line.startswith("│")]
+    return [row for row in rows if row]
+
+
+@pytest.mark.parametrize("mode", ["tf", "torch", "caffe"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_preprocess_input_on_symbolic_tensor_records_keras_ops(mode, data_format):
+    """keypoint_detection: mobilenet_v2.preprocess_input(inputs) gives the nodes Keras' gives
+    (true_divide / subtract, get_item x3 + stack for RGB->BGR), with the same values."""
+    shape = (4, 5, 3) if data_format == "channels_last" else (3, 4, 5)
+    x = np.random.default_rng(0).uniform(0, 255, (2,) + shape).astype("float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        inputs = k.Input(shape)
+        outputs = k.applications.imagenet_utils.preprocess_input(
+            inputs, data_format=data_format, mode=mode)
+        model = k.Model(inputs, outputs)
+        got[lib] = _summary_rows(model), model.predict(x, verbose=0)
+    assert got[kestrel][0] == got[keras][0]
+    np.testing.assert_allclose(got[kestrel][1], got[keras][1], rtol=1e-6, atol=1e-4)
