@@ -13,8 +13,8 @@ import weakref
 from torch import nn
 
 
-class TrackedList(list):
-    """A list whose layers are sublayers of the layer owning the attribute."""
+class _Tracked:
+    """What the tracked containers share: the owner's callback, run after every change."""
 
     def __init__(self, values=(), owner=None):
         super().__init__(values)
@@ -24,13 +24,21 @@ class TrackedList(list):
         if self._owner is not None:
             self._owner()
 
-    def __setitem__(self, index, value):
-        super().__setitem__(index, wrap(value, self._owner))
+    def __setitem__(self, key, value):
+        super().__setitem__(key, wrap(value, self._owner))
         self._changed()
 
-    def __delitem__(self, index):
-        super().__delitem__(index)
+    def __delitem__(self, key):
+        super().__delitem__(key)
         self._changed()
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+
+class TrackedList(_Tracked, list):
+    """A list whose layers are sublayers of the layer owning the attribute."""
 
     def __iadd__(self, values):
         self.extend(values)
@@ -57,29 +65,9 @@ class TrackedList(list):
         self._changed()
         return value
 
-    def clear(self):
-        super().clear()
-        self._changed()
 
-
-class TrackedDict(dict):
+class TrackedDict(_Tracked, dict):
     """A dict whose layers are sublayers of the layer owning the attribute."""
-
-    def __init__(self, values=(), owner=None):
-        super().__init__(values)
-        self._owner = owner
-
-    def _changed(self):
-        if self._owner is not None:
-            self._owner()
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, wrap(value, self._owner))
-        self._changed()
-
-    def __delitem__(self, key):
-        super().__delitem__(key)
-        self._changed()
 
     def update(self, *args, **kwargs):
         super().update({k: wrap(v, self._owner) for k, v in dict(*args, **kwargs).items()})
@@ -99,10 +87,6 @@ class TrackedDict(dict):
         item = super().popitem()
         self._changed()
         return item
-
-    def clear(self):
-        super().clear()
-        self._changed()
 
 
 class _Resync:
