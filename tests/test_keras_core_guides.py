@@ -57,3 +57,32 @@ def test_generator_read_to_its_end_warns_as_keras():
 
     seen, ran_out, _ = _steps_seen(kestrel, batches(), 5)
     assert seen == [5, 5, 3, 0] and ran_out == 2
+
+
+def _masked_chain(lib):
+    """understanding_masking_and_padding: a mask made by Embedding, passed along by layers
+    that support masking (the guide prints `x._keras_mask`)."""
+
+    class MyActivation(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+
+        def call(self, inputs):
+            return lib.ops.relu(inputs)
+
+    inputs = fresh(lib).Input(shape=(None,), dtype="int32")
+    x = lib.layers.Embedding(input_dim=50, output_dim=4, mask_zero=True)(inputs)
+    y = MyActivation()(x)
+    z = lib.layers.Dropout(0.1)(lib.layers.Activation("relu")(y))
+    pooled = lib.layers.GlobalAveragePooling1D()(z)
+    outputs = lib.layers.LSTM(3)(y)
+    names = [t.name for t in (inputs, x, x._keras_mask, y, y._keras_mask, z, pooled, outputs)]
+    return names, y._keras_mask is x._keras_mask, z._keras_mask is x._keras_mask, \
+        repr(y._keras_mask), lib.Input((1,)).name
+
+
+def test_symbolic_masks_are_named_and_passed_through_as_keras():
+    ours, theirs = _masked_chain(kestrel), _masked_chain(keras)
+    assert ours == theirs
+    assert ours[1] and ours[2] and ours[0][2] == "keras_tensor_2"

@@ -333,6 +333,10 @@ class Layer(nn.Module):
         for index, tensor in enumerate(node.output_tensors):
             tensor._keras_history = (self, len(self._inbound_nodes) - 1, index)
             tensor.name = naming.unique_name("keras_tensor")
+        for tensor in node.output_tensors:  # a new mask is named after the outputs, as in Keras
+            mask = getattr(tensor, "_keras_mask", None)
+            if isinstance(mask, KerasTensor) and mask._name is None:
+                mask.name = naming.unique_name("keras_tensor")
         return outputs
 
     accepts_strings = False  # set by the layers that read string data (lookups, hashing, ...)

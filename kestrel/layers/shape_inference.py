@@ -88,14 +88,23 @@ def attach_output_masks(layer, first, outputs) -> None:
             return np.full(shape, "", dtype=object)
         return torch.ones(shape, dtype=dtype or config.to_torch_dtype(t.dtype), device=device)
 
+    symbolic = {}  # id(placeholder) -> (placeholder, the input's mask it stands for)
+
+    def make_mask(m):
+        placeholder = make(m, torch.bool)
+        symbolic[id(placeholder)] = (placeholder, m)
+        return placeholder
+
     try:
         with torch.no_grad():
             out_masks = layer.compute_mask(map_structure(make, first),
-                                           map_structure(lambda m: make(m, torch.bool), masks_in))
+                                           map_structure(make_mask, masks_in))
     except Exception:  # noqa: BLE001 - a mask that cannot be inferred stays unknown symbolically
         return
     for out, mask in zip(flatten(outputs), flatten(out_masks)):
-        if isinstance(out, KerasTensor) and isinstance(mask, torch.Tensor):
+        if isinstance(out, KerasTensor) and id(mask) in symbolic:
+            out._keras_mask = symbolic[id(mask)][1]  # passed through: the same tensor, as Keras
+        elif isinstance(out, KerasTensor) and isinstance(mask, torch.Tensor):
             shape = [None if i < len(out.shape) and out.shape[i] is None else d
                      for i, d in enumerate(mask.shape)]
             out._keras_mask = KerasTensor(shape, "bool")
