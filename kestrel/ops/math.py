@@ -13,13 +13,18 @@ from kestrel.ops.dispatch import keras_op, module_all
 _UNARY = {"erf": torch.erf, "erfc": torch.erfc, "erfinv": torch.erfinv, "rsqrt": torch.rsqrt}
 
 
+def _float(x) -> torch.Tensor:
+    """`x` as a tensor; integer and bool ones cast to floatx, float ones (float64 too) kept."""
+    (x,) = to_tensors(x)
+    return x if x.is_floating_point() or x.is_complex() else x.to(torch_dtype(float_result(x)))
+
+
 def _unary(name, fn):
     def op(x):
-        (x,) = to_tensors(x)
-        return fn(x.to(torch_dtype(float_result(x))))
+        return fn(_float(x))
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Element-wise `{name}`; integer inputs give floatx."
+    op.__doc__ = f"Element-wise `{name}`; integer and bool inputs give floatx."
     return keras_op(op)
 
 
@@ -30,9 +35,9 @@ for _name, _fn in _UNARY.items():
 @keras_op
 def logsumexp(x, axis=None, keepdims=False):
     """`log(sum(exp(x)))` over `axis` (all axes when None), computed stably."""
-    (x,) = to_tensors(x)
+    x = _float(x)
     dims = tuple(range(x.ndim)) if axis is None else axis
-    return torch.logsumexp(x.to(torch_dtype(float_result(x))), dim=dims, keepdim=keepdims)
+    return torch.logsumexp(x, dim=dims, keepdim=keepdims)
 
 
 @keras_op
@@ -117,12 +122,13 @@ def _pair(z: torch.Tensor) -> tuple:
 
 @keras_op
 def view_as_complex(x):
-    """A complex tensor from a float tensor whose last axis (size 2) holds (real, imag)."""
+    """A complex64 tensor (as Keras, whatever the float width) from a tensor whose last axis
+    (size 2) holds (real, imag)."""
     (x,) = to_tensors(x)
     if x.shape[-1:] != (2,):
         raise ValueError("ops.view_as_complex: the last axis must have size 2. "
                          f"Received: x.shape={tuple(x.shape)}")
-    return torch.view_as_complex(x.contiguous())
+    return torch.view_as_complex(x.to(torch.float32).contiguous())
 
 
 @keras_op

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import string
 
 import torch
 
@@ -862,11 +863,29 @@ def cross(x1, x2, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 @keras_op
 def einsum(subscripts, *operands, **kwargs):
-    """Einstein summation; int8 operands give int32."""
+    """Einstein summation; int8 operands give int32. Also NumPy's sublist form
+    `einsum(a, [0, 1], b, [1], [0])`."""
+    if not isinstance(subscripts, str):
+        subscripts, operands = _sublist_subscripts((subscripts, *operands))
     dtypes = {dtype_of(o) for o in operands}
     dtype = "int32" if dtypes == {"int8"} else None
     operands, out = _compute(*operands, dtype=dtype)
     return torch.einsum(subscripts, *operands).to(out)
+
+
+def _sublist_subscripts(args) -> tuple:
+    """`(a, [0, 1], b, [1], [0])` as `("ab,b->a", (a, b))`: operands alternate with their
+    axis labels (ints or `...`); an odd trailing list labels the output."""
+    def letters(labels):
+        return "".join("..." if label is Ellipsis else string.ascii_letters[int(label)]
+                       for label in labels)
+
+    operands, specs = args[0::2], [letters(labels) for labels in args[1::2]]
+    if len(args) % 2:
+        operands, output = operands[:-1], "->" + letters(args[-1])
+    else:
+        output = ""
+    return ",".join(specs) + output, operands
 
 
 @keras_op

@@ -402,7 +402,12 @@ def average(x, axis=None, weights=None):
     if weights is None:
         return torch.mean(x, dim=axis)
     weights = _cast(weights, dtype)
-    if weights.ndim == 1 and x.ndim > 1 and axis is not None:
+    if weights.shape != x.shape and (axis is None or weights.shape != (x.shape[axis],)):
+        raise ValueError("ops.average: `weights` must have the shape of `x`, or be 1-D with "
+                         "the length of `x` along `axis` (which must then be given). Received: "
+                         f"x.shape={tuple(x.shape)}, weights.shape={tuple(weights.shape)}, "
+                         f"axis={axis}")
+    if weights.ndim == 1 and x.ndim > 1:
         shape = [1] * x.ndim
         shape[axis] = -1
         weights = weights.reshape(shape)
@@ -449,8 +454,8 @@ def _logical_reduce(torch_fn):
         (x,) = to_tensors(x)
         if axis in ((), []):
             return x.to(torch.bool)
-        out = torch_fn(x) if axis is None else torch_fn(x, dim=_axes(axis), keepdim=keepdims)
-        return out.to(torch.bool)
+        dims = tuple(range(x.ndim)) if axis is None else _axes(axis)
+        return torch_fn(x, dim=dims, keepdim=keepdims).to(torch.bool)
     return op
 
 

@@ -1,0 +1,80 @@
+"""The `>>>` examples of Keras' `keras.ops` docstrings give the same values, dtypes, shapes and
+errors with Kestrel as with real Keras (torch backend)."""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import kestrel  # noqa: E402
+
+
+def _both(fn):
+    """`fn(ops)` with Keras' ops and with Kestrel's, as NumPy arrays."""
+    return [np.asarray(keras.ops.convert_to_numpy(fn(lib.ops))) for lib in (keras, kestrel)]
+
+
+def _same(fn):
+    want, got = _both(fn)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+_A = np.arange(25, dtype="float32").reshape(5, 5)
+_B = np.arange(5, dtype="float32")
+_C = np.arange(6, dtype="float32").reshape(2, 3)
+
+
+@pytest.mark.parametrize("args", [
+    (_A, [0, 0]), (_A, [0, 0], [0]), (_A, [0, 1], [0]), (_C, [1, 0]), (_A, [0, 1], _B, [1]),
+    (_C, [0, 1], _C, [2, 1], [0, 2]),
+], ids=lambda a: str(len(a)))
+def test_einsum_sublist_form(args):
+    def call(ops):  # operands as tensors, as in Keras' docstring
+        return ops.einsum(*(ops.convert_to_tensor(a) if isinstance(a, np.ndarray) else a
+                            for a in args))
+    _same(call)
+
+
+def test_einsum_sublist_ellipsis_as_numpy():
+    """Keras cannot convert `...` in a sublist; NumPy's reading is the reference."""
+    got = kestrel.ops.einsum(_A, [Ellipsis, 1], [Ellipsis]).numpy()
+    np.testing.assert_allclose(got, np.einsum(_A, [Ellipsis, 1], [Ellipsis]))
+
+
+@pytest.mark.parametrize("op", ["all", "any"])
+@pytest.mark.parametrize("axis", [None, 0, (0, 1)])
+def test_logical_reduce_keepdims(op, axis):
+    x = np.array([[True, False], [True, True]])
+    _same(lambda ops: getattr(ops, op)(x, axis=axis, keepdims=True))
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc", "erfinv", "logsumexp"])
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int32", "bool"])
+def test_special_functions_keep_float_width(name, dtype):
+    x = np.array([-0.5, 0.0, 0.25, 0.75]).astype(dtype)
+    _same(lambda ops: getattr(ops, name)(x))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_view_as_complex_gives_complex64(dtype):
+    _same(lambda ops: ops.view_as_complex(np.array([[1.0, 2.0], [3.0, 4.0]], dtype)))
+
+
+def test_average_weights_shape_rules():
+    data = np.arange(6, dtype="int32").reshape(3, 2)
+    w = np.array([0.25, 0.75], "float32")
+    _same(lambda ops: ops.average(data, axis=1, weights=w))
+    # full-shape weights: Keras' torch backend divides by the wrong sum; NumPy is the reference
+    full = np.arange(1, 7, dtype="float32").reshape(3, 2)
+    for axis in (None, 0, 1):
+        got = kestrel.ops.average(data, axis=axis, weights=full).numpy()
+        np.testing.assert_allclose(got, np.average(data, axis=axis, weights=full), rtol=1e-6)
+    # Keras refuses the mismatched shapes (its symbolic op; NumPy and JAX as well)
+    for bad in [dict(weights=w), dict(axis=0, weights=w)]:
+        with pytest.raises(ValueError):
+            keras.ops.average(keras.KerasTensor((3, 2)), **bad)
+        with pytest.raises(ValueError, match="weights"):
+            kestrel.ops.average(data, **bad)
