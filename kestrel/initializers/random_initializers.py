@@ -105,7 +105,7 @@ class TruncatedNormal(RandomInitializer):
 
     def __call__(self, shape: Shape, dtype=None) -> torch.Tensor:
         return samplers().truncated_normal(shape, self.mean, self.stddev, self._dtype(dtype),
-                                              self.seed)
+                                           self.seed)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
@@ -133,7 +133,7 @@ class RandomUniform(RandomInitializer):
 
     def __call__(self, shape: Shape, dtype=None) -> torch.Tensor:
         return samplers().uniform(shape, self.minval, self.maxval, self._dtype(dtype),
-                                     self.seed)
+                                  self.seed)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
