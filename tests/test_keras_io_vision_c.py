@@ -40,3 +40,44 @@ def test_preprocess_input_on_symbolic_tensor_records_keras_ops(mode, data_format
         got[lib] = _summary_rows(model), model.predict(x, verbose=0)
     assert got[kestrel][0] == got[keras][0]
     np.testing.assert_allclose(got[kestrel][1], got[keras][1], rtol=1e-6, atol=1e-4)
+
+
+def _script_layer(lib):
+    """A custom layer as a script defines it (its module is `__main__`), unregistered."""
+    class Patches(lib.layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+
+        def call(self, images):
+            patches = lib.ops.image.extract_patches(images, size=self.patch_size)
+            shape = lib.ops.shape(patches)
+            return lib.ops.reshape(patches, (shape[0], shape[1] * shape[2], shape[3]))
+
+        def get_config(self):
+            return {**super().get_config(), "patch_size": self.patch_size}
+
+    Patches.__module__ = "__main__"
+    return Patches
+
+
+def test_script_defined_layer_serializes_without_module_and_reloads_across(tmp_path):
+    """object_detection_using_vision_transformer: a `__main__` class is written with module
+    null (as Keras), and the .keras file loads in the other library with custom_objects."""
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    saved = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        patches_cls = _script_layer(k)
+        inputs = k.Input((8, 8, 3))
+        model = k.Model(inputs, k.layers.Dense(2)(patches_cls(4)(inputs)))
+        entry = model.get_config()["layers"][1]
+        assert (entry["module"], entry["registered_name"]) == (None, "Patches")
+        path = str(tmp_path / f"{lib.__name__}.keras")
+        model.save(path)
+        saved[lib] = path, model.predict(x, verbose=0)
+    for writer, reader in ((keras, kestrel), (kestrel, keras)):
+        path, expected = saved[writer]
+        loaded = reader.models.load_model(path, custom_objects={"Patches": _script_layer(reader)})
+        assert loaded.layers[1].patch_size == 4
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)

@@ -67,6 +67,8 @@ def serialize_keras_object(obj, category: str | None = None):
             registered = cls.__name__
     else:  # a user's unregistered class: its module and name, as Keras writes them
         module, registered = cls.__module__, cls.__name__
+    if module == "__main__":  # Keras writes no module for a script's own classes
+        module = None
     entry = {
         "module": module,
         "class_name": cls.__dict__.get("_keras_class_name", cls.__name__),
