@@ -86,3 +86,32 @@ def test_symbolic_masks_are_named_and_passed_through_as_keras():
     ours, theirs = _masked_chain(kestrel), _masked_chain(keras)
     assert ours == theirs
     assert ours[1] and ours[2] and ours[0][2] == "keras_tensor_2"
+
+
+def _logs_order(lib):
+    """transfer_learning prints `model.evaluate(..., return_dict=True)`: Keras lists by name."""
+    keys = []
+
+    class FirstBatch(lib.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0:
+                keys.append(list(logs))
+
+    inputs = fresh(lib).Input(shape=(3,))
+    model = lib.Model(inputs, lib.layers.Dense(1)(inputs))
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=["binary_accuracy", "auc"])
+    y = (Y > 0.5).astype("float32")
+    model.fit(X, y, verbose=0, callbacks=[FirstBatch()])
+    keys += [list(model.evaluate(X, y, verbose=0, return_dict=True)),
+             list(model.train_on_batch(X, y, return_dict=True)),
+             list(model.test_on_batch(X, y, return_dict=True)),
+             len(model.evaluate(X, y, verbose=0)), list(model.get_metrics_result())]
+    return keys
+
+
+def test_returned_and_batch_logs_are_ordered_by_name_as_keras():
+    ours = _logs_order(kestrel)
+    assert ours == _logs_order(keras)
+    assert ours[1] == ["auc", "binary_accuracy", "loss"]
+    assert ours[-1] == ["loss", "binary_accuracy", "auc"]

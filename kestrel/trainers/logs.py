@@ -15,7 +15,7 @@ class LazyLogs(Mapping):
     __slots__ = ("_metrics", "_before_read")
 
     def __init__(self, metrics, before_read=None):
-        self._metrics = {m.name: m for m in metrics}
+        self._metrics = {m.name: m for m in sorted(metrics, key=lambda m: m.name)}  # as Keras
         self._before_read = before_read  # e.g. applies deferred metric updates
 
     def __getitem__(self, name):

@@ -138,13 +138,13 @@ class Trainer(GeneratorMethods):
         return logs
 
     def _results(self, step_logs=None) -> dict:
-        """The metric results as Python floats, or what a custom step returned last
-        (`step_logs`) when its keys differ from the metrics' (as Keras does)."""
+        """The metric results as Python floats sorted by name, or what a custom step returned
+        last (`step_logs`) when its keys differ from the metrics' (as Keras does)."""
         logs = self.get_metrics_result()
         if step_logs is not None and (not isinstance(step_logs, Mapping)
                                       or set(step_logs) != set(logs)):
             logs = step_logs if isinstance(step_logs, Mapping) else {"output": step_logs}
-        return {key: _python(value) for key, value in logs.items()}
+        return {key: _python(logs[key]) for key in sorted(logs)}  # Keras' order: by name
 
     def _flatten_results(self, logs: dict):
         """`evaluate`'s list: the metrics' values in `metrics` order, then other keys sorted;
