@@ -78,3 +78,35 @@ def test_average_weights_shape_rules():
             keras.ops.average(keras.KerasTensor((3, 2)), **bad)
         with pytest.raises(ValueError, match="weights"):
             kestrel.ops.average(data, **bad)
+
+
+_DTYPES = ["float64", "float32", "float16", "int64", "int32", "uint8", "bool"]
+
+
+def _sample(dtype):
+    base = np.array([[0.1, 0.5, 0.9], [0.3, 0.7, 0.2]])
+    return (base * (10 if "int" in dtype else 1)).astype(dtype)
+
+
+@pytest.mark.parametrize("name", ["ceil", "floor"])
+@pytest.mark.parametrize("dtype", _DTYPES)
+def test_rounding_result_dtype(name, dtype):
+    """Keras' result type with a Python float: float64 -> float32, int64 -> floatx."""
+    _same(lambda ops: getattr(ops, name)(_sample(dtype)))
+
+
+@pytest.mark.parametrize("name", ["hstack", "vstack", "dstack"])
+@pytest.mark.parametrize("pair", [("float64", "float64"), ("float64", "float32"),
+                                  ("int64", "int32"), ("float32", "int64"), ("bool", "int64")])
+def test_stacking_keeps_64_bit_as_torch(name, pair):
+    xs = [_sample(dtype) for dtype in pair]
+    _same(lambda ops: getattr(ops, name)(xs))
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "int32"])
+def test_normalize_dtypes(order, dtype):
+    x = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]).astype(dtype)
+    want, got = _both(lambda ops: ops.normalize(x, order=order))
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got.astype("float32"), want.astype("float32"), rtol=1e-3)

@@ -64,15 +64,16 @@ def normalize(x, axis=-1, order=2, epsilon=None):
         raise ValueError(f"ops.normalize: argument `order` must be an int >= 1. "
                          f"Received: order={order!r}")
     (x,) = to_tensors(x)
-    x = x.to(torch_dtype(float_result(x)))
+    if not x.is_floating_point():
+        x = x.to(torch_dtype(float_result(x)))
     if x.ndim == 0:
         x = x.unsqueeze(0)
     epsilon = config.epsilon() if epsilon is None else epsilon
     if order == 2:
         inverse = torch.rsqrt((x * x).sum(axis, keepdim=True))
-        return x * torch.clamp(inverse, max=1.0 / epsilon)
+        return x * torch.minimum(inverse, inverse.new_tensor(1.0 / epsilon))  # inf in float16
     norm = torch.linalg.vector_norm(x, ord=order, dim=axis, keepdim=True)
-    return x / torch.clamp(norm, min=epsilon)
+    return x / torch.maximum(norm, norm.new_tensor(epsilon))
 
 
 def _contiguous_tail(axes: list[int], ndim: int) -> bool:

@@ -424,17 +424,17 @@ def stack(x, axis=0):
 
 @keras_op
 def hstack(xs):
-    return torch.hstack(promote(*xs))
+    return torch.hstack(promote_natively(*xs))
 
 
 @keras_op
 def vstack(xs):
-    return torch.vstack(promote(*xs))
+    return torch.vstack(promote_natively(*xs))
 
 
 @keras_op
 def dstack(xs):
-    return torch.dstack(promote(*xs))
+    return torch.dstack(promote_natively(*xs))
 
 
 def _sections(indices_or_sections):

@@ -69,7 +69,6 @@ _FLOAT_UNARY = {
     "arctanh": torch.arctanh, "exp": torch.exp, "exp2": torch.exp2, "expm1": torch.expm1,
     "log": torch.log, "log2": torch.log2, "log10": torch.log10, "log1p": torch.log1p,
     "sqrt": torch.sqrt, "reciprocal": torch.reciprocal, "sinc": torch.sinc,
-    "ceil": torch.ceil, "floor": torch.floor,
 }
 _WIDE_FLOAT_UNARY = {  # these keep 64 bits for int64 input, as Keras does
     "deg2rad": torch.deg2rad, "rad2deg": torch.rad2deg,
@@ -82,6 +81,19 @@ for _op_name, _fn in _FLOAT_UNARY.items():
 for _op_name, _fn in _WIDE_FLOAT_UNARY.items():
     _register(_op_name, _unary_float(_fn, wide_int64=True),
               f"Element-wise `{_op_name}`; integer inputs give floatx (float64 for int64).")
+
+
+def _rounding(torch_fn):
+    def op(x):
+        (x,) = to_tensors(x)
+        dtype = config.floatx() if _name(x) == "int64" else _tensor_result(x, with_float=True)
+        return torch_fn(_to_float(x)).to(torch_dtype(dtype))
+    return op
+
+
+for _op_name, _fn in {"ceil": torch.ceil, "floor": torch.floor}.items():
+    _register(_op_name, _rounding(_fn), f"Element-wise `{_op_name}` as a float tensor "
+              "(Keras' result type with a Python float: float64 gives float32).")
 
 
 def _unary(torch_fn, bool_passthrough=False, bool_to_int=False):
