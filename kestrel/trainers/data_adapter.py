@@ -151,20 +151,49 @@ class ArrayAdapter:
         return min(full, self.steps) if self.steps else full
 
     def __iter__(self) -> Iterator[tuple]:
+        # Keras' torch DataLoader draws a seed from the global RNG for each pass it starts,
+        # and Keras starts the next pass as soon as one is complete
+        _draw_seed()
+        yield from batches((self.x, self.y, self.sample_weight), self.num_batches,
+                           self.batch_size, self._order(), self.batch_device)
+        _draw_seed()
+
+    def _order(self):
+        """Rows in the order Keras' torch sampler gives them after the same global seed: None
+        (in order); a permutation from a generator seeded off the global RNG (`shuffle=True`);
+        or each batch's rows permuted by the global RNG as the batch is read (`"batch"`)."""
+        device = self.x_device()
         if self.shuffle == "batch":
-            raise ValueError("shuffle='batch' is not supported; use shuffle=True.")
-        perm = torch.randperm(self.n, device=self.x_device()) if self.shuffle else None
-        return batches((self.x, self.y, self.sample_weight), self.num_batches, self.batch_size,
-                       perm, self.batch_device)
+            size = self.batch_size
+            return lambda step: (step * size + torch.randperm(
+                min(size, self.n - step * size))).to(device)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(_draw_seed())
+            return torch.randperm(self.n, generator=generator).to(device)
+        return None
+
+    def draw_build_batch_seeds(self) -> None:
+        """The global RNG draws of the batch Keras reads to build a model at its first
+        fit/evaluate after compile (a pass started and one batch taken, then dropped)."""
+        _draw_seed()
+        if self.shuffle == "batch":
+            torch.randperm(min(self.batch_size, self.n))
+        elif self.shuffle:
+            _draw_seed()
 
     def x_device(self):
         tensors = [t for t in flatten(self.x) if isinstance(t, torch.Tensor)]
         return tensors[0].device if tensors else None
 
 
+def _draw_seed() -> int:
+    return int(torch.empty((), dtype=torch.int64).random_().item())
+
+
 def batches(data, num_batches: int, batch_size: int, perm=None, device=None):
     """Consecutive batches of `data`: slices (views), or rows `perm[i:i+bs]` when shuffling,
-    copied to `device` when given.
+    copied to `device` when given. `perm` may also be a function of the step giving the rows
+    of that batch.
 
     Shuffled batches are gathered one at a time, so the data is never copied whole.
     """
@@ -174,7 +203,7 @@ def batches(data, num_batches: int, batch_size: int, perm=None, device=None):
             yield map_structure(lambda t: None if t is None else
                                 to_device(t[start:start + batch_size], device), data)
         else:
-            rows = perm[start:start + batch_size]
+            rows = perm(step) if callable(perm) else perm[start:start + batch_size]
             yield map_structure(lambda t: None if t is None else
                                 to_device(_take(t, rows), device), data)
 

@@ -69,6 +69,7 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
     train_data = data_adapter.get_adapter(x, y, sample_weight, batch_size, steps_per_epoch,
                                           shuffle, device)
     _check_array_data("fit", train_data)
+    _draw_build_batch_seeds(model, train_data)
     if class_weight is not None:
         class_weight = ClassWeights(class_weight)
         if isinstance(train_data, data_adapter.ArrayAdapter) and \
@@ -94,6 +95,15 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
     finally:
         if session is not None:
             session.finish()
+
+
+def _draw_build_batch_seeds(model, data) -> None:
+    """Keras' first fit/evaluate after compile reads a batch to build; its random draws keep
+    shuffled orders equal to Keras' after the same seed."""
+    if getattr(model, "_build_batch_read_for", None) is not getattr(model, "_steps", None):
+        model._build_batch_read_for = model._steps
+        if isinstance(data, data_adapter.ArrayAdapter):
+            data.draw_build_batch_seeds()
 
 
 def _check_array_data(fn: str, data, name: str = "x") -> None:
@@ -177,6 +187,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
         data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
     _check_array_data("evaluate", data)
+    _draw_build_batch_seeds(model, data)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     was_training = model.training
     model.eval()

@@ -74,6 +74,8 @@ class Dense(Quantizable, Layer):
             self._quantized_build()
 
     def call(self, inputs):
+        if not inputs.is_floating_point():  # int/bool data: promoted as Keras' matmul does
+            inputs = inputs.to(self.kernel.dtype)
         if self.bias is not None and inputs.dim() == 2:
             outputs = torch.addmm(self.bias, inputs, self.kernel)
         else:

@@ -1,0 +1,63 @@
+"""Examples from Keras' own docstrings (losses, metrics, optimizers, callbacks, trainers):
+Kestrel gives what real Keras (torch backend) gives.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh  # noqa: E402
+
+LIBS = (keras, kestrel)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+def test_dense_promotes_integer_and_bool_inputs(dtype):
+    x = (np.arange(8).reshape(2, 4) % 2).astype(dtype)
+    ref, got = (fresh(lib).layers.Dense(3)(x) for lib in LIBS)
+    assert got.dtype == ref.dtype == torch.float32
+    np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
+
+
+def test_early_stopping_docstring_fits_integer_data():
+    """EarlyStopping's example: fit on np.arange ints stops after 4 epochs."""
+    runs = []
+    for lib in LIBS:
+        k = fresh(lib)
+        model = k.models.Sequential([k.layers.Dense(10)])
+        model.compile(k.optimizers.SGD(), loss="mse")
+        callback = k.callbacks.EarlyStopping(monitor="loss", patience=3)
+        history = model.fit(np.arange(100).reshape(5, 20), np.zeros(5), epochs=10, batch_size=1,
+                            callbacks=[callback], verbose=0)
+        runs.append(history.history["loss"])
+    assert len(runs[1]) == len(runs[0]) == 4
+
+
+def _run(lib, shuffle):
+    k = fresh(lib)
+    x = (np.arange(100).reshape(10, 10) % 7).astype("float32") / 7
+    y = np.arange(10.0) / 10
+    model = k.models.Sequential([k.layers.Dense(4), k.layers.Dropout(0.3), k.layers.Dense(1)])
+    model.compile(k.optimizers.SGD(0.01), loss="mse")
+    first = model.evaluate(x, y, batch_size=4, verbose=0)
+    history = model.fit(x, y, epochs=2, batch_size=3, shuffle=shuffle, verbose=0,
+                        validation_data=(x, y))
+    pred = model.predict(x, batch_size=4, verbose=0)
+    return first, history.history, pred, torch.rand(3)
+
+
+@pytest.mark.parametrize("shuffle", [True, "batch", False])
+def test_shuffled_fit_matches_keras_after_the_same_seed(shuffle):
+    """Batch order (shuffle=True and 'batch') and the global RNG's draws around fit, evaluate
+    and predict are Keras': same losses, predictions, and torch.rand afterwards."""
+    ref, got = (_run(lib, shuffle) for lib in LIBS)
+    assert got[0] == pytest.approx(ref[0], rel=1e-5)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(got[1][key], ref[1][key], rtol=1e-4)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-4, atol=1e-6)
+    assert torch.equal(got[3], ref[3])
