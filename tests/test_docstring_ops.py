@@ -110,3 +110,16 @@ def test_normalize_dtypes(order, dtype):
     want, got = _both(lambda ops: ops.normalize(x, order=order))
     assert got.dtype == want.dtype
     np.testing.assert_allclose(got.astype("float32"), want.astype("float32"), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["max", "min", "amax", "amin"])
+def test_extremes_empty_axis_and_keepdims(name):
+    x = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    _same(lambda ops: getattr(ops, name)(x, axis=()))  # no axis reduced: x itself
+    _same(lambda ops: getattr(ops, name)(x, axis=(0, 2), keepdims=True))
+    # axis=None with keepdims: Keras' own output spec (and NumPy) keep every axis as size 1;
+    # its torch backend drops them here (but not for mean/all/any)
+    spec = getattr(keras.ops, name)(keras.KerasTensor((2, 3, 4)), keepdims=True)
+    got = getattr(kestrel.ops, name)(x, keepdims=True).numpy()
+    assert got.shape == tuple(spec.shape) == (1, 1, 1)
+    np.testing.assert_array_equal(got, getattr(np, name)(x, keepdims=True))

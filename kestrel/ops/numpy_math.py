@@ -427,7 +427,7 @@ def average(x, axis=None, weights=None):
     return torch.sum(x * weights, dim=axis) / torch.sum(weights, dim=axis)
 
 
-def _extreme(torch_all, torch_axes, combine):
+def _extreme(torch_axes, combine):
     def op(x, axis=None, keepdims=False, initial=None):
         (x,) = to_tensors(x)
         if 0 in x.shape:
@@ -435,16 +435,20 @@ def _extreme(torch_all, torch_axes, combine):
                 raise ValueError(f"ops.{combine.__name__[:3]}: cannot reduce an empty tensor "
                                  f"without `initial`. Received: x.shape={tuple(x.shape)}")
             return torch.full((1,) * x.ndim if keepdims else (), initial, device=x.device)
-        out = torch_all(x) if axis is None else torch_axes(x, dim=_axes(axis), keepdim=keepdims)
+        if axis in ((), []):
+            out = x
+        else:
+            dims = tuple(range(x.ndim)) if axis is None else _axes(axis)
+            out = torch_axes(x, dim=dims, keepdim=keepdims)
         if initial is not None:
             out = combine(out, torch.full_like(out, initial))
         return out
     return op
 
 
-_register("max", _extreme(torch.max, torch.amax, torch.maximum),
+_register("max", _extreme(torch.amax, torch.maximum),
           "Maximum over `axis` (all axes when None), at least `initial` when given.")
-_register("min", _extreme(torch.min, torch.amin, torch.minimum),
+_register("min", _extreme(torch.amin, torch.minimum),
           "Minimum over `axis` (all axes when None), at most `initial` when given.")
 
 
@@ -453,7 +457,8 @@ def _amax_like(torch_fn):
         (x,) = to_tensors(x)
         if axis in ((), []):
             return x
-        return torch_fn(x) if axis is None else torch_fn(x, dim=_axes(axis), keepdim=keepdims)
+        dims = tuple(range(x.ndim)) if axis is None else _axes(axis)
+        return torch_fn(x, dim=dims, keepdim=keepdims)
     return op
 
 
