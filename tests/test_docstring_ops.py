@@ -123,3 +123,14 @@ def test_extremes_empty_axis_and_keepdims(name):
     got = getattr(kestrel.ops, name)(x, keepdims=True).numpy()
     assert got.shape == tuple(spec.shape) == (1, 1, 1)
     np.testing.assert_array_equal(got, getattr(np, name)(x, keepdims=True))
+
+
+@pytest.mark.parametrize("name", ["append", "outer", "kron", "fmod", "mod"])
+@pytest.mark.parametrize("pair", [("float64", "float32"), ("float32", "float64"),
+                                  ("int64", "int32"), ("int8", "int64"), ("int64", "bool"),
+                                  ("float32", "int32"), ("int8", "uint8")])
+def test_torch_promoting_binary_ops_keep_64_bit(name, pair):
+    """Keras hands these straight to torch: a 64-bit operand gives a 64-bit result."""
+    base = np.array([[1.5, 2.0, 3.0], [4.0, 5.5, 7.0]])
+    x1, x2 = [(base * (2 if "int" in d else 1)).astype(d) for d in pair]
+    _same(lambda ops: getattr(ops, name)(x1, x2))

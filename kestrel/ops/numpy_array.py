@@ -411,7 +411,7 @@ def concatenate(xs, axis=0):
 
 @keras_op
 def append(x1, x2, axis=None):
-    x1, x2 = promote(x1, x2)
+    x1, x2 = promote_natively(x1, x2)
     if axis is None:
         return torch.cat([x1.reshape(-1), x2.reshape(-1)])
     return torch.cat([x1, x2], dim=axis)
@@ -828,13 +828,13 @@ def vdot(x1, x2):
 
 @keras_op
 def outer(x1, x2):
-    x1, x2 = promote(x1, x2)
+    x1, x2 = promote_natively(x1, x2)
     return torch.outer(x1.reshape(-1), x2.reshape(-1))
 
 
 @keras_op
 def kron(x1, x2):
-    x1, x2 = promote(x1, x2)
+    x1, x2 = promote_natively(x1, x2)
     return torch.kron(x1, x2)
 
 

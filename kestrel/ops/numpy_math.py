@@ -210,7 +210,7 @@ for _op_name, _fn in _PROMOTING_BINARY.items():
 for _op_name, _fn in {"mod": torch.remainder, "fmod": torch.fmod,
                       "floor_divide": torch.floor_divide}.items():
     _register(_op_name, _int_division(_fn, bool_to_int=_op_name != "floor_divide",
-                                      native=_op_name == "mod"),
+                                      native=_op_name != "floor_divide"),
               f"Element-wise `{_op_name}` with broadcasting; integer division by 0 gives 0.")
 
 
