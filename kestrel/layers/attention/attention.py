@@ -97,6 +97,8 @@ class Attention(Layer):
         if training and self.dropout > 0:
             weights = seeding.dropout(weights, self.dropout,
                                           seeding.generator_for(self, weights.device))
+        if not value.is_floating_point():  # int values: promoted as Keras' matmul does
+            value = value.to(weights.dtype)
         outputs = torch.matmul(weights, value)
         if query_mask is not None:
             outputs = torch.where(query_mask.bool().unsqueeze(-1), outputs, 0.0)

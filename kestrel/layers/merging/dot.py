@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import config
+from kestrel.backend.dtypes import result_type
+from kestrel.layers.float_inputs import promote
 from kestrel.layers.layer import register_layer
 from kestrel.layers.merging.base_merge import Merge
 
@@ -83,8 +85,11 @@ class Dot(Merge):
         x, y = inputs
         if self.normalize:
             a, b = self._positive_axes(x.dim(), y.dim())
-            x = F.normalize(x, dim=a, eps=config.epsilon())
-            y = F.normalize(y, dim=b, eps=config.epsilon())
+            x = F.normalize(promote(x, self), dim=a, eps=config.epsilon())
+            y = F.normalize(promote(y, self), dim=b, eps=config.epsilon())
+        if x.dtype != y.dtype or not x.is_floating_point():  # Keras' matmul promotion
+            dtype = config.to_torch_dtype(result_type(x.dtype, y.dtype))
+            x, y = x.to(dtype), y.to(dtype)
         out = torch.einsum(self._equation(x.dim(), y.dim()), x, y)
         return out.unsqueeze(-1) if out.dim() == 1 else out
 

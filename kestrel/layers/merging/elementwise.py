@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import ops
 from kestrel.layers import in_place
 from kestrel.layers.layer import register_layer
 from kestrel.layers.merging.base_merge import Merge, expand_mask
@@ -114,7 +115,7 @@ class Maximum(Merge):
     """Elementwise maximum of a list of tensors."""
 
     def _merge_function(self, inputs, masks):
-        return _masked_reduce(torch.maximum, inputs, masks)
+        return _masked_reduce(ops.maximum, inputs, masks)
 
 
 @register_layer()
@@ -122,7 +123,7 @@ class Minimum(Merge):
     """Elementwise minimum of a list of tensors."""
 
     def _merge_function(self, inputs, masks):
-        return _masked_reduce(torch.minimum, inputs, masks)
+        return _masked_reduce(ops.minimum, inputs, masks)
 
 
 def add(inputs, **kwargs):

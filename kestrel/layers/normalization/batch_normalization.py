@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from kestrel import config, constraints, initializers, regularizers
 from kestrel.layers.convolutional.conv_utils import channel_permutations, permuted
+from kestrel.layers.float_inputs import promote
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 
@@ -109,7 +110,7 @@ class BatchNormalization(Layer):
                 f"BatchNormalization '{self.name}': the mask must have one dimension less than "
                 f"the inputs. Received: mask.shape={tuple(mask.shape)}, "
                 f"inputs.shape={tuple(inputs.shape)}")
-        x = inputs.float() if inputs.dtype in _HALF else inputs
+        x = inputs.float() if inputs.dtype in _HALF else promote(inputs, self)
         if training and self._trainable:
             out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
         else:

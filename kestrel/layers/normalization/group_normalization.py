@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from kestrel import constraints, initializers, regularizers
+from kestrel.layers.float_inputs import promote
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 
@@ -83,6 +84,7 @@ class GroupNormalization(Layer):
         self.input_spec = InputSpec(ndim=rank, axes={self.axis: channels})
 
     def call(self, inputs):
+        inputs = promote(inputs, self)
         # torch's kernel wants channels first and accumulates half-precision inputs in float32
         x = inputs.movedim(self._channel_dim, 1) if self._channel_dim != 1 else inputs
         out = F.group_norm(x, self._groups, self.gamma, self.beta, self.epsilon)

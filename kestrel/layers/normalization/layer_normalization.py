@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import constraints, initializers, regularizers
+from kestrel.layers.float_inputs import promote
 from kestrel.layers.layer import Layer, register_layer
 
 
@@ -77,6 +78,7 @@ class LayerNormalization(Layer):
             constraint=self.beta_constraint) if self.center and not self.rms_scaling else None
 
     def call(self, inputs):
+        inputs = promote(inputs, self)
         if self._fused:
             return F.layer_norm(inputs, inputs.shape[inputs.dim() - len(self._axes):],
                                 self.gamma, self.beta, self.epsilon)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel.layers.convolutional import conv_utils as cu
+from kestrel.layers.float_inputs import promote
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer, register_layer
 
@@ -54,7 +55,7 @@ class _GlobalMax(BaseGlobalPooling):
 class _GlobalAverage(BaseGlobalPooling):
     def call(self, inputs):
         self._check_rank(inputs)
-        return torch.mean(inputs, dim=self._axes, keepdim=self.keepdims)
+        return torch.mean(promote(inputs, self), dim=self._axes, keepdim=self.keepdims)
 
 
 @register_layer("GlobalMaxPool1D")
@@ -123,6 +124,7 @@ class GlobalAveragePooling1D(_GlobalAverage):
         if mask is None:
             return super().call(inputs)
         self._check_rank(inputs)
+        inputs = promote(inputs, self)
         keep = mask.to(torch.bool).unsqueeze(2 if self.data_format == "channels_last" else 1)
         total = inputs.masked_fill(~keep, 0).sum(dim=self._axes, keepdim=self.keepdims)
         return total / keep.sum(dim=self._axes, keepdim=self.keepdims).to(inputs.dtype)
