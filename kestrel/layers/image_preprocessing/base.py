@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kestrel import config
+from kestrel import config, random
 from kestrel.layers import shape_inference, training_mode
 from kestrel.layers.image_preprocessing.data import call_data
 from kestrel.layers.layer import Layer
-from kestrel.layers.regularization.seeding import (attach_seed_generator, check_seed,
-                                                   generator_for)
+from kestrel.layers.regularization.seeding import attach_seed_generator, check_seed
 from kestrel.utils.bounding_boxes.formats import check_format
 
 
@@ -131,7 +130,7 @@ class RandomImageLayer(ImageLayer):
         check_seed(self, seed)
         self.seed = seed
         # Keras' SeedGenerator: unseeded, it takes a seed from Python's `random` (so the
-        # initializers of later layers get Keras' seeds); the draws here use `generator_for`
+        # initializers of later layers get Keras' seeds); the draws below advance it as Keras'
         attach_seed_generator(self, seed)
 
     def call(self, inputs, training=None):
@@ -148,20 +147,20 @@ class RandomImageLayer(ImageLayer):
         return images if params is None else self.transform(images)
 
     def uniform(self, shape, low, high, like: torch.Tensor) -> torch.Tensor:
-        """Uniform draws in `[low, high)` of `shape`, on `like`'s device, in its dtype."""
-        generator = generator_for(self, like.device)
-        draws = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-        return draws * (high - low) + low
+        """Uniform draws in `[low, high)` of `shape` from the layer's `seed_generator` (Keras'
+        numbers for a seed), on `like`'s device, in its dtype."""
+        draws = random.uniform(shape, low, high, seed=self.seed_generator)
+        return draws.to(device=like.device, dtype=like.dtype)
 
     def normal(self, shape, like: torch.Tensor) -> torch.Tensor:
-        """Standard normal draws of `shape`, on `like`'s device, in its dtype."""
-        return torch.randn(shape, generator=generator_for(self, like.device), device=like.device,
-                           dtype=like.dtype)
+        """Standard normal draws of `shape` from `seed_generator`, on `like`'s device and dtype."""
+        draws = random.normal(shape, seed=self.seed_generator)
+        return draws.to(device=like.device, dtype=like.dtype)
 
     def randint(self, shape, low: int, high: int, like: torch.Tensor) -> torch.Tensor:
-        """Integer draws in `[low, high)` of `shape`, on `like`'s device."""
-        return torch.randint(low, high, shape, generator=generator_for(self, like.device),
-                             device=like.device)
+        """Integer draws in `[low, high)` of `shape` from `seed_generator`, on `like`'s device."""
+        draws = random.randint(shape, low, high, dtype="int64", seed=self.seed_generator)
+        return draws.to(like.device)
 
     def apply_mask(self, factor, like: torch.Tensor) -> torch.Tensor:
         """`(batch, 1, 1, 1)` booleans: each image is picked with a probability drawn in
