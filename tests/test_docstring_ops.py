@@ -134,3 +134,18 @@ def test_torch_promoting_binary_ops_keep_64_bit(name, pair):
     base = np.array([[1.5, 2.0, 3.0], [4.0, 5.5, 7.0]])
     x1, x2 = [(base * (2 if "int" in d else 1)).astype(d) for d in pair]
     _same(lambda ops: getattr(ops, name)(x1, x2))
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 1, 4), None), ((3, 1, 4), 2), ((1, 3), -2),
+                                         ((3, 4), None)])
+def test_symbolic_squeeze_keeps_unknown_batch(shape, axis):
+    want = keras.ops.squeeze(keras.Input(shape), axis=axis)
+    got = kestrel.ops.squeeze(kestrel.Input(shape), axis=axis)
+    assert tuple(got.shape) == tuple(want.shape)
+
+
+def test_symbolic_squeeze_of_unknown_axis_raises():
+    with pytest.raises(ValueError):
+        keras.ops.squeeze(keras.Input((3, 1)), axis=0)
+    with pytest.raises(ValueError, match="squeeze"):
+        kestrel.ops.squeeze(kestrel.Input((3, 1)), axis=0)

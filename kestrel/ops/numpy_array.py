@@ -285,6 +285,25 @@ def squeeze(x, axis=None):
     return torch.squeeze(x, dim=_axes(axis))
 
 
+def _squeeze_spec(x, axis=None):
+    """Symbolic `squeeze` from shapes: unknown sizes are not squeezed (placeholder runs would
+    squeeze an unknown batch of 1)."""
+    from kestrel.layers.node import KerasTensor
+
+    shape = list(x.shape)
+    if axis is None:
+        return KerasTensor([d for d in shape if d != 1], x.dtype)
+    for a in _axes(axis):
+        if shape[a] != 1:
+            raise ValueError(f"ops.squeeze: cannot squeeze an axis of size {shape[a]}. "
+                             f"Received: axis={axis}, shape={tuple(shape)}")
+    drop = {a % len(shape) for a in _axes(axis)}
+    return KerasTensor([d for i, d in enumerate(shape) if i not in drop], x.dtype)
+
+
+squeeze.output_spec = _squeeze_spec
+
+
 @keras_op
 def transpose(x, axes=None):
     x = convert_to_tensor(x)
