@@ -149,3 +149,17 @@ def test_symbolic_squeeze_of_unknown_axis_raises():
         keras.ops.squeeze(keras.Input((3, 1)), axis=0)
     with pytest.raises(ValueError, match="squeeze"):
         kestrel.ops.squeeze(kestrel.Input((3, 1)), axis=0)
+
+
+@pytest.mark.parametrize("pair", [("float64", "float32"), ("int32", "float64"),
+                                  ("float32", "int64"), ("int32", "int32")])
+def test_polar_dtype(pair):
+    _same(lambda ops: ops.polar(np.array([1.0, 2.0], pair[0]), np.array([0.0, 1.0], pair[1])))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "float64", "float32", "bool"])
+@pytest.mark.parametrize("default", [0, 9, 1.5])
+def test_select_keeps_64_bit_choices(dtype, default):
+    cond = [np.array([True, False]), np.array([False, False])]
+    choices = [np.array([1, 2], dtype), np.array([3, 4], dtype)]
+    _same(lambda ops: ops.select(cond, choices, default=default))

@@ -175,8 +175,10 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None,
 
 @keras_op
 def polar(abs_, angle):
-    """The complex number `abs_ * (cos(angle) + i sin(angle))`."""
-    abs_, angle = promote(abs_, angle, dtype=float_result(abs_, angle))
+    """The complex number `abs_ * (cos(angle) + i sin(angle))` (complex128 from a float64
+    argument, as Keras' torch backend)."""
+    wide = "float64" in (dtype_of(abs_), dtype_of(angle))
+    abs_, angle = promote(abs_, angle, dtype="float64" if wide else float_result(abs_, angle))
     return torch.polar(abs_, angle)
 
 

@@ -611,7 +611,7 @@ def select(condlist, choicelist, default=0):
     if not condlist or len(condlist) != len(choicelist):
         raise ValueError("ops.select: condlist and choicelist must be non-empty and of the "
                          f"same length. Received: {len(condlist)} and {len(choicelist)}")
-    *choices, out = promote(*choicelist, default)
+    *choices, out = promote_natively(*choicelist, default)
     conds = to_tensors(*condlist)
     for cond, choice in reversed(list(zip(conds, choices))):
         out = torch.where(cond.bool().to(choice.device), choice, out)
