@@ -61,3 +61,24 @@ def test_shuffled_fit_matches_keras_after_the_same_seed(shuffle):
         np.testing.assert_allclose(got[1][key], ref[1][key], rtol=1e-4)
     np.testing.assert_allclose(got[2], ref[2], rtol=1e-4, atol=1e-6)
     assert torch.equal(got[3], ref[3])
+
+
+@pytest.mark.parametrize("name, args, y_true, y_pred", [
+    ("IoU", {"num_classes": 2, "target_class_ids": [0]}, [0, 0, 1, 1], [0, 1, 0, 1]),
+    ("MeanIoU", {"num_classes": 2}, [0, 0, 1, 1], [0, 1, 1, 1]),
+    ("BinaryIoU", {"target_class_ids": [0, 1]}, [0, 1, 0, 1], [0.1, 0.2, 0.4, 0.7]),
+    ("OneHotMeanIoU", {"num_classes": 3}, [[0, 0, 1], [1, 0, 0], [0, 1, 0]],
+     [[0.2, 0.3, 0.5], [0.1, 0.2, 0.7], [0.5, 0.3, 0.1]]),
+])
+def test_iou_update_state_returns_the_confusion_matrix(name, args, y_true, y_pred):
+    outs = []
+    for lib in LIBS:
+        m = getattr(lib.metrics, name)(**args)
+        first = m.update_state(y_true, y_pred)
+        second = m.update_state(y_true, y_pred)
+        outs.append((np.asarray(first), np.asarray(second), float(m.result())))
+    (ref_1, ref_2, ref_r), (got_1, got_2, got_r) = outs
+    np.testing.assert_array_equal(got_1, ref_1)
+    np.testing.assert_array_equal(got_2, ref_2)
+    assert got_1.dtype == ref_1.dtype
+    assert got_r == pytest.approx(ref_r)

@@ -82,6 +82,7 @@ class IoU(Metric):
             weight = torch.where(valid, weight.expand_as(y_true), 0)
         cells = torch.where(valid, y_true * n + y_pred, 0)
         self.total_cm.view(-1).index_add_(0, cells, weight)
+        return self.total_cm.detach().clone()  # the updated matrix, as Keras returns it
 
     def result(self):
         cm = self.total_cm.to(torch.float32)
@@ -116,7 +117,7 @@ class BinaryIoU(IoU):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = as_tensor(y_pred, torch.float32, self.total_cm.device) >= self.threshold
-        super().update_state(y_true, y_pred, sample_weight)
+        return super().update_state(y_true, y_pred, sample_weight)
 
     def get_config(self) -> dict:
         return {"target_class_ids": self.target_class_ids, "threshold": self.threshold,
