@@ -72,7 +72,8 @@ def test_merge_dtypes_follow_keras(make, inputs):
     ("RandomTranslation", (0.2, 0.2)), ("RandomFlip", ()), ("RandomContrast", (0.5,)),
     ("RandomBrightness", (0.5,)), ("RandomShear", (0.2,)), ("RandomHue", (0.3,)),
     ("RandomSaturation", (0.3,)), ("RandomGrayscale", (0.5,)), ("RandomSharpness", (0.5,)),
-    ("Solarization", (0.5,)),
+    ("Solarization", (0.5,)), ("RandomInvert", (0.5,)), ("RandomPerspective", ()),
+    ("RandomGaussianBlur", ()),
 ])
 def test_seeded_augmentation_draws_keras_numbers(name, args):
     """After set_random_seed, an unseeded augmentation layer in training gives Keras' images

@@ -164,9 +164,10 @@ class RandomImageLayer(ImageLayer):
 
     def apply_mask(self, factor, like: torch.Tensor) -> torch.Tensor:
         """`(batch, 1, 1, 1)` booleans: each image is picked with a probability drawn in
-        `factor` = `(low, high)` (Keras' "threshold < probability" draw)."""
+        `factor` = `(low, high)` (Keras' "threshold < probability" draw, probability first)."""
         shape = (like.shape[0], 1, 1, 1)
-        return self.uniform(shape, 0.0, 1.0, like) < self.uniform(shape, *factor, like)
+        probability = self.uniform(shape, *factor, like)
+        return self.uniform(shape, 0.0, 1.0, like) < probability
 
     def host_rng(self) -> np.random.Generator:
         """A NumPy generator for the few per-batch draws made on the host (op choices, Beta and

@@ -82,11 +82,12 @@ class RandomGaussianBlur(ColorLayer):
         return kernel / kernel.sum()
 
     def transform(self, images):
+        picked = self.apply_mask(self.factor, images)  # drawn before sigma, as in Keras
         sigma = self.uniform((2,), *self.sigma, images) + 1e-6
         kernel = torch.outer(self._kernel1d(self.kernel_size[1], sigma[1]),
                              self._kernel1d(self.kernel_size[0], sigma[0]))
         blurred = depthwise(images, kernel, self.data_format == "channels_last")
-        images = torch.where(self.apply_mask(self.factor, images), blurred, images)
+        images = torch.where(picked, blurred, images)
         return images.clamp(*self.value_range)
 
     def get_config(self):
