@@ -81,3 +81,25 @@ def test_script_defined_layer_serializes_without_module_and_reloads_across(tmp_p
         loaded = reader.models.load_model(path, custom_objects={"Patches": _script_layer(reader)})
         assert loaded.layers[1].patch_size == 4
         np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def _plus_one(x):
+    return x + 1
+
+
+def test_lambda_named_function_config_matches_keras(tmp_path):
+    """A Lambda of a named function is written as Keras writes it (module builtins,
+    registered_name "function"), and loads with custom_objects in either library."""
+    x = np.ones((2, 3), "float32")
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        inputs = k.Input((3,))
+        model = k.Model(inputs, k.layers.Lambda(_plus_one)(inputs))
+        assert model.layers[1].get_config()["function"] == {
+            "module": "builtins", "class_name": "function", "config": "_plus_one",
+            "registered_name": "function"}
+        model.save(str(tmp_path / f"{lib.__name__}.keras"))
+    for writer, reader in ((keras, kestrel), (kestrel, keras)):
+        loaded = reader.models.load_model(str(tmp_path / f"{writer.__name__}.keras"),
+                                          custom_objects={"_plus_one": _plus_one})
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), x + 1)

@@ -207,9 +207,8 @@ def _function_config(fn) -> dict:
     if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
         return {"class_name": "__lambda__", "config": dump_lambda(fn)}
     if inspect.isfunction(fn) or inspect.isbuiltin(fn):
-        name = object_registry.get_registered_name(fn)
-        return {"module": fn.__module__, "class_name": "function", "config": name,
-                "registered_name": name}
+        return {"module": "builtins", "class_name": "function",
+                "config": object_registry.get_registered_name(fn), "registered_name": "function"}
     return serialize_keras_object(fn)
 
 
