@@ -163,3 +163,15 @@ def test_select_keeps_64_bit_choices(dtype, default):
     cond = [np.array([True, False]), np.array([False, False])]
     choices = [np.array([1, 2], dtype), np.array([3, 4], dtype)]
     _same(lambda ops: ops.select(cond, choices, default=default))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_affine_transform_mirror_fill(interpolation):
+    images = np.random.default_rng(0).random((2, 8, 6, 3)).astype("float32")
+    transform = np.array([[1.1, 0.1, -1.3, 0.2, 0.9, 0.7, 0, 0],
+                          [0.7, -0.7, 4.1, 0.7, 0.7, -2.2, 0, 0]], "float32")
+    want, got = _both(lambda ops: ops.image.affine_transform(
+        images, transform, interpolation=interpolation, fill_mode="mirror"))
+    assert got.shape == want.shape
+    # nearest: grid_sample's scale may round an exact half-pixel either way
+    assert np.mean(np.abs(got - want) < 1e-5) > (0.99 if interpolation == "nearest" else 0.9999)

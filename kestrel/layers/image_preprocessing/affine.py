@@ -66,7 +66,7 @@ def affine_transform(images: torch.Tensor, transforms: torch.Tensor,
         images: `(batch, height, width, channels)` (or channels-first) float tensor.
         transforms: `(batch, 8)` or `(8,)` transforms in Keras' layout (see the module doc).
         interpolation: `"bilinear"` or `"nearest"`.
-        fill_mode: `"reflect"`, `"wrap"`, `"constant"` or `"nearest"`.
+        fill_mode: `"reflect"`, `"wrap"`, `"constant"`, `"nearest"` or `"mirror"`.
         fill_value: value of points outside the image with `fill_mode="constant"`.
 
     Example:
@@ -80,8 +80,8 @@ def affine_transform(images: torch.Tensor, transforms: torch.Tensor,
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"affine_transform: interpolation must be one of {INTERPOLATIONS}. "
                          f"Received: interpolation={interpolation!r}")
-    if fill_mode not in FILL_MODES:
-        raise ValueError(f"affine_transform: fill_mode must be one of {FILL_MODES}. "
+    if fill_mode not in (*FILL_MODES, "mirror"):  # the layers offer FILL_MODES; ops add mirror
+        raise ValueError(f"affine_transform: fill_mode must be one of {FILL_MODES} or 'mirror'. "
                          f"Received: fill_mode={fill_mode!r}")
     if data_format == "channels_last":
         images = images.permute(0, 3, 1, 2)
