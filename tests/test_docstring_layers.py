@@ -73,7 +73,7 @@ def test_merge_dtypes_follow_keras(make, inputs):
     ("RandomBrightness", (0.5,)), ("RandomShear", (0.2,)), ("RandomHue", (0.3,)),
     ("RandomSaturation", (0.3,)), ("RandomGrayscale", (0.5,)), ("RandomSharpness", (0.5,)),
     ("Solarization", (0.5,)), ("RandomInvert", (0.5,)), ("RandomPerspective", ()),
-    ("RandomGaussianBlur", ()),
+    ("RandomGaussianBlur", ()), ("RandomErasing", ()), ("RandomCrop", (8, 8)),
 ])
 def test_seeded_augmentation_draws_keras_numbers(name, args):
     """After set_random_seed, an unseeded augmentation layer in training gives Keras' images
@@ -102,3 +102,18 @@ def test_random_zoom_docstring_example():
     want, got = run(keras), run(kestrel)
     assert got.shape == want.shape == (8, 32, 32, 3) and got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 16, 3), (2, 9, 12, 3), (1, 5, 5, 3)])
+def test_random_crop_windows_follow_keras(shape):
+    """One scalar draw per axis; a side equal to the target takes Keras' centred window; a
+    smaller image is resized."""
+    images = np.random.default_rng(0).random(shape).astype("float32")
+
+    def run(lib):
+        fresh(lib)
+        layer = lib.layers.RandomCrop(8, 8)
+        return [np.asarray(layer(images, training=True).detach().numpy()) for _ in range(2)]
+
+    for want, got in zip(run(keras), run(kestrel)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -226,6 +226,7 @@ class RandomErasing(_BoxLayer):
     def transform(self, images):
         ratios = self.uniform((images.shape[0], 2), *self.scale, images).sqrt()
         mask, _ = self.box_mask(images, ratios[:, 0], ratios[:, 1])
+        mask = mask & self.apply_mask(self.factor, images)  # drawn before the fill, as Keras
         if self.fill_value is None:
             fill = self.normal(images.shape, images) * self.value_range[1]
         else:
@@ -233,7 +234,6 @@ class RandomErasing(_BoxLayer):
             if fill.dim() and self.data_format == "channels_first":
                 fill = fill.reshape(-1, 1, 1)
         fill = fill.clamp(*self.value_range)
-        mask = mask & self.apply_mask(self.factor, images)
         return torch.where(mask, fill, images)
 
     def get_config(self):

@@ -266,10 +266,10 @@ class RandomCrop(_SizedLayer, RandomImageLayer):
     def get_transformation(self, images, training=None):
         """`(top, left)` of the window, "resize" (smaller images, or inference), or None."""
         in_h, in_w = self._size(images.shape)
-        if self._is_training(training) and in_h >= self.height and in_w >= self.width:
-            offsets = self.uniform((2,), 0.0, 1.0, images) * torch.tensor(
-                [in_h - self.height + 1, in_w - self.width + 1], device=images.device)
-            top, left = (int(v) for v in offsets.floor().tolist())
+        if self._is_training(training) and in_h > self.height and in_w > self.width:
+            # Keras' draws: one scalar per axis, truncated (an equal side takes the centre)
+            top = int(self.uniform((), 0.0, float(in_h - self.height + 1), images))
+            left = int(self.uniform((), 0.0, float(in_w - self.width + 1), images))
             return min(top, in_h - self.height), min(left, in_w - self.width)
         return None if (in_h, in_w) == (self.height, self.width) else "resize"
 
