@@ -175,3 +175,23 @@ def test_affine_transform_mirror_fill(interpolation):
     assert got.shape == want.shape
     # nearest: grid_sample's scale may round an exact half-pixel either way
     assert np.mean(np.abs(got - want) < 1e-5) > (0.99 if interpolation == "nearest" else 0.9999)
+
+
+@pytest.mark.parametrize("name, pair", [  # Keras' binary one refuses mixed float dtypes
+    ("binary_crossentropy", ("float64", "float64")), ("binary_crossentropy", ("float32",) * 2),
+    ("categorical_crossentropy", ("float64", "float64")),
+    ("categorical_crossentropy", ("float64", "float32")),
+    ("categorical_crossentropy", ("int32", "float64")),
+    ("categorical_crossentropy", ("float32", "float32"))])
+def test_crossentropy_keeps_float64(name, pair):
+    target = np.eye(3)[[0, 1]].astype(pair[0])
+    output = np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3]], pair[1])
+    _same(lambda ops: getattr(ops, name)(target, output))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_sparse_crossentropy_keeps_float64(dtype, from_logits):
+    output = np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3]], dtype)
+    _same(lambda ops: ops.sparse_categorical_crossentropy(np.array([0, 2]), output,
+                                                          from_logits=from_logits))

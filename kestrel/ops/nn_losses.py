@@ -51,7 +51,10 @@ def multi_hot(inputs, num_classes=None, axis=-1, dtype=None, sparse=False, **kwa
 
 
 def _float_pair(target, output):
-    return promote(target, output, dtype=float_result(target, output))
+    """Both as one float dtype: float64 when either is (torch's promotion, as Keras' torch
+    backend), else Keras' result type moved to floatx."""
+    wide = "float64" in (dtype_of(target), dtype_of(output))
+    return promote(target, output, dtype="float64" if wide else float_result(target, output))
 
 
 def _same_shape(target, output, op):
@@ -85,7 +88,8 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
 def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
     """Cross-entropy of integer `target` (without the class axis, or with it of size 1)."""
     target, output = to_tensors(target, output)
-    output = output.to(torch_dtype(float_result(output)))
+    if not output.is_floating_point():
+        output = output.to(torch_dtype(float_result(output)))
     return losses.sparse_categorical_crossentropy(target, output, from_logits, axis=axis)
 
 
