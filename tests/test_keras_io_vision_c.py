@@ -103,3 +103,21 @@ def test_lambda_named_function_config_matches_keras(tmp_path):
         loaded = reader.models.load_model(str(tmp_path / f"{writer.__name__}.keras"),
                                           custom_objects={"_plus_one": _plus_one})
         np.testing.assert_allclose(loaded.predict(x, verbose=0), x + 1)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "Bicubic"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_upsampling2d_interpolations_match_keras(interpolation, data_format):
+    """deeplabv3_plus: UpSampling2D(size, interpolation=...) gives Keras' values, bicubic too."""
+    x = np.random.default_rng(0).random((2, 3, 5, 4)).astype("float32")
+    got = [np.asarray(lib.layers.UpSampling2D((2, 3), data_format=data_format,
+                                              interpolation=interpolation)(x))
+           for lib in (keras, kestrel)]
+    assert got[1].shape == got[0].shape
+    np.testing.assert_allclose(got[1], got[0], atol=1e-5)
+
+
+def test_upsampling2d_rejects_unknown_interpolation():
+    with pytest.raises(ValueError, match="interpolation must be one of .*Received: "
+                                         "interpolation='lanczos3'"):
+        kestrel.layers.UpSampling2D(2, interpolation="lanczos3")

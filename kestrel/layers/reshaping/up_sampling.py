@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from kestrel.layers.convolutional import conv_utils as cu
+from kestrel.layers.image_preprocessing.sizing import resize_images
 from kestrel.layers.layer import register_layer
 from kestrel.layers.reshaping.zero_padding import SpatialReshaping
 
-INTERPOLATIONS = ("nearest", "bilinear")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")  # Keras' torch backend has no lanczos
 
 
 def repeat_spatial(x: torch.Tensor, sizes: tuple, first_axis: int) -> torch.Tensor:
@@ -80,8 +80,8 @@ class UpSampling2D(BaseUpSampling):
     Args:
         size: int or `(sh, sw)` factors; defaults to `(2, 2)`.
         data_format: `"channels_last"` (default) or `"channels_first"`.
-        interpolation: `"nearest"` (repeat) or `"bilinear"` (half-pixel centers, as
-            Keras' image resize).
+        interpolation: `"nearest"` (repeat), `"bilinear"` or `"bicubic"` (half-pixel
+            centers, as Keras' image resize).
 
     Example:
         >>> UpSampling2D((2, 3), interpolation="bilinear")(torch.ones(1, 2, 2, 3)).shape
@@ -103,11 +103,9 @@ class UpSampling2D(BaseUpSampling):
         if self.interpolation == "nearest":
             return super().call(inputs)
         self._check_rank(inputs)
-        channels_last = self.data_format == "channels_last"
-        x = inputs.permute(0, 3, 1, 2) if channels_last else inputs
-        size = (x.shape[2] * self.size[0], x.shape[3] * self.size[1])
-        outputs = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return outputs.permute(0, 2, 3, 1) if channels_last else outputs
+        first = 1 if self.data_format == "channels_last" else 2
+        size = (inputs.shape[first] * self.size[0], inputs.shape[first + 1] * self.size[1])
+        return resize_images(inputs, size, self.interpolation, data_format=self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation}
