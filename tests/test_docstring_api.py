@@ -82,3 +82,31 @@ def test_iou_update_state_returns_the_confusion_matrix(name, args, y_true, y_pre
     np.testing.assert_array_equal(got_2, ref_2)
     assert got_1.dtype == ref_1.dtype
     assert got_r == pytest.approx(ref_r)
+
+
+_RNG = np.random.default_rng(0)
+_YT, _YP = _RNG.uniform(0.1, 1, (3, 4)), _RNG.uniform(0.1, 1, (3, 4))  # float64, as NumPy's
+
+
+@pytest.mark.parametrize("name", [
+    "mean_squared_error", "mean_absolute_error", "mean_squared_logarithmic_error",
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "kl_divergence", "poisson", "log_cosh", "huber", "hinge", "squared_hinge",
+    "categorical_hinge", "cosine_similarity", "binary_focal_crossentropy"])
+def test_loss_functions_keep_numpy_float64_as_keras(name):
+    """keras.losses.categorical_crossentropy(a, b) on float64 NumPy arrays (to_categorical's
+    docstring) is float64, except where Keras' maximum with a Python float gives float32."""
+    y_true = np.array([0, 2, 3]) if name.startswith("sparse") else _YT
+    ref, got = (getattr(lib.losses, name)(y_true, _YP) for lib in LIBS)
+    assert got.dtype == ref.dtype
+    np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
+
+
+def test_ops_crossentropy_and_loss_classes_on_float64():
+    b = _YP / _YP.sum(-1, keepdims=True)
+    for fn in ("categorical_crossentropy", "binary_crossentropy"):
+        ref, got = (getattr(lib.ops, fn)(b, b) for lib in LIBS)
+        assert got.dtype == ref.dtype == torch.float64
+    ref, got = (lib.losses.MeanSquaredError()(_YT, _YP) for lib in LIBS)  # the class: floatx
+    assert got.dtype == ref.dtype == torch.float32
+    assert float(got) == pytest.approx(float(ref), rel=1e-6)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import config
+from kestrel.backend.dtypes import result_type
 from kestrel.losses.loss import convert_pair, float_tensor, squeeze_or_expand_to_same_rank
 from kestrel.ops.dispatch import keras_op
 from kestrel.registry.object_registry import register_builtin
@@ -20,6 +21,12 @@ loss_op = keras_op(prefix="losses.")  # on KerasTensors: one graph node
 
 def _pair(y_true, y_pred):
     return squeeze_or_expand_to_same_rank(*convert_pair(y_true, y_pred))
+
+
+def _maximum(x: torch.Tensor, low: float) -> torch.Tensor:
+    """`max(x, low)` in the dtype of Keras' `ops.maximum` with a Python float (float64 gives
+    float32)."""
+    return torch.clamp(x, min=low).to(getattr(torch, result_type(x.dtype, float)))
 
 
 def _check_axis(axis):
@@ -58,8 +65,8 @@ def mean_squared_logarithmic_error(y_true, y_pred):
     """Mean of `(log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)) ** 2`."""
     y_true, y_pred = _pair(y_true, y_pred)
     eps = config.epsilon()
-    first = torch.log(torch.clamp(y_pred, min=eps) + 1.0)
-    second = torch.log(torch.clamp(y_true, min=eps) + 1.0)
+    first = torch.log(_maximum(y_pred, eps) + 1.0)
+    second = torch.log(_maximum(y_true, eps) + 1.0)
     return torch.square(first - second).mean(-1)
 
 
@@ -109,7 +116,7 @@ def _hinge_labels(y_true: torch.Tensor) -> torch.Tensor:
 def hinge(y_true, y_pred):
     """Mean of `max(1 - y_true * y_pred, 0)`; labels in {0, 1} become {-1, 1}."""
     y_true, y_pred = convert_pair(y_true, y_pred)
-    return torch.clamp(1.0 - _hinge_labels(y_true) * y_pred, min=0.0).mean(-1)
+    return _maximum(1.0 - _hinge_labels(y_true) * y_pred, 0.0).mean(-1)
 
 
 @register_builtin("losses")
@@ -117,7 +124,7 @@ def hinge(y_true, y_pred):
 def squared_hinge(y_true, y_pred):
     """Mean of `max(1 - y_true * y_pred, 0) ** 2`; labels in {0, 1} become {-1, 1}."""
     y_true, y_pred = convert_pair(y_true, y_pred)
-    return torch.square(torch.clamp(1.0 - _hinge_labels(y_true) * y_pred, min=0.0)).mean(-1)
+    return torch.square(_maximum(1.0 - _hinge_labels(y_true) * y_pred, 0.0)).mean(-1)
 
 
 @register_builtin("losses")
@@ -127,7 +134,7 @@ def categorical_hinge(y_true, y_pred):
     y_true, y_pred = convert_pair(y_true, y_pred)
     pos = (y_true * y_pred).sum(-1)
     neg = ((1.0 - y_true) * y_pred).amax(-1)
-    return torch.clamp(neg - pos + 1.0, min=0.0)
+    return _maximum(neg - pos + 1.0, 0.0)
 
 
 @register_builtin("losses", "kld", "KLD", "kullback_leibler_divergence")

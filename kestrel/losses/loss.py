@@ -1,6 +1,7 @@
 """The `Loss` base class and the reductions that turn per-sample losses into one number."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from kestrel import config
@@ -36,9 +37,13 @@ def as_tensor(x, dtype=None, device=None) -> torch.Tensor:
 
 
 def float_tensor(x, dtype=None) -> torch.Tensor:
-    """`x` as a tensor of `dtype`; by default floats keep their dtype and others become floatx."""
-    if isinstance(x, torch.Tensor) and dtype is None and x.is_floating_point():
-        return x
+    """`x` as a tensor of `dtype`; by default float tensors and NumPy floats keep their dtype
+    (as Keras' convert_to_tensor) and others become floatx."""
+    if dtype is None:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return x
+        if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f":
+            return as_tensor(x)
     return as_tensor(x, dtype or config.to_torch_dtype(None))
 
 
