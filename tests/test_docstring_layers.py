@@ -117,3 +117,18 @@ def test_random_crop_windows_follow_keras(shape):
 
     for want, got in zip(run(keras), run(kestrel)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["MixUp", "CutMix"])
+def test_mixing_layers_draw_keras_numbers(name):
+    """MixUp / CutMix after set_random_seed: Keras' permutation, weights, images and labels."""
+    images = (np.random.default_rng(0).random((4, 16, 16, 3)) * 255).astype("float32")
+    labels = np.eye(4, dtype="float32")
+
+    def run(lib):
+        fresh(lib)
+        out = getattr(lib.layers, name)()({"images": images, "labels": labels}, training=True)
+        return [np.asarray(out[k].detach().numpy()) for k in ("images", "labels")]
+
+    for want, got in zip(run(keras), run(kestrel)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)

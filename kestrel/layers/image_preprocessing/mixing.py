@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import random
 from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.image_preprocessing.data import check_box_format
 from kestrel.layers.layer import register_layer
-from kestrel.layers.regularization.seeding import generator_for
 from kestrel.ops.convert import convert_to_tensor
 
 
@@ -41,13 +41,14 @@ class _BoxLayer(RandomImageLayer):
         return start, start + crop
 
     def permutation(self, images) -> torch.Tensor:
-        """A random order of the batch, drawn on the images' device."""
-        return torch.randperm(images.shape[0], generator=generator_for(self, images.device),
-                              device=images.device)
+        """A random order of the batch (Keras' shuffle of `arange`), on the images' device."""
+        order = torch.arange(images.shape[0], dtype=torch.int64)
+        return random.shuffle(order, seed=self.seed_generator).to(images.device)
 
-    def host_weights(self, draw, like: torch.Tensor) -> torch.Tensor:
-        """A host draw (NumPy array) as a tensor on `like`'s device and dtype."""
-        return torch.as_tensor(draw, dtype=like.dtype).to(like.device, non_blocking=True)
+    def beta(self, alpha, like: torch.Tensor) -> torch.Tensor:
+        """One Beta(alpha, alpha) weight per image from `seed_generator`, in `like`'s dtype."""
+        draws = random.beta((like.shape[0],), alpha, alpha, seed=self.seed_generator)
+        return draws.to(device=like.device, dtype=like.dtype)
 
     def call(self, inputs, training=None):
         data = dict(inputs) if isinstance(inputs, dict) else {"images": inputs}
@@ -112,10 +113,8 @@ class MixUp(_BoxLayer):
         self.alpha = alpha
 
     def draw(self, images):
-        order = self.permutation(images)
-        weights = self.host_weights(
-            self.host_rng().beta(self.alpha, self.alpha, images.shape[0]), images)
-        return weights, order
+        order = self.permutation(images)  # Keras' order of draws: shuffle, then Beta
+        return self.beta(self.alpha, images), order
 
     def blend(self, images, params):
         weights, order = params
@@ -162,11 +161,8 @@ class CutMix(_BoxLayer):
         self.factor = parse_factor(self, factor, bounds=(0.0, 1.0))
 
     def draw(self, images):
-        batch = images.shape[0]
-        rng = self.host_rng()
-        alpha = rng.uniform(*self.factor) + 1e-6
-        ratio = self.host_weights(rng.beta(alpha, alpha, batch), images)
-        ratio = torch.sqrt(1.0 - ratio)
+        alpha = float(self.uniform((), *self.factor, images)) + 1e-6
+        ratio = torch.sqrt(1.0 - self.beta(alpha, images))
         mask, area = self.box_mask(images, ratio, ratio)
         return 1.0 - area, self.permutation(images), mask
 
