@@ -195,3 +195,14 @@ def test_sparse_crossentropy_keeps_float64(dtype, from_logits):
     output = np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3]], dtype)
     _same(lambda ops: ops.sparse_categorical_crossentropy(np.array([0, 2]), output,
                                                           from_logits=from_logits))
+
+
+@pytest.mark.parametrize("init", [0, 1.5, np.float64(2.0)])
+def test_scan_carry_from_python_number_is_a_tensor(init):
+    def run(ops):
+        carry, ys = ops.scan(lambda c, v: (c + 1, c), init, length=3)
+        return [ops.convert_to_numpy(carry), ops.convert_to_numpy(ys)]
+    (want_c, want_y), (got_c, got_y) = run(keras.ops), run(kestrel.ops)
+    assert got_c.dtype == want_c.dtype and got_y.dtype == want_y.dtype
+    np.testing.assert_allclose(got_y, want_y)
+    np.testing.assert_allclose(got_c, want_c)

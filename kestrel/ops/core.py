@@ -229,7 +229,9 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     leaves = [convert.convert_to_tensor(v) for v in leaves]
     steps = int(length) if length is not None else leaves[0].shape[0]
     order = range(steps - 1, -1, -1) if reverse else range(steps)
-    carry, ys = init, []
+    init_leaves, init_spec = pytree.tree_flatten(init)
+    carry = pytree.tree_unflatten([convert.convert_to_tensor(v) for v in init_leaves], init_spec)
+    ys = []
     for i in order:
         x = pytree.tree_unflatten([v[i] for v in leaves], spec) if xs is not None else None
         carry, y = f(carry, x)
