@@ -132,3 +132,22 @@ def test_mixing_layers_draw_keras_numbers(name):
 
     for want, got in zip(run(keras), run(kestrel)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_color_jitter_parts_share_keras_seed_generator(seed):
+    """RandomColorJitter's parts draw from the jitter's SeedGenerator in Keras' order, so images
+    and the next layer's initial weights equal Keras'."""
+    images = (np.random.default_rng(0).random((4, 16, 16, 3)) * 255).astype("float32")
+
+    def run(lib):
+        fresh(lib)
+        jitter = lib.layers.RandomColorJitter(brightness_factor=0.2, contrast_factor=0.2,
+                                              saturation_factor=0.2, hue_factor=0.2, seed=seed)
+        outs = [np.asarray(jitter(images, training=True).detach().numpy()) for _ in range(2)]
+        dense = lib.layers.Dense(2)
+        dense.build((None, 3))
+        return outs + [np.asarray(dense.kernel.numpy())]
+
+    for want, got in zip(run(keras), run(kestrel)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)

@@ -229,6 +229,8 @@ class RandomColorJitter(RandomImageLayer):
             cls(factor, self.value_range, seed=_sub_seed(seed, k), data_format=self.data_format)
             for k, ((_, cls), factor) in enumerate(zip(self._PARTS, factors))
             if factor is not None)
+        for op in self.ops:  # as Keras, every part draws from the jitter's own SeedGenerator
+            op.__dict__["seed_generator"] = self.seed_generator
 
     def transform(self, images):
         for op in self.ops:
