@@ -111,17 +111,14 @@ class BackupAndRestore(Callback):
         if self.save_freq not in ("epoch", False):
             self._epoch_rng = _rng_state.capture(self.model)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._resume is not None:  # the first batch after the backed-up one
-            self._resume_step_rng()
-
-    def _resume_step_rng(self) -> None:
-        _rng_state.restore(self.model, self._resume["rng"])
-        self._resume = None
+    def on_resume_position(self):
+        """`fit` skipped the batches done before the backup: the states captured after the
+        backed-up batch come back before the next batch is read (or the pass ends)."""
+        if self._resume is not None:
+            _rng_state.restore(self.model, self._resume["rng"])
+            self._resume = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._resume is not None:  # the backup was taken after the epoch's last batch
-            self._resume_step_rng()
         self._current_epoch = epoch + 1
         self._last_batch_seen = -1
         if self.save_freq == "epoch":

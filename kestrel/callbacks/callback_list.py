@@ -182,6 +182,15 @@ class CallbackList(Callback):
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, logs)
 
+    def on_resume_position(self):
+        """Kestrel's own hook: `fit` has skipped the batches a resumed epoch had already done,
+        and reads the next batch after this call (BackupAndRestore puts its random states
+        back here, where they were captured)."""
+        for callback in self.callbacks:
+            hook = getattr(callback, "on_resume_position", None)
+            if hook is not None:
+                hook()
+
     def on_train_begin(self, logs=None):
         self._call_each("on_train_begin", logs)
 

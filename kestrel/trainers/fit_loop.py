@@ -133,8 +133,10 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         model.train(not steps.custom_train)
         logs = LazyLogs(model.metrics)
         batches = iter(session.shard(train_data, True) if session is not None else train_data)
-        for _ in range(first_step):  # resuming mid-epoch: the same order, done batches skipped
-            next(batches, None)
+        if first_step:  # resuming mid-epoch: the same order, done batches skipped
+            for _ in range(first_step):
+                next(batches, None)
+            callbacks.on_resume_position()
         if class_weight is not None:
             batches = ((bx, by, class_weight(by, bsw)) for bx, by, bsw in batches)
         for begin, end, group in step_groups.groups(batches, k, first_step):
