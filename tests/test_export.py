@@ -48,7 +48,7 @@ def test_onnx_mlp_matches_predict_for_any_batch(tmp_path):
     export_model(model, tmp_path / "mlp.onnx", verbose=False)
     for batch in (1, 5):  # exported with an example batch of 2; the batch axis is dynamic
         x = _rand(batch, 8)
-        session, (out,) = _ort_run(tmp_path / "mlp.onnx", {model.input_names[0]: x})
+        session, (out,) = _ort_run(tmp_path / "mlp.onnx", {model.inputs[0].name: x})
         np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=ATOL)
     assert session.get_inputs()[0].shape == ["batch", 8]
 
@@ -71,7 +71,7 @@ def test_onnx_cnn(tmp_path):
     pytest.importorskip("onnxscript")
     model, x = _cnn(), _rand(3, 8, 8, 1)
     export_model(model, tmp_path / "cnn.onnx", verbose=False)
-    _, (out,) = _ort_run(tmp_path / "cnn.onnx", {model.input_names[0]: x})
+    _, (out,) = _ort_run(tmp_path / "cnn.onnx", {model.inputs[0].name: x})
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=ATOL)
 
 
@@ -81,7 +81,7 @@ def test_onnx_embedding_lstm(tmp_path):
                               layers.Embedding(20, 4), layers.LSTM(5), layers.Dense(1)])
     x = np.random.default_rng(0).integers(0, 20, (3, 6))
     export_model(model, tmp_path / "lstm.onnx", verbose=False)
-    _, (out,) = _ort_run(tmp_path / "lstm.onnx", {model.input_names[0]: x})
+    _, (out,) = _ort_run(tmp_path / "lstm.onnx", {model.inputs[0].name: x})
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=ATOL)
 
 

@@ -302,7 +302,7 @@ def test_mnist_siamese_lambda_distance_and_contrastive_loss():
     labels = same.astype("float32")
 
     model.compile(loss=contrastive_loss, optimizer=RMSprop(), metrics=[accuracy])
-    losses = _losses(model.fit([a, b], labels, batch_size=16, epochs=6, verbose=0,
+    losses = _losses(model.fit([a, b], labels, batch_size=16, epochs=20, verbose=0,
                                validation_data=([a, b], labels)))
     assert losses[-1] < losses[0]
     pred = model.predict([a, b])
