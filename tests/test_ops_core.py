@@ -106,3 +106,10 @@ def test_bad_arguments_are_refused():
         ops.unstack(X, num=5)
     with pytest.raises(ValueError, match="length"):
         ops.scan(lambda c, x: (c, x), 0)
+
+
+def test_ndim_of_a_symbolic_tensor_is_its_rank():
+    """Known without running the op (Keras' torch backend gives a malformed KerasTensor)."""
+    x = kestrel.Input((3, 4))
+    assert kestrel.ops.ndim(x) == 3 and kestrel.backend.ndim(x) == 3
+    assert kestrel.ops.ndim(np.ones((2, 3))) == 2 and kestrel.ops.ndim(5) == 0

@@ -241,9 +241,12 @@ def view(x, dtype=None):
     return x if dtype is None else x.view(torch_dtype(dtype))
 
 
-@keras_op
-def ndim(x):
-    return convert_to_tensor(x).ndim
+def ndim(x) -> int:
+    """The number of dimensions of `x`; a KerasTensor's is known without recording a node."""
+    return len(x.shape) if hasattr(x, "shape") else convert_to_tensor(x).ndim
+
+
+keras_op(ndim)  # registered by name, kept plain (it answers for KerasTensors itself)
 
 
 @keras_op
