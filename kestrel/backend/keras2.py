@@ -35,19 +35,8 @@ _SAME_AS_OPS = {
     "zeros_like": "zeros_like", "ones_like": "ones_like", "transpose": "transpose",
     "tile": "tile", "one_hot": "one_hot", "is_tensor": "is_tensor", "relu6": "relu6",
 }
-_LOCAL = []
-
-
-def _k(fn):
-    """Register a Keras 2 function that is written here (one symbolic node per call)."""
-    _LOCAL.append(fn.__name__)
-    return keras_op(fn, prefix="backend.")
-
-
-def _plain(fn):
-    """Register a Keras 2 function that inspects rather than computes (no graph node)."""
-    _LOCAL.append(fn.__name__)
-    return fn
+_LOCAL = []  # the functions written here
+_k, _plain = keras2_nn.registrars(_LOCAL)
 
 
 # ------------------------------------------------------------------ tensor functions

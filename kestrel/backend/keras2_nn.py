@@ -15,19 +15,22 @@ from kestrel import ops
 from kestrel import random as krandom
 from kestrel.ops.dispatch import keras_op
 
+def registrars(names: list):
+    """`(node, plain)` decorators for Keras 2 backend functions, each adding the function's
+    name to `names`: `node` records one graph node per call on symbolic tensors; `plain` none
+    (functions that take Python callables, create variables or only inspect)."""
+    def node(fn):
+        names.append(fn.__name__)
+        return keras_op(fn, prefix="backend.")
+
+    def plain(fn):
+        names.append(fn.__name__)
+        return fn
+    return node, plain
+
+
 __all__ = []
-
-
-def _k(fn):
-    """A Keras 2 function recorded as one graph node on symbolic tensors."""
-    __all__.append(fn.__name__)
-    return keras_op(fn, prefix="backend.")
-
-
-def _plain(fn):
-    """A Keras 2 function that takes Python callables or creates variables (no graph node)."""
-    __all__.append(fn.__name__)
-    return fn
+_k, _plain = registrars(__all__)
 
 
 def _format(data_format):
