@@ -29,16 +29,6 @@ def leave() -> None:
 
 
 @contextlib.contextmanager
-def in_force():
-    """The modules' `training` flags are the mode for the calls inside."""
-    enter()
-    try:
-        yield
-    finally:
-        leave()
-
-
-@contextlib.contextmanager
 def mode(layer, training: bool):
     """`layer` and its sublayers in training (or inference) mode, in force for the calls
     inside, as Keras' built-in steps call `model(x, training=...)`."""
