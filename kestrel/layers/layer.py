@@ -328,6 +328,7 @@ class Layer(nn.Module):
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
             shape_inference.attach_output_masks(self, first, outputs)
+        self._clear_losses()  # a symbolic call adds no loss, and starts afresh as in Keras
         node = Node(self, args, kwargs, outputs)
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):
@@ -370,8 +371,11 @@ class Layer(nn.Module):
             return shape_inference.infer_output_spec(self, args, kwargs)
 
     def _run_on_placeholders(self, args, kwargs, size):
-        with discarding_assignments():
-            return shape_inference.run_on_placeholders(self, args, kwargs, size)
+        try:
+            with discarding_assignments():
+                return shape_inference.run_on_placeholders(self, args, kwargs, size)
+        finally:
+            self._clear_losses()  # losses of placeholder data are not the layer's losses
 
     def compute_mask(self, inputs, previous_mask=None):
         """The mask of this layer's output; by default passes the input mask through."""
@@ -620,6 +624,12 @@ class Layer(nn.Module):
             scope = stateless.get_stateless_scope()
             if scope is not None and scope.collect_losses:
                 scope.add_loss(term)
+
+    def _clear_losses(self) -> None:
+        """Forget the losses added by the last call of this layer and of its sublayers."""
+        for layer in self.modules():
+            if isinstance(layer, Layer) and layer._losses:
+                layer._losses.clear()
 
     @property
     def losses(self) -> list[torch.Tensor]:
