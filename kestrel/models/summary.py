@@ -26,11 +26,22 @@ def _shape_text(layer, model_nodes) -> str:
     if nodes:
         shapes = [t.shape for t in flatten(nodes[0].outputs)]
     else:
-        shapes = _built_output_shapes(layer)
+        shapes = _graph_output_shapes(layer) or _built_output_shapes(layer)
         if shapes is None:
             return "?"
     text = ["(" + ", ".join(str(d) for d in s) + ")" for s in shapes]  # Keras: (None) for (None,)
-    return text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"
+    if len(text) == 1:
+        return text[0]
+    # a model outside any graph writes its several outputs in parentheses, a node in brackets
+    return ("[{}]" if nodes else "({})").format(", ".join(text))
+
+
+def _graph_output_shapes(layer):
+    """A functional or built Sequential model called in no graph: its own outputs' shapes."""
+    from kestrel.models.model import Model
+
+    outputs = getattr(layer, "outputs", None) if isinstance(layer, Model) else None
+    return [t.shape for t in outputs] if isinstance(outputs, list) and outputs else None
 
 
 def _built_output_shapes(layer):
