@@ -44,6 +44,7 @@ class Functional(Model):
         self._check_symbolic(inputs, outputs)
         self._inputs_struct = inputs
         self._outputs_struct = outputs
+        inputs, outputs = _keys_sorted(inputs), _keys_sorted(outputs)
         # as Keras: `outputs=[y]` makes a model that returns `y` itself (`[(a, b)]`: `(a, b)`)
         single = type(outputs) in (list, tuple) and len(outputs) == 1
         self._returned_struct = outputs[0] if single else outputs
@@ -229,7 +230,7 @@ class Functional(Model):
         """Accept a tensor, a list in input order, or a dict keyed by input name."""
         if isinstance(inputs, dict):
             if isinstance(self._inputs_struct, dict):
-                order = list(self._inputs_struct)
+                order = sorted(self._inputs_struct)
             else:
                 order = self.input_names
             unknown = set(inputs) - set(order)
@@ -281,6 +282,16 @@ class Functional(Model):
         from kestrel.models.functional_config import functional_from_config
 
         return functional_from_config(cls, config, custom_objects)
+
+
+def _keys_sorted(struct):
+    """`struct` with every dict's keys in sorted order: Keras flattens dicts so, which orders
+    a model's `inputs`, `outputs`, `output_names`, layers and returned dicts."""
+    if isinstance(struct, dict):
+        return {key: _keys_sorted(struct[key]) for key in sorted(struct)}
+    if type(struct) in (list, tuple):
+        return type(struct)(_keys_sorted(item) for item in struct)
+    return struct
 
 
 def _donors(entry, dying: set[int]) -> tuple[int, ...] | None:

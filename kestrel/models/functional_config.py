@@ -61,8 +61,8 @@ def functional_config(model) -> dict:
     def io(struct):
         if isinstance(struct, dict):
             return {k: io_history(v) for k, v in struct.items()}
-        if isinstance(struct, KerasTensor):
-            return [io_history(struct)]
+        if isinstance(struct, KerasTensor):  # as Keras: one `[name, node, index]`, not a list
+            return io_history(struct)
         return [io_history(t) for t in struct]
 
     config = {"name": model.name, "trainable": model.trainable, "layers": layers,

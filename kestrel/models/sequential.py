@@ -66,11 +66,13 @@ class Sequential(Model):
         return layer
 
     def _maybe_rebuild(self) -> None:
-        if self._input_layer is None and self._stack \
-                and self._stack[0]._batch_input_shape is not None:
+        if self._input_layer is None and self._stack:
             first = self._stack[0]
-            self._input_layer = InputLayer(batch_shape=first._batch_input_shape,
-                                           dtype=first._dtype_policy)
+            shape = first._batch_input_shape
+            if shape is None and len(self._stack) > 1 and _one_symbolic_input(first):
+                shape = first.inputs[0].shape  # as Keras: a built model first gives its input
+            if shape is not None:
+                self._input_layer = InputLayer(batch_shape=shape, dtype=first._dtype_policy)
         if self._input_layer is not None and self._stack:
             self._build_graph(self._input_layer.output_tensor)
 
@@ -160,10 +162,13 @@ class Sequential(Model):
             if build is not None:
                 entry["build_config"] = build
             layers.append(entry)
-        return {"name": self.name, "trainable": self.trainable,
-                "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                          "config": {"name": self.dtype_policy}, "registered_name": None},
-                "layers": layers}
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                            "config": {"name": self.dtype_policy}, "registered_name": None},
+                  "layers": layers}
+        if self._input_layer is not None:  # as Keras: the input's shape, batch included
+            config["build_input_shape"] = list(self._input_layer.batch_shape)
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -186,6 +191,12 @@ class Sequential(Model):
         for _ in range(rebuilds - 1):  # Keras rebuilds after each add, taking a name each time
             unique_name("functional")
         return model
+
+
+def _one_symbolic_input(layer) -> bool:
+    """Whether `layer` is a built model with one symbolic input (Keras' `input_shape`)."""
+    inputs = getattr(layer, "inputs", None) if isinstance(layer, Model) and layer.built else None
+    return isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor)
 
 
 object_registry.register_builtin("layers")(Sequential)

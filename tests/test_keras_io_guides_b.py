@@ -1,0 +1,79 @@
+"""The keras.io guides (functional API, saving, ...): what they print and return, against real Keras 3."""
+import json
+import os
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras  # noqa: E402  (real Keras 3: the reference)
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh  # noqa: E402
+
+
+def _as_json(config):
+    """Tuples and lists alike, as a saved file holds them."""
+    return json.loads(json.dumps(config))
+
+
+def _dict_io_model(lib):
+    """functional_api: inputs and outputs given as dicts in unsorted key order."""
+    b, a = lib.Input((3,), name="b"), lib.Input((3,), name="a")
+    z = lib.layers.Dense(1, name="z")(a)
+    y = lib.layers.Dense(2, name="y")(b)
+    return lib.Model({"b": b, "a": a}, {"z": z, "y": y})
+
+
+def test_dict_inputs_and_outputs_flatten_in_sorted_key_order_as_keras():
+    ours, theirs = _dict_io_model(fresh(kestrel)), _dict_io_model(fresh(keras))
+    assert [t.name for t in ours.inputs] == [t.name for t in theirs.inputs] == ["a", "b"]
+    assert [t.shape for t in ours.outputs] == [t.shape for t in theirs.outputs]
+    assert ours.output_names == theirs.output_names == ["y", "z"]
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
+    x = {"a": np.ones((2, 3), "float32"), "b": np.ones((2, 3), "float32")}
+    assert list(ours(x)) == list(theirs(x)) == ["y", "z"]
+    assert list(ours.predict(x, verbose=0)) == list(theirs.predict(x, verbose=0))
+    assert _as_json(ours.get_config()) == _as_json(theirs.get_config())
+
+
+def _single_io_model(lib):
+    inputs = lib.Input((4,))
+    return lib.Model(inputs, lib.layers.Dense(2)(inputs))
+
+
+def test_single_input_and_output_config_is_one_reference_as_keras():
+    ours, theirs = _single_io_model(fresh(kestrel)), _single_io_model(fresh(keras))
+    config = ours.get_config()
+    assert config["input_layers"] == list(theirs.get_config()["input_layers"]) == \
+        ["input_layer", 0, 0]
+    assert config["output_layers"] == list(theirs.get_config()["output_layers"])
+    rebuilt = kestrel.Model.from_config(config)
+    assert rebuilt.inputs[0].shape == (None, 4) and not isinstance(rebuilt.output, list)
+
+
+def _sequential(lib):
+    return lib.Sequential([lib.Input((4,)), lib.layers.Dense(3)])
+
+
+def test_sequential_config_carries_build_input_shape_as_keras():
+    ours, theirs = _sequential(fresh(kestrel)), _sequential(fresh(keras))
+    assert _as_json(ours.get_config())["build_input_shape"] == [None, 4]
+    assert _as_json(ours.get_config()) == _as_json(theirs.get_config())
+    rebuilt = kestrel.Sequential.from_config(ours.get_config())
+    assert rebuilt.count_params() == 15
+
+
+def _stack_on_a_base(lib):
+    """sequential_model: a built functional base model first, with no `Input`."""
+    inputs = lib.Input((5,))
+    base = lib.Model(inputs, lib.layers.Dense(3)(inputs), name="base")
+    base.trainable = False
+    return lib.Sequential([base, lib.layers.Dense(2)])
+
+
+def test_sequential_starting_with_a_built_model_is_built_as_keras():
+    ours, theirs = _stack_on_a_base(fresh(kestrel)), _stack_on_a_base(fresh(keras))
+    assert ours.built and theirs.built
+    assert ours.output_shape == theirs.output_shape == (None, 2)
+    assert ours.count_params() == theirs.count_params() == 26
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 2
