@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import types
 import warnings
 from typing import Iterator
@@ -246,7 +247,7 @@ class IterableAdapter:
             if size is None:  # endless: read in order until `steps`
                 order = itertools.count()
             else:
-                order = np.random.permutation(size) if self.shuffle else range(size)
+                order = self._py_dataset_order(size)
             return (self.data[int(i)] for i in order)
         if self.steps and self._iterator is not None:
             return self._iterator  # keep consuming a stream across epochs
@@ -254,6 +255,26 @@ class IterableAdapter:
         if self.steps:
             self._iterator, self._seen = iterator, 0
         return iterator
+
+    def _py_dataset_order(self, size: int) -> list[int]:
+        """A pass' batch indices, shuffled with Python's `random` as Keras does."""
+        order = list(range(size))
+        if self.shuffle:
+            random.shuffle(order)
+        return order
+
+    def read_build_batch(self) -> None:
+        """Keras' first fit/evaluate after compile starts a pass over a PyDataset and reads
+        one batch to build (then drops it); the same reads keep its random draws in step."""
+        if not _is_py_dataset(self.data):
+            return
+        size = _py_dataset_size(self.data)
+        if hasattr(self.data, "on_epoch_begin"):
+            self.data.on_epoch_begin()
+        if size is None or size > 0:
+            self.data[0 if size is None else self._py_dataset_order(size)[0]]
+        if hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
 
     def __iter__(self):
         if hasattr(self.data, "on_epoch_begin"):

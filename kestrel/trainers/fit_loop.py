@@ -104,6 +104,8 @@ def _draw_build_batch_seeds(model, data) -> None:
         model._build_batch_read_for = model._steps
         if isinstance(data, data_adapter.ArrayAdapter):
             data.draw_build_batch_seeds()
+        elif isinstance(data, data_adapter.IterableAdapter):
+            data.read_build_batch()
 
 
 def _check_array_data(fn: str, data, name: str = "x") -> None:
@@ -129,8 +131,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
-        # as Keras: a user's train_step runs layers in inference unless it passes training=True
-        model.train(not steps.custom_train)
+        model.train(steps.trains_layers)
         logs = LazyLogs(model.metrics)
         batches = iter(session.shard(train_data, True) if session is not None else train_data)
         if first_step:  # resuming mid-epoch: the same order, done batches skipped
