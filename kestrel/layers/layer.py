@@ -744,12 +744,17 @@ class Layer(nn.Module):
         """Constructor arguments as JSON-able data (`{**super().get_config(), ...}`); a class
         that does not override it gets the arguments it was constructed with, as Keras."""
         automatic = type(self).get_config is Layer.get_config
-        return {
+        config = {
             **(auto_config.config_of(self) if automatic else {"name": self.name}),
             "trainable": self.trainable,
             "dtype": {"module": "keras", "class_name": "DTypePolicy",
                       "config": {"name": self._dtype_policy}, "registered_name": None},
         }
+        if self.activity_regularizer is not None:  # only when set, as Keras
+            from kestrel import regularizers
+
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
 
     @classmethod
     def from_config(cls, config: dict):

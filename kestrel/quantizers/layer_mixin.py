@@ -145,9 +145,12 @@ class Quantizable:
             if isinstance(policy, QuantizedFloat8DTypePolicy):
                 policy.amax_history_length = self._amax_history_length
             config["dtype"] = serialize(policy)
-        config["quantization_config"] = None if self._quantization_config is None else \
-            quantizers.serialize(self._quantization_config)  # None written too, as Keras
         return config
+
+    def _quantization_entry(self) -> dict:
+        """`quantization_config`, which Keras writes (None too) after the layer's own keys."""
+        config = self._quantization_config
+        return {"quantization_config": None if config is None else quantizers.serialize(config)}
 
 
 _QUANTIZED_CLASSES = ("QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy", "Int4DTypePolicy",

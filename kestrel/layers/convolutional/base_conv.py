@@ -12,10 +12,20 @@ import torch.nn.functional as F
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import is_builtin
 from kestrel.layers.convolutional import conv_utils as cu
+from kestrel.layers.config_order import keras_order
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+# Keras' key order of every convolution's own arguments (each class writes a subset).
+CONV_CONFIG_ORDER = (
+    "depth_multiplier", "filters", "kernel_size", "strides", "padding", "output_padding",
+    "data_format", "dilation_rate", "groups", "activation", "use_bias", "kernel_initializer",
+    "depthwise_initializer", "pointwise_initializer", "bias_initializer", "kernel_regularizer",
+    "depthwise_regularizer", "pointwise_regularizer", "bias_regularizer", "activity_regularizer",
+    "kernel_constraint", "depthwise_constraint", "pointwise_constraint", "bias_constraint")
 
 
 class ConvLayerBase(Layer):
@@ -129,14 +139,17 @@ class ConvLayerBase(Layer):
             return (input_shape[0], *out, channels)
         return (input_shape[0], channels, *out)
 
+    def _in_keras_order(self, config: dict) -> dict:
+        return keras_order(config, CONV_CONFIG_ORDER)
+
     def get_config(self):
         return {
             **super().get_config(),
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
+            "kernel_size": tuple(self.kernel_size),
+            "strides": tuple(self.strides),
             "padding": self.padding,
             "data_format": self.data_format,
-            "dilation_rate": list(self.dilation_rate),
+            "dilation_rate": tuple(self.dilation_rate),
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "bias_initializer": initializers.serialize(self.bias_initializer),
@@ -228,11 +241,11 @@ class BaseConv(ConvLayerBase):
         return self.filters
 
     def get_config(self):
-        return {
+        return self._in_keras_order({
             **super().get_config(),
             "filters": self.filters,
             "groups": self.groups,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
-        }
+        })

@@ -124,14 +124,14 @@ class BaseConvTranspose(ConvLayerBase):
         return self.filters
 
     def get_config(self):
-        return {
+        return self._in_keras_order({
             **super().get_config(),
             "filters": self.filters,
             "output_padding": None if self.output_padding is None else list(self.output_padding),
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
-        }
+        })
 
 
 @register_layer("Convolution1DTranspose")

@@ -62,13 +62,13 @@ class BaseDepthwiseConv(ConvLayerBase):
         return None if channels is None else channels * self.depth_multiplier
 
     def get_config(self):
-        return {
+        return self._in_keras_order({
             **super().get_config(),
             "depth_multiplier": self.depth_multiplier,
             "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
             "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
             "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
-        }
+        })
 
 
 @register_layer()

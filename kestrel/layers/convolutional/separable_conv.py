@@ -76,7 +76,7 @@ class BaseSeparableConv(ConvLayerBase):
         return self.filters
 
     def get_config(self):
-        return {
+        return self._in_keras_order({
             **super().get_config(),
             "filters": self.filters,
             "depth_multiplier": self.depth_multiplier,
@@ -86,7 +86,7 @@ class BaseSeparableConv(ConvLayerBase):
             "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
             "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
             "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
-        }
+        })
 
 
 @register_layer("SeparableConvolution1D")

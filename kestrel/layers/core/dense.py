@@ -104,6 +104,5 @@ class Dense(Quantizable, Layer):
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
-            **({} if self.activity_regularizer is None else  # only when set, as Keras 3.15
-               {"activity_regularizer": regularizers.serialize(self.activity_regularizer)}),
+            **self._quantization_entry(),
         }

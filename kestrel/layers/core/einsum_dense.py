@@ -181,4 +181,5 @@ class EinsumDense(Quantizable, Layer):
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._quantization_entry(),
         }

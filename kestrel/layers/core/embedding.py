@@ -96,4 +96,5 @@ class Embedding(Quantizable, Layer):
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+            **self._quantization_entry(),
         }

@@ -36,4 +36,6 @@ class ActivityRegularization(Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
+        config = super().get_config()
+        config.pop("activity_regularizer")  # rebuilt from l1 and l2
+        return {**config, "l1": self.l1, "l2": self.l2}

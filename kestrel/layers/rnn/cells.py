@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import activations, initializers
+from kestrel.layers.config_order import keras_order
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.rnn.cell_base import RNNCellBase, gate_linear, transposed
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
@@ -29,6 +30,14 @@ def _gru_kernel_to_torch(kernel: torch.Tensor) -> torch.Tensor:
 
 def _gru_kernel_to_keras(weight: torch.Tensor) -> torch.Tensor:
     return swap_first_gates(weight.t())
+
+
+# Keras' key order of the cell configs (each cell writes a subset).
+CELL_CONFIG_ORDER = (
+    "units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias",
+    "kernel_initializer", "recurrent_initializer", "bias_initializer", "kernel_regularizer",
+    "recurrent_regularizer", "bias_regularizer", "kernel_constraint", "recurrent_constraint",
+    "bias_constraint", "dropout", "recurrent_dropout", "reset_after", "seed")
 
 
 @register_layer()
@@ -117,9 +126,10 @@ class LSTMCell(RNNCellBase):
         return h, [h, c]
 
     def get_config(self):
-        return {**super().get_config(),
-                "recurrent_activation": activations.serialize(self.recurrent_activation),
-                "unit_forget_bias": self.unit_forget_bias}
+        return keras_order({
+            **super().get_config(),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "unit_forget_bias": self.unit_forget_bias}, CELL_CONFIG_ORDER)
 
 
 @register_layer()
@@ -183,9 +193,10 @@ class GRUCell(RNNCellBase):
         return h, [h]
 
     def get_config(self):
-        return {**super().get_config(),
-                "recurrent_activation": activations.serialize(self.recurrent_activation),
-                "reset_after": self.reset_after}
+        return keras_order({
+            **super().get_config(),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "reset_after": self.reset_after}, CELL_CONFIG_ORDER)
 
 
 @register_layer()

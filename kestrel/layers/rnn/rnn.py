@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import regularizers
+from kestrel.layers.config_order import keras_order
 from kestrel.layers.layer import Layer, clean_config, register_layer
 from kestrel.layers.node import flatten, map_structure
 from kestrel.layers.rnn import fused
@@ -236,14 +237,24 @@ class RNN(Layer):
         return cls(**clean_config(cls, config))
 
 
+# Keras' key order of the cell arguments in SimpleRNN, LSTM, GRU and ConvLSTM configs.
+LAYER_CONFIG_ORDER = (
+    "filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "units",
+    "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "kernel_regularizer",
+    "recurrent_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+    "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout", "reset_after",
+    "seed")
+
+
 def cell_layer_config(layer: RNN) -> dict:
     """Config of SimpleRNN/LSTM/GRU: the RNN flags plus the cell's arguments (no `cell`)."""
     config = layer._flags_config()
     cell_config = layer.cell.get_config()
     for key in ("name", "trainable", "dtype"):
         cell_config.pop(key, None)
-    return {**config, **cell_config,
-            "activity_regularizer": regularizers.serialize(layer.activity_regularizer)}
+    return keras_order({**config, **cell_config, "activity_regularizer":
+                        regularizers.serialize(layer.activity_regularizer)}, LAYER_CONFIG_ORDER)
 
 
 def forward_to_cell(*names: str):

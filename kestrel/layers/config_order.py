@@ -1,0 +1,14 @@
+"""Keras' key order for configs that a class hierarchy writes piece by piece."""
+from __future__ import annotations
+
+
+def keras_order(config: dict, order: tuple[str, ...]) -> dict:
+    """`config` with the keys that `order` names moved, in that order, after the others.
+
+    The keys before them are the base ones (`name`, `trainable`, `dtype`, and a set
+    `activity_regularizer`, which Keras writes right after `dtype`).
+    """
+    moved = [key for key in order if key in config
+             and not (key == "activity_regularizer" and config[key] is not None)]
+    kept = [key for key in config if key not in moved]
+    return {key: config[key] for key in (*kept, *moved)}
