@@ -48,3 +48,23 @@ def test_fit_on_shuffled_py_dataset_reads_batches_as_keras():
         got[lib] = reads, history.history["loss"]
     assert got[kestrel][0] == got[keras][0]
     np.testing.assert_allclose(got[kestrel][1], got[keras][1], rtol=1e-5)
+
+
+def _config_layers(lib):
+    layers = lib.layers
+    return [layers.Conv2D(2, 5, groups=1), layers.DepthwiseConv2D(3), layers.Conv1D(2, 3),
+            layers.MaxPooling2D((3, 2)), layers.UpSampling2D(), layers.ZeroPadding2D(1),
+            layers.Cropping1D(1), layers.Reshape((2, 3)), layers.Permute((2, 1)),
+            layers.ConvLSTM2D(2, 3)]
+
+
+def test_window_hyperparameters_in_config_are_tuples_as_keras():
+    """convmixer: `layer.get_config()["kernel_size"] == (5, 5)` picks the depthwise convs,
+    so configs hold Keras' tuples (kernel sizes, strides, pools, paddings, shapes)."""
+    for theirs, ours in zip(_config_layers(keras), _config_layers(kestrel)):
+        expected = {k: v for k, v in theirs.get_config().items() if k != "name"}
+        got = {k: v for k, v in ours.get_config().items() if k != "name"}
+        tuples = {k for k, v in expected.items() if isinstance(v, tuple)}
+        assert tuples and {k for k, v in got.items() if isinstance(v, tuple)} == tuples
+        assert {k: got[k] for k in tuples} == {k: expected[k] for k in tuples}
+    assert kestrel.layers.Conv2D(2, 5).get_config()["kernel_size"] == (5, 5)

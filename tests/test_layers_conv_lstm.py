@@ -175,7 +175,7 @@ def test_weights_keras_layout_and_unit_forget_bias():
 def test_config_has_keras_keys_and_no_cell():
     config = ConvLSTM2D(4, 3, strides=(2, 1), padding="SAME", name="c").get_config()
     assert "cell" not in config and "rank" not in config
-    assert config["kernel_size"] == [3, 3] and config["strides"] == [2, 1]
+    assert config["kernel_size"] == (3, 3) and config["strides"] == (2, 1)
     assert config["padding"] == "same" and config["filters"] == 4
     assert config["recurrent_activation"] == "sigmoid" and config["unit_forget_bias"] is True
     clone = ConvLSTM2D.from_config({**config, "unroll": False})

@@ -193,7 +193,7 @@ def test_permute_harness_and_numbers():
     x = torch.randn(2, 3, 4, 5)
     out = Permute((3, 1, 2))(x)
     np.testing.assert_array_equal(out.numpy(), np.transpose(x.numpy(), (0, 3, 1, 2)))
-    assert Permute((3, 1, 2)).get_config()["dims"] == [3, 1, 2]
+    assert Permute((3, 1, 2)).get_config()["dims"] == (3, 1, 2)
 
 
 def test_permute_errors():

@@ -101,7 +101,7 @@ def test_strides_default_to_pool_size_and_config():
     layer = MaxPooling2D((3, 2))
     assert layer.strides == (3, 2)
     config = layer.get_config()
-    assert config["pool_size"] == [3, 2] and config["strides"] == [3, 2]
+    assert config["pool_size"] == (3, 2) and config["strides"] == (3, 2)
     assert config["padding"] == "valid" and config["data_format"] == "channels_last"
     keras = {"module": "keras.layers", "class_name": "MaxPooling2D", "config": {
         "name": "max_pooling2d", "trainable": True, "dtype": {"module": "keras",

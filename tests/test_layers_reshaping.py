@@ -103,9 +103,9 @@ def test_upsampling2d_bilinear_matches_numpy(size):
 
 
 def test_configs_match_keras_forms():
-    assert ZeroPadding2D(1).get_config()["padding"] == [[1, 1], [1, 1]]
-    assert ZeroPadding1D(3).get_config()["padding"] == [3, 3]
-    assert Cropping2D((1, 2)).get_config()["cropping"] == [[1, 1], [2, 2]]
+    assert ZeroPadding2D(1).get_config()["padding"] == ((1, 1), (1, 1))
+    assert ZeroPadding1D(3).get_config()["padding"] == (3, 3)
+    assert Cropping2D((1, 2)).get_config()["cropping"] == ((1, 1), (2, 2))
     assert "data_format" not in Cropping1D().get_config()
     assert UpSampling1D().get_config()["size"] == 2 and "data_format" not in \
         UpSampling1D().get_config()

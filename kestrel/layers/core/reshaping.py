@@ -100,7 +100,7 @@ class Reshape(Layer):
         return (input_shape[0],) + self._resolve(tuple(input_shape[1:]))
 
     def get_config(self):
-        return {**super().get_config(), "target_shape": list(self.target_shape)}
+        return {**super().get_config(), "target_shape": tuple(self.target_shape)}
 
 
 @register_layer()
@@ -132,7 +132,7 @@ class Permute(Layer):
         return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
 
     def get_config(self):
-        return {**super().get_config(), "dims": list(self.dims)}
+        return {**super().get_config(), "dims": tuple(self.dims)}
 
 
 @register_layer()

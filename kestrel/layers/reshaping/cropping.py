@@ -42,7 +42,7 @@ class BaseCropping(SpatialReshaping):
         return output_shape
 
     def get_config(self):
-        cropping = [list(c) for c in self.cropping]
+        cropping = tuple(tuple(c) for c in self.cropping)
         if self.rank == 1:
             return {**super().get_config(), "cropping": cropping[0]}
         return {**super().get_config(), "cropping": cropping, "data_format": self.data_format}

@@ -47,7 +47,7 @@ class BaseUpSampling(SpatialReshaping):
         return self._map_spatial(input_shape, lambda n, i: n * self.size[i])
 
     def get_config(self):
-        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format}
+        return {**super().get_config(), "size": tuple(self.size), "data_format": self.data_format}
 
 
 @register_layer()

@@ -66,7 +66,7 @@ class BaseZeroPadding(SpatialReshaping):
         return self._map_spatial(input_shape, lambda n, i: n + sum(self.padding[i]))
 
     def get_config(self):
-        padding = [list(p) for p in self.padding]
+        padding = tuple(tuple(p) for p in self.padding)
         return {**super().get_config(), "padding": padding[0] if self.rank == 1 else padding,
                 "data_format": self.data_format}
 

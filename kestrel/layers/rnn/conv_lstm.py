@@ -190,9 +190,9 @@ class ConvLSTMCell(RNNCellBase):
         config = super().get_config()
         config.pop("units")
         return {**config, "rank": self.rank, "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "kernel_size": tuple(self.kernel_size), "strides": tuple(self.strides),
                 "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": list(self.dilation_rate),
+                "dilation_rate": tuple(self.dilation_rate),
                 "recurrent_activation": activations.serialize(self.recurrent_activation),
                 "unit_forget_bias": self.unit_forget_bias}
 
