@@ -52,3 +52,80 @@ def test_symbolic_calls_leave_no_losses_as_keras():
         found[k] = (after_build, after_call, len(wrapper.losses))
     assert found[kestrel] == found[keras]
     assert found[keras][:1] == (0,) and found[keras][1] == [3.0] and found[keras][2] == 0
+
+
+# Keras' lookup layers need TensorFlow, which is not a test dependency: the expected values
+# below were printed by Keras 3.15.1 (torch backend, TensorFlow 2 installed beside it).
+_TEXTS = np.array(["The cat sat.", "the dog, the CAT!", "a bird", "cat cat dog"])
+
+
+def test_adapted_lookups_keep_the_vocabulary_out_of_the_config_as_keras():
+    """multi_label_classification: StringLookup(multi_hot) and TextVectorization(tf_idf)."""
+    layers = kestrel.layers
+    terms = np.array([["cs.LG", "cs.CV"], ["cs.CV", "stat.ML"], ["cs.CV", "cs.CV"]])
+    lookup = layers.StringLookup(output_mode="multi_hot")
+    lookup.adapt(terms)
+    vocab = lookup.get_vocabulary()
+    assert repr(vocab) == "['[UNK]', np.str_('cs.CV'), np.str_('stat.ML'), np.str_('cs.LG')]"
+    assert lookup([terms[0]]).tolist() == [[0, 1, 0, 1]]
+    config = lookup.get_config()
+    assert (config["vocabulary"], config["idf_weights"], config["vocabulary_size"]) == \
+        (None, None, 4)
+    vectorizer = layers.TextVectorization(ngrams=2, output_mode="tf_idf")
+    vectorizer.adapt(_TEXTS)
+    config = vectorizer.get_config()
+    assert (config["vocabulary"], config["idf_weights"], config["vocabulary_size"]) == \
+        (None, None, 14)
+    np.testing.assert_allclose(vectorizer(_TEXTS[2:]).numpy().round(5), [[
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.09861, 1.09861, 1.09861],
+        [0, 1.38629, 0, 0, 0.8473, 0, 0, 0, 0, 1.09861, 1.09861, 0, 0, 0]], rtol=1e-4)
+    integers = layers.IntegerLookup()
+    integers.adapt(np.array([5, 7, 7, 9, 5, 5]))
+    assert repr(integers.get_vocabulary()) == "[-1, np.int64(5), np.int64(7), np.int64(9)]"
+    assert integers.get_config()["vocabulary"] is None
+    given = layers.StringLookup(vocabulary=["a", "b"])
+    assert given.get_config()["vocabulary"] == ["a", "b"]
+    assert layers.StringLookup.from_config(given.get_config())(["b"]).tolist() == [2]
+
+
+def test_ragged_lists_and_scalar_strings_as_keras():
+    """Rows of different lengths raise Keras' ValueError (they were turned into one string
+    each); one string gives one row without a batch axis."""
+    layers = kestrel.layers
+    for make in (lambda: layers.StringLookup().adapt([["a", "b"], ["c"]]),
+                 lambda: layers.StringLookup(vocabulary=["a"])([["a", "b"], ["c"]]),
+                 lambda: layers.TextVectorization(vocabulary=["a"])(["a b", ["c"]])):
+        try:
+            make()
+        except ValueError as error:
+            assert "non-rectangular Python sequence" in str(error)
+        else:
+            raise AssertionError("a ragged list was accepted")
+    vectorizer = layers.TextVectorization(max_tokens=10)
+    vectorizer.adapt(_TEXTS)
+    assert vectorizer("cat dog").tolist() == [2, 4]
+    assert vectorizer(["cat", "the dog sat down here"]).tolist() == \
+        [[2, 0, 0, 0, 0], [3, 4, 5, 1, 1]]
+
+
+def test_tf_idf_weights_are_saved_as_keras_variables(tmp_path):
+    """Keras writes the idf weights as `idf_weights` under the vectorizer's and its inner
+    lookup's `vars` (a Keras-written file failed to load: it counted one unexpected variable)."""
+    import h5py
+    import zipfile
+
+    k = _fresh(kestrel)
+    vectorizer = k.layers.TextVectorization(ngrams=2, output_mode="tf_idf")
+    vectorizer.adapt(_TEXTS)
+    model = k.Sequential([k.Input((), dtype="string"), vectorizer, k.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5") as f:
+        for group in ("layers/text_vectorization/vars",
+                      "layers/text_vectorization/_lookup_layer/vars"):
+            np.testing.assert_allclose(f[group]["idf_weights"][()][:2], [1.0094268, 0.6931472])
+    restored = k.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(restored.predict(_TEXTS, verbose=0),
+                               model.predict(_TEXTS, verbose=0), rtol=1e-6)
+    assert restored.layers[0].get_vocabulary() == vectorizer.get_vocabulary()

@@ -56,12 +56,27 @@ def is_strings(values) -> bool:
     return isinstance(values, np.ndarray) and values.dtype.kind in "USO"
 
 
-def as_values(inputs):
+def rectangular(values, layer: str, dtype=None) -> np.ndarray:
+    """`np.asarray(values, dtype)`, refusing ragged nested lists as Keras does (a ValueError
+    naming `layer`) instead of keeping whole rows as single items."""
+    try:
+        array = np.asarray(values, dtype=dtype)
+    except ValueError:
+        array = None
+    if array is None or array.dtype == object and any(
+            isinstance(v, (list, tuple, np.ndarray)) for v in array.reshape(-1)):
+        raise ValueError(f"{layer}: can't convert non-rectangular Python sequence to Tensor; "
+                         "torch has no ragged tensors, so give every row the same length. "
+                         f"Received: inputs={str(values)[:80]}")
+    return array
+
+
+def as_values(inputs, layer: str):
     """A tensor stays a tensor; lists and arrays of numbers become tensors; strings become a
     NumPy array of `str` (bytes decoded as UTF-8)."""
     if isinstance(inputs, torch.Tensor):
         return inputs
-    array = np.asarray(inputs)
+    array = rectangular(inputs, layer)
     if array.dtype.kind == "S" or array.dtype.kind == "O":
         flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in array.reshape(-1)]
         if all(isinstance(v, str) for v in flat):
@@ -81,7 +96,7 @@ class AcceptsStrings:
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, (list, tuple, np.ndarray)):
-            inputs = as_values(inputs)
+            inputs = as_values(inputs, type(self).__name__)
             if isinstance(inputs, np.ndarray):
                 if not self.built:
                     self._build_from_shape(tuple(inputs.shape))

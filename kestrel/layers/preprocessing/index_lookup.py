@@ -15,7 +15,8 @@ import torch
 from kestrel.layers import shape_inference
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import shape_of
-from kestrel.layers.preprocessing.adapt_data import AcceptsStrings, is_whole, iter_batches
+from kestrel.layers.preprocessing.adapt_data import (AcceptsStrings, is_whole, iter_batches,
+                                                     rectangular)
 from kestrel.layers.preprocessing.category_encoding import encoded_shape
 from kestrel.layers.preprocessing.hashing import hash_to_bins
 from kestrel.utils.numerical_utils import encode_categorical
@@ -98,9 +99,11 @@ class IndexLookup(AcceptsStrings, Layer):
         return self._token_start() + len(self._tokens)
 
     def get_vocabulary(self, include_special_tokens=True) -> list:
-        """The vocabulary in index order (with the mask and OOV tokens unless told not to)."""
+        """The vocabulary in index order (with the mask and OOV tokens unless told not to);
+        the table's tokens are NumPy scalars (`np.str_`, `np.int64`), as Keras returns them."""
+        scalar = np.str_ if self.vocabulary_dtype == "string" else np.int64
         vocab = [self.mask_token] * self._oov_start() + \
-            [self.oov_token] * self.num_oov_indices + list(self._tokens)
+            [self.oov_token] * self.num_oov_indices + [scalar(t) for t in self._tokens]
         return vocab if include_special_tokens else vocab[self._token_start():]
 
     def set_vocabulary(self, vocabulary, idf_weights=None):
@@ -146,7 +149,7 @@ class IndexLookup(AcceptsStrings, Layer):
                              f"vocab size. Received vocabulary size is {start + len(tokens)}; "
                              f"`max_tokens` is {self.max_tokens}.")
         self._set_tokens(tokens)
-        if self.output_mode == "tf_idf":
+        if self.output_mode == "tf_idf" and idf_weights is not False:  # False: kept as is
             weights = np.asarray(idf_weights, dtype=np.float64).reshape(-1)
             if len(weights) != len(vocabulary):
                 raise ValueError(f"{kind}: `idf_weights` must be the same length as "
@@ -229,8 +232,8 @@ class IndexLookup(AcceptsStrings, Layer):
             return values.detach().cpu().numpy()
         if isinstance(values, np.ndarray) and values.dtype.kind == "U":
             return values
-        values = np.asarray(values, dtype=object if self.vocabulary_dtype == "string"
-                            else None)
+        values = rectangular(values, type(self).__name__,
+                             dtype=object if self.vocabulary_dtype == "string" else None)
         if values.dtype == object:
             flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values.reshape(-1)]
             values = np.array(flat, dtype=object).reshape(values.shape)
@@ -308,12 +311,9 @@ class IndexLookup(AcceptsStrings, Layer):
 
     # ------------------------------------------------------------------ saving
     def get_config(self):
-        """Keras' keys; a learned vocabulary (and idf weights) is written into `vocabulary`."""
+        """Keras' keys; only a vocabulary given to the constructor is written (a learned one
+        is saved as an asset, its idf weights as variables)."""
         vocabulary, idf = self.input_vocabulary, self.input_idf_weights
-        if vocabulary is None and self._tokens:
-            vocabulary = self.get_vocabulary()
-            if self.output_mode == "tf_idf":
-                idf = self.idf_weights[:len(vocabulary)].tolist()
         listify = (lambda v: v.tolist() if hasattr(v, "tolist") else
                    None if v is None else list(v))
         return {**super().get_config(), "invert": self.invert, "max_tokens": self.max_tokens,
@@ -323,6 +323,16 @@ class IndexLookup(AcceptsStrings, Layer):
                 "vocabulary_dtype": self.vocabulary_dtype, "idf_weights": listify(idf),
                 "vocabulary": listify(vocabulary), "vocabulary_size": self._frozen_vocab_size,
                 "oov_method": self.oov_method, "salt": self.salt}
+
+    def save_own_variables(self, store):
+        """tf_idf mode: the idf weights, under Keras' key `idf_weights`."""
+        if self.output_mode == "tf_idf":
+            store["idf_weights"] = self.idf_weights.numpy()
+
+    def load_own_variables(self, store):
+        if self.output_mode == "tf_idf":
+            self.idf_weights = torch.as_tensor(np.asarray(store["idf_weights"]),
+                                               dtype=torch.float32)
 
     def save_assets(self, dir_path):
         """Write `vocabulary.txt` into `dir_path`, as Keras' `.keras` assets hold it."""
@@ -339,5 +349,5 @@ class IndexLookup(AcceptsStrings, Layer):
             lines = f.read().splitlines()
         while lines and lines[-1] == "":
             lines.pop()
-        idf = self.idf_weights.numpy() if self.output_mode == "tf_idf" else None
-        self.set_vocabulary(lines, idf_weights=idf)
+        # tf_idf: the idf weights came with the variables, loaded before the assets
+        self.set_vocabulary(lines, idf_weights=False if self.output_mode == "tf_idf" else None)

@@ -9,7 +9,8 @@ import torch
 from kestrel.layers import shape_inference
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import shape_of
-from kestrel.layers.preprocessing.adapt_data import AcceptsStrings, is_whole, iter_batches
+from kestrel.layers.preprocessing.adapt_data import (AcceptsStrings, is_whole, iter_batches,
+                                                     rectangular)
 from kestrel.layers.preprocessing.lookup import StringLookup
 
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
@@ -119,8 +120,8 @@ class TextVectorization(AcceptsStrings, Layer):
 
     def _rows(self, inputs) -> list[list[str]]:
         """Token lists, one per input string (a `(batch, 1)` input is squeezed)."""
-        values = np.asarray(inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor)
-                            else inputs, dtype=object)
+        values = rectangular(inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor)
+                             else inputs, "TextVectorization", dtype=object)
         if values.ndim == 0:
             values = values.reshape(1)
         if values.ndim > 1:
@@ -162,7 +163,8 @@ class TextVectorization(AcceptsStrings, Layer):
             width = max([len(r) for r in rows] + [1])
         padded = np.array([r[:width] + [""] * (width - len(r[:width])) for r in rows],
                           dtype=object).reshape(len(rows), width).astype(str)
-        return self._lookup_layer.call(padded)
+        outputs = self._lookup_layer.call(padded)
+        return outputs[0] if np.ndim(inputs) == 0 else outputs  # one string: one row
 
     def compute_output_spec(self, *args, **kwargs):
         batch = shape_of(args[0])[0]
@@ -185,6 +187,12 @@ class TextVectorization(AcceptsStrings, Layer):
                 "ragged": self._ragged, "vocabulary": inner["vocabulary"],
                 "idf_weights": inner["idf_weights"], "encoding": self._encoding,
                 "vocabulary_size": self.vocabulary_size()}
+
+    def save_own_variables(self, store):
+        self._lookup_layer.save_own_variables(store)
+
+    def load_own_variables(self, store):
+        self._lookup_layer.load_own_variables(store)
 
     def save_assets(self, dir_path):
         self._lookup_layer.save_assets(dir_path)
