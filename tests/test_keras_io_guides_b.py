@@ -77,3 +77,24 @@ def test_sequential_starting_with_a_built_model_is_built_as_keras():
     assert ours.output_shape == theirs.output_shape == (None, 2)
     assert ours.count_params() == theirs.count_params() == 26
     assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 2
+
+
+def _shuffled_losses_after_a_recompile_without_loss(lib):
+    """making_new_layers: a model recompiled with only an optimizer trains on, and a later
+    shuffled fit draws its batch order as Keras' (no build batch is read again)."""
+    inputs = lib.Input((3,))
+    model = lib.Model(inputs, lib.layers.Dense(1)(inputs))
+    x = np.arange(24, dtype="float32").reshape(8, 3) / 24
+    y = x.sum(axis=1, keepdims=True)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, batch_size=2, verbose=0)
+    model.compile(optimizer="sgd")
+    model.fit(x, y, batch_size=2, verbose=0)
+    model.compile(optimizer="sgd", loss="mse")
+    return model.fit(x, y, batch_size=2, epochs=2, verbose=0).history["loss"]
+
+
+def test_recompile_without_loss_reads_no_build_batch_as_keras():
+    ours = _shuffled_losses_after_a_recompile_without_loss(fresh(kestrel))
+    theirs = _shuffled_losses_after_a_recompile_without_loss(fresh(keras))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)

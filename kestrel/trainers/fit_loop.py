@@ -98,14 +98,20 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
 
 
 def _draw_build_batch_seeds(model, data) -> None:
-    """Keras' first fit/evaluate after compile reads a batch to build; its random draws keep
-    shuffled orders equal to Keras' after the same seed."""
-    if getattr(model, "_build_batch_read_for", None) is not getattr(model, "_steps", None):
-        model._build_batch_read_for = model._steps
-        if isinstance(data, data_adapter.ArrayAdapter):
-            data.draw_build_batch_seeds()
-        elif isinstance(data, data_adapter.IterableAdapter):
-            data.read_build_batch()
+    """Keras reads a batch to build at a fit/evaluate while the model, its compiled loss or
+    its compiled metrics are unbuilt (a recompile without a loss or metrics keeps the built
+    ones); the same random draws keep shuffled orders equal to Keras' after the same seed."""
+    loss = model.compiled_loss if getattr(model, "loss", None) is not None else None
+    metrics = model.compiled_metrics if model.compiled_metrics.configured else None
+    built = getattr(model, "_build_batch_read_for", ())
+    if model.built and all(part is None or any(part is b for b in built)
+                           for part in (loss, metrics)):
+        return
+    model._build_batch_read_for = (loss, metrics)
+    if isinstance(data, data_adapter.ArrayAdapter):
+        data.draw_build_batch_seeds()
+    elif isinstance(data, data_adapter.IterableAdapter):
+        data.read_build_batch()
 
 
 def _check_array_data(fn: str, data, name: str = "x") -> None:
