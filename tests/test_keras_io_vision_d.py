@@ -68,3 +68,24 @@ def test_window_hyperparameters_in_config_are_tuples_as_keras():
         assert tuples and {k for k, v in got.items() if isinstance(v, tuple)} == tuples
         assert {k: got[k] for k in tuples} == {k: expected[k] for k in tuples}
     assert kestrel.layers.Conv2D(2, 5).get_config()["kernel_size"] == (5, 5)
+
+
+def _build_configs(lib):
+    layers = lib.layers
+    inputs = lib.Input((4, 4, 3))
+    x = layers.Conv2D(3, 1)(inputs)
+    for layer in (layers.Activation("gelu"), layers.BatchNormalization(), layers.ReLU(),
+                  layers.Dropout(0.1), layers.MaxPooling2D(), layers.Flatten(),
+                  layers.Reshape((3, 4)), layers.GlobalAveragePooling1D(), layers.Dense(2),
+                  layers.Softmax()):
+        x = layer(x)
+    model = lib.Model(inputs, x)
+    return {entry["name"]: entry.get("build_config") for entry in model.get_config()["layers"]}
+
+
+def test_layers_keras_builds_at_init_have_no_build_config():
+    """convmixer: Activation (and Keras' other layers built at construction: ReLU, Dropout,
+    pooling, Reshape, Softmax) carry no build_config in a model's config; the rest do."""
+    ours, theirs = _build_configs(_fresh(kestrel)), _build_configs(_fresh(keras))
+    assert {k: v is None for k, v in ours.items()} == {k: v is None for k, v in theirs.items()}
+    assert ours["activation"] is None and ours["flatten"] == {"input_shape": [None, 2, 2, 3]}

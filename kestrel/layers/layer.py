@@ -68,6 +68,7 @@ class Layer(nn.Module):
     _fills_training = False  # a `call` from outside Kestrel that takes `training` (see __call__)
     _call_accepts_mask = False
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
+    _keras_builds_at_init = False  # see _keras_builds_at_init
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -160,7 +161,7 @@ class Layer(nn.Module):
             self._build_from_shape(shape_inference.to_shape_tuple(shape))
 
     def get_build_config(self) -> dict | None:
-        if self._build_input_shape is None:
+        if self._build_input_shape is None or _keras_builds_at_init(type(self)):
             return None
         return {"input_shape": shape_inference.to_shape_list(self._build_input_shape)}
 
@@ -844,6 +845,17 @@ def _array_to_tensor(value):
     tensor = torch.from_numpy(np.ascontiguousarray(value))
     return tensor.to(config.to_torch_dtype(config.floatx())) if tensor.dtype == torch.float64 \
         else tensor
+
+
+def _keras_builds_at_init(cls) -> bool:
+    """Whether Keras builds a layer of `cls` at construction, keeping no build shapes: its
+    classes that say so (`_keras_builds_at_init`), unless a subclass defines its own `build`."""
+    for klass in cls.__mro__:
+        if "_keras_builds_at_init" in klass.__dict__:
+            return klass.__dict__["_keras_builds_at_init"]
+        if "build" in klass.__dict__:
+            return False
+    return False
 
 
 def _marks_built(build):

@@ -43,6 +43,8 @@ class ReLU(_Elementwise):
         tensor([0., 3., 6.])
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         _check_number(self, "max_value", max_value, allow_none=True)
@@ -82,6 +84,8 @@ class LeakyReLU(_Elementwise):
         tensor([-1.,  2.])
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, negative_slope=0.3, *, alpha=None, **kwargs):
         super().__init__(**kwargs)
         if alpha is not None:
@@ -107,6 +111,8 @@ class ELU(_Elementwise):
         >>> ELU()(torch.tensor([0.0, 2.0]))
         tensor([0., 2.])
     """
+
+    _keras_builds_at_init = True  # Keras records no build shapes for it
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)

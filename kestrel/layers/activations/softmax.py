@@ -28,6 +28,8 @@ class Softmax(Layer):
         tensor([[0.5000, 0.5000, 0.0000, 0.0000]])
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         self.axis = list(axis) if isinstance(axis, tuple) else axis

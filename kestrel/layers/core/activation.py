@@ -29,6 +29,8 @@ class Activation(Layer):
         tensor([0., 2.])
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -55,6 +57,8 @@ class Activation(Layer):
 @register_layer()
 class Identity(Layer):
     """Returns its input unchanged (any structure of tensors); passes masks through."""
+
+    _keras_builds_at_init = True  # Keras records no build shapes for it
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

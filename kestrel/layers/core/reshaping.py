@@ -63,6 +63,8 @@ class Reshape(Layer):
         torch.Size([2, 3, 4])
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         target_shape = tuple(target_shape)

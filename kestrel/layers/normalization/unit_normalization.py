@@ -20,6 +20,8 @@ class UnitNormalization(Layer):
         tensor([[0.6000, 0.8000]])
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)) and all(_is_int(a) for a in axis):

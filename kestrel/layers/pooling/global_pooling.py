@@ -17,6 +17,8 @@ class BaseGlobalPooling(Layer):
         keepdims: keep the spatial dimensions with size 1.
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     rank = 2
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):

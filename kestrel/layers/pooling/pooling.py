@@ -26,6 +26,8 @@ class BasePooling(Layer):
         data_format: `"channels_last"` (default) or `"channels_first"`.
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     rank = 2
     mode = "max"
 

@@ -22,6 +22,8 @@ class ActivityRegularization(Layer):
         1.5
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         kwargs.pop("activity_regularizer", None)  # always the one built from l1 and l2
         super().__init__(activity_regularizer=L1L2(l1=l1, l2=l2), **kwargs)

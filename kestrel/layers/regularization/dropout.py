@@ -25,6 +25,8 @@ class Dropout(Layer):
         True
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:

@@ -23,6 +23,8 @@ class GaussianDropout(Layer):
         True
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         check_rate(self, rate)

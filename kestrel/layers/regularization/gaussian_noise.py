@@ -22,6 +22,8 @@ class GaussianNoise(Layer):
         True
     """
 
+    _keras_builds_at_init = True  # Keras records no build shapes for it
+
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) \
