@@ -98,3 +98,33 @@ def test_recompile_without_loss_reads_no_build_batch_as_keras():
     ours = _shuffled_losses_after_a_recompile_without_loss(fresh(kestrel))
     theirs = _shuffled_losses_after_a_recompile_without_loss(fresh(keras))
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def _batch_logs(lib):
+    """training_with_built_in_methods: a callback keeping each batch's loss."""
+    class LossHistory(lib.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seen = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.seen.append(logs)
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.seen.append(logs)
+
+    inputs = lib.Input((3,))
+    model = lib.Model(inputs, lib.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    history = LossHistory()
+    x = np.linspace(0, 1, 12, dtype="float32").reshape(4, 3)
+    model.fit(x, x[:, :1], batch_size=2, validation_data=(x, x[:, :1]), callbacks=[history],
+              verbose=0)
+    return history.seen
+
+
+def test_batch_end_logs_are_python_floats_sorted_as_keras():
+    ours, theirs = _batch_logs(fresh(kestrel)), _batch_logs(fresh(keras))
+    assert [list(logs) for logs in ours] == [list(logs) for logs in theirs]
+    assert all(type(v) is float for logs in ours for v in logs.values())
+    np.testing.assert_allclose([list(l.values()) for l in ours],
+                               [list(l.values()) for l in theirs], rtol=1e-5)

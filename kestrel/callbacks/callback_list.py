@@ -7,7 +7,7 @@ from kestrel.callbacks.progbar_logger import ProgbarLogger
 
 
 def _pythonify_logs(logs) -> dict:
-    """Epoch-level logs as a flat dict, sorted by name, with floats where possible."""
+    """Logs as a flat dict, sorted by name, with floats where possible."""
     result = {}
     for key, value in sorted((logs or {}).items()):
         if isinstance(value, dict):
@@ -122,14 +122,13 @@ class CallbackList(Callback):
         return self.needs_batch_logs
 
     # Batch hooks: hot path; only callbacks with batch hooks are called. Begin hooks get an
-    # empty dict; end hooks get the trainer's logs, made a dict of 0-d tensors only when a
-    # callback other than the progress bar reads them (the bar reads them lazily).
+    # empty dict; end hooks get the trainer's logs, made Python floats sorted by name (as
+    # Keras) only when a callback other than the progress bar reads them (the bar reads
+    # them lazily, so no batch waits for the device otherwise).
     def _end_logs(self, logs):
-        if type(logs) is dict:
-            return logs
         if logs is None:
             return {}
-        return dict(logs) if self.needs_batch_logs else logs
+        return _pythonify_logs(logs) if self.needs_batch_logs else logs
 
     def on_batch_begin(self, batch, logs=None):
         for callback in self._train_batch:
