@@ -30,12 +30,17 @@ def get_uid(prefix: str = "") -> int:
     return next(counter)
 
 
+def reset_uids() -> None:
+    """Restart every `get_uid` counter at 1 (Keras 2's `backend.reset_uids`)."""
+    _UIDS.clear()
+
+
 def clear_session(free_memory: bool = True) -> None:
     """Reset generated layer names and uid counters (Keras' `clear_session`)."""
     from kestrel.utils.session import clear_session as reset_names
 
     reset_names()
-    _UIDS.clear()
+    reset_uids()
 
 
 def is_keras_tensor(x) -> bool:

@@ -1,12 +1,17 @@
 """Keras 2's `keras.backend` tensor and variable functions, on `kestrel.ops`.
 
-Functions whose Keras 2 signature equals a Keras 3 op are that op (table `_SAME_AS_OPS`). The
-others differ in arguments or defaults (`concatenate` joins on the last axis, `sqrt` clips at 0,
-`hard_sigmoid` is `0.2 x + 0.5`) and are written here once, on top of the ops.
+Functions whose Keras 2 signature equals a Keras 3 op are that op (table `_SAME_AS_OPS`); those
+that are an op under Keras 2's argument names and defaults (`K.cumsum` runs along axis 0,
+`K.tile(x, n)`) are that op behind Keras 2's signature (table `_OPS_WITH_KERAS2_ARGS`). The
+others differ in meaning (`concatenate` joins on the last axis, `sqrt` clips at 0,
+`hard_sigmoid` is `0.2 x + 0.5`, `argmax` is int64) and are written here once, on the ops.
 """
 from __future__ import annotations
 
+import ast
 import builtins
+import contextlib
+import inspect
 
 import numpy as np
 import torch
@@ -15,7 +20,7 @@ from kestrel import config
 from kestrel import ops
 from kestrel import random as krandom
 from kestrel.backend import keras2_nn
-from kestrel.backend.dtypes import standardize_dtype
+from kestrel.backend.dtypes import is_float_dtype, standardize_dtype
 from kestrel.backend.scopes import name_scope  # noqa: F401 - K.name_scope
 from kestrel.layers.in_place import relayout
 from kestrel.layers.node import KerasTensor
@@ -23,18 +28,49 @@ from kestrel.ops.dispatch import keras_op
 
 # K name -> kestrel.ops name, for functions with the same arguments and meaning.
 _SAME_AS_OPS = {
-    "abs": "absolute", "all": "all", "any": "any", "argmax": "argmax", "argmin": "argmin",
-    "cast": "cast", "cos": "cos", "cumprod": "cumprod", "cumsum": "cumsum", "equal": "equal",
-    "exp": "exp", "expand_dims": "expand_dims", "greater": "greater",
-    "greater_equal": "greater_equal", "less": "less", "less_equal": "less_equal",
-    "log": "log", "max": "max", "maximum": "maximum", "mean": "mean", "min": "min",
-    "minimum": "minimum", "not_equal": "not_equal", "prod": "prod", "reshape": "reshape",
-    "round": "round", "sigmoid": "sigmoid", "sign": "sign", "sin": "sin", "softplus": "softplus",
-    "softsign": "softsign", "square": "square", "squeeze": "squeeze", "stack": "stack",
-    "std": "std", "stop_gradient": "stop_gradient", "sum": "sum", "tanh": "tanh", "var": "var",
-    "zeros_like": "zeros_like", "ones_like": "ones_like", "transpose": "transpose",
-    "tile": "tile", "one_hot": "one_hot", "is_tensor": "is_tensor", "relu6": "relu6",
+    "abs": "absolute", "all": "all", "any": "any", "cast": "cast", "cos": "cos",
+    "exp": "exp", "log": "log", "max": "max", "min": "min", "prod": "prod", "sigmoid": "sigmoid",
+    "sign": "sign", "sin": "sin", "softplus": "softplus", "softsign": "softsign",
+    "square": "square", "squeeze": "squeeze", "stack": "stack", "std": "std", "sum": "sum",
+    "tanh": "tanh", "var": "var", "is_tensor": "is_tensor", "relu6": "relu6",
 }
+# K name -> (kestrel.ops name, Keras 2's parameters): the op, called positionally with the
+# values of Keras 2's arguments (a `name` argument is accepted and ignored).
+_OPS_WITH_KERAS2_ARGS = {
+    "cumsum": ("cumsum", "x, axis=0"), "cumprod": ("cumprod", "x, axis=0"),
+    "expand_dims": ("expand_dims", "x, axis=-1"), "equal": ("equal", "x, y"),
+    "not_equal": ("not_equal", "x, y"), "greater": ("greater", "x, y"),
+    "greater_equal": ("greater_equal", "x, y"), "less": ("less", "x, y"),
+    "less_equal": ("less_equal", "x, y"), "maximum": ("maximum", "x, y"),
+    "minimum": ("minimum", "x, y"), "reshape": ("reshape", "x, shape"),
+    "tile": ("tile", "x, n"), "one_hot": ("one_hot", "indices, num_classes"),
+    "transpose": ("transpose", "x"), "round": ("round", "x"),
+    "zeros_like": ("zeros_like", "x, dtype=None, name=None"),
+    "ones_like": ("ones_like", "x, dtype=None, name=None"),
+}
+
+
+def _with_keras2_args(op_name: str, params: str):
+    """`kestrel.ops.<op_name>` behind the Keras 2 signature `params` ("x, axis=0")."""
+    op = getattr(ops, op_name)
+    parameters = []
+    for param in params.split(","):
+        name, _, default = (part.strip() for part in param.partition("="))
+        parameters.append(inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=ast.literal_eval(default) if default else inspect.Parameter.empty))
+    signature = inspect.Signature(parameters)
+
+    def keras2_function(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return op(*(v for k, v in bound.arguments.items() if k != "name"))
+
+    keras2_function.__signature__ = signature
+    keras2_function.__doc__ = f"`kestrel.ops.{op_name}` with Keras 2's arguments ({params})."
+    return keras2_function
+
+
 _LOCAL = []  # the functions written here
 _k, _plain = keras2_nn.registrars(_LOCAL)
 
@@ -42,7 +78,38 @@ _k, _plain = keras2_nn.registrars(_LOCAL)
 # ------------------------------------------------------------------ tensor functions
 @_k
 def sqrt(x):
-    return ops.sqrt(ops.maximum(x, 0.0))
+    return ops.sqrt(ops.relu(x))
+
+
+@_k
+def mean(x, axis=None, keepdims=False):
+    """Booleans average as floats; integers keep their dtype (truncated), as Keras 2."""
+    x = ops.convert_to_tensor(x)
+    if x.dtype == torch.bool:
+        x = ops.cast(x, config.floatx())
+    if x.is_floating_point() or x.is_complex():
+        return ops.mean(x, axis=axis, keepdims=keepdims)
+    total = ops.sum(x, axis=axis, keepdims=keepdims)
+    count = builtins.max(x.numel() // builtins.max(total.numel(), 1), 1)
+    return torch.div(total, count, rounding_mode="trunc").to(x.dtype)
+
+
+@_k
+def argmax(x, axis=-1):
+    return ops.cast(ops.argmax(x, axis=axis), "int64")
+
+
+@_k
+def argmin(x, axis=-1):
+    return ops.cast(ops.argmin(x, axis=axis), "int64")
+
+
+@_plain
+def stop_gradient(variables):
+    """One tensor, or a list of them, cut off from the gradient."""
+    if isinstance(variables, (list, tuple)):
+        return [ops.stop_gradient(v) for v in variables]
+    return ops.stop_gradient(variables)
 
 
 @_k
@@ -166,9 +233,47 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
 
 
 @_k
-def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
-    return ops.sparse_categorical_crossentropy(target, output, from_logits=from_logits,
-                                               axis=axis)
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1,
+                                    ignore_class=None):
+    """Per-sample loss; samples whose target is `ignore_class` get 0."""
+    if ignore_class is None:
+        return ops.sparse_categorical_crossentropy(target, output, from_logits=from_logits,
+                                                   axis=axis)
+    target = ops.convert_to_tensor(target)
+    valid = ops.not_equal(target, ignore_class)
+    loss = ops.sparse_categorical_crossentropy(ops.where(valid, target, 0), output,
+                                               from_logits=from_logits, axis=axis)
+    return ops.where(ops.reshape(valid, ops.shape(loss)), loss, 0.0)
+
+
+@_k
+def binary_focal_crossentropy(target, output, apply_class_balancing=False, alpha=0.25,
+                              gamma=2.0, from_logits=False):
+    """Elementwise binary crossentropy scaled by `(1 - p_t) ** gamma` (and, with class
+    balancing, by `alpha` for positives and `1 - alpha` for negatives)."""
+    probs = ops.sigmoid(output) if from_logits else output
+    p_t = ops.add(ops.multiply(target, probs), ops.multiply(ops.subtract(1.0, target),
+                                                            ops.subtract(1.0, probs)))
+    loss = ops.multiply(ops.power(ops.subtract(1.0, p_t), gamma),
+                        ops.binary_crossentropy(target, output, from_logits=from_logits))
+    if apply_class_balancing:
+        weight = ops.add(ops.multiply(target, alpha),
+                         ops.multiply(ops.subtract(1.0, target), 1.0 - alpha))
+        loss = ops.multiply(weight, loss)
+    return loss
+
+
+@_k
+def categorical_focal_crossentropy(target, output, alpha=0.25, gamma=2.0, from_logits=False,
+                                   axis=-1):
+    """Categorical crossentropy with each class term scaled by `alpha * (1 - p) ** gamma`."""
+    probs = ops.softmax(output, axis=axis) if from_logits else output
+    probs = ops.divide(probs, ops.sum(probs, axis=axis, keepdims=True))
+    eps = config.epsilon()
+    probs = ops.clip(probs, eps, 1.0 - eps)
+    terms = ops.multiply(ops.multiply(ops.power(ops.subtract(1.0, probs), gamma), alpha),
+                         ops.negative(ops.multiply(target, ops.log(probs))))
+    return ops.sum(terms, axis=axis)
 
 
 @_k
@@ -184,6 +289,9 @@ def random_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
 
 @_plain
 def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    """Floats in `[minval, maxval)`; for an integer `dtype`, integers in that range."""
+    if dtype is not None and not is_float_dtype(standardize_dtype(dtype)):
+        return krandom.randint(shape, minval, maxval, dtype=dtype, seed=seed)
     return krandom.uniform(shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed)
 
 
@@ -193,9 +301,16 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
 
 
 @_plain
-def random_binomial(shape, p=0.0, dtype=None, seed=None):
+def random_bernoulli(shape, p=0.0, dtype=None, seed=None):
+    """1 with probability `p`, else 0, in `dtype` (default `floatx()`)."""
     draws = krandom.uniform(shape, dtype=dtype, seed=seed)
     return ops.cast(ops.less(draws, p), dtype or config.floatx())
+
+
+@_plain
+def random_binomial(shape, p=0.0, dtype=None, seed=None):
+    """Keras 2's older name of `random_bernoulli`."""
+    return random_bernoulli(shape, p=p, dtype=dtype, seed=seed)
 
 
 
@@ -240,7 +355,7 @@ def is_keras_tensor(x):
 
 @_plain
 def count_params(x):
-    return int(np.prod(int_shape(x)))
+    return np.prod(int_shape(x))
 
 
 # ------------------------------------------------------------------ variables
@@ -248,7 +363,9 @@ def count_params(x):
 def variable(value, dtype=None, name=None, constraint=None):
     from kestrel.variables import Variable
 
-    return Variable(value, dtype=dtype or config.floatx(), name=name or "variable")
+    dtype = standardize_dtype(dtype or config.floatx())
+    return Variable(value, dtype=dtype, trainable=is_float_dtype(dtype),
+                    name=name or "variable")
 
 
 @_plain
@@ -274,12 +391,13 @@ def eye(size, dtype=None, name=None):
 
 @_plain
 def get_value(x):
-    return ops.convert_to_numpy(x)
+    """A NumPy copy of the value (later updates of `x` do not change it)."""
+    return np.array(ops.convert_to_numpy(x), copy=True)
 
 
 @_plain
 def eval(x):  # noqa: A001 - Keras 2's name
-    return ops.convert_to_numpy(x)
+    return get_value(x)
 
 
 @_plain
@@ -401,6 +519,18 @@ def set_learning_phase(value):
 
 
 @_plain
+@contextlib.contextmanager
+def learning_phase_scope(value):
+    """`K.learning_phase()` is `value` (0 or 1) inside the `with` block."""
+    previous = learning_phase()
+    set_learning_phase(value)
+    try:
+        yield
+    finally:
+        _LEARNING_PHASE["value"] = previous
+
+
+@_plain
 def function(inputs, outputs, updates=None, name=None, **kwargs):
     """A callable over values for symbolic `inputs`, returning the `outputs` as NumPy arrays.
 
@@ -447,5 +577,8 @@ def _from_ops(name):
 
 
 globals().update({k: _from_ops(v) for k, v in _SAME_AS_OPS.items()})
+for _name, (_op, _params) in _OPS_WITH_KERAS2_ARGS.items():
+    globals()[_name] = _with_keras2_args(_op, _params)
+    globals()[_name].__name__ = globals()[_name].__qualname__ = _name
 globals().update({k: getattr(keras2_nn, k) for k in keras2_nn.__all__})
-__all__ = sorted({*_SAME_AS_OPS, *_LOCAL, *keras2_nn.__all__, "name_scope"})
+__all__ = sorted({*_SAME_AS_OPS, *_OPS_WITH_KERAS2_ARGS, *_LOCAL, *keras2_nn.__all__, "name_scope"})

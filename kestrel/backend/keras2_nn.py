@@ -44,7 +44,14 @@ def _format(data_format):
 # ------------------------------------------------------------------ arrays
 @_k
 def arange(start, stop=None, step=1, dtype="int32"):
-    return ops.arange(start, stop, step, dtype=dtype)
+    """As Keras 2: a negative `start` alone gives an empty range, float bounds a float32
+    range unless another `dtype` than the default "int32" is asked for."""
+    if stop is None and start < 0:
+        start = 0
+    bounds = [v for v in (start, stop, step) if v is not None]
+    floats = any(isinstance(v, (float, np.floating)) for v in bounds)
+    return ops.arange(start, stop, step,
+                      dtype="float32" if floats and dtype == "int32" else dtype)
 
 
 @_k
@@ -78,8 +85,10 @@ def cast_to_floatx(x):
 
 
 @_plain
-def print_tensor(x, message=""):
-    print(message, x)
+def print_tensor(x, message="", summarize=3):
+    """Print `message` and `x` (at most `summarize` items at each end of every axis)."""
+    with np.printoptions(edgeitems=summarize, threshold=2 * summarize):
+        print(message, ops.convert_to_numpy(x))
     return x
 
 
@@ -207,6 +216,44 @@ def pool3d(x, pool_size, strides=(1, 1, 1), padding="valid", data_format=None,
     return _pool(x, pool_size, strides, padding, data_format, pool_mode)
 
 
+def _local_conv(x, kernel, kernel_size, strides, data_format):
+    """Unshared-weight convolution: patch `p` of `x` times `kernel[p]` `(patch size, out)`.
+
+    A patch is flattened as Keras 2 does: `(k..., channels)` for channels_last,
+    `(channels, k...)` for channels_first.
+    """
+    x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+    channels_last = _format(data_format) == "channels_last"
+    if not channels_last:
+        x = torch.movedim(x, 1, -1)
+    spatial = len(kernel_size)
+    for axis, (size, stride) in enumerate(zip(kernel_size, strides), start=1):
+        x = x.unfold(axis, size, stride)  # (batch, out..., channels, k...)
+    out_sizes = tuple(x.shape[1:1 + spatial])
+    if channels_last:
+        x = torch.movedim(x, 1 + spatial, -1)
+    patches = x.reshape(x.shape[0], -1, kernel.shape[1])
+    if patches.shape[1] != kernel.shape[0]:
+        raise ValueError(f"local_conv: the kernel has {kernel.shape[0]} positions but the "
+                         f"inputs give {patches.shape[1]} {out_sizes}. Received: "
+                         f"kernel.shape={tuple(kernel.shape)}")
+    out = torch.einsum("bpi,pio->bpo", patches, kernel).reshape(x.shape[0], *out_sizes, -1)
+    return out if channels_last else torch.movedim(out, -1, 1)
+
+
+@_k
+def local_conv1d(inputs, kernel, kernel_size, strides, data_format=None):
+    """Locally-connected 1D convolution; kernel `(output_length, k * channels, filters)`."""
+    return _local_conv(inputs, kernel, tuple(kernel_size), tuple(strides), data_format)
+
+
+@_k
+def local_conv2d(inputs, kernel, kernel_size, strides, output_shape, data_format=None):
+    """Locally-connected 2D convolution; kernel `(rows * cols, kh * kw * channels, filters)`
+    with `(rows, cols) = output_shape`."""
+    return _local_conv(inputs, kernel, tuple(kernel_size), tuple(strides), data_format)
+
+
 # ------------------------------------------------------------------ padding and resizing
 def _spatial_pad(x, padding, data_format):
     pairs = [tuple(p) for p in padding]
@@ -290,7 +337,17 @@ def ctc_decode(y_pred, input_length, greedy=True, beam_width=100, top_paths=1):
         _log_probs(y_pred), ops.cast(ops.reshape(input_length, (-1,)), "int32"),
         strategy="greedy" if greedy else "beam_search", beam_width=beam_width,
         top_paths=top_paths, mask_index=y_pred.shape[-1] - 1)
-    return list(paths), scores
+    return [ops.cast(p, "int64") for p in paths], scores
+
+
+@_plain
+def ctc_label_dense_to_sparse(labels, label_lengths):
+    """The first `label_lengths[i]` labels of each row of `labels`, as a sparse COO tensor."""
+    labels = ops.convert_to_tensor(labels)
+    lengths = ops.reshape(ops.convert_to_tensor(label_lengths), (-1, 1))
+    keep = torch.arange(labels.shape[1], device=labels.device)[None, :] < lengths
+    return torch.sparse_coo_tensor(keep.nonzero().T, labels[keep], tuple(labels.shape),
+                                   check_invariants=True)
 
 
 # ------------------------------------------------------------------ control flow
@@ -322,7 +379,8 @@ def map_fn(fn, elems, name=None, dtype=None):
 @_plain
 def foldl(fn, elems, initializer=None, name=None):
     elems = ops.convert_to_tensor(elems)
-    acc, rest = (elems[0], elems[1:]) if initializer is None else (initializer, elems)
+    acc, rest = ((elems[0], elems[1:]) if initializer is None
+                 else (ops.convert_to_tensor(initializer), elems))
     for e in rest:
         acc = fn(acc, e)
     return acc
@@ -335,23 +393,45 @@ def foldr(fn, elems, initializer=None, name=None):
 
 @_plain
 def rnn(step_function, inputs, initial_states, go_backwards=False, mask=None, constants=None,
-        unroll=False, input_length=None):
-    """Iterate `step_function(input_t, states [+ constants])` over the time axis (axis 1).
+        unroll=False, input_length=None, time_major=False, zero_output_for_mask=False,
+        return_all_outputs=True):
+    """Iterate `step_function(input_t, states [+ constants])` over the time axis.
 
-    Returns `(last_output, outputs (batch, time, ...), new_states)`; where `mask` is False
-    a step keeps the previous output and states, as Keras 2.
+    Returns `(last_output, outputs, new_states)`, `outputs` stacked in the order the steps
+    ran: `(batch, time, ...)`, or `(time, batch, ...)` with `time_major` (which also applies
+    to `inputs` and `mask`); with `return_all_outputs=False` only the last step's, time 1.
+    Where `mask` is False a step keeps the previous output and states, as Keras 2; with
+    `zero_output_for_mask` the outputs reported there are zeros.
     """
     inputs = ops.convert_to_tensor(inputs)
-    steps = range(inputs.shape[1] - 1, -1, -1) if go_backwards else range(inputs.shape[1])
-    states, outputs, last = list(initial_states), [], None
+    if not time_major:
+        inputs = torch.movedim(inputs, 1, 0)
+    if mask is not None:
+        mask = ops.cast(ops.convert_to_tensor(mask), "bool")
+        mask = mask.reshape(mask.shape[:2])
+        mask = mask if time_major else mask.T
+    steps = range(inputs.shape[0] - 1, -1, -1) if go_backwards else range(inputs.shape[0])
+    states = [ops.convert_to_tensor(s) for s in initial_states]
+    outputs, last = [], None
     for t in steps:
-        output, new_states = step_function(inputs[:, t], states + list(constants or []))
+        output, new_states = step_function(inputs[t], states + list(constants or []))
+        new_states = list(new_states)
         if mask is not None:
-            keep = ops.reshape(ops.cast(mask[:, t], "bool"), (-1, *([1] * (output.ndim - 1))))
+            keep = _along_batch(mask[t], output)
             previous = torch.zeros_like(output) if last is None else last
-            output = ops.where(keep, output, previous)
-            new_states = [ops.where(ops.reshape(keep, (-1, *([1] * (s.ndim - 1)))), s, old)
+            last = ops.where(keep, output, previous)
+            new_states = [ops.where(_along_batch(mask[t], s), s, old)
                           for s, old in zip(new_states, states)]
+            output = ops.where(keep, last, torch.zeros_like(last)) if zero_output_for_mask \
+                else last
+        else:
+            last = output
         outputs.append(output)
-        last, states = output, list(new_states)
-    return last, ops.stack(outputs, axis=1), states
+        states = new_states
+    outputs = ops.stack(outputs if return_all_outputs else outputs[-1:], axis=0)
+    return outputs[-1], outputs if time_major else torch.movedim(outputs, 0, 1), states
+
+
+def _along_batch(mask_t, x):
+    """A `(batch,)` mask reshaped to broadcast over `x` `(batch, ...)`."""
+    return ops.reshape(mask_t, (-1, *([1] * (ops.ndim(x) - 1))))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.conv_transpose import keras_window
-from kestrel.ops.convert import float_result, promote, to_tensors
+from kestrel.ops.convert import dtype_of, float_result, promote, to_tensors
 from kestrel.ops.dispatch import keras_op, module_all
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -43,7 +43,10 @@ def _back(x: torch.Tensor, rank: int, last: bool) -> torch.Tensor:
 
 
 def _float_pair(inputs, kernel):
-    return promote(inputs, kernel, dtype=float_result(inputs, kernel))
+    """Both in Keras' float result type; two float64 ones stay float64, as Keras' torch
+    backend hands them to torch uncast."""
+    wide = all(dtype_of(x) == "float64" for x in (inputs, kernel))
+    return promote(inputs, kernel, dtype="float64" if wide else float_result(inputs, kernel))
 
 
 def _conv_cf(x, weight, rank, strides, padding, dilation, op):

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from kestrel import config
 from kestrel.preprocessing._image_iterators import BatchFromFilesMixin, Iterator
 
 _NO_CLASSES = ("input", "multi_output", "raw", None)
@@ -25,15 +26,15 @@ class DataFrameIterator(BatchFromFilesMixin, Iterator):
     def __init__(self, dataframe, directory=None, image_data_generator=None, x_col="filename",
                  y_col="class", weight_col=None, target_size=(256, 256), color_mode="rgb",
                  classes=None, class_mode="categorical", batch_size=32, shuffle=True, seed=None,
-                 data_format="channels_last", save_to_dir=None, save_prefix="",
+                 data_format=None, save_to_dir=None, save_prefix="",
                  save_format="png", subset=None, interpolation="nearest",
-                 keep_aspect_ratio=False, dtype="float32", validate_filenames=True):
+                 keep_aspect_ratio=False, dtype=None, validate_filenames=True):
         self.set_processing_attrs(image_data_generator, target_size, color_mode, data_format,
                                   save_to_dir, save_prefix, save_format, subset, interpolation,
                                   keep_aspect_ratio)
         df = dataframe.copy()
         self.directory = directory or ""
-        self.class_mode, self.dtype = class_mode, dtype
+        self.class_mode, self.dtype = class_mode, dtype or config.floatx()
         self._check_params(df, x_col, y_col, weight_col, classes)
         if validate_filenames:
             df = self._filter_valid_filepaths(df, x_col)

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 
+from kestrel import config
 from kestrel.preprocessing._image_io import array_to_img, img_to_array, load_img
 from kestrel.utils.py_dataset import PyDataset
 
@@ -102,10 +103,10 @@ class NumpyArrayIterator(Iterator):
     """
 
     def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False,
-                 sample_weight=None, seed=None, data_format="channels_last", save_to_dir=None,
+                 sample_weight=None, seed=None, data_format=None, save_to_dir=None,
                  save_prefix="", save_format="png", subset=None, ignore_class_split=False,
-                 dtype="float32"):
-        self.dtype = dtype
+                 dtype=None):
+        self.dtype = dtype = dtype or config.floatx()
         x_misc = []
         if isinstance(x, (tuple, list)):
             x_misc = [np.asarray(a) for a in (x[1] if isinstance(x[1], list) else [x[1]])]
@@ -137,7 +138,7 @@ class NumpyArrayIterator(Iterator):
         self.y = None if y is None else np.asarray(y)
         self.sample_weight = None if sample_weight is None else np.asarray(sample_weight)
         self.image_data_generator = image_data_generator
-        self.data_format = data_format
+        self.data_format = config.standardize_data_format(data_format)
         self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, save_format
         super().__init__(self.x.shape[0], batch_size, shuffle, seed)
 
@@ -165,9 +166,10 @@ class BatchFromFilesMixin:
                              f"Received: color_mode={color_mode!r}")
         self.image_data_generator = image_data_generator
         self.target_size = tuple(target_size)
-        self.color_mode, self.data_format = color_mode, data_format
+        self.color_mode = color_mode
+        self.data_format = config.standardize_data_format(data_format)
         channels = (_CHANNELS[color_mode],)
-        self.image_shape = (self.target_size + channels if data_format == "channels_last"
+        self.image_shape = (self.target_size + channels if self.data_format == "channels_last"
                             else channels + self.target_size)
         self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, save_format
         self.interpolation, self.keep_aspect_ratio = interpolation, keep_aspect_ratio
@@ -222,16 +224,17 @@ class DirectoryIterator(BatchFromFilesMixin, Iterator):
 
     def __init__(self, directory, image_data_generator, target_size=(256, 256), color_mode="rgb",
                  classes=None, class_mode="categorical", batch_size=32, shuffle=True, seed=None,
-                 data_format="channels_last", save_to_dir=None, save_prefix="",
+                 data_format=None, save_to_dir=None, save_prefix="",
                  save_format="png", follow_links=False, subset=None, interpolation="nearest",
-                 keep_aspect_ratio=False, dtype="float32"):
+                 keep_aspect_ratio=False, dtype=None):
         self.set_processing_attrs(image_data_generator, target_size, color_mode, data_format,
                                   save_to_dir, save_prefix, save_format, subset, interpolation,
                                   keep_aspect_ratio)
         if class_mode not in self.allowed_class_modes:
             raise ValueError(f"Invalid class_mode; expected one of {self.allowed_class_modes}. "
                              f"Received: class_mode={class_mode!r}")
-        self.directory, self.class_mode, self.dtype = directory, class_mode, dtype
+        self.directory, self.class_mode = directory, class_mode
+        self.dtype = dtype or config.floatx()
         if not classes:
             classes = [d for d in sorted(os.listdir(directory))
                        if os.path.isdir(os.path.join(directory, d))]

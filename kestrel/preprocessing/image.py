@@ -11,8 +11,8 @@ from kestrel.preprocessing._affine import (apply_affine_transform, apply_brightn
                                            apply_channel_shift, flip_axis,
                                            transform_matrix_offset_center)
 from kestrel.preprocessing._dataframe_iterator import DataFrameIterator
-from kestrel.preprocessing._image_io import (array_to_img, img_to_array, load_img, save_img,
-                                             smart_resize)
+from kestrel.preprocessing import _image_io
+from kestrel.preprocessing._image_io import array_to_img, img_to_array, save_img, smart_resize
 from kestrel.preprocessing._image_iterators import (DirectoryIterator, Iterator,
                                                     NumpyArrayIterator)
 from kestrel.preprocessing._random_transforms import (random_brightness, random_channel_shift,
@@ -25,6 +25,17 @@ __all__ = ["DataFrameIterator", "DirectoryIterator", "ImageDataGenerator", "Iter
            "smart_resize", "transform_matrix_offset_center", "flip_axis", "random_brightness",
            "random_channel_shift", "random_rotation", "random_shear", "random_shift",
            "random_zoom"]
+
+
+def load_img(path, grayscale=False, color_mode="rgb", target_size=None,
+              interpolation="nearest", keep_aspect_ratio=False):
+    """`kestrel.utils.load_img` with Keras 2's deprecated `grayscale` flag (the same as
+    `color_mode="grayscale"`) as second argument."""
+    if grayscale:
+        warnings.warn('load_img: `grayscale` is deprecated; use `color_mode="grayscale"`.')
+        color_mode = "grayscale"
+    return _image_io.load_img(path, color_mode=color_mode, target_size=target_size,
+                              interpolation=interpolation, keep_aspect_ratio=keep_aspect_ratio)
 
 
 def _shift(spec, size: int) -> float:
@@ -281,4 +292,5 @@ class ImageDataGenerator:
         if self.zca_whitening:
             flat = np.reshape(x, (len(x), -1))
             u, s, _ = np.linalg.svd(flat.T, full_matrices=False)
-            self.zca_whitening_matrix = (u * (np.sqrt(len(x)) / (s + self.zca_epsilon))) @ u.T
+            scale = (np.sqrt(len(x)) / (s + self.zca_epsilon)).astype(x.dtype)
+            self.zca_whitening_matrix = (u * scale) @ u.T
