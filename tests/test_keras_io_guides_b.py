@@ -128,3 +128,23 @@ def test_batch_end_logs_are_python_floats_sorted_as_keras():
     assert all(type(v) is float for logs in ours for v in logs.values())
     np.testing.assert_allclose([list(l.values()) for l in ours],
                                [list(l.values()) for l in theirs], rtol=1e-5)
+
+
+def _dataloader_run(lib):
+    """training_with_built_in_methods: fit/evaluate on shuffled torch DataLoaders."""
+    import torch
+
+    x = np.arange(40, dtype="float32").reshape(10, 4) / 40
+    pairs = list(zip(x, x.sum(axis=1, keepdims=True)))
+    train = torch.utils.data.DataLoader(pairs, batch_size=4, shuffle=True)
+    inputs = lib.Input((4,))
+    model = lib.Model(inputs, lib.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    losses = model.fit(train, epochs=2, verbose=0).history["loss"]
+    losses += model.fit(train, epochs=1, validation_data=train, verbose=0).history["val_loss"]
+    return losses + [model.evaluate(train, verbose=0), float(torch.rand(()))]
+
+
+def test_shuffled_dataloaders_draw_as_keras(recwarn):
+    ours, theirs = _dataloader_run(fresh(kestrel)), _dataloader_run(fresh(keras))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)

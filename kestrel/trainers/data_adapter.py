@@ -264,8 +264,12 @@ class IterableAdapter:
         return order
 
     def read_build_batch(self) -> None:
-        """Keras' first fit/evaluate after compile starts a pass over a PyDataset and reads
-        one batch to build (then drops it); the same reads keep its random draws in step."""
+        """Keras' first fit/evaluate after compile starts a pass over a PyDataset or a
+        DataLoader and reads one batch to build (then drops it); the same reads keep its
+        random draws in step."""
+        if isinstance(self.data, torch.utils.data.DataLoader):
+            next(iter(self.data), None)
+            return
         if not _is_py_dataset(self.data):
             return
         size = _py_dataset_size(self.data)
@@ -292,9 +296,19 @@ class IterableAdapter:
                 _ran_out_of_data()
             self._iterator = None
         if self._iterator is not None and self._seen == _length(self.data):
-            self._iterator = None  # a stream read to its known end restarts, as in Keras
+            self._iterator, self._seen = iter(self.data), 0  # read to its end: restart, as Keras
+        elif not self.steps and step == _length(self.data):
+            _start_next_pass(self.data)
         if hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
+
+
+def _start_next_pass(data) -> None:
+    """Keras starts a DataLoader's next pass as soon as one is read to its end; starting one
+    draws its base seed (the sampler draws later, when the pass is read)."""
+    if isinstance(data, torch.utils.data.DataLoader) and not (
+            data.persistent_workers and data.num_workers > 0):
+        torch.empty((), dtype=torch.int64).random_(generator=data.generator)
 
 
 def _length(data) -> int | None:
