@@ -89,3 +89,24 @@ def test_layers_keras_builds_at_init_have_no_build_config():
     ours, theirs = _build_configs(_fresh(kestrel)), _build_configs(_fresh(keras))
     assert {k: v is None for k, v in ours.items()} == {k: v is None for k, v in theirs.items()}
     assert ours["activation"] is None and ours["flatten"] == {"input_shape": [None, 2, 2, 3]}
+
+
+def _epoch_line(lib, capsys):
+    k = _fresh(lib)
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy", metrics=[k.metrics.BinaryAccuracy(name="zeta")])
+    capsys.readouterr()
+    model.fit(x, y, batch_size=4, validation_data=(x, y), verbose=2,
+              callbacks=[k.callbacks.ReduceLROnPlateau()])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    return line.split("step - ")[1]
+
+
+def test_progress_line_keeps_the_logs_order_as_keras(capsys):
+    """mlp_image_classification: the epoch line lists the step's logs (training and validation,
+    sorted together), then keys callbacks add (ReduceLROnPlateau's learning_rate), as Keras."""
+    ours, theirs = _epoch_line(kestrel, capsys), _epoch_line(keras, capsys)
+    assert ours == theirs
+    assert ours.endswith("learning_rate: 0.0100") and ours.index("val_zeta") < ours.index(" zeta")

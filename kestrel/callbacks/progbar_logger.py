@@ -91,7 +91,7 @@ class ProgbarLogger(Callback):
             if self.progbar is None:
                 self._reset_progbar()
             # Read the (possibly lazy, on-device) logs only when the bar will redraw.
-            values = sorted(logs.items()) if logs and self.progbar.due() else None
+            values = list(logs.items()) if logs and self.progbar.due() else None
             self.progbar.update(self.seen, values, finalize=False)
 
     def _finalize_progbar(self, logs):
@@ -99,4 +99,4 @@ class ProgbarLogger(Callback):
             self._reset_progbar()
         if self.target is None:
             self.target = self.progbar.target = self.seen
-        self.progbar.update(self.target, sorted((logs or {}).items()), finalize=True)
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
