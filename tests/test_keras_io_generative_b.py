@@ -2,6 +2,7 @@
 the same miniature code runs with Kestrel and with real Keras (torch backend), and agrees.
 """
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -116,3 +117,101 @@ def test_summary_of_standalone_functional_and_sequential_in_a_subclass():
         holder(np.zeros((1, 3), "float32"))
         lines[k] = _summary(holder)
     assert lines[kestrel] == lines[keras]
+
+
+def test_leaky_relu_alpha_warns_as_keras():
+    """conditional_gan writes LeakyReLU(alpha=0.2): Keras 3 warns that it is deprecated."""
+    messages = {}
+    for k in (keras, kestrel):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            layer = k.layers.LeakyReLU(alpha=0.2)
+        messages[k] = [str(w.message) for w in caught if "alpha" in str(w.message)]
+        assert layer.get_config()["negative_slope"] == 0.2
+    assert messages[kestrel] == messages[keras] and len(messages[keras]) == 1
+
+
+def _conditional_gan(k, latent_dim=3, classes=2):
+    layers = k.layers
+    discriminator = k.Sequential([
+        layers.InputLayer((4, 4, 1 + classes)),
+        layers.Conv2D(4, 3, strides=2, padding="same"), layers.LeakyReLU(negative_slope=0.2),
+        layers.GlobalMaxPooling2D(), layers.Dense(1)], name="discriminator")
+    generator = k.Sequential([
+        layers.InputLayer((latent_dim + classes,)), layers.Dense(2 * 2 * 4),
+        layers.LeakyReLU(negative_slope=0.2), layers.Reshape((2, 2, 4)),
+        layers.Conv2DTranspose(4, 4, strides=2, padding="same"),
+        layers.Conv2D(1, 3, padding="same", activation="sigmoid")], name="generator")
+
+    class ConditionalGAN(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.discriminator, self.generator = discriminator, generator
+            self.seed_generator = k.random.SeedGenerator(1337)
+            self.gen_loss_tracker = k.metrics.Mean(name="generator_loss")
+            self.disc_loss_tracker = k.metrics.Mean(name="discriminator_loss")
+
+        @property
+        def metrics(self):
+            return [self.gen_loss_tracker, self.disc_loss_tracker]
+
+        def compile(self, d_optimizer, g_optimizer, loss_fn):
+            super().compile()
+            self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+
+        def call(self, x):
+            return x
+
+        def _step(self, network, optimizer, loss):
+            loss.backward()
+            weights = network.trainable_weights
+            with torch.no_grad():
+                optimizer.apply([w.value.grad for w in weights], weights)
+
+        def train_step(self, data):
+            ops = k.ops
+            real_images, one_hot = data
+            n = ops.shape(real_images)[0]
+            label_maps = ops.reshape(ops.repeat(one_hot[:, :, None, None], 16), (-1, 4, 4, classes))
+            noise = k.random.normal((n, latent_dim), seed=self.seed_generator)
+            fake = self.generator(ops.concatenate([noise, one_hot], axis=1))
+            combined = ops.concatenate([ops.concatenate([fake, label_maps], -1),
+                                        ops.concatenate([real_images, label_maps], -1)], 0)
+            labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
+            self.zero_grad()
+            d_loss = self.loss_fn(labels, self.discriminator(combined))
+            self._step(self.discriminator, self.d_optimizer, d_loss)
+            noise = k.random.normal((n, latent_dim), seed=self.seed_generator)
+            self.zero_grad()
+            fake = self.generator(ops.concatenate([noise, one_hot], axis=1))
+            predictions = self.discriminator(ops.concatenate([fake, label_maps], -1))
+            g_loss = self.loss_fn(ops.zeros((n, 1)), predictions)
+            self._step(self.generator, self.g_optimizer, g_loss)
+            self.gen_loss_tracker.update_state(g_loss)
+            self.disc_loss_tracker.update_state(d_loss)
+            return {"g_loss": self.gen_loss_tracker.result(),
+                    "d_loss": self.disc_loss_tracker.result()}
+
+    return ConditionalGAN()
+
+
+def test_conditional_gan_two_optimizers_match_keras():
+    """Custom compile() with two optimizers, SeedGenerator noise, two backward passes."""
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 4, 4, 1)).astype("float32")
+    results = {}
+    for k in (keras, kestrel):
+        labels = k.utils.to_categorical(rng.integers(0, 2, 4), 2)
+        gan = _conditional_gan(_fresh(k))
+        gan.compile(d_optimizer=k.optimizers.Adam(learning_rate=3e-4),
+                    g_optimizer=k.optimizers.Adam(learning_rate=3e-4),
+                    loss_fn=k.losses.BinaryCrossentropy(from_logits=True))
+        history = gan.fit(images, labels, batch_size=4, epochs=2, verbose=0, shuffle=False)
+        results[k] = (history.history, type(gan.optimizer).__name__,
+                      [v.path for v in gan.d_optimizer.variables], labels.dtype)
+        rng = np.random.default_rng(0)
+        rng.random((4, 4, 4, 1))
+    assert results[kestrel][1:] == results[keras][1:]
+    assert list(results[kestrel][0]) == list(results[keras][0]) == ["d_loss", "g_loss"]
+    for key, values in results[keras][0].items():
+        np.testing.assert_allclose(results[kestrel][0][key], values, rtol=1e-5)

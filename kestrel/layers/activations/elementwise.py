@@ -1,6 +1,8 @@
 """ReLU, LeakyReLU and ELU: elementwise activation layers without weights."""
 from __future__ import annotations
 
+import warnings
+
 import torch.nn.functional as F
 
 from kestrel.activations import activations
@@ -77,7 +79,7 @@ class LeakyReLU(_Elementwise):
 
     Args:
         negative_slope: number >= 0 (default 0.3). Keras 2 configs name it `alpha`,
-            which is accepted too.
+            which is accepted with a deprecation warning, as Keras 3.
 
     Example:
         >>> LeakyReLU(0.5)(torch.tensor([-2.0, 2.0]))
@@ -89,6 +91,7 @@ class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope=0.3, *, alpha=None, **kwargs):
         super().__init__(**kwargs)
         if alpha is not None:
+            warnings.warn("Argument `alpha` is deprecated. Use `negative_slope` instead.")
             negative_slope = alpha
         _check_number(self, "negative_slope", negative_slope)
         self.negative_slope = negative_slope
