@@ -42,3 +42,48 @@ def test_convolution_and_recurrent_configs_keep_keras_key_order():
     ours, theirs = _config_keys(kestrel, make), _config_keys(keras, make)
     assert theirs[0][3:5] == ["filters", "kernel_size"]
     assert ours == theirs
+
+
+class _Doubler:
+    """A custom layer class for the lib given (mixture_of_experts' MoE layers stand-in)."""
+
+    @staticmethod
+    def make(lib):
+        class Doubler(lib.layers.Layer):
+            def call(self, x):
+                return x * 2
+
+        return Doubler
+
+
+def test_loading_an_unregistered_custom_layer_raises_type_error_as_keras(tmp_path):
+    """mixture_of_experts / packaging recipe: loading without custom_objects is a TypeError
+    in Keras 3 (Kestrel's error is a ValueError too, as Keras 2 raised)."""
+    raised = []
+    for lib in (kestrel, keras):
+        inputs = lib.Input((3,))
+        model = lib.Model(inputs, _Doubler.make(lib)()(inputs))
+        path = tmp_path / f"{lib.__name__}.keras"
+        model.save(path)
+        for load in (lambda: lib.models.load_model(path),
+                     lambda: lib.models.model_from_json(model.to_json())):
+            try:
+                load()
+            except Exception as error:  # noqa: BLE001 - the type is what is compared
+                raised.append(error)
+    assert all(isinstance(error, TypeError) for error in raised) and len(raised) == 4
+    assert isinstance(raised[0], ValueError) and "Doubler" in str(raised[0])
+
+
+def test_add_weight_refuses_a_shape_that_is_not_integers_as_keras():
+    """mixture_of_experts' Conv2DMoE reloaded from its config gets kernel_size as a list,
+    which ends in its weight shape: Keras raises ValueError, not TypeError."""
+    for lib in (kestrel, keras):
+        layer = lib.layers.Layer(name="moe")
+        assert tuple(layer.add_weight(shape=(np.int64(2), 3)).shape) == (2, 3)
+        for shape in (([3, 3], 2), (2.0,), (-1,), "ab"):
+            try:
+                layer.add_weight(name="w", shape=shape)
+                raise AssertionError(f"{lib.__name__} accepted shape={shape!r}")
+            except ValueError:
+                pass

@@ -39,6 +39,17 @@ _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "
                         "groups"}  # tf-keras MultiHeadAttention, Keras 2 DepthwiseConv2D
 
 
+def _weight_shape(layer, name, shape) -> tuple:
+    """`shape` of a new weight as a tuple of ints; other entries are a ValueError, as Keras."""
+    dims = () if shape is None else tuple(shape) if hasattr(shape, "__iter__") else None
+    if dims is None or any(isinstance(d, (str, float)) or not hasattr(d, "__index__")
+                           for d in dims):
+        raise ValueError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) cannot create weight '{name}': its "
+            f"shape must be a tuple of integers. Received: shape={shape!r}")
+    return tuple(int(d) for d in dims)
+
+
 def policy_name(dtype) -> str:
     """The dtype policy name of a `dtype` argument (string, torch dtype or Keras policy dict)."""
     if dtype is None:
@@ -395,7 +406,7 @@ class Layer(nn.Module):
         """
         from kestrel import constraints, initializers, regularizers
 
-        shape = tuple(int(d) for d in (shape or ()))
+        shape = _weight_shape(self, name or "variable", shape)
         torch_dtype = config.to_torch_dtype(dtype) if dtype is not None else self._variable_dtype
         if initializer is None:
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"

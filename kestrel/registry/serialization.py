@@ -151,10 +151,15 @@ _SINGULAR = {"losses": "loss", "activations": "activation", "initializers": "ini
              "optimizers": "optimizer", "schedules": "learning rate schedule", "layers": "layer"}
 
 
+class UnknownObjectError(TypeError, ValueError):
+    """A config names a class or function that is not registered: a TypeError, as Keras 3's
+    deserialization raises, and a ValueError, as Keras 2's and the `get()` lookups raise."""
+
+
 def raise_unknown(name: str, category: str):
     known = ", ".join(object_registry.builtin_names(category)[:12])
     shown = short_repr(name)
-    raise ValueError(
+    raise UnknownObjectError(
         f"Unknown {_SINGULAR.get(category, category)} {shown}. If it is a custom class or "
         f"function, pass it in custom_objects={{{shown}: ...}} or decorate it with "
         f"@kestrel.saving.register_keras_serializable(). Known names include: {known}, ..."

@@ -90,6 +90,7 @@ def _builder(custom_objects, safe_mode: bool, filepath):
     a config it cannot use raises a ValueError or TypeError that names `filepath`."""
     from kestrel.saving.model_config import model_from_config
     from kestrel.registry.object_registry import custom_object_scope
+    from kestrel.registry.serialization import UnknownObjectError
     from kestrel.registry.safe_mode import safe_mode_scope
 
     def build(config):
@@ -97,7 +98,7 @@ def _builder(custom_objects, safe_mode: bool, filepath):
             with custom_object_scope(custom_objects), safe_mode_scope(safe_mode):
                 return model_from_config(config, custom_objects)
         except (ValueError, TypeError) as error:
-            if type(error) not in (ValueError, TypeError):
+            if type(error) not in (ValueError, TypeError, UnknownObjectError):
                 raise
             raise type(error)(
                 f"Cannot load the model in '{os.fspath(filepath)}': {error}") from error
