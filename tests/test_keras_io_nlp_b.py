@@ -129,3 +129,24 @@ def test_tf_idf_weights_are_saved_as_keras_variables(tmp_path):
     np.testing.assert_allclose(restored.predict(_TEXTS, verbose=0),
                                model.predict(_TEXTS, verbose=0), rtol=1e-6)
     assert restored.layers[0].get_vocabulary() == vectorizer.get_vocabulary()
+
+
+def test_functional_constructed_subclass_trains_its_dropout_as_keras():
+    """masked_language_modeling: `MaskedLanguageModel(inputs, outputs)` (a Model subclass
+    built by the functional constructor) ran its Dropout layers in inference during fit."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype("float32"), rng.normal(size=(16, 3))
+    losses = {}
+    for k in (keras, kestrel):
+        k = _fresh(k)
+
+        class MaskedLanguageModel(k.Model):
+            pass
+
+        inputs = k.Input((6,))
+        hidden = k.layers.Dropout(0.5)(k.layers.Dense(8)(inputs))
+        model = MaskedLanguageModel(inputs, k.layers.Dense(3)(hidden))
+        model.compile(optimizer="sgd", loss="mse")
+        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        losses[k] = history.history["loss"]
+    np.testing.assert_allclose(losses[kestrel], losses[keras], rtol=1e-5)

@@ -83,6 +83,14 @@ class Layer(nn.Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        cls._read_call_signature()
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
+
+    @classmethod
+    def _read_call_signature(cls) -> None:
+        """Set the class flags that follow from `call`'s signature (again when the bases of
+        `cls` change, as a functional-constructed Model subclass's do)."""
         params = inspect.signature(cls.call).parameters
         cls._call_accepts_training = "training" in params
         # Kestrel's own layers read an unset `training` from their module flag; a user's
@@ -94,8 +102,6 @@ class Layer(nn.Module):
         owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)
         cls._unmasked_in_unmasked_out = owner is Layer or \
             owner.__dict__.get("_unmasked_in_unmasked_out", False)
-        if "build" in cls.__dict__:
-            cls.build = _marks_built(cls.__dict__["build"])
 
     def __new__(cls, *args, **kwargs):
         layer = super().__new__(cls)

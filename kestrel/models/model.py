@@ -254,6 +254,7 @@ def _make_functional(cls) -> None:
             _make_functional(base)
     if Model in cls.__bases__:
         cls.__bases__ = tuple(Functional if base is Model else base for base in cls.__bases__)
+    cls._read_call_signature()  # Functional's `call` takes `training` and `mask`
 
 
 def _symbolic(shape):
