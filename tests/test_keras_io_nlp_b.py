@@ -150,3 +150,31 @@ def test_functional_constructed_subclass_trains_its_dropout_as_keras():
         history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
         losses[k] = history.history["loss"]
     np.testing.assert_allclose(losses[kestrel], losses[keras], rtol=1e-5)
+
+
+def test_sequential_led_by_text_vectorization_fits_on_strings():
+    """multi_label_trainer_tfidf: `Sequential([text_vectorizer, Dense, ...])` without an Input
+    fits on a `(batch, 1)` string array (building it failed: "Unknown dtype '<U..'"); its
+    history equals real Keras' on the vectorized numbers with the same weights. (Keras' torch
+    backend cannot take string arrays in fit; its TensorFlow backend can.)"""
+    rng = np.random.default_rng(0)
+    words = "deep learning model image graph network data the a of".split()
+    texts = np.array([[" ".join(rng.choice(words, 6))] for _ in range(16)])
+    y = (rng.random((16, 3)) > 0.5).astype("float32")
+    k = _fresh(kestrel)
+    vectorizer = k.layers.TextVectorization(max_tokens=12, ngrams=2, output_mode="tf_idf")
+    vectorizer.adapt(texts)
+    model = k.Sequential([vectorizer, k.layers.Dense(4, activation="relu"),
+                          k.layers.Dense(3, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="sgd")
+    model(texts[:2])
+    reference = keras.Sequential([keras.Input((12,)), keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(3, activation="sigmoid")])
+    for mine, theirs in zip(model.layers[1:], reference.layers):
+        theirs.set_weights(mine.get_weights())
+    reference.compile(loss="binary_crossentropy", optimizer="sgd")
+    history = model.fit(texts, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    expected = reference.fit(vectorizer(texts).numpy(), y, batch_size=8, epochs=2,
+                             shuffle=False, verbose=0).history
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5)
+    assert model.predict(texts[:3], verbose=0).shape == (3, 3)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.naming import unique_name
@@ -96,11 +98,15 @@ class Sequential(Model):
         self._build_graph(self._input_layer.output_tensor)
 
     def _build_on_call(self, first) -> None:
-        dtype = str(first.dtype).replace("torch.", "")  # Keras keeps the first batch's size
+        # Keras keeps the first batch's size; NumPy strings (a TextVectorization's input) stay
+        # on the host as strings
+        strings = isinstance(first, np.ndarray) and first.dtype.kind in "USO"
+        dtype = "string" if strings else str(first.dtype).replace("torch.", "")
         self._input_layer = InputLayer(batch_shape=tuple(first.shape), dtype=dtype)
         self._build_graph(self._input_layer.output_tensor)
-        device = first.device
-        if device.type != "meta" and any(t.device != device for t in self.parameters()):
+        device = None if strings else first.device
+        if device is not None and device.type != "meta" and \
+                any(t.device != device for t in self.parameters()):
             self.to(device)
 
     def call(self, inputs, training=None, mask=None):
