@@ -131,7 +131,8 @@ def test_batch_end_logs_are_python_floats_sorted_as_keras():
 
 
 def _dataloader_run(lib):
-    """training_with_built_in_methods: fit/evaluate on shuffled torch DataLoaders."""
+    """training_with_built_in_methods: fit/evaluate on shuffled torch DataLoaders, PyDatasets
+    and generators, which Keras' torch backend wraps in DataLoaders that draw seeds."""
     import torch
 
     x = np.arange(40, dtype="float32").reshape(10, 4) / 40
@@ -142,9 +143,20 @@ def _dataloader_run(lib):
     model.compile(optimizer="sgd", loss="mse")
     losses = model.fit(train, epochs=2, verbose=0).history["loss"]
     losses += model.fit(train, epochs=1, validation_data=train, verbose=0).history["val_loss"]
+
+    class Batches(lib.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return x[index * 5:index * 5 + 5], x[index * 5:index * 5 + 5, :1]
+
+    losses += model.fit(Batches(), epochs=2, validation_data=Batches(), verbose=0).history["loss"]
+    model.predict(Batches(), verbose=0)
+    losses += model.fit((b for b in [Batches()[0]]), verbose=0).history["loss"]
     return losses + [model.evaluate(train, verbose=0), float(torch.rand(()))]
 
 
-def test_shuffled_dataloaders_draw_as_keras(recwarn):
+def test_dataloaders_pydatasets_and_generators_draw_as_keras(recwarn):
     ours, theirs = _dataloader_run(fresh(kestrel)), _dataloader_run(fresh(keras))
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)

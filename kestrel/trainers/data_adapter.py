@@ -270,6 +270,7 @@ class IterableAdapter:
         if isinstance(self.data, torch.utils.data.DataLoader):
             next(iter(self.data), None)
             return
+        _draw_seed()  # the DataLoader Keras wraps other data in starts a pass
         if not _is_py_dataset(self.data):
             return
         size = _py_dataset_size(self.data)
@@ -283,6 +284,8 @@ class IterableAdapter:
     def __iter__(self):
         if hasattr(self.data, "on_epoch_begin"):
             self.data.on_epoch_begin()
+        if not (self.steps and self._iterator is not None):
+            _start_pass(self.data)
         source = self._source()
         step = 0
         for step, batch in enumerate(source, 1):
@@ -297,17 +300,20 @@ class IterableAdapter:
             self._iterator = None
         if self._iterator is not None and self._seen == _length(self.data):
             self._iterator, self._seen = iter(self.data), 0  # read to its end: restart, as Keras
-        elif not self.steps and step == _length(self.data):
-            _start_next_pass(self.data)
+        elif not self.steps and step == self.num_batches:
+            _start_pass(self.data, next_one=True)
         if hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
 
 
-def _start_next_pass(data) -> None:
-    """Keras starts a DataLoader's next pass as soon as one is read to its end; starting one
-    draws its base seed (the sampler draws later, when the pass is read)."""
-    if isinstance(data, torch.utils.data.DataLoader) and not (
-            data.persistent_workers and data.num_workers > 0):
+def _start_pass(data, next_one: bool = False) -> None:
+    """The global RNG draws of starting a pass as Keras' epoch iterator does: it wraps data
+    other than a DataLoader in one, whose every pass draws a base seed, and it starts the
+    next pass (`next_one`) as soon as one is read to its known end. A DataLoader draws its
+    own seeds when iterated (its sampler's later, when the pass is read)."""
+    if not isinstance(data, torch.utils.data.DataLoader):
+        _draw_seed()
+    elif next_one and not (data.persistent_workers and data.num_workers > 0):
         torch.empty((), dtype=torch.int64).random_(generator=data.generator)
 
 
