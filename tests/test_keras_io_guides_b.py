@@ -160,3 +160,25 @@ def _dataloader_run(lib):
 def test_dataloaders_pydatasets_and_generators_draw_as_keras(recwarn):
     ours, theirs = _dataloader_run(fresh(kestrel)), _dataloader_run(fresh(keras))
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def _warnings_of_an_output_without_loss(lib):
+    """training_with_built_in_methods: `loss=[None, ...]` leaves one head without gradients."""
+    import warnings
+
+    inputs = lib.Input((3,))
+    score = lib.layers.Dense(1, name="score_output")(inputs)
+    klass = lib.layers.Dense(2, name="class_output")(inputs)
+    model = lib.Model(inputs, [score, klass])
+    model.compile(optimizer="rmsprop", loss=[None, "mse"])
+    x = np.ones((4, 3), "float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, [x[:, :1], x[:, :2]], batch_size=4, verbose=0)
+    return [str(w.message) for w in caught if "Gradients" in str(w.message)]
+
+
+def test_missing_gradients_warn_as_keras():
+    ours = _warnings_of_an_output_without_loss(fresh(kestrel))
+    theirs = _warnings_of_an_output_without_loss(fresh(keras))
+    assert ours == theirs and "['score_output/kernel', 'score_output/bias']" in ours[0]

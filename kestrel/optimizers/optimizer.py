@@ -189,6 +189,8 @@ class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, 
             indices = [i for i, g in enumerate(grads) if g is not None]
             if not indices:
                 return
+            _warn_missing_gradients([p for p, g in zip(self._params, grads)
+                                     if g is None and p.requires_grad])
             grads = [grads[i] for i in indices]
         self._apply(indices, grads)
 
@@ -216,6 +218,8 @@ class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, 
         pairs = [(i, g) for i, g in zip(indices, grads) if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable.")
+        if len(pairs) < len(grads):
+            _warn_missing_gradients([self._params[i] for i, g in zip(indices, grads) if g is None])
         copy = self.clipnorm or self.clipvalue or self.global_clipnorm or self.loss_scale_factor
         tensors = []
         for i, g in pairs:
@@ -358,3 +362,12 @@ class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, 
             config["learning_rate"] = deserialize_keras_object(
                 config["learning_rate"], "schedules", custom_objects)
         return cls(**config)
+
+
+def _warn_missing_gradients(variables) -> None:
+    """Keras' warning for trainable variables the loss does not reach (e.g. `loss=[None, ...]`)."""
+    if variables:
+        paths = [getattr(v, "path", None) or getattr(v, "name", "?") for v in variables]
+        warnings.warn(f"Gradients do not exist for variables {paths} when minimizing the loss. "
+                      "If using `model.compile()`, did you forget to provide a `loss` argument?",
+                      stacklevel=3)
