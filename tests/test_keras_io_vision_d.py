@@ -110,3 +110,22 @@ def test_progress_line_keeps_the_logs_order_as_keras(capsys):
     ours, theirs = _epoch_line(kestrel, capsys), _epoch_line(keras, capsys)
     assert ours == theirs
     assert ours.endswith("learning_rate: 0.0100") and ours.index("val_zeta") < ours.index(" zeta")
+
+
+def _history_keys(lib):
+    k = _fresh(lib)
+
+    def PSNR(y_true, y_pred):  # noqa: N802 - a script's upper-case metric function
+        return k.ops.psnr(y_true, y_pred, max_val=1.0)
+
+    inputs = k.Input((3,))
+    model = k.Model(inputs, k.layers.Dense(3)(inputs))
+    model.compile("sgd", "mae", metrics=[PSNR, k.metrics.mean_absolute_error, "mse"])
+    x = np.linspace(0, 1, 12, dtype="float32").reshape(4, 3)
+    return list(model.fit(x, x, validation_data=(x, x), verbose=0).history)
+
+
+def test_function_metric_is_logged_under_its_snake_case_name():
+    """edsr: compile(metrics=[PSNR]) logs `psnr` / `val_psnr`, as Keras names a function."""
+    assert _history_keys(kestrel) == _history_keys(keras)
+    assert "val_psnr" in _history_keys(kestrel)

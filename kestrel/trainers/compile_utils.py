@@ -1,10 +1,13 @@
 """The loss and metrics given to `compile`, matched to a model's outputs."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from kestrel import losses as losses_module
 from kestrel import metrics as metrics_module
+from kestrel.layers.naming import to_snake_case
 from kestrel.layers.node import flatten
 
 _ACCURACY = ("accuracy", "acc")
@@ -127,8 +130,10 @@ class CompileMetrics:
         if not isinstance(metric, metrics_module.Metric):
             name = identifier if isinstance(identifier, str) else metric.__name__
             metric = metrics_module.MeanMetricWrapper(metric, name=name)
-        elif isinstance(identifier, str):
+        if isinstance(identifier, str):
             metric.name = identifier  # Keras logs a string metric under the string itself
+        elif inspect.isfunction(identifier):
+            metric.name = to_snake_case(identifier.__name__)  # as Keras names a function's
         return metric
 
     def update(self, y_true: list, y_pred: list, sample_weight: list) -> None:
