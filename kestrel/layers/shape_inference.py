@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from kestrel import config
+from kestrel.layers import training_mode
 from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
 
 _PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
@@ -126,8 +127,9 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
     call_kwargs = dict(kwargs)
     if layer._call_accepts_training:
         call_kwargs["training"] = False
-    try:
-        with torch.no_grad():
+    try:  # in inference, as Keras' symbolic pass: a `call` not passing `training` on leaves
+        # its sublayers at their defaults, so BatchNormalization keeps its moving stats
+        with torch.no_grad(), training_mode.mode(layer, False):
             return layer.call(*map_structure(make, args), **map_structure(make, call_kwargs))
     except ValueError:
         raise

@@ -42,3 +42,22 @@ def mode(layer, training: bool):
         leave()
         if previous != training:
             layer.train(previous)
+
+
+@contextlib.contextmanager
+def step(model, training: bool):
+    """The mode of a built-in step. Keras' steps call `model(x, training=...)` only when the
+    model's `call` takes `training`, else `model(x)`: then no mode is in force and its layers
+    run at their defaults (inference; augmentation layers augment)."""
+    if model._call_accepts_training:
+        with mode(model, training):
+            yield
+        return
+    previous = model.training
+    if previous:
+        model.train(False)
+    try:
+        yield
+    finally:
+        if previous:
+            model.train(True)

@@ -54,6 +54,9 @@ class StepFunctions:
         # a user's train_step / test_step replaces the built-in step (which stays fast)
         self.custom_train = cls.train_step is not Trainer.train_step
         self.custom_test = cls.test_step is not Trainer.test_step
+        # the mode fit leaves the model in: a user's train_step picks its own, and a `call`
+        # without `training` runs its layers in inference (see training_mode.step)
+        self.trains_layers = not self.custom_train and model._call_accepts_training
         self._test_loss_kwargs = {"training": False} if \
             "training" in inspect.signature(cls.compute_loss).parameters else {}
         self._compiled: dict = {}
@@ -75,7 +78,7 @@ class StepFunctions:
             logs = self.model.train_step(pack_x_y_sample_weight(x, y, sample_weight))
             _mark_built_by_sublayers(self.model)
         else:
-            with training_mode.mode(self.model, True):
+            with training_mode.step(self.model, True):
                 if not self._train_whole(x, y, sample_weight):
                     self._train_in_parts(x, y, sample_weight)
         self._apply_constraints()
@@ -165,12 +168,12 @@ class StepFunctions:
     def builtin_test(self, batch) -> None:
         """The built-in test step: loss and metric updates, without gradients."""
         x, y, sample_weight = batch
-        with torch.no_grad(), training_mode.mode(self.model, False):
+        with torch.no_grad(), training_mode.step(self.model, False):
             self._run("test", self._test_forward_metrics, x, y, sample_weight)
 
     def predict(self, x):
         """The model's outputs for the batch `x`, without gradients."""
-        with torch.no_grad(), training_mode.mode(self.model, False):
+        with torch.no_grad(), training_mode.step(self.model, False):
             return self._run("predict", self._forward, x)
 
     # ------------------------------------------------------------------ traced bodies

@@ -221,7 +221,7 @@ class Trainer(GeneratorMethods):
         `super()`); otherwise `fit` runs the same step on its fast paths.
         """
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        with training_mode.mode(self, True):  # as Keras' `self(x, training=True)`
+        with training_mode.step(self, True):  # as Keras' `self(x, training=True)`
             self._steps._train_in_parts(x, y, sample_weight, compile_forward=False)
         return self.get_metrics_result()
 
@@ -236,7 +236,7 @@ class Trainer(GeneratorMethods):
         x, _, _ = unpack_x_y_sample_weight(data)
         if self._steps is not None:
             return self._steps.predict(x)
-        with training_mode.mode(self, False):
+        with training_mode.step(self, False):
             return self(x)
 
     def _predict_batch(self, batch):
@@ -247,7 +247,7 @@ class Trainer(GeneratorMethods):
         x = batch[0]
         if self._steps is not None:
             return self._steps.predict(x)
-        with torch.no_grad(), training_mode.mode(self, False):
+        with torch.no_grad(), training_mode.step(self, False):
             return self(x)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
@@ -304,7 +304,7 @@ class Trainer(GeneratorMethods):
             class_weight.check(y)
             sw = class_weight(y, sw)
         was_training = self.training
-        self.train(not self._steps.custom_train)  # a user's train_step picks its own mode
+        self.train(self._steps.trains_layers)
         try:
             with trainable_state.compiled_trainable_state(self):
                 step_logs = self._steps.train((x, y, sw))
