@@ -166,6 +166,11 @@ class GRUCell(RNNCellBase):
     def _recurrent_bias(self):
         return self.bias[1]
 
+    def draw_dropout_masks(self, like, rate):
+        """Per-gate masks drawn in Keras' z, r, h order, handed back in torch's r, z, n."""
+        masks = super().draw_dropout_masks(like, rate)
+        return masks[[1, 0, 2]] if masks is not None and len(masks) == 3 else masks
+
     def fused_mode(self):
         ok = self.reset_after and self.activation in _TANH \
             and self.recurrent_activation in _SIGMOID
