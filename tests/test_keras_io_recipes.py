@@ -87,3 +87,46 @@ def test_add_weight_refuses_a_shape_that_is_not_integers_as_keras():
                 raise AssertionError(f"{lib.__name__} accepted shape={shape!r}")
             except ValueError:
                 pass
+
+
+def _mnist_model_class(lib):
+    """packaging_keras_models_for_wide_distribution: "functional subclassing", a Model
+    subclass whose constructor builds its graph and passes inputs and outputs up."""
+
+    class MnistModel(lib.Model):
+        def __init__(self, **kwargs):
+            inputs = lib.layers.Input(shape=(None, None, 1), dtype="uint8")
+            y = lib.layers.Rescaling(1 / 255.0)(inputs)
+            y = lib.layers.Conv2D(4, 3, padding="same", activation="relu")(y)
+            y = lib.layers.GlobalAveragePooling2D()(y)
+            outputs = lib.layers.Dense(3, activation="softmax", name="classification_head")(y)
+            super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+    return MnistModel
+
+
+def test_functional_subclassing_builds_a_graph_named_after_its_class(tmp_path):
+    """The subclass is a functional model (layers, surgery on its graph) named after its
+    class; its config is its constructor's (name, trainable, dtype) and it reloads by
+    calling the class, from `from_config` and from a `.keras` file."""
+    x = np.random.RandomState(0).randint(0, 255, (2, 6, 6, 1)).astype("uint8")
+    seen = []
+    for lib in (kestrel, keras):
+        _fresh(lib)
+        cls = _mnist_model_class(lib)
+        model = cls()
+        head = lib.layers.Dense(1, name="binary_head")(
+            model.get_layer("classification_head").input)
+        surgery = lib.Model(model.input, head)
+        config = model.get_config()
+        again = cls.from_config(config)
+        model.save(tmp_path / f"{lib.__name__}.keras")
+        loaded = lib.models.load_model(tmp_path / f"{lib.__name__}.keras",
+                                       custom_objects={"MnistModel": cls})
+        assert type(again) is cls and type(loaded) is cls
+        np.testing.assert_allclose(np.asarray(loaded.predict(x, verbose=0)),
+                                   np.asarray(model.predict(x, verbose=0)), atol=1e-6)
+        seen.append((model.name, again.name, sorted(config), [l.name for l in model.layers],
+                     surgery.name, [l.name for l in surgery.layers]))
+    assert seen[0] == seen[1]
+    assert seen[1][0] == "mnist_model" and seen[1][2] == ["dtype", "name", "trainable"]

@@ -1,6 +1,7 @@
 """Functional models: a graph of layer calls between symbolic inputs and outputs."""
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import torch
@@ -26,7 +27,9 @@ class Functional(Model):
     """
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
-        super().__init__(name=name or _default_name(), trainable=trainable, **kwargs)
+        if name is None and type(self) is Functional:  # a subclass is named after its class
+            name = _default_name()
+        super().__init__(name=name, trainable=trainable, **kwargs)
         if not all(isinstance(t, KerasTensor) and t._keras_history is not None
                    and isinstance(t._keras_history[0], InputLayer) for t in flatten(inputs)):
             self._check_symbolic(inputs, outputs)
@@ -275,13 +278,26 @@ class Functional(Model):
     def get_config(self) -> dict:
         from kestrel.models.functional_config import functional_config
 
+        if not _functional_like(type(self)):  # its constructor builds the graph, as Keras
+            return Model.get_config(self)
         return functional_config(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         from kestrel.models.functional_config import functional_from_config
 
+        if not _functional_like(cls) and "layers" not in config:
+            return Model.from_config.__func__(cls, config, custom_objects)
         return functional_from_config(cls, config, custom_objects)
+
+
+def _functional_like(cls) -> bool:
+    """Whether `cls(inputs, outputs, ...)` rebuilds a graph from its config, as Keras decides:
+    its constructor takes Functional's arguments, or `*args` and `**kwargs`."""
+    spec, functional = inspect.getfullargspec(cls.__init__), inspect.getfullargspec(
+        Functional.__init__)
+    return spec.args == functional.args or (spec.varargs is not None
+                                            and spec.varkw is not None)
 
 
 def _keys_sorted(struct):

@@ -53,6 +53,12 @@ class Model(Trainer, Layer):
         if type(self) is Model:
             raise TypeError("Model() needs `inputs` and `outputs`, or subclass Model and "
                             "define call().")
+        if _functional_arguments(args, kwargs):  # a subclass's __init__ passes them up
+            from kestrel.models.functional import Functional
+
+            _make_functional(type(self))
+            Functional.__init__(self, *args, **kwargs)
+            return
         trainable = kwargs.pop("trainable", True)
         name = kwargs.pop("name", None)
         dtype = kwargs.pop("dtype", None)
@@ -149,7 +155,8 @@ class Model(Trainer, Layer):
                 f"Model {type(self).__name__} cannot be serialized automatically: its "
                 "constructor arguments are not plain data (str, int, float, bool, None, lists, "
                 "dicts). Define get_config() (and from_config() if needed) on the class.")
-        return {**{"name": self.name, "trainable": self.trainable}, **values}
+        return {**{key: value for key, value in Layer.get_config(self).items()
+                   if key in ("name", "trainable", "dtype")}, **values}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
