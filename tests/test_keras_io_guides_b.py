@@ -182,3 +182,32 @@ def test_missing_gradients_warn_as_keras():
     ours = _warnings_of_an_output_without_loss(fresh(kestrel))
     theirs = _warnings_of_an_output_without_loss(fresh(keras))
     assert ours == theirs and "['score_output/kernel', 'score_output/bias']" in ours[0]
+
+
+def _steps_per_epoch_run(lib):
+    """writing_your_own_callbacks: `steps_per_epoch=2` over arrays of 3 batches per pass."""
+    import warnings
+
+    seen = []
+
+    class Batches(lib.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append((batch, logs["loss"]))
+
+    inputs = lib.Input((4,))
+    model = lib.Model(inputs, lib.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.linspace(0, 1, 40, dtype="float32").reshape(10, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, x[:, :1], batch_size=4, steps_per_epoch=2, epochs=3, callbacks=[Batches()],
+                  verbose=0)
+    return seen, sum("ran out of data" in str(w.message) for w in caught)
+
+
+def test_steps_per_epoch_reads_one_pass_across_epochs_as_keras():
+    (ours, our_warnings), (theirs, their_warnings) = \
+        _steps_per_epoch_run(fresh(kestrel)), _steps_per_epoch_run(fresh(keras))
+    assert [b for b, _ in ours] == [b for b, _ in theirs] == [0, 1, 0, 0, 1]
+    np.testing.assert_allclose([v for _, v in ours], [v for _, v in theirs], rtol=1e-5)
+    assert our_warnings == their_warnings == 1

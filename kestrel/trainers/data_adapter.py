@@ -152,12 +152,40 @@ class ArrayAdapter:
         return min(full, self.steps) if self.steps else full
 
     def __iter__(self) -> Iterator[tuple]:
+        if self.steps:
+            yield from self._steps_of_a_pass()
+            return
         # Keras' torch DataLoader draws a seed from the global RNG for each pass it starts,
         # and Keras starts the next pass as soon as one is complete
         _draw_seed()
-        yield from batches((self.x, self.y, self.sample_weight), self.num_batches,
-                           self.batch_size, self._order(), self.batch_device)
+        yield from self._pass_batches(self.num_batches)
         _draw_seed()
+
+    def _pass_batches(self, count: int):
+        return batches((self.x, self.y, self.sample_weight), count, self.batch_size,
+                       self._order(), self.batch_device)
+
+    def _steps_of_a_pass(self):
+        """With `steps`, Keras reads one pass across epochs: an epoch that reaches the pass'
+        end stops there (warning that the data ran out) and the next pass starts at once."""
+        full = math.ceil(self.n / self.batch_size)
+        if getattr(self, "_pass", None) is None:
+            self._start_steps_pass(full)
+        for _ in range(self.steps):
+            if self._left == 0:
+                _ran_out_of_data()
+                break
+            self._left -= 1
+            yield next(self._pass)
+        if self._left == 0:
+            self._start_steps_pass(full)
+
+    def _start_steps_pass(self, full: int) -> None:
+        _draw_seed()  # the pass' DataLoader iterator; its shuffle draws when first read
+        self._pass, self._left = iter(self._lazy_pass(full)), full
+
+    def _lazy_pass(self, full: int):
+        yield from self._pass_batches(full)
 
     def _order(self):
         """Rows in the order Keras' torch sampler gives them after the same global seed: None
