@@ -52,6 +52,9 @@ def test_keras2_argument_names():
     assert K.int_shape(K.one_hot(indices=np.array([1, 0]), num_classes=3)) == (2, 3)
     assert K.dtype(K.zeros_like(X, dtype="int32", name="z")) == "int32"
     assert len(K.stop_gradient(variables=[X, P])) == 2
+    assert K.is_sparse(tensor=X) is False and K.to_dense(tensor=X) is X
+    with pytest.raises(ValueError, match="ragged=True"):
+        K.placeholder(shape=(None, 3), ragged=True)
     K.set_image_data_format(data_format="channels_first")
     try:
         assert K.image_data_format() == "channels_first"

@@ -432,9 +432,13 @@ def update_sub(x, decrement):
 
 
 @_plain
-def placeholder(shape=None, ndim=None, dtype=None, sparse=False, name=None):
+def placeholder(shape=None, ndim=None, dtype=None, sparse=False, name=None, ragged=False):
     """A symbolic input of `shape` (batch included), as `keras.Input(batch_shape=shape)`."""
     from kestrel.layers import Input
+
+    if ragged:
+        raise ValueError("K.placeholder: ragged tensors do not exist in torch; pad the "
+                         "sequences instead. Received: ragged=True")
 
     if shape is None:
         if ndim is None:

@@ -93,13 +93,13 @@ def print_tensor(x, message="", summarize=3):
 
 
 @_plain
-def is_sparse(x):
-    return isinstance(x, torch.Tensor) and x.is_sparse
+def is_sparse(tensor):
+    return isinstance(tensor, torch.Tensor) and tensor.is_sparse
 
 
 @_plain
-def to_dense(x):
-    return x.to_dense() if is_sparse(x) else x
+def to_dense(tensor):
+    return tensor.to_dense() if is_sparse(tensor) else tensor
 
 
 @_plain
