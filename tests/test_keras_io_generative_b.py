@@ -215,3 +215,52 @@ def test_conditional_gan_two_optimizers_match_keras():
     assert list(results[kestrel][0]) == list(results[keras][0]) == ["d_loss", "g_loss"]
     for key, values in results[keras][0].items():
         np.testing.assert_allclose(results[kestrel][0][key], values, rtol=1e-5)
+
+
+def test_input_layer_input_shape_is_keras2_name_for_shape():
+    """gan_ada's `layers.InputLayer(input_shape=...)` inside a Sequential: Keras 3 warns and
+    reads it as `shape`."""
+    results = {}
+    for k in (keras, kestrel):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = k.Sequential([k.layers.InputLayer(input_shape=(4, 4, 3)),
+                                  k.layers.RandomFlip("horizontal")])
+        results[k] = ([str(w.message) for w in caught if "input_shape" in str(w.message)],
+                      model.output_shape, model.get_config()["layers"][0]["config"]["batch_shape"])
+    assert results[kestrel] == results[keras]
+    assert results[keras][1] == (None, 4, 4, 3)
+
+
+def test_layer_class_defined_by_exec_can_be_built():
+    """A layer class written in code run by exec (its methods' __module__ is None)."""
+    source = "class Twice(lib.layers.Layer):\n    def call(self, x, training=None):\n" \
+             "        return x * 2\n"
+    for k in (keras, kestrel):
+        namespace = {"lib": k}
+        exec(source, namespace)  # noqa: S102 - the pattern under test
+        out = namespace["Twice"]()(np.ones((1, 2), "float32"))
+        np.testing.assert_array_equal(k.ops.convert_to_numpy(out), [[2.0, 2.0]])
+
+
+def test_adam_apply_with_autograd_grad_of_conv_kernels_matches_keras():
+    """gan_ada's torch port takes gradients with torch.autograd.grad, which may hand a conv
+    kernel's gradient in another memory layout than the kernel's: the step must not care."""
+    x = torch.tensor(np.random.default_rng(0).normal(size=(2, 2, 2, 5)).astype("float32"))
+    kernels = {}
+    for k in (keras, kestrel):
+        _fresh(k)
+        layers = [k.layers.Conv2D(3, (4, 2), strides=2, padding="same"),
+                  k.layers.Conv2DTranspose(3, (2, 4), strides=2, padding="same")]
+        optimizer = k.optimizers.Adam(learning_rate=0.1)
+        for layer in layers:
+            layer(x)
+        weights = [w for layer in layers for w in layer.trainable_weights]
+        for _ in range(2):
+            loss = sum((layer(x) ** 3).mean() for layer in layers)
+            grads = torch.autograd.grad(loss, [w.value for w in weights])
+            with torch.no_grad():
+                optimizer.apply(grads, weights)
+        kernels[k] = [layer.get_weights()[0] for layer in layers]
+    for a, b in zip(kernels[keras], kernels[kestrel]):
+        np.testing.assert_allclose(b, a, atol=1e-4)

@@ -96,7 +96,7 @@ class Layer(nn.Module):
         # Kestrel's own layers read an unset `training` from their module flag; a user's
         # `call` gets the mode in force as its argument, as Keras passes an outer call's
         cls._fills_training = cls._call_accepts_training and \
-            not cls.call.__module__.startswith("kestrel.")
+            not (cls.call.__module__ or "").startswith("kestrel.")  # None: code run by exec
         cls._call_accepts_mask = "mask" in params
         # declared (or not) by the class that defines the compute_mask in use
         owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)

@@ -225,7 +225,11 @@ class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, 
         for i, g in pairs:
             p = self._params[i]
             g = torch.as_tensor(g, dtype=p.dtype, device=p.device)
-            tensors.append(g.clone() if copy else g)
+            if g.stride() != p.stride():  # autograd.grad may hand a conv kernel's gradient in
+                g = torch.empty_like(p).copy_(g)  # another memory layout; fused kernels need p's
+            elif copy:
+                g = g.clone()
+            tensors.append(g)
         indices = [i for i, _ in pairs]
         with torch.no_grad():
             self._apply(None if indices == list(range(len(self._params))) else indices, tensors)

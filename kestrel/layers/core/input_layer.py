@@ -1,6 +1,8 @@
 """InputLayer and `Input()`: the entry points of a functional model."""
 from __future__ import annotations
 
+import warnings
+
 from kestrel import config
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor, Node, is_string_dtype
@@ -23,6 +25,9 @@ class InputLayer(Layer):
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
                  input_tensor=None, batch_input_shape=None, optional=False, **kwargs):
+        if "input_shape" in kwargs:  # Keras 2's name for `shape`
+            warnings.warn("Argument `input_shape` is deprecated. Use `shape` instead.")
+            shape = kwargs.pop("input_shape")
         tensor_name = name  # an unnamed Input's tensor is `keras_tensor[_N]`, as Keras
         name = name or naming.unique_name("input_layer")
         string = is_string_dtype(dtype)
@@ -57,7 +62,7 @@ class InputLayer(Layer):
         return self._input_dtype
 
     def get_config(self):
-        return {"batch_shape": list(self.batch_shape), "dtype": self._input_dtype,
+        return {"batch_shape": self.batch_shape, "dtype": self._input_dtype,
                 "sparse": False, "ragged": False, "name": self.name, "optional": self.optional}
 
 
