@@ -130,3 +130,19 @@ def test_functional_subclassing_builds_a_graph_named_after_its_class(tmp_path):
                      surgery.name, [l.name for l in surgery.layers]))
     assert seen[0] == seen[1]
     assert seen[1][0] == "mnist_model" and seen[1][2] == ["dtype", "name", "trainable"]
+
+
+def test_flatten_layers_lists_nested_layers_in_keras_order():
+    """float8_training_and_inference_with_transformer walks `model._flatten_layers()` to
+    print the layers whose dtype policy quantization changed."""
+    names = []
+    for lib in (kestrel, keras):
+        _fresh(lib)
+        inner = lib.Sequential([lib.layers.Dense(2), lib.layers.Dense(3)], name="inner")
+        inputs = lib.Input((4,))
+        model = lib.Model(inputs, lib.layers.Dense(1)(inner(inputs)), name="outer")
+        names.append([[layer.name for layer in model._flatten_layers(include_self=s,
+                                                                     recursive=r)]
+                      for s, r in ((True, True), (False, True), (True, False))])
+    assert names[0] == names[1]
+    assert names[1][0][:3] == ["outer", "input_layer", "inner"]

@@ -6,6 +6,7 @@ infers output shapes on torch's meta device, without computing real data.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 from typing import Any
@@ -482,6 +483,23 @@ class Layer(nn.Module):
 
     def _sublayers(self) -> list["Layer"]:
         return [m for m in self._modules.values() if isinstance(m, Layer)]
+
+    def _flatten_layers(self, include_self: bool = True, recursive: bool = True) -> list:
+        """This layer and its sublayers, each once, in Keras' order (a private Keras method
+        that keras.io examples call, e.g. to list the layers a quantization changed)."""
+        def children(layer):  # a Sequential's InputLayer first, as Keras tracks it
+            return sorted(layer._sublayers(), key=lambda l: type(l).__name__ != "InputLayer")
+
+        layers, seen = [self] if include_self else [], set()
+        queue = collections.deque(children(self))
+        while queue:
+            layer = queue.popleft()
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                layers.append(layer)
+                if recursive:
+                    queue.extendleft(children(layer))
+        return layers
 
     def _device(self) -> torch.device:
         for t in self.parameters():
