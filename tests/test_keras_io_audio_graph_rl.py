@@ -78,3 +78,18 @@ def test_gru_per_gate_dropout_masks_meet_the_gates_keras_draws_them_for():
         ours, theirs = (_gru_in_training(k, **dropouts) for k in (kestrel, keras))
         for a, b in zip(ours, theirs):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stft_spectrogram_on_a_signal_of_unknown_length_builds_as_keras():
+    """stft: an `Input((None, 1))` fed to STFTSpectrogram layers with frames longer than any
+    placeholder; the output shapes come from the layer's own shape rule, as in Keras."""
+    shapes = []
+    for k in (kestrel, keras):
+        inputs = _fresh(k).layers.Input((None, 1))
+        outs = [k.layers.STFTSpectrogram(mode=mode, frame_length=40, frame_step=15,
+                                         padding=padding, expand_dims=expand)(inputs)
+                for mode, padding, expand in (("log", "valid", False), ("stft", "same", True))]
+        fixed = k.layers.STFTSpectrogram(frame_length=40, frame_step=15, data_format=
+                                         "channels_first").compute_output_shape((2, 3, 100))
+        shapes.append([tuple(o.shape) for o in outs] + [tuple(fixed)])
+    assert shapes[0] == shapes[1] == [(None, None, 33), (None, None, 66, 1), (2, 99, 5)]

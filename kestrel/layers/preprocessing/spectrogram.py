@@ -8,6 +8,7 @@ import torch
 
 from kestrel import config, ops
 from kestrel.initializers.stft import STFT, check_window
+from kestrel.layers.convolutional.conv_utils import conv_output_length
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 
@@ -137,6 +138,18 @@ class STFTSpectrogram(Layer):
                 else out.transpose(2, 3)
         out = out.reshape(batch, channels * freq, frames)
         return out.transpose(1, 2) if self.data_format == "channels_last" else out
+
+    def compute_output_shape(self, input_shape):
+        batch, *rest = input_shape
+        time, channels = rest if self.data_format == "channels_last" else rest[::-1]
+        freq = (self._fft_length // 2 + 1) * (2 if self.mode == "stft" else 1)
+        frames = conv_output_length(time, self.frame_length, self._frame_step, 1, self.padding)
+        if self.expand_dims:
+            return (batch, frames, freq, channels) if self.data_format == "channels_last" \
+                else (batch, channels, frames, freq)
+        folded = None if channels is None else channels * freq
+        return (batch, frames, folded) if self.data_format == "channels_last" \
+            else (batch, folded, frames)
 
     def get_config(self):
         window = self.window
