@@ -178,3 +178,31 @@ def test_sequential_led_by_text_vectorization_fits_on_strings():
                              shuffle=False, verbose=0).history
     np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5)
     assert model.predict(texts[:3], verbose=0).shape == (3, 3)
+
+
+def test_recurrent_dropout_masks_are_drawn_in_inference_as_keras():
+    """imdb_lstm_sentiment: Keras' RNN call draws a cell's dropout masks in inference too
+    (unused), so the validation pass moves the random state and epoch 2 differed."""
+    import hashlib
+
+    import torch
+
+    def rng_state():
+        return hashlib.md5(torch.random.get_rng_state().numpy().tobytes()).hexdigest()
+
+    tokens = np.random.default_rng(0).integers(1, 30, (4, 5))
+    makers = (lambda k: k.layers.LSTM(3, dropout=0.2),
+              lambda k: k.layers.Bidirectional(k.layers.LSTM(3, dropout=0.2)),
+              lambda k: k.layers.GRU(3, dropout=0.2, recurrent_dropout=0.1))
+    states = {}
+    for k in (keras, kestrel):
+        states[k] = []
+        for make in makers:
+            k = _fresh(k)
+            model = k.Sequential([k.Input((5,)), k.layers.Embedding(30, 4), make(k)])
+            model(tokens)
+            states[k].append(rng_state())
+    assert states[kestrel] == states[keras]
+    k = _fresh(keras)
+    k.Sequential([k.Input((5,)), k.layers.Embedding(30, 4), k.layers.LSTM(3)])(tokens)
+    assert rng_state() != states[keras][0]  # the draws are what moved it

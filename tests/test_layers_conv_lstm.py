@@ -153,6 +153,7 @@ def test_dropout_only_in_training_and_seeded():
     assert not torch.allclose(noisy, clean)
     again = ConvLSTM2D(3, 3, dropout=0.5, recurrent_dropout=0.5, seed=3)
     again(x)
+    again(x)  # as Keras, each inference call draws (unused) masks: two, as `layer` had
     again.set_weights(layer.get_weights())
     torch.testing.assert_close(again(x, training=True), noisy)
 

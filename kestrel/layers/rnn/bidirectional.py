@@ -117,10 +117,14 @@ class Bidirectional(Layer):
                 fused.bidirectional_eligible(self.forward_layer, self.backward_layer, training):
             self.forward_layer._check_shape(tuple(sequences.shape))
             sequences = sequences.to(self.forward_layer._variable_dtype)
+            forward_states = self.forward_layer._initial_states(sequences, forward_state)
+            backward_states = self.backward_layer._initial_states(sequences, backward_state)
+            if not training:  # each direction's call draws its (unused) dropout masks
+                self.forward_layer._draw_unused_masks(sequences, forward_states)
+                self.backward_layer._draw_unused_masks(sequences, backward_states)
             y, y_rev, forward_finals, backward_finals = fused.run_bidirectional(
-                self.forward_layer, self.backward_layer, sequences,
-                self.forward_layer._initial_states(sequences, forward_state),
-                self.backward_layer._initial_states(sequences, backward_state))
+                self.forward_layer, self.backward_layer, sequences, forward_states,
+                backward_states)
         else:
             kwargs = {"mask": mask, "training": training}
             y = self.forward_layer(sequences, initial_state=forward_state, **kwargs)

@@ -176,6 +176,8 @@ class RNN(Layer):
         return "always" if flag is True else "never" if flag is False else "auto"
 
     def _inner_loop(self, sequences, states, mask, training):
+        if not training:
+            self._draw_unused_masks(sequences, states)
         policy = self._fused_policy()
         if policy != "never" and fused.eligible(self.cell, training):
             result = fused.run(self, sequences, states, mask, training)
@@ -196,6 +198,14 @@ class RNN(Layer):
                             self.return_sequences)
         finally:
             self._reset_dropout_masks()
+
+    def _draw_unused_masks(self, sequences, states) -> None:
+        """Keras draws a built-in cell's dropout masks on every call, in inference too (then
+        unused): draw them alike, so later random numbers stay Keras'."""
+        cell = self.cell
+        if isinstance(cell, RNNCellBase) and (cell.dropout > 0 or cell.recurrent_dropout > 0):
+            cell.draw_dropout_masks(sequences[:, 0], cell.dropout)
+            cell.draw_dropout_masks(states[0], cell.recurrent_dropout)
 
     def _reset_dropout_masks(self) -> None:
         for module in self.cell.modules():
