@@ -36,6 +36,11 @@ def discarding_assignments():
         _DISCARDING[0] -= 1
 
 
+def assignments_discarded() -> bool:
+    """Whether a `discarding_assignments` scope is open (a symbolic call's placeholder run)."""
+    return bool(_DISCARDING[0])
+
+
 class Variable(torch.Tensor):
     """A Keras Variable that torch sees as a tensor (trainable ones as an `nn.Parameter`).
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from kestrel.layers import naming
+from kestrel.variables import assignments_discarded
 
 _MASK = 0xFFFFFFFF  # seeds are uint32 values held in int32, as in Keras' torch backend
 _GLOBAL: list = []  # the global SeedGenerator of unseeded ops, once created
@@ -52,8 +53,11 @@ class SeedGenerator(nn.Module):
 
     def next(self, ordered: bool = True) -> tuple[int, int]:
         """The current `(seed, counter)` pair; then advance the state: the counter by one, or
-        (`ordered=False`, the global generator) both entries by Keras' int32 scramble."""
+        (`ordered=False`, the global generator) both entries by Keras' int32 scramble. A
+        symbolic call's placeholder run leaves the state as it is (Keras' run is stateless)."""
         seed, count = (int(v) for v in self.state.tolist())
+        if assignments_discarded():
+            return seed, count
         with torch.no_grad():
             if ordered:
                 self.state[1] += 1
