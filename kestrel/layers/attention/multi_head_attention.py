@@ -7,6 +7,7 @@ import torch
 
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.attention import attention_math
+from kestrel.layers.attention.keras_internals import KerasAttentionInternals
 from kestrel.layers.attention.projection import HeadProjection
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor, shape_of
@@ -14,7 +15,7 @@ from kestrel.layers.regularization.seeding import check_rate, check_seed, genera
 
 
 @register_layer()
-class MultiHeadAttention(Layer):
+class MultiHeadAttention(KerasAttentionInternals, Layer):
     """Multi-head attention ("Attention is all you need"): self-attention when `query` and
     `value` are the same tensor.
 
@@ -44,7 +45,8 @@ class MultiHeadAttention(Layer):
     `attention_mask` boolean `(B, T, S)`, True where a query may attend; `use_causal_mask`;
     `return_attention_scores` (also returns the `(B, heads, T, S)` probabilities); `training`.
     Keras masks on `query`/`value`/`key` (or `query_mask`/`value_mask`/`key_mask`) are combined
-    with these; the output carries the query's mask.
+    with these; the output carries the query's mask. A subclass may override Keras'
+    `_compute_attention` (see `keras_internals`).
 
     Example:
         >>> mha = MultiHeadAttention(num_heads=2, key_dim=4)
@@ -206,11 +208,15 @@ class MultiHeadAttention(Layer):
             key_mask = attention_math.mask_or_keras_mask(key_mask, key)
         masks = [m for m in (query_mask, value_mask, key_mask, attention_mask) if m is not None]
         causal_only = (use_causal_mask and not masks and self.sliding_window is None
-                       and query.dim() == 3)  # torch's causal kernel: 1 attended axis only
+                       and query.dim() == 3  # torch's causal kernel: 1 attended axis only
+                       and not self._overrides_compute_attention())
         mask = None if causal_only else attention_math.combine_masks(
             query.shape[1], value.shape[1], query.device, query_mask, value_mask, key_mask,
             attention_mask, use_causal_mask, self.sliding_window)
 
+        if self._overrides_compute_attention():
+            return self._call_keras_attention(query, key, value, mask, training,
+                                              return_attention_scores)
         q = self._to_heads(self.query_dense(query))
         k = self._to_heads(self.key_dense(key))
         v = self._to_heads(self.value_dense(value))
@@ -234,6 +240,16 @@ class MultiHeadAttention(Layer):
         if not return_attention_scores:
             return out
         return out, scores.reshape(*lead, self.num_heads, *q_attn, *k_attn)
+
+    def _call_keras_attention(self, query, key, value, mask, training, return_scores):
+        """The path of a subclass's `_compute_attention`, on Keras' `(B, ..., heads, dim)`."""
+        out, scores = self._compute_attention(
+            self.query_dense(query), self.key_dense(key), self.value_dense(value), mask,
+            training, return_scores)
+        if self.use_gate:
+            out = out * self._gate_dense(query)
+        out = self.output_dense(out)
+        return (out, scores) if return_scores else out
 
     def _to_heads(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, ..., heads, d)` -> `(batch positions, heads, attended positions, d)`."""
