@@ -127,14 +127,14 @@ def deserialize_keras_object(config, category: str, custom_objects: dict | None 
     if class_name in ("function", "__lambda__") and isinstance(inner, str):
         obj = object_registry.lookup(inner, category, custom_objects)
         if obj is None:
-            raise_unknown(inner, category)
+            raise_unknown(inner, category, UnknownObjectError)
         return obj
     name = registered or class_name
     cls = object_registry.lookup(name, category, custom_objects)
     if cls is None and name != class_name:
         cls = object_registry.lookup(class_name, category, custom_objects)
     if cls is None:
-        raise_unknown(class_name, category)
+        raise_unknown(class_name, category, UnknownObjectError)
     if not hasattr(cls, "from_config"):
         return cls
     if "custom_objects" in inspect.signature(cls.from_config).parameters:
@@ -152,14 +152,15 @@ _SINGULAR = {"losses": "loss", "activations": "activation", "initializers": "ini
 
 
 class UnknownObjectError(TypeError, ValueError):
-    """A config names a class or function that is not registered: a TypeError, as Keras 3's
-    deserialization raises, and a ValueError, as Keras 2's and the `get()` lookups raise."""
+    """A config dict names a class or function that is not registered: a TypeError, as Keras
+    3's deserialization raises, and a ValueError, as Keras 2's raised."""
 
 
-def raise_unknown(name: str, category: str):
+def raise_unknown(name: str, category: str, error: type = ValueError):
+    """Refuse an unknown name: a ValueError for an identifier string (as Keras' `get()`)."""
     known = ", ".join(object_registry.builtin_names(category)[:12])
     shown = short_repr(name)
-    raise UnknownObjectError(
+    raise error(
         f"Unknown {_SINGULAR.get(category, category)} {shown}. If it is a custom class or "
         f"function, pass it in custom_objects={{{shown}: ...}} or decorate it with "
         f"@kestrel.saving.register_keras_serializable(). Known names include: {known}, ..."
