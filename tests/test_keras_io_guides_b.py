@@ -211,3 +211,38 @@ def test_steps_per_epoch_reads_one_pass_across_epochs_as_keras():
     assert [b for b, _ in ours] == [b for b, _ in theirs] == [0, 1, 0, 0, 1]
     np.testing.assert_allclose([v for _, v in ours], [v for _, v in theirs], rtol=1e-5)
     assert our_warnings == their_warnings == 1
+
+
+def _custom_compile_roundtrip(lib, path):
+    """customizing_saving_and_serialization: a model's own get/compile_from_config."""
+    class WithCustomCompile(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(2)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+        def compile(self, optimizer, loss_fn):
+            super().compile(optimizer)
+            self.model_optimizer, self.loss_fn = optimizer, loss_fn
+
+        def get_compile_config(self):
+            return {"model_optimizer": self.model_optimizer, "loss_fn": self.loss_fn}
+
+        def compile_from_config(self, config):
+            self.compile(lib.utils.deserialize_keras_object(config["model_optimizer"]),
+                         lib.utils.deserialize_keras_object(config["loss_fn"]))
+
+    model = WithCustomCompile()
+    model.compile(optimizer="SGD", loss_fn="mean_squared_error")
+    model(np.ones((2, 3), "float32"))
+    model.save(path)
+    restored = lib.models.load_model(path, custom_objects={"WithCustomCompile": WithCustomCompile})
+    return restored.model_optimizer, restored.loss_fn, type(restored.optimizer).__name__
+
+
+def test_a_models_own_compile_config_is_saved_and_used_as_keras(tmp_path):
+    ours = _custom_compile_roundtrip(fresh(kestrel), str(tmp_path / "ours.keras"))
+    theirs = _custom_compile_roundtrip(fresh(keras), str(tmp_path / "theirs.keras"))
+    assert ours == theirs == ("SGD", "mean_squared_error", "SGD")

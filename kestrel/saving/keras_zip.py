@@ -14,6 +14,8 @@ import zipfile
 
 import h5py
 
+from kestrel.registry import object_registry
+from kestrel.registry.serialization import serialize_keras_object
 from kestrel.saving import keras_weights
 from kestrel.registry.bounds import load_json
 from kestrel.saving.hdf5_legacy import KERAS_VERSION, json_default
@@ -33,7 +35,10 @@ def save_model(model, filepath, include_optimizer: bool = True) -> None:
 
     config = model_to_dict(model)
     compiled = getattr(model, "compiled", False) and model.optimizer is not None
-    config["compile_config"] = compile_config(model) if compiled and include_optimizer else {}
+    config["compile_config"] = {}
+    if compiled and include_optimizer:  # a model's own get_compile_config writes its dict
+        config["compile_config"] = serialize_keras_object(model.get_compile_config()) \
+            if _overrides(model, "get_compile_config") else compile_config(model)
     metadata = {"keras_version": KERAS_VERSION,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     buffer = io.BytesIO()
@@ -124,8 +129,20 @@ def load_model(archive: zipfile.ZipFile, filepath, build, compile: bool, custom_
     compile_config = config.get("compile_config")
     model = build(config)
     if compile and compile_config:
-        restore_compile(model, compile_config, custom_objects)
+        if _overrides(model, "compile_from_config"):  # as Keras: the model compiles itself
+            with object_registry.custom_object_scope(custom_objects):
+                model.compile_from_config(compile_config)
+        else:
+            restore_compile(model, compile_config, custom_objects)
     with open_weights(archive, filepath) as file:
         keras_weights.read_weights(file, model, load_optimizer=bool(compile and compile_config))
     _read_assets(archive, model, filepath)
     return model
+
+
+def _overrides(model, method: str) -> bool:
+    """Whether `model`'s class defines its own `method` (Kestrel's models have none)."""
+    from kestrel.models.model import Model
+
+    return callable(getattr(type(model), method, None)) and \
+        getattr(type(model), method) is not getattr(Model, method, None)
