@@ -206,3 +206,20 @@ def test_recurrent_dropout_masks_are_drawn_in_inference_as_keras():
     k = _fresh(keras)
     k.Sequential([k.Input((5,)), k.layers.Embedding(30, 4), k.layers.LSTM(3)])(tokens)
     assert rng_state() != states[keras][0]  # the draws are what moved it
+
+
+def test_input_shape_argument_warns_as_keras():
+    """imdb_lstm_sentiment: `Embedding(..., input_shape=(200,))` warns to use an Input, from
+    the line that calls the base constructor, as Keras."""
+    import warnings
+
+    found = {}
+    for k in (keras, kestrel):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            k.layers.Embedding(input_dim=50, output_dim=8, input_shape=(12,))
+            k.layers.Dense(3, input_dim=4)
+            k.layers.Dense(3)
+        found[k] = [(str(w.message), os.path.basename(w.filename)) for w in caught
+                    if "input_shape" in str(w.message)]
+    assert found[kestrel] == found[keras] and len(found[keras]) == 2

@@ -9,13 +9,15 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from kestrel import config, mixed_precision
+from kestrel import config, dtype_policies, mixed_precision
+from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
@@ -938,6 +940,10 @@ def clean_config(cls, config: dict) -> dict:
 
 
 def _batch_shape_from_kwargs(kwargs: dict):
+    if kwargs.get("input_shape") is not None or kwargs.get("input_dim") is not None:
+        warnings.warn("Do not pass an `input_shape`/`input_dim` argument to a layer. When "
+                      "using Sequential models, prefer using an `Input(shape)` object as the "
+                      "first layer in the model instead.", stacklevel=3)
     if kwargs.get("batch_input_shape") is not None:
         return tuple(kwargs["batch_input_shape"])
     if kwargs.get("input_shape") is not None:
