@@ -264,3 +264,19 @@ def test_adam_apply_with_autograd_grad_of_conv_kernels_matches_keras():
         kernels[k] = [layer.get_weights()[0] for layer in layers]
     for a, b in zip(kernels[keras], kernels[kestrel]):
         np.testing.assert_allclose(b, a, atol=1e-4)
+
+
+def test_progbar_one_line_log_writes_negatives_as_keras(capsys):
+    """wgan-graphs logs a negative generator loss with verbose=2: Keras' per-epoch line
+    compares the value, not its magnitude, so it prints -6.2033e-02; the live bar does not."""
+    lines = {}
+    for k in (keras, kestrel):
+        for verbose in (1, 2):
+            bar = k.utils.Progbar(target=2, verbose=verbose)
+            bar.update(2, values=[("loss_gen", -0.062033), ("loss_dis", 16.6455),
+                                  ("tiny", 2e-4)], finalize=True)
+        text = capsys.readouterr().out
+        lines[k] = [line.split("step", 1)[-1].strip() for line in text.replace("\r", "\n")
+                    .splitlines() if "loss_gen" in line]
+    assert lines[kestrel] == lines[keras]
+    assert lines[keras][-1] == "- loss_gen: -6.2033e-02 - loss_dis: 16.6455 - tiny: 2.0000e-04"

@@ -22,8 +22,10 @@ def _to_float(value) -> float:
     return float(np.mean(value))
 
 
-def _format_value(value: float) -> str:
-    return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
+def _format_value(value: float, signed: bool = True) -> str:
+    """Fixed point unless tiny; Keras' one-line-per-epoch log (`signed=False`) compares the
+    value itself, not its magnitude, so negatives print in scientific notation there."""
+    return f"{value:.4f}" if (abs(value) if signed else value) > 1e-3 else f"{value:.4e}"
 
 
 def _format_time(seconds: float, unit_name: str) -> str:
@@ -145,8 +147,9 @@ class Progbar:
         """Advance by `n` steps."""
         self.update(self._seen_so_far + n, values)
 
-    def _metrics_text(self) -> str:
-        return "".join(f" - {name}: {_format_value(self.value(name))}" for name in self._values)
+    def _metrics_text(self, signed: bool = True) -> str:
+        return "".join(f" - {name}: {_format_value(self.value(name), signed)}"
+                       for name in self._values)
 
     def _print_bar(self, current: int, now: float, finalize: bool) -> None:
         time_per_unit = self._estimate_step_duration(current, now)
@@ -191,7 +194,7 @@ class Progbar:
         else:
             head = f"{current} - "
         line = (f"{head}{now - self._start:.0f}s -"
-                f"{_format_time(time_per_unit, self.unit_name)}{self._metrics_text()}\n")
+                f"{_format_time(time_per_unit, self.unit_name)}{self._metrics_text(False)}\n")
         sys.stdout.write(line)
         sys.stdout.flush()
 
