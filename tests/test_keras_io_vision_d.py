@@ -129,3 +129,21 @@ def test_function_metric_is_logged_under_its_snake_case_name():
     """edsr: compile(metrics=[PSNR]) logs `psnr` / `val_psnr`, as Keras names a function."""
     assert _history_keys(kestrel) == _history_keys(keras)
     assert "val_psnr" in _history_keys(kestrel)
+
+
+def _printed_summary(lib, capsys):
+    k = _fresh(lib)
+    inputs = k.Input((4,))
+    outputs = k.layers.Add()([k.layers.Dense(3)(inputs), k.layers.Dense(3)(inputs)])
+    capsys.readouterr()
+    k.Model(inputs, outputs).summary(line_length=120, show_trainable=True)
+    return capsys.readouterr().out
+
+
+def test_summary_wider_than_the_console_is_cropped_as_keras(capsys, monkeypatch):
+    """image_classification_efficientnet_fine_tuning: summary(line_length=120) printed to an
+    80-column console shows Keras' cropped lines."""
+    monkeypatch.setenv("COLUMNS", "80")
+    ours, theirs = _printed_summary(kestrel, capsys), _printed_summary(keras, capsys)
+    assert ours == theirs
+    assert max(len(line) for line in ours.splitlines()) == 80

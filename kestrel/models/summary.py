@@ -104,10 +104,16 @@ def _column_widths(line_length: int, positions) -> list[int]:
     return widths
 
 
+def _console_print(width: int):
+    """Print to the console as Keras' rich console does: lines wider than it are cropped
+    (a `line_length` wider than the terminal, or 80 columns when output is not one)."""
+    return lambda text: print(text[:width])
+
+
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None) -> None:
     """Print a summary of `model` (also available as `model.summary()`)."""
-    print_fn = print_fn or print
+    print_fn = print_fn or _console_print(shutil.get_terminal_size().columns)
     sequential_like = _is_sequential_like(model)
     header = ["Layer (type)", "Output Shape", "Param #"]
     if sequential_like:
