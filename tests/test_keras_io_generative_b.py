@@ -280,3 +280,21 @@ def test_progbar_one_line_log_writes_negatives_as_keras(capsys):
                     .splitlines() if "loss_gen" in line]
     assert lines[kestrel] == lines[keras]
     assert lines[keras][-1] == "- loss_gen: -6.2033e-02 - loss_dis: 16.6455 - tiny: 2.0000e-04"
+
+
+def test_add_weight_takes_keras3_positional_order():
+    """midi_generation's attention writes `self.add_weight((len, dim), name=...)`: the first
+    positional argument is the shape in Keras 3."""
+    for k in (keras, kestrel):
+        class Relative(k.layers.Layer):
+            def build(self, input_shape):
+                self.table = self.add_weight((5, 3), "zeros", name="relative_embedding")
+
+            def call(self, x):
+                return x + k.ops.sum(self.table)
+
+        layer = Relative()
+        layer(np.zeros((1, 2), "float32"))
+        assert tuple(layer.table.shape) == (5, 3) and layer.table.path.endswith(
+            "relative_embedding")
+        assert not layer.get_weights()[0].any()

@@ -68,6 +68,11 @@ def policy_name(dtype) -> str:
     return getattr(dtype, "name", None) or str(dtype)
 
 
+_KERAS_WEIGHT_ARGS = ("shape", "initializer", "dtype", "trainable", "autocast", "regularizer",
+                      "constraint", "aggregation", "overwrite_with_gradient", "name")
+_OWN_WEIGHT_ARGS = ("name", "shape", "initializer", "dtype", "trainable", "regularizer",
+                    "constraint")
+
 class Layer(nn.Module):
     """Base class of every Kestrel layer; a real `torch.nn.Module`.
 
@@ -403,11 +408,31 @@ class Layer(nn.Module):
         return previous_mask if self.supports_masking else None
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name: str | None = None, shape=None, initializer=None, dtype=None,
-                   trainable: bool = True, regularizer=None, constraint=None, *,
-                   layout: tuple | None = None) -> Variable:
+    def add_weight(self, *args, **kwargs) -> Variable:
         """Create a weight of Keras shape `shape`: a `Variable`, which is an `nn.Parameter`
         when trainable and is registered as a buffer otherwise.
+
+        Positional arguments follow Keras 3 (`shape, initializer, dtype, trainable, autocast,
+        regularizer, constraint, ...`), or Kestrel's own order (`name, shape, initializer,
+        dtype, trainable, regularizer, constraint`) when the first one is a name.
+        """
+        order = _OWN_WEIGHT_ARGS if args and isinstance(args[0], str) else _KERAS_WEIGHT_ARGS
+        if len(args) > len(order):
+            raise TypeError(f"Layer '{self.name}': add_weight() takes at most {len(order)} "
+                            f"positional arguments. Received: {len(args)}")
+        for key, value in zip(order, args):
+            if key in kwargs:
+                raise TypeError(f"Layer '{self.name}': add_weight() got multiple values for "
+                                f"argument '{key}'")
+            kwargs[key] = value
+        for key in ("autocast", "aggregation", "overwrite_with_gradient"):  # Keras' own
+            kwargs.pop(key, None)
+        return self._create_weight(**kwargs)
+
+    def _create_weight(self, name: str | None = None, shape=None, initializer=None, dtype=None,
+                       trainable: bool = True, regularizer=None, constraint=None, *,
+                       layout: tuple | None = None) -> Variable:
+        """`add_weight` with its arguments named.
 
         `layout` is an optional `(to_torch, to_keras)` pair of functions when the layer stores
         the weight in a torch-friendly layout; `shape`, initializers, `get_weights()` and saved
