@@ -298,3 +298,23 @@ def test_add_weight_takes_keras3_positional_order():
         assert tuple(layer.table.shape) == (5, 3) and layer.table.path.endswith(
             "relative_embedding")
         assert not layer.get_weights()[0].any()
+
+
+def test_add_weight_replaces_a_none_placeholder_of_its_name():
+    """midi_generation sets `self.relative_embedding = None` in __init__, then assigns the
+    weight named "relative_embedding" to it in build()."""
+    for k in (keras, kestrel):
+        class Placeholder(k.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.relative_embedding = None
+
+            def build(self, input_shape):
+                self.relative_embedding = self.add_weight((4, 2), name="relative_embedding")
+
+            def call(self, x):
+                return x + k.ops.sum(self.relative_embedding)
+
+        layer = Placeholder()
+        layer(np.zeros((1, 2), "float32"))
+        assert [w.path for w in layer.weights] == ["placeholder/relative_embedding"]

@@ -452,7 +452,9 @@ class Layer(nn.Module):
         if layout is not None:
             value = layout[0](value).contiguous()
         value = value.to(device=config.device(), dtype=torch_dtype)
-        if attr in self._weight_order:
+        if attr in self.__dict__ and self.__dict__[attr] is None:  # `self.w = None` in
+            del self.__dict__[attr]  # __init__, then `self.w = self.add_weight(name="w")`
+        if attr in self._weight_order or attr in self.__dict__:
             attr = f"{attr}_{len(self._weight_order)}"
         with name_scope(self.name, caller=self):
             path = f"{current_path()}/{name}"
