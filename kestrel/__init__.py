@@ -35,7 +35,7 @@ _LAZY_NAMES = {
     "Initializer": "kestrel.initializers.initializer:Initializer",
     "Regularizer": "kestrel.regularizers.regularizers:Regularizer",
     "DTypePolicy": "kestrel.mixed_precision:DTypePolicy",
-    "FloatDTypePolicy": "kestrel.mixed_precision:DTypePolicy",
+    "FloatDTypePolicy": "kestrel.mixed_precision:FloatDTypePolicy",
     "Operation": "kestrel.ops.operation:Operation",
     "Function": "kestrel.ops.function:Function",
     "name_scope": "kestrel.backend.scopes:name_scope",

@@ -23,6 +23,7 @@ from kestrel.registry.bounds import short_repr
 _DISCARDING = [0]  # depth of the `discarding_assignments` scopes now open
 _STATELESS: list = []  # the `StatelessScope`s now open, innermost last
 _SYNCHRONIZATIONS = (None, "none", "on_read", "on_write", "auto")
+_AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")
 
 
 @contextlib.contextmanager
@@ -79,6 +80,12 @@ class Variable(torch.Tensor):
             raise ValueError("Invalid value for argument `synchronization`. Expected one of "
                              "`None`, `'none'`, `'on_read'`, `'on_write'`, `'auto'`. "
                              f"Received: synchronization={short_repr(synchronization)}")
+        if aggregation not in _AGGREGATIONS:
+            raise ValueError("Invalid value for argument `aggregation`. Expected one of `None`, "
+                             "`'none'`, `'mean'`, `'sum'`, `'only_first_replica'`. "
+                             f"Received: aggregation={short_repr(aggregation)}")
+        if isinstance(dtype, str) and dtype.startswith("mixed_"):  # a policy, not a dtype
+            raise ValueError(f"Invalid dtype: {dtype}")
         from kestrel.backend.scopes import current_path
 
         value = _initial_value(initializer, shape, dtype)
@@ -276,6 +283,8 @@ def _initial_value(initializer, shape, dtype) -> torch.Tensor:
                              f"{type(initializer).__name__} and shape=None")
         torch_dtype = config.to_torch_dtype(dtype or config.floatx())
         value = initializers.get(initializer)(tuple(int(d) for d in shape), dtype=torch_dtype)
+        if not isinstance(value, torch.Tensor):  # a plain function may return an array
+            value = torch.as_tensor(np.asarray(value), dtype=torch_dtype)
     else:
         if isinstance(initializer, torch.Tensor):
             value = initializer.detach().clone()

@@ -17,7 +17,7 @@ def bf16_policy():
 def test_policy_properties_and_errors():
     policy = keras.mixed_precision.DTypePolicy("mixed_float16")
     assert (policy.variable_dtype, policy.compute_dtype) == ("float32", "float16")
-    with pytest.raises(ValueError, match="Unknown dtype policy"):
+    with pytest.raises(ValueError, match="Cannot convert .mixed_int8. to a mixed precision DTypePolicy"):
         keras.mixed_precision.set_global_policy("mixed_int8")
 
 

@@ -285,7 +285,8 @@ def test_dtype_policy_map_as_layer_dtype():
     for layer in (quantized, plain):
         layer(torch.ones(1, 3, dtype=layer._variable_dtype))
     assert quantized.dtype_policy == "int8_from_float32" and quantized.kernel.dtype == torch.int8
-    assert plain.dtype_policy == "bfloat16" and plain.kernel.dtype == torch.bfloat16
+    assert plain.compute_dtype == "bfloat16" and plain.kernel.dtype == torch.bfloat16
+    assert plain.dtype_policy is policies  # the map itself, as Keras
 
 
 def test_quantizers_functions_match_keras():
@@ -354,4 +355,4 @@ def test_any_layer_takes_a_policy_map_default():
     policies = DTypePolicyMap(default_policy="float64")
     conv = kestrel.layers.Conv1D(2, 3, dtype=policies)
     assert conv(torch.ones(1, 5, 2, dtype=torch.float64)).dtype == torch.float64
-    assert kestrel.layers.Conv1D(2, 3, dtype=serialize(policies)).dtype_policy == "float64"
+    assert kestrel.layers.Conv1D(2, 3, dtype=serialize(policies)).compute_dtype == "float64"

@@ -6,10 +6,10 @@ from kestrel.dtype_policies.quantized import (QUANTIZATION_MODES, AWQDTypePolicy
                                               GPTQDTypePolicy, Int4DTypePolicy,
                                               QuantizedDTypePolicy, QuantizedFloat8DTypePolicy,
                                               from_name)
-from kestrel.mixed_precision import DTypePolicy, global_policy
+from kestrel.mixed_precision import DTypePolicy, FloatDTypePolicy, global_policy
 
-FloatDTypePolicy = DTypePolicy
-_CLASSES = {"DTypePolicy": DTypePolicy, "FloatDTypePolicy": DTypePolicy, "Policy": DTypePolicy,
+_CLASSES = {"DTypePolicy": DTypePolicy, "FloatDTypePolicy": FloatDTypePolicy,
+            "Policy": DTypePolicy,
             "QuantizedDTypePolicy": QuantizedDTypePolicy,
             "QuantizedFloat8DTypePolicy": QuantizedFloat8DTypePolicy,
             "DTypePolicyMap": DTypePolicyMap, "Int4DTypePolicy": Int4DTypePolicy,
@@ -19,7 +19,8 @@ _CLASSES = {"DTypePolicy": DTypePolicy, "FloatDTypePolicy": DTypePolicy, "Policy
 def serialize(dtype_policy: DTypePolicy) -> dict:
     """A policy as Keras 3 writes it in configs."""
     name = type(dtype_policy).__name__
-    return {"module": "keras" if name == "DTypePolicy" else "keras.dtype_policies",
+    return {"module": "keras" if name in ("DTypePolicy", "FloatDTypePolicy")
+            else "keras.dtype_policies",
             "class_name": name, "config": dtype_policy.get_config(), "registered_name": None}
 
 
@@ -32,13 +33,14 @@ def deserialize(config: dict, custom_objects=None) -> DTypePolicy:
     arguments = dict(config.get("config", {}))
     if cls is DTypePolicyMap:
         return DTypePolicyMap.from_config(arguments, custom_objects)
-    if cls is DTypePolicy and arguments.get("name") is None:  # a map entry: the global one
+    if cls in (DTypePolicy, FloatDTypePolicy) and arguments.get("name") is None:  # a map entry: the global one
         arguments["name"] = global_policy().name
     return cls(**arguments)
 
 
 def get(identifier) -> DTypePolicy:
-    """A policy from None (the global one), a name, a config dict, or a policy."""
+    """A policy from None (the global one), a name, a config dict, a policy, or a dtype
+    object (torch, NumPy)."""
     if identifier is None:
         return global_policy()
     if isinstance(identifier, DTypePolicy):
@@ -55,8 +57,13 @@ def get(identifier) -> DTypePolicy:
                 f"Cannot convert {identifier[:100]!r} to a mixed precision DTypePolicy. Valid "
                 "policies include 'mixed_float16', 'mixed_bfloat16', and the name of any float "
                 "dtype such as 'float32'.") from None
-    raise ValueError("Cannot interpret `dtype` argument. Expected a string or an instance of "
-                     f"DTypePolicy. Received: dtype={_short(identifier)}")
+    from kestrel.backend.dtypes import standardize_dtype
+
+    try:
+        return DTypePolicy(standardize_dtype(identifier))
+    except (TypeError, ValueError):
+        raise ValueError("Cannot interpret `dtype` argument. Expected a string or an instance "
+                         f"of DTypePolicy. Received: dtype={_short(identifier)}") from None
 
 
 def _short(value) -> str:

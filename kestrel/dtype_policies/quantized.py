@@ -22,13 +22,7 @@ class QuantizedDTypePolicy(DTypePolicy):
 
     def __init__(self, mode: str, source_name: str | None = None):
         source_name = global_policy().name if source_name is None else source_name
-        try:
-            super().__init__(source_name)
-        except ValueError:
-            raise ValueError(
-                f"Cannot convert '{str(source_name)[:100]}' to a mixed precision DTypePolicy. "
-                "Valid policies include 'mixed_float16', 'mixed_bfloat16', and the name of any "
-                "float dtype such as 'float32'.") from None
+        super().__init__(source_name)
         self.source_name = source_name
         if mode not in QUANTIZATION_MODES:
             raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. "
@@ -36,35 +30,11 @@ class QuantizedDTypePolicy(DTypePolicy):
         if mode == "int8" and self.compute_dtype == "float16":
             raise ValueError(f"Quantization mode='{mode}' doesn't work well with "
                              "compute_dtype='float16'.")
-        self.name = f"{mode}_from_{source_name}"
-        self._mode = mode
-
-    @property
-    def variable_dtype(self) -> str:
-        return DTypePolicy(self.source_name).variable_dtype
-
-    @property
-    def compute_dtype(self) -> str:
-        return DTypePolicy(self.source_name).compute_dtype
-
-    @property
-    def quantization_mode(self) -> str:
-        return self._mode
+        self._name = f"{mode}_from_{source_name}"
+        self._quantization_mode = mode
 
     def get_config(self) -> dict:
-        return {"mode": self._mode, "source_name": self.source_name}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    __hash__ = DTypePolicy.__hash__
-
-    def __repr__(self) -> str:
-        return f'<{type(self).__name__} "{self.name}">'
+        return {"mode": self._quantization_mode, "source_name": self.source_name}
 
 
 class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
@@ -107,10 +77,11 @@ class _ParameterizedPolicy(QuantizedDTypePolicy):
                                  f"but got {value} from '{mode}'.")
             setattr(self, field, value)
         super().__init__(base, source_name)
-        self.name = f"{mode}_from_{self.source_name}"
+        self._name = f"{mode}_from_{self.source_name}"
 
     def get_config(self) -> dict:
-        mode = "/".join([self._mode] + [str(getattr(self, f)) for f, _, _ in self._fields])
+        mode = "/".join([self._quantization_mode]
+                        + [str(getattr(self, f)) for f, _, _ in self._fields])
         return {"mode": mode, "source_name": self.source_name}
 
 

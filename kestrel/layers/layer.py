@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kestrel import config, dtype_policies, mixed_precision
+from kestrel import config, dtype_policies
 from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, remat, stateless
@@ -53,19 +53,12 @@ def _weight_shape(layer, name, shape) -> tuple:
     return tuple(int(d) for d in dims)
 
 
-def policy_name(dtype) -> str:
-    """The dtype policy name of a `dtype` argument (string, torch dtype or Keras policy dict)."""
-    if dtype is None:
-        return mixed_precision.global_policy().name
-    if isinstance(dtype, dict):
-        if dtype.get("class_name") == "DTypePolicyMap":  # a layer takes the map's default
-            return policy_name(dtype.get("config", {}).get("default_policy"))
-        return dtype.get("config", {}).get("name", config.floatx())
-    if hasattr(dtype, "default_policy"):  # a DTypePolicyMap
-        return dtype.default_policy.name
-    if isinstance(dtype, torch.dtype):
-        return config.dtype_name(dtype)
-    return getattr(dtype, "name", None) or str(dtype)
+def resolve_policy(dtype) -> DTypePolicy:
+    """The dtype policy of a `dtype` argument: None (the global policy), a name, a torch or
+    NumPy dtype, a policy, a `DTypePolicyMap`, or the config of one."""
+    if isinstance(dtype, dict) and "class_name" not in dtype:  # a bare `{"config": ...}`
+        dtype = dtype.get("config", {}).get("name")
+    return dtype_policies.get(dtype)
 
 
 _KERAS_WEIGHT_ARGS = ("shape", "initializer", "dtype", "trainable", "autocast", "regularizer",
@@ -129,12 +122,7 @@ class Layer(nn.Module):
         if name is not None and not isinstance(name, str):
             raise ValueError(f"Layer name must be a string. Received: name={short_repr(name)}")
         self.name = name or naming.unique_name(naming.to_snake_case(type(self).__name__))
-        self._dtype_policy = policy_name(dtype)
-        policy = mixed_precision.DTypePolicy(self._dtype_policy) \
-            if self._dtype_policy.startswith("mixed_") else None
-        self._variable_dtype = config.to_torch_dtype(
-            policy.variable_dtype if policy else self._dtype_policy)
-        self._autocast_dtype = mixed_precision.autocast_dtype(self._dtype_policy)
+        self._set_policy(resolve_policy(dtype))
         self.autocast = autocast
         self._trainable = bool(trainable)
         self.built = False
@@ -177,6 +165,8 @@ class Layer(nn.Module):
         or first call): weights created inside get paths `<outer scopes>/<layer>/<weight>`."""
         if self.__dict__.get("_parent_path") is None:
             self._parent_path = current_path()
+            if isinstance(self._dtype_policy, DTypePolicyMap):  # its entry for the new path
+                self._set_policy(self._dtype_policy)
         return name_scope(self.name, caller=self)
 
     def build_from_config(self, build_config: dict | None) -> None:
@@ -735,21 +725,69 @@ class Layer(nn.Module):
 
     @property
     def dtype(self) -> str:
-        return config.dtype_name(self._variable_dtype)
+        """The dtype of the layer's weights (its policy's `variable_dtype`)."""
+        return self._active_policy().variable_dtype
 
     @property
-    def dtype_policy(self) -> str:
+    def dtype_policy(self) -> DTypePolicy:
+        """The layer's `DTypePolicy` (or `DTypePolicyMap`); set it with a name, a policy or a
+        policy config."""
         return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value) -> None:
+        policy = resolve_policy(value)
+        current, path = self._dtype_policy, self.path
+        if isinstance(current, DTypePolicyMap) and path:  # as Keras: replace this path's entry
+            if path in current:
+                del current[path]
+            current[path] = policy
+            policy = current[path]
+        else:
+            current = policy
+        if policy.quantization_mode is not None:
+            self._apply_quantized_policy(policy)
+        else:
+            self._set_policy(current)
+
+    def _apply_quantized_policy(self, policy: DTypePolicy) -> None:
+        """Quantizable layers quantize themselves; others refuse a quantized policy."""
+        raise NotImplementedError(
+            f"Layer '{self.name}' ({type(self).__name__}) does not support quantization. "
+            f"Received: dtype_policy={policy.name!r}")
+
+    def _active_policy(self) -> DTypePolicy:
+        """The policy in force: a `DTypePolicyMap`'s entry for the layer's path once it has
+        one (its default before), else the layer's policy."""
+        policy = self._dtype_policy
+        if isinstance(policy, DTypePolicyMap):
+            parent = self.__dict__.get("_parent_path")
+            if parent is None:
+                return policy.default_policy
+            return policy[f"{parent}/{self.name}" if parent else self.name]
+        return policy
+
+    def _set_policy(self, policy: DTypePolicy) -> None:
+        """Make `policy` the layer's and cache the torch dtypes `__call__` reads: inputs are
+        cast to the dtype of the weights, and `call` runs under autocast when the compute
+        dtype differs from it (weights built before the policy changed keep their dtype)."""
+        self._dtype_policy = policy
+        active = self._active_policy()
+        stored = next((w.dtype for w in self.weights if w.is_floating_point()), None) \
+            if self.__dict__.get("built") else None
+        self._variable_dtype = stored or config.to_torch_dtype(active.variable_dtype)
+        compute = config.to_torch_dtype(active.compute_dtype)
+        self._autocast_dtype = None if compute is self._variable_dtype else compute
 
     @property
     def compute_dtype(self) -> str:
         """The dtype the layer computes in (`"float16"` under `mixed_float16`)."""
-        return config.dtype_name(self._autocast_dtype or self._variable_dtype)
+        return self._active_policy().compute_dtype
 
     @property
     def variable_dtype(self) -> str:
         """The dtype of the layer's weights (Keras 3's name for `dtype`)."""
-        return self.dtype
+        return self._active_policy().variable_dtype
 
     @property
     def input_dtype(self) -> str:
@@ -812,8 +850,7 @@ class Layer(nn.Module):
         config = {
             **(auto_config.config_of(self) if automatic else {"name": self.name}),
             "trainable": self.trainable,
-            "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                      "config": {"name": self._dtype_policy}, "registered_name": None},
+            "dtype": dtype_policies.serialize(self.dtype_policy),
         }
         if self.activity_regularizer is not None:  # only when set, as Keras
             from kestrel import regularizers

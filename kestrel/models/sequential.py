@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 
+from kestrel import dtype_policies
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.naming import unique_name
@@ -74,7 +75,7 @@ class Sequential(Model):
             if shape is None and len(self._stack) > 1 and _one_symbolic_input(first):
                 shape = first.inputs[0].shape  # as Keras: a built model first gives its input
             if shape is not None:
-                self._input_layer = InputLayer(batch_shape=shape, dtype=first._dtype_policy)
+                self._input_layer = InputLayer(batch_shape=shape, dtype=first.compute_dtype)
         if self._input_layer is not None and self._stack:
             self._build_graph(self._input_layer.output_tensor)
 
@@ -169,8 +170,7 @@ class Sequential(Model):
                 entry["build_config"] = build
             layers.append(entry)
         config = {"name": self.name, "trainable": self.trainable,
-                  "dtype": {"module": "keras", "class_name": "DTypePolicy",
-                            "config": {"name": self.dtype_policy}, "registered_name": None},
+                  "dtype": dtype_policies.serialize(self.dtype_policy),
                   "layers": layers}
         if self._input_layer is not None:  # as Keras: the input's shape, batch included
             config["build_input_shape"] = list(self._input_layer.batch_shape)

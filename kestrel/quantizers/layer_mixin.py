@@ -11,7 +11,7 @@ import functools
 import torch
 
 from kestrel.dtype_policies import (QUANTIZATION_MODES, QuantizedDTypePolicy,
-                                    QuantizedFloat8DTypePolicy, from_name, serialize)
+                                    QuantizedFloat8DTypePolicy, from_name)
 from kestrel import quantizers
 from kestrel.quantizers import float8
 from kestrel.quantizers.config import resolve
@@ -24,7 +24,6 @@ class Quantizable:
     `(name, value, dtype)`); classes with float8 name `_float8_contract(layer, x, kernel)`."""
 
     _quantization_mode = None
-    _policy_mode = None  # the mode as the policy names it, e.g. "int4/128"
     _quantization_config = None
     _int4_block_size = None
     _quantized_names: tuple = ()
@@ -35,12 +34,12 @@ class Quantizable:
         """The quantization mode of this layer, `None` if not quantized."""
         return self._quantization_mode
 
-    @property
-    def dtype_policy(self) -> str:
-        """The policy name: `"int8_from_<float policy>"` (`"int4/128_from_..."`) once
-        quantized."""
-        mode, source = self._policy_mode, self._dtype_policy
-        return source if mode is None else f"{mode}_from_{source}"
+    def _apply_quantized_policy(self, policy: QuantizedDTypePolicy) -> None:
+        """`layer.dtype_policy = "int8_from_float32"`: quantize now if built, else at build."""
+        if self.built:
+            self.quantize(policy.quantization_mode)
+        else:
+            self._set_quantization_mode(policy)
 
     @staticmethod
     def _pop_quantized_dtype(kwargs: dict, default_name: str):
@@ -54,7 +53,8 @@ class Quantizable:
                 or isinstance(dtype, dtype_policies.DTypePolicyMap):
             dtype = dtype_policies.get(dtype)
         if isinstance(dtype, dtype_policies.DTypePolicyMap):
-            dtype = dtype[kwargs.get("name") or default_name]
+            entry = dtype[kwargs.get("name") or default_name]
+            dtype = entry if isinstance(entry, QuantizedDTypePolicy) else dtype
         if not isinstance(dtype, QuantizedDTypePolicy):
             if dtype is not None:
                 kwargs["dtype"] = dtype
@@ -65,6 +65,7 @@ class Quantizable:
     def _set_quantization_mode(self, policy: QuantizedDTypePolicy | None) -> None:
         if policy is None:
             return
+        self._set_policy(policy)  # its compute and variable dtypes are its source's
         mode = policy.quantization_mode
         if mode in ("gptq", "awq"):
             raise NotImplementedError(_calibrated_message(self, mode))
@@ -76,7 +77,6 @@ class Quantizable:
                 f"{cls.__name__} '{self.name}': Kestrel runs quantization modes "
                 f"{modes} for this layer. Received: mode={mode}")
         self._quantization_mode = mode
-        self._policy_mode = policy.name.split("_from_")[0]
         block_size = getattr(policy, "block_size", -1)
         self._int4_block_size = None if block_size == -1 else block_size
         self._amax_history_length = getattr(policy, "amax_history_length",
@@ -98,7 +98,7 @@ class Quantizable:
         policy_mode = mode
         if mode == "int4":
             policy_mode = f"int4/{-1 if config.block_size is None else config.block_size}"
-        self._set_quantization_mode(from_name(f"{policy_mode}_from_{self._dtype_policy}"))
+        self._set_quantization_mode(from_name(f"{policy_mode}_from_{self._dtype_policy.name}"))
         self._quantization_config = config
         self._quantized_build(quantize_values=True)
 
@@ -137,15 +137,6 @@ class Quantizable:
         first, *rest = self._quantized_names
         return [first, *(a for a in self._weight_order if a not in self._quantized_names),
                 *rest]
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        if self._quantization_mode is not None:
-            policy = from_name(self.dtype_policy)
-            if isinstance(policy, QuantizedFloat8DTypePolicy):
-                policy.amax_history_length = self._amax_history_length
-            config["dtype"] = serialize(policy)
-        return config
 
     def _quantization_entry(self) -> dict:
         """`quantization_config`, which Keras writes (None too) after the layer's own keys."""
@@ -190,7 +181,7 @@ def check_quantize_args(layer, mode) -> None:
             f"'{type(layer).__name__}') is not built yet.")
     if getattr(layer, "_quantization_mode", None) is not None:
         raise ValueError(f"Layer '{layer.name}' is already quantized with "
-                         f"dtype_policy='{layer.dtype_policy}'. Received: mode={mode}")
+                         f"dtype_policy='{layer.dtype_policy.name}'. Received: mode={mode}")
     if mode not in QUANTIZATION_MODES:
         raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. "
                          f"Received: mode={str(mode)[:50]}")

@@ -124,4 +124,4 @@ class HashedCrossing(Layer):
 
     def get_config(self):
         return {"num_bins": self.num_bins, "output_mode": self.output_mode,
-                "sparse": self.sparse, "name": self.name, "dtype": self._dtype_policy}
+                "sparse": self.sparse, "name": self.name, "dtype": self.dtype}

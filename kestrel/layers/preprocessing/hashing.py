@@ -59,9 +59,9 @@ class Hashing(AcceptsStrings, Layer):
         if num_bins is None or num_bins <= 0:
             raise ValueError("Hashing: the `num_bins` for `Hashing` cannot be `None` or "
                              f"non-positive values. Received: num_bins={num_bins}.")
-        if output_mode == "int" and self._dtype_policy not in ("int32", "int64"):
+        if output_mode == "int" and self.dtype not in ("int32", "int64"):
             raise ValueError('Hashing: when `output_mode="int"`, `dtype` should be an integer '
-                             f"type, 'int32' or 'int64'. Received: dtype={self._dtype_policy}")
+                             f"type, 'int32' or 'int64'. Received: dtype={self._dtype_policy.name}")
         if output_mode not in OUTPUT_MODES:
             raise ValueError("Hashing: invalid value for argument `output_mode`. Expected one "
                              f"of {OUTPUT_MODES}. Received: output_mode={output_mode}")
