@@ -84,3 +84,30 @@ def test_attention_equations_match_keras():
 
     for rank, axes in [(4, (1,)), (5, (1, 2)), (5, (2,)), (6, (1, 3))]:
         assert attention_equations(rank, axes) == _build_attention_equation(rank, axes)
+
+
+def test_unused_sublayer_makes_every_fit_read_a_build_batch():
+    """vit_small_ds (vanilla): a custom layer's sublayer that `call` never uses stays unbuilt,
+    so Keras reads a build batch at every fit/evaluate; the shuffled order of the next epoch
+    (drawn from the global RNG) agrees with Keras'."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 3)).astype("float32")
+    y = rng.normal(size=(12, 2)).astype("float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+
+        class Head(k.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.used, self.unused = k.layers.Dense(2), k.layers.LayerNormalization()
+
+            def call(self, inputs):
+                return self.used(inputs)
+
+        inputs = k.Input((3,))
+        model = k.Model(inputs, Head()(inputs))
+        model.compile(optimizer="sgd", loss="mse")
+        history = model.fit(x, y, batch_size=4, epochs=3, validation_split=0.25, verbose=0)
+        got[lib] = history.history["loss"]
+    np.testing.assert_allclose(got[kestrel], got[keras], rtol=1e-5)
