@@ -265,14 +265,18 @@ class Layer(nn.Module):
         which saves torch's module call machinery on every layer of every batch. `donated`:
         the position of an input tensor the model hands over (nothing else holds it), which
         `_in_place` may overwrite with the result."""
-        if type(x) in _PLAIN_KINDS and self._plain(x) and not (
-                self._fills_training or self._forward_hooks or self._forward_pre_hooks
-                or self._backward_hooks or self._backward_pre_hooks or _any_global_hook()
-                or torch._C._get_tracing_state()):
+        if self._runs_plain(x):
             if donated is not None:
                 return self._call_plain(functools.partial(self._in_place, position=donated), x)
             return self._call_plain(self._unmasked(self.forward), x)
         return self(x)
+
+    def _runs_plain(self, x) -> bool:
+        """Whether `self(x)` from a model may run `forward` directly (`_call_in_graph`)."""
+        return type(x) in _PLAIN_KINDS and self._plain(x) and not (
+            self._fills_training or self._forward_hooks or self._forward_pre_hooks
+            or self._backward_hooks or self._backward_pre_hooks or _any_global_hook()
+            or torch._C._get_tracing_state())
 
     def _unmasked(self, run):
         """`run` as the full call path would invoke it when nothing is masked: with

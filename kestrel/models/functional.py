@@ -99,12 +99,13 @@ class Functional(Model):
         self._output_slots = [slot(t) for t in self.outputs]
         self._loss_slots = [slot(t) for t in self._loss_tensors]
         self._n_slots = len(slots)
+        plan = _fuse_paddings(plan, set(self._output_slots) | set(self._loss_slots))
         # free each intermediate after its last reader, as eager torch code does: holding
         # every activation to the end of `call` defeats the allocator (MobileNetV2 predict 2.9x
         # slower than torchvision at batch 8, 128x128)
         last_reader = {}
         for step, (_, simple, arg_spec, _) in enumerate(plan):
-            read = [arg_spec] if simple is _ONE else arg_spec if simple is _LIST else [
+            read = [arg_spec] if simple in _ONE_INPUT else arg_spec if simple is _LIST else [
                 v.index for v in flatten(arg_spec) if type(v) is _Slot]
             last_reader.update((index, step) for index in read)
         dead = [[] for _ in plan]
@@ -165,6 +166,14 @@ class Functional(Model):
                         handover.take_from_list(values, arg_spec, donor), donor)
                 else:
                     outputs = layer._call_in_graph([values[i] for i in arg_spec])
+            elif simple is _PAD:
+                x = values[arg_spec]
+                outputs = _Padding(x, layer.padding) if layer._runs_plain(x) \
+                    else layer._call_in_graph(x)
+            elif simple is _PADDED:
+                x = values[arg_spec]
+                outputs = layer._call_padded_in_graph(x.tensor, x.pads) if type(x) is _Padding \
+                    else layer._call_in_graph(x)
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
@@ -177,7 +186,7 @@ class Functional(Model):
             else:
                 for index, value in zip(out_slots, flatten(outputs)):
                     values[index] = value
-            outputs = args = kwargs = value = None  # `values` alone holds them: see handover
+            outputs = args = kwargs = value = x = None  # `values` alone holds them: see handover
         self._losses.extend(values[i] for i in self._loss_slots)
         if self._single_in_list:
             return values[self._output_slots[0]]
@@ -324,7 +333,46 @@ def _donors(entry, dying: set[int]) -> tuple[int, ...] | None:
     return positions or None
 
 
-_ONE, _LIST, _GENERAL = 0, 1, 2  # how a node is called (small ints: `is` holds after pickling)
+# how a node is called (small ints: `is` holds after pickling): on one tensor, on a list,
+# anything else; a ZeroPadding fused into the convolution that reads it, and that convolution
+_ONE, _LIST, _GENERAL, _PAD, _PADDED = 0, 1, 2, 3, 4
+_ONE_INPUT = (_ONE, _PAD, _PADDED)
+
+
+class _Padding:
+    """What a fused ZeroPadding hands its convolution: the unpadded tensor and the padding."""
+    __slots__ = ("tensor", "pads")
+
+    def __init__(self, tensor, pads):
+        self.tensor, self.pads = tensor, pads
+
+
+def _fuse_paddings(plan: list, kept: set[int]) -> list:
+    """`plan` with each ZeroPadding whose output only one convolution reads (and nothing
+    returns) marked `_PAD`, and that convolution `_PADDED`: the convolution then pads as it
+    convolves (`ConvLayerBase._call_padded_in_graph`), without a padded copy of the input."""
+    from kestrel.layers.convolutional.base_conv import ConvLayerBase
+    from kestrel.layers.reshaping.zero_padding import BaseZeroPadding
+
+    readers: dict[int, list[int]] = {}
+    for step, (_, simple, arg_spec, _) in enumerate(plan):
+        read = [arg_spec] if simple is _ONE else arg_spec if simple is _LIST else [
+            v.index for v in flatten(arg_spec) if type(v) is _Slot]
+        for index in read:
+            readers.setdefault(index, []).append(step)
+    plan = list(plan)
+    for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
+        if not (isinstance(layer, BaseZeroPadding) and simple is _ONE and len(out_slots) == 1
+                and out_slots[0] not in kept and len(readers.get(out_slots[0], ())) == 1):
+            continue
+        target = readers[out_slots[0]][0]
+        conv, conv_simple, conv_arg, conv_out = plan[target]
+        if conv_simple is _ONE and isinstance(conv, ConvLayerBase) and \
+                conv.rank == layer.rank and conv.data_format == layer.data_format and \
+                conv._fusable_padding():
+            plan[step] = (layer, _PAD, arg_spec, out_slots)
+            plan[target] = (conv, _PADDED, conv_arg, conv_out)
+    return plan
 
 
 class _Slot:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.conv_transpose import keras_window
+from kestrel.layers.convolutional.padded_conv import conv_with_pads
 from kestrel.ops.convert import dtype_of, float_result, promote, to_tensors
 from kestrel.ops.dispatch import keras_op, module_all
 
@@ -57,11 +58,10 @@ def _conv_cf(x, weight, rank, strides, padding, dilation, op):
     if remainder or groups == 0:
         raise ValueError(f"ops.{op}: the input channels ({x.shape[1]}) must be a multiple of "
                          f"the kernel's input channels ({weight.shape[1]}).")
-    pad = 0
     if cu.standardize_padding(padding, f"ops.{op}") == "same":
         pads = cu.same_padding(tuple(x.shape[2:]), tuple(weight.shape[2:]), strides, dilation)
-        x, pad = cu.pad_for_torch(x, pads)
-    return _CONV[rank](x, weight, None, strides, pad, dilation, groups)
+        return conv_with_pads(_CONV[rank], x, weight, None, strides, pads, dilation, groups)
+    return _CONV[rank](x, weight, None, strides, 0, dilation, groups)
 
 
 @keras_op

@@ -6,6 +6,8 @@ torch's fused kernels; `BaseConv` is the regular N-d convolution behind Conv1D/2
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -13,6 +15,7 @@ from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import is_builtin
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.config_order import keras_order
+from kestrel.layers.convolutional.padded_conv import conv_with_pads
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer
 
@@ -98,15 +101,36 @@ class ConvLayerBase(Layer):
             check_input_shapes(self, self.input_spec, tuple(inputs.shape))
         return cu.permuted(inputs, self._to_channels_first) if self._channels_last else inputs
 
-    def _pad(self, x: torch.Tensor):
-        """`(x, padding)`: `x` padded as `self.padding` asks, or the padding for torch's op."""
-        if self.padding == "valid":
-            return x, 0
+    def _convolve(self, x: torch.Tensor, weight, bias, groups: int, pads=None):
+        """torch's convolution of channels-first `x` with this layer's padding, after `pads`
+        ((before, after) zeros per spatial dim, from a `ZeroPadding` the model fused into this
+        layer: `_call_padded_in_graph`), without building a padded copy of `x` (`padded_conv`)."""
+        conv = CONV[self.rank]
         if self.padding == "causal":
-            return F.pad(x, (self.dilation_rate[0] * (self.kernel_size[0] - 1), 0)), 0
-        pads = cu.same_padding(tuple(x.shape[2:]), self.kernel_size, self.strides,
-                               self.dilation_rate)
-        return cu.pad_for_torch(x, pads)
+            x = F.pad(x, (self.dilation_rate[0] * (self.kernel_size[0] - 1), 0))
+        elif self.padding == "same":
+            spatial = tuple(x.shape[2:]) if pads is None else tuple(
+                n + sum(pair) for n, pair in zip(x.shape[2:], pads))
+            same = cu.same_padding(spatial, self.kernel_size, self.strides, self.dilation_rate)
+            pads = same if pads is None else tuple(
+                (b + sb, a + sa) for (b, a), (sb, sa) in zip(pads, same))
+        if pads is None:
+            return conv(x, weight, bias, self.strides, 0, self.dilation_rate, groups)
+        return conv_with_pads(conv, x, weight, bias, self.strides, pads, self.dilation_rate,
+                              groups)
+
+    def _fusable_padding(self) -> bool:
+        """Whether a model may hand this layer a `ZeroPadding`'s input and its padding
+        (`_call_padded_in_graph`) instead of the padded tensor: true for the classes whose
+        `call` is `_padded_call(inputs, None)`, unless a subclass overrides it."""
+        return False
+
+    def _call_padded_in_graph(self, x: torch.Tensor, pads: tuple):
+        """`self(pad(x, pads))` for a model that fused the `ZeroPadding` before this layer."""
+        if self._runs_plain(x):
+            return self._call_plain(functools.partial(self._padded_call, pads=pads), x)
+        first = 1 if self._channels_last else 2
+        return self._call_in_graph(cu.pad(x, pads, first))
 
     def _finish(self, outputs: torch.Tensor) -> torch.Tensor:
         """Back to the layer's data format, then the activation."""
@@ -210,10 +234,15 @@ class BaseConv(ConvLayerBase):
     def call(self, inputs):
         if type(self).convolution_op is not BaseConv.convolution_op:
             return self._call_overridden_op(inputs)
-        x, padding = self._pad(self._channels_first(inputs))
-        outputs = CONV[self.rank](x, self.kernel, self.bias, self.strides, padding,
-                                  self.dilation_rate, self.groups)
-        return self._finish(outputs)
+        return self._padded_call(inputs, None)
+
+    def _padded_call(self, inputs, pads):
+        x = self._channels_first(inputs)
+        return self._finish(self._convolve(x, self.kernel, self.bias, self.groups, pads))
+
+    def _fusable_padding(self) -> bool:
+        return type(self).call is BaseConv.call and self.padding != "causal" and \
+            type(self).convolution_op is BaseConv.convolution_op
 
     def convolution_op(self, inputs, kernel):
         """The bare convolution of `inputs` with a `kernel` in Keras' layout (no bias, no
@@ -224,9 +253,8 @@ class BaseConv(ConvLayerBase):
         ...         mean, var = keras.ops.moments(kernel, axes=[0, 1, 2], keepdims=True)
         ...         return super().convolution_op(inputs, (kernel - mean) / keras.ops.sqrt(var))
         """
-        x, padding = self._pad(self._channels_first(inputs))
-        outputs = CONV[self.rank](x, cu.kernel_to_torch(kernel, self.rank), None, self.strides,
-                                  padding, self.dilation_rate, self.groups)
+        outputs = self._convolve(self._channels_first(inputs),
+                                 cu.kernel_to_torch(kernel, self.rank), None, self.groups)
         return outputs.permute(self._to_channels_last) if self._channels_last else outputs
 
     def _call_overridden_op(self, inputs):

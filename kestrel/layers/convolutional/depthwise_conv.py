@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.convolutional import conv_utils as cu
-from kestrel.layers.convolutional.base_conv import CONV, ConvLayerBase
+from kestrel.layers.convolutional.base_conv import ConvLayerBase
 from kestrel.layers.layer import register_layer
 
 
@@ -52,10 +52,14 @@ class BaseDepthwiseConv(ConvLayerBase):
         self.built = True
 
     def call(self, inputs):
-        x, padding = self._pad(self._channels_first(inputs))
-        outputs = CONV[self.rank](x, self.kernel, self.bias, self.strides, padding,
-                                  self.dilation_rate, x.shape[1])
-        return self._finish(outputs)
+        return self._padded_call(inputs, None)
+
+    def _padded_call(self, inputs, pads):
+        x = self._channels_first(inputs)
+        return self._finish(self._convolve(x, self.kernel, self.bias, x.shape[1], pads))
+
+    def _fusable_padding(self) -> bool:
+        return type(self).call is BaseDepthwiseConv.call and self.padding != "causal"
 
     def _output_channels(self, input_shape):
         channels = input_shape[-1] if self._channels_last else input_shape[1]

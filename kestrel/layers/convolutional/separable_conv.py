@@ -66,11 +66,15 @@ class BaseSeparableConv(ConvLayerBase):
         self.built = True
 
     def call(self, inputs):
-        x, padding = self._pad(self._channels_first(inputs))
-        conv = CONV[self.rank]
-        depthwise = conv(x, self.depthwise_kernel, None, self.strides, padding,
-                         self.dilation_rate, x.shape[1])
-        return self._finish(conv(depthwise, self.pointwise_kernel, self.bias))
+        return self._padded_call(inputs, None)
+
+    def _padded_call(self, inputs, pads):
+        x = self._channels_first(inputs)
+        depthwise = self._convolve(x, self.depthwise_kernel, None, x.shape[1], pads)
+        return self._finish(CONV[self.rank](depthwise, self.pointwise_kernel, self.bias))
+
+    def _fusable_padding(self) -> bool:
+        return type(self).call is BaseSeparableConv.call and self.padding != "causal"
 
     def _output_channels(self, input_shape):
         return self.filters

@@ -1,0 +1,150 @@
+"""Convolutions of zero-padded inputs without a padded copy (`padded_conv`), and functional
+models fusing a `ZeroPadding` into the convolution that reads it."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kestrel
+from kestrel.layers.convolutional.padded_conv import conv_with_pads
+from kestrel.models import functional
+
+CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _reference(rank, x, w, b, strides, pads, dilation, groups):
+    flat = [amount for pair in reversed(pads) for amount in pair]
+    return CONV[rank](F.pad(x, flat), w, b, strides, 0, dilation, groups)
+
+
+CASES = [  # rank, size, kernel, stride, dilation, pads
+    (2, (8, 7), (3, 3), (2, 2), (1, 1), ((0, 1), (0, 1))),      # Keras' correct_pad
+    (2, (9, 9), (5, 5), (2, 2), (1, 1), ((1, 2), (1, 2))),      # "same", 5x5, stride 2
+    (2, (6, 8), (3, 2), (1, 3), (1, 1), ((2, 0), (0, 3))),      # before > after, mixed
+    (2, (7, 7), (3, 3), (1, 1), (2, 2), ((1, 3), (3, 1))),      # dilated
+    (2, (4, 5), (4, 4), (3, 3), (1, 1), ((0, 3), (0, 2))),      # several lost rows
+    (2, (2, 2), (3, 3), (2, 2), (1, 1), ((0, 3), (1, 1))),      # more lost rows than input
+    (1, (10,), (4,), (3,), (1,), ((1, 2),)),
+    (3, (5, 4, 6), (3, 2, 3), (2, 1, 2), (1, 1, 1), ((0, 1), (1, 0), (0, 2))),
+]
+
+
+@pytest.mark.parametrize("rank,size,kernel,strides,dilation,pads", CASES)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_equals_padding_then_convolving(rank, size, kernel, strides, dilation, pads, groups):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4 // groups, *kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    expected = _reference(rank, x, w, b, strides, pads, dilation, groups)
+    got = conv_with_pads(CONV[rank], x, w, b, strides, pads, dilation, groups)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected)
+    cotangent = torch.randn_like(expected)
+    for g, e in zip(torch.autograd.grad(got, (x, w, b), cotangent),
+                    torch.autograd.grad(expected, (x, w, b), cotangent)):
+        torch.testing.assert_close(g, e)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            conv_with_pads(CONV[rank], x, w, b, strides, pads, dilation, groups), expected)
+
+
+def _padded_model(conv, also_return_padded=False, pad=((0, 1), (0, 1))):
+    inputs = kestrel.Input((9, 9, 4))
+    padded = kestrel.layers.ZeroPadding2D(pad, name="pad")(inputs)
+    outputs = conv(padded)
+    return kestrel.Model(inputs, [outputs, padded] if also_return_padded else outputs)
+
+
+def _fused_steps(model):
+    return [(layer.name, simple) for layer, simple, *_ in model._plan
+            if simple in (functional._PAD, functional._PADDED)]
+
+
+CONVS = {
+    "conv": lambda: kestrel.layers.Conv2D(5, 3, strides=2, name="conv"),
+    "same": lambda: kestrel.layers.Conv2D(5, 4, strides=2, padding="same", name="conv"),
+    "depthwise": lambda: kestrel.layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2,
+                                                       name="conv"),
+    "separable": lambda: kestrel.layers.SeparableConv2D(6, 3, strides=2, name="conv"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONVS))
+def test_model_fuses_padding_and_matches_the_unfused_graph(kind):
+    kestrel.utils.set_random_seed(0)
+    fused = _padded_model(CONVS[kind]())
+    plain = _padded_model(CONVS[kind](), also_return_padded=True)  # padded output kept: no fusion
+    plain.set_weights(fused.get_weights())
+    assert _fused_steps(fused) == [("pad", functional._PAD), ("conv", functional._PADDED)]
+    assert _fused_steps(plain) == []
+    x = torch.randn(3, 9, 9, 4, requires_grad=True)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), plain(x)[0])
+    out, expected = fused(x), plain(x)[0]
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), [x, *fused.trainable_weights])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *plain.trainable_weights])
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e)
+
+
+def test_fused_model_trains_and_saves_like_any_other(tmp_path):
+    kestrel.utils.set_random_seed(0)
+    model = _padded_model(CONVS["depthwise"]())
+    model.compile("sgd", "mse")
+    x, y = np.random.rand(8, 9, 9, 4), np.random.rand(8, 4, 4, 8)
+    first = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=3, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < first
+    model.save(tmp_path / "m.keras")
+    loaded = kestrel.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_hooks_see_the_padded_tensor():
+    kestrel.utils.set_random_seed(0)
+    model = _padded_model(CONVS["conv"]())
+    seen = []
+    handle = model.get_layer("conv").register_forward_pre_hook(
+        lambda module, args: seen.append(tuple(args[0].shape)))
+    x = torch.randn(2, 9, 9, 4)
+    with_hook = model(x)
+    handle.remove()
+    assert seen == [(2, 10, 10, 4)]
+    torch.testing.assert_close(with_hook, model(x))
+    pad_outputs = []
+    model.get_layer("pad").register_forward_hook(
+        lambda module, args, output: pad_outputs.append(tuple(output.shape)))
+    torch.testing.assert_close(model(x), with_hook)
+    assert pad_outputs == [(2, 10, 10, 4)]
+
+
+def test_subclass_with_its_own_call_is_not_fused():
+    class Doubled(kestrel.layers.Conv2D):
+        def call(self, inputs):
+            return 2 * super().call(inputs)
+
+    kestrel.utils.set_random_seed(0)
+    model = _padded_model(Doubled(5, 3, strides=2, name="conv"))
+    assert _fused_steps(model) == []
+    x = torch.randn(2, 9, 9, 4)
+    layer = model.get_layer("conv")
+    expected = 2 * F.conv2d(F.pad(x, (0, 0, 0, 1, 0, 1)).permute(0, 3, 1, 2), layer.kernel,
+                            layer.bias, 2).permute(0, 2, 3, 1)
+    torch.testing.assert_close(model(x), expected)
+
+
+@pytest.mark.parametrize("strides,padding", list(itertools.product([1, 2], ["same", "valid"])))
+def test_ops_conv_same_padding_matches_keras_windows(strides, padding):
+    """Keras' "same" puts the odd zero at the end: the first window starts at row 0."""
+    x = torch.arange(1 * 6 * 6 * 1, dtype=torch.float32).reshape(1, 6, 6, 1)
+    kernel = torch.zeros(2, 2, 1, 1)
+    kernel[0, 0] = 1  # picks each window's top-left element
+    out = kestrel.ops.conv(x, kernel, strides=strides, padding=padding)
+    expected = x[:, ::strides, ::strides] if padding == "same" else \
+        x[:, :5:strides, :5:strides]
+    torch.testing.assert_close(out, expected)
