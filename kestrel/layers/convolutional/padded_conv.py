@@ -1,18 +1,21 @@
 """A convolution of zero-padded input without building the padded tensor.
 
-Keras pads asymmetrically (`"same"` with an even total, `ZeroPadding2D(((0, 1), (0, 1)))`
+Keras pads asymmetrically (`"same"` with an odd total, `ZeroPadding2D(((0, 1), (0, 1)))`
 before a stride-2 convolution), which torch's convolutions cannot express: they pad each dim
-by the same amount on both sides. Building the padded input costs a fresh activation-sized
-buffer (page faults on CPU) and a copy; MobileNetV2 and EfficientNet do it before every
-stride-2 block.
+by the same amount on both sides. Building the padded input costs a fresh input-sized buffer
+(page faults on CPU) and a copy; MobileNetV2 and EfficientNet do it before every stride-2
+block.
 
-Here, per spatial dim with `before` and `after` zeros, torch pads `p = max(before, after)` on
-both sides. When `after > before`, torch would read `after - before` zeros where Keras reads
-the first rows of the input, so the convolution runs on the input without those rows (a view),
-and their contribution is added to the first output rows by a convolution of a thin slab (a
-few rows). When `before > after`, torch's extra trailing outputs are dropped.
+Here, per spatial dim with `before` and `after` zeros, torch pads `before` on both sides, so
+its windows start where Keras' do. Where `after > before`, that leaves out the last few output
+rows (those whose windows reach into the extra zeros): they are convolved from a thin slab of
+the input's last rows, and joined to the rest. Where `before > after`, torch's extra trailing
+outputs are dropped. The joins copy output-sized data, a quarter of the input after a stride
+of 2.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -23,55 +26,60 @@ def conv_with_pads(conv, x, weight, bias, strides, pads, dilation, groups):
     """`conv(pad(x, pads), weight, bias, strides, 0, dilation, groups)` for channels-first
     `x`, a torch convolution `conv` (`F.conv2d`...) and `pads` ((before, after) per spatial
     dim), without materializing the padded `x`."""
-    if all(before == after for before, after in pads):
+    spatial = x.shape[2:]
+    reach = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+    wanted = [(n + b + a - r - 1) // s + 1
+              for n, (b, a), r, s in zip(spatial, pads, reach, strides)]
+    if all(b == a for b, a in pads):
         return conv(x, weight, bias, strides, tuple(b for b, _ in pads), dilation, groups)
-    lost = tuple(max(after - before, 0) for before, after in pads)
-    if any(count >= n for count, n in zip(lost, x.shape[2:])):
+    first = [(n + 2 * b - r - 1) // s + 1 for n, (b, _), r, s in zip(spatial, pads, reach,
+                                                                     strides)]
+    out_size = x.shape[0] * weight.shape[0] * math.prod(wanted)
+    if min(wanted) <= 0 or min(first) <= 0 or out_size >= x.numel():
+        # a window wider than the input, or an output larger than the input (a stem
+        # convolution of 3 channels): padding the input costs less than joining outputs
         return conv(cu.pad(x, pads, 2), weight, bias, strides, 0, dilation, groups)
-    main = x
-    for dim, count in enumerate(lost, 2):
-        if count:
-            main = main.narrow(dim, count, x.shape[dim] - count)
-    out = conv(main, weight, bias, strides, tuple(max(p) for p in pads), dilation, groups)
-    for dim, (before, after) in enumerate(pads):
-        if before > after:
-            size = _output_size(x.shape[dim + 2], before, after, weight.shape[dim + 2],
-                                strides[dim], dilation[dim])
+    out = conv(x, weight, bias, strides, tuple(b for b, _ in pads), dilation, groups)
+    for dim, size in enumerate(wanted):
+        if out.shape[dim + 2] > size:  # before > after: outputs Keras does not compute
             out = out.narrow(dim + 2, 0, size)
-    for dim, count in enumerate(lost):
-        if count:
-            out = _add_lost_rows(out, conv, x, weight, strides, pads, dilation, groups, dim,
-                                 lost)
-    return out
+    tails = {dim: _tail(conv, x, weight, bias, strides, pads, dilation, groups, dim, done,
+                        size - done)
+             for dim, (done, size) in enumerate(zip(out.shape[2:], wanted)) if done < size}
+    if out.requires_grad:
+        for dim, tail in tails.items():
+            out = torch.cat([out, tail], dim + 2)
+        return out
+    return _assemble(out, tails)
 
 
-def _output_size(n, before, after, kernel, stride, dilation) -> int:
-    return (n + before + after - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _add_lost_rows(out, conv, x, weight, strides, pads, dilation, groups, dim, lost):
-    """`out` plus the contribution of `x`'s first `lost[dim]` positions along spatial `dim`
-    (leaving out the positions of earlier dims' lost rows, already added)."""
-    axis = dim + 2
+def _tail(conv, x, weight, bias, strides, pads, dilation, groups, dim, first, count):
+    """The `count` outputs from `first` on along spatial `dim`: Keras' padding along `dim`
+    and the dims before it (already complete), and at most `before` zeros after the dims
+    after it (as many outputs as torch's convolution gave there)."""
+    axis, n = dim + 2, x.shape[dim + 2]
     before, _ = pads[dim]
     stride, reach = strides[dim], dilation[dim] * (weight.shape[axis] - 1)
-    reached = min((lost[dim] - 1 + before) // stride + 1, out.shape[axis])  # rows they reach
-    rows = min(x.shape[axis], stride * (reached - 1) - before + reach + 1)
-    if rows <= 0:  # the windows that start in the lost rows' reach end in the padding
-        return out
-    slab = x.narrow(axis, 0, rows)
-    keep = torch.zeros(rows, dtype=x.dtype, device=x.device)
-    keep[:lost[dim]] = 1
-    slab = slab * keep.view((-1,) + (1,) * (x.dim() - axis - 1))
-    for earlier in range(dim):
-        if lost[earlier]:
-            slab = slab.narrow(earlier + 2, lost[earlier], slab.shape[earlier + 2] - lost[earlier])
-    slab_pads = list(pads)
-    slab_pads[dim] = (before, stride * (reached - 1) + reach + 1 - before - rows)
-    for earlier in range(dim):
-        if lost[earlier]:  # the narrowed-off rows were zeros for this slab
-            b, a = pads[earlier]
-            slab_pads[earlier] = (b + lost[earlier], a)
-    slab = cu.pad(slab, tuple(slab_pads), 2)
-    out.narrow(axis, 0, reached).add_(conv(slab, weight, None, strides, 0, dilation, groups))
+    start = stride * first - before  # the first (padded) row the first missing window reads
+    end = stride * (first + count - 1) - before + reach + 1
+    low = min(max(start, 0), n)
+    high = max(min(end, n), low)
+    slab = x.narrow(axis, low, high - low)
+    lead = max(low - start, 0)
+    slab_pads = [*pads[:dim], (lead, end - start - lead - (high - low)),
+                 *((b, min(a, b)) for b, a in pads[dim + 1:])]
+    return conv(cu.pad(slab, tuple(slab_pads), 2), weight, bias, strides, 0, dilation, groups)
+
+
+def _assemble(head: torch.Tensor, tails: dict) -> torch.Tensor:
+    """`head` joined with `tails` (spatial dim -> the outputs after `head` along it) in one
+    buffer laid out as `head` (what `torch.cat` along each dim gives, with one copy)."""
+    out = cu.pad(head, tuple((0, tails[d].shape[d + 2] if d in tails else 0)
+                             for d in range(head.dim() - 2)), 2)
+    for dim, tail in tails.items():
+        region = out
+        for other in range(2, out.dim()):
+            if other != dim + 2:
+                region = region.narrow(other, 0, tail.shape[other])
+        region.narrow(dim + 2, head.shape[dim + 2], tail.shape[dim + 2]).copy_(tail)
     return out
