@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import is_builtin
-from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.config_order import keras_order
+from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.padded_conv import conv_with_pads
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer
