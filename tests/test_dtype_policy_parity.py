@@ -178,3 +178,12 @@ def test_loss_scale_optimizer_matches_keras():
 
     theirs, ours = _both(build)
     assert ours == theirs
+
+
+def test_input_layer_keeps_the_global_policy_and_its_own_dtype():
+    def build(lib):
+        layer = lib.Input((2,), dtype="int32")._keras_history[0]
+        return _policy_facts(layer.dtype_policy), layer.dtype, layer.get_config()["dtype"]
+
+    theirs, ours = _both(build)
+    assert ours == theirs

@@ -31,7 +31,7 @@ class InputLayer(Layer):
         tensor_name = name  # an unnamed Input's tensor is `keras_tensor[_N]`, as Keras
         name = name or naming.unique_name("input_layer")
         string = is_string_dtype(dtype)
-        super().__init__(name=name, dtype=None if string else dtype,
+        super().__init__(name=name,  # its dtype policy is the global one, as Keras'
                          **{k: v for k, v in kwargs.items()
                                                    if k not in ("sparse", "ragged")})
         self.optional = bool(optional)
