@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import operator
 
 import numpy as np
 import torch
@@ -234,6 +235,28 @@ class Variable(torch.Tensor):
 
     def __reduce_ex__(self, protocol):
         return _rebuild, (type(self), self.data, self.requires_grad, dict(self.__dict__))
+
+
+def _reflected(name: str, numpy_op):
+    """`array <op> variable` for a NumPy `array` on the left computes in NumPy, as with a Keras
+    Variable (torch's own reflected operator refuses arrays); other operands go to torch."""
+    torch_op = getattr(torch.Tensor, name)
+
+    def op(self, other):
+        if isinstance(other, np.ndarray):
+            return numpy_op(other, self.numpy())
+        return torch_op(self, other)
+
+    op.__name__ = name
+    return op
+
+
+for _name, _op in (("__radd__", operator.add), ("__rsub__", operator.sub),
+                   ("__rmul__", operator.mul), ("__rtruediv__", operator.truediv),
+                   ("__rfloordiv__", operator.floordiv), ("__rmod__", operator.mod),
+                   ("__rpow__", operator.pow), ("__rmatmul__", operator.matmul)):
+    setattr(Variable, _name, _reflected(_name, _op))
+del _name, _op
 
 
 class ParameterVariable(Variable, nn.Parameter):

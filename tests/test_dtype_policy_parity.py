@@ -146,6 +146,9 @@ def test_variable_api(lib):
     np.testing.assert_array_equal(v.numpy(), np.full((2, 3), 2.0, "float32"))
     np.testing.assert_array_equal(np.array(v), lib.ops.convert_to_numpy(v))
     np.testing.assert_array_equal(lib.ops.convert_to_numpy(v * 2 + 1), np.full((2, 3), 5.0))
+    left = np.ones((2, 3), "float32")
+    assert type(left + v) is type(left * v) is np.ndarray  # NumPy on the left computes there
+    np.testing.assert_array_equal(left - v, np.full((2, 3), -1.0))
     assert repr(v).startswith("<Variable path=v, shape=(2, 3), dtype=float32, value=")
     with pytest.raises(ValueError, match="must match"):
         v.assign(np.zeros((3, 3)))
