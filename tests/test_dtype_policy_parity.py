@@ -190,3 +190,31 @@ def test_input_layer_keeps_the_global_policy_and_its_own_dtype():
 
     theirs, ours = _both(build)
     assert ours == theirs
+
+
+def test_float32_output_layer_of_a_mixed_model_casts_its_input():
+    def build(lib):
+        lib.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            x = lib.Input((4,))
+            hidden = lib.layers.Activation("relu")(lib.layers.Dense(3)(x))
+            out = lib.layers.Activation("softmax", dtype="float32")(hidden)
+        finally:
+            lib.mixed_precision.set_global_policy("float32")
+        model = lib.Model(x, out)
+        eager = model(np.ones((2, 4), "float32"))
+        return (hidden.dtype, out.dtype, str(eager.dtype),
+                model.predict(np.ones((2, 4), "float32"), verbose=0).dtype)
+
+    theirs, ours = _both(build)
+    assert ours == theirs == ("bfloat16", "float32", "torch.float32", np.float32)
+
+
+@pytest.mark.parametrize("policy,given,expected", [("float32", "bfloat16", "float32"),
+                                                   ("bfloat16", "float32", "bfloat16"),
+                                                   ("float32", "int32", "int32")])
+def test_layer_without_weights_casts_floating_inputs_to_its_compute_dtype(policy, given,
+                                                                          expected):
+    for lib in (keras, kestrel):
+        layer = lib.layers.Activation("relu", dtype=policy)
+        assert str(layer(lib.ops.ones((2,), dtype=given)).dtype) == f"torch.{expected}"

@@ -81,6 +81,7 @@ class Layer(nn.Module):
     _call_accepts_mask = False
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
     _keras_builds_at_init = False  # see _keras_builds_at_init
+    _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -203,8 +204,10 @@ class Layer(nn.Module):
         if self._losses:
             self._losses.clear()
         if self.autocast and type(first) is torch.Tensor and first.is_floating_point() \
-                and first.dtype is not self._variable_dtype and self.built and self._weight_order:
-            args = (first.to(self._variable_dtype),) + args[1:]
+                and self.built and self._convert_input_args:
+            target = self._input_cast_dtype()
+            if first.dtype is not target:
+                args = (first.to(target),) + args[1:]
         mask_aware = self.supports_masking or self._call_accepts_mask
         previous_mask = None
         if mask_aware:
@@ -383,6 +386,9 @@ class Layer(nn.Module):
             first = args[0] if args else next(iter(kwargs.values()))
             out_shape = self.compute_output_shape(shape_of(first))
             dtype = flatten(first)[0].dtype
+            if self.autocast and self._convert_input_args and isinstance(dtype, str) \
+                    and dtype.startswith(("float", "bfloat")):  # cast as `__call__` casts
+                dtype = self.compute_dtype
             return shape_inference.shapes_to_keras_tensors(out_shape, dtype)
         return shape_inference.infer_output_spec(self, args, kwargs)
 
@@ -770,6 +776,13 @@ class Layer(nn.Module):
                 return policy.default_policy
             return policy[f"{parent}/{self.name}" if parent else self.name]
         return policy
+
+    def _input_cast_dtype(self) -> torch.dtype:
+        """The dtype `__call__` casts a floating first input to: a layer with weights takes
+        their dtype (autocast then computes), one without its compute dtype, so that
+        `Activation("softmax", dtype="float32")` ends a mixed model in float32."""
+        return self._variable_dtype if self._weight_order \
+            else self._autocast_dtype or self._variable_dtype
 
     def _set_policy(self, policy: DTypePolicy) -> None:
         """Make `policy` the layer's and cache the torch dtypes `__call__` reads: inputs are

@@ -1,6 +1,8 @@
 """Output shapes of a layer call on symbolic tensors, found by running it on small zero tensors."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -129,8 +131,9 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
         call_kwargs["training"] = False
     try:  # in inference, as Keras' symbolic pass: a `call` not passing `training` on leaves
         # its sublayers at their defaults, so BatchNormalization keeps its moving stats
-        with torch.no_grad(), training_mode.mode(layer, False):
-            return layer.call(*map_structure(make, args), **map_structure(make, call_kwargs))
+        with torch.no_grad(), training_mode.mode(layer, False), _autocast(layer, device):
+            return layer.call(*_cast_first(layer, map_structure(make, args)),
+                              **map_structure(make, call_kwargs))
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001 - reported with the layer's name
@@ -138,6 +141,23 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
             f"Exception encountered when calling {type(layer).__name__} '{layer.name}': "
             f"{error}. Received: input shape={shape_of(args[0]) if args else None}"
         ) from error
+
+
+def _autocast(layer, device):
+    """The autocast `__call__` runs the layer's `call` under (mixed policies), else nothing."""
+    dtype = layer._autocast_dtype
+    if dtype is None or device.type not in ("cpu", "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _cast_first(layer, args: tuple) -> tuple:
+    """`args` with the floating first input cast as `Layer.__call__` casts it."""
+    first = args[0] if args else None
+    if not (layer.autocast and layer._convert_input_args and type(first) is torch.Tensor
+            and first.is_floating_point()):
+        return args
+    return (first.to(layer._input_cast_dtype()),) + tuple(args[1:])
 
 
 def has_unknown_dims(structure, skip_batch: bool = False) -> bool:

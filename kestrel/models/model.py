@@ -34,6 +34,8 @@ class Model(Trainer, Layer):
         (None, 4)
     """
 
+    _convert_input_args = False  # a model's layers cast their own inputs
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and ("input" in kwargs or "output" in kwargs):
             from kestrel.models.functional import Functional
