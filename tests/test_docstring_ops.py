@@ -173,8 +173,9 @@ def test_affine_transform_mirror_fill(interpolation):
     want, got = _both(lambda ops: ops.image.affine_transform(
         images, transform, interpolation=interpolation, fill_mode="mirror"))
     assert got.shape == want.shape
-    # nearest: grid_sample's scale may round an exact half-pixel either way
-    assert np.mean(np.abs(got - want) < 1e-5) > (0.99 if interpolation == "nearest" else 0.9999)
+    # nearest: grid_sample's scale may round an exact half-pixel either way (which way depends
+    # on the CPU's vector width): allow two of the 96 pixels (3 channels each) to differ
+    assert np.mean(np.abs(got - want) < 1e-5) > (0.975 if interpolation == "nearest" else 0.9999)
 
 
 @pytest.mark.parametrize("name, pair", [  # Keras' binary one refuses mixed float dtypes
