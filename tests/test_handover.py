@@ -127,3 +127,30 @@ def test_output_read_by_a_convolution_through_its_base_is_not_overwritten(taken)
     model = keras.Model(inputs, layers.GlobalAveragePooling2D()(z))
     model(torch.randn(2, 6, 6, 4), training=True).sum().backward()  # raises if x was overwritten
     assert len(taken[0]) == 2
+
+
+def squeeze_excite():
+    inputs = keras.Input((6, 6, 4))
+    x = layers.Conv2D(4, 3, padding="same", activation="swish")(inputs)
+    scale = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    scale = layers.Conv2D(4, 1, activation="sigmoid")(scale)
+    x = layers.Multiply(name="excite")([x, scale])
+    return keras.Model(inputs, layers.GlobalAveragePooling2D()(x))
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_multiply_scales_in_place_only_without_gradients(monkeypatch, taken, grad):
+    """EfficientNet's squeeze-and-excitation product overwrites its dying input in inference;
+    with gradients recorded it stays out of place (mul_'s backward would copy the factor)."""
+    torch.manual_seed(0)
+    model = squeeze_excite()
+    x = torch.randn(3, 6, 6, 4)
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "mul_", lambda self, other: (
+        calls.append(tuple(other.shape)), torch.mul(self, other, out=self))[1])
+    with torch.set_grad_enabled(grad):
+        out = model(x)
+    assert calls == ([] if grad else [(3, 1, 1, 4)])
+    monkeypatch.setattr(handover, "_ALONE", None)
+    with torch.set_grad_enabled(grad):
+        assert torch.equal(out, model(x))

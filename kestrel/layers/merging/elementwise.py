@@ -76,6 +76,23 @@ class Multiply(Merge):
             out = torch.where(out_mask, out, 0)
         return out
 
+    _output_is_fresh = True
+
+    def _in_place(self, inputs, position=0):
+        """The product written into `inputs[position]` (0 or 1) when the others broadcast to
+        its shape and dtype and no gradient is recorded (the backward of an in-place product
+        would keep a copy of the overwritten factor); otherwise `call`. EfficientNet's
+        squeeze-and-excitation scaling in inference."""
+        donor = inputs[position] if position < 2 else None
+        if donor is None or torch.is_grad_enabled() and any(x.requires_grad for x in inputs) \
+                or any(x.dtype != donor.dtype or x.dim() > donor.dim() or
+                       torch.broadcast_shapes(x.shape, donor.shape) != donor.shape
+                       for x in inputs):
+            return self.call(inputs)
+        for x in inputs[:position] + inputs[position + 1:]:
+            donor.mul_(x)
+        return donor
+
 
 @register_layer()
 class Average(Merge):
