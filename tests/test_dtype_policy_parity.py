@@ -218,3 +218,13 @@ def test_layer_without_weights_casts_floating_inputs_to_its_compute_dtype(policy
     for lib in (keras, kestrel):
         layer = lib.layers.Activation("relu", dtype=policy)
         assert str(layer(lib.ops.ones((2,), dtype=given)).dtype) == f"torch.{expected}"
+
+
+def test_symbolic_ops_keep_their_input_dtype():
+    def build(lib):
+        x = lib.Input((3,), dtype="float16")
+        return (lib.ops.stop_gradient(x).dtype, (x * 2).dtype, x[:, 0].dtype,
+                lib.layers.Activation("relu")(x).dtype)
+
+    theirs, ours = _both(build)
+    assert ours == theirs == ("float16", "float16", "float16", "float32")

@@ -13,6 +13,8 @@ _OPS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
 class TensorOp(Layer):
     """Apply a Python operator to one or two tensors, optionally with a constant operand."""
 
+    _convert_input_args = False  # an op keeps its inputs' dtypes, as Keras' operations
+
     def __init__(self, op: str, constant=None, constant_first: bool = False, key=None, **kwargs):
         super().__init__(**kwargs)
         if op not in _OPS and op != "getitem":
