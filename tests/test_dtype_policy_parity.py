@@ -228,3 +228,14 @@ def test_symbolic_ops_keep_their_input_dtype():
 
     theirs, ours = _both(build)
     assert ours == theirs == ("float16", "float16", "float16", "float32")
+
+
+def test_merging_layer_casts_each_floating_input():
+    def build(lib):
+        halves = [lib.ops.ones((2,), dtype="bfloat16"), lib.ops.ones((2,), dtype="bfloat16")]
+        return (str(lib.layers.Add(dtype="float32")(halves).dtype),
+                str(lib.layers.Concatenate(dtype="bfloat16")(
+                    [lib.ops.ones((1, 2)), lib.ops.ones((1, 2))]).dtype))
+
+    theirs, ours = _both(build)
+    assert ours == theirs == ("torch.float32", "torch.bfloat16")

@@ -203,11 +203,13 @@ class Layer(nn.Module):
                     return self(*args, **kwargs)
         if self._losses:
             self._losses.clear()
-        if self.autocast and type(first) is torch.Tensor and first.is_floating_point() \
-                and self.built and self._convert_input_args:
-            target = self._input_cast_dtype()
-            if first.dtype is not target:
-                args = (first.to(target),) + args[1:]
+        if self.autocast and self.built and self._convert_input_args:
+            if type(first) is torch.Tensor:
+                target = self._input_cast_dtype()
+                if first.is_floating_point() and first.dtype is not target:
+                    args = (first.to(target),) + args[1:]
+            elif type(first) in (list, tuple):  # merging layers: each input, as Keras
+                args = (_cast_floats(first, self._input_cast_dtype()),) + args[1:]
         mask_aware = self.supports_masking or self._call_accepts_mask
         previous_mask = None
         if mask_aware:
@@ -308,8 +310,11 @@ class Layer(nn.Module):
         if type(inputs) is torch.Tensor:
             return getattr(inputs, "_keras_mask", None) is None and \
                 (inputs.dtype is self._variable_dtype or not self.autocast)
+        target = self._input_cast_dtype() if self.autocast and self._convert_input_args \
+            and type(inputs) is not dict else None
         for t in (inputs.values() if type(inputs) is dict else inputs):
-            if type(t) is not torch.Tensor or getattr(t, "_keras_mask", None) is not None:
+            if type(t) is not torch.Tensor or getattr(t, "_keras_mask", None) is not None \
+                    or target is not None and t.dtype is not target and t.is_floating_point():
                 return False
         return True
 
@@ -974,6 +979,16 @@ def _keras_builds_at_init(cls) -> bool:
         if "build" in klass.__dict__:
             return False
     return False
+
+
+def _cast_floats(inputs, dtype: torch.dtype):
+    """`inputs` (a list or tuple) with its floating tensors cast to `dtype`; the same object
+    when none needs it."""
+    if not any(type(t) is torch.Tensor and t.is_floating_point() and t.dtype is not dtype
+               for t in inputs):
+        return inputs
+    return type(inputs)(t.to(dtype) if type(t) is torch.Tensor and t.is_floating_point()
+                        else t for t in inputs)
 
 
 def _marks_built(build):
