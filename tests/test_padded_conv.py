@@ -47,6 +47,13 @@ def test_equals_padding_then_convolving(rank, size, kernel, strides, dilation, p
     for g, e in zip(torch.autograd.grad(got, (x, w, b), cotangent),
                     torch.autograd.grad(expected, (x, w, b), cotangent)):
         torch.testing.assert_close(g, e)
+    frozen = x.detach()  # gradients for the weights only: the joined outputs
+    got = conv_with_pads(CONV[rank], frozen, w, b, strides, pads, dilation, groups)
+    expected = _reference(rank, frozen, w, b, strides, pads, dilation, groups)
+    torch.testing.assert_close(got, expected)
+    for g, e in zip(torch.autograd.grad(got, (w, b), cotangent),
+                    torch.autograd.grad(expected, (w, b), cotangent)):
+        torch.testing.assert_close(g, e)
     with torch.no_grad():
         torch.testing.assert_close(
             conv_with_pads(CONV[rank], x, w, b, strides, pads, dilation, groups), expected)

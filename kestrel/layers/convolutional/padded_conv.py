@@ -11,7 +11,9 @@ its windows start where Keras' do. Where `after > before`, that leaves out the l
 rows (those whose windows reach into the extra zeros): they are convolved from a thin slab of
 the input's last rows, and joined to the rest. Where `before > after`, torch's extra trailing
 outputs are dropped. The joins copy output-sized data, a quarter of the input after a stride
-of 2.
+of 2. When autograd wants the input's gradient, the input is padded as before: a slab's
+gradient would come back as a zero-filled input-sized buffer (in NCHW memory, which then slows
+the layers before it), costing more than the padding saves.
 """
 from __future__ import annotations
 
@@ -35,9 +37,11 @@ def conv_with_pads(conv, x, weight, bias, strides, pads, dilation, groups):
     first = [(n + 2 * b - r - 1) // s + 1 for n, (b, _), r, s in zip(spatial, pads, reach,
                                                                      strides)]
     out_size = x.shape[0] * weight.shape[0] * math.prod(wanted)
-    if min(wanted) <= 0 or min(first) <= 0 or out_size >= x.numel():
-        # a window wider than the input, or an output larger than the input (a stem
-        # convolution of 3 channels): padding the input costs less than joining outputs
+    if min(wanted) <= 0 or min(first) <= 0 or out_size >= x.numel() or \
+            x.requires_grad and torch.is_grad_enabled():
+        # a window wider than the input; an output larger than the input (a stem convolution
+        # of 3 channels), where padding the input costs less than joining outputs; or a
+        # gradient for `x`, which each slab would return as a zero-filled input-sized buffer
         return conv(cu.pad(x, pads, 2), weight, bias, strides, 0, dilation, groups)
     out = conv(x, weight, bias, strides, tuple(b for b, _ in pads), dilation, groups)
     for dim, size in enumerate(wanted):
@@ -46,7 +50,7 @@ def conv_with_pads(conv, x, weight, bias, strides, pads, dilation, groups):
     tails = {dim: _tail(conv, x, weight, bias, strides, pads, dilation, groups, dim, done,
                         size - done)
              for dim, (done, size) in enumerate(zip(out.shape[2:], wanted)) if done < size}
-    if out.requires_grad:
+    if out.requires_grad:  # for the weights only
         for dim, tail in tails.items():
             out = torch.cat([out, tail], dim + 2)
         return out
