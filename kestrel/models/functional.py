@@ -105,9 +105,7 @@ class Functional(Model):
         # slower than torchvision at batch 8, 128x128)
         last_reader = {}
         for step, (_, simple, arg_spec, _) in enumerate(plan):
-            read = [arg_spec] if simple in _ONE_INPUT else arg_spec if simple is _LIST else [
-                v.index for v in flatten(arg_spec) if type(v) is _Slot]
-            last_reader.update((index, step) for index in read)
+            last_reader.update((index, step) for index in _read_slots(simple, arg_spec))
         dead = [[] for _ in plan]
         for index, step in last_reader.items():
             if index not in self._output_slots and index not in self._loss_slots:
@@ -347,6 +345,15 @@ class _Padding:
         self.tensor, self.pads = tensor, pads
 
 
+def _read_slots(simple: int, arg_spec) -> list[int]:
+    """The slots a plan step reads."""
+    if simple in _ONE_INPUT:
+        return [arg_spec]
+    if simple is _LIST:
+        return arg_spec
+    return [v.index for v in flatten(arg_spec) if type(v) is _Slot]
+
+
 def _fuse_paddings(plan: list, kept: set[int]) -> list:
     """`plan` with each ZeroPadding whose output only one convolution reads (and nothing
     returns) marked `_PAD`, and that convolution `_PADDED`: the convolution then pads as it
@@ -356,9 +363,7 @@ def _fuse_paddings(plan: list, kept: set[int]) -> list:
 
     readers: dict[int, list[int]] = {}
     for step, (_, simple, arg_spec, _) in enumerate(plan):
-        read = [arg_spec] if simple is _ONE else arg_spec if simple is _LIST else [
-            v.index for v in flatten(arg_spec) if type(v) is _Slot]
-        for index in read:
+        for index in _read_slots(simple, arg_spec):
             readers.setdefault(index, []).append(step)
     plan = list(plan)
     for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
