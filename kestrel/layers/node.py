@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kestrel import config
+from kestrel import config, tree
 from kestrel.layers.naming import unique_name
 
 
@@ -138,7 +138,9 @@ class Node:
         self.layer = layer
         self.call_args = call_args
         self.call_kwargs = call_kwargs
-        self.input_tensors = [t for t in flatten((call_args, call_kwargs)) if isinstance(t, KerasTensor)]
+        # in Keras' order (dict arguments by sorted key): the graph's layer order follows it
+        self.input_tensors = [t for t in tree.flatten((call_args, call_kwargs))
+                              if isinstance(t, KerasTensor)]
         self.outputs = outputs
         self.output_tensors = [t for t in flatten(outputs) if isinstance(t, KerasTensor)]
 

@@ -27,6 +27,7 @@ class Functional(Model):
     """
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        _warn_on_renamed_inputs(inputs)
         if name is None and type(self) is Functional:  # a subclass is named after its class
             name = _default_name()
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -387,6 +388,19 @@ class _Slot:
         self.index = index
 
 
+def _warn_on_renamed_inputs(inputs) -> None:
+    """Keras' warning for a dict of inputs whose keys are not the tensors' names."""
+    if not isinstance(inputs, dict):
+        return
+    for key, value in inputs.items():
+        if isinstance(value, KerasTensor) and key != value.name:
+            warnings.warn(
+                "When providing `inputs` as a dict, all keys in the dict must match the names "
+                f"of the corresponding tensors. Received key '{key}' mapping to value {value} "
+                f"which has name '{value.name}'. Change the tensor name to '{key}' (via "
+                f"`Input(..., name='{key}')`)")
+
+
 def _default_name() -> str:
     from kestrel.layers import naming
 
@@ -401,8 +415,11 @@ def _cut_graph(inputs, outputs, name: str):
     for t in flat_inputs:
         if t._keras_history is None:
             raise ValueError(f"Model '{name}': input tensor {t} was not produced by a layer.")
-        clones[id(t)] = t if isinstance(t.node.layer, InputLayer) else Input(
-            batch_shape=t.shape, dtype=t.dtype, name=f"{t.name}CLONE")
+        if isinstance(t.node.layer, InputLayer):
+            _renode_input(t)
+            clones[id(t)] = t
+        else:
+            clones[id(t)] = Input(batch_shape=t.shape, dtype=t.dtype, name=f"{t.name}CLONE")
 
     def copy_input(value):
         if not isinstance(value, KerasTensor):
@@ -431,6 +448,14 @@ def _cut_graph(inputs, outputs, name: str):
             tensor._keras_history = (node.layer, len(node.layer._inbound_nodes) - 1, index)
     return (map_structure(lambda t: clones[id(t)], inputs),
             map_structure(lambda t: clones[id(t)], outputs))
+
+
+def _renode_input(tensor: KerasTensor) -> None:
+    """As Keras' graph cut: an `Input` kept among cut inputs gets a new node of its layer
+    (the summary then shows `name[1][0]`)."""
+    layer = tensor.node.layer
+    layer._inbound_nodes.append(Node(layer, (), {}, tensor))
+    tensor._keras_history = (layer, len(layer._inbound_nodes) - 1, 0)
 
 
 def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: str) -> list[Node]:

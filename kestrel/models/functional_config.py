@@ -60,7 +60,7 @@ def functional_config(model) -> dict:
 
     def io(struct):
         if isinstance(struct, dict):
-            return {k: io_history(v) for k, v in struct.items()}
+            return {k: io_history(struct[k]) for k in sorted(struct)}  # as Keras' tree
         if isinstance(struct, KerasTensor):  # as Keras: one `[name, node, index]`, not a list
             return io_history(struct)
         return [io_history(t) for t in struct]
