@@ -58,3 +58,60 @@ def test_dict_inputs_with_intermediate_tensors_as_keras():
     assert len(results[1][0]) == 1 and "Received key 'age'" in results[1][0][0]
     assert "cp[1][0]" in results[1][2]
     assert results[0] == results[1]
+
+
+def _gated_residual_network(k):
+    """classification_with_grn_and_vsn: a GRN whose projection is used only when the input
+    width differs, and a selection layer with `def build(self)` (no shape argument)."""
+    layers = k.layers
+
+    class GatedResidualNetwork(layers.Layer):
+        def __init__(self, units):
+            super().__init__()
+            self.units = units
+            self.dense = layers.Dense(units, activation="elu")
+            self.project = layers.Dense(units)
+            self.layer_norm = layers.LayerNormalization()
+
+        def call(self, inputs):
+            if inputs.shape[-1] != self.units:
+                inputs = self.project(inputs)
+            return self.layer_norm(inputs + self.dense(inputs))
+
+    class VariableSelection(layers.Layer):
+        def __init__(self, units):
+            super().__init__()
+            self.grns = [GatedResidualNetwork(units) for _ in range(2)]
+
+        def call(self, inputs):
+            return k.ops.stack([grn(inputs[name]) for grn, name in zip(self.grns, inputs)], 1)
+
+        def build(self):
+            self.built = True
+
+    inputs = {"age": layers.Input(name="age", shape=(4,)),
+              "wage": layers.Input(name="wage", shape=(3,))}
+    return k.Model(inputs, VariableSelection(4)(inputs))
+
+
+def _build_warnings(build):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = build()
+    return result, [str(w.message) for w in caught if "build()" in str(w.message)]
+
+
+def test_build_without_a_shape_argument_and_unbuilt_sublayer_warning_as_keras():
+    """`build(self)` is called without the shape; a layer relying on the default build whose
+    first call leaves a sublayer unbuilt warns, once, as Keras (symbolic and eager calls)."""
+    results = []
+    for lib in (kestrel, keras):
+        model, messages = _build_warnings(lambda: _gated_residual_network(_fresh(lib)))
+        layer = model.layers[-1].grns[0]
+        fresh = type(layer)(4)
+        x = np.ones((2, 4), "float32")
+        _, eager = _build_warnings(lambda: (fresh(x), fresh(x)))
+        results.append((messages, eager, model.count_params(), model.output.shape))
+    assert len(results[1][0]) == 1 and "'gated_residual_network'" in results[1][0][0]
+    assert len(results[1][1]) == 1
+    assert results[0] == results[1]

@@ -200,7 +200,9 @@ class Layer(nn.Module):
             with self._open_name_scope():  # sublayers built by the first call nest under it
                 self._build_on_call(first)
                 if self.built:
-                    return self(*args, **kwargs)
+                    outputs = self(*args, **kwargs)
+                    self._warn_if_left_unbuilt()
+                    return outputs
         if self._losses:
             self._losses.clear()
         if self.autocast and self.built and self._convert_input_args:
@@ -329,6 +331,18 @@ class Layer(nn.Module):
                     t.device != device for t in self._own_tensors()):
                 self.to(device)
 
+    def _warn_if_left_unbuilt(self) -> None:
+        """Keras' warning after the first call of a user layer without a `build` of its own
+        whose call left a sublayer unbuilt (one it never calls, say)."""
+        if type(self).build is Layer.build and not type(self).__module__.startswith("kestrel.") \
+                and any(not l.built for l in self._flatten_layers(False, recursive=False)):
+            warnings.warn(
+                f"`build()` was called on layer '{self.name}', however the layer does not have "
+                "a `build()` method implemented and it looks like it has unbuilt state. This "
+                "will cause the layer to be marked as built, despite not being actually built, "
+                "which may cause failures down the line. Make sure to implement a proper "
+                "`build()` method.")
+
     def _explain_failure(self, first, error) -> None:
         """Turn a torch error caused by a wrong input into a clear ValueError."""
         try:
@@ -341,10 +355,14 @@ class Layer(nn.Module):
         self._check_not_strings(args, kwargs)
         shapes = shape_of(first)
         check_input_shapes(self, self.input_spec, shapes)
+        first_call = not self.built
         with self._open_name_scope():
-            if not self.built:
+            if first_call:
                 self._build_from_shape(shapes)
-            return self._record_node(first, args, kwargs)
+            outputs = self._record_node(first, args, kwargs)
+        if first_call:
+            self._warn_if_left_unbuilt()
+        return outputs
 
     def _record_node(self, first, args, kwargs):
         """The symbolic outputs of a call on KerasTensors, recorded as a new node."""
@@ -995,10 +1013,16 @@ def _marks_built(build):
     """Wrap a subclass' `build` so that calling it directly opens the layer's name scope and
     marks the layer built, as Keras does."""
 
+    params = list(inspect.signature(build).parameters.values())[1:]
+    takes_shape = any(p.kind is not p.VAR_KEYWORD for p in params)  # Keras: `build(self)` too
+
     @functools.wraps(build)
     def wrapper(self, input_shape=None, *args, **kwargs):
         with self._open_name_scope():
-            build(self, input_shape, *args, **kwargs)
+            if takes_shape:
+                build(self, input_shape, *args, **kwargs)
+            else:
+                build(self, *args, **kwargs)
         if self._build_input_shape is None and input_shape is not None:
             self._build_input_shape = input_shape
         self.built = True
