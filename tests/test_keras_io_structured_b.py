@@ -115,3 +115,34 @@ def test_build_without_a_shape_argument_and_unbuilt_sublayer_warning_as_keras():
     assert len(results[1][0]) == 1 and "'gated_residual_network'" in results[1][0][0]
     assert len(results[1][1]) == 1
     assert results[0] == results[1]
+
+
+def test_shape_ops_on_string_inputs_as_keras():
+    """wide_deep_cross_networks: `ops.expand_dims` on a string Input before a StringLookup;
+    reshape and squeeze keep the string dtype as Keras' symbolic ops do."""
+    specs = []
+    for lib in (kestrel, keras):
+        x = _fresh(lib).Input(shape=(), dtype="string", name="soil")
+        ops = lib.ops
+        specs.append([(y.shape, y.dtype) for y in (
+            ops.expand_dims(x, -1), ops.reshape(x, (-1, 1)),
+            ops.squeeze(ops.expand_dims(x, 1), 1))])
+    assert specs[0] == specs[1] == [((None, 1), "string"), ((None, 1), "string"),
+                                    ((None,), "string")]
+
+
+def test_string_features_run_through_a_functional_model():
+    """The wide part of wide_deep_cross_networks: string features, expanded and looked up
+    into a binary encoding, next to an expanded numeric feature (Kestrel keeps strings in
+    NumPy, as the TensorFlow backend would run the example)."""
+    layers = kestrel.layers
+    inputs = {"soil": layers.Input(name="soil", shape=(), dtype="string"),
+              "slope": layers.Input(name="slope", shape=(), dtype="float32")}
+    lookup = layers.StringLookup(vocabulary=["x", "y", "z"], mask_token=None,
+                                 num_oov_indices=0, output_mode="binary")
+    wide = layers.concatenate([lookup(kestrel.ops.expand_dims(inputs["soil"], -1)),
+                               kestrel.ops.expand_dims(inputs["slope"], -1)])
+    model = kestrel.Model(inputs, wide)
+    out = model.predict({"soil": np.array(["z", "x"]), "slope": np.array([0.5, 2.0], "float32")},
+                        verbose=0)
+    np.testing.assert_array_equal(out, [[0, 0, 1, 0.5], [1, 0, 0, 2.0]])

@@ -8,7 +8,7 @@ import torch
 
 from kestrel import config
 from kestrel.layers import training_mode
-from kestrel.layers.node import KerasTensor, flatten, map_structure, shape_of
+from kestrel.layers.node import KerasTensor, flatten, is_string_array, map_structure, shape_of
 
 _PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
 _SMALL_PLACEHOLDERS = (2, 3)  # tried when a call fails at the usual sizes (e.g. positions
@@ -40,9 +40,11 @@ def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
                  for i, d in enumerate(outs[0].shape)]
         if batch_unknown and not vary_batch and shape and shape[0] == 1:
             shape[0] = None
-        merged.append(KerasTensor(shape, config.dtype_name(outs[0].dtype)))
+        merged.append(KerasTensor(shape, "string" if is_string_array(outs[0])
+                                  else config.dtype_name(outs[0].dtype)))
     leaves = iter(merged)
-    return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor) else t, runs[0])
+    return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor)
+                         or is_string_array(t) else t, runs[0])
 
 
 def _placeholder_runs(layer, args, kwargs, sizes, vary_batch, unknown):

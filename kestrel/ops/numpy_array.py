@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import string
 
+import numpy as np
 import torch
 
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
 from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, promote,
                                  promote_natively, to_tensors, torch_dtype)
+from kestrel.layers.node import is_string_array
 from kestrel.ops.dispatch import keras_op, module_all
 
 
@@ -256,7 +259,19 @@ def size(x):
 
 
 # ---------------------------------------------------------------- shapes
+def _strings_by(numpy_fn):
+    """Let a shape-only op take a NumPy array of strings (Kestrel's string data) too, and
+    give one back, as Keras' TensorFlow backend reshapes string tensors."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def op(x, *args, **kwargs):
+            return numpy_fn(x, *args, **kwargs) if is_string_array(x) else fn(x, *args, **kwargs)
+        return op
+    return wrap
+
+
 @keras_op
+@_strings_by(lambda x, newshape: np.reshape(x, _shape(newshape)))
 def reshape(x, newshape):
     """`x` with shape `newshape` (one entry may be -1)."""
     return torch.reshape(convert_to_tensor(x), _shape(newshape))
@@ -268,6 +283,7 @@ def ravel(x):
 
 
 @keras_op
+@_strings_by(lambda x, axis: np.expand_dims(x, _axes(axis)))
 def expand_dims(x, axis):
     x = convert_to_tensor(x)
     rank = x.ndim + len(_axes(axis))
@@ -277,6 +293,7 @@ def expand_dims(x, axis):
 
 
 @keras_op
+@_strings_by(lambda x, axis=None: np.squeeze(x, None if axis is None else _axes(axis)))
 def squeeze(x, axis=None):
     x = convert_to_tensor(x)
     if axis is None:
