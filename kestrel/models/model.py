@@ -102,11 +102,30 @@ class Model(Trainer, Layer):
         tensors = self._graph_tensors("_outputs_struct", "outputs")
         return super().output if tensors is None else tensors
 
+    @property
+    def input_shape(self):
+        return self._flat_shapes("inputs") or super().input_shape
+
+    @property
+    def output_shape(self):
+        return self._flat_shapes("outputs") or super().output_shape
+
+    def _flat_shapes(self, flat_attr: str):
+        """Shapes of the flat symbolic inputs/outputs (one unwrapped) as Keras 3, None if none."""
+        tensors = getattr(self, flat_attr, None)
+        if not tensors:
+            return None
+        shapes = [tuple(t.shape) for t in tensors]
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def _graph_tensors(self, struct_attr: str, flat_attr: str):
-        """The model's symbolic inputs or outputs (one tensor unwrapped), None if unknown."""
+        """The model's symbolic inputs or outputs, None if unknown: a functional model's as
+        given to its constructor (`inputs=[x]` stays a list, as Keras 3), else the flat list
+        with one tensor unwrapped."""
         tensors = getattr(self, struct_attr, None)
-        if tensors is None:
-            tensors = getattr(self, flat_attr, None)
+        if tensors is not None:
+            return tensors
+        tensors = getattr(self, flat_attr, None)
         if isinstance(tensors, list) and len(tensors) == 1:
             return tensors[0]
         return tensors

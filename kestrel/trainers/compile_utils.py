@@ -94,7 +94,9 @@ class CompileMetrics:
 
     def build(self, y_true: list, y_pred: list) -> None:
         for per_out, weighted in self._specs:
-            for index, spec in enumerate(per_out):
+            # as Keras, outputs pair with the flat targets: a model returning more outputs
+            # than there are targets (a compute_loss override) gets metrics on the first ones
+            for index, spec in enumerate(per_out[:len(y_true)]):
                 for identifier in (spec if isinstance(spec, (list, tuple)) else [spec]):
                     if identifier is None:
                         continue

@@ -1,0 +1,66 @@
+"""keras.io vision examples (part f: 3D image classification, EANet, AdaIN, AOD-Net, AlexNet,
+BASNet, ...): the same miniature code runs with Kestrel and with real Keras (torch backend);
+graphs, values and training behaviour agree.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+
+
+def _kinds(value):
+    return type(value).__name__ if not isinstance(value, (list, tuple, dict)) else \
+        (type(value).__name__, [_kinds(v) for v in (value.values() if isinstance(value, dict)
+                                                     else value)])
+
+
+def test_functional_input_and_output_keep_the_constructor_structure():
+    """basnet_segmentation: `Model(inputs=[x], ...)` keeps `model.input` a list (Keras 3 does
+    not unwrap it), so `model.input[0]` is the Input itself; shapes unwrap one tensor."""
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        x = k.Input((3,))
+        y = k.layers.Dense(2)(x)
+        cases = {"lists": ([x], [y]), "tensors": (x, y), "tuple": ((x,), (y,)), "dict": (x, {"a": y})}
+        got[lib] = {}
+        for name, (i, o) in cases.items():
+            model = k.Model(i, o)
+            got[lib][name] = (_kinds(model.input), _kinds(model.output), model.input_shape,
+                              model.output_shape)
+        model = k.Model([x], [y])
+        head = k.Model(model.input[0], k.layers.Dense(1)(model.output[0]))
+        got[lib]["sliced"] = [w.shape for w in head.weights]
+    assert got[kestrel] == got[keras]
+
+
+def test_metrics_list_longer_than_the_targets_pairs_with_the_first_outputs():
+    """basnet_segmentation: four outputs, one target and a `compute_loss` override; Keras pairs
+    the per-output metrics with the flat targets, so only the first output gets its metric."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(4, 3)).astype("float32")
+    y = rng.uniform(size=(4, 2)).astype("float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+
+        class Net(k.Model):
+            def compute_loss(self, x, y, y_pred, sample_weight=None, training=False):
+                return sum(k.ops.mean(k.ops.square(y - p)) for p in y_pred)
+
+        inputs = k.Input((3,))
+        outputs = [k.layers.Dense(2, name=f"out_{i}")(inputs) for i in range(4)]
+        model = Net(inputs, outputs)
+        model.compile(optimizer="sgd",
+                      metrics=[k.metrics.MeanAbsoluteError(name="mae") for _ in model.outputs])
+        history = model.fit(x, y, batch_size=2, epochs=1, validation_data=(x, y), verbose=0)
+        got[lib] = history.history
+    assert sorted(got[kestrel]) == sorted(got[keras]) == [
+        "loss", "out_0_mae", "val_loss", "val_out_0_mae"]
+    for name, values in got[keras].items():
+        np.testing.assert_allclose(got[kestrel][name], values, rtol=1e-5)
