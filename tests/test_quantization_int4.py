@@ -217,11 +217,10 @@ def test_gptq_and_awq_raise_not_implemented_naming_calibration():
     assert model.layers[1].quantization_mode is None
 
 
-def test_int8_config_with_default_quantizers_quantizes_and_custom_ones_are_refused():
+def test_int8_config_with_default_quantizers_quantizes():
     layer = kestrel.layers.Dense(2)
     layer(torch.ones(1, 3))
-    with pytest.raises(NotImplementedError, match="default quantizers only"):
-        layer.quantize(config=quantizers.Int8QuantizationConfig(activation_quantizer=None))
     layer.quantize(config=quantizers.Int8QuantizationConfig())
+    assert isinstance(layer.inputs_quantizer, quantizers.AbsMaxQuantizer)
     assert layer.dtype_policy == "int8_from_float32"
     assert layer.get_config()["quantization_config"]["class_name"] == "Int8QuantizationConfig"

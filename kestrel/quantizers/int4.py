@@ -5,7 +5,8 @@ Two int4 values are packed per int8 byte along the output axis (`kernel`: `(in, 
 With `block_size` None the scale is symmetric per output channel (`kernel_scale`:
 `(units,)`); with a block size every `block_size` inputs (Embedding: features) share a scale
 and an int8 zero point (`kernel_scale`, `kernel_zero`: `(groups, units)`) and `g_idx` maps
-each input to its group. Inputs stay float (weight-only), as Keras' default.
+each input to its group. Inputs stay float (weight-only), as Keras' default; per channel, a
+config's `activation_quantizer` quantizes them as int8 does.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 
 from kestrel.quantizers.int4_ops import (abs_max_quantize_grouped_with_zero_point, pack_int4,
                                          unpack_int4)
-from kestrel.quantizers.int8 import _abs_max, _finish
+from kestrel.quantizers.int8 import (_StraightThrough, _abs_max, _finish, full_specs,
+                                     quantize_inputs, to_output_layout, weight_quantizer)
 
 
 def _groups(length: int, block_size: int) -> torch.Tensor:
@@ -33,12 +35,8 @@ def _entries(prefix: str, q, scale, zero=None, g_idx=None) -> list:
 
 
 def _per_channel(layer, weight, axis: int):
-    """`config.weight_quantizer` (default: abs-max into [-8, 7]) along `axis`."""
-    quantizer = getattr(layer._quantization_config, "weight_quantizer", None)
-    if quantizer is None:
-        return _abs_max(weight, (axis,), top=7.0)
-    q, scale = quantizer(weight, axis=axis)
-    return q, scale
+    """`config.weight_quantizer` (default: abs-max into [-8, 7] along `axis`)."""
+    return weight_quantizer(layer, weight, lambda w: _abs_max(w, (axis,), top=7.0))
 
 
 def _kernel_entries(layer, kernel, per_channel) -> list:
@@ -85,21 +83,31 @@ def _dequantize(values, scale, zero, g_idx, dtype, axis: int):
 
 
 def dense_call(layer, inputs):
-    """Dense's int4 forward: the unpacked kernel, divided by its scale or dequantized by
-    groups; gradients reach the inputs through the dequantized kernel."""
+    """Dense's int4 forward: the unpacked kernel, divided by its scale (and by the inputs'
+    scale with an `inputs_quantizer`) or dequantized by groups; gradients reach the inputs
+    through the dequantized kernel."""
     dtype = layer._autocast_dtype or layer._variable_dtype
     kernel = unpack_int4(layer.kernel, layer.units, axis=-1)
-    if layer._int4_block_size is None:
+    if layer._int4_block_size is not None:
+        return _finish(layer, torch.matmul(inputs, _dequantize(
+            kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx, dtype, 0)))
+    if layer.inputs_quantizer is None:
         y = torch.matmul(inputs, kernel.to(inputs.dtype)).to(dtype) / layer.kernel_scale
-    else:
-        y = torch.matmul(inputs, _dequantize(kernel, layer.kernel_scale, layer.kernel_zero,
-                                             layer.g_idx, dtype, 0))
-    return _finish(layer, y)
+        return _finish(layer, y)
+
+    def quantized(x):
+        q, scale = quantize_inputs(layer, x, -1)
+        scale = layer.kernel_scale if scale is None else layer.kernel_scale * scale
+        return torch.matmul(q, kernel.to(q.dtype)).to(dtype) / scale
+
+    return _finish(layer, _StraightThrough.apply(
+        inputs, quantized, lambda x: torch.matmul(x, kernel.to(dtype) / layer.kernel_scale)))
 
 
 def einsum_call(layer, inputs):
     """EinsumDense's int4 forward: the kernel unpacked, dequantized and reshaped back, then
-    the float einsum; gradients reach the inputs through it."""
+    the float einsum (of the quantized inputs, divided by their scale, with an
+    `inputs_quantizer`); gradients reach the inputs through it."""
     dtype = layer._autocast_dtype or layer._variable_dtype
     kernel = unpack_int4(layer.kernel, layer.kernel_scale.shape[-1], axis=-1)
     if layer._int4_block_size is None:
@@ -108,7 +116,17 @@ def einsum_call(layer, inputs):
         kernel = _dequantize(kernel, layer.kernel_scale, layer.kernel_zero, layer.g_idx, dtype,
                              0)
     kernel = kernel.reshape(layer._int4_kernel_shape).to(inputs.dtype)
-    return _finish(layer, torch.einsum(layer.equation, inputs, kernel))
+    if layer.inputs_quantizer is None:
+        return _finish(layer, torch.einsum(layer.equation, inputs, kernel))
+    ins, _, outs = full_specs(layer.equation, inputs.dim())
+    reduced = tuple(i for i, c in enumerate(ins) if c not in outs)
+
+    def quantized(x):
+        q, scale = quantize_inputs(layer, x, reduced)
+        return torch.einsum(layer.equation, q, kernel) / to_output_layout(scale, ins, outs)
+
+    return _finish(layer, _StraightThrough.apply(
+        inputs, quantized, lambda x: torch.einsum(layer.equation, x, kernel)))
 
 
 def embedding_call(layer, inputs):

@@ -1,12 +1,14 @@
 """int8 weights for Dense, EinsumDense and Embedding, with Keras 3's variables and numbers.
 
 `layer.quantize("int8")` (see `layer_mixin.Quantizable`) replaces the float kernel by an int8
-`kernel` (abs-max per output channel) and a float `kernel_scale` (Embedding: `embeddings` and
-`embeddings_scale` per row), both non-trainable, and swaps the layer's `call` for an int8 one:
-the float path keeps no extra branch. Dense and EinsumDense quantize their inputs on the fly
-(abs-max over the contracted axes), multiply the integer values (in the float dtype: exact, as
-Keras' int32 product, while a contraction sums at most 1040 terms) and divide by both scales;
-gradients reach the inputs through the dequantized kernel, as Keras' custom gradient does.
+`kernel` (abs-max per output channel, or the config's weight quantizer) and a float
+`kernel_scale` (Embedding: `embeddings` and `embeddings_scale` per row), both non-trainable,
+and swaps the layer's `call` for an int8 one: the float path keeps no extra branch. Dense and
+EinsumDense quantize their inputs on the fly with `layer.inputs_quantizer` (default abs-max
+over the contracted axes; None: float inputs), multiply the integer values (in the float
+dtype: exact, as Keras' int32 product, while a contraction sums at most 1040 terms) and divide
+by both scales; gradients reach the inputs through the dequantized kernel, as Keras' custom
+gradient does.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import string
 
 import torch
 
-from kestrel.quantizers.quantizers import _EPSILON
+from kestrel.quantizers.quantizers import _EPSILON, _tensor
 
 
 def _abs_max(x: torch.Tensor, axes: tuple, top: float = 127.0):
@@ -53,13 +55,34 @@ def _finish(layer, x):
     return x if layer.activation is None else layer.activation(x)
 
 
+def quantize_inputs(layer, x, axes):
+    """`layer.inputs_quantizer(x, axis=axes)` (values as floats, scale), or `(x, None)` when
+    the layer has no inputs quantizer (weight-only)."""
+    quantizer = layer.inputs_quantizer
+    if quantizer is None:
+        return x, None
+    q, scale = quantizer(x, axis=axes)
+    return _tensor(q).to(x.dtype), _tensor(scale).to(x.dtype)
+
+
+def weight_quantizer(layer, kernel, default):
+    """`(q, scale)` of the config's weight quantizer (called as Keras: no axis), else
+    `default(kernel)`."""
+    quantizer = getattr(layer._quantization_config, "weight_quantizer", None)
+    if quantizer is None:
+        return default(kernel)
+    q, scale = quantizer(kernel, to_numpy=True)
+    return _tensor(q), _tensor(scale).to(kernel.dtype)
+
+
 def dense_call(layer, inputs):
     """Dense's int8 forward: `(q(inputs) @ kernel) / (kernel_scale * inputs_scale)`."""
     kernel, kernel_scale = layer.kernel, layer.kernel_scale
 
     def quantized(x):
-        q, scale = _abs_max(x, (-1,))
-        return torch.matmul(q, kernel.to(q.dtype)) / (kernel_scale * scale)
+        q, scale = quantize_inputs(layer, x, -1)
+        scale = kernel_scale if scale is None else kernel_scale * scale
+        return torch.matmul(q, kernel.to(q.dtype)) / scale
 
     return _finish(layer, _StraightThrough.apply(
         inputs, quantized, lambda x: torch.matmul(x, kernel.to(x.dtype) / kernel_scale)))
@@ -72,9 +95,11 @@ def einsum_call(layer, inputs):
     reduced = tuple(i for i, c in enumerate(ins) if c not in outs)
 
     def quantized(x):
-        q, scale = _abs_max(x, reduced)
-        y = torch.einsum(layer.equation, q, kernel.to(q.dtype))
-        return y / (to_output_layout(scale, ins, outs) * kernel_scale)
+        q, scale = quantize_inputs(layer, x, reduced)
+        if scale is not None:
+            scale = to_output_layout(scale, ins, outs) * kernel_scale
+        return torch.einsum(layer.equation, q, kernel.to(q.dtype)) / (
+            kernel_scale if scale is None else scale)
 
     def dequantized(x):
         scale = from_output_layout(kernel_scale, ws, outs, kernel.shape)
@@ -124,16 +149,17 @@ def from_output_layout(scale: torch.Tensor, spec: str, outs: str, shape) -> torc
 
 
 def quantize_dense(layer, kernel):
-    q, scale = _abs_max(kernel, (0,))
+    q, scale = weight_quantizer(layer, kernel, lambda k: _abs_max(k, (0,)))
     return q, scale.reshape(-1)
 
 
 def quantize_einsum(layer, kernel):
     ins, ws, outs = layer._int8_specs = full_specs(layer.equation, layer.input_spec.ndim)
-    q, scale = _abs_max(kernel, tuple(i for i, c in enumerate(ws) if c not in outs))
+    reduced = tuple(i for i, c in enumerate(ws) if c not in outs)
+    q, scale = weight_quantizer(layer, kernel, lambda k: _abs_max(k, reduced))
     return q, to_output_layout(scale, ws, outs)
 
 
 def quantize_embedding(layer, table):
-    q, scale = _abs_max(table, (-1,))
+    q, scale = weight_quantizer(layer, table, lambda t: _abs_max(t, (-1,)))
     return q, scale.reshape(-1)

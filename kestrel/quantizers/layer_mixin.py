@@ -27,6 +27,7 @@ class Quantizable:
     _quantization_config = None
     _int4_block_size = None
     _quantized_names: tuple = ()
+    _quantizes_inputs = False  # Dense, EinsumDense: int8 / int4 have an `inputs_quantizer`
     _amax_history_length = QuantizedFloat8DTypePolicy.default_amax_history_length
 
     @property
@@ -39,7 +40,7 @@ class Quantizable:
         if self.built:
             self.quantize(policy.quantization_mode)
         else:
-            self._set_quantization_mode(policy)
+            self._set_quantization_mode(policy, self._quantization_config)
 
     @staticmethod
     def _pop_quantized_dtype(kwargs: dict, default_name: str):
@@ -62,7 +63,11 @@ class Quantizable:
         kwargs["dtype"] = dtype.source_name
         return dtype
 
-    def _set_quantization_mode(self, policy: QuantizedDTypePolicy | None) -> None:
+    def _set_quantization_mode(self, policy: QuantizedDTypePolicy | None,
+                               config=None) -> None:
+        """Run `policy` (None: float); `config` a `QuantizationConfig` or its dict."""
+        self._quantization_config = (quantizers.deserialize(config) if isinstance(config, dict)
+                                     else config)
         if policy is None:
             return
         self._set_policy(policy)  # its compute and variable dtypes are its source's
@@ -94,12 +99,11 @@ class Quantizable:
                 f"Layer {type(self).__name__} does not have a `quantize` method implemented.")
         if mode in ("gptq", "awq"):
             raise NotImplementedError(_calibrated_message(self, mode))
-        _check_supported_quantizers(self, config)
         policy_mode = mode
         if mode == "int4":
             policy_mode = f"int4/{-1 if config.block_size is None else config.block_size}"
-        self._set_quantization_mode(from_name(f"{policy_mode}_from_{self._dtype_policy.name}"))
-        self._quantization_config = config
+        self._set_quantization_mode(from_name(f"{policy_mode}_from_{self._dtype_policy.name}"),
+                                    config)
         self._quantized_build(quantize_values=True)
 
     def _quantized_build(self, quantize_values: bool = False) -> None:
@@ -108,6 +112,9 @@ class Quantizable:
             float8.add_variables(self, self._amax_history_length)
             self.call = functools.partial(float8.float8_call, self)
             return
+        if self._quantizes_inputs:
+            self.inputs_quantizer = _inputs_quantizer(self._quantization_mode,
+                                                      self._quantization_config)
         attr = self._int8_weight
         rule, call = getattr(type(self), f"_{self._quantization_mode}_rules")
         old = getattr(self, attr)
@@ -156,21 +163,12 @@ def _calibrated_message(layer, mode: str) -> str:
             "Instead: quantize with 'int4' or 'int8'.")
 
 
-def _check_supported_quantizers(layer, config) -> None:
-    """Kestrel's int8 runs Keras' default quantizers, int4 weight-only ones."""
-    from kestrel.quantizers.quantizers import AbsMaxQuantizer
-
-    default_inputs = AbsMaxQuantizer().get_config()
-    custom = config.mode == "int8" and (
-        config.weight_quantizer is not None
-        or not isinstance(config.activation_quantizer, AbsMaxQuantizer)
-        or config.activation_quantizer.get_config() != default_inputs) \
-        or config.mode == "int4" and config.activation_quantizer is not None
-    if custom:
-        raise NotImplementedError(
-            f"{type(layer).__name__} '{layer.name}': Kestrel runs {config.mode} with Keras' "
-            "default quantizers only (int4: weight-only, any weight_quantizer per channel). "
-            f"Received: {type(config).__name__}({config.get_config()})")
+def _inputs_quantizer(mode: str, config):
+    """Keras' `inputs_quantizer`: the config's activation quantizer; without a config, abs-max
+    for int8 and none (weight-only) for int4."""
+    if config is not None:
+        return config.activation_quantizer
+    return quantizers.AbsMaxQuantizer() if mode == "int8" else None
 
 
 def check_quantize_args(layer, mode) -> None:

@@ -106,7 +106,7 @@ class AbsMaxQuantizer(Quantizer):
             raise ValueError("Quantizer with output_dtype='int8' requires value_range to be "
                              f"within the interval [-128, 127]. Received: "
                              f"value_range={tuple(value_range)}")
-        self.value_range = tuple(value_range)
+        self.value_range = value_range  # kept as given (a list from a file), as Keras
         self.epsilon = epsilon
 
     def __call__(self, x, axis=None, to_numpy=False):

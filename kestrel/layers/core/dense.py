@@ -22,6 +22,8 @@ class Dense(Quantizable, Layer):
         kernel_initializer / bias_initializer: initializers (`"glorot_uniform"` / `"zeros"`).
         kernel_regularizer / bias_regularizer / activity_regularizer: optional regularizers.
         kernel_constraint / bias_constraint: optional constraints.
+        quantization_config: a `keras.quantizers.QuantizationConfig` (or its dict) that a
+            quantized `dtype` runs with.
 
     Input shape: `(batch, ..., input_dim)`. Output shape: `(batch, ..., units)`.
     The kernel has Keras' layout `(input_dim, units)`.
@@ -32,6 +34,7 @@ class Dense(Quantizable, Layer):
     """
 
     _int8_weight, _int8_rules = "kernel", (int8.quantize_dense, int8.dense_call)
+    _quantizes_inputs = True
     _int4_rules = (int4.quantize_dense, int4.dense_call)
 
     @property
@@ -41,11 +44,11 @@ class Dense(Quantizable, Layer):
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        kwargs.pop("quantization_config", None)  # Keras writes None: the dtype policy rules
+                 kernel_constraint=None, bias_constraint=None, quantization_config=None,
+                 **kwargs):
         mode = self._pop_quantized_dtype(kwargs, "dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self._set_quantization_mode(mode)
+        self._set_quantization_mode(mode, quantization_config)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(
                 f"Dense '{self.name}': units must be a positive integer. Received: units={units}")

@@ -114,16 +114,17 @@ class EinsumDense(Quantizable, Layer):
     """
 
     _int8_weight, _int8_rules = "kernel", (int8.quantize_einsum, int8.einsum_call)
+    _quantizes_inputs = True
     _int4_rules = (int4.quantize_einsum, int4.einsum_call)
 
     def __init__(self, equation, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, activity_regularizer=None, **kwargs):
-        kwargs.pop("quantization_config", None)
+                 bias_constraint=None, activity_regularizer=None, quantization_config=None,
+                 **kwargs):
         mode = self._pop_quantized_dtype(kwargs, "einsum_dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self._set_quantization_mode(mode)
+        self._set_quantization_mode(mode, quantization_config)
         if not isinstance(equation, str):
             raise TypeError(f"EinsumDense '{self.name}': equation must be a string. "
                             f"Received: equation type={type(equation).__name__}")

@@ -40,15 +40,15 @@ class Embedding(Quantizable, Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, input_length=None, activity_regularizer=None, **kwargs):
+                 weights=None, input_length=None, activity_regularizer=None,
+                 quantization_config=None, **kwargs):
         if input_length is not None and "input_shape" not in kwargs \
                 and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = tuple(input_length) if isinstance(
                 input_length, (list, tuple)) else (input_length,)
-        kwargs.pop("quantization_config", None)  # Keras writes None: the dtype policy rules
         mode = self._pop_quantized_dtype(kwargs, "embedding")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self._set_quantization_mode(mode)
+        self._set_quantization_mode(mode, quantization_config)
         for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(

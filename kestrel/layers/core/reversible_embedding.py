@@ -31,7 +31,6 @@ class ReversibleEmbedding(Embedding):
     def __init__(self, input_dim, output_dim, tie_weights=True, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  reverse_dtype=None, logit_soft_cap=None, **kwargs):
-        kwargs.pop("quantization_config", None)
         super().__init__(input_dim, output_dim, embeddings_initializer=embeddings_initializer,
                          embeddings_regularizer=embeddings_regularizer,
                          embeddings_constraint=embeddings_constraint, mask_zero=mask_zero,

@@ -1,0 +1,90 @@
+"""The keras.io guides (quantization, RNNs, subclassing, callbacks, ...), run with Kestrel and
+with real Keras 3 (torch backend): what differed, pinned against Keras."""
+import os
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras  # noqa: E402  (real Keras 3: the reference)
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh  # noqa: E402
+
+
+def _numpy(lib, x):
+    return np.asarray(lib.ops.convert_to_numpy(x))
+
+
+def _percentile_quantizer(lib):
+    """customizing_quantization: a Quantizer subclass scaled by a percentile of |x|."""
+
+    class PercentileQuantizer(lib.quantizers.Quantizer):
+        def __init__(self, percentile=99.9, value_range=(-127, 127), output_dtype="int8"):
+            super().__init__(output_dtype=output_dtype)
+            self.percentile, self.value_range = percentile, value_range
+
+        def __call__(self, x, axis, to_numpy=False):
+            ops = lib.ops
+            top = ops.quantile(ops.abs(x), self.percentile / 100, axis=axis, keepdims=True)
+            scale = ops.divide(self.value_range[1], ops.add(top, 1e-7))
+            q = ops.clip(ops.round(ops.multiply(x, scale)), *self.value_range)
+            return ops.cast(q, self.output_dtype), scale
+
+        def get_config(self):
+            return {"percentile": self.percentile, "value_range": self.value_range,
+                    "output_dtype": self.output_dtype}
+
+    return PercentileQuantizer
+
+
+def _custom_quantized_outputs(lib, weights):
+    lib = fresh(lib)
+    q = lib.quantizers
+    configs = [
+        q.Int8QuantizationConfig(weight_quantizer=q.AbsMaxQuantizer(value_range=(-100, 100),
+                                                                    axis=0),
+                                 activation_quantizer=q.AbsMaxQuantizer(value_range=(-100, 100))),
+        q.Int8QuantizationConfig(activation_quantizer=None),
+        q.Int8QuantizationConfig(weight_quantizer=q.AbsMaxQuantizer(axis=0),
+                                 activation_quantizer=_percentile_quantizer(lib)(90.0)),
+        q.Int4QuantizationConfig(weight_quantizer=q.AbsMaxQuantizer(value_range=(-8, 7), axis=0),
+                                 activation_quantizer=q.AbsMaxQuantizer(), block_size=None),
+    ]
+    x = np.random.default_rng(1).normal(size=(4, 10)).astype("float32")
+    found = []
+    for config in configs:
+        model = lib.Sequential([lib.Input((10,)), lib.layers.Dense(8, activation="relu"),
+                                lib.layers.Dense(1)])
+        model.set_weights(weights)
+        model.quantize(config=config)
+        dense = model.layers[0]
+        kernel = [w for w in dense.weights if w.path.endswith("/kernel")][0]  # int4: packed
+        found.append((_numpy(lib, kernel), _numpy(lib, dense.kernel_scale),
+                      type(dense.inputs_quantizer).__name__, _numpy(lib, model(x))))
+    return found
+
+
+def test_custom_quantizers_of_a_quantization_config_quantize_as_keras():
+    weights = [np.random.default_rng(0).normal(size=s).astype("float32")
+               for s in [(10, 8), (8,), (8, 1), (1,)]]
+    ours, theirs = (_custom_quantized_outputs(lib, weights) for lib in (kestrel, keras))
+    for (k, s, name, y), (k2, s2, name2, y2) in zip(ours, theirs):
+        np.testing.assert_array_equal(k, k2)
+        np.testing.assert_allclose(s, s2, rtol=1e-6)
+        assert name == name2
+        np.testing.assert_allclose(y, y2, rtol=1e-5, atol=1e-6)
+
+
+def _reloaded_config(lib, tmp_path):
+    lib = fresh(lib)
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2, name="d")])
+    model.quantize("int8")
+    path = str(tmp_path / f"{lib.__name__}.keras")
+    model.save(path)
+    return lib.saving.load_model(path).get_layer("d").get_config()["quantization_config"]
+
+
+def test_a_reloaded_quantized_layer_keeps_its_quantization_config_as_keras(tmp_path):
+    ours = _reloaded_config(kestrel, tmp_path)
+    theirs = _reloaded_config(keras, tmp_path)
+    assert ours == theirs and ours["class_name"] == "Int8QuantizationConfig"
