@@ -21,9 +21,9 @@ from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
-from kestrel.layers import shape_inference
+from kestrel.layers import call_masks, shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
-from kestrel.layers.masks import mask_of, set_mask
+from kestrel.layers.masks import set_mask
 from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
                                  map_structure, shape_of)
 from kestrel.layers.weights import assign_keras_value, keras_value
@@ -79,6 +79,7 @@ class Layer(nn.Module):
     _call_accepts_training = False
     _fills_training = False  # a `call` from outside Kestrel that takes `training` (see __call__)
     _call_accepts_mask = False
+    _call_named_masks = frozenset()  # `<name>_mask` arguments of `call` (see call_masks)
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
     _keras_builds_at_init = False  # see _keras_builds_at_init
     _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
@@ -100,6 +101,8 @@ class Layer(nn.Module):
         cls._fills_training = cls._call_accepts_training and \
             not (cls.call.__module__ or "").startswith("kestrel.")  # None: code run by exec
         cls._call_accepts_mask = "mask" in params
+        cls._call_signature = call_masks.call_signature(cls.call)
+        cls._call_named_masks = call_masks.named_mask_arguments(cls._call_signature)
         # declared (or not) by the class that defines the compute_mask in use
         owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)
         cls._unmasked_in_unmasked_out = owner is Layer or \
@@ -213,14 +216,10 @@ class Layer(nn.Module):
             elif type(first) in (list, tuple):  # merging layers: each input, as Keras
                 args = (_cast_floats(first, self._input_cast_dtype()),) + args[1:]
         mask_aware = self.supports_masking or self._call_accepts_mask
-        previous_mask = None
-        if mask_aware:
-            previous_mask = kwargs.get("mask") if "mask" in kwargs else mask_of(first)
-            if self._call_accepts_mask:
-                kwargs["mask"] = previous_mask
-            else:
-                kwargs.pop("mask", None)
-        elif "mask" in kwargs and not self._call_accepts_mask:
+        previous_mask = masked_first = None
+        if mask_aware or self._call_named_masks:
+            kwargs, masked_first, previous_mask = call_masks.fill(self, args, kwargs)
+        if "mask" in kwargs and not self._call_accepts_mask:
             del kwargs["mask"]
         switch = None
         explicit = False
@@ -250,7 +249,7 @@ class Layer(nn.Module):
             if explicit:
                 training_mode.leave()
         if mask_aware:
-            out_mask = self.compute_mask(first, previous_mask)
+            out_mask = self.compute_mask(masked_first, previous_mask)
             if out_mask is not None:
                 set_mask(outputs, out_mask)
         if self.activity_regularizer is not None:  # averaged over the batch, as Keras >= 3.14
@@ -367,10 +366,8 @@ class Layer(nn.Module):
     def _record_node(self, first, args, kwargs):
         """The symbolic outputs of a call on KerasTensors, recorded as a new node."""
         spec_kwargs = kwargs  # a mask consumer sees the input's mask; the node does not record it
-        if self._call_accepts_mask and kwargs.get("mask") is None:
-            mask = shape_inference.symbolic_mask(first)
-            if mask is not None:
-                spec_kwargs = {**kwargs, "mask": mask}
+        if self._call_accepts_mask or self._call_named_masks:
+            spec_kwargs, first, _ = call_masks.fill(self, args, dict(kwargs))
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
             shape_inference.attach_output_masks(self, first, outputs)

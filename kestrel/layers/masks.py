@@ -5,12 +5,12 @@ import torch
 
 
 def mask_of(inputs):
-    if isinstance(inputs, torch.Tensor):
-        return getattr(inputs, "_keras_mask", None)
+    """The `_keras_mask` of a tensor or KerasTensor (a list for a list of them; None when none
+    has one)."""
     if isinstance(inputs, (list, tuple)):
         masks = [getattr(t, "_keras_mask", None) for t in inputs]
         return None if all(m is None for m in masks) else masks
-    return None
+    return getattr(inputs, "_keras_mask", None)
 
 
 def set_mask(outputs, mask) -> None:

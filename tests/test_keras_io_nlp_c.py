@@ -1,0 +1,78 @@
+"""keras.io NLP and generative examples, part c (FNet text generation, LSTM seq2seq, active
+learning, character-level LSTM, ...): the same miniature code runs with Kestrel and with real
+Keras (torch backend) and agrees.
+"""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+
+
+def _numpy(k, x):
+    return None if x is None else np.asarray(k.ops.convert_to_numpy(x))
+
+
+def _mask_arguments(k):
+    """What `mask` / `<name>_mask` a layer's call receives, by how it is called."""
+    seen = []
+
+    class Probe(k.layers.Layer):
+        def call(self, inputs, context=None, mask=None, context_mask=None):
+            seen.append((None if mask is None else _numpy(k, mask).tolist(),
+                         None if context_mask is None else _numpy(k, context_mask).tolist()))
+            return inputs
+
+    embed = k.layers.Embedding(10, 4, mask_zero=True)
+    x, c = embed(np.array([[1, 2, 0]])), embed(np.array([[3, 0, 0]]))
+    Probe()(x)
+    Probe()(x, c)
+    Probe()(x, context=c)
+    Probe()(x, c, mask=np.array([[True, False, True]]))
+    return seen
+
+
+def test_mask_argument_comes_only_from_a_lone_tensor_argument_as_keras():
+    """text_generation_fnet's decoder `call(inputs, encoder_outputs, mask=None)`: with two
+    tensor arguments Keras passes no `mask`, but fills `<name>_mask` arguments."""
+    found = {k: _mask_arguments(_fresh(k)) for k in (keras, kestrel)}
+    assert found[kestrel] == found[keras]
+    assert found[keras][1] == (None, [[True, False, False]])
+
+
+def test_lstm_given_initial_state_ignores_the_input_mask_as_keras():
+    """lstm_seq2seq with a masked decoder input: Keras' RNN gets no mask beside initial_state."""
+    found = {}
+    for k in (keras, kestrel):
+        _fresh(k)
+        embed, lstm = k.layers.Embedding(10, 3, mask_zero=True), k.layers.LSTM(2)
+        tokens, state = np.array([[1, 2, 0, 0]]), np.full((1, 2), 0.5, "float32")
+        inputs, h = k.Input((None,), dtype="int32"), k.Input((2,))
+        model = k.Model([inputs, h], lstm(embed(inputs), initial_state=[h, h]))
+        found[k] = [_numpy(k, t) for t in (
+            lstm(embed(tokens)), lstm(embed(tokens), initial_state=[state, state]),
+            model([tokens, state]))]
+    for a, b in zip(found[keras], found[kestrel]):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+    assert not np.allclose(found[keras][0], found[keras][1])
+
+
+def test_attention_called_with_keywords_gives_its_output_the_query_mask_as_keras():
+    """A decoder block's `attention(query=x, value=x, key=x)`: the output carries x's mask."""
+    found = {}
+    for k in (keras, kestrel):
+        _fresh(k)
+        embed = k.layers.Embedding(10, 4, mask_zero=True)
+        attention = k.layers.MultiHeadAttention(num_heads=2, key_dim=2)
+        x = embed(np.array([[1, 2, 0]]))
+        out = attention(query=x, value=x, key=x)
+        inputs = k.Input((None,), dtype="int32")
+        y = embed(inputs)
+        symbolic = attention(query=y, value=y)
+        found[k] = (_numpy(k, getattr(out, "_keras_mask", None)).tolist(),
+                    getattr(symbolic, "_keras_mask", None) is not None)
+    assert found[kestrel] == found[keras] == ([[True, True, False]], True)
