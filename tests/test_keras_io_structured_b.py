@@ -146,3 +146,36 @@ def test_string_features_run_through_a_functional_model():
     out = model.predict({"soil": np.array(["z", "x"]), "slope": np.array([0.5, 2.0], "float32")},
                         verbose=0)
     np.testing.assert_array_equal(out, [[0, 0, 1, 0.5], [1, 0, 0, 2.0]])
+
+
+def _age_and_gender(x):
+    return x[0] > 50
+
+
+def test_lambda_with_an_unregistered_function_fails_to_load_as_keras(tmp_path):
+    """feature_engineering_with_lambda saves Lambda layers over named functions; loading
+    without them in custom_objects raises Keras' error type (TypeError)."""
+    errors = []
+    for lib in (kestrel, keras):
+        age, sex = lib.Input(shape=(1,), name="age"), lib.Input(shape=(1,), name="sex")
+        out = lib.layers.Lambda(_age_and_gender, name="age_and_gender")((age, sex))
+        path = tmp_path / f"{lib.__name__}.keras"
+        lib.Model({"age": age, "sex": sex}, out).save(path)
+        try:
+            lib.models.load_model(path)
+        except Exception as error:  # noqa: BLE001 - the type is what is compared
+            errors.append(type(error))
+    assert errors == [TypeError, TypeError]
+
+
+def test_identity_model_predicts_string_features():
+    """feature_engineering_with_lambda: `Model(inputs=inputs, outputs=inputs)` over numeric
+    and string Inputs predicts its inputs back, strings included, batch after batch."""
+    inputs = {"age": kestrel.Input(shape=(1,), name="age"),
+              "thal": kestrel.Input(shape=(1,), name="thal", dtype="string")}
+    model = kestrel.Model(inputs=inputs, outputs=inputs)
+    data = {"age": np.arange(5, dtype="float32")[:, None],
+            "thal": np.array([["fixed"], ["normal"], ["fixed"], ["x"], ["y"]])}
+    out = model.predict(data, batch_size=2, verbose=0)
+    np.testing.assert_array_equal(out["age"], data["age"])
+    np.testing.assert_array_equal(out["thal"], data["thal"])

@@ -97,7 +97,7 @@ def test_lambda_named_function_saved_by_name_and_found_again():
     config = json.loads(json.dumps(Lambda(_double).get_config()))
     assert config["function"]["class_name"] == "function"
     assert config["function"]["config"] == "_double"
-    with pytest.raises(ValueError, match="could not find the function '_double'"):
+    with pytest.raises(TypeError, match="could not find the function '_double'"):
         Lambda.from_config(config)
     clone = Lambda.from_config(config, custom_objects={"_double": _double})
     assert torch.equal(clone(torch.ones(2)), torch.full((2,), 2.0))

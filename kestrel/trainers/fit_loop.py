@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 
 from kestrel import config
@@ -266,8 +267,15 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     if isinstance(first, torch.Tensor):
         return torch.cat(outputs).cpu().numpy()
     flat = [flatten(o) for o in outputs]
-    merged = iter([torch.cat([f[i] for f in flat]).cpu().numpy() for i in range(len(flat[0]))])
+    merged = iter([_join_numpy([f[i] for f in flat]) for i in range(len(flat[0]))])
     return map_structure(lambda _: next(merged), first)
+
+
+def _join_numpy(column: list):
+    """One output's batches as one NumPy array (string outputs are NumPy already)."""
+    if isinstance(column[0], np.ndarray):
+        return np.concatenate(column)
+    return torch.cat(column).cpu().numpy()
 
 
 def _concat(outputs: list):

@@ -230,8 +230,8 @@ def _load_function(config, legacy_kind, layer_name: str, safe: bool | None, cust
         config = config["config"]
     if isinstance(config, str):
         fn = object_registry.lookup(config, None, custom_objects)
-        if fn is None:
-            raise ValueError(
+        if fn is None:  # a TypeError, as Keras' "Could not locate function"
+            raise TypeError(
                 f"{owner}: could not find the function '{config}'. Pass it in "
                 f"custom_objects={{'{config}': {config.split('>')[-1]}}} or decorate it with "
                 f"@kestrel.saving.register_keras_serializable(). Received: function={config!r}")
