@@ -28,8 +28,9 @@ def can_defer(model, callbacks) -> bool:
     from kestrel.callbacks import ProgbarLogger
     from kestrel.trainers.trainer import Trainer
 
-    if type(model).compute_loss is not Trainer.compute_loss or \
-            type(model)._update_metrics is not Trainer._update_metrics or model._steps.custom_test:
+    if any(getattr(type(model), name) is not getattr(Trainer, name)
+           for name in ("compute_loss", "compute_metrics", "_update_metrics")) or \
+            model._steps.custom_test:
         return False
     if model._steps.jit:  # a compiled test step fuses the loss and metric ops already
         return False

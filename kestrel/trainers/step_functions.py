@@ -189,7 +189,7 @@ class StepFunctions:
         kwargs = {} if training else self._test_loss_kwargs
         loss = model.compute_loss(x, y, y_pred, sample_weight, **kwargs)
         with torch.no_grad():
-            model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x))
+            model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x), x)
         return loss
 
     def _forward(self, x):

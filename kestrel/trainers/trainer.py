@@ -257,9 +257,12 @@ class Trainer(GeneratorMethods):
         self._update_compiled_metrics(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
-    def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size):
+    def _update_metrics(self, loss, y, y_pred, sample_weight, batch_size, x=None):
         self._loss_tracker.update_state(loss, sample_weight=batch_size)  # runs without grad
-        self._update_compiled_metrics(y, y_pred, sample_weight)
+        if type(self).compute_metrics is not Trainer.compute_metrics:  # a user's, as Keras
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        else:
+            self._update_compiled_metrics(y, y_pred, sample_weight)
 
     def _update_compiled_metrics(self, y, y_pred, sample_weight) -> None:
         if self.compiled_metrics._specs:
