@@ -179,3 +179,28 @@ def test_identity_model_predicts_string_features():
     out = model.predict(data, batch_size=2, verbose=0)
     np.testing.assert_array_equal(out["age"], data["age"])
     np.testing.assert_array_equal(out["thal"], data["thal"])
+
+
+def test_pandas_series_targets_and_inputs_become_columns_as_keras():
+    """EEG_Signal_Classifiation fits a 68-unit regression on a pandas Series of targets: in
+    fit/evaluate/predict (and validation_split) a Series is one column `(n, 1)`, which then
+    broadcasts in the loss, as Keras' array adapter does; `train_on_batch` keeps it `(n,)`."""
+    import pandas as pd
+
+    results = []
+    for lib in (kestrel, keras):
+        model = _fresh(lib).Sequential([lib.Input((2,)), lib.layers.Dense(3)])
+        model.compile("sgd", "mse")
+        x = np.arange(8, dtype="float32").reshape(4, 2)
+        y = pd.Series([1.0, 2.0, 3.0, 4.0])
+        history = model.fit(x, y, batch_size=2, validation_split=0.5, verbose=0).history
+        single = lib.Sequential([lib.Input((1,)), lib.layers.Dense(1)])
+        try:
+            model.train_on_batch(x, y)
+        except RuntimeError:
+            on_batch = "refused"
+        results.append((np.round(history["loss"], 5).tolist(),
+                        np.round(history["val_loss"], 5).tolist(),
+                        round(model.evaluate(x, y, verbose=0), 5),
+                        single.predict(pd.Series([1.0, 2.0]), verbose=0).shape, on_batch))
+    assert results[0] == results[1]

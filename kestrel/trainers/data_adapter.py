@@ -69,15 +69,25 @@ def _stays_on_host(parts: list, device) -> bool:
     return size > DEVICE_DATA_FRACTION * free
 
 
-def structure_to_tensors(data, device=None):
-    """An array-like, or a list / tuple / dict of them (several inputs), as tensors."""
+def structure_to_tensors(data, device=None, series_as_columns: bool = False):
+    """An array-like, or a list / tuple / dict of them (several inputs), as tensors.
+
+    With `series_as_columns` (the data fit/evaluate/predict slice, as Keras' array adapter)
+    a pandas Series becomes one column, `(n, 1)`.
+    """
+    if series_as_columns and _is_series(data):
+        data = np.expand_dims(data.to_numpy(), -1)
     if data is None or _is_array(data):
         return to_tensor(data, device)
     if isinstance(data, dict):
-        return {k: structure_to_tensors(v, device) for k, v in data.items()}
+        return {k: structure_to_tensors(v, device, series_as_columns) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return type(data)(structure_to_tensors(v, device) for v in data)
+        return type(data)(structure_to_tensors(v, device, series_as_columns) for v in data)
     return to_tensor(data, device)
+
+
+def _is_series(data) -> bool:
+    return type(data).__name__ == "Series" and type(data).__module__.startswith("pandas")
 
 
 def _is_array(data) -> bool:
@@ -126,7 +136,7 @@ class ArrayAdapter:
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
                  device=None):
-        parts = [structure_to_tensors(v) for v in (x, y, sample_weight)]
+        parts = [structure_to_tensors(v, series_as_columns=True) for v in (x, y, sample_weight)]
         # where batches are copied to, one at a time; None when the data moves whole
         self.batch_device = device if _stays_on_host(parts, device) else None
         if self.batch_device is None and device is not None:
@@ -412,7 +422,8 @@ def split_validation(x, y, sample_weight, validation_split: float):
     if not is_array_like(x) and not isinstance(x, dict):
         raise ValueError("validation_split is only supported for arrays and tensors, not for "
                          f"{type(x).__name__}. Pass validation_data instead.")
-    x, y, sample_weight = (structure_to_tensors(v) for v in (x, y, sample_weight))
+    x, y, sample_weight = (structure_to_tensors(v, series_as_columns=True)
+                           for v in (x, y, sample_weight))
     n = num_samples(x)
     split = int(n * (1.0 - validation_split))
     head = lambda d: None if d is None else map_structure(lambda t: t[:split], d)  # noqa: E731
