@@ -57,3 +57,58 @@ def test_fit_and_evaluate_call_a_compute_metrics_override():
     assert got[kestrel][1].keys() == got[keras][1].keys()
     np.testing.assert_allclose(list(got[kestrel][1].values()), list(got[keras][1].values()),
                                rtol=1e-5)
+
+
+def test_dot_keeps_axes_as_given_and_raises_keras_error_types():
+    """pointnet_segmentation: Dot(axes=(2, 1)) keeps the tuple in its config, as Keras; a
+    wrong type of axes is a TypeError, a wrong length a ValueError."""
+    import pytest
+
+    for lib in (keras, kestrel):
+        assert lib.layers.Dot(axes=(2, 1)).get_config()["axes"] == (2, 1)
+        assert lib.layers.Dot(axes=[2, 1]).get_config()["axes"] == [2, 1]
+        with pytest.raises(TypeError):
+            lib.layers.Dot(axes="2")
+        with pytest.raises(ValueError):
+            lib.layers.Dot(axes=(1, 2, 3))
+
+
+def test_pointnet_segmentation_head_trains_as_keras():
+    """pointnet_segmentation: transformation blocks (Dot with axes=(2, 1), an activity
+    regularizer on a Constant-biased Dense), MaxPool1D over all points then ops.tile, float64
+    point clouds and a LearningRateScheduler: logs and predictions agree with Keras."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 6, 3))
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, (8, 6))]
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        ops = k.ops
+
+        class Orthogonal(k.regularizers.Regularizer):
+            def __call__(self, w):
+                w = ops.reshape(w, (-1, 3, 3))
+                xxt = ops.reshape(ops.tensordot(w, w, axes=(2, 2)), (-1, 3, 3))
+                return ops.sum(0.001 * ops.square(xxt - ops.eye(3)))
+
+        points = k.Input((None, 3))
+        h = k.layers.Conv1D(4, 1)(points)
+        h = k.layers.BatchNormalization(momentum=0.0)(h)
+        h = k.layers.GlobalMaxPooling1D()(h)
+        t = k.layers.Dense(9, kernel_initializer="zeros",
+                           bias_initializer=k.initializers.Constant(np.eye(3).flatten()),
+                           activity_regularizer=Orthogonal())(h)
+        t = k.layers.Reshape((3, 3))(t)
+        h = k.layers.Dot(axes=(2, 1))([points, t])
+        h = k.layers.Conv1D(4, 1, activation="relu")(h)
+        g = ops.tile(k.layers.MaxPool1D(pool_size=6)(h), [1, 6, 1])
+        h = k.layers.Concatenate()([h, g])
+        model = k.Model(points, k.layers.Conv1D(3, 1, activation="softmax")(h))
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        schedule = k.callbacks.LearningRateScheduler(lambda epoch: 0.01 * 0.5 ** epoch)
+        history = model.fit(x, y, batch_size=4, epochs=2, validation_data=(x[:4], y[:4]),
+                            callbacks=[schedule], verbose=0)
+        got[lib] = history.history, model.predict(x[:2], verbose=0)
+    for key, values in got[keras][0].items():
+        np.testing.assert_allclose(got[kestrel][0][key], values, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[kestrel][1], got[keras][1], rtol=1e-4, atol=1e-6)

@@ -40,12 +40,14 @@ class Dot(Merge):
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)
-        pair = isinstance(axes, (list, tuple)) and len(axes) == 2 and all(map(_is_int, axes))
-        if not (_is_int(axes) or pair):
-            raise ValueError(
-                f"Dot '{self.name}': axes must be an int or a list of two ints. "
-                f"Received: axes={axes!r}")
-        self.axes = list(axes) if pair else axes
+        if not _is_int(axes):
+            if not isinstance(axes, (list, tuple)):
+                raise TypeError(f"Dot '{self.name}': axes must be an int or a list of two "
+                                f"ints. Received: axes={axes!r}")
+            if len(axes) != 2 or not all(map(_is_int, axes)):
+                raise ValueError(f"Dot '{self.name}': axes must be an int or a list of two "
+                                 f"ints. Received: axes={axes!r}")
+        self.axes = axes  # as given, so the config keeps a tuple a tuple (as Keras)
         self.normalize = bool(normalize)
         self._equations: dict[tuple[int, int], str] = {}
 
