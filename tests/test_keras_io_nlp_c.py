@@ -76,3 +76,26 @@ def test_attention_called_with_keywords_gives_its_output_the_query_mask_as_keras
         found[k] = (_numpy(k, getattr(out, "_keras_mask", None)).tolist(),
                     getattr(symbolic, "_keras_mask", None) is not None)
     assert found[kestrel] == found[keras] == ([[True, True, False]], True)
+
+
+def _binary_losses(k):
+    """molecule_generation's `binary_crossentropy(qed (B,), prediction (B, 1))` and friends."""
+    y_true, y_pred = np.array([0.0, 1.0, 1.0]), np.array([[0.2], [0.7], [0.9]], "float32")
+    found = []
+    for fn in (k.losses.binary_crossentropy, k.losses.binary_focal_crossentropy,
+               k.metrics.binary_crossentropy, k.ops.binary_crossentropy):
+        try:
+            found.append(_numpy(k, fn(y_true, y_pred)).round(5).tolist())
+        except ValueError as error:
+            found.append(str(error).split(". Received")[0])
+    for loss in (k.losses.BinaryCrossentropy(), k.losses.BinaryFocalCrossentropy(), "bce"):
+        found.append(round(float(k.losses.get(loss)(y_true[:, None], y_pred)[0]
+                                 if loss == "bce" else loss(y_true, y_pred)), 5))
+    return found
+
+
+def test_binary_crossentropy_functions_refuse_other_shapes_as_keras():
+    """The functions need equal shapes (the loss classes align a trailing 1); "bce" names it."""
+    found = {k: _binary_losses(k) for k in (keras, kestrel)}
+    assert found[kestrel] == found[keras]
+    assert found[keras][0] == "Arguments `target` and `output` must have the same shape"

@@ -23,6 +23,16 @@ def _pair(y_true, y_pred):
     return squeeze_or_expand_to_same_rank(*convert_pair(y_true, y_pred))
 
 
+def _same_shape_pair(y_true, y_pred):
+    """`convert_pair`, refusing shapes that differ as Keras' binary cross-entropies do (the
+    loss classes align a trailing size-1 axis before calling them)."""
+    y_true, y_pred = convert_pair(y_true, y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError("Arguments `target` and `output` must have the same shape. Received: "
+                         f"target.shape={tuple(y_true.shape)}, output.shape={tuple(y_pred.shape)}")
+    return y_true, y_pred
+
+
 def _maximum(x: torch.Tensor, low: float) -> torch.Tensor:
     """`max(x, low)` in the dtype of Keras' `ops.maximum` with a Python float (float64 gives
     float32)."""
@@ -267,7 +277,7 @@ def _binary_crossentropy(y_true, probs):
     return -(y_true * torch.log(probs) + (1.0 - y_true) * torch.log(1.0 - probs))
 
 
-@register_builtin("losses")
+@register_builtin("losses", "bce", "BCE")
 @loss_op
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Binary cross-entropy averaged over `axis`.
@@ -277,7 +287,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
         label_smoothing: Squeeze labels towards 0.5 by this amount.
         axis: The axis the mean is taken over.
     """
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = _same_shape_pair(y_true, y_pred)
     y_true = _smooth_binary(y_true, label_smoothing)
     if from_logits:
         bce = F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
@@ -300,7 +310,7 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
         label_smoothing: Squeeze labels towards 0.5 by this amount.
         axis: The axis the mean is taken over.
     """
-    y_true, y_pred = _pair(y_true, y_pred)
+    y_true, y_pred = _same_shape_pair(y_true, y_pred)
     y_true = _smooth_binary(y_true, label_smoothing)
     if from_logits:
         y_pred = torch.sigmoid(y_pred)

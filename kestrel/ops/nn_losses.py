@@ -59,9 +59,9 @@ def _float_pair(target, output):
 
 def _same_shape(target, output, op):
     if target.shape != output.shape:
-        raise ValueError(f"ops.{op}: arguments `target` and `output` must have the same shape. "
-                         f"Received: target.shape={tuple(target.shape)}, "
-                         f"output.shape={tuple(output.shape)}")
+        raise ValueError("Arguments `target` and `output` must have the same shape. Received: "
+                         f"target.shape={tuple(target.shape)}, "
+                         f"output.shape={tuple(output.shape)} (in ops.{op})")
 
 
 @keras_op
