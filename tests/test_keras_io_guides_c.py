@@ -88,3 +88,16 @@ def test_a_reloaded_quantized_layer_keeps_its_quantization_config_as_keras(tmp_p
     ours = _reloaded_config(kestrel, tmp_path)
     theirs = _reloaded_config(keras, tmp_path)
     assert ours == theirs and ours["class_name"] == "Int8QuantizationConfig"
+
+
+def _scheduled_rates(lib):
+    """training_with_built_in_methods: an optimizer on a schedule prints its current rate."""
+    schedule = lib.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.96,
+                                                         staircase=True)
+    optimizer = lib.optimizers.RMSprop(learning_rate=schedule)
+    return float(optimizer.learning_rate), "%.10f" % optimizer.learning_rate
+
+
+def test_a_scheduled_learning_rate_reads_in_float32_as_keras():
+    assert _scheduled_rates(kestrel) == _scheduled_rates(keras) == (
+        0.10000000149011612, "0.1000000015")

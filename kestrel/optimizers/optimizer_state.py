@@ -39,8 +39,9 @@ class OptimizerState:
     # ---------------------------------------------------------------- learning rate
     @property
     def learning_rate(self) -> LearningRateValue:
-        """The learning rate used by the next step: a float with Keras' `assign`/`numpy`."""
-        return LearningRateValue(self._host_lr(), self)
+        """The learning rate used by the next step: a float with Keras' `assign`/`numpy`, in
+        float32 precision as Keras' (a schedule's value too)."""
+        return LearningRateValue(float(np.float32(float(self._host_lr()))), self)
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:
