@@ -99,3 +99,30 @@ def test_binary_crossentropy_functions_refuse_other_shapes_as_keras():
     found = {k: _binary_losses(k) for k in (keras, kestrel)}
     assert found[kestrel] == found[keras]
     assert found[keras][0] == "Arguments `target` and `output` must have the same shape"
+
+
+def test_loss_called_on_lists_of_tensors_converts_each_as_keras():
+    """gaugan's FeatureMatchingLoss: `loss(real_features, fake_features)` on lists of outputs."""
+    rng = np.random.RandomState(0)
+    real = [rng.rand(2, 4, 4, 3).astype("float32"), rng.rand(2, 2, 5), rng.rand(2, 1)]
+    fake = tuple(x + 0.5 * rng.rand(*x.shape).astype("float32") for x in real)
+    found = {}
+    for k in (keras, kestrel):
+        seen = []
+
+        class FeatureMatchingLoss(k.losses.Loss):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.mae = k.losses.MeanAbsoluteError()
+
+            def call(self, y_true, y_pred):
+                seen.append((type(y_true).__name__, type(y_pred).__name__,
+                             [str(t.dtype) for t in y_true]))
+                loss = 0
+                for i in range(len(y_true) - 1):
+                    loss += self.mae(y_true[i], y_pred[i])
+                return loss
+
+        found[k] = (round(float(FeatureMatchingLoss()(real, fake)), 6), seen)
+    assert found[kestrel] == found[keras]
+    assert found[keras][1] == [("list", "tuple", ["torch.float32"] * 3)]

@@ -6,6 +6,7 @@ import torch
 
 from kestrel import config
 from kestrel.layers.naming import to_snake_case, unique_name
+from kestrel.layers.node import flatten, map_structure
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
@@ -45,6 +46,13 @@ def float_tensor(x, dtype=None) -> torch.Tensor:
         if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f":
             return as_tensor(x)
     return as_tensor(x, dtype or config.to_torch_dtype(None))
+
+
+def _holds_tensors(value) -> bool:
+    """A list, tuple or dict with a tensor or array among its leaves (a structure of targets,
+    as GauGAN's feature-matching loss takes), not a plain list of numbers."""
+    return isinstance(value, (list, tuple, dict)) and any(
+        isinstance(leaf, (torch.Tensor, np.ndarray)) for leaf in flatten(value))
 
 
 def convert_pair(y_true, y_pred, dtype=None):
@@ -154,7 +162,12 @@ class Loss:
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         in_mask = get_keras_mask(y_pred)
-        y_true, y_pred = convert_pair(y_true, y_pred, self._torch_dtype)
+        if _holds_tensors(y_true) or _holds_tensors(y_pred):  # Keras converts each leaf
+            dtype = self._torch_dtype
+            y_pred = map_structure(lambda x: float_tensor(x, dtype), y_pred)
+            y_true = map_structure(lambda x: float_tensor(x, dtype), y_true)
+        else:
+            y_true, y_pred = convert_pair(y_true, y_pred, self._torch_dtype)
         losses = self.call(y_true, y_pred)
         out_mask = get_keras_mask(losses)
         if in_mask is None and out_mask is None and sample_weight is None:
