@@ -254,3 +254,26 @@ def test_frozen_base_keeps_batchnorm_in_inference_then_unfreezes():
     model.fit(data, labels, epochs=1, batch_size=8, verbose=0)
     assert not np.array_equal(conv.kernel.numpy(), kernel)
     np.testing.assert_array_equal(bn.moving_mean.numpy(), stats)  # called with training=False
+
+
+def test_loading_weights_skips_the_initializers_and_an_incomplete_file_fails(tmp_path,
+                                                                            monkeypatch):
+    """Weights about to be overwritten are not drawn (ConvNeXtXLarge's cost seconds); a file
+    lacking the classifier is refused rather than leaving the skipped weights at zero."""
+    kwargs = dict(alpha=0.35, input_shape=(32, 32, 3), classes=3)
+    source = applications.MobileNetV2(weights=None, **kwargs)
+    source.save_weights(tmp_path / "m.weights.h5")
+    applications.MobileNetV2(weights=None, include_top=False, **kwargs).save_weights(
+        tmp_path / "notop.weights.h5")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an initializer ran")
+    monkeypatch.setattr(kestrel.initializers.VarianceScaling, "__call__", refuse)
+    loaded = applications.MobileNetV2(weights=str(tmp_path / "m.weights.h5"), **kwargs)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0),
+                                  source.predict(images, verbose=0))
+    with pytest.raises(ValueError):
+        applications.MobileNetV2(weights=str(tmp_path / "notop.weights.h5"), **kwargs)
+    with pytest.raises(AssertionError, match="an initializer ran"):
+        applications.MobileNetV2(weights=None, **kwargs)

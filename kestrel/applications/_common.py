@@ -1,12 +1,33 @@
 """The steps every application shares: checked input, pooled or classifier top, weights."""
 from __future__ import annotations
 
+import functools
+import inspect
+
 from kestrel import config, layers
 from kestrel.applications import imagenet_utils
 from kestrel.applications.weights import load_application_weights, validate_weights_args
+from kestrel.layers.initialization import initializers_skipped
 from kestrel.models.functional import Functional
 
 KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+def pretrained(builder):
+    """`builder` (an application's model function) skips the weight initializers when its
+    `weights` argument names weights to load ("imagenet" or a file), which overwrite them
+    all: ConvNeXtXLarge's 350M random draws cost seconds."""
+    signature = inspect.signature(builder)
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if bound.arguments.get("weights") is None:
+            return builder(*args, **kwargs)
+        with initializers_skipped():
+            return builder(*args, **kwargs)
+    return build
 
 
 def channel_axis() -> int:

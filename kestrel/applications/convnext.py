@@ -60,6 +60,7 @@ def ConvNeXtBlock(projection_dim, drop_path_rate=0.0, layer_scale_init_value=1e-
     return apply
 
 
+@_common.pretrained
 def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value=1e-6,
              default_size=224, name="convnext", include_preprocessing=True, include_top=True,
              weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000,

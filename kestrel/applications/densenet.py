@@ -39,6 +39,7 @@ def _transition(x, name):
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
 
 
+@_common.pretrained
 def build_densenet(weights_name, include_top, weights, input_tensor, input_shape, pooling,
                    classes, classifier_activation, name):
     """DenseNet of the depth `weights_name` names (channels-last only, as in Keras)."""

@@ -95,6 +95,7 @@ def round_filters(filters, width, divisor=8):
     return int(new + divisor if new < 0.9 * filters else new)
 
 
+@_common.pretrained
 def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rate=0.2,
                  drop_connect_rate=0.2, depth_divisor=8, activation="swish",
                  blocks_args="default", name="efficientnet", include_top=True,

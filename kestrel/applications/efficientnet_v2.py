@@ -96,6 +96,7 @@ def _block(x, *, input_filters, output_filters, expand_ratio, se_ratio, strides,
     return x
 
 
+@_common.pretrained
 def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_rate=0.2,
                    drop_connect_rate=0.2, depth_divisor=8, min_depth=8, bn_momentum=0.9,
                    activation="swish", blocks_args="default", name="efficientnetv2",

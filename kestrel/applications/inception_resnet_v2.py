@@ -63,6 +63,7 @@ def inception_resnet_block(x, scale, block_type, block_idx, activation="relu"):
     return x
 
 
+@_common.pretrained
 def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None,
                       input_shape=None, pooling=None, classes=1000,
                       classifier_activation="softmax", name="inception_resnet_v2"):

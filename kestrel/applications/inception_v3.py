@@ -60,6 +60,7 @@ def _block_e(x, index):
     return layers.concatenate([branch1x1, b3, dbl, pool], axis=-1, name=f"mixed{9 + index}")
 
 
+@_common.pretrained
 def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
                 pooling=None, classes=1000, classifier_activation="softmax",
                 name="inception_v3"):

@@ -43,6 +43,7 @@ def _separable(x, filters, alpha, depth_multiplier, stride, block_id):
     return layers.ReLU(6.0, name=f"conv_pw_{block_id}_relu")(x)
 
 
+@_common.pretrained
 def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3, include_top=True,
               weights="imagenet", input_tensor=None, pooling=None, classes=1000,
               classifier_activation="softmax", name=None):

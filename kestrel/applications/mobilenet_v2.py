@@ -68,6 +68,7 @@ def spatial_shape(input_tensor, input_shape):
     return input_shape
 
 
+@_common.pretrained
 def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet",
                 input_tensor=None, pooling=None, classes=1000,
                 classifier_activation="softmax", name=None):

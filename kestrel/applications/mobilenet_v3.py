@@ -105,6 +105,7 @@ def _check_imagenet(alpha, minimalistic, rows, cols) -> None:
                       "for input shape (224, 224) will be loaded as the default.", stacklevel=4)
 
 
+@_common.pretrained
 def build_mobilenet_v3(model_type, input_shape, alpha, minimalistic, include_top, weights,
                        input_tensor, classes, pooling, dropout_rate, classifier_activation,
                        include_preprocessing, name):

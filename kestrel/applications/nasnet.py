@@ -124,6 +124,7 @@ def _reduction_a_cell(ip, p, filters, block_id=None):
     return x, ip
 
 
+@_common.pretrained
 def NASNet(input_shape=None, penultimate_filters=4032, num_blocks=6, stem_block_filters=96,
            skip_reduction=True, filter_multiplier=2, include_top=True, weights="imagenet",
            input_tensor=None, pooling=None, classes=1000, default_size=None,

@@ -74,6 +74,7 @@ def _stacks(x, depths, preact: bool):
     return x
 
 
+@_common.pretrained
 def build_resnet(weights_name, preact, include_top, weights, input_tensor, input_shape, pooling,
                  classes, classifier_activation, name):
     """ResNet (`preact=False`) or ResNetV2 (`preact=True`) of the depth `weights_name` names."""

@@ -14,6 +14,7 @@ _VARIANTS = {
 }
 
 
+@_common.pretrained
 def vgg(variant: str, include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, name):
     """Build VGG16 or VGG19 (`variant` names the weights) with Keras' layer names."""

@@ -29,6 +29,7 @@ def _downsampling_block(x, block, filters, first_act=True):
     return layers.add([x, residual])
 
 
+@_common.pretrained
 def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax", name="xception"):
     """Xception as a functional model (default input 299x299x3, at least 71x71).

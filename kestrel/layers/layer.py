@@ -19,7 +19,7 @@ from torch import nn
 from kestrel import config, dtype_policies
 from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
-from kestrel.layers import auto_config, remat, stateless
+from kestrel.layers import auto_config, initialization, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
 from kestrel.layers import call_masks, shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
@@ -504,6 +504,8 @@ class Layer(nn.Module):
                 f"{what}: its shape must have non-negative sizes and at most 2**34 elements; "
                 f"check the layer's size arguments (e.g. units, filters). Received: "
                 f"shape={shape} ({size} elements)")
+        if initialization.skipped():
+            return torch.zeros(shape, dtype=dtype)
         try:
             return initializer(shape, dtype=dtype)
         except RuntimeError as error:  # torch.OutOfMemoryError, or the CPU allocator's
