@@ -112,3 +112,42 @@ def test_pointnet_segmentation_head_trains_as_keras():
     for key, values in got[keras][0].items():
         np.testing.assert_allclose(got[kestrel][0][key], values, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got[kestrel][1], got[keras][1], rtol=1e-4, atol=1e-6)
+
+
+def test_symbolic_reshape_of_batch_into_groups():
+    """semantic_image_clustering: `ops.reshape(x, (-1, k, c))` on a batch of unknown size
+    (neighbours flattened into the batch, then regrouped) gives Keras' shapes, summary rows and
+    training, where placeholder runs with a batch of 1 could not be regrouped."""
+    rng = np.random.default_rng(0)
+    anchors = rng.normal(size=(6, 4)).astype("float32")
+    neighbours = rng.normal(size=(6, 2, 4)).astype("float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        ops = k.ops
+        inner = k.Sequential([k.Input((4,)), k.layers.Dense(3, activation="softmax")])
+        anchor = k.Input((4,), name="anchors")
+        near = k.Input((2, 4), name="neighbours")
+        near_flat = ops.reshape(near, (-1, 4))
+        grouped = ops.reshape(inner(near_flat), (-1, 2, ops.shape(inner.output)[-1]))
+        similarity = ops.einsum("bij,bkj->bik", ops.expand_dims(inner(anchor), 1), grouped)
+        similarity = k.layers.Lambda(lambda t: ops.squeeze(t, axis=1))(similarity)
+        model = k.Model([anchor, near], similarity)
+        model.compile(optimizer="adam", loss="mse")
+        loss = model.train_on_batch({"anchors": anchors, "neighbours": neighbours},
+                                    np.ones((6, 2), "float32"))
+        got[lib] = ([(op.name, op.output.shape) for op in model.operations],
+                    near_flat.shape, grouped.shape, loss)
+    assert got[kestrel][:3] == got[keras][:3]
+    np.testing.assert_allclose(got[kestrel][3], got[keras][3], rtol=1e-5)
+
+
+def test_symbolic_reshape_keeps_the_placeholder_path_for_known_shapes():
+    """Reshapes of fully known shapes and their size errors behave as before."""
+    import pytest
+
+    inputs = kestrel.Input((2, 6))
+    assert kestrel.ops.reshape(inputs, (-1, 3, 4)).shape == (None, 3, 4)
+    assert kestrel.ops.reshape(inputs, (3, -1)).shape == (3, None)
+    with pytest.raises(ValueError):
+        kestrel.ops.reshape(kestrel.Input((2, 6), batch_size=2), (5, -1))

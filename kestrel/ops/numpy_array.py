@@ -277,6 +277,22 @@ def reshape(x, newshape):
     return torch.reshape(convert_to_tensor(x), _shape(newshape))
 
 
+def _reshape_spec(x, newshape):
+    """Symbolic `reshape` from shapes, as Keras: the -1 entry is None where the input has an
+    unknown size (placeholder runs would make up a batch that need not divide evenly);
+    None (placeholder runs, which raise the errors) for anything else."""
+    from kestrel.layers.node import KerasTensor
+
+    entries = [newshape] if isinstance(newshape, int) else list(newshape)
+    if type(x) is not KerasTensor or not all(isinstance(d, int) for d in entries) or \
+            entries.count(-1) != 1 or None not in x.shape:
+        return None
+    return KerasTensor([None if d == -1 else d for d in entries], x.dtype)
+
+
+reshape.output_spec = _reshape_spec
+
+
 @keras_op
 def ravel(x):
     return torch.ravel(convert_to_tensor(x))
