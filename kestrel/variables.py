@@ -295,6 +295,10 @@ def _rebuild(cls, data: torch.Tensor, requires_grad: bool, state: dict) -> Varia
     return variable
 
 
+def _fits_int32(array: np.ndarray) -> bool:
+    return array.size == 0 or (int(array.min()) >= -2**31 and int(array.max()) < 2**31)
+
+
 def _initial_value(initializer, shape, dtype) -> torch.Tensor:
     """The first value of a standalone variable, on Kestrel's default device."""
     from kestrel import initializers
@@ -316,6 +320,9 @@ def _initial_value(initializer, shape, dtype) -> torch.Tensor:
             if dtype is None and array.dtype == np.float64 \
                     and not isinstance(initializer, np.ndarray):
                 array = array.astype(config.floatx())  # Python floats take floatx, as Keras
+            elif dtype is None and array.dtype == np.int64 and _fits_int32(array) \
+                    and not isinstance(initializer, (np.ndarray, np.generic)):
+                array = array.astype(np.int32)  # and Python ints int32 (a step counter)
             value = torch.as_tensor(np.array(array))  # a copy; views like x[..., ::-1] too
         if dtype is not None:
             value = value.to(config.to_torch_dtype(dtype))

@@ -126,3 +126,13 @@ def test_loss_called_on_lists_of_tensors_converts_each_as_keras():
         found[k] = (round(float(FeatureMatchingLoss()(real, fake)), 6), seen)
     assert found[kestrel] == found[keras]
     assert found[keras][1] == [("list", "tuple", ["torch.float32"] * 3)]
+
+
+def test_variable_of_python_ints_is_int32_as_keras():
+    """stylegan's `keras.Variable(0, trainable=False)` step counter: int32 as in Keras; NumPy
+    integers keep their dtype and values beyond int32 stay int64."""
+    values = (0, [1, 2], [[3]], np.int64(3), np.array([1, 2]), 2**40, True, 1.5)
+    found = {k: [str(k.ops.convert_to_numpy(k.Variable(v, trainable=False).value).dtype)
+                 for v in values] for k in (keras, kestrel)}
+    assert found[kestrel] == found[keras]
+    assert found[keras][:4] == ["int32", "int32", "int32", "int64"]
