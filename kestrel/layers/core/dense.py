@@ -6,6 +6,7 @@ import torch
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import activate_fresh, is_builtin
 from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int4, int8
 from kestrel.quantizers.layer_mixin import Quantizable
@@ -49,10 +50,7 @@ class Dense(Quantizable, Layer):
         mode = self._pop_quantized_dtype(kwargs, "dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(
-                f"Dense '{self.name}': units must be a positive integer. Received: units={units}")
-        self.units = units
+        self.units = positive_int(units, "units", f"Dense '{self.name}'")
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)

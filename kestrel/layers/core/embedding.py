@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import constraints, initializers, regularizers
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor
 from kestrel.quantizers import int4, int8
@@ -49,13 +50,8 @@ class Embedding(Quantizable, Layer):
         mode = self._pop_quantized_dtype(kwargs, "embedding")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)
-        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(
-                    f"Embedding '{self.name}': {arg} must be a positive integer. "
-                    f"Received: {arg}={value!r}")
-        self.input_dim = input_dim
-        self.output_dim = output_dim
+        self.input_dim = positive_int(input_dim, "input_dim", f"Embedding '{self.name}'")
+        self.output_dim = positive_int(output_dim, "output_dim", f"Embedding '{self.name}'")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = constraints.get(embeddings_constraint)

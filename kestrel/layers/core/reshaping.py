@@ -7,11 +7,8 @@ import torch
 
 from kestrel import config
 from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.int_args import is_int as _is_int, positive_int
 from kestrel.layers.layer import Layer, register_layer
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @register_layer()
@@ -72,7 +69,7 @@ class Reshape(Layer):
             raise ValueError(
                 f"Reshape '{self.name}': target_shape must hold non-negative integers and at "
                 f"most one -1 (an unknown dimension). Received: target_shape={target_shape}")
-        self.target_shape = target_shape
+        self.target_shape = target_shape = tuple(map(int, target_shape))
         self._unknown = target_shape.index(-1) if -1 in target_shape else None
         self._known_size = math.prod(d for d in target_shape if d != -1)
 
@@ -124,7 +121,7 @@ class Permute(Layer):
             raise ValueError(
                 f"Permute '{self.name}': dims must be a permutation of the consecutive "
                 f"integers 1..{len(dims)} (the batch axis is excluded). Received: dims={dims}")
-        self.dims = dims
+        self.dims = tuple(map(int, dims))
         self.input_spec = InputSpec(ndim=len(dims) + 1)
 
     def call(self, inputs):
@@ -151,10 +148,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
-        if not _is_int(n) or n <= 0:
-            raise ValueError(
-                f"RepeatVector '{self.name}': n must be a positive integer. Received: n={n!r}")
-        self.n = n
+        self.n = positive_int(n, "n", f"RepeatVector '{self.name}'")
         self.input_spec = InputSpec(ndim=2)
 
     def call(self, inputs: torch.Tensor):
