@@ -204,3 +204,22 @@ def test_pandas_series_targets_and_inputs_become_columns_as_keras():
                         round(model.evaluate(x, y, verbose=0), 5),
                         single.predict(pd.Series([1.0, 2.0]), verbose=0).shape, on_batch))
     assert results[0] == results[1]
+
+
+def _movie_encoder(k):
+    """movielens_recommendations_transformers: one embedding and one Dense encode the target
+    movie `(None, 1)` and then the sequence of movies `(None, 3)`."""
+    layers = k.layers
+    target = layers.Input(name="target_movie_id", shape=(1,), dtype="int32")
+    sequence = layers.Input(name="sequence_movie_ids", shape=(3,), dtype="int32")
+    embedding = layers.Embedding(10, 3, name="movie_embedding")
+    process = layers.Dense(3, activation="relu", name="process_movie_embedding")
+    encoded = [process(embedding(ids)) for ids in (target, sequence)]
+    return k.Model({"target_movie_id": target, "sequence_movie_ids": sequence},
+                   layers.concatenate(encoded, axis=1))
+
+
+def test_summary_shows_a_shared_layers_last_output_shape_as_keras():
+    texts = [_summary(_movie_encoder(_fresh(lib))) for lib in (kestrel, keras)]
+    assert "(None, 3, 3)" in texts[1].split("movie_embedding")[1].splitlines()[0]
+    assert texts[0] == texts[1]

@@ -24,7 +24,7 @@ def _count(tensors) -> tuple[int, int]:
 def _shape_text(layer, model_nodes) -> str:
     nodes = [n for n in layer._inbound_nodes if model_nodes is None or id(n) in model_nodes]
     if nodes:
-        shapes = [t.shape for t in flatten(nodes[0].outputs)]
+        shapes = [t.shape for t in flatten(nodes[-1].outputs)]  # a shared layer: its last call
     else:
         shapes = _graph_output_shapes(layer) or _built_output_shapes(layer)
         if shapes is None:
