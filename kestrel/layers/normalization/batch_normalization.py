@@ -8,6 +8,7 @@ from kestrel import config, constraints, initializers, regularizers
 from kestrel.layers.convolutional.conv_utils import channel_permutations, permuted
 from kestrel.layers.float_inputs import promote
 from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.normalization import batch_renorm
 from kestrel.layers.layer import Layer, register_layer
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -29,6 +30,10 @@ class BatchNormalization(Layer):
         beta_initializer / gamma_initializer / moving_mean_initializer /
             moving_variance_initializer: initializers of the four weights.
         beta_regularizer / gamma_regularizer / beta_constraint / gamma_constraint: optional.
+        renorm: batch renormalization in training (see `batch_renorm`); adds the
+            non-trainable weights moving_stddev, renorm_mean, renorm_stddev.
+        renorm_clipping: dict with optional `rmax`, `rmin`, `dmax` clipping `r` and `d`.
+        renorm_momentum: momentum of `renorm_mean` / `renorm_stddev`.
         synchronized: Keras' cross-replica flag; only `False` is supported.
 
     Weights, in Keras' order: gamma, beta, moving_mean, moving_variance (each `(features,)`).
@@ -45,7 +50,8 @@ class BatchNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, synchronized=False, **kwargs):
+                 gamma_constraint=None, renorm=False, renorm_clipping=None,
+                 renorm_momentum=0.99, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)) and len(axis) == 1:
             axis = axis[0]  # Keras 2 configs store the axis as a one-element list
@@ -77,6 +83,10 @@ class BatchNormalization(Layer):
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.supports_masking = True
+        self.renorm = renorm
+        self.renorm_clipping = (batch_renorm.check_clipping(self.name, renorm_clipping)
+                                if renorm else renorm_clipping)
+        self.renorm_momentum = renorm_momentum
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -101,6 +111,8 @@ class BatchNormalization(Layer):
                                            trainable=False)
         self.moving_variance = self.add_weight("moving_variance", shape,
                                                self.moving_variance_initializer, trainable=False)
+        if self.renorm:
+            batch_renorm.build_weights(self, shape)
         self.input_spec = InputSpec(ndim=rank, axes={self.axis: features})
 
     def call(self, inputs, training=None, mask=None):
@@ -111,7 +123,9 @@ class BatchNormalization(Layer):
                 f"the inputs. Received: mask.shape={tuple(mask.shape)}, "
                 f"inputs.shape={tuple(inputs.shape)}")
         x = inputs.float() if inputs.dtype in _HALF else promote(inputs, self)
-        if training and self._trainable:
+        if training and self._trainable and self.renorm:
+            out = batch_renorm.train_step(self, x, mask)
+        elif training and self._trainable:
             out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
         else:
             flat, restore = self._channels_at_1(x)
@@ -147,21 +161,30 @@ class BatchNormalization(Layer):
         return restore(out)
 
     def _train_step_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mean, variance = self._masked_moments(x, mask)
+        with torch.no_grad():
+            self._update_moving(mean.flatten(), variance.flatten())
+        return self._affine(x, mean, variance, self.gamma, self.beta)
+
+    def _masked_moments(self, x: torch.Tensor, mask: torch.Tensor):
+        """Mean and variance over the entries `mask` keeps, broadcastable against `x`."""
         reduce = [d for d in range(x.dim()) if d != self._axis]
         weights = mask.unsqueeze(-1).to(x.dtype).expand_as(x)
         count = weights.sum(reduce, keepdim=True) + config.epsilon()
         mean = (x * weights).sum(reduce, keepdim=True) / count
         variance = (((x - mean) * weights) ** 2).sum(reduce, keepdim=True) / count
-        with torch.no_grad():
-            self._update_moving(mean.flatten(), variance.flatten())
+        return mean, variance
+
+    def _affine(self, x, mean, variance, gamma, beta) -> torch.Tensor:
+        """`(x - mean) / sqrt(variance + epsilon) * gamma + beta` (gamma/beta may be None)."""
         view = [1] * x.dim()
         view[self._axis] = -1
         inv = torch.rsqrt(variance + self.epsilon)
-        if self.gamma is not None:
-            inv = inv * self.gamma.view(view)
+        if gamma is not None:
+            inv = inv * gamma.view(view)
         shift = -mean * inv
-        if self.beta is not None:
-            shift = shift + self.beta.view(view)
+        if beta is not None:
+            shift = shift + beta.view(view)
         return x * inv + shift
 
     def _update_moving(self, mean: torch.Tensor, variance: torch.Tensor) -> None:
@@ -190,6 +213,9 @@ class BatchNormalization(Layer):
             "beta_constraint": constraints.serialize(self.beta_constraint),
             "gamma_constraint": constraints.serialize(self.gamma_constraint),
             "synchronized": self.synchronized,
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping,
+            "renorm_momentum": self.renorm_momentum,
         }
 
 
