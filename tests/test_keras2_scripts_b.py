@@ -44,3 +44,38 @@ def test_reuters_mlp_integer_hyperparameters_from_numpy():
     with pytest.raises(ValueError, match="Dense 'bad': units must be a positive integer. "
                                          "Received: units=2.0"):
         kestrel.layers.Dense(2.0, name="bad")
+
+
+def test_mnist_net2net_layers_built_with_initial_weights():
+    """mnist_net2net: `Conv2D(..., weights=[kernel, bias])` and `Dense(..., weights=...)` in
+    `model.add`. Keras 2's base Layer took `weights` and set them once the layer was built
+    (Keras 3 refuses the argument); the model then computes what Keras 3 computes after
+    `set_weights`. The argument is not part of the config."""
+    rng = np.random.default_rng(1)
+    conv_w = [rng.normal(size=(3, 3, 1, 4)).astype("float32"), rng.normal(size=4).astype("float32")]
+    bn_w = [rng.random(4).astype("float32") + 0.5 for _ in range(4)]
+    dense_w = [rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=3).astype("float32")]
+    x = rng.random((2, 5, 5, 1)).astype("float32")
+    got = {}
+    for lib in (kestrel, keras):
+        k = _fresh(lib)
+        initial = (lambda w: {"weights": w}) if lib is kestrel else (lambda w: {})
+        model = k.Sequential([k.Input((5, 5, 1))])
+        model.add(k.layers.Conv2D(4, 3, padding="same", **initial(conv_w)))
+        model.add(k.layers.BatchNormalization(**initial(bn_w)))
+        model.add(k.layers.GlobalAveragePooling2D())
+        model.add(k.layers.Dense(3, **initial(dense_w)))
+        if lib is keras:
+            for layer, w in zip([model.layers[i] for i in (0, 1, 3)], (conv_w, bn_w, dense_w)):
+                layer.set_weights(w)
+        got[lib] = model
+    for a, b in zip(got[kestrel].layers, got[keras].layers):
+        assert a.get_config() == b.get_config()
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_allclose(got[kestrel].predict(x, verbose=0),
+                               got[keras].predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    dense = kestrel.layers.Dense(3, weights=dense_w[:1], name="short")
+    with pytest.raises(ValueError, match="'short' with a weight list of length 1, but the "
+                                         "layer was expecting 2 weights"):
+        dense(np.ones((1, 4), "float32"))

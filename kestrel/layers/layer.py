@@ -116,6 +116,7 @@ class Layer(nn.Module):
 
     def __init__(self, *, activity_regularizer=None, trainable: bool = True, dtype=None,
                  autocast: bool = True, name: str | None = None, **kwargs):
+        initial_weights = kwargs.pop("weights", None)  # Keras 2: set once the layer is built
         unknown = set(kwargs) - _BASE_KWARGS
         if unknown:
             raise ValueError(
@@ -145,6 +146,8 @@ class Layer(nn.Module):
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._batch_input_shape = _batch_shape_from_kwargs(kwargs)
         self._parent_path = None  # the name scopes open when first built or called
+        if initial_weights is not None:
+            self.__dict__["_initial_weights"] = initial_weights
         remat.install(self)  # inside a RematScope: recompute the forward pass in backward
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,6 +166,8 @@ class Layer(nn.Module):
         with self._open_name_scope():
             self.build(input_shape)
         self.built = True
+        if "_initial_weights" in self.__dict__:
+            self.set_weights(self.__dict__.pop("_initial_weights"))
 
     def _open_name_scope(self) -> name_scope:
         """This layer's name scope, under the scopes open the first time it is opened (a build
