@@ -64,3 +64,27 @@ def test_metrics_list_longer_than_the_targets_pairs_with_the_first_outputs():
         "loss", "out_0_mae", "val_loss", "val_out_0_mae"]
     for name, values in got[keras].items():
         np.testing.assert_allclose(got[kestrel][name], values, rtol=1e-5)
+
+
+def test_changing_the_list_a_call_returned_leaves_the_graph_as_keras():
+    """fully_convolutional_network: `x = backbone(inputs); x[-1] = head(x[-1])` replaces an
+    item of the returned list; the backbone's node keeps its own outputs, so the summary
+    shows its real output shapes, as Keras'."""
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        layers = k.layers
+        inputs = k.Input((4,))
+        backbone = k.Model(inputs, [layers.Dense(2)(inputs), layers.Dense(3)(inputs)])
+        x_in = k.Input((4,))
+        x = backbone(x_in)
+        x[-1] = layers.Dense(5)(x[-1])
+        branches = [x_in, x_in]
+        joined = layers.Concatenate()(branches)
+        branches.append(x[0])
+        model = k.Model(x_in, x + [joined])
+        printed = []
+        model.summary(print_fn=printed.append)
+        got[lib] = ("\n".join(printed).splitlines(), [tuple(t.shape) for t in model.outputs],
+                    [w.shape for w in model.weights])
+    assert got[kestrel] == got[keras]

@@ -136,6 +136,10 @@ class Node:
 
     def __init__(self, layer, call_args: tuple, call_kwargs: dict, outputs):
         self.layer = layer
+        # copies of the structures, as Keras keeps: a caller may change the list it passed
+        # or got back (`x = backbone(inputs); x[-1] = head(x[-1])`) without changing the graph
+        call_args, call_kwargs, outputs = tree.map_structure(
+            lambda leaf: leaf, (call_args, call_kwargs, outputs))
         self.call_args = call_args
         self.call_kwargs = call_kwargs
         # in Keras' order (dict arguments by sorted key): the graph's layer order follows it
