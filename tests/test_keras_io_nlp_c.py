@@ -136,3 +136,31 @@ def test_variable_of_python_ints_is_int32_as_keras():
                  for v in values] for k in (keras, kestrel)}
     assert found[kestrel] == found[keras]
     assert found[keras][:4] == ["int32", "int32", "int32", "int64"]
+
+
+def test_random_fourier_features_of_keras2_quasi_svm():
+    """keras.io quasi_svm (tf.keras): `layers.experimental.RandomFourierFeatures` computes
+    `cos(x @ unscaled_kernel / kernel_scale + bias)`; only `kernel_scale` can train."""
+    from kestrel.layers.experimental import RandomFourierFeatures
+    from kestrel.layers.experimental.preprocessing import Rescaling
+
+    assert Rescaling is kestrel.layers.Rescaling
+    _fresh(kestrel)
+    layer = RandomFourierFeatures(output_dim=16, kernel_initializer="gaussian", trainable=True)
+    model = kestrel.Sequential([kestrel.Input(shape=(8,)), layer, kestrel.layers.Dense(3)])
+    model.compile(optimizer="adam", loss=kestrel.losses.hinge)
+    x = np.random.RandomState(0).rand(6, 8).astype("float32")
+    model.fit(x, np.eye(3)[[0, 1, 2, 0, 1, 2]], epochs=1, verbose=0)
+    weights = {w.name: w.numpy() for w in layer.weights}
+    kernel, bias, scale = (weights[n] for n in ("unscaled_kernel", "bias", "kernel_scale"))
+    assert kernel.shape == (8, 16) and 0 <= bias.min() and bias.max() <= 2 * np.pi
+    assert scale[0] != 2.0  # sqrt(input_dim / 2) at first, then trained
+    np.testing.assert_allclose(_numpy(kestrel, layer(x)), np.cos(x @ (kernel / scale) + bias),
+                               atol=1e-5)
+    assert [w.name for w in layer.trainable_weights] == ["kernel_scale"]
+    config = layer.get_config()
+    assert (config["output_dim"], config["kernel_initializer"]) == (16, "gaussian")
+    assert RandomFourierFeatures.from_config(config).scale == config["scale"]
+    frozen = RandomFourierFeatures(4, kernel_initializer="laplacian")
+    frozen.build((None, 8))
+    assert frozen.scale == 1.0 and frozen.trainable_weights == []
