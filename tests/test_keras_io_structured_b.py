@@ -223,3 +223,13 @@ def test_summary_shows_a_shared_layers_last_output_shape_as_keras():
     texts = [_summary(_movie_encoder(_fresh(lib))) for lib in (kestrel, keras)]
     assert "(None, 3, 3)" in texts[1].split("movie_embedding")[1].splitlines()[0]
     assert texts[0] == texts[1]
+
+
+def test_calling_a_layer_on_read_only_arrays_does_not_warn(recwarn):
+    """feature_preprocessing_layer calls its preprocessing model on `df[[name]].values`
+    (read-only under pandas' copy-on-write): no torch warning about non-writable arrays."""
+    data = np.arange(6, dtype="float32").reshape(3, 2)
+    data.flags.writeable = False
+    out = kestrel.layers.Dense(1, kernel_initializer="ones")(data)
+    np.testing.assert_allclose(kestrel.ops.convert_to_numpy(out), [[1], [5], [9]])
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

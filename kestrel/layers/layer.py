@@ -987,7 +987,9 @@ def _other_arrays_to_tensors(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
 def _array_to_tensor(value):
     if not isinstance(value, np.ndarray) or is_string_array(value):  # strings stay NumPy
         return value
-    tensor = torch.from_numpy(np.ascontiguousarray(value))
+    from kestrel.ops.convert import from_numpy  # read-only arrays (pandas' .values) copied
+
+    tensor = from_numpy(np.ascontiguousarray(value))
     return tensor.to(config.to_torch_dtype(config.floatx())) if tensor.dtype == torch.float64 \
         else tensor
 
