@@ -101,3 +101,45 @@ def _scheduled_rates(lib):
 def test_a_scheduled_learning_rate_reads_in_float32_as_keras():
     assert _scheduled_rates(kestrel) == _scheduled_rates(keras) == (
         0.10000000149011612, "0.1000000015")
+
+
+def _guide_train_step_history(lib):
+    """custom_train_step_in_torch: a train_step updating `self.metrics` with sample weights."""
+    import torch
+
+    class CustomModel(lib.Model):
+        def train_step(self, data):
+            x, y, sample_weight = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+            loss.backward()
+            gradients = [v.value.grad for v in self.trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, self.trainable_weights)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred, sample_weight=sample_weight)
+            return {m.name: m.result() for m in self.metrics}
+
+    lib = fresh(lib)
+    inputs = lib.Input((4,))
+    model = CustomModel(inputs, lib.layers.Dense(1)(inputs))
+    model.set_weights([np.full((4, 1), 0.1, "float32"), np.zeros(1, "float32")])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    rng = np.random.default_rng(0)
+    x, y, w = rng.random((8, 4)), rng.random((8, 1)), rng.random((8, 1))
+    history = model.fit(x, y, sample_weight=w, batch_size=4, epochs=2, shuffle=False,
+                        verbose=0).history
+    return history, [m.name for m in model.metrics]
+
+
+def test_a_custom_train_step_updates_the_compiled_metrics_container_as_keras():
+    (ours, our_names), (theirs, their_names) = (_guide_train_step_history(lib)
+                                                for lib in (kestrel, keras))
+    assert our_names == their_names == ["loss", "compile_metrics"]
+    assert list(ours) == list(theirs) == ["mae", "loss"]  # Keras' order of the nested logs
+    for key in theirs:  # "mae" was given as an unweighted metric: the weights skip it
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5)

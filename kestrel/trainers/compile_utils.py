@@ -170,6 +170,10 @@ class CompileMetrics:
         for metric in self.metrics:
             metric.reset_state()
 
+    @property
+    def variables(self) -> list:
+        return [v for metric in self.metrics for v in metric.variables]
+
 
 def output_list(values, output_names: list[str], what: str) -> list:
     """Targets / sample weights as a list aligned with the outputs."""

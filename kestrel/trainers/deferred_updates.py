@@ -79,7 +79,7 @@ class DeferredUpdates:
         x, y, sample_weight = batch
         model = self.model
         if self._additive is None and model.compiled_metrics.built:
-            self._additive = metrics_are_additive(model.metrics)
+            self._additive = metrics_are_additive(model._flat_metrics())
         if not self._additive:  # also the first batch, which builds the metrics
             self._steps.test(batch)
             return

@@ -140,7 +140,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
         model.train(steps.trains_layers)
-        logs = LazyLogs(model.metrics)
+        logs = LazyLogs(model._flat_metrics())
         batches = iter(session.shard(train_data, True) if session is not None else train_data)
         if first_step:  # resuming mid-epoch: the same order, done batches skipped
             for _ in range(first_step):
@@ -154,15 +154,15 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
             if step_logs is not None:  # what a user's train_step returned
                 logs = step_logs
             elif begin == 0:
-                logs = LazyLogs(model.metrics)  # metrics are created on the first batch
+                logs = LazyLogs(model._flat_metrics())  # metrics are created on the first batch
             callbacks.on_train_batch_end(end, logs)
             if model.stop_training:
                 break
         first_step = 0
         model.eval()
         if session is not None:
-            session.reduce_metrics(model.metrics)
-        epoch_logs = model._results(step_logs)
+            session.reduce_metrics(model._flat_metrics())
+        epoch_logs = model._results(step_logs, nested=True)
         if val_data is not None and _should_validate(epoch, validation_freq):
             val_logs = run_evaluate(model, val_data, None, None, 0, None, None, callbacks,
                                     session)
@@ -207,7 +207,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
     deferred = DeferredUpdates(model) if can_defer(model, callbacks) else None
     test = model._steps.test if deferred is None else deferred.test
     flush = None if deferred is None else deferred.flush
-    logs = LazyLogs(model.metrics)
+    logs = LazyLogs(model._flat_metrics())
     batches = session.shard(data, False) if session is not None else data
     step_logs = None
     for begin, end, group in step_groups.groups(batches, model.steps_per_execution):
@@ -218,12 +218,12 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         if step_logs is not None:  # what a user's test_step returned
             logs = step_logs
         elif begin == 0:
-            logs = LazyLogs(model.metrics, flush)
+            logs = LazyLogs(model._flat_metrics(), flush)
         callbacks.on_test_batch_end(end, logs)
     if deferred is not None:
         deferred.flush()
     if session is not None:
-        session.reduce_metrics(model.metrics)
+        session.reduce_metrics(model._flat_metrics())
     results = model._results(step_logs)
     callbacks.on_test_end(results)
     if was_training:  # eval() above already left every layer in inference mode

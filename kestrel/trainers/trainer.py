@@ -108,19 +108,28 @@ class Trainer(GeneratorMethods):
     def metrics(self) -> list:
         """The loss tracker(s), the compiled metrics and metrics assigned as attributes.
 
-        Before the first batch builds them, the compiled metrics are listed as one container
-        named "compile_metrics" (as in Keras), whose `update_state(y, y_pred)` builds them.
+        The compiled metrics are one container named "compile_metrics" (as in Keras), whose
+        `update_state(y, y_pred, sample_weight)` builds them and weighs only the weighted ones
+        and whose `result()` is a dict of their values.
         """
         tracked = self._attribute_metrics(skip=Trainer)  # a nested model's own are its own
         if not self.compiled:
             return tracked
         compiled = self.compiled_metrics
-        listed = compiled.metrics if compiled.built or not compiled.configured else [compiled]
+        listed = [compiled] if compiled.configured else []
         return [self._loss_tracker, *self.compiled_loss.trackers, *listed, *tracked]
+
+    def _flat_metrics(self) -> list:
+        """`metrics` with the compiled metrics' container opened once built: the metric
+        objects the loops log, reduce and defer one by one."""
+        return [inner for m in self.metrics for inner in (
+            m.metrics if isinstance(m, CompileMetrics) and m.built else [m])]
 
     @property
     def metrics_names(self) -> list[str]:
-        return [m.name for m in self.metrics]
+        """The names of `metrics`; once built, the compiled metrics are named one by one, the
+        order `evaluate` returns them in (Keras 2's `["loss", "accuracy"]`)."""
+        return [m.name for m in self._flat_metrics()]
 
     def reset_metrics(self) -> None:
         for metric in self.metrics:
@@ -137,19 +146,24 @@ class Trainer(GeneratorMethods):
                 logs[metric.name] = result
         return logs
 
-    def _results(self, step_logs=None) -> dict:
+    def _results(self, step_logs=None, nested: bool = False) -> dict:
         """The metric results as Python floats sorted by name, or what a custom step returned
-        last (`step_logs`) when its keys differ from the metrics' (as Keras does)."""
+        last (`step_logs`) when its keys differ from the metrics' (as Keras does). A nested
+        dict in a step's logs (its `compile_metrics` result) is flattened in its place, or,
+        `nested` (fit's epoch logs, which callbacks flatten), kept."""
         logs = self.get_metrics_result()
         if step_logs is not None and (not isinstance(step_logs, Mapping)
                                       or set(step_logs) != set(logs)):
             logs = step_logs if isinstance(step_logs, Mapping) else {"output": step_logs}
-        return {key: _python(logs[key]) for key in sorted(logs)}  # Keras' order: by name
+        if nested:
+            return {key: logs[key] if isinstance(logs[key], Mapping) else _python(logs[key])
+                    for key in sorted(logs)}
+        return _sorted_flat(logs)
 
     def _flatten_results(self, logs: dict):
         """`evaluate`'s list: the metrics' values in `metrics` order, then other keys sorted;
         a single value alone."""
-        names = [m.name for m in self.metrics]
+        names = self.metrics_names
         values = [logs[name] for name in names if name in logs]
         values += [logs[key] for key in sorted(logs) if key not in names]
         return values[0] if len(values) == 1 else values
@@ -350,3 +364,13 @@ def _python(value):
     if isinstance(value, np.generic):
         return float(value)
     return value
+
+
+def _sorted_flat(logs: Mapping) -> dict:
+    """Logs sorted by name (Keras' order), a nested dict (a step's `compile_metrics` result)
+    flattened in its place, values as Python floats."""
+    flat = {}
+    for key in sorted(logs):
+        value = logs[key]
+        flat.update(_sorted_flat(value) if isinstance(value, Mapping) else {key: _python(value)})
+    return flat
