@@ -233,3 +233,29 @@ def test_calling_a_layer_on_read_only_arrays_does_not_warn(recwarn):
     out = kestrel.layers.Dense(1, kernel_initializer="ones")(data)
     np.testing.assert_allclose(kestrel.ops.convert_to_numpy(out), [[1], [5], [9]])
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_raw_sample_converted_with_convert_to_tensor_feeds_a_feature_space_model():
+    """feature_space_advanced / structured_data_classification_with_feature_space: the raw
+    sample goes through `keras.ops.convert_to_tensor([value])`, strings included (Kestrel's
+    string tensors are NumPy string arrays, as TensorFlow's string tensors in Keras)."""
+    FeatureSpace = kestrel.utils.FeatureSpace
+    space = FeatureSpace(
+        features={"job": FeatureSpace.string_categorical(num_oov_indices=0),
+                  "age": FeatureSpace.float_discretized(num_bins=2),
+                  "campaign": FeatureSpace.float_normalized()},
+        crosses=[FeatureSpace.cross(feature_names=("age", "job"), crossing_dim=4)],
+        output_mode="concat")
+    space.adapt({"job": np.array(["admin", "blue-collar", "admin", "retired"]),
+                 "age": np.array([30.0, 45.0, 52.0, 61.0], "float32"),
+                 "campaign": np.array([1.0, 2.0, 3.0, 1.0], "float32")})
+    encoded = space.get_encoded_features()
+    head = kestrel.layers.Dense(1, activation="sigmoid")
+    model = kestrel.Model(space.get_inputs(), head(encoded))
+    sample = {"job": "blue-collar", "age": 30, "campaign": 2}
+    converted = {name: kestrel.ops.convert_to_tensor([value]) for name, value in sample.items()}
+    assert converted["job"].tolist() == ["blue-collar"]
+    assert converted["age"].dtype == kestrel.ops.convert_to_tensor([30]).dtype
+    prediction = model.predict(converted, verbose=0)
+    raw = {k: np.array([v]) for k, v in sample.items()}
+    np.testing.assert_allclose(prediction, model.predict(raw, verbose=0), rtol=1e-6)

@@ -8,6 +8,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from kestrel.backend.dtypes import standardize_dtype
+from kestrel.layers.node import is_string_array
 from kestrel.ops import convert
 from kestrel.ops.convert import to_tensors, torch_dtype
 from kestrel.ops.dispatch import keras_op, module_all
@@ -21,11 +22,27 @@ def _register_plain(fn):
 
 @keras_op
 def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
-    """A torch tensor from a tensor, array, scalar or nested list (Keras' dtype rules)."""
+    """A torch tensor from a tensor, array, scalar or nested list (Keras' dtype rules).
+
+    Strings (a `str`, lists of them, a NumPy string array) give a NumPy string array: Kestrel's
+    string tensors, which string Inputs and layers take (as Keras' TensorFlow backend gives a
+    string tensor, e.g. for a raw sample fed to a FeatureSpace model).
+    """
     if ragged:
         raise ValueError("ops.convert_to_tensor: Kestrel has no ragged tensors. "
                          "Received: ragged=True")
+    if dtype in (None, "string") and _is_string_data(x):
+        return np.asarray(x)
     return convert.convert_to_tensor(x, dtype=dtype, sparse=sparse)
+
+
+def _is_string_data(x) -> bool:
+    if isinstance(x, (str, bytes)):
+        return True
+    if isinstance(x, (list, tuple)):
+        leaves = list(convert._leaves(x))
+        return bool(leaves) and all(isinstance(v, (str, bytes)) for v in leaves)
+    return is_string_array(x)
 
 
 @_register_plain
