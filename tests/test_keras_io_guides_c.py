@@ -143,3 +143,25 @@ def test_a_custom_train_step_updates_the_compiled_metrics_container_as_keras():
     assert list(ours) == list(theirs) == ["mae", "loss"]  # Keras' order of the nested logs
     for key in theirs:  # "mae" was given as an unweighted metric: the weights skip it
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5)
+
+
+def _symbolic_call_error(lib):
+    """customizing_saving_and_serialization: a layer built for 8 features called on 4."""
+
+    class Projection(lib.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(8, 2))
+
+        def call(self, inputs):
+            return lib.ops.matmul(inputs, self.w)
+
+    layer = Projection()
+    layer.build((None, 8))
+    try:
+        layer(lib.Input((4,)))
+    except Exception as error:  # noqa: BLE001 - the class is what is compared
+        return type(error)
+
+
+def test_a_failing_symbolic_call_keeps_the_error_class_as_keras():
+    assert _symbolic_call_error(kestrel) is _symbolic_call_error(keras) is RuntimeError

@@ -139,10 +139,18 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001 - reported with the layer's name
-        raise ValueError(
+        raise _same_kind(error, (
             f"Exception encountered when calling {type(layer).__name__} '{layer.name}': "
-            f"{error}. Received: input shape={shape_of(args[0]) if args else None}"
-        ) from error
+            f"{error}. Received: input shape={shape_of(args[0]) if args else None}")) from error
+
+
+def _same_kind(error: Exception, message: str) -> Exception:
+    """`message` in an exception of `error`'s class (a RuntimeError where that class takes
+    other arguments), as Keras re-raises what a symbolic call hit."""
+    try:
+        return type(error)(message)
+    except Exception:  # noqa: BLE001 - e.g. an exception class with required arguments
+        return RuntimeError(message)
 
 
 def _autocast(layer, device):
