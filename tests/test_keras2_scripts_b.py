@@ -5,6 +5,7 @@ dropped the spelling (noted per test).
 """
 import json
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -79,3 +80,18 @@ def test_mnist_net2net_layers_built_with_initial_weights():
     with pytest.raises(ValueError, match="'short' with a weight list of length 1, but the "
                                          "layer was expecting 2 weights"):
         dense(np.ones((1, 4), "float32"))
+
+
+def test_imdb_cnn_embedding_input_length_warns_as_keras_3():
+    """imdb_cnn, imdb_lstm, ...: `Embedding(max_features, dims, input_length=maxlen)` warns
+    with Keras 3's deprecation message only (the user passed no `input_shape`), and the layer
+    is built at once, as in Keras 2."""
+    for lib in (kestrel, keras):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = lib.Sequential([lib.layers.Embedding(50, 4, input_length=7)])
+        messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        assert messages == ["Argument `input_length` is deprecated. Just remove it."], lib
+    assert model.built is False  # Keras 3 drops the length; Keras 2 (and Kestrel) keep it
+    model = kestrel.Sequential([kestrel.layers.Embedding(50, 4, input_length=7)])
+    assert model.output_shape == (None, 7, 4)

@@ -1,6 +1,8 @@
 """Embedding: turns integer indices into dense vectors looked up in a table."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -43,10 +45,13 @@ class Embedding(Quantizable, Layer):
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, input_length=None, activity_regularizer=None,
                  quantization_config=None, **kwargs):
-        if input_length is not None and "input_shape" not in kwargs \
-                and "batch_input_shape" not in kwargs:
-            kwargs["input_shape"] = tuple(input_length) if isinstance(
-                input_length, (list, tuple)) else (input_length,)
+        if input_length is not None:
+            warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
+            if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+                # Keras 2 built the layer at once (not a user's input_shape: no warning of that)
+                length = tuple(input_length) if isinstance(input_length, (list, tuple)) \
+                    else (input_length,)
+                kwargs["batch_input_shape"] = (kwargs.get("batch_size"),) + length
         mode = self._pop_quantized_dtype(kwargs, "embedding")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)
