@@ -2,6 +2,7 @@
 BASNet, ...): the same miniature code runs with Kestrel and with real Keras (torch backend);
 graphs, values and training behaviour agree.
 """
+import json
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -88,3 +89,26 @@ def test_changing_the_list_a_call_returned_leaves_the_graph_as_keras():
         got[lib] = ("\n".join(printed).splitlines(), [tuple(t.shape) for t in model.outputs],
                     [w.shape for w in model.weights])
     assert got[kestrel] == got[keras]
+
+
+def test_nested_list_outputs_config_round_trip():
+    """IIC_cluster: `Model(inputs, [main_heads, aux_heads])` has nested `output_layers` in its
+    config, as Keras'; Kestrel rebuilds Keras' config with the same nested predictions."""
+    x = np.random.default_rng(0).uniform(size=(2, 3)).astype("float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        inputs = k.Input((3,))
+        heads = [k.layers.Dense(2, activation="softmax")(inputs) for _ in range(2)]
+        aux = [k.layers.Dense(4, activation="softmax")(inputs) for _ in range(2)]
+        model = k.Model(inputs, [heads, aux])
+        config = model.get_config()
+        got[lib] = (model, config["output_layers"], _kinds(model.predict(x, verbose=0)))
+    assert got[kestrel][1:] == got[keras][1:]
+    rebuilt = kestrel.Model.from_config(json.loads(json.dumps(got[keras][0].get_config())))
+    rebuilt.set_weights(got[keras][0].get_weights())
+    predicted = rebuilt.predict(x, verbose=0)
+    expected = got[keras][0].predict(x, verbose=0)
+    assert _kinds(predicted) == _kinds(expected)
+    for a, b in zip(kestrel.tree.flatten(predicted), keras.tree.flatten(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -58,12 +58,12 @@ def functional_config(model) -> dict:
             ref[1] += 1  # Keras counts a nested functional model's own construction node here
         return ref
 
-    def io(struct):
+    def io(struct):  # nested as the model's inputs/outputs (`[heads, aux_heads]`), as Keras
         if isinstance(struct, dict):
-            return {k: io_history(struct[k]) for k in sorted(struct)}  # as Keras' tree
+            return {k: io(struct[k]) for k in sorted(struct)}  # as Keras' tree
         if isinstance(struct, KerasTensor):  # as Keras: one `[name, node, index]`, not a list
             return io_history(struct)
-        return [io_history(t) for t in struct]
+        return [io(t) for t in struct]
 
     config = {"name": model.name, "trainable": model.trainable, "layers": layers,
               "input_layers": io(model._inputs_struct), "output_layers": io(model._outputs_struct)}
@@ -109,10 +109,10 @@ def functional_from_config(cls, config: dict, custom_objects=None):
 
     def io(spec):
         if isinstance(spec, dict):
-            return {k: lookup(v) for k, v in spec.items()}
-        if spec and not isinstance(spec[0], (list, tuple)):
+            return {k: io(v) for k, v in spec.items()}
+        if spec and not isinstance(spec[0], (list, tuple, dict)):
             return lookup(spec)
-        return [lookup(s) for s in spec]
+        return [io(s) for s in spec]
     inputs = io(config["input_layers"])
     outputs = io(config["output_layers"])
     if isinstance(outputs, list) and len(outputs) == 1 and isinstance(config["output_layers"][0], (list, tuple)) \
