@@ -147,7 +147,7 @@ class Layer(nn.Module):
         self._batch_input_shape = _batch_shape_from_kwargs(kwargs)
         self._parent_path = None  # the name scopes open when first built or called
         if initial_weights is not None:
-            self.__dict__["_initial_weights"] = initial_weights
+            self.__dict__["_weights_once_built"] = initial_weights
         remat.install(self)  # inside a RematScope: recompute the forward pass in backward
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,8 +166,8 @@ class Layer(nn.Module):
         with self._open_name_scope():
             self.build(input_shape)
         self.built = True
-        if "_initial_weights" in self.__dict__:
-            self.set_weights(self.__dict__.pop("_initial_weights"))
+        if "_weights_once_built" in self.__dict__:
+            self.set_weights(self.__dict__.pop("_weights_once_built"))
 
     def _open_name_scope(self) -> name_scope:
         """This layer's name scope, under the scopes open the first time it is opened (a build
