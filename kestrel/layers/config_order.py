@@ -12,3 +12,19 @@ def keras_order(config: dict, order: tuple[str, ...]) -> dict:
              and not (key == "activity_regularizer" and config[key] is not None)]
     kept = [key for key in config if key not in moved]
     return {key: config[key] for key in (*kept, *moved)}
+
+
+def keras_config_order(*order: str):
+    """Class decorator: the class's `get_config()` lists the keys `order` names last, in that
+    order, as Keras writes them. Subclasses that add keys after `super().get_config()` keep
+    them after these, as in Keras."""
+    def decorate(cls):
+        get_config = cls.get_config
+
+        def ordered_get_config(self):
+            return keras_order(get_config(self), order)
+
+        ordered_get_config.__doc__ = get_config.__doc__
+        cls.get_config = ordered_get_config
+        return cls
+    return decorate

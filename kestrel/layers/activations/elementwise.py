@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from kestrel.activations import activations
 from kestrel.layers import in_place
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.layer import Layer, register_layer
 
 
@@ -104,6 +105,7 @@ class LeakyReLU(_Elementwise):
 
 
 @register_layer()
+@keras_config_order("alpha", "trainable", "dtype")
 class ELU(_Elementwise):
     """Exponential linear unit: `x` for `x > 0`, `alpha * (exp(x) - 1)` otherwise.
 

@@ -1,6 +1,7 @@
 """RandomContrast and RandomBrightness: random per-image changes of pixel values."""
 from __future__ import annotations
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.layer import register_layer
@@ -25,6 +26,7 @@ class _ValueLayer(RandomImageLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomContrast(_ValueLayer):
     """Scales each image's deviation from its per-channel mean by a random factor in training,
     then clips to `value_range`.
@@ -51,6 +53,7 @@ class RandomContrast(_ValueLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomBrightness(_ValueLayer):
     """Adds a random per-image offset in training, then clips to `value_range`.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.image_preprocessing.color import RandomBrightness, RandomContrast
@@ -83,6 +84,7 @@ class _OpsLayer(RandomImageLayer):
 
 
 @register_layer()
+@keras_config_order("value_range", "num_ops", "factor", "interpolation", "seed")
 class RandAugment(_OpsLayer):
     """Applies `num_ops` augmentations, each picked at random per batch from 11 (shear,
     translation, rotation, brightness, colour degeneration, contrast, sharpness, posterization,
@@ -134,6 +136,8 @@ class RandAugment(_OpsLayer):
 
 
 @register_layer()
+@keras_config_order(
+    "value_range", "num_chains", "chain_depth", "factor", "alpha", "all_ops", "interpolation", "seed")
 class AugMix(_OpsLayer):
     """AugMix in training: `num_chains` chains of up to `chain_depth` random augmentations,
     mixed with Dirichlet(`alpha`) weights, then blended with the input by a Beta(`alpha`,
@@ -198,6 +202,8 @@ class AugMix(_OpsLayer):
 
 
 @register_layer()
+@keras_config_order(
+    "value_range", "brightness_factor", "contrast_factor", "saturation_factor", "hue_factor", "seed")
 class RandomColorJitter(RandomImageLayer):
     """Random brightness, contrast, saturation and hue changes, in that order, in training;
     an op runs only when its factor is given.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import check_value_range, parse_factor
 from kestrel.layers.image_preprocessing.pointwise import ColorLayer
 from kestrel.layers.layer import register_layer
@@ -19,6 +20,7 @@ def depthwise(images: torch.Tensor, kernel: torch.Tensor, channels_last: bool) -
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomSharpness(ColorLayer):
     """Sharpens or blurs each image by a random amount in training.
 
@@ -46,6 +48,7 @@ class RandomSharpness(ColorLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "kernel_size", "sigma", "value_range", "seed")
 class RandomGaussianBlur(ColorLayer):
     """Blurs images with a Gaussian kernel in training, each with a probability drawn in
     `factor`; one pair of sigmas (width, height) is drawn per batch, as Keras.

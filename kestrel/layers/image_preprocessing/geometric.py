@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.affine import (
     FILL_MODES, INTERPOLATIONS, affine_transform, rotation_matrix)
 from kestrel.layers.image_preprocessing.base import RandomImageLayer, parse_factor
@@ -62,6 +63,7 @@ class _AffineLayer(RandomImageLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "fill_mode", "fill_value", "interpolation", "seed")
 class RandomRotation(_AffineLayer):
     """Rotates each image by a random angle about its centre in training.
 
@@ -91,6 +93,7 @@ class RandomRotation(_AffineLayer):
 
 
 @register_layer()
+@keras_config_order("x_factor", "y_factor", "fill_mode", "interpolation", "seed", "fill_value")
 class RandomShear(_AffineLayer):
     """Shears each image in training: `x += sx * y` and `y += sy * x` about the top-left corner,
     with `sx`, `sy` drawn per image and one random sign for both (as Keras).
@@ -108,18 +111,21 @@ class RandomShear(_AffineLayer):
     def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect",
                  fill_value=0.0, data_format=None, seed=None, **kwargs):
         super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
-        self.x_factor, self.y_factor = x_factor, y_factor
-        self._x_range = self._shear_range(x_factor, "x_factor")
-        self._y_range = self._shear_range(y_factor, "y_factor")
+        self.x_factor = self._shear_range(x_factor, "x_factor")
+        self.y_factor = self._shear_range(y_factor, "y_factor")
 
     def _shear_range(self, factor, arg):
-        lower, upper = parse_factor(self, factor, arg, bounds=(0.0, 1.0))
-        return (-upper, upper) if not isinstance(factor, (tuple, list)) else (lower, upper)
+        """`(lower, upper)` as Keras keeps it (and writes it in the config): a pair sorted,
+        a number `f` as `(-f, f)`, numbers as given. That `(-f, f)` reads back as `f`."""
+        symmetric = isinstance(factor, (tuple, list)) and len(factor) == 2 and \
+            factor[0] == -factor[1]
+        parse_factor(self, abs(factor[1]) if symmetric else factor, arg, bounds=(0.0, 1.0))
+        return tuple(sorted(factor)) if isinstance(factor, (tuple, list)) else (-factor, factor)
 
     def transforms(self, images, batch, height, width):
         sign = torch.where(self.uniform((batch,), 0.0, 1.0, images) > 0.5, -1.0, 1.0)
-        shear_y = self.uniform((batch,), *self._y_range, images) * sign
-        shear_x = self.uniform((batch,), *self._x_range, images) * sign
+        shear_y = self.uniform((batch,), *self.y_factor, images) * sign
+        shear_x = self.uniform((batch,), *self.x_factor, images) * sign
         ones, zeros = torch.ones_like(sign), torch.zeros_like(sign)
         return torch.stack([ones, shear_x, zeros, shear_y, ones, zeros, zeros, zeros], dim=-1)
 
@@ -128,6 +134,8 @@ class RandomShear(_AffineLayer):
 
 
 @register_layer()
+@keras_config_order(
+    "height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value")
 class RandomZoom(_AffineLayer):
     """Zooms each image in or out by a random factor about its centre in training.
 
@@ -173,6 +181,8 @@ class RandomZoom(_AffineLayer):
 
 
 @register_layer()
+@keras_config_order(
+    "height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value")
 class RandomTranslation(_AffineLayer):
     """Shifts each image by a random fraction of its height and width in training.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import config
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import rescale
 from kestrel.layers.image_preprocessing.pointwise import ColorLayer
 from kestrel.layers.layer import register_layer
@@ -31,6 +32,7 @@ class _HSVLayer(ColorLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomHue(_HSVLayer):
     """Rotates each image's hue by a random amount in training.
 
@@ -60,6 +62,7 @@ class RandomHue(_HSVLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomSaturation(_HSVLayer):
     """Scales each image's saturation by a random factor in training.
 

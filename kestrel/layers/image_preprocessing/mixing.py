@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from kestrel import random
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import (
     RandomImageLayer, check_value_range, parse_factor)
 from kestrel.layers.image_preprocessing.data import check_box_format
@@ -90,6 +91,7 @@ class _BoxLayer(RandomImageLayer):
 
 
 @register_layer()
+@keras_config_order("alpha", "seed")
 class MixUp(_BoxLayer):
     """Mixes each image (and label) with another of the batch: `w x + (1 - w) x[perm]`, with
     `w ~ Beta(alpha, alpha)` per image, in training.
@@ -139,6 +141,7 @@ class MixUp(_BoxLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "seed")
 class CutMix(_BoxLayer):
     """Pastes a random box of another image of the batch into each image, in training; labels
     are mixed by the box's area.
@@ -184,6 +187,7 @@ class CutMix(_BoxLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "scale", "fill_value", "value_range", "seed")
 class RandomErasing(_BoxLayer):
     """Erases a random box of each image with a probability drawn in `factor`, in training.
 

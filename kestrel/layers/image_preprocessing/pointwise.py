@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import (
     ImageLayer, RandomImageLayer, check_value_range, parse_factor, rescale)
 from kestrel.layers.layer import register_layer
@@ -75,6 +76,7 @@ class RandomGrayscale(RandomImageLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomInvert(ColorLayer):
     """Replaces each image by `value_range[1] - image` with a probability drawn in `factor`.
 
@@ -97,6 +99,7 @@ class RandomInvert(ColorLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomPosterization(ColorLayer):
     """Keeps only the `bits` highest bits of each 8-bit colour value, `bits` drawn per image.
 
@@ -128,6 +131,7 @@ class RandomPosterization(ColorLayer):
 
 
 @register_layer()
+@keras_config_order("factor", "value_range", "seed")
 class RandomColorDegeneration(ColorLayer):
     """Blends each RGB image toward its grayscale version by a random per-image amount.
 
@@ -153,6 +157,7 @@ class RandomColorDegeneration(ColorLayer):
 
 
 @register_layer()
+@keras_config_order("value_range", "addition_factor", "threshold_factor", "seed")
 class Solarization(RandomImageLayer):
     """Adds a random per-image offset, then inverts every value above a random threshold.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import ImageLayer, RandomImageLayer
 from kestrel.layers.image_preprocessing.data import affine_rows
 from kestrel.layers.layer import register_layer
@@ -234,6 +235,7 @@ def center_crop(images: torch.Tensor, height: int, width: int, data_format: str,
 
 
 @register_layer()
+@keras_config_order("height", "width", "seed")
 class RandomCrop(_SizedLayer, RandomImageLayer):
     """Crops a random `height x width` window (one position per batch, as Keras) in training.
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.affine import (
     INTERPOLATIONS, affine_transform, grid_warp)
 from kestrel.layers.image_preprocessing.base import (
@@ -20,6 +21,7 @@ def _check_choice(layer, arg: str, value, allowed) -> None:
 
 
 @register_layer()
+@keras_config_order("factor", "scale", "interpolation", "fill_value", "seed")
 class RandomPerspective(RandomImageLayer):
     """Moves each image's corners by random offsets and warps it to match, in training, each
     image with a probability drawn in `factor`.
@@ -97,6 +99,8 @@ class RandomPerspective(RandomImageLayer):
 
 
 @register_layer()
+@keras_config_order(
+    "factor", "scale", "interpolation", "fill_mode", "fill_value", "value_range", "seed")
 class RandomElasticTransform(RandomImageLayer):
     """Distorts images by a smooth random displacement field in training, each image with a
     probability drawn in `factor`.

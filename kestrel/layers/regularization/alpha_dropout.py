@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from kestrel import random
+from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.regularization.seeding import attach_seed_generator, check_rate, check_seed
 
@@ -11,6 +12,7 @@ _ALPHA_P = -_ALPHA * _SCALE  # the value SELU saturates to
 
 
 @register_layer()
+@keras_config_order("rate", "seed", "noise_shape")
 class AlphaDropout(Layer):
     """In training, sets inputs to SELU's saturation value with probability `rate`, then applies
     the affine map that restores the inputs' mean and variance; the identity in inference.

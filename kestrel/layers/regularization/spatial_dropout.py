@@ -22,9 +22,9 @@ class _SpatialDropout(Dropout):
         self.input_spec = InputSpec(ndim=self._rank + 2)
 
     def get_config(self):
-        base = super().get_config()
-        base.pop("noise_shape")
-        return {**base, "data_format": self.data_format}
+        # Keras writes these keys only: no `trainable`, and the dtype as a plain name
+        return {"rate": self.rate, "seed": self.seed, "name": self.name, "dtype": self.dtype,
+                "data_format": self.data_format}
 
 
 @register_layer()
