@@ -95,3 +95,21 @@ def test_imdb_cnn_embedding_input_length_warns_as_keras_3():
     assert model.built is False  # Keras 3 drops the length; Keras 2 (and Kestrel) keep it
     model = kestrel.Sequential([kestrel.layers.Embedding(50, 4, input_length=7)])
     assert model.output_shape == (None, 7, 4)
+
+
+def test_keras2_convolutional_module_names_of_classic_scripts():
+    """Classic scripts import pooling from `keras.layers.convolutional` (Keras 2.3 still
+    re-exported it there) and use Keras 2's `Deconvolution2D` alias of `Conv2DTranspose`."""
+    from kestrel.layers.convolutional import (AveragePooling1D, Deconv2D, MaxPooling2D,
+                                              MaxPooling3D)
+    from kestrel.layers import Deconvolution2D, Deconvolution3D
+
+    layers = kestrel.layers
+    assert (MaxPooling2D, MaxPooling3D, AveragePooling1D) == (
+        layers.MaxPooling2D, layers.MaxPooling3D, layers.AveragePooling1D)
+    assert Deconvolution2D is Deconv2D is layers.Conv2DTranspose
+    assert Deconvolution3D is layers.Conv3DTranspose
+    x = RNG.random((1, 4, 4, 2)).astype("float32")
+    deconv = Deconvolution2D(3, 2, strides=2, name="up")
+    assert tuple(deconv(x).shape) == (1, 8, 8, 3)
+    assert kestrel.layers.serialize(deconv)["class_name"] == "Conv2DTranspose"

@@ -2,8 +2,8 @@
 from kestrel.layers.convolutional import (
     Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose, Convolution1D,
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
-    Convolution3DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
-    SeparableConvolution1D, SeparableConvolution2D)
+    Convolution3DTranspose, Deconvolution2D, Deconvolution3D, DepthwiseConv1D, DepthwiseConv2D,
+    SeparableConv1D, SeparableConv2D, SeparableConvolution1D, SeparableConvolution2D)
 from kestrel.layers.activations import *  # noqa: F401,F403 - ReLU, LeakyReLU, PReLU, ELU, Softmax
 from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from kestrel.layers.core.activation import Activation, Identity, Lambda
