@@ -164,3 +164,22 @@ def test_random_fourier_features_of_keras2_quasi_svm():
     frozen = RandomFourierFeatures(4, kernel_initializer="laplacian")
     frozen.build((None, 8))
     assert frozen.scale == 1.0 and frozen.trainable_weights == []
+
+
+def test_dropout_after_pooling_draws_keras_masks_in_fit():
+    """mnist_cnn / reproducibility_recipes: Conv2D -> MaxPooling2D -> Dropout trains with the
+    losses Keras gives under the same seed (Keras' pooled tensors lie channels-first in
+    memory, and an unseeded Dropout draws its mask in memory order)."""
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(16, 8, 8, 1).astype("float32"), rng.randint(0, 3, 16)
+    found = {}
+    for k in (keras, kestrel):
+        _fresh(k)
+        layers = k.layers
+        model = k.Sequential([
+            k.Input((8, 8, 1)), layers.Conv2D(4, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Dropout(0.3), layers.Reshape((9, 4)),
+            layers.AveragePooling1D(3), layers.Dropout(0.3), layers.Flatten(), layers.Dense(3)])
+        model.compile("adam", k.losses.SparseCategoricalCrossentropy(from_logits=True))
+        found[k] = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"]
+    np.testing.assert_allclose(found[kestrel], found[keras], rtol=1e-5)

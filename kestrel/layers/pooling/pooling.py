@@ -48,7 +48,13 @@ class BasePooling(Layer):
             check_input_shapes(self, self.input_spec, tuple(inputs.shape))
         x = cu.permuted(inputs, self._to_channels_first) if self._channels_last else inputs
         outputs = self._max_pool(x) if self.mode == "max" else self._average_pool(x)
-        return outputs.permute(self._to_channels_last) if self._channels_last else outputs
+        if not self._channels_last:
+            return outputs
+        outputs = outputs.permute(self._to_channels_last)
+        # Keras pools a channels-first copy, so its output lies channels-first in memory; an
+        # unseeded Dropout reading it draws its mask in that order (see Dropout.call)
+        outputs._keras_channels_first = True
+        return outputs
 
     def _same_pads(self, x):
         return cu.same_padding(tuple(x.shape[2:]), self.pool_size, self.strides,

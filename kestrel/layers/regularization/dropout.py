@@ -54,6 +54,10 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return inputs
         if self.noise_shape is None and self.seed is None:
+            if getattr(inputs, "_keras_channels_first", False):  # a pooled tensor: the
+                # mask drawn in Keras' memory order (mnist_cnn's MaxPooling2D -> Dropout)
+                first = inputs.movedim(-1, 1).contiguous()
+                return F.dropout(first, self.rate, True).movedim(1, -1)
             return F.dropout(inputs, self.rate, True)
         noise_shape = None if self.noise_shape is None else self._mask_shape(inputs.shape)
         return random.dropout(inputs, self.rate, noise_shape, seed=self.seed_generator)
