@@ -165,3 +165,11 @@ def _symbolic_call_error(lib):
 
 def test_a_failing_symbolic_call_keeps_the_error_class_as_keras():
     assert _symbolic_call_error(kestrel) is _symbolic_call_error(keras) is RuntimeError
+
+
+def test_a_learning_rate_converts_to_a_float32_array_as_keras():
+    """writing_your_own_callbacks: a scheduler callback reads the optimizer's rate as NumPy."""
+    ours, theirs = (lib.ops.convert_to_numpy(lib.optimizers.SGD(0.1).learning_rate)
+                    for lib in (kestrel, keras))
+    assert ours.dtype == theirs.dtype == np.float32 and ours.shape == theirs.shape == ()
+    assert float(ours) == float(theirs)

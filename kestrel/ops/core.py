@@ -53,6 +53,8 @@ def convert_to_numpy(x):
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+    if isinstance(x, float) and hasattr(x, "__array__"):  # optimizer.learning_rate: float32
+        return np.array(x.__array__())
     return np.array(x)
 
 
