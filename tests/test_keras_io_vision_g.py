@@ -142,12 +142,18 @@ def test_symbolic_reshape_of_batch_into_groups():
     np.testing.assert_allclose(got[kestrel][3], got[keras][3], rtol=1e-5)
 
 
-def test_symbolic_reshape_keeps_the_placeholder_path_for_known_shapes():
-    """Reshapes of fully known shapes and their size errors behave as before."""
+def test_symbolic_reshape_shapes_and_errors_match_keras():
+    """Symbolic reshapes of known and unknown sizes give Keras' shapes; a known size that
+    cannot be reshaped is Keras' ValueError."""
     import pytest
 
-    inputs = kestrel.Input((2, 6))
-    assert kestrel.ops.reshape(inputs, (-1, 3, 4)).shape == (None, 3, 4)
-    assert kestrel.ops.reshape(inputs, (3, -1)).shape == (3, None)
-    with pytest.raises(ValueError):
-        kestrel.ops.reshape(kestrel.Input((2, 6), batch_size=2), (5, -1))
+    cases = [((2, 6), (3, 4)), ((2, 6), 12), ((2, 6), (4, -1)), ((None, 2, 6), (-1, 3, 4)),
+             ((None, 2, 6), (3, -1)), ((None, 6), (2, 3))]
+    for shape, newshape in cases:
+        expected = keras.ops.reshape(keras.Input(shape[1:], batch_size=shape[0]), newshape)
+        got = kestrel.ops.reshape(kestrel.Input(shape[1:], batch_size=shape[0]), newshape)
+        assert tuple(got.shape) == tuple(expected.shape), (shape, newshape)
+    for lib in (keras, kestrel):
+        for newshape in [(5, -1), (7,)]:
+            with pytest.raises(ValueError):
+                lib.ops.reshape(lib.Input((6,), batch_size=2), newshape)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import string
 
 import numpy as np
@@ -279,15 +280,25 @@ def reshape(x, newshape):
 
 def _reshape_spec(x, newshape):
     """Symbolic `reshape` from shapes, as Keras: the -1 entry is None where the input has an
-    unknown size (placeholder runs would make up a batch that need not divide evenly);
-    None (placeholder runs, which raise the errors) for anything else."""
+    unknown size (placeholder runs would make up a batch that need not divide evenly), and a
+    known size that cannot be reshaped is Keras' ValueError; an unknown one is taken on trust.
+    None (placeholder runs) for a shape given otherwise than as ints."""
     from kestrel.layers.node import KerasTensor
 
     entries = [newshape] if isinstance(newshape, int) else list(newshape)
-    if type(x) is not KerasTensor or not all(isinstance(d, int) for d in entries) or \
-            entries.count(-1) != 1 or None not in x.shape:
+    if type(x) is not KerasTensor or not all(isinstance(d, int) and d >= -1 for d in entries) or \
+            entries.count(-1) > 1:
         return None
-    return KerasTensor([None if d == -1 else d for d in entries], x.dtype)
+    if None in x.shape:
+        return KerasTensor([None if d == -1 else d for d in entries], x.dtype)
+    size, known = math.prod(x.shape), math.prod(d for d in entries if d != -1)
+    if known == 0:  # empty tensors: as the placeholder run says
+        return None
+    if size % known if -1 in entries else size != known:
+        raise ValueError(
+            "The total size of the tensor must be unchanged. Received: "
+            f"input_shape={tuple(x.shape)}, newshape={tuple(entries)}")
+    return KerasTensor([size // known if d == -1 else d for d in entries], x.dtype)
 
 
 reshape.output_spec = _reshape_spec
