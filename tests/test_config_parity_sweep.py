@@ -107,6 +107,8 @@ def test_takes_keras_arguments(module, name):
     theirs_cls, ours_cls = getattr(getattr(keras, module), name), getattr(
         getattr(kestrel, module), name)
     ours_params = _params(ours_cls)
+    shared = [arg for arg in _params(theirs_cls) if arg in ours_params]
+    assert [arg for arg in ours_params if arg in shared] == shared  # positional order
     base = _arguments(kestrel, name, theirs_cls)
     for arg, p in _params(theirs_cls).items():
         if arg in ours_params or arg in base or arg in NOT_YET.get(name, ()):
@@ -115,3 +117,15 @@ def test_takes_keras_arguments(module, name):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours_cls(**base, **{arg: None if p.default is p.empty else p.default})
+
+
+def test_input_takes_keras_arguments_in_order():
+    theirs = list(inspect.signature(keras.Input).parameters)
+    ours = list(inspect.signature(kestrel.Input).parameters)
+    assert ours[:len(theirs)] == theirs
+    for flag in ("sparse", "ragged"):
+        message = f"`{flag}=True` is not supported with the torch backend"
+        with pytest.raises(ValueError, match=message):
+            keras.Input((3,), **{flag: True})
+        with pytest.raises(ValueError, match=message):
+            kestrel.Input((3,), **{flag: True})

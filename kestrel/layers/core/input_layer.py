@@ -17,23 +17,27 @@ class InputLayer(Layer):
         shape: shape without the batch dimension, e.g. `(32,)`.
         batch_size: optional fixed batch size.
         dtype: input dtype, `"float32"` by default.
+        sparse / ragged: Keras' flags for sparse / ragged inputs; only falsy values (torch
+            tensors are dense).
         batch_shape: full shape including the batch dimension (instead of `shape`).
         name: layer name.
         optional: whether the model accepts `None` for this input (passed on to the layers
             that read it, which must handle it).
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
-                 input_tensor=None, batch_input_shape=None, optional=False, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None,
+                 batch_shape=None, input_tensor=None, optional=False, name=None,
+                 batch_input_shape=None, **kwargs):
         if "input_shape" in kwargs:  # Keras 2's name for `shape`
             warnings.warn("Argument `input_shape` is deprecated. Use `shape` instead.")
             shape = kwargs.pop("input_shape")
         tensor_name = name  # an unnamed Input's tensor is `keras_tensor[_N]`, as Keras
         name = name or naming.unique_name("input_layer")
         string = is_string_dtype(dtype)
-        super().__init__(name=name,  # its dtype policy is the global one, as Keras'
-                         **{k: v for k, v in kwargs.items()
-                                                   if k not in ("sparse", "ragged")})
+        for flag, value in (("sparse", sparse), ("ragged", ragged)):
+            if value:
+                raise ValueError(f"`{flag}=True` is not supported with the torch backend")
+        super().__init__(name=name, **kwargs)  # its dtype policy is the global one, as Keras'
         self.optional = bool(optional)
         batch_shape = batch_shape if batch_shape is not None else batch_input_shape
         if batch_shape is None:
@@ -66,8 +70,8 @@ class InputLayer(Layer):
                 "sparse": False, "ragged": False, "name": self.name, "optional": self.optional}
 
 
-def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, tensor=None,
-          **kwargs) -> KerasTensor:
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
+          name=None, tensor=None, optional=False, **kwargs) -> KerasTensor:
     """A symbolic input of `shape` (batch excluded): the start of a functional model.
 
     Example:
@@ -75,6 +79,7 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
         >>> x.shape
         (None, 32)
     """
-    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype,
-                       batch_shape=batch_shape, name=name, **kwargs)
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
+                       ragged=ragged, batch_shape=batch_shape, name=name, optional=optional,
+                       **kwargs)
     return layer.output_tensor
