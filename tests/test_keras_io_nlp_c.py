@@ -183,3 +183,37 @@ def test_dropout_after_pooling_draws_keras_masks_in_fit():
         model.compile("adam", k.losses.SparseCategoricalCrossentropy(from_logits=True))
         found[k] = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"]
     np.testing.assert_allclose(found[kestrel], found[keras], rtol=1e-5)
+
+
+def test_keras2_compiled_loss_in_a_custom_train_step_logs_as_keras_fit():
+    """debugging_tips (Keras 2): `self.compiled_loss(y, y_pred)` and
+    `self.compiled_metrics.update_state(y, y_pred)` in a train_step log the loss and metrics
+    that real Keras' own fit logs for the same model."""
+    import torch
+
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(20, 6).astype("float32"), rng.randint(0, 3, 20)
+    found = {}
+    for k in (keras, kestrel):
+        _fresh(k)
+
+        class Keras2Step(kestrel.Model):
+            def train_step(self, data):
+                inputs, targets = data
+                self.zero_grad()
+                preds = self(inputs, training=True)
+                self.compiled_loss(targets, preds).backward()
+                weights = self.trainable_variables
+                with torch.no_grad():
+                    self.optimizer.apply([w.value.grad for w in weights], weights)
+                self.compiled_metrics.update_state(targets, preds)
+                return {m.name: m.result() for m in self.metrics}
+
+        inputs = k.Input((6,))
+        outputs = k.layers.Dense(3, activation="softmax")(k.layers.Dense(4)(inputs))
+        model = (Keras2Step if k is kestrel else k.Model)(inputs, outputs)
+        model.compile(k.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        found[k] = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(found[kestrel][key], found[keras][key], rtol=1e-5)

@@ -56,8 +56,28 @@ class CompileLoss:
         self._tracked = {i: metrics_module.Mean(name=f"{output_names[i]}_loss")
                          for i in given} if len(given) > 1 else {}
         self.trackers = list(self._tracked.values())
+        self.total_tracker = None  # the model's "loss" Mean, which Keras 2's public call feeds
 
-    def __call__(self, y_true: list, y_pred: list, sample_weight: list):
+    def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
+        """The weighted loss total. `fit` passes per-output lists; Keras 2's
+        `self.compiled_loss(y, y_pred)` in a custom `train_step` passes the model's own
+        structures, and may add `regularization_losses`."""
+        public = not isinstance(sample_weight, list)
+        if public:  # Keras 2's form
+            names = self.output_names
+            y_true = output_list(y_true, names, "y")
+            y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+            sample_weight = output_list(sample_weight, names, "sample_weight")
+        total = self._sum(y_true, y_pred, sample_weight)
+        for extra in regularization_losses or ():
+            total = extra if total is None else total + extra
+        if public and total is not None and self.total_tracker is not None:
+            pred = y_pred[0]
+            self.total_tracker.update_state(
+                total.detach(), sample_weight=pred.shape[0] if pred.dim() else 1)
+        return total
+
+    def _sum(self, y_true: list, y_pred: list, sample_weight: list):
         total = None
         for index, loss in enumerate(self.losses):
             if loss is None or y_true[index] is None:

@@ -73,6 +73,7 @@ class Trainer(GeneratorMethods):
             self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names,
                                                    self.compiled_loss.losses)
         self._loss_tracker = Mean(name="loss")
+        self.compiled_loss.total_tracker = self._loss_tracker
         self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
                                 "loss_weights": loss_weights, "weighted_metrics": weighted_metrics,
                                 "steps_per_execution": steps_per_execution,
