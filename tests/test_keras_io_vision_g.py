@@ -157,3 +157,33 @@ def test_symbolic_reshape_shapes_and_errors_match_keras():
         for newshape in [(5, -1), (7,)]:
             with pytest.raises(ValueError):
                 lib.ops.reshape(lib.Input((6,), batch_size=2), newshape)
+
+
+def test_list_input_model_called_on_an_array_warns_as_keras():
+    """visualizing_what_convnets_learn / grad_cam: `keras.Model(model.inputs, ...)` (a list of
+    one input) called on a NumPy array warns that the structure differs, as Keras; a tensor,
+    `[array]`, a single-input model and predict do not warn."""
+    import warnings
+
+    x = np.ones((1, 3), "float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        inputs = k.Input((3,))
+        outputs = k.layers.Dense(2)(inputs)
+        calls = [lambda m: m(x), lambda m: m(k.ops.convert_to_tensor(x)), lambda m: m([x]),
+                 lambda m: m.predict(x, verbose=0)]
+        messages = []
+        for model in (k.Model([inputs], outputs), k.Model(inputs, outputs)):
+            for call in calls:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    call(model)
+                messages.append([str(w.message) for w in caught
+                                 if "structure of `inputs`" in str(w.message)])
+        got[lib] = messages
+    # a single-input model given `[array]` warns in both; Kestrel has made the array a tensor
+    # by then, so its message shows a torch.Size where Keras shows a tuple
+    assert [bool(m) for m in got[kestrel]] == [bool(m) for m in got[keras]]
+    assert got[kestrel][:6] + got[kestrel][7:] == got[keras][:6] + got[keras][7:]
+    assert got[keras][0] and not any(got[keras][1:6])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import warnings
 
+import numpy as np
 import torch
 
 from kestrel import tree
@@ -143,6 +144,12 @@ class Functional(Model):
                 proposal = f"{name}_{counts[name]}"
             names.append(proposal)
         return names
+
+    def __call__(self, *args, **kwargs):
+        if args and type(args[0]) is np.ndarray and type(self._inputs_struct) is list and \
+                len(self._inputs_struct) == 1:  # Keras wraps only a tensor into `[x]`
+            self._warn_if_nested_differently(args[0])
+        return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
         values: list = [None] * self._n_slots
