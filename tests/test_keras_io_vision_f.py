@@ -112,3 +112,22 @@ def test_nested_list_outputs_config_round_trip():
     assert _kinds(predicted) == _kinds(expected)
     for a, b in zip(kestrel.tree.flatten(predicted), keras.tree.flatten(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_evaluate_builds_the_optimizer_as_keras():
+    """fully_convolutional_network: a summary printed after `evaluate` counts the optimizer's
+    variables, as Keras builds a compiled model's optimizer at evaluate; no step is taken."""
+    x = np.random.default_rng(0).uniform(size=(4, 3)).astype("float32")
+    got = {}
+    for lib in (keras, kestrel):
+        k = _fresh(lib)
+        inputs = k.Input((3,))
+        model = k.Model(inputs, k.layers.Dense(2)(inputs))
+        model.compile(optimizer=k.optimizers.AdamW(1e-3), loss="mse")
+        before = model.optimizer.built
+        model.evaluate(x, x[:, :2], verbose=0)
+        printed = []
+        model.summary(print_fn=printed.append)
+        got[lib] = (before, model.optimizer.built, int(model.optimizer.iterations),
+                    "\n".join(printed).splitlines()[-1])
+    assert got[kestrel] == got[keras]

@@ -116,6 +116,14 @@ def _draw_build_batch_seeds(model, data) -> None:
         data.read_build_batch()
 
 
+def _build_optimizer(model) -> None:
+    """Keras builds a compiled model's optimizer at evaluate too (a summary printed after
+    `evaluate` then counts the optimizer's variables)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built and model.trainable_weights:
+        optimizer.build(model.trainable_weights)
+
+
 def _check_array_data(fn: str, data, name: str = "x") -> None:
     if isinstance(data, data_adapter.ArrayAdapter):
         check_not_empty(fn, data.n, name)
@@ -199,6 +207,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
     _check_array_data("evaluate", data)
     _draw_build_batch_seeds(model, data)
+    _build_optimizer(model)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     was_training = model.training
     model.eval()
