@@ -1,6 +1,8 @@
-"""keras.io vision examples (part f: 3D image classification, EANet, AdaIN, AOD-Net, AlexNet,
-BASNet, ...): the same miniature code runs with Kestrel and with real Keras (torch backend);
-graphs, values and training behaviour agree.
+"""keras.io vision examples (part f: BASNet segmentation, fully convolutional network, IIC
+clustering; checked clean without a test here: 3D image classification, EANet, AdaIN, AOD-Net,
+AlexNet, gradient centralization, FGSM, forward-forward, focal modulation, DenseNet/CSPNet,
+GoogleNet, FixRes, ensemble of U-Nets): the same miniature code runs with Kestrel and with real
+Keras (torch backend); graphs, configs, values and training behaviour agree.
 """
 import json
 import os
