@@ -1,6 +1,7 @@
-"""Every class of keras.layers / losses / metrics / optimizers / callbacks, built with the same
-minimal arguments in real Keras 3 and in Kestrel: get_config() has the same keys, in the same
-order, with the same values, and Kestrel takes every constructor argument Keras takes."""
+"""Every class of keras.layers / losses / metrics / optimizers / callbacks / initializers /
+regularizers / constraints, built with the same minimal arguments in real Keras 3 and in
+Kestrel: get_config() has the same keys, in the same order, with the same values, and Kestrel
+takes every constructor argument Keras takes, in Keras' positional order."""
 import inspect
 import json
 import os
@@ -13,7 +14,8 @@ import keras  # noqa: E402  (the trusted reference)
 
 import kestrel  # noqa: E402
 
-MODULES = ["layers", "losses", "metrics", "optimizers", "callbacks"]
+MODULES = ["layers", "losses", "metrics", "optimizers", "callbacks", "initializers",
+           "regularizers", "constraints"]
 
 # Required arguments, by argument name, then by class (`k` is the keras or kestrel module).
 BY_ARG = dict(
@@ -46,6 +48,7 @@ SKIP = {"HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVecto
         "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper", "Wrapper", "Lambda",
         "OrbaxCheckpoint", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap",
         "MeanMetricWrapper", "Layer", "Loss", "Metric", "Optimizer", "Callback",
+        "Initializer", "Regularizer", "Constraint",
         "CallbackList", "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint",
         "BackupAndRestore", "CSVLogger", "TensorBoard", "RemoteMonitor", "SwapEMAWeights"}
 # Keys Kestrel writes and Keras 3 leaves out although its constructor takes them (Keras then
@@ -53,7 +56,9 @@ SKIP = {"HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVecto
 KESTREL_KEEPS = {"losses.Huber": {"delta"}, "losses.CosineSimilarity": {"axis"},
                  "metrics.CosineSimilarity": {"axis"}, "losses.SparseCategoricalCrossentropy":
                  {"axis"}, "layers.SimpleRNN": {"seed"}, "layers.RandomGrayscale": {"seed"},
-                 "layers.MaxNumBoundingBoxes": {"fill_value"}}
+                 "layers.MaxNumBoundingBoxes": {"fill_value"},
+                 **{f"initializers.{name}": {"gain"}
+                    for name in ("Identity", "IdentityInitializer", "identity")}}
 # Arguments only Keras takes: LoRA fine-tuning and GPTQ packing are not in Kestrel.
 NOT_YET = {"Dense": {"lora_rank", "lora_alpha"}, "Embedding": {"lora_rank", "lora_alpha"},
            "EinsumDense": {"lora_rank", "lora_alpha", "gptq_unpacked_column_size"}}

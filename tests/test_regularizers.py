@@ -22,12 +22,13 @@ def _np_orthogonal(w, factor, mode):
 
 
 @pytest.mark.parametrize("reg,expected", [
-    (regularizers.L1(0.3), 0.3 * np.abs(W).sum()),
+    # L1's factor is held in float32, as Keras' (which gives these numbers on float64 weights)
+    (regularizers.L1(0.3), np.float32(0.3) * np.abs(W).sum()),
     (regularizers.L2(0.3), 0.3 * (W ** 2).sum()),
     (regularizers.L1L2(l1=0.1, l2=0.2), 0.1 * np.abs(W).sum() + 0.2 * (W ** 2).sum()),
     (regularizers.L1L2(l2=0.2), 0.2 * (W ** 2).sum()),
     (regularizers.L1L2(), 0.0),
-    (regularizers.L1(), 0.01 * np.abs(W).sum()),
+    (regularizers.L1(), np.float32(0.01) * np.abs(W).sum()),
     (regularizers.L2(), 0.01 * (W ** 2).sum()),
     (regularizers.OrthogonalRegularizer(0.5), _np_orthogonal(W, 0.5, "rows")),
     (regularizers.OrthogonalRegularizer(0.5, mode="columns"), _np_orthogonal(W, 0.5, "columns")),
@@ -81,7 +82,7 @@ def test_invalid_arguments_raise(make, match):
 
 
 def test_none_factors_mean_keras_defaults():
-    assert regularizers.L1(None).l1 == 0.01
+    assert regularizers.L1(None).l1 == np.float32(0.01)  # held in float32, as Keras
     assert regularizers.L2(None).l2 == 0.01
     assert regularizers.L1L2(None, None).get_config() == {"l1": 0.0, "l2": 0.0}
 

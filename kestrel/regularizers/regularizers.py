@@ -63,7 +63,7 @@ class L1(Regularizer):
     """
 
     def __init__(self, l1: float = 0.01):
-        self.l1 = validate_float_arg(0.01 if l1 is None else l1, "l1")
+        self.l1 = _float32(validate_float_arg(0.01 if l1 is None else l1, "l1"))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.l1 * x.abs().sum()
@@ -103,7 +103,7 @@ class OrthogonalRegularizer(Regularizer):
     """
 
     def __init__(self, factor: float = 0.01, mode: str = "rows"):
-        self.factor = validate_float_arg(factor, "factor")
+        self.factor = _float32(validate_float_arg(factor, "factor"))
         if mode not in ("rows", "columns"):
             raise ValueError(
                 "OrthogonalRegularizer: argument `mode` must be 'rows' or 'columns'. "
@@ -129,6 +129,12 @@ class OrthogonalRegularizer(Regularizer):
 
     def get_config(self) -> dict:
         return {"factor": self.factor, "mode": self.mode}
+
+
+def _float32(value: float) -> float:
+    """`value` rounded to float32: Keras holds L1's and OrthogonalRegularizer's factor in a
+    float32 tensor, so it computes with and writes that value."""
+    return float(torch.tensor(value, dtype=torch.float32))
 
 
 def validate_float_arg(value, name: str) -> float:
