@@ -20,6 +20,8 @@ import kestrel
     ("kestrel.utils.generic_utils", "get_custom_objects",
      lambda: kestrel.saving.get_custom_objects),
     ("kestrel.utils.vis_utils", "plot_model", lambda: kestrel.utils.plot_model),
+    ("kestrel.objectives", "categorical_crossentropy",
+     lambda: kestrel.losses.categorical_crossentropy),
 ])
 def test_keras2_path_resolves(module, name, expected):
     assert getattr(importlib.import_module(module), name) is expected()
@@ -28,3 +30,21 @@ def test_keras2_path_resolves(module, name, expected):
 def test_unknown_name_on_an_alias_is_an_import_error():
     with pytest.raises(ImportError, match="Bogus"):
         exec("from kestrel.layers.noise import Bogus", {})
+
+
+def test_keras2_utility_helpers():
+    """layer_utils.count_params (shared weights once), generic_utils.to_list and
+    conv_utils.convert_kernel (spatial axes flipped) as Keras 2 defines them."""
+    import numpy as np
+    from kestrel.utils.conv_utils import convert_kernel
+    from kestrel.utils.generic_utils import to_list
+    from kestrel.utils.layer_utils import count_params
+
+    dense = kestrel.layers.Dense(3)
+    model = kestrel.Sequential([kestrel.Input((4,)), dense, kestrel.layers.Dense(2)])
+    assert count_params(model.trainable_weights) == model.count_params() == 23
+    assert count_params(dense.weights + dense.weights) == 15
+    assert to_list(1) == [1] and to_list([1]) == [1] and to_list((1,), allow_tuple=True) == [1]
+    assert to_list((1,)) == [(1,)]
+    kernel = np.arange(12).reshape(2, 3, 1, 2)
+    np.testing.assert_array_equal(convert_kernel(kernel), kernel[::-1, ::-1])
