@@ -123,10 +123,11 @@ class BatchNormalization(Layer):
                 f"the inputs. Received: mask.shape={tuple(mask.shape)}, "
                 f"inputs.shape={tuple(inputs.shape)}")
         x = inputs.float() if inputs.dtype in _HALF else promote(inputs, self)
-        if training and self._trainable and self.renorm:
-            out = batch_renorm.train_step(self, x, mask)
-        elif training and self._trainable:
-            out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
+        if training and self._trainable:
+            if self.renorm:
+                out = batch_renorm.train_step(self, x, mask)
+            else:
+                out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
         else:
             flat, restore = self._channels_at_1(x)
             mean, variance = self.moving_mean, self.moving_variance
