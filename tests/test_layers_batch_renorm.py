@@ -19,7 +19,8 @@ CASES = [
 
 def _model(k, shape, kwargs):
     inputs = k.Input(shape[1:])
-    outputs = k.layers.BatchNormalization(**kwargs)(k.layers.Dense(shape[-1])(inputs))
+    dense = k.layers.Dense(shape[-1], name="dense")
+    outputs = k.layers.BatchNormalization(name="bn", **kwargs)(dense(inputs))
     model = k.Model(inputs, outputs)
     model.compile(optimizer=k.optimizers.SGD(0.1), loss="mse")
     return model

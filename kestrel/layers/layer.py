@@ -37,7 +37,6 @@ _BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim"}
 # from a config when the class does not take them (any other unknown key is refused).
 _IGNORED_CONFIG_KEYS = {"quantization_config", "time_major", "implementation", "ragged",
                         "sparse", "lora_rank", "lora_alpha", "optional", "synchronized",
-                        "renorm", "renorm_clipping", "renorm_momentum",  # Keras 3 BatchNorm
                         "query_shape", "key_shape", "value_shape", "softmax_robust_masking",
                         "groups"}  # tf-keras MultiHeadAttention, Keras 2 DepthwiseConv2D
 
