@@ -4,7 +4,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+import kestrel
 from kestrel import metrics
+from tests.fresh_session import fresh
 
 EPS = 1e-7
 RNG = np.random.default_rng(2)
@@ -164,6 +166,7 @@ def test_confusion_counts(thresholds):
 
 
 def test_precision_recall_keras_examples():
+    fresh(kestrel)  # the first unnamed Precision of a session is `precision`
     m = metrics.Precision()
     assert m.name == "precision"
     assert float(m([0, 1, 1, 1], [1, 0, 1, 1])) == pytest.approx(2 / 3)
@@ -198,6 +201,7 @@ def test_precision_recall_class_id_and_top_k():
     assert float(metrics.Recall(class_id=2)(y, p)) == pytest.approx(1 / 3)
     # top_k=1 keeps one prediction per row: 0.7 (pos), 0.9 (pos), 0.8 (neg)
     assert float(metrics.Precision(top_k=1)(y, p)) == pytest.approx(2 / 3)
+    fresh(kestrel)  # the next unnamed Recall is the session's first: `recall`
     config = metrics.Recall(thresholds=[0.2, 0.4], top_k=2, class_id=1).get_config()
     assert config == {"name": "recall", "dtype": "float32", "thresholds": [0.2, 0.4],
                       "top_k": 2, "class_id": 1}

@@ -7,7 +7,8 @@ import functools
 import torch
 
 from kestrel import config
-from kestrel.losses.loss import as_tensor, to_snake_case
+from kestrel.layers.naming import to_snake_case, unique_name
+from kestrel.losses.loss import as_tensor
 from kestrel.variables import wrap as wrap_variable
 
 _ZEROS = (None, "zeros", "Zeros")
@@ -69,7 +70,8 @@ class Metric:
     the device changes, and runs without autograd. Nothing here synchronizes with the host.
 
     Args:
-        name: Name of the metric; defaults to the class name in snake case.
+        name: Name of the metric; defaults to the class name in snake case, numbered per
+            session as Keras does (`auc`, `auc_1`, ... until `clear_session()`).
         dtype: Dtype of the state and the result; defaults to `floatx()`.
 
     Example:
@@ -81,7 +83,7 @@ class Metric:
     """
 
     def __init__(self, name=None, dtype=None):
-        self.name = name or to_snake_case(type(self).__name__)
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._torch_dtype = config.to_torch_dtype(dtype)
         self._device = config.device()
         self._variables: list[torch.Tensor] = []
