@@ -92,3 +92,26 @@ def test_clear_session_restarts_metric_numbering(lib):
     lib.backend.clear_session()
     assert lib.metrics.Recall().name == "recall"
     assert lib.metrics.MeanSquaredError().name == "mean_squared_error"
+
+
+class _CallableMetric:
+    def __call__(self, y_true, y_pred):
+        return y_pred
+
+
+def _mean_error(y_true, y_pred):
+    return y_pred - y_true
+
+
+def _wrapped_callables(lib):
+    """Compile wraps each callable metric in an unnamed (numbered) MeanMetricWrapper, as Keras."""
+    fresh(lib)
+    keys = _history_keys(lib, lambda k: [_mean_error, _CallableMetric(), "mse",
+                                         k.losses.BinaryCrossentropy()])
+    return keys, lib.metrics.MeanMetricWrapper(_mean_error).name
+
+
+def test_callable_metrics_in_compile_take_wrapper_numbers_as_keras():
+    ours = _wrapped_callables(kestrel)
+    assert ours == _wrapped_callables(keras)
+    assert ours[1] == "mean_metric_wrapper_3"

@@ -1,8 +1,6 @@
 """The loss and metrics given to `compile`, matched to a model's outputs."""
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from kestrel import losses as losses_module
@@ -31,6 +29,13 @@ def per_output(spec, output_names: list[str], what: str) -> list:
                 f"{output_names}. Pass one per output, or a dict keyed by output name.")
         return list(spec)
     return [spec] * n
+
+
+def _object_name(obj) -> str:
+    """Keras' metric name for a callable: its `name`, else its snake-cased own or class name."""
+    if hasattr(obj, "name"):
+        return obj.name
+    return to_snake_case(getattr(obj, "__name__", type(obj).__name__))
 
 
 def _loss_object(identifier):
@@ -145,6 +150,10 @@ class CompileMetrics:
                 metric.name = identifier
                 return metric
             metric = metrics_module.get(f"{kind}_crossentropy")
+        elif callable(identifier) and not isinstance(identifier, (type, metrics_module.Metric)):
+            metric = metrics_module.MeanMetricWrapper(identifier)  # numbered, as Keras wraps it
+            metric.name = _object_name(identifier)
+            return metric
         else:
             metric = metrics_module.get(identifier)
         if isinstance(metric, type):
@@ -154,8 +163,6 @@ class CompileMetrics:
             metric = metrics_module.MeanMetricWrapper(metric, name=name)
         if isinstance(identifier, str):
             metric.name = identifier  # Keras logs a string metric under the string itself
-        elif inspect.isfunction(identifier):
-            metric.name = to_snake_case(identifier.__name__)  # as Keras names a function's
         return metric
 
     def update(self, y_true: list, y_pred: list, sample_weight: list) -> None:
