@@ -115,3 +115,25 @@ def test_callable_metrics_in_compile_take_wrapper_numbers_as_keras():
     ours = _wrapped_callables(kestrel)
     assert ours == _wrapped_callables(keras)
     assert ours[1] == "mean_metric_wrapper_3"
+
+
+def _uids(lib):
+    """`backend.get_uid` shares the automatic names' counters, as in Keras."""
+    fresh(lib)
+    lib.layers.Dense(1)
+    lib.metrics.AUC()
+    uids = [lib.backend.get_uid("dense"), lib.backend.get_uid("auc"), lib.backend.get_uid("thing")]
+    return uids, lib.layers.Dense(1).name, lib.metrics.AUC().name, _thing_name(lib)
+
+
+def _thing_name(lib):
+    class Thing(lib.layers.Layer):
+        pass
+
+    return Thing().name
+
+
+def test_get_uid_shares_the_automatic_name_counters_as_keras():
+    ours = _uids(kestrel)
+    assert ours == _uids(keras)
+    assert ours == ([2, 2, 1], "dense_2", "auc_2", "thing_1")

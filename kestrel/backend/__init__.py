@@ -10,13 +10,10 @@ implementation per op); they load on first use.
 from __future__ import annotations
 
 import importlib
-import itertools
 
 from kestrel.backend.dtypes import is_float_dtype, is_int_dtype, result_type, standardize_dtype
 from kestrel.config import (epsilon, floatx, image_data_format, set_epsilon, set_floatx,
                             set_image_data_format)
-
-_UIDS: dict[str, itertools.count] = {}
 
 
 def backend() -> str:
@@ -25,22 +22,26 @@ def backend() -> str:
 
 
 def get_uid(prefix: str = "") -> int:
-    """A counter per prefix, starting at 1 (Keras' `backend.get_uid`)."""
-    counter = _UIDS.setdefault(prefix, itertools.count(1))
-    return next(counter)
+    """A counter per prefix, starting at 1 and shared with automatic names (Keras'
+    `backend.get_uid`: after one `Dense()`, `get_uid("dense")` is 2)."""
+    from kestrel.layers.naming import next_uid
+
+    return next_uid(prefix)
 
 
 def reset_uids() -> None:
-    """Restart every `get_uid` counter at 1 (Keras 2's `backend.reset_uids`)."""
-    _UIDS.clear()
+    """Restart every `get_uid` counter and automatic name (Keras 2's `backend.reset_uids`)."""
+    from kestrel.layers.naming import reset_names
+
+    reset_names()
 
 
 def clear_session(free_memory: bool = True) -> None:
-    """Reset generated layer names and uid counters (Keras' `clear_session`)."""
-    from kestrel.utils.session import clear_session as reset_names
+    """Reset generated names, uid counters and the global seed generator (Keras'
+    `clear_session`)."""
+    from kestrel.utils.session import clear_session as reset_session
 
-    reset_names()
-    reset_uids()
+    reset_session()
 
 
 def is_keras_tensor(x) -> bool:

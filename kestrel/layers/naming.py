@@ -21,6 +21,13 @@ def unique_name(base: str) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
+def next_uid(prefix: str) -> int:
+    """Count one more use of `prefix` and return the count (Keras' `backend.get_uid`): it shares
+    the counters of `unique_name`, so `get_uid("dense")` after one `Dense()` is 2."""
+    _COUNTS[prefix] += 1
+    return _COUNTS[prefix]
+
+
 def reset_names() -> None:
     """Forget every generated name (part of `clear_session`)."""
     _COUNTS.clear()
