@@ -113,3 +113,26 @@ def test_keras2_convolutional_module_names_of_classic_scripts():
     deconv = Deconvolution2D(3, 2, strides=2, name="up")
     assert tuple(deconv(x).shape) == (1, 8, 8, 3)
     assert kestrel.layers.serialize(deconv)["class_name"] == "Conv2DTranspose"
+
+
+def test_numpy_integer_sizes_of_convolutions_recurrent_and_resizing_layers():
+    """Conv filters, recurrent units and image sizes given as NumPy ints (Keras 2 takes them;
+    Keras 3 refuses some): the configs hold the Python ints Keras builds from, and the models
+    match."""
+    x = RNG.random((2, 6, 6, 3)).astype("float32")
+    got = {}
+    for lib, n in ((kestrel, np.int64), (keras, int)):
+        k = _fresh(lib)
+        got[lib] = k.Sequential([
+            k.Input((6, 6, 3)), k.layers.Resizing(n(8), n(8)), k.layers.CenterCrop(n(6), n(6)),
+            k.layers.Conv2D(n(4), 3), k.layers.SeparableConv2D(n(2), 1),
+            k.layers.Reshape((16, 2)), k.layers.LSTM(n(3), return_sequences=True),
+            k.layers.GRU(n(2))])
+    for a, b in zip(got[kestrel].layers, got[keras].layers):
+        assert (a.name, a.count_params()) == (b.name, b.count_params())
+        assert json.loads(json.dumps(a.get_config())) == json.loads(json.dumps(b.get_config()))
+    got[kestrel].set_weights(got[keras].get_weights())
+    np.testing.assert_allclose(got[kestrel].predict(x, verbose=0),
+                               got[keras].predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="filters must be a positive integer"):
+        kestrel.layers.Conv2D(np.float32(2), 3)

@@ -17,6 +17,7 @@ from kestrel.layers.config_order import keras_order
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.padded_conv import conv_with_pads
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -207,8 +208,8 @@ class BaseConv(ConvLayerBase):
                          use_bias, bias_initializer, bias_regularizer, bias_constraint,
                          activity_regularizer=activity_regularizer, **kwargs)
         owner = cu.owner_of(self)
-        self.filters = cu.positive_int(filters, "filters", owner)
-        self.groups = cu.positive_int(groups, "groups", owner)
+        self.filters = positive_int(filters, "filters", owner)
+        self.groups = positive_int(groups, "groups", owner)
         if filters % groups:
             raise ValueError(
                 f"{owner}: filters must be divisible by groups. "

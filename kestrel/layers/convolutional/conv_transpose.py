@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.base_conv import ConvLayerBase
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import register_layer
 
 CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -58,7 +59,7 @@ class BaseConvTranspose(ConvLayerBase):
                          use_bias, bias_initializer, bias_regularizer, bias_constraint,
                          activity_regularizer=activity_regularizer, **kwargs)
         owner = cu.owner_of(self)
-        self.filters = cu.positive_int(filters, "filters", owner)
+        self.filters = positive_int(filters, "filters", owner)
         self.output_padding = None if output_padding is None else cu.standardize_tuple(
             output_padding, self.rank, "output_padding", owner, allow_zero=True)
         if self.output_padding is not None and any(

@@ -36,14 +36,6 @@ def standardize_tuple(value, n: int, name: str, owner: str, allow_zero: bool = F
     return values
 
 
-def positive_int(value, name: str, owner: str) -> int:
-    """`value` as a positive int, or a ValueError naming `owner` and `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"{owner}: {name} must be a positive integer. Received: {name}={value!r}")
-    return value
-
-
 def standardize_padding(value, owner: str, allowed=("valid", "same")) -> str:
     """The lower-cased padding mode, which must be one of `allowed`."""
     padding = value.lower() if isinstance(value, str) else value

@@ -8,6 +8,7 @@ from __future__ import annotations
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.base_conv import ConvLayerBase
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import register_layer
 
 
@@ -34,7 +35,7 @@ class BaseDepthwiseConv(ConvLayerBase):
         super().__init__(kernel_size, strides, padding, data_format, dilation_rate, activation,
                          use_bias, bias_initializer, bias_regularizer, bias_constraint,
                          activity_regularizer=activity_regularizer, **kwargs)
-        self.depth_multiplier = cu.positive_int(depth_multiplier, "depth_multiplier",
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier",
                                                 cu.owner_of(self))
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)

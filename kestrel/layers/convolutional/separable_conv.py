@@ -4,6 +4,7 @@ from __future__ import annotations
 from kestrel import constraints, initializers, regularizers
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.base_conv import CONV, ConvLayerBase
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import register_layer
 
 
@@ -40,8 +41,8 @@ class BaseSeparableConv(ConvLayerBase):
                          use_bias, bias_initializer, bias_regularizer, bias_constraint,
                          activity_regularizer=activity_regularizer, **kwargs)
         owner = cu.owner_of(self)
-        self.filters = cu.positive_int(filters, "filters", owner)
-        self.depth_multiplier = cu.positive_int(depth_multiplier, "depth_multiplier", owner)
+        self.filters = positive_int(filters, "filters", owner)
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", owner)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)

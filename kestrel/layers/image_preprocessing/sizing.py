@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from kestrel.layers.config_order import keras_config_order
 from kestrel.layers.image_preprocessing.base import ImageLayer, RandomImageLayer
 from kestrel.layers.image_preprocessing.data import affine_rows
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import register_layer
 
 # Keras' interpolation names -> torch's `interpolate` modes (Keras' torch backend mapping).
@@ -64,12 +65,10 @@ def resize_images(images: torch.Tensor, size, interpolation: str = "bilinear",
     return resized.round().clamp(limits.min, limits.max).to(out_dtype)
 
 
-def _check_size(layer, **sizes) -> None:
-    for arg, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(
-                f"{type(layer).__name__} '{layer.name}': {arg} must be a positive integer. "
-                f"Received: {arg}={value!r}")
+def _check_size(layer, **sizes) -> tuple[int, ...]:
+    """The sizes as positive Python ints (NumPy's accepted), or a ValueError."""
+    return tuple(positive_int(value, arg, f"{type(layer).__name__} '{layer.name}'")
+                 for arg, value in sizes.items())
 
 
 def window_matrix(top, left, crop_h, crop_w, height, width) -> torch.Tensor:
@@ -124,7 +123,7 @@ class Resizing(_SizedLayer):
                  pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
                  antialias=False, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
-        _check_size(self, height=height, width=width)
+        height, width = _check_size(self, height=height, width=width)
         if interpolation not in RESIZE_MODES:
             raise ValueError(
                 f"Resizing '{self.name}': interpolation must be one of {tuple(RESIZE_MODES)}. "
@@ -197,8 +196,7 @@ class CenterCrop(_SizedLayer):
 
     def __init__(self, height, width, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
-        _check_size(self, height=height, width=width)
-        self.height, self.width = height, width
+        self.height, self.width = _check_size(self, height=height, width=width)
 
     def transform_images(self, images, params, interpolation="bilinear"):
         return center_crop(images, self.height, self.width, self.data_format,
@@ -260,8 +258,7 @@ class RandomCrop(_SizedLayer, RandomImageLayer):
         fixed_seed = make_default_seed() if seed is None else seed
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.seed = fixed_seed
-        _check_size(self, height=height, width=width)
-        self.height, self.width = height, width
+        self.height, self.width = _check_size(self, height=height, width=width)
 
     call = ImageLayer.call  # resizes at inference too
 

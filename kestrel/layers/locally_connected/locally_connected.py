@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.locally_connected import kernel_index as ki
 
@@ -47,7 +48,7 @@ class LocallyConnected(Layer):
                  implementation=1, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         owner = cu.owner_of(self)
-        self.filters = cu.positive_int(filters, "filters", owner)
+        self.filters = positive_int(filters, "filters", owner)
         self.kernel_size = cu.standardize_tuple(kernel_size, self.rank, "kernel_size", owner)
         self.strides = cu.standardize_tuple(strides, self.rank, "strides", owner)
         self.padding = cu.standardize_padding(padding, owner)

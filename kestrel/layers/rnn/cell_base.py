@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import activations, constraints, initializers, regularizers
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer
 from kestrel.layers.regularization.seeding import (attach_seed_generator, check_seed,
                                                    generator_for)
@@ -22,10 +23,9 @@ def transposed(weight: torch.Tensor) -> torch.Tensor:
     return weight.t().contiguous()
 
 
-def check_units(owner: str, units) -> None:
-    """Raise a ValueError naming `owner` unless `units` is a positive integer."""
-    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(f"{owner}: units must be a positive integer. Received: units={units}")
+def check_units(owner: str, units) -> int:
+    """`units` as a positive Python int (NumPy's accepted), or a ValueError naming `owner`."""
+    return positive_int(units, "units", owner)
 
 
 def gate_linear(x: torch.Tensor, masks, weight: torch.Tensor, bias=None) -> torch.Tensor:
@@ -57,7 +57,7 @@ class RNNCellBase(Layer):
                  bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
         kwargs.pop("implementation", None)  # Keras' kernel choice; the numbers are the same
         super().__init__(**kwargs)
-        check_units(f"{type(self).__name__} '{self.name}'", units)
+        units = check_units(f"{type(self).__name__} '{self.name}'", units)
         check_seed(self, seed)
         self.units = units
         self.activation = activations.get(activation)

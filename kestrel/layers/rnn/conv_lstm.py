@@ -12,6 +12,7 @@ import torch
 from kestrel import activations, initializers
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.convolutional.base_conv import CONV
+from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import register_layer
 from kestrel.layers.rnn.cell_base import RNNCellBase
 from kestrel.layers.rnn.rnn import RNN, cell_layer_config, forward_to_cell
@@ -28,7 +29,7 @@ def conv_arguments(owner: str, rank: int, filters, kernel_size, strides, padding
     if rank not in (1, 2, 3):
         raise ValueError(f"{owner}: rank must be 1, 2 or 3. Received: rank={rank!r}")
     args = {
-        "filters": cu.positive_int(filters, "filters", owner),
+        "filters": positive_int(filters, "filters", owner),
         "kernel_size": cu.standardize_tuple(kernel_size, rank, "kernel_size", owner),
         "strides": cu.standardize_tuple(strides, rank, "strides", owner),
         "padding": cu.standardize_padding(padding, owner),
