@@ -137,3 +137,16 @@ def test_get_uid_shares_the_automatic_name_counters_as_keras():
     ours = _uids(kestrel)
     assert ours == _uids(keras)
     assert ours == ([2, 2, 1], "dense_2", "auc_2", "thing_1")
+
+
+def _nested_lists(lib):
+    """A single-output model takes every metric of nested lists, as Keras."""
+    fresh(lib)
+    return [_history_keys(lib, lambda k, spec=spec: spec)
+            for spec in ([["precision"]], [["precision"], ["auc"]], [("mae",)])]
+
+
+def test_nested_metric_lists_on_one_output_match_keras():
+    ours = _nested_lists(kestrel)
+    assert ours == _nested_lists(keras)
+    assert "val_auc" in ours[1]

@@ -17,6 +17,8 @@ def per_output(spec, output_names: list[str], what: str) -> list:
     n = len(output_names)
     if isinstance(spec, dict):
         return _by_output_name(spec, output_names, f"compile() {what}")
+    if what == "metrics" and n == 1 and isinstance(spec, (list, tuple)):
+        return [flatten(spec)]  # one output takes every metric of a nested list, as Keras
     # A list of losses is one per output; a list of metrics is one list per output only when
     # it holds lists (`[["acc"], ["mae"]]`), otherwise every output gets all of them.
     per_output_list = isinstance(spec, (list, tuple)) and (
