@@ -10,3 +10,10 @@ def copy_weights(src, dst):
     """Layer by layer, so the check does not depend on the model-level weight order."""
     for a, b in zip(src.layers, dst.layers):
         b.set_weights(a.get_weights())
+
+
+def summary_text(model, line_length=80) -> str:
+    """What `model.summary(line_length=...)` prints, as one string."""
+    lines = []
+    model.summary(line_length=line_length, print_fn=lambda line, **kw: lines.append(line))
+    return "\n".join(lines).strip()

@@ -14,12 +14,7 @@ import numpy as np  # noqa: E402
 
 import kestrel  # noqa: E402
 from tests.fresh_session import fresh as _fresh  # noqa: E402
-
-
-def _summary(model):
-    lines = []
-    model.summary(line_length=80, print_fn=lambda line, **kw: lines.append(line))
-    return "\n".join(lines).strip()
+from tests.keras_compare import summary_text as _summary  # noqa: E402
 
 
 def _heart_model(k):
