@@ -136,3 +136,51 @@ def test_numpy_integer_sizes_of_convolutions_recurrent_and_resizing_layers():
                                got[keras].predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="filters must be a positive integer"):
         kestrel.layers.Conv2D(np.float32(2), 3)
+
+
+def test_cudnn_lstm_is_torchs_lstm_with_two_biases(tmp_path):
+    """Keras 2's CuDNNLSTM: kernel, recurrent kernel and a bias (8 * units,) holding the input
+    then the recurrent biases, as torch.nn.LSTM computes them; with the recurrent half zero it
+    is real Keras' LSTM. Its config has Keras 2's keys; it trains, saves and loads."""
+    import torch
+
+    x = RNG.random((3, 5, 2)).astype("float32")
+    layer = kestrel.layers.CuDNNLSTM(4, return_sequences=True, name="rnn")
+    looped = kestrel.layers.CuDNNLSTM(4, return_sequences=True, use_cudnn=False)
+    out = layer(x)
+    kernel, recurrent, bias = layer.get_weights()
+    assert (kernel.shape, recurrent.shape, bias.shape) == ((2, 16), (4, 16), (32,))
+    np.testing.assert_array_equal(bias[20:24], 1.0)  # unit_forget_bias: recurrent forget gate
+    bias = RNG.normal(size=32).astype("float32")
+    layer.set_weights([kernel, recurrent, bias])
+    looped(x)
+    looped.set_weights(layer.get_weights())
+    reference = torch.nn.LSTM(2, 4, batch_first=True)
+    with torch.no_grad():
+        for name, value in (("weight_ih_l0", kernel.T), ("weight_hh_l0", recurrent.T),
+                            ("bias_ih_l0", bias[:16]), ("bias_hh_l0", bias[16:])):
+            getattr(reference, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        expected = reference(torch.from_numpy(x))[0].numpy()
+    for rnn in (layer, looped):  # torch's fused kernel and the step-by-step loop
+        np.testing.assert_allclose(np.asarray(rnn(x).detach()), expected, rtol=1e-5, atol=1e-6)
+    k = _fresh(keras)
+    lstm = k.layers.LSTM(4, return_sequences=True)
+    lstm(x)
+    lstm.set_weights([kernel, recurrent, bias[:16]])
+    layer.set_weights([kernel, recurrent, np.concatenate([bias[:16], np.zeros(16, "float32")])])
+    np.testing.assert_allclose(np.asarray(layer(x).detach()), np.asarray(lstm(x).detach()),
+                               rtol=1e-5, atol=1e-6)
+    assert list(layer.get_config())[:7] == ["name", "trainable", "dtype", "return_sequences",
+                                            "return_state", "go_backwards", "stateful"]
+    assert "activation" not in layer.get_config() and "dropout" not in layer.get_config()
+    model = kestrel.Sequential([kestrel.Input((5, 2)), kestrel.layers.CuDNNLSTM(3),
+                                kestrel.layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(x, np.ones((3, 1)), epochs=1, verbose=0)
+    for path in (tmp_path / "m.keras", tmp_path / "m.h5"):
+        model.save(path)
+        loaded = kestrel.saving.load_model(path)
+        assert type(loaded.layers[0]).__name__ == "CuDNNLSTM"
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   rtol=1e-6, atol=1e-6)
+    assert out.shape == (3, 5, 4)

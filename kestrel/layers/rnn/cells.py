@@ -116,9 +116,14 @@ class LSTMCell(RNNCellBase):
         ok = self.activation in _TANH and self.recurrent_activation in _SIGMOID
         return "lstm" if ok else None
 
+    def _step_recurrent_bias(self):
+        """The bias of the recurrent product in a step (None: Keras' LSTM has one bias)."""
+        return None
+
     def _step(self, projected, states, recurrent_masks):
         h, c = states
-        z = projected + gate_linear(h, recurrent_masks, self.recurrent_kernel)
+        z = projected + gate_linear(h, recurrent_masks, self.recurrent_kernel,
+                                    self._step_recurrent_bias())
         i, f, g, o = z.chunk(4, -1)
         gate = self.recurrent_activation
         c = gate(f) * c + gate(i) * self.activation(g)

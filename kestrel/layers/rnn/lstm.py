@@ -45,6 +45,7 @@ class LSTM(RNN):
 
     _supports_fused = True
     _exact_rank = 3
+    _cell_class = LSTMCell
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -57,7 +58,7 @@ class LSTM(RNN):
         check_units("LSTM", units)
         check_use_cudnn("LSTM", use_cudnn)
         kwargs.pop("implementation", None)
-        cell = LSTMCell(
+        cell = self._cell_class(
             units, activation=activation, recurrent_activation=recurrent_activation,
             use_bias=use_bias, kernel_initializer=kernel_initializer,
             recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
