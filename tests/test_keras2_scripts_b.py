@@ -184,3 +184,33 @@ def test_cudnn_lstm_is_torchs_lstm_with_two_biases(tmp_path):
         np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                    rtol=1e-6, atol=1e-6)
     assert out.shape == (3, 5, 4)
+
+
+def test_cudnn_gru_is_keras_gru_reset_after_with_a_flat_bias(tmp_path):
+    """Keras 2's CuDNNGRU: GRU(reset_after=True) whose (2, 3 * units) bias is one flat
+    (6 * units,) vector; the same numbers as real Keras' GRU, Keras 2's config keys."""
+    x = RNG.random((3, 5, 2)).astype("float32")
+    layer = kestrel.layers.CuDNNGRU(4, return_sequences=True)
+    looped = kestrel.layers.CuDNNGRU(4, return_sequences=True, use_cudnn=False)
+    layer(x), looped(x)
+    kernel, recurrent, bias = layer.get_weights()
+    assert (kernel.shape, recurrent.shape, bias.shape) == ((2, 12), (4, 12), (24,))
+    bias = RNG.normal(size=24).astype("float32")
+    layer.set_weights([kernel, recurrent, bias])
+    looped.set_weights([kernel, recurrent, bias])
+    np.testing.assert_array_equal(layer.get_weights()[2], bias)
+    k = _fresh(keras)
+    gru = k.layers.GRU(4, return_sequences=True, reset_after=True)
+    gru(x)
+    gru.set_weights([kernel, recurrent, bias.reshape(2, 12)])
+    for rnn in (layer, looped):  # torch's fused kernel and the step-by-step loop
+        np.testing.assert_allclose(np.asarray(rnn(x).detach()), np.asarray(gru(x).detach()),
+                                   rtol=1e-5, atol=1e-6)
+    config = layer.get_config()
+    assert "reset_after" not in config and "unit_forget_bias" not in config
+    assert kestrel.layers.CuDNNGRU.from_config(config).get_config() == config
+    model = kestrel.Sequential([kestrel.Input((5, 2)), kestrel.layers.CuDNNGRU(3)])
+    path = tmp_path / "m.h5"
+    model.save(path)
+    np.testing.assert_allclose(kestrel.saving.load_model(path).predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)

@@ -35,8 +35,8 @@ from kestrel.layers.regularization import (
     ActivityRegularization, AlphaDropout, Dropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
     SpatialDropout2D, SpatialDropout3D)
 from kestrel.layers.rnn import (
-    GRU, LSTM, RNN, Bidirectional, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell, CuDNNLSTM,
-    GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed)
+    GRU, LSTM, RNN, Bidirectional, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, ConvLSTMCell, CuDNNGRU,
+    CuDNNLSTM, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed)
 from kestrel.layers.preprocessing import *  # noqa: F401,F403 - Normalization, StringLookup, ...
 from kestrel.layers.image_preprocessing import *  # noqa: F401,F403 - Rescaling, RandomFlip, ...
 from kestrel.layers.core.einsum_dense import EinsumDense

@@ -32,6 +32,9 @@ def _gru_kernel_to_keras(weight: torch.Tensor) -> torch.Tensor:
     return swap_first_gates(weight.t())
 
 
+gru_kernel_layout = (_gru_kernel_to_torch, _gru_kernel_to_keras)  # Keras z,r,h <-> torch's
+
+
 # Keras' key order of the cell configs (each cell writes a subset).
 CELL_CONFIG_ORDER = (
     "units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias",
@@ -161,7 +164,7 @@ class GRUCell(RNNCellBase):
 
     def build(self, input_shape):
         bias_shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-        self._build_weights(input_shape[-1], (_gru_kernel_to_torch, _gru_kernel_to_keras),
+        self._build_weights(input_shape[-1], gru_kernel_layout,
                             bias_shape, self.bias_initializer,
                             (swap_first_gates, swap_first_gates))
 

@@ -42,6 +42,7 @@ class GRU(RNN):
         torch.Size([2, 5, 4])
     """
 
+    _cell_class = GRUCell
     _supports_fused = True
     _exact_rank = 3
 
@@ -56,7 +57,7 @@ class GRU(RNN):
         check_units("GRU", units)
         check_use_cudnn("GRU", use_cudnn)
         kwargs.pop("implementation", None)
-        cell = GRUCell(
+        cell = self._cell_class(
             units, activation=activation, recurrent_activation=recurrent_activation,
             use_bias=use_bias, kernel_initializer=kernel_initializer,
             recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
