@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import kestrel
+from kestrel.layers.convolutional import padded_conv
 from kestrel.layers.convolutional.padded_conv import conv_with_pads
 from kestrel.models import functional
 
@@ -32,13 +33,17 @@ CASES = [  # rank, size, kernel, stride, dilation, pads
 
 
 @pytest.mark.parametrize("rank,size,kernel,strides,dilation,pads", CASES)
-@pytest.mark.parametrize("groups", [1, 2])
-def test_equals_padding_then_convolving(rank, size, kernel, strides, dilation, pads, groups):
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_equals_padding_then_convolving(rank, size, kernel, strides, dilation, pads, groups,
+                                        monkeypatch):
+    monkeypatch.setattr(padded_conv, "JOIN_UNDER_AUTOGRAD_FROM", 0)  # small inputs joined too
     torch.manual_seed(0)
     x = torch.randn(2, 4, *size, dtype=torch.float64, requires_grad=True)
-    # fewer output than input channels: the outputs are joined rather than the input padded
-    w = torch.randn(2, 4 // groups, *kernel, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    # fewer output than input channels: the outputs are joined rather than the input padded;
+    # depthwise (groups 4, two outputs per channel): the kernel is widened
+    filters = 8 if groups == 4 else 2
+    w = torch.randn(filters, 4 // groups, *kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(filters, dtype=torch.float64, requires_grad=True)
     expected = _reference(rank, x, w, b, strides, pads, dilation, groups)
     got = conv_with_pads(CONV[rank], x, w, b, strides, pads, dilation, groups)
     assert got.shape == expected.shape
@@ -57,6 +62,42 @@ def test_equals_padding_then_convolving(rank, size, kernel, strides, dilation, p
     with torch.no_grad():
         torch.testing.assert_close(
             conv_with_pads(CONV[rank], x, w, b, strides, pads, dilation, groups), expected)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+@pytest.mark.parametrize("case", [0, 1, 4, 6])  # zeros after >= before
+def test_gradients_join_without_padding_and_differentiate_twice(case, groups, monkeypatch):
+    monkeypatch.setattr(padded_conv, "JOIN_UNDER_AUTOGRAD_FROM", 0)
+    rank, size, kernel, strides, dilation, pads = CASES[case]
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, *size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 3 // groups, *kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    out = conv_with_pads(CONV[rank], x, w, b, strides, pads, dilation, groups)
+    assert type(out.grad_fn).__name__ == "_JoinedConvBackward"  # no padded copy of x
+    torch.autograd.gradgradcheck(
+        lambda *t: conv_with_pads(CONV[rank], *t, strides, pads, dilation, groups), (x, w, b))
+
+
+def test_small_inputs_are_padded_under_autograd_and_large_ones_joined():
+    w = torch.randn(4, 1, 3, 3, requires_grad=True)
+    for size, expected in ((8, "ConvolutionBackward0"), (1500, "_JoinedConvBackward")):
+        x = torch.randn(1, 4, size, size)  # 4 * 1500 ** 2 = 9M elements: joined
+        out = conv_with_pads(F.conv2d, x, w, None, (2, 2), ((0, 1), (0, 1)), (1, 1), 4)
+        assert type(out.grad_fn).__name__ == expected
+
+
+def test_autocast_differentiates_the_padding(monkeypatch):
+    monkeypatch.setattr(padded_conv, "JOIN_UNDER_AUTOGRAD_FROM", 0)
+    x = torch.randn(1, 2, 8, 8, requires_grad=True)
+    w = torch.randn(2, 1, 3, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv_with_pads(F.conv2d, x, w, None, (2, 2), ((0, 1), (0, 1)), (1, 1), 2)
+        expected = F.conv2d(F.pad(x, (0, 1, 0, 1)), w, None, 2, 0, 1, 2)
+    assert out.dtype == torch.bfloat16 and type(out.grad_fn).__name__ != "_JoinedConvBackward"
+    torch.testing.assert_close(out, expected)
+    out.float().sum().backward()
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
 
 
 def _padded_model(conv, also_return_padded=False, pad=((0, 1), (0, 1))):
