@@ -3,8 +3,10 @@
 Both get the same channels-last batch: Kestrel as is (NHWC), torchvision through one
 `permute(0, 3, 1, 2)` (an NCHW tensor in channels_last memory). Forward runs in inference
 mode without gradients; the training step is forward, cross-entropy on logits, backward and
-an SGD update. Variants take turns each round; the table shows medians in ms and the ratio
-Kestrel / torchvision (goal: at most 1.05 on CPU eager). `--torchvision-input` picks how
+an SGD update. Variants take turns each round; the table shows medians in ms, the ratio
+Kestrel / torchvision of the medians (goal: at most 1.05 on CPU eager) and that of the fastest
+calls (steadier on a shared machine, where page faults and neighbours move single calls by
+10-20%). `--torchvision-input` picks how
 torchvision is fed: `permute` (default, channels_last memory as Kestrel's), `contiguous` (a
 plain NCHW copy, in the timing) or `channels_last` (the permuted batch and the model's weights
 in channels_last); at batch 8, 128x128, 1 thread they agree within ~10%.
@@ -12,7 +14,8 @@ in channels_last); at batch 8, 128x128, 1 thread they agree within ~10%.
 torchvision is a benchmark-only extra: `pip install torchvision==0.28.0` (the release pinned
 to torch 2.13.0). When its compiled ops do not match the installed torch (a CUDA wheel beside
 a CPU torch), only its pure-Python model definitions are loaded.
-Run: `python benchmarks/applications.py [--batch 32] [--size 224] [--repeats 5] [--threads N]`.
+Run: `python benchmarks/applications.py [--batch 32] [--size 224] [--repeats 5] [--threads N]
+[--networks MobileNetV2,EfficientNetB0]`.
 """
 from __future__ import annotations
 
@@ -98,7 +101,8 @@ def torchvision_pair(builder, feed: str = "permute"):
 
 
 def measure(fns: dict, x, y, repeats: int) -> dict:
-    """Median seconds per variant; one untimed warm-up call each, rotating order per round."""
+    """Seconds per call of each variant, `repeats` of them; one untimed warm-up call each,
+    rotating order per round."""
     for fn in fns.values():
         fn(x, y)
     times = {key: [] for key in fns}
@@ -108,7 +112,7 @@ def measure(fns: dict, x, y, repeats: int) -> dict:
             start = time.perf_counter()
             fns[key](x, y)
             times[key].append(time.perf_counter() - start)
-    return {key: statistics.median(v) for key, v in times.items()}
+    return times
 
 
 def main(argv=None) -> None:
@@ -117,6 +121,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--networks", default=",".join(n for n, _, _ in NETWORKS),
+                        help="comma-separated subset of the networks")
     parser.add_argument("--torchvision-input", default="permute",
                         choices=("permute", "contiguous", "channels_last"))
     args = parser.parse_args(argv)
@@ -127,7 +133,8 @@ def main(argv=None) -> None:
     x = torch.rand(args.batch, args.size, args.size, 3) * 2 - 1
     y = torch.randint(0, 1000, (args.batch,))
     rows = []
-    for name, tv_name, kwargs in NETWORKS:
+    wanted = args.networks.split(",")
+    for name, tv_name, kwargs in [n for n in NETWORKS if n[0] in wanted]:
         pair = kestrel_pair(name, args.size, kwargs)
         if pair is None:
             print(f"note: kestrel.applications.{name} does not exist yet; skipped",
@@ -135,19 +142,19 @@ def main(argv=None) -> None:
             continue
         reference = torchvision_pair(getattr(models, tv_name), args.torchvision_input)
         for step, index in (("predict", 0), ("train step", 1)):
-            t = measure({"kestrel": pair[index], "torchvision": reference[index]}, x, y,
-                        args.repeats)
-            rows.append((name, step, t["kestrel"] * 1e3, t["torchvision"] * 1e3,
-                         t["kestrel"] / t["torchvision"]))
-            print(f"{name} {step}: {rows[-1][2]:.1f} ms vs {rows[-1][3]:.1f} ms",
-                  file=sys.stderr)
+            times = measure({"kestrel": pair[index], "torchvision": reference[index]}, x, y,
+                            args.repeats)
+            k, t = (statistics.median(times[key]) * 1e3 for key in ("kestrel", "torchvision"))
+            fastest = min(times["kestrel"]) / min(times["torchvision"])
+            rows.append((name, step, k, t, k / t, fastest))
+            print(f"{name} {step}: {k:.1f} ms vs {t:.1f} ms", file=sys.stderr)
     print(f"\nbatch {args.batch}, {args.size}x{args.size}, CPU eager, "
           f"{torch.get_num_threads()} threads, median of {args.repeats}, "
           f"torchvision input: {args.torchvision_input}\n")
-    print("| network | step | Kestrel ms | torchvision ms | ratio |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for name, step, k, t, ratio in rows:
-        print(f"| {name} | {step} | {k:.1f} | {t:.1f} | {ratio:.2f}x |")
+    print("| network | step | Kestrel ms | torchvision ms | ratio | ratio of fastest |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, step, k, t, ratio, fastest in rows:
+        print(f"| {name} | {step} | {k:.1f} | {t:.1f} | {ratio:.2f}x | {fastest:.2f}x |")
 
 
 if __name__ == "__main__":
