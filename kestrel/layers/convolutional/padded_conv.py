@@ -11,7 +11,7 @@ its windows start where Keras' do. Where `after > before`, that leaves out the l
 rows (those whose windows reach into the extra zeros): they are convolved from a thin slab of
 the input's last rows, and joined to the rest. Where `before > after`, torch's extra trailing
 outputs are dropped. The joins copy output-sized data, a quarter of the input after a stride
-of 2. Under autograd, `_JoinedConv` takes the gradients the same way for a large input: the
+of 2. Under autograd, `_JoinedConv` takes the gradients the same way for a large CPU input: the
 main convolution's backward gives the input's gradient, each slab adds its few rows to it
 (MobileNetV2's stride-2 blocks at 224x224, batch 32, forward and backward: 190 ms instead of
 320 ms). A small input is padded instead: there its extra calls cost more than the copy.
@@ -60,10 +60,12 @@ JOIN_UNDER_AUTOGRAD_FROM = 1 << 23
 
 
 def _joins_under_autograd(x, pads) -> bool:
-    """Whether `_JoinedConv` serves these gradients: a large input, zeros after at least as
-    many as before (Keras' cases), and no autocast, compilation or functorch transform (which
-    would need their own rules); elsewhere autograd differentiates the padding."""
-    return x.numel() >= JOIN_UNDER_AUTOGRAD_FROM and all(a >= b for b, a in pads) and \
+    """Whether `_JoinedConv` serves these gradients: a large input on the CPU (where it was
+    measured), zeros after at least as many as before (Keras' cases), and no autocast,
+    compilation or functorch transform (which would need their own rules); elsewhere autograd
+    differentiates the padding."""
+    return x.device.type == "cpu" and x.numel() >= JOIN_UNDER_AUTOGRAD_FROM and \
+        all(a >= b for b, a in pads) and \
         not torch.is_autocast_enabled(x.device.type) and not torch.compiler.is_compiling() \
         and not torch._C._are_functorch_transforms_active()
 
