@@ -1,5 +1,6 @@
 """Callbacks: hooks into `fit`, `evaluate` and `predict` (Keras' `keras.callbacks`)."""
 from kestrel.callbacks.backup_and_restore import BackupAndRestore
+from kestrel.callbacks.base_logger import BaseLogger
 from kestrel.callbacks.callback import Callback
 from kestrel.callbacks.callback_list import CallbackList
 from kestrel.callbacks.csv_logger import CSVLogger
@@ -18,8 +19,8 @@ from kestrel.callbacks.terminate_on_nan import TerminateOnNaN
 from kestrel.other_backends import OrbaxCheckpoint
 
 __all__ = [
-    "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
-    "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
+    "BackupAndRestore", "BaseLogger", "CSVLogger", "Callback", "CallbackList", "EarlyStopping",
+    "History", "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
     "OrbaxCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights",
     "TensorBoard", "TerminateOnNaN",
 ]

@@ -39,6 +39,8 @@ _LAZY_NAMES = {
     "get_registered_object": "kestrel.saving:get_registered_object",
     "serialize_keras_object": "kestrel.saving.keras_objects:serialize_keras_object",
     "deserialize_keras_object": "kestrel.saving.keras_objects:deserialize_keras_object",
+    "HDF5Matrix": "kestrel.utils.hdf5_matrix:HDF5Matrix",  # Keras 2
+    "multi_gpu_model": "kestrel.utils.multi_gpu_utils:multi_gpu_model",  # Keras 2
 }
 
 
