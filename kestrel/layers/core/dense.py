@@ -6,6 +6,7 @@ import torch
 from kestrel import activations, constraints, initializers, regularizers
 from kestrel.activations.activations import activate_fresh, is_builtin
 from kestrel.layers.input_spec import InputSpec
+from kestrel.layers.core.lora import LoraAdaptable
 from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int4, int8
@@ -13,7 +14,7 @@ from kestrel.quantizers.layer_mixin import Quantizable
 
 
 @register_layer()
-class Dense(Quantizable, Layer):
+class Dense(LoraAdaptable, Quantizable, Layer):
     """Just your regular densely-connected layer.
 
     Args:
@@ -25,6 +26,9 @@ class Dense(Quantizable, Layer):
         kernel_constraint / bias_constraint: optional constraints.
         quantization_config: a `keras.quantizers.QuantizationConfig` (or its dict) that a
             quantized `dtype` runs with.
+        lora_rank: if set, the layer is built with LoRA of this rank (see `enable_lora`).
+        lora_alpha: LoRA's scale numerator (default `lora_rank`; Keras resets it to the rank
+            when the layer builds with `lora_rank`).
 
     Input shape: `(batch, ..., input_dim)`. Output shape: `(batch, ..., units)`.
     The kernel has Keras' layout `(input_dim, units)`.
@@ -46,7 +50,7 @@ class Dense(Quantizable, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, quantization_config=None,
-                 **kwargs):
+                 lora_rank=None, lora_alpha=None, **kwargs):
         mode = self._pop_quantized_dtype(kwargs, "dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)
@@ -61,6 +65,7 @@ class Dense(Quantizable, Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True
+        self._init_lora(lora_rank, lora_alpha)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -73,6 +78,7 @@ class Dense(Quantizable, Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
         if self._quantization_mode:
             self._quantized_build()
+        self._build_lora()
 
     def call(self, inputs):
         if not inputs.is_floating_point():  # int/bool data: promoted as Keras' matmul does
@@ -85,6 +91,16 @@ class Dense(Quantizable, Layer):
                 outputs = outputs + self.bias
         return activate_fresh(self.activation, outputs) \
             if self.activation is not None else outputs
+
+    def _lora_call(self, inputs):
+        """`call` with LoRA on: the kernel merged with its low-rank update, as Keras runs it."""
+        kernel = self._lora_merged_weight()
+        if not inputs.is_floating_point():
+            inputs = inputs.to(kernel.dtype)
+        outputs = inputs.matmul(kernel)
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
 
     @staticmethod
     def _float8_contract(layer, x, kernel):
@@ -106,4 +122,5 @@ class Dense(Quantizable, Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             **self._quantization_entry(),
+            **self._lora_entry(),
         }

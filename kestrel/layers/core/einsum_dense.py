@@ -5,6 +5,7 @@ import re
 
 from kestrel import activations, constraints, initializers, ops, regularizers
 from kestrel.initializers.variance_scaling import with_fan_axes
+from kestrel.layers.core.lora import LoraAdaptable
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.quantizers import int4, int8
@@ -93,7 +94,7 @@ def analyze_equation(equation: str, bias_axes: str | None, input_shape, output_s
 
 
 @register_layer()
-class EinsumDense(Quantizable, Layer):
+class EinsumDense(LoraAdaptable, Quantizable, Layer):
     """A dense layer computing `activation(einsum(equation, inputs, kernel) + bias)`.
 
     Args:
@@ -103,6 +104,8 @@ class EinsumDense(Quantizable, Layer):
         activation: activation name or function; None means linear.
         bias_axes: output axis letters that get a bias (None: no bias).
         kernel_initializer ... bias_constraint: as for Dense.
+        lora_rank / lora_alpha: LoRA, as for Dense; the adapters are `lora_kernel_a`
+            (`kernel.shape[:-1] + (rank,)`) and `lora_kernel_b` (`(rank, kernel.shape[-1])`).
 
     The kernel and bias have the shapes Keras derives from the equation, so weights move
     between Kestrel and Keras unchanged.
@@ -121,7 +124,7 @@ class EinsumDense(Quantizable, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  bias_constraint=None, activity_regularizer=None, quantization_config=None,
-                 **kwargs):
+                 lora_rank=None, lora_alpha=None, **kwargs):
         mode = self._pop_quantized_dtype(kwargs, "einsum_dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)
@@ -139,6 +142,7 @@ class EinsumDense(Quantizable, Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
+        self._init_lora(lora_rank, lora_alpha)
 
     def build(self, input_shape):
         kernel_shape, bias_shape, _, in_axes, out_axes = analyze_equation(
@@ -153,9 +157,17 @@ class EinsumDense(Quantizable, Layer):
             regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         if self._quantization_mode:
             self._quantized_build()
+        self._build_lora()
 
     def call(self, inputs):
         x = ops.einsum(self.equation, inputs, self.kernel)
+        if self.bias is not None:
+            x = x + self.bias
+        return x if self.activation is None else self.activation(x)
+
+    def _lora_call(self, inputs):
+        """`call` with LoRA on: the kernel merged with its low-rank update, as Keras runs it."""
+        x = ops.einsum(self.equation, inputs, self._lora_merged_weight())
         if self.bias is not None:
             x = x + self.bias
         return x if self.activation is None else self.activation(x)
@@ -183,4 +195,5 @@ class EinsumDense(Quantizable, Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             **self._quantization_entry(),
+            **self._lora_entry(),
         }

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from kestrel import constraints, initializers, regularizers
+from kestrel.layers.core.lora import LoraAdaptable
 from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor
@@ -17,7 +18,7 @@ _INDEX_DTYPES = (torch.int32, torch.int64)
 
 
 @register_layer()
-class Embedding(Quantizable, Layer):
+class Embedding(LoraAdaptable, Quantizable, Layer):
     """Maps each index in `[0, input_dim)` to a learned vector of size `output_dim`.
 
     Args:
@@ -29,6 +30,8 @@ class Embedding(Quantizable, Layer):
         weights: optional initial table, `(input_dim, output_dim)` (or a one-element list).
         input_length: Keras 2's sequence length; as there, it gives a first layer its input
             shape `(input_length,)` when no `input_shape` is passed.
+        lora_rank / lora_alpha: LoRA of the table, as for Dense (see `enable_lora`); the
+            adapters are `lora_embeddings_a` / `lora_embeddings_b`.
 
     Input shape: `(batch, ...)` of ints (floats are cast). Output shape: `(batch, ..., output_dim)`.
     The table `embeddings` has the Keras (and `nn.Embedding`) layout `(input_dim, output_dim)`.
@@ -38,13 +41,14 @@ class Embedding(Quantizable, Layer):
         torch.Size([1, 3, 4])
     """
 
+    _lora_base, _lora_prefix = "embeddings", "lora_embeddings"
     _int8_weight, _int8_rules = "embeddings", (int8.quantize_embedding, int8.embedding_call)
     _int4_rules = (int4.quantize_embedding, int4.embedding_call)
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, input_length=None, activity_regularizer=None,
-                 quantization_config=None, **kwargs):
+                 quantization_config=None, lora_rank=None, lora_alpha=None, **kwargs):
         if input_length is not None:
             warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
             if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
@@ -62,6 +66,7 @@ class Embedding(Quantizable, Layer):
         self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        self._init_lora(lora_rank, lora_alpha)
         if weights is not None:
             self._build_from_shape(None)
             self.set_weights(weights if isinstance(weights, (list, tuple)) else [weights])
@@ -72,11 +77,18 @@ class Embedding(Quantizable, Layer):
             regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint)
         if self._quantization_mode:
             self._quantized_build()
+        self._build_lora()
 
     def call(self, inputs):
         if inputs.dtype not in _INDEX_DTYPES:
             inputs = inputs.long()
         return F.embedding(inputs, self.embeddings)
+
+    def _lora_call(self, inputs):
+        """`call` with LoRA on: the table merged with its low-rank update, as Keras runs it."""
+        if inputs.dtype not in _INDEX_DTYPES:
+            inputs = inputs.long()
+        return F.embedding(inputs, self._lora_merged_weight())
 
     def compute_mask(self, inputs, previous_mask=None):
         return inputs != 0 if self.mask_zero else None
@@ -98,4 +110,5 @@ class Embedding(Quantizable, Layer):
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
             **self._quantization_entry(),
+            **self._lora_entry(),
         }
