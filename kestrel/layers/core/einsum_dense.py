@@ -116,6 +116,7 @@ class EinsumDense(LoraAdaptable, Quantizable, Layer):
         torch.Size([2, 5, 2, 4])
     """
 
+    _lora_build_keeps_alpha = True
     _int8_weight, _int8_rules = "kernel", (int8.quantize_einsum, int8.einsum_call)
     _quantizes_inputs = True
     _int4_rules = (int4.quantize_einsum, int4.einsum_call)

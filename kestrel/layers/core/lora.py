@@ -25,6 +25,7 @@ class LoraAdaptable:
 
     _lora_base = "kernel"
     _lora_prefix = "lora_kernel"
+    _lora_build_keeps_alpha = False
     lora_enabled = False
     lora_rank = None
     lora_alpha = None
@@ -35,11 +36,13 @@ class LoraAdaptable:
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
 
     def _build_lora(self) -> None:
-        """End of `build`: a layer made with `lora_rank` gets its adapters. As in Keras, the
-        scale is `lora_rank / lora_rank` then (a constructor's `lora_alpha` is not kept)."""
+        """End of `build`: a layer made with `lora_rank` gets its adapters. As in Keras, only
+        EinsumDense keeps the constructor's `lora_alpha` then (Dense and Embedding reset it
+        to the rank)."""
         if self.lora_rank:
             self._check_lora_fits()
-            self._add_lora(self.lora_rank, None, "he_uniform", "zeros")
+            alpha = self.lora_alpha if self._lora_build_keeps_alpha else None
+            self._add_lora(self.lora_rank, alpha, "he_uniform", "zeros")
 
     def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform",
                     b_initializer="zeros") -> None:
