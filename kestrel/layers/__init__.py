@@ -4,6 +4,7 @@ from kestrel.layers.convolutional import (
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
     Convolution3DTranspose, Deconvolution2D, Deconvolution3D, DepthwiseConv1D, DepthwiseConv2D,
     SeparableConv1D, SeparableConv2D, SeparableConvolution1D, SeparableConvolution2D)
+from kestrel.layers.convolutional.keras1_conv import AtrousConvolution1D, AtrousConvolution2D
 from kestrel.layers.activations import *  # noqa: F401,F403 - ReLU, LeakyReLU, PReLU, ELU, Softmax
 from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from kestrel.layers.core.activation import Activation, Identity, Lambda

@@ -40,6 +40,7 @@ _LAZY_NAMES = {
     "serialize_keras_object": "kestrel.saving.keras_objects:serialize_keras_object",
     "deserialize_keras_object": "kestrel.saving.keras_objects:deserialize_keras_object",
     "HDF5Matrix": "kestrel.utils.hdf5_matrix:HDF5Matrix",  # Keras 2
+    "io_utils": "kestrel.utils.io_utils",  # Keras 2's module path, an alias (kestrel._aliases)
     "multi_gpu_model": "kestrel.utils.multi_gpu_utils:multi_gpu_model",  # Keras 2
 }
 
