@@ -49,8 +49,8 @@ class Dense(LoraAdaptable, Quantizable, Layer):
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, quantization_config=None,
-                 lora_rank=None, lora_alpha=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, lora_rank=None,
+                 lora_alpha=None, quantization_config=None, **kwargs):
         mode = self._pop_quantized_dtype(kwargs, "dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)

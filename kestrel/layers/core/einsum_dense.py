@@ -124,8 +124,8 @@ class EinsumDense(LoraAdaptable, Quantizable, Layer):
     def __init__(self, equation, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, activity_regularizer=None, quantization_config=None,
-                 lora_rank=None, lora_alpha=None, **kwargs):
+                 bias_constraint=None, activity_regularizer=None, lora_rank=None,
+                 lora_alpha=None, quantization_config=None, **kwargs):
         mode = self._pop_quantized_dtype(kwargs, "einsum_dense")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._set_quantization_mode(mode, quantization_config)

@@ -48,7 +48,7 @@ class Embedding(LoraAdaptable, Quantizable, Layer):
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, input_length=None, activity_regularizer=None,
-                 quantization_config=None, lora_rank=None, lora_alpha=None, **kwargs):
+                 lora_rank=None, lora_alpha=None, quantization_config=None, **kwargs):
         if input_length is not None:
             warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
             if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
