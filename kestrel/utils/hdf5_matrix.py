@@ -29,9 +29,9 @@ class HDF5Matrix:
     (in any order). `fit`, `evaluate` and `predict` read the slice into host memory once (via
     `to_numpy`), so `shuffle=True` works as well as Keras 2's required `shuffle="batch"`.
 
-    Example:
-        >>> x = HDF5Matrix("data.h5", "images", end=1000, normalizer=lambda a: a / 255)
-        >>> model.fit(x, y, shuffle="batch")
+    Example (a file `data.h5` holding datasets `images` and `labels`):
+        x = HDF5Matrix("data.h5", "images", end=1000, normalizer=lambda a: a / 255)
+        model.fit(x, HDF5Matrix("data.h5", "labels", end=1000), shuffle="batch")
     """
 
     def __init__(self, datapath, dataset, start=0, end=None, normalizer=None):

@@ -94,7 +94,8 @@ def AtrousConvolution1D(*args, **kwargs) -> Conv1D:  # noqa: N802 - Keras 1's na
     `subsample_length`, `init`, `W_regularizer`, ...) or Keras 2 ones.
 
     Example:
-        >>> AtrousConvolution1D(8, 3, atrous_rate=2, border_mode="same")  # a Conv1D
+        >>> AtrousConvolution1D(8, 3, atrous_rate=2, border_mode="same").dilation_rate
+        (2,)
     """
     return _atrous(Conv1D, 1, "AtrousConvolution1D", args, kwargs)
 
@@ -106,6 +107,7 @@ def AtrousConvolution2D(*args, **kwargs) -> Conv2D:  # noqa: N802 - Keras 1's na
     `dim_ordering`, `init`, `W_regularizer`, ...) or Keras 2 ones.
 
     Example:
-        >>> AtrousConvolution2D(8, 3, 3, atrous_rate=(2, 2), border_mode="same")  # a Conv2D
+        >>> AtrousConvolution2D(8, 3, 3, atrous_rate=(2, 1)).dilation_rate
+        (2, 1)
     """
     return _atrous(Conv2D, 2, "AtrousConvolution2D", args, kwargs)
