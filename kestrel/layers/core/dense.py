@@ -97,9 +97,12 @@ class Dense(LoraAdaptable, Quantizable, Layer):
         kernel = self._lora_merged_weight()
         if not inputs.is_floating_point():
             inputs = inputs.to(kernel.dtype)
-        outputs = inputs.matmul(kernel)
-        if self.bias is not None:
-            outputs = outputs + self.bias
+        if self.bias is not None and inputs.dim() == 2:
+            outputs = torch.addmm(self.bias, inputs, kernel)
+        else:
+            outputs = inputs.matmul(kernel)
+            if self.bias is not None:
+                outputs = outputs + self.bias
         return self.activation(outputs) if self.activation is not None else outputs
 
     @staticmethod

@@ -69,16 +69,16 @@ class LoraAdaptable:
                 "layer (and quantize after merging, e.g. by saving and reloading).")
 
     def _add_lora(self, rank: int, lora_alpha, a_initializer, b_initializer) -> None:
-        base_name = self._lora_base
-        shape = tuple(getattr(self, base_name).shape)
-        regularizer = getattr(self, f"{base_name}_regularizer")
-        self.add_weight(f"{self._lora_prefix}_a", shape[:-1] + (rank,),
-                        initializers.get(a_initializer), dtype="float32",
-                        regularizer=regularizer)
-        self.add_weight(f"{self._lora_prefix}_b", (rank, shape[-1]),
-                        initializers.get(b_initializer), dtype="float32",
-                        regularizer=regularizer)
-        _freeze(self, base_name)
+        base = getattr(self, self._lora_base)
+        shape = tuple(base.shape)
+        regularizer = getattr(self, f"{self._lora_base}_regularizer")
+        for suffix, adapter_shape, initializer in (("a", shape[:-1] + (rank,), a_initializer),
+                                                   ("b", (rank, shape[-1]), b_initializer)):
+            adapter = self.add_weight(f"{self._lora_prefix}_{suffix}", adapter_shape,
+                                      initializers.get(initializer), dtype="float32",
+                                      regularizer=regularizer)
+            adapter.data = adapter.data.to(base.device)  # a model moved since it was built
+        _freeze(self, self._lora_base)
         self._weight_layouts[_SAVED_ALIAS] = (self._load_merged_weight, self._saved_merged_weight)
         self.lora_enabled = True
         self.lora_rank = rank
