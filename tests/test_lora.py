@@ -33,6 +33,11 @@ def _set_by_name(layer, values: dict) -> None:
         w.assign(values[w.path.split("/")[-1]])
 
 
+def _named_shapes(weights) -> list:
+    """(weight name, shape) pairs; layer names differ with the order tests run in."""
+    return [(w.path.split("/")[-1], tuple(w.shape)) for w in weights]
+
+
 def _out(layer, x) -> np.ndarray:
     return keras.ops.convert_to_numpy(layer(x))
 
@@ -56,10 +61,9 @@ def _lora_pair(key, rank=2, lora_alpha=None):
 def test_lora_outputs_and_weights_match_keras(key):
     theirs, ours, x = _lora_pair(key, lora_alpha=6)
     np.testing.assert_allclose(_out(ours, torch.as_tensor(x)), _out(theirs, x), atol=1e-5)
-    assert [(w.path, tuple(w.shape)) for w in ours.trainable_weights] == \
-        [(w.path, tuple(w.shape)) for w in theirs.trainable_weights]
-    assert [w.path for w in ours.non_trainable_weights] == \
-        [w.path for w in theirs.non_trainable_weights]
+    assert _named_shapes(ours.trainable_weights) == _named_shapes(theirs.trainable_weights)
+    assert _named_shapes(ours.non_trainable_weights) == \
+        _named_shapes(theirs.non_trainable_weights)
     assert [str(w.dtype) for w in ours.trainable_weights] == \
         [str(w.dtype).replace("float32", "torch.float32") for w in theirs.trainable_weights]
     assert (ours.lora_enabled, ours.lora_rank, ours.lora_alpha) == \
@@ -77,8 +81,7 @@ def test_config_with_and_without_lora_matches_keras(key):
     assert (config["lora_rank"], config["lora_alpha"]) == (3, 5)
     clone = type(ours).from_config(config)
     clone(torch.as_tensor(x))
-    assert [w.path.split("/")[-1] for w in clone.trainable_weights] == \
-        [w.path.split("/")[-1] for w in ours.trainable_weights]
+    assert _named_shapes(clone.trainable_weights) == _named_shapes(ours.trainable_weights)
 
 
 @pytest.mark.parametrize("key", sorted(LAYERS))
@@ -93,8 +96,25 @@ def test_lora_rank_argument_builds_adapters_as_keras(key):
     ours(torch.as_tensor(x))
     assert ours.lora_alpha == theirs.lora_alpha == (8 if "einsum" in key else 2)
     assert ours.lora_enabled
-    assert [(w.path, tuple(w.shape)) for w in ours.trainable_weights] == \
-        [(w.path, tuple(w.shape)) for w in theirs.trainable_weights]
+    assert _named_shapes(ours.trainable_weights) == _named_shapes(theirs.trainable_weights)
+
+
+@pytest.mark.parametrize("key", ["dense", "embedding"])
+def test_regularizer_losses_match_keras(key):
+    """The base weight's regularizer moves to the adapters (Keras regularizes trainable
+    weights only)."""
+    make, x = LAYERS[key]
+    argument = "embeddings_regularizer" if key == "embedding" else "kernel_regularizer"
+    losses = []
+    for lib, inputs in ((keras, x), (kestrel, torch.as_tensor(x))):
+        layer = make(lib, **{argument: lib.regularizers.L2(0.1)})
+        layer(inputs)
+        layer.enable_lora(2)
+        for w in layer.weights:
+            w.assign(np.full(w.shape, 0.5, "float32"))
+        layer(inputs)
+        losses.append([float(keras.ops.convert_to_numpy(v)) for v in layer.losses])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
 
 
 def test_errors_match_keras():
@@ -170,8 +190,7 @@ def test_fit_step_leaves_base_weights_and_matches_keras():
             frozen = name in ("kernel", "embeddings")  # biases train on, as in Keras
             assert np.array_equal(value, layer_before[name]) == frozen, name
             np.testing.assert_allclose(value, _by_name(a)[name], atol=1e-5, err_msg=name)
-    assert [(w.path.split("/")[-1], tuple(w.shape)) for w in ours.trainable_weights] == \
-        [(w.path.split("/")[-1], tuple(w.shape)) for w in theirs.trainable_weights]
+    assert _named_shapes(ours.trainable_weights) == _named_shapes(theirs.trainable_weights)
 
 
 def test_summary_param_counts_match_keras():

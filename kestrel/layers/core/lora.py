@@ -135,7 +135,8 @@ class LoraAdaptable:
 
 
 def _freeze(layer, attr: str) -> None:
-    """Make weight `attr` of `layer` non-trainable (a buffer), keeping its value and name."""
+    """Make weight `attr` of `layer` non-trainable (a buffer), keeping its value and name. Its
+    regularizer stops adding a loss, as Keras regularizes trainable weights only."""
     old = getattr(layer, attr)
     if not isinstance(old, nn.Parameter):
         return
@@ -143,3 +144,4 @@ def _freeze(layer, attr: str) -> None:
     frozen.regularizer, frozen.constraint = old.regularizer, old.constraint
     del layer._parameters[attr]
     layer.register_buffer(attr, frozen)
+    layer._regularizers = [entry for entry in layer._regularizers if entry[0] != attr]
