@@ -59,9 +59,8 @@ KESTREL_KEEPS = {"losses.Huber": {"delta"}, "losses.CosineSimilarity": {"axis"},
                  "layers.MaxNumBoundingBoxes": {"fill_value"},
                  **{f"initializers.{name}": {"gain"}
                     for name in ("Identity", "IdentityInitializer", "identity")}}
-# Arguments only Keras takes: LoRA fine-tuning and GPTQ packing are not in Kestrel.
-NOT_YET = {"Dense": {"lora_rank", "lora_alpha"}, "Embedding": {"lora_rank", "lora_alpha"},
-           "EinsumDense": {"lora_rank", "lora_alpha", "gptq_unpacked_column_size"}}
+# Arguments only Keras takes: GPTQ packing is not in Kestrel.
+NOT_YET = {"EinsumDense": {"gptq_unpacked_column_size"}}
 
 
 def _names(module):
