@@ -64,6 +64,9 @@ def test_lora_outputs_and_weights_match_keras(key):
     assert _named_shapes(ours.trainable_weights) == _named_shapes(theirs.trainable_weights)
     assert _named_shapes(ours.non_trainable_weights) == \
         _named_shapes(theirs.non_trainable_weights)
+    assert _named_shapes(ours.weights) == _named_shapes(theirs.weights)  # base weight first
+    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_array_equal(got, expected)
     assert [str(w.dtype) for w in ours.trainable_weights] == \
         [str(w.dtype).replace("float32", "torch.float32") for w in theirs.trainable_weights]
     assert (ours.lora_enabled, ours.lora_rank, ours.lora_alpha) == \

@@ -580,12 +580,15 @@ class Layer(nn.Module):
     @property
     def weights(self) -> list[torch.Tensor]:
         """All weights, layer by layer as Keras 3 orders them: a layer's own trainable then
-        non-trainable weights, then its sublayers' (shared ones once)."""
+        non-trainable weights (a weight frozen after its creation, as LoRA's base kernel,
+        keeps its place among the trainable ones), then its sublayers' (shared ones once)."""
         trainable = {id(t) for t in self.trainable_weights}
         out, seen = [], set()
         def visit(layer):
-            own = [getattr(layer, attr) for attr in layer._weight_order]
-            for t in sorted(own, key=lambda t: id(t) not in trainable):
+            frozen = layer.__dict__.get("_frozen_after_creation", ())
+            own = [(attr, getattr(layer, attr)) for attr in layer._weight_order]
+            for _, t in sorted(own, key=lambda p: id(p[1]) not in trainable and
+                               p[0] not in frozen):
                 if id(t) not in seen:
                     seen.add(id(t))
                     out.append(t)

@@ -135,8 +135,9 @@ class LoraAdaptable:
 
 
 def _freeze(layer, attr: str) -> None:
-    """Make weight `attr` of `layer` non-trainable (a buffer), keeping its value and name. Its
-    regularizer stops adding a loss, as Keras regularizes trainable weights only."""
+    """Make weight `attr` of `layer` non-trainable (a buffer), keeping its value, name and
+    place in `layer.weights`. Its regularizer stops adding a loss, as Keras regularizes
+    trainable weights only."""
     old = getattr(layer, attr)
     if not isinstance(old, nn.Parameter):
         return
@@ -144,4 +145,5 @@ def _freeze(layer, attr: str) -> None:
     frozen.regularizer, frozen.constraint = old.regularizer, old.constraint
     del layer._parameters[attr]
     layer.register_buffer(attr, frozen)
+    layer._frozen_after_creation = (*layer.__dict__.get("_frozen_after_creation", ()), attr)
     layer._regularizers = [entry for entry in layer._regularizers if entry[0] != attr]
