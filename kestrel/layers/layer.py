@@ -21,7 +21,7 @@ from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, initialization, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
-from kestrel.layers import call_masks, shape_inference
+from kestrel.layers import call_masks, keras1_args, shape_inference
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import set_mask
 from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
@@ -88,6 +88,9 @@ class Layer(nn.Module):
         cls._read_call_signature()
         if "build" in cls.__dict__:
             cls.build = _marks_built(cls.__dict__["build"])
+        keras1_form = keras1_args.KERAS1_FORMS.get(cls.__name__)
+        if keras1_form is not None and cls.__module__.startswith("kestrel."):
+            cls.__init__ = keras1_args.keras1_init(cls.__init__, keras1_form)
 
     @classmethod
     def _read_call_signature(cls) -> None:

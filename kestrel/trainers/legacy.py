@@ -2,12 +2,15 @@
 `fit` / `evaluate` / `predict`, which take generators and `Sequence`s directly.
 
 `workers`, `use_multiprocessing` and `max_queue_size` are accepted and ignored: batches are
-drawn in the training process (Keras 3 sets these on a `PyDataset` instead).
+drawn in the training process (Keras 3 sets these on a `PyDataset` instead). Keras 1's names
+(`nb_epoch`, `samples_per_epoch`, `val_samples`, `nb_worker`, ...) are converted as Keras 2 did.
 """
 from __future__ import annotations
 
 import types
 import warnings
+
+from kestrel.layers.keras1_args import keras1_method
 
 
 def _deprecated(old: str, new: str) -> None:
@@ -26,6 +29,7 @@ class GeneratorMethods:
         >>> model.fit_generator(batches(), steps_per_epoch=10, epochs=2)  # doctest: +SKIP
     """
 
+    @keras1_method
     def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1,
                       callbacks=None, validation_data=None, validation_steps=None,
                       validation_freq=1, class_weight=None, max_queue_size=10, workers=1,
@@ -39,12 +43,14 @@ class GeneratorMethods:
                         shuffle=shuffle and not isinstance(generator, types.GeneratorType),
                         initial_epoch=initial_epoch)
 
+    @keras1_method
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
                            workers=1, use_multiprocessing=False, verbose=0):
         """Keras 2's `evaluate` on a generator or `Sequence`; use `evaluate` instead."""
         _deprecated("evaluate_generator", "evaluate")
         return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
+    @keras1_method
     def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
                           workers=1, use_multiprocessing=False, verbose=0):
         """Keras 2's `predict` on a generator or `Sequence`; use `predict` instead."""

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from kestrel.layers import training_mode
+from kestrel.layers.keras1_args import keras1_method
 from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
@@ -287,6 +288,7 @@ class Trainer(GeneratorMethods):
                                          output_list(sample_weight, names, "sample_weight"))
 
     # ------------------------------------------------------------------ fit
+    @keras1_method  # Keras 1's `nb_epoch`
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
