@@ -11,10 +11,9 @@ with no Keras 1 argument goes straight through. This module imports nothing from
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,7 +22,6 @@ DIM_ORDERINGS = {"tf": "channels_last", "th": "channels_first", "default": None}
 _KERAS2_CONV_KEYWORDS = ("padding", "strides", "data_format")
 
 
-@dataclasses.dataclass(frozen=True)
 class Keras1Form:
     """How one class's (or method's) Keras 1 arguments become Keras 2 ones.
 
@@ -36,17 +34,18 @@ class Keras1Form:
         plain_positionals: up to this many positional arguments never need `prepare`.
         notice: "update" (Keras 2's "Update your `X` call" warning) or "renamed" (`fit`'s).
     """
-    renames: tuple = ()
-    values: dict = dataclasses.field(default_factory=dict)
-    prepare: Callable | None = None
-    watches: tuple = ()
-    plain_positionals: int = 1_000
-    notice: str = "update"
+    __slots__ = ("renames", "values", "prepare", "plain_positionals", "notice", "keywords")
 
-    @functools.cached_property
-    def keywords(self) -> frozenset:
-        """Every keyword that means a Keras 1 form may be in use."""
-        return frozenset(old for old, _ in self.renames) | frozenset(self.watches)
+    def __init__(self, renames: tuple = (), values: dict | None = None,
+                 prepare: Callable | None = None, watches: tuple = (),
+                 plain_positionals: int = 1_000, notice: str = "update"):
+        self.renames = renames
+        self.values = values or {}
+        self.prepare = prepare
+        self.plain_positionals = plain_positionals
+        self.notice = notice
+        # every keyword that means a Keras 1 form may be in use
+        self.keywords = frozenset(old for old, _ in renames) | frozenset(watches)
 
     def needs_conversion(self, args: tuple, kwargs: dict) -> bool:
         return len(args) > self.plain_positionals or not self.keywords.isdisjoint(kwargs)
@@ -100,8 +99,9 @@ def _are_ints(*values) -> bool:
 
 def _kernel_from_dims(args, kwargs, names: tuple, owner: str):
     """Joins Keras 1's per-dimension kernel sizes (integers after `nb_filter`, then the
-    keywords `names`) into `kernel_size`, as Keras 2 did. Returns (args, converted)."""
-    if len(args) > len(names) + 1:
+    keywords `names`) into `kernel_size`, as Keras 2 did; other positional forms are Keras 3's
+    (`Conv2D(8, (3, 3), 2, "same")`) and stay. Returns (args, converted)."""
+    if len(args) > len(names) + 1 and _are_ints(*args[:len(names) + 1]):
         raise TypeError(f"Layer can receive at most {len(names) + 1} positional arguments.")
     dims = args[1:]
     if len(dims) == 2 and _are_ints(*dims):
