@@ -8,6 +8,10 @@ kernel_initializer="uniform")`, `Convolution2D(32, 3, 3, border_mode="same")` be
 `Layer.__init_subclass__` wraps the `__init__` of the Kestrel classes named here
 (`keras1_init`); the trainers wrap `fit` and the generator methods (`keras1_method`). A call
 with no Keras 1 argument goes straight through. This module imports nothing from Kestrel.
+
+As in Keras 2, three positional integers to `Conv2D` (`Conv2D(32, 3, 3)`) are Keras 1's
+`nb_filter, nb_row, nb_col`, not Keras 3's positional `strides`; with `padding`, `strides` or
+`data_format` also given (and no Keras 1 keyword) they are refused with Keras 2's ValueError.
 """
 from __future__ import annotations
 
