@@ -206,11 +206,8 @@ def test_duplicate_and_refused_arguments():
         kestrel.layers.Dense(output_dim=3, units=4)
     with pytest.raises(TypeError, match="both the legacy keyword argument `p`"):
         kestrel.layers.Dropout(rate=0.1, p=0.2)
-    with pytest.raises(ValueError, match="passing both `kernel_size` and `strides` as integer "
-                                         "positional arguments"):
-        kestrel.layers.Conv2D(4, 3, 3, padding="same")
     with pytest.raises(TypeError, match="Layer can receive at most 3 positional arguments."):
-        kestrel.layers.Conv2D(4, 3, 3, 1)
+        kestrel.layers.Conv2D(4, 3, 3, 1, border_mode="same")
     with pytest.raises(TypeError, match="`mode=1` and `mode=2` are no longer supported."):
         kestrel.layers.BatchNormalization(mode=2)
     with pytest.raises(TypeError, match="`Conv3D` received `kernel_dim2=2` without "
@@ -230,6 +227,11 @@ def test_keras2_forms_and_introspection_unchanged():
         warnings.simplefilter("error")
         conv = kestrel.layers.Conv2D(4, (3, 3), 2, "same")  # Keras 3's positional strides
         assert (conv.kernel_size, conv.strides) == ((3, 3), (2, 2))
+        # three integers without a Keras 1 keyword: Keras 3's (and tf.keras') strides
+        for args, kwargs in (((4, 3, 2), dict(padding="same")), ((4, 3, 3), {})):
+            conv = kestrel.layers.Conv2D(*args, **kwargs)
+            assert _config(conv) == _config(keras.layers.Conv2D(*args, **kwargs))
+            assert (conv.kernel_size, conv.strides) == ((3, 3), (args[2],) * 2)
         assert kestrel.layers.Dense(3, "relu").units == 3
         restored = kestrel.layers.LSTM.from_config(kestrel.layers.LSTM(2).get_config())
     assert restored.units == 2

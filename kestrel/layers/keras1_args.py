@@ -9,9 +9,10 @@ kernel_initializer="uniform")`, `Convolution2D(32, 3, 3, border_mode="same")` be
 (`keras1_init`); the trainers wrap `fit` and the generator methods (`keras1_method`). A call
 with no Keras 1 argument goes straight through. This module imports nothing from Kestrel.
 
-As in Keras 2, three positional integers to `Conv2D` (`Conv2D(32, 3, 3)`) are Keras 1's
-`nb_filter, nb_row, nb_col`, not Keras 3's positional `strides`; with `padding`, `strides` or
-`data_format` also given (and no Keras 1 keyword) they are refused with Keras 2's ValueError.
+Three positional integers to `Conv2D` are Keras 1's `nb_filter, nb_row, nb_col` only in a call
+that also names a Keras 1 keyword (`Convolution2D(32, 3, 3, border_mode="same")`); otherwise
+they keep Keras 3's (and tf.keras 2's) meaning, `filters, kernel_size, strides`
+(`Conv2D(32, 3, 2, padding="same")`), which Keras 2's legacy interface read differently.
 """
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from collections.abc import Callable
 import numpy as np
 
 DIM_ORDERINGS = {"tf": "channels_last", "th": "channels_first", "default": None}
-# Keras 2 keywords that make three positional integers ambiguous (`strides` or `nb_col`?)
-_KERAS2_CONV_KEYWORDS = ("padding", "strides", "data_format")
 
 
 class Keras1Form:
@@ -108,8 +107,6 @@ def _kernel_from_dims(args, kwargs, names: tuple, owner: str):
     if len(args) > len(names) + 1 and _are_ints(*args[:len(names) + 1]):
         raise TypeError(f"Layer can receive at most {len(names) + 1} positional arguments.")
     dims = args[1:]
-    if len(dims) == 2 and _are_ints(*dims):
-        _refuse_positional_strides(kwargs)
     missing = names[len(dims):]
     if not (_are_ints(*dims) and all(name in kwargs for name in missing)):
         _refuse_lone_dims(kwargs, names, owner)
@@ -127,17 +124,6 @@ def _refuse_lone_dims(kwargs, names: tuple, owner: str) -> None:
         absent = ", ".join(f"`{name}`" for name in names if name not in kwargs)
         raise TypeError(f"`{owner}` received `{given[0]}={kwargs[given[0]]!r}` without "
                         f"{absent}: pass every one of {names}, or `kernel_size`.")
-
-
-def _refuse_positional_strides(kwargs) -> None:
-    """Keras 2's refusal of `Conv2D(8, 3, 3, padding=...)`; a call that also names a Keras 1
-    keyword (`border_mode`, ...) is plainly Keras 1's and goes on to the renaming."""
-    keras1_call = any(old in kwargs for old, _ in _CONV_ARGS)
-    if not keras1_call and any(keyword in kwargs for keyword in _KERAS2_CONV_KEYWORDS):
-        raise ValueError("It seems that you are using the Keras 2 and you are passing both "
-                         "`kernel_size` and `strides` as integer positional arguments. For "
-                         "safety reasons, this is disallowed. Pass `strides` as a keyword "
-                         "argument instead.")
 
 
 def _prepare_conv2d(args, kwargs, notes, owner="Conv2D"):
@@ -250,7 +236,7 @@ _RECURRENT = Keras1Form(
     values={"consume_less": {"cpu": 0, "mem": 1, "gpu": 2}},
     prepare=_prepare_recurrent, watches=("forget_bias_init", "input_dim"))
 _CONV2D = Keras1Form(renames=_CONV_ARGS, values=_DIM_VALUES, prepare=_prepare_conv2d,
-                     watches=("nb_row", "nb_col"), plain_positionals=2)
+                     watches=("nb_row", "nb_col"))
 _GENERATOR_METHOD = Keras1Form(
     renames=(("samples_per_epoch", "steps_per_epoch"), ("val_samples", "steps"),
              ("nb_epoch", "epochs"), ("nb_val_samples", "validation_steps"),
@@ -292,18 +278,16 @@ KERAS1_FORMS: dict[str, Keras1Form] = {
         prepare=_prepare_conv1d, watches=("input_dim",)),
     "Conv2D": _CONV2D,
     "Conv3D": Keras1Form(renames=_CONV_ARGS, values=_DIM_VALUES, prepare=_prepare_conv3d,
-                         watches=("kernel_dim1", "kernel_dim2", "kernel_dim3"),
-                         plain_positionals=2),
+                         watches=("kernel_dim1", "kernel_dim2", "kernel_dim3")),
     "SeparableConv2D": Keras1Form(
         renames=tuple(pair for pair in _CONV_ARGS if pair[0] in (
             "nb_filter", "subsample", "border_mode", "dim_ordering", "b_regularizer",
             "b_constraint", "bias")),
         values=_DIM_VALUES, prepare=_prepare_separable_conv2d,
-        watches=("init", "nb_row", "nb_col"), plain_positionals=2),
+        watches=("init", "nb_row", "nb_col")),
     "Conv2DTranspose": Keras1Form(renames=_CONV_ARGS, values=_DIM_VALUES,
                                   prepare=_prepare_deconv2d,
-                                  watches=("output_shape", "nb_row", "nb_col"),
-                                  plain_positionals=2),
+                                  watches=("output_shape", "nb_row", "nb_col")),
     "ConvLSTM2D": Keras1Form(
         renames=_CONV_ARGS[:5] + (("inner_init", "recurrent_initializer"),
                                   ("W_regularizer", "kernel_regularizer"),
@@ -313,7 +297,7 @@ KERAS1_FORMS: dict[str, Keras1Form] = {
                                   ("dropout_W", "dropout"), ("dropout_U", "recurrent_dropout"),
                                   ("bias", "use_bias")),
         values=_DIM_VALUES, prepare=_prepare_conv_lstm2d,
-        watches=("forget_bias_init", "nb_row", "nb_col"), plain_positionals=2),
+        watches=("forget_bias_init", "nb_row", "nb_col")),
     "InputLayer": Keras1Form(renames=(("input_dtype", "dtype"),)),
     "fit": Keras1Form(renames=(("nb_epoch", "epochs"),), notice="renamed"),
     "fit_generator": _GENERATOR_METHOD, "evaluate_generator": _GENERATOR_METHOD,
