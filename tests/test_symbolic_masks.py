@@ -40,6 +40,16 @@ def embedding_dropout_pooling(lib):
     return lib.Model(inputs, lib.layers.GlobalAveragePooling1D()(x))
 
 
+def attention_residual(lib):
+    """MultiHeadAttention's node takes no masks (Keras converts its two arguments first);
+    Add's mask is the `logical_or` of its inputs' masks."""
+    inputs = lib.Input((5,), dtype="int32")
+    x = lib.layers.Embedding(10, 4, mask_zero=True)(inputs)
+    attended = lib.layers.MultiHeadAttention(2, 2)(x, x)
+    x = lib.layers.Add()([x, attended])
+    return lib.Model(inputs, lib.layers.GlobalAveragePooling1D()(x))
+
+
 def positional_embedding_model(lib):
     """keras.io's English-to-Spanish `PositionalEmbedding`, whose mask is `ops.not_equal`."""
     layers, ops = lib.layers, lib.ops
@@ -108,6 +118,10 @@ def test_passed_through_mask_is_the_recorded_tensor():
     embedded = ours.get_layer("embedding").output
     pooling_node = ours.get_layer("global_average_pooling1d")._inbound_nodes[0]
     assert pooling_node.call_kwargs["mask"] is embedded._keras_mask
+
+
+def test_attention_and_add_masks_as_keras():
+    check_same_graph(attention_residual, TOKENS)
 
 
 def test_user_compute_mask_with_ops_is_recorded():

@@ -376,13 +376,16 @@ class Layer(nn.Module):
             spec_kwargs, first, previous_mask = call_masks.fill(self, args, dict(kwargs))
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
+            for tensor in flatten(outputs):  # named at creation, before the mask's ops, as Keras
+                if isinstance(tensor, KerasTensor):
+                    tensor.name = naming.unique_name("keras_tensor")
             self._attach_output_masks(first, previous_mask, outputs)
         self._clear_losses()  # a symbolic call adds no loss, and starts afresh as in Keras
-        node = Node(self, args, symbolic_masks.node_kwargs(kwargs, spec_kwargs), outputs)
+        node = Node(self, args, symbolic_masks.node_kwargs(self, args, kwargs, spec_kwargs),
+                    outputs)
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):
             tensor._keras_history = (self, len(self._inbound_nodes) - 1, index)
-            tensor.name = naming.unique_name("keras_tensor")
         for tensor in node.output_tensors:  # a new mask is named after the outputs, as in Keras
             mask = getattr(tensor, "_keras_mask", None)
             if isinstance(mask, KerasTensor) and mask._name is None:
