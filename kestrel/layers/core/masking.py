@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from kestrel.layers.input_spec import InputSpec
 from kestrel import ops
+from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor
 
