@@ -50,6 +50,19 @@ def attention_residual(lib):
     return lib.Model(inputs, lib.layers.GlobalAveragePooling1D()(x))
 
 
+def concatenations(lib):
+    """Concatenate's mask ops: a short mask broadcast (`expand_dims`, `zeros_like`,
+    `logical_or`), an unmasked input's `ones_like`, then `concatenate` and `any`."""
+    tokens, other, frames = (lib.Input((5,), dtype="int32"), lib.Input((5,), dtype="int32"),
+                             lib.Input((5, 2)))
+    x = lib.layers.Embedding(10, 4, mask_zero=True)(tokens)
+    y = lib.layers.Embedding(10, 3, mask_zero=True)(other)
+    features = lib.layers.Concatenate()([x, y, frames])
+    steps = lib.layers.Concatenate(axis=1)([x, lib.layers.Dense(4)(frames)])
+    return lib.Model([tokens, other, frames],
+                     [lib.layers.LSTM(2)(features), lib.layers.GRU(2)(steps)])
+
+
 def positional_embedding_model(lib):
     """keras.io's English-to-Spanish `PositionalEmbedding`, whose mask is `ops.not_equal`."""
     layers, ops = lib.layers, lib.ops
@@ -96,8 +109,9 @@ def check_same_graph(build, x):
     assert [op.name for op in ours.operations] == [op.name for op in ours_keras.operations]
     assert graph_entries(ours) == graph_entries(ours_keras)
     copy_weights(ours_keras, ours)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), ours_keras.predict(x, verbose=0),
-                               atol=1e-6)
+    for mine, theirs in zip(kestrel.tree.flatten(ours.predict(x, verbose=0)),
+                            keras.tree.flatten(ours_keras.predict(x, verbose=0))):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
     return ours_keras, ours
 
 
@@ -122,6 +136,10 @@ def test_passed_through_mask_is_the_recorded_tensor():
 
 def test_attention_and_add_masks_as_keras():
     check_same_graph(attention_residual, TOKENS)
+
+
+def test_concatenate_masks_as_keras():
+    check_same_graph(concatenations, [TOKENS, TOKENS[::-1].copy(), FRAMES[..., :2]])
 
 
 def test_user_compute_mask_with_ops_is_recorded():
