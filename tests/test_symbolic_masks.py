@@ -146,6 +146,21 @@ def test_user_compute_mask_with_ops_is_recorded():
     check_same_graph(positional_embedding_model, TOKENS)
 
 
+def test_lambda_mask_function_with_ops_is_recorded():
+    def lambda_mask(lib):
+        inputs = lib.Input((5, 3))
+        first_feature_set = lambda t, m: lib.ops.not_equal(t[..., 0], 0)  # noqa: E731
+        x = lib.layers.Lambda(lambda t: t * 2, mask=first_feature_set)(inputs)
+        return lib.Model(inputs, lib.layers.LSTM(2)(x))
+
+    theirs, ours = build_both(lambda_mask)
+    assert summary_text(ours) == summary_text(theirs)
+    assert [op.name for op in ours.operations] == [op.name for op in theirs.operations]
+    copy_weights(theirs, ours)
+    np.testing.assert_allclose(ours.predict(FRAMES, verbose=0),
+                               theirs.predict(FRAMES, verbose=0), atol=1e-6)
+
+
 def test_raw_torch_compute_mask_keeps_the_unrecorded_mask():
     class TorchMask(kestrel.layers.Layer):
         def call(self, inputs):
