@@ -8,6 +8,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kestrel  # noqa: E402
@@ -93,13 +94,15 @@ def build_both(build):
 
 
 def graph_entries(model) -> list:
-    """(class, name, inbound nodes) per entry of the config's layer list, as JSON reads them;
-    Keras' `training: False` node argument is left out (Kestrel does not record it)."""
+    """(class, name, inbound nodes, an op's config) per entry of the config's layer list, as
+    JSON reads them; Keras' `training: False` node argument is left out (Kestrel does not
+    record it)."""
     entries = json.loads(json.dumps(model.get_config()["layers"]))
     for entry in entries:
         for node in entry["inbound_nodes"]:
             node["kwargs"].pop("training", None)
-    return [(e["class_name"], e["name"], e["inbound_nodes"]) for e in entries]
+    return [(e["class_name"], e["name"], e["inbound_nodes"],
+             e["config"] if e["module"].startswith("keras.src.ops") else None) for e in entries]
 
 
 def check_same_graph(build, x):
@@ -210,14 +213,18 @@ def test_training_step_matches_keras():
                                theirs.predict(TOKENS, verbose=0), atol=1e-6)
 
 
-def test_kestrel_file_loads_in_keras_and_keras_file_in_kestrel(tmp_path):
-    theirs, ours = build_both(embedding_lstm)
+@pytest.mark.parametrize("build, x", [
+    (embedding_lstm, TOKENS), (masking_lstm, FRAMES),
+    (concatenations, [TOKENS, TOKENS[::-1].copy(), FRAMES[..., :2]])])
+def test_kestrel_file_loads_in_keras_and_keras_file_in_kestrel(tmp_path, build, x):
+    theirs, ours = build_both(build)
     copy_weights(theirs, ours)
     ours.save(tmp_path / "kestrel.keras")
     theirs.save(tmp_path / "keras.keras")
     in_keras = keras.saving.load_model(tmp_path / "kestrel.keras")
     in_kestrel = kestrel.saving.load_model(tmp_path / "keras.keras")
-    expected = theirs.predict(TOKENS, verbose=0)
+    expected = keras.tree.flatten(theirs.predict(x, verbose=0))
     for loaded, original in ((in_keras, theirs), (in_kestrel, ours)):
         assert summary_text(loaded) == summary_text(original)
-        np.testing.assert_allclose(loaded.predict(TOKENS, verbose=0), expected, atol=1e-6)
+        for got, want in zip(keras.tree.flatten(loaded.predict(x, verbose=0)), expected):
+            np.testing.assert_allclose(got, want, atol=1e-6)

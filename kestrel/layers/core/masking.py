@@ -48,7 +48,8 @@ class Masking(Layer):
 
     def compute_mask(self, inputs, previous_mask=None):
         if isinstance(inputs, KerasTensor):
-            return ops.any(ops.not_equal(inputs, self.mask_value), axis=-1)
+            # keepdims named: Keras' saved `Any` config always lists it
+            return ops.any(ops.not_equal(inputs, self.mask_value), axis=-1, keepdims=False)
         return inputs.ne(self.mask_value).any(dim=-1)
 
     def compute_output_shape(self, input_shape):
