@@ -34,12 +34,16 @@ def fill(layer, args: tuple, kwargs: dict):
     first argument of the call (positional or not) and the mask its output mask starts from
     (the `mask` of the call, else the first argument's)."""
     takes_mask, named = layer._call_accepts_mask, layer._call_named_masks
-    if len(args) == 1 and kwargs.get("mask") is None and kwargs.keys() <= _CONTEXT_ARGUMENTS:
+    if len(args) == 1 and kwargs.keys() <= _CONTEXT_ARGUMENTS:
         first = args[0]  # the common call: one tensor argument
-        mask = mask_of(first)
-        if takes_mask:
-            kwargs["mask"] = mask
-        return kwargs, first, mask
+        mask = kwargs.get("mask")
+        if mask is None:
+            mask = mask_of(first)
+            if takes_mask:
+                kwargs["mask"] = mask
+            return kwargs, first, mask
+        if not named:  # a mask given (a model's node passes the graph's): nothing to fill
+            return kwargs, first, mask
     try:
         bound = layer._call_signature.bind_partial(*args, **kwargs).arguments
     except TypeError:  # the call itself will say what is wrong

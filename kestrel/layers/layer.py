@@ -21,7 +21,7 @@ from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, initialization, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
-from kestrel.layers import call_masks, keras1_args, shape_inference
+from kestrel.layers import call_masks, keras1_args, shape_inference, symbolic_masks
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import set_mask
 from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
@@ -80,6 +80,7 @@ class Layer(nn.Module):
     _call_accepts_mask = False
     _call_named_masks = frozenset()  # `<name>_mask` arguments of `call` (see call_masks)
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
+    _records_mask_ops = False  # compute_mask runs on KerasTensors (see symbolic_masks)
     _keras_builds_at_init = False  # see _keras_builds_at_init
     _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
 
@@ -109,6 +110,7 @@ class Layer(nn.Module):
         owner = next(k for k in cls.__mro__ if "compute_mask" in k.__dict__)
         cls._unmasked_in_unmasked_out = owner is Layer or \
             owner.__dict__.get("_unmasked_in_unmasked_out", False)
+        cls._records_mask_ops = symbolic_masks.records_mask_ops(cls)
 
     def __new__(cls, *args, **kwargs):
         layer = super().__new__(cls)
@@ -372,23 +374,35 @@ class Layer(nn.Module):
 
     def _record_node(self, first, args, kwargs):
         """The symbolic outputs of a call on KerasTensors, recorded as a new node."""
-        spec_kwargs = kwargs  # a mask consumer sees the input's mask; the node does not record it
-        if self._call_accepts_mask or self._call_named_masks:
-            spec_kwargs, first, _ = call_masks.fill(self, args, dict(kwargs))
+        spec_kwargs, previous_mask = kwargs, shape_inference.symbolic_mask(first)
+        if self._call_accepts_mask or self._call_named_masks:  # a mask consumer sees its masks
+            spec_kwargs, first, previous_mask = call_masks.fill(self, args, dict(kwargs))
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
-            shape_inference.attach_output_masks(self, first, outputs)
+            for tensor in flatten(outputs):  # named at creation, before the mask's ops, as Keras
+                if isinstance(tensor, KerasTensor):
+                    tensor.name = naming.unique_name("keras_tensor")
+            self._attach_output_masks(first, previous_mask, outputs)
         self._clear_losses()  # a symbolic call adds no loss, and starts afresh as in Keras
-        node = Node(self, args, kwargs, outputs)
+        node = Node(self, args, symbolic_masks.node_kwargs(self, args, kwargs, spec_kwargs),
+                    outputs)
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):
             tensor._keras_history = (self, len(self._inbound_nodes) - 1, index)
-            tensor.name = naming.unique_name("keras_tensor")
         for tensor in node.output_tensors:  # a new mask is named after the outputs, as in Keras
             mask = getattr(tensor, "_keras_mask", None)
             if isinstance(mask, KerasTensor) and mask._name is None:
                 mask.name = naming.unique_name("keras_tensor")
         return outputs
+
+    def _attach_output_masks(self, first, previous_mask, outputs) -> None:
+        """The symbolic outputs' masks: from `compute_mask` on the KerasTensors where its ops
+        are recorded (as in Keras), else from a run on placeholders."""
+        if not self.supports_masking or previous_mask is None and self._unmasked_in_unmasked_out:
+            return
+        if not (self._records_mask_ops and symbolic_masks.attach_recorded_masks(
+                self, first, previous_mask, outputs)):
+            shape_inference.attach_output_masks(self, first, outputs)
 
     accepts_strings = False  # set by the layers that read string data (lookups, hashing, ...)
 

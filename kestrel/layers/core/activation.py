@@ -123,6 +123,8 @@ class Lambda(Layer):
             kwargs["training"] = self.training if training is None else training
         return self.function(inputs, **kwargs)
 
+    _mask_ops_recorded = True  # a mask function written with `ops` is recorded, as in Keras
+
     def compute_mask(self, inputs, previous_mask=None):
         if callable(self.mask):
             return self.mask(inputs, previous_mask)

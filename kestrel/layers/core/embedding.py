@@ -6,7 +6,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from kestrel import constraints, initializers, regularizers
+from kestrel import constraints, initializers, ops, regularizers
 from kestrel.layers.core.lora import LoraAdaptable
 from kestrel.layers.int_args import positive_int
 from kestrel.layers.layer import Layer, register_layer
@@ -90,8 +90,12 @@ class Embedding(LoraAdaptable, Quantizable, Layer):
             inputs = inputs.long()
         return F.embedding(inputs, self._lora_merged_weight())
 
+    _mask_ops_recorded = True  # a symbolic call records `not_equal`, as Keras
+
     def compute_mask(self, inputs, previous_mask=None):
-        return inputs != 0 if self.mask_zero else None
+        if not self.mask_zero:
+            return None
+        return ops.not_equal(inputs, 0) if isinstance(inputs, KerasTensor) else inputs != 0
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)

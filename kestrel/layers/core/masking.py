@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import ops
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.node import KerasTensor
 
 
 @register_layer()
@@ -42,7 +44,12 @@ class Masking(Layer):
         keep = inputs.ne(self.mask_value).any(dim=-1, keepdim=True)
         return torch.where(keep, inputs, 0)
 
+    _mask_ops_recorded = True  # a symbolic call records `not_equal` and `any`, as Keras
+
     def compute_mask(self, inputs, previous_mask=None):
+        if isinstance(inputs, KerasTensor):
+            # keepdims named: Keras' saved `Any` config always lists it
+            return ops.any(ops.not_equal(inputs, self.mask_value), axis=-1, keepdims=False)
         return inputs.ne(self.mask_value).any(dim=-1)
 
     def compute_output_shape(self, input_shape):

@@ -97,6 +97,8 @@ class Merge(Layer):
 
     _unmasked_in_unmasked_out = True  # compute_mask below
 
+    _mask_ops_recorded = True  # symbolic masks give `logical_or` nodes, as in Keras
+
     def compute_mask(self, inputs, previous_mask=None):
         if previous_mask is None or any(m is None for m in previous_mask):
             return None

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import ops
 from kestrel.layers.layer import register_layer
 from kestrel.layers.merging.base_merge import Merge
+from kestrel.layers.node import KerasTensor
 
 
 @register_layer()
@@ -55,9 +57,13 @@ class Concatenate(Merge):
 
     _unmasked_in_unmasked_out = True  # compute_mask below
 
+    _mask_ops_recorded = True  # symbolic masks give Keras' nodes (see _symbolic_mask)
+
     def compute_mask(self, inputs, previous_mask=None):
         if previous_mask is None or all(m is None for m in previous_mask):
             return None
+        if any(isinstance(x, KerasTensor) for x in inputs):
+            return self._symbolic_mask(inputs, previous_mask)
         full = []
         for x, m in zip(inputs, previous_mask):
             if m is None:
@@ -67,6 +73,15 @@ class Concatenate(Merge):
             else:
                 full.append(m.bool())
         return torch.cat(full, dim=self.axis).any(dim=-1)
+
+    def _symbolic_mask(self, inputs, masks):
+        """The mask from the ops Keras records: an unmasked input's mask is `ones_like`, a
+        shorter mask is broadcast by `logical_or(expand_dims(m), zeros_like(x))`, then
+        `concatenate` and `any` over the last axis."""
+        full = [ops.ones_like(x, dtype="bool") if m is None
+                else ops.logical_or(ops.expand_dims(m, axis=-1), ops.zeros_like(x, dtype="bool"))
+                if m.ndim < x.ndim else m for x, m in zip(inputs, masks)]
+        return ops.any(ops.concatenate(full, axis=self.axis), axis=-1, keepdims=False)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
