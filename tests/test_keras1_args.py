@@ -257,11 +257,18 @@ def test_fit_nb_epoch():
     y = RNG.standard_normal((8, 2)).astype("float32")
     model = _compiled_model(kestrel)
     with pytest.warns(UserWarning, match="The `nb_epoch` argument in `fit` has been renamed "
-                                         "`epochs`."):
+                                         "`epochs`.") as caught:
         history = model.fit(x, y, nb_epoch=3, batch_size=4, verbose=0)
     assert len(history.history["loss"]) == 3
-    with pytest.raises(TypeError, match="legacy keyword argument `nb_epoch`"):
-        model.fit(x, y, nb_epoch=3, epochs=2, verbose=0)
+    assert caught[0].filename == __file__  # the warning points at the caller, as Keras 2's
+    with pytest.warns(UserWarning):  # Keras 2 let `nb_epoch` win over `epochs`
+        history = model.fit(x, y, nb_epoch=2, epochs=5, verbose=0)
+    assert len(history.history["loss"]) == 2
+    with pytest.raises(TypeError, match="fit\\(\\) got an unexpected keyword argument 'epoch'"):
+        model.fit(x, y, epoch=2)
+    with pytest.warns(DeprecationWarning) as caught:  # a generator method still points at
+        model.fit_generator(_batches([]), steps_per_epoch=1, verbose=0)  # its caller
+    assert caught[0].filename == __file__
 
 
 def _batches(counter):

@@ -6,8 +6,9 @@ kernel_initializer="uniform")`, `Convolution2D(32, 3, 3, border_mode="same")` be
 `Conv2D(32, (3, 3), padding="same")`, `fit(x, y, nb_epoch=2)` becomes `fit(x, y, epochs=2)`.
 
 `Layer.__init_subclass__` wraps the `__init__` of the Kestrel classes named here
-(`keras1_init`); the trainers wrap `fit` and the generator methods (`keras1_method`). A call
-with no Keras 1 argument goes straight through. This module imports nothing from Kestrel.
+(`keras1_init`); `fit` and the generator methods take Keras 1's keywords in `**kwargs` and
+convert them (`keras2_arguments`), so their own frames stay the only ones between a user and
+the warnings they raise. A call with no Keras 1 argument goes straight through. This module imports nothing from Kestrel.
 
 Three positional integers to `Conv2D` are Keras 1's `nb_filter, nb_row, nb_col` only in a call
 that also names a Keras 1 keyword (`Convolution2D(32, 3, 3, border_mode="same")`); otherwise
@@ -364,13 +365,17 @@ def keras1_init(init: Callable, owner_form: Keras1Form) -> Callable:
     return __init__
 
 
-def keras1_method(method: Callable) -> Callable:
-    """A model method (`fit`, `fit_generator`, ...) taking its Keras 1 keywords too."""
-    form = KERAS1_FORMS[method.__name__]
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        if form.needs_conversion(args, kwargs):
-            args, kwargs = to_keras2(method.__name__, args, kwargs, form, stacklevel=2)
-        return method(self, *args, **kwargs)
-    return wrapper
+def keras2_arguments(owner: str, arguments: dict) -> dict:
+    """The arguments of model method `owner` (`fit`, `fit_generator`, ...: its `locals()`,
+    with Keras 1's keywords in `keras1`) as Keras 2 ones, for the method to call itself again
+    with: the converted keywords override its defaults, as Keras 2's conversions did. Warns as
+    Keras 2 did, pointing at the method's caller; any other keyword is Python's TypeError."""
+    form = KERAS1_FORMS[owner]
+    extra = arguments["keras1"]
+    unknown = sorted(set(extra) - form.keywords)
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument '{unknown[0]}'")
+    generator = arguments.get("generator")
+    _, converted = to_keras2(owner, [] if generator is None else [generator], extra, form,
+                             stacklevel=3)
+    return {**{k: v for k, v in arguments.items() if k not in ("self", "keras1")}, **converted}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 import warnings
 
-from kestrel.layers.keras1_args import keras1_method
+from kestrel.layers.keras1_args import keras2_arguments
 
 
 def _deprecated(old: str, new: str) -> None:
@@ -29,12 +29,13 @@ class GeneratorMethods:
         >>> model.fit_generator(batches(), steps_per_epoch=10, epochs=2)  # doctest: +SKIP
     """
 
-    @keras1_method
     def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1,
                       callbacks=None, validation_data=None, validation_steps=None,
                       validation_freq=1, class_weight=None, max_queue_size=10, workers=1,
-                      use_multiprocessing=False, shuffle=True, initial_epoch=0):
+                      use_multiprocessing=False, shuffle=True, initial_epoch=0, **keras1):
         """Keras 2's `fit` on a generator or `Sequence`; use `fit` instead."""
+        if keras1:
+            return self.fit_generator(**keras2_arguments("fit_generator", locals()))
         _deprecated("fit_generator", "fit")
         return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
                         verbose=verbose, callbacks=callbacks, validation_data=validation_data,
@@ -43,16 +44,18 @@ class GeneratorMethods:
                         shuffle=shuffle and not isinstance(generator, types.GeneratorType),
                         initial_epoch=initial_epoch)
 
-    @keras1_method
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
-                           workers=1, use_multiprocessing=False, verbose=0):
+                           workers=1, use_multiprocessing=False, verbose=0, **keras1):
         """Keras 2's `evaluate` on a generator or `Sequence`; use `evaluate` instead."""
+        if keras1:
+            return self.evaluate_generator(**keras2_arguments("evaluate_generator", locals()))
         _deprecated("evaluate_generator", "evaluate")
         return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
-    @keras1_method
     def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
-                          workers=1, use_multiprocessing=False, verbose=0):
+                          workers=1, use_multiprocessing=False, verbose=0, **keras1):
         """Keras 2's `predict` on a generator or `Sequence`; use `predict` instead."""
+        if keras1:
+            return self.predict_generator(**keras2_arguments("predict_generator", locals()))
         _deprecated("predict_generator", "predict")
         return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)

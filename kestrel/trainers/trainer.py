@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from kestrel.layers import training_mode
-from kestrel.layers.keras1_args import keras1_method
+from kestrel.layers.keras1_args import keras2_arguments
 from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.trainers import data_adapter
@@ -288,14 +288,15 @@ class Trainer(GeneratorMethods):
                                          output_list(sample_weight, names, "sample_weight"))
 
     # ------------------------------------------------------------------ fit
-    @keras1_method  # Keras 1's `nb_epoch`
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Train for `epochs` epochs; returns a `History`."""
+            validation_batch_size=None, validation_freq=1, **keras1):
+        """Train for `epochs` epochs; returns a `History`. (`keras1`: Keras 1's `nb_epoch`.)"""
+        if keras1:
+            return self.fit(**keras2_arguments("fit", locals()))
         self._assert_compiled("training")
-        arguments = {k: v for k, v in locals().items() if k != "self"}
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "keras1")}
         with trainable_state.compiled_trainable_state(self):
             return run_fit(self, **arguments)
 
