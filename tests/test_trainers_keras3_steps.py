@@ -222,6 +222,16 @@ def test_metrics_assigned_as_attributes_are_tracked_like_keras():
     model = _guide_model(Tracked)
     model.compile(optimizer="sgd", loss="mse")
     assert model.metrics_names == ["loss", "extra"]
+    # reassigned, removed, replaced by a non-metric, held by a plain torch module: as set now
+    model.extra = kestrel.metrics.Sum(name="total")
+    model.later = kestrel.metrics.Mean(name="later")
+    torch_child = torch.nn.Module()
+    torch_child.inner = kestrel.metrics.Mean(name="inner")
+    model.layers[-1].wrapped = torch_child
+    assert model.metrics_names == ["loss", "total", "later", "inner"]
+    del model.later
+    model.extra = 3
+    assert model.metrics_names == ["loss", "inner"]
 
 
 class GuideTestStep(kestrel.Model):

@@ -895,9 +895,11 @@ class Layer(nn.Module):
         for module in self.modules():
             if module is not self and isinstance(module, skip):
                 continue
-            found.extend(v for k, v in vars(module).items()
-                         if isinstance(v, Metric) and not k.startswith("_")
-                         and not any(v is m for m in found))
+            attrs = vars(module)
+            # a layer indexes its metric attributes as they are set; other modules are read
+            names = attrs.get("_metric_attrs", ()) if isinstance(module, Layer) else attrs
+            found.extend(v for v in (attrs.get(k) for k in names if not k.startswith("_"))
+                         if isinstance(v, Metric) and not any(v is m for m in found))
         return found
 
     @property
@@ -936,6 +938,8 @@ class Layer(nn.Module):
             return
         if name[0] == "_" or not (isinstance(value, _CONTAINERS)
                                   or isinstance(self.__dict__.get(name), _CONTAINERS)):
+            if getattr(type(value), "_kestrel_metric", False) and name[0] != "_":
+                self.__dict__.setdefault("_metric_attrs", {})[name] = None
             super().__setattr__(name, value)
             return
         value = tracking.track(self, name, value)  # lists/dicts of layers, as Keras' trackers

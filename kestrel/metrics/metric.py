@@ -82,6 +82,8 @@ class Metric:
     2.0
     """
 
+    _kestrel_metric = True  # layers index the attributes holding one (Layer.__setattr__)
+
     def __init__(self, name=None, dtype=None):
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._torch_dtype = config.to_torch_dtype(dtype)
