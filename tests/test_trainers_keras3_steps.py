@@ -231,7 +231,9 @@ def test_metrics_assigned_as_attributes_are_tracked_like_keras():
     assert model.metrics_names == ["loss", "total", "later", "inner"]
     del model.later
     model.extra = 3
-    assert model.metrics_names == ["loss", "inner"]
+    model.listed = []
+    model.listed = kestrel.metrics.Mean(name="listed")  # was a (tracked) list
+    assert model.metrics_names == ["loss", "listed", "inner"]  # the model before its layers
 
 
 class GuideTestStep(kestrel.Model):

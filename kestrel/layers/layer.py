@@ -936,10 +936,10 @@ class Layer(nn.Module):
                 and name not in self._weight_order and not self._owns(value):
             self._track_variable(name, value)  # `self.v = keras.Variable(...)`, as Keras
             return
+        if getattr(type(value), "_kestrel_metric", False) and name[0] != "_":
+            self.__dict__.setdefault("_metric_attrs", {})[name] = None  # see _attribute_metrics
         if name[0] == "_" or not (isinstance(value, _CONTAINERS)
                                   or isinstance(self.__dict__.get(name), _CONTAINERS)):
-            if getattr(type(value), "_kestrel_metric", False) and name[0] != "_":
-                self.__dict__.setdefault("_metric_attrs", {})[name] = None
             super().__setattr__(name, value)
             return
         value = tracking.track(self, name, value)  # lists/dicts of layers, as Keras' trackers
