@@ -81,21 +81,11 @@ class Dense(LoraAdaptable, Quantizable, Layer):
         self._build_lora()
 
     def call(self, inputs):
-        if not inputs.is_floating_point():  # int/bool data: promoted as Keras' matmul does
-            inputs = inputs.to(self.kernel.dtype)
-        if self.bias is not None and inputs.dim() == 2:
-            outputs = torch.addmm(self.bias, inputs, self.kernel)
-        else:
-            outputs = inputs.matmul(self.kernel)
-            if self.bias is not None:
-                outputs = outputs + self.bias
-        return activate_fresh(self.activation, outputs) \
-            if self.activation is not None else outputs
+        return self._call_with(inputs, self.kernel)
 
-    def _lora_call(self, inputs):
-        """`call` with LoRA on: the kernel merged with its low-rank update, as Keras runs it."""
-        kernel = self._lora_merged_weight()
-        if not inputs.is_floating_point():
+    def _call_with(self, inputs, kernel):
+        """`call` with `kernel` (the layer's own, or LoRA's merged one)."""
+        if not inputs.is_floating_point():  # int/bool data: promoted as Keras' matmul does
             inputs = inputs.to(kernel.dtype)
         if self.bias is not None and inputs.dim() == 2:
             outputs = torch.addmm(self.bias, inputs, kernel)
@@ -103,7 +93,8 @@ class Dense(LoraAdaptable, Quantizable, Layer):
             outputs = inputs.matmul(kernel)
             if self.bias is not None:
                 outputs = outputs + self.bias
-        return self.activation(outputs) if self.activation is not None else outputs
+        return activate_fresh(self.activation, outputs) \
+            if self.activation is not None else outputs
 
     @staticmethod
     def _float8_contract(layer, x, kernel):

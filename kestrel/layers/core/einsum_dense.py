@@ -161,14 +161,11 @@ class EinsumDense(LoraAdaptable, Quantizable, Layer):
         self._build_lora()
 
     def call(self, inputs):
-        x = ops.einsum(self.equation, inputs, self.kernel)
-        if self.bias is not None:
-            x = x + self.bias
-        return x if self.activation is None else self.activation(x)
+        return self._call_with(inputs, self.kernel)
 
-    def _lora_call(self, inputs):
-        """`call` with LoRA on: the kernel merged with its low-rank update, as Keras runs it."""
-        x = ops.einsum(self.equation, inputs, self._lora_merged_weight())
+    def _call_with(self, inputs, kernel):
+        """`call` with `kernel` (the layer's own, or LoRA's merged one)."""
+        x = ops.einsum(self.equation, inputs, kernel)
         if self.bias is not None:
             x = x + self.bias
         return x if self.activation is None else self.activation(x)

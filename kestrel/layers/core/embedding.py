@@ -80,15 +80,13 @@ class Embedding(LoraAdaptable, Quantizable, Layer):
         self._build_lora()
 
     def call(self, inputs):
-        if inputs.dtype not in _INDEX_DTYPES:
-            inputs = inputs.long()
-        return F.embedding(inputs, self.embeddings)
+        return self._call_with(inputs, self.embeddings)
 
-    def _lora_call(self, inputs):
-        """`call` with LoRA on: the table merged with its low-rank update, as Keras runs it."""
+    def _call_with(self, inputs, embeddings):
+        """`call` with the table `embeddings` (the layer's own, or LoRA's merged one)."""
         if inputs.dtype not in _INDEX_DTYPES:
             inputs = inputs.long()
-        return F.embedding(inputs, self._lora_merged_weight())
+        return F.embedding(inputs, embeddings)
 
     _mask_ops_recorded = True  # a symbolic call records `not_equal`, as Keras
 

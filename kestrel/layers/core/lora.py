@@ -20,8 +20,8 @@ _SAVED_ALIAS = "_lora_saved_weight"  # the attribute files read the merged weigh
 
 class LoraAdaptable:
     """Mixin of the layers with `enable_lora`. Each class names `_lora_base` (the weight LoRA
-    adapts), `_lora_prefix` (its adapters' name stem) and defines `_lora_call(inputs)`, its
-    `call` with `self._lora_merged_weight()` in place of the base weight."""
+    adapts), `_lora_prefix` (its adapters' name stem) and defines `_call_with(inputs,
+    weight)`, its `call` with `weight` in place of the base weight."""
 
     _lora_base = "kernel"
     _lora_prefix = "lora_kernel"
@@ -85,14 +85,20 @@ class LoraAdaptable:
         self.lora_alpha = lora_alpha if lora_alpha is not None else rank
         self.call = self._lora_call
 
+    def _lora_call(self, inputs):
+        """`call` with LoRA on: the base weight merged with its low-rank update, as Keras."""
+        return self._call_with(inputs, self._lora_merged_weight())
+
     def _lora_delta(self) -> torch.Tensor:
         a = getattr(self, f"{self._lora_prefix}_a")
         b = getattr(self, f"{self._lora_prefix}_b")
         return (self.lora_alpha / self.lora_rank) * torch.matmul(a, b)
 
     def _lora_merged_weight(self) -> torch.Tensor:
-        """The base weight plus the scaled low-rank update, in the base weight's dtype."""
-        base = getattr(self, self._lora_base)
+        return self._merged(getattr(self, self._lora_base))
+
+    def _merged(self, base: torch.Tensor) -> torch.Tensor:
+        """`base` plus the scaled low-rank update, in `base`'s dtype."""
         return (base + self._lora_delta()).to(base.dtype)
 
     @property
@@ -100,7 +106,7 @@ class LoraAdaptable:
         return getattr(self, self._lora_base)
 
     def _saved_merged_weight(self, base: torch.Tensor) -> torch.Tensor:
-        return (base + self._lora_delta()).to(base.dtype).detach()
+        return self._merged(base).detach()
 
     def _load_merged_weight(self, value: torch.Tensor) -> torch.Tensor:
         """A loaded (merged) weight becomes the base weight; the adapters restart at zero."""
