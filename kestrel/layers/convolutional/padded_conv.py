@@ -46,7 +46,7 @@ def conv_with_pads(conv, x, weight, bias, strides, pads, dilation, groups):
         return conv(cu.pad(x, pads, 2), weight, bias, strides, 0, dilation, groups)
     geometry = (conv, tuple(strides), tuple(pads), tuple(dilation), groups, tuple(wanted))
     if _grad_wanted(x, weight, bias):
-        return _JoinedConv.apply(x, weight, bias, geometry)
+        return _JoinedConv.apply(x, weight, bias, geometry, tuple(first))
     return _joined(x, weight, bias, geometry)
 
 
@@ -133,9 +133,11 @@ class _JoinedConv(torch.autograd.Function):
     convolution backwards)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, geometry):
+    def forward(ctx, x, weight, bias, geometry, first):
+        """`first`: per spatial dim, how many outputs torch's convolution gives (the rest come
+        from slabs)."""
         ctx.save_for_backward(x, weight)
-        ctx.geometry, ctx.has_bias = geometry, bias is not None
+        ctx.geometry, ctx.first, ctx.has_bias = geometry, first, bias is not None
         return _joined(x, weight, bias, geometry)
 
     @staticmethod
@@ -145,8 +147,7 @@ class _JoinedConv(torch.autograd.Function):
         wants_x, wants_w, wants_b = ctx.needs_input_grad[:3]
         mask = (wants_x, wants_w, wants_b and ctx.has_bias)
         bias_sizes = [weight.shape[0]] if ctx.has_bias else None
-        done = [(n + 2 * b - d * (k - 1) - 1) // s + 1 for n, (b, _), d, k, s in
-                zip(x.shape[2:], pads, dilation, weight.shape[2:], strides)]
+        done = ctx.first
         head = grad
         for dim, size in enumerate(done):
             head = head.narrow(dim + 2, 0, size)
@@ -169,4 +170,4 @@ class _JoinedConv(torch.autograd.Function):
                 grad_x.narrow(dim + 2, low, gx.shape[dim + 2]).add_(gx)
             grad_w = grad_w + gw if wants_w else None
             grad_b = grad_b + gb if mask[2] else None
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
