@@ -104,16 +104,19 @@ def _column_widths(line_length: int, positions) -> list[int]:
     return widths
 
 
-def _console_print(width: int):
-    """Print to the console as Keras' rich console does: lines wider than it are cropped
-    (a `line_length` wider than the terminal, or 80 columns when output is not one)."""
-    return lambda text: print(text[:width])
+def _console_text(lines: list[str]) -> str:
+    """The lines as Keras' rich console renders them: each cropped to the terminal's width (a
+    `line_length` wider than the terminal, or 80 columns when output is not one), each ended
+    by a newline."""
+    width = shutil.get_terminal_size().columns
+    return "".join(line[:width] + "\n" for line in lines)
 
 
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None) -> None:
-    """Print a summary of `model` (also available as `model.summary()`)."""
-    print_fn = print_fn or _console_print(shutil.get_terminal_size().columns)
+    """Print a summary of `model` (also available as `model.summary()`).
+
+    As Keras 3, a `print_fn` is called once, with the whole text (newline-ended lines)."""
     sequential_like = _is_sequential_like(model)
     header = ["Layer (type)", "Output Shape", "Param #"]
     if sequential_like:
@@ -185,28 +188,42 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
             lines.append(parts)
         return lines
 
-    print_fn(f'Model: "{model.name}"')
-    print_fn(line("┏", "━", "┳", "┓"))
+    printed = []
+    out = printed.append
+    out(f'Model: "{model.name}"')
+    out(line("┏", "━", "┳", "┓"))
     for parts in cells(header):
-        print_fn("┃" + "┃".join(parts) + "┃")
-    print_fn(line("┡", "━", "╇", "┩"))
+        out("┃" + "┃".join(parts) + "┃")
+    out(line("┡", "━", "╇", "┩"))
     for index, row in enumerate(rows):
         for parts in cells(row):
-            print_fn("│" + "│".join(parts) + "│")
+            out("│" + "│".join(parts) + "│")
         if index < len(rows) - 1:
-            print_fn(line("├", "─", "┼", "┤"))
-    print_fn(line("└", "─", "┴", "┘"))
+            out(line("├", "─", "┼", "┤"))
+    out(line("└", "─", "┴", "┘"))
 
+    printed.extend(_totals(model))
+
+    text = _console_text(printed)
+    if print_fn is None:
+        print(text, end="")
+    else:
+        print_fn(text)
+
+
+def _totals(model) -> list[str]:
+    """The parameter-count lines under the table."""
     trainable, trainable_bytes = _count(model.trainable_weights)
     frozen, frozen_bytes = _count(model.non_trainable_weights)
     optimizer_vars = _optimizer_tensors(model)
     opt, opt_bytes = _count(optimizer_vars)
     total, total_bytes = trainable + frozen + opt, trainable_bytes + frozen_bytes + opt_bytes
-    print_fn(f" Total params: {total:,} ({_format_size(total_bytes)})")
-    print_fn(f" Trainable params: {trainable:,} ({_format_size(trainable_bytes)})")
-    print_fn(f" Non-trainable params: {frozen:,} ({_format_size(frozen_bytes)})")
+    lines = [f" Total params: {total:,} ({_format_size(total_bytes)})",
+             f" Trainable params: {trainable:,} ({_format_size(trainable_bytes)})",
+             f" Non-trainable params: {frozen:,} ({_format_size(frozen_bytes)})"]
     if optimizer_vars:
-        print_fn(f" Optimizer params: {opt:,} ({_format_size(opt_bytes)})")
+        lines.append(f" Optimizer params: {opt:,} ({_format_size(opt_bytes)})")
+    return lines
 
 
 def _optimizer_tensors(model) -> list:
