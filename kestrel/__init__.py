@@ -44,6 +44,7 @@ _LAZY_NAMES = {
     "remat": "kestrel.layers.remat:remat",
     "RematScope": "kestrel.layers.remat:RematScope",
     "StatelessScope": "kestrel.layers.stateless:StatelessScope",
+    "SymbolicScope": "kestrel.backend.scopes:SymbolicScope",
 }
 
 

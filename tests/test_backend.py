@@ -59,3 +59,28 @@ def test_scopes():
     with kestrel.device("cpu"):
         assert kestrel.config.device() == torch.device("cpu")
         assert torch.zeros(1).device == torch.device("cpu")
+
+
+def test_symbolic_scope_marks_shape_inference_as_keras_does():
+    """`SymbolicScope` is open while a layer's `call` runs for shapes on symbolic inputs (as
+    Keras' `compute_output_spec`), closed in eager calls; nested scopes restore the outer."""
+    from kestrel.backend.scopes import in_symbolic_scope
+
+    seen = []
+
+    class Probe(kestrel.layers.Layer):
+        def call(self, x):
+            seen.append(in_symbolic_scope())
+            return x
+
+    Probe()(kestrel.Input((3,)))
+    Probe()(torch.ones(1, 3))
+    assert seen == [True, False]
+    with kestrel.SymbolicScope():
+        with kestrel.SymbolicScope():
+            assert in_symbolic_scope()
+        assert in_symbolic_scope()
+    assert not in_symbolic_scope()
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope as keras_in_scope
+    with keras().SymbolicScope():  # the reference agrees on the public class's behaviour
+        assert keras_in_scope()

@@ -89,3 +89,23 @@ def device(device_name):
             yield target
     finally:
         config.set_device(previous)
+
+
+class SymbolicScope:
+    """Marks the symbolic stage: Kestrel enters it while it runs a layer's `call` to infer
+    output shapes on placeholder tensors, and `in_symbolic_scope()` tells code inside (a loss
+    or layer that can skip real work when only shapes matter)."""
+
+    def __enter__(self) -> "SymbolicScope":
+        self._outer = getattr(_STATE, "symbolic", None)
+        _STATE.symbolic = self
+        return self
+
+    def __exit__(self, *exc):
+        _STATE.symbolic = self._outer
+        return False
+
+
+def in_symbolic_scope() -> bool:
+    """Whether a `SymbolicScope` is open."""
+    return getattr(_STATE, "symbolic", None) is not None

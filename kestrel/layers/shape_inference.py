@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from kestrel import config
+from kestrel.backend import scopes
 from kestrel.layers import training_mode
 from kestrel.layers.node import KerasTensor, flatten, is_string_array, map_structure, shape_of
 
@@ -133,7 +134,8 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
         call_kwargs["training"] = False
     try:  # in inference, as Keras' symbolic pass: a `call` not passing `training` on leaves
         # its sublayers at their defaults, so BatchNormalization keeps its moving stats
-        with torch.no_grad(), training_mode.mode(layer, False), _autocast(layer, device):
+        with torch.no_grad(), training_mode.mode(layer, False), _autocast(layer, device), \
+                scopes.SymbolicScope():
             return layer.call(*_cast_first(layer, map_structure(make, args)),
                               **map_structure(make, call_kwargs))
     except ValueError:
