@@ -112,11 +112,11 @@ def backend() -> str:
     return "torch"
 
 
-def set_backend(name: str) -> None:
+def set_backend(backend: str) -> None:
     """Kestrel runs on torch only; any other backend is a clear error."""
-    if name != "torch":
+    if backend != "torch":
         raise ValueError(f"Kestrel runs on PyTorch only; it cannot switch to another backend. "
-                         f"Received: backend={name!r}")
+                         f"Received: backend={backend!r}")
 
 
 def dtype_policy():

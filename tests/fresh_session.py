@@ -2,7 +2,7 @@
 
 
 def fresh(lib):
-    """`lib` (kestrel or keras) after `clear_session()` and `set_random_seed(0)`."""
-    lib.utils.clear_session()
+    """`lib` (kestrel or keras) after `clear_session(free_memory=False)` and `set_random_seed(0)`."""
+    lib.utils.clear_session(free_memory=False)  # no gc pass per test
     lib.utils.set_random_seed(0)
     return lib

@@ -1,5 +1,6 @@
 """Every public name of real Keras 3's modules exists in Kestrel, except the few listed here."""
 import importlib
+import inspect
 import os
 
 import pytest
@@ -19,8 +20,16 @@ MODULES = ["", "activations", "applications", "backend", "callbacks", "config", 
 
 # Not (yet) in Kestrel, by module; `src` is Keras' private tree.
 NOT_YET = {
-    "": {"src", "SymbolicScope",
-         "visualization"},
+    "": {"src"},
+}
+
+# Parameters of Keras' functions and constructors that Kestrel's lack, by public name.
+PARAMETERS_NOT_YET = {
+    "KerasTensor": {"sparse", "ragged", "record_history"},  # made by Input and layers
+    "constraints.serialize": {"constraint"},  # one serializer: serialize(obj)
+    "regularizers.serialize": {"regularizer"},
+    "quantizers.serialize": {"initializer"},
+    "saving.save_weights": {"max_shard_size"},
 }
 
 
@@ -52,3 +61,50 @@ def test_legacy_aliases_are_the_current_objects():
     config = kestrel.utils.legacy.serialize_keras_object(kestrel.layers.Dense(2))
     assert set(config) == {"class_name", "config"} and config["class_name"] == "Dense"
     assert kestrel.version() == kestrel.__version__
+
+
+def _parameters(fn):
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
+
+
+def _signature_gaps(theirs, ours) -> set:
+    """Keras' named parameters that `ours` lacks (unless it takes **kwargs), and those that
+    Keras defaults but `ours` requires."""
+    if inspect.isclass(theirs):
+        theirs, ours = theirs.__init__, ours.__init__
+    keras_params, our_params = _parameters(theirs), _parameters(ours)
+    if keras_params is None or our_params is None:
+        return set()
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in our_params.values())
+    gaps = set()
+    for name, param in keras_params.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if name not in our_params:
+            if not open_ended:
+                gaps.add(name)
+        elif param.default is not param.empty and our_params[name].default is param.empty:
+            gaps.add(name)
+    return gaps
+
+
+@pytest.mark.parametrize("path", MODULES)
+def test_keras_signatures_are_accepted(path):
+    """A call written for Keras (its keyword names, its optional arguments) is accepted."""
+    suffix = "." + path if path else ""
+    theirs = importlib.import_module("keras" + suffix)
+    ours = importlib.import_module("kestrel" + suffix)
+    problems = {}
+    for name in dir(theirs):
+        keras_obj, our_obj = getattr(theirs, name), getattr(ours, name, None)
+        if name.startswith("_") or our_obj is None or inspect.ismodule(keras_obj) or \
+                not callable(keras_obj) or inspect.isclass(keras_obj) != inspect.isclass(our_obj):
+            continue
+        key = f"{path}.{name}".lstrip(".")
+        gaps = _signature_gaps(keras_obj, our_obj) - PARAMETERS_NOT_YET.get(key, set())
+        if gaps:
+            problems[key] = sorted(gaps)
+    assert not problems, problems

@@ -38,10 +38,10 @@ def reset_uids() -> None:
 
 def clear_session(free_memory: bool = True) -> None:
     """Reset generated names, uid counters and the global seed generator (Keras'
-    `clear_session`)."""
+    `clear_session`); `free_memory` also runs Python's garbage collection."""
     from kestrel.utils.session import clear_session as reset_session
 
-    reset_session()
+    reset_session(free_memory)
 
 
 def is_keras_tensor(x) -> bool:

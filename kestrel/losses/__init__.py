@@ -73,9 +73,9 @@ def serialize(loss):
     return serialize_keras_object(loss, "losses")
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(name, custom_objects=None):
     """The loss function or class named by a string, or the loss a config describes."""
-    return deserialize_keras_object(config, "losses", custom_objects)
+    return deserialize_keras_object(name, "losses", custom_objects)
 
 
 def get(identifier):

@@ -194,11 +194,7 @@ _PROMOTING_BINARY = {
     "add": torch.add, "subtract": torch.subtract, "multiply": torch.multiply,
     "power": torch.pow, "maximum": torch.maximum, "minimum": torch.minimum,
     "fmax": torch.fmax, "fmin": torch.fmin,
-    "gcd": torch.gcd, "lcm": torch.lcm, "bitwise_and": torch.bitwise_and,
-    "bitwise_or": torch.bitwise_or, "bitwise_xor": torch.bitwise_xor,
-    "bitwise_left_shift": torch.bitwise_left_shift, "left_shift": torch.bitwise_left_shift,
-    "bitwise_right_shift": torch.bitwise_right_shift,
-    "right_shift": torch.bitwise_right_shift,
+    "gcd": torch.gcd, "lcm": torch.lcm,
     "equal": torch.eq, "not_equal": torch.ne, "less": torch.lt, "less_equal": torch.le,
     "greater": torch.gt, "greater_equal": torch.ge, "logical_and": torch.logical_and,
     "logical_or": torch.logical_or, "logical_xor": torch.logical_xor,
@@ -207,6 +203,26 @@ _RESULT_TYPE_BINARY = {"maximum", "minimum", "fmax", "fmin"}  # Keras casts thes
 for _op_name, _fn in _PROMOTING_BINARY.items():
     _register(_op_name, _binary(_fn, native=_op_name not in _RESULT_TYPE_BINARY),
               f"Element-wise `{_op_name}` with broadcasting and Keras' dtype promotion.")
+
+
+def _binary_xy(torch_fn):
+    """`_binary` under Keras' argument names for the bitwise ops, `x` and `y`."""
+    binary = _binary(torch_fn)
+
+    def op(x, y):
+        return binary(x, y)
+    return op
+
+
+_BITWISE_BINARY = {
+    "bitwise_and": torch.bitwise_and, "bitwise_or": torch.bitwise_or,
+    "bitwise_xor": torch.bitwise_xor, "bitwise_left_shift": torch.bitwise_left_shift,
+    "left_shift": torch.bitwise_left_shift, "bitwise_right_shift": torch.bitwise_right_shift,
+    "right_shift": torch.bitwise_right_shift,
+}
+for _op_name, _fn in _BITWISE_BINARY.items():
+    _register(_op_name, _binary_xy(_fn),
+              f"Element-wise `{_op_name}` of integers or booleans, with broadcasting.")
 for _op_name, _fn in {"mod": torch.remainder, "fmod": torch.fmod,
                       "floor_divide": torch.floor_divide}.items():
     _register(_op_name, _int_division(_fn, bool_to_int=_op_name != "floor_divide",

@@ -1,6 +1,7 @@
 """Global state helpers: `clear_session` and `set_random_seed`."""
 from __future__ import annotations
 
+import gc
 import random
 
 import numpy as np
@@ -10,11 +11,14 @@ from kestrel.layers import naming
 from kestrel.random.seed_generator import reset_global_seed_generator
 
 
-def clear_session() -> None:
+def clear_session(free_memory: bool = True) -> None:
     """Reset automatic layer names (`dense`, `dense_1`, ... start again) and the global
-    `SeedGenerator` of unseeded random ops."""
+    `SeedGenerator` of unseeded random ops; `free_memory` also runs Python's garbage
+    collection (as Keras, so the memory of dropped models is freed now)."""
     naming.reset_names()
     reset_global_seed_generator()
+    if free_memory:
+        gc.collect()
 
 
 def set_random_seed(seed: int) -> None:
