@@ -309,3 +309,52 @@ def test_get():
         metrics.get("not_a_metric")
     with pytest.raises(ValueError, match="identifier=3"):
         metrics.get(3)
+
+
+def _count_metric_class(lib):
+    """A keras.io-style custom metric: state made with `add_weight(name=, initializer=)`."""
+
+    class PositiveCount(lib.metrics.Metric):
+        def __init__(self, name="positive_count", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.count = self.add_weight(name="count", initializer="zeros")
+            self.total = self.add_weight(shape=(2,), initializer="ones", name="total")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_pred = lib.ops.convert_to_tensor(y_pred)
+            self.count.assign_add(lib.ops.sum(lib.ops.cast(y_pred > 0, "float32")))
+            self.total.assign_add(lib.ops.ones((2,)))
+
+        def result(self):
+            return self.count
+    return PositiveCount
+
+
+def test_add_weight_defaults_to_a_scalar_as_keras():
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    y_pred = np.array([[1.0, -2.0], [3.0, 0.5]], "float32")
+    results = {}
+    for lib in (kestrel, keras):
+        metric = _count_metric_class(lib)()
+        metric.update_state(None, y_pred)
+        results[lib.__name__] = (float(metric.result()), [v.path for v in metric.variables],
+                                 [tuple(v.shape) for v in metric.variables])
+    assert results["kestrel"] == results["keras"] == (3.0, ["positive_count/count",
+                                                              "positive_count/total"],
+                                                      [(), (2,)])
+
+
+def test_add_weight_reads_keras2_order_with_the_name_first():
+    class Legacy(metrics.Metric):
+        def __init__(self):
+            super().__init__(name="legacy")
+            self.seen = self.add_weight("seen", (3,), initializer="ones", dtype="int32")
+
+    metric = Legacy()
+    assert metric.seen.path == "legacy/seen" and metric.seen.dtype == torch.int32
+    assert metric.seen.numpy().tolist() == [1, 1, 1]
+    with pytest.raises(TypeError, match="add_weight got `name` twice"):
+        metric.add_weight("x", name="y")

@@ -126,7 +126,27 @@ class Metric:
         self._initializers.append(initializer)
         return value
 
-    add_weight = add_variable
+    def add_weight(self, *args, **kwargs):
+        """Keras 3's `add_weight(shape=(), initializer=None, dtype=None, name=None)`: a
+        scalar unless `shape` is given, zeros unless an initializer is. Keras 2's order, the
+        name first (`add_weight("tp", shape=(), aggregation=..., synchronization=...,
+        initializer=..., dtype=...)`), is read when the first argument is a string."""
+        if args and isinstance(args[0], str):
+            names = ("name", "shape", "aggregation", "synchronization", "initializer", "dtype")
+        else:
+            names = ("shape", "initializer", "dtype", "name")
+        if len(args) > len(names):
+            raise TypeError(f"Metric '{self.name}': add_weight takes at most {len(names)} "
+                            f"positional arguments ({', '.join(names)}), got {len(args)}")
+        for key, value in zip(names, args):
+            if key in kwargs:
+                raise TypeError(f"Metric '{self.name}': add_weight got `{key}` twice")
+            kwargs[key] = value
+        kwargs.pop("synchronization", None)  # Kestrel's metric state is read on one device
+        shape = kwargs.pop("shape", ())
+        initializer = kwargs.pop("initializer", None)
+        return self.add_variable(shape, "zeros" if initializer is None else initializer,
+                                 **kwargs)
 
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement update_state().")
