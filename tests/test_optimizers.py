@@ -114,7 +114,7 @@ def keras_reference(name, config, weights, grad_steps):
     weights = [w.astype(np.float64) for w in weights]
     states = [{} for _ in weights]
     for step, grads in enumerate(grad_steps):
-        lr = lr_spec(step) if callable(lr_spec) else lr_spec
+        lr = float(lr_spec(step)) if callable(lr_spec) else lr_spec  # a schedule: a 0-d tensor
         grads = [g.astype(np.float64) for g in grads]
         if cfg.get("clipnorm"):
             c = cfg["clipnorm"]
@@ -211,7 +211,7 @@ def test_schedule_is_evaluated_at_the_iteration_count():
     got = run_kestrel(optimizer, weights, grads)
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
-    assert optimizer.learning_rate == pytest.approx(schedule(5))
+    assert optimizer.learning_rate == pytest.approx(float(schedule(5)))
 
 
 def test_callable_learning_rate_of_the_step():

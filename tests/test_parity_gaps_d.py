@@ -58,3 +58,56 @@ def test_print_fn_gets_the_whole_summary_once(build, kwargs, monkeypatch):
     ours, theirs = _summary_calls(build(kestrel), **kwargs), _summary_calls(build(keras), **kwargs)
     assert len(theirs) == 1 and theirs[0][1] == {} and theirs[0][0][0].endswith("\n")
     assert ours == theirs
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+SCHEDULES = [
+    ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5}),
+    ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 4, "decay_rate": 0.9,
+                          "staircase": True}),
+    ("PiecewiseConstantDecay", {"boundaries": [3, 15], "values": [1.0, 0.5, 0.1]}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 20}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 6, "power": 2.0,
+                         "end_learning_rate": 0.01, "cycle": True}),
+    ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 5, "decay_rate": 0.5}),
+    ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 20, "alpha": 0.1}),
+    ("CosineDecay", {"initial_learning_rate": 0.0, "decay_steps": 20, "warmup_target": 0.2,
+                     "warmup_steps": 10}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 5}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 5,
+                             "t_mul": 1.0, "m_mul": 0.5, "alpha": 0.1}),
+]
+STEPS = [0, 3, 3.5, 10, 27, torch.tensor(7), torch.tensor(12.0), torch.tensor(12.5)]
+
+
+@pytest.mark.parametrize("name,config", SCHEDULES, ids=[n for n, _ in SCHEDULES])
+def test_schedule_call_returns_a_float32_scalar_tensor_as_keras(name, config):
+    ours = getattr(kestrel.optimizers.schedules, name)(**config)
+    theirs = getattr(keras.optimizers.schedules, name)(**config)
+    for step in STEPS:
+        got, expected = ours(step), theirs(step)
+        assert type(got) is type(expected) is torch.Tensor
+        assert (got.dtype, tuple(got.shape)) == (expected.dtype, tuple(expected.shape))
+        np.testing.assert_allclose(got.item(), expected.item(), rtol=1e-6, atol=1e-8)
+
+
+def _fit_with_ops_schedule(k):
+    """A keras.io-style schedule subclass written with `keras.ops`, trained through `fit`."""
+    class Decay(k.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = k.ops.cast(step, "float32")
+            return 0.1 * k.ops.exp(-0.1 * step) + k.ops.minimum(step, 3.0) * 0.001
+
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(2, kernel_initializer="ones")])
+    model.compile(optimizer=k.optimizers.SGD(Decay(), momentum=0.5), loss="mse")
+    x = np.arange(24, dtype="float32").reshape(8, 3) / 10
+    model.fit(x, np.ones((8, 2), "float32"), batch_size=2, epochs=2, shuffle=False, verbose=0)
+    return [np.asarray(w) for w in model.get_weights()], float(model.optimizer.learning_rate)
+
+
+def test_a_schedule_subclass_using_ops_trains_as_in_keras():
+    (ours, our_rate), (theirs, their_rate) = (_fit_with_ops_schedule(kestrel),
+                                              _fit_with_ops_schedule(keras))
+    assert our_rate == pytest.approx(their_rate, rel=1e-6)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -70,9 +70,13 @@ IDS = [f"{type(s).__name__}-{i}" for i, (s, _) in enumerate(CASES)]
 
 @pytest.mark.parametrize("schedule,formula", CASES, ids=IDS)
 def test_values_match_keras_formula(schedule, formula):
-    got = [schedule(step) for step in STEPS]
+    """The optimizer's per-step read is a Python float; the public call a float32 tensor."""
+    got = [schedules.rate_at(schedule, step) for step in STEPS]
     assert all(isinstance(v, float) for v in got)
     np.testing.assert_allclose(got, [formula(step) for step in STEPS], rtol=1e-12, atol=1e-15)
+    called = [schedule(step) for step in STEPS]
+    assert all(v.dtype == torch.float32 and v.shape == () for v in called)
+    np.testing.assert_allclose([v.item() for v in called], got, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("schedule,formula", CASES, ids=IDS)

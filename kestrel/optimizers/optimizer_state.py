@@ -17,7 +17,7 @@ import torch
 
 from kestrel.optimizers import foreach
 from kestrel.optimizers.learning_rate_value import LearningRateValue
-from kestrel.optimizers.schedules import LearningRateSchedule
+from kestrel.optimizers.schedules import LearningRateSchedule, rate_at
 from kestrel.variables import Variable, wrap
 
 
@@ -80,7 +80,11 @@ class OptimizerState:
             self._lr_t.fill_(self._learning_rate)
 
     def _call_schedule(self, step):
-        return self._learning_rate(step) if self._lr_takes_step else self._learning_rate()
+        """The scheduled rate: a built-in schedule's Python float for a number step (see
+        `schedules.rate_at`), else what the schedule or callable returns."""
+        if self._lr_takes_step:
+            return rate_at(self._learning_rate, step)
+        return self._learning_rate()
 
     def _host_lr(self):
         if self._lr_is_float:

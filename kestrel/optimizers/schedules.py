@@ -1,8 +1,9 @@
 """Learning-rate schedules: the learning rate as a function of the optimizer step.
 
-A schedule called with a Python number returns a Python float (no device work, so an optimizer
-can evaluate it every step for free); called with a tensor it returns a tensor built from torch
-ops, which `torch.compile` can trace.
+As Keras 3, calling a schedule returns a 0-d float32 tensor, for a number or a tensor step.
+Optimizers read a built-in schedule through `rate_at` instead: a Python float for a number
+step (no tensor built each step), a tensor built from torch ops for a tensor step (which
+`torch.compile` can trace).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 
 import torch
 
+from kestrel import config
 from kestrel.registry.object_registry import register_builtin
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
 
@@ -59,7 +61,25 @@ class LearningRateSchedule:
         return cls(**config)
 
 
-class _StaircaseDecay(LearningRateSchedule):
+class _BuiltinSchedule(LearningRateSchedule):
+    """A schedule whose rate `_rate(step)` is a float for a number step, a tensor for a tensor."""
+
+    def __call__(self, step):
+        rate = self._rate(step)
+        if _is_tensor(rate):
+            return rate.to(torch.float32)
+        return torch.tensor(rate, dtype=torch.float32, device=config.device())
+
+
+def rate_at(schedule, step):
+    """The rate an optimizer uses at `step`: a built-in schedule's `_rate` (a Python float for a
+    number step), unless a subclass overrides `__call__`; any other schedule's `__call__`."""
+    if type(schedule).__call__ is _BuiltinSchedule.__call__:
+        return schedule._rate(step)
+    return schedule(step)
+
+
+class _StaircaseDecay(_BuiltinSchedule):
     """Shared arguments of the decays driven by `step / decay_steps` (floored if `staircase`)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
@@ -87,20 +107,20 @@ class ExponentialDecay(_StaircaseDecay):
 
     Example:
     >>> ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)(20)
-    0.025
+    tensor(0.0250)
     """
 
-    def __call__(self, step):
+    def _rate(self, step):
         return self.initial_learning_rate * float(self.decay_rate) ** self._progress(step)
 
 
 @register_builtin("schedules")
-class PiecewiseConstantDecay(LearningRateSchedule):
+class PiecewiseConstantDecay(_BuiltinSchedule):
     """`values[0]` while `step <= boundaries[0]`, `values[i]` on `(boundaries[i-1], boundaries[i]]`.
 
     Example:
     >>> PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1])(15)
-    0.5
+    tensor(0.5000)
     """
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
@@ -113,7 +133,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.values = values
         self.name = name
 
-    def __call__(self, step):
+    def _rate(self, step):
         if _is_tensor(step):  # a sum of masked values: no data-dependent indexing to trace
             result = (step <= self.boundaries[0]) * float(self.values[0])
             for low, high, value in zip(self.boundaries, self.boundaries[1:], self.values[1:]):
@@ -129,7 +149,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
 
 @register_builtin("schedules")
-class PolynomialDecay(LearningRateSchedule):
+class PolynomialDecay(_BuiltinSchedule):
     """Decay from `initial_learning_rate` to `end_learning_rate` by `(1 - step/decay_steps)**power`.
 
     With `cycle=True` the decay restarts with a longer horizon (a multiple of `decay_steps`);
@@ -137,7 +157,7 @@ class PolynomialDecay(LearningRateSchedule):
 
     Example:
     >>> PolynomialDecay(1.0, decay_steps=10, end_learning_rate=0.0)(5)
-    0.5
+    tensor(0.5000)
     """
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
@@ -150,7 +170,7 @@ class PolynomialDecay(LearningRateSchedule):
         self.cycle = cycle
         self.name = name
 
-    def __call__(self, step):
+    def _rate(self, step):
         step = _as_float(step)
         decay_steps = float(self.decay_steps)
         if not self.cycle:
@@ -175,10 +195,10 @@ class InverseTimeDecay(_StaircaseDecay):
 
     Example:
     >>> InverseTimeDecay(1.0, decay_steps=1, decay_rate=0.5)(2)
-    0.5
+    tensor(0.5000)
     """
 
-    def __call__(self, step):
+    def _rate(self, step):
         return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
@@ -188,7 +208,7 @@ def _cosine(fraction, alpha: float):
 
 
 @register_builtin("schedules")
-class CosineDecay(LearningRateSchedule):
+class CosineDecay(_BuiltinSchedule):
     """Cosine decay over `decay_steps` down to `alpha * initial`, after an optional linear warmup.
 
     With `warmup_target` set, the rate rises linearly from `initial_learning_rate` to
@@ -196,7 +216,7 @@ class CosineDecay(LearningRateSchedule):
 
     Example:
     >>> CosineDecay(1.0, decay_steps=10)(10)
-    0.0
+    tensor(0.)
     """
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
@@ -209,7 +229,7 @@ class CosineDecay(LearningRateSchedule):
         self.warmup_target = warmup_target
         self.warmup_steps = warmup_steps
 
-    def __call__(self, step):
+    def _rate(self, step):
         step = _as_float(step)
         if self.warmup_target is None:
             step = _minimum(step, float(self.decay_steps))
@@ -232,12 +252,12 @@ class CosineDecay(LearningRateSchedule):
 
 
 @register_builtin("schedules")
-class CosineDecayRestarts(LearningRateSchedule):
+class CosineDecayRestarts(_BuiltinSchedule):
     """Cosine decay with warm restarts (SGDR): periods grow by `t_mul`, peaks scale by `m_mul`.
 
     Example:
     >>> CosineDecayRestarts(1.0, first_decay_steps=10)(10)
-    1.0
+    tensor(1.)
     """
 
     def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
@@ -250,7 +270,7 @@ class CosineDecayRestarts(LearningRateSchedule):
         self.alpha = alpha
         self.name = name
 
-    def __call__(self, step):
+    def _rate(self, step):
         fraction = _as_float(step) / self.first_decay_steps
         t_mul = float(self._t_mul)
         if t_mul == 1.0:
