@@ -211,11 +211,12 @@ class Model(Trainer, Layer):
 
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` (Keras 2 layout)."""
+    def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+        """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` (Keras 2 layout); with
+        `max_shard_size` (GB), a `.weights.json` index and shards of at most that size."""
         from kestrel.saving.api import save_weights
 
-        save_weights(self, filepath, overwrite=overwrite)
+        save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def export(self, filepath, format: str = "onnx", verbose=None, input_signature=None,
                **kwargs) -> None:

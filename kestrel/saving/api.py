@@ -4,6 +4,7 @@
 | --- | --- | --- | --- |
 | `.keras` | Keras 3 zip | - | load_model |
 | `.weights.h5` | - | Keras 3 layout | load_weights |
+| `.weights.json` | - | Keras 3 layout in shards (`max_shard_size`) | load_weights |
 | `.h5`, `.hdf5` | legacy whole model | Keras 2 layout | load_model, load_weights |
 
 Every save is atomic: a failure leaves any previous file untouched.
@@ -17,7 +18,7 @@ import zipfile
 import h5py
 
 from kestrel.distribution.sharding import whole_weights
-from kestrel.saving import hdf5_legacy, keras_weights, keras_zip
+from kestrel.saving import hdf5_legacy, keras_weights, keras_zip, sharded_weights
 from kestrel.saving.atomic import atomic_write
 
 _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -145,8 +146,18 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         return hdf5_legacy.load_model(file, build, compile, custom_objects)
 
 
-def save_weights(model, filepath, overwrite: bool = True) -> None:
-    """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout)."""
+def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+    """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout).
+
+    With `max_shard_size` (GB), a `.weights.json` index and shard files of at most that size
+    (`sharded_weights`).
+    """
+    if max_shard_size is not None:
+        index = sharded_weights.index_path(filepath)
+        _check_overwrite(index, overwrite)
+        with whole_weights(model):
+            sharded_weights.save_weights(model, index, max_shard_size)
+        return
     suffix = _suffix(filepath, _WEIGHT_SUFFIXES, "save_weights")
     _check_overwrite(filepath, overwrite)
     with whole_weights(model), atomic_write(filepath) as temp_path, \
@@ -158,15 +169,16 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
 
 
 def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
-    """Load weights from `.weights.h5`, `.keras` or `.h5` files of Kestrel, Keras 2 or 3.
+    """Load weights from `.weights.h5`, `.weights.json` (sharded), `.keras` or `.h5` files of
+    Kestrel, Keras 2 or 3.
 
     Args:
         model: the model to fill.
-        filepath: the weights (or whole-model) file.
+        filepath: the weights (or whole-model) file, or the index of sharded weights.
         by_name: (`.h5` only) match layers by name instead of by order.
         skip_mismatch: skip, with a warning, layers whose weight count or shapes differ.
     """
-    suffix = _suffix(filepath, (".keras",) + _WEIGHT_SUFFIXES, "load_weights")
+    suffix = _suffix(filepath, (".keras", ".weights.json") + _WEIGHT_SUFFIXES, "load_weights")
     if not model.built:
         raise ValueError(
             f"Model '{model.name}' has no weights yet: it is not built. Call it on a batch of "
@@ -180,6 +192,11 @@ def _read_weights_file(model, filepath, suffix: str, by_name: bool, skip_mismatc
         _reject_by_name(by_name, suffix)
         with _open_zip(filepath) as archive, keras_zip.open_weights(archive, filepath) as file, \
                 _reading(filepath):
+            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch)
+        return
+    if suffix == ".weights.json":
+        _reject_by_name(by_name, suffix)
+        with _open_keras3_weights(filepath, suffix) as file:
             keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch)
         return
     with _open_h5(filepath) as file, _reading(filepath):
@@ -198,10 +215,21 @@ def _read_weights_file(model, filepath, suffix: str, by_name: bool, skip_mismatc
 
 
 def load_training_state(model, filepath) -> None:
-    """Load weights and optimizer state from a `.weights.h5` written by `save_weights`."""
-    _suffix(filepath, (".weights.h5",), "load_training_state")
-    with _open_h5(filepath) as file, _reading(filepath):
+    """Load weights and optimizer state from a `.weights.h5` (or sharded `.weights.json`)
+    written by `save_weights`."""
+    suffix = _suffix(filepath, (".weights.h5", ".weights.json"), "load_training_state")
+    with _open_keras3_weights(filepath, suffix) as file:
         keras_weights.read_weights(file, model, load_optimizer=True)
+
+
+@contextlib.contextmanager
+def _open_keras3_weights(filepath, suffix: str):
+    """The HDF5 file of a `.weights.h5`, or the shards of a `.weights.json` gathered in one."""
+    _check_exists(filepath)
+    opened = sharded_weights.open_sharded(filepath) if suffix == ".weights.json" \
+        else _open_h5(filepath)
+    with _reading(filepath), opened as file:
+        yield file
 
 
 def _reject_by_name(by_name: bool, suffix: str) -> None:
