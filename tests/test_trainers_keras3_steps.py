@@ -394,3 +394,32 @@ def test_subclass_with_its_own_compile_gan_style():
     after = discriminator.get_weights() + generator.get_weights()
     assert all(not np.allclose(a, b) for a, b in zip(before, after))
     assert gan.d_optimizer.iterations == gan.g_optimizer.iterations == 4
+
+
+def test_make_step_functions_run_one_batch_as_keras():
+    """`make_train_function()` and friends: `model.train_function([batch])` is one step on
+    the batch, cached until `force=True`; same losses, metrics and outputs as Keras."""
+    results = {}
+    for lib in (kestrel, keras):
+        lib.utils.set_random_seed(0)
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1, kernel_initializer="ones")])
+        model.compile(lib.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        model.make_train_function()
+        first = model.train_function
+        model.make_train_function()
+        assert model.train_function is first
+        model.make_train_function(force=True)
+        assert model.train_function is not first
+        model.make_test_function()
+        model.make_predict_function()
+        train = model.train_function([(X, Y)])
+        test = model.test_function([(X, Y)])
+        out = model.predict_function([(X,)])
+        results[lib.__name__] = ({k: float(v) for k, v in train.items()},
+                                 {k: float(v) for k, v in test.items()},
+                                 np.asarray(kestrel.ops.convert_to_numpy(out)))
+    ours, theirs = results["kestrel"], results["keras"]
+    for mine, reference in zip(ours[:2], theirs[:2]):
+        assert mine.keys() == reference.keys()
+        np.testing.assert_allclose(list(mine.values()), list(reference.values()), rtol=1e-5)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-5)

@@ -38,6 +38,7 @@ class Trainer(GeneratorMethods):
         self.steps_per_execution = 1
         self.run_eagerly = False
         self.jit_compile = False
+        self.train_function = self.test_function = self.predict_function = None
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -85,6 +86,7 @@ class Trainer(GeneratorMethods):
         self.jit_compile = bool(jit_compile)
         self.run_eagerly = bool(run_eagerly)
         self._steps = StepFunctions(self, jit=self.jit_compile)
+        self.train_function = self.test_function = self.predict_function = None
         self._all_layers = None
         self._compiled_trainable = trainable_state.record(self)
         self.compiled = True
@@ -350,6 +352,38 @@ class Trainer(GeneratorMethods):
         x = data_adapter.structure_to_tensors(x, self._device())
         out = self._predict_batch((x, None, None))
         return map_structure(lambda t: t.detach().cpu().numpy(), out)
+
+    # ------------------------------------------------------------------ Keras' step functions
+    def make_train_function(self, force=False):
+        """`model.train_function(data)`: one training step on the batch `data[0]` (`x`,
+        `(x, y)` or `(x, y, sample_weight)`; Keras' torch trainer takes a list of batches),
+        returning the logs without resetting the metrics. Made once, again with `force`."""
+        def train(batch):
+            return self.train_on_batch(*unpack_x_y_sample_weight(batch), reset_metrics=False,
+                                       return_dict=True)
+        return self._step_function("train_function", train, force)
+
+    def make_test_function(self, force=False):
+        """`model.test_function(data)`: loss and metrics on the batch `data[0]`."""
+        def test(batch):
+            return self.test_on_batch(*unpack_x_y_sample_weight(batch), reset_metrics=False,
+                                      return_dict=True)
+        return self._step_function("test_function", test, force)
+
+    def make_predict_function(self, force=False):
+        """`model.predict_function(data)`: the outputs (tensors) for the batch `data[0]`."""
+        def predict(batch):
+            x, _, _ = unpack_x_y_sample_weight(batch)
+            self.eval()
+            with torch.no_grad():
+                return self._predict_batch((data_adapter.structure_to_tensors(
+                    x, self._device()), None, None))
+        return self._step_function("predict_function", predict, force)
+
+    def _step_function(self, attribute: str, step, force: bool):
+        if force or getattr(self, attribute) is None:
+            setattr(self, attribute, lambda data: step(data[0]))
+        return getattr(self, attribute)
 
     def _on_batch_result(self, return_dict, step_logs):
         logs = self._results(step_logs)
