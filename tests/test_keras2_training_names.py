@@ -130,3 +130,37 @@ def test_keras_3_names_do_not_warn():
         model.fit(X, Y, epochs=1, verbose=0)
         inputs = kestrel.Input((4,))
         kestrel.Model(inputs=inputs, outputs=layers.Dense(1)(inputs))
+
+
+class _ActivityMean(layers.Layer):
+    """Keras 2 style: logs the mean of its input with `add_metric` inside `call`."""
+
+    def call(self, x):
+        self.add_metric(kestrel.ops.mean(x), name="mean_act", aggregation="mean")
+        return x
+
+
+def test_add_metric_is_logged_as_an_epoch_mean_with_the_compiled_metrics():
+    set_random_seed(0)
+    inputs = kestrel.Input((4,))
+    hidden = layers.Dense(3, name="hidden")(inputs)
+    model = kestrel.Model(inputs, layers.Dense(1)(_ActivityMean()(hidden)))
+    model.compile("sgd", "mse", metrics=["mae"])
+    y = np.zeros((24, 1), "float32")
+    history = model.fit(X, y, batch_size=8, epochs=1, verbose=0, validation_data=(X, y))
+    assert list(history.history) == ["loss", "mae", "mean_act", "val_loss", "val_mae",
+                                     "val_mean_act"]
+    logs = model.evaluate(X, y, batch_size=8, verbose=0, return_dict=True)
+    expected = kestrel.Model(inputs, hidden).predict(X, verbose=0).mean()  # equal batches
+    assert logs["mean_act"] == pytest.approx(float(expected), rel=1e-5)
+    assert model.evaluate(X, y, batch_size=8, verbose=0, return_dict=True) == logs  # reset
+
+
+def test_add_metric_errors_name_the_layer():
+    layer = _ActivityMean(name="stat")
+    with pytest.raises(ValueError, match="'stat': add_metric needs a name"):
+        layer.add_metric(torch.ones(2))
+    with pytest.raises(ValueError, match="aggregation='mean' or None, got 'sum'"):
+        layer.add_metric(torch.ones(2), name="s", aggregation="sum")
+    with pytest.raises(NotImplementedError, match="symbolic tensor"):
+        layer.add_metric(kestrel.Input((2,)), name="s")

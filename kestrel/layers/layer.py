@@ -900,7 +900,15 @@ class Layer(nn.Module):
             names = attrs.get("_metric_attrs", ()) if isinstance(module, Layer) else attrs
             found.extend(v for v in (attrs.get(k) for k in names if not k.startswith("_"))
                          if isinstance(v, Metric) and not any(v is m for m in found))
+            found.extend(attrs.get("_added_metrics", {}).values())  # Keras 2's add_metric
         return found
+
+    def add_metric(self, value, name=None, aggregation="mean") -> None:
+        """Keras 2's `add_metric` (inside `call`): `name` is logged as the mean of `value`
+        over the epoch's batches, with the compiled metrics."""
+        from kestrel.layers.added_metrics import add_metric
+
+        add_metric(self, value, name, aggregation)
 
     @property
     def metrics_variables(self) -> list[torch.Tensor]:
