@@ -111,3 +111,46 @@ def test_a_schedule_subclass_using_ops_trains_as_in_keras():
     assert our_rate == pytest.approx(their_rate, rel=1e-6)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+# ---------------------------------------------------------------- LoRA on ReversibleEmbedding
+def _lora_reversible(k, tie_weights):
+    layer = k.layers.ReversibleEmbedding(7, 4, tie_weights=tie_weights, name="emb")
+    layer.build((None, 3))
+    layer.enable_lora(2, lora_alpha=3)
+    return layer
+
+
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_lora_reversible_embedding_matches_keras_both_ways(tie_weights):
+    ours, theirs = _lora_reversible(kestrel, tie_weights), _lora_reversible(keras, tie_weights)
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    assert [w.name for w in ours.trainable_weights] == [w.name for w in theirs.trainable_weights]
+    rng = np.random.default_rng(0)
+    for weight in theirs.weights:  # nonzero adapters, so the merged table differs from the base
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    ours.set_weights(theirs.get_weights())
+    tokens = np.array([[1, 2, 6], [0, 3, 5]])
+    hidden = rng.normal(size=(2, 3, 4)).astype("float32")
+    for inputs, reverse in ((tokens, False), (hidden, True)):
+        np.testing.assert_allclose(ours(inputs, reverse=reverse).detach().numpy(),
+                                   theirs(inputs, reverse=reverse).detach().cpu().numpy(),
+                                   atol=1e-6)
+
+
+def _tied_lm(k, lora_rank=None):
+    tokens = k.Input((3,), dtype="int32")
+    embedding = k.layers.ReversibleEmbedding(7, 4, name="emb", lora_rank=lora_rank)
+    return k.Model(tokens, embedding(embedding(tokens), reverse=True))
+
+
+def test_lora_reversible_embedding_in_a_model_saves_merged_weights_keras_loads(tmp_path):
+    ours = _tied_lm(kestrel, lora_rank=2)
+    with torch.no_grad():
+        ours.get_layer("emb").lora_embeddings_b.normal_()
+    tokens = np.array([[1, 2, 6]])
+    ours.save_weights(tmp_path / "lm.weights.h5")
+    theirs = _tied_lm(keras)
+    theirs.load_weights(tmp_path / "lm.weights.h5")
+    np.testing.assert_allclose(ours.predict(tokens, verbose=0), theirs.predict(tokens, verbose=0),
+                               atol=1e-5)

@@ -1,4 +1,5 @@
-"""LoRA: Keras 3's low-rank adaptation of Dense, EinsumDense and Embedding.
+"""LoRA: Keras 3's low-rank adaptation of Dense, EinsumDense and Embedding (ReversibleEmbedding
+too: its tied reverse projection uses the merged table, as Keras').
 
 `layer.enable_lora(rank)` freezes the layer's base weight `W` (a kernel or an embedding table)
 and adds two trainable float32 weights `A` (`W.shape[:-1] + (rank,)`) and `B` (`(rank,
@@ -21,7 +22,8 @@ _SAVED_ALIAS = "_lora_saved_weight"  # the attribute files read the merged weigh
 class LoraAdaptable:
     """Mixin of the layers with `enable_lora`. Each class names `_lora_base` (the weight LoRA
     adapts), `_lora_prefix` (its adapters' name stem) and defines `_call_with(inputs,
-    weight)`, its `call` with `weight` in place of the base weight."""
+    weight, ...)`, its `call` with `weight` in place of the base weight (and `call`'s other
+    arguments, such as ReversibleEmbedding's `reverse`)."""
 
     _lora_base = "kernel"
     _lora_prefix = "lora_kernel"
@@ -85,9 +87,9 @@ class LoraAdaptable:
         self.lora_alpha = lora_alpha if lora_alpha is not None else rank
         self.call = self._lora_call
 
-    def _lora_call(self, inputs):
+    def _lora_call(self, inputs, *args, **kwargs):
         """`call` with LoRA on: the base weight merged with its low-rank update, as Keras."""
-        return self._call_with(inputs, self._lora_merged_weight())
+        return self._call_with(inputs, self._lora_merged_weight(), *args, **kwargs)
 
     def _lora_delta(self) -> torch.Tensor:
         a = getattr(self, f"{self._lora_prefix}_a")

@@ -47,9 +47,14 @@ class ReversibleEmbedding(Embedding):
                 self.embeddings_initializer)
 
     def call(self, inputs, reverse=False):
+        return self._call_with(inputs, self.embeddings, reverse)
+
+    def _call_with(self, inputs, embeddings, reverse=False):
+        """`call` with the table `embeddings` (the layer's own, or LoRA's merged one, which a
+        tied reverse projection also uses, as Keras)."""
         if not reverse:
-            return super().call(inputs)
-        kernel = self.embeddings.T if self.tie_weights else self.reverse_embeddings
+            return super()._call_with(inputs, embeddings)
+        kernel = embeddings.T if self.tie_weights else self.reverse_embeddings
         if self.reverse_dtype is not None:
             dtype = config.to_torch_dtype(self.reverse_dtype)
             inputs, kernel = inputs.to(dtype), kernel.to(dtype)
