@@ -16,7 +16,7 @@ _BYTES = 1 / 1024**3  # max_shard_size is in GB
 
 def _dense_stack(lib):
     return lib.Sequential([lib.Input((4,)), lib.layers.Dense(8, activation="relu"),
-                           lib.layers.Dropout(0.1), lib.layers.Dense(3)])
+                           lib.layers.Dropout(0.1), lib.layers.Dense(3, use_bias=False)])
 
 
 def _conv_bn(lib):
@@ -57,6 +57,25 @@ def test_kestrel_writes_the_files_keras_writes(tmp_path, name):
     assert _set(ours) == _set(theirs)
     assert len(_set(ours)) > 3  # the index and several shards
     assert (ours / "m.weights.json").read_text() == (theirs / "m.weights.json").read_text()
+
+
+def _weightless(lib):
+    return lib.Sequential([lib.Input((4,)), lib.layers.Flatten()])
+
+
+def _bfloat16(lib):  # sized as 2 bytes a value, though Kestrel stores float32 data
+    return lib.Sequential([lib.Input((4,)), lib.layers.Dense(8, dtype="bfloat16"),
+                           lib.layers.Dense(3)])
+
+
+@pytest.mark.parametrize("builder", [_weightless, _bfloat16])
+def test_index_as_keras_for_unusual_models(tmp_path, builder):
+    indexes = []
+    for lib in (kestrel, keras()):
+        builder(lib).save_weights(tmp_path / f"{lib.__name__}.weights.json",
+                                  max_shard_size=100 * _BYTES)
+        indexes.append((tmp_path / f"{lib.__name__}.weights.json").read_text())
+    assert indexes[0] == indexes[1].replace("keras_", "kestrel_")
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
@@ -129,9 +148,10 @@ def test_a_failed_save_leaves_the_previous_set(tmp_path):
     model = _dense_stack(kestrel)
     model.save_weights(tmp_path / "m.weights.json", max_shard_size=300 * _BYTES)
     before = {name: (tmp_path / name).read_bytes() for name in _set(tmp_path)}
-    with pytest.raises(ValueError, match="layers/dense/vars/0 is 128.00 B"):
-        _dense_stack(kestrel).save_weights(tmp_path / "m.weights.json",
-                                           max_shard_size=100 * _BYTES)
+    too_wide = kestrel.Sequential([kestrel.Input((4,)), kestrel.layers.Dense(8),
+                                   kestrel.layers.Dense(8), kestrel.layers.Dense(40)])
+    with pytest.raises(ValueError, match="layers/dense_2/vars/0 is 1.25 KB"):  # in shard 2
+        too_wide.save_weights(tmp_path / "m.weights.json", max_shard_size=300 * _BYTES)
     assert {name: (tmp_path / name).read_bytes() for name in _set(tmp_path)} == before
 
 

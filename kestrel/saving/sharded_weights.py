@@ -49,10 +49,14 @@ def index_path(filepath) -> str:
     return renamed
 
 
+def _set_name(index: str) -> str:
+    """The shards' common prefix: the index's name without `.json` and `.weights` (`m`)."""
+    return os.path.splitext(os.path.basename(index))[0].replace(".weights", "")
+
+
 def shard_name(index: str, number: int) -> str:
     """The file name of shard `number` of the set indexed by `index` (`m_00000.weights.h5`)."""
-    stem = os.path.splitext(os.path.basename(index))[0]
-    return f"{stem.replace('.weights', '')}_{number:05}.weights.h5"
+    return f"{_set_name(index)}_{number:05}.weights.h5"
 
 
 def limit_in_bytes(max_shard_size) -> float:
@@ -96,7 +100,7 @@ class _ShardWriter:
         self.index, self.limit, self.commits = index, limit, commits
         self.shards: list[str] = []
         self.weight_map: dict[str, str | list[str]] = {}
-        self.filled = self.total = 0.0
+        self.filled = self.total = 0  # floats once a variable is counted, as in Keras
         self.file: h5py.File | None = None
         self.pending: _Pending | None = None
         self._open_shard()
@@ -195,7 +199,7 @@ def _listed_shards(index: str) -> set[str]:
 
 def _remove_shards(index: str, names: set[str]) -> None:
     """Remove shards of a replaced set that the new set does not use."""
-    pattern = re.compile(re.escape(shard_name(index, 0)).replace("00000", r"\d{5}"))
+    pattern = re.compile(re.escape(_set_name(index)) + r"_\d{5}\.weights\.h5")
     for name in names:
         if pattern.fullmatch(name):
             with contextlib.suppress(FileNotFoundError):
