@@ -4,6 +4,7 @@ and the same errors."""
 import json
 import os
 
+import h5py
 import numpy as np
 import pytest
 
@@ -44,7 +45,20 @@ def _trained(lib, name):
 
 
 def _set(folder):
-    return sorted(name for name in os.listdir(folder))
+    return sorted(os.listdir(folder))
+
+
+def _layout(folder):
+    """{shard: [(path, shape or None for a group)]} of the shard files in `folder`."""
+    layout = {}
+    for name in _set(folder):
+        if name.endswith(".h5"):
+            with h5py.File(folder / name, "r") as file:
+                items = []
+                file.visititems(lambda path, item: items.append(
+                    (path, getattr(item, "shape", None))))
+                layout[name] = items
+    return layout
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
@@ -56,6 +70,7 @@ def test_kestrel_writes_the_files_keras_writes(tmp_path, name):
                                             max_shard_size=300 * _BYTES)
     assert _set(ours) == _set(theirs)
     assert len(_set(ours)) > 3  # the index and several shards
+    assert _layout(ours) == _layout(theirs)
     assert (ours / "m.weights.json").read_text() == (theirs / "m.weights.json").read_text()
 
 
