@@ -29,7 +29,6 @@ PARAMETERS_NOT_YET = {
     "constraints.serialize": {"constraint"},  # one serializer: serialize(obj)
     "regularizers.serialize": {"regularizer"},
     "quantizers.serialize": {"initializer"},
-    "saving.save_weights": {"max_shard_size"},
 }
 
 
