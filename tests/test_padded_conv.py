@@ -197,3 +197,40 @@ def test_ops_conv_same_padding_matches_keras_windows(strides, padding):
     expected = x[:, ::strides, ::strides] if padding == "same" else \
         x[:, :5:strides, :5:strides]
     torch.testing.assert_close(out, expected)
+
+
+POOLS = {
+    "max": lambda: kestrel.layers.MaxPooling2D(3, 2, name="conv"),
+    "max_stride_1": lambda: kestrel.layers.MaxPooling2D(3, 1, name="conv"),
+    "max_wide": lambda: kestrel.layers.MaxPooling2D((5, 3), (3, 2), name="conv"),
+    "average": lambda: kestrel.layers.AveragePooling2D(3, 2, name="conv"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(POOLS))
+def test_model_fuses_padding_into_pooling(kind):
+    """ResNet's and DenseNet's `ZeroPadding2D(1)` before a "valid" pooling: pooled with
+    torch's padding, windows reaching the zeros as Keras computes them (a max of negative
+    inputs is 0 there), values and input gradients equal to the unfused graph."""
+    pad = ((2, 2), (1, 1)) if kind == "max_wide" else ((1, 1), (1, 1))
+    fused = _padded_model(POOLS[kind](), pad=pad)
+    plain = _padded_model(POOLS[kind](), also_return_padded=True, pad=pad)
+    assert _fused_steps(fused) == [("pad", functional._PAD), ("conv", functional._PADDED)]
+    x = (torch.randn(3, 9, 9, 4) - 1.0).requires_grad_()
+    out, expected = fused(x), plain(x)[0]
+    torch.testing.assert_close(out, expected)
+    assert (out == 0).any() or kind == "average"  # some windows are decided by the padding
+    grad, expected_grad = (torch.autograd.grad((o * torch.arange(o.numel()).view(o.shape))
+                                               .sum(), x)[0] for o in (out, expected))
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_pooling_takes_only_padding_torch_can_express():
+    asymmetric = _padded_model(POOLS["max"]())  # ((0, 1), (0, 1))
+    too_wide = _padded_model(kestrel.layers.MaxPooling2D(2, 2, name="conv"), pad=((2, 2), (2, 2)))
+    same = _padded_model(kestrel.layers.MaxPooling2D(3, 2, padding="same", name="conv"),
+                         pad=((1, 1), (1, 1)))
+    for model in (asymmetric, too_wide, same):
+        assert _fused_steps(model) == []
+        x = torch.randn(2, 9, 9, 4)
+        assert model(x).shape[1:] == tuple(model.outputs[0].shape[1:])

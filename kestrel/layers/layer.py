@@ -286,6 +286,12 @@ class Layer(nn.Module):
             return self._call_plain(self._unmasked(self.forward), x)
         return self(x)
 
+    def _takes_padding(self, padding_layer) -> bool:
+        """Whether a model may hand this layer the input of the `ZeroPadding` layer before it
+        and its padding (`_call_padded_in_graph(x, pads)`) instead of the padded tensor: only
+        layers that pad as they compute (convolutions, pooling) say yes."""
+        return False
+
     def _runs_plain(self, x) -> bool:
         """Whether `self(x)` from a model may run `forward` directly (`_call_in_graph`)."""
         return type(x) in _PLAIN_KINDS and self._plain(x) and not (

@@ -363,10 +363,9 @@ def _read_slots(simple: int, arg_spec) -> list[int]:
 
 
 def _fuse_paddings(plan: list, kept: set[int]) -> list:
-    """`plan` with each ZeroPadding whose output only one convolution reads (and nothing
-    returns) marked `_PAD`, and that convolution `_PADDED`: the convolution then pads as it
-    convolves (`ConvLayerBase._call_padded_in_graph`), without a padded copy of the input."""
-    from kestrel.layers.convolutional.base_conv import ConvLayerBase
+    """`plan` with each ZeroPadding whose output only one layer reads (and nothing returns)
+    marked `_PAD`, and that layer `_PADDED` where it takes the padding itself
+    (`Layer._takes_padding`: convolutions, pooling), without a padded copy of the input."""
     from kestrel.layers.reshaping.zero_padding import BaseZeroPadding
 
     readers: dict[int, list[int]] = {}
@@ -379,12 +378,10 @@ def _fuse_paddings(plan: list, kept: set[int]) -> list:
                 and out_slots[0] not in kept and len(readers.get(out_slots[0], ())) == 1):
             continue
         target = readers[out_slots[0]][0]
-        conv, conv_simple, conv_arg, conv_out = plan[target]
-        if conv_simple is _ONE and isinstance(conv, ConvLayerBase) and \
-                conv.rank == layer.rank and conv.data_format == layer.data_format and \
-                conv._fusable_padding():
+        reader, reader_simple, reader_arg, reader_out = plan[target]
+        if reader_simple is _ONE and isinstance(reader, Layer) and reader._takes_padding(layer):
             plan[step] = (layer, _PAD, arg_spec, out_slots)
-            plan[target] = (conv, _PADDED, conv_arg, conv_out)
+            plan[target] = (reader, _PADDED, reader_arg, reader_out)
     return plan
 
 

@@ -126,6 +126,10 @@ class ConvLayerBase(Layer):
         `call` is `_padded_call(inputs, None)`, unless a subclass overrides it."""
         return False
 
+    def _takes_padding(self, padding_layer) -> bool:
+        return padding_layer.rank == self.rank and \
+            padding_layer.data_format == self.data_format and self._fusable_padding()
+
     def _call_padded_in_graph(self, x: torch.Tensor, pads: tuple):
         """`self(pad(x, pads))` for a model that fused the `ZeroPadding` before this layer."""
         if self._runs_plain(x):

@@ -44,10 +44,14 @@ class BasePooling(Layer):
         self._to_channels_first, self._to_channels_last = cu.channel_permutations(self.rank)
 
     def call(self, inputs):
+        return self._pool(inputs, self._max_pool if self.mode == "max" else self._average_pool)
+
+    def _pool(self, inputs, pool):
+        """`pool` (channels-first in, channels-first out) in this layer's data format."""
         if inputs.ndim != self.rank + 2:
             check_input_shapes(self, self.input_spec, tuple(inputs.shape))
         x = cu.permuted(inputs, self._to_channels_first) if self._channels_last else inputs
-        outputs = self._max_pool(x) if self.mode == "max" else self._average_pool(x)
+        outputs = pool(x)
         if not self._channels_last:
             return outputs
         outputs = outputs.permute(self._to_channels_last)
@@ -55,6 +59,41 @@ class BasePooling(Layer):
         # unseeded Dropout reading it draws its mask in that order (see Dropout.call)
         outputs._keras_channels_first = True
         return outputs
+
+    def _takes_padding(self, padding_layer) -> bool:
+        """A `ZeroPadding` of at most half a window on each side, the same on both sides of
+        each dim, before a "valid" pooling: torch pools it without a padded copy."""
+        pads = padding_layer.padding
+        return type(self).call is BasePooling.call and self.padding == "valid" and \
+            padding_layer.rank == self.rank and padding_layer.data_format == self.data_format \
+            and all(b == a and b <= k // 2 for (b, a), k in zip(pads, self.pool_size))
+
+    def _call_padded_in_graph(self, x: torch.Tensor, pads: tuple):
+        """`self(pad(x, pads))` for a model that fused the `ZeroPadding` before this layer
+        (`_takes_padding`)."""
+        if not self._runs_plain(x):
+            return self._call_in_graph(cu.pad(x, pads, 1 if self._channels_last else 2))
+        padding = tuple(b for b, _ in pads)
+        if self.mode == "max":
+            return self._call_plain(lambda t: self._pool(
+                t, lambda c: self._max_pool_zero_padded(c, padding)), x)
+        return self._call_plain(lambda t: self._pool(t, lambda c: AVG_POOL[self.rank](
+            c, self.pool_size, self.strides, padding, count_include_pad=True)), x)
+
+    def _max_pool_zero_padded(self, x, padding):
+        """Max pooling of `x` zero-padded by `padding` on both sides of each dim: torch's
+        padding never wins a max, so the windows that reach into it are raised to 0."""
+        out = MAX_POOL[self.rank](x, self.pool_size, self.strides, padding)
+        for dim, (n, p, k, s) in enumerate(zip(x.shape[2:], padding, self.pool_size,
+                                               self.strides), 2):
+            m = out.shape[dim]
+            front = min(-(-p // s), m)  # windows starting in the front padding
+            back = max(m - ((p + n - k) // s + 1), 0)  # windows ending in the back padding
+            if front:
+                out.narrow(dim, 0, front).clamp_(min=0)
+            if back:
+                out.narrow(dim, m - back, back).clamp_(min=0)
+        return out
 
     def _same_pads(self, x):
         return cu.same_padding(tuple(x.shape[2:]), self.pool_size, self.strides,
