@@ -119,3 +119,23 @@ def test_bad_dtypes_and_logits_are_refused():
         random.randint((2,), 0, 3, dtype="float32")
     with pytest.raises(ValueError, match="2-D"):
         random.categorical(torch.ones(3), 2)
+
+
+@pytest.mark.parametrize("noise_shape", [(None, 1, 1, 1), (None, 1, 1, 5), None])
+def test_seeded_dropout_equals_keras_bit_for_bit(noise_shape):
+    """Same kept positions and the same `x / keep` values as Keras' torch backend, with a
+    broadcast mask (EfficientNet's drop-connect) as with a full one; the gradient is the
+    mask over `keep`."""
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    x = torch.tensor(np.random.RandomState(0).randn(16, 3, 3, 5).astype("float32"))
+    for seed, rate in ((7, 0.3), (123, 0.0125)):
+        expected = keras.ops.convert_to_numpy(keras.random.dropout(x, rate, noise_shape, seed))
+        np.testing.assert_array_equal(random.dropout(x, rate, noise_shape, seed).numpy(),
+                                      expected)
+    leaf = x.clone().requires_grad_()
+    out = random.dropout(leaf, 0.3, noise_shape, seed=3)
+    out.sum().backward()
+    torch.testing.assert_close(leaf.grad, (out != 0).float() / 0.7)
