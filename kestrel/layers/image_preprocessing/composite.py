@@ -263,6 +263,8 @@ class Pipeline(Layer):
         >>> Pipeline([RandomFlip(), AutoContrast()])(torch.rand(2, 4, 4, 3)).shape
         torch.Size([2, 4, 4, 3])
     """
+    _keras_training_default = True  # Keras: `call(..., training=True)`, recorded by its nodes
+    _keras_keeps_call_kwargs = True  # Keras converts no inputs of it (see node_arguments)
 
     def __init__(self, layers, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
