@@ -59,6 +59,29 @@ def explicit_arguments(lib):
                                       lib.layers.Dropout(0.5)(wide)])
 
 
+def subclassed_models(lib):
+    """Keras converts a subclassed model's inputs (a functional one's not): on integers its
+    node records nothing more; on floats it records `training=False`, its `call`'s default."""
+    class Encoder(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.embedding = lib.layers.Embedding(10, 4)
+
+        def call(self, x, training=False, mask=None):
+            return self.embedding(x)
+
+    class Head(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(2)
+
+        def call(self, x, training=False):
+            return self.dense(x)
+
+    tokens, features = lib.Input((5,), dtype="int32"), lib.Input((3,))
+    return lib.Model([tokens, features], [Encoder()(tokens), Head()(features)])
+
+
 def nested_two_inputs(lib):
     """A model called on a list: Keras' `mask` is one None per input."""
     a, b = lib.Input((3,)), lib.Input((3,))
@@ -130,7 +153,7 @@ def without_filled_arguments(config: dict) -> dict:
 
 
 @pytest.mark.parametrize("build", [regularized, user_calls, explicit_arguments,
-                                   nested_two_inputs, images])
+                                   subclassed_models, nested_two_inputs, images])
 def test_node_kwargs_as_keras(build):
     theirs, ours = build_both(build)
     assert node_kwargs(ours) == node_kwargs(theirs)

@@ -87,7 +87,7 @@ class Layer(nn.Module):
     _records_mask_ops = False  # compute_mask runs on KerasTensors (see symbolic_masks)
     _keras_builds_at_init = False  # see _keras_builds_at_init
     _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
-    _keras_keeps_call_kwargs = False  # Keras' layer never converts its inputs (node_arguments)
+    _keras_converts_inputs = True  # Keras' `__call__` converts inputs (see node_arguments)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

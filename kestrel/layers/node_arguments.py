@@ -49,8 +49,9 @@ def _keras_keeps_filled_arguments(layer, args: tuple, kwargs: dict) -> bool:
     replaced it by a converted copy: it does so for a layer converting its inputs, except on
     a call with one KerasTensor of the layer's compute dtype and no keyword arguments (so
     `LSTM()(x)` records its mask; `MultiHeadAttention()(q, v)` and `Embedding` on integers do
-    not). Models, `RandomFlip`, `RandomCrop` and `Pipeline` convert nothing in Keras."""
-    if not layer._convert_input_args or layer._keras_keeps_call_kwargs:
+    not). Functional models, `RandomFlip`, `RandomCrop` and `Pipeline` convert nothing in
+    Keras; subclassed models and `Sequential` do (Kestrel's models cast nothing themselves)."""
+    if not layer._keras_converts_inputs:
         return True
     return not kwargs and len(args) == 1 and isinstance(args[0], KerasTensor) \
         and args[0].dtype == layer.compute_dtype

@@ -27,6 +27,7 @@ class Functional(Model):
         outputs: KerasTensor(s) computed from `inputs`, as a tensor, list or dict.
         name: model name.
     """
+    _keras_converts_inputs = False  # so its nodes record the arguments it is given (node_arguments)
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         _warn_on_renamed_inputs(inputs)

@@ -264,7 +264,7 @@ class Pipeline(Layer):
         torch.Size([2, 4, 4, 3])
     """
     _keras_training_default = True  # Keras: `call(..., training=True)`, recorded by its nodes
-    _keras_keeps_call_kwargs = True  # Keras converts no inputs of it (see node_arguments)
+    _keras_converts_inputs = False  # see node_arguments
 
     def __init__(self, layers, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
