@@ -91,10 +91,12 @@ def nested_two_inputs(lib):
 
 
 def images(lib):
-    """Augmentation layers default to `training=True`; Keras converts no input of RandomFlip."""
+    """Augmentation layers default to `training=True`; Keras converts no input of RandomFlip
+    or Pipeline, whose `call` also takes `mask`."""
     pixels, frames = lib.Input((6, 6, 3), dtype="uint8"), lib.Input((6, 6, 3))
+    pipeline = lib.layers.Pipeline([lib.layers.RandomFlip(), lib.layers.Rescaling(0.5)])
     return lib.Model([pixels, frames], [lib.layers.RandomFlip()(pixels),
-                                        lib.layers.Resizing(4, 4)(frames)])
+                                        lib.layers.Resizing(4, 4)(frames), pipeline(pixels)])
 
 
 def stacked_lstms(lib):
@@ -185,6 +187,22 @@ def test_attention_mask_goes_through_convert_to_tensor():
     assert op.name == "convert_to_tensor"
     assert op.get_config() == {"name": "convert_to_tensor", "dtype": None, "sparse": None,
                                "ragged": None}
+
+
+def test_pipeline_passes_a_given_mask_on_as_keras():
+    frames = np.random.default_rng(0).random((2, 5, 3), dtype="float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)
+    outputs = []
+    for lib, to_tensor in ((keras, np.asarray), (kestrel, torch.tensor)):
+        pipeline = lib.layers.Pipeline([lib.layers.LSTM(2, return_sequences=True),
+                                        lib.layers.LSTM(2)])
+        pipeline(frames)
+        if outputs:
+            for ours, theirs in zip(pipeline.layers, outputs[0][0].layers):
+                ours.set_weights(theirs.get_weights())
+        result = pipeline(to_tensor(frames), mask=to_tensor(mask))
+        outputs.append((pipeline, result.detach().numpy()))
+    np.testing.assert_allclose(outputs[1][1], outputs[0][1], atol=1e-6)
 
 
 def test_filled_arguments_keep_the_plain_path():
