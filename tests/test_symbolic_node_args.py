@@ -2,6 +2,7 @@
 of the layer's `call` and the masks `__call__` fills in (None included), wherever Keras' node
 keeps the dict its call fills; a model run passes on none of them. Each case is built with
 Kestrel and with real Keras and compared."""
+import inspect
 import json
 import os
 
@@ -49,7 +50,7 @@ def user_calls(lib):
 
 def explicit_arguments(lib):
     """Given arguments stay; a call whose inputs Keras converts (kwargs given, another dtype)
-    records nothing more; a model converts nothing, so its node also gets `mask`."""
+    records nothing more; a functional model converts nothing, so its node also gets `mask`."""
     inputs, wide = lib.Input((4,)), lib.Input((4,), dtype="float64")
     inner_input = lib.Input((4,))
     inner = lib.Model(inner_input, lib.layers.Dense(2)(inner_input))
@@ -152,6 +153,22 @@ def without_filled_arguments(config: dict) -> dict:
             if node["kwargs"].get("mask", False) is None:
                 del node["kwargs"]["mask"]
     return config
+
+
+def test_training_defaults_are_keras_call_defaults():
+    """Every layer class of both: the `training` its node records is Keras' `call` default."""
+    differing = []
+    for name in dir(keras.layers):
+        theirs, ours = getattr(keras.layers, name), getattr(kestrel.layers, name, None)
+        if not (inspect.isclass(theirs) and "call" in dir(theirs) and inspect.isclass(ours)
+                and issubclass(ours, kestrel.layers.Layer)):
+            continue
+        parameter = inspect.signature(theirs.call).parameters.get("training")
+        expected = None if parameter is None else parameter.default
+        recorded = ours._keras_training_default if ours._call_accepts_training else None
+        if recorded is not expected:
+            differing.append((name, expected, recorded))
+    assert differing == []
 
 
 @pytest.mark.parametrize("build", [regularized, user_calls, explicit_arguments,
