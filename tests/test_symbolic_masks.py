@@ -95,12 +95,8 @@ def build_both(build):
 
 def graph_entries(model) -> list:
     """(class, name, inbound nodes, an op's config) per entry of the config's layer list, as
-    JSON reads them; Keras' `training: False` node argument is left out (Kestrel does not
-    record it)."""
+    JSON reads them."""
     entries = json.loads(json.dumps(model.get_config()["layers"]))
-    for entry in entries:
-        for node in entry["inbound_nodes"]:
-            node["kwargs"].pop("training", None)
     return [(e["class_name"], e["name"], e["inbound_nodes"],
              e["config"] if e["module"].startswith("keras.src.ops") else None) for e in entries]
 

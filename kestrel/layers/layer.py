@@ -21,7 +21,8 @@ from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, initialization, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
-from kestrel.layers import call_masks, keras1_args, shape_inference, symbolic_masks
+from kestrel.layers import call_masks, keras1_args, node_arguments, shape_inference
+from kestrel.layers import symbolic_masks
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.masks import set_mask
 from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
@@ -77,12 +78,16 @@ class Layer(nn.Module):
 
     _call_accepts_training = False
     _fills_training = False  # a `call` from outside Kestrel that takes `training` (see __call__)
+    # the `training` Keras' `call` of the layer defaults to, which its node records (a user's
+    # `call`: its signature's default; see node_arguments)
+    _keras_training_default = None
     _call_accepts_mask = False
     _call_named_masks = frozenset()  # `<name>_mask` arguments of `call` (see call_masks)
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
     _records_mask_ops = False  # compute_mask runs on KerasTensors (see symbolic_masks)
     _keras_builds_at_init = False  # see _keras_builds_at_init
     _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
+    _keras_converts_inputs = True  # Keras' `__call__` converts inputs (see node_arguments)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -103,6 +108,9 @@ class Layer(nn.Module):
         # `call` gets the mode in force as its argument, as Keras passes an outer call's
         cls._fills_training = cls._call_accepts_training and \
             not (cls.call.__module__ or "").startswith("kestrel.")  # None: code run by exec
+        if cls._fills_training:
+            default = params["training"].default
+            cls._keras_training_default = None if default is inspect.Parameter.empty else default
         cls._call_accepts_mask = "mask" in params
         cls._call_signature = call_masks.call_signature(cls.call)
         cls._call_named_masks = call_masks.named_mask_arguments(cls._call_signature)
@@ -390,7 +398,7 @@ class Layer(nn.Module):
                     tensor.name = naming.unique_name("keras_tensor")
             self._attach_output_masks(first, previous_mask, outputs)
         self._clear_losses()  # a symbolic call adds no loss, and starts afresh as in Keras
-        node = Node(self, args, symbolic_masks.node_kwargs(self, args, kwargs, spec_kwargs),
+        node = Node(self, args, node_arguments.recorded_kwargs(self, args, kwargs, spec_kwargs),
                     outputs)
         self._inbound_nodes.append(node)
         for index, tensor in enumerate(node.output_tensors):

@@ -37,34 +37,3 @@ def attach_recorded_masks(layer, first, previous_mask, outputs) -> bool:
         if isinstance(out, KerasTensor) and mask is not None:
             out._keras_mask = mask
     return True
-
-
-def node_kwargs(layer, args: tuple, kwargs: dict, filled: dict) -> dict:
-    """The keyword arguments a node records: the caller's, plus the masks the call filled in
-    (`mask`, `<name>_mask`) where Keras' node keeps them and each is a recorded tensor of the
-    graph (a placeholder-path mask, with no history, stays out: the call fills it again when
-    the model runs)."""
-    if filled is kwargs or not _keras_keeps_filled_arguments(layer, args, kwargs):
-        return kwargs
-    added = {name: value for name, value in filled.items()
-             if kwargs.get(name) is None and value is not None and _recorded(value)}
-    return {**kwargs, **added} if added else kwargs
-
-
-def _keras_keeps_filled_arguments(layer, args: tuple, kwargs: dict) -> bool:
-    """Keras' node records the very kwargs dict its `__call__` fills, unless that call first
-    replaced it by a converted copy: it does so for a layer converting its inputs, except on
-    a call with one KerasTensor of the layer's compute dtype and no keyword arguments (so
-    `LSTM()(x)` records its mask; `MultiHeadAttention()(q, v)` and `Embedding` on integers do
-    not)."""
-    if not layer._convert_input_args:
-        return True
-    return not kwargs and len(args) == 1 and isinstance(args[0], KerasTensor) \
-        and args[0].dtype == layer.compute_dtype
-
-
-def _recorded(mask) -> bool:
-    """A mask (or a structure of masks and Nones) whose every tensor has a graph history."""
-    leaves = [m for m in flatten(mask) if m is not None]
-    return bool(leaves) and all(isinstance(m, KerasTensor) and m._keras_history is not None
-                                for m in leaves)

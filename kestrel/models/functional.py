@@ -9,6 +9,7 @@ import torch
 
 from kestrel import tree
 from kestrel.layers.core.input_layer import Input, InputLayer
+from kestrel.layers import node_arguments
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
 from kestrel.models import handover
@@ -26,6 +27,7 @@ class Functional(Model):
         outputs: KerasTensor(s) computed from `inputs`, as a tensor, list or dict.
         name: model name.
     """
+    _keras_converts_inputs = False  # so its nodes record the arguments it is given (node_arguments)
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         _warn_on_renamed_inputs(inputs)
@@ -85,8 +87,8 @@ class Functional(Model):
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):
                 continue
-            only = node.call_args[0] if len(node.call_args) == 1 and not node.call_kwargs \
-                else None
+            kwargs = node_arguments.run_kwargs(node.layer, node.call_kwargs)
+            only = node.call_args[0] if len(node.call_args) == 1 and not kwargs else None
             if isinstance(only, KerasTensor):
                 simple, arg_spec = _ONE, slot(only)
             elif isinstance(only, list) and all(isinstance(t, KerasTensor) for t in only):
@@ -95,7 +97,7 @@ class Functional(Model):
                 simple = _GENERAL
                 arg_spec = map_structure(
                     lambda v: _Slot(slot(v)) if isinstance(v, KerasTensor) else v,
-                    (node.call_args, node.call_kwargs))
+                    (node.call_args, kwargs))
             out_slots = [slot(t) for t in node.output_tensors]
             plan.append((node.layer, simple, arg_spec, out_slots))
         self._output_slots = [slot(t) for t in self.outputs]

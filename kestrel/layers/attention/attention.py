@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import ops
 from kestrel.layers.attention.attention_math import causal_mask
 from kestrel.layers.input_spec import InputSpec
 from kestrel.layers.layer import Layer, register_layer
@@ -32,6 +33,7 @@ class Attention(Layer):
         >>> Attention()([torch.randn(2, 3, 4), torch.randn(2, 5, 4)]).shape
         torch.Size([2, 3, 4])
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -104,8 +106,16 @@ class Attention(Layer):
             outputs = torch.where(query_mask.bool().unsqueeze(-1), outputs, 0.0)
         return (outputs, weights) if return_attention_scores else outputs
 
+    _mask_ops_recorded = True  # a symbolic call records `convert_to_tensor`, as Keras
+
     def compute_mask(self, inputs, previous_mask=None):
-        return previous_mask[0] if previous_mask else None
+        """The query's mask; symbolically through `ops.convert_to_tensor`, as Keras (a mask
+        without graph history, from a placeholder run, passes as it is)."""
+        query_mask = previous_mask[0] if previous_mask else None
+        if isinstance(query_mask, KerasTensor) and query_mask._keras_history is not None:
+            # every argument given, so the op's config lists them as Keras' op class does
+            return ops.convert_to_tensor(query_mask, dtype=None, sparse=None, ragged=None)
+        return query_mask
 
     def compute_output_spec(self, inputs, mask=None, training=None,
                             return_attention_scores=False, use_causal_mask=False):

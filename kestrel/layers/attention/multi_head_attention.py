@@ -288,8 +288,8 @@ class MultiHeadAttention(KerasAttentionInternals, Layer):
             "use_bias": self.use_bias,
             "use_gate": self.use_gate,
             "output_shape": None if self._output_shape is None else list(self._output_shape),
-            "attention_axes": None if self._attention_axes is None
-            else list(self._attention_axes),
+            # normalized once built, as Keras' build rewrites them (`None` -> `(1,)`)
+            "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
             "sliding_window": self.sliding_window,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),

@@ -28,6 +28,7 @@ class ImageLayer(Layer):
         seed: int for a reproducible sequence of random transformations (random layers).
         bounding_box_format: format of the `"bounding_boxes"` of dict inputs (e.g. `"xyxy"`).
     """
+    _keras_training_default = True  # Keras: `call(..., training=True)`, recorded by its nodes
 
     padding_rows = (-1.0,)  # box rows all of one of these values are padding (see data.py)
     padding_fill = -1.0  # ... and leave the layer filled with this value

@@ -20,6 +20,7 @@ from kestrel.layers.image_preprocessing.hsv import RandomHue, RandomSaturation
 from kestrel.layers.image_preprocessing.pointwise import (
     AutoContrast, Equalization, RandomColorDegeneration, RandomPosterization, Solarization)
 from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.masks import mask_of
 
 # name -> builder(factor, value_range, interpolation, common kwargs), in Keras' order.
 _OPS = {
@@ -263,6 +264,8 @@ class Pipeline(Layer):
         >>> Pipeline([RandomFlip(), AutoContrast()])(torch.rand(2, 4, 4, 3)).shape
         torch.Size([2, 4, 4, 3])
     """
+    _keras_training_default = True  # Keras: `call(..., training=True)`, recorded by its nodes
+    _keras_converts_inputs = False  # see node_arguments
 
     def __init__(self, layers, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -276,10 +279,15 @@ class Pipeline(Layer):
     def layers(self) -> list:
         return list(self._pipeline_layers)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        """Each layer in turn, as Keras: a given `mask` goes to the first layer (where its
+        `call` takes one), each later layer gets the mask its input carries."""
         for layer in self._pipeline_layers:
-            inputs = layer(inputs, training=training) if training is not None \
-                else layer(inputs)
+            kwargs = {} if training is None else {"training": training}
+            if mask is not None and getattr(layer, "_call_accepts_mask", False):
+                kwargs["mask"] = mask
+            inputs = layer(inputs, **kwargs)
+            mask = mask_of(inputs)
         return inputs
 
     def compute_output_shape(self, input_shape):

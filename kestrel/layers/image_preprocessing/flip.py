@@ -27,6 +27,7 @@ class RandomFlip(RandomImageLayer):
         >>> RandomFlip("horizontal")(x, training=False).flatten()  # inference: unchanged
         tensor([0., 1., 2., 3.])
     """
+    _keras_converts_inputs = False  # see node_arguments
 
     def __init__(self, mode="horizontal_and_vertical", seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)

@@ -249,6 +249,7 @@ class RandomCrop(_SizedLayer, RandomImageLayer):
         >>> RandomCrop(2, 2, seed=1)(torch.ones(1, 4, 6, 3), training=True).shape
         torch.Size([1, 2, 2, 3])
     """
+    _keras_converts_inputs = False  # see node_arguments
 
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         from kestrel.random.seed_generator import make_default_seed  # (import cycle)

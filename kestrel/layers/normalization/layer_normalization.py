@@ -97,10 +97,17 @@ class LayerNormalization(Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def _configured_axis(self):
+        """`axis` as Keras' config gives it: once built, a sorted list (`-1` -> `[-1]`), as
+        Keras' `build` rewrites it."""
+        if not self.built:
+            return self.axis
+        return sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+
     def get_config(self):
         return {
             **super().get_config(),
-            "axis": self.axis,
+            "axis": self._configured_axis(),
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,

@@ -28,6 +28,7 @@ class SpectralNormalization(Wrapper):
         >>> SpectralNormalization(Dense(4))(torch.ones(2, 3)).shape
         torch.Size([2, 4])
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     def __init__(self, layer, power_iterations=1, **kwargs):
         super().__init__(layer, **kwargs)

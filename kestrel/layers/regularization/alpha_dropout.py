@@ -25,6 +25,7 @@ class AlphaDropout(Layer):
 
     Input shape: any. Output shape: same as the input.
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     _keras_builds_at_init = True  # Keras records no build shapes for it
 

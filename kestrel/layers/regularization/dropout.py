@@ -24,6 +24,7 @@ class Dropout(Layer):
         >>> bool((layer(torch.ones(4)) == 1).all())  # inference: unchanged
         True
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     _keras_builds_at_init = True  # Keras records no build shapes for it
 

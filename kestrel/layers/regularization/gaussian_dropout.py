@@ -22,6 +22,7 @@ class GaussianDropout(Layer):
         >>> bool((GaussianDropout(0.2)(torch.ones(3)) == 1).all())  # inference: unchanged
         True
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     _keras_builds_at_init = True  # Keras records no build shapes for it
 

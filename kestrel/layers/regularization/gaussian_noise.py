@@ -21,6 +21,7 @@ class GaussianNoise(Layer):
         >>> bool((GaussianNoise(0.1)(torch.ones(3)) == 1).all())  # inference: unchanged
         True
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     _keras_builds_at_init = True  # Keras records no build shapes for it
 

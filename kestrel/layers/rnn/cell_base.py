@@ -44,6 +44,7 @@ class RNNCellBase(Layer):
 
     Subclasses set `gates` and implement `_step(projected_inputs, states, recurrent_masks)`.
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     gates = 1
     # Keras' SimpleRNN and ConvLSTM cells make their SeedGenerator before their initializers,

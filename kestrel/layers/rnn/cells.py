@@ -219,6 +219,7 @@ class StackedRNNCells(Layer):
     Args:
         cells: list of cells (objects with `call(inputs, states)` and `state_size`).
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     def __init__(self, cells, **kwargs):
         super().__init__(**kwargs)

@@ -36,6 +36,7 @@ class RNN(Layer):
         >>> RNN(LSTMCell(4), return_sequences=True)(torch.ones(2, 5, 3)).shape
         torch.Size([2, 5, 4])
     """
+    _keras_training_default = False  # Keras: `call(..., training=False)`, recorded by its nodes
 
     _supports_fused = False  # SimpleRNN, LSTM and GRU may use torch's fused kernels
     _exact_rank = None  # inputs of rank >= 3 (a cell may take (batch, time, h, w, c))
