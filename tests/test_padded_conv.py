@@ -217,6 +217,8 @@ def test_model_fuses_padding_into_pooling(kind):
     plain = _padded_model(POOLS[kind](), also_return_padded=True, pad=pad)
     assert _fused_steps(fused) == [("pad", functional._PAD), ("conv", functional._PADDED)]
     x = (torch.randn(3, 9, 9, 4) - 1.0).requires_grad_()
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), plain(x)[0])
     out, expected = fused(x), plain(x)[0]
     torch.testing.assert_close(out, expected)
     assert (out == 0).any() or kind == "average"  # some windows are decided by the padding
@@ -234,3 +236,20 @@ def test_pooling_takes_only_padding_torch_can_express():
         assert _fused_steps(model) == []
         x = torch.randn(2, 9, 9, 4)
         assert model(x).shape[1:] == tuple(model.outputs[0].shape[1:])
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_three_dimensional_max_pooling_takes_padding(data_format):
+    shape = (5, 6, 7, 2) if data_format == "channels_last" else (2, 5, 6, 7)
+    inputs = kestrel.Input(shape)
+    padded = kestrel.layers.ZeroPadding3D(1, data_format=data_format, name="pad")(inputs)
+    pool = kestrel.layers.MaxPooling3D(3, 2, data_format=data_format, name="conv")
+    fused = kestrel.Model(inputs, pool(padded))
+    plain = kestrel.Model(inputs, [pool(padded), padded])
+    assert _fused_steps(fused) == [("pad", functional._PAD), ("conv", functional._PADDED)]
+    x = (torch.randn(2, *shape) - 1.0).requires_grad_()
+    out, expected = fused(x), plain(x)[0]
+    torch.testing.assert_close(out, expected)
+    weights = torch.rand(out.shape)
+    torch.testing.assert_close(torch.autograd.grad((out * weights).sum(), x)[0],
+                               torch.autograd.grad((expected * weights).sum(), x)[0])

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from kestrel.layers.convolutional import conv_utils as cu
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
 from kestrel.layers.layer import Layer, register_layer
+from kestrel.layers.pooling.zero_padded_max import zero_padded_max_pool
 
 MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -62,10 +63,12 @@ class BasePooling(Layer):
 
     def _takes_padding(self, padding_layer) -> bool:
         """A `ZeroPadding` of at most half a window on each side, the same on both sides of
-        each dim, before a "valid" pooling: torch pools it without a padded copy."""
+        each dim, before a "valid" pooling (a max pooling of 2 or 3 spatial dims): torch
+        pools it without a padded copy."""
         pads = padding_layer.padding
         return type(self).call is BasePooling.call and self.padding == "valid" and \
-            padding_layer.rank == self.rank and padding_layer.data_format == self.data_format \
+            (self.mode == "average" or self.rank > 1) and padding_layer.rank == self.rank \
+            and padding_layer.data_format == self.data_format \
             and all(b == a and b <= k // 2 for (b, a), k in zip(pads, self.pool_size))
 
     def _call_padded_in_graph(self, x: torch.Tensor, pads: tuple):
@@ -75,25 +78,10 @@ class BasePooling(Layer):
             return self._call_in_graph(cu.pad(x, pads, 1 if self._channels_last else 2))
         padding = tuple(b for b, _ in pads)
         if self.mode == "max":
-            return self._call_plain(lambda t: self._pool(
-                t, lambda c: self._max_pool_zero_padded(c, padding)), x)
+            return self._call_plain(lambda t: self._pool(t, lambda c: zero_padded_max_pool(
+                c, self.pool_size, self.strides, padding)), x)
         return self._call_plain(lambda t: self._pool(t, lambda c: AVG_POOL[self.rank](
             c, self.pool_size, self.strides, padding, count_include_pad=True)), x)
-
-    def _max_pool_zero_padded(self, x, padding):
-        """Max pooling of `x` zero-padded by `padding` on both sides of each dim: torch's
-        padding never wins a max, so the windows that reach into it are raised to 0."""
-        out = MAX_POOL[self.rank](x, self.pool_size, self.strides, padding)
-        for dim, (n, p, k, s) in enumerate(zip(x.shape[2:], padding, self.pool_size,
-                                               self.strides), 2):
-            m = out.shape[dim]
-            front = min(-(-p // s), m)  # windows starting in the front padding
-            back = max(m - ((p + n - k) // s + 1), 0)  # windows ending in the back padding
-            if front:
-                out.narrow(dim, 0, front).clamp_(min=0)
-            if back:
-                out.narrow(dim, m - back, back).clamp_(min=0)
-        return out
 
     def _same_pads(self, x):
         return cu.same_padding(tuple(x.shape[2:]), self.pool_size, self.strides,
