@@ -4,8 +4,8 @@
 torch pads a max pool with -inf, Keras with zeros: the two differ only in the windows that
 reach into the padding, where Keras' max is at least 0. So torch pools with its own padding
 and those border windows are raised to 0; their gradient goes to no input where the zero won.
-The border rows are read in the tensor's memory order: an NCHW view of channels-last data
-narrowed to one row makes torch's elementwise kernels crawl.
+A custom backward does that without the clones autograd makes of the whole output gradient
+for an in-place change of a view.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def zero_padded_max_pool(x, pool_size, strides, padding):
 
 def _border_views(out, spatial, pool_size, strides, padding) -> list:
     """Views of `out` holding the windows that reach into the padding (front, then back,
-    per spatial dim), in memory order."""
+    per spatial dim), with the channels last where `out` lies channels-last in memory."""
     in_memory_order = out if out.is_contiguous() else out.movedim(1, -1)
     first = 2 if in_memory_order is out else 1
     views = []
