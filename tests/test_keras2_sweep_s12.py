@@ -948,3 +948,320 @@ def test_cifar10_resnet_v1_callbacks_and_augmented_fit_generator(monkeypatch, tm
     assert saved == [f"cifar10_ResNet8v1_model.00{i}.h5" for i in (1, 2, 3)]
     scores = model.evaluate(x_test, y_test, verbose=0)
     assert len(scores) == 2 and np.isfinite(scores[0])
+
+
+def test_pretrained_word_embeddings_constant_initializer_frozen_embedding(tmp_path):
+    """pretrained_word_embeddings: GloVe lines parsed with `np.fromstring`, Tokenizer over
+    the texts, `Embedding(..., embeddings_initializer=Constant(matrix), trainable=False)`,
+    Conv1D/MaxPooling1D/GlobalMaxPooling1D, `metrics=['acc']` (logged as 'acc'/'val_acc');
+    the embedding table still holds the GloVe rows after fit."""
+    from kestrel.initializers import Constant
+    from kestrel.layers import (Conv1D, Dense, Embedding, GlobalMaxPooling1D, Input,
+                                MaxPooling1D)
+    from kestrel.models import Model
+    from kestrel.preprocessing.sequence import pad_sequences
+    from kestrel.preprocessing.text import Tokenizer
+    from kestrel.utils import to_categorical
+    rng = np.random.default_rng(5)
+    words = ["space", "nasa", "orbit", "god", "church", "faith", "car", "engine", "wheel"]
+    glove = tmp_path / "glove.6B.4d.txt"
+    glove.write_text("".join(w + " " + " ".join(f"{v:.4f}" for v in rng.normal(size=4)) + "\n"
+                             for w in words[:-1]))
+    embeddings_index = {}
+    with open(glove) as f:
+        for line in f:
+            word, coefs = line.split(maxsplit=1)
+            embeddings_index[word] = np.fromstring(coefs, "f", sep=" ")
+    texts, labels = [], []
+    for label_id in range(3):
+        for _ in range(6):
+            texts.append(" ".join(rng.choice(words[3 * label_id: 3 * label_id + 3], size=40)))
+            labels.append(label_id)
+    MAX_SEQUENCE_LENGTH, MAX_NUM_WORDS, EMBEDDING_DIM = 40, 20, 4
+    tokenizer = Tokenizer(num_words=MAX_NUM_WORDS)
+    tokenizer.fit_on_texts(texts)
+    sequences = tokenizer.texts_to_sequences(texts)
+    word_index = tokenizer.word_index
+    data = pad_sequences(sequences, maxlen=MAX_SEQUENCE_LENGTH)
+    labels = to_categorical(np.asarray(labels))
+    assert data.shape == (18, 40) and labels.shape == (18, 3)
+    num_words = min(MAX_NUM_WORDS, len(word_index) + 1)
+    embedding_matrix = np.zeros((num_words, EMBEDDING_DIM))
+    for word, i in word_index.items():
+        embedding_vector = embeddings_index.get(word)
+        if embedding_vector is not None:
+            embedding_matrix[i] = embedding_vector
+
+    embedding_layer = Embedding(num_words, EMBEDDING_DIM,
+                                embeddings_initializer=Constant(embedding_matrix),
+                                input_length=MAX_SEQUENCE_LENGTH, trainable=False)
+    sequence_input = Input(shape=(MAX_SEQUENCE_LENGTH,), dtype="int32")
+    x = Conv1D(8, 5, activation="relu")(embedding_layer(sequence_input))
+    x = MaxPooling1D(5)(x)
+    x = Conv1D(8, 5, activation="relu")(x)
+    x = GlobalMaxPooling1D()(x)
+    x = Dense(8, activation="relu")(x)
+    preds = Dense(3, activation="softmax")(x)
+    model = Model(sequence_input, preds)
+    model.compile(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["acc"])
+    history = model.fit(data[:14], labels[:14], batch_size=4, epochs=2, verbose=0,
+                        validation_data=(data[14:], labels[14:]))
+    _finite_losses(history)
+    assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
+    np.testing.assert_allclose(K.get_value(embedding_layer.embeddings), embedding_matrix,
+                               rtol=1e-6)
+    assert not any(w is embedding_layer.embeddings for w in model.trainable_weights)
+
+
+def test_reuters_mlp_relu_vs_selu_alpha_dropout_and_lecun_normal(monkeypatch):
+    """reuters_mlp_relu_vs_selu: `keras.layers.noise.AlphaDropout`, 'lecun_normal' kernels,
+    'selu' Activation, the network factory called with a dict of layer classes, the 'sgd'
+    optimizer, `validation_split=0.1`; the SELU network keeps unit-scale activations."""
+    from kestrel.layers import Activation, Dense, Dropout
+    from kestrel.layers.noise import AlphaDropout
+    from kestrel.models import Sequential
+    from kestrel.preprocessing.text import Tokenizer
+    rng = np.random.default_rng(6)
+    max_words = 60
+
+    def load_data(num_words=None, test_split=0.2, **_):
+        xs = [list(rng.integers(1, num_words, size=int(n))) for n in rng.integers(5, 20, 30)]
+        ys = rng.integers(0, 4, size=30)
+        cut = int(len(xs) * (1 - test_split))
+        return (xs[:cut], ys[:cut]), (xs[cut:], ys[cut:])
+
+    monkeypatch.setattr(reuters, "load_data", load_data)
+
+    def create_network(n_dense=6, dense_units=16, activation="selu", dropout=AlphaDropout,
+                       dropout_rate=0.1, kernel_initializer="lecun_normal", optimizer="adam",
+                       num_classes=1, max_words=max_words):
+        model = Sequential()
+        model.add(Dense(dense_units, input_shape=(max_words,),
+                        kernel_initializer=kernel_initializer))
+        model.add(Activation(activation))
+        model.add(dropout(dropout_rate))
+        for _ in range(n_dense - 1):
+            model.add(Dense(dense_units, kernel_initializer=kernel_initializer))
+            model.add(Activation(activation))
+            model.add(dropout(dropout_rate))
+        model.add(Dense(num_classes))
+        model.add(Activation("softmax"))
+        model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+        return model
+
+    (x_train, y_train), (x_test, y_test) = reuters.load_data(num_words=max_words, test_split=0.2)
+    num_classes = np.max(y_train) + 1
+    tokenizer = Tokenizer(num_words=max_words)
+    x_train = tokenizer.sequences_to_matrix(x_train, mode="binary")
+    x_test = tokenizer.sequences_to_matrix(x_test, mode="binary")
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+    network1 = {"n_dense": 3, "dense_units": 16, "activation": "relu", "dropout": Dropout,
+                "dropout_rate": 0.5, "kernel_initializer": "glorot_uniform", "optimizer": "sgd"}
+    network2 = {"n_dense": 3, "dense_units": 64, "activation": "selu", "dropout": AlphaDropout,
+                "dropout_rate": 0.1, "kernel_initializer": "lecun_normal", "optimizer": "sgd"}
+    histories = []
+    for network in (network1, network2):
+        model = create_network(num_classes=num_classes, **network)
+        histories.append(model.fit(x_train, y_train, batch_size=8, epochs=2, verbose=0,
+                                   validation_split=0.1))
+        score = model.evaluate(x_test, y_test, batch_size=8, verbose=0)
+        assert np.isfinite(score[0])
+    for history in histories:
+        _finite_losses(history, "val_loss")
+    assert isinstance(model.layers[2], AlphaDropout) and model.layers[2].rate == 0.1
+    # lecun_normal + selu self-normalizes: a deep activation keeps roughly unit variance.
+    deep = keras.Model(model.inputs, model.layers[7].output)
+    activations = deep.predict(rng.normal(size=(256, max_words)).astype("float32"), verbose=0)
+    assert 0.5 < activations.std() < 1.5
+
+
+def test_mnist_sklearn_wrapper_grid_search_over_build_fn_arguments(monkeypatch):
+    """mnist_sklearn_wrapper: `KerasClassifier(make_model, batch_size=32)` (build_fn given
+    positionally), GridSearchCV over build_fn arguments and `epochs` with
+    scoring='neg_log_loss' (needs predict_proba) on one-hot targets, then
+    `best_estimator_.model` evaluated and zipped with `metrics_names`."""
+    from sklearn.model_selection import GridSearchCV
+
+    from kestrel.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from kestrel.models import Sequential
+    from kestrel.wrappers.scikit_learn import KerasClassifier
+    _fake_mnist(monkeypatch, n_train=30, n_test=10, side=8)
+    num_classes = 10
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    x_train = x_train.reshape(x_train.shape[0], 8, 8, 1).astype("float32") / 255
+    x_test = x_test.reshape(x_test.shape[0], 8, 8, 1).astype("float32") / 255
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    def make_model(dense_layer_sizes, filters, kernel_size, pool_size):
+        model = Sequential()
+        model.add(Conv2D(filters, kernel_size, padding="valid", input_shape=(8, 8, 1)))
+        model.add(Activation("relu"))
+        model.add(Conv2D(filters, kernel_size))
+        model.add(Activation("relu"))
+        model.add(MaxPooling2D(pool_size=pool_size))
+        model.add(Dropout(0.25))
+        model.add(Flatten())
+        for layer_size in dense_layer_sizes:
+            model.add(Dense(layer_size))
+            model.add(Activation("relu"))
+        model.add(Dropout(0.5))
+        model.add(Dense(num_classes))
+        model.add(Activation("softmax"))
+        model.compile(loss="categorical_crossentropy", optimizer="adadelta",
+                      metrics=["accuracy"])
+        return model
+
+    my_classifier = KerasClassifier(make_model, batch_size=8, verbose=0)
+    validator = GridSearchCV(my_classifier,
+                             param_grid={"dense_layer_sizes": [[4], [4, 4]], "epochs": [1],
+                                         "filters": [2], "kernel_size": [3], "pool_size": [2]},
+                             scoring="neg_log_loss", n_jobs=1, cv=2)
+    validator.fit(x_train, y_train)
+    assert validator.best_params_["dense_layer_sizes"] in ([4], [4, 4])
+    assert np.all(np.isfinite(validator.cv_results_["mean_test_score"]))
+    assert np.all(validator.cv_results_["mean_test_score"] < 0)
+    best_model = validator.best_estimator_.model
+    metric_names = best_model.metrics_names
+    metric_values = best_model.evaluate(x_test, y_test, verbose=0)
+    assert metric_names == ["loss", "accuracy"] and len(metric_values) == 2
+    proba = validator.predict_proba(x_test)
+    assert proba.shape == (10, num_classes)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_neural_doodle_vgg19_on_a_symbolic_batch_and_a_mask_model_from_input_tensor(tmp_path):
+    """neural_doodle (weights=None instead of the ImageNet download): masks read with
+    load_img/img_to_array and clustered, `vgg19.VGG19(include_top=False,
+    input_tensor=K.concatenate([variable, placeholder, zeros]))`, a mask model started from
+    `Input(tensor=masks)` with one AveragePooling2D per VGG layer, the layers zipped by
+    position, the region style + total variation loss, `K.gradients` w.r.t. the placeholder,
+    `K.function`, and L-BFGS steps that lower the loss; `save_img` writes the result."""
+    from PIL import Image
+    from scipy.cluster.vq import kmeans2
+    from scipy.optimize import fmin_l_bfgs_b
+
+    from kestrel.applications import vgg19
+    from kestrel.layers import AveragePooling2D, Input
+    from kestrel.models import Model
+    from kestrel.preprocessing.image import img_to_array, load_img, save_img
+    rng = np.random.default_rng(7)
+    img_nrows = img_ncols = 32
+    num_labels = 2
+    paths = {}
+    for name in ("style_image", "style_mask", "target_mask"):
+        pixels = rng.integers(0, 256, size=(img_nrows, img_ncols, 3), dtype=np.uint8)
+        if name != "style_image":
+            pixels[:] = 0
+            pixels[:, : img_ncols // 2 if name == "style_mask" else img_ncols // 3] = 255
+        paths[name] = str(tmp_path / f"{name}.png")
+        Image.fromarray(pixels).save(paths[name])
+
+    def preprocess_image(image_path):
+        img = img_to_array(load_img(image_path, target_size=(img_nrows, img_ncols)))
+        return vgg19.preprocess_input(np.expand_dims(img, axis=0))
+
+    def load_mask_labels():
+        target_mask_img = img_to_array(load_img(paths["target_mask"],
+                                                target_size=(img_nrows, img_ncols)))
+        style_mask_img = img_to_array(load_img(paths["style_mask"],
+                                               target_size=(img_nrows, img_ncols)))
+        mask_vecs = np.vstack([style_mask_img.reshape((-1, 3)),
+                               target_mask_img.reshape((-1, 3))])
+        np.random.seed(0)
+        _, labels = kmeans2(mask_vecs, num_labels, missing="raise", minit="++")
+        style_mask_label = labels[:img_nrows * img_ncols].reshape((img_nrows, img_ncols))
+        target_mask_label = labels[img_nrows * img_ncols:].reshape((img_nrows, img_ncols))
+        style_mask = np.stack([style_mask_label == r for r in range(num_labels)], axis=-1)
+        target_mask = np.stack([target_mask_label == r for r in range(num_labels)], axis=-1)
+        return np.expand_dims(style_mask, axis=0), np.expand_dims(target_mask, axis=0)
+
+    shape = (1, img_nrows, img_ncols, 3)
+    style_image = K.variable(preprocess_image(paths["style_image"]))
+    target_image = K.placeholder(shape=shape)
+    content_image = K.zeros(shape=shape)
+    images = K.concatenate([style_image, target_image, content_image], axis=0)
+    raw_style_mask, raw_target_mask = load_mask_labels()
+    assert raw_style_mask.shape == (1, img_nrows, img_ncols, num_labels)
+    masks = K.concatenate([K.variable(raw_style_mask.astype("float32")),
+                           K.variable(raw_target_mask.astype("float32"))], axis=0)
+    STYLE, TARGET = 0, 1
+
+    image_model = vgg19.VGG19(include_top=False, weights=None, input_tensor=images)
+    mask_input = Input(tensor=masks, shape=(None, None, None), name="mask_input")
+    x = mask_input
+    for layer in image_model.layers[1:]:
+        name = "mask_%s" % layer.name
+        if "conv" in layer.name:
+            x = AveragePooling2D((3, 3), padding="same", strides=(1, 1), name=name)(x)
+        elif "pool" in layer.name:
+            x = AveragePooling2D((2, 2), name=name)(x)
+    mask_model = Model(mask_input, x)
+    image_features, mask_features = {}, {}
+    for img_layer, mask_layer in zip(image_model.layers, mask_model.layers):
+        if "conv" in img_layer.name:
+            assert "mask_" + img_layer.name == mask_layer.name
+            image_features[img_layer.name] = img_layer.output
+            mask_features[img_layer.name] = mask_layer.output
+    assert len(image_features) == 16
+    # The mask model runs on the tensor it was started from: a function of no inputs.
+    (pooled_masks,) = K.function([], [mask_features["block2_conv1"]])([])
+    assert pooled_masks.shape == (2, 16, 16, num_labels)
+    np.testing.assert_allclose(pooled_masks.sum(axis=-1), 1.0, rtol=1e-5)
+
+    def gram_matrix(x):
+        assert K.ndim(x) == 3
+        features = K.batch_flatten(x)
+        return K.dot(features, K.transpose(features))
+
+    def region_style_loss(style_image, target_image, style_mask, target_mask):
+        masked_style = K.permute_dimensions(style_image, (2, 0, 1)) * style_mask
+        masked_target = K.permute_dimensions(target_image, (2, 0, 1)) * target_mask
+        num_channels = K.cast(K.shape(style_image)[-1], dtype="float32")
+        s = gram_matrix(masked_style) / K.mean(style_mask) / num_channels
+        c = gram_matrix(masked_target) / K.mean(target_mask) / num_channels
+        return K.mean(K.square(s - c))
+
+    def style_loss(style_image, target_image, style_masks, target_masks):
+        assert 3 == K.ndim(style_image) == K.ndim(target_image)
+        loss = K.variable(0)
+        for i in range(num_labels):
+            loss = loss + region_style_loss(style_image, target_image,
+                                            style_masks[:, :, i], target_masks[:, :, i])
+        return loss
+
+    def total_variation_loss(x):
+        assert 4 == K.ndim(x)
+        a = K.square(x[:, :img_nrows - 1, :img_ncols - 1, :] - x[:, 1:, :img_ncols - 1, :])
+        b = K.square(x[:, :img_nrows - 1, :img_ncols - 1, :] - x[:, :img_nrows - 1, 1:, :])
+        return K.sum(K.pow(a + b, 1.25))
+
+    style_feature_layers = ["block1_conv1", "block2_conv1"]
+    loss = K.variable(0)
+    for layer in style_feature_layers:
+        sl = style_loss(image_features[layer][STYLE, :, :, :],
+                        image_features[layer][TARGET, :, :, :],
+                        mask_features[layer][STYLE, :, :, :],
+                        mask_features[layer][TARGET, :, :, :])
+        loss = loss + (1.0 / len(style_feature_layers)) * sl
+    loss = loss + 50.0 * total_variation_loss(target_image)
+    loss_grads = K.gradients(loss, target_image)
+    outputs = [loss] + list(loss_grads) if isinstance(loss_grads, (list, tuple)) \
+        else [loss, loss_grads]
+    f_outputs = K.function([target_image], outputs)
+
+    def eval_loss_and_grads(x):
+        outs = f_outputs([x.reshape(shape)])
+        return outs[0], outs[1].flatten().astype("float64")
+
+    x = np.random.uniform(0, 255, shape) - 128.0
+    first_loss, first_grads = eval_loss_and_grads(x)
+    assert np.isfinite(first_loss) and first_grads.shape == (img_nrows * img_ncols * 3,)
+    x, min_val, _ = fmin_l_bfgs_b(lambda v: eval_loss_and_grads(v)[0], x.flatten(),
+                                  fprime=lambda v: eval_loss_and_grads(v)[1], maxfun=5)
+    assert min_val < first_loss
+    img = x.reshape((img_nrows, img_ncols, 3)) + [103.939, 116.779, 123.68]
+    img = np.clip(img[:, :, ::-1], 0, 255).astype("uint8")
+    save_img(str(tmp_path / "doodle_at_iteration_0.png"), img)
+    assert load_img(str(tmp_path / "doodle_at_iteration_0.png")).size == (img_ncols, img_nrows)

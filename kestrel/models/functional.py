@@ -82,8 +82,12 @@ class Functional(Model):
         self._input_slots = [slot(t) for t in self.inputs]
         self._input_ranks = [len(t.shape) for t in self.inputs]
         plan = []
+        fed = set(self._input_slots)
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):
+                if node.layer.constant is not None and slot(node.outputs) not in fed:
+                    plan.append((node.layer, _GENERAL, ((node.layer.constant,), {}),
+                                 [slot(node.outputs)]))
                 continue
             only = node.call_args[0] if len(node.call_args) == 1 and not node.call_kwargs \
                 else None
@@ -480,6 +484,10 @@ def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: 
             return
         if id(tensor) in input_ids:
             state[key] = 2
+            order.append(node)
+            return
+        if node.is_input and getattr(node.layer, "constant", None) is not None:
+            state[key] = 2  # an `Input(tensor=value)` not fed: the graph reads the value
             order.append(node)
             return
         if node.is_input:
