@@ -1265,3 +1265,44 @@ def test_neural_doodle_vgg19_on_a_symbolic_batch_and_a_mask_model_from_input_ten
     img = np.clip(img[:, :, ::-1], 0, 255).astype("uint8")
     save_img(str(tmp_path / "doodle_at_iteration_0.png"), img)
     assert load_img(str(tmp_path / "doodle_at_iteration_0.png")).size == (img_ncols, img_nrows)
+
+
+def test_tensorboard_embeddings_mnist_projects_the_features_layer(monkeypatch, tmp_path):
+    """tensorboard_embeddings_mnist: `np.savetxt` labels as metadata.tsv in the log folder,
+    TensorBoard(batch_size=..., embeddings_freq=1, embeddings_layer_names=['features'],
+    embeddings_metadata='metadata.tsv', embeddings_data=x_test) (Keras 2 arguments), a
+    Sequential whose Dense is named 'features'; each epoch projects its outputs on x_test."""
+    from kestrel.callbacks import TensorBoard
+    from kestrel.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from kestrel.models import Sequential
+    _fake_mnist(monkeypatch, n_train=16, n_test=6, side=8)
+    log_dir = str(tmp_path / "logs")
+    (tmp_path / "logs").mkdir()
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    x_train = x_train.reshape(x_train.shape[0], 8, 8, 1).astype("float32") / 255
+    x_test = x_test.reshape(x_test.shape[0], 8, 8, 1).astype("float32") / 255
+    with open(tmp_path / "logs" / "metadata.tsv", "w") as f:
+        np.savetxt(f, y_test)
+    y_train = keras.utils.to_categorical(y_train, 10)
+    y_test = keras.utils.to_categorical(y_test, 10)
+    tensorboard = TensorBoard(log_dir=log_dir, batch_size=8, embeddings_freq=1,
+                              embeddings_layer_names=["features"],
+                              embeddings_metadata="metadata.tsv", embeddings_data=x_test)
+    model = Sequential()
+    model.add(Conv2D(4, kernel_size=(3, 3), activation="relu", input_shape=(8, 8, 1)))
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(Flatten())
+    model.add(Dense(5, activation="relu", name="features"))
+    model.add(Dropout(0.5))
+    model.add(Dense(10, activation="softmax"))
+    model.compile(loss=keras.losses.categorical_crossentropy,
+                  optimizer=keras.optimizers.Adadelta(), metrics=["accuracy"])
+    model.fit(x_train, y_train, batch_size=8, callbacks=[tensorboard], epochs=2, verbose=0,
+              validation_data=(x_test, y_test))
+    folder = tmp_path / "logs" / "train" / "00001" / "features"
+    projected = np.loadtxt(folder / "tensors.tsv", delimiter="\t", ndmin=2)
+    features = keras.Model(model.inputs, model.get_layer("features").output)
+    np.testing.assert_allclose(projected, features.predict(x_test, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    labels = (folder / "metadata.tsv").read_text().splitlines()
+    assert [float(v) for v in labels] == list(range(6))
