@@ -890,9 +890,9 @@ def test_cifar10_resnet_v1_callbacks_and_augmented_fit_generator(monkeypatch, tm
     LearningRateScheduler, ImageDataGenerator with every Keras 2 argument spelled out,
     `datagen.fit`, `fit_generator(..., workers=4)`.
 
-    With metrics=['accuracy'] the logs say 'val_accuracy' (tf.keras 2.3+ and Keras 3), so
-    the checkpoint warns that 'val_acc' is not available and, as Keras 3 does, saves every
-    epoch (tf.keras 2 skipped the save)."""
+    With metrics=['accuracy'] the logs say 'val_accuracy' (Keras 2.3+); 'val_acc' is the
+    Keras 2.2 name the script was written for, so the checkpoint reads 'val_accuracy' (with a
+    deprecation warning) and saves the epochs that improve it."""
     from kestrel.callbacks import LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau
     from kestrel.optimizers import Adam
     from kestrel.preprocessing.image import ImageDataGenerator
@@ -937,15 +937,18 @@ def test_cifar10_resnet_v1_callbacks_and_augmented_fit_generator(monkeypatch, tm
         horizontal_flip=True, vertical_flip=False, rescale=None, preprocessing_function=None,
         data_format=None, validation_split=0.0)
     datagen.fit(x_train)
-    with pytest.warns(UserWarning, match="Can save best model only with val_acc available"):
+    with pytest.warns(DeprecationWarning, match="`val_acc` is the Keras 2.2 name"):
         history = model.fit_generator(datagen.flow(x_train, y_train, batch_size=6),
                                       validation_data=(x_test, y_test), epochs=3, verbose=0,
                                       workers=4,
                                       callbacks=[checkpoint, lr_reducer, lr_scheduler])
     _finite_losses(history)
     assert history.history["learning_rate"] == pytest.approx([1e-3, 1e-3, 1e-4])
+    val_acc = history.history["val_acc"]
+    assert val_acc is history.history["val_accuracy"]
+    improved = [i + 1 for i, v in enumerate(val_acc) if v > max(val_acc[:i], default=-1)]
     saved = sorted(path.name for path in tmp_path.glob("*.h5"))
-    assert saved == [f"cifar10_ResNet8v1_model.00{i}.h5" for i in (1, 2, 3)]
+    assert saved == [f"cifar10_ResNet8v1_model.00{i}.h5" for i in improved]
     scores = model.evaluate(x_test, y_test, verbose=0)
     assert len(scores) == 2 and np.isfinite(scores[0])
 
@@ -1306,3 +1309,34 @@ def test_tensorboard_embeddings_mnist_projects_the_features_layer(monkeypatch, t
                                atol=1e-6)
     labels = (folder / "metadata.tsv").read_text().splitlines()
     assert [float(v) for v in labels] == list(range(6))
+
+
+def test_lstm_benchmark_implementation_modes_and_val_acc_history(monkeypatch):
+    """lstm_benchmark: LSTM(dropout, recurrent_dropout, implementation=0/1/2) (the modes give
+    the same numbers), and the plots read `history['val_acc']`, Keras 2.2's name of the
+    'accuracy' metric's validation log."""
+    from kestrel.layers import LSTM, Dense, Dropout, Embedding
+    from kestrel.models import Sequential
+    from kestrel.preprocessing import sequence
+    _fake_imdb(monkeypatch, n_train=8, n_test=4)
+    max_features, max_length = 50, 6
+    (X_train, y_train), (X_test, y_test) = imdb.load_data(num_words=max_features)
+    X_train = sequence.pad_sequences(X_train, max_length)
+    X_test = sequence.pad_sequences(X_test, max_length)
+    results = []
+    for mode in [0, 1, 2]:
+        kestrel.utils.set_random_seed(0)
+        model = Sequential()
+        model.add(Embedding(max_features, 6, input_length=max_length))
+        model.add(Dropout(0.2))
+        model.add(LSTM(6, dropout=0.2, recurrent_dropout=0.2, implementation=mode))
+        model.add(Dense(1, activation="sigmoid"))
+        model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+        history = model.fit(X_train, y_train, batch_size=8, epochs=2, verbose=0,
+                            validation_data=(X_test, y_test))
+        results.append(history)
+    for history in results:
+        assert len(history.history["val_acc"]) == len(history.epoch) == 2
+        assert np.all(np.isfinite(history.history["val_loss"]))
+    np.testing.assert_allclose(results[0].history["val_loss"], results[2].history["val_loss"],
+                               rtol=1e-5)

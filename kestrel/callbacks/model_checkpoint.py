@@ -5,7 +5,7 @@ import os
 import warnings
 
 from kestrel.callbacks._io import print_msg
-from kestrel.callbacks.monitor_callback import MonitorCallback
+from kestrel.callbacks.monitor_callback import MonitorCallback, monitored_value
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -105,7 +105,7 @@ class ModelCheckpoint(MonitorCallback):
             if self.verbose > 0:
                 print_msg(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
-        current = logs.get(self.monitor)
+        current = monitored_value(logs, self.monitor)
         if current is None:
             warnings.warn(f"Can save best model only with {self.monitor} available.",
                           stacklevel=2)
