@@ -211,11 +211,11 @@ class Model(Trainer, Layer):
 
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
+    def save_weights(self, filepath, overwrite: bool = True, save_format=None) -> None:
         """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` (Keras 2 layout)."""
         from kestrel.saving.api import save_weights
 
-        save_weights(self, filepath, overwrite=overwrite)
+        save_weights(self, filepath, overwrite=overwrite, save_format=save_format)
 
     def export(self, filepath, format: str = "onnx", verbose=None, input_signature=None,
                **kwargs) -> None:
