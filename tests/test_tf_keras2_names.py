@@ -36,3 +36,18 @@ def test_reduction_names_give_keras_reductions():
         want = keras.losses.SparseCategoricalCrossentropy(reduction=theirs)(y_true, y_pred)
         np.testing.assert_allclose(kestrel.ops.convert_to_numpy(got),
                                    keras.ops.convert_to_numpy(want), rtol=1e-6)
+
+
+def test_relu_takes_keras2_alpha_as_negative_slope():
+    """Keras 2's `relu(x, alpha=0., max_value=None, threshold=0)`: `alpha` is Keras 3's
+    `negative_slope`, on real and symbolic inputs."""
+    x = np.array([[-2.0, -0.5, 0.5, 3.0]], "float32")
+    want = keras.ops.convert_to_numpy(keras.activations.relu(x, negative_slope=0.1, max_value=2.0))
+    got = kestrel.activations.relu(x, alpha=0.1, max_value=2.0)
+    np.testing.assert_allclose(kestrel.ops.convert_to_numpy(got), want, rtol=1e-6)
+    inputs = kestrel.Input((4,))
+    model = kestrel.Model(inputs, kestrel.layers.Lambda(
+        lambda t: kestrel.activations.relu(t, alpha=0.1, max_value=2.0))(inputs))
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-6)
+    with pytest.raises(TypeError, match="got both `alpha`"):
+        kestrel.activations.relu(x, alpha=0.1, negative_slope=0.2)
