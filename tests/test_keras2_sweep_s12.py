@@ -1340,3 +1340,19 @@ def test_lstm_benchmark_implementation_modes_and_val_acc_history(monkeypatch):
         assert np.all(np.isfinite(history.history["val_loss"]))
     np.testing.assert_allclose(results[0].history["val_loss"], results[2].history["val_loss"],
                                rtol=1e-5)
+
+
+def test_shared_layer_keras2_node_accessors():
+    """Keras 2's `get_output_at` / `get_input_at` / `get_output_shape_at` / `inbound_nodes` of
+    a layer shared between two inputs (the siamese pattern), one node per call."""
+    from kestrel.layers import Dense, Input
+    shared = Dense(4, name="shared")
+    left, right = Input((3,)), Input((5, 3))
+    out_left, out_right = shared(left), shared(right)
+    assert len(shared.inbound_nodes) == 2
+    assert shared.get_input_at(0) is left and shared.get_input_at(1) is right
+    assert shared.get_output_at(1) is out_right and shared.get_output_at(0) is out_left
+    assert shared.get_output_shape_at(1) == (None, 5, 4)
+    assert shared.get_input_shape_at(0) == (None, 3)
+    with pytest.raises(ValueError, match="node 2, but layer 'shared' has only 2 inbound nodes"):
+        shared.get_output_at(2)
