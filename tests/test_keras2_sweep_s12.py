@@ -1356,3 +1356,37 @@ def test_shared_layer_keras2_node_accessors():
     assert shared.get_input_shape_at(0) == (None, 3)
     with pytest.raises(ValueError, match="node 2, but layer 'shared' has only 2 inbound nodes"):
         shared.get_output_at(2)
+
+
+def test_mnist_swwae_k_gradients_lambda_in_validation_and_predict():
+    """mnist_swwae validates during fit and predicts with a Lambda whose function takes
+    `K.gradients` (the pooling switches, Keras 2 graph gradients): inference keeps autograd
+    on for that model, and returns plain tensors; a model without one stays gradient-free."""
+    import torch
+
+    from kestrel.layers import Activation, Conv2D, Input, Lambda, MaxPooling2D, UpSampling2D
+    from kestrel.models import Model
+
+    def getwhere(x):
+        y_prepool, y_postpool = x
+        return K.gradients(K.sum(y_postpool), y_prepool)
+
+    img_input = Input(shape=(4, 4, 1))
+    y_prepool = Activation("relu")(Conv2D(2, 3, padding="same")(img_input))
+    y = MaxPooling2D()(y_prepool)
+    where = Lambda(getwhere, output_shape=lambda x: x[0])([y_prepool, y])
+    y = keras.layers.multiply([UpSampling2D()(y), where])
+    model = Model(img_input, Conv2D(1, 3, padding="same")(y))
+    model.compile("adam", "mse")
+    x = np.random.default_rng(14).random((4, 4, 4, 1)).astype("float32")
+    history = model.fit(x, x, epochs=2, batch_size=2, validation_data=(x, x), verbose=0)
+    _finite_losses(history, "val_loss")
+    switches = Model(img_input, where).predict(x, verbose=0)
+    np.testing.assert_array_equal(switches.reshape(4, 2, 2, 2, 2, 2).sum(axis=(2, 4)), 1.0)
+    assert np.isfinite(model.evaluate(x, x, verbose=0))
+    with torch.no_grad():
+        out = model(torch.from_numpy(x))
+    assert not out.requires_grad
+    plain = Model(img_input, y_prepool)
+    with torch.no_grad():
+        assert not plain(torch.from_numpy(x)).requires_grad

@@ -70,6 +70,9 @@ class Functional(Model):
         for layer in layers:
             self._modules[layer.name] = layer
         self._layers = layers
+        # a Lambda taking K.gradients (Keras 2 graph gradients) needs autograd in predict too
+        self._autograd_at_inference = any(getattr(layer, "takes_gradients", False)
+                                          for layer in layers)
         self._compile_plan()
         self.built = True
         self._build_input_shape = map_structure(lambda t: t.shape, inputs)
@@ -156,6 +159,11 @@ class Functional(Model):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
+        if getattr(self, "_autograd_at_inference", False) and not torch.is_grad_enabled():
+            with torch.enable_grad():
+                outputs = self.call(inputs, training=training, mask=mask)
+            return map_structure(
+                lambda t: t.detach() if isinstance(t, torch.Tensor) else t, outputs)
         values: list = [None] * self._n_slots
         flat = self._flatten_inputs(inputs)
         for position, (index, tensor, rank) in enumerate(
