@@ -58,6 +58,9 @@ def __getattr__(name):
         value = getattr(importlib.import_module(module_name), attr)
         globals()[name] = value
         return value
+    alias = _aliases.child_alias(__name__, name)
+    if alias is not None:
+        return alias
     raise AttributeError(f"module 'kestrel' has no attribute {name!r}")
 
 

@@ -39,6 +39,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def child_alias(package: str, name: str):
+    """The alias module `package.name`, imported on first use, or None if there is none:
+    Keras 2 code reads these as attributes (`keras.utils.np_utils.to_categorical(y)`)."""
+    full = f"{package}.{name}"
+    return importlib.import_module(full) if full in ALIASES else None
+
+
 class AliasModule(types.ModuleType):
     """A module whose attributes are read from its target modules on first access."""
 
@@ -49,6 +56,9 @@ class AliasModule(types.ModuleType):
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
+        child = child_alias(self.__name__, attr)  # before the targets' own submodules
+        if child is not None:
+            return child
         for target in self._targets:
             module = importlib.import_module(target)
             if hasattr(module, attr):

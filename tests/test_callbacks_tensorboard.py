@@ -3,6 +3,7 @@ import builtins
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,8 +113,6 @@ def test_arguments_are_validated(tmp_path):
         TensorBoard(tmp_path, profile_batch=(3, 1))
     with pytest.raises(ValueError, match="Received: update_freq='often'"):
         TensorBoard(tmp_path, update_freq="often")
-    with pytest.raises(ValueError, match="embeddings_freq=1"):
-        TensorBoard(tmp_path, embeddings_freq=1)
     assert tensorboard_module._parse_profile_batch("2,4") == (2, 4)
 
 
@@ -128,3 +127,56 @@ def test_missing_tensorboard_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImportError, match=r"pip install kestrel\[tensorboard\]"):
         TensorBoard()
+
+
+def _projected(log_dir, epoch, name):
+    folder = log_dir / "train" / f"{epoch:05d}" / name
+    tensors = np.loadtxt(folder / "tensors.tsv", delimiter="\t", ndmin=2)
+    labels = (folder / "metadata.tsv").read_text().splitlines() \
+        if (folder / "metadata.tsv").exists() else None
+    return tensors, labels
+
+
+def test_embeddings_project_embedding_tables_with_their_labels(tmp_path):
+    """`embeddings_freq` / `embeddings_metadata` (a file by layer name, read from log_dir):
+    each Embedding layer's table every `embeddings_freq` epochs, for the projector."""
+    import kestrel
+    model = kestrel.Sequential([kestrel.Input((3,), dtype="int32"),
+                                kestrel.layers.Embedding(4, 2, name="words"),
+                                kestrel.layers.Flatten(), kestrel.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    (tmp_path / "words.tsv").write_text("the\ncat\nsat\ndown\n")
+    board = TensorBoard(tmp_path, embeddings_freq=2, embeddings_metadata={"words": "words.tsv"})
+    x, y = np.random.randint(0, 4, (8, 3)), np.random.rand(8, 1)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[board])
+    assert sorted(p.name for p in (tmp_path / "train").iterdir() if p.is_dir()) == \
+        ["00000", "00002"]
+    tensors, labels = _projected(tmp_path, 2, "words")
+    np.testing.assert_allclose(tensors, model.get_layer("words").get_weights()[0], rtol=1e-5)
+    assert labels == ["the", "cat", "sat", "down"]
+    config = (tmp_path / "train" / "projector_config.pbtxt").read_text()
+    assert 'tensor_path: "00002/words/tensors.tsv"' in config
+    with pytest.raises(ValueError, match=r"embeddings_metadata` argument: \['nouns'\]"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[TensorBoard(
+            tmp_path, embeddings_freq=1, embeddings_metadata={"nouns": "words.tsv"})])
+
+
+def test_keras2_embeddings_data_projects_a_layers_outputs(tmp_path):
+    """Keras 2's `embeddings_layer_names` + `embeddings_data`: the named layer's outputs on
+    the data, one row a sample, labelled by the metadata file's rows."""
+    import kestrel
+    model = kestrel.Sequential([kestrel.Input((4,)), kestrel.layers.Dense(3, name="features"),
+                                kestrel.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    data = np.random.rand(5, 4).astype("float32")
+    (tmp_path / "metadata.tsv").write_text("".join(f"{i}.0\n" for i in range(5)))
+    board = TensorBoard(tmp_path, embeddings_freq=1, embeddings_layer_names=["features"],
+                        embeddings_metadata="metadata.tsv", embeddings_data=data)
+    model.fit(data, np.zeros((5, 1)), epochs=1, verbose=0, callbacks=[board])
+    tensors, labels = _projected(tmp_path, 0, "features")
+    features = kestrel.Model(model.inputs, model.get_layer("features").output)
+    np.testing.assert_allclose(tensors, features.predict(data, verbose=0), rtol=1e-5)
+    assert labels == [f"{i}.0" for i in range(5)]
+    (tmp_path / "metadata.tsv").write_text("0\n1\n")
+    with pytest.raises(ValueError, match="has 2 rows, but layer 'features' projects 5"):
+        model.fit(data, np.zeros((5, 1)), epochs=1, verbose=0, callbacks=[board])

@@ -48,3 +48,30 @@ def test_keras2_utility_helpers():
     assert to_list((1,)) == [(1,)]
     kernel = np.arange(12).reshape(2, 3, 1, 2)
     np.testing.assert_array_equal(convert_kernel(kernel), kernel[::-1, ::-1])
+
+
+def test_keras2_paths_read_as_attributes_in_a_fresh_interpreter():
+    """`import keras` then `keras.utils.np_utils.to_categorical(...)`,
+    `layers.experimental.preprocessing.RandomFlip(...)`, `keras.engine.topology.Layer`:
+    the alias modules are reached by attribute before anything imported them."""
+    import subprocess
+    import sys
+    code = (
+        "import kestrel as keras\n"
+        "from kestrel import layers\n"
+        "assert keras.utils.np_utils.to_categorical is keras.utils.to_categorical\n"
+        "assert layers.experimental.preprocessing.RandomFlip is layers.RandomFlip\n"
+        "assert keras.layers.advanced_activations.LeakyReLU is layers.LeakyReLU\n"
+        "assert keras.engine.topology.Layer is keras.layers.Layer\n"
+        "assert keras.objectives.mse is keras.losses.mse\n"
+        "for owner, name in ((keras.layers, 'bogus'), (keras.utils, 'bogus'),\n"
+        "                    (keras, 'bogus'), (keras.engine, 'bogus')):\n"
+        "    try:\n"
+        "        getattr(owner, name)\n"
+        "    except AttributeError as error:\n"
+        "        assert 'bogus' in str(error)\n"
+        "    else:\n"
+        "        raise AssertionError(owner)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr

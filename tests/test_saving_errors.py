@@ -181,9 +181,11 @@ def test_load_weights_into_an_unbuilt_model(tmp_path):
         api.load_weights(unbuilt, tmp_path / "w.weights.h5")
 
 
-def test_save_format_argument_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="chosen by the filename's suffix"):
+def test_save_format_argument_warns_where_the_suffix_says_the_format(tmp_path):
+    """As Keras 3 (tf.keras 2 code passes it): a warning, and the suffix decides."""
+    with pytest.warns(DeprecationWarning, match="`save_format` argument is deprecated"):
         api.save_model(mlp(), tmp_path / "m.keras", save_format="tf")
+    assert zipfile.is_zipfile(tmp_path / "m.keras")
 
 
 @pytest.mark.parametrize("name", ["m.h5", "m.weights.h5"])

@@ -23,6 +23,9 @@ Axis = int | tuple[int, ...]
 # Keras' op for an activation where it is not `kestrel.ops.<the activation's name>`; the
 # "activations." ops are Keras' own op classes of `keras.src.activations` (ReLU, Mish).
 _OPS = {"exponential": "exp", "relu": "activations.relu", "mish": "activations.mish"}
+# Keras 2's keywords that Keras 3 renamed: `relu(x, alpha=0.1)` is `negative_slope=0.1`.
+_KERAS2_KEYWORDS = {"relu": {"alpha": "negative_slope"},
+                    "leaky_relu": {"alpha": "negative_slope"}}
 
 
 def activation(*aliases: str):
@@ -33,8 +36,16 @@ def activation(*aliases: str):
         op_name = _OPS.get(fn.__name__, fn.__name__)
         signature = inspect.signature(fn)
 
+        renamed = _KERAS2_KEYWORDS.get(fn.__name__, {})
+
         @functools.wraps(fn)
         def apply(x, *args, **kwargs):
+            for old, new in renamed.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__name__}() got both `{old}` (Keras 2) and "
+                                        f"`{new}`; pass `{new}` only.")
+                    kwargs[new] = kwargs.pop(old)
             if isinstance(x, torch.Tensor):
                 return fn(x, *args, **kwargs)
             from kestrel.ops.dispatch import get_op

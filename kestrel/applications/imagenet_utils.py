@@ -209,8 +209,8 @@ def image_input(input_tensor, input_shape):
     if input_tensor is None:
         tensor = Input(shape=input_shape)
         return tensor, tensor
-    if not isinstance(input_tensor, KerasTensor):
-        tensor = Input(shape=tuple(input_tensor.shape[1:]))
+    if not isinstance(input_tensor, KerasTensor):  # a value: the input reads it unless fed
+        tensor = Input(tensor=input_tensor)
         return tensor, tensor
     return input_tensor, source_inputs(input_tensor)
 

@@ -484,9 +484,12 @@ def gradients(loss, variables):
     On a symbolic loss (built from `Input`s or `model.input`), each gradient is a symbolic
     tensor for `K.function`, as Keras 2's graph gradients; on a real loss, real tensors.
     """
+    from kestrel.layers.core.activation import note_gradients_taken
+
     variables = list(variables) if isinstance(variables, (list, tuple)) else [variables]
     if isinstance(loss, KerasTensor):
         return [_symbolic_gradient(loss, v) for v in variables]
+    note_gradients_taken()
     return [_grad(loss, v, create_graph=False) for v in variables]
 
 

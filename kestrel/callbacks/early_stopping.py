@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 from kestrel.callbacks._io import print_msg
-from kestrel.callbacks.monitor_callback import MonitorCallback
+from kestrel.callbacks.monitor_callback import MonitorCallback, monitored_value
 
 
 class EarlyStopping(MonitorCallback):
@@ -85,7 +85,7 @@ class EarlyStopping(MonitorCallback):
 
     def get_monitor_value(self, logs):
         logs = logs or {}
-        value = logs.get(self.monitor)
+        value = monitored_value(logs, self.monitor)
         if value is None:
             warnings.warn(
                 f"Early stopping conditioned on metric `{self.monitor}` which is not "

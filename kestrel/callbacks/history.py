@@ -2,6 +2,18 @@
 from __future__ import annotations
 
 from kestrel.callbacks.callback import Callback
+from kestrel.callbacks.monitor_callback import keras2_log_name
+
+
+class _Logs(dict):
+    """The history dict; `history["acc"]` / `["val_acc"]` (Keras 2.0-2.2's names) read
+    the accuracy lists."""
+
+    def __missing__(self, key):
+        name = keras2_log_name(key, self)
+        if name == key:
+            raise KeyError(key)
+        return self[name]
 
 
 class History(Callback):
@@ -14,7 +26,7 @@ class History(Callback):
 
     def __init__(self):
         super().__init__()
-        self.history: dict[str, list] = {}
+        self.history: dict[str, list] = _Logs()
         self.epoch: list[int] = []
 
     def on_train_begin(self, logs=None):

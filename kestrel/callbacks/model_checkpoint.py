@@ -5,7 +5,7 @@ import os
 import warnings
 
 from kestrel.callbacks._io import print_msg
-from kestrel.callbacks.monitor_callback import MonitorCallback
+from kestrel.callbacks.monitor_callback import MonitorCallback, monitored_value
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -15,7 +15,9 @@ class ModelCheckpoint(MonitorCallback):
         filepath: Path of the file to write. It may hold format fields filled from
             `epoch` (1-based), `batch` (1-based, batch-level saving) and the logs, e.g.
             `"w.{epoch:02d}-{val_loss:.2f}.weights.h5"`. It must end in `.weights.h5`
-            with `save_weights_only=True`, else in `.keras` or `.h5`.
+            with `save_weights_only=True` (or be a tf.keras 2 checkpoint path such as
+            `cp-{epoch:04d}.ckpt`, written in the Keras 2 HDF5 layout), else in `.keras`
+            or `.h5`.
         monitor: Metric name to monitor, e.g. `"val_loss"` or `"val_accuracy"`.
         verbose: 0 (silent) or 1 (print a message when saving).
         save_best_only: Only save when the monitored quantity improves on the best so far.
@@ -54,11 +56,15 @@ class ModelCheckpoint(MonitorCallback):
                 "Unrecognized save_freq: expected 'epoch' or a positive integer. "
                 f"Received: save_freq={save_freq!r}"
             )
-        if save_weights_only and not self.filepath.endswith((".weights.h5", ".h5", ".hdf5")):
+        from kestrel.saving.api import tf_checkpoint_path
+
+        if save_weights_only and not self.filepath.endswith((".weights.h5", ".h5", ".hdf5")) \
+                and not tf_checkpoint_path(self.filepath):
             raise ValueError(
                 "When using `save_weights_only=True` in `ModelCheckpoint`, the filepath "
                 "must end in `.weights.h5` (Keras weights format), or `.h5` / `.hdf5` (Keras "
-                f"2 layout). Received: filepath={self.filepath}"
+                "2 layout; a tf.keras 2 checkpoint path such as `cp.ckpt` gets it too). "
+                f"Received: filepath={self.filepath}"
             )
         if not save_weights_only and not self.filepath.endswith((".keras", ".h5", ".hdf5")):
             raise ValueError(
@@ -105,7 +111,7 @@ class ModelCheckpoint(MonitorCallback):
             if self.verbose > 0:
                 print_msg(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
-        current = logs.get(self.monitor)
+        current = monitored_value(logs, self.monitor)
         if current is None:
             warnings.warn(f"Can save best model only with {self.monitor} available.",
                           stacklevel=2)

@@ -12,6 +12,22 @@ _DOWN_NAMES = ("loss", "error", "crossentropy", "hinge", "divergence", "poisson"
                "mae", "mse", "mape", "msle")
 
 
+def keras2_log_name(name: str, logged) -> str:
+    """The key of `logged` that `name` means: Keras 2.0-2.2 logged the "accuracy" metric as
+    `acc` (`val_acc`), the names scripts of that time read and monitor."""
+    prefix = "val_" if name.startswith("val_") else ""
+    if name[len(prefix):] != "acc" or name in logged or prefix + "accuracy" not in logged:
+        return name
+    warnings.warn(f"`{name}` is the Keras 2.2 name of the `{prefix}accuracy` log; reading "
+                  f"`{prefix}accuracy`.", DeprecationWarning, stacklevel=3)
+    return prefix + "accuracy"
+
+
+def monitored_value(logs: dict, name: str):
+    """`logs[name]`, Keras 2.2's accuracy names included; None when absent."""
+    return logs.get(keras2_log_name(name, logs))
+
+
 def _model_metrics(model) -> list:
     """The model's metric objects, with compile-time containers flattened."""
     found = []

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from kestrel.callbacks._io import print_msg
-from kestrel.callbacks.monitor_callback import MonitorCallback
+from kestrel.callbacks.monitor_callback import MonitorCallback, monitored_value
 
 
 class ReduceLROnPlateau(MonitorCallback):
@@ -64,7 +64,7 @@ class ReduceLROnPlateau(MonitorCallback):
         logs = {} if logs is None else logs
         optimizer = self.model.optimizer
         logs["learning_rate"] = float(optimizer.learning_rate)
-        current = logs.get(self.monitor)
+        current = monitored_value(logs, self.monitor)
         if current is None:
             warnings.warn(
                 f"Learning rate reduction is conditioned on metric `{self.monitor}` which is "

@@ -58,7 +58,7 @@ def _weight_image(weight: np.ndarray) -> np.ndarray | None:
     return w
 
 
-_KERAS2_ARGUMENTS = ("batch_size", "write_grads", "embeddings_layer_names", "embeddings_data")
+_KERAS2_ARGUMENTS = ("batch_size", "write_grads")
 
 
 def _ignore_keras2_arguments(kwargs: dict) -> None:
@@ -68,6 +68,21 @@ def _ignore_keras2_arguments(kwargs: dict) -> None:
     for name in kwargs:
         warnings.warn(f"`{name}` argument is deprecated (Keras 2) and has no effect.",
                       DeprecationWarning, stacklevel=3)
+
+
+def _read_metadata(path, rows: int, layer_name: str):
+    """(labels, header) of a projector metadata file: one label a row, or tab-separated
+    columns under a header line; (None, None) without a file."""
+    if path is None:
+        return None, None
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    header = lines.pop(0).split("\t") if lines and "\t" in lines[0] else None
+    labels = [line.split("\t") for line in lines] if header else lines
+    if len(labels) != rows:
+        raise ValueError(f"TensorBoard: the embeddings metadata {path} has {len(labels)} rows, "
+                         f"but layer '{layer_name}' projects {rows}.")
+    return labels, header
 
 
 class TensorBoard(Callback):
@@ -90,10 +105,16 @@ class TensorBoard(Callback):
         profile_batch: Batch index, or `(start, stop)` pair, of training batches to
             profile with `torch.profiler` (0 disables profiling). Traces go to
             `log_dir/train` for the PyTorch profiler plugin.
-        embeddings_freq: Not supported; must be 0.
-        embeddings_metadata: Not supported; must be None.
-        **kwargs: Keras 2's `batch_size`, `write_grads`, `embeddings_layer_names` and
-            `embeddings_data`, which have no effect (with a warning, as tf.keras 2).
+        embeddings_freq: Epoch frequency of embedding projections (0 disables them): the
+            tables of the `Embedding` layers, for TensorBoard's projector.
+        embeddings_metadata: A file of row labels for every projected layer, or a dict of
+            such files by layer name; a relative path is read from `log_dir`.
+        embeddings_layer_names: Keras 2: the layers to project (by default the `Embedding`
+            layers).
+        embeddings_data: Keras 2: inputs whose outputs at those layers are projected instead
+            of the tables.
+        **kwargs: Keras 2's `batch_size` and `write_grads`, which have no effect (with a
+            warning, as tf.keras 2).
 
     Example:
     ```python
@@ -104,15 +125,15 @@ class TensorBoard(Callback):
     def __init__(self, log_dir="logs", histogram_freq: int = 0, write_graph: bool = True,
                  write_images: bool = False, write_steps_per_second: bool = False,
                  update_freq="epoch", profile_batch=0, embeddings_freq: int = 0,
-                 embeddings_metadata=None, **kwargs):
+                 embeddings_metadata=None, embeddings_layer_names=None, embeddings_data=None,
+                 **kwargs):
         super().__init__()
         _ignore_keras2_arguments(kwargs)
         self._writer_class = _summary_writer_class()
-        if embeddings_freq or embeddings_metadata is not None:
-            raise ValueError(
-                "TensorBoard embeddings are not supported by Kestrel. Received: "
-                f"embeddings_freq={embeddings_freq}, embeddings_metadata={embeddings_metadata}"
-            )
+        self.embeddings_freq = embeddings_freq
+        self.embeddings_metadata = embeddings_metadata
+        self.embeddings_layer_names = embeddings_layer_names
+        self.embeddings_data = embeddings_data
         update_freq = 1 if update_freq == "batch" else update_freq
         if update_freq != "epoch" and (not isinstance(update_freq, int) or update_freq < 1):
             raise ValueError("update_freq must be 'epoch', 'batch' or a positive integer. "
@@ -177,6 +198,8 @@ class TensorBoard(Callback):
     def on_train_begin(self, logs=None):
         self._global_train_batch = 0
         self._previous_epoch_iterations = 0
+        if self.embeddings_freq:
+            self._metadata_paths()  # unknown layer names fail before training
 
     def on_train_end(self, logs=None):
         if self._profiler is not None:
@@ -222,6 +245,8 @@ class TensorBoard(Callback):
         self._log_epoch_metrics(epoch, logs or {})
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             self._log_weights(epoch)
+        if self.embeddings_freq and epoch % self.embeddings_freq == 0:
+            self._log_embeddings(epoch)
 
     def _log_epoch_metrics(self, epoch: int, logs: dict) -> None:
         train_logs = {k: v for k, v in logs.items() if not k.startswith("val_")}
@@ -250,6 +275,48 @@ class TensorBoard(Callback):
                 image = _weight_image(weight)
                 if image is not None:
                     writer.add_images(f"{tag}/image", image, epoch, dataformats="NHWC")
+        writer.flush()
+
+    def _projected_layers(self) -> list:
+        names = self.embeddings_layer_names
+        if names is None:
+            from kestrel.layers import Embedding
+            return [layer for layer in self.model.layers if isinstance(layer, Embedding)]
+        return [self.model.get_layer(name) for name in names]
+
+    def _metadata_paths(self) -> dict:
+        """Layer name -> metadata file, as Keras reads `embeddings_metadata`."""
+        names = [layer.name for layer in self._projected_layers()]
+        given = self.embeddings_metadata
+        if given is None:
+            return {}
+        if isinstance(given, (str, os.PathLike)):
+            given = {name: given for name in names}
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError("Unrecognized `Embedding` layer names passed to "
+                             "`keras.callbacks.TensorBoard` `embeddings_metadata` argument: "
+                             f"{unknown}")
+        return {name: os.path.join(self.log_dir, os.fspath(path)) for name, path in given.items()}
+
+    def _embedding_matrix(self, layer) -> np.ndarray:
+        """The layer's table, or (Keras 2 `embeddings_data`) its outputs, one row a sample."""
+        if self.embeddings_data is None:
+            return np.asarray(layer.get_weights()[0])
+        from kestrel.models import Model
+        outputs = Model(self.model.inputs, layer.output).predict(self.embeddings_data,
+                                                                 verbose=0)
+        return outputs.reshape(len(outputs), -1)
+
+    def _log_embeddings(self, epoch: int) -> None:
+        """Each projected layer's rows (with their labels) for TensorBoard's projector."""
+        writer = self._writer("train")
+        paths = self._metadata_paths()
+        for layer in self._projected_layers():
+            matrix = self._embedding_matrix(layer)
+            labels, header = _read_metadata(paths.get(layer.name), len(matrix), layer.name)
+            writer.add_embedding(matrix, metadata=labels, metadata_header=header,
+                                 global_step=epoch, tag=layer.name)
         writer.flush()
 
     def _start_profiler(self) -> None:

@@ -1,4 +1,5 @@
 """Kestrel layers: each one a `torch.nn.Module` with Keras' arguments, shapes and weights."""
+from kestrel import _aliases
 from kestrel.layers.convolutional import (
     Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose, Convolution1D,
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
@@ -53,3 +54,12 @@ from kestrel.layers.serialization import deserialize, serialize
 from kestrel.other_backends import FlaxLayer, JaxLayer, TFSMLayer
 
 GroupQueryAttention = GroupedQueryAttention
+
+
+def __getattr__(name):
+    """Keras 2 module paths read as attributes (`layers.experimental.preprocessing.RandomFlip`,
+    `keras.layers.advanced_activations.LeakyReLU`): the aliases of `kestrel._aliases`."""
+    alias = _aliases.child_alias(__name__, name)
+    if alias is None:
+        raise AttributeError(f"module 'kestrel.layers' has no attribute {name!r}")
+    return alias

@@ -793,6 +793,32 @@ class Layer(nn.Module):
     def output_shape(self):
         return shape_of(self.output)
 
+    # Keras 2's accessors of one call among several (a shared layer has a node per call)
+    @property
+    def inbound_nodes(self) -> list[Node]:
+        return list(self._inbound_nodes)
+
+    def _node_at(self, node_index: int, what: str) -> Node:
+        self._single_node(what)
+        if not 0 <= node_index < len(self._inbound_nodes):
+            raise ValueError(f"Asked to get {what} at node {node_index}, but layer "
+                             f"'{self.name}' has only {len(self._inbound_nodes)} inbound nodes.")
+        return self._inbound_nodes[node_index]
+
+    def get_input_at(self, node_index: int):
+        node = self._node_at(node_index, "input")
+        return node.call_args[0] if node.call_args else node.outputs
+
+    def get_output_at(self, node_index: int):
+        tensors = self._node_at(node_index, "output").output_tensors
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
+    def get_input_shape_at(self, node_index: int):
+        return shape_of(self.get_input_at(node_index))
+
+    def get_output_shape_at(self, node_index: int):
+        return shape_of(self.get_output_at(node_index))
+
     @property
     def dtype(self) -> str:
         """The dtype of the layer's weights (its policy's `variable_dtype`)."""

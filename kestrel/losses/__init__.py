@@ -68,6 +68,19 @@ logcosh = log_cosh
 cosine_proximity = cosine = cosine_similarity  # Keras 2
 
 
+class Reduction:
+    """tf.keras 2's names of the `reduction` argument's values (`Reduction.NONE`, ...)."""
+
+    AUTO = "auto"
+    NONE = "none"
+    SUM = "sum"
+    SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
+
+    @classmethod
+    def all(cls) -> tuple[str, ...]:
+        return (cls.AUTO, cls.NONE, cls.SUM, cls.SUM_OVER_BATCH_SIZE)
+
+
 def serialize(loss):
     """The Keras 3 config of a loss object, or the name of a built-in loss function."""
     return serialize_keras_object(loss, "losses")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 
 import torch
 
@@ -163,6 +164,12 @@ class Metric:
                 else:
                     value.copy_(initial_value(initializer, value.shape, value.dtype,
                                               value.device))
+
+    def reset_states(self) -> None:
+        """tf.keras 2's name of `reset_state` (deprecated there since 2.5)."""
+        warnings.warn("`Metric.reset_states()` is deprecated; use `reset_state()`.",
+                      DeprecationWarning, stacklevel=2)
+        self.reset_state()
 
     def __call__(self, *args, **kwargs):
         self.update_state(*args, **kwargs)

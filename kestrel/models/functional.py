@@ -72,6 +72,9 @@ class Functional(Model):
         for layer in layers:
             self._modules[layer.name] = layer
         self._layers = layers
+        # a Lambda taking K.gradients (Keras 2 graph gradients) needs autograd in predict too
+        self._autograd_at_inference = any(getattr(layer, "takes_gradients", False)
+                                          for layer in layers)
         self._compile_plan()
         self.built = True
         self._build_input_shape = map_structure(lambda t: t.shape, inputs)
@@ -84,8 +87,12 @@ class Functional(Model):
         self._input_slots = [slot(t) for t in self.inputs]
         self._input_ranks = [len(t.shape) for t in self.inputs]
         plan = []
+        fed = set(self._input_slots)
         for node in self._nodes:
             if isinstance(node.layer, InputLayer):
+                if node.layer.constant is not None and slot(node.outputs) not in fed:
+                    plan.append((node.layer, _GENERAL, ((node.layer.constant,), {}),
+                                 [slot(node.outputs)]))
                 continue
             kwargs = node_arguments.run_kwargs(node.layer, node.call_kwargs)
             only = node.call_args[0] if len(node.call_args) == 1 and not kwargs else None
@@ -154,6 +161,11 @@ class Functional(Model):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
+        if getattr(self, "_autograd_at_inference", False) and not torch.is_grad_enabled():
+            with torch.enable_grad():
+                outputs = self.call(inputs, training=training, mask=mask)
+            return map_structure(
+                lambda t: t.detach() if isinstance(t, torch.Tensor) else t, outputs)
         values: list = [None] * self._n_slots
         flat = self._flatten_inputs(inputs)
         for position, (index, tensor, rank) in enumerate(
@@ -479,6 +491,10 @@ def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: 
             return
         if id(tensor) in input_ids:
             state[key] = 2
+            order.append(node)
+            return
+        if node.is_input and getattr(node.layer, "constant", None) is not None:
+            state[key] = 2  # an `Input(tensor=value)` not fed: the graph reads the value
             order.append(node)
             return
         if node.is_input:

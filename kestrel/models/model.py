@@ -211,12 +211,15 @@ class Model(Trainer, Layer):
 
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+    def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None,
+                     save_format=None) -> None:
         """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` (Keras 2 layout); with
-        `max_shard_size` (GB), a `.weights.json` index and shards of at most that size."""
+        `max_shard_size` (GB), a `.weights.json` index and shards of at most that size; a
+        tf.keras 2 checkpoint path (no Keras suffix, or `save_format`) gets the Keras 2 layout."""
         from kestrel.saving.api import save_weights
 
-        save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+        save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size,
+                     save_format=save_format)
 
     def export(self, filepath, format: str = "onnx", verbose=None, input_signature=None,
                **kwargs) -> None:

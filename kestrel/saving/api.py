@@ -6,6 +6,7 @@
 | `.weights.h5` | - | Keras 3 layout | load_weights |
 | `.weights.json` | - | Keras 3 layout in shards (`max_shard_size`) | load_weights |
 | `.h5`, `.hdf5` | legacy whole model | Keras 2 layout | load_model, load_weights |
+| other (tf.keras 2's TensorFlow formats) | with `save_format="h5"` | Keras 2 layout | load_weights |
 
 Every save is atomic: a failure leaves any previous file untouched.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 import zipfile
 
 import h5py
@@ -33,6 +35,52 @@ def _suffix(filepath, accepted: tuple[str, ...], what: str) -> str:
     raise ValueError(
         f"Invalid filepath extension for {what}: the filename must end in one of "
         f"{', '.join(repr(s) for s in accepted)}. Received: filepath={path}")
+
+
+def _tf_format_path(filepath) -> bool:
+    """tf.keras 2 wrote TensorFlow formats to paths without a Keras suffix."""
+    return not os.fspath(filepath).lower().endswith(_MODEL_SUFFIXES)
+
+
+def tf_checkpoint_path(filepath) -> bool:
+    """A tf.keras 2 TensorFlow-checkpoint path: no suffix (`checkpoints/my_checkpoint`) or
+    `.ckpt` (`training_1/cp-{epoch:04d}.ckpt`)."""
+    return os.path.splitext(os.fspath(filepath))[1].lower() in ("", ".ckpt")
+
+
+def _model_suffix(filepath, save_format) -> str:
+    """The format of `save_model`: by suffix; Keras 2's `save_format="h5"` writes HDF5 to any
+    path; another `save_format` only where the suffix already says the format (as Keras 3)."""
+    if save_format is None:
+        return _suffix(filepath, _MODEL_SUFFIXES, "save_model")
+    if not _tf_format_path(filepath):
+        warnings.warn("The `save_format` argument is deprecated in Keras 3; the format is "
+                      f"inferred from the file path. Received: save_format={save_format}",
+                      DeprecationWarning, stacklevel=4)
+        return _suffix(filepath, _MODEL_SUFFIXES, "save_model")
+    if save_format == "h5":
+        return ".h5"
+    raise ValueError(
+        "The `save_format` argument is deprecated in Keras 3; pass a file path with a `.keras` "
+        "or `.h5` extension, or save_format='h5' (TensorFlow's SavedModel format needs "
+        f"TensorFlow). Received: save_format={save_format}, filepath={os.fspath(filepath)}")
+
+
+def _weights_suffix(filepath, save_format) -> str:
+    """The layout of `save_weights`: by suffix; a tf.keras 2 TensorFlow-checkpoint path
+    (`training_1/cp.ckpt`) gets the Keras 2 HDF5 layout, which `load_weights` reads back."""
+    if save_format not in (None, "h5", "tf"):
+        raise ValueError(f"Unknown format. Received: save_format={save_format!r}; expected "
+                         "'h5' or 'tf' (Keras 2).")
+    if save_format == "h5" and _tf_format_path(filepath):
+        return ".h5"
+    if not (_tf_format_path(filepath) and tf_checkpoint_path(filepath)):
+        return _suffix(filepath, _WEIGHT_SUFFIXES, "save_weights")
+    warnings.warn(
+        f"TensorFlow checkpoints need TensorFlow: '{os.fspath(filepath)}' gets the Keras 2 "
+        "HDF5 weights layout instead, which `load_weights` reads from the same path.",
+        stacklevel=4)
+    return ".h5"
 
 
 def _check_overwrite(filepath, overwrite: bool) -> None:
@@ -107,7 +155,7 @@ def _builder(custom_objects, safe_mode: bool, filepath):
 
 
 def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True,
-               **kwargs) -> None:
+               save_format=None, **kwargs) -> None:
     """Save the whole model: `.keras` (Keras 3 zip) or `.h5` / `.hdf5` (legacy HDF5).
 
     Args:
@@ -115,12 +163,13 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
         filepath: destination; its suffix picks the format.
         overwrite: replace an existing file (else `FileExistsError`).
         include_optimizer: also save the compile settings and optimizer state.
+        save_format: Keras 2: `"h5"` writes the legacy HDF5 file to a path of any suffix.
     """
     if kwargs:
         raise ValueError(
             f"save_model got unsupported arguments {sorted(kwargs)}: the format is chosen by "
             f"the filename's suffix ('.keras', '.h5'). Received: {kwargs}")
-    suffix = _suffix(filepath, _MODEL_SUFFIXES, "save_model")
+    suffix = _model_suffix(filepath, save_format)
     _check_overwrite(filepath, overwrite)
     writer = keras_zip.save_model if suffix == ".keras" else hdf5_legacy.save_model
     with whole_weights(model), atomic_write(filepath) as temp_path:
@@ -137,7 +186,8 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         compile: restore the compile settings and optimizer state when the file has them.
         safe_mode: refuse to run Python code stored in the file (Lambda bytecode).
     """
-    suffix = _suffix(filepath, _MODEL_SUFFIXES, "load_model")
+    suffix = ".h5" if _tf_format_path(filepath) and h5py.is_hdf5(filepath) else \
+        _suffix(filepath, _MODEL_SUFFIXES, "load_model")  # Keras 2: save_format="h5"
     build = _builder(custom_objects, safe_mode, filepath)
     if suffix == ".keras":
         with _open_zip(filepath) as archive, _reading(filepath):
@@ -146,8 +196,10 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         return hdf5_legacy.load_model(file, build, compile, custom_objects)
 
 
-def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
-    """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout).
+def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None,
+                 save_format=None) -> None:
+    """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout); a
+    tf.keras 2 checkpoint path (no Keras suffix, or `save_format`) gets the Keras 2 layout.
 
     With `max_shard_size` (GB), a `.weights.json` index and shard files of at most that size
     (`sharded_weights`).
@@ -158,7 +210,7 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         with whole_weights(model):
             sharded_weights.save_weights(model, index, max_shard_size)
         return
-    suffix = _suffix(filepath, _WEIGHT_SUFFIXES, "save_weights")
+    suffix = _weights_suffix(filepath, save_format)
     _check_overwrite(filepath, overwrite)
     with whole_weights(model), atomic_write(filepath) as temp_path, \
             h5py.File(temp_path, "w") as file:
@@ -178,7 +230,8 @@ def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = F
         by_name: (`.h5` only) match layers by name instead of by order.
         skip_mismatch: skip, with a warning, layers whose weight count or shapes differ.
     """
-    suffix = _suffix(filepath, (".keras", ".weights.json") + _WEIGHT_SUFFIXES, "load_weights")
+    suffix = ".h5" if _tf_format_path(filepath) and h5py.is_hdf5(filepath) else \
+        _suffix(filepath, (".keras", ".weights.json") + _WEIGHT_SUFFIXES, "load_weights")
     if not model.built:
         raise ValueError(
             f"Model '{model.name}' has no weights yet: it is not built. Call it on a batch of "

@@ -1,5 +1,6 @@
 """Utilities: summaries, seeding, sessions, progress bars, data helpers."""
 import importlib
+from kestrel import _aliases
 from kestrel.models.summary import print_summary
 from kestrel.utils.session import clear_session, set_random_seed
 from kestrel.utils.progbar import Progbar
@@ -52,6 +53,9 @@ def __getattr__(name):
         value = getattr(value, attr) if attr else value
         globals()[name] = value
         return value
+    alias = _aliases.child_alias(__name__, name)
+    if alias is not None:
+        return alias
     raise AttributeError(f"module 'kestrel.utils' has no attribute {name!r}")
 
 

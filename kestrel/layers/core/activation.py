@@ -75,6 +75,23 @@ class Identity(Layer):
             lambda t: KerasTensor(t.shape, t.dtype) if isinstance(t, KerasTensor) else t, inputs)
 
 
+_CALLING: list = []  # the Lambda layers whose function is running, innermost last
+
+
+def note_gradients_taken() -> None:
+    """Called by `K.gradients` on real tensors: the running Lambda takes gradients (Keras 2's
+    graph gradients, e.g. mnist_swwae), so its model keeps autograd on at inference too."""
+    if _CALLING:
+        _CALLING[-1].takes_gradients = True
+
+
+def _names_gradients(function) -> bool:
+    """Whether `function`'s code reads a name `gradients` (`K.gradients(...)`): known before
+    any call, for a Lambda given an `output_shape` (never run while the model is built)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and "gradients" in code.co_names
+
+
 @register_layer()
 class Lambda(Layer):
     """Wraps an arbitrary function of the inputs as a layer.
@@ -104,6 +121,7 @@ class Lambda(Layer):
             raise ValueError(
                 f"Lambda '{self.name}': function must be callable. Received: function={function!r}")
         self.function = function
+        self.takes_gradients = _names_gradients(function)
         self.arguments = dict(arguments or {})
         self.mask = mask
         self.supports_masking = mask is not None
@@ -121,7 +139,11 @@ class Lambda(Layer):
             kwargs["mask"] = mask
         if self._fn_expects_training:
             kwargs["training"] = self.training if training is None else training
-        return self.function(inputs, **kwargs)
+        _CALLING.append(self)
+        try:
+            return self.function(inputs, **kwargs)
+        finally:
+            _CALLING.pop()
 
     _mask_ops_recorded = True  # a mask function written with `ops` is recorded, as in Keras
 
