@@ -1,0 +1,766 @@
+"""keras-core's keras.io examples and guides not replayed elsewhere, condensed (tiny random data,
+one or two epochs): the same code runs with Kestrel and, where Keras 3 can run it on the torch
+backend, with real Keras; histories, predictions, summaries and weight paths agree.
+"""
+import math
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+
+
+def _both(replay):
+    """`replay(lib)` run with real Keras, then with Kestrel, each in a fresh seeded session."""
+    return replay(_fresh(keras)), replay(_fresh(kestrel))
+
+
+def _assert_close(got, expected, rtol=1e-4, atol=1e-5):
+    """Nested dicts / lists / tuples of numbers and strings agree (numbers approximately)."""
+    if isinstance(expected, dict):
+        assert sorted(got) == sorted(expected)
+        for key in expected:
+            _assert_close(got[key], expected[key], rtol, atol)
+    elif isinstance(expected, (list, tuple)) and any(isinstance(e, (str, dict, list, tuple))
+                                                     for e in expected):
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            _assert_close(g, e, rtol, atol)
+    elif isinstance(expected, str):
+        assert got == expected
+    else:
+        np.testing.assert_allclose(np.asarray(got, dtype="float64"),
+                                   np.asarray(expected, dtype="float64"), rtol=rtol, atol=atol)
+
+
+def _summary_text(model) -> str:
+    printed = []
+    model.summary(print_fn=lambda text, **_: printed.append(text))
+    return "\n".join(printed).rstrip("\n")
+
+
+# ---------------------------------------------------------------- guides
+def _mnist_mlp(k):
+    inputs = k.Input(shape=(784,), name="digits")
+    x1 = k.layers.Dense(64, activation="relu")(inputs)
+    x2 = k.layers.Dense(64, activation="relu")(x1)
+    return k.Model(inputs=inputs, outputs=k.layers.Dense(10, name="predictions")(x2))
+
+
+def _custom_training_loop_in_torch(k):
+    """The guide's loops: a torch optimizer on `model.parameters()`, then Keras' optimizer
+    applied to `v.value.grad`, a metric, and `add_loss` summed into the loss."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 784)).astype("float32")
+    y = k.utils.to_categorical(rng.integers(0, 10, 64))
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False)
+    model = _mnist_mlp(k)
+    torch_optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    torch_loss = torch.nn.CrossEntropyLoss()
+    losses = []
+    for inputs, targets in loader:
+        loss = torch_loss(model(inputs), targets)
+        model.zero_grad()
+        loss.backward()
+        torch_optimizer.step()
+        losses.append(float(loss.detach().numpy()))
+
+    class ActivityRegularizationLayer(k.layers.Layer):
+        def call(self, inputs):
+            self.add_loss(1e-2 * torch.sum(inputs))
+            return inputs
+
+    inputs = k.Input(shape=(784,), name="digits")
+    hidden = ActivityRegularizationLayer()(k.layers.Dense(64, activation="relu")(inputs))
+    hidden = k.layers.Dense(64, activation="relu")(hidden)
+    model = k.Model(inputs, k.layers.Dense(10, name="predictions")(hidden))
+    optimizer = k.optimizers.Adam(learning_rate=1e-3)
+    loss_fn = k.losses.CategoricalCrossentropy(from_logits=True)
+    accuracy = k.metrics.CategoricalAccuracy()
+    accuracies = []
+    for _ in range(2):
+        for inputs, targets in loader:
+            logits = model(inputs)
+            loss = loss_fn(targets, logits)
+            if model.losses:
+                loss = loss + torch.sum(*model.losses)
+            model.zero_grad()
+            trainable_weights = [v for v in model.trainable_weights]
+            loss.backward()
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                optimizer.apply(gradients, trainable_weights)
+            accuracy.update_state(targets, logits)
+            losses.append(float(loss.detach().numpy()))
+        accuracies.append(float(accuracy.result()))
+        accuracy.reset_state()
+    return losses, accuracies
+
+
+def test_writing_a_custom_training_loop_in_torch():
+    expected, got = _both(_custom_training_loop_in_torch)
+    _assert_close(got, expected)
+    assert all(math.isfinite(v) for v in got[0])
+
+
+def _custom_train_step_model(k, base):
+    """The guide's CustomModel: compute_loss with sample weights, then its own test_step."""
+
+    class CustomModel(base):
+        def train_step(self, data):
+            if len(data) == 3:
+                x, y, sample_weight = data
+            else:
+                sample_weight = None
+                x, y = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_weights)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred, sample_weight=sample_weight)
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, data):
+            x, y = data
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred)
+            return {m.name: m.result() for m in self.metrics}
+
+    return CustomModel
+
+
+def _custom_train_step_in_torch(k):
+    rng = np.random.default_rng(0)
+    x, y, sample_weight = rng.random((64, 32)), rng.random((64, 1)), rng.random((64, 1))
+    inputs = k.Input(shape=(32,))
+    model = _custom_train_step_model(k, k.Model)(inputs, k.layers.Dense(1)(inputs))
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    plain = model.fit(x, y, epochs=2, verbose=0).history
+    weighted = model.fit(x, y, sample_weight=sample_weight, epochs=1, verbose=0).history
+    evaluated = model.evaluate(x, y, verbose=0)
+
+    class OwnTrackers(k.Model):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = k.metrics.Mean(name="loss")
+            self.mae_metric = k.metrics.MeanAbsoluteError(name="mae")
+            self.loss_fn = k.losses.MeanSquaredError()
+
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_weights)
+            self.loss_tracker.update_state(loss)
+            self.mae_metric.update_state(y, y_pred)
+            return {"loss": self.loss_tracker.result(), "mae": self.mae_metric.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.mae_metric]
+
+    inputs = k.Input(shape=(32,))
+    own = OwnTrackers(inputs, k.layers.Dense(1)(inputs))
+    own.compile(optimizer="adam")
+    return plain, weighted, evaluated, own.fit(x, y, epochs=2, verbose=0).history
+
+
+def test_custom_train_step_in_torch():
+    expected, got = _both(_custom_train_step_in_torch)
+    _assert_close(got, expected)
+    assert got[0]["loss"][1] < got[0]["loss"][0]
+
+
+def test_custom_train_step_in_torch_gan_on_a_dataloader():
+    """The guide's GAN: `compile` overridden, two optimizers, a torch DataLoader of
+    `(images, images)` whose batch the step unpacks with `isinstance(data, tuple)` (Keras 3
+    hands it the DataLoader's list, which the keras-core guide's code does not unpack, so
+    only Kestrel runs it)."""
+    k, layers = _fresh(kestrel), kestrel.layers
+    discriminator = k.Sequential([
+        k.Input(shape=(28, 28, 1)),
+        layers.Conv2D(8, (3, 3), strides=(2, 2), padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.GlobalMaxPooling2D(), layers.Dense(1)], name="discriminator")
+    latent_dim = 16
+    generator = k.Sequential([
+        k.Input(shape=(latent_dim,)), layers.Dense(7 * 7 * 8), layers.LeakyReLU(negative_slope=0.2),
+        layers.Reshape((7, 7, 8)),
+        layers.Conv2DTranspose(8, (4, 4), strides=(2, 2), padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2DTranspose(8, (4, 4), strides=(2, 2), padding="same"),
+        layers.Conv2D(1, (7, 7), padding="same", activation="sigmoid")], name="generator")
+
+    class GAN(k.Model):
+        def __init__(self, discriminator, generator, latent_dim):
+            super().__init__()
+            self.discriminator = discriminator
+            self.generator = generator
+            self.latent_dim = latent_dim
+            self.d_loss_tracker = k.metrics.Mean(name="d_loss")
+            self.g_loss_tracker = k.metrics.Mean(name="g_loss")
+            self.seed_generator = k.random.SeedGenerator(1337)
+            self.built = True
+
+        @property
+        def metrics(self):
+            return [self.d_loss_tracker, self.g_loss_tracker]
+
+        def compile(self, d_optimizer, g_optimizer, loss_fn):
+            super().compile()
+            self.d_optimizer = d_optimizer
+            self.g_optimizer = g_optimizer
+            self.loss_fn = loss_fn
+
+        def train_step(self, real_images):
+            if isinstance(real_images, tuple):
+                real_images = real_images[0]
+            batch_size = real_images.shape[0]
+            latents = k.random.normal(shape=(batch_size, self.latent_dim),
+                                      seed=self.seed_generator)
+            combined = torch.concat([self.generator(latents), real_images], axis=0)
+            labels = torch.concat([torch.ones((batch_size, 1)), torch.zeros((batch_size, 1))],
+                                  axis=0)
+            labels += 0.05 * k.random.uniform(labels.shape, seed=self.seed_generator)
+            self.zero_grad()
+            d_loss = self.loss_fn(labels, self.discriminator(combined))
+            d_loss.backward()
+            grads = [v.value.grad for v in self.discriminator.trainable_weights]
+            with torch.no_grad():
+                self.d_optimizer.apply(grads, self.discriminator.trainable_weights)
+            latents = k.random.normal(shape=(batch_size, self.latent_dim),
+                                      seed=self.seed_generator)
+            self.zero_grad()
+            predictions = self.discriminator(self.generator(latents))
+            g_loss = self.loss_fn(torch.zeros((batch_size, 1)), predictions)
+            g_loss.backward()
+            grads = [v.value.grad for v in self.generator.trainable_weights]
+            with torch.no_grad():
+                self.g_optimizer.apply(grads, self.generator.trainable_weights)
+            self.d_loss_tracker.update_state(d_loss)
+            self.g_loss_tracker.update_state(g_loss)
+            return {"d_loss": self.d_loss_tracker.result(),
+                    "g_loss": self.g_loss_tracker.result()}
+
+    digits = torch.from_numpy(np.random.default_rng(0).random((16, 28, 28, 1), dtype="float32"))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(digits, digits),
+                                         batch_size=8, shuffle=True)
+    gan = GAN(discriminator=discriminator, generator=generator, latent_dim=latent_dim)
+    gan.compile(d_optimizer=k.optimizers.Adam(learning_rate=0.0003),
+                g_optimizer=k.optimizers.Adam(learning_rate=0.0003),
+                loss_fn=k.losses.BinaryCrossentropy(from_logits=True))
+    before = [w.numpy() for w in generator.trainable_weights]
+    history = gan.fit(loader, epochs=2, verbose=0).history
+    assert sorted(history) == ["d_loss", "g_loss"] and len(history["d_loss"]) == 2
+    assert all(math.isfinite(v) for v in history["d_loss"] + history["g_loss"])
+    assert all(not np.array_equal(b, w.numpy())
+               for b, w in zip(before, generator.trainable_weights))
+    assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 4
+
+
+def _making_new_layers_and_models_via_subclassing(k):
+    ops, layers = k.ops, k.layers
+    found = {}
+
+    class Linear(k.layers.Layer):
+        def __init__(self, units=32, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                     initializer="random_normal", trainable=True)
+            self.b = self.add_weight(shape=(self.units,), initializer="random_normal",
+                                     trainable=True)
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"units": self.units})
+            return config
+
+    linear = Linear(4)
+    found["linear"] = ops.convert_to_numpy(linear(ops.ones((2, 2)))).tolist()
+    assert linear.weights == [linear.w, linear.b]
+    config = Linear(64).get_config()
+    found["config"] = (config, Linear.from_config(config).units)
+
+    class ComputeSum(k.layers.Layer):
+        def __init__(self, input_dim):
+            super().__init__()
+            self.total = self.add_weight(initializer="zeros", shape=(input_dim,), trainable=False)
+
+        def call(self, inputs):
+            self.total.assign_add(ops.sum(inputs, axis=0))
+            return self.total
+
+    my_sum = ComputeSum(2)
+    my_sum(ops.ones((2, 2)))
+    found["sum"] = (my_sum(ops.ones((2, 2))).numpy().tolist(), len(my_sum.weights),
+                    len(my_sum.non_trainable_weights), len(my_sum.trainable_weights))
+
+    class MLPBlock(k.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.linear_1, self.linear_2, self.linear_3 = Linear(32), Linear(32), Linear(1)
+
+        def call(self, inputs):
+            x = k.activations.relu(self.linear_1(inputs))
+            x = k.activations.relu(self.linear_2(x))
+            return self.linear_3(x)
+
+    mlp = MLPBlock()
+    found["mlp"] = (tuple(mlp(ops.ones(shape=(3, 64))).shape), len(mlp.weights),
+                    len(mlp.trainable_weights))
+
+    class ActivityRegularizationLayer(k.layers.Layer):
+        def __init__(self, rate=1e-2):
+            super().__init__()
+            self.rate = rate
+
+        def call(self, inputs):
+            self.add_loss(self.rate * ops.mean(inputs))
+            return inputs
+
+    class OuterLayer(k.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.activity_reg = ActivityRegularizationLayer(1e-2)
+
+        def call(self, inputs):
+            return self.activity_reg(inputs)
+
+    layer = OuterLayer()
+    counts = [len(layer.losses)]
+    for _ in range(2):
+        layer(ops.zeros((1, 1)))
+        counts.append(len(layer.losses))
+    found["loss_counts"] = counts
+    regularized = k.layers.Dense(32, kernel_regularizer=k.regularizers.l2(1e-3))
+    regularized(ops.zeros((1, 1)))
+    found["kernel_penalty"] = [float(loss.detach()) for loss in regularized.losses]
+    inputs = k.Input(shape=(3,))
+    model = k.Model(inputs, ActivityRegularizationLayer()(inputs))
+    rng = np.random.default_rng(0)
+    model.compile(optimizer="adam", loss="mse")
+    with_loss = model.fit(rng.random((2, 3)), rng.random((2, 3)), verbose=0).history
+    model.compile(optimizer="adam")
+    only_added = model.fit(rng.random((2, 3)), rng.random((2, 3)), verbose=0).history
+    found["fits"] = (with_loss, only_added)
+
+    class Sampling(layers.Layer):
+        def call(self, inputs):
+            z_mean, z_log_var = inputs
+            epsilon = k.random.normal(shape=(ops.shape(z_mean)[0], ops.shape(z_mean)[1]))
+            return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    class Encoder(layers.Layer):
+        def __init__(self, latent_dim=32, intermediate_dim=64, name="encoder", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.dense_proj = layers.Dense(intermediate_dim, activation="relu")
+            self.dense_mean = layers.Dense(latent_dim)
+            self.dense_log_var = layers.Dense(latent_dim)
+            self.sampling = Sampling()
+
+        def call(self, inputs):
+            x = self.dense_proj(inputs)
+            z_mean, z_log_var = self.dense_mean(x), self.dense_log_var(x)
+            return z_mean, z_log_var, self.sampling((z_mean, z_log_var))
+
+    class Decoder(layers.Layer):
+        def __init__(self, original_dim, intermediate_dim=64, name="decoder", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.dense_proj = layers.Dense(intermediate_dim, activation="relu")
+            self.dense_output = layers.Dense(original_dim, activation="sigmoid")
+
+        def call(self, inputs):
+            return self.dense_output(self.dense_proj(inputs))
+
+    class VariationalAutoEncoder(k.Model):
+        def __init__(self, original_dim, intermediate_dim=64, latent_dim=32, name="autoencoder",
+                     **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.encoder = Encoder(latent_dim=latent_dim, intermediate_dim=intermediate_dim)
+            self.decoder = Decoder(original_dim, intermediate_dim=intermediate_dim)
+
+        def call(self, inputs):
+            z_mean, z_log_var, z = self.encoder(inputs)
+            self.add_loss(-0.5 * ops.mean(z_log_var - ops.square(z_mean) - ops.exp(z_log_var) + 1))
+            return self.decoder(z)
+
+    images = rng.random((64, 784)).astype("float32")
+    vae = VariationalAutoEncoder(784, 64, 32)
+    vae.compile(k.optimizers.Adam(learning_rate=1e-3), loss=k.losses.MeanSquaredError())
+    found["vae"] = vae.fit(images, images, epochs=2, batch_size=32, verbose=0).history
+    found["vae_paths"] = [w.path for w in vae.weights]
+    return found
+
+
+def test_making_new_layers_and_models_via_subclassing():
+    expected, got = _both(_making_new_layers_and_models_via_subclassing)
+    _assert_close(got, expected)
+    assert got["loss_counts"] == [0, 1, 1]
+    assert got["vae"]["loss"][1] < got["vae"]["loss"][0]
+
+
+# ---------------------------------------------------------------- pytorch
+def _torchvision_keras(k):
+    """A torch backbone (a small stand-in for torchvision's ResNet18: conv, BatchNorm, head)
+    in a TorchModuleWrapper under a Keras head, trained on a DataLoader with a scheduled Adam
+    and a best-only weights checkpoint that is loaded back."""
+    torch.manual_seed(0)
+    backbone_module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 8))
+    # Keras 3 needs the output shape to call the wrapper on a symbolic input
+    backbone = k.layers.TorchModuleWrapper(backbone_module, output_shape=(None, 8))
+    backbone.trainable = True
+    inputs = k.Input(shape=(3, 16, 16))
+    x = k.layers.Dropout(0.5)(backbone(inputs))
+    outputs = k.activations.softmax(k.layers.Dense(3)(x), axis=1)
+    model = k.Model(inputs, outputs, name="ResNet18_Classifier")
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.random((16, 3, 16, 16), dtype="float32"))
+    labels = torch.from_numpy(rng.integers(0, 3, 16))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                         batch_size=8)
+    schedule = k.optimizers.schedules.ExponentialDecay(initial_learning_rate=1e-3,
+                                                       decay_steps=2, decay_rate=0.1)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=k.optimizers.Adam(schedule),
+                  metrics=["accuracy"])
+    return model, backbone_module, loader, images
+
+
+def test_torchvision_keras(tmp_path):
+    results = []
+    for lib in (keras, kestrel):
+        model, _, loader, images = _torchvision_keras(_fresh(lib))
+        path = str(tmp_path / f"{lib.__name__}.weights.h5")
+        checkpoint = lib.callbacks.ModelCheckpoint(filepath=path, monitor="val_loss",
+                                                   save_best_only=True, save_weights_only=True)
+        history = model.fit(loader, validation_data=loader, epochs=2, callbacks=[checkpoint],
+                            verbose=0).history
+        model.load_weights(path)
+        evaluated = model.evaluate(loader, verbose=0)
+        predicted = lib.ops.argmax(model(images[:4]).detach(), axis=1).to("cpu").numpy()
+        results.append((history, evaluated, predicted.tolist(),
+                        [(w.path, w.trainable) for w in model.trainable_weights]))
+    _assert_close(results[1], results[0])
+
+
+def test_torch_module_wrapper_weights_have_the_keras_variable_api():
+    """The torch guides' `[v.value.grad for v in model.trainable_weights]` and Keras' weight
+    paths work on a wrapped module's parameters, which stay the module's own tensors."""
+    model, module, loader, _ = _torchvision_keras(_fresh(kestrel))
+    parameters = list(module.parameters())
+    assert [w is p for w, p in zip(model.trainable_weights, parameters)] == [True] * 6
+    assert [w.path for w in model.trainable_weights[:6]] == \
+        ["variable"] + [f"variable_{i}" for i in range(1, 6)]
+    assert [w.path for w in model.non_trainable_weights] == \
+        ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    torch_optimizer = torch.optim.SGD(module.parameters(), lr=0.1)  # holds the same tensors
+    images, labels = next(iter(loader))
+    loss = kestrel.losses.sparse_categorical_crossentropy(labels, model(images, training=True))
+    model.zero_grad()
+    loss.mean().backward()
+    grads = [v.value.grad for v in model.trainable_weights]
+    assert all(g is not None for g in grads)
+    before = parameters[0].detach().clone()
+    torch_optimizer.step()
+    assert not torch.equal(before, module[0].weight.detach())
+    module[1].running_mean.assign(np.ones(4, "float32"))
+    np.testing.assert_array_equal(module[1].running_mean.numpy(), np.ones(4))
+
+
+# ---------------------------------------------------------------- vision
+def _mnist_convnet(k):
+    layers = k.layers
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 28, 28, 1), dtype="float32")
+    y = k.utils.to_categorical(rng.integers(0, 10, 40), 10)
+    model = k.Sequential([
+        k.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Flatten(), layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.1, verbose=0).history
+    return _summary_text(model), history, model.evaluate(x, y, verbose=0)
+
+
+def test_mnist_convnet():
+    expected, got = _both(_mnist_convnet)
+    _assert_close(got, expected)
+
+
+def _siamese_contrastive(k):
+    ops = k.ops
+    rng = np.random.default_rng(0)
+    x_1, x_2 = rng.random((2, 24, 28, 28), dtype="float32")  # pairs without a channel axis
+    labels = (rng.random(24) > 0.5).astype("float32")
+
+    def euclidean_distance(vects):
+        x, y = vects
+        sum_square = ops.sum(ops.square(x - y), axis=1, keepdims=True)
+        return ops.sqrt(ops.maximum(sum_square, k.backend.epsilon()))
+
+    image = k.layers.Input((28, 28, 1))
+    x = k.layers.BatchNormalization()(image)
+    x = k.layers.Conv2D(4, (5, 5), activation="tanh")(x)
+    x = k.layers.AveragePooling2D(pool_size=(2, 2))(x)
+    x = k.layers.Conv2D(16, (5, 5), activation="tanh")(x)
+    x = k.layers.AveragePooling2D(pool_size=(2, 2))(x)
+    x = k.layers.BatchNormalization()(k.layers.Flatten()(x))
+    embedding_network = k.Model(image, k.layers.Dense(10, activation="tanh")(x))
+    input_1, input_2 = k.layers.Input((28, 28, 1)), k.layers.Input((28, 28, 1))
+    merged = k.layers.Lambda(euclidean_distance, output_shape=(1,))(
+        [embedding_network(input_1), embedding_network(input_2)])
+    output = k.layers.Dense(1, activation="sigmoid")(k.layers.BatchNormalization()(merged))
+    siamese = k.Model(inputs=[input_1, input_2], outputs=output)
+
+    def loss(margin=1):
+        def contrastive_loss(y_true, y_pred):
+            square_pred = ops.square(y_pred)
+            margin_square = ops.square(ops.maximum(margin - (y_pred), 0))
+            return ops.mean((1 - y_true) * square_pred + (y_true) * margin_square)
+        return contrastive_loss
+
+    siamese.compile(loss=loss(margin=1), optimizer="RMSprop", metrics=["accuracy"])
+    history = siamese.fit([x_1, x_2], labels, validation_data=([x_1, x_2], labels),
+                          batch_size=8, epochs=2, verbose=0).history
+    predictions = siamese.predict([x_1, x_2], verbose=0)
+    shown = ops.concatenate([x_1[0], x_2[0]], axis=1)  # what `visualize` plots
+    return (_summary_text(siamese), history, siamese.evaluate([x_1, x_2], labels, verbose=0),
+            predictions.tolist(), list(shown.shape))
+
+
+def test_siamese_contrastive():
+    expected, got = _both(_siamese_contrastive)
+    _assert_close(got, expected)
+
+
+def _gradient_centralization(k):
+    """Augmentation layers on a batch, a Sequential given `input_shape`, a timing callback, and
+    a recompile with an RMSprop subclass (its `get_gradients` is never called by Keras 3)."""
+    layers, ops = k.layers, k.ops
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, 32, 32, 3)).astype("float32")
+    targets = rng.integers(0, 2, 8)
+    batch = layers.Rescaling(1.0 / 255)(images)
+    for augment in [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.3),
+                    layers.RandomZoom(0.2)]:
+        batch = augment(batch)
+    batch = ops.convert_to_numpy(batch)
+    model = k.Sequential([
+        layers.Conv2D(4, (3, 3), activation="relu", input_shape=(32, 32, 3)),
+        layers.MaxPooling2D(2, 2),
+        layers.Conv2D(8, (3, 3), activation="relu"), layers.Dropout(0.5),
+        layers.MaxPooling2D(2, 2), layers.Flatten(), layers.Dropout(0.5),
+        layers.Dense(16, activation="relu"), layers.Dense(1, activation="sigmoid")])
+
+    class GCRMSprop(k.optimizers.RMSprop):
+        def get_gradients(self, loss, params):
+            grads = []
+            for grad in super().get_gradients():
+                if len(grad.shape) > 1:
+                    grad -= ops.mean(grad, axis=list(range(len(grad.shape) - 1)),
+                                     keep_dims=True)
+                grads.append(grad)
+            return grads
+
+    class TimeHistory(k.callbacks.Callback):
+        def on_train_begin(self, logs={}):
+            self.times = []
+
+        def on_epoch_end(self, batch, logs={}):
+            self.times.append(batch)
+
+    histories = []
+    for optimizer in (k.optimizers.RMSprop(learning_rate=1e-4), GCRMSprop(learning_rate=1e-4)):
+        timer = TimeHistory()
+        model.compile(loss="binary_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+        histories.append((model.fit(batch, targets, batch_size=4, epochs=2, verbose=0,
+                                    callbacks=[timer]).history, timer.times))
+    return float(batch.mean()), float(batch.std()), histories, _summary_text(model)
+
+
+def test_gradient_centralization():
+    expected, got = _both(_gradient_centralization)
+    _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- structured data
+def _collaborative_filtering_movielens(k):
+    layers, ops = k.layers, k.ops
+
+    class RecommenderNet(k.Model):
+        def __init__(self, num_users, num_movies, embedding_size, **kwargs):
+            super().__init__(**kwargs)
+            self.user_embedding = layers.Embedding(
+                num_users, embedding_size, embeddings_initializer="he_normal",
+                embeddings_regularizer=k.regularizers.l2(1e-6))
+            self.user_bias = layers.Embedding(num_users, 1)
+            self.movie_embedding = layers.Embedding(
+                num_movies, embedding_size, embeddings_initializer="he_normal",
+                embeddings_regularizer=k.regularizers.l2(1e-6))
+            self.movie_bias = layers.Embedding(num_movies, 1)
+
+        def call(self, inputs):
+            user_vector = self.user_embedding(inputs[:, 0])
+            user_bias = self.user_bias(inputs[:, 0])
+            movie_vector = self.movie_embedding(inputs[:, 1])
+            movie_bias = self.movie_bias(inputs[:, 1])
+            x = ops.tensordot(user_vector, movie_vector, 2) + user_bias + movie_bias
+            return ops.nn.sigmoid(x)
+
+    rng = np.random.default_rng(0)
+    pairs = np.stack([rng.integers(0, 10, 64), rng.integers(0, 20, 64)], 1)
+    ratings = rng.random(64)
+    model = RecommenderNet(10, 20, 8)
+    model.compile(loss=k.losses.BinaryCrossentropy(),
+                  optimizer=k.optimizers.Adam(learning_rate=0.001))
+    history = model.fit(x=pairs, y=ratings, batch_size=16, epochs=2, verbose=0,
+                        validation_data=(pairs[:16], ratings[:16])).history
+    user_movie_array = np.hstack(([[3]] * 5, [[i] for i in range(5)]))
+    predicted = model.predict(user_movie_array, verbose=0).flatten()
+    return history, predicted.tolist(), len(model.losses)
+
+
+def test_collaborative_filtering_movielens():
+    expected, got = _both(_collaborative_filtering_movielens)
+    _assert_close(got, expected)
+    assert got[2] == 2  # the two embedding regularizers
+
+
+_CATEGORIES = {"workclass": ["a", "b", "c"], "education": ["x", "y"]}
+_NUMERIC = ["age", "hours_per_week"]
+
+
+def _deep_neural_decision_forests(k, data, targets):
+    layers, ops = k.layers, k.ops
+    np.random.seed(0)  # the trees sample their features with NumPy
+
+    def create_model_inputs():
+        return {name: layers.Input(name=name, shape=(),
+                                   dtype="float32" if name in _NUMERIC else "int32")
+                for name in _NUMERIC + list(_CATEGORIES)}
+
+    def encode_inputs(inputs):
+        encoded = []
+        for name in inputs:
+            if name in _CATEGORIES:
+                size = len(_CATEGORIES[name])
+                embedding = layers.Embedding(input_dim=size, output_dim=int(math.sqrt(size)))
+                encoded.append(embedding(inputs[name]))
+            else:
+                feature = inputs[name]
+                if inputs[name].shape[-1] is None:
+                    feature = k.ops.expand_dims(feature, -1)
+                encoded.append(feature)
+        return layers.concatenate(encoded)
+
+    class NeuralDecisionTree(k.Model):
+        def __init__(self, depth, num_features, used_features_rate, num_classes):
+            super().__init__()
+            self.depth = depth
+            self.num_leaves = 2**depth
+            num_used = int(num_features * used_features_rate)
+            chosen = np.random.choice(np.arange(num_features), num_used, replace=False)
+            self.used_features_mask = ops.convert_to_tensor(np.eye(num_features)[chosen],
+                                                            dtype="float32")
+            self.pi = self.add_weight(initializer="random_normal",
+                                      shape=[self.num_leaves, num_classes], dtype="float32",
+                                      trainable=True)
+            self.decision_fn = layers.Dense(units=self.num_leaves, activation="sigmoid",
+                                            name="decision")
+
+        def call(self, features):
+            batch_size = ops.shape(features)[0]
+            features = ops.matmul(features, ops.transpose(self.used_features_mask))
+            decisions = ops.expand_dims(self.decision_fn(features), axis=2)
+            decisions = layers.concatenate([decisions, 1 - decisions], axis=2)
+            mu = ops.ones([batch_size, 1, 1])
+            begin_idx, end_idx = 1, 2
+            for level in range(self.depth):
+                mu = ops.tile(ops.reshape(mu, [batch_size, -1, 1]), (1, 1, 2))
+                mu = mu * decisions[:, begin_idx:end_idx, :]
+                begin_idx, end_idx = end_idx, end_idx + 2 ** (level + 1)
+            mu = ops.reshape(mu, [batch_size, self.num_leaves])
+            return ops.matmul(mu, k.activations.softmax(self.pi))
+
+    class NeuralDecisionForest(k.Model):
+        def __init__(self, num_trees, depth, num_features, used_features_rate, num_classes):
+            super().__init__()
+            self.ensemble = []
+            for _ in range(num_trees):
+                self.ensemble.append(NeuralDecisionTree(depth, num_features, used_features_rate,
+                                                        num_classes))
+
+        def call(self, inputs):
+            outputs = ops.zeros([ops.shape(inputs)[0], 2])
+            for tree in self.ensemble:
+                outputs += tree(inputs)
+            outputs /= len(self.ensemble)
+            return outputs
+
+    results = []
+    for forest in (False, True):
+        inputs = create_model_inputs()
+        features = layers.BatchNormalization()(encode_inputs(inputs))
+        num_features = features.shape[1]
+        head = NeuralDecisionForest(3, 2, num_features, 0.5, 2) if forest else \
+            NeuralDecisionTree(3, num_features, 1.0, 2)
+        model = k.Model(inputs=inputs, outputs=head(features))
+        model.compile(optimizer=k.optimizers.Adam(learning_rate=0.01),
+                      loss=k.losses.SparseCategoricalCrossentropy(),
+                      metrics=[k.metrics.SparseCategoricalAccuracy()])
+        history = model.fit(data, targets, batch_size=16, epochs=2, verbose=0).history
+        results.append((num_features, history, model.evaluate(data, targets, verbose=0),
+                        [w.path for w in model.weights]))
+    return results
+
+
+def test_deep_neural_decision_forests():
+    """The features are encoded with Kestrel's StringLookup (Keras' needs TensorFlow), then
+    both train the same tree and forest models on them."""
+    rng = np.random.default_rng(0)
+    raw = {name: rng.choice(vocabulary, 32) for name, vocabulary in _CATEGORIES.items()}
+    data = {name: rng.random(32, dtype="float32") for name in _NUMERIC}
+    for name, vocabulary in _CATEGORIES.items():
+        lookup = kestrel.layers.StringLookup(vocabulary=vocabulary, mask_token=None,
+                                             num_oov_indices=0)
+        data[name] = kestrel.ops.convert_to_numpy(lookup(raw[name]))
+        np.testing.assert_array_equal(data[name], [vocabulary.index(v) for v in raw[name]])
+    targets = rng.integers(0, 2, 32)
+    expected = _deep_neural_decision_forests(_fresh(keras), data, targets)
+    got = _deep_neural_decision_forests(_fresh(kestrel), data, targets)
+    _assert_close(got, expected)
