@@ -764,3 +764,213 @@ def test_deep_neural_decision_forests():
     expected = _deep_neural_decision_forests(_fresh(keras), data, targets)
     got = _deep_neural_decision_forests(_fresh(kestrel), data, targets)
     _assert_close(got, expected)
+
+
+def _attention_mil_classification(k, tmp_path):
+    """Bags of instances through shared layers, an attention layer returning a list (built
+    from `input_shape[0]`), class weights, early stopping, a best-only checkpoint, and a model
+    reading the attention layer's list output."""
+    layers, ops = k.layers, k.ops
+
+    class MILAttentionLayer(layers.Layer):
+        def __init__(self, weight_params_dim, kernel_initializer="glorot_uniform",
+                     kernel_regularizer=None, use_gated=False, **kwargs):
+            super().__init__(**kwargs)
+            self.weight_params_dim = weight_params_dim
+            self.use_gated = use_gated
+            self.kernel_initializer = k.initializers.get(kernel_initializer)
+            self.kernel_regularizer = k.regularizers.get(kernel_regularizer)
+
+        def build(self, input_shape):
+            input_dim = input_shape[0][1]
+            self.v_weight_params = self.add_weight(
+                shape=(input_dim, self.weight_params_dim), initializer=self.kernel_initializer,
+                name="v", regularizer=self.kernel_regularizer, trainable=True)
+            self.w_weight_params = self.add_weight(
+                shape=(self.weight_params_dim, 1), initializer=self.kernel_initializer,
+                name="w", regularizer=self.kernel_regularizer, trainable=True)
+            self.u_weight_params = self.add_weight(
+                shape=(input_dim, self.weight_params_dim), initializer=self.kernel_initializer,
+                name="u", regularizer=self.kernel_regularizer, trainable=True)
+            self.input_built = True
+
+        def call(self, inputs):
+            instances = ops.stack([self.compute_attention_scores(i) for i in inputs])
+            alpha = ops.softmax(instances, axis=0)
+            return [alpha[i] for i in range(alpha.shape[0])]
+
+        def compute_attention_scores(self, instance):
+            scores = ops.tanh(ops.tensordot(instance, self.v_weight_params, axes=1))
+            scores = scores * ops.sigmoid(ops.tensordot(instance, self.u_weight_params, axes=1))
+            return ops.tensordot(scores, self.w_weight_params, axes=1)
+
+    bag_size = 3
+    dense_1, dense_2 = layers.Dense(16, activation="relu"), layers.Dense(8, activation="relu")
+    inputs, embeddings = [], []
+    for _ in range(bag_size):
+        instance = layers.Input((8, 8))
+        inputs.append(instance)
+        embeddings.append(dense_2(dense_1(layers.Flatten()(instance))))
+    alpha = MILAttentionLayer(weight_params_dim=12, kernel_regularizer=k.regularizers.L2(0.01),
+                              use_gated=True, name="alpha")(embeddings)
+    weighted = [layers.multiply([alpha[i], embeddings[i]]) for i in range(len(alpha))]
+    output = layers.Dense(2, activation="softmax")(layers.concatenate(weighted, axis=1))
+    model = k.Model(inputs, output)
+    rng = np.random.default_rng(0)
+    bags = list(rng.random((bag_size, 12, 8, 8)))
+    labels = rng.integers(0, 2, (12, 1))
+    negatives, positives = int((labels == 0).sum()), int((labels == 1).sum())
+    class_weight = {0: (negatives + positives) / 2 / negatives,
+                    1: (negatives + positives) / 2 / positives}
+    path = str(tmp_path / f"{k.__name__}_best_model.weights.h5")
+    callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=10, mode="min"),
+                 k.callbacks.ModelCheckpoint(path, monitor="val_loss", verbose=0, mode="min",
+                                             save_best_only=True, save_weights_only=True)]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(bags, labels, validation_data=(bags, labels), epochs=2,
+                        class_weight=class_weight, batch_size=4, callbacks=callbacks,
+                        verbose=0).history
+    model.load_weights(path)
+    intermediate = k.Model(model.input, model.get_layer("alpha").output)
+    attention = np.squeeze(np.swapaxes(intermediate.predict(bags, verbose=0), 1, 0))
+    return (history, model.predict(bags, verbose=0).tolist(), attention.tolist(),
+            model.evaluate(bags, labels, verbose=0), [w.path for w in model.weights],
+            len(model.losses))
+
+
+def test_attention_mil_classification(tmp_path):
+    expected = _attention_mil_classification(_fresh(keras), tmp_path)
+    got = _attention_mil_classification(_fresh(kestrel), tmp_path)
+    _assert_close(got, expected)
+    assert np.asarray(got[2]).shape == (12, 3)
+
+
+def _learnable_resizer(k):
+    """The learnable resizer (reusing one LeakyReLU, the default argument of `conv_block`,
+    and `Resizing` on inputs of unknown size) called directly on an image, as the example
+    visualizes it, then under a small stand-in for its DenseNet121 backbone in `fit`."""
+    layers, ops = k.layers, k.ops
+    target_size = (16, 16)
+
+    def conv_block(x, filters, kernel_size, strides, activation=layers.LeakyReLU(0.2)):
+        x = layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        if activation:
+            x = activation(x)
+        return x
+
+    def res_block(x):
+        inputs = x
+        x = conv_block(x, 4, 3, 1)
+        x = conv_block(x, 4, 3, 1, activation=None)
+        return layers.Add()([inputs, x])
+
+    inputs = layers.Input(shape=[None, None, 3])
+    naive_resize = layers.Resizing(*target_size, interpolation="bilinear")(inputs)
+    x = layers.LeakyReLU(0.2)(layers.Conv2D(filters=4, kernel_size=7, padding="same")(inputs))
+    x = layers.LeakyReLU(0.2)(layers.Conv2D(filters=4, kernel_size=1, padding="same")(x))
+    bottleneck = layers.Resizing(*target_size)(layers.BatchNormalization()(x))
+    x = res_block(bottleneck)
+    x = layers.Conv2D(filters=4, kernel_size=3, padding="same", use_bias=False)(x)
+    x = layers.Add()([bottleneck, layers.BatchNormalization()(x)])
+    x = layers.Conv2D(filters=3, kernel_size=7, padding="same")(x)
+    resizer = k.Model(inputs, layers.Add()([naive_resize, x]), name="learnable_resizer")
+    rng = np.random.default_rng(0)
+    images = (rng.random((4, 24, 24, 3)) * 255).astype("float32")
+    # Keras runs the BatchNormalization layers after a Resizing in training mode here
+    resized = ops.convert_to_numpy(ops.squeeze(resizer(images[0][None, ...] / 255)))
+    moving_means = [np.asarray(layer.moving_mean).tolist() for layer in resizer.layers
+                    if isinstance(layer, layers.BatchNormalization)]
+    backbone = k.Sequential([layers.Conv2D(4, 3, strides=2), layers.GlobalAveragePooling2D(),
+                             layers.Dense(2, activation="softmax")], name="backbone")
+    image = layers.Input((24, 24, 3))
+    model = k.Model(image, backbone(resizer(layers.Rescaling(scale=1.0 / 255)(image))))
+    model.compile(loss=k.losses.CategoricalCrossentropy(label_smoothing=0.1), optimizer="sgd",
+                  metrics=["accuracy"])
+    targets = k.utils.to_categorical(rng.integers(0, 2, 4), 2)
+    history = model.fit(images, targets, validation_data=(images, targets), batch_size=2,
+                        epochs=1, verbose=0).history
+    return resized.tolist(), moving_means, history, [layer.name for layer in resizer.layers]
+
+
+def test_learnable_resizer():
+    expected, got = _both(_learnable_resizer)
+    _assert_close(got, expected)
+    assert np.asarray(got[0]).shape == (16, 16, 3)
+    # the BatchNormalization before the first Resizing ran keeps its statistics, the later ones
+    # trained on the image
+    assert [bool(np.any(np.asarray(mean) != 0)) for mean in got[1]] == [False, True, True, True]
+
+
+def _training_defaults_in_direct_calls(k):
+    """Layers called with no `training`: in Keras the first layer whose `call` has a non-None
+    default (True: image preprocessing; False: dropout) hands it to the layers after it within
+    the outermost call; in a model's graph each such layer uses its own (its node holds it)."""
+    layers = k.layers
+    x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    found = {}
+    stacks = {
+        "resize_then_bn": lambda: [layers.Resizing(4, 4), layers.BatchNormalization()],
+        "bn_resize_bn": lambda: [layers.BatchNormalization(), layers.Resizing(4, 4),
+                                 layers.BatchNormalization()],
+        "flip_then_dropout": lambda: [layers.RandomFlip(seed=1), layers.Dropout(0.5, seed=2)],
+        "dropout_flip_bn": lambda: [layers.Dropout(0.5, seed=2), layers.RandomFlip(seed=1),
+                                    layers.BatchNormalization()],
+        "pipeline_then_bn": lambda: [layers.Pipeline([layers.RandomFlip(seed=1)]),
+                                     layers.BatchNormalization()],
+    }
+    for name, stack in stacks.items():
+        model = k.Sequential([k.Input((8, 8, 3))] + stack())
+        output = k.ops.convert_to_numpy(model(x))
+        found[name] = (np.abs(output).sum(), [np.asarray(layer.moving_mean).tolist()
+                                              for layer in model.layers
+                                              if isinstance(layer, layers.BatchNormalization)])
+
+    class TrainsByDefault(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dropout = layers.Dropout(0.5, seed=7)
+
+        def call(self, x, training=True):
+            return self.dropout(x)
+
+    class Outer(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.first, self.flip = layers.Dropout(0.5, seed=3), layers.RandomFlip(seed=4)
+            self.inner, self.norm = TrainsByDefault(), layers.BatchNormalization()
+
+        def call(self, x):
+            return self.norm(self.inner(self.flip(self.first(x))))  # the first default holds
+
+    outer = Outer()
+    found["eager_first_default"] = (k.ops.convert_to_numpy(outer(x)).tolist(),
+                                    np.asarray(outer.norm.moving_mean).tolist())
+    model = k.Sequential([k.Input((8, 8, 3)), layers.Resizing(4, 4), layers.BatchNormalization()])
+    model(x)
+    found["next_call_starts_afresh"] = k.ops.convert_to_numpy(model.layers[-1](x)).tolist()
+    found["predict"] = model.predict(x, verbose=0).tolist()
+    return found
+
+
+def test_training_defaults_in_direct_calls_as_keras():
+    expected, got = _both(_training_defaults_in_direct_calls)
+    _assert_close(got, expected)
+    assert np.any(np.asarray(got["resize_then_bn"][1]) != 0)
+
+
+def test_torch_train_flag_still_trains_without_a_claimed_default():
+    """Torch's `model.train()` keeps Dropout after a layer with a default active (Kestrel's
+    module flags), and the mode of a direct call ends with it."""
+    k = _fresh(kestrel)
+    model = k.Sequential([k.Input((64,)), k.layers.Dense(64, kernel_initializer="ones"),
+                          k.layers.Dropout(0.5)])
+    x = torch.ones(8, 64)
+    assert torch.equal(model(x), model(x)) and not model.training
+    model.train()
+    assert (model(x) == 0).any() and model.training
+    model.eval()
+    resizing = k.Sequential([k.Input((8, 8, 3)), k.layers.Resizing(4, 4),
+                             k.layers.BatchNormalization()])
+    resizing(torch.rand(2, 8, 8, 3))
+    assert not resizing.training and not any(layer.training for layer in resizing.modules())

@@ -77,6 +77,9 @@ class Layer(nn.Module):
 
     _call_accepts_training = False
     _fills_training = False  # a `call` from outside Kestrel that takes `training` (see __call__)
+    # the non-None `training` default of Keras' `call` signature for this layer, which Keras
+    # hands on to the layers called after it (see training_mode.claim_default)
+    _keras_training_default: bool | None = None
     _call_accepts_mask = False
     _call_named_masks = frozenset()  # `<name>_mask` arguments of `call` (see call_masks)
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
@@ -101,8 +104,11 @@ class Layer(nn.Module):
         cls._call_accepts_training = "training" in params
         # Kestrel's own layers read an unset `training` from their module flag; a user's
         # `call` gets the mode in force as its argument, as Keras passes an outer call's
-        cls._fills_training = cls._call_accepts_training and \
-            not (cls.call.__module__ or "").startswith("kestrel.")  # None: code run by exec
+        user_call = not (cls.call.__module__ or "").startswith("kestrel.")  # None: exec'd code
+        cls._fills_training = cls._call_accepts_training and user_call
+        if user_call:
+            default = params["training"].default if cls._call_accepts_training else None
+            cls._keras_training_default = default if isinstance(default, bool) else None
         cls._call_accepts_mask = "mask" in params
         cls._call_signature = call_masks.call_signature(cls.call)
         cls._call_named_masks = call_masks.named_mask_arguments(cls._call_signature)
@@ -195,7 +201,13 @@ class Layer(nn.Module):
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        if training_mode.idle():  # the outermost call: a default claimed inside ends with it
+            with training_mode.outermost(self):
+                return Layer.__call__(self, *args, **kwargs)
         first = args[0] if args else None
+        if self._keras_training_default is not None and kwargs.get("training") is None \
+                and training_mode.unclaimed() and type(first) is not KerasTensor:
+            training_mode.claim_default(self._keras_training_default)
         if self._fills_training and kwargs.get("training") is None and training_mode.active():
             kwargs["training"] = self.training
         if len(args) == 1 and not kwargs and type(first) in _PLAIN_KINDS and self._plain(first):
@@ -280,11 +292,19 @@ class Layer(nn.Module):
         which saves torch's module call machinery on every layer of every batch. `donated`:
         the position of an input tensor the model hands over (nothing else holds it), which
         `_in_place` may overwrite with the result."""
+        if self._keras_training_default is not None:
+            self._claim_in_graph()
         if self._runs_plain(x):
             if donated is not None:
                 return self._call_plain(functools.partial(self._in_place, position=donated), x)
             return self._call_plain(self._unmasked(self.forward), x)
         return self(x)
+
+    def _claim_in_graph(self) -> None:
+        """In a model's graph, the layer's `training` default (Keras' node holds it) sets the
+        mode of an outermost call made without one (see training_mode.claim_default)."""
+        if training_mode.claimable():
+            training_mode.claim_default(self._keras_training_default, override=True)
 
     def _runs_plain(self, x) -> bool:
         """Whether `self(x)` from a model may run `forward` directly (`_call_in_graph`)."""

@@ -33,6 +33,8 @@ class Attention(Layer):
         torch.Size([2, 3, 4])
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if score_mode not in ("dot", "concat"):

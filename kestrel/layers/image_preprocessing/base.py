@@ -29,6 +29,8 @@ class ImageLayer(Layer):
         bounding_box_format: format of the `"bounding_boxes"` of dict inputs (e.g. `"xyxy"`).
     """
 
+    _keras_training_default = True  # Keras' `call(..., training=True)`
+
     padding_rows = (-1.0,)  # box rows all of one of these values are padding (see data.py)
     padding_fill = -1.0  # ... and leave the layer filled with this value
 
@@ -99,10 +101,11 @@ class ImageLayer(Layer):
         return (images.unsqueeze(0) if single else images), single
 
     def _is_training(self, training) -> bool:
-        """The argument, else the mode in force, else Keras' default for these layers: True."""
+        """The argument, else the mode in force (training where a default claimed it, see
+        training_mode.claim_default), else Keras' default for these layers: True."""
         if training is not None:
             return bool(training)
-        return self.training or not training_mode.active()
+        return self.training or not training_mode.active() or training_mode.claimed() is True
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -264,6 +264,8 @@ class Pipeline(Layer):
         torch.Size([2, 4, 4, 3])
     """
 
+    _keras_training_default = True  # Keras' `call(..., training=True)`
+
     def __init__(self, layers, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         if not isinstance(layers, (list, tuple)) or not all(

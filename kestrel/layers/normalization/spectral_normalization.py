@@ -29,6 +29,8 @@ class SpectralNormalization(Wrapper):
         torch.Size([2, 4])
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     def __init__(self, layer, power_iterations=1, **kwargs):
         super().__init__(layer, **kwargs)
         if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) \

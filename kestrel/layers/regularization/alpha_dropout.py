@@ -26,6 +26,8 @@ class AlphaDropout(Layer):
     Input shape: any. Output shape: same as the input.
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     _keras_builds_at_init = True  # Keras records no build shapes for it
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):

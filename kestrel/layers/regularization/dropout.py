@@ -25,6 +25,8 @@ class Dropout(Layer):
         True
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     _keras_builds_at_init = True  # Keras records no build shapes for it
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):

@@ -23,6 +23,8 @@ class GaussianDropout(Layer):
         True
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     _keras_builds_at_init = True  # Keras records no build shapes for it
 
     def __init__(self, rate, seed=None, **kwargs):

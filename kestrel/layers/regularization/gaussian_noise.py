@@ -22,6 +22,8 @@ class GaussianNoise(Layer):
         True
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     _keras_builds_at_init = True  # Keras records no build shapes for it
 
     def __init__(self, stddev, seed=None, **kwargs):

@@ -45,6 +45,8 @@ class RNNCellBase(Layer):
     Subclasses set `gates` and implement `_step(projected_inputs, states, recurrent_masks)`.
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     gates = 1
     # Keras' SimpleRNN and ConvLSTM cells make their SeedGenerator before their initializers,
     # LSTM and GRU cells after: the order decides which seeds from Python's `random` each takes.

@@ -220,6 +220,8 @@ class StackedRNNCells(Layer):
         cells: list of cells (objects with `call(inputs, states)` and `state_size`).
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     def __init__(self, cells, **kwargs):
         super().__init__(**kwargs)
         for cell in cells:

@@ -37,6 +37,8 @@ class RNN(Layer):
         torch.Size([2, 5, 4])
     """
 
+    _keras_training_default = False  # Keras' `call(..., training=False)`
+
     _supports_fused = False  # SimpleRNN, LSTM and GRU may use torch's fused kernels
     _exact_rank = None  # inputs of rank >= 3 (a cell may take (batch, time, h, w, c))
 
