@@ -502,8 +502,8 @@ def test_torch_module_wrapper_weights_have_the_keras_variable_api():
 def _mnist_convnet(k):
     layers = k.layers
     rng = np.random.default_rng(0)
-    x = rng.random((40, 28, 28, 1), dtype="float32")
-    y = k.utils.to_categorical(rng.integers(0, 10, 40), 10)
+    x = rng.random((20, 28, 28, 1), dtype="float32")
+    y = k.utils.to_categorical(rng.integers(0, 10, 20), 10)
     model = k.Sequential([
         k.Input(shape=(28, 28, 1)),
         layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
@@ -513,7 +513,7 @@ def _mnist_convnet(k):
         layers.Flatten(), layers.Dropout(0.5),
         layers.Dense(10, activation="softmax")])
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.1, verbose=0).history
+    history = model.fit(x, y, batch_size=9, epochs=2, validation_split=0.1, verbose=0).history
     return _summary_text(model), history, model.evaluate(x, y, verbose=0)
 
 
@@ -525,8 +525,8 @@ def test_mnist_convnet():
 def _siamese_contrastive(k):
     ops = k.ops
     rng = np.random.default_rng(0)
-    x_1, x_2 = rng.random((2, 24, 28, 28), dtype="float32")  # pairs without a channel axis
-    labels = (rng.random(24) > 0.5).astype("float32")
+    x_1, x_2 = rng.random((2, 12, 28, 28), dtype="float32")  # pairs without a channel axis
+    labels = (rng.random(12) > 0.5).astype("float32")
 
     def euclidean_distance(vects):
         x, y = vects
@@ -556,7 +556,7 @@ def _siamese_contrastive(k):
 
     siamese.compile(loss=loss(margin=1), optimizer="RMSprop", metrics=["accuracy"])
     history = siamese.fit([x_1, x_2], labels, validation_data=([x_1, x_2], labels),
-                          batch_size=8, epochs=2, verbose=0).history
+                          batch_size=6, epochs=2, verbose=0).history
     predictions = siamese.predict([x_1, x_2], verbose=0)
     shown = ops.concatenate([x_1[0], x_2[0]], axis=1)  # what `visualize` plots
     return (_summary_text(siamese), history, siamese.evaluate([x_1, x_2], labels, verbose=0),
@@ -573,7 +573,7 @@ def _gradient_centralization(k):
     a recompile with an RMSprop subclass (its `get_gradients` is never called by Keras 3)."""
     layers, ops = k.layers, k.ops
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, (8, 32, 32, 3)).astype("float32")
+    images = rng.integers(0, 255, (8, 16, 16, 3)).astype("float32")
     targets = rng.integers(0, 2, 8)
     batch = layers.Rescaling(1.0 / 255)(images)
     for augment in [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.3),
@@ -581,7 +581,7 @@ def _gradient_centralization(k):
         batch = augment(batch)
     batch = ops.convert_to_numpy(batch)
     model = k.Sequential([
-        layers.Conv2D(4, (3, 3), activation="relu", input_shape=(32, 32, 3)),
+        layers.Conv2D(4, (3, 3), activation="relu", input_shape=(16, 16, 3)),
         layers.MaxPooling2D(2, 2),
         layers.Conv2D(8, (3, 3), activation="relu"), layers.Dropout(0.5),
         layers.MaxPooling2D(2, 2), layers.Flatten(), layers.Dropout(0.5),
@@ -974,3 +974,267 @@ def test_torch_train_flag_still_trains_without_a_claimed_default():
                              k.layers.BatchNormalization()])
     resizing(torch.rand(2, 8, 8, 3))
     assert not resizing.training and not any(layer.training for layer in resizing.modules())
+
+
+# ---------------------------------------------------------------- time series
+def _timeseries_classification_transformer(k):
+    layers = k.layers
+
+    def transformer_encoder(inputs, head_size, num_heads, ff_dim, dropout=0):
+        x = layers.MultiHeadAttention(key_dim=head_size, num_heads=num_heads,
+                                      dropout=dropout)(inputs, inputs)
+        x = layers.Dropout(dropout)(x)
+        x = layers.LayerNormalization(epsilon=1e-6)(x)
+        res = x + inputs
+        x = layers.Conv1D(filters=ff_dim, kernel_size=1, activation="relu")(res)
+        x = layers.Dropout(dropout)(x)
+        x = layers.Conv1D(filters=inputs.shape[-1], kernel_size=1)(x)
+        x = layers.LayerNormalization(epsilon=1e-6)(x)
+        return x + res
+
+    inputs = k.Input(shape=(20, 1))
+    x = inputs
+    for _ in range(2):
+        x = transformer_encoder(x, head_size=8, num_heads=2, ff_dim=4, dropout=0.25)
+    x = layers.GlobalAveragePooling1D(data_format="channels_first")(x)
+    x = layers.Dropout(0.4)(layers.Dense(16, activation="relu")(x))
+    model = k.Model(inputs, layers.Dense(2, activation="softmax")(x))
+    model.compile(loss="sparse_categorical_crossentropy",
+                  optimizer=k.optimizers.Adam(learning_rate=1e-4),
+                  metrics=["sparse_categorical_accuracy"])
+    rng = np.random.default_rng(0)
+    series = rng.normal(size=(20, 20, 1))
+    labels = rng.integers(0, 2, 20)
+    callbacks = [k.callbacks.EarlyStopping(patience=10, restore_best_weights=True)]
+    history = model.fit(series, labels, validation_split=0.2, epochs=2, batch_size=8,
+                        callbacks=callbacks, verbose=0).history
+    return _summary_text(model), history, model.evaluate(series, labels, verbose=0)
+
+
+def test_timeseries_classification_transformer():
+    expected, got = _both(_timeseries_classification_transformer)
+    _assert_close(got, expected)
+
+
+def _timeseries_classification_from_scratch(k, tmp_path):
+    """Conv1D / BatchNormalization blocks, a best `.keras` checkpoint, ReduceLROnPlateau and
+    EarlyStopping, then the checkpoint loaded back and evaluated."""
+    x = input_layer = k.layers.Input((20, 1))
+    for _ in range(3):
+        x = k.layers.Conv1D(filters=8, kernel_size=3, padding="same")(x)
+        x = k.layers.ReLU()(k.layers.BatchNormalization()(x))
+    gap = k.layers.GlobalAveragePooling1D()(x)
+    model = k.models.Model(inputs=input_layer,
+                           outputs=k.layers.Dense(2, activation="softmax")(gap))
+    path = str(tmp_path / f"{k.__name__}_best_model.keras")
+    callbacks = [
+        k.callbacks.ModelCheckpoint(path, save_best_only=True, monitor="val_loss"),
+        k.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1,
+                                      min_lr=0.0001),
+        k.callbacks.EarlyStopping(monitor="val_loss", patience=50, verbose=0),
+    ]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["sparse_categorical_accuracy"])
+    rng = np.random.default_rng(0)
+    series, labels = rng.normal(size=(16, 20, 1)), rng.integers(0, 2, 16)
+    history = model.fit(series, labels, batch_size=8, epochs=2, callbacks=callbacks,
+                        validation_split=0.2, verbose=0).history
+    reloaded = k.models.load_model(path)
+    return history, reloaded.evaluate(series, labels, verbose=0), \
+        [w.path for w in reloaded.weights]
+
+
+def test_timeseries_classification_from_scratch(tmp_path):
+    expected = _timeseries_classification_from_scratch(_fresh(keras), tmp_path)
+    got = _timeseries_classification_from_scratch(_fresh(kestrel), tmp_path)
+    _assert_close(got, expected)
+    assert "learning_rate" in got[0]
+
+
+# ---------------------------------------------------------------- vision transformers
+def _cct(k):
+    """Compact convolutional transformer: a tokenizer holding a Sequential built by `add`, a
+    position embedding added with `+=` to a KerasTensor, stochastic depth, sequence pooling,
+    AdamW with label smoothing and top-5 accuracy."""
+    layers, ops = k.layers, k.ops
+
+    class CCTTokenizer(layers.Layer):
+        def __init__(self, kernel_size=3, stride=1, padding=1, pooling_kernel_size=3,
+                     pooling_stride=2, num_output_channels=(8, 16), **kwargs):
+            super().__init__(**kwargs)
+            self.conv_model = k.Sequential()
+            for channels in num_output_channels:
+                self.conv_model.add(layers.Conv2D(channels, kernel_size, stride, padding="valid",
+                                                  use_bias=False, activation="relu",
+                                                  kernel_initializer="he_normal"))
+                self.conv_model.add(layers.ZeroPadding2D(padding))
+                self.conv_model.add(layers.MaxPooling2D(pooling_kernel_size, pooling_stride,
+                                                        "same"))
+
+        def call(self, images):
+            outputs = self.conv_model(images)
+            return ops.reshape(outputs, (-1, ops.shape(outputs)[1] * ops.shape(outputs)[2],
+                                         ops.shape(outputs)[-1]))
+
+    class PositionEmbedding(layers.Layer):
+        def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
+            super().__init__(**kwargs)
+            self.sequence_length = int(sequence_length)
+            self.initializer = k.initializers.get(initializer)
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"sequence_length": self.sequence_length,
+                           "initializer": k.initializers.serialize(self.initializer)})
+            return config
+
+        def build(self, input_shape):
+            self.position_embeddings = self.add_weight(
+                name="embeddings", shape=[self.sequence_length, input_shape[-1]],
+                initializer=self.initializer, trainable=True)
+            super().build(input_shape)
+
+        def call(self, inputs, start_index=0):
+            shape = ops.shape(inputs)
+            embeddings = ops.slice(ops.convert_to_tensor(self.position_embeddings),
+                                   (start_index, 0), (shape[-2], shape[-1]))
+            return ops.broadcast_to(embeddings, shape)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    class SequencePooling(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.attention = layers.Dense(1)
+
+        def call(self, x):
+            weights = ops.transpose(ops.softmax(self.attention(x), axis=1), axes=(0, 2, 1))
+            return ops.squeeze(ops.matmul(weights, x), -2)
+
+    class StochasticDepth(layers.Layer):
+        def __init__(self, drop_prop, **kwargs):
+            super().__init__(**kwargs)
+            self.drop_prob = drop_prop
+
+        def call(self, x, training=None):
+            if training:
+                keep_prob = 1 - self.drop_prob
+                shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+                random_tensor = ops.floor(keep_prob + k.random.uniform(shape, 0, 1))
+                return (x / keep_prob) * random_tensor
+            return x
+
+    augmentation = k.Sequential([layers.Rescaling(scale=1.0 / 255),
+                                 layers.RandomCrop(16, 16), layers.RandomFlip("horizontal")],
+                                name="data_augmentation")
+    inputs = layers.Input((16, 16, 3))
+    encoded_patches = CCTTokenizer()(augmentation(inputs))
+    encoded_patches += PositionEmbedding(sequence_length=encoded_patches.shape[1])(
+        encoded_patches)
+    for rate in np.linspace(0, 0.1, 2):
+        x1 = layers.LayerNormalization(epsilon=1e-5)(encoded_patches)
+        attention = layers.MultiHeadAttention(num_heads=2, key_dim=16, dropout=0.1)(x1, x1)
+        x2 = layers.Add()([StochasticDepth(rate)(attention), encoded_patches])
+        x3 = layers.LayerNormalization(epsilon=1e-5)(x2)
+        for units in (16, 16):
+            x3 = layers.Dropout(0.1)(layers.Dense(units, activation=ops.gelu)(x3))
+        encoded_patches = layers.Add()([StochasticDepth(rate)(x3), x2])
+    representation = layers.LayerNormalization(epsilon=1e-5)(encoded_patches)
+    model = k.Model(inputs=inputs, outputs=layers.Dense(10)(SequencePooling()(representation)))
+    model.compile(optimizer=k.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001),
+                  loss=k.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+                  metrics=[k.metrics.CategoricalAccuracy(name="accuracy"),
+                           k.metrics.TopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 16, 16, 3)).astype("float32")
+    targets = k.utils.to_categorical(rng.integers(0, 10, 12), 10)
+    history = model.fit(images, targets, batch_size=4, epochs=1, validation_split=0.25,
+                        verbose=0).history
+    return (_summary_text(model), history, model.evaluate(images, targets, verbose=0),
+            model.predict(images[:2], verbose=0).tolist())
+
+
+def test_cct():
+    expected, got = _both(_cct)
+    _assert_close(got, expected)
+
+
+def _eanet(k):
+    """External attention: patches from `ops.image.extract_patches`, a patch embedding adding a
+    position Embedding of `ops.arange`, Lambda and Softmax(axis=2) layers on 4-D tensors, and a
+    Normalization layer adapted inside the augmentation Sequential."""
+    layers, ops = k.layers, k.ops
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 8, 8, 3)).astype("float32")
+    targets = k.utils.to_categorical(rng.integers(0, 5, 12), 5)
+    augmentation = k.Sequential([layers.Normalization(), layers.RandomFlip("horizontal"),
+                                 layers.RandomRotation(factor=0.1),
+                                 layers.RandomContrast(factor=0.1),
+                                 layers.RandomZoom(height_factor=0.2, width_factor=0.2)],
+                                name="data_augmentation")
+    augmentation.layers[0].adapt(images)
+
+    class PatchExtract(layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+
+        def call(self, x):
+            batch, channels = ops.shape(x)[0], ops.shape(x)[-1]
+            x = ops.image.extract_patches(x, self.patch_size)
+            return ops.reshape(x, (batch, -1, self.patch_size * self.patch_size * channels))
+
+    class PatchEmbedding(layers.Layer):
+        def __init__(self, num_patch, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.num_patch = num_patch
+            self.proj = layers.Dense(embed_dim)
+            self.pos_embed = layers.Embedding(input_dim=num_patch, output_dim=embed_dim)
+
+        def call(self, patch):
+            pos = ops.arange(start=0, stop=self.num_patch, step=1)
+            return self.proj(patch) + self.pos_embed(pos)
+
+    def external_attention(x, dim, num_heads, dim_coefficient=4, attention_dropout=0,
+                           projection_dropout=0):
+        _, num_patch, channel = x.shape
+        num_heads = num_heads * dim_coefficient
+        x = layers.Dense(dim * dim_coefficient)(x)
+        x = ops.reshape(x, (-1, num_patch, num_heads, dim * dim_coefficient // num_heads))
+        x = ops.transpose(x, axes=[0, 2, 1, 3])
+        attn = layers.Softmax(axis=2)(layers.Dense(dim // dim_coefficient)(x))
+        attn = layers.Lambda(lambda attn: ops.divide(
+            attn, ops.convert_to_tensor(1e-9) + ops.sum(attn, axis=-1, keepdims=True)))(attn)
+        attn = layers.Dropout(attention_dropout)(attn)
+        x = layers.Dense(dim * dim_coefficient // num_heads)(attn)
+        x = ops.reshape(ops.transpose(x, axes=[0, 2, 1, 3]), [-1, num_patch, dim * dim_coefficient])
+        return layers.Dropout(projection_dropout)(layers.Dense(dim)(x))
+
+    inputs = layers.Input(shape=(8, 8, 3))
+    x = PatchEmbedding(16, 16)(PatchExtract(2)(augmentation(inputs)))
+    for attention_type in ("external_attention", "self_attention"):
+        residual = x
+        x = layers.LayerNormalization(epsilon=1e-5)(x)
+        if attention_type == "external_attention":
+            x = external_attention(x, 16, 2, 4, 0.2, 0.2)
+        else:
+            x = layers.MultiHeadAttention(num_heads=2, key_dim=16, dropout=0.2)(x, x)
+        x = layers.add([x, residual])
+        residual = x
+        x = layers.Dense(16, activation=ops.gelu)(layers.LayerNormalization(epsilon=1e-5)(x))
+        x = layers.add([layers.Dropout(0.2)(layers.Dense(16)(layers.Dropout(0.2)(x))), residual])
+    x = layers.GlobalAveragePooling1D()(x)
+    model = k.Model(inputs=inputs, outputs=layers.Dense(5, activation="softmax")(x))
+    model.compile(loss=k.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  optimizer=k.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001),
+                  metrics=[k.metrics.CategoricalAccuracy(name="accuracy"),
+                           k.metrics.TopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    history = model.fit(images, targets, batch_size=4, epochs=1, validation_split=0.25,
+                        verbose=0).history
+    return _summary_text(model), history, model.evaluate(images, targets, verbose=0)
+
+
+def test_eanet():
+    expected, got = _both(_eanet)
+    _assert_close(got, expected)
