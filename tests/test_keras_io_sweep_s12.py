@@ -1238,3 +1238,114 @@ def _eanet(k):
 def test_eanet():
     expected, got = _both(_eanet)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- distributed (torch)
+def _distributed_training_with_torch(k, store_path):
+    """The guide's per-device function on one CPU process: a gloo process group of one, a
+    DistributedSampler, and the Keras model wrapped in DistributedDataParallel, trained by a
+    torch loop (Adam on `model.parameters()`, CrossEntropyLoss)."""
+    def get_model():
+        inputs = k.Input(shape=(12, 12, 1))
+        x = k.layers.Rescaling(1.0 / 255.0)(inputs)
+        x = k.layers.Conv2D(filters=4, kernel_size=3, padding="same", use_bias=False)(x)
+        x = k.layers.ReLU()(k.layers.BatchNormalization(scale=False, center=True)(x))
+        x = k.layers.Conv2D(filters=6, kernel_size=6, use_bias=False, strides=2)(x)
+        x = k.layers.ReLU()(k.layers.BatchNormalization(scale=False, center=True)(x))
+        x = k.layers.Conv2D(filters=8, kernel_size=6, padding="same", strides=2,
+                            name="large_k")(x)
+        x = k.layers.ReLU()(k.layers.BatchNormalization(scale=False, center=True)(x))
+        x = k.layers.GlobalAveragePooling2D()(x)
+        x = k.layers.Dropout(0.5)(k.layers.Dense(16, activation="relu")(x))
+        return k.Model(inputs, k.layers.Dense(10)(x))
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((32, 12, 12, 1)) * 255).astype("float32")
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(images),
+                                             torch.from_numpy(rng.integers(0, 10, 32)))
+    store = torch.distributed.FileStore(store_path, 1)
+    torch.distributed.init_process_group(backend="gloo", store=store, world_size=1, rank=0)
+    try:
+        sampler = torch.utils.data.distributed.DistributedSampler(dataset, num_replicas=1,
+                                                                  rank=0, shuffle=False)
+        loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=8,
+                                             shuffle=False)
+        model = get_model()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+        losses = []
+        for _ in range(2):
+            for inputs, targets in loader:
+                loss = loss_fn(ddp_model(inputs), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+    finally:
+        torch.distributed.destroy_process_group()
+    return losses, [np.asarray(w).tolist() for w in model.non_trainable_weights]
+
+
+def test_distributed_training_with_torch(tmp_path):
+    expected = _distributed_training_with_torch(_fresh(keras), str(tmp_path / "keras_store"))
+    got = _distributed_training_with_torch(_fresh(kestrel), str(tmp_path / "kestrel_store"))
+    _assert_close(got, expected)
+    assert all(math.isfinite(loss) for loss in got[0])
+
+
+def _image_classifier(k):
+    """keras_cv's ImageClassifier example, its Keras parts: a LearningRateSchedule subclass
+    (warmup, hold, cosine decay with `ops.where` on the step), SGD with weight decay and
+    momentum, one-hot labels from CategoryEncoding(dtype="int32"), and a Sequential head
+    (a small conv stand-in for the keras_cv backbone) trained with validation."""
+    ops = k.ops
+
+    def lr_warmup_cosine_decay(global_step, warmup_steps, hold=0, total_steps=0, start_lr=0.0,
+                               target_lr=1e-2):
+        learning_rate = 0.5 * target_lr * (1 + ops.cos(
+            math.pi * ops.convert_to_tensor(global_step - warmup_steps - hold, dtype="float32")
+            / ops.convert_to_tensor(total_steps - warmup_steps - hold, dtype="float32")))
+        warmup_lr = target_lr * (global_step / warmup_steps)
+        if hold > 0:
+            learning_rate = ops.where(global_step > warmup_steps + hold, learning_rate,
+                                      target_lr)
+        return ops.where(global_step < warmup_steps, warmup_lr, learning_rate)
+
+    class WarmUpCosineDecay(k.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, warmup_steps, total_steps, hold, start_lr=0.0, target_lr=1e-2):
+            super().__init__()
+            self.start_lr, self.target_lr = start_lr, target_lr
+            self.warmup_steps, self.total_steps, self.hold = warmup_steps, total_steps, hold
+
+        def __call__(self, step):
+            lr = lr_warmup_cosine_decay(global_step=step, total_steps=self.total_steps,
+                                        warmup_steps=self.warmup_steps,
+                                        start_lr=self.start_lr, target_lr=self.target_lr,
+                                        hold=self.hold)
+            return ops.where(step > self.total_steps, 0.0, lr)
+
+    schedule = WarmUpCosineDecay(start_lr=0.05, target_lr=1e-2, warmup_steps=2, total_steps=8,
+                                 hold=2)
+    rates = [float(ops.convert_to_numpy(schedule(step))) for step in range(10)]
+    encoder = k.layers.CategoryEncoding(5, "one_hot", dtype="int32")
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 8, 8, 3)).astype("float32")
+    labels = ops.convert_to_numpy(encoder(rng.integers(0, 5, 16)))
+    backbone = k.Sequential([k.Input((8, 8, 3)), k.layers.Conv2D(8, 3, activation="relu")],
+                            name="backbone")
+    model = k.Sequential([backbone, k.layers.GlobalMaxPooling2D(), k.layers.Dropout(rate=0.5),
+                          k.layers.Dense(5, activation="softmax")])
+    model.compile(loss=k.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  optimizer=k.optimizers.SGD(weight_decay=5e-4, learning_rate=schedule,
+                                             momentum=0.9),
+                  metrics=[k.metrics.CategoricalAccuracy(),
+                           k.metrics.TopKCategoricalAccuracy(k=5)])
+    history = model.fit(images, labels, batch_size=4, epochs=2,
+                        validation_data=(images, labels), verbose=0).history
+    return rates, labels.dtype.name, history, float(model.optimizer.learning_rate)
+
+
+def test_image_classifier():
+    expected, got = _both(_image_classifier)
+    _assert_close(got, expected)
