@@ -1349,3 +1349,79 @@ def _image_classifier(k):
 def test_image_classifier():
     expected, got = _both(_image_classifier)
     _assert_close(got, expected)
+
+
+def _video_transformers(k, tmp_path):
+    """Frame features from a feature extractor (densenet's `preprocess_input` on a KerasTensor,
+    a small stand-in for DenseNet121) predicted frame by frame, then a transformer encoder
+    (masked attention, a Sequential projection with `activations.gelu`) over the frame
+    sequence; a best-only weights checkpoint is loaded back. The positional embedding uses
+    keras-core's `keras.backend.cast` / `keras.backend.shape`, which only Kestrel keeps (Keras
+    3 runs it with `ops.cast` / `ops.shape`)."""
+    layers = k.layers
+    backend = k.backend if k is kestrel else k.ops
+    image = k.Input((8, 8, 3))
+    features = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(
+        k.applications.densenet.preprocess_input(image)))
+    feature_extractor = k.Model(image, features, name="feature_extractor")
+    rng = np.random.default_rng(0)
+    videos = rng.random((6, 3, 8, 8, 3)).astype("float32") * 255
+    videos[1, 2] = 0.0  # a padded frame: its features stay zero
+    frame_features = np.zeros((6, 3, 4), dtype="float32")
+    for index, frames in enumerate(videos):
+        for j in range(frames.shape[0]):
+            if np.mean(frames[j, :]) > 0.0:
+                frame_features[index, j, :] = feature_extractor.predict(frames[None, j, :],
+                                                                        verbose=0)
+
+    class PositionalEmbedding(layers.Layer):
+        def __init__(self, sequence_length, output_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.position_embeddings = layers.Embedding(input_dim=sequence_length,
+                                                        output_dim=output_dim)
+
+        def call(self, inputs):
+            inputs = backend.cast(inputs, self.compute_dtype)
+            length = backend.shape(inputs)[1]
+            positions = k.ops.numpy.arange(start=0, stop=length, step=1)
+            return inputs + self.position_embeddings(positions)
+
+    class TransformerEncoder(layers.Layer):
+        def __init__(self, embed_dim, dense_dim, num_heads, **kwargs):
+            super().__init__(**kwargs)
+            self.attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim,
+                                                       dropout=0.3)
+            self.dense_proj = k.Sequential([
+                layers.Dense(dense_dim, activation=k.activations.gelu),
+                layers.Dense(embed_dim)])
+            self.layernorm_1 = layers.LayerNormalization()
+            self.layernorm_2 = layers.LayerNormalization()
+
+        def call(self, inputs, mask=None):
+            attention_output = self.attention(inputs, inputs, attention_mask=mask)
+            proj_input = self.layernorm_1(inputs + attention_output)
+            return self.layernorm_2(proj_input + self.dense_proj(proj_input))
+
+    inputs = k.Input(shape=(3, 4))
+    x = PositionalEmbedding(3, 4, name="frame_position_embedding")(inputs)
+    x = TransformerEncoder(4, 4, 1, name="transformer_layer")(x)
+    x = layers.Dropout(0.5)(layers.GlobalMaxPooling1D()(x))
+    model = k.Model(inputs, layers.Dense(2, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    labels = rng.integers(0, 2, (6, 1))
+    path = str(tmp_path / f"{k.__name__}_video_classifier.weights.h5")
+    checkpoint = k.callbacks.ModelCheckpoint(path, save_weights_only=True, save_best_only=True,
+                                             verbose=0)
+    history = model.fit(frame_features, labels, validation_split=0.34, epochs=2,
+                        callbacks=[checkpoint], verbose=0).history
+    model.load_weights(path)
+    probabilities = model.predict(frame_features[:1], verbose=0)[0]
+    return (frame_features.tolist(), history, model.evaluate(frame_features, labels, verbose=0),
+            probabilities.tolist(), _summary_text(model))
+
+
+def test_video_transformers(tmp_path):
+    expected = _video_transformers(_fresh(keras), tmp_path)
+    got = _video_transformers(_fresh(kestrel), tmp_path)
+    _assert_close(got, expected)
+    assert not np.any(np.asarray(got[0])[1, 2])
