@@ -1425,3 +1425,124 @@ def test_video_transformers(tmp_path):
     got = _video_transformers(_fresh(kestrel), tmp_path)
     _assert_close(got, expected)
     assert not np.any(np.asarray(got[0])[1, 2])
+
+
+# ---------------------------------------------------------------- keras-core module paths
+def test_keras_core_module_paths_of_ops_backend_random_and_schedules():
+    """keras-core paths the examples use and Keras 3 dropped: `ops.backend.shape` (ViT
+    patches, NER positions), `keras.random.random.uniform` (CutMix boxes) and
+    `optimizers.schedules.learning_rate_schedule.LearningRateSchedule` (image captioning)."""
+    k = _fresh(kestrel)
+    images = torch.rand(2, 8, 8, 3)
+    assert k.ops.backend.shape(images) == (2, 8, 8, 3)
+    assert k.ops.backend is k.backend
+    cut_x = k.backend.cast(k.random.random.uniform((1,), minval=0, maxval=8), "int32")
+    assert cut_x.dtype == torch.int32 and 0 <= int(cut_x[0]) < 8
+    assert k.random.random.uniform is k.random.uniform
+
+    class LRSchedule(k.optimizers.schedules.learning_rate_schedule.LearningRateSchedule):
+        def __init__(self, post_warmup_learning_rate, warmup_steps):
+            super().__init__()
+            self.post_warmup_learning_rate = post_warmup_learning_rate
+            self.warmup_steps = warmup_steps
+
+        def __call__(self, step):
+            global_step = k.ops.cast(step, "float32")
+            warmup_progress = global_step / k.ops.cast(self.warmup_steps, "float32")
+            return k.ops.where(global_step < self.warmup_steps,
+                               self.post_warmup_learning_rate * warmup_progress,
+                               self.post_warmup_learning_rate)
+
+    optimizer = k.optimizers.Adam(LRSchedule(post_warmup_learning_rate=1e-4, warmup_steps=4))
+    inputs = k.Input((3,))
+    model = k.Model(inputs, k.layers.Dense(1)(inputs))
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_allclose(float(optimizer.learning_rate), 1e-4 * 2 / 4, rtol=1e-6)
+
+
+def _vision_transformer(k):
+    """ViT: an augmentation Sequential with an adapted Normalization and Resizing, patches
+    reshaped with keras-core's `ops.backend.shape` (Kestrel; Keras 3 runs `ops.shape`), a
+    patch encoder, transformer blocks and an MLP head, AdamW and a weights checkpoint."""
+    layers, ops = k.layers, k.ops
+    shape_of = ops.backend.shape if k is kestrel else ops.shape
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 8, 8, 3)).astype("float32")
+    labels = rng.integers(0, 5, (12, 1))
+    augmentation = k.Sequential([
+        layers.Normalization(), layers.Resizing(12, 12), layers.RandomFlip("horizontal"),
+        layers.RandomRotation(factor=0.02), layers.RandomZoom(height_factor=0.2,
+                                                              width_factor=0.2)],
+        name="data_augmentation")
+    augmentation.layers[0].adapt(images)
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dropout(dropout_rate)(layers.Dense(units, activation=k.activations.gelu)(x))
+        return x
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size):
+            super().__init__()
+            self.patch_size = patch_size
+
+        def call(self, images):
+            batch_size, height, width, channels = shape_of(images)
+            patches = k.ops.image.extract_patches(images, size=self.patch_size)
+            return ops.reshape(patches, (batch_size,
+                                         (height // self.patch_size) * (width // self.patch_size),
+                                         self.patch_size * self.patch_size * channels))
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"patch_size": self.patch_size})
+            return config
+
+    class PatchEncoder(layers.Layer):
+        def __init__(self, num_patches, projection_dim):
+            super().__init__()
+            self.num_patches = num_patches
+            self.projection = layers.Dense(units=projection_dim)
+            self.position_embedding = layers.Embedding(input_dim=num_patches,
+                                                       output_dim=projection_dim)
+
+        def call(self, patch):
+            positions = ops.expand_dims(ops.arange(start=0, stop=self.num_patches, step=1), 0)
+            return self.projection(patch) + self.position_embedding(positions)
+
+    resized = ops.image.resize(ops.convert_to_tensor([images[0]]), size=(12, 12))
+    patches = Patches(4)(resized)
+    patch_images = [ops.reshape(patch, (4, 4, 3)) for patch in patches[0]]
+    inputs = k.Input(shape=(8, 8, 3))
+    encoded = PatchEncoder(9, 8)(Patches(4)(augmentation(inputs)))
+    for _ in range(2):
+        x1 = layers.LayerNormalization(epsilon=1e-6)(encoded)
+        attention = layers.MultiHeadAttention(num_heads=2, key_dim=8, dropout=0.1)(x1, x1)
+        x2 = layers.Add()([attention, encoded])
+        x3 = mlp(layers.LayerNormalization(epsilon=1e-6)(x2), [16, 8], 0.1)
+        encoded = layers.Add()([x3, x2])
+    representation = layers.Flatten()(layers.LayerNormalization(epsilon=1e-6)(encoded))
+    features = mlp(layers.Dropout(0.5)(representation), [16, 8], 0.5)
+    model = k.Model(inputs=inputs, outputs=layers.Dense(5)(features))
+    model.compile(optimizer=k.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001),
+                  loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[k.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                           k.metrics.SparseTopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    return model, images, labels, (tuple(patches.shape), tuple(patch_images[-1].shape),
+                                   _summary_text(model))
+
+
+def test_image_classification_with_vision_transformer(tmp_path):
+    results = []
+    for lib in (keras, kestrel):
+        model, images, labels, shapes = _vision_transformer(_fresh(lib))
+        path = str(tmp_path / f"{lib.__name__}_checkpoint.weights.h5")
+        checkpoint = lib.callbacks.ModelCheckpoint(path, monitor="val_accuracy",
+                                                   save_best_only=True, save_weights_only=True)
+        history = model.fit(images, labels, batch_size=4, epochs=1, validation_split=0.25,
+                            callbacks=[checkpoint], verbose=0).history
+        model.load_weights(path)
+        results.append((shapes, history, model.evaluate(images, labels, verbose=0)))
+    _assert_close(results[1], results[0])
+    assert results[1][0][:2] == ((1, 9, 48), (4, 4, 3))

@@ -7,6 +7,7 @@ ops, which `torch.compile` can trace.
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
@@ -279,3 +280,9 @@ def serialize(learning_rate_schedule) -> dict:
 def deserialize(config, custom_objects: dict | None = None):
     """Rebuild a schedule from its config dict."""
     return deserialize_keras_object(config, "schedules", custom_objects)
+
+
+def __getattr__(name):
+    if name == "learning_rate_schedule":  # keras-core's module path of these schedules
+        return sys.modules[__name__]
+    raise AttributeError(f"module 'kestrel.optimizers.schedules' has no attribute {name!r}")
