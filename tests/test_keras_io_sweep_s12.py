@@ -9,6 +9,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -1546,3 +1547,96 @@ def test_image_classification_with_vision_transformer(tmp_path):
         results.append((shapes, history, model.evaluate(images, labels, verbose=0)))
     _assert_close(results[1], results[0])
     assert results[1][0][:2] == ((1, 9, 48), (4, 4, 3))
+
+
+def _ner_transformers(k):
+    """NER: a subclassed model (`call(..., training=False)`) over token and position
+    embeddings and a transformer block, a Loss subclass masking padding tokens, then a sample
+    reshaped with keras-core's `ops.reshape(x, new_shape=...)` and predicted. Kestrel runs the
+    keras-core calls (`ops.backend.shape`, `backend.cast`, `new_shape=`); Keras 3 their
+    Keras 3 forms."""
+    layers, core = k.layers, k is kestrel
+    shape_of = k.ops.backend.shape if core else k.ops.shape
+    cast = k.backend.cast if core else k.ops.cast
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1):
+            super().__init__()
+            self.att = k.layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.ffn = k.Sequential([k.layers.Dense(ff_dim, activation="relu"),
+                                     k.layers.Dense(embed_dim)])
+            self.layernorm1 = k.layers.LayerNormalization(epsilon=1e-6)
+            self.layernorm2 = k.layers.LayerNormalization(epsilon=1e-6)
+            self.dropout1, self.dropout2 = k.layers.Dropout(rate), k.layers.Dropout(rate)
+
+        def call(self, inputs, training=False):
+            attn_output = self.dropout1(self.att(inputs, inputs), training=training)
+            out1 = self.layernorm1(inputs + attn_output)
+            ffn_output = self.dropout2(self.ffn(out1), training=training)
+            return self.layernorm2(out1 + ffn_output)
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim):
+            super().__init__()
+            self.token_emb = k.layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = k.layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, inputs):
+            maxlen = shape_of(inputs)[-1]
+            positions = k.ops.arange(start=0, stop=maxlen, step=1)
+            return self.token_emb(inputs) + self.pos_emb(positions)
+
+    class NERModel(k.Model):
+        def __init__(self, num_tags, vocab_size, maxlen=128, embed_dim=32, num_heads=2,
+                     ff_dim=32):
+            super().__init__()
+            self.embedding_layer = TokenAndPositionEmbedding(maxlen, vocab_size, embed_dim)
+            self.transformer_block = TransformerBlock(embed_dim, num_heads, ff_dim)
+            self.dropout1 = layers.Dropout(0.1)
+            self.ff = layers.Dense(ff_dim, activation="relu")
+            self.dropout2 = layers.Dropout(0.1)
+            self.ff_final = layers.Dense(num_tags, activation="softmax")
+
+        def call(self, inputs, training=False):
+            x = self.transformer_block(self.embedding_layer(inputs))
+            x = self.ff(self.dropout1(x, training=training))
+            return self.ff_final(self.dropout2(x, training=training))
+
+    class CustomNonPaddingTokenLoss(k.losses.Loss):
+        def __init__(self, name="custom_ner_loss"):
+            super().__init__(name=name)
+
+        def call(self, y_true, y_pred):
+            loss_fn = k.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+            loss = loss_fn(y_true, y_pred)
+            mask = cast((y_true > 0), dtype="float32")
+            return k.ops.sum(loss * mask) / k.ops.sum(mask)
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 30, (8, 6))
+    tags = rng.integers(0, 5, (8, 6))
+    tags[:, -2:] = 0  # padding
+    model = NERModel(5, 30, maxlen=6, embed_dim=8, num_heads=2, ff_dim=8)
+    model.compile(optimizer="adam", loss=CustomNonPaddingTokenLoss())
+    history = model.fit(tokens, tags, batch_size=4, epochs=2, verbose=0).history
+    sample = k.ops.reshape(np.array([3, 5, 7, 9]), new_shape=[1, -1]) if core else \
+        k.ops.reshape(np.array([3, 5, 7, 9]), newshape=[1, -1])
+    prediction = np.argmax(model.predict(sample, verbose=0), axis=-1)
+    return history, tuple(sample.shape), prediction.tolist()
+
+
+def test_ner_transformers():
+    expected, got = _both(_ner_transformers)
+    _assert_close(got, expected)
+    assert got[1] == (1, 4)
+
+
+def test_reshape_takes_keras_core_new_shape_keyword():
+    x = kestrel.Input((6,))
+    assert kestrel.ops.reshape(x, new_shape=(-1, 2, 3)).shape == (None, 2, 3)
+    np.testing.assert_array_equal(kestrel.ops.reshape(np.arange(6), new_shape=[2, -1]).numpy(),
+                                  np.arange(6).reshape(2, 3))
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        kestrel.ops.reshape(np.arange(6))
+    with pytest.raises(TypeError, match="takes the shape once"):
+        kestrel.ops.reshape(np.arange(6), (2, 3), new_shape=(3, 2))
