@@ -1640,3 +1640,64 @@ def test_reshape_takes_keras_core_new_shape_keyword():
         kestrel.ops.reshape(np.arange(6))
     with pytest.raises(TypeError, match="takes the shape once"):
         kestrel.ops.reshape(np.arange(6), (2, 3), new_shape=(3, 2))
+
+
+def test_image_classification_from_scratch(tmp_path, monkeypatch):
+    """Kestrel only (Keras 3 builds these datasets with TensorFlow): a directory of JPEGs
+    split by `image_dataset_from_directory(subset="both")`, augmentation mapped over the
+    batches, a small Xception-like residual net with SeparableConv2D, `plot_model`, a
+    `save_at_{epoch}.keras` checkpoint per epoch, and `load_img` / `img_to_array` / predict on
+    one image (the saved model predicts the same)."""
+    from PIL import Image
+
+    k, layers = _fresh(kestrel), kestrel.layers
+    rng = np.random.default_rng(0)
+    for folder in ("Cat", "Dog"):
+        (tmp_path / "PetImages" / folder).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+                tmp_path / "PetImages" / folder / f"{i}.jpg", "JPEG")
+    train_ds, val_ds = k.utils.image_dataset_from_directory(
+        str(tmp_path / "PetImages"), validation_split=0.2, subset="both", seed=1337,
+        image_size=(16, 16), batch_size=4)
+    assert (len(train_ds), len(val_ds)) == (3, 1)
+    images, labels = next(iter(train_ds.take(1)))
+    assert tuple(images.shape) == (4, 16, 16, 3) and images[0].numpy().astype("uint8").shape \
+        == (16, 16, 3) and int(labels[0]) in (0, 1)
+    data_augmentation = k.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)])
+    assert tuple(data_augmentation(images)[0].shape) == (16, 16, 3)
+    train_ds = train_ds.map(lambda img, label: (data_augmentation(img), label)).prefetch(2)
+    val_ds = val_ds.prefetch(2)
+
+    inputs = k.Input(shape=(16, 16, 3))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Activation("relu")(layers.BatchNormalization()(
+        layers.Conv2D(8, 3, strides=2, padding="same")(x)))
+    previous_block_activation = x
+    for size in [8, 16]:
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization()(layers.SeparableConv2D(size, 3, padding="same")(x))
+        x = layers.Activation("relu")(x)
+        x = layers.BatchNormalization()(layers.SeparableConv2D(size, 3, padding="same")(x))
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(size, 1, strides=2, padding="same")(previous_block_activation)
+        x = layers.add([x, residual])
+        previous_block_activation = x
+    x = layers.BatchNormalization()(layers.SeparableConv2D(16, 3, padding="same")(x))
+    x = layers.GlobalAveragePooling2D()(layers.Activation("relu")(x))
+    model = k.Model(inputs, layers.Dense(1, activation="sigmoid")(layers.Dropout(0.5)(x)))
+    monkeypatch.chdir(tmp_path)
+    k.utils.plot_model(model, show_shapes=True)
+    model.compile(optimizer=k.optimizers.Adam(1e-3), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(train_ds, epochs=2, validation_data=val_ds, verbose=0,
+                        callbacks=[k.callbacks.ModelCheckpoint("save_at_{epoch}.keras")])
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert all(math.isfinite(v) for v in history.history["loss"])
+    assert {"model.png", "save_at_1.keras", "save_at_2.keras"} <= set(os.listdir(tmp_path))
+    img = k.utils.load_img(str(tmp_path / "PetImages" / "Cat" / "3.jpg"), target_size=(16, 16))
+    img_array = k.ops.expand_dims(k.utils.img_to_array(img), 0)
+    predictions = model.predict(img_array, verbose=0)
+    assert predictions.shape == (1, 1) and 0.0 <= float(predictions[0][0]) <= 1.0
+    reloaded = k.models.load_model("save_at_2.keras")
+    np.testing.assert_allclose(reloaded.predict(img_array, verbose=0), predictions, rtol=1e-5)
