@@ -1701,3 +1701,16 @@ def test_image_classification_from_scratch(tmp_path, monkeypatch):
     assert predictions.shape == (1, 1) and 0.0 <= float(predictions[0][0]) <= 1.0
     reloaded = k.models.load_model("save_at_2.keras")
     np.testing.assert_allclose(reloaded.predict(img_array, verbose=0), predictions, rtol=1e-5)
+
+
+def test_load_weights_refuses_unknown_keywords_as_keras(tmp_path):
+    """zero_dce forwards TF's `options=` to `load_weights`: Keras 3 raises ValueError."""
+    errors = []
+    for lib in (keras, kestrel):
+        model = lib.Sequential([lib.Input((2,)), lib.layers.Dense(1)])
+        path = str(tmp_path / f"{lib.__name__}.weights.h5")
+        model.save_weights(path)
+        with pytest.raises(ValueError) as error:
+            model.load_weights(path, skip_mismatch=False, options=None)
+        errors.append(str(error.value))
+    assert errors[1] == errors[0] == "Invalid keyword arguments: {'options': None}"
