@@ -1714,3 +1714,64 @@ def test_load_weights_refuses_unknown_keywords_as_keras(tmp_path):
             model.load_weights(path, skip_mismatch=False, options=None)
         errors.append(str(error.value))
     assert errors[1] == errors[0] == "Invalid keyword arguments: {'options': None}"
+
+
+def _tensor_names_after_traced_builds(k):
+    """understanding_masking_and_padding: `MyLayer()(x)` (an Embedding and an LSTM, no
+    `build` of its own) is built by Keras tracing `call`, which names a KerasTensor per output;
+    the KerasTensors printed later in the guide carry the shifted names."""
+    layers = k.layers
+
+    class MyLayer(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.embedding = layers.Embedding(input_dim=50, output_dim=4, mask_zero=True)
+            self.lstm = layers.LSTM(3)
+
+        def call(self, inputs):
+            x = self.embedding(inputs)
+            return self.lstm(x, mask=self.embedding.compute_mask(inputs))
+
+    class TwoOutputs(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x), self.dense(x) * 2
+
+    class Subclassed(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    class OwnBuild(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(2)
+
+        def build(self, shape):
+            self.dense.build(shape)
+
+        def call(self, x):
+            return self.dense(x)
+
+    names = []
+    MyLayer()(np.ones((2, 5), "int32"))
+    names.append(k.Input((3,)).name)
+    names.append(MyLayer()(k.Input((5,), dtype="int32")).name)
+    for layer in (TwoOutputs(), Subclassed(), OwnBuild()):
+        layer(np.ones((2, 3), "float32"))
+        names.append(k.Input((3,)).name)
+    inputs = k.Input(shape=(None,), dtype="int32")
+    embedded = layers.Embedding(input_dim=50, output_dim=4, mask_zero=True)(inputs)
+    names.append(embedded._keras_mask.name)
+    return names
+
+
+def test_tensor_names_after_layers_built_by_a_traced_call_as_keras():
+    expected, got = _both(_tensor_names_after_traced_builds)
+    assert got == expected

@@ -65,6 +65,14 @@ _KERAS_WEIGHT_ARGS = ("shape", "initializer", "dtype", "trainable", "autocast", 
 _OWN_WEIGHT_ARGS = ("name", "shape", "initializer", "dtype", "trainable", "regularizer",
                     "constraint")
 
+def _name_traced_outputs(outputs) -> None:
+    """Take the KerasTensor names Keras gives the outputs of the trace that builds a layer
+    (see `Layer._keras_traces_to_build`)."""
+    for tensor in flatten(outputs):
+        if isinstance(tensor, (torch.Tensor, KerasTensor)):
+            naming.unique_name("keras_tensor")
+
+
 class Layer(nn.Module):
     """Base class of every Kestrel layer; a real `torch.nn.Module`.
 
@@ -221,10 +229,13 @@ class Layer(nn.Module):
         if len(args) > 1 or kwargs:  # the other arguments too (`mha(q, v, attention_mask=m)`)
             args, kwargs = _other_arrays_to_tensors(args, kwargs)
         if not self.built:
+            traced = self._keras_traces_to_build()
             with self._open_name_scope():  # sublayers built by the first call nest under it
                 self._build_on_call(first)
                 if self.built:
                     outputs = self(*args, **kwargs)
+                    if traced:
+                        _name_traced_outputs(outputs)
                     self._warn_if_left_unbuilt()
                     return outputs
         if self._losses:
@@ -359,6 +370,15 @@ class Layer(nn.Module):
                     t.device != device for t in self._own_tensors()):
                 self.to(device)
 
+    def _keras_traces_to_build(self) -> bool:
+        """Whether Keras' first call builds this layer by tracing `call` on KerasTensors: a
+        layer without a `build` of its own holding unbuilt sublayers. The trace names a
+        KerasTensor per output (`_name_traced_outputs`), which shifts later tensor names."""
+        from kestrel.models.model import Model
+
+        return type(self).build in (Layer.build, Model.build) and \
+            any(not l.built for l in self._flatten_layers(False, recursive=False))
+
     def _warn_if_left_unbuilt(self) -> None:
         """Keras' warning after the first call of a user layer without a `build` of its own
         whose call left a sublayer unbuilt (one it never calls, say)."""
@@ -384,21 +404,25 @@ class Layer(nn.Module):
         shapes = shape_of(first)
         check_input_shapes(self, self.input_spec, shapes)
         first_call = not self.built
+        traced = first_call and self._keras_traces_to_build()
         with self._open_name_scope():
             if first_call:
                 self._build_from_shape(shapes)
-            outputs = self._record_node(first, args, kwargs)
+            outputs = self._record_node(first, args, kwargs, traced)
         if first_call:
             self._warn_if_left_unbuilt()
         return outputs
 
-    def _record_node(self, first, args, kwargs):
-        """The symbolic outputs of a call on KerasTensors, recorded as a new node."""
+    def _record_node(self, first, args, kwargs, traced: bool = False):
+        """The symbolic outputs of a call on KerasTensors, recorded as a new node (`traced`:
+        Keras traced the call once more to build the layer, see `_keras_traces_to_build`)."""
         spec_kwargs, previous_mask = kwargs, shape_inference.symbolic_mask(first)
         if self._call_accepts_mask or self._call_named_masks:  # a mask consumer sees its masks
             spec_kwargs, first, previous_mask = call_masks.fill(self, args, dict(kwargs))
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
+            if traced:
+                _name_traced_outputs(outputs)
             for tensor in flatten(outputs):  # named at creation, before the mask's ops, as Keras
                 if isinstance(tensor, KerasTensor):
                     tensor.name = naming.unique_name("keras_tensor")
