@@ -65,6 +65,7 @@ _KERAS_WEIGHT_ARGS = ("shape", "initializer", "dtype", "trainable", "autocast", 
 _OWN_WEIGHT_ARGS = ("name", "shape", "initializer", "dtype", "trainable", "regularizer",
                     "constraint")
 
+
 def _name_traced_outputs(outputs) -> None:
     """Take the KerasTensor names Keras gives the outputs of the trace that builds a layer
     (see `Layer._keras_traces_to_build`)."""

@@ -111,9 +111,10 @@ def outermost(layer):
 
 def claim_default(training: bool, override: bool = False) -> None:
     """A layer runs at its signature default `training` in an outermost call with no mode in
-    force (nor the outermost layer put in training mode by torch's `train()`): that mode holds for the layers that run after it (the outermost layer and its
-    sublayers). The first claim holds for eager calls; in a model's graph, whose Keras nodes
-    carry the default each layer got when called on KerasTensors, each claim `override`s."""
+    force (nor the outermost layer put in training mode by torch's `train()`): that mode holds
+    for the layers that run after it (the outermost layer and its sublayers). The first claim
+    holds for eager calls; in a model's graph, whose Keras nodes carry the default each layer
+    got when called on KerasTensors, each claim `override`s."""
     from kestrel.variables import assignments_discarded
 
     if _outer is None or assignments_discarded():  # not in a symbolic call's placeholder run
