@@ -66,6 +66,15 @@ _KERAS_WEIGHT_ARGS = ("shape", "initializer", "dtype", "trainable", "autocast", 
 _OWN_WEIGHT_ARGS = ("name", "shape", "initializer", "dtype", "trainable", "regularizer",
                     "constraint")
 
+
+def _name_traced_outputs(outputs) -> None:
+    """Take the KerasTensor names Keras gives the outputs of the trace that builds a layer
+    (see `Layer._keras_traces_to_build`)."""
+    for tensor in flatten(outputs):
+        if isinstance(tensor, (torch.Tensor, KerasTensor)):
+            naming.unique_name("keras_tensor")
+
+
 class Layer(nn.Module):
     """Base class of every Kestrel layer; a real `torch.nn.Module`.
 
@@ -78,9 +87,10 @@ class Layer(nn.Module):
 
     _call_accepts_training = False
     _fills_training = False  # a `call` from outside Kestrel that takes `training` (see __call__)
-    # the `training` Keras' `call` of the layer defaults to, which its node records (a user's
-    # `call`: its signature's default; see node_arguments)
-    _keras_training_default = None
+    # the non-None `training` default of Keras' `call` signature for this layer: its
+    # functional node records it (node_arguments) and Keras hands it on to the layers called
+    # after it (training_mode.claim_default)
+    _keras_training_default: bool | None = None
     _call_accepts_mask = False
     _call_named_masks = frozenset()  # `<name>_mask` arguments of `call` (see call_masks)
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
@@ -106,11 +116,11 @@ class Layer(nn.Module):
         cls._call_accepts_training = "training" in params
         # Kestrel's own layers read an unset `training` from their module flag; a user's
         # `call` gets the mode in force as its argument, as Keras passes an outer call's
-        cls._fills_training = cls._call_accepts_training and \
-            not (cls.call.__module__ or "").startswith("kestrel.")  # None: code run by exec
-        if cls._fills_training:
-            default = params["training"].default
-            cls._keras_training_default = None if default is inspect.Parameter.empty else default
+        user_call = not (cls.call.__module__ or "").startswith("kestrel.")  # None: exec'd code
+        cls._fills_training = cls._call_accepts_training and user_call
+        if user_call:
+            default = params["training"].default if cls._call_accepts_training else None
+            cls._keras_training_default = default if isinstance(default, bool) else None
         cls._call_accepts_mask = "mask" in params
         cls._call_signature = call_masks.call_signature(cls.call)
         cls._call_named_masks = call_masks.named_mask_arguments(cls._call_signature)
@@ -203,7 +213,13 @@ class Layer(nn.Module):
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        if training_mode.idle():  # the outermost call: a default claimed inside ends with it
+            with training_mode.outermost(self):
+                return Layer.__call__(self, *args, **kwargs)
         first = args[0] if args else None
+        if self._keras_training_default is not None and kwargs.get("training") is None \
+                and training_mode.unclaimed() and type(first) is not KerasTensor:
+            training_mode.claim_default(self._keras_training_default)
         if self._fills_training and kwargs.get("training") is None and training_mode.active():
             kwargs["training"] = self.training
         if len(args) == 1 and not kwargs and type(first) in _PLAIN_KINDS and self._plain(first):
@@ -217,10 +233,13 @@ class Layer(nn.Module):
         if len(args) > 1 or kwargs:  # the other arguments too (`mha(q, v, attention_mask=m)`)
             args, kwargs = _other_arrays_to_tensors(args, kwargs)
         if not self.built:
+            traced = self._keras_traces_to_build()
             with self._open_name_scope():  # sublayers built by the first call nest under it
                 self._build_on_call(first)
                 if self.built:
                     outputs = self(*args, **kwargs)
+                    if traced:
+                        _name_traced_outputs(outputs)
                     self._warn_if_left_unbuilt()
                     return outputs
         if self._losses:
@@ -288,6 +307,8 @@ class Layer(nn.Module):
         which saves torch's module call machinery on every layer of every batch. `donated`:
         the position of an input tensor the model hands over (nothing else holds it), which
         `_in_place` may overwrite with the result."""
+        if self._keras_training_default is not None:
+            self._claim_in_graph()
         if self._runs_plain(x):
             if donated is not None:
                 return self._call_plain(functools.partial(self._in_place, position=donated), x)
@@ -299,6 +320,12 @@ class Layer(nn.Module):
         and its padding (`_call_padded_in_graph(x, pads)`) instead of the padded tensor: only
         layers that pad as they compute (convolutions, pooling) say yes."""
         return False
+
+    def _claim_in_graph(self) -> None:
+        """In a model's graph, the layer's `training` default (Keras' node holds it) sets the
+        mode of an outermost call made without one (see training_mode.claim_default)."""
+        if training_mode.claimable():
+            training_mode.claim_default(self._keras_training_default, override=True)
 
     def _runs_plain(self, x) -> bool:
         """Whether `self(x)` from a model may run `forward` directly (`_call_in_graph`)."""
@@ -353,6 +380,15 @@ class Layer(nn.Module):
                     t.device != device for t in self._own_tensors()):
                 self.to(device)
 
+    def _keras_traces_to_build(self) -> bool:
+        """Whether Keras' first call builds this layer by tracing `call` on KerasTensors: a
+        layer without a `build` of its own holding unbuilt sublayers. The trace names a
+        KerasTensor per output (`_name_traced_outputs`), which shifts later tensor names."""
+        from kestrel.models.model import Model
+
+        return type(self).build in (Layer.build, Model.build) and \
+            any(not l.built for l in self._flatten_layers(False, recursive=False))
+
     def _warn_if_left_unbuilt(self) -> None:
         """Keras' warning after the first call of a user layer without a `build` of its own
         whose call left a sublayer unbuilt (one it never calls, say)."""
@@ -378,21 +414,25 @@ class Layer(nn.Module):
         shapes = shape_of(first)
         check_input_shapes(self, self.input_spec, shapes)
         first_call = not self.built
+        traced = first_call and self._keras_traces_to_build()
         with self._open_name_scope():
             if first_call:
                 self._build_from_shape(shapes)
-            outputs = self._record_node(first, args, kwargs)
+            outputs = self._record_node(first, args, kwargs, traced)
         if first_call:
             self._warn_if_left_unbuilt()
         return outputs
 
-    def _record_node(self, first, args, kwargs):
-        """The symbolic outputs of a call on KerasTensors, recorded as a new node."""
+    def _record_node(self, first, args, kwargs, traced: bool = False):
+        """The symbolic outputs of a call on KerasTensors, recorded as a new node (`traced`:
+        Keras traced the call once more to build the layer, see `_keras_traces_to_build`)."""
         spec_kwargs, previous_mask = kwargs, shape_inference.symbolic_mask(first)
         if self._call_accepts_mask or self._call_named_masks:  # a mask consumer sees its masks
             spec_kwargs, first, previous_mask = call_masks.fill(self, args, dict(kwargs))
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
+            if traced:
+                _name_traced_outputs(outputs)
             for tensor in flatten(outputs):  # named at creation, before the mask's ops, as Keras
                 if isinstance(tensor, KerasTensor):
                     tensor.name = naming.unique_name("keras_tensor")

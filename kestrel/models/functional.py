@@ -197,6 +197,8 @@ class Functional(Model):
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
+                if layer._keras_training_default is not None and kwargs.get("training") is None:
+                    layer._claim_in_graph()
                 outputs = layer(*args, **kwargs)
             for index in frees:
                 values[index] = None

@@ -229,10 +229,13 @@ class Model(Trainer, Layer):
         export_model(self, filepath, format=format, verbose=verbose,
                      input_signature=input_signature, **kwargs)
 
-    def load_weights(self, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
+    def load_weights(self, filepath, by_name: bool = False, skip_mismatch: bool = False,
+                     **kwargs) -> None:
         """Load weights saved by Kestrel, Keras 2 or Keras 3."""
         from kestrel.saving.api import load_weights
 
+        if kwargs:  # e.g. TF's `options=` (zero_dce forwards it): Keras' ValueError
+            raise ValueError(f"Invalid keyword arguments: {kwargs}")
         load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
 

@@ -15,3 +15,10 @@ from kestrel.ops.linalg import *  # noqa: F401,F403
 from kestrel.ops.math import *  # noqa: F401,F403
 from kestrel.ops.nn import *  # noqa: F401,F403
 from kestrel.ops.numpy import *  # noqa: F401,F403
+
+
+def __getattr__(name):
+    if name == "backend":  # keras-core's `keras_core.ops.backend` (`ops.backend.shape(x)`)
+        from kestrel import backend
+        return backend
+    raise AttributeError(f"module 'kestrel.ops' has no attribute {name!r}")

@@ -272,19 +272,33 @@ def _strings_by(numpy_fn):
 
 
 @keras_op
-@_strings_by(lambda x, newshape: np.reshape(x, _shape(newshape)))
-def reshape(x, newshape):
-    """`x` with shape `newshape` (one entry may be -1)."""
-    return torch.reshape(convert_to_tensor(x), _shape(newshape))
+@_strings_by(lambda x, newshape=None, new_shape=None:
+             np.reshape(x, _shape(_new_shape(newshape, new_shape))))
+def reshape(x, newshape=None, new_shape=None):
+    """`x` with shape `newshape` (one entry may be -1); keras-core named it `new_shape`."""
+    return torch.reshape(convert_to_tensor(x), _shape(_new_shape(newshape, new_shape)))
 
 
-def _reshape_spec(x, newshape):
+def _new_shape(newshape, new_shape):
+    """`newshape`, or keras-core's `new_shape` keyword (`ops.reshape(x, new_shape=[1, -1])`)."""
+    if newshape is None:
+        if new_shape is None:
+            raise TypeError("reshape() missing 1 required positional argument: 'newshape'")
+        return new_shape
+    if new_shape is not None:
+        raise TypeError("reshape() takes the shape once: give `newshape` or keras-core's "
+                        f"`new_shape`. Received: newshape={newshape}, new_shape={new_shape}")
+    return newshape
+
+
+def _reshape_spec(x, newshape=None, new_shape=None):
     """Symbolic `reshape` from shapes, as Keras: the -1 entry is None where the input has an
     unknown size (placeholder runs would make up a batch that need not divide evenly), and a
     known size that cannot be reshaped is Keras' ValueError; an unknown one is taken on trust.
     None (placeholder runs) for a shape given otherwise than as ints."""
     from kestrel.layers.node import KerasTensor
 
+    newshape = _new_shape(newshape, new_shape)
     entries = [newshape] if isinstance(newshape, int) else list(newshape)
     if type(x) is not KerasTensor or not all(isinstance(d, int) and d >= -1 for d in entries) or \
             entries.count(-1) > 1:

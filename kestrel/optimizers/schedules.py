@@ -8,6 +8,7 @@ step (no tensor built each step), a tensor built from torch ops for a tensor ste
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
@@ -299,3 +300,9 @@ def serialize(learning_rate_schedule) -> dict:
 def deserialize(config, custom_objects: dict | None = None):
     """Rebuild a schedule from its config dict."""
     return deserialize_keras_object(config, "schedules", custom_objects)
+
+
+def __getattr__(name):
+    if name == "learning_rate_schedule":  # keras-core's module path of these schedules
+        return sys.modules[__name__]
+    raise AttributeError(f"module 'kestrel.optimizers.schedules' has no attribute {name!r}")

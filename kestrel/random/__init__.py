@@ -5,6 +5,8 @@
     kestrel.random.uniform((2,), seed=42)        # the same values on each call
     kestrel.random.dropout(x, 0.5)               # torch's global RNG (set_random_seed)
 """
+import sys
+
 from kestrel.random.arrays import dropout, shuffle
 from kestrel.random.distributions import (beta, binomial, categorical, gamma, normal, randint,
                                           truncated_normal, uniform)
@@ -12,3 +14,9 @@ from kestrel.random.seed_generator import SeedGenerator
 
 __all__ = ["SeedGenerator", "beta", "binomial", "categorical", "dropout", "gamma", "normal",
            "randint", "shuffle", "truncated_normal", "uniform"]
+
+
+def __getattr__(name):
+    if name == "random":  # keras-core's module `keras_core.random.random` (`random.random.uniform`)
+        return sys.modules[__name__]
+    raise AttributeError(f"module 'kestrel.random' has no attribute {name!r}")

@@ -1,12 +1,15 @@
 """TorchModuleWrapper: any `torch.nn.Module` used as a Kestrel layer."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
 from kestrel import config
+from kestrel.layers import naming
 from kestrel.layers.layer import Layer, register_layer
 from kestrel.layers.node import KerasTensor, flatten
+from kestrel.variables import ParameterVariable, Variable
 
 _PREFIX = "module."
 _NOT_SERIALIZABLE = (
@@ -23,7 +26,10 @@ class TorchModuleWrapper(Layer):
 
     The module's parameters (in `module.parameters()` order) are the layer's trainable weights
     and its persistent buffers (e.g. BatchNorm statistics) its non-trainable weights, in torch's
-    own layouts. The module follows the layer's train/eval mode. Models holding this layer
+    own layouts. They stay the module's own tensors, given Keras' Variable API in place
+    (`.value`, `.path`, `.trainable`, `.assign`): parameters are named as Keras names them
+    (`variable`, `variable_1`, ...), buffers by their torch names. The module follows the
+    layer's train/eval mode. Models holding this layer
     cannot be saved as configs (weights can).
 
     Args:
@@ -51,6 +57,7 @@ class TorchModuleWrapper(Layer):
         self.module = module.to(config.device())
         self.module.train(False)  # Kestrel layers start in inference mode
         persistent = set(module.state_dict(keep_vars=True))
+        _give_variable_api(module, persistent)
         self._weight_order = [_PREFIX + n for n, _ in module.named_parameters()] + [
             _PREFIX + n for n, _ in module.named_buffers() if n in persistent]
         self._output_shape = None if output_shape is None else tuple(output_shape)
@@ -80,3 +87,21 @@ class TorchModuleWrapper(Layer):
     @classmethod
     def from_config(cls, config):
         raise NotImplementedError(_NOT_SERIALIZABLE)
+
+
+def _give_variable_api(module: nn.Module, persistent: set) -> None:
+    """Turn the module's plain parameters into `ParameterVariable`s and its persistent plain
+    buffers into `Variable`s, in place: the same tensor objects (so optimizers and references
+    already holding them stay valid), now with Keras' Variable API."""
+    for _, parameter in module.named_parameters():
+        if type(parameter) is nn.Parameter:
+            name = naming.unique_name("variable")
+            _retype(parameter, ParameterVariable, name)
+    for name, buffer in module.named_buffers():
+        if name in persistent and type(buffer) is torch.Tensor:
+            _retype(buffer, Variable, name)
+
+
+def _retype(tensor, cls, name: str) -> None:
+    tensor.__class__ = cls
+    tensor.__dict__.update(_keras_name=name, _keras_path=name, aggregation="none")

@@ -100,10 +100,11 @@ class ImageLayer(Layer):
         return (images.unsqueeze(0) if single else images), single
 
     def _is_training(self, training) -> bool:
-        """The argument, else the mode in force, else Keras' default for these layers: True."""
+        """The argument, else the mode in force (training where a default claimed it, see
+        training_mode.claim_default), else Keras' default for these layers: True."""
         if training is not None:
             return bool(training)
-        return self.training or not training_mode.active()
+        return self.training or not training_mode.active() or training_mode.claimed() is True
 
     def compute_output_shape(self, input_shape):
         return input_shape

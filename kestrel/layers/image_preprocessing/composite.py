@@ -267,6 +267,7 @@ class Pipeline(Layer):
     _keras_training_default = True  # Keras: `call(..., training=True)`, recorded by its nodes
     _keras_converts_inputs = False  # see node_arguments
 
+
     def __init__(self, layers, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         if not isinstance(layers, (list, tuple)) or not all(
