@@ -9,7 +9,7 @@ import torch
 from kestrel import config
 from kestrel.layers.node import flatten, map_structure
 from kestrel.trainers import data_adapter, step_groups
-from kestrel.trainers.arguments import check_counts, check_not_empty
+from kestrel.trainers.arguments import check_counts, check_not_empty, whole_steps
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.deferred_updates import DeferredUpdates, can_defer
 from kestrel.trainers.logs import LazyLogs
@@ -53,6 +53,7 @@ def _for_rank(session, verbose: int, callbacks):
 def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
             validation_data, shuffle, class_weight, sample_weight, initial_epoch,
             steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
+    steps_per_epoch, validation_steps = whole_steps(steps_per_epoch), whole_steps(validation_steps)
     check_counts("fit", batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
                  steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                  validation_batch_size=validation_batch_size)
