@@ -261,6 +261,48 @@ def test_text_classification_textvectorization_embedding_pooling():
     assert predicted.shape == (2, 1) and np.all((predicted > 0) & (predicted < 1))
 
 
+def _review_folders(root):
+    for label, word in (("neg", "awful"), ("pos", "great")):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            (root / label / f"{i}.txt").write_text(f"A {word} movie<br />number {i}")
+
+
+def test_text_classification_from_directory_batches(tmp_path):
+    """`text_dataset_from_directory`, the tutorial's `text_batch.numpy()[i]` /
+    `label_batch.numpy()[i]` peek, `adapt(raw_train_ds.map(lambda x, y: x))`, `.map(
+    vectorize_text)` into fit, and the export model evaluated on the raw string batches."""
+    _review_folders(tmp_path / "train")
+    raw_train_ds = keras.utils.text_dataset_from_directory(
+        str(tmp_path / "train"), batch_size=4, validation_split=0.25, subset="training",
+        seed=42)
+    assert raw_train_ds.class_names == ["neg", "pos"]
+    text_batch, label_batch = next(iter(raw_train_ds))
+    for i in range(2):
+        review, label = text_batch.numpy()[i], label_batch.numpy()[i]
+        assert ("great" in review) == (label == 1)
+    assert type(text_batch.numpy()) is np.ndarray
+    vectorize_layer = layers.TextVectorization(max_tokens=20, output_mode="int",
+                                               output_sequence_length=6)
+    vectorize_layer.adapt(raw_train_ds.map(lambda x, y: x))
+    assert "great" in vectorize_layer.get_vocabulary()
+
+    def vectorize_text(text, label):
+        text = np.expand_dims(text, -1)  # the tutorial's tf.expand_dims
+        return vectorize_layer(text), label
+
+    model = keras.Sequential([layers.Embedding(21, 4), layers.GlobalAveragePooling1D(),
+                              layers.Dense(1)])
+    model.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True), optimizer="adam",
+                  metrics=keras.metrics.BinaryAccuracy(threshold=0.0))
+    model.fit(raw_train_ds.map(vectorize_text), epochs=1, verbose=0)
+    export_model = keras.Sequential([vectorize_layer, model, layers.Activation("sigmoid")])
+    export_model.compile(loss=keras.losses.BinaryCrossentropy(from_logits=False),
+                         optimizer="adam", metrics=["accuracy"])
+    loss, accuracy = export_model.evaluate(raw_train_ds, verbose=0)
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+
+
 # ------------------------------------------------------------------ data augmentation
 def _small_convnet():
     model = keras.Sequential([layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 3)),
