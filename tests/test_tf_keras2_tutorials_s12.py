@@ -357,6 +357,52 @@ def test_flow_subsets_validation_and_rescale():
     np.testing.assert_allclose(images.max(), x[:4].max(), rtol=0.2)
 
 
+def _image_folders(root, per_class=5):
+    import PIL.Image
+    rng = _rng()
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = (rng.random((10, 12, 3)) * 255).astype("uint8")
+            PIL.Image.fromarray(pixels).save(str(root / name / f"{name}.{i}.jpg"))
+
+
+def test_flow_from_directory_into_fit_and_ordered_predict(tmp_path):
+    """The "small data" cats-vs-dogs script: `flow_from_directory(class_mode='binary')`,
+    `fit(train_generator, steps_per_epoch=samples // batch_size, validation_data=...,
+    validation_steps=...)`, then `class_mode=None, shuffle=False` batches of 1 for predict."""
+    _image_folders(tmp_path / "train")
+    _image_folders(tmp_path / "validation")
+    batch_size = 4
+    train_generator = ImageDataGenerator(rescale=1. / 255, shear_range=0.2, zoom_range=0.2,
+                                         horizontal_flip=True).flow_from_directory(
+        str(tmp_path / "train"), target_size=(8, 8), batch_size=batch_size, class_mode="binary")
+    test_datagen = ImageDataGenerator(rescale=1. / 255)
+    validation_generator = test_datagen.flow_from_directory(
+        str(tmp_path / "validation"), target_size=(8, 8), batch_size=batch_size,
+        class_mode="binary")
+    assert train_generator.class_indices == {"cats": 0, "dogs": 1}
+    assert (train_generator.samples, len(train_generator)) == (10, 3)
+    model = keras.Sequential([layers.Conv2D(4, (3, 3), input_shape=(8, 8, 3)),
+                              layers.Activation("relu"), layers.MaxPooling2D(pool_size=(2, 2)),
+                              layers.Flatten(), layers.Dense(1), layers.Activation("sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="rmsprop", metrics=["accuracy"])
+    history = model.fit(train_generator, steps_per_epoch=train_generator.samples // batch_size,
+                        epochs=2, validation_data=validation_generator,
+                        validation_steps=10 // batch_size, verbose=0)
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    test_generator = test_datagen.flow_from_directory(
+        str(tmp_path / "validation"), target_size=(8, 8), batch_size=1, class_mode=None,
+        shuffle=False)
+    filenames = test_generator.filenames
+    assert filenames[:2] == [os.path.join("cats", "cats.0.jpg"), os.path.join("cats", "cats.1.jpg")]
+    predictions = model.predict(test_generator, steps=len(filenames), verbose=0)
+    test_generator.reset()
+    np.testing.assert_allclose(model.predict(test_generator, steps=len(filenames), verbose=0),
+                               predictions, rtol=1e-6)
+    assert predictions.shape == (10, 1)
+
+
 # ------------------------------------------------------------------ transfer learning
 def _transfer_model(lib, base_model):
     inputs = lib.Input(shape=(32, 32, 3))
@@ -398,6 +444,39 @@ def test_transfer_learning_freeze_then_fine_tune_top_layers():
     assert float(K.get_value(model.optimizer.learning_rate)) == pytest.approx(1e-5)
     predictions = keras.activations.sigmoid(model.predict_on_batch(x).flatten())
     assert np.where(np.asarray(predictions) < 0.5, 0, 1).shape == (4,)
+
+
+def _guide_trainable_counts(lib):
+    """The transfer learning guide's weight counts: Dense, BatchNormalization, a frozen
+    Dense, and a frozen outer model freezing its inner model's layers."""
+    dense = lib.layers.Dense(3)
+    dense.build((None, 4))
+    norm = lib.layers.BatchNormalization()
+    norm.build((None, 4))
+    frozen = lib.layers.Dense(3)
+    frozen.build((None, 4))
+    frozen.trainable = False
+    inner_model = lib.Sequential([lib.Input(shape=(3,)), lib.layers.Dense(3, activation="relu"),
+                                  lib.layers.Dense(3, activation="relu")])
+    model = lib.Sequential([lib.Input(shape=(3,)), inner_model,
+                            lib.layers.Dense(3, activation="sigmoid")])
+    model.trainable = False
+    return [(len(l.weights), len(l.trainable_weights), len(l.non_trainable_weights))
+            for l in (dense, norm, frozen, model)] + [inner_model.layers[0].trainable]
+
+
+def test_transfer_learning_guide_trainable_weights_as_keras():
+    """Counts as Keras 3's; a frozen layer's weights do not move in fit."""
+    assert _guide_trainable_counts(keras) == _guide_trainable_counts(real_keras)
+    layer1 = layers.Dense(3, activation="relu")
+    model = keras.Sequential([keras.Input(shape=(3,)), layer1,
+                              layers.Dense(3, activation="sigmoid")])
+    layer1.trainable = False
+    initial_layer1_weights_values = layer1.get_weights()
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.random.random((2, 3)), np.random.random((2, 3)), verbose=0)
+    for before, after in zip(initial_layer1_weights_values, layer1.get_weights()):
+        np.testing.assert_allclose(before, after)
 
 
 # ------------------------------------------------------------------ time series
