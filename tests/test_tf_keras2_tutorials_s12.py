@@ -112,6 +112,42 @@ def test_regression_normalization_adapt_and_one_feature_model():
     assert dnn.predict(features[:3], verbose=0).flatten().shape == (3,)
 
 
+def test_regression_on_pandas_frames_and_series_as_keras():
+    """The tutorial's data stays pandas: `fit(train_features['Horsepower'], train_labels)` (a
+    Series into `input_shape=[1,]`), `predict(train_features[:10])` (a DataFrame), the
+    `pd.DataFrame(test_results, index=[...]).T` table; predictions as Keras 3's."""
+    import pandas as pd
+    rng = _rng()
+    frame = pd.DataFrame({"Cylinders": rng.integers(3, 8, 20).astype(float),
+                          "Horsepower": rng.random(20) * 100, "MPG": rng.random(20) * 30})
+    train_features = frame.copy()
+    train_labels = train_features.pop("MPG")
+
+    def models(lib):
+        normalizer = lib.layers.Normalization(axis=-1)
+        normalizer.adapt(np.array(train_features))
+        horsepower_normalizer = lib.layers.Normalization(input_shape=[1, ], axis=None)
+        horsepower_normalizer.adapt(np.array(train_features["Horsepower"]))
+        return (lib.Sequential([horsepower_normalizer, lib.layers.Dense(units=1)]),
+                lib.Sequential([normalizer, lib.layers.Dense(units=1)]))
+
+    ours, theirs = models(keras), models(real_keras)
+    for mine, reference, x in zip(ours, theirs, (train_features["Horsepower"], train_features)):
+        for model in (mine, reference):  # the tutorial's first predict builds the model
+            assert model.predict(x[:10], verbose=0).shape == (10, 1)
+        _copy_weights(reference, mine)
+        np.testing.assert_allclose(mine.predict(x[:10], verbose=0),
+                                   reference.predict(x[:10], verbose=0), rtol=1e-5, atol=1e-6)
+        mine.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1),
+                     loss="mean_absolute_error")
+        mine.fit(x, train_labels, epochs=2, verbose=0, validation_split=0.2)
+    test_results = {"horsepower_model": ours[0].evaluate(train_features["Horsepower"],
+                                                         train_labels, verbose=0),
+                    "linear_model": ours[1].evaluate(train_features, train_labels, verbose=0)}
+    table = pd.DataFrame(test_results, index=["Mean absolute error [MPG]"]).T
+    assert table.shape == (2, 1)
+
+
 def test_sequential_feeds_rank_one_data_to_size_one_input_as_keras():
     """The fix behind the regression tutorial: Keras 3's Sequential adds (or drops) the
     trailing size-1 axis to match its input, as its functional models do."""
