@@ -546,6 +546,64 @@ def test_timeseries_dataset_from_array_windows_into_fit():
     assert conv.predict(dataset, verbose=0).shape == (16, 2, 1)
 
 
+def _feedback_class(lib):
+    """The time series tutorial's autoregressive FeedBack model (tf.stack / tf.transpose as
+    `keras.ops`): `x, *state = RNN(cell, return_state=True)(inputs)`, then the cell stepped
+    on its own predictions."""
+    class FeedBack(lib.Model):
+        def __init__(self, units, out_steps):
+            super().__init__()
+            self.out_steps = out_steps
+            self.units = units
+            self.lstm_cell = lib.layers.LSTMCell(units)
+            self.lstm_rnn = lib.layers.RNN(self.lstm_cell, return_state=True)
+            self.dense = lib.layers.Dense(3)
+
+        def warmup(self, inputs):
+            x, *state = self.lstm_rnn(inputs)
+            return self.dense(x), state
+
+        def call(self, inputs, training=None):
+            prediction, state = self.warmup(inputs)
+            predictions = [prediction]
+            for _ in range(1, self.out_steps):
+                x, state = self.lstm_cell(prediction, states=state, training=training)
+                prediction = self.dense(x)
+                predictions.append(prediction)
+            return lib.ops.transpose(lib.ops.stack(predictions), [1, 0, 2])
+    return FeedBack
+
+
+def test_timeseries_window_split_and_feedback_model_as_keras():
+    """WindowGenerator's `split_window` mapped over the windows, then the FeedBack model:
+    warmup state count, output shape and values (weights copied) as Keras 3's."""
+    data = _rng().random((30, 3)).astype("float32")
+
+    def split_window(features):
+        inputs = features[:, slice(0, 6), :]
+        labels = keras.ops.stack([features[:, slice(6, None), :][:, :, 1]], axis=-1)
+        return inputs, labels
+
+    windows = keras.utils.timeseries_dataset_from_array(
+        data=data, targets=None, sequence_length=7, sequence_stride=1, shuffle=True,
+        batch_size=8, seed=0).map(split_window)
+    example_inputs, example_labels = next(iter(windows))
+    assert tuple(example_inputs.shape) == (8, 6, 3) and tuple(example_labels.shape) == (8, 1, 1)
+
+    x = data[:24].reshape(4, 6, 3)
+    ours = _feedback_class(keras)(units=4, out_steps=3)
+    theirs = _feedback_class(real_keras)(units=4, out_steps=3)
+    prediction, state = ours.warmup(x)
+    assert tuple(prediction.shape) == (4, 3) and len(state) == 2
+    theirs(x)
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(np.asarray(ours(x).detach()), np.asarray(theirs(x).detach()),
+                               rtol=1e-5, atol=1e-6)
+    ours.compile(loss="mse", optimizer="adam")
+    ours.fit(x, np.zeros((4, 3, 3), "float32"), epochs=1, verbose=0)
+
+
 # ------------------------------------------------------------------ custom callbacks
 class CustomLearningRateScheduler(keras.callbacks.Callback):
     """The writing-your-own-callbacks guide's scheduler, as written for tf.keras 2."""
