@@ -23,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::U
 
 @pytest.fixture(autouse=True)
 def _seed():
-    kestrel.utils.clear_session()
     kestrel.utils.set_random_seed(0)
     real_keras.utils.set_random_seed(0)
 
