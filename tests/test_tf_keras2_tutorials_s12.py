@@ -436,6 +436,10 @@ def test_flow_from_directory_into_fit_and_ordered_predict(tmp_path):
     np.testing.assert_allclose(model.predict(test_generator, steps=len(filenames), verbose=0),
                                predictions, rtol=1e-6)
     assert predictions.shape == (10, 1)
+    # steps=np.ceil(nb_samples / batch_size), a float: rounded up as fit's steps_per_epoch
+    assert model.predict(validation_generator, steps=np.ceil(10 / batch_size),
+                         verbose=0).shape == (10, 1)
+    assert len(model.evaluate(validation_generator, steps=10 / batch_size, verbose=0)) == 2
 
 
 # ------------------------------------------------------------------ transfer learning

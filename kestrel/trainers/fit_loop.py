@@ -195,6 +195,7 @@ def _should_validate(epoch: int, freq) -> bool:
 
 def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
                  session=None) -> dict:
+    steps = whole_steps(steps)
     if not isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)):
         check_counts("evaluate", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
@@ -242,6 +243,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
 
 
 def run_predict(model, x, batch_size, verbose, steps, callbacks):
+    steps = whole_steps(steps)
     check_counts("predict", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
     data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
