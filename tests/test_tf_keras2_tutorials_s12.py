@@ -338,6 +338,37 @@ def test_text_classification_from_directory_batches(tmp_path):
     assert np.isfinite(loss) and 0 <= accuracy <= 1
 
 
+def _named_like_attributes(lib):
+    """The image classification tutorial's last layer `Dense(num_classes, name="outputs")`,
+    in a Sequential and in a functional model, with a layer named "inputs" too."""
+    sequential = lib.Sequential([lib.layers.Rescaling(1. / 255, input_shape=(4, 4, 3)),
+                                 lib.layers.Flatten(name="inputs"),
+                                 lib.layers.Dense(2, name="outputs")])
+    x = lib.Input((3,))
+    functional = lib.Model(x, lib.layers.Dense(2, name="outputs")(
+        lib.layers.Dense(3, name="inputs")(x)))
+    return sequential, functional
+
+
+def test_layers_named_outputs_and_inputs_as_keras():
+    """Model attributes stay the model's (`model.outputs` a list) next to such layers."""
+    images = _rng().random((2, 4, 4, 3)).astype("float32") * 255
+    ours, theirs = _named_like_attributes(keras), _named_like_attributes(real_keras)
+    for mine, reference, x in zip(ours, theirs, (images, images[:, 0, 0, :])):
+        assert [l.name for l in mine.layers][-2:] == ["inputs", "outputs"]
+        assert isinstance(mine.outputs, list) and isinstance(mine.inputs, list)
+        assert mine.get_layer("outputs") is mine.layers[-1]
+        _copy_weights(reference, mine)
+        np.testing.assert_allclose(mine.predict(x, verbose=0), reference.predict(x, verbose=0),
+                                   rtol=1e-5, atol=1e-6)
+    model = ours[0]
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(images, np.array([0, 1]), epochs=1, verbose=0)
+    assert np.argmax(model.predict(images[:1], verbose=0)[0]) in (0, 1)
+
+
 # ------------------------------------------------------------------ data augmentation
 def _small_convnet():
     model = keras.Sequential([layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 3)),
