@@ -338,6 +338,42 @@ def test_text_classification_from_directory_batches(tmp_path):
     assert np.isfinite(loss) and 0 <= accuracy <= 1
 
 
+def test_word_embeddings_model_from_string_batches(tmp_path):
+    """The word embeddings tutorial: a Sequential whose first layer is the TextVectorization,
+    fit on the string batches of `text_dataset_from_directory` with a TensorBoard callback,
+    then `get_layer('embedding').get_weights()[0]` written out row by row with the vocabulary
+    to `vectors.tsv` / `metadata.tsv`."""
+    _review_folders(tmp_path / "reviews")
+    train_ds = keras.utils.text_dataset_from_directory(
+        str(tmp_path / "reviews"), batch_size=4, validation_split=0.25, subset="training",
+        seed=123)
+    val_ds = keras.utils.text_dataset_from_directory(
+        str(tmp_path / "reviews"), batch_size=4, validation_split=0.25, subset="validation",
+        seed=123)
+    vocab_size = 20
+    vectorize_layer = layers.TextVectorization(max_tokens=vocab_size, output_mode="int",
+                                               output_sequence_length=5)
+    vectorize_layer.adapt(train_ds.map(lambda x, y: x))
+    model = keras.Sequential([vectorize_layer, layers.Embedding(vocab_size, 4, name="embedding"),
+                              layers.GlobalAveragePooling1D(), layers.Dense(4, activation="relu"),
+                              layers.Dense(1)])
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    history = model.fit(train_ds, validation_data=val_ds, epochs=2, verbose=0, callbacks=[
+        keras.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))])
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    weights = model.get_layer("embedding").get_weights()[0]
+    vocab = vectorize_layer.get_vocabulary()
+    assert weights.shape == (vocab_size, 4) and len(vocab) <= vocab_size
+    with open(tmp_path / "vectors.tsv", "w", encoding="utf-8") as out_v, \
+            open(tmp_path / "metadata.tsv", "w", encoding="utf-8") as out_m:
+        for index, word in enumerate(vocab[1:], start=1):
+            out_v.write("\t".join([str(x) for x in weights[index]]) + "\n")
+            out_m.write(word + "\n")
+    assert (tmp_path / "metadata.tsv").read_text().split()[0] == "[UNK]"
+    assert len((tmp_path / "vectors.tsv").read_text().splitlines()) == len(vocab) - 1
+
+
 def _named_like_attributes(lib):
     """The image classification tutorial's last layer `Dense(num_classes, name="outputs")`,
     in a Sequential and in a functional model, with a layer named "inputs" too."""
