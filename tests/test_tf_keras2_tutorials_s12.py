@@ -497,7 +497,7 @@ def test_flow_from_directory_into_fit_and_ordered_predict(tmp_path):
         str(tmp_path / "validation"), target_size=(8, 8), batch_size=1, class_mode=None,
         shuffle=False)
     filenames = test_generator.filenames
-    assert filenames[:2] == [os.path.join("cats", "cats.0.jpg"), os.path.join("cats", "cats.1.jpg")]
+    assert filenames[:2] == [os.path.join("cats", f"cats.{i}.jpg") for i in range(2)]
     predictions = model.predict(test_generator, steps=len(filenames), verbose=0)
     test_generator.reset()
     np.testing.assert_allclose(model.predict(test_generator, steps=len(filenames), verbose=0),
