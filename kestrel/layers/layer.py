@@ -1016,10 +1016,20 @@ class Layer(nn.Module):
         """Rebuild a layer from `get_config()` output (Keras 2 and Keras 3 configs accepted)."""
         return cls(**clean_config(cls, config))
 
+    def _names_sublayer(self, name: str) -> bool:
+        """Whether `name` is the key of a sublayer a model registered under its layer name."""
+        modules = self.__dict__.get("_modules")
+        return bool(modules) and name in modules and \
+            getattr(modules[name], "name", None) == name
+
     def __setattr__(self, name: str, value) -> None:
         if name == "training":  # set by train()/eval() on every module: skip the slow path
             object.__setattr__(self, name, value)
             return
+        if self._names_sublayer(name) and value is not None and \
+                not isinstance(value, torch.nn.Module):
+            object.__setattr__(self, name, value)  # a model's sublayer `Dense(name="outputs")`
+            return  # stays in `_modules`; the attribute (`model.outputs`) is the value
         if isinstance(value, Variable) and "_weight_order" in self.__dict__ \
                 and name not in self._weight_order and not self._owns(value):
             self._track_variable(name, value)  # `self.v = keras.Variable(...)`, as Keras

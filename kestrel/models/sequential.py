@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 from kestrel import dtype_policies
 from kestrel.layers.core.input_layer import InputLayer
@@ -111,10 +112,27 @@ class Sequential(Model):
             self.to(device)
 
     def call(self, inputs, training=None, mask=None):
-        x = inputs
+        x = self._match_input_rank(inputs)
         for layer in self._stack:
             x = layer._call_in_graph(x)
         return x
+
+    def _match_input_rank(self, x):
+        """`x` with a trailing size-1 axis added or dropped to match the input's rank, as Keras'
+        Sequential does through its inner functional (1-D data feeds `input_shape=[1]`)."""
+        if not isinstance(x, torch.Tensor) or not getattr(self, "inputs", None):
+            return x
+        shape = self.inputs[0].shape
+        if x.ndim == len(shape) - 1 and shape[-1] == 1:
+            adjusted = x[..., None]
+        elif x.ndim == len(shape) + 1 and x.shape[-1] == 1:
+            adjusted = x[..., 0]
+        else:
+            return x
+        mask = getattr(x, "_keras_mask", None)
+        if mask is not None:
+            adjusted._keras_mask = mask
+        return adjusted
 
     # Keras 2 (removed in 2.6), kept with a DeprecationWarning naming the replacement
     def predict_proba(self, x, batch_size=32, verbose=0):

@@ -1,6 +1,7 @@
 """Checks on the counting arguments of fit / evaluate / predict, before any batch runs."""
 from __future__ import annotations
 
+import math
 import numbers
 
 # argument -> smallest legal value. epochs=0 is legal, as in Keras 3: fit returns an empty
@@ -28,6 +29,19 @@ def check_counts(fn: str, **values) -> None:
             or_none = "" if name in _REQUIRED else " or None"
             raise ValueError(f"{fn}(): `{name}` must be an integer >= {minimum}{or_none}. "
                              f"Received: {name}={value!r:.40}")
+
+
+def whole_steps(value):
+    """A float step count rounded up, as tf.keras 2's loop ran `while step < steps` (its
+    ImageDataGenerator docs pass `steps_per_epoch=len(x_train) / 32`); anything else as given.
+
+    Example:
+        >>> whole_steps(12.5), whole_steps(3.0), whole_steps(None)
+        (13, 3, None)
+    """
+    if isinstance(value, float) and math.isfinite(value) and value > 0:
+        return math.ceil(value)
+    return value
 
 
 def check_not_empty(fn: str, num_samples: int, name: str = "x") -> None:

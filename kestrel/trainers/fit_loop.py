@@ -9,7 +9,7 @@ import torch
 from kestrel import config
 from kestrel.layers.node import flatten, map_structure
 from kestrel.trainers import data_adapter, step_groups
-from kestrel.trainers.arguments import check_counts, check_not_empty
+from kestrel.trainers.arguments import check_counts, check_not_empty, whole_steps
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.deferred_updates import DeferredUpdates, can_defer
 from kestrel.trainers.logs import LazyLogs
@@ -53,6 +53,7 @@ def _for_rank(session, verbose: int, callbacks):
 def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
             validation_data, shuffle, class_weight, sample_weight, initial_epoch,
             steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
+    steps_per_epoch, validation_steps = whole_steps(steps_per_epoch), whole_steps(validation_steps)
     check_counts("fit", batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
                  steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                  validation_batch_size=validation_batch_size)
@@ -194,6 +195,7 @@ def _should_validate(epoch: int, freq) -> bool:
 
 def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
                  session=None) -> dict:
+    steps = whole_steps(steps)
     if not isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)):
         check_counts("evaluate", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
@@ -241,6 +243,7 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
 
 
 def run_predict(model, x, batch_size, verbose, steps, callbacks):
+    steps = whole_steps(steps)
     check_counts("predict", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
     data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())

@@ -24,6 +24,9 @@ from kestrel.trainers.step_groups import check_steps_per_execution
 from kestrel.trainers import trainable_state
 from kestrel.utils.data_utils import pack_x_y_sample_weight, unpack_x_y_sample_weight
 
+# tf.keras 2's data-loading arguments of fit / evaluate / predict, accepted and ignored
+_KERAS2_LOADING = ("max_queue_size", "workers", "use_multiprocessing")
+
 
 class Trainer(GeneratorMethods):
     """Mixin giving `Model` its training API (and Keras 2's `*_generator` names)."""
@@ -293,12 +296,16 @@ class Trainer(GeneratorMethods):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, **keras1):
-        """Train for `epochs` epochs; returns a `History`. (`keras1`: Keras 1's `nb_epoch`.)"""
+            validation_batch_size=None, validation_freq=1, max_queue_size=10, workers=1,
+            use_multiprocessing=False, **keras1):
+        """Train for `epochs` epochs; returns a `History`. (`keras1`: Keras 1's `nb_epoch`;
+        tf.keras 2's `max_queue_size`, `workers`, `use_multiprocessing` are accepted and
+        ignored: batches are drawn in this process.)"""
         if keras1:
             return self.fit(**keras2_arguments("fit", locals()))
         self._assert_compiled("training")
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "keras1")}
+        arguments = {k: v for k, v in locals().items()
+                     if k not in ("self", "keras1", *_KERAS2_LOADING)}
         with trainable_state.compiled_trainable_state(self):
             return run_fit(self, **arguments)
 
@@ -309,8 +316,10 @@ class Trainer(GeneratorMethods):
         logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         return logs if return_dict else self._flatten_results(logs)
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode."""
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
+                max_queue_size=10, workers=1, use_multiprocessing=False):
+        """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode
+        (tf.keras 2's `max_queue_size`, `workers`, `use_multiprocessing`: ignored)."""
         return run_predict(self, x, batch_size, verbose, steps, callbacks)
 
     # ------------------------------------------------------------------ on-batch

@@ -19,14 +19,22 @@ from torch.utils.data._utils.collate import default_collate
 from kestrel.utils.dataset_pipeline import Pipeline
 
 
+class StringBatch(np.ndarray):
+    """A NumPy array of strings with tf.keras 2's `.numpy()` (its string batches were tensors:
+    `text_batch.numpy()[i]`); `.numpy()` gives the plain array, of `str` rather than bytes."""
+
+    def numpy(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+
 def collate(samples: list):
-    """Stack samples into a batch: strings into a NumPy `str` array, arrays and numbers into
-    tensors; `(x, y)` tuples field by field."""
+    """Stack samples into a batch: strings into a NumPy `str` array (a `StringBatch`), arrays
+    and numbers into tensors; `(x, y)` tuples field by field."""
     first = samples[0]
     if isinstance(first, tuple):
         return tuple(collate(list(field)) for field in zip(*samples))
     if isinstance(first, (str, bytes)):
-        return np.asarray(samples)
+        return np.asarray(samples).view(StringBatch)
     return default_collate(samples)
 
 
