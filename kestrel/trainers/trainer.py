@@ -103,9 +103,9 @@ class Trainer(GeneratorMethods):
 
     def _assert_compiled(self, what: str) -> None:
         if not self.compiled:
-            raise RuntimeError(
-                f"You must call `compile()` before using the model for {what}. "
-                f"Model '{self.name}' has not been compiled.")
+            raise ValueError(
+                "You must call `compile()` before using the model. "
+                f"Model '{self.name}' has not been compiled, so it cannot be used for {what}.")
 
     # ------------------------------------------------------------------ metrics
     @property

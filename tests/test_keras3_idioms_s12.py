@@ -1,0 +1,56 @@
+"""Keras 3 user-code idioms run with Kestrel and with real Keras (torch backend), compared."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras  # noqa: E402  (the trusted reference)
+
+import kestrel  # noqa: E402
+
+BOTH = pytest.mark.parametrize("k", [kestrel, keras], ids=["kestrel", "keras"])
+
+
+def _dtype(x) -> str:
+    return str(x.dtype).replace("torch.", "")
+
+
+SCALAR_CASES = [  # a dimensioned operand with a 0-d array or tensor (not a Python number)
+    (np.ones(2, "float16"), np.float32(2)),
+    (np.ones(2, "float16"), np.array(2.0, "float32")),
+    (np.ones(2, "int8"), np.int64(3)),
+    (np.ones(2, "uint8"), np.int8(-1)),
+    (np.ones(2, "int32"), np.array(2)),
+    (torch.ones(2, dtype=torch.float16), torch.tensor(2.0)),
+    (torch.tensor(2.0), torch.ones(2, dtype=torch.bfloat16)),
+]
+
+
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "power", "equal", "divide",
+                                  "mod", "where"])
+def test_zero_dim_operand_keeps_dtype_as_torch_does(name):
+    def run(ops, a, b):
+        if name == "where":
+            return ops.where(np.array([True, False]), a, b)
+        return getattr(ops, name)(a, b)
+
+    for a, b in SCALAR_CASES:
+        ours, theirs = run(kestrel.ops, a, b), run(keras.ops, a, b)
+        assert _dtype(ours) == _dtype(theirs), (name, a.dtype, b)
+        np.testing.assert_allclose(np.asarray(ours.float()), np.asarray(theirs.float()))
+
+
+def test_float16_loss_times_scalar_tensor_stays_float16():
+    for k in (kestrel, keras):
+        y = k.ops.ones((3,), dtype="float16")
+        assert _dtype(y * k.ops.mean(k.ops.ones((2,)))) == "float16"
+        assert _dtype(k.ops.multiply(y, k.ops.mean(k.ops.ones((2,))))) == "float16"
+
+
+@BOTH
+def test_fit_before_compile_is_a_value_error(k):
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"You must call `compile\(\)` before using the model"):
+        model.fit(np.ones((2, 3)), np.ones((2, 1)), verbose=0)
