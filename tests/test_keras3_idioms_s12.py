@@ -54,3 +54,43 @@ def test_fit_before_compile_is_a_value_error(k):
     model = k.Sequential([k.Input((3,)), k.layers.Dense(1)])
     with pytest.raises(ValueError, match=r"You must call `compile\(\)` before using the model"):
         model.fit(np.ones((2, 3)), np.ones((2, 1)), verbose=0)
+
+
+def _two_output_model(k):
+    a = k.Input((3,), name="a")
+    reg = k.layers.Dense(1, name="reg", kernel_initializer="ones")(a)
+    cls = k.layers.Dense(3, activation="softmax", name="cls", kernel_initializer="ones")(a)
+    return k.Model(a, [reg, cls])
+
+
+def test_evaluate_list_and_weighted_names_match_keras():
+    x = np.arange(18, dtype="float32").reshape(6, 3) / 10
+    ys = [np.ones((6, 1)), np.arange(6) % 3]
+    weights = [np.ones(6), np.linspace(0, 1, 6)]
+    results = []
+    for k in (kestrel, keras):
+        model = _two_output_model(k)
+        model.compile("adam", loss=["mse", "sparse_categorical_crossentropy"],
+                      metrics=[["mae"], ["accuracy"]], weighted_metrics=[[], ["accuracy"]])
+        listed = model.evaluate(x, ys, sample_weight=weights, verbose=0)
+        logs = model.evaluate(x, ys, sample_weight=weights, verbose=0, return_dict=True)
+        results.append((listed, logs))
+    (ours, our_logs), (theirs, their_logs) = results
+    assert sorted(our_logs) == sorted(their_logs)  # "cls_weighted_accuracy", as Keras
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def test_evaluate_list_repeats_a_weighted_twin_as_keras():
+    rng = np.random.RandomState(0)
+    x = rng.rand(20, 3).astype("float32")
+    y = (x.sum(1) > 1.5).astype("int32")
+    weights = np.linspace(0, 1, 20).astype("float32")
+    results = []
+    for k in (kestrel, keras):
+        model = k.Sequential([k.Input((3,)), k.layers.Dense(2, activation="softmax",
+                                                             kernel_initializer="ones")])
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"],
+                      weighted_metrics=["accuracy"])
+        results.append(model.evaluate(x, y, sample_weight=weights, verbose=0))
+    assert len(results[0]) == len(results[1]) == 4
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
