@@ -1,4 +1,5 @@
 """Keras 3 user-code idioms run with Kestrel and with real Keras (torch backend), compared."""
+import json
 import os
 
 import numpy as np
@@ -94,3 +95,15 @@ def test_evaluate_list_repeats_a_weighted_twin_as_keras():
         results.append(model.evaluate(x, y, sample_weight=weights, verbose=0))
     assert len(results[0]) == len(results[1]) == 4
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("writer, reader", [(kestrel, keras), (keras, kestrel),
+                                            (kestrel, kestrel)])
+def test_to_json_carries_compile_config_and_model_from_json_compiles(writer, reader):
+    model = writer.Sequential([writer.Input((3,)), writer.layers.Dense(2)])
+    assert json.loads(model.to_json())["compile_config"] == {}
+    model.compile(writer.optimizers.SGD(0.05, momentum=0.5), "mse", metrics=["mae"])
+    rebuilt = reader.models.model_from_json(model.to_json())
+    assert rebuilt.compiled and rebuilt.optimizer.get_config()["momentum"] == 0.5
+    history = rebuilt.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    assert sorted(history.history) == ["loss", "mae"]
