@@ -107,3 +107,19 @@ def test_to_json_carries_compile_config_and_model_from_json_compiles(writer, rea
     assert rebuilt.compiled and rebuilt.optimizer.get_config()["momentum"] == 0.5
     history = rebuilt.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
     assert sorted(history.history) == ["loss", "mae"]
+
+
+@pytest.mark.parametrize("loss_order", [["cls", "reg"], ["reg", "cls"]])
+def test_dict_outputs_evaluate_lists_losses_in_loss_dict_order(loss_order):
+    x = np.arange(18, dtype="float32").reshape(6, 3) / 10
+    y = {"reg": np.ones((6, 1)), "cls": np.arange(6) % 3}
+    losses = {"reg": "mse", "cls": "sparse_categorical_crossentropy"}
+    results = []
+    for k in (kestrel, keras):
+        a = k.Input((3,), name="a")
+        reg = k.layers.Dense(1, name="reg", kernel_initializer="ones")(a)
+        cls = k.layers.Dense(3, activation="softmax", name="cls", kernel_initializer="ones")(a)
+        model = k.Model(a, {"reg": reg, "cls": cls})
+        model.compile("adam", loss={name: losses[name] for name in loss_order})
+        results.append(model.evaluate(x, y, verbose=0))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)

@@ -65,6 +65,12 @@ class CompileLoss:
         self.trackers = list(self._tracked.values())
         self.total_tracker = None  # the model's "loss" Mean, which Keras 2's public call feeds
 
+    def order_trackers(self, output_names: list[str]) -> None:
+        """Put the per-output loss trackers in this order (Keras tracks a dict-output model's
+        losses in its loss dict's order)."""
+        position = {f"{name}_loss": i for i, name in enumerate(output_names)}
+        self.trackers.sort(key=lambda tracker: position.get(tracker.name, len(position)))
+
     def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
         """The weighted loss total. `fit` passes per-output lists; Keras 2's
         `self.compiled_loss(y, y_pred)` in a custom `train_step` passes the model's own

@@ -69,6 +69,8 @@ class Trainer(GeneratorMethods):
         # a recompile without a loss (or without metrics) keeps the earlier ones, as Keras
         if loss is not None or getattr(self, "compiled_loss", None) is None:
             self.compiled_loss = CompileLoss(loss, loss_weights, names)
+            if isinstance(loss, dict) and isinstance(getattr(self, "_outputs_struct", None), dict):
+                self.compiled_loss.order_trackers(list(loss))
             self.loss = loss
         if metrics is not None or weighted_metrics is not None or \
                 getattr(self, "compiled_metrics", None) is None:
