@@ -123,3 +123,18 @@ def test_dict_outputs_evaluate_lists_losses_in_loss_dict_order(loss_order):
         model.compile("adam", loss={name: losses[name] for name in loss_order})
         results.append(model.evaluate(x, y, verbose=0))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("var_keyword", ["kwargs", "kw"])
+def test_automatic_config_keeps_name_as_keras(var_keyword):
+    configs = []
+    for k in (kestrel, keras):
+        namespace = {"base": k.layers.Layer}
+        exec(f"class NoConfig(base):\n"
+             f"    def __init__(self, units, **{var_keyword}):\n"
+             f"        super().__init__(**{var_keyword})\n"
+             f"        self.units = units\n"
+             f"    def call(self, x):\n"
+             f"        return x\n", namespace)
+        configs.append(namespace["NoConfig"](2, name="nc").get_config())
+    assert configs[0] == configs[1]
