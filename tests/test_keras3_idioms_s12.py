@@ -138,3 +138,34 @@ def test_automatic_config_keeps_name_as_keras(var_keyword):
              f"        return x\n", namespace)
         configs.append(namespace["NoConfig"](2, name="nc").get_config())
     assert configs[0] == configs[1]
+
+
+def _validation_with_generator(k):
+    """Which generator items each pass reads, and the val_loss they give (weights fixed)."""
+    seen = []
+
+    def counting():
+        i = 0
+        while True:
+            seen.append(i)
+            yield np.full((1, 1), i, "float32"), np.zeros((1, 1), "float32")
+            i += 1
+
+    def zeros():
+        while True:
+            yield np.zeros((1, 1), "float32"), np.zeros((1, 1), "float32")
+
+    model = k.Sequential([k.Input((1,)),
+                          k.layers.Dense(1, kernel_initializer="ones", use_bias=False)])
+    model.compile(k.optimizers.SGD(0.0), "mae")
+    history = model.fit(zeros(), steps_per_epoch=3, epochs=3, validation_data=counting(),
+                        validation_steps=3, verbose=0)
+    stream = counting()
+    evaluated = [model.evaluate(stream, steps=3, verbose=0) for _ in range(2)]
+    return seen, history.history["val_loss"], evaluated
+
+
+def test_generator_passes_replay_the_batches_read_ahead_as_keras():
+    ours, theirs = _validation_with_generator(kestrel), _validation_with_generator(keras)
+    assert ours[0] == theirs[0]
+    np.testing.assert_allclose(ours[1] + ours[2], theirs[1] + theirs[2], rtol=1e-6)

@@ -205,6 +205,8 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         y = model._target_tensors
     data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
         data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
+    if isinstance(data, data_adapter.IterableAdapter):
+        data.reset()  # each validation pass starts afresh, as Keras
     _check_array_data("evaluate", data)
     _draw_build_batch_seeds(model, data)
     _build_optimizer(model)
