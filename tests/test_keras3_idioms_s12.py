@@ -169,3 +169,40 @@ def test_generator_passes_replay_the_batches_read_ahead_as_keras():
     ours, theirs = _validation_with_generator(kestrel), _validation_with_generator(keras)
     assert ours[0] == theirs[0]
     np.testing.assert_allclose(ours[1] + ours[2], theirs[1] + theirs[2], rtol=1e-6)
+
+
+def _fit_on_reshuffling_py_dataset(k):
+    """A PyDataset that reshuffles in on_epoch_end: its order depends on how often it is called."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(12, 3).astype("float32")
+    y = x.sum(1, keepdims=True)
+
+    class Shuffled(k.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.order, self.rng, self.calls = np.arange(12), np.random.RandomState(1), 0
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            rows = self.order[i * 4:(i + 1) * 4]
+            return x[rows], y[rows]
+
+        def on_epoch_end(self):
+            self.calls += 1
+            self.order = self.rng.permutation(12)
+
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(1, kernel_initializer="ones")])
+    model.compile(k.optimizers.SGD(0.1), "mse")
+    train, val = Shuffled(), Shuffled()
+    first = model.fit(train, epochs=2, shuffle=False, verbose=0).history["loss"]
+    second = model.fit(train, epochs=2, shuffle=False, verbose=0, validation_data=val).history
+    model.evaluate(val, verbose=0)
+    return first + second["loss"] + second["val_loss"], (train.calls, val.calls)
+
+
+def test_py_dataset_epoch_ends_as_keras():
+    ours, theirs = _fit_on_reshuffling_py_dataset(kestrel), _fit_on_reshuffling_py_dataset(keras)
+    assert ours[1] == theirs[1]
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)

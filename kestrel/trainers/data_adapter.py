@@ -276,8 +276,11 @@ class IterableAdapter:
             else None
 
     def reset(self) -> None:
-        """Start the next pass afresh, as Keras' `evaluate` does (validation included)."""
+        """Start the next pass afresh, as Keras' epoch iterator does when fit or evaluate
+        (validation included) begins; like it, this ends a PyDataset's epoch."""
         self._iterator, self._seen = None, 0
+        if hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
 
     def _fresh_iterator(self):
         if self._peeked is not None:
@@ -316,8 +319,8 @@ class IterableAdapter:
 
     def read_build_batch(self) -> None:
         """Keras' first fit/evaluate after compile starts a pass over a PyDataset or a
-        DataLoader and reads one batch to build (then drops it); the same reads keep its
-        random draws in step."""
+        DataLoader and reads one batch to build (then drops it, and `reset` ends the pass);
+        the same reads keep its random draws in step."""
         if isinstance(self.data, torch.utils.data.DataLoader):
             next(iter(self.data), None)
             return
@@ -329,8 +332,6 @@ class IterableAdapter:
             self.data.on_epoch_begin()
         if size is None or size > 0:
             self.data[0 if size is None else self._py_dataset_order(size)[0]]
-        if hasattr(self.data, "on_epoch_end"):
-            self.data.on_epoch_end()
 
     def __iter__(self):
         if hasattr(self.data, "on_epoch_begin"):
