@@ -56,7 +56,8 @@ def test_generator_read_to_its_end_warns_as_keras():
             yield X[i:i + 2], Y[i:i + 2]
 
     seen, ran_out, _ = _steps_seen(kestrel, batches(), 5)
-    assert seen == [5, 5, 3, 0] and ran_out == 2
+    # the last epoch replays the two batches Keras read ahead from the generator
+    assert (seen, ran_out) == _steps_seen(keras, batches(), 5)[:2] == ([5, 5, 3, 2], 2)
 
 
 def _masked_chain(lib):

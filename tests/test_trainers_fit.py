@@ -128,7 +128,7 @@ def test_sample_weight_and_class_weight_change_the_loss_as_keras_defines():
 def test_errors_are_clear():
     x, y = _data()
     model = _mlp()
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         model.fit(x, y, verbose=0)
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="cardinality"):

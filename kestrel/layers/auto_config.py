@@ -58,5 +58,8 @@ def config_of(layer) -> dict:
             "bool, None, or lists/dicts of them), so it must override `get_config()` to be "
             "serializable: return `{**super().get_config(), 'arg1': self.arg1, ...}`.")
     params = inspect.signature(type(layer).__init__).parameters
-    takes_name = "name" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    # as Keras: `name` is kept only for an `__init__` taking `name` or `**kwargs` by that
+    # name (a `**kw` one loses it, and the layer reloads under a fresh name)
+    kwargs = params.get("kwargs")
+    takes_name = "name" in params or (kwargs is not None and kwargs.kind is kwargs.VAR_KEYWORD)
     return {**({"name": layer.name} if takes_name else {}), **captured}

@@ -192,17 +192,17 @@ class Model(Trainer, Layer):
 
     def to_json(self, **kwargs) -> str:
         """The model's config as a JSON string (Keras 3's `serialize_keras_object` form)."""
-        from kestrel.saving.model_config import model_to_dict
+        from kestrel.saving.model_config import model_to_json_dict
 
-        return json.dumps(model_to_dict(self), **kwargs)
+        return json.dumps(model_to_json_dict(self), **kwargs)
 
     def to_yaml(self, **kwargs) -> str:
         """The model's config as YAML (plain data only; read back with `model_from_yaml`)."""
         import yaml
 
-        from kestrel.saving.model_config import model_to_dict
+        from kestrel.saving.model_config import model_to_json_dict
 
-        return yaml.safe_dump(json.loads(json.dumps(model_to_dict(self))), **kwargs)
+        return yaml.safe_dump(json.loads(json.dumps(model_to_json_dict(self))), **kwargs)
 
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite: bool = True, **kwargs) -> None:

@@ -166,9 +166,30 @@ def promote_natively(*xs) -> list[torch.Tensor]:
     for `subtract`); Keras' `result_type` would narrow to 32 bits."""
     if not has_wide(*xs):
         return promote(*xs)
+    return _torch_promoted(*xs)
+
+
+def _torch_promoted(*xs) -> list[torch.Tensor]:
+    """The tensors as they are, for torch to promote; a bool one takes the other's dtype."""
     tensors = to_tensors(*xs)
     other = next((t.dtype for t in tensors if t.dtype != torch.bool), None)
     return [t.to(other) if t.dtype == torch.bool and other is not None else t for t in tensors]
+
+
+def has_zero_dim_array(*xs) -> bool:
+    """Whether a 0-d array or tensor (not a Python number) meets a dimensioned argument."""
+    return any(type(x) not in (bool, int, float, complex) and getattr(x, "ndim", None) == 0
+               for x in xs) and any(getattr(x, "ndim", 0) > 0 for x in xs)
+
+
+def promote_elementwise(*xs) -> list[torch.Tensor]:
+    """`promote_natively`, also leaving torch's promotion to a 0-d array or tensor argument:
+    Keras' torch backend hands its element-wise ops straight to torch, where a 0-d operand
+    does not widen a dimensioned one of the same kind (float16 tensor * float32 scalar tensor
+    stays float16)."""
+    if not has_zero_dim_array(*xs):
+        return promote_natively(*xs)
+    return _torch_promoted(*xs)
 
 
 def float_result(*xs) -> str:

@@ -12,7 +12,8 @@ import torch
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
 from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, promote,
-                                 promote_natively, to_tensors, torch_dtype)
+                                 promote_elementwise, promote_natively, to_tensors,
+                                 torch_dtype)
 from kestrel.layers.node import is_string_array
 from kestrel.ops.dispatch import keras_op, module_all
 
@@ -659,7 +660,7 @@ def where(condition, x1=None, x2=None):
         (condition,) = to_tensors(condition)
         return torch.stack(torch.where(condition.bool()), dim=0)
     condition, x1, x2 = (convert_to_tensor(condition, device=common_device(condition, x1, x2)),
-                         *promote_natively(x1, x2))
+                         *promote_elementwise(x1, x2))
     return torch.where(condition.to(x1.device).bool(), x1, x2)
 
 

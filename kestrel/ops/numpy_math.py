@@ -11,8 +11,8 @@ import torch
 
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
-from kestrel.ops.convert import (convert_to_tensor, float_result, has_wide, promote,
-                                 promote_natively, to_tensors, torch_dtype)
+from kestrel.ops.convert import (convert_to_tensor, float_result, has_wide, has_zero_dim_array,
+                                 promote, promote_elementwise, to_tensors, torch_dtype)
 from kestrel.ops.dispatch import keras_op, module_all
 
 
@@ -165,8 +165,9 @@ def clip(x, x_min, x_max):
 
 # ---------------------------------------------------------------------------- binary element-wise
 def _binary(torch_fn, bool_to_int=False, native=True):
-    """`native`: promoted as torch does when an argument is 64-bit (see `promote_natively`)."""
-    convert = promote_natively if native else promote
+    """`native`: promoted as torch does when an argument is 64-bit or a 0-d array (see
+    `promote_elementwise`)."""
+    convert = promote_elementwise if native else promote
 
     def op(x1, x2):
         x1, x2 = convert(x1, x2)
@@ -179,7 +180,7 @@ def _binary(torch_fn, bool_to_int=False, native=True):
 def _int_division(torch_fn, bool_to_int=False, native=False):
     """Like `_binary`; integer division by zero gives 0 (as NumPy) instead of raising."""
     binary = _binary(torch_fn, bool_to_int, native)
-    convert = promote_natively if native else promote
+    convert = promote_elementwise if native else promote
 
     def op(x1, x2):
         x1, x2 = convert(x1, x2)
@@ -268,7 +269,7 @@ for _op_name, _fn in {"hypot": torch.hypot, "heaviside": torch.heaviside}.items(
 @keras_op
 def divide(x1, x2):
     """True division; integer inputs give floatx."""
-    if has_wide(x1, x2):
+    if has_wide(x1, x2) or has_zero_dim_array(x1, x2):
         return torch.divide(*to_tensors(x1, x2))
     x1, x2 = promote(x1, x2, dtype=float_result(x1, x2))
     return torch.divide(x1, x2)

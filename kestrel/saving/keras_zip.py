@@ -28,17 +28,34 @@ _MAX_EXPANSION = 1000  # deflate cannot exceed ~1032:1; a larger ratio means a z
 _BOMB_FLOOR = 1 << 28  # members under 256 MiB are never treated as bombs
 
 
+def compile_entry(model) -> dict:
+    """The `compile_config` Keras writes beside a model's config; {} when not compiled."""
+    from kestrel.saving.training_config import compile_config
+
+    if not (getattr(model, "compiled", False) and model.optimizer is not None):
+        return {}
+    if _overrides(model, "get_compile_config"):  # a model's own get_compile_config writes it
+        return serialize_keras_object(model.get_compile_config())
+    return compile_config(model)
+
+
+def compile_as_saved(model, compile_config: dict, custom_objects=None) -> None:
+    """Compile `model` from a saved `compile_config`, by its own `compile_from_config` if any."""
+    from kestrel.saving.training_config import restore_compile
+
+    if _overrides(model, "compile_from_config"):  # as Keras: the model compiles itself
+        with object_registry.custom_object_scope(custom_objects):
+            model.compile_from_config(compile_config)
+    else:
+        restore_compile(model, compile_config, custom_objects)
+
+
 def save_model(model, filepath, include_optimizer: bool = True) -> None:
     """Write `model` as a `.keras` zip at `filepath` (members stored uncompressed, as Keras)."""
     from kestrel.saving.model_config import model_to_dict
-    from kestrel.saving.training_config import compile_config
 
     config = model_to_dict(model)
-    compiled = getattr(model, "compiled", False) and model.optimizer is not None
-    config["compile_config"] = {}
-    if compiled and include_optimizer:  # a model's own get_compile_config writes its dict
-        config["compile_config"] = serialize_keras_object(model.get_compile_config()) \
-            if _overrides(model, "get_compile_config") else compile_config(model)
+    config["compile_config"] = compile_entry(model) if include_optimizer else {}
     metadata = {"keras_version": KERAS_VERSION,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     buffer = io.BytesIO()
@@ -123,17 +140,11 @@ def open_weights(archive: zipfile.ZipFile, filepath) -> h5py.File:
 
 def load_model(archive: zipfile.ZipFile, filepath, build, compile: bool, custom_objects=None):
     """Rebuild a model from an open `.keras` archive; `build(config)` makes it from config."""
-    from kestrel.saving.training_config import restore_compile
-
     config = read_config(archive, filepath)
     compile_config = config.get("compile_config")
     model = build(config)
     if compile and compile_config:
-        if _overrides(model, "compile_from_config"):  # as Keras: the model compiles itself
-            with object_registry.custom_object_scope(custom_objects):
-                model.compile_from_config(compile_config)
-        else:
-            restore_compile(model, compile_config, custom_objects)
+        compile_as_saved(model, compile_config, custom_objects)
     with open_weights(archive, filepath) as file:
         keras_weights.read_weights(file, model, load_optimizer=bool(compile and compile_config))
     _read_assets(archive, model, filepath)

@@ -48,13 +48,30 @@ def model_from_config(config: dict, custom_objects=None):
 
 
 def model_from_json(json_string: str, custom_objects=None):
-    """Parse a JSON model config (from `to_json()`, Keras 2 or Keras 3) into a model."""
-    return model_from_config(load_json(json_string, "model_from_json: the string"),
-                             custom_objects)
+    """Parse a JSON model config (from `to_json()`, Keras 2 or Keras 3) into a model,
+    compiled as Keras does when the JSON holds a `compile_config`."""
+    return _compiled(load_json(json_string, "model_from_json: the string"), custom_objects)
 
 
 def model_from_yaml(yaml_string: str, custom_objects=None):
     """Parse a YAML model config with `yaml.safe_load` (no Python object tags) into a model;
     documents whose aliases expand beyond a bound are refused."""
-    return model_from_config(load_yaml(yaml_string, "model_from_yaml: the document"),
-                             custom_objects)
+    return _compiled(load_yaml(yaml_string, "model_from_yaml: the document"), custom_objects)
+
+
+def model_to_json_dict(model) -> dict:
+    """What `to_json` writes: the model's config and, as Keras, its `compile_config`."""
+    from kestrel.saving.keras_zip import compile_entry
+
+    return {**model_to_dict(model), "compile_config": compile_entry(model)}
+
+
+def _compiled(config, custom_objects):
+    """The model of `config`, compiled from its `compile_config` when that is not empty."""
+    from kestrel.saving.keras_zip import compile_as_saved
+
+    model = model_from_config(config, custom_objects)
+    saved = config.get("compile_config") if isinstance(config, dict) else None
+    if saved:
+        compile_as_saved(model, saved, custom_objects)
+    return model

@@ -65,6 +65,12 @@ class CompileLoss:
         self.trackers = list(self._tracked.values())
         self.total_tracker = None  # the model's "loss" Mean, which Keras 2's public call feeds
 
+    def order_trackers(self, output_names: list[str]) -> None:
+        """Put the per-output loss trackers in this order (Keras tracks a dict-output model's
+        losses in its loss dict's order)."""
+        position = {f"{name}_loss": i for i, name in enumerate(output_names)}
+        self.trackers.sort(key=lambda tracker: position.get(tracker.name, len(position)))
+
     def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
         """The weighted loss total. `fit` passes per-output lists; Keras 2's
         `self.compiled_loss(y, y_pred)` in a custom `train_step` passes the model's own
@@ -118,6 +124,7 @@ class CompileMetrics:
             for identifier in (spec if isinstance(spec, (list, tuple)) else [spec]))
         self.built = False
         self.entries: list[tuple[int, object, bool]] = []  # (output index, metric, weighted)
+        self.order_names: list[str] = []  # as Keras orders evaluate's list (see build)
 
     def build(self, y_true: list, y_pred: list) -> None:
         for per_out, weighted in self._specs:
@@ -128,10 +135,14 @@ class CompileMetrics:
                     if identifier is None:
                         continue
                     metric = self._resolve(identifier, index, y_true[index], y_pred[index])
-                    if self.multi:
-                        metric.name = f"{self.output_names[index]}_{metric.name}"
-                    if weighted and any(m.name == metric.name for _, m, _ in self.entries):
-                        metric.name = f"weighted_{metric.name}"
+                    # Keras orders evaluate's list by these unprefixed names: a weighted
+                    # twin repeats its unweighted value, per-output metrics sort last
+                    self.order_names.append(metric.name)
+                    prefix = f"{self.output_names[index]}_" if self.multi else ""
+                    name = prefix + metric.name
+                    if weighted and any(m.name == name for _, m, _ in self.entries):
+                        name = f"{prefix}weighted_{metric.name}"
+                    metric.name = name
                     self.entries.append((index, metric, weighted))
         self.built = True
 

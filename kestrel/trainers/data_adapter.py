@@ -270,6 +270,22 @@ class IterableAdapter:
         self.device = device
         self._iterator = None
         self._seen = 0  # batches read from `_iterator`, which `steps` keeps across epochs
+        # as Keras, a generator's first batches are read ahead and every new pass over it
+        # replays them before going on with the generator
+        self._peeked = list(itertools.islice(data, _PEEKED_BATCHES)) if _is_stream(data) \
+            else None
+
+    def reset(self) -> None:
+        """Start the next pass afresh, as Keras' epoch iterator does when fit or evaluate
+        (validation included) begins; like it, this ends a PyDataset's epoch."""
+        self._iterator, self._seen = None, 0
+        if hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
+
+    def _fresh_iterator(self):
+        if self._peeked is not None:
+            return itertools.chain(self._peeked, self.data)
+        return iter(self.data)
 
     @property
     def num_batches(self) -> int | None:
@@ -289,7 +305,7 @@ class IterableAdapter:
             return (self.data[int(i)] for i in order)
         if self.steps and self._iterator is not None:
             return self._iterator  # keep consuming a stream across epochs
-        iterator = iter(self.data)
+        iterator = self._fresh_iterator()
         if self.steps:
             self._iterator, self._seen = iterator, 0
         return iterator
@@ -303,8 +319,8 @@ class IterableAdapter:
 
     def read_build_batch(self) -> None:
         """Keras' first fit/evaluate after compile starts a pass over a PyDataset or a
-        DataLoader and reads one batch to build (then drops it); the same reads keep its
-        random draws in step."""
+        DataLoader and reads one batch to build (then drops it, and `reset` ends the pass);
+        the same reads keep its random draws in step."""
         if isinstance(self.data, torch.utils.data.DataLoader):
             next(iter(self.data), None)
             return
@@ -316,8 +332,6 @@ class IterableAdapter:
             self.data.on_epoch_begin()
         if size is None or size > 0:
             self.data[0 if size is None else self._py_dataset_order(size)[0]]
-        if hasattr(self.data, "on_epoch_end"):
-            self.data.on_epoch_end()
 
     def __iter__(self):
         if hasattr(self.data, "on_epoch_begin"):
@@ -342,6 +356,14 @@ class IterableAdapter:
             _start_pass(self.data, next_one=True)
         if hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
+
+
+_PEEKED_BATCHES = 2  # what Keras' generator adapter reads ahead for its tensor spec
+
+
+def _is_stream(data) -> bool:
+    """A generator or other one-pass iterator (not a PyDataset, DataLoader or Dataset)."""
+    return not _is_py_dataset(data) and hasattr(data, "__next__") and iter(data) is data
 
 
 def _start_pass(data, next_one: bool = False) -> None:

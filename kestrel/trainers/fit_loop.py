@@ -72,6 +72,8 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
                                           shuffle, device)
     _check_array_data("fit", train_data)
     _draw_build_batch_seeds(model, train_data)
+    if isinstance(train_data, data_adapter.IterableAdapter):
+        train_data.reset()
     if class_weight is not None:
         class_weight = ClassWeights(class_weight)
         if isinstance(train_data, data_adapter.ArrayAdapter) and \
@@ -209,6 +211,8 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
     _check_array_data("evaluate", data)
     _draw_build_batch_seeds(model, data)
+    if isinstance(data, data_adapter.IterableAdapter):
+        data.reset()  # each pass (validation too) starts afresh, as Keras
     _build_optimizer(model)
     callbacks = _callback_list(model, callbacks, verbose, 1, data.num_batches)
     was_training = model.training

@@ -72,6 +72,8 @@ class Trainer(GeneratorMethods):
         # a recompile without a loss (or without metrics) keeps the earlier ones, as Keras
         if loss is not None or getattr(self, "compiled_loss", None) is None:
             self.compiled_loss = CompileLoss(loss, loss_weights, names)
+            if isinstance(loss, dict) and isinstance(getattr(self, "_outputs_struct", None), dict):
+                self.compiled_loss.order_trackers(list(loss))
             self.loss = loss
         if metrics is not None or weighted_metrics is not None or \
                 getattr(self, "compiled_metrics", None) is None:
@@ -106,9 +108,9 @@ class Trainer(GeneratorMethods):
 
     def _assert_compiled(self, what: str) -> None:
         if not self.compiled:
-            raise RuntimeError(
-                f"You must call `compile()` before using the model for {what}. "
-                f"Model '{self.name}' has not been compiled.")
+            raise ValueError(
+                "You must call `compile()` before using the model. "
+                f"Model '{self.name}' has not been compiled, so it cannot be used for {what}.")
 
     # ------------------------------------------------------------------ metrics
     @property
@@ -167,10 +169,19 @@ class Trainer(GeneratorMethods):
                     for key in sorted(logs)}
         return _sorted_flat(logs)
 
+    def _evaluate_order(self) -> list:
+        """`metrics` as Keras orders them for evaluate's list: the compiled metrics right
+        after the total loss, before the per-output loss trackers."""
+        metrics = self.metrics
+        compiled = [m for m in metrics if isinstance(m, CompileMetrics)]
+        others = [m for m in metrics if not isinstance(m, CompileMetrics)]
+        return others[:1] + compiled + others[1:] if compiled else metrics
+
     def _flatten_results(self, logs: dict):
         """`evaluate`'s list: the metrics' values in `metrics` order, then other keys sorted;
         a single value alone."""
-        names = self.metrics_names
+        names = [name for m in self._evaluate_order() for name in (
+            m.order_names if isinstance(m, CompileMetrics) and m.built else [m.name])]
         values = [logs[name] for name in names if name in logs]
         values += [logs[key] for key in sorted(logs) if key not in names]
         return values[0] if len(values) == 1 else values
