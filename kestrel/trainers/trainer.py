@@ -178,8 +178,8 @@ class Trainer(GeneratorMethods):
         return others[:1] + compiled + others[1:] if compiled else metrics
 
     def _flatten_results(self, logs: dict):
-        """`evaluate`'s list: the metrics' values in `metrics` order, then other keys sorted;
-        a single value alone."""
+        """`evaluate`'s list: the metrics' values in Keras' order (`_evaluate_order`), then
+        other keys sorted; a single value alone."""
         names = [name for m in self._evaluate_order() for name in (
             m.order_names if isinstance(m, CompileMetrics) and m.built else [m.name])]
         values = [logs[name] for name in names if name in logs]
@@ -368,10 +368,13 @@ class Trainer(GeneratorMethods):
 
     def predict_on_batch(self, x):
         """Outputs for exactly this batch, as NumPy arrays."""
+        return map_structure(lambda t: t.detach().cpu().numpy(), self._predict_tensors(x))
+
+    def _predict_tensors(self, x):
+        """Outputs (tensors) for exactly this batch, in inference mode, without gradients."""
         self.eval()
         x = data_adapter.structure_to_tensors(x, self._device())
-        out = self._predict_batch((x, None, None))
-        return map_structure(lambda t: t.detach().cpu().numpy(), out)
+        return self._predict_batch((x, None, None))
 
     # ------------------------------------------------------------------ Keras' step functions
     def make_train_function(self, force=False):
@@ -393,11 +396,7 @@ class Trainer(GeneratorMethods):
     def make_predict_function(self, force=False):
         """`model.predict_function(data)`: the outputs (tensors) for the batch `data[0]`."""
         def predict(batch):
-            x, _, _ = unpack_x_y_sample_weight(batch)
-            self.eval()
-            with torch.no_grad():
-                return self._predict_batch((data_adapter.structure_to_tensors(
-                    x, self._device()), None, None))
+            return self._predict_tensors(unpack_x_y_sample_weight(batch)[0])
         return self._step_function("predict_function", predict, force)
 
     def _step_function(self, attribute: str, step, force: bool):
