@@ -245,19 +245,12 @@ class Functional(Model):
         """`x` with a trailing size-1 axis added or removed to match its `Input`'s rank (as
         Keras 3 does: `(N, 28, 28)` data feeds an `Input(shape=(28, 28, 1))`)."""
         spec = self.inputs[position]
-        rank = len(spec.shape)
-        if x.ndim == rank - 1 and spec.shape[-1] == 1:
-            adjusted = x[..., None]
-        elif x.ndim == rank + 1 and x.shape[-1] == 1:
-            adjusted = x[..., 0]
-        else:
+        adjusted = rank_matched(x, spec.shape)
+        if adjusted is None:
             raise ValueError(
                 f"Model '{self.name}': invalid input shape for input '{self.input_names[position]}'"
                 f". Expected shape {spec.shape}, but the input has incompatible shape "
                 f"{tuple(x.shape)}")
-        mask = getattr(x, "_keras_mask", None)
-        if mask is not None:
-            adjusted._keras_mask = mask
         return adjusted
 
     def _flatten_inputs(self, inputs) -> list:
@@ -367,6 +360,21 @@ class _Padding:
 
     def __init__(self, tensor, pads):
         self.tensor, self.pads = tensor, pads
+
+
+def rank_matched(x: torch.Tensor, shape):
+    """`x` with a trailing size-1 axis added or removed to match the rank of an input of
+    `shape` (mask kept), or None when neither applies."""
+    if x.ndim == len(shape) - 1 and shape[-1] == 1:
+        adjusted = x[..., None]
+    elif x.ndim == len(shape) + 1 and x.shape[-1] == 1:
+        adjusted = x[..., 0]
+    else:
+        return None
+    mask = getattr(x, "_keras_mask", None)
+    if mask is not None:
+        adjusted._keras_mask = mask
+    return adjusted
 
 
 def _read_slots(simple: int, arg_spec) -> list[int]:

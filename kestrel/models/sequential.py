@@ -11,6 +11,7 @@ from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers.layer import Layer
 from kestrel.layers.naming import unique_name
 from kestrel.layers.node import KerasTensor
+from kestrel.models.functional import rank_matched
 from kestrel.models.model import Model
 from kestrel.registry import object_registry
 
@@ -122,17 +123,8 @@ class Sequential(Model):
         Sequential does through its inner functional (1-D data feeds `input_shape=[1]`)."""
         if not isinstance(x, torch.Tensor) or not getattr(self, "inputs", None):
             return x
-        shape = self.inputs[0].shape
-        if x.ndim == len(shape) - 1 and shape[-1] == 1:
-            adjusted = x[..., None]
-        elif x.ndim == len(shape) + 1 and x.shape[-1] == 1:
-            adjusted = x[..., 0]
-        else:
-            return x
-        mask = getattr(x, "_keras_mask", None)
-        if mask is not None:
-            adjusted._keras_mask = mask
-        return adjusted
+        adjusted = rank_matched(x, self.inputs[0].shape)
+        return x if adjusted is None else adjusted
 
     # Keras 2 (removed in 2.6), kept with a DeprecationWarning naming the replacement
     def predict_proba(self, x, batch_size=32, verbose=0):
