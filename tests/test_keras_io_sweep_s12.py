@@ -1242,10 +1242,11 @@ def test_eanet():
 
 
 # ---------------------------------------------------------------- distributed (torch)
-def _distributed_training_with_torch(k, store_path):
-    """The guide's per-device function on one CPU process: a gloo process group of one, a
-    DistributedSampler, and the Keras model wrapped in DistributedDataParallel, trained by a
-    torch loop (Adam on `model.parameters()`, CrossEntropyLoss)."""
+def _distributed_training_with_torch(k):
+    """The guide's per-device function on one CPU process (in the gloo process group of one
+    the test opens): a DistributedSampler, and the Keras model wrapped in
+    DistributedDataParallel, trained by a torch loop (Adam on `model.parameters()`,
+    CrossEntropyLoss)."""
     def get_model():
         inputs = k.Input(shape=(12, 12, 1))
         x = k.layers.Rescaling(1.0 / 255.0)(inputs)
@@ -1264,33 +1265,34 @@ def _distributed_training_with_torch(k, store_path):
     images = (rng.random((32, 12, 12, 1)) * 255).astype("float32")
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(images),
                                              torch.from_numpy(rng.integers(0, 10, 32)))
-    store = torch.distributed.FileStore(store_path, 1)
-    torch.distributed.init_process_group(backend="gloo", store=store, world_size=1, rank=0)
-    try:
-        sampler = torch.utils.data.distributed.DistributedSampler(dataset, num_replicas=1,
-                                                                  rank=0, shuffle=False)
-        loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=8,
-                                             shuffle=False)
-        model = get_model()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
-        losses = []
-        for _ in range(2):
-            for inputs, targets in loader:
-                loss = loss_fn(ddp_model(inputs), targets)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-    finally:
-        torch.distributed.destroy_process_group()
+    sampler = torch.utils.data.distributed.DistributedSampler(dataset, num_replicas=1,
+                                                              rank=0, shuffle=False)
+    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=8,
+                                         shuffle=False)
+    model = get_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+    losses = []
+    for _ in range(2):
+        for inputs, targets in loader:
+            loss = loss_fn(ddp_model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
     return losses, [np.asarray(w).tolist() for w in model.non_trainable_weights]
 
 
 def test_distributed_training_with_torch(tmp_path):
-    expected = _distributed_training_with_torch(_fresh(keras), str(tmp_path / "keras_store"))
-    got = _distributed_training_with_torch(_fresh(kestrel), str(tmp_path / "kestrel_store"))
+    # one process group for both runs: a second gloo group in the same process could hang
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group(backend="gloo", store=store, world_size=1, rank=0)
+    try:
+        expected = _distributed_training_with_torch(_fresh(keras))
+        got = _distributed_training_with_torch(_fresh(kestrel))
+    finally:
+        torch.distributed.destroy_process_group()
     _assert_close(got, expected)
     assert all(math.isfinite(loss) for loss in got[0])
 
