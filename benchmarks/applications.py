@@ -9,13 +9,17 @@ the median over rounds of the two calls' ratio within a round (steadier on a sha
 where the speed drifts over minutes and single calls move by 10-20%). `--torchvision-input` picks how
 torchvision is fed: `permute` (default, channels_last memory as Kestrel's), `contiguous` (a
 plain NCHW copy, in the timing) or `channels_last` (the permuted batch and the model's weights
-in channels_last); at batch 8, 128x128, 1 thread they agree within ~10%.
+in channels_last); at batch 8, 128x128, 1 thread they agree within ~10%. `--allocator` picks
+how freed memory is handled for the whole process, so for both sides alike: `kept` (default:
+what Kestrel's loops do on glibc, `kestrel.trainers.cpu_memory`) or `glibc` (glibc's own
+handling, `kestrel.config.disable_cpu_memory_reuse()`), where each step faults its ~2 GB of
+buffers in again and the timings follow the kernel's speed at that.
 
 torchvision is a benchmark-only extra: `pip install torchvision==0.28.0` (the release pinned
 to torch 2.13.0). When its compiled ops do not match the installed torch (a CUDA wheel beside
 a CPU torch), only its pure-Python model definitions are loaded.
 Run: `python benchmarks/applications.py [--batch 32] [--size 224] [--repeats 5] [--threads N]
-[--networks MobileNetV2,EfficientNetB0]`.
+[--networks MobileNetV2,EfficientNetB0] [--allocator kept|glibc]`.
 """
 from __future__ import annotations
 
@@ -100,6 +104,18 @@ def torchvision_pair(builder, feed: str = "permute"):
     return predict, train
 
 
+def set_allocator(choice: str) -> None:
+    """Freed memory kept in the process (Kestrel's loops' default) or glibc's own handling,
+    from now on, for every variant."""
+    import kestrel
+    from kestrel.trainers import cpu_memory
+
+    if choice == "kept":
+        cpu_memory.keep_freed(torch.device("cpu"))
+    else:
+        kestrel.config.disable_cpu_memory_reuse()
+
+
 def measure(fns: dict, x, y, repeats: int) -> dict:
     """Seconds per call of each variant, `repeats` of them; one untimed warm-up call each,
     rotating order per round."""
@@ -125,7 +141,9 @@ def main(argv=None) -> None:
                         help="comma-separated subset of the networks")
     parser.add_argument("--torchvision-input", default="permute",
                         choices=("permute", "contiguous", "channels_last"))
+    parser.add_argument("--allocator", default="kept", choices=("kept", "glibc"))
     args = parser.parse_args(argv)
+    set_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -151,7 +169,7 @@ def main(argv=None) -> None:
             print(f"{name} {step}: {k:.1f} ms vs {t:.1f} ms", file=sys.stderr)
     print(f"\nbatch {args.batch}, {args.size}x{args.size}, CPU eager, "
           f"{torch.get_num_threads()} threads, median of {args.repeats}, "
-          f"torchvision input: {args.torchvision_input}\n")
+          f"torchvision input: {args.torchvision_input}, allocator: {args.allocator}\n")
     print("| network | step | Kestrel ms | torchvision ms | ratio | paired ratio |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, step, k, t, ratio, paired in rows:

@@ -134,7 +134,8 @@ def set_dtype_policy(policy) -> None:
 
 
 # Switches Keras exposes in `keras.config`, read where they apply.
-_FLAGS = {"flash_attention": None, "interactive_logging": True, "traceback_filtering": True}
+_FLAGS = {"flash_attention": None, "interactive_logging": True, "traceback_filtering": True,
+          "cpu_memory_reuse": True}
 _LIMITS = {"max_epochs": None, "max_steps_per_epoch": None}
 
 
@@ -177,6 +178,24 @@ def disable_traceback_filtering() -> None:
 
 def is_traceback_filtering_enabled() -> bool:
     return _FLAGS["traceback_filtering"]
+
+
+def enable_cpu_memory_reuse() -> None:
+    """Kestrel's `fit`, `evaluate` and `predict` on the CPU keep freed memory in the process
+    while they run, instead of faulting it in again each step (the default; glibc only)."""
+    _FLAGS["cpu_memory_reuse"] = True
+
+
+def disable_cpu_memory_reuse() -> None:
+    """Leave glibc's memory handling as it is (and undo Kestrel's change if made)."""
+    _FLAGS["cpu_memory_reuse"] = False
+    from kestrel.trainers import cpu_memory
+
+    cpu_memory.release()
+
+
+def is_cpu_memory_reuse_enabled() -> bool:
+    return _FLAGS["cpu_memory_reuse"]
 
 
 def is_nnx_enabled() -> bool:

@@ -14,7 +14,7 @@ from kestrel.layers import training_mode
 from kestrel.layers.keras1_args import keras2_arguments
 from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
-from kestrel.trainers import data_adapter
+from kestrel.trainers import cpu_memory, data_adapter
 from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
@@ -317,21 +317,23 @@ class Trainer(GeneratorMethods):
         self._assert_compiled("training")
         arguments = {k: v for k, v in locals().items()
                      if k not in ("self", "keras1", *_KERAS2_LOADING)}
-        with trainable_state.compiled_trainable_state(self):
+        with trainable_state.compiled_trainable_state(self), cpu_memory.loop(self._device()):
             return run_fit(self, **arguments)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics on the given data, in inference mode."""
         self._assert_compiled("evaluation")
-        logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
+        with cpu_memory.loop(self._device()):
+            logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         return logs if return_dict else self._flatten_results(logs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
                 max_queue_size=10, workers=1, use_multiprocessing=False):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode
         (tf.keras 2's `max_queue_size`, `workers`, `use_multiprocessing`: ignored)."""
-        return run_predict(self, x, batch_size, verbose, steps, callbacks)
+        with cpu_memory.loop(self._device()):
+            return run_predict(self, x, batch_size, verbose, steps, callbacks)
 
     # ------------------------------------------------------------------ on-batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
@@ -341,6 +343,7 @@ class Trainer(GeneratorMethods):
         if reset_metrics:
             self.reset_metrics()
         device = self._device()
+        cpu_memory.keep_freed(device)
         x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
         if class_weight is not None:
             class_weight = ClassWeights(class_weight)
@@ -361,6 +364,7 @@ class Trainer(GeneratorMethods):
         if reset_metrics:
             self.reset_metrics()
         device = self._device()
+        cpu_memory.keep_freed(device)
         x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
         self.eval()
         step_logs = self._steps.test((x, y, sw))
@@ -373,7 +377,9 @@ class Trainer(GeneratorMethods):
     def _predict_tensors(self, x):
         """Outputs (tensors) for exactly this batch, in inference mode, without gradients."""
         self.eval()
-        x = data_adapter.structure_to_tensors(x, self._device())
+        device = self._device()
+        cpu_memory.keep_freed(device)
+        x = data_adapter.structure_to_tensors(x, device)
         return self._predict_batch((x, None, None))
 
     # ------------------------------------------------------------------ Keras' step functions
