@@ -321,6 +321,22 @@ class Layer(nn.Module):
         layers that pad as they compute (convolutions, pooling) say yes."""
         return False
 
+    # Elementwise activation layers name the builtin activation their `call` computes, where
+    # `padded_activation` can write it into a zero-padded buffer (see
+    # `_call_padding_output_in_graph`); None elsewhere.
+    _padded_activation = None
+
+    def _call_padding_output_in_graph(self, x, padding_layer):
+        """`padding_layer(self(x))` for a model that fused the `ZeroPadding` reading this
+        layer's output into it: the activation computed into the padded buffer."""
+        from kestrel.layers import padded_activation
+
+        if self._runs_plain(x) and padding_layer._runs_plain(x) and padded_activation.applies(x) \
+                and x.ndim == padding_layer.rank + 2:
+            return self._call_plain(lambda t: padded_activation.apply(
+                self._padded_activation, t, padding_layer.padding, padding_layer._first_spatial), x)
+        return padding_layer._call_in_graph(self._call_in_graph(x))
+
     def _claim_in_graph(self) -> None:
         """In a model's graph, the layer's `training` default (Keras' node holds it) sets the
         mode of an outermost call made without one (see training_mode.claim_default)."""

@@ -121,7 +121,8 @@ class Functional(Model):
         for index, step in last_reader.items():
             if index not in self._output_slots and index not in self._loss_slots:
                 dead[step].append(index)
-        fresh = {index for layer, _, _, out_slots in plan if layer._output_is_fresh
+        fresh = {index for layer, simple, _, out_slots in plan
+                 if layer._output_is_fresh and simple is not _PADDING_OUTPUT  # saved for backward
                  for index in out_slots}
         self._plan = [(*entry, frees, _donors(entry, set(frees) & fresh))
                       for entry, frees in zip(plan, dead)]
@@ -194,6 +195,9 @@ class Functional(Model):
                 x = values[arg_spec]
                 outputs = layer._call_padded_in_graph(x.tensor, x.pads) if type(x) is _Padding \
                     else layer._call_in_graph(x)
+            elif simple is _PADDING_OUTPUT:
+                outputs = layer._call_padding_output_in_graph(values[arg_spec.index],
+                                                              arg_spec.padding)
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
@@ -349,8 +353,9 @@ def _donors(entry, dying: set[int]) -> tuple[int, ...] | None:
 
 
 # how a node is called (small ints: `is` holds after pickling): on one tensor, on a list,
-# anything else; a ZeroPadding fused into the convolution that reads it, and that convolution
-_ONE, _LIST, _GENERAL, _PAD, _PADDED = 0, 1, 2, 3, 4
+# anything else; a ZeroPadding fused into the convolution that reads it, and that convolution;
+# an activation that writes into the buffer of the ZeroPadding after it (`_PaddingOutput`)
+_ONE, _LIST, _GENERAL, _PAD, _PADDED, _PADDING_OUTPUT = 0, 1, 2, 3, 4, 5
 _ONE_INPUT = (_ONE, _PAD, _PADDED)
 
 
@@ -360,6 +365,15 @@ class _Padding:
 
     def __init__(self, tensor, pads):
         self.tensor, self.pads = tensor, pads
+
+
+class _PaddingOutput:
+    """The arguments of an activation step that absorbed the ZeroPadding reading it: the
+    activation's input slot and the padding layer."""
+    __slots__ = ("index", "padding")
+
+    def __init__(self, index: int, padding):
+        self.index, self.padding = index, padding
 
 
 def rank_matched(x: torch.Tensor, shape):
@@ -383,30 +397,57 @@ def _read_slots(simple: int, arg_spec) -> list[int]:
         return [arg_spec]
     if simple is _LIST:
         return arg_spec
+    if simple is _PADDING_OUTPUT:
+        return [arg_spec.index]
     return [v.index for v in flatten(arg_spec) if type(v) is _Slot]
 
 
 def _fuse_paddings(plan: list, kept: set[int]) -> list:
     """`plan` with each ZeroPadding whose output only one layer reads (and nothing returns)
     marked `_PAD`, and that layer `_PADDED` where it takes the padding itself
-    (`Layer._takes_padding`: convolutions, pooling), without a padded copy of the input."""
+    (`Layer._takes_padding`: convolutions, pooling), without a padded copy of the input.
+    A padding that torch's layers cannot take (asymmetric, or read by another layer) of an
+    activation's output read by nothing else joins that activation instead
+    (`_PADDING_OUTPUT`: `Layer._padded_activation`)."""
     from kestrel.layers.reshaping.zero_padding import BaseZeroPadding
 
     readers: dict[int, list[int]] = {}
     for step, (_, simple, arg_spec, _) in enumerate(plan):
         for index in _read_slots(simple, arg_spec):
             readers.setdefault(index, []).append(step)
+    producers = {index: step for step, entry in enumerate(plan) for index in entry[3]}
     plan = list(plan)
+    absorbed = set()
     for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
-        if not (isinstance(layer, BaseZeroPadding) and simple is _ONE and len(out_slots) == 1
-                and out_slots[0] not in kept and len(readers.get(out_slots[0], ())) == 1):
+        if not (isinstance(layer, BaseZeroPadding) and simple is _ONE and len(out_slots) == 1):
             continue
-        target = readers[out_slots[0]][0]
-        reader, reader_simple, reader_arg, reader_out = plan[target]
-        if reader_simple is _ONE and isinstance(reader, Layer) and reader._takes_padding(layer):
+        only_reader = out_slots[0] not in kept and len(readers.get(out_slots[0], ())) == 1
+        target = readers[out_slots[0]][0] if only_reader else None
+        reader = plan[target] if only_reader else None
+        takes = only_reader and reader[1] is _ONE and isinstance(reader[0], Layer) and \
+            reader[0]._takes_padding(layer)
+        if not (takes and all(b == a for b, a in layer.padding)) and \
+                _absorb_into_activation(plan, step, producers.get(arg_spec), kept, readers):
+            absorbed.add(step)
+        elif takes:
             plan[step] = (layer, _PAD, arg_spec, out_slots)
-            plan[target] = (reader, _PADDED, reader_arg, reader_out)
-    return plan
+            plan[target] = (reader[0], _PADDED, reader[2], reader[3])
+    return [entry for step, entry in enumerate(plan) if step not in absorbed]
+
+
+def _absorb_into_activation(plan: list, step: int, producer, kept: set, readers: dict) -> bool:
+    """Make the activation step `producer`, whose output only the ZeroPadding at `step`
+    reads, write the padded output itself; whether it could."""
+    if producer is None:
+        return False
+    layer, simple, arg_spec, out_slots = plan[producer]
+    padding, _, _, padded_slots = plan[step]
+    if not (simple is _ONE and isinstance(layer, Layer) and len(out_slots) == 1 and
+            layer._padded_activation is not None and out_slots[0] not in kept and
+            readers.get(out_slots[0]) == [step]):
+        return False
+    plan[producer] = (layer, _PADDING_OUTPUT, _PaddingOutput(arg_spec, padding), padded_slots)
+    return True
 
 
 class _Slot:

@@ -69,6 +69,12 @@ class ReLU(_Elementwise):
             return in_place.apply(activations.in_place_form(plain), inputs)
         return self.call(inputs)
 
+    @property
+    def _padded_activation(self):
+        if self.threshold == 0.0 and self.negative_slope == 0.0:
+            return {None: activations.relu, 6.0: activations.relu6}.get(self.max_value)
+        return None
+
     def get_config(self):
         return {**super().get_config(), "max_value": self.max_value,
                 "negative_slope": self.negative_slope, "threshold": self.threshold}

@@ -97,6 +97,14 @@ def pad(x: torch.Tensor, pads: tuple, first: int, value: float = 0.0) -> torch.T
         flat = [0, 0] * (x.dim() - first - len(pads))
         flat += [amount for pair in reversed(pads) for amount in pair]
         return torch.nn.functional.pad(x, flat, value=value)
+    out, interior = padded_buffer(x, pads, first, value)
+    interior.copy_(x)
+    return out
+
+
+def padded_buffer(x: torch.Tensor, pads: tuple, first: int, value: float = 0.0):
+    """`(out, interior)`: a new tensor of `pad(x, ...)`'s shape, in `x`'s memory layout, with
+    only its borders filled with `value`, and the view of it where `x` goes."""
     shape = list(x.shape)
     for dim, (before, after) in enumerate(pads, first):
         shape[dim] += before + after
@@ -109,8 +117,7 @@ def pad(x: torch.Tensor, pads: tuple, first: int, value: float = 0.0) -> torch.T
         if after:
             out.narrow(dim, shape[dim] - after, after).fill_(value)
         interior = interior.narrow(dim, before, x.shape[dim])
-    interior.copy_(x)
-    return out
+    return out, interior
 
 
 def channel_permutations(rank: int) -> tuple[tuple, tuple]:

@@ -47,6 +47,12 @@ class Activation(Layer):
         form = in_place_form(self.activation)
         return self.call(inputs) if form is None else in_place.apply(form, inputs)
 
+    @property
+    def _padded_activation(self):
+        from kestrel.layers import padded_activation
+
+        return self.activation if padded_activation.supports(self.activation) else None
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
