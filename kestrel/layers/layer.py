@@ -159,6 +159,7 @@ class Layer(nn.Module):
         self._build_input_shape = None
         self._weight_order: list[str] = []
         self._weight_layouts: dict[str, tuple] = {}
+        self._keras_weight_names: dict[str, str] = {}  # torch attribute -> Keras name if unequal
         self._regularizers: list[tuple[str, Any]] = []
         self._constraints: list[tuple[str, Any]] = []
         self._losses: list[torch.Tensor] = []
@@ -526,12 +527,13 @@ class Layer(nn.Module):
 
     def _create_weight(self, name: str | None = None, shape=None, initializer=None, dtype=None,
                        trainable: bool = True, regularizer=None, constraint=None, *,
-                       layout: tuple | None = None) -> Variable:
+                       layout: tuple | None = None, attr: str | None = None) -> Variable:
         """`add_weight` with its arguments named.
 
         `layout` is an optional `(to_torch, to_keras)` pair of functions when the layer stores
         the weight in a torch-friendly layout; `shape`, initializers, `get_weights()` and saved
-        files always use the Keras layout.
+        files always use the Keras layout. `attr` is the torch attribute when it must differ
+        from `name` (Normalization's `mean` is a Keras attribute of its own).
         """
         from kestrel import constraints, initializers, regularizers
 
@@ -541,7 +543,9 @@ class Layer(nn.Module):
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         # an unnamed weight is `variable`, `variable_1`, ... as Keras names it; its torch
         # attribute stays `variable_<index>`, so state_dict keys do not depend on creation order
-        attr = name or f"variable_{len(self._weight_order)}"
+        if attr is not None:
+            self._keras_weight_names[attr] = name
+        attr = attr or name or f"variable_{len(self._weight_order)}"
         name = name or naming.unique_name("variable")
         value = self._initial_value(initializers.get(initializer), name, shape, torch_dtype)
         if layout is not None:

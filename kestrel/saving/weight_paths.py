@@ -137,7 +137,8 @@ def legacy_weight_names(layer: Layer) -> list[tuple[str, Layer, str]]:
     out, used = [], set()
     for owner, attr in layer._legacy_weight_entries():
         prefix = prefixes.get(id(owner), owner.name)
-        base = f"{prefix}/{attr}" if prefix else attr
+        name = owner._keras_weight_names.get(attr, attr)
+        base = f"{prefix}/{name}" if prefix else name
         name, n = base, 0
         while name in used:
             n += 1
