@@ -68,3 +68,33 @@ def test_normalization_weight_files_keep_keras_names(tmp_path):
                                    ADAPT_2D.mean(0, keepdims=True))
     assert files["kestrel"] == files["keras"]
     assert files["kestrel h5"] == files["keras h5"]
+
+
+# ---------------------------------------------------------------------- 2. ReversibleEmbedding
+def _mask_list(tensor):
+    mask = getattr(tensor, "_keras_mask", None)
+    return None if mask is None else keras.ops.convert_to_numpy(mask).tolist()
+
+
+def test_reversible_embedding_sets_its_mask_in_call_not_compute_mask():
+    ids = np.array([[1, 2, 0, 0], [3, 0, 0, 0]])
+    for lib in (kestrel, keras):
+        layer = lib.layers.ReversibleEmbedding(5, 2, mask_zero=True)
+        out = layer(ids)
+        assert layer.compute_mask(lib.ops.convert_to_tensor(ids)) is None
+        assert _mask_list(out) == (ids != 0).tolist()
+        assert _mask_list(layer(out, reverse=True)) is None
+        symbolic = layer(lib.Input((4,), dtype="int32"))
+        assert getattr(symbolic, "_keras_mask", None) is None
+
+
+def test_reversible_embedding_mask_reaches_the_next_layer_at_run_time():
+    ids = np.array([[1, 2, 0, 0], [3, 0, 0, 0]])
+    models = []
+    for lib in (keras, kestrel):
+        inputs = lib.Input((4,), dtype="int32")
+        hidden = lib.layers.ReversibleEmbedding(5, 2, mask_zero=True)(inputs)
+        models.append(lib.Model(inputs, lib.layers.LSTM(3)(hidden)))
+    models[1].set_weights(models[0].get_weights())
+    np.testing.assert_allclose(models[1](ids).detach().numpy(),
+                               keras.ops.convert_to_numpy(models[0](ids)), atol=1e-6)
