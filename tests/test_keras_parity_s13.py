@@ -98,3 +98,23 @@ def test_reversible_embedding_mask_reaches_the_next_layer_at_run_time():
     models[1].set_weights(models[0].get_weights())
     np.testing.assert_allclose(models[1](ids).detach().numpy(),
                                keras.ops.convert_to_numpy(models[0](ids)), atol=1e-6)
+
+
+# ---------------------------------------------------------------------- 3. LayerNormalization
+@pytest.mark.parametrize("kwargs", [{"axis": [2, 1]}, {"axis": (2, 1), "rms_scaling": True},
+                                    {"axis": [2, 1], "center": False}, {"axis": [-1, 1]}])
+def test_layer_normalization_unsorted_axes(kwargs):
+    x = ADAPT_3D
+    ours, ref = kestrel.layers.LayerNormalization(**kwargs), keras.layers.LayerNormalization(**kwargs)
+    assert ours.get_config()["axis"] == ref.get_config()["axis"]  # as given, before build
+    ours.build(x.shape)
+    ref.build(x.shape)
+    assert ours.axis == ref.axis and ours.get_config()["axis"] == ref.get_config()["axis"]
+    assert [(w.path, tuple(w.shape)) for w in ours.weights] == \
+        [(w.path.replace(ref.name, ours.name), tuple(w.shape)) for w in ref.weights]
+    weights = [np.random.RandomState(i).rand(*w.shape).astype("float32")
+               for i, w in enumerate(ref.get_weights())]
+    ref.set_weights(weights)
+    ours.set_weights(weights)
+    np.testing.assert_allclose(ours(x).detach().numpy(), keras.ops.convert_to_numpy(ref(x)),
+                               atol=1e-5)
