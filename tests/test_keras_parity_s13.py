@@ -2,6 +2,7 @@
 statistics shapes, ReversibleEmbedding's masks, unsorted LayerNormalization axes, the
 masking warning, saving an unbuilt model's weights, and unzipped `.keras` directories."""
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -118,3 +119,58 @@ def test_layer_normalization_unsorted_axes(kwargs):
     ours.set_weights(weights)
     np.testing.assert_allclose(ours(x).detach().numpy(), keras.ops.convert_to_numpy(ref(x)),
                                atol=1e-5)
+
+
+# ---------------------------------------------------------------------- 4. dropped-mask warning
+def _dropped_mask_warnings(lib, make, symbolic, calls=1):
+    """The "destroy the mask" warnings of `calls` calls of `make(lib)` on an Embedding's
+    masked output, under Python's default filter (a repeated message shows once)."""
+    ids = np.array([[1, 2, 0, 0]])
+    source = lib.Input((4,), dtype="int32") if symbolic else ids
+    masked = lib.layers.Embedding(5, 4, mask_zero=True)(source)
+    layer = make(lib)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(calls):
+            layer(masked) if not isinstance(layer, tuple) else layer[0](*layer[1](masked))
+    return [str(w.message) for w in caught if "destroy the mask" in str(w.message)]
+
+
+class _NoMasking:
+    """A user layer whose call ignores masks (supports_masking stays False, as in Keras)."""
+
+    def __new__(cls, lib):
+        class Plain(lib.layers.Layer):
+            def call(self, x):
+                return x
+        return Plain(name="plain")
+
+
+DROPPED_MASK_CASES = {
+    "conv": lambda lib: lib.layers.Conv1D(2, 1, name="conv"),
+    "flatten": lambda lib: lib.layers.Flatten(name="flat"),
+    "user layer": _NoMasking,
+    "dense": lambda lib: lib.layers.Dense(2, name="dense"),
+    "mha": lambda lib: (lib.layers.MultiHeadAttention(2, 2, name="mha"), lambda h: (h, h)),
+    "gqa": lambda lib: (lib.layers.GroupQueryAttention(2, 2, 1, name="gqa"),
+                        lambda h: (h, h)),
+    "masking then conv": lambda lib: (lambda h: lib.layers.Conv1D(2, 1, name="c")(
+        lib.layers.Masking()(h)), lambda h: (h,)),
+}
+
+
+@pytest.mark.parametrize("symbolic", [False, True])
+@pytest.mark.parametrize("case", DROPPED_MASK_CASES)
+def test_dropped_mask_warning_as_keras(case, symbolic):
+    make = DROPPED_MASK_CASES[case]
+    assert _dropped_mask_warnings(kestrel, make, symbolic, calls=2) == \
+        _dropped_mask_warnings(keras, make, symbolic, calls=2)
+
+
+def test_dropped_mask_warning_for_a_nested_model():
+    messages = []
+    for lib in (kestrel, keras):
+        inner_in = lib.Input((4, 4))
+        inner = lib.Model(inner_in, lib.layers.Dense(2)(inner_in), name="inner")
+        messages.append(_dropped_mask_warnings(lib, lambda _: inner, symbolic=True))
+    assert messages[0] == messages[1] and len(messages[0]) == 1

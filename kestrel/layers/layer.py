@@ -24,7 +24,7 @@ from kestrel.layers import naming, tracking, training_mode
 from kestrel.layers import call_masks, keras1_args, node_arguments, shape_inference
 from kestrel.layers import symbolic_masks
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
-from kestrel.layers.masks import set_mask
+from kestrel.layers.masks import mask_of, set_mask
 from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
                                  map_structure, shape_of)
 from kestrel.layers.weights import assign_keras_value, keras_value
@@ -256,6 +256,8 @@ class Layer(nn.Module):
         previous_mask = masked_first = None
         if mask_aware or self._call_named_masks:
             kwargs, masked_first, previous_mask = call_masks.fill(self, args, kwargs)
+        if not self.supports_masking:
+            self._warn_if_mask_dropped(previous_mask, first, kwargs)
         if "mask" in kwargs and not self._call_accepts_mask:
             del kwargs["mask"]
         switch = None
@@ -430,6 +432,8 @@ class Layer(nn.Module):
         spec_kwargs, previous_mask = kwargs, shape_inference.symbolic_mask(first)
         if self._call_accepts_mask or self._call_named_masks:  # a mask consumer sees its masks
             spec_kwargs, first, previous_mask = call_masks.fill(self, args, dict(kwargs))
+        if not self.supports_masking:
+            self._warn_if_mask_dropped(previous_mask, first, kwargs)
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
             if traced:
@@ -449,6 +453,25 @@ class Layer(nn.Module):
             if isinstance(mask, KerasTensor) and mask._name is None:
                 mask.name = naming.unique_name("keras_tensor")
         return outputs
+
+    _warned_mask_dropped = False
+
+    def _warn_if_mask_dropped(self, previous_mask, first, kwargs) -> None:
+        """Keras' warning when a masked input (the call's `mask`, else its first argument's)
+        reaches a layer that does not support masking; here once per layer."""
+        if self._warned_mask_dropped:
+            return
+        if previous_mask is None:
+            previous_mask = kwargs.get("mask")
+        if previous_mask is None:
+            previous_mask = mask_of(first)
+        if all(m is None for m in flatten(previous_mask)):
+            return
+        self._warned_mask_dropped = True
+        warnings.warn(
+            f"Layer '{self.name}' (of type {type(self).__name__}) was passed an input with a "
+            "mask attached to it. However, this layer does not support masking and will "
+            "therefore destroy the mask information. Downstream layers will not see the mask.")
 
     def _attach_output_masks(self, first, previous_mask, outputs) -> None:
         """The symbolic outputs' masks: from `compute_mask` on the KerasTensors where its ops
