@@ -174,3 +174,83 @@ def test_dropped_mask_warning_for_a_nested_model():
         inner = lib.Model(inner_in, lib.layers.Dense(2)(inner_in), name="inner")
         messages.append(_dropped_mask_warnings(lib, lambda _: inner, symbolic=True))
     assert messages[0] == messages[1] and len(messages[0]) == 1
+
+
+# ---------------------------------------------------------------------- 5. unbuilt models
+def _raised(fn):
+    try:
+        fn()
+    except Exception as error:  # noqa: BLE001 - the error itself is compared
+        return type(error), str(error)
+    return None
+
+
+@pytest.mark.parametrize("filename", ["m.weights.h5", "m.h5"])
+def test_save_weights_of_an_unbuilt_model(tmp_path, filename):
+    errors = []
+    for lib in (kestrel, keras):
+        model = lib.Sequential([lib.layers.Dense(2)])
+        path = tmp_path / f"{lib.__name__}_{filename}"
+        errors.append(_raised(lambda: model.save_weights(path)))
+        assert not path.exists()
+    if filename == "m.weights.h5":
+        assert errors[0] == errors[1] and errors[0][0] is ValueError
+    else:  # Keras 3 refuses the suffix first; Kestrel writes tf.keras 2 files, if built
+        assert errors[0][0] is ValueError and "not yet been built" in errors[0][1]
+
+
+def test_saving_an_unbuilt_model_warns_as_keras(tmp_path):
+    messages = []
+    for lib in (kestrel, keras):
+        model = lib.Sequential([lib.layers.Dense(2)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.save(tmp_path / f"{lib.__name__}.keras")
+        messages.append([str(w.message) for w in caught if "not yet been built" in str(w.message)])
+    assert messages[0] == messages[1] and len(messages[0]) == 1
+
+
+# ---------------------------------------------------------------------- 6. zipped=False
+def _trained_dense(lib):
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), epochs=1, verbose=0)
+    return model
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_unzipped_keras_directory_round_trips_between_keras_and_kestrel(tmp_path):
+    x = np.linspace(0, 1, 6, dtype="float32").reshape(2, 3)
+    for saver, loader in ((kestrel, keras), (keras, kestrel), (kestrel, kestrel)):
+        model = _trained_dense(saver)
+        folder = tmp_path / f"{saver.__name__}_to_{loader.__name__}"
+        saver.saving.save_model(model, folder, zipped=False)
+        assert _files(folder) == ["config.json", "metadata.json", "model.weights.h5"]
+        restored = loader.saving.load_model(folder)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(restored.predict(x, verbose=0)),
+                                   keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
+                                   rtol=1e-6)
+        assert len(restored.optimizer.variables) == len(model.optimizer.variables)
+    assert _h5_layout(tmp_path / "kestrel_to_keras" / "model.weights.h5") == \
+        _h5_layout(tmp_path / "keras_to_kestrel" / "model.weights.h5")
+
+
+def test_unzipped_save_errors_as_keras(tmp_path):
+    errors = []
+    for lib in (kestrel, keras):
+        model = _trained_dense(lib)
+        errors.append(_raised(lambda: model.save(tmp_path / f"{lib.__name__}.keras",
+                                                 zipped=False)))
+    assert errors[0][0] is errors[1][0] is ValueError
+    assert errors[0][1].replace("kestrel.keras", "keras.keras") == errors[1][1]
+
+
+def test_objects_to_skip_is_in_no_public_signature_of_keras():
+    import inspect
+
+    for fn in (keras.saving.save_model, keras.saving.load_model, keras.Model.save,
+               keras.Model.save_weights, keras.Model.load_weights):
+        assert "objects_to_skip" not in inspect.signature(fn).parameters

@@ -155,7 +155,7 @@ def _builder(custom_objects, safe_mode: bool, filepath):
 
 
 def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True,
-               save_format=None, **kwargs) -> None:
+               save_format=None, zipped=None, **kwargs) -> None:
     """Save the whole model: `.keras` (Keras 3 zip) or `.h5` / `.hdf5` (legacy HDF5).
 
     Args:
@@ -164,16 +164,41 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
         overwrite: replace an existing file (else `FileExistsError`).
         include_optimizer: also save the compile settings and optimizer state.
         save_format: Keras 2: `"h5"` writes the legacy HDF5 file to a path of any suffix.
+        zipped: False writes the `.keras` members unzipped into the directory `filepath`
+            (which must not end in `.keras`), as Keras 3; `load_model` reads it back.
     """
     if kwargs:
         raise ValueError(
             f"save_model got unsupported arguments {sorted(kwargs)}: the format is chosen by "
             f"the filename's suffix ('.keras', '.h5'). Received: {kwargs}")
+    if zipped is False:
+        _save_model_dir(model, filepath, overwrite, include_optimizer)
+        return
     suffix = _model_suffix(filepath, save_format)
     _check_overwrite(filepath, overwrite)
+    if suffix == ".keras":
+        _warn_if_unbuilt(model)
     writer = keras_zip.save_model if suffix == ".keras" else hdf5_legacy.save_model
     with whole_weights(model), atomic_write(filepath) as temp_path:
         writer(model, temp_path, include_optimizer=include_optimizer)
+
+
+def _save_model_dir(model, dirpath, overwrite: bool, include_optimizer: bool) -> None:
+    """`save_model(..., zipped=False)`: Keras 3's unzipped `.keras` layout in `dirpath`."""
+    if os.fspath(dirpath).endswith(".keras"):
+        raise ValueError("When using `zipped=False`, the `filepath` argument should not end "
+                         f"in `.keras`. Received: filepath={os.fspath(dirpath)}")
+    _check_overwrite(dirpath, overwrite)
+    _warn_if_unbuilt(model)
+    with whole_weights(model):
+        keras_zip.save_model_dir(model, dirpath, include_optimizer=include_optimizer)
+
+
+def _warn_if_unbuilt(model) -> None:
+    if not model.built:
+        warnings.warn("You are saving a model that has not yet been built. It might not contain "
+                      "any weights yet. Consider building the model first by calling it on "
+                      "some data.", stacklevel=2)
 
 
 def load_model(filepath, custom_objects: dict | None = None, compile: bool = True,
@@ -181,14 +206,18 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     """Load a model saved by Kestrel, Keras 3 (`.keras`, `.h5`) or Keras 2 (`.h5`).
 
     Args:
-        filepath: a `.keras`, `.h5` or `.hdf5` file.
+        filepath: a `.keras`, `.h5` or `.hdf5` file, or a directory saved with `zipped=False`.
         custom_objects: user classes/functions named in the file's config.
         compile: restore the compile settings and optimizer state when the file has them.
         safe_mode: refuse to run Python code stored in the file (Lambda bytecode).
     """
+    build = _builder(custom_objects, safe_mode, filepath)
+    if keras_zip.is_model_dir(filepath):  # saved with zipped=False
+        with _reading(filepath):
+            return keras_zip.load_model(keras_zip.DirectoryArchive(filepath), filepath, build,
+                                        compile, custom_objects)
     suffix = ".h5" if _tf_format_path(filepath) and h5py.is_hdf5(filepath) else \
         _suffix(filepath, _MODEL_SUFFIXES, "load_model")  # Keras 2: save_format="h5"
-    build = _builder(custom_objects, safe_mode, filepath)
     if suffix == ".keras":
         with _open_zip(filepath) as archive, _reading(filepath):
             return keras_zip.load_model(archive, filepath, build, compile, custom_objects)
@@ -212,12 +241,20 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None,
         return
     suffix = _weights_suffix(filepath, save_format)
     _check_overwrite(filepath, overwrite)
+    _check_built_for_saving(model)
     with whole_weights(model), atomic_write(filepath) as temp_path, \
             h5py.File(temp_path, "w") as file:
         if suffix == ".weights.h5":
             keras_weights.write_weights(file, model)
         else:
             hdf5_legacy.save_weights_to_group(file, model)
+
+
+def _check_built_for_saving(model) -> None:
+    """Keras' ValueError for the weights of a model that is not built (it has none yet)."""
+    if not model.built:
+        raise ValueError("You are saving a model that has not yet been built. Try building the "
+                         "model first by calling it on some data or by using `build()`.")
 
 
 def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
