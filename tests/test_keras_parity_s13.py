@@ -1,6 +1,7 @@
 """Parity with real Keras 3 (torch backend) for gaps closed in s13: Normalization's
 statistics shapes, ReversibleEmbedding's masks, unsorted LayerNormalization axes, the
-masking warning, saving an unbuilt model's weights, and unzipped `.keras` directories."""
+masking warning, saving an unbuilt model's weights, unzipped `.keras` directories and
+`objects_to_skip`."""
 import os
 import warnings
 
@@ -248,9 +249,36 @@ def test_unzipped_save_errors_as_keras(tmp_path):
     assert errors[0][1].replace("kestrel.keras", "keras.keras") == errors[1][1]
 
 
-def test_objects_to_skip_is_in_no_public_signature_of_keras():
-    import inspect
+def _two_dense(lib):
+    return lib.Sequential([lib.Input((3,)), lib.layers.Dense(2), lib.layers.Dense(1)])
 
-    for fn in (keras.saving.save_model, keras.saving.load_model, keras.Model.save,
-               keras.Model.save_weights, keras.Model.load_weights):
-        assert "objects_to_skip" not in inspect.signature(fn).parameters
+
+def test_objects_to_skip_saves_and_loads_as_keras(tmp_path):
+    layouts, kept, loaded = [], [], []
+    for lib in (kestrel, keras):
+        model = _two_dense(lib)
+        partial = tmp_path / f"{lib.__name__}_partial.weights.h5"
+        lib.saving.save_weights(model, partial, objects_to_skip=[model.layers[0]])
+        layouts.append(_h5_layout(partial))
+        full = tmp_path / f"{lib.__name__}_full.weights.h5"
+        model.save_weights(full)
+        target = _two_dense(lib)
+        first = target.get_weights()[0].copy()
+        target.load_weights(full, objects_to_skip=[target.layers[0]])
+        kept.append(np.array_equal(target.get_weights()[0], first))
+        loaded.append(np.array_equal(target.get_weights()[2], model.get_weights()[2]))
+        target.load_weights(partial, objects_to_skip=[target.layers[0]])  # nothing missing
+    assert layouts[0] == layouts[1] and kept == loaded == [True, True]
+
+
+def test_objects_to_skip_errors_as_keras(tmp_path):
+    errors = []
+    for lib in (kestrel, keras):
+        model = _two_dense(lib)
+        model.save(tmp_path / "m.keras")
+        errors.append([
+            _raised(lambda: model.load_weights(tmp_path / "m.keras", objects_to_skip=[])),
+            _raised(lambda: model.save_weights(tmp_path / "m.weights.h5", objects_to_skip=[])),
+            _raised(lambda: model.load_weights(tmp_path / "m.keras", foo=1))])
+    assert errors[0][0] == errors[1][0] and errors[0][2] == errors[1][2]
+    assert errors[0][1][0] is errors[1][1][0] is TypeError  # not a Model.save_weights keyword
