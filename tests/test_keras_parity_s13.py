@@ -72,6 +72,16 @@ def test_normalization_weight_files_keep_keras_names(tmp_path):
     assert files["kestrel h5"] == files["keras h5"]
 
 
+def test_normalization_reads_state_dicts_with_the_former_keys():
+    layer = kestrel.layers.Normalization()
+    layer.adapt(ADAPT_2D)
+    former = {key.replace("adapt_", ""): value for key, value in layer.state_dict().items()}
+    restored = kestrel.layers.Normalization()
+    restored.build((None, 3))
+    restored.load_state_dict(former)
+    np.testing.assert_array_equal(restored.mean.numpy(), layer.mean.numpy())
+
+
 # ---------------------------------------------------------------------- 2. ReversibleEmbedding
 def _mask_list(tensor):
     mask = getattr(tensor, "_keras_mask", None)
@@ -282,3 +292,4 @@ def test_objects_to_skip_errors_as_keras(tmp_path):
             _raised(lambda: model.load_weights(tmp_path / "m.keras", foo=1))])
     assert errors[0][0] == errors[1][0] and errors[0][2] == errors[1][2]
     assert errors[0][1][0] is errors[1][1][0] is TypeError  # not a Model.save_weights keyword
+

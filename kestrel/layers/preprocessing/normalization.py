@@ -92,6 +92,13 @@ class Normalization(Layer):
         return (self.adapt_mean.reshape(self._broadcast_shape),
                 self.adapt_variance.reshape(self._broadcast_shape))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also read torch state dicts that keyed the statistics `mean` / `variance`."""
+        for old, new in (("mean", "adapt_mean"), ("variance", "adapt_variance")):
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def mean(self):
         """The mean in the inputs' broadcast shape (e.g. `(1, n)`), as Keras; None unbuilt."""
