@@ -566,7 +566,7 @@ class Layer(nn.Module):
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         # an unnamed weight is `variable`, `variable_1`, ... as Keras names it; its torch
         # attribute stays `variable_<index>`, so state_dict keys do not depend on creation order
-        if attr is not None:
+        if attr is not None and name:
             self._keras_weight_names[attr] = name
         attr = attr or name or f"variable_{len(self._weight_order)}"
         name = name or naming.unique_name("variable")

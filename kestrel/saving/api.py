@@ -195,6 +195,7 @@ def _save_model_dir(model, dirpath, overwrite: bool, include_optimizer: bool) ->
 
 
 def _warn_if_unbuilt(model) -> None:
+    """Keras' warning when a whole model is saved before it is built (it may hold no weights)."""
     if not model.built:
         warnings.warn("You are saving a model that has not yet been built. It might not contain "
                       "any weights yet. Consider building the model first by calling it on "

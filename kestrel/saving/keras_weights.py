@@ -273,6 +273,7 @@ def _skipped_groups(file: h5py.File, model, objects_to_skip) -> set[str]:
 
     def paths(skip):
         return {path for path, _ in keras3_groups(model, skip) + attribute_optimizers(model, skip)}
+
     groups = (_resolve(file, path) for path in paths(()) - paths(objects_to_skip))
     return {group.name for group in groups if group is not None}
 
