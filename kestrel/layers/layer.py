@@ -24,7 +24,7 @@ from kestrel.layers import naming, tracking, training_mode
 from kestrel.layers import call_masks, keras1_args, node_arguments, shape_inference
 from kestrel.layers import symbolic_masks
 from kestrel.layers.input_spec import InputSpec, check_input_shapes
-from kestrel.layers.masks import set_mask
+from kestrel.layers.masks import mask_of, set_mask
 from kestrel.layers.node import (KerasTensor, Node, flatten, is_string_array, is_symbolic,
                                  map_structure, shape_of)
 from kestrel.layers.weights import assign_keras_value, keras_value
@@ -159,6 +159,7 @@ class Layer(nn.Module):
         self._build_input_shape = None
         self._weight_order: list[str] = []
         self._weight_layouts: dict[str, tuple] = {}
+        self._keras_weight_names: dict[str, str] = {}  # torch attribute -> Keras name if unequal
         self._regularizers: list[tuple[str, Any]] = []
         self._constraints: list[tuple[str, Any]] = []
         self._losses: list[torch.Tensor] = []
@@ -255,6 +256,8 @@ class Layer(nn.Module):
         previous_mask = masked_first = None
         if mask_aware or self._call_named_masks:
             kwargs, masked_first, previous_mask = call_masks.fill(self, args, kwargs)
+        if not self.supports_masking:
+            self._warn_if_mask_dropped(previous_mask, first, kwargs)
         if "mask" in kwargs and not self._call_accepts_mask:
             del kwargs["mask"]
         switch = None
@@ -445,6 +448,8 @@ class Layer(nn.Module):
         spec_kwargs, previous_mask = kwargs, shape_inference.symbolic_mask(first)
         if self._call_accepts_mask or self._call_named_masks:  # a mask consumer sees its masks
             spec_kwargs, first, previous_mask = call_masks.fill(self, args, dict(kwargs))
+        if not self.supports_masking:
+            self._warn_if_mask_dropped(previous_mask, first, kwargs)
         with discarding_assignments():
             outputs = self.compute_output_spec(*args, **spec_kwargs)
             if traced:
@@ -464,6 +469,25 @@ class Layer(nn.Module):
             if isinstance(mask, KerasTensor) and mask._name is None:
                 mask.name = naming.unique_name("keras_tensor")
         return outputs
+
+    _warned_mask_dropped = False
+
+    def _warn_if_mask_dropped(self, previous_mask, first, kwargs) -> None:
+        """Keras' warning when a masked input (the call's `mask`, else its first argument's)
+        reaches a layer that does not support masking; here once per layer."""
+        if self._warned_mask_dropped:
+            return
+        if previous_mask is None:
+            previous_mask = kwargs.get("mask")
+        if previous_mask is None:
+            previous_mask = mask_of(first)
+        if all(m is None for m in flatten(previous_mask)):
+            return
+        self._warned_mask_dropped = True
+        warnings.warn(
+            f"Layer '{self.name}' (of type {type(self).__name__}) was passed an input with a "
+            "mask attached to it. However, this layer does not support masking and will "
+            "therefore destroy the mask information. Downstream layers will not see the mask.")
 
     def _attach_output_masks(self, first, previous_mask, outputs) -> None:
         """The symbolic outputs' masks: from `compute_mask` on the KerasTensors where its ops
@@ -542,12 +566,13 @@ class Layer(nn.Module):
 
     def _create_weight(self, name: str | None = None, shape=None, initializer=None, dtype=None,
                        trainable: bool = True, regularizer=None, constraint=None, *,
-                       layout: tuple | None = None) -> Variable:
+                       layout: tuple | None = None, attr: str | None = None) -> Variable:
         """`add_weight` with its arguments named.
 
         `layout` is an optional `(to_torch, to_keras)` pair of functions when the layer stores
         the weight in a torch-friendly layout; `shape`, initializers, `get_weights()` and saved
-        files always use the Keras layout.
+        files always use the Keras layout. `attr` is the torch attribute when it must differ
+        from `name` (Normalization's `mean` is a Keras attribute of its own).
         """
         from kestrel import constraints, initializers, regularizers
 
@@ -557,7 +582,9 @@ class Layer(nn.Module):
             initializer = "glorot_uniform" if torch_dtype.is_floating_point else "zeros"
         # an unnamed weight is `variable`, `variable_1`, ... as Keras names it; its torch
         # attribute stays `variable_<index>`, so state_dict keys do not depend on creation order
-        attr = name or f"variable_{len(self._weight_order)}"
+        if attr is not None and name:
+            self._keras_weight_names[attr] = name
+        attr = attr or name or f"variable_{len(self._weight_order)}"
         name = name or naming.unique_name("variable")
         value = self._initial_value(initializers.get(initializer), name, shape, torch_dtype)
         if layout is not None:

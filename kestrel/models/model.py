@@ -234,9 +234,11 @@ class Model(Trainer, Layer):
         """Load weights saved by Kestrel, Keras 2 or Keras 3."""
         from kestrel.saving.api import load_weights
 
+        objects_to_skip = kwargs.pop("objects_to_skip", None)  # a keyword of Keras' **kwargs
         if kwargs:  # e.g. TF's `options=` (zero_dce forwards it): Keras' ValueError
             raise ValueError(f"Invalid keyword arguments: {kwargs}")
-        load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+        load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch,
+                     objects_to_skip=objects_to_skip)
 
 
 @functools.cache

@@ -18,6 +18,7 @@ class Operation(Layer):
 
     is_op_node = True  # listed in a model's `operations`, not in its `layers` (as Keras)
     _convert_input_args = False  # an op keeps its inputs' dtypes, as Keras' operations
+    _warned_mask_dropped = True  # Keras' ops are no layers: a masked input draws no warning
 
 
 @register_layer()

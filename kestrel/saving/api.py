@@ -155,7 +155,7 @@ def _builder(custom_objects, safe_mode: bool, filepath):
 
 
 def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True,
-               save_format=None, **kwargs) -> None:
+               save_format=None, zipped=None, **kwargs) -> None:
     """Save the whole model: `.keras` (Keras 3 zip) or `.h5` / `.hdf5` (legacy HDF5).
 
     Args:
@@ -164,16 +164,42 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
         overwrite: replace an existing file (else `FileExistsError`).
         include_optimizer: also save the compile settings and optimizer state.
         save_format: Keras 2: `"h5"` writes the legacy HDF5 file to a path of any suffix.
+        zipped: False writes the `.keras` members unzipped into the directory `filepath`
+            (which must not end in `.keras`), as Keras 3; `load_model` reads it back.
     """
     if kwargs:
         raise ValueError(
             f"save_model got unsupported arguments {sorted(kwargs)}: the format is chosen by "
             f"the filename's suffix ('.keras', '.h5'). Received: {kwargs}")
+    if zipped is False:
+        _save_model_dir(model, filepath, overwrite, include_optimizer)
+        return
     suffix = _model_suffix(filepath, save_format)
     _check_overwrite(filepath, overwrite)
+    if suffix == ".keras":
+        _warn_if_unbuilt(model)
     writer = keras_zip.save_model if suffix == ".keras" else hdf5_legacy.save_model
     with whole_weights(model), atomic_write(filepath) as temp_path:
         writer(model, temp_path, include_optimizer=include_optimizer)
+
+
+def _save_model_dir(model, dirpath, overwrite: bool, include_optimizer: bool) -> None:
+    """`save_model(..., zipped=False)`: Keras 3's unzipped `.keras` layout in `dirpath`."""
+    if os.fspath(dirpath).endswith(".keras"):
+        raise ValueError("When using `zipped=False`, the `filepath` argument should not end "
+                         f"in `.keras`. Received: filepath={os.fspath(dirpath)}")
+    _check_overwrite(dirpath, overwrite)
+    _warn_if_unbuilt(model)
+    with whole_weights(model):
+        keras_zip.save_model_dir(model, dirpath, include_optimizer=include_optimizer)
+
+
+def _warn_if_unbuilt(model) -> None:
+    """Keras' warning when a whole model is saved before it is built (it may hold no weights)."""
+    if not model.built:
+        warnings.warn("You are saving a model that has not yet been built. It might not contain "
+                      "any weights yet. Consider building the model first by calling it on "
+                      "some data.", stacklevel=2)
 
 
 def load_model(filepath, custom_objects: dict | None = None, compile: bool = True,
@@ -181,14 +207,18 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     """Load a model saved by Kestrel, Keras 3 (`.keras`, `.h5`) or Keras 2 (`.h5`).
 
     Args:
-        filepath: a `.keras`, `.h5` or `.hdf5` file.
+        filepath: a `.keras`, `.h5` or `.hdf5` file, or a directory saved with `zipped=False`.
         custom_objects: user classes/functions named in the file's config.
         compile: restore the compile settings and optimizer state when the file has them.
         safe_mode: refuse to run Python code stored in the file (Lambda bytecode).
     """
+    build = _builder(custom_objects, safe_mode, filepath)
+    if keras_zip.is_model_dir(filepath):  # saved with zipped=False
+        with _reading(filepath):
+            return keras_zip.load_model(keras_zip.DirectoryArchive(filepath), filepath, build,
+                                        compile, custom_objects)
     suffix = ".h5" if _tf_format_path(filepath) and h5py.is_hdf5(filepath) else \
         _suffix(filepath, _MODEL_SUFFIXES, "load_model")  # Keras 2: save_format="h5"
-    build = _builder(custom_objects, safe_mode, filepath)
     if suffix == ".keras":
         with _open_zip(filepath) as archive, _reading(filepath):
             return keras_zip.load_model(archive, filepath, build, compile, custom_objects)
@@ -197,30 +227,48 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
 
 
 def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None,
-                 save_format=None) -> None:
+                 save_format=None, objects_to_skip=None) -> None:
     """Save weights: `.weights.h5` (Keras 3 layout) or `.h5` / `.hdf5` (Keras 2 layout); a
     tf.keras 2 checkpoint path (no Keras suffix, or `save_format`) gets the Keras 2 layout.
 
     With `max_shard_size` (GB), a `.weights.json` index and shard files of at most that size
-    (`sharded_weights`).
+    (`sharded_weights`). `objects_to_skip` (Keras 3 layouts only): layers or optimizers left
+    out of the file, with everything below them.
     """
     if max_shard_size is not None:
         index = sharded_weights.index_path(filepath)
         _check_overwrite(index, overwrite)
         with whole_weights(model):
-            sharded_weights.save_weights(model, index, max_shard_size)
+            sharded_weights.save_weights(model, index, max_shard_size, objects_to_skip or ())
         return
     suffix = _weights_suffix(filepath, save_format)
+    _check_skip_suffix(objects_to_skip, suffix, filepath, "saving")
     _check_overwrite(filepath, overwrite)
+    _check_built_for_saving(model)
     with whole_weights(model), atomic_write(filepath) as temp_path, \
             h5py.File(temp_path, "w") as file:
         if suffix == ".weights.h5":
-            keras_weights.write_weights(file, model)
+            keras_weights.write_weights(file, model, objects_to_skip=objects_to_skip or ())
         else:
             hdf5_legacy.save_weights_to_group(file, model)
 
 
-def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = False) -> None:
+def _check_built_for_saving(model) -> None:
+    """Keras' ValueError for the weights of a model that is not built (it has none yet)."""
+    if not model.built:
+        raise ValueError("You are saving a model that has not yet been built. Try building the "
+                         "model first by calling it on some data or by using `build()`.")
+
+
+def _check_skip_suffix(objects_to_skip, suffix: str, filepath, action: str) -> None:
+    """Keras' ValueError for `objects_to_skip` with a file other than `.weights.h5`/`.json`."""
+    if objects_to_skip is not None and suffix not in (".weights.h5", ".weights.json"):
+        raise ValueError(f"`objects_to_skip` only supports {action} '.weights.h5' files."
+                         f"Received: {os.fspath(filepath)}")
+
+
+def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = False,
+                 objects_to_skip=None) -> None:
     """Load weights from `.weights.h5`, `.weights.json` (sharded), `.keras` or `.h5` files of
     Kestrel, Keras 2 or 3.
 
@@ -229,18 +277,23 @@ def load_weights(model, filepath, by_name: bool = False, skip_mismatch: bool = F
         filepath: the weights (or whole-model) file, or the index of sharded weights.
         by_name: (`.h5` only) match layers by name instead of by order.
         skip_mismatch: skip, with a warning, layers whose weight count or shapes differ.
+        objects_to_skip: (`.weights.h5` / `.weights.json` only) layers or optimizers that
+            keep their values, with everything below them, as Keras 3.
     """
     suffix = ".h5" if _tf_format_path(filepath) and h5py.is_hdf5(filepath) else \
         _suffix(filepath, (".keras", ".weights.json") + _WEIGHT_SUFFIXES, "load_weights")
+    _check_skip_suffix(objects_to_skip, suffix, filepath, "loading")
     if not model.built:
         raise ValueError(
             f"Model '{model.name}' has no weights yet: it is not built. Call it on a batch of "
             "data or call `model.build(input_shape)` before `load_weights()`.")
     with whole_weights(model):
-        _read_weights_file(model, filepath, suffix, by_name, skip_mismatch)
+        _read_weights_file(model, filepath, suffix, by_name, skip_mismatch,
+                           objects_to_skip or ())
 
 
-def _read_weights_file(model, filepath, suffix: str, by_name: bool, skip_mismatch: bool) -> None:
+def _read_weights_file(model, filepath, suffix: str, by_name: bool, skip_mismatch: bool,
+                       objects_to_skip=()) -> None:
     if suffix == ".keras":
         _reject_by_name(by_name, suffix)
         with _open_zip(filepath) as archive, keras_zip.open_weights(archive, filepath) as file, \
@@ -250,17 +303,20 @@ def _read_weights_file(model, filepath, suffix: str, by_name: bool, skip_mismatc
     if suffix == ".weights.json":
         _reject_by_name(by_name, suffix)
         with _open_keras3_weights(filepath, suffix) as file:
-            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch)
+            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch,
+                                       objects_to_skip=objects_to_skip)
         return
     with _open_h5(filepath) as file, _reading(filepath):
         if "layer_names" in file.attrs or "layer_names0" in file.attrs \
                 or "model_weights" in file:
+            _check_skip_suffix(objects_to_skip or None, ".h5", filepath, "loading")
             group = file["model_weights"] if "model_weights" in file else file
             hdf5_legacy.load_weights_from_group(group, model, by_name=by_name,
                                                 skip_mismatch=skip_mismatch)
         elif "layers" in file or "vars" in file or "_layer_checkpoint_dependencies" in file:
             _reject_by_name(by_name, ".weights.h5")
-            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch)
+            keras_weights.read_weights(file, model, skip_mismatch=skip_mismatch,
+                                       objects_to_skip=objects_to_skip)
         else:
             raise ValueError(
                 f"'{os.fspath(filepath)}' is an HDF5 file but holds no Keras weights: it has "

@@ -50,16 +50,18 @@ def optimizer_state(model, optimizer=None) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def attribute_optimizers(model) -> list[tuple[str, object]]:
+def attribute_optimizers(model, skip=()) -> list[tuple[str, object]]:
     """(group path, optimizer) of the optimizers that `model` and its layers hold as attributes
-    (a GAN's `d_optimizer`), which Keras saves beside the layers; not `model.optimizer`."""
+    (a GAN's `d_optimizer`), which Keras saves beside the layers; not `model.optimizer`, nor
+    those in (or held by layers in) `skip`."""
     from kestrel.optimizers.optimizer import Optimizer
 
     found = []
-    for path, layer in keras3_groups(model):
+    for path, layer in keras3_groups(model, skip):
         for attr in sorted(vars(layer)):
             value = vars(layer)[attr]
-            if isinstance(value, Optimizer) and not (layer is model and attr == "optimizer"):
+            if isinstance(value, Optimizer) and not (layer is model and attr == "optimizer") \
+                    and not any(value is s for s in skip):
                 found.append((f"{path}/{attr}" if path else attr, value))
     return found
 
@@ -145,10 +147,12 @@ def _write_value(group: h5py.Group, key: str, value) -> None:
 
 
 # ---------------------------------------------------------------------- writing
-def write_weights(file: h5py.File, model, include_optimizer: bool = True) -> None:
+def write_weights(file: h5py.File, model, include_optimizer: bool = True,
+                  objects_to_skip=()) -> None:
     """Write every layer's variables (and a built optimizer's) into an open HDF5 file; a
-    layer that overrides `save_own_variables` writes its own store."""
-    for path, layer in keras3_groups(model):
+    layer that overrides `save_own_variables` writes its own store. The layers and
+    optimizers in `objects_to_skip` (and all below them) are left out, as Keras."""
+    for path, layer in keras3_groups(model, objects_to_skip):
         group = file.create_group(f"{path}/vars" if path else "vars")
         group.attrs["name"] = layer.name
         if _custom(layer, "save_own_variables"):
@@ -159,11 +163,17 @@ def write_weights(file: h5py.File, model, include_optimizer: bool = True) -> Non
             continue
         for index, attr in enumerate(own_weights(layer)):
             _write_value(group, str(index), keras_value(layer, attr))
-    for path, optimizer in attribute_optimizers(model):
+    for path, optimizer in attribute_optimizers(model, objects_to_skip):
         _write_optimizer(file, path, optimizer, optimizer_state(model, optimizer))
-    if include_optimizer:
+    if include_optimizer and not _model_optimizer_skipped(model, objects_to_skip):
         _write_optimizer(file, "optimizer", getattr(model, "optimizer", None),
                          optimizer_state(model))
+
+
+def _model_optimizer_skipped(model, objects_to_skip) -> bool:
+    """Whether `objects_to_skip` holds the model or its `optimizer`."""
+    optimizer = getattr(model, "optimizer", None)
+    return any(o is model or optimizer is not None and o is optimizer for o in objects_to_skip)
 
 
 def _write_optimizer(file: h5py.File, path: str, optimizer, state: list) -> None:
@@ -201,14 +211,15 @@ def _mismatch(message: str, skip_mismatch: bool) -> None:
 
 
 def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
-                 load_optimizer: bool = False) -> None:
+                 load_optimizer: bool = False, objects_to_skip=()) -> None:
     """Load a `.weights.h5` layout into `model`, layer by layer in structural order.
 
     Every layer is checked before any weight is assigned, so a mismatch (without
-    `skip_mismatch`) leaves the model unchanged.
+    `skip_mismatch`) leaves the model unchanged. The layers and optimizers in
+    `objects_to_skip` (and all below them) keep their values, as Keras.
     """
-    used, plan, custom = set(), [], []
-    for path, layer in keras3_groups(model):
+    used, plan, custom = _skipped_groups(file, model, objects_to_skip), [], []
+    for path, layer in keras3_groups(model, objects_to_skip):
         attrs = own_weights(layer)
         group = _resolve(file, path)
         where = f"{path}/vars" if path else "vars"
@@ -232,7 +243,7 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
             continue
         plan.append((layer, attrs, saved))
     attribute_states = []
-    for path, optimizer in attribute_optimizers(model):
+    for path, optimizer in attribute_optimizers(model, objects_to_skip):
         group = _resolve(file, path)
         if isinstance(group, h5py.Group):
             used.add(group.name)
@@ -247,10 +258,24 @@ def read_weights(file: h5py.File, model, skip_mismatch: bool = False,
     for layer, group in custom:
         layer.load_own_variables({key: np.asarray(group[key]) for key in group}
                                  if group is not None else {})
-    if load_optimizer and getattr(model, "optimizer", None) is not None:
+    if load_optimizer and getattr(model, "optimizer", None) is not None \
+            and not _model_optimizer_skipped(model, objects_to_skip):
         group = file.get("optimizer/vars")
         if isinstance(group, h5py.Group) and len(group):
             restore_optimizer_state(model, [group[k] for k in sorted(group, key=_position)])
+
+
+def _skipped_groups(file: h5py.File, model, objects_to_skip) -> set[str]:
+    """The file's groups of the layers and attribute optimizers `objects_to_skip` leaves out
+    (their saved weights are not extra)."""
+    if not objects_to_skip:
+        return set()
+
+    def paths(skip):
+        return {path for path, _ in keras3_groups(model, skip) + attribute_optimizers(model, skip)}
+
+    groups = (_resolve(file, path) for path in paths(()) - paths(objects_to_skip))
+    return {group.name for group in groups if group is not None}
 
 
 def _check_unused(file: h5py.File, used: set, skip_mismatch: bool) -> None:

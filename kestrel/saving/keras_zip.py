@@ -1,4 +1,5 @@
-"""The Keras 3 `.keras` archive: `metadata.json`, `config.json`, `model.weights.h5`.
+"""The Keras 3 `.keras` archive: `metadata.json`, `config.json`, `model.weights.h5` (zipped,
+or as the files of a directory with `zipped=False`).
 
 Members are read into memory (never extracted to disk); sizes are checked first so that a
 damaged or hostile archive cannot make the reader allocate unbounded memory.
@@ -9,7 +10,9 @@ import datetime
 import io
 import json
 import os
+import shutil
 import tempfile
+import types
 import zipfile
 
 import h5py
@@ -52,6 +55,62 @@ def compile_as_saved(model, compile_config: dict, custom_objects=None) -> None:
 
 def save_model(model, filepath, include_optimizer: bool = True) -> None:
     """Write `model` as a `.keras` zip at `filepath` (members stored uncompressed, as Keras)."""
+    with zipfile.ZipFile(filepath, "w") as archive:
+        _write_members(archive, model, include_optimizer)
+
+
+def save_model_dir(model, dirpath, include_optimizer: bool = True) -> None:
+    """Write `model` unzipped (Keras 3's `zipped=False`): the members as files of `dirpath`."""
+    os.makedirs(dirpath, exist_ok=True)
+    _write_members(DirectoryArchive(dirpath), model, include_optimizer)
+
+
+def is_model_dir(path) -> bool:
+    """Whether `path` is an unzipped `.keras` model: a directory holding `config.json`."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, CONFIG))
+
+
+class DirectoryArchive:
+    """An unzipped `.keras` model: its members as files under `dirpath`, read and written
+    through the `zipfile.ZipFile` methods this module uses."""
+
+    def __init__(self, dirpath):
+        self.dirpath = os.fspath(dirpath)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dirpath, *name.split("/"))
+
+    def _create(self, name: str) -> str:
+        path = self._path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def writestr(self, name: str, data) -> None:
+        with open(self._create(name), "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+
+    def write(self, source, name: str) -> None:
+        shutil.copyfile(source, self._create(name))
+
+    def namelist(self) -> list[str]:
+        return sorted(os.path.relpath(os.path.join(root, f), self.dirpath).replace(os.sep, "/")
+                      for root, _, files in os.walk(self.dirpath) for f in files)
+
+    def getinfo(self, name: str):
+        path = self._path(name)
+        if not os.path.isfile(path):
+            raise ValueError(f"'{self.dirpath}' is not a complete unzipped Keras model: it has "
+                             f"no '{name}' file. Files found: {self.namelist()}")
+        size = os.path.getsize(path)
+        return types.SimpleNamespace(file_size=size, compress_size=size)
+
+    def read(self, name: str) -> bytes:
+        with open(self._path(name), "rb") as file:
+            return file.read()
+
+
+def _write_members(archive, model, include_optimizer: bool) -> None:
+    """Write the members of a `.keras` model into `archive` (a zip or a directory)."""
     from kestrel.saving.model_config import model_to_dict
 
     config = model_to_dict(model)
@@ -61,11 +120,10 @@ def save_model(model, filepath, include_optimizer: bool = True) -> None:
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as file:
         keras_weights.write_weights(file, model, include_optimizer=include_optimizer)
-    with zipfile.ZipFile(filepath, "w") as archive:
-        archive.writestr(METADATA, json.dumps(metadata))
-        archive.writestr(CONFIG, json.dumps(config, default=json_default))
-        archive.writestr(WEIGHTS, buffer.getvalue())
-        _write_assets(archive, model)
+    archive.writestr(METADATA, json.dumps(metadata))
+    archive.writestr(CONFIG, json.dumps(config, default=json_default))
+    archive.writestr(WEIGHTS, buffer.getvalue())
+    _write_assets(archive, model)
 
 
 def _asset_layers(model, method: str):
@@ -78,7 +136,7 @@ def _asset_layers(model, method: str):
             yield f"{ASSETS}/{path}".rstrip("/"), layer
 
 
-def _write_assets(archive: zipfile.ZipFile, model) -> None:
+def _write_assets(archive, model) -> None:
     for folder, layer in _asset_layers(model, "save_assets"):
         with tempfile.TemporaryDirectory() as tmp:
             layer.save_assets(tmp)
@@ -86,7 +144,7 @@ def _write_assets(archive: zipfile.ZipFile, model) -> None:
                 archive.write(os.path.join(tmp, name), f"{folder}/{name}")
 
 
-def _read_assets(archive: zipfile.ZipFile, model, filepath) -> None:
+def _read_assets(archive, model, filepath) -> None:
     names = archive.namelist()
     for folder, layer in _asset_layers(model, "load_assets"):
         members = [n for n in names if n.startswith(folder + "/") and not n.endswith("/")
@@ -100,7 +158,7 @@ def _read_assets(archive: zipfile.ZipFile, model, filepath) -> None:
             layer.load_assets(tmp)
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, filepath) -> bytes:
+def _read_member(archive, name: str, filepath) -> bytes:
     try:
         info = archive.getinfo(name)
     except KeyError:
@@ -118,7 +176,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, filepath) -> bytes:
                          f"({error}).") from None
 
 
-def read_config(archive: zipfile.ZipFile, filepath) -> dict:
+def read_config(archive, filepath) -> dict:
     """The parsed `config.json` of an open `.keras` archive."""
     raw = _read_member(archive, CONFIG, filepath)
     config = load_json(raw, f"'{filepath}': config.json")
@@ -128,7 +186,7 @@ def read_config(archive: zipfile.ZipFile, filepath) -> dict:
     return config
 
 
-def open_weights(archive: zipfile.ZipFile, filepath) -> h5py.File:
+def open_weights(archive, filepath) -> h5py.File:
     """`model.weights.h5` of an open archive, as an in-memory HDF5 file."""
     data = _read_member(archive, WEIGHTS, filepath)
     try:
@@ -138,7 +196,7 @@ def open_weights(archive: zipfile.ZipFile, filepath) -> h5py.File:
                          f"({error}).") from None
 
 
-def load_model(archive: zipfile.ZipFile, filepath, build, compile: bool, custom_objects=None):
+def load_model(archive, filepath, build, compile: bool, custom_objects=None):
     """Rebuild a model from an open `.keras` archive; `build(config)` makes it from config."""
     config = read_config(archive, filepath)
     compile_config = config.get("compile_config")

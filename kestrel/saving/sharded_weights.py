@@ -169,8 +169,9 @@ class _ShardWriter:
             listed.append(shard)
 
 
-def save_weights(model, index: str, max_shard_size) -> None:
-    """Write `model`'s weights (and built optimizer) as the sharded set indexed by `index`."""
+def save_weights(model, index: str, max_shard_size, objects_to_skip=()) -> None:
+    """Write `model`'s weights (and built optimizer) as the sharded set indexed by `index`,
+    less `objects_to_skip` (see `keras_weights.write_weights`)."""
     if not model.built:
         raise ValueError("You are saving a model that has not yet been built. Try building "
                          "the model first by calling it on some data or by using `build()`.")
@@ -180,7 +181,7 @@ def save_weights(model, index: str, max_shard_size) -> None:
         index_temp = commits.enter_context(atomic_write(index))
         writer = _ShardWriter(index, limit, commits)
         try:
-            keras_weights.write_weights(writer, model)
+            keras_weights.write_weights(writer, model, objects_to_skip=objects_to_skip)
             content = writer.finish()
         finally:
             writer.close()

@@ -70,15 +70,16 @@ def _children(layer: Layer) -> list[tuple[str, object]]:
     return [(k, children[k]) for k in sorted(children, key=_name_key)]
 
 
-def keras3_groups(model: Layer) -> list[tuple[str, Layer]]:
+def keras3_groups(model: Layer, skip=()) -> list[tuple[str, Layer]]:
     """(group path, layer) for every layer of `model` in the `.weights.h5` layout.
 
     The model itself is `""` (its own `vars/` at the root); a layer reached twice (shared) is
     listed once, at the first path, as Keras does. Layers in a container attribute are keyed
-    by snake-case class name (`blocks/dense_1`), nested containers as `container[_N]`.
+    by snake-case class name (`blocks/dense_1`), nested containers as `container[_N]`. The
+    layers in `skip` are left out with everything below them (Keras' `objects_to_skip`).
     """
     out: list[tuple[str, Layer]] = []
-    visited: set[int] = set()
+    visited: set[int] = {id(layer) for layer in skip}
 
     def visit(layer: Layer, path: str) -> None:
         if id(layer) in visited:
@@ -137,7 +138,8 @@ def legacy_weight_names(layer: Layer) -> list[tuple[str, Layer, str]]:
     out, used = [], set()
     for owner, attr in layer._legacy_weight_entries():
         prefix = prefixes.get(id(owner), owner.name)
-        base = f"{prefix}/{attr}" if prefix else attr
+        name = owner._keras_weight_names.get(attr, attr)
+        base = f"{prefix}/{name}" if prefix else name
         name, n = base, 0
         while name in used:
             n += 1

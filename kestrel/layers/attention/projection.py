@@ -26,6 +26,10 @@ class HeadProjection(Layer):
         kernel_initializer ... bias_constraint: as for Dense.
     """
 
+    # MultiHeadAttention's own projections: Keras' MHA strips its inputs' masks before them,
+    # so a masked query draws no dropped-mask warning from them
+    _warned_mask_dropped = True
+
     def __init__(self, in_dims, out_shape, use_bias=True, activation=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,

@@ -6,6 +6,7 @@ import torch
 from kestrel import config
 from kestrel.layers.core.embedding import Embedding
 from kestrel.layers.layer import register_layer
+from kestrel.layers.masks import set_mask
 from kestrel.layers.node import KerasTensor
 
 
@@ -51,9 +52,14 @@ class ReversibleEmbedding(Embedding):
 
     def _call_with(self, inputs, embeddings, reverse=False):
         """`call` with the table `embeddings` (the layer's own, or LoRA's merged one, which a
-        tied reverse projection also uses, as Keras)."""
+        tied reverse projection also uses, as Keras). A forward call's output carries the
+        `mask_zero` mask itself, as Keras sets it in `call`."""
         if not reverse:
-            return super()._call_with(inputs, embeddings)
+            outputs = super()._call_with(inputs, embeddings)
+            mask = super().compute_mask(inputs)
+            if mask is not None:
+                set_mask(outputs, mask)
+            return outputs
         kernel = embeddings.T if self.tie_weights else self.reverse_embeddings
         if self.reverse_dtype is not None:
             dtype = config.to_torch_dtype(self.reverse_dtype)
@@ -63,10 +69,11 @@ class ReversibleEmbedding(Embedding):
             logits = torch.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap
         return logits
 
+    _mask_ops_recorded = True  # records nothing: symbolic outputs carry no mask, as Keras'
+
     def compute_mask(self, inputs, previous_mask=None):
-        if inputs.is_floating_point():  # a reverse call: vectors in, logits out, no mask
-            return None
-        return super().compute_mask(inputs, previous_mask)
+        """None, as Keras: the forward call sets its output's mask (see `_call_with`)."""
+        return None
 
     def compute_output_shape(self, input_shape, reverse=False):
         if reverse:

@@ -54,7 +54,7 @@ class LayerNormalization(Layer):
 
     def build(self, input_shape):
         rank = len(input_shape)
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        axes = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
         for a in axes:
             if not -rank <= a < rank:
                 raise ValueError(
@@ -65,6 +65,7 @@ class LayerNormalization(Layer):
             raise ValueError(
                 f"LayerNormalization '{self.name}': the sizes of the normalized axes must be "
                 f"known. Received: axis={self.axis}, input_shape={tuple(input_shape)}")
+        self.axis = axes  # as Keras' build: sorted (gamma follows), an int becomes a list
         positive = [a % rank for a in axes]
         self._axes = sorted(positive)
         self._broadcast = [input_shape[d] if d in positive else 1 for d in range(rank)]
@@ -97,17 +98,10 @@ class LayerNormalization(Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def _configured_axis(self):
-        """`axis` as Keras' config gives it: once built, a sorted list (`-1` -> `[-1]`), as
-        Keras' `build` rewrites it."""
-        if not self.built:
-            return self.axis
-        return sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
-
     def get_config(self):
         return {
             **super().get_config(),
-            "axis": self._configured_axis(),
+            "axis": self.axis,
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,

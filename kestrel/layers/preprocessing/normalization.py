@@ -69,9 +69,10 @@ class Normalization(Layer):
                                  for d in range(ndim)]
         self._stats_shape = tuple(input_shape[d] for d in self._keep_axis)
         if self.input_mean is None:
-            self.adapt_mean = self.add_weight("mean", self._stats_shape, "zeros", trainable=False)
-            self.adapt_variance = self.add_weight("variance", self._stats_shape, "ones",
-                                                  trainable=False)
+            self.adapt_mean = self._create_weight("mean", self._stats_shape, "zeros",
+                                                  trainable=False, attr="adapt_mean")
+            self.adapt_variance = self._create_weight("variance", self._stats_shape, "ones",
+                                                      trainable=False, attr="adapt_variance")
             self.count = self.add_weight("count", (), "zeros", dtype="int32", trainable=False)
             return
         mean = torch.as_tensor(np.asarray(self.input_mean), dtype=self._variable_dtype)
@@ -90,6 +91,23 @@ class Normalization(Layer):
             return self.fixed_mean, self.fixed_variance
         return (self.adapt_mean.reshape(self._broadcast_shape),
                 self.adapt_variance.reshape(self._broadcast_shape))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also read torch state dicts that keyed the statistics `mean` / `variance`."""
+        for old, new in (("mean", "adapt_mean"), ("variance", "adapt_variance")):
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def mean(self):
+        """The mean in the inputs' broadcast shape (e.g. `(1, n)`), as Keras; None unbuilt."""
+        return self._statistics()[0].detach() if self.built else None
+
+    @property
+    def variance(self):
+        """The variance in the inputs' broadcast shape, as Keras; None before `build`."""
+        return self._statistics()[1].detach() if self.built else None
 
     def call(self, inputs):
         inputs = torch.as_tensor(inputs).to(self._variable_dtype)
