@@ -279,6 +279,8 @@ class Layer(nn.Module):
                     outputs = super().__call__(*args, **kwargs)
             else:
                 outputs = super().__call__(*args, **kwargs)
+            if self._autocast_dtype is not None:
+                outputs = in_compute_dtype(self, outputs)
         except (RuntimeError, IndexError) as error:
             self._explain_failure(first, error)
             raise
@@ -1167,6 +1169,32 @@ def _keras_builds_at_init(cls) -> bool:
         if "build" in klass.__dict__:
             return False
     return False
+
+
+def in_compute_dtype(layer, outputs):
+    """The floating `outputs` of a Kestrel layer under a mixed policy in its compute dtype, as
+    Keras' layers return them (under torch's autocast, normalizations, embeddings and sums
+    with float32 weights come out in float32). A user's layer keeps what its `call` returns
+    (an explicit cast to float32 stays)."""
+    if not _is_kestrel_layer(type(layer)):
+        return outputs
+    dtype = layer._autocast_dtype
+
+    def cast(t):
+        if type(t) is not torch.Tensor or not t.is_floating_point() or t.dtype is dtype:
+            return t
+        mask = getattr(t, "_keras_mask", None)
+        t = t.to(dtype)
+        if mask is not None:
+            t._keras_mask = mask
+        return t
+    return map_structure(cast, outputs)
+
+
+@functools.cache
+def _is_kestrel_layer(cls) -> bool:
+    """A layer class of `kestrel.layers` (not a model, not a user's subclass)."""
+    return cls.__module__.startswith("kestrel.layers.")
 
 
 def _cast_floats(inputs, dtype: torch.dtype):

@@ -136,8 +136,13 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
         # its sublayers at their defaults, so BatchNormalization keeps its moving stats
         with torch.no_grad(), training_mode.mode(layer, False), _autocast(layer, device), \
                 scopes.SymbolicScope():
-            return layer.call(*_cast_first(layer, map_structure(make, args)),
-                              **map_structure(make, call_kwargs))
+            outputs = layer.call(*_cast_first(layer, map_structure(make, args)),
+                                 **map_structure(make, call_kwargs))
+            if layer._autocast_dtype is None:
+                return outputs
+            from kestrel.layers.layer import in_compute_dtype
+
+            return in_compute_dtype(layer, outputs)
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001 - reported with the layer's name

@@ -271,12 +271,12 @@ class MultiHeadAttention(KerasAttentionInternals, Layer):
     def compute_output_spec(self, query, value, key=None, *args, return_attention_scores=False,
                             **kwargs):
         q_shape, k_shape = shape_of(query), shape_of(value if key is None else key)
-        out = KerasTensor(self.compute_output_shape(q_shape, k_shape), query.dtype)
+        out = KerasTensor(self.compute_output_shape(q_shape, k_shape), self.compute_dtype)
         if not return_attention_scores:
             return out
         scores_shape = ([q_shape[i] for i in self._batch_axes] + [self.num_heads]
                         + [q_shape[a] for a in self._axes] + [k_shape[a] for a in self._axes])
-        return out, KerasTensor(scores_shape, query.dtype)
+        return out, KerasTensor(scores_shape, self.compute_dtype)
 
     def get_config(self):
         return {

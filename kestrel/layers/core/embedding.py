@@ -99,7 +99,7 @@ class Embedding(LoraAdaptable, Quantizable, Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def compute_output_spec(self, inputs, *args, **kwargs):
-        return KerasTensor(self.compute_output_shape(inputs.shape), self.dtype)
+        return KerasTensor(self.compute_output_shape(inputs.shape), self.compute_dtype)
 
     def get_config(self):
         return {
