@@ -222,3 +222,264 @@ def test_timeseries_weather_forecasting(tmp_path):
     got = _weather_model(_fresh(kestrel), inputs, targets, datasets[0], datasets[1], tmp_path)
     _assert_same_history(got[1], expected[1])
     _assert_same_model(expected[0], got[0], arrays[1][0][:4])
+
+
+# ---------------------------------------------------------------- character-level LSTM
+def _lstm_text_generation(keras):
+    text = "the quick brown fox jumps over the lazy dog. " * 4
+    chars = sorted(list(set(text)))
+    char_indices = dict((c, i) for i, c in enumerate(chars))
+    indices_char = dict((i, c) for i, c in enumerate(chars))
+    maxlen, step = 10, 3
+    sentences, next_chars = [], []
+    for i in range(0, len(text) - maxlen, step):
+        sentences.append(text[i:i + maxlen])
+        next_chars.append(text[i + maxlen])
+    x = np.zeros((len(sentences), maxlen, len(chars)), dtype="bool")
+    y = np.zeros((len(sentences), len(chars)), dtype="bool")
+    for i, sentence in enumerate(sentences):
+        for t, char in enumerate(sentence):
+            x[i, t, char_indices[char]] = 1
+        y[i, char_indices[next_chars[i]]] = 1
+    model = keras.Sequential([keras.Input(shape=(maxlen, len(chars))),
+                              keras.layers.LSTM(16),
+                              keras.layers.Dense(len(chars), activation="softmax")])
+    model.compile(loss="categorical_crossentropy",
+                  optimizer=keras.optimizers.RMSprop(learning_rate=0.01))
+
+    def sample(preds, temperature=1.0):
+        preds = np.log(np.asarray(preds).astype("float64")) / temperature
+        exp_preds = np.exp(preds)
+        probas = np.random.multinomial(1, exp_preds / np.sum(exp_preds), 1)
+        return np.argmax(probas)
+
+    losses, generated = [], ""
+    for epoch in range(2):
+        losses += model.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"]
+        sentence = text[:maxlen]
+        for i in range(8):
+            x_pred = np.zeros((1, maxlen, len(chars)))
+            for t, char in enumerate(sentence):
+                x_pred[0, t, char_indices[char]] = 1.0
+            next_char = indices_char[sample(model.predict(x_pred, verbose=0)[0], 0.5)]
+            sentence = sentence[1:] + next_char
+            generated += next_char
+    return losses, generated, _summary(model)
+
+
+def test_lstm_character_level_text_generation():
+    """fit's shuffled batches and np.random's sampling draw alike after the same seed."""
+    expected, got = _both(_lstm_text_generation)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    assert got[1:] == expected[1:]
+
+
+# ---------------------------------------------------------------- metric learning
+def _metric_learning(keras):
+    """The example with two changes Keras 3's torch backend needs: `compute_loss` is called once
+    before fit (else fit's build pass runs the model on the (2, classes, h, w, 3) batch and
+    fails), and `train_step` unwraps a list too (Keras hands a PyDataset batch over as `[x]`)."""
+    layers, ops = keras.layers, keras.ops
+    num_classes, height_width = 10, 16
+    rng = np.random.default_rng(0)
+    x_train = rng.random((40, height_width, height_width, 3)).astype("float32")
+    class_idx_to_train_idxs = {c: list(range(c, 40, num_classes)) for c in range(num_classes)}
+
+    class AnchorPositivePairs(keras.utils.PyDataset):
+        def __init__(self, num_batchs):
+            super().__init__()
+            self.num_batchs = num_batchs
+
+        def __len__(self):
+            return self.num_batchs
+
+        def __getitem__(self, _idx):
+            x = np.empty((2, num_classes, height_width, height_width, 3), dtype=np.float32)
+            for class_idx in range(num_classes):
+                examples_for_class = class_idx_to_train_idxs[class_idx]
+                anchor_idx = random.choice(examples_for_class)
+                positive_idx = random.choice(examples_for_class)
+                while positive_idx == anchor_idx:
+                    positive_idx = random.choice(examples_for_class)
+                x[0, class_idx] = x_train[anchor_idx]
+                x[1, class_idx] = x_train[positive_idx]
+            return x
+
+    class EmbeddingModel(keras.Model):
+        def train_step(self, data):
+            if isinstance(data, (tuple, list)):
+                data = data[0]
+            anchors, positives = data[0], data[1]
+            self.zero_grad()
+            anchor_embeddings = self(anchors, training=True)
+            positive_embeddings = self(positives, training=True)
+            similarities = ops.einsum("ae,pe->ap", anchor_embeddings, positive_embeddings)
+            temperature = 0.2
+            similarities /= temperature
+            sparse_labels = ops.arange(num_classes)
+            loss = self.compute_loss(y=sparse_labels, y_pred=similarities)
+            loss.backward()
+            gradients = [v.value.grad for v in self.trainable_variables]
+            with torch.no_grad():
+                self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(sparse_labels, similarities)
+            return {m.name: m.result() for m in self.metrics}
+
+    examples = next(iter(AnchorPositivePairs(num_batchs=1)))
+    inputs = layers.Input(shape=(height_width, height_width, 3))
+    x = layers.Conv2D(filters=32, kernel_size=3, strides=2, activation="relu")(inputs)
+    x = layers.Conv2D(filters=64, kernel_size=3, strides=2, activation="relu")(x)
+    x = layers.Conv2D(filters=128, kernel_size=3, strides=2, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    embeddings = layers.Dense(units=8, activation=None)(x)
+    embeddings = keras.layers.UnitNormalization()(embeddings)
+    model = EmbeddingModel(inputs, embeddings)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compute_loss(y=ops.arange(num_classes), y_pred=ops.zeros((num_classes, num_classes)))
+    history = model.fit(AnchorPositivePairs(num_batchs=3), epochs=2, verbose=0)
+    embeddings = model.predict(x_train[:20], verbose=0)
+    gram_matrix = np.einsum("ae,be->ab", embeddings, embeddings)
+    near_neighbours = np.argsort(gram_matrix.T)[:, -4:]
+    return examples.shape, history.history, near_neighbours, model
+
+
+def test_metric_learning():
+    expected, got = _both(_metric_learning)
+    assert got[0] == expected[0]
+    _assert_same_history(got[1], expected[1])
+    np.testing.assert_array_equal(got[2], expected[2])
+    _assert_same_model(expected[3], got[3], np.random.default_rng(1).random((2, 16, 16, 3)))
+
+
+def test_compute_loss_before_fit_builds_the_loss_as_keras():
+    """A compiled loss built by `compute_loss` makes fit read no batch to build (nor draw a
+    shuffle for it), so the PyDataset's shuffled batch order is Keras'."""
+    def read_order(lib):
+        read = []
+
+        class Batches(lib.utils.PyDataset):
+            def __len__(self):
+                return 4
+
+            def __getitem__(self, index):
+                read.append(index)
+                return np.full((2, 3), index, "float32"), np.zeros((2, 1), "float32")
+
+        inputs = lib.Input((3,))
+        model = lib.Model(inputs, lib.layers.Dense(1)(inputs))
+        model.compile("sgd", "mse")
+        model.compute_loss(y=np.zeros((2, 1), "float32"), y_pred=np.ones((2, 1), "float32"))
+        model.fit(Batches(), epochs=2, verbose=0)
+        return read
+
+    expected, got = _both(read_order)
+    assert got == expected
+    assert sorted(got) == sorted(list(range(4)) * 2)
+
+
+# ---------------------------------------------------------------- captcha OCR
+_CAPTCHA_WIDTH, _CAPTCHA_HEIGHT, _CAPTCHA_LENGTH = 40, 16, 5
+
+
+def _captcha_model(keras, num_classes):
+    """captcha_ocr's model, its CTC layer written with keras.ops (the blank is the last class,
+    as `ctc_batch_cost` takes it)."""
+    layers, ops = keras.layers, keras.ops
+    img_width, img_height = _CAPTCHA_WIDTH, _CAPTCHA_HEIGHT
+
+    def ctc_batch_cost(y_true, y_pred, input_length, label_length):
+        loss = ops.ctc_loss(ops.cast(y_true, "int32"), ops.log(y_pred + keras.backend.epsilon()),
+                            ops.cast(ops.squeeze(label_length, -1), "int32"),
+                            ops.cast(ops.squeeze(input_length, -1), "int32"),
+                            mask_index=num_classes - 1)
+        return ops.expand_dims(loss, 1)
+
+    class CTCLayer(layers.Layer):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+            self.loss_fn = ctc_batch_cost
+
+        def call(self, y_true, y_pred):
+            batch_len = ops.cast(ops.shape(y_true)[0], dtype="int64")
+            input_length = ops.cast(ops.shape(y_pred)[1], dtype="int64")
+            label_length = ops.cast(ops.shape(y_true)[1], dtype="int64")
+            input_length = input_length * ops.ones(shape=(batch_len, 1), dtype="int64")
+            label_length = label_length * ops.ones(shape=(batch_len, 1), dtype="int64")
+            loss = self.loss_fn(y_true, y_pred, input_length, label_length)
+            self.add_loss(loss)
+            return y_pred
+
+    input_img = layers.Input(shape=(img_width, img_height, 1), name="image", dtype="float32")
+    labels = layers.Input(name="label", shape=(None,), dtype="float32")
+    x = layers.Conv2D(32, (3, 3), activation="relu", kernel_initializer="he_normal",
+                      padding="same", name="Conv1")(input_img)
+    x = layers.MaxPooling2D((2, 2), name="pool1")(x)
+    x = layers.Conv2D(64, (3, 3), activation="relu", kernel_initializer="he_normal",
+                      padding="same", name="Conv2")(x)
+    x = layers.MaxPooling2D((2, 2), name="pool2")(x)
+    new_shape = ((img_width // 4), (img_height // 4) * 64)
+    x = layers.Reshape(target_shape=new_shape, name="reshape")(x)
+    x = layers.Dense(64, activation="relu", name="dense1")(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Bidirectional(layers.LSTM(32, return_sequences=True, dropout=0.25))(x)
+    x = layers.Bidirectional(layers.LSTM(16, return_sequences=True, dropout=0.25))(x)
+    x = layers.Dense(num_classes, activation="softmax", name="dense2")(x)
+    output = CTCLayer(name="ctc_loss")(labels, x)
+    model = keras.models.Model(inputs=[input_img, labels], outputs=output, name="ocr_model_v1")
+    model.compile(optimizer=keras.optimizers.Adam())
+    return model
+
+
+def _captcha_fit(keras, images, labels, num_classes):
+    model = _captcha_model(keras, num_classes)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10,
+                                                   restore_best_weights=True)
+    history = model.fit({"image": images[:8], "label": labels[:8]},
+                        validation_data={"image": images[8:], "label": labels[8:]},
+                        epochs=2, batch_size=4, callbacks=[early_stopping], verbose=0)
+    prediction_model = keras.models.Model(model.inputs[0], model.get_layer(name="dense2").output)
+    return model, history.history, prediction_model
+
+
+def test_captcha_ocr():
+    """StringLookup needs TensorFlow in Keras: Kestrel's lookups (with `invert`) encode the
+    labels for both runs. Kestrel's Keras-2 `backend.ctc_batch_cost` / `ctc_decode` agree with
+    Keras 3's `ops.ctc_loss` / `ops.ctc_decode` with the last class as the blank."""
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list("abcd23"), _CAPTCHA_LENGTH)) for _ in range(12)]
+    characters = sorted(set(char for label in texts for char in label))
+    layers = kestrel.layers
+    char_to_num = layers.StringLookup(vocabulary=list(characters), mask_token=None)
+    num_to_char = layers.StringLookup(vocabulary=char_to_num.get_vocabulary(), mask_token=None,
+                                      invert=True)
+    assert char_to_num.get_vocabulary() == ["[UNK]"] + characters
+    labels = np.stack([_numpy(char_to_num(list(text))) for text in texts]).astype("float32")
+    assert ["".join(num_to_char(label.astype("int64"))) for label in labels] == texts
+    images = rng.random((12, _CAPTCHA_WIDTH, _CAPTCHA_HEIGHT, 1)).astype("float32")
+    num_classes = len(char_to_num.get_vocabulary()) + 1
+    expected, got = _both(_captcha_fit, images, labels, num_classes)
+    _assert_same_history(got[1], expected[1], rtol=1e-5, atol=1e-4)
+    _assert_same_model(expected[0], got[0], {"image": images[:4], "label": labels[:4]})
+    _assert_same_model(expected[2], got[2], images[8:])
+    preds = expected[2].predict(images[8:], verbose=0)
+    input_len = np.ones(preds.shape[0]) * preds.shape[1]
+    decoded = kestrel.backend.ctc_decode(preds, input_length=input_len, greedy=True)
+    reference = keras.ops.ctc_decode(np.log(preds), input_len, strategy="greedy",
+                                     mask_index=num_classes - 1)
+    np.testing.assert_array_equal(_numpy(decoded[0][0]), _numpy(reference[0][0]))
+    np.testing.assert_allclose(_numpy(decoded[1])[:, 0], _numpy(reference[1])[:, 0], rtol=1e-4)
+    results = _numpy(decoded[0][0])[:, :_CAPTCHA_LENGTH]
+    assert ["".join(num_to_char(res)) for res in results] == [
+        "".join("[UNK]" if i < 0 else num_to_char.get_vocabulary()[i] for i in res)
+        for res in results]
+    lengths = np.full((4, 1), _CAPTCHA_LENGTH)
+    cost = kestrel.backend.ctc_batch_cost(labels[8:], preds, input_len[:, None], lengths)
+    expected_cost = keras.ops.ctc_loss(labels[8:].astype("int32"), np.log(preds), lengths[:, 0],
+                                       input_len.astype("int32"), mask_index=num_classes - 1)
+    assert tuple(cost.shape) == (4, 1)
+    np.testing.assert_allclose(_numpy(cost)[:, 0], _numpy(expected_cost), rtol=1e-5)
