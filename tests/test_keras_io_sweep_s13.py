@@ -483,3 +483,464 @@ def test_captcha_ocr():
                                        input_len.astype("int32"), mask_index=num_classes - 1)
     assert tuple(cost.shape) == (4, 1)
     np.testing.assert_allclose(_numpy(cost)[:, 0], _numpy(expected_cost), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- Perceiver
+def _perceiver(keras, x_train, y_train):
+    """perceiver_image_classification at a tiny size, its tf ops written with keras.ops."""
+    layers, ops = keras.layers, keras.ops
+    image_size, patch_size, num_classes = 8, 2, 5
+    num_patches = (image_size // patch_size) ** 2
+    latent_dim, projection_dim, num_heads = 4, 8, 2
+    ffn_units, classifier_units = [projection_dim, projection_dim], [projection_dim, num_classes]
+    data_augmentation = keras.Sequential([
+        layers.Normalization(), layers.Resizing(image_size, image_size),
+        layers.RandomFlip("horizontal"), layers.RandomZoom(height_factor=0.2, width_factor=0.2),
+    ], name="data_augmentation")
+    data_augmentation.layers[0].adapt(x_train)
+
+    def create_ffn(hidden_units, dropout_rate):
+        ffn_layers = []
+        for units in hidden_units[:-1]:
+            ffn_layers.append(layers.Dense(units, activation=keras.activations.gelu))
+        ffn_layers.append(layers.Dense(units=hidden_units[-1]))
+        ffn_layers.append(layers.Dropout(dropout_rate))
+        return keras.Sequential(ffn_layers)
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size):
+            super().__init__()
+            self.patch_size = patch_size
+
+        def call(self, images):
+            batch_size = ops.shape(images)[0]
+            patches = ops.image.extract_patches(images, size=self.patch_size)
+            return ops.reshape(patches, [batch_size, -1, patches.shape[-1]])
+
+    class PatchEncoder(layers.Layer):
+        def __init__(self, num_patches, projection_dim):
+            super().__init__()
+            self.num_patches = num_patches
+            self.projection = layers.Dense(units=projection_dim)
+            self.position_embedding = layers.Embedding(input_dim=num_patches,
+                                                       output_dim=projection_dim)
+
+        def call(self, patches):
+            positions = ops.arange(start=0, stop=self.num_patches, step=1)
+            return self.projection(patches) + self.position_embedding(positions)
+
+    def create_cross_attention_module(latent_dim, data_dim, projection_dim, ffn_units,
+                                      dropout_rate):
+        inputs = {
+            "latent_array": layers.Input(shape=(latent_dim, projection_dim), name="latent_array"),
+            "data_array": layers.Input(shape=(data_dim, projection_dim), name="data_array"),
+        }
+        latent_array = layers.LayerNormalization(epsilon=1e-6)(inputs["latent_array"])
+        data_array = layers.LayerNormalization(epsilon=1e-6)(inputs["data_array"])
+        query = layers.Dense(units=projection_dim)(latent_array)
+        key = layers.Dense(units=projection_dim)(data_array)
+        value = layers.Dense(units=projection_dim)(data_array)
+        attention_output = layers.Attention(use_scale=True, dropout=0.1)(
+            [query, key, value], return_attention_scores=False)
+        attention_output = layers.Add()([attention_output, latent_array])
+        attention_output = layers.LayerNormalization(epsilon=1e-6)(attention_output)
+        outputs = create_ffn(hidden_units=ffn_units, dropout_rate=dropout_rate)(attention_output)
+        outputs = layers.Add()([outputs, attention_output])
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    def create_transformer_module(latent_dim, projection_dim, num_heads, num_transformer_blocks,
+                                  ffn_units, dropout_rate):
+        inputs = layers.Input(shape=(latent_dim, projection_dim))
+        x0 = inputs
+        for _ in range(num_transformer_blocks):
+            x1 = layers.LayerNormalization(epsilon=1e-6)(x0)
+            attention_output = layers.MultiHeadAttention(
+                num_heads=num_heads, key_dim=projection_dim, dropout=0.1)(x1, x1)
+            x2 = layers.Add()([attention_output, x0])
+            x3 = layers.LayerNormalization(epsilon=1e-6)(x2)
+            x3 = create_ffn(hidden_units=ffn_units, dropout_rate=dropout_rate)(x3)
+            x0 = layers.Add()([x3, x2])
+        return keras.Model(inputs=inputs, outputs=x0)
+
+    class Perceiver(keras.Model):
+        def __init__(self, patch_size, data_dim, latent_dim, projection_dim, num_heads,
+                     num_transformer_blocks, ffn_units, dropout_rate, num_iterations,
+                     classifier_units):
+            super().__init__()
+            self.latent_dim = latent_dim
+            self.data_dim = data_dim
+            self.patch_size = patch_size
+            self.projection_dim = projection_dim
+            self.num_heads = num_heads
+            self.num_transformer_blocks = num_transformer_blocks
+            self.ffn_units = ffn_units
+            self.dropout_rate = dropout_rate
+            self.num_iterations = num_iterations
+            self.classifier_units = classifier_units
+
+        def build(self, input_shape):
+            self.latent_array = self.add_weight(shape=(self.latent_dim, self.projection_dim),
+                                                initializer="random_normal", trainable=True)
+            self.patcher = Patches(self.patch_size)
+            self.patch_encoder = PatchEncoder(self.data_dim, self.projection_dim)
+            self.cross_attention = create_cross_attention_module(
+                self.latent_dim, self.data_dim, self.projection_dim, self.ffn_units,
+                self.dropout_rate)
+            self.transformer = create_transformer_module(
+                self.latent_dim, self.projection_dim, self.num_heads,
+                self.num_transformer_blocks, self.ffn_units, self.dropout_rate)
+            self.global_average_pooling = layers.GlobalAveragePooling1D()
+            self.classification_head = create_ffn(hidden_units=self.classifier_units,
+                                                  dropout_rate=self.dropout_rate)
+            super().build(input_shape)
+
+        def call(self, inputs):
+            augmented = data_augmentation(inputs)
+            patches = self.patcher(augmented)
+            encoded_patches = self.patch_encoder(patches)
+            cross_attention_inputs = {"latent_array": ops.expand_dims(self.latent_array, 0),
+                                      "data_array": encoded_patches}
+            for _ in range(self.num_iterations):
+                latent_array = self.cross_attention(cross_attention_inputs)
+                latent_array = self.transformer(latent_array)
+                cross_attention_inputs["latent_array"] = latent_array
+            representation = self.global_average_pooling(latent_array)
+            return self.classification_head(representation)
+
+    model = Perceiver(patch_size, num_patches, latent_dim, projection_dim, num_heads, 1,
+                      ffn_units, 0.2, 2, classifier_units)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=0.001, weight_decay=0.0001),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5-acc")])
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=3)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=15,
+                                                   restore_best_weights=True)
+    history = model.fit(x=x_train, y=y_train, batch_size=4, epochs=2, validation_split=0.25,
+                        callbacks=[early_stopping, reduce_lr], verbose=0)
+    return model, history.history, model.evaluate(x_train, y_train, verbose=0)
+
+
+def test_perceiver_image_classification():
+    """Same model, weights and inference outputs. The training values are not compared: Keras'
+    fit first runs the unbuilt model symbolically with training=False, and the Sequentials the
+    Perceiver builds inside its `call` (augmentation, classifier head) record that mode in their
+    graph and replay it, since the Perceiver's `call` takes no `training`: Keras trains with
+    augmentation and dropout off, Kestrel with them on."""
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 255, (16, 8, 8, 3)).astype("uint8")
+    y_train = rng.integers(0, 5, (16, 1))
+    expected, got = _both(_perceiver, x_train, y_train)
+    assert list(got[1]) == list(expected[1])
+    assert len(got[2]) == len(expected[2]) == 3
+    assert [w.path for w in got[0].weights] == [w.path for w in expected[0].weights]
+    assert _summary(got[0]) == _summary(expected[0])
+    got[0].set_weights(expected[0].get_weights())
+    outputs = [model(x_train, training=False) for model in (expected[0], got[0])]
+    np.testing.assert_allclose(_numpy(outputs[1]), _numpy(outputs[0]), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- Swin transformer
+def _swin_layers(keras):
+    """swim_transformers' layers, their tf ops written with keras.ops. `relative_position_index`
+    is a `keras.Variable` with a callable initializer: with the array itself, Keras refuses to
+    create it in the build that runs inside the block's symbolic call (a stateless scope)."""
+    layers, ops = keras.layers, keras.ops
+
+    def window_partition(x, window_size):
+        _, height, width, channels = x.shape
+        patch_num_y = height // window_size
+        patch_num_x = width // window_size
+        x = ops.reshape(x, (-1, patch_num_y, window_size, patch_num_x, window_size, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, window_size, window_size, channels))
+
+    def window_reverse(windows, window_size, height, width, channels):
+        patch_num_y = height // window_size
+        patch_num_x = width // window_size
+        x = ops.reshape(windows,
+                        (-1, patch_num_y, patch_num_x, window_size, window_size, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, height, width, channels))
+
+    class DropPath(layers.Layer):
+        def __init__(self, drop_prob=None, **kwargs):
+            super().__init__(**kwargs)
+            self.drop_prob = drop_prob
+
+        def call(self, x):
+            batch_size = ops.shape(x)[0]
+            shape = (batch_size,) + (1,) * (len(x.shape) - 1)
+            random_tensor = (1 - self.drop_prob) + keras.random.uniform(shape, dtype=x.dtype)
+            path_mask = ops.floor(random_tensor)
+            return ops.divide(x, 1 - self.drop_prob) * path_mask
+
+    class WindowAttention(layers.Layer):
+        def __init__(self, dim, window_size, num_heads, qkv_bias=True, dropout_rate=0.0,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.dim = dim
+            self.window_size = window_size
+            self.num_heads = num_heads
+            self.scale = (dim // num_heads) ** -0.5
+            self.qkv = layers.Dense(dim * 3, use_bias=qkv_bias)
+            self.dropout = layers.Dropout(dropout_rate)
+            self.proj = layers.Dense(dim)
+
+        def build(self, input_shape):
+            num_window_elements = (2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1)
+            self.relative_position_bias_table = self.add_weight(
+                shape=(num_window_elements, self.num_heads),
+                initializer=keras.initializers.Zeros(), trainable=True)
+            coords_h = np.arange(self.window_size[0])
+            coords_w = np.arange(self.window_size[1])
+            coords = np.stack(np.meshgrid(coords_h, coords_w, indexing="ij"))
+            coords_flatten = coords.reshape(2, -1)
+            relative_coords = coords_flatten[:, :, None] - coords_flatten[:, None, :]
+            relative_coords = relative_coords.transpose([1, 2, 0])
+            relative_coords[:, :, 0] += self.window_size[0] - 1
+            relative_coords[:, :, 1] += self.window_size[1] - 1
+            relative_coords[:, :, 0] *= 2 * self.window_size[1] - 1
+            relative_position_index = relative_coords.sum(-1)
+            self.relative_position_index = keras.Variable(
+                initializer=lambda shape, dtype: ops.convert_to_tensor(relative_position_index,
+                                                                       dtype),
+                shape=relative_position_index.shape, dtype="int", trainable=False)
+
+        def call(self, x, mask=None):
+            _, size, channels = x.shape
+            head_dim = channels // self.num_heads
+            x_qkv = self.qkv(x)
+            x_qkv = ops.reshape(x_qkv, (-1, size, 3, self.num_heads, head_dim))
+            x_qkv = ops.transpose(x_qkv, (2, 0, 3, 1, 4))
+            q, k, v = x_qkv[0], x_qkv[1], x_qkv[2]
+            q = q * self.scale
+            k = ops.transpose(k, (0, 1, 3, 2))
+            attn = q @ k
+            num_window_elements = self.window_size[0] * self.window_size[1]
+            index_flat = ops.reshape(self.relative_position_index, (-1,))
+            bias = ops.take(self.relative_position_bias_table, index_flat, axis=0)
+            bias = ops.reshape(bias, (num_window_elements, num_window_elements, -1))
+            bias = ops.transpose(bias, (2, 0, 1))
+            attn = attn + ops.expand_dims(bias, axis=0)
+            if mask is not None:
+                num_windows = mask.shape[0]
+                mask_float = ops.cast(ops.expand_dims(ops.expand_dims(mask, axis=1), axis=0),
+                                      "float32")
+                attn = ops.reshape(attn, (-1, num_windows, self.num_heads, size, size)) + \
+                    mask_float
+                attn = ops.reshape(attn, (-1, self.num_heads, size, size))
+            attn = keras.activations.softmax(attn, axis=-1)
+            attn = self.dropout(attn)
+            x_qkv = attn @ v
+            x_qkv = ops.transpose(x_qkv, (0, 2, 1, 3))
+            x_qkv = ops.reshape(x_qkv, (-1, size, channels))
+            return self.dropout(self.proj(x_qkv))
+
+    class SwinTransformer(layers.Layer):
+        def __init__(self, dim, num_patch, num_heads, window_size=7, shift_size=0,
+                     num_mlp=1024, qkv_bias=True, dropout_rate=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self.dim = dim
+            self.num_patch = num_patch
+            self.num_heads = num_heads
+            self.window_size = window_size
+            self.shift_size = shift_size
+            self.num_mlp = num_mlp
+            self.norm1 = layers.LayerNormalization(epsilon=1e-5)
+            self.attn = WindowAttention(dim, window_size=(self.window_size, self.window_size),
+                                        num_heads=num_heads, qkv_bias=qkv_bias,
+                                        dropout_rate=dropout_rate)
+            self.drop_path = DropPath(dropout_rate)
+            self.norm2 = layers.LayerNormalization(epsilon=1e-5)
+            self.mlp = keras.Sequential([
+                layers.Dense(num_mlp), layers.Activation(keras.activations.gelu),
+                layers.Dropout(dropout_rate), layers.Dense(dim), layers.Dropout(dropout_rate),
+            ])
+            if min(self.num_patch) < self.window_size:
+                self.shift_size = 0
+                self.window_size = min(self.num_patch)
+
+        def build(self, input_shape):
+            if self.shift_size == 0:
+                self.attn_mask = None
+                return
+            height, width = self.num_patch
+            slices = (slice(0, -self.window_size), slice(-self.window_size, -self.shift_size),
+                      slice(-self.shift_size, None))
+            mask_array = np.zeros((1, height, width, 1))
+            count = 0
+            for h in slices:
+                for w in slices:
+                    mask_array[:, h, w, :] = count
+                    count += 1
+            mask_windows = window_partition(ops.convert_to_tensor(mask_array), self.window_size)
+            mask_windows = ops.reshape(mask_windows, [-1, self.window_size * self.window_size])
+            attn_mask = ops.expand_dims(mask_windows, axis=1) - \
+                ops.expand_dims(mask_windows, axis=2)
+            attn_mask = ops.where(attn_mask != 0, -100.0, attn_mask)
+            attn_mask = ops.where(attn_mask == 0, 0.0, attn_mask)
+            self.attn_mask = keras.Variable(initializer=attn_mask, shape=attn_mask.shape,
+                                            dtype=attn_mask.dtype, trainable=False)
+
+        def call(self, x):
+            height, width = self.num_patch
+            _, num_patches_before, channels = x.shape
+            x_skip = x
+            x = self.norm1(x)
+            x = ops.reshape(x, (-1, height, width, channels))
+            if self.shift_size > 0:
+                shifted_x = ops.roll(x, shift=[-self.shift_size, -self.shift_size], axis=[1, 2])
+            else:
+                shifted_x = x
+            x_windows = window_partition(shifted_x, self.window_size)
+            x_windows = ops.reshape(x_windows,
+                                    (-1, self.window_size * self.window_size, channels))
+            attn_windows = self.attn(x_windows, mask=self.attn_mask)
+            attn_windows = ops.reshape(attn_windows,
+                                       (-1, self.window_size, self.window_size, channels))
+            shifted_x = window_reverse(attn_windows, self.window_size, height, width, channels)
+            if self.shift_size > 0:
+                x = ops.roll(shifted_x, shift=[self.shift_size, self.shift_size], axis=[1, 2])
+            else:
+                x = shifted_x
+            x = ops.reshape(x, (-1, height * width, channels))
+            x = x_skip + self.drop_path(x)
+            x_skip = x
+            x = self.mlp(self.norm2(x))
+            return x_skip + self.drop_path(x)
+
+    class PatchExtract(layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size_x = patch_size[0]
+            self.patch_size_y = patch_size[0]
+
+        def call(self, images):
+            batch_size = ops.shape(images)[0]
+            patches = ops.image.extract_patches(
+                images, size=(self.patch_size_x, self.patch_size_y),
+                strides=(self.patch_size_x, self.patch_size_y), padding="valid")
+            patch_dim, patch_num = patches.shape[-1], patches.shape[1]
+            return ops.reshape(patches, (batch_size, patch_num * patch_num, patch_dim))
+
+    class PatchEmbedding(layers.Layer):
+        def __init__(self, num_patch, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.num_patch = num_patch
+            self.proj = layers.Dense(embed_dim)
+            self.pos_embed = layers.Embedding(input_dim=num_patch, output_dim=embed_dim)
+
+        def call(self, patch):
+            pos = ops.arange(start=0, stop=self.num_patch, step=1)
+            return self.proj(patch) + self.pos_embed(pos)
+
+    class PatchMerging(keras.layers.Layer):
+        def __init__(self, num_patch, embed_dim):
+            super().__init__()
+            self.num_patch = num_patch
+            self.embed_dim = embed_dim
+            self.linear_trans = layers.Dense(2 * embed_dim, use_bias=False)
+
+        def call(self, x):
+            height, width = self.num_patch
+            _, _, C = x.shape
+            x = ops.reshape(x, (-1, height, width, C))
+            x0, x1 = x[:, 0::2, 0::2, :], x[:, 1::2, 0::2, :]
+            x2, x3 = x[:, 0::2, 1::2, :], x[:, 1::2, 1::2, :]
+            x = ops.concatenate((x0, x1, x2, x3), axis=-1)
+            x = ops.reshape(x, (-1, (height // 2) * (width // 2), 4 * C))
+            return self.linear_trans(x)
+
+    return PatchExtract, PatchEmbedding, SwinTransformer, PatchMerging
+
+
+def _swin_model(keras, input_shape=(8, 8, 3), num_classes=5):
+    PatchExtract, PatchEmbedding, SwinTransformer, PatchMerging = _swin_layers(keras)
+    layers = keras.layers
+    patch_size, embed_dim = (2, 2), 8
+    num_patch_x, num_patch_y = input_shape[0] // patch_size[0], input_shape[1] // patch_size[1]
+    block = dict(dim=embed_dim, num_patch=(num_patch_x, num_patch_y), num_heads=2,
+                 window_size=2, num_mlp=16, qkv_bias=True, dropout_rate=0.03)
+    input = layers.Input(input_shape)
+    x = layers.RandomCrop(input_shape[0], input_shape[1])(input)
+    x = layers.RandomFlip("horizontal")(x)
+    x = PatchExtract(patch_size)(x)
+    x = PatchEmbedding(num_patch_x * num_patch_y, embed_dim)(x)
+    x = SwinTransformer(shift_size=0, **block)(x)
+    x = SwinTransformer(shift_size=1, **block)(x)
+    x = PatchMerging((num_patch_x, num_patch_y), embed_dim=embed_dim)(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    output = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(input, output)
+
+
+def _swin_transformer(keras, x_train):
+    y_train = keras.utils.to_categorical(np.arange(len(x_train)) % 5, 5)
+    model = _swin_model(keras)
+    model.compile(
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        optimizer=keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.0001),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                 keras.metrics.TopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    initial_weights = model.get_weights()
+    plain_call = model(x_train)  # no `training`: RandomCrop's default puts all in training mode
+    history = model.fit(x_train, y_train, batch_size=4, epochs=2, validation_split=0.25,
+                        verbose=0)
+    return (model, initial_weights, plain_call, history.history,
+            model.evaluate(x_train, y_train, verbose=0))
+
+
+def test_swin_transformers():
+    """Every random draw (crop, flip, dropout, DropPath's unseeded uniform) is Keras'."""
+    x_train = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+    expected, got = _both(_swin_transformer, x_train)
+    for w_got, w_expected in zip(got[1], expected[1]):
+        np.testing.assert_array_equal(w_got, w_expected)
+    np.testing.assert_allclose(_numpy(got[2]), _numpy(expected[2]), rtol=1e-4, atol=1e-5)
+    _assert_same_history(got[3], expected[3])
+    np.testing.assert_allclose(got[4], expected[4], rtol=1e-4, atol=1e-5)
+    _assert_same_model(expected[0], got[0], x_train[:4])
+
+
+def test_unseeded_random_op_in_a_symbolic_call_draws_no_seed():
+    """Keras' symbolic run uses no generator: building a layer that calls `random.uniform`
+    creates no global generator (which takes a seed from Python's `random`), so the layers made
+    afterwards draw Keras' initial weights."""
+    def later_kernel(lib):
+        class Noise(lib.layers.Layer):
+            def call(self, x):
+                return x * lib.random.uniform((lib.ops.shape(x)[0], 1))
+
+        Noise()(lib.Input((2,)))
+        dense = lib.layers.Dense(3)
+        dense.build((None, 2))
+        return dense.get_weights()[0]
+
+    expected, got = _both(later_kernel)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_sequential_inside_a_layer_after_an_augmentation_runs_in_its_mode():
+    """`model(x)` without `training`: RandomFlip's default (training) holds for the layers after
+    it; a Sequential called inside one of them gets that mode as Keras' Functional.call passes
+    it, instead of replaying its Dropout nodes' inference default."""
+    def dropped(lib):
+        class Block(lib.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.mlp = lib.Sequential([lib.layers.Dense(8), lib.layers.Dropout(0.5)])
+
+            def call(self, x):
+                return self.mlp(x)
+
+        inputs = lib.Input((4, 4, 3))
+        x = lib.layers.Flatten()(lib.layers.RandomFlip("horizontal")(inputs))
+        model = lib.Model(inputs, Block()(x))
+        images = np.ones((2, 4, 4, 3), "float32")
+        return [bool((_numpy(model(images, **kwargs)) == 0).any())
+                for kwargs in ({}, {"training": False})]
+
+    expected, got = _both(dropped)
+    assert got == expected == [True, False]
