@@ -944,3 +944,210 @@ def test_sequential_inside_a_layer_after_an_augmentation_runs_in_its_mode():
 
     expected, got = _both(dropped)
     assert got == expected == [True, False]
+
+
+# ---------------------------------------------------------------- traffic forecasting
+class GraphInfo:
+    def __init__(self, edges, num_nodes):
+        self.edges = edges
+        self.num_nodes = num_nodes
+
+
+def _traffic_layers(keras):
+    """timeseries_traffic_forecasting's GraphConv and LSTMGC, their tf ops written with
+    keras.ops (`unsorted_segment_mean` as a segment sum over a count)."""
+    layers, ops = keras.layers, keras.ops
+
+    def segment_mean(data, segment_ids, num_segments):
+        sums = ops.segment_sum(data, segment_ids, num_segments=num_segments)
+        counts = ops.segment_sum(ops.ones_like(data), segment_ids, num_segments=num_segments)
+        return sums / ops.maximum(counts, 1)
+
+    class GraphConv(layers.Layer):
+        def __init__(self, in_feat, out_feat, graph_info, aggregation_type="mean",
+                     combination_type="concat", activation=None, **kwargs):
+            super().__init__(**kwargs)
+            self.in_feat = in_feat
+            self.out_feat = out_feat
+            self.graph_info = graph_info
+            self.aggregation_type = aggregation_type
+            self.combination_type = combination_type
+            self.weight = keras.Variable(initializer=keras.initializers.GlorotUniform(),
+                                         shape=(in_feat, out_feat), dtype="float32",
+                                         trainable=True)
+            self.activation = layers.Activation(activation)
+
+        def aggregate(self, neighbour_representations):
+            aggregation_func = {"sum": ops.segment_sum, "mean": segment_mean,
+                                "max": ops.segment_max}.get(self.aggregation_type)
+            if aggregation_func:
+                return aggregation_func(neighbour_representations,
+                                        ops.convert_to_tensor(self.graph_info.edges[0]),
+                                        num_segments=self.graph_info.num_nodes)
+            raise ValueError(f"Invalid aggregation type: {self.aggregation_type}")
+
+        def compute_nodes_representation(self, features):
+            return ops.matmul(features, self.weight)
+
+        def compute_aggregated_messages(self, features):
+            neighbour_representations = ops.take(
+                features, ops.convert_to_tensor(self.graph_info.edges[1]), axis=0)
+            aggregated_messages = self.aggregate(neighbour_representations)
+            return ops.matmul(aggregated_messages, self.weight)
+
+        def update(self, nodes_representation, aggregated_messages):
+            if self.combination_type == "concat":
+                h = ops.concatenate([nodes_representation, aggregated_messages], axis=-1)
+            elif self.combination_type == "add":
+                h = nodes_representation + aggregated_messages
+            else:
+                raise ValueError(f"Invalid combination type: {self.combination_type}.")
+            return self.activation(h)
+
+        def call(self, features):
+            nodes_representation = self.compute_nodes_representation(features)
+            aggregated_messages = self.compute_aggregated_messages(features)
+            return self.update(nodes_representation, aggregated_messages)
+
+    class LSTMGC(layers.Layer):
+        def __init__(self, in_feat, out_feat, lstm_units, input_seq_len, output_seq_len,
+                     graph_info, graph_conv_params=None, **kwargs):
+            super().__init__(**kwargs)
+            if graph_conv_params is None:
+                graph_conv_params = {"aggregation_type": "mean", "combination_type": "concat",
+                                     "activation": None}
+            self.graph_conv = GraphConv(in_feat, out_feat, graph_info, **graph_conv_params)
+            self.lstm = layers.LSTM(lstm_units, activation="relu")
+            self.dense = layers.Dense(output_seq_len)
+            self.input_seq_len, self.output_seq_len = input_seq_len, output_seq_len
+
+        def call(self, inputs):
+            inputs = ops.transpose(inputs, [2, 0, 1, 3])
+            gcn_out = self.graph_conv(inputs)
+            shape = ops.shape(gcn_out)
+            num_nodes, batch_size, input_seq_len, out_feat = shape[0], shape[1], shape[2], \
+                shape[3]
+            gcn_out = ops.reshape(gcn_out, (batch_size * num_nodes, input_seq_len, out_feat))
+            lstm_out = self.lstm(gcn_out)
+            dense_output = self.dense(lstm_out)
+            output = ops.reshape(dense_output, (num_nodes, batch_size, self.output_seq_len))
+            return ops.transpose(output, [1, 2, 0])
+
+    return LSTMGC
+
+
+def _traffic_forecasting(keras, graph, data):
+    (x_train, y_train), (x_val, y_val) = data
+    input_sequence_length, forecast_horizon = x_train.shape[1], y_train.shape[1]
+    graph_conv_params = {"aggregation_type": "mean", "combination_type": "concat",
+                         "activation": None}
+    st_gcn = _traffic_layers(keras)(1, 4, 8, input_sequence_length, forecast_horizon, graph,
+                                    graph_conv_params)
+    inputs = keras.layers.Input((input_sequence_length, graph.num_nodes, 1))
+    outputs = st_gcn(inputs)
+    model = keras.models.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.0002),
+                  loss=keras.losses.MeanSquaredError())
+    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=2,
+                        batch_size=8, callbacks=[keras.callbacks.EarlyStopping(patience=10)],
+                        verbose=0)
+    try:
+        model.get_config()
+    except NotImplementedError as error:  # LSTMGC takes a GraphInfo and has no get_config
+        config_error = type(error)
+    return model, history.history, config_error
+
+
+def _traffic_windows(data_array, input_sequence_length, forecast_horizon):
+    """create_tf_dataset's (inputs, targets) pairs (multi-horizon), as arrays."""
+    inputs = np.expand_dims(data_array[:-forecast_horizon], axis=-1)
+    count = len(inputs) - input_sequence_length + 1
+    x = np.stack([inputs[i:i + input_sequence_length] for i in range(count)])
+    targets = data_array[input_sequence_length:]
+    y = np.stack([targets[i:i + forecast_horizon] for i in range(count)])
+    return x.astype("float32"), y.astype("float32")
+
+
+def test_timeseries_traffic_forecasting():
+    rng = np.random.default_rng(0)
+    num_routes = 5
+    route_distances = rng.random((num_routes, num_routes)) * 5000
+    speeds = rng.normal(size=(60, num_routes))
+    w2 = (route_distances / 10000.0) ** 2
+    adjacency = (np.exp(-w2 / 0.1) >= 0.5) * (np.ones([num_routes] * 2) - np.identity(num_routes))
+    node_indices, neighbor_indices = np.where(adjacency == 1)
+    graph = GraphInfo(edges=(node_indices.tolist(), neighbor_indices.tolist()),
+                      num_nodes=num_routes)
+    data = [_traffic_windows(part, 6, 2) for part in (speeds[:40], speeds[40:])]
+    expected, got = _both(_traffic_forecasting, graph, data)
+    _assert_same_history(got[1], expected[1])
+    assert got[2] is expected[2]
+    assert _layout(got[0]) == _layout(expected[0])
+    assert [w.path for w in got[0].weights] == [w.path for w in expected[0].weights]
+    assert _summary(got[0]) == _summary(expected[0])
+    got[0].set_weights(expected[0].get_weights())
+    x_test = data[1][0]
+    np.testing.assert_allclose(got[0].predict(x_test, verbose=0),
+                               expected[0].predict(x_test, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- integrated gradients
+def _integrated_gradients_replay(keras, img_path, img_size):
+    """integrated_gradients' array loading and gradient functions, `tf.GradientTape` replaced
+    by torch autograd, on an Xception without pretrained weights at its smallest input."""
+    xception = keras.applications.xception
+    model = xception.Xception(weights=None, input_shape=img_size, classes=4)
+
+    def get_img_array(img_path, size=img_size[:2]):
+        img = keras.utils.load_img(img_path, target_size=size)
+        array = keras.utils.img_to_array(img)
+        return np.expand_dims(array, axis=0)
+
+    def get_gradients(img_input, top_pred_idx):
+        images = torch.tensor(np.asarray(img_input), dtype=torch.float32, requires_grad=True)
+        preds = model(images)
+        top_class = preds[:, top_pred_idx]
+        (grads,) = torch.autograd.grad(top_class.sum(), images)
+        return grads
+
+    def get_integrated_gradients(img_input, top_pred_idx, baseline=None, num_steps=50):
+        if baseline is None:
+            baseline = np.zeros(img_size).astype(np.float32)
+        else:
+            baseline = baseline.astype(np.float32)
+        img_input = img_input.astype(np.float32)
+        interpolated_image = [baseline + (step / num_steps) * (img_input - baseline)
+                              for step in range(num_steps + 1)]
+        interpolated_image = np.array(interpolated_image).astype(np.float32)
+        interpolated_image = xception.preprocess_input(interpolated_image)
+        grads = []
+        for i, img in enumerate(interpolated_image):
+            img = np.expand_dims(img, axis=0)
+            grads.append(get_gradients(img, top_pred_idx=top_pred_idx)[0])
+        grads = torch.stack(grads)
+        grads = (grads[:-1] + grads[1:]) / 2.0
+        avg_grads = torch.mean(grads, dim=0)
+        return torch.from_numpy(img_input - baseline) * avg_grads
+
+    img = get_img_array(img_path)
+    return model, img, xception.preprocess_input(np.copy(img)), get_integrated_gradients
+
+
+def test_integrated_gradients(tmp_path):
+    img_path = str(tmp_path / "elephant.png")
+    pixels = np.random.default_rng(0).integers(0, 255, (80, 90, 3)).astype("uint8")
+    Image.fromarray(pixels).save(img_path)
+    expected, got = _both(_integrated_gradients_replay, img_path, (71, 71, 3))
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert _layout(got[0]) == _layout(expected[0])
+    got[0].set_weights(expected[0].get_weights())
+    preds = [model.predict(img, verbose=0) for model, img in ((expected[0], expected[2]),
+                                                              (got[0], got[2]))]
+    np.testing.assert_allclose(preds[1], preds[0], rtol=1e-4, atol=1e-6)
+    top_pred_idx = int(np.argmax(preds[0][0]))
+    orig_img = np.copy(expected[1][0]).astype(np.uint8)
+    grads = [replay[3](orig_img, top_pred_idx, num_steps=2) for replay in (expected, got)]
+    assert grads[1].shape == grads[0].shape == (71, 71, 3)
+    np.testing.assert_allclose(_numpy(grads[1]), _numpy(grads[0]), rtol=1e-4,
+                               atol=1e-6 * float(grads[0].abs().max()))
