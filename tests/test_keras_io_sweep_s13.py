@@ -113,7 +113,7 @@ def test_oxford_pets_image_segmentation(tmp_path):
                                rtol=1e-5)
     path = str(tmp_path / "oxford_segmentation.keras")
     callbacks = [kestrel.callbacks.ModelCheckpoint(path, save_best_only=True)]
-    history = got.fit(x, y, batch_size=4, epochs=2, validation_data=(x[:4], y[:4]),
+    history = got.fit(x, y, batch_size=4, epochs=1, validation_data=(x[:4], y[:4]),
                       callbacks=callbacks, verbose=0).history
     assert list(history) == ["loss", "val_loss"] and np.isfinite(history["loss"]).all()
     val_preds = [lib.models.load_model(path).predict(x[:2], verbose=0) for lib in (keras, kestrel)]
@@ -1147,7 +1147,7 @@ def test_integrated_gradients(tmp_path):
     np.testing.assert_allclose(preds[1], preds[0], rtol=1e-4, atol=1e-6)
     top_pred_idx = int(np.argmax(preds[0][0]))
     orig_img = np.copy(expected[1][0]).astype(np.uint8)
-    grads = [replay[3](orig_img, top_pred_idx, num_steps=2) for replay in (expected, got)]
+    grads = [replay[3](orig_img, top_pred_idx, num_steps=1) for replay in (expected, got)]
     assert grads[1].shape == grads[0].shape == (71, 71, 3)
     np.testing.assert_allclose(_numpy(grads[1]), _numpy(grads[0]), rtol=1e-4,
                                atol=1e-6 * float(grads[0].abs().max()))
