@@ -110,8 +110,9 @@ def _draw_build_batch_seeds(model, data) -> None:
     loss = model.compiled_loss if getattr(model, "loss", None) is not None else None
     metrics = model.compiled_metrics if model.compiled_metrics.configured else None
     built = getattr(model, "_build_batch_read_for", ())
-    if all(layer.built for layer in model._flatten_layers()) and all(
-            part is None or part.built or any(part is b for b in built) for part in (loss, metrics)):
+    layers_built = all(layer.built for layer in model._flatten_layers())
+    if layers_built and all(part is None or part.built or any(part is b for b in built)
+                            for part in (loss, metrics)):
         return
     model._build_batch_read_for = (loss, metrics)
     if isinstance(data, data_adapter.ArrayAdapter):
