@@ -21,6 +21,7 @@ _depth = 0  # how many mode-setting scopes are open
 # the outermost layer call running with no mode in force: [layer, its flag before a claim, the
 # claimed mode] (the last two None until a layer claims its default)
 _outer: list | None = None
+_graph_replays = True  # whether the running graph's nodes replay their defaults (enter_graph)
 
 
 def active() -> bool:
@@ -84,8 +85,25 @@ def unclaimed() -> bool:
 
 
 def claimable() -> bool:
-    """Whether an outermost call runs with no mode in force but one a default claimed."""
-    return _outer is not None and _depth == (0 if _outer[2] is None else 1)
+    """Whether an outermost call runs with no mode in force but one a default claimed, in a
+    graph whose nodes replay their defaults (see `enter_graph`)."""
+    return _outer is not None and _depth == (0 if _outer[2] is None else 1) and _graph_replays
+
+
+def enter_graph() -> bool:
+    """A model starts running its graph. Keras' nodes replay the `training` default each layer
+    got when called on KerasTensors only in a graph called with no mode: one entered after a
+    default was claimed (a Sequential inside a layer that runs after `RandomFlip`) gets that
+    mode passed to all its layers. Returns what `leave_graph` restores."""
+    global _graph_replays
+    previous = _graph_replays
+    _graph_replays = _outer is None or _outer[2] is None
+    return previous
+
+
+def leave_graph(previous: bool) -> None:
+    global _graph_replays
+    _graph_replays = previous
 
 
 def claimed() -> bool | None:

@@ -9,7 +9,7 @@ import torch
 
 from kestrel import tree
 from kestrel.layers.core.input_layer import Input, InputLayer
-from kestrel.layers import node_arguments
+from kestrel.layers import node_arguments, training_mode
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
 from kestrel.models import handover
@@ -162,6 +162,13 @@ class Functional(Model):
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
+        replays = training_mode.enter_graph()
+        try:
+            return self._run_graph(inputs, training, mask)
+        finally:
+            training_mode.leave_graph(replays)
+
+    def _run_graph(self, inputs, training, mask):
         if getattr(self, "_autograd_at_inference", False) and not torch.is_grad_enabled():
             with torch.enable_grad():
                 outputs = self.call(inputs, training=training, mask=mask)

@@ -8,6 +8,7 @@ import torch
 
 from kestrel import dtype_policies
 from kestrel.layers.core.input_layer import InputLayer
+from kestrel.layers import training_mode
 from kestrel.layers.layer import Layer
 from kestrel.layers.naming import unique_name
 from kestrel.layers.node import KerasTensor
@@ -114,8 +115,12 @@ class Sequential(Model):
 
     def call(self, inputs, training=None, mask=None):
         x = self._match_input_rank(inputs)
-        for layer in self._stack:
-            x = layer._call_in_graph(x)
+        replays = training_mode.enter_graph()
+        try:
+            for layer in self._stack:
+                x = layer._call_in_graph(x)
+        finally:
+            training_mode.leave_graph(replays)
         return x
 
     def _match_input_rank(self, x):

@@ -105,6 +105,8 @@ def draw_seed(seed) -> tuple[int, int]:
     if isinstance(seed, int) and not isinstance(seed, bool):
         return seed, 0
     if seed is None:
+        if assignments_discarded():  # Keras' symbolic run draws no seed: no global generator yet
+            return 0, 0
         return global_seed_generator().next(ordered=False)
     raise ValueError("Argument `seed` must be either an integer or an instance of "
                      f"`SeedGenerator`. Received: seed of type {type(seed).__name__}")

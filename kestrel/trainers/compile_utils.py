@@ -64,6 +64,7 @@ class CompileLoss:
                          for i in given} if len(given) > 1 else {}
         self.trackers = list(self._tracked.values())
         self.total_tracker = None  # the model's "loss" Mean, which Keras 2's public call feeds
+        self.built = False  # as Keras, built by its first call (fit's or `compute_loss`')
 
     def order_trackers(self, output_names: list[str]) -> None:
         """Put the per-output loss trackers in this order (Keras tracks a dict-output model's
@@ -75,6 +76,7 @@ class CompileLoss:
         """The weighted loss total. `fit` passes per-output lists; Keras 2's
         `self.compiled_loss(y, y_pred)` in a custom `train_step` passes the model's own
         structures, and may add `regularization_losses`."""
+        self.built = True
         public = not isinstance(sample_weight, list)
         if public:  # Keras 2's form
             names = self.output_names

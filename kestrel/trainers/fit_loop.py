@@ -104,13 +104,15 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
 def _draw_build_batch_seeds(model, data) -> None:
     """Keras reads a batch to build at a fit/evaluate while the model (or any layer in it,
     e.g. a sublayer its `call` never uses), its compiled loss or its compiled metrics are
-    unbuilt (a recompile without a loss or metrics keeps the built ones); the same random
-    draws keep shuffled orders equal to Keras' after the same seed."""
+    unbuilt (a recompile without a loss or metrics keeps the built ones; a `compute_loss`
+    call before fit builds the loss); the same random draws keep shuffled orders equal to
+    Keras' after the same seed."""
     loss = model.compiled_loss if getattr(model, "loss", None) is not None else None
     metrics = model.compiled_metrics if model.compiled_metrics.configured else None
     built = getattr(model, "_build_batch_read_for", ())
-    if all(layer.built for layer in model._flatten_layers()) and all(part is None or any(part is b for b in built)
-                           for part in (loss, metrics)):
+    layers_built = all(layer.built for layer in model._flatten_layers())
+    if layers_built and all(part is None or part.built or any(part is b for b in built)
+                            for part in (loss, metrics)):
         return
     model._build_batch_read_for = (loss, metrics)
     if isinstance(data, data_adapter.ArrayAdapter):
