@@ -29,6 +29,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "kestrel.utils.conv_utils": ("kestrel.utils.keras2_helpers",),
     "kestrel.objectives": ("kestrel.losses",),
     "kestrel.utils.io_utils": ("kestrel.utils",),
+    "kestrel.utils.training_utils": ("kestrel.utils.multi_gpu_utils",),  # Keras 2.0.9-2.1.4
     "kestrel.engine": ("kestrel.models", "kestrel.layers"),
     "kestrel.engine.topology": ("kestrel.models", "kestrel.layers", "kestrel.utils"),
     "kestrel.engine.training": ("kestrel.models",),

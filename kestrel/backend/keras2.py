@@ -185,6 +185,13 @@ def batch_dot(x, y, axes=None):
     if isinstance(axes, int):
         axes = [axes, axes]
     ax, ay = [a % t.ndim for a, t in zip(axes, (x, y))]
+    if x.shape[ax] != y.shape[ay]:
+        raise ValueError(
+            f"Can not do batch_dot on inputs with shapes {tuple(x.shape)} and "
+            f"{tuple(y.shape)} with axes={list(axes)}. x.shape[{axes[0]}] != "
+            f"y.shape[{axes[1]}] ({x.shape[ax]} != {y.shape[ay]}). Keras 2.3+ (and Kestrel) "
+            "keep every non-contracted axis of x and y; Keras <= 2.2 treated leading axes "
+            "as batch axes.")
     xm = torch.movedim(x, ax, -1)
     ym = torch.movedim(y, ay, 1)
     rest_x, rest_y = xm.shape[1:-1], ym.shape[2:]
@@ -506,6 +513,12 @@ def set_image_dim_ordering(dim_ordering):
         raise ValueError(f"Unknown dim_ordering. Expected 'tf' or 'th'. Received: "
                          f"dim_ordering={dim_ordering!r}")
     config.set_image_data_format("channels_first" if dim_ordering == "th" else "channels_last")
+
+
+@_plain
+def normalize_data_format(value=None):
+    """`value` lower-cased, checked, or the global image data format for None (Keras 2.2)."""
+    return config.standardize_data_format(value)
 
 
 # ------------------------------------------------------------------ learning phase

@@ -3,8 +3,9 @@ from kestrel import _aliases
 from kestrel.layers.convolutional import (
     Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose, Convolution1D,
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
-    Convolution3DTranspose, Deconvolution2D, Deconvolution3D, DepthwiseConv1D, DepthwiseConv2D,
-    SeparableConv1D, SeparableConv2D, SeparableConvolution1D, SeparableConvolution2D)
+    Convolution3DTranspose, Deconv2D, Deconv3D, Deconvolution2D, Deconvolution3D,
+    DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D, SeparableConvolution1D,
+    SeparableConvolution2D)
 from kestrel.layers.convolutional.keras1_conv import AtrousConvolution1D, AtrousConvolution2D
 from kestrel.layers.activations import *  # noqa: F401,F403 - ReLU, LeakyReLU, PReLU, ELU, Softmax
 from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention

@@ -19,6 +19,25 @@ def _deprecated(old: str, new: str) -> None:
                   stacklevel=3)
 
 
+class _ReadAfterTrainBegin:
+    """A generator given to `fit_generator` with its step count, read only once training has
+    begun: Keras 2 called the callbacks' `on_train_begin` before drawing the first batch (the
+    image_ocr example's generator is a callback that builds its word list there), where
+    Keras 3's `fit` reads a generator ahead. Every epoch goes on with the same generator."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def __iter__(self):
+        return self.generator
+
+
+def _read_after_train_begin(data, steps):
+    """`data` wrapped in `_ReadAfterTrainBegin` when it is a generator and `steps` is set."""
+    return _ReadAfterTrainBegin(data) if steps and isinstance(data, types.GeneratorType) \
+        else data
+
+
 class GeneratorMethods:
     """`fit_generator`, `evaluate_generator` and `predict_generator` for `Trainer`.
 
@@ -37,12 +56,14 @@ class GeneratorMethods:
         if keras1:
             return self.fit_generator(**keras2_arguments("fit_generator", locals()))
         _deprecated("fit_generator", "fit")
-        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs,
-                        verbose=verbose, callbacks=callbacks, validation_data=validation_data,
+        shuffle = shuffle and not isinstance(generator, types.GeneratorType)  # Keras 2 shuffles
+        return self.fit(_read_after_train_begin(generator, steps_per_epoch),  # only Sequences
+                        steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
+                        callbacks=callbacks,
+                        validation_data=_read_after_train_begin(validation_data,
+                                                                validation_steps),
                         validation_steps=validation_steps, validation_freq=validation_freq,
-                        class_weight=class_weight,  # Keras 2 shuffles only Sequences
-                        shuffle=shuffle and not isinstance(generator, types.GeneratorType),
-                        initial_epoch=initial_epoch)
+                        class_weight=class_weight, shuffle=shuffle, initial_epoch=initial_epoch)
 
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
                            workers=1, use_multiprocessing=False, verbose=0, **keras1):
