@@ -487,3 +487,40 @@ def test_keras2_module_names_of_2017_scripts(tmp_path):
     out = loaded.predict(x, verbose=0)
     np.testing.assert_allclose(out, model.predict(x, verbose=0), rtol=1e-6)
     assert out.max() <= 6.0 and out.min() >= 0.0 and (out == 6.0).any()
+
+
+def _weighted_categorical_crossentropy(weights):
+    """The widely copied Keras 2 weighted loss: it rebinds `y_pred` with `/=`."""
+    weights = K.variable(weights)
+
+    def loss(y_true, y_pred):
+        y_pred /= K.sum(y_pred, axis=-1, keepdims=True)
+        y_pred = K.clip(y_pred, K.epsilon(), 1 - K.epsilon())
+        return -K.sum(y_true * K.log(y_pred) * weights, -1)
+    return loss
+
+
+def _zeroing_metric(y_true, y_pred):
+    y_true *= 0
+    return K.mean(y_true, axis=-1)
+
+
+def test_losses_and_metrics_that_rebind_their_arguments_as_on_tensorflow():
+    """`y_pred /= ...` in a Keras 2 loss (and `y_true *= 0` in a metric) rebind a new tensor
+    on TensorFlow; on torch they would write into the softmax output that its backward needs
+    (Keras 3's torch backend fails there) and into the targets the next metric reads."""
+    x = RNG.random((8, 4)).astype("float32")
+    y = kestrel.utils.to_categorical(np.arange(8) % 3, 3)
+    class_weights = np.array([0.5, 2.0, 10.0])
+    model = kestrel.Sequential([kestrel.Input((4,)), kestrel.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=_weighted_categorical_crossentropy(class_weights),
+                  metrics=[_zeroing_metric, "accuracy"])
+    probs = model.predict(x, verbose=0)
+    loss, zeroed, accuracy = model.evaluate(x, y, verbose=0)
+    expected = -(y * np.log(probs / probs.sum(-1, keepdims=True)) * class_weights).sum(-1)
+    np.testing.assert_allclose(loss, expected.mean(), rtol=1e-5)
+    assert zeroed == 0.0
+    assert accuracy == pytest.approx(np.mean(probs.argmax(-1) == y.argmax(-1)))
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert y.sum() == 8.0

@@ -1,10 +1,24 @@
 """Loss classes: each wraps a per-sample function from `kestrel.losses.functions`."""
 from __future__ import annotations
 
+import torch
+
 from kestrel.losses import functions as fn
 from kestrel.losses.loss import Loss, squeeze_or_expand_to_same_rank
 from kestrel.registry.object_registry import get_registered_name, is_builtin, register_builtin
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
+
+
+def call_per_sample(function, y_true, y_pred, kwargs: dict):
+    """`function(y_true, y_pred, **kwargs)`, a function not built in getting copies of the
+    tensors: Keras 2 losses, written for TensorFlow's immutable tensors, rebind their
+    arguments with augmented assignment (`y_pred /= K.sum(y_pred, axis=-1, keepdims=True)`),
+    which torch does in place, into the model's output (whose backward needs it, e.g. a
+    softmax's) or the targets."""
+    if not is_builtin(function):
+        y_true, y_pred = (t.clone() if isinstance(t, torch.Tensor) else t
+                          for t in (y_true, y_pred))
+    return function(y_true, y_pred, **kwargs)
 
 
 def serialize_function(function, module: str):
@@ -34,7 +48,7 @@ class LossFunctionWrapper(Loss):
 
     def call(self, y_true, y_pred):
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-        return self.fn(y_true, y_pred, **self._fn_kwargs)
+        return call_per_sample(self.fn, y_true, y_pred, self._fn_kwargs)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "fn": serialize_function(self.fn, "keras.losses"),
