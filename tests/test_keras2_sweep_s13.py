@@ -506,8 +506,8 @@ def _zeroing_metric(y_true, y_pred):
 
 
 def test_losses_and_metrics_that_rebind_their_arguments_as_on_tensorflow():
-    """`y_pred /= ...` in a Keras 2 loss (and `y_true *= 0` in a metric) rebind a new tensor
-    on TensorFlow; on torch they would write into the softmax output that its backward needs
+    """`y_pred /= ...` in a Keras 2 loss (and `y_true *= 0` in a metric) bind a new tensor on
+    TensorFlow; on torch they would write into the softmax output that its backward needs
     (Keras 3's torch backend fails there) and into the targets the next metric reads."""
     x = RNG.random((8, 4)).astype("float32")
     y = kestrel.utils.to_categorical(np.arange(8) % 3, 3)
@@ -524,3 +524,86 @@ def test_losses_and_metrics_that_rebind_their_arguments_as_on_tensorflow():
     history = model.fit(x, y, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert y.sum() == 8.0
+
+
+class Attention(kestrel.layers.Layer):
+    """The attention layer of many Keras 2 Kaggle kernels (weights added with a positional
+    shape, as Keras 2.0's `add_weight`), with its augmented assignments."""
+
+    def __init__(self, step_dim, **kwargs):
+        self.supports_masking = True
+        self.init = kestrel.initializers.get("glorot_uniform")
+        self.step_dim, self.features_dim = step_dim, 0
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        self.W = self.add_weight((input_shape[-1],), initializer=self.init,
+                                 name="{}_W".format(self.name))
+        self.features_dim = input_shape[-1]
+        self.b = self.add_weight((input_shape[1],), initializer="zero",
+                                 name="{}_b".format(self.name))
+        self.built = True
+
+    def compute_mask(self, input, input_mask=None):
+        return None
+
+    def call(self, x, mask=None):
+        eij = K.reshape(K.dot(K.reshape(x, (-1, self.features_dim)),
+                              K.reshape(self.W, (self.features_dim, 1))), (-1, self.step_dim))
+        eij += self.b
+        eij = K.tanh(eij)
+        a = K.exp(eij)
+        if mask is not None:
+            a *= K.cast(mask, K.floatx())
+        a /= K.cast(K.sum(a, axis=1, keepdims=True) + K.epsilon(), K.floatx())
+        return K.sum(x * K.expand_dims(a), axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0], self.features_dim
+
+
+def _normalized_exp(x):
+    e = K.exp(x)
+    e /= K.sum(e, axis=-1, keepdims=True)
+    return e
+
+
+def test_custom_layer_and_lambda_augmented_assignments_make_new_tensors():
+    """`eij += self.b`, `a *= mask` and `a /= ...` in a Keras 2 custom layer, and `e /= ...` in
+    a Lambda function, bind new tensors as on TensorFlow (torch wrote into `exp`'s output,
+    which its backward needs). The attention output checked against NumPy; both train."""
+    _fresh(kestrel)
+    tokens = RNG.integers(1, 20, (8, 5))
+    tokens[:, 3:] = 0
+    inputs = kestrel.Input((5,))
+    embedded = kestrel.layers.Embedding(20, 4, mask_zero=True)(inputs)
+    attended = Attention(5)(embedded)
+    scores = kestrel.layers.Lambda(_normalized_exp)(kestrel.layers.Dense(3)(attended))
+    model = kestrel.Model(inputs, scores)
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    targets = kestrel.utils.to_categorical(np.arange(8) % 3, 3)
+    history = model.fit(tokens, targets, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+    table, (w, b) = model.layers[1].get_weights()[0], model.layers[2].get_weights()
+    x = table[tokens]
+    a = np.exp(np.tanh(x @ w + b)) * (tokens != 0)
+    a /= a.sum(1, keepdims=True) + K.epsilon()
+    features = kestrel.Model(inputs, attended).predict(tokens, verbose=0)
+    np.testing.assert_allclose(features, (x * a[..., None]).sum(1), rtol=1e-5, atol=1e-6)
+    probs = model.predict(tokens, verbose=0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+
+class _TorchStyle(kestrel.layers.Layer):
+    def call(self, x):
+        y = x
+        y += 1.0  # a new tensor: `x` keeps its values, as on TensorFlow
+        z = x.clone()
+        z.mul_(3.0)  # an explicit in-place method stays in place
+        return kestrel.ops.concatenate([x, y, z], axis=-1)
+
+
+def test_explicit_in_place_methods_keep_their_meaning():
+    x = np.ones((2, 1), "float32")
+    np.testing.assert_array_equal(K.eval(_TorchStyle()(x)), [[1.0, 2.0, 3.0]] * 2)

@@ -1,8 +1,7 @@
 """Loss classes: each wraps a per-sample function from `kestrel.losses.functions`."""
 from __future__ import annotations
 
-import torch
-
+import kestrel.backend.rebinding as rebinding
 from kestrel.losses import functions as fn
 from kestrel.losses.loss import Loss, squeeze_or_expand_to_same_rank
 from kestrel.registry.object_registry import get_registered_name, is_builtin, register_builtin
@@ -10,14 +9,12 @@ from kestrel.registry.serialization import deserialize_keras_object, serialize_k
 
 
 def call_per_sample(function, y_true, y_pred, kwargs: dict):
-    """`function(y_true, y_pred, **kwargs)`, a function not built in getting copies of the
-    tensors: Keras 2 losses, written for TensorFlow's immutable tensors, rebind their
-    arguments with augmented assignment (`y_pred /= K.sum(y_pred, axis=-1, keepdims=True)`),
-    which torch does in place, into the model's output (whose backward needs it, e.g. a
-    softmax's) or the targets."""
-    if not is_builtin(function):
-        y_true, y_pred = (t.clone() if isinstance(t, torch.Tensor) else t
-                          for t in (y_true, y_pred))
+    """`function(y_true, y_pred, **kwargs)`; a user's function that assigns with `op=`
+    (Keras 2's `y_pred /= K.sum(y_pred, axis=-1, keepdims=True)`) makes new tensors there,
+    as on TensorFlow, instead of writing into the model's output or the targets."""
+    if rebinding.function_needs_rebinding(function):
+        with rebinding.rebinding():
+            return function(y_true, y_pred, **kwargs)
     return function(y_true, y_pred, **kwargs)
 
 
