@@ -607,3 +607,87 @@ class _TorchStyle(kestrel.layers.Layer):
 def test_explicit_in_place_methods_keep_their_meaning():
     x = np.ones((2, 1), "float32")
     np.testing.assert_array_equal(K.eval(_TorchStyle()(x)), [[1.0, 2.0, 3.0]] * 2)
+
+
+def _adam_model():
+    _fresh(kestrel)
+    model = kestrel.Sequential([kestrel.layers.Dense(3, input_shape=(4,), activation="softmax")])
+    model.compile(optimizer=kestrel.optimizers.Adam(learning_rate=0.01),
+                  loss="categorical_crossentropy")
+    return model
+
+
+def test_optimizer_state_saved_from_weights_and_restored_after_make_train_function(tmp_path):
+    """The Keras 2 recipe for resuming a run: `K.batch_get_value(getattr(model.optimizer,
+    'weights'))` pickled, then on a new model `model._make_train_function()` (which built the
+    optimizer's variables) and `model.optimizer.set_weights(values)`; training then goes on as
+    if never stopped. `_make_predict_function()` (called by Flask apps) works too."""
+    import pickle
+    x = RNG.random((8, 4)).astype("float32")
+    y = np.eye(3)[np.arange(8) % 3]
+    first = _adam_model()
+    first.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    state = pickle.dumps(K.batch_get_value(getattr(first.optimizer, "weights")))
+    first.save_weights(str(tmp_path / "model.weights.h5"))
+
+    resumed = _adam_model()
+    resumed.load_weights(str(tmp_path / "model.weights.h5"))
+    resumed._make_train_function()
+    resumed.optimizer.set_weights(pickle.loads(state))
+    for model in (first, resumed):
+        model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    for a, b in zip(first.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    served = _adam_model()
+    served._make_predict_function()
+    served._make_test_function()
+    np.testing.assert_array_equal(served.predict(x, verbose=0), served.predict_on_batch(x))
+
+
+def _recommender(lib, score):
+    user, item = lib.layers.Input((1,)), lib.layers.Input((1,))
+    u = lib.layers.Flatten()(lib.layers.Embedding(5, 3, name="users")(user))
+    i = lib.layers.Flatten()(lib.layers.Embedding(6, 3, name="items")(item))
+    return lib.models.Model([user, item], score(u, i))
+
+
+@pytest.mark.parametrize("mode, keras3_layer", [
+    ("dot", lambda: keras.layers.Dot(axes=1)),
+    ("cos", lambda: keras.layers.Dot(axes=1, normalize=True)),
+    ("concat", lambda: keras.layers.Concatenate(axis=1)),
+    ("ave", keras.layers.Average), ("mul", keras.layers.Multiply)])
+def test_keras1_merge_function_of_2017_recommenders_as_keras2_merge_layers(mode, keras3_layer):
+    """`from keras.layers import merge` then `merge([u, i], mode="dot", dot_axes=1)` (Keras 1,
+    kept by Keras 2.0-2.1 with a warning): the Keras 2 merge layer of the mode, compared with
+    Keras 3's on the same embeddings. `keras.layers.merge` stays the module of `concatenate`."""
+    from kestrel.layers import merge
+    from kestrel.layers.merge import concatenate
+    assert concatenate is kestrel.layers.concatenate
+    users, items = np.array([[0], [4], [2]]), np.array([[5], [1], [1]])
+    with pytest.warns(DeprecationWarning, match="The `merge` function is deprecated"):
+        model = _recommender(_fresh(kestrel), lambda u, i: merge(
+            [u, i], mode=mode, concat_axis=1, dot_axes=1))
+    reference = _recommender(_fresh(keras), lambda u, i: keras3_layer()([u, i]))
+    reference.set_weights(model.get_weights())
+    assert model.output_shape == reference.output_shape
+    np.testing.assert_allclose(model.predict([users, items], verbose=0),
+                               reference.predict([users, items], verbose=0), rtol=1e-5)
+
+
+def test_keras1_merge_layer_and_function_modes():
+    """`Merge(mode=...)` called on tensors, a function `mode` with its `output_shape`, and the
+    errors: an unknown mode, and Keras 1's merge of Sequential branches."""
+    from kestrel.layers import Input, Merge, merge
+    a, b = Input((3,)), Input((3,))
+    with pytest.warns(DeprecationWarning, match="The `Merge` layer is deprecated"):
+        layer = Merge(mode="concat", concat_axis=1, name="merged")
+    assert isinstance(layer, kestrel.layers.Concatenate) and layer([a, b]).shape == (None, 6)
+    difference = merge([a, b], mode=lambda t: t[0] - t[1], output_shape=(3,))
+    x, y = RNG.random((2, 3)), RNG.random((2, 3))
+    np.testing.assert_allclose(kestrel.Model([a, b], difference).predict([x, y], verbose=0),
+                               x - y, rtol=1e-6)
+    with pytest.raises(ValueError, match="Invalid merge mode: 'concatenate'"):
+        merge([a, b], mode="concatenate")
+    with pytest.raises(ValueError, match=r"Merge\(layers=\[\.\.\.\]\) merges Keras 1 Sequential"):
+        Merge([kestrel.Sequential(), kestrel.Sequential()], mode="concat")

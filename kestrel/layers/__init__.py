@@ -22,6 +22,7 @@ from kestrel.layers.locally_connected import LocallyConnected1D, LocallyConnecte
 from kestrel.layers.merging import (
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
     dot, maximum, minimum, multiply, subtract)
+from kestrel.layers.merging.keras1_merge import Merge
 from kestrel.layers.normalization import (
     BatchNormalization, GroupNormalization, LayerNormalization, UnitNormalization)
 from kestrel.layers.ops_layer import TensorOp

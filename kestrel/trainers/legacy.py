@@ -39,7 +39,10 @@ def _read_after_train_begin(data, steps):
 
 
 class GeneratorMethods:
-    """`fit_generator`, `evaluate_generator` and `predict_generator` for `Trainer`.
+    """`fit_generator`, `evaluate_generator` and `predict_generator` for `Trainer`, and Keras
+    2's private `_make_train_function` / `_make_test_function` / `_make_predict_function`,
+    which scripts call (a Flask app before serving, a resumed run before
+    `optimizer.set_weights`).
 
     Example:
         >>> def batches():
@@ -64,6 +67,18 @@ class GeneratorMethods:
                                                                 validation_steps),
                         validation_steps=validation_steps, validation_freq=validation_freq,
                         class_weight=class_weight, shuffle=shuffle, initial_epoch=initial_epoch)
+
+    def _make_train_function(self):
+        """Make the train function and, as Keras 2 did there, the optimizer's variables."""
+        if getattr(self, "optimizer", None) is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_weights)
+        self.make_train_function()
+
+    def _make_test_function(self):
+        self.make_test_function()
+
+    def _make_predict_function(self):
+        self.make_predict_function()
 
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10,
                            workers=1, use_multiprocessing=False, verbose=0, **keras1):
