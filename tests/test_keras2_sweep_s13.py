@@ -691,3 +691,34 @@ def test_keras1_merge_layer_and_function_modes():
         merge([a, b], mode="concatenate")
     with pytest.raises(ValueError, match=r"Merge\(layers=\[\.\.\.\]\) merges Keras 1 Sequential"):
         Merge([kestrel.Sequential(), kestrel.Sequential()], mode="concat")
+
+
+def test_keras2_highway_layer_of_character_models(tmp_path):
+    """`Highway(activation="relu")` (Keras 1, kept by Keras 2.0-2.2 with a warning), as in
+    character-aware language models: Keras 2's weights `W, W_carry, b, b_carry` (the carry
+    bias starting at 1), `t * relu(x W + b) + (1 - t) * x` with `t = sigmoid(x W_carry +
+    b_carry)` checked in NumPy, and an h5 save / load."""
+    from kestrel.layers import Dense, Highway
+    _fresh(kestrel)
+    with pytest.warns(DeprecationWarning, match="The `Highway` layer is deprecated"):
+        model = kestrel.Sequential([Dense(4, input_dim=3), Highway(activation="relu"),
+                                    Highway(bias=False)])
+    highway = model.layers[1]
+    assert [w.name for w in highway.weights] == ["W", "W_carry", "b", "b_carry"]
+    W, W_carry, b, b_carry = highway.get_weights()
+    np.testing.assert_array_equal(b_carry, np.ones(4))
+    x = RNG.random((5, 3)).astype("float32")
+    h = kestrel.Model(model.inputs, model.layers[0].output).predict(x, verbose=0)
+    gate = 1 / (1 + np.exp(-(h @ W_carry + b_carry)))
+    expected = np.maximum(h @ W + b, 0) * gate + (1 - gate) * h
+    np.testing.assert_allclose(kestrel.Model(model.inputs, highway.output).predict(x, verbose=0),
+                               expected, rtol=1e-5, atol=1e-6)
+    assert len(model.layers[2].weights) == 2
+    model.compile("sgd", "mse")
+    model.fit(x, np.ones((5, 4)), verbose=0)
+    path = str(tmp_path / "highway.h5")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = kestrel.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -11,6 +11,7 @@ from kestrel.layers.activations import *  # noqa: F401,F403 - ReLU, LeakyReLU, P
 from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from kestrel.layers.core.activation import Activation, Identity, Lambda
 from kestrel.layers.core.dense import Dense
+from kestrel.layers.core.highway import Highway
 from kestrel.layers.core.embedding import Embedding
 from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers.core.masking import Masking
