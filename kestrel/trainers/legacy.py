@@ -1,9 +1,11 @@
 """Keras 2's generator training names, kept working with a DeprecationWarning: each one calls
 `fit` / `evaluate` / `predict`, which take generators and `Sequence`s directly.
 
-`workers`, `use_multiprocessing` and `max_queue_size` are accepted and ignored: batches are
-drawn in the training process (Keras 3 sets these on a `PyDataset` instead). Keras 1's names
-(`nb_epoch`, `samples_per_epoch`, `val_samples`, `nb_worker`, ...) are converted as Keras 2 did.
+`fit_generator` reads a generator (given with its step count) as Keras 2 did: from
+`on_train_begin` on, going on with it from epoch to epoch, validation included. `workers`,
+`use_multiprocessing` and `max_queue_size` are accepted and ignored: batches are drawn in the
+training process (Keras 3 sets these on a `PyDataset` instead). Keras 1's names (`nb_epoch`,
+`samples_per_epoch`, `val_samples`, `nb_worker`, ...) are converted as Keras 2 did.
 """
 from __future__ import annotations
 
@@ -59,8 +61,8 @@ class GeneratorMethods:
         if keras1:
             return self.fit_generator(**keras2_arguments("fit_generator", locals()))
         _deprecated("fit_generator", "fit")
-        shuffle = shuffle and not isinstance(generator, types.GeneratorType)  # Keras 2 shuffles
-        return self.fit(_read_after_train_begin(generator, steps_per_epoch),  # only Sequences
+        shuffle = shuffle and not isinstance(generator, types.GeneratorType)  # Sequences only
+        return self.fit(_read_after_train_begin(generator, steps_per_epoch),
                         steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
                         callbacks=callbacks,
                         validation_data=_read_after_train_begin(validation_data,
