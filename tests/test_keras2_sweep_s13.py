@@ -722,3 +722,45 @@ def test_keras2_highway_layer_of_character_models(tmp_path):
         warnings.simplefilter("ignore")
         loaded = kestrel.models.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _critic():
+    _fresh(kestrel)
+    return kestrel.Sequential([kestrel.layers.Dense(4, input_dim=3, activation="relu"),
+                               kestrel.layers.Dense(1)])
+
+
+def test_k_function_updates_from_optimizer_get_updates_train_as_train_on_batch():
+    """2017 GAN notebooks train with `K.function([real], [loss], Adam(...).get_updates(
+    params, [], loss))` (Keras 2.0's argument order; 2.1+: `get_updates(loss=, params=)`):
+    each call returns the loss before the step, then steps as `train_on_batch` does."""
+    x = RNG.random((6, 3)).astype("float32")
+    net = _critic()
+    loss = K.mean(K.square(net.output - 1.0))
+    updates = kestrel.optimizers.Adam(learning_rate=0.05).get_updates(
+        net.trainable_weights, [], loss)
+    train = K.function([net.input], [loss], updates)
+
+    reference = _critic()
+    reference.compile(kestrel.optimizers.Adam(learning_rate=0.05),
+                      loss=lambda y_true, y_pred: K.mean(K.square(y_pred - 1.0), axis=-1))
+    for _ in range(3):
+        expected = reference.evaluate(x, np.zeros((6, 1)), verbose=0)
+        np.testing.assert_allclose(train([x])[0], expected, rtol=1e-5)
+        reference.train_on_batch(x, np.zeros((6, 1)))
+        for a, b in zip(net.get_weights(), reference.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    other = _critic()
+    step = kestrel.optimizers.SGD(learning_rate=0.1).get_updates(
+        loss=K.mean(other.output), params=other.trainable_weights)
+    bias = other.layers[1].bias
+    K.function([other.input], [], step)([x])
+    np.testing.assert_allclose(K.get_value(bias), [-0.1], rtol=1e-6)
+    running_mean = K.variable(0.0)
+    outputs = K.function([other.input], [other.output],
+                         [(running_mean, K.mean(other.output))])([x])
+    np.testing.assert_allclose(K.get_value(running_mean), outputs[0].mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`\(variable, new_value\)` pairs whose new value is "
+                                         r"symbolic"):
+        K.function([other.input], [], [(bias, bias + 1.0)])
