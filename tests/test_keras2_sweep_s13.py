@@ -1,8 +1,10 @@
 """Condensed replays of classic Keras 2 `examples/` scripts and idioms not covered elsewhere
 (cifar10_cnn_capsule, mnist_acgan's full loop, class_activation_maps, image_ocr's training
-driver, custom layers on `conv_utils`, Keras 2.0-2.1 module names), with `keras` renamed to
-`kestrel`, on tiny synthetic data. Checked against real Keras 3 (torch backend) where both
-run the same code, else against Keras 2's source (noted per test).
+driver, custom layers on `conv_utils`, Keras 2.0-2.2 names, losses and layers that rebind
+tensors with `op=`, resuming an optimizer's state, Keras 1's `merge` and `Highway`,
+`K.function` with `optimizer.get_updates`), with `keras` renamed to `kestrel`, on tiny
+synthetic data. Checked against real Keras 3 (torch backend) where both run the same code,
+else against Keras 2's source and NumPy (noted per test).
 """
 import itertools
 import os
