@@ -735,7 +735,9 @@ def _critic():
 def test_k_function_updates_from_optimizer_get_updates_train_as_train_on_batch():
     """2017 GAN notebooks train with `K.function([real], [loss], Adam(...).get_updates(
     params, [], loss))` (Keras 2.0's argument order; 2.1+: `get_updates(loss=, params=)`):
-    each call returns the loss before the step, then steps as `train_on_batch` does."""
+    each call returns the loss before the step, then steps as `train_on_batch` does.
+    `(variable, symbolic value)` pairs and `K.update_add(variable, symbolic)` are assigned
+    after each call."""
     x = RNG.random((6, 3)).astype("float32")
     net = _critic()
     loss = K.mean(K.square(net.output - 1.0))
@@ -759,10 +761,14 @@ def test_k_function_updates_from_optimizer_get_updates_train_as_train_on_batch()
     bias = other.layers[1].bias
     K.function([other.input], [], step)([x])
     np.testing.assert_allclose(K.get_value(bias), [-0.1], rtol=1e-6)
-    running_mean = K.variable(0.0)
-    outputs = K.function([other.input], [other.output],
-                         [(running_mean, K.mean(other.output))])([x])
-    np.testing.assert_allclose(K.get_value(running_mean), outputs[0].mean(), rtol=1e-6)
+    running_mean, total = K.variable(0.0), K.variable(1.0)
+    collect = K.function([other.input], [other.output],
+                         [(running_mean, K.mean(other.output)),
+                          K.update_add(total, K.sum(other.output))])
+    for calls in (1, 2):
+        outputs = collect([x])[0]
+        np.testing.assert_allclose(K.get_value(running_mean), outputs.mean(), rtol=1e-6)
+        np.testing.assert_allclose(K.get_value(total), 1.0 + calls * outputs.sum(), rtol=1e-5)
     with pytest.raises(ValueError, match=r"`\(variable, new_value\)` pairs whose new value is "
                                          r"symbolic"):
         K.function([other.input], [], [(bias, bias + 1.0)])

@@ -425,16 +425,24 @@ def batch_set_value(tuples):
 
 @_plain
 def update(x, new_x):
+    """`x` assigned `new_x`; a symbolic `new_x` gives the `(x, new_x)` pair (Keras 2's assign
+    op) that `K.function(..., updates=[...])` assigns after each call."""
+    if isinstance(new_x, KerasTensor):
+        return x, new_x
     return x.assign(new_x)
 
 
 @_plain
 def update_add(x, increment):
+    if isinstance(increment, KerasTensor):
+        return x, x + increment
     return x.assign_add(increment)
 
 
 @_plain
 def update_sub(x, decrement):
+    if isinstance(decrement, KerasTensor):
+        return x, x - decrement
     return x.assign_sub(decrement)
 
 
