@@ -601,6 +601,7 @@ class _TorchStyle(kestrel.layers.Layer):
     def call(self, x):
         y = x
         y += 1.0  # a new tensor: `x` keeps its values, as on TensorFlow
+        y **= 2  # (torch runs `**=` through a Python wrapper)
         z = x.clone()
         z.mul_(3.0)  # an explicit in-place method stays in place
         return kestrel.ops.concatenate([x, y, z], axis=-1)
@@ -608,7 +609,7 @@ class _TorchStyle(kestrel.layers.Layer):
 
 def test_explicit_in_place_methods_keep_their_meaning():
     x = np.ones((2, 1), "float32")
-    np.testing.assert_array_equal(K.eval(_TorchStyle()(x)), [[1.0, 2.0, 3.0]] * 2)
+    np.testing.assert_array_equal(K.eval(_TorchStyle()(x)), [[1.0, 4.0, 3.0]] * 2)
 
 
 def _adam_model():

@@ -21,7 +21,7 @@ import types
 import torch
 from torch.overrides import TorchFunctionMode
 
-_OPERATORS = ("+", "-", "*", "/", "//", "%", "&", "|", "^", "<<", ">>")
+_OPERATORS = ("+", "-", "*", "/", "//", "%", "**", "&", "|", "^", "<<", ">>")
 
 
 def _instruction(source: str) -> tuple[int, int]:
@@ -38,16 +38,24 @@ _AUGMENTED = {_instruction(f"a {op}= b") for op in _OPERATORS}
 _OUT_OF_PLACE = {
     "add_": torch.Tensor.add, "sub_": torch.Tensor.sub, "mul_": torch.Tensor.mul,
     "div_": torch.Tensor.div, "floor_divide_": torch.Tensor.floor_divide,
-    "remainder_": torch.Tensor.remainder, "__iand__": torch.Tensor.__and__,
+    "remainder_": torch.Tensor.remainder, "pow_": torch.Tensor.pow,
+    "__iand__": torch.Tensor.__and__,
     "__ior__": torch.Tensor.__or__, "__ixor__": torch.Tensor.__xor__,
     "__ilshift__": torch.Tensor.__lshift__, "__irshift__": torch.Tensor.__rshift__,
 }
 _LIBRARIES = ("kestrel", "torch")
 
 
+def _library(frame) -> str:
+    return frame.f_globals.get("__name__", "").partition(".")[0]
+
+
 def _runs_augmented_assignment(frame) -> bool:
-    """Whether `frame` (user code, not Kestrel's or torch's) is running `a op= b`."""
-    if frame.f_globals.get("__name__", "").partition(".")[0] in _LIBRARIES:
+    """Whether the code that called torch from `frame` (torch's own Python wrappers skipped,
+    as `**=` goes through one) is user code running `a op= b`."""
+    while frame is not None and _library(frame) == "torch":
+        frame = frame.f_back
+    if frame is None or _library(frame) in _LIBRARIES:
         return False
     code = frame.f_code.co_code
     return (code[frame.f_lasti], code[frame.f_lasti + 1]) in _AUGMENTED
