@@ -29,6 +29,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "kestrel.utils.conv_utils": ("kestrel.utils.keras2_helpers",),
     "kestrel.objectives": ("kestrel.losses",),
     "kestrel.utils.io_utils": ("kestrel.utils",),
+    "kestrel.utils.training_utils": ("kestrel.utils.multi_gpu_utils",),  # Keras 2.0.9-2.1.4
     "kestrel.engine": ("kestrel.models", "kestrel.layers"),
     "kestrel.engine.topology": ("kestrel.models", "kestrel.layers", "kestrel.utils"),
     "kestrel.engine.training": ("kestrel.models",),
@@ -37,6 +38,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "kestrel.engine.input_layer": ("kestrel.layers",),
     "kestrel.engine.base_layer": ("kestrel.layers",),
 }
+
+# Keras 2.0-2.1's `keras.layers.merge` was both the module and Keras 1's `merge` function
+CALLABLE = {"kestrel.layers.merge": ("kestrel.layers.merging.keras1_merge", "merge")}
 
 
 def child_alias(package: str, name: str):
@@ -75,6 +79,14 @@ class AliasModule(types.ModuleType):
         return sorted(names)
 
 
+class CallableAliasModule(AliasModule):
+    """An alias module that can also be called, as the function of `CALLABLE`."""
+
+    def __call__(self, *args, **kwargs):
+        module, name = CALLABLE[self.__name__]
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+
 class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
         if fullname in ALIASES:
@@ -82,7 +94,8 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        return AliasModule(spec.name, ALIASES[spec.name])
+        module_class = CallableAliasModule if spec.name in CALLABLE else AliasModule
+        return module_class(spec.name, ALIASES[spec.name])
 
     def exec_module(self, module):
         parent, _, child = module.__name__.rpartition(".")

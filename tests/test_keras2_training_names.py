@@ -39,15 +39,18 @@ class Batches(kestrel.utils.Sequence):
 
 
 def test_fit_generator_warns_and_trains_as_fit():
+    """The validation generator cycles through `validation_steps` batches, so that Keras 2
+    (which goes on with it every epoch) and Keras 3's `fit` (which replays the batches it
+    read ahead) validate on the same ones."""
     options = {"steps_per_epoch": 4, "epochs": 3, "initial_epoch": 1, "validation_steps": 2,
                "class_weight": {0: 1.0, 1: 2.0, 2: 0.5}}
     model = _model()
     with pytest.warns(DeprecationWarning, match=r"fit_generator.*Model\.fit"):
-        history = model.fit_generator(_endless(X, Y), validation_data=_endless(X, Y), verbose=0,
-                                      workers=4, use_multiprocessing=True, max_queue_size=3,
-                                      **options)
+        history = model.fit_generator(_endless(X, Y), validation_data=_endless(X, Y, 12),
+                                      verbose=0, workers=4, use_multiprocessing=True,
+                                      max_queue_size=3, **options)
     reference = _model()
-    expected = reference.fit(_endless(X, Y), validation_data=_endless(X, Y), verbose=0,
+    expected = reference.fit(_endless(X, Y), validation_data=_endless(X, Y, 12), verbose=0,
                              **options)
     assert history.epoch == [1, 2]
     assert history.history == expected.history

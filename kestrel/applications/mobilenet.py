@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 
-from kestrel import config, layers
+from kestrel import activations, config, layers
 from kestrel.applications import _common, imagenet_utils
 
 _ORIGIN = f"{_common.KERAS_APPS}mobilenet/"
@@ -103,6 +103,15 @@ def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3, inc
                  f"{'' if include_top else '_no_top'}.h5")
     return _common.finish(inputs, x, name, weights, file_name=file_name,
                           origin=_ORIGIN + file_name)
+
+
+def relu6(x):
+    """`relu(x, max_value=6)`. Keras 2.0-2.1 scripts pass it and `DepthwiseConv2D` (then defined
+    here) to `load_model(..., custom_objects=...)`."""
+    return activations.relu(x, max_value=6.0)
+
+
+DepthwiseConv2D = layers.DepthwiseConv2D
 
 
 preprocess_input = imagenet_utils.preprocessor("tf")

@@ -185,6 +185,13 @@ def batch_dot(x, y, axes=None):
     if isinstance(axes, int):
         axes = [axes, axes]
     ax, ay = [a % t.ndim for a, t in zip(axes, (x, y))]
+    if x.shape[ax] != y.shape[ay]:
+        raise ValueError(
+            f"Can not do batch_dot on inputs with shapes {tuple(x.shape)} and "
+            f"{tuple(y.shape)} with axes={list(axes)}. x.shape[{axes[0]}] != "
+            f"y.shape[{axes[1]}] ({x.shape[ax]} != {y.shape[ay]}). Keras 2.3+ (and Kestrel) "
+            "keep every non-contracted axis of x and y; Keras <= 2.2 treated leading axes "
+            "as batch axes.")
     xm = torch.movedim(x, ax, -1)
     ym = torch.movedim(y, ay, 1)
     rest_x, rest_y = xm.shape[1:-1], ym.shape[2:]
@@ -418,16 +425,24 @@ def batch_set_value(tuples):
 
 @_plain
 def update(x, new_x):
+    """`x` assigned `new_x`; a symbolic `new_x` gives the `(x, new_x)` pair (Keras 2's assign
+    op) that `K.function(..., updates=[...])` assigns after each call."""
+    if isinstance(new_x, KerasTensor):
+        return x, new_x
     return x.assign(new_x)
 
 
 @_plain
 def update_add(x, increment):
+    if isinstance(increment, KerasTensor):
+        return x, x + increment
     return x.assign_add(increment)
 
 
 @_plain
 def update_sub(x, decrement):
+    if isinstance(decrement, KerasTensor):
+        return x, x - decrement
     return x.assign_sub(decrement)
 
 
@@ -508,6 +523,12 @@ def set_image_dim_ordering(dim_ordering):
     config.set_image_data_format("channels_first" if dim_ordering == "th" else "channels_last")
 
 
+@_plain
+def normalize_data_format(value=None):
+    """`value` lower-cased, checked, or the global image data format for None (Keras 2.2)."""
+    return config.standardize_data_format(value)
+
+
 # ------------------------------------------------------------------ learning phase
 _LEARNING_PHASE = {"value": 0}
 
@@ -543,16 +564,19 @@ def function(inputs, outputs, updates=None, name=None, **kwargs):
 
     `K.learning_phase()` may be one of the inputs: its value (0 or 1) is then passed as the
     model's `training` flag. Outputs made by `K.gradients` are computed with autograd.
+    `updates` are applied after each call, as Keras 2 did: `(variable, symbolic value)` pairs
+    are assigned, `optimizer.get_updates(loss, params)` takes an optimizer step.
     """
     from kestrel.models.model import Model
 
-    if updates:
-        raise NotImplementedError("K.function(updates=...) has no meaning on torch; update "
-                                  "variables in a custom train_step instead.")
     single = not isinstance(outputs, (list, tuple))
+    outputs = [outputs] if single else list(outputs)
+    steps, assignments = _updates(updates or [])
+    extra = [g for step in steps for g in step.gradients] + [value for _, value in assignments]
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     phase = [i for i, x in enumerate(inputs) if not isinstance(x, KerasTensor)]
-    model = Model(inputs=[x for i, x in enumerate(inputs) if i not in phase], outputs=outputs)
+    model = Model(inputs=[x for i, x in enumerate(inputs) if i not in phase],
+                  outputs=outputs + extra if extra else (outputs[0] if single else outputs))
     differentiates = builtins.any(getattr(op, "function", None) == _symbolic_gradient.op_name
                          for op in model.operations)
 
@@ -565,10 +589,30 @@ def function(inputs, outputs, updates=None, name=None, **kwargs):
         values = [_fed(v, differentiates) for i, v in enumerate(values) if i not in phase]
         with torch.enable_grad() if differentiates else torch.no_grad():
             result = model(values[0] if len(values) == 1 else values, training=training)
-        result = [result] if single or isinstance(result, torch.Tensor) else list(result)
+        result = [result] if isinstance(result, torch.Tensor) else list(result)
+        result, rest = result[:len(outputs)], [r.detach() for r in result[len(outputs):]]
+        for step in steps:
+            step.apply(rest[:len(step.params)])
+            rest = rest[len(step.params):]
+        for (variable, _), value in zip(assignments, rest):
+            variable.assign(value)
         return [ops.convert_to_numpy(r.detach()) for r in result]
 
     return run
+
+
+def _updates(updates) -> tuple[list, list]:
+    """`K.function`'s updates: the optimizer steps and the `(variable, symbolic value)` pairs."""
+    from kestrel.optimizers.keras2_updates import GradientUpdate
+
+    steps = [u for u in updates if isinstance(u, GradientUpdate)]
+    assignments = [tuple(u) for u in updates if not isinstance(u, GradientUpdate)]
+    for pair in assignments:
+        if len(pair) != 2 or not isinstance(pair[1], KerasTensor):
+            raise ValueError("K.function's updates are `optimizer.get_updates(loss, params)` "
+                             "or `(variable, new_value)` pairs whose new value is symbolic. "
+                             f"Received: {pair!r}")
+    return steps, assignments
 
 
 def _fed(value, differentiates: bool):

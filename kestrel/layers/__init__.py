@@ -3,13 +3,15 @@ from kestrel import _aliases
 from kestrel.layers.convolutional import (
     Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose, Convolution1D,
     Convolution1DTranspose, Convolution2D, Convolution2DTranspose, Convolution3D,
-    Convolution3DTranspose, Deconvolution2D, Deconvolution3D, DepthwiseConv1D, DepthwiseConv2D,
-    SeparableConv1D, SeparableConv2D, SeparableConvolution1D, SeparableConvolution2D)
+    Convolution3DTranspose, Deconv2D, Deconv3D, Deconvolution2D, Deconvolution3D,
+    DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D, SeparableConvolution1D,
+    SeparableConvolution2D)
 from kestrel.layers.convolutional.keras1_conv import AtrousConvolution1D, AtrousConvolution2D
 from kestrel.layers.activations import *  # noqa: F401,F403 - ReLU, LeakyReLU, PReLU, ELU, Softmax
 from kestrel.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from kestrel.layers.core.activation import Activation, Identity, Lambda
 from kestrel.layers.core.dense import Dense
+from kestrel.layers.core.highway import Highway
 from kestrel.layers.core.embedding import Embedding
 from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers.core.masking import Masking
@@ -21,6 +23,7 @@ from kestrel.layers.locally_connected import LocallyConnected1D, LocallyConnecte
 from kestrel.layers.merging import (
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
     dot, maximum, minimum, multiply, subtract)
+from kestrel.layers.merging.keras1_merge import Merge
 from kestrel.layers.normalization import (
     BatchNormalization, GroupNormalization, LayerNormalization, UnitNormalization)
 from kestrel.layers.ops_layer import TensorOp

@@ -18,6 +18,7 @@ from torch import nn
 
 from kestrel import config, dtype_policies
 from kestrel.dtype_policies import DTypePolicy, DTypePolicyMap
+import kestrel.backend.rebinding as rebinding
 from kestrel.backend.scopes import current_path, name_scope
 from kestrel.layers import auto_config, initialization, remat, stateless
 from kestrel.layers import naming, tracking, training_mode
@@ -182,6 +183,9 @@ class Layer(nn.Module):
         raise NotImplementedError(f"Layer {type(self).__name__} does not implement call().")
 
     def forward(self, *args, **kwargs):
+        if rebinding.layer_needs_rebinding(type(self)):  # `a *= b` in Keras 2 code
+            with rebinding.rebinding():
+                return self.call(*args, **kwargs)
         return self.call(*args, **kwargs)
 
     def _build_from_shape(self, input_shape) -> None:

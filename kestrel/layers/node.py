@@ -59,6 +59,11 @@ class KerasTensor:
         return len(self.shape)
 
     @property
+    def _keras_shape(self) -> tuple:
+        """The shape, under the private name Keras 2 scripts read (`x._keras_shape[-1]`)."""
+        return self.shape
+
+    @property
     def node(self) -> "Node":
         layer, node_index, _ = self._keras_history
         return layer._inbound_nodes[node_index]

@@ -1,10 +1,21 @@
 """Loss classes: each wraps a per-sample function from `kestrel.losses.functions`."""
 from __future__ import annotations
 
+import kestrel.backend.rebinding as rebinding
 from kestrel.losses import functions as fn
 from kestrel.losses.loss import Loss, squeeze_or_expand_to_same_rank
 from kestrel.registry.object_registry import get_registered_name, is_builtin, register_builtin
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
+
+
+def call_per_sample(function, y_true, y_pred, kwargs: dict):
+    """`function(y_true, y_pred, **kwargs)`; a user's function that assigns with `op=`
+    (Keras 2's `y_pred /= K.sum(y_pred, axis=-1, keepdims=True)`) makes new tensors there,
+    as on TensorFlow, instead of writing into the model's output or the targets."""
+    if rebinding.function_needs_rebinding(function):
+        with rebinding.rebinding():
+            return function(y_true, y_pred, **kwargs)
+    return function(y_true, y_pred, **kwargs)
 
 
 def serialize_function(function, module: str):
@@ -34,7 +45,7 @@ class LossFunctionWrapper(Loss):
 
     def call(self, y_true, y_pred):
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-        return self.fn(y_true, y_pred, **self._fn_kwargs)
+        return call_per_sample(self.fn, y_true, y_pred, self._fn_kwargs)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "fn": serialize_function(self.fn, "keras.losses"),

@@ -21,6 +21,7 @@ from kestrel.losses.functions import (
     sparse_categorical_crossentropy,
     squared_hinge,
 )
+from kestrel.losses.functions import cosine_similarity as _negative_cosine_similarity
 from kestrel.metrics.accuracy_metrics import (
     Accuracy,
     BinaryAccuracy,
@@ -87,6 +88,7 @@ mape = MAPE = mean_absolute_percentage_error
 msle = MSLE = mean_squared_logarithmic_error
 kld = KLD = kl_divergence
 logcosh = log_cosh
+cosine_proximity = cosine = _negative_cosine_similarity  # Keras 2's metric names (the loss)
 
 
 def serialize(metric):

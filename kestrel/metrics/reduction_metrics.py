@@ -12,7 +12,7 @@ from kestrel.losses.loss import (
     get_keras_mask,
     squeeze_or_expand_to_same_rank,
 )
-from kestrel.losses.losses import serialize_function
+from kestrel.losses.losses import call_per_sample, serialize_function
 from kestrel.metrics.metric import Metric
 from kestrel.registry import object_registry
 from kestrel.registry.object_registry import register_builtin
@@ -142,7 +142,7 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         mask = get_keras_mask(y_pred)
-        values = self._fn(y_true, y_pred, **self._fn_kwargs)
+        values = call_per_sample(self._fn, y_true, y_pred, self._fn_kwargs)
         if mask is not None:
             sample_weight = apply_mask(sample_weight, mask, self._torch_dtype, "sum")
         super().update_state(values, sample_weight=sample_weight)

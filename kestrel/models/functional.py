@@ -265,18 +265,20 @@ class Functional(Model):
         return adjusted
 
     def _flatten_inputs(self, inputs) -> list:
-        """Accept a tensor, a list in input order, or a dict keyed by input name."""
+        """Accept a tensor, a list in input order, or a dict keyed by input name. As Keras, a
+        model built on a list of inputs ignores other keys (Keras 2's image_ocr feeds its
+        generator's `source_str` strings along)."""
         if isinstance(inputs, dict):
             if isinstance(self._inputs_struct, dict):
                 order = sorted(self._inputs_struct)
             else:
                 order = self.input_names
             unknown = set(inputs) - set(order)
-            if unknown:
+            missing = [k for k in order if k not in inputs]
+            if unknown and (missing or isinstance(self._inputs_struct, dict)):
                 raise ValueError(
                     f"Model '{self.name}' got input keys {sorted(unknown)} that name no input. "
                     f"Expected keys: {order}")
-            missing = [k for k in order if k not in inputs]
             if missing:
                 raise ValueError(
                     f"Model '{self.name}' is missing inputs {missing}. Expected keys: {order}")

@@ -16,6 +16,7 @@ from kestrel.layers.naming import to_snake_case, unique_name
 from kestrel.optimizers import foreach
 from kestrel.optimizers.custom_api import CustomOptimizerAPI
 from kestrel.optimizers.gradient_accumulation import GradientAccumulation, check_steps
+from kestrel.optimizers.keras2_updates import Keras2Updates
 from kestrel.optimizers.optimizer_state import OptimizerState
 from kestrel.optimizers.weight_decay import WeightDecayExclusion
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
@@ -43,7 +44,8 @@ def _keras2_learning_rate(owner: str, learning_rate, kwargs: dict):
     return learning_rate
 
 
-class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, OptimizerState):
+class Optimizer(WeightDecayExclusion, GradientAccumulation, CustomOptimizerAPI, Keras2Updates,
+                OptimizerState):
     """Base class of Kestrel optimizers (Keras 3 API).
 
     Built-in subclasses list their per-parameter state in `_slot_groups()` and implement

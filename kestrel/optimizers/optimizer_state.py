@@ -161,6 +161,11 @@ class OptimizerState:
                 if type(tensor) is torch.Tensor else tensor  # Variables, sharded DTensors
                 for name, tensor in zip(self.variable_names(), tensors)]
 
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """`variables`, by its Keras 2 name (scripts save `K.batch_get_value(opt.weights)`)."""
+        return self.variables
+
     def variable_names(self) -> list[str]:
         """Keras' names of `variables`: `iteration`, `learning_rate`, then a slot is
         `<its parameter's path, / as _>_<slot>` (an extra is its own name)."""

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from kestrel import activations
+import kestrel.backend.rebinding as rebinding
 from kestrel.activations.activations import in_place_form, is_builtin
 from kestrel.layers import in_place
 from kestrel.layers.layer import Layer, register_layer
@@ -147,6 +148,9 @@ class Lambda(Layer):
             kwargs["training"] = self.training if training is None else training
         _CALLING.append(self)
         try:
+            if rebinding.function_needs_rebinding(self.function):  # `a *= b` in Keras 2 code
+                with rebinding.rebinding():
+                    return self.function(inputs, **kwargs)
             return self.function(inputs, **kwargs)
         finally:
             _CALLING.pop()
