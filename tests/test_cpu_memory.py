@@ -1,69 +1,67 @@
-"""Freed CPU memory kept while Kestrel's loops run: counted in page faults, not time."""
-import platform
-import resource
+"""Freed CPU memory kept while Kestrel's loops run: counted in page faults, not time.
 
-import numpy as np
+Each check runs in a fresh process: what glibc can reuse depends on the heap's history (an
+exactly block-sized hole cannot serve an aligned request of that size), so a process that
+already ran other tests would measure its own past instead.
+"""
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
 import kestrel
-from kestrel import layers
 from kestrel.trainers import cpu_memory
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
                                 reason="memory reuse is a glibc feature")
 
-BLOCK = 64 << 20  # bytes: above glibc's largest default mmap threshold (32 MiB)
+# A conv step whose activations (64 x 64 x 64 x 32 floats: 32 MiB) pass glibc's largest
+# default mmap threshold; prints the page faults of each training step after the third.
+SCRIPT = """
+import resource, sys
+import numpy as np
+import kestrel
+from kestrel import layers
 
-
-def _faults_of_fresh_block() -> int:
-    """Page faults of allocating and writing one BLOCK-sized tensor."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    block = torch.ones(BLOCK // 4)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    del block
-    return faults
-
-
-def _model():
-    model = kestrel.Sequential([layers.Input((4,)), layers.Dense(2)])
-    model.compile("sgd", "mse")
-    return model
-
-
-class Probe(kestrel.callbacks.Callback):
-    """Faults of a fresh block allocated twice inside fit (the second reuses the first)."""
-
-    def on_train_end(self, logs=None):
-        _faults_of_fresh_block()
-        self.faults = _faults_of_fresh_block()
-
-
-@pytest.fixture
-def reuse_enabled():
-    kestrel.config.enable_cpu_memory_reuse()
-    yield
-    kestrel.config.enable_cpu_memory_reuse()
-
-
-def test_fit_reuses_freed_blocks_and_gives_them_back(reuse_enabled):
-    pages = BLOCK // resource.getpagesize()
-    probe = Probe()
-    _model().fit(np.zeros((8, 4)), np.zeros((8, 2)), verbose=0, callbacks=[probe])
-    assert probe.faults < pages // 10  # the freed block was reused
-    assert _faults_of_fresh_block() > pages // 2  # handed back when fit returned
-
-
-def test_disabled_reuse_leaves_glibc_handling(reuse_enabled):
-    _model().fit(np.zeros((8, 4)), np.zeros((8, 2)), verbose=0)
+if sys.argv[1] == "off":
     kestrel.config.disable_cpu_memory_reuse()
-    assert not kestrel.config.is_cpu_memory_reuse_enabled()
-    probe = Probe()
-    _model().fit(np.zeros((8, 4)), np.zeros((8, 2)), verbose=0, callbacks=[probe])
-    assert probe.faults > BLOCK // resource.getpagesize() // 2
+
+class Faults(kestrel.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch >= 3:
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.start)
+
+model = kestrel.Sequential([layers.Input((64, 64, 3)), layers.Conv2D(32, 3, padding="same"),
+                            layers.ReLU(), layers.GlobalAveragePooling2D(), layers.Dense(2)])
+model.compile("sgd", "mse")
+x = np.random.default_rng(0).random((512, 64, 64, 3), dtype=np.float32)
+model.fit(x, np.zeros((512, 2)), batch_size=64, verbose=0, callbacks=[Faults()])
+"""
 
 
-def test_only_the_outermost_loop_gives_memory_back(reuse_enabled, monkeypatch):
+def _faults_per_step(mode: str) -> list[int]:
+    done = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True,
+                          text=True, check=True, timeout=300)
+    return [int(line) for line in done.stdout.split()]
+
+
+def test_training_steps_reuse_freed_memory():
+    pages_of_one_activation = (64 * 64 * 64 * 32 * 4) // 4096
+    kept, released = _faults_per_step("on"), _faults_per_step("off")
+    assert len(kept) == len(released) == 5
+    assert sorted(kept)[2] < pages_of_one_activation // 10  # the median step: none
+    # now and then a buffer lands in fresh memory while the heap settles; without reuse
+    # every step faults all four of its activation-sized buffers in
+    assert sum(kept) < sum(released) // 8
+    assert min(released) > pages_of_one_activation  # each step faults its buffers in again
+
+
+def test_only_the_outermost_loop_gives_memory_back(monkeypatch):
     calls = []
     monkeypatch.setattr(cpu_memory, "give_back", lambda: calls.append(1))
     with cpu_memory.loop(torch.device("cpu")):
@@ -71,3 +69,17 @@ def test_only_the_outermost_loop_gives_memory_back(reuse_enabled, monkeypatch):
             pass
         assert calls == []
     assert calls == [1]
+
+
+def test_disabling_lowers_the_thresholds_again(monkeypatch):
+    kestrel.config.enable_cpu_memory_reuse()
+    cpu_memory.keep_freed(torch.device("cpu"))
+    assert cpu_memory._state["raised"]
+    kestrel.config.disable_cpu_memory_reuse()
+    try:
+        assert not kestrel.config.is_cpu_memory_reuse_enabled()
+        assert not cpu_memory._state["raised"]
+        cpu_memory.keep_freed(torch.device("cpu"))
+        assert not cpu_memory._state["raised"]  # stays off until enabled
+    finally:
+        kestrel.config.enable_cpu_memory_reuse()
