@@ -182,7 +182,8 @@ def is_traceback_filtering_enabled() -> bool:
 
 def enable_cpu_memory_reuse() -> None:
     """Kestrel's `fit`, `evaluate` and `predict` on the CPU keep freed memory in the process
-    while they run, instead of faulting it in again each step (the default; glibc only)."""
+    for reuse, instead of faulting it in again each step (the default; glibc only;
+    `clear_session()` hands it back)."""
     _FLAGS["cpu_memory_reuse"] = True
 
 

@@ -317,23 +317,24 @@ class Trainer(GeneratorMethods):
         self._assert_compiled("training")
         arguments = {k: v for k, v in locals().items()
                      if k not in ("self", "keras1", *_KERAS2_LOADING)}
-        with trainable_state.compiled_trainable_state(self), cpu_memory.loop(self._device()):
+        cpu_memory.keep_freed(self._device())
+        with trainable_state.compiled_trainable_state(self):
             return run_fit(self, **arguments)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics on the given data, in inference mode."""
         self._assert_compiled("evaluation")
-        with cpu_memory.loop(self._device()):
-            logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
+        cpu_memory.keep_freed(self._device())
+        logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         return logs if return_dict else self._flatten_results(logs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
                 max_queue_size=10, workers=1, use_multiprocessing=False):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode
         (tf.keras 2's `max_queue_size`, `workers`, `use_multiprocessing`: ignored)."""
-        with cpu_memory.loop(self._device()):
-            return run_predict(self, x, batch_size, verbose, steps, callbacks)
+        cpu_memory.keep_freed(self._device())
+        return run_predict(self, x, batch_size, verbose, steps, callbacks)
 
     # ------------------------------------------------------------------ on-batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
