@@ -38,6 +38,8 @@ def _kernel(mode: str, inputs, hx: list, weights: list, has_biases: bool, batch_
 
 
 def _call_vf(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional):
+    if mode == "lstm" and _cpu_half_autocast(inputs):
+        return _lstm_in_half(inputs, hx, weights, has_biases, batch_sizes, bidirectional)
     fn = getattr(torch._VF, mode)
     state = tuple(hx) if mode == "lstm" else hx[0]
     train = torch.is_grad_enabled()
@@ -47,6 +49,24 @@ def _call_vf(mode, inputs, hx, weights, has_biases, batch_sizes, bidirectional):
         result = fn(inputs, batch_sizes, state, weights, has_biases, 1, 0.0, train,
                     bidirectional)
     return result[0], list(result[1:])
+
+
+def _cpu_half_autocast(inputs) -> bool:
+    """Whether `inputs` are on the CPU under torch's float16 autocast (a mixed_float16 policy),
+    where oneDNN has no LSTM kernel for the float16 operands autocast hands it."""
+    return inputs.device.type == "cpu" and torch.is_autocast_enabled("cpu") and \
+        torch.get_autocast_dtype("cpu") == torch.float16
+
+
+def _lstm_in_half(inputs, hx, weights, has_biases, batch_sizes, bidirectional):
+    """The LSTM kernel with autocast off and every operand cast to float16 by hand: torch's
+    CPU kernel takes float16 this way, so the recurrence runs in the compute dtype as Keras'."""
+    def half(t):
+        return t.to(torch.float16)
+
+    with torch.autocast("cpu", enabled=False):
+        return _call_vf("lstm", half(inputs), [half(h) for h in hx], [half(w) for w in weights],
+                        has_biases, batch_sizes, bidirectional)
 
 
 @functools.cache
