@@ -526,12 +526,17 @@ class Layer(nn.Module):
         if type(self).compute_output_shape is not Layer.compute_output_shape:
             first = args[0] if args else next(iter(kwargs.values()))
             out_shape = self.compute_output_shape(shape_of(first))
-            dtype = flatten(first)[0].dtype
-            if self.autocast and self._convert_input_args and isinstance(dtype, str) \
-                    and dtype.startswith(("float", "bfloat")):  # cast as `__call__` casts
-                dtype = self.compute_dtype
+            dtype = self._symbolic_input_dtype(flatten(first)[0].dtype)
             return shape_inference.shapes_to_keras_tensors(out_shape, dtype)
         return shape_inference.infer_output_spec(self, args, kwargs)
+
+    def _symbolic_input_dtype(self, dtype):
+        """The dtype a symbolic input of `dtype` has in `call`: a floating one in the compute
+        dtype, as Keras' `__call__` casts it (unless the layer takes inputs as they come)."""
+        if self.autocast and self._convert_input_args and isinstance(dtype, str) \
+                and dtype.startswith(("float", "bfloat")):
+            return self.compute_dtype
+        return dtype
 
     def _infer_output_spec(self, args, kwargs):
         with discarding_assignments():

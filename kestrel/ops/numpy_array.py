@@ -944,12 +944,15 @@ def cross(x1, x2, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 @keras_op
 def einsum(subscripts, *operands, **kwargs):
-    """Einstein summation; int8 operands give int32. Also NumPy's sublist form
+    """Einstein summation; int8 operands give int32, operands of one float dtype keep it
+    (float64 too, as Keras' torch einsum). Also NumPy's sublist form
     `einsum(a, [0, 1], b, [1], [0])`."""
     if not isinstance(subscripts, str):
         subscripts, operands = _sublist_subscripts((subscripts, *operands))
     dtypes = {dtype_of(o) for o in operands}
     dtype = "int32" if dtypes == {"int8"} else None
+    if len(dtypes) == 1 and "float" in next(iter(dtypes)):
+        dtype = dtypes.pop()
     operands, out = _compute(*operands, dtype=dtype)
     return torch.einsum(subscripts, *operands).to(out)
 

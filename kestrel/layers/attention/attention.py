@@ -120,7 +120,7 @@ class Attention(Layer):
     def compute_output_spec(self, inputs, mask=None, training=None,
                             return_attention_scores=False, use_causal_mask=False):
         query, value, key = (shape_of(t) for t in self._check_inputs(inputs, mask))
-        dtype = inputs[0].dtype
+        dtype = self._symbolic_input_dtype(inputs[0].dtype)
         outputs = KerasTensor((*query[:-1], value[-1]), dtype)
         if not return_attention_scores:
             return outputs

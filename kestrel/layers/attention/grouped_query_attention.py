@@ -215,11 +215,12 @@ class GroupedQueryAttention(Layer):
             raise ValueError(
                 f"GroupedQueryAttention '{self.name}': the last dimension of query and value "
                 f"must be equal. Received: query_shape={q_shape}, value_shape={v_shape}")
-        out = KerasTensor(tuple(q_shape), query.dtype)
+        dtype = self._symbolic_input_dtype(query.dtype)
+        out = KerasTensor(tuple(q_shape), dtype)
         if not return_attention_scores:
             return out
         scores = (q_shape[0], self.num_query_heads, q_shape[1], k_shape[1])
-        return out, KerasTensor(scores, query.dtype)
+        return out, KerasTensor(scores, dtype)
 
     def get_config(self):
         return {

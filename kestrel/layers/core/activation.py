@@ -79,7 +79,8 @@ class Identity(Layer):
 
     def compute_output_spec(self, inputs, *args, **kwargs):
         return map_structure(
-            lambda t: KerasTensor(t.shape, t.dtype) if isinstance(t, KerasTensor) else t, inputs)
+            lambda t: KerasTensor(t.shape, self._symbolic_input_dtype(t.dtype))
+            if isinstance(t, KerasTensor) else t, inputs)
 
 
 _CALLING: list = []  # the Lambda layers whose function is running, innermost last

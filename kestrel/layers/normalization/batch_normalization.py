@@ -14,6 +14,12 @@ from kestrel.layers.layer import Layer, register_layer
 _HALF = (torch.float16, torch.bfloat16)
 
 
+def _float(weight):
+    """A float16/bfloat16 weight (a "float16" or "bfloat16" policy) in float32, as torch's CPU
+    kernels want the parameters of the float32 inputs the layer computes on."""
+    return weight.float() if weight is not None and weight.dtype in _HALF else weight
+
+
 @register_layer()
 class BatchNormalization(Layer):
     """Normalizes each feature of `axis` to zero mean and unit variance, then scales and shifts.
@@ -133,8 +139,8 @@ class BatchNormalization(Layer):
             mean, variance = self.moving_mean, self.moving_variance
             if torch.is_grad_enabled():  # backward reads them: a training call may update them
                 mean, variance = mean.clone(), variance.clone()
-            out = restore(F.batch_norm(flat, mean, variance, self.gamma, self.beta, False, 0.0,
-                                       self.epsilon))
+            out = restore(F.batch_norm(flat, _float(mean), _float(variance), _float(self.gamma),
+                                       _float(self.beta), False, 0.0, self.epsilon))
         return out.to(inputs.dtype) if inputs.dtype in _HALF else out
 
     def _channels_at_1(self, x: torch.Tensor):
@@ -155,7 +161,7 @@ class BatchNormalization(Layer):
     def _train_step(self, x: torch.Tensor) -> torch.Tensor:
         flat, restore = self._channels_at_1(x)
         out, mean, invstd = torch.ops.aten.native_batch_norm(
-            flat, self.gamma, self.beta, None, None, True, 0.0, self.epsilon)
+            flat, _float(self.gamma), _float(self.beta), None, None, True, 0.0, self.epsilon)
         with torch.no_grad():
             variance = invstd.square().reciprocal_().sub_(self.epsilon).clamp_min_(0.0)
             self._update_moving(mean, variance)
