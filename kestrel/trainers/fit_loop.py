@@ -8,6 +8,7 @@ import torch
 
 from kestrel import config
 from kestrel.layers.node import flatten, map_structure
+from kestrel.ops.core import convert_to_numpy
 from kestrel.trainers import data_adapter, step_groups
 from kestrel.trainers.arguments import check_counts, check_not_empty, whole_steps
 from kestrel.trainers.class_weights import ClassWeights
@@ -276,14 +277,14 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
                 callbacks.on_predict_batch_end(end, {"outputs": _concat(outs)})
     callbacks.on_predict_end()
     if session is not None:
-        local = [None if o is None else map_structure(lambda t: t.cpu().numpy(), o)
+        local = [None if o is None else map_structure(convert_to_numpy, o)
                  for o in outputs]
         outputs = [map_structure(torch.from_numpy, o) for o in session.gather(local)]
     if not outputs:
         raise ValueError("predict() got no data: the input yielded no batches.")
     first = outputs[0]
     if isinstance(first, torch.Tensor):
-        return torch.cat(outputs).cpu().numpy()
+        return convert_to_numpy(torch.cat(outputs))  # bfloat16 (mixed_bfloat16) as float32
     flat = [flatten(o) for o in outputs]
     merged = iter([_join_numpy([f[i] for f in flat]) for i in range(len(flat[0]))])
     return map_structure(lambda _: next(merged), first)
@@ -293,7 +294,7 @@ def _join_numpy(column: list):
     """One output's batches as one NumPy array (string outputs are NumPy already)."""
     if isinstance(column[0], np.ndarray):
         return np.concatenate(column)
-    return torch.cat(column).cpu().numpy()
+    return convert_to_numpy(torch.cat(column))
 
 
 def _concat(outputs: list):
