@@ -193,3 +193,21 @@ def _custom_step_dtypes(K):
 def test_custom_train_step_loss_dtype_as_keras():
     for _ in _global_policy("mixed_bfloat16"):
         assert _custom_step_dtypes(kestrel) == _custom_step_dtypes(keras)
+
+
+def _float32_head_dtypes(K, jit_compile):
+    """Output dtypes of a mixed_float16 Sequential ending in `Dense(dtype="float32")`: called,
+    predicted before and after fit."""
+    model = K.Sequential([K.Input((4, 5)), K.layers.LSTM(3), K.layers.Flatten(),
+                          K.layers.Dense(1, dtype="float32")])
+    x = np.random.default_rng(0).random((4, 4, 5)).astype("float32")
+    before = [_dtype_name(model(x).dtype), str(model.predict(x, verbose=0).dtype)]
+    model.compile("adam", "mse", jit_compile=jit_compile)
+    model.fit(x, np.ones((4, 1), "float32"), epochs=1, verbose=0)
+    return before + [str(model.predict(x, verbose=0).dtype), _dtype_name(model(x).dtype)]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_float32_dense_head_of_a_mixed_model_computes_in_float32_as_keras(jit_compile):
+    for _ in _global_policy("mixed_float16"):
+        assert _float32_head_dtypes(kestrel, jit_compile) == _float32_head_dtypes(keras, False)

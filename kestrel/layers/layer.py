@@ -279,7 +279,15 @@ class Layer(nn.Module):
         try:
             if self._autocast_dtype is not None and isinstance(first, torch.Tensor) \
                     and not torch.is_autocast_enabled(first.device.type):
-                with torch.autocast(first.device.type, dtype=self._autocast_dtype):
+                _POLICY_AUTOCAST.append(self)
+                try:
+                    with torch.autocast(first.device.type, dtype=self._autocast_dtype):
+                        outputs = super().__call__(*args, **kwargs)
+                finally:
+                    _POLICY_AUTOCAST.pop()
+            elif _POLICY_AUTOCAST and self._autocast_dtype is None \
+                    and isinstance(first, torch.Tensor):
+                with torch.autocast(first.device.type, enabled=False):  # its own dtype, as Keras
                     outputs = super().__call__(*args, **kwargs)
             else:
                 outputs = super().__call__(*args, **kwargs)
@@ -381,7 +389,7 @@ class Layer(nn.Module):
         dtype cast, no autocast, no activity regularizer, and a layer that then computes no
         mask of its own (the hot path)."""
         if not (self.built and self._unmasked_in_unmasked_out and self._autocast_dtype is None
-                and self.activity_regularizer is None):
+                and self.activity_regularizer is None and not _POLICY_AUTOCAST):
             return False
         if type(inputs) is torch.Tensor:
             return getattr(inputs, "_keras_mask", None) is None and \
@@ -1118,6 +1126,9 @@ class Layer(nn.Module):
 
 
 _PLAIN_KINDS = (torch.Tensor, list, tuple, dict)  # input types `Layer._plain` judges
+# The layers whose mixed policy opened the running torch.autocast, outermost first: a layer
+# inside with a policy of one dtype (`dtype="float32"`) computes with autocast off, as Keras
+_POLICY_AUTOCAST: list = []
 _CONTAINERS = (list, tuple, dict)  # attribute values that may hold sublayers
 
 
