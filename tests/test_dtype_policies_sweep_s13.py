@@ -211,3 +211,17 @@ def _float32_head_dtypes(K, jit_compile):
 def test_float32_dense_head_of_a_mixed_model_computes_in_float32_as_keras(jit_compile):
     for _ in _global_policy("mixed_float16"):
         assert _float32_head_dtypes(kestrel, jit_compile) == _float32_head_dtypes(keras, False)
+
+
+def _preprocessing_dtypes(K):
+    """(eager, symbolic) output dtypes of CategoryEncoding on ints and Resizing on floats."""
+    encoding = K.layers.CategoryEncoding(5)
+    resizing = K.layers.Resizing(2, 2)
+    images = np.random.default_rng(0).random((1, 4, 4, 3)).astype("float32")
+    return [(_dtype_name(encoding(np.array([[1, 2]])).dtype),
+             _dtype_name(encoding(K.Input((2,), dtype="int32")).dtype)),
+            (_dtype_name(resizing(images).dtype), _dtype_name(resizing(K.Input((4, 4, 3))).dtype))]
+
+
+def test_category_encoding_and_resizing_dtypes_as_keras(policy):
+    assert _preprocessing_dtypes(kestrel) == _preprocessing_dtypes(keras)

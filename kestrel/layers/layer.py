@@ -314,6 +314,9 @@ class Layer(nn.Module):
     # the tensor at `position` of a list `x` (or into a tensor `x` itself, position 0) where
     # they can: see `_call_in_graph`.
     _in_place = None
+    # True where Keras' layer computes eagerly in its variable dtype under a mixed policy
+    # (CategoryEncoding): `in_compute_dtype` leaves its outputs as they come.
+    _outputs_in_variable_dtype = False
     # True where `call` returns a new tensor, or a whole view of one, that it keeps no
     # reference to (not even for backward): only such outputs are handed to `_in_place`.
     _output_is_fresh = False
@@ -1195,8 +1198,9 @@ def in_compute_dtype(layer, outputs):
     """The floating `outputs` of a Kestrel layer under a mixed policy in its compute dtype, as
     Keras' layers return them (under torch's autocast, normalizations, embeddings and sums
     with float32 weights come out in float32). A user's layer keeps what its `call` returns
-    (an explicit cast to float32 stays)."""
-    if not _is_kestrel_layer(type(layer)):
+    (an explicit cast to float32 stays), and so does a layer computing in its variable dtype
+    as Keras' (`_outputs_in_variable_dtype`)."""
+    if not _is_kestrel_layer(type(layer)) or layer._outputs_in_variable_dtype:
         return outputs
     dtype = layer._autocast_dtype
 

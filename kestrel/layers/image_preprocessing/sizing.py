@@ -174,7 +174,7 @@ class Resizing(_SizedLayer):
         return window_matrix(0, 0, height, width, self.height, self.width)
 
     def _output_dtype(self, input_dtype) -> str:
-        return input_dtype
+        return self._symbolic_input_dtype(input_dtype)  # integer images keep their dtype
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width,

@@ -39,6 +39,8 @@ class CategoryEncoding(Layer):
                 [1., 0., 0., 0.]])
     """
 
+    _outputs_in_variable_dtype = True  # eagerly, as Keras (symbolic: the compute dtype)
+
     def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
         super().__init__(**kwargs)
         if output_mode == "binary":
@@ -79,7 +81,7 @@ class CategoryEncoding(Layer):
         from kestrel.layers.node import shape_of
 
         shape = self.compute_output_shape(shape_of(args[0]))
-        return shape_inference.shapes_to_keras_tensors(shape, self.dtype)
+        return shape_inference.shapes_to_keras_tensors(shape, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "num_tokens": self.num_tokens,
