@@ -30,7 +30,9 @@ def _h5_layout(path):
 @pytest.mark.parametrize("data, kwargs", [(ADAPT_2D, {}), (ADAPT_2D, {"axis": None}),
                                           (ADAPT_3D, {"axis": 1}), (ADAPT_3D, {"axis": (1, 2)})])
 def test_normalization_adapted_statistics_keep_the_broadcast_shape(data, kwargs):
-    ours, ref = kestrel.layers.Normalization(**kwargs), keras.layers.Normalization(**kwargs)
+    # named: automatic names count the layers earlier tests made, differently per library
+    ours = kestrel.layers.Normalization(name="norm", **kwargs)
+    ref = keras.layers.Normalization(name="norm", **kwargs)
     ours.adapt(data)
     ref.adapt(data)
     for name in ("mean", "variance"):
@@ -223,7 +225,8 @@ def test_saving_an_unbuilt_model_warns_as_keras(tmp_path):
 
 # ---------------------------------------------------------------------- 6. zipped=False
 def _trained_dense(lib):
-    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+    # named: automatic names count the layers earlier tests made, differently per library
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2, name="dense")], name="seq")
     model.compile(optimizer="adam", loss="mse")
     model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), epochs=1, verbose=0)
     return model

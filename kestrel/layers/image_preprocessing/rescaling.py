@@ -55,7 +55,10 @@ class Rescaling(Layer):
     def call(self, inputs):
         dtype = self._autocast_dtype or self._variable_dtype
         inputs = inputs.to(dtype)
-        return inputs * self._constant(self.scale, inputs) + self._constant(self.offset, inputs)
+        scaled = inputs * self._constant(self.scale, inputs)
+        if type(self.offset) in (int, float) and self.offset == 0:
+            return scaled  # the common `Rescaling(1 / 255)`: one pass over the batch, not two
+        return scaled.add_(self._constant(self.offset, inputs))
 
     def compute_output_shape(self, input_shape):
         return input_shape

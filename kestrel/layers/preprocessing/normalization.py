@@ -113,7 +113,8 @@ class Normalization(Layer):
         inputs = torch.as_tensor(inputs).to(self._variable_dtype)
         mean, variance = self._statistics()
         scale = torch.clamp(torch.sqrt(variance), min=config.epsilon())
-        return mean + inputs * scale if self.invert else (inputs - mean) / scale
+        # the fresh difference divided in place: one batch-sized buffer, not two
+        return mean + inputs * scale if self.invert else (inputs - mean).div_(scale)
 
     def compute_output_shape(self, input_shape):
         return input_shape
