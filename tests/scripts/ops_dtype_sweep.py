@@ -1,0 +1,166 @@
+"""Sweep keras.ops against Kestrel's ops: result dtype, shape, values and raised errors.
+
+Run with KERAS_BACKEND=torch; prints one line per difference, then a count per function.
+Functions with one or two required positional arguments are swept over a grid of dtypes,
+shapes (0-d, 1-d, broadcastable 2-d), containers (torch, NumPy) and Python scalars.
+"""
+import collections
+import inspect
+import itertools
+import os
+import sys
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+warnings.filterwarnings("ignore")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import kestrel  # noqa: E402
+
+DTYPES = ["bool", "uint8", "int8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+NAMESPACES = ["", "nn", "image", "linalg", "numpy"]
+SKIP = {"cond", "fori_loop", "while_loop", "map", "scan", "associative_scan", "vectorized_map",
+        "custom_gradient", "stop_gradient", "switch", "jvp", "linalg.jvp", "unstack"}
+BASE = [[0.0, 1.0, 2.0], [3.0, 1.0, 0.5]]
+
+
+def tensor(dtype, shape, kind="torch"):
+    """A small tensor of `dtype` and a shape out of (), (3,), (2, 3)."""
+    values = np.array(BASE, "float64")
+    values = {(): values[1, 1], (3,): values[1], (2, 3): values}[shape]
+    if kind == "numpy":
+        return np.asarray(values).astype("float32" if dtype == "bfloat16" else dtype)
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.to(getattr(torch, dtype))
+
+
+def unary_inputs():
+    for dtype, shape in itertools.product(DTYPES, [(), (3,), (2, 3)]):
+        yield f"t_{dtype}{list(shape)}", (tensor(dtype, shape),)
+    for dtype in DTYPES:
+        if dtype != "bfloat16":
+            yield f"np_{dtype}[2,3]", (tensor(dtype, (2, 3), "numpy"),)
+    yield "py_int", (2,)
+    yield "py_float", (1.5,)
+    yield "py_bool", (True,)
+
+
+def binary_inputs():
+    for a, b in itertools.product(DTYPES, repeat=2):
+        yield f"t_{a}[2,3],t_{b}[3]", (tensor(a, (2, 3)), tensor(b, (3,)))
+    for dtype in DTYPES:
+        for name, scalar in [("int", 2), ("float", 1.5), ("bool", True)]:
+            yield f"t_{dtype}[3],py_{name}", (tensor(dtype, (3,)), scalar)
+            yield f"py_{name},t_{dtype}[3]", (scalar, tensor(dtype, (3,)))
+        if dtype != "bfloat16":
+            yield f"np_{dtype}[3],np_float32[3]", (tensor(dtype, (3,), "numpy"),
+                                                    tensor("float32", (3,), "numpy"))
+            yield f"t_{dtype}[0-d],np_int64[3]", (tensor(dtype, ()),
+                                                   tensor("int64", (3,), "numpy"))
+
+
+def copy(value):
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
+
+
+def call(fn, args):
+    try:
+        return "ok", fn(*[copy(a) for a in args])
+    except Exception as error:  # noqa: BLE001 - the sweep records every failure
+        return "raise", type(error).__name__
+
+
+def flat(value):
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in flat(item)]
+    return [value]
+
+
+def describe(value):
+    """(dtype name, shape, float64 values or None) of one output."""
+    if isinstance(value, torch.Tensor):
+        return str(value.dtype).split(".")[-1], tuple(value.shape), value.detach().double() \
+            if value.dtype != torch.bool else value.detach()
+    if isinstance(value, np.ndarray):
+        return "np:" + str(value.dtype), value.shape, torch.from_numpy(value.astype("float64"))
+    if isinstance(value, (bool, int, float)):
+        return type(value).__name__, (), torch.tensor(float(value), dtype=torch.float64)
+    return type(value).__name__, None, None
+
+
+def compare(ours, theirs):
+    """A short text naming the first difference, or None."""
+    if ours[0] != theirs[0]:
+        return f"outcome ours={ours[0]}:{ours[1] if ours[0] == 'raise' else ''} " \
+               f"keras={theirs[0]}:{theirs[1] if theirs[0] == 'raise' else ''}"
+    if ours[0] == "raise":
+        return None if ours[1] == theirs[1] else f"error type ours={ours[1]} keras={theirs[1]}"
+    got, want = flat(ours[1]), flat(theirs[1])
+    if len(got) != len(want):
+        return f"outputs ours={len(got)} keras={len(want)}"
+    for g, w in zip(got, want):
+        (gd, gs, gv), (wd, ws, wv) = describe(g), describe(w)
+        if gd != wd:
+            return f"dtype ours={gd} keras={wd}"
+        if gs != ws:
+            return f"shape ours={gs} keras={ws}"
+        if gv is None or wv is None:
+            continue
+        half = gd in ("float16", "bfloat16")
+        tol = 1e-3 if half else 1e-5
+        if gv.dtype == torch.bool or wv.dtype == torch.bool:
+            same = torch.equal(gv.bool(), wv.bool())
+        else:
+            same = torch.allclose(gv.cpu(), wv.cpu(), rtol=tol, atol=tol, equal_nan=True)
+        if not same:
+            return "values differ"
+    return None
+
+
+def functions():
+    """(name, keras function, kestrel function, required positional count), deduplicated."""
+    seen = set()
+    for ns in NAMESPACES:
+        module = getattr(keras.ops, ns) if ns else keras.ops
+        for name in sorted(dir(module)):
+            fn = getattr(module, name)
+            full = f"{ns}.{name}" if ns else name
+            if name.startswith("_") or not inspect.isfunction(fn) or full in SKIP or fn in seen:
+                continue
+            seen.add(fn)
+            ours = kestrel.ops
+            for part in full.split("."):
+                ours = getattr(ours, part)
+            params = inspect.signature(fn).parameters.values()
+            required = [p for p in params if p.default is p.empty
+                        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            yield full, fn, ours, len(required)
+
+
+def main(pattern=None):
+    counts = collections.Counter()
+    checked = 0
+    for name, theirs_fn, ours_fn, arity in functions():
+        if arity not in (1, 2) or (pattern and pattern not in name):
+            continue
+        checked += 1
+        inputs = unary_inputs() if arity == 1 else binary_inputs()
+        for label, args in inputs:
+            difference = compare(call(ours_fn, args), call(theirs_fn, args))
+            if difference:
+                counts[name] += 1
+                print(f"{name}\t{label}\t{difference}", flush=True)
+    print(f"# checked {checked} functions", file=sys.stderr)
+    for name, n in counts.most_common():
+        print(f"# {name}: {n}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)
