@@ -870,6 +870,8 @@ def histogram(x, bins=10, range=None):
         raise ValueError(f"ops.histogram: x must be 1-D. Received: x.shape={tuple(x.shape)}")
     data = x.float() if not x.is_floating_point() else x
     low, high = range if range else (data.min().item(), data.max().item())
+    if low == high:  # an empty range widens by half a unit each side, as NumPy's
+        low, high = low - 0.5, high + 0.5
     counts = torch.histc(data, bins, low, high)
     edges = torch.linspace(low, high, bins + 1, dtype=data.dtype, device=x.device)
     return counts.to(data.dtype), edges

@@ -40,12 +40,22 @@ def tensor(dtype, shape, kind="torch"):
 def unary_inputs():
     for dtype, shape in itertools.product(DTYPES, [(), (3,), (2, 3)]):
         yield f"t_{dtype}{list(shape)}", (tensor(dtype, shape),)
+    for dtype in ["float16", "bfloat16", "float32", "float64"]:
+        special = torch.tensor([[-1.5, 0.0, float("nan")], [float("inf"), -0.0, -2.0]])
+        yield f"t_{dtype}_special[2,3]", (special.to(getattr(torch, dtype)),)
+    for dtype in ["int8", "int32", "int64"]:
+        yield f"t_{dtype}_negative[3]", (torch.tensor([-3, 0, 2], dtype=getattr(torch, dtype)),)
     for dtype in DTYPES:
         if dtype != "bfloat16":
             yield f"np_{dtype}[2,3]", (tensor(dtype, (2, 3), "numpy"),)
     yield "py_int", (2,)
     yield "py_float", (1.5,)
     yield "py_bool", (True,)
+    for name, value in [("np.float64", np.float64(1.5)), ("np.float32", np.float32(1.5)),
+                        ("np.int64", np.int64(2)), ("np.bool", np.bool_(True)),
+                        ("list_int", [[1, 2, 0], [3, 1, 2]]), ("list_float", [[1.0, 0.5, 2.0]]),
+                        ("list_bool", [True, False])]:
+        yield name, (value,)
 
 
 def binary_inputs():
@@ -55,11 +65,37 @@ def binary_inputs():
         for name, scalar in [("int", 2), ("float", 1.5), ("bool", True)]:
             yield f"t_{dtype}[3],py_{name}", (tensor(dtype, (3,)), scalar)
             yield f"py_{name},t_{dtype}[3]", (scalar, tensor(dtype, (3,)))
+        for name, other in [("np.float64", np.float64(1.5)), ("np.float32", np.float32(1.5)),
+                            ("np.int64", np.int64(2)), ("list_int", [1, 2, 0]),
+                            ("list_float", [1.0, 0.5, 2.0])]:
+            yield f"t_{dtype}[3],{name}", (tensor(dtype, (3,)), other)
+            yield f"{name},t_{dtype}[3]", (other, tensor(dtype, (3,)))
         if dtype != "bfloat16":
             yield f"np_{dtype}[3],np_float32[3]", (tensor(dtype, (3,), "numpy"),
                                                     tensor("float32", (3,), "numpy"))
             yield f"t_{dtype}[0-d],np_int64[3]", (tensor(dtype, ()),
                                                    tensor("int64", (3,), "numpy"))
+
+
+def ternary_cases():
+    """(function name, label, args) for ops of three required arguments: tensor and scalar mixes."""
+    scalars = [("int", 1), ("float", 0.5), ("bool", True)]
+    for dtype in DTYPES:
+        x = tensor(dtype, (2, 3))
+        for (a, lo), (b, hi) in itertools.product(scalars, repeat=2):
+            yield "clip", f"t_{dtype}[2,3],py_{a},py_{b}", (x, lo, hi)
+            yield "threshold", f"t_{dtype}[2,3],py_{a},py_{b}", (x, lo, hi)
+        for other in DTYPES:
+            y = tensor(other, (3,))
+            yield "clip", f"t_{dtype}[2,3],t_{other}[3],py_int", (x, y, 2)
+            yield "where", f"t_bool,t_{dtype}[2,3],t_{other}[3]", (x > 0, x, y)
+            yield "scatter_update", f"t_{dtype}[2,3],t_{other}[1]", (x, [[0, 1]], y[:1])
+            yield "slice_update", f"t_{dtype}[2,3],t_{other}[1,3]", (x, (1, 0), y[None])
+        for name, scalar in scalars:
+            yield "where", f"t_bool,t_{dtype}[2,3],py_{name}", (x > 0, x, scalar)
+            yield "where", f"t_bool,py_{name},t_{dtype}[2,3]", (x > 0, scalar, x)
+            yield "in_top_k", f"t_int32[2],t_{dtype}[2,3],py_{name}", (
+                torch.tensor([0, 2], dtype=torch.int32), x, scalar)
 
 
 def copy(value):
@@ -157,7 +193,16 @@ def main(pattern=None):
             if difference:
                 counts[name] += 1
                 print(f"{name}\t{label}\t{difference}", flush=True)
-    print(f"# checked {checked} functions", file=sys.stderr)
+    for name, label, args in ternary_cases():
+        if pattern and pattern not in name:
+            continue
+        difference = compare(call(getattr(kestrel.ops, name), args),
+                             call(getattr(keras.ops, name), args))
+        if difference:
+            counts[name] += 1
+            print(f"{name}\t{label}\t{difference}", flush=True)
+    print(f"# checked {checked} functions and clip, threshold, where, scatter_update, "
+          "slice_update, in_top_k by hand", file=sys.stderr)
     for name, n in counts.most_common():
         print(f"# {name}: {n}", file=sys.stderr)
 
