@@ -61,6 +61,7 @@ def unary_inputs():
 def binary_inputs():
     for a, b in itertools.product(DTYPES, repeat=2):
         yield f"t_{a}[2,3],t_{b}[3]", (tensor(a, (2, 3)), tensor(b, (3,)))
+        yield f"t_{a}[],t_{b}[3]", (tensor(a, ()), tensor(b, (3,)))
     for dtype in DTYPES:
         for name, scalar in [("int", 2), ("float", 1.5), ("bool", True)]:
             yield f"t_{dtype}[3],py_{name}", (tensor(dtype, (3,)), scalar)
@@ -96,6 +97,34 @@ def ternary_cases():
             yield "where", f"t_bool,py_{name},t_{dtype}[2,3]", (x > 0, scalar, x)
             yield "in_top_k", f"t_int32[2],t_{dtype}[2,3],py_{name}", (
                 torch.tensor([0, 2], dtype=torch.int32), x, scalar)
+
+
+def dtype_argument_cases():
+    """(function name, label, args, kwargs) for the ops taking a `dtype` argument."""
+    for dtype in DTYPES + [None]:
+        kw = {"dtype": dtype}
+        for name, args in [("zeros", ((2, 3),)), ("ones", ((2,),)), ("full", ((2,), 1.5)),
+                           ("full", ((2,), 2)), ("full", ((2,), True)), ("eye", (3,)),
+                           ("identity", (2,)), ("tri", (3,)), ("arange", (3,)),
+                           ("arange", (0.5, 3)), ("arange", (1, 7, 2)), ("linspace", (0, 4, 5)),
+                           ("logspace", (0, 2, 3)), ("geomspace", (1, 8, 4)),
+                           ("zeros_like", (tensor("int8", (3,)),)),
+                           ("ones_like", (tensor("float16", (3,)),)),
+                           ("full_like", (tensor("int32", (3,)), 1.5)),
+                           ("full_like", (tensor("bool", (3,)), 2)),
+                           ("convert_to_tensor", ([1.5, 2.0],)),
+                           ("convert_to_tensor", ([1, 2],)), ("convert_to_tensor", (True,)),
+                           ("convert_to_tensor", (np.arange(3),)),
+                           ("convert_to_tensor", (tensor("float64", (3,)),)),
+                           ("one_hot", (tensor("int32", (3,)), 4)),
+                           ("nn.one_hot", (tensor("int64", (3,)), 4)),
+                           ("multi_hot", (tensor("int32", (2, 3)), 4)),
+                           ("sum", (tensor("int8", (3,)),)), ("mean", (tensor("int32", (3,)),)),
+                           ("cumsum", (tensor("bool", (3,)),)), ("prod", (tensor("uint8", (3,)),)),
+                           ("trace", (tensor("int8", (2, 3)),))]:
+            if dtype is None and name.startswith("convert"):
+                continue
+            yield name, f"{args!r:.40},dtype={dtype}", args, kw
 
 
 def copy(value):
@@ -198,6 +227,17 @@ def main(pattern=None):
             continue
         difference = compare(call(getattr(kestrel.ops, name), args),
                              call(getattr(keras.ops, name), args))
+        if difference:
+            counts[name] += 1
+            print(f"{name}\t{label}\t{difference}", flush=True)
+    for name, label, args, kwargs in dtype_argument_cases():
+        if pattern and pattern not in name:
+            continue
+        ours_fn, theirs_fn = kestrel.ops, keras.ops
+        for part in name.split("."):
+            ours_fn, theirs_fn = getattr(ours_fn, part), getattr(theirs_fn, part)
+        difference = compare(call(lambda *a: ours_fn(*a, **kwargs), args),
+                             call(lambda *a: theirs_fn(*a, **kwargs), args))
         if difference:
             counts[name] += 1
             print(f"{name}\t{label}\t{difference}", flush=True)
