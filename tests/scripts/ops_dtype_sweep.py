@@ -127,6 +127,51 @@ def dtype_argument_cases():
             yield name, f"{args!r:.40},dtype={dtype}", args, kw
 
 
+def symbolic_inputs(arity, make):
+    """KerasTensor arguments (built by `make(shape, dtype)`) for a symbolic sweep."""
+    if arity == 1:
+        for dtype in DTYPES:
+            yield f"kt_{dtype}[2,3]", (make((2, 3), dtype),)
+        return
+    for a, b in itertools.product(DTYPES, repeat=2):
+        yield f"kt_{a}[2,3],kt_{b}[3]", (make((2, 3), a), make((3,), b))
+    for dtype in DTYPES:
+        for name, scalar in [("int", 2), ("float", 1.5), ("bool", True)]:
+            yield f"kt_{dtype}[3],py_{name}", (make((3,), dtype), scalar)
+            yield f"py_{name},kt_{dtype}[3]", (scalar, make((3,), dtype))
+
+
+def symbolic_sweep(pattern, counts):
+    """Output specs of KerasTensor calls: dtype and shape compared, and raised errors."""
+    from kestrel.layers.node import KerasTensor
+
+    for name, theirs_fn, ours_fn, arity in functions():
+        if arity not in (1, 2) or (pattern and pattern not in name):
+            continue
+        ours_args = list(symbolic_inputs(arity, KerasTensor))
+        theirs_args = list(symbolic_inputs(arity, keras.KerasTensor))
+        for (label, ours), (_, theirs) in zip(ours_args, theirs_args):
+            difference = compare_specs(call(ours_fn, ours), call(theirs_fn, theirs))
+            if difference:
+                counts["symbolic " + name] += 1
+                print(f"symbolic {name}\t{label}\t{difference}", flush=True)
+
+
+def compare_specs(ours, theirs):
+    if ours[0] != theirs[0] or ours[0] == "raise":
+        return compare(ours, theirs)
+    got, want = flat(ours[1]), flat(theirs[1])
+    if len(got) != len(want):
+        return f"outputs ours={len(got)} keras={len(want)}"
+    for g, w in zip(got, want):
+        gd, wd = getattr(g, "dtype", type(g).__name__), getattr(w, "dtype", type(w).__name__)
+        if str(gd) != str(wd):
+            return f"dtype ours={gd} keras={wd}"
+        if tuple(getattr(g, "shape", ())) != tuple(getattr(w, "shape", ())):
+            return f"shape ours={getattr(g, 'shape', None)} keras={getattr(w, 'shape', None)}"
+    return None
+
+
 def copy(value):
     if isinstance(value, torch.Tensor):
         return value.clone()
@@ -248,4 +293,10 @@ def main(pattern=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    if "--symbolic" in sys.argv:
+        sweep_counts = collections.Counter()
+        symbolic_sweep(sys.argv[2] if len(sys.argv) > 2 else None, sweep_counts)
+        for op_name, n in sweep_counts.most_common():
+            print(f"# {op_name}: {n}", file=sys.stderr)
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else None)
