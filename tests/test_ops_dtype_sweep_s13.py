@@ -56,3 +56,9 @@ def test_view_without_dtype_reads_floatx(dtype):
 ])
 def test_histogram_empty_range_widens(x, kwargs):
     check_op("histogram", x, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("axes,keepdims", [(0, False), ((0, 1), False), (1, True)])
+def test_moments_keep_float_dtype(dtype, axes, keepdims):
+    check_op("moments", _tensor(dtype, (2, 3)), axes, keepdims=keepdims, atol=1e-3, rtol=1e-3)

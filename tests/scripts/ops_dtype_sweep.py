@@ -172,6 +172,25 @@ def compare_specs(ours, theirs):
     return None
 
 
+REDUCTIONS = ["sum", "mean", "max", "min", "prod", "std", "var", "any", "all", "argmax",
+              "argmin", "cumsum", "cumprod", "median", "logsumexp", "nansum", "nanmean",
+              "amax", "amin", "average", "count_nonzero", "sort", "argsort", "norm", "ptp",
+              "softmax", "log_softmax", "normalize", "moments", "top_k"]
+
+
+def axis_cases():
+    """(function name, label, args, kwargs): reductions with an axis, kept dims or not."""
+    for name, dtype in itertools.product(REDUCTIONS, DTYPES):
+        x = tensor(dtype, (2, 3))
+        for kwargs in [{"axis": 0}, {"axis": -1}, {"axis": 1, "keepdims": True},
+                       {"axis": (0, 1)}]:
+            if name == "moments":
+                kwargs = {"axes": kwargs["axis"], "keepdims": kwargs.get("keepdims", False)}
+            if name == "top_k":
+                kwargs = {"k": 2}
+            yield name, f"t_{dtype}[2,3],{kwargs}", (x,), kwargs
+
+
 def copy(value):
     if isinstance(value, torch.Tensor):
         return value.clone()
@@ -275,7 +294,7 @@ def main(pattern=None):
         if difference:
             counts[name] += 1
             print(f"{name}\t{label}\t{difference}", flush=True)
-    for name, label, args, kwargs in dtype_argument_cases():
+    for name, label, args, kwargs in itertools.chain(dtype_argument_cases(), axis_cases()):
         if pattern and pattern not in name:
             continue
         ours_fn, theirs_fn = kestrel.ops, keras.ops
