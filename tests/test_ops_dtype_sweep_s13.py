@@ -62,3 +62,11 @@ def test_histogram_empty_range_widens(x, kwargs):
 @pytest.mark.parametrize("axes,keepdims", [(0, False), ((0, 1), False), (1, True)])
 def test_moments_keep_float_dtype(dtype, axes, keepdims):
     check_op("moments", _tensor(dtype, (2, 3)), axes, keepdims=keepdims, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int64", "int8", "float32"])
+@pytest.mark.parametrize("subscripts", ["ij,j->i", "ij,kj->ik"])
+def test_einsum_keeps_64_bit_operands(dtype, subscripts):
+    x = _tensor(dtype, (2, 3))
+    operands = (x, x[0]) if subscripts == "ij,j->i" else (x, x)
+    check_op("einsum", subscripts, *operands)

@@ -11,7 +11,7 @@ import torch
 
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
-from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, promote,
+from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, has_wide, promote,
                                  promote_elementwise, promote_natively, to_tensors,
                                  torch_dtype)
 from kestrel.layers.node import is_string_array
@@ -956,6 +956,9 @@ def einsum(subscripts, *operands, **kwargs):
     dtype = "int32" if dtypes == {"int8"} else None
     if len(dtypes) == 1 and "float" in next(iter(dtypes)):
         dtype = dtypes.pop()
+    elif has_wide(*operands):  # Keras' torch backend leaves 64-bit operands to torch.einsum
+        dtype = standardize_dtype(functools.reduce(
+            torch.promote_types, (t.dtype for t in promote_natively(*operands))))
     operands, out = _compute(*operands, dtype=dtype)
     return torch.einsum(subscripts, *operands).to(out)
 
