@@ -51,7 +51,8 @@ def test_view_without_dtype_reads_floatx(dtype):
 
 
 @pytest.mark.parametrize("x,kwargs", [
-    (torch.tensor(1.0), {}), (1.5, {}), (torch.ones(3), {}), (torch.ones(4, dtype=torch.float64), {}),
+    (torch.tensor(1.0), {}), (1.5, {}), (torch.ones(3), {}),
+    (torch.ones(4, dtype=torch.float64), {}),
     (torch.tensor([1.0, 2.0, 3.0]), {"range": (2.0, 2.0)}),
 ])
 def test_histogram_empty_range_widens(x, kwargs):

@@ -191,6 +191,35 @@ def axis_cases():
             yield name, f"t_{dtype}[2,3],{kwargs}", (x,), kwargs
 
 
+def argument_cases():
+    """(function name, label, args, kwargs): ops whose other arguments are not tensors."""
+    ids = torch.tensor([0, 0, 1])
+    for dtype in DTYPES:
+        x, v = tensor(dtype, (2, 3)), tensor(dtype, (3,))
+        cases = [
+            ("segment_sum", (v, ids), {"num_segments": 2}), ("argpartition", (v, 1), {}),
+            ("top_k", (v, 2), {}), ("searchsorted", (tensor(dtype, (3,)).sort()[0], v), {}),
+            ("digitize", (v, [0.5, 1.5]), {}), ("quantile", (x, 0.5), {}),
+            ("percentile", (x, 50), {}), ("round", (x,), {"decimals": 1}),
+            ("roll", (x, 1), {"axis": 1}), ("repeat", (x, 2), {"axis": 0}), ("tile", (v, 2), {}),
+            ("pad", (x, ((0, 1), (1, 0))), {"constant_values": 2}), ("expand_dims", (x, 0), {}),
+            ("reshape", (x, (3, 2)), {}), ("broadcast_to", (v, (2, 3)), {}),
+            ("trace", (x,), {}), ("triu", (x, 1), {}), ("rot90", (x,), {}),
+            ("matmul", (x.T, x), {}), ("tensordot", (x, x), {"axes": 2}),
+            ("einsum", ("ij,j->i", x, v), {}), ("einsum", ("ij,kj->ik", x, x), {}),
+            ("cross", (v, v), {}), ("sparse_categorical_crossentropy", (ids[:2], x), {}),
+            ("categorical_crossentropy", (x, x), {}), ("unique", (v,), {}),
+            ("divide_no_nan", (x, v), {}), ("nn.normalize", (x,), {"order": 1}),
+            ("nn.rms_normalization", (x,), {}), ("nn.layer_normalization", (x,), {}),
+            ("nn.one_hot", (ids, 2), {"dtype": dtype}), ("average", (x,), {"weights": x}),
+            ("image.resize", (x[None, :, :, None], (4, 6)), {}), ("isclose", (x, v), {}),
+            ("histogram", (v,), {"bins": 3}), ("slice", (x, (0, 1), (2, 2)), {}),
+            ("correlate", (v, v), {}), ("moments", (x, 0), {}),
+        ]
+        for name, args, kwargs in cases:
+            yield name, f"{dtype},{name}", args, kwargs
+
+
 def copy(value):
     if isinstance(value, torch.Tensor):
         return value.clone()
@@ -294,7 +323,8 @@ def main(pattern=None):
         if difference:
             counts[name] += 1
             print(f"{name}\t{label}\t{difference}", flush=True)
-    for name, label, args, kwargs in itertools.chain(dtype_argument_cases(), axis_cases()):
+    for name, label, args, kwargs in itertools.chain(dtype_argument_cases(), axis_cases(),
+                                                       argument_cases()):
         if pattern and pattern not in name:
             continue
         ours_fn, theirs_fn = kestrel.ops, keras.ops
@@ -305,8 +335,9 @@ def main(pattern=None):
         if difference:
             counts[name] += 1
             print(f"{name}\t{label}\t{difference}", flush=True)
-    print(f"# checked {checked} functions and clip, threshold, where, scatter_update, "
-          "slice_update, in_top_k by hand", file=sys.stderr)
+    print(f"# checked {checked} functions, then clip, threshold, where, scatter_update, "
+          "slice_update, in_top_k, dtype= arguments, reductions over axes and ops with "
+          "non-tensor arguments", file=sys.stderr)
     for name, n in counts.most_common():
         print(f"# {name}: {n}", file=sys.stderr)
 
