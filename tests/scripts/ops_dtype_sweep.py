@@ -1,6 +1,8 @@
 """Sweep keras.ops against Kestrel's ops: result dtype, shape, values and raised errors.
 
-Run with KERAS_BACKEND=torch; prints one line per difference, then a count per function.
+From the repository root: `PYTHONPATH=. python tests/scripts/ops_dtype_sweep.py [NAME_PART]`
+(`--symbolic [NAME_PART]` compares KerasTensor output specs instead). Prints one line per
+difference (function, inputs, what differs), then a count per function on stderr.
 Functions with one or two required positional arguments are swept over a grid of dtypes,
 shapes (0-d, 1-d, broadcastable 2-d), containers (torch, NumPy) and Python scalars.
 """
