@@ -24,11 +24,12 @@ def _axes(axis, ndim: int) -> list[int]:
 
 @keras_op
 def moments(x, axes, keepdims=False, synchronized=False):
-    """Mean and variance of `x` over `axes` (float16 is computed in float32)."""
+    """Mean and variance of `x` over `axes`, in x's float dtype (float64 stays float64; float16
+    is computed in float32); integers and bools give floatx."""
     if synchronized:
         raise NotImplementedError("ops.moments: synchronized=True is not supported.")
     (x,) = to_tensors(x)
-    dtype = torch_dtype(float_result(x))
+    dtype = x.dtype if x.is_floating_point() else torch_dtype(float_result(x))
     work = x.float() if dtype in (torch.float16, torch.bfloat16) else x.to(dtype)
     dims = _axes(axes, x.ndim)
     mean = work.mean(dims, keepdim=True)

@@ -11,7 +11,7 @@ import torch
 
 from kestrel import config
 from kestrel.backend.dtypes import result_type, standardize_dtype
-from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, promote,
+from kestrel.ops.convert import (common_device, convert_to_tensor, dtype_of, has_wide, promote,
                                  promote_elementwise, promote_natively, to_tensors,
                                  torch_dtype)
 from kestrel.layers.node import is_string_array
@@ -241,9 +241,8 @@ def copy(x):
 
 @keras_op
 def view(x, dtype=None):
-    """The same bytes read as `dtype`."""
-    x = convert_to_tensor(x)
-    return x if dtype is None else x.view(torch_dtype(dtype))
+    """The same bytes read as `dtype` (floatx when None, as Keras' `standardize_dtype`)."""
+    return convert_to_tensor(x).view(_floatx(dtype))
 
 
 def ndim(x) -> int:
@@ -492,7 +491,7 @@ def concatenate(xs, axis=0):
 
 @keras_op
 def append(x1, x2, axis=None):
-    x1, x2 = promote_natively(x1, x2)
+    x1, x2 = promote_natively(*to_tensors(x1, x2))
     if axis is None:
         return torch.cat([x1.reshape(-1), x2.reshape(-1)])
     return torch.cat([x1, x2], dim=axis)
@@ -634,14 +633,14 @@ def take(x, indices, axis=None):
     axis %= x.ndim
     indices = _fill_negative(indices.long(), x.shape[axis])
     out = torch.index_select(x, axis, indices.reshape(-1))
-    return out.reshape(*x.shape[:axis], *indices.shape, *x.shape[axis + 1:])
+    return out.reshape((*x.shape[:axis], *indices.shape, *x.shape[axis + 1:]))
 
 
 @keras_op
 def take_along_axis(x, indices, axis=None):
     x, indices = to_tensors(x, indices)
     if axis is None:
-        x, axis = x.reshape(-1), 0
+        x, indices, axis = x.reshape(-1), indices.reshape(-1), 0
     indices = _fill_negative(indices.long(), x.shape[axis])
     shape = list(torch.broadcast_shapes(
         tuple(1 if i == axis % x.ndim else s for i, s in enumerate(x.shape)),
@@ -688,8 +687,10 @@ def nonzero(x):
 
 @keras_op
 def unravel_index(indices, shape):
+    """Coordinates of flat `indices`, in the Keras result type of their dtype (int64 -> int32)."""
     (indices,) = to_tensors(indices)
-    return tuple(i.to(indices.dtype) for i in torch.unravel_index(indices, _shape(shape)))
+    out = torch_dtype(result_type(dtype_of(indices)))
+    return tuple(i.to(out) for i in torch.unravel_index(indices, _shape(shape)))
 
 
 @keras_op
@@ -869,6 +870,8 @@ def histogram(x, bins=10, range=None):
         raise ValueError(f"ops.histogram: x must be 1-D. Received: x.shape={tuple(x.shape)}")
     data = x.float() if not x.is_floating_point() else x
     low, high = range if range else (data.min().item(), data.max().item())
+    if low == high:  # an empty range widens by half a unit each side, as NumPy's
+        low, high = low - 0.5, high + 0.5
     counts = torch.histc(data, bins, low, high)
     edges = torch.linspace(low, high, bins + 1, dtype=data.dtype, device=x.device)
     return counts.to(data.dtype), edges
@@ -887,7 +890,7 @@ def matmul(x1, x2):
 
 @keras_op
 def dot(x1, x2):
-    (x1, x2), out = _compute(x1, x2)
+    (x1, x2), out = _compute(*to_tensors(x1, x2))
     if x1.ndim == 0 or x2.ndim == 0:
         return (x1 * x2).to(out)
     if x2.ndim > 2:
@@ -897,7 +900,7 @@ def dot(x1, x2):
 
 @keras_op
 def inner(x1, x2):
-    (x1, x2), out = _compute(x1, x2)
+    (x1, x2), out = _compute(*to_tensors(x1, x2))
     return torch.inner(x1, x2).to(out)
 
 
@@ -909,13 +912,13 @@ def vdot(x1, x2):
 
 @keras_op
 def outer(x1, x2):
-    x1, x2 = promote_natively(x1, x2)
+    x1, x2 = promote_natively(*to_tensors(x1, x2))
     return torch.outer(x1.reshape(-1), x2.reshape(-1))
 
 
 @keras_op
 def kron(x1, x2):
-    x1, x2 = promote_natively(x1, x2)
+    x1, x2 = promote_natively(*to_tensors(x1, x2))
     return torch.kron(x1, x2)
 
 
@@ -953,6 +956,9 @@ def einsum(subscripts, *operands, **kwargs):
     dtype = "int32" if dtypes == {"int8"} else None
     if len(dtypes) == 1 and "float" in next(iter(dtypes)):
         dtype = dtypes.pop()
+    elif has_wide(*operands):  # Keras' torch backend leaves 64-bit operands to torch.einsum
+        dtype = standardize_dtype(functools.reduce(
+            torch.promote_types, (t.dtype for t in promote_natively(*operands))))
     operands, out = _compute(*operands, dtype=dtype)
     return torch.einsum(subscripts, *operands).to(out)
 
