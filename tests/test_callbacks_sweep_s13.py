@@ -193,7 +193,15 @@ def test_csv_logger_files(tmp_path):
         _model(lib).fit(X, Y, batch_size=8, epochs=2, verbose=0,
                         callbacks=[callbacks.CSVLogger(str(before_lr)),
                                    callbacks.ReduceLROnPlateau(patience=5)])
-        return [_masked_csv(path) for path in (appended, sparse, before_lr)]
+        extras = folder / "extras.csv"
+
+        class AddExtras(callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs.update(note="a,b", pair=np.array([0.1, 2.0], "float32"))
+
+        _model(lib).fit(X, Y, batch_size=8, epochs=2, verbose=0, shuffle=False,
+                        callbacks=[AddExtras(), callbacks.CSVLogger(str(extras))])
+        return [_masked_csv(path) for path in (appended, sparse, before_lr, extras)]
 
     theirs, ours = _same(body, tmp_path)
     assert ours == theirs
