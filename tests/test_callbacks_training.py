@@ -252,7 +252,8 @@ def test_csv_logger_writes_and_appends(tmp_path):
         [{"loss": 0.125, "val_loss": 1.0, "vector": np.array([1, 2])}])
     with open(path) as f:
         lines = f.read().splitlines()
-    assert lines[3:] == ["0;0.125;1.0;[1, 2]"] and len(lines) == 4
+    # As Keras, a sequence is written as '"[1, 2]"' with its quotes, which csv escapes.
+    assert lines[3:] == ['0;0.125;1.0;"""[1, 2]"""'] and len(lines) == 4
     fit(FakeModel(), [CSVLogger(path)], [{"loss": 1.0, "val_loss": 2.0}])
     with open(path) as f:
         assert f.read().splitlines() == ["epoch,loss,val_loss", "0,1.0,2.0"]

@@ -89,7 +89,9 @@ def test_tty_redraws_in_place_with_colors(capsys, clock):
     assert plain.startswith("2/2 " + "━" * 20 + " 0s 0s/step - loss: 1.0000")
     assert "\x1b[32m" in second  # the done part is green
     # The shorter line is padded to erase the end of the longer one.
-    assert len(plain.rstrip("\n")) == len(re.sub(r"\x1b\[\d+m", "", first))
+    # Like Keras, each redraw first backspaces over the previous line's width.
+    assert first.endswith("\b" * len(re.sub(r"\x1b\[\d+m", "", first.rstrip("\b"))))
+    assert len(plain.rstrip("\n")) == len(re.sub(r"\x1b\[\d+m", "", first.rstrip("\b")))
 
 
 class _CountingScalar:

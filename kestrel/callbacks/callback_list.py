@@ -1,9 +1,12 @@
 """`CallbackList`: calls every hook of a list of callbacks at once."""
 from __future__ import annotations
 
+import torch
+
 from kestrel.callbacks.callback import Callback
 from kestrel.callbacks.history import History
 from kestrel.callbacks.progbar_logger import ProgbarLogger
+from kestrel.ops.core import convert_to_numpy
 
 
 def _pythonify_logs(logs) -> dict:
@@ -13,6 +16,8 @@ def _pythonify_logs(logs) -> dict:
         if isinstance(value, dict):
             result.update(_pythonify_logs(value))
             continue
+        if isinstance(value, torch.Tensor):  # as Keras: arrays that are not one number
+            value = convert_to_numpy(value)  # (e.g. predict's batch outputs) come as NumPy
         try:
             value = float(value)
         except (TypeError, ValueError, RuntimeError):

@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
+
+import numpy as np
 
 from kestrel.callbacks.callback import Callback
+from kestrel.ops.core import convert_to_numpy
 
 
 def _cell(value):
-    """A CSV cell: strings and numbers as they are, sequences as `[a, b, ...]`."""
-    if hasattr(value, "tolist"):  # NumPy value or torch tensor
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return f"[{', '.join(map(str, value))}]"
+    """A CSV cell as Keras writes it: strings and numbers as they are; any other iterable as
+    `"[a, b, ...]"` with its quotes (which the csv module then doubles)."""
+    if hasattr(value, "detach"):  # torch tensor: the NumPy array Keras' logs would hold
+        value = convert_to_numpy(value)
+    if isinstance(value, str) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value
+    if isinstance(value, Iterable):
+        items = ", ".join(map(str, value))
+        return f'"[{items}]"'
     return value
 
 

@@ -178,7 +178,8 @@ class Progbar:
         line = bar + time_text + info
         if color:
             width = len(plain_bar) + 1 + len(elapsed) + len(info)
-            line = "\r" + line + " " * max(0, self._prev_total_width - width)
+            erase = "\b" * self._prev_total_width  # as Keras: back over the old line, then \r
+            line = erase + "\r" + line + " " * max(0, self._prev_total_width - width)
             self._prev_total_width = width
             line += "\n" if finalize else ""
         else:
