@@ -16,8 +16,8 @@ def _pythonify_logs(logs) -> dict:
         if isinstance(value, dict):
             result.update(_pythonify_logs(value))
             continue
-        if isinstance(value, torch.Tensor):  # as Keras: arrays that are not one number
-            value = convert_to_numpy(value)  # (e.g. predict's batch outputs) come as NumPy
+        if isinstance(value, torch.Tensor) and value.numel() != 1:  # as Keras: arrays that
+            value = convert_to_numpy(value)  # are not one number (predict's outputs) as NumPy
         try:
             value = float(value)
         except (TypeError, ValueError, RuntimeError):
