@@ -85,8 +85,11 @@ class Discretization(Layer):
         dtype = torch.int32 if self.output_mode == "int" else self._variable_dtype
         return encode_categorical(indices, self.output_mode, self._depth(), dtype)
 
+    def compute_output_shape(self, input_shape):
+        return encoded_shape(input_shape, self.output_mode, self._depth())
+
     def compute_output_spec(self, *args, **kwargs):
-        shape = encoded_shape(shape_of(args[0]), self.output_mode, self._depth())
+        shape = self.compute_output_shape(shape_of(args[0]))
         return shape_inference.shapes_to_keras_tensors(
             shape, "int32" if self.output_mode == "int" else self.dtype)
 

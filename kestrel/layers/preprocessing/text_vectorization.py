@@ -166,15 +166,21 @@ class TextVectorization(AcceptsStrings, Layer):
         outputs = self._lookup_layer.call(padded)
         return outputs[0] if np.ndim(inputs) == 0 else outputs  # one string: one row
 
-    def compute_output_spec(self, *args, **kwargs):
-        batch = shape_of(args[0])[0]
+    def compute_output_shape(self, input_shape):
+        """`(batch, output_sequence_length)` in int mode, else `(batch, depth)`: the shape
+        `call` returns (Keras' formula adds an axis for a `(batch, 1)` input that its call
+        squeezes away)."""
+        batch = tuple(input_shape)[0] if len(input_shape) else None
         if self._output_mode == "int":
-            return shape_inference.shapes_to_keras_tensors(
-                (batch, self._output_sequence_length), "int64")
+            return (batch, self._output_sequence_length)
         lookup = self._lookup_layer
         depth = lookup.max_tokens if lookup.pad_to_max_tokens else lookup._frozen_vocab_size
-        return shape_inference.shapes_to_keras_tensors(
-            (batch, depth), "float32" if self._output_mode == "tf_idf" else "int64")
+        return (batch, depth)
+
+    def compute_output_spec(self, *args, **kwargs):
+        shape = self.compute_output_shape(shape_of(args[0]))
+        dtype = "int64" if self._output_mode != "tf_idf" else "float32"
+        return shape_inference.shapes_to_keras_tensors(shape, dtype)
 
     def get_config(self):
         lookup = self._lookup_layer
