@@ -169,3 +169,21 @@ def test_text_vectorization_adapt_on_batches_equals_whole():
     ngrams = TextVectorization(ngrams=(1, 3), standardize=None)
     ngrams.adapt(["a b c"])  # only 1- and 3-grams, ties by the larger token first
     assert ngrams.get_vocabulary() == ["", "[UNK]", "c", "b", "a b c", "a"]
+
+
+def test_text_vectorization_standardize_callable_gets_the_numpy_batch():
+    seen = []
+
+    def shout(batch):  # Keras off TensorFlow: one NumPy str array per call
+        seen.append((type(batch), batch.dtype.kind, batch.shape))
+        return np.char.upper(batch)
+
+    layer = TextVectorization(standardize=shout, vocabulary=["A", "B"])
+    assert layer([["a b"], ["c"]]).tolist() == [[2, 3], [1, 0]]
+    assert seen == [(np.ndarray, "U", (2, 1))]
+
+
+def test_text_vectorization_splits_on_ascii_whitespace_only():
+    # TensorFlow's `strings.split` keeps a no-break space inside the token
+    layer = TextVectorization(vocabulary=["a", "b\u00a0c"])
+    assert layer(["a  b\u00a0c\tb\n"]).tolist() == [[2, 3, 1]]
