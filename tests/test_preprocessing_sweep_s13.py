@@ -3,6 +3,7 @@
 Discretization and CategoryEncoding run in Keras' torch backend and are compared directly.
 StringLookup, IntegerLookup, TextVectorization and Hashing need TensorFlow in Keras, so their
 expected shapes and messages follow Keras' source (`compute_output_shape`, `set_vocabulary`)."""
+import json
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -187,3 +188,56 @@ def test_text_vectorization_splits_on_ascii_whitespace_only():
     # TensorFlow's `strings.split` keeps a no-break space inside the token
     layer = TextVectorization(vocabulary=["a", "b\u00a0c"])
     assert layer(["a  b\u00a0c\tb\n"]).tolist() == [[2, 3, 1]]
+
+
+# ---------------------------------------------------------------- FeatureSpace, image layers
+def _numeric_features(module):
+    space = module.utils.FeatureSpace
+    return {"a": space.float(name="a"), "b": space.float_rescaled(scale=2.0, offset=1.0, name="b"),
+            "c": space.float_normalized(name="c"), "d": space.float_discretized(3, name="d"),
+            "e": space.float_discretized(None, bin_boundaries=[0.0, 1.0], output_mode="int",
+                                         name="e")}
+
+
+@pytest.mark.parametrize("mode", ["concat", "dict"])
+def test_feature_space_config_equals_keras(mode):
+    ref = json.loads(json.dumps(
+        keras.utils.FeatureSpace(_numeric_features(keras), output_mode=mode).get_config()))
+    ours = json.loads(json.dumps(
+        kestrel.utils.FeatureSpace(_numeric_features(kestrel), output_mode=mode).get_config()))
+    assert ours.pop("name").startswith("feature_space")  # an extra key Keras accepts
+    assert ours == ref
+    back = keras.utils.FeatureSpace.from_config(ours).get_config()
+    assert json.loads(json.dumps(back)) == ref
+
+
+def _image_model(module, stats):
+    layers = module.layers
+    inputs = module.Input((10, 12, 3))
+    x = layers.Rescaling(1 / 255.0, offset=-0.5, name="rescale")(inputs)
+    x = layers.Resizing(8, 9, crop_to_aspect_ratio=True, name="resize")(x)
+    x = layers.CenterCrop(6, 7, name="crop")(x)
+    norm = layers.Normalization(name="norm")
+    norm.adapt(stats)
+    return module.Model(inputs, norm(x))
+
+
+def test_image_preprocessing_model_keras_files_both_directions(tmp_path):
+    rng = np.random.RandomState(1)
+    images = (rng.rand(2, 10, 12, 3) * 255).astype("float32")
+    stats = rng.rand(4, 6, 7, 3).astype("float32")
+    ref, ours = _image_model(keras, stats), _image_model(kestrel, stats)
+    ref.save(tmp_path / "keras.keras")
+    ours.save(tmp_path / "ours.keras")
+    from_keras = kestrel.saving.load_model(tmp_path / "keras.keras")
+    to_keras = keras.saving.load_model(tmp_path / "ours.keras")
+    expected = keras.ops.convert_to_numpy(ref(images))
+    for name in ("rescale", "resize", "crop", "norm"):
+        assert from_keras.get_layer(name).get_config() == ref.get_layer(name).get_config()
+    np.testing.assert_allclose(from_keras(torch.from_numpy(images)).detach().numpy(), expected,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(to_keras(images)),
+                               ours(torch.from_numpy(images)).detach().numpy(), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(ours(torch.from_numpy(images)).detach().numpy(), expected,
+                               rtol=1e-5, atol=1e-5)
