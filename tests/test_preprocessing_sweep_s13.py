@@ -241,3 +241,13 @@ def test_image_preprocessing_model_keras_files_both_directions(tmp_path):
                                atol=1e-5)
     np.testing.assert_allclose(ours(torch.from_numpy(images)).detach().numpy(), expected,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_non_numeric_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match="IntegerLookup: expected integer values"):
+        IntegerLookup(vocabulary=[1, 2])(["a"])
+    with pytest.raises(ValueError, match="IntegerLookup: expected integer values"):
+        IntegerLookup().adapt(["a", "b"])
+    with pytest.raises(ValueError, match="Discretization: expected numeric inputs"):
+        Discretization(bin_boundaries=[0.0])(["a"])
+    assert Discretization(bin_boundaries=[0.0])([[-1.0, 1.0]]).tolist() == [[0, 1]]

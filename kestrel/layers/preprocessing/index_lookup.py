@@ -92,7 +92,13 @@ class IndexLookup(AcceptsStrings, Layer):
         return self._oov_start() + self.num_oov_indices
 
     def _cast_token(self, token):
-        return str(token) if self.vocabulary_dtype == "string" else int(token)
+        if self.vocabulary_dtype == "string":
+            return str(token)
+        try:
+            return int(token)
+        except (TypeError, ValueError):
+            raise ValueError(f"{type(self).__name__}: expected integer values (vocabulary "
+                             f"dtype {self.vocabulary_dtype}). Received: {token!r}") from None
 
     def vocabulary_size(self) -> int:
         """Size of the vocabulary, mask and OOV indices included."""
