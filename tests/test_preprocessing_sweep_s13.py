@@ -14,8 +14,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kestrel  # noqa: E402
-from kestrel.layers.preprocessing import (CategoryEncoding, Discretization, Hashing,  # noqa: E402
-                                          IntegerLookup, StringLookup, TextVectorization)
+from kestrel.layers.preprocessing import (CategoryEncoding, Discretization,  # noqa: E402
+                                          HashedCrossing, Hashing, IntegerLookup, StringLookup,
+                                          TextVectorization)
 
 DATA = np.random.RandomState(0).rand(50, 1).astype("float32")
 VOCAB = ["a", "b", "c", "d"]
@@ -145,6 +146,23 @@ def test_hashing_output_shape(mode, shape, expected):
     assert layer.compute_output_shape(shape) == expected
     if shape:
         assert tuple(layer(np.full(_concrete(shape), "x")).shape) == _concrete(expected)
+
+
+@pytest.mark.parametrize("mode, shape, expected", [  # Keras' HashedCrossing formula
+    ("int", (None, 1), (None, 1)), ("int", (None,), (None,)),
+    ("one_hot", (None, 1), (None, 4)), ("one_hot", (None,), (None, 4)), ("one_hot", (), (4,)),
+])
+def test_hashed_crossing_output_shape(mode, shape, expected):
+    layer = HashedCrossing(4, output_mode=mode)
+    assert layer.compute_output_shape([shape, shape]) == expected
+    if shape:
+        symbolic = layer([kestrel.Input(shape[1:], dtype="int64")] * 2)
+        assert tuple(symbolic.shape) == expected
+        assert symbolic.dtype == ("int64" if mode == "int" else "float32")
+    with pytest.raises(ValueError, match="list/tuple of 2 tensors"):
+        layer.compute_output_shape([shape])
+    with pytest.raises(ValueError, match="identical shapes"):
+        layer.compute_output_shape([(None, 1), (None, 2)])
 
 
 # ---------------------------------------------------------------- TextVectorization
