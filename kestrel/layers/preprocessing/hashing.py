@@ -96,7 +96,7 @@ class Hashing(AcceptsStrings, Layer):
         return encode_categorical(indices, self.output_mode, self.num_bins, self._variable_dtype)
 
     def compute_output_shape(self, input_shape):
-        """As Keras: every encoding mode replaces the last axis by `num_bins` axis."""
+        """As Keras: every encoding mode replaces the last axis by a `num_bins` axis."""
         shape = tuple(input_shape)
         return shape if self.output_mode == "int" else \
             encoded_shape(shape, "multi_hot", self.num_bins)
