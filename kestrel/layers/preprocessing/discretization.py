@@ -77,7 +77,7 @@ class Discretization(Layer):
         if self.bin_boundaries is None:
             raise ValueError("Discretization: pass `bin_boundaries` at construction time or "
                              "call `adapt(dataset)` before using the layer.")
-        inputs = torch.as_tensor(inputs)
+        inputs = inputs if isinstance(inputs, torch.Tensor) else _numeric_tensor(inputs)
         boundaries = torch.tensor(self.bin_boundaries, dtype=inputs.dtype
                                   if inputs.is_floating_point() else torch.float32,
                                   device=inputs.device)
@@ -85,8 +85,11 @@ class Discretization(Layer):
         dtype = torch.int32 if self.output_mode == "int" else self._variable_dtype
         return encode_categorical(indices, self.output_mode, self._depth(), dtype)
 
+    def compute_output_shape(self, input_shape):
+        return encoded_shape(input_shape, self.output_mode, self._depth())
+
     def compute_output_spec(self, *args, **kwargs):
-        shape = encoded_shape(shape_of(args[0]), self.output_mode, self._depth())
+        shape = self.compute_output_shape(shape_of(args[0]))
         return shape_inference.shapes_to_keras_tensors(
             shape, "int32" if self.output_mode == "int" else self.dtype)
 
@@ -104,6 +107,14 @@ class Discretization(Layer):
             layer.bin_boundaries = boundaries
             return layer
         return cls(bin_boundaries=boundaries, **config)
+
+
+def _numeric_tensor(values) -> torch.Tensor:
+    dtype = np.asarray(values).dtype
+    if dtype.kind not in "biuf":
+        raise ValueError(f"Discretization: expected numeric inputs. Received values of dtype "
+                         f"{dtype}.")
+    return torch.as_tensor(values)
 
 
 def _summarize(values: np.ndarray, epsilon: float) -> np.ndarray:

@@ -35,6 +35,10 @@ class FloatIdentity(Layer):
 
     keras_identity = (_MODULE, "TFDIdentity")  # the module and name Keras serializes it under
 
+    def get_config(self):
+        """Keras' keys (name, trainable, dtype), not every base constructor default."""
+        return super().get_config()
+
     def call(self, inputs):
         return torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor)
                                else inputs).to(torch.float32)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kestrel.layers import shape_inference
 from kestrel.layers.layer import Layer, register_layer
-from kestrel.layers.node import KerasTensor
+from kestrel.layers.node import KerasTensor, shape_of
 from kestrel.layers.preprocessing.string_hash import fingerprint64
 from kestrel.utils.numerical_utils import encode_categorical
 
@@ -121,6 +122,26 @@ class HashedCrossing(Layer):
         if bins.ndim and bins.shape[-1] == 1:
             bins = bins.squeeze(-1)
         return encode_categorical(bins, "one_hot", self.num_bins, self._variable_dtype)
+
+    def compute_output_shape(self, input_shape):
+        """Keras' rule: equal feature shapes (Keras takes two, Kestrel two or more); one-hot
+        replaces a last axis of 1 by `num_bins` and appends `num_bins` otherwise."""
+        if len(input_shape) < 2 or not all(isinstance(s, (tuple, list)) for s in input_shape):
+            raise ValueError("HashedCrossing: expected as input a list/tuple of 2 tensors. "
+                             f"Received input_shape={input_shape}")
+        first = tuple(input_shape[0])
+        if any(tuple(s)[-1:] != first[-1:] for s in input_shape[1:]):
+            raise ValueError("HashedCrossing: expected the input tensors to have identical "
+                             f"shapes. Received input_shape={input_shape}")
+        if self.output_mode == "int":
+            return first
+        if first[-1:] == (1,):
+            return first[:-1] + (self.num_bins,)
+        return first + (self.num_bins,)
+
+    def compute_output_spec(self, *args, **kwargs):
+        shape = self.compute_output_shape([shape_of(x) for x in args[0]])
+        return shape_inference.shapes_to_keras_tensors(shape, self.dtype)
 
     def get_config(self):
         return {"num_bins": self.num_bins, "output_mode": self.output_mode,

@@ -95,10 +95,14 @@ class Hashing(AcceptsStrings, Layer):
         indices = torch.from_numpy(indices).to(device or "cpu")
         return encode_categorical(indices, self.output_mode, self.num_bins, self._variable_dtype)
 
+    def compute_output_shape(self, input_shape):
+        """As Keras: every encoding mode replaces the last axis by a `num_bins` axis."""
+        shape = tuple(input_shape)
+        return shape if self.output_mode == "int" else \
+            encoded_shape(shape, "multi_hot", self.num_bins)
+
     def compute_output_spec(self, *args, **kwargs):
-        shape = tuple(shape_of(args[0]))
-        if self.output_mode != "int":
-            shape = encoded_shape(shape, "multi_hot", self.num_bins)
+        shape = self.compute_output_shape(shape_of(args[0]))
         return shape_inference.shapes_to_keras_tensors(shape, self.dtype)
 
     def get_config(self):

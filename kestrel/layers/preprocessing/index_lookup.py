@@ -92,7 +92,13 @@ class IndexLookup(AcceptsStrings, Layer):
         return self._oov_start() + self.num_oov_indices
 
     def _cast_token(self, token):
-        return str(token) if self.vocabulary_dtype == "string" else int(token)
+        if self.vocabulary_dtype == "string":
+            return str(token)
+        try:
+            return int(token)
+        except (TypeError, ValueError):
+            raise ValueError(f"{type(self).__name__}: expected integer values (vocabulary "
+                             f"dtype {self.vocabulary_dtype}). Received: {token!r}") from None
 
     def vocabulary_size(self) -> int:
         """Size of the vocabulary, mask and OOV indices included."""
@@ -298,16 +304,20 @@ class IndexLookup(AcceptsStrings, Layer):
             return np.array(out, dtype=object).reshape(values.shape).astype(str)
         return torch.tensor(out, dtype=torch.int64).reshape(values.shape).to(device)
 
-    def compute_output_spec(self, *args, **kwargs):
-        shape = shape_of(args[0])
+    def compute_output_shape(self, input_shape):
         if self.output_mode == "int":
-            return shape_inference.shapes_to_keras_tensors(
-                tuple(shape), "int64" if not self.invert else self.vocabulary_dtype)
+            return tuple(input_shape)
         depth = self.max_tokens if self.pad_to_max_tokens else self._frozen_vocab_size
         mode = "one_hot" if self.output_mode == "one_hot" else "multi_hot"
+        return encoded_shape(input_shape, mode, depth)
+
+    def compute_output_spec(self, *args, **kwargs):
+        shape = self.compute_output_shape(shape_of(args[0]))
+        if self.output_mode == "int":
+            return shape_inference.shapes_to_keras_tensors(
+                shape, "int64" if not self.invert else self.vocabulary_dtype)
         return shape_inference.shapes_to_keras_tensors(
-            encoded_shape(shape, mode, depth),
-            "float32" if self.output_mode == "tf_idf" else "int64")
+            shape, "float32" if self.output_mode == "tf_idf" else "int64")
 
     # ------------------------------------------------------------------ saving
     def get_config(self):

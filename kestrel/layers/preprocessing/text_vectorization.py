@@ -15,6 +15,7 @@ from kestrel.layers.preprocessing.lookup import StringLookup
 
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")  # TensorFlow's `strings.split`
 _STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 _SPLIT = ("whitespace", "character")
 
@@ -26,7 +27,8 @@ class TextVectorization(AcceptsStrings, Layer):
     Args:
         max_tokens: maximum vocabulary size (mask `""` and OOV `"[UNK]"` included in int mode).
         standardize: `"lower_and_strip_punctuation"` (default), `"lower"`,
-            `"strip_punctuation"`, None, or a callable on one Python string.
+            `"strip_punctuation"`, None, or a callable on the batch as a NumPy `str` array
+            (what Keras hands it off TensorFlow).
         split: `"whitespace"` (default), `"character"`, None, or a callable (str -> list).
         ngrams: None, an int n (all 1..n-grams) or a tuple of widths.
         output_mode: `"int"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
@@ -99,14 +101,12 @@ class TextVectorization(AcceptsStrings, Layer):
             text = text.translate(_ASCII_LOWER)
         if self._standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
             text = _PUNCTUATION.sub("", text)
-        if callable(self._standardize):
-            text = self._standardize(text)
         return text
 
     def _tokens(self, text: str) -> list[str]:
         text = self._standardize_one(text)
         if self._split == "whitespace":
-            tokens = text.split()
+            tokens = [t for t in _ASCII_WHITESPACE.split(text) if t]
         elif self._split == "character":
             tokens = list(text)
         elif callable(self._split):
@@ -124,14 +124,17 @@ class TextVectorization(AcceptsStrings, Layer):
                              else inputs, "TextVectorization", dtype=object)
         if values.ndim == 0:
             values = values.reshape(1)
+        values = np.array([v.decode(self._encoding) if isinstance(v, bytes) else str(v)
+                           for v in values.reshape(-1)], dtype=str).reshape(values.shape)
+        if callable(self._standardize):  # as Keras off TensorFlow: the whole NumPy batch
+            values = np.asarray(self._standardize(values)).astype(str)
         if values.ndim > 1:
             if values.shape[-1] != 1:
                 raise ValueError("TextVectorization: when tokenizing strings, the input rank "
                                  "must be 1 or the last shape dimension must be 1. Received: "
                                  f"inputs.shape={values.shape}")
             values = values.reshape(values.shape[:-1])
-        return [self._tokens(v.decode("utf-8") if isinstance(v, bytes) else str(v))
-                for v in values.reshape(-1)]
+        return [self._tokens(str(v)) for v in values.reshape(-1)]
 
     # ------------------------------------------------------------------ vocabulary
     def adapt(self, data, batch_size=None, steps=None):
@@ -166,15 +169,21 @@ class TextVectorization(AcceptsStrings, Layer):
         outputs = self._lookup_layer.call(padded)
         return outputs[0] if np.ndim(inputs) == 0 else outputs  # one string: one row
 
-    def compute_output_spec(self, *args, **kwargs):
-        batch = shape_of(args[0])[0]
+    def compute_output_shape(self, input_shape):
+        """`(batch, output_sequence_length)` in int mode, else `(batch, depth)`: the shape
+        `call` returns (Keras' formula adds an axis for a `(batch, 1)` input that its call
+        squeezes away)."""
+        batch = tuple(input_shape)[0] if len(input_shape) else None
         if self._output_mode == "int":
-            return shape_inference.shapes_to_keras_tensors(
-                (batch, self._output_sequence_length), "int64")
+            return (batch, self._output_sequence_length)
         lookup = self._lookup_layer
         depth = lookup.max_tokens if lookup.pad_to_max_tokens else lookup._frozen_vocab_size
-        return shape_inference.shapes_to_keras_tensors(
-            (batch, depth), "float32" if self._output_mode == "tf_idf" else "int64")
+        return (batch, depth)
+
+    def compute_output_spec(self, *args, **kwargs):
+        shape = self.compute_output_shape(shape_of(args[0]))
+        dtype = "int64" if self._output_mode != "tf_idf" else "float32"
+        return shape_inference.shapes_to_keras_tensors(shape, dtype)
 
     def get_config(self):
         lookup = self._lookup_layer
