@@ -269,3 +269,20 @@ def test_non_numeric_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="Discretization: expected numeric inputs"):
         Discretization(bin_boundaries=[0.0])(["a"])
     assert Discretization(bin_boundaries=[0.0])([[-1.0, 1.0]]).tolist() == [[0, 1]]
+
+
+def test_text_vectorization_standardize_on_the_batch_or_on_each_string():
+    texts = np.array(["Hello World", "WORLD"])
+    seen = []
+
+    def on_batch(batch):
+        seen.append(type(batch))
+        return np.char.lower(batch)
+
+    by_batch = kestrel.layers.TextVectorization(standardize=on_batch,
+                                                vocabulary=["hello", "world"])
+    by_string = kestrel.layers.TextVectorization(standardize=lambda text: text.lower(),
+                                                 vocabulary=["hello", "world"])
+    np.testing.assert_array_equal(by_batch(texts).numpy(), [[2, 3], [3, 0]])
+    np.testing.assert_array_equal(by_string(texts).numpy(), by_batch(texts).numpy())
+    assert seen[0] is np.ndarray

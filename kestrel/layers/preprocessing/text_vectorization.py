@@ -28,7 +28,7 @@ class TextVectorization(AcceptsStrings, Layer):
         max_tokens: maximum vocabulary size (mask `""` and OOV `"[UNK]"` included in int mode).
         standardize: `"lower_and_strip_punctuation"` (default), `"lower"`,
             `"strip_punctuation"`, None, or a callable on the batch as a NumPy `str` array
-            (what Keras hands it off TensorFlow).
+            (what Keras hands it off TensorFlow; one on a single string gets each string).
         split: `"whitespace"` (default), `"character"`, None, or a callable (str -> list).
         ngrams: None, an int n (all 1..n-grams) or a tuple of widths.
         output_mode: `"int"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
@@ -103,6 +103,16 @@ class TextVectorization(AcceptsStrings, Layer):
             text = _PUNCTUATION.sub("", text)
         return text
 
+    def _custom_standardized(self, values: np.ndarray) -> np.ndarray:
+        """A callable `standardize` on the whole batch (a NumPy `str` array), as Keras hands
+        it the batch; one written for a single Python string (`str.lower`, Kestrel's earlier
+        contract) gets the strings one by one."""
+        try:
+            return np.asarray(self._standardize(values)).astype(str)
+        except AttributeError:  # e.g. `text.lower()`: ndarray has no string methods
+            return np.array([self._standardize(v) for v in values.reshape(-1)],
+                            dtype=str).reshape(values.shape)
+
     def _tokens(self, text: str) -> list[str]:
         text = self._standardize_one(text)
         if self._split == "whitespace":
@@ -126,8 +136,8 @@ class TextVectorization(AcceptsStrings, Layer):
             values = values.reshape(1)
         values = np.array([v.decode(self._encoding) if isinstance(v, bytes) else str(v)
                            for v in values.reshape(-1)], dtype=str).reshape(values.shape)
-        if callable(self._standardize):  # as Keras off TensorFlow: the whole NumPy batch
-            values = np.asarray(self._standardize(values)).astype(str)
+        if callable(self._standardize):
+            values = self._custom_standardized(values)
         if values.ndim > 1:
             if values.shape[-1] != 1:
                 raise ValueError("TextVectorization: when tokenizing strings, the input rank "
