@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import config
 from kestrel.layers.layer import Layer, clean_config, register_layer
 from kestrel.layers.rnn import fused
 from kestrel.registry.serialization import deserialize_keras_object, serialize_keras_object
@@ -134,7 +135,8 @@ class Bidirectional(Layer):
                 (y, *forward_finals), (y_rev, *backward_finals) = y, y_rev
             if self.return_sequences:
                 y_rev = y_rev.flip(1)
-        output = self._merge(y, y_rev)
+        compute_dtype = config.to_torch_dtype(self.compute_dtype)  # Keras: in this layer's dtype
+        output = self._merge(y.to(compute_dtype), y_rev.to(compute_dtype))
         if self.return_state:
             outputs = output if self.merge_mode is None else [output]
             return outputs + list(forward_finals) + list(backward_finals)
