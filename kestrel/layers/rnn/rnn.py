@@ -158,8 +158,11 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None):
         self._check_shape(tuple(sequences.shape))
         training = self.training if training is None else bool(training)
-        if sequences.dtype != self._variable_dtype:
-            sequences = sequences.to(self._variable_dtype)
+        # The cell computes in its weights' dtype; as in Keras, an RNN given its own dtype
+        # (`RNN(LSTMCell(3), dtype="float64")`) returns outputs and states in that dtype.
+        cell_dtype = getattr(self.cell, "_variable_dtype", self._variable_dtype)
+        if sequences.dtype != cell_dtype:
+            sequences = sequences.to(cell_dtype)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         states = self._initial_states(sequences, initial_state)
@@ -167,7 +170,10 @@ class RNN(Layer):
         if self.stateful:
             self.states = map_structure(lambda s: s.detach(), states)
         output = outputs if self.return_sequences else last
-        return [output, *states] if self.return_state else output
+        results = [output, *states] if self.return_state else output
+        if cell_dtype is not self._variable_dtype:
+            results = map_structure(lambda t: t.to(self._variable_dtype), results)
+        return results
 
     def _fused_policy(self) -> str:
         """"auto", "always" or "never": when torch's fused kernels compute the layer."""
