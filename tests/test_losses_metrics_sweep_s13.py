@@ -80,3 +80,40 @@ def test_masked_loss_with_sample_weight_matches_keras_and_keeps_weights(reductio
     (want, _), (got, kept) = call(keras), call(kestrel)
     np.testing.assert_allclose(got.numpy(), keras.ops.convert_to_numpy(want), rtol=1e-6)
     np.testing.assert_array_equal(kept.numpy(), weights)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_loss_class_reduces_in_its_dtype_like_keras(dtype):
+    y_true = torch.tensor([[0.5, 2.0], [0.0, 1.0]])
+    y_pred = torch.tensor([[0.4, 1.0], [0.3, 3.0]])
+    for reduction in ("sum", None):
+        want = keras.losses.MeanSquaredLogarithmicError(dtype=dtype, reduction=reduction)(
+            y_true, y_pred)
+        got = kestrel.losses.MeanSquaredLogarithmicError(dtype=dtype, reduction=reduction)(
+            y_true, y_pred)
+        assert got.dtype == want.dtype == getattr(torch, dtype)
+        np.testing.assert_allclose(got.float().numpy(), want.float().numpy(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("TruePositives", {}), ("Precision", {"thresholds": [0.3, 0.6]}), ("AUC", {}),
+    ("RecallAtPrecision", {"precision": 0.5}),
+])
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_confusion_counts_stay_floatx_like_keras(name, kwargs, dtype):
+    rng = np.random.default_rng(0)
+    y_true = torch.tensor(rng.integers(0, 2, (3000, 1)))
+    y_pred = torch.tensor(rng.random((3000, 1)))
+    want = getattr(keras.metrics, name)(dtype=dtype, **kwargs)
+    got = getattr(kestrel.metrics, name)(dtype=dtype, **kwargs)
+    for metric in (want, got):
+        metric.update_state(y_true, y_pred)
+    want, got = keras.ops.convert_to_numpy(want.result()), got.result().numpy()
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_true_positives_float16_counts_past_2048():
+    metric = kestrel.metrics.TruePositives(dtype="float16")
+    metric.update_state(torch.ones(3001), torch.ones(3001))
+    assert float(metric.result()) == 3001.0

@@ -136,6 +136,7 @@ CONSTRUCTOR_GRID = {
     "num_thresholds": [5],
     "class_aggregation": ["variance_weighted_average", "uniform_average"],
     "num_regressors": [1],
+    "dtype": ["float64", "float16"],
 }
 REQUIRED = {
     "num_classes": C, "target_class_ids": [0, 2], "recall": 0.5, "precision": 0.5,
@@ -185,11 +186,12 @@ def sweep_loss_classes(report, pattern):
                 if diff:
                     report(f"losses.{name}({kwargs}) {kind} 3d={three_d} {dtype} "
                            f"{sw_name} {mask_name}: {diff}")
-        check_config(report, f"losses.{name}", keras_cls, kestrel_cls, {})
+        for kwargs in variants(keras_cls):
+            check_config(report, f"losses.{name}({kwargs})", keras_cls, kestrel_cls, kwargs)
 
 
 def check_config(report, label, keras_cls, kestrel_cls, kwargs):
-    """get_config equal and from_config round trip."""
+    """get_config equal, from_config round trip, and Keras' config loads in Kestrel."""
     try:
         expected = keras_cls(**kwargs).get_config()
     except Exception:
@@ -197,6 +199,8 @@ def check_config(report, label, keras_cls, kestrel_cls, kwargs):
     try:
         got = kestrel_cls(**kestrel_kwargs(kwargs)).get_config()
         kestrel_cls.from_config(got)
+        if "fn" not in expected:
+            kestrel_cls.from_config(dict(expected))
     except Exception as error:
         report(f"{label} config: kestrel raised {type(error).__name__}: {error}")
         return
