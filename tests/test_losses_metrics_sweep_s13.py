@@ -117,3 +117,19 @@ def test_true_positives_float16_counts_past_2048():
     metric = kestrel.metrics.TruePositives(dtype="float16")
     metric.update_state(torch.ones(3001), torch.ones(3001))
     assert float(metric.result()) == 3001.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_r2_score_state_is_floatx_like_keras(dtype):
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.random((6, 2), "float32"), rng.random((6, 2), "float32")
+    weights = rng.random(6).astype("float32")
+    results = []
+    for module in (keras, kestrel):
+        metric = module.metrics.R2Score(dtype=dtype)
+        metric.update_state(torch.tensor(y_true), torch.tensor(y_pred),
+                            sample_weight=torch.tensor(weights))
+        results.append(keras.ops.convert_to_numpy(metric.result()))
+    want, got = results
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5)
