@@ -117,7 +117,7 @@ CONSTRUCTOR_GRID = {
     "label_smoothing": [0.1],
     "axis": [1, 0],
     "ignore_class": [1],
-    "reduction": ["sum", "mean", None, "none"],
+    "reduction": ["sum", "mean", None, "none", "mean_with_sample_weight"],
     "delta": [0.5],
     "gamma": [0.5],
     "alpha": [0.4],
