@@ -75,8 +75,10 @@ def mean_squared_logarithmic_error(y_true, y_pred):
     """Mean of `(log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)) ** 2`."""
     y_true, y_pred = _pair(y_true, y_pred)
     eps = config.epsilon()
-    first = torch.log(_maximum(y_pred, eps) + 1.0)
-    second = torch.log(_maximum(y_true, eps) + 1.0)
+    # Keras compares with epsilon as a floatx tensor: float16 inputs give a floatx result
+    dtype = getattr(torch, result_type(y_pred.dtype, config.floatx()))
+    first = torch.log(torch.clamp(y_pred, min=eps).to(dtype) + 1.0)
+    second = torch.log(torch.clamp(y_true, min=eps).to(dtype) + 1.0)
     return torch.square(first - second).mean(-1)
 
 
@@ -272,9 +274,14 @@ def _smooth_binary(y_true, label_smoothing):
 
 
 def _binary_crossentropy(y_true, probs):
+    """Element-wise cross-entropy of clipped probabilities; each log is kept >= -100 (as
+    PyTorch's `binary_cross_entropy`, which Keras' torch backend calls), so float16 inputs,
+    where `1 - epsilon` rounds to 1, give a finite loss instead of inf or nan."""
     eps = config.epsilon()
     probs = torch.clamp(probs, eps, 1.0 - eps)
-    return -(y_true * torch.log(probs) + (1.0 - y_true) * torch.log(1.0 - probs))
+    log_p = torch.log(probs).clamp(min=-100.0)
+    log_not_p = torch.log(1.0 - probs).clamp(min=-100.0)
+    return -(y_true * log_p + (1.0 - y_true) * log_not_p)
 
 
 @register_builtin("losses", "bce", "BCE")

@@ -170,6 +170,8 @@ class Loss:
             y_true, y_pred = convert_pair(y_true, y_pred, self._torch_dtype)
         losses = self.call(y_true, y_pred)
         out_mask = get_keras_mask(losses)
+        if isinstance(losses, torch.Tensor) and losses.is_floating_point():
+            losses = as_tensor(losses, self._torch_dtype)  # Keras reduces in the loss's dtype
         if in_mask is None and out_mask is None and sample_weight is None:
             return reduce_values(losses, None, self.reduction)
         if in_mask is not None and out_mask is not None:

@@ -90,7 +90,8 @@ class AUC(Metric):
         self._counts = {}
         for key, attr in (("tp", "true_positives"), ("fp", "false_positives"),
                           ("tn", "true_negatives"), ("fn", "false_negatives")):
-            self._counts[key] = self.add_variable(shape, "zeros", name=attr)
+            # floatx whatever the metric's dtype, as Keras (float16 counts stop at 2048)
+            self._counts[key] = self.add_variable(shape, "zeros", dtype=config.floatx(), name=attr)
             setattr(self, attr, self._counts[key])
 
     def update_state(self, y_true, y_pred, sample_weight=None):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from kestrel import config
 from kestrel.losses.loss import divide_no_nan
 from kestrel.metrics import metrics_utils
 from kestrel.metrics.metric import Metric
@@ -35,8 +36,10 @@ class ThresholdMetric(Metric):
                                                device=self._device)
         self._counts = {}
         for key in keys:
+            # Keras keeps the counts in floatx whatever the metric's dtype: float16 counts
+            # would stop growing at 2048
             self._counts[key] = self.add_variable((len(self.thresholds),), "zeros",
-                                                  name=self._names[key])
+                                                  dtype=config.floatx(), name=self._names[key])
             setattr(self, self._names[key], self._counts[key])
 
     def update_state(self, y_true, y_pred, sample_weight=None):

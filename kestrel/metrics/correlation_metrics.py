@@ -101,7 +101,9 @@ class R2Score(Metric):
                              f"Received: num_regressors={num_regressors}")
         self.class_aggregation = class_aggregation
         self.num_regressors = num_regressors
-        self.num_samples = self.add_variable((), "zeros", name="num_samples")
+        # the state is floatx whatever the metric's dtype, as in Keras
+        self.num_samples = self.add_variable((), "zeros", dtype=config.floatx(),
+                                             name="num_samples")
         self._sums = None
 
     def _build(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
@@ -110,10 +112,11 @@ class R2Score(Metric):
                              f"y_true.shape={tuple(y_true.shape)}, "
                              f"y_pred.shape={tuple(y_pred.shape)}")
         shape = (y_pred.shape[-1],)
-        self.squared_sum = self.add_variable(shape, "zeros", name="squared_sum")
-        self.sum = self.add_variable(shape, "zeros", name="sum")
-        self.total_mse = self.add_variable(shape, "zeros", name="residual")
-        self.count = self.add_variable(shape, "zeros", name="count")
+        dtype = config.floatx()
+        self.squared_sum = self.add_variable(shape, "zeros", dtype=dtype, name="squared_sum")
+        self.sum = self.add_variable(shape, "zeros", dtype=dtype, name="sum")
+        self.total_mse = self.add_variable(shape, "zeros", dtype=dtype, name="residual")
+        self.count = self.add_variable(shape, "zeros", dtype=dtype, name="count")
         self._sums = (self.sum, self.squared_sum, self.total_mse, self.count)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -135,7 +138,7 @@ class R2Score(Metric):
 
     def result(self):
         if self._sums is None:
-            return torch.zeros((), dtype=self._torch_dtype, device=self._device)
+            return torch.zeros((), dtype=config.to_torch_dtype(None), device=self._device)
         total_sum, squared_sum, residual, count = self._sums
         total = squared_sum - total_sum * (total_sum / count)
         scores = 1.0 - residual / total
