@@ -296,3 +296,21 @@ def test_objects_to_skip_errors_as_keras(tmp_path):
     assert errors[0][0] == errors[1][0] and errors[0][2] == errors[1][2]
     assert errors[0][1][0] is errors[1][1][0] is TypeError  # not a Model.save_weights keyword
 
+
+
+def test_unzipped_members_are_replaced_atomically(tmp_path):
+    from kestrel.saving import keras_zip
+
+    model = _trained_dense(kestrel)
+    folder = tmp_path / "model"
+    kestrel.saving.save_model(model, folder, zipped=False)
+    before = (folder / "config.json").read_bytes()
+
+    class Unwritable(str):
+        def encode(self, *args):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        keras_zip.DirectoryArchive(folder).writestr("config.json", Unwritable("{}"))
+    assert (folder / "config.json").read_bytes() == before
+    assert _files(folder) == ["config.json", "metadata.json", "model.weights.h5"]

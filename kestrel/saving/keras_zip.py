@@ -20,6 +20,7 @@ import h5py
 from kestrel.registry import object_registry
 from kestrel.registry.serialization import serialize_keras_object
 from kestrel.saving import keras_weights
+from kestrel.saving.atomic import atomic_write
 from kestrel.registry.bounds import load_json
 from kestrel.saving.hdf5_legacy import KERAS_VERSION, json_default
 
@@ -86,11 +87,13 @@ class DirectoryArchive:
         return path
 
     def writestr(self, name: str, data) -> None:
-        with open(self._create(name), "wb") as out:
+        """Each member replaces its file atomically (a reader sees the old or the new one)."""
+        with atomic_write(self._create(name)) as temp, open(temp, "wb") as out:
             out.write(data.encode() if isinstance(data, str) else data)
 
     def write(self, source, name: str) -> None:
-        shutil.copyfile(source, self._create(name))
+        with atomic_write(self._create(name)) as temp:
+            shutil.copyfile(source, temp)
 
     def namelist(self) -> list[str]:
         return sorted(os.path.relpath(os.path.join(root, f), self.dirpath).replace(os.sep, "/")
