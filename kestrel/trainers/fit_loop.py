@@ -9,7 +9,7 @@ import torch
 from kestrel import config
 from kestrel.layers.node import flatten, map_structure
 from kestrel.ops.core import convert_to_numpy
-from kestrel.trainers import data_adapter, step_groups
+from kestrel.trainers import cpu_memory, data_adapter, step_groups
 from kestrel.trainers.arguments import check_counts, check_not_empty, whole_steps
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.deferred_updates import DeferredUpdates, can_defer
@@ -64,6 +64,7 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
         warnings.warn(f"Limiting epochs to {limit}", stacklevel=3)
         epochs = limit
     device = model._device()
+    cpu_memory.keep_freed(device)
     if y is None and model._target_tensors is not None:
         y = model._target_tensors
     if validation_data is None and validation_split:
@@ -210,8 +211,10 @@ def run_evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbac
         verbose, callbacks = _for_rank(session, verbose, callbacks)
     if y is None and model._target_tensors is not None:
         y = model._target_tensors
+    device = model._device()
+    cpu_memory.keep_freed(device)
     data = x if isinstance(x, (data_adapter.ArrayAdapter, data_adapter.IterableAdapter)) else \
-        data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, model._device())
+        data_adapter.get_adapter(x, y, sample_weight, batch_size, steps, False, device)
     _check_array_data("evaluate", data)
     _draw_build_batch_seeds(model, data)
     if isinstance(data, data_adapter.IterableAdapter):
@@ -253,7 +256,9 @@ def run_predict(model, x, batch_size, verbose, steps, callbacks):
     steps = whole_steps(steps)
     check_counts("predict", batch_size=batch_size, steps=steps)
     verbose = _verbose(verbose)
-    data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, model._device())
+    device = model._device()
+    cpu_memory.keep_freed(device)
+    data = data_adapter.get_adapter(x, None, None, batch_size, steps, False, device)
     _check_array_data("predict", data)
     session = _session(model)
     verbose, callbacks = _for_rank(session, verbose, callbacks)

@@ -317,7 +317,6 @@ class Trainer(GeneratorMethods):
         self._assert_compiled("training")
         arguments = {k: v for k, v in locals().items()
                      if k not in ("self", "keras1", *_KERAS2_LOADING)}
-        cpu_memory.keep_freed(self._device())
         with trainable_state.compiled_trainable_state(self):
             return run_fit(self, **arguments)
 
@@ -325,7 +324,6 @@ class Trainer(GeneratorMethods):
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics on the given data, in inference mode."""
         self._assert_compiled("evaluation")
-        cpu_memory.keep_freed(self._device())
         logs = run_evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         return logs if return_dict else self._flatten_results(logs)
 
@@ -333,7 +331,6 @@ class Trainer(GeneratorMethods):
                 max_queue_size=10, workers=1, use_multiprocessing=False):
         """Outputs for `x` as NumPy arrays, computed batch by batch in inference mode
         (tf.keras 2's `max_queue_size`, `workers`, `use_multiprocessing`: ignored)."""
-        cpu_memory.keep_freed(self._device())
         return run_predict(self, x, batch_size, verbose, steps, callbacks)
 
     # ------------------------------------------------------------------ on-batch
@@ -343,9 +340,7 @@ class Trainer(GeneratorMethods):
         self._assert_compiled("training")
         if reset_metrics:
             self.reset_metrics()
-        device = self._device()
-        cpu_memory.keep_freed(device)
-        x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
+        x, y, sw = self._on_device(x, y, sample_weight)
         if class_weight is not None:
             class_weight = ClassWeights(class_weight)
             class_weight.check(y)
@@ -364,9 +359,7 @@ class Trainer(GeneratorMethods):
         self._assert_compiled("evaluation")
         if reset_metrics:
             self.reset_metrics()
-        device = self._device()
-        cpu_memory.keep_freed(device)
-        x, y, sw = (data_adapter.structure_to_tensors(v, device) for v in (x, y, sample_weight))
+        x, y, sw = self._on_device(x, y, sample_weight)
         self.eval()
         step_logs = self._steps.test((x, y, sw))
         return self._on_batch_result(return_dict, step_logs)
@@ -378,10 +371,15 @@ class Trainer(GeneratorMethods):
     def _predict_tensors(self, x):
         """Outputs (tensors) for exactly this batch, in inference mode, without gradients."""
         self.eval()
+        (x,) = self._on_device(x)
+        return self._predict_batch((x, None, None))
+
+    def _on_device(self, *values) -> list:
+        """The `*_on_batch` calls' `x`, `y`, ... as tensors on the model's device (on the CPU,
+        with freed memory kept for reuse: `cpu_memory`)."""
         device = self._device()
         cpu_memory.keep_freed(device)
-        x = data_adapter.structure_to_tensors(x, device)
-        return self._predict_batch((x, None, None))
+        return [data_adapter.structure_to_tensors(v, device) for v in values]
 
     # ------------------------------------------------------------------ Keras' step functions
     def make_train_function(self, force=False):
