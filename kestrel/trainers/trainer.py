@@ -14,6 +14,7 @@ from kestrel.layers import training_mode
 from kestrel.layers.keras1_args import keras2_arguments
 from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
+from kestrel.ops.core import convert_to_numpy
 from kestrel.trainers import cpu_memory, data_adapter
 from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
 from kestrel.trainers.class_weights import ClassWeights
@@ -366,7 +367,7 @@ class Trainer(GeneratorMethods):
 
     def predict_on_batch(self, x):
         """Outputs for exactly this batch, as NumPy arrays."""
-        return map_structure(lambda t: t.detach().cpu().numpy(), self._predict_tensors(x))
+        return map_structure(convert_to_numpy, self._predict_tensors(x))
 
     def _predict_tensors(self, x):
         """Outputs (tensors) for exactly this batch, in inference mode, without gradients."""
