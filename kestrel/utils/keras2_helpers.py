@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from kestrel import config
+from kestrel.layers.convolutional import conv_utils as cu
 
 
 def count_params(weights) -> int:
@@ -78,10 +79,10 @@ def conv_output_length(input_length, filter_size: int, padding: str, stride: int
     """
     if input_length is None:
         return None
+    if padding not in ("causal", "full", "same", "valid"):
+        raise ValueError("conv_output_length: padding must be one of ['causal', 'full', "
+                         f"'same', 'valid']. Received: padding={padding!r}")
+    if padding != "full":  # the convolution layers' own rule
+        return cu.conv_output_length(input_length, filter_size, stride, dilation, padding)
     span = filter_size + (filter_size - 1) * (dilation - 1)
-    lengths = {"same": input_length, "causal": input_length,
-               "valid": input_length - span + 1, "full": input_length + span - 1}
-    if padding not in lengths:
-        raise ValueError(f"conv_output_length: padding must be one of {sorted(lengths)}. "
-                         f"Received: padding={padding!r}")
-    return (lengths[padding] + stride - 1) // stride
+    return (input_length + span - 1 + stride - 1) // stride
