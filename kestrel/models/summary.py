@@ -4,7 +4,6 @@ from __future__ import annotations
 import shutil
 import textwrap
 
-from kestrel.layers.layer import Layer
 from kestrel.layers.node import flatten
 
 
@@ -46,9 +45,10 @@ def _graph_output_shapes(layer):
 
 def _built_output_shapes(layer):
     """A layer outside any graph (in a subclassed model), as Keras shows it: the output shapes
-    its `compute_output_shape` gives for the shapes its own `build` received, else None."""
+    its `compute_output_shape` gives for the shapes its build received (a layer that Keras
+    builds at construction keeps none), else None."""
     build_config = layer.get_build_config() if layer.built else None
-    if not build_config or type(layer).build is Layer.build:
+    if not build_config:
         return None
     try:
         if "shapes_dict" in build_config:  # a build of several shapes (query, value, ...)
