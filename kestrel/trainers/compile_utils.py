@@ -121,9 +121,8 @@ class CompileMetrics:
         self._specs = [(spec, False) for spec in [per_output(metrics, output_names, "metrics")]] + \
                       [(spec, True) for spec in [per_output(weighted_metrics, output_names, "metrics")]]
         self._losses = losses
-        self.configured = any(
-            identifier is not None for per_out, _ in self._specs for spec in per_out
-            for identifier in (spec if isinstance(spec, (list, tuple)) else [spec]))
+        # as Keras: `metrics=[]` still makes the (empty) "compile_metrics" container
+        self.configured = metrics is not None or weighted_metrics is not None
         self.built = False
         self.entries: list[tuple[int, object, bool]] = []  # (output index, metric, weighted)
         self.order_names: list[str] = []  # as Keras orders evaluate's list (see build)

@@ -20,13 +20,15 @@ def _verbose(verbose) -> int:
     return 1 if verbose == "auto" else int(verbose)
 
 
-def _callback_list(model, callbacks, verbose, epochs, steps):
+def _callback_list(model, callbacks, verbose, epochs, steps, add_history=False):
+    """The loop's CallbackList; only fit adds a History (evaluate and predict keep the model's
+    `history`, as Keras)."""
     from kestrel.callbacks import CallbackList
 
     if isinstance(callbacks, CallbackList):
         return callbacks
-    return CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
-                        verbose=verbose, epochs=epochs, steps=steps)
+    return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0,
+                        model=model, verbose=verbose, epochs=epochs, steps=steps)
 
 
 def _session(model):
@@ -138,7 +140,8 @@ def _check_array_data(fn: str, data, name: str = "x") -> None:
 
 def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial_epoch,
                 class_weight, validation_freq, session):
-    callbacks = _callback_list(model, callbacks, verbose, epochs, train_data.num_batches)
+    callbacks = _callback_list(model, callbacks, verbose, epochs, train_data.num_batches,
+                               add_history=True)
     history = callbacks._history
     model.stop_training = False
     model._initial_epoch = None
