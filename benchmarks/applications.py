@@ -13,13 +13,15 @@ in channels_last); at batch 8, 128x128, 1 thread they agree within ~10%. `--allo
 how freed memory is handled for the whole process, so for both sides alike: `kept` (default:
 what Kestrel's loops do on glibc, `kestrel.trainers.cpu_memory`) or `glibc` (glibc's own
 handling, `kestrel.config.disable_cpu_memory_reuse()`), where each step faults its ~2 GB of
-buffers in again and the timings follow the kernel's speed at that.
+buffers in again and the timings follow the kernel's speed at that. `--fold-batch-norm` times
+Kestrel with `kestrel.config.enable_batch_norm_folding()` (each convolution and its
+BatchNormalization as one convolution in predict; the training step is unchanged).
 
 torchvision is a benchmark-only extra: `pip install torchvision==0.28.0` (the release pinned
 to torch 2.13.0). When its compiled ops do not match the installed torch (a CUDA wheel beside
 a CPU torch), only its pure-Python model definitions are loaded.
 Run: `python benchmarks/applications.py [--batch 32] [--size 224] [--repeats 5] [--threads N]
-[--networks MobileNetV2,EfficientNetB0] [--allocator kept|glibc]`.
+[--networks MobileNetV2,EfficientNetB0] [--allocator kept|glibc] [--fold-batch-norm]`.
 """
 from __future__ import annotations
 
@@ -142,8 +144,12 @@ def main(argv=None) -> None:
     parser.add_argument("--torchvision-input", default="permute",
                         choices=("permute", "contiguous", "channels_last"))
     parser.add_argument("--allocator", default="kept", choices=("kept", "glibc"))
+    parser.add_argument("--fold-batch-norm", action="store_true")
     args = parser.parse_args(argv)
     set_allocator(args.allocator)
+    if args.fold_batch_norm:
+        import kestrel
+        kestrel.config.enable_batch_norm_folding()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -169,7 +175,8 @@ def main(argv=None) -> None:
             print(f"{name} {step}: {k:.1f} ms vs {t:.1f} ms", file=sys.stderr)
     print(f"\nbatch {args.batch}, {args.size}x{args.size}, CPU eager, "
           f"{torch.get_num_threads()} threads, median of {args.repeats}, "
-          f"torchvision input: {args.torchvision_input}, allocator: {args.allocator}\n")
+          f"torchvision input: {args.torchvision_input}, allocator: {args.allocator}"
+          f"{', batch norm folded' if args.fold_batch_norm else ''}\n")
     print("| network | step | Kestrel ms | torchvision ms | ratio | paired ratio |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, step, k, t, ratio, paired in rows:

@@ -11,6 +11,7 @@ from kestrel import tree
 from kestrel.layers.core.input_layer import Input, InputLayer
 from kestrel.layers import node_arguments, training_mode
 from kestrel.layers.layer import Layer
+from kestrel.layers.normalization import batch_norm_folding
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
 from kestrel.models import handover
 from kestrel.models.model import Model
@@ -110,7 +111,8 @@ class Functional(Model):
         self._output_slots = [slot(t) for t in self.outputs]
         self._loss_slots = [slot(t) for t in self._loss_tensors]
         self._n_slots = len(slots)
-        plan = _fuse_paddings(plan, set(self._output_slots) | set(self._loss_slots))
+        kept = set(self._output_slots) | set(self._loss_slots)
+        plan = _fuse_batch_norms(_fuse_paddings(plan, kept), kept)
         # free each intermediate after its last reader, as eager torch code does: holding
         # every activation to the end of `call` defeats the allocator (MobileNetV2 predict 2.9x
         # slower than torchvision at batch 8, 128x128)
@@ -205,6 +207,10 @@ class Functional(Model):
             elif simple is _PADDING_OUTPUT:
                 outputs = layer._call_padding_output_in_graph(values[arg_spec.index],
                                                               arg_spec.padding)
+            elif simple is _CONV_NORM:
+                x = values[arg_spec.index]
+                outputs = batch_norm_folding.call(layer, arg_spec.norm, x.tensor, x.pads) \
+                    if type(x) is _Padding else batch_norm_folding.call(layer, arg_spec.norm, x, None)
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
@@ -363,8 +369,9 @@ def _donors(entry, dying: set[int]) -> tuple[int, ...] | None:
 
 # how a node is called (small ints: `is` holds after pickling): on one tensor, on a list,
 # anything else; a ZeroPadding fused into the convolution that reads it, and that convolution;
-# an activation that writes into the buffer of the ZeroPadding after it (`_PaddingOutput`)
-_ONE, _LIST, _GENERAL, _PAD, _PADDED, _PADDING_OUTPUT = 0, 1, 2, 3, 4, 5
+# an activation that writes into the buffer of the ZeroPadding after it (`_PaddingOutput`);
+# a convolution and the BatchNormalization reading it (`_ConvNorm`)
+_ONE, _LIST, _GENERAL, _PAD, _PADDED, _PADDING_OUTPUT, _CONV_NORM = 0, 1, 2, 3, 4, 5, 6
 _ONE_INPUT = (_ONE, _PAD, _PADDED)
 
 
@@ -383,6 +390,16 @@ class _PaddingOutput:
 
     def __init__(self, index: int, padding):
         self.index, self.padding = index, padding
+
+
+class _ConvNorm:
+    """The arguments of a convolution step that absorbed the BatchNormalization reading it:
+    the convolution's input slot (a `_Padding` there when it was `_PADDED`) and the
+    normalization layer."""
+    __slots__ = ("index", "norm")
+
+    def __init__(self, index: int, norm):
+        self.index, self.norm = index, norm
 
 
 def rank_matched(x: torch.Tensor, shape):
@@ -406,7 +423,7 @@ def _read_slots(simple: int, arg_spec) -> list[int]:
         return [arg_spec]
     if simple is _LIST:
         return arg_spec
-    if simple is _PADDING_OUTPUT:
+    if simple is _PADDING_OUTPUT or simple is _CONV_NORM:
         return [arg_spec.index]
     return [v.index for v in flatten(arg_spec) if type(v) is _Slot]
 
@@ -457,6 +474,28 @@ def _absorb_into_activation(plan: list, step: int, producer, kept: set, readers:
         return False
     plan[producer] = (layer, _PADDING_OUTPUT, _PaddingOutput(arg_spec, padding), padded_slots)
     return True
+
+
+def _fuse_batch_norms(plan: list, kept: set[int]) -> list:
+    """`plan` with each convolution whose output only a BatchNormalization reads (and nothing
+    returns) joined with it into one `_CONV_NORM` step (`batch_norm_folding`)."""
+    readers: dict[int, list[int]] = {}
+    for step, (_, simple, arg_spec, _) in enumerate(plan):
+        for index in _read_slots(simple, arg_spec):
+            readers.setdefault(index, []).append(step)
+    plan = list(plan)
+    absorbed = set()
+    for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
+        if simple not in (_ONE, _PADDED) or len(out_slots) != 1 or out_slots[0] in kept:
+            continue
+        steps = readers.get(out_slots[0], ())
+        if len(steps) != 1:
+            continue
+        norm, norm_simple, _, norm_slots = plan[steps[0]]
+        if norm_simple is _ONE and batch_norm_folding.foldable(layer, norm):
+            plan[step] = (layer, _CONV_NORM, _ConvNorm(arg_spec, norm), norm_slots)
+            absorbed.add(steps[0])
+    return [entry for step, entry in enumerate(plan) if step not in absorbed]
 
 
 class _Slot:

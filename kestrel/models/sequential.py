@@ -10,6 +10,7 @@ from kestrel import dtype_policies
 from kestrel.layers.core.input_layer import InputLayer
 from kestrel.layers import training_mode
 from kestrel.layers.layer import Layer
+from kestrel.layers.normalization import batch_norm_folding
 from kestrel.layers.naming import unique_name
 from kestrel.layers.node import KerasTensor
 from kestrel.models.functional import rank_matched
@@ -32,6 +33,7 @@ class Sequential(Model):
     def __init__(self, layers=None, trainable=True, name=None):
         super().__init__(trainable=trainable, name=name)
         self._stack: list[Layer] = []
+        self._steps = None  # `call`'s steps, from the built stack (`_call_steps`)
         self._input_layer: InputLayer | None = None
         for layer in layers or []:
             self.add(layer, rebuild=False)
@@ -53,6 +55,7 @@ class Sequential(Model):
                     f"'{layer.name}' is already the name of a layer in model '{self.name}'.")
             self._stack.append(layer)
             self._modules[layer.name] = layer
+            self._steps = None
         else:
             raise ValueError(
                 f"Only instances of kestrel Layer can be added to a Sequential model. "
@@ -67,6 +70,7 @@ class Sequential(Model):
         layer = self._stack.pop()
         del self._modules[layer.name]
         self.built = False
+        self._steps = None
         if rebuild:
             self._maybe_rebuild()
         return layer
@@ -117,11 +121,21 @@ class Sequential(Model):
         x = self._match_input_rank(inputs)
         replays = training_mode.enter_graph()
         try:
-            for layer in self._stack:
-                x = layer._call_in_graph(x)
+            for layer, norm in self._steps or self._call_steps():
+                x = layer._call_in_graph(x) if norm is None else \
+                    batch_norm_folding.call(layer, norm, x, None)
         finally:
             training_mode.leave_graph(replays)
         return x
+
+    def _call_steps(self) -> list:
+        """`(layer, None)` per layer of the stack, or `(convolution, the BatchNormalization
+        after it)` where the two may fold (`batch_norm_folding`); kept once the model is
+        built."""
+        steps = batch_norm_folding.pair_up(self._stack)
+        if self.built:
+            self._steps = steps
+        return steps
 
     def _match_input_rank(self, x):
         """`x` with a trailing size-1 axis added or dropped to match the input's rank, as Keras'

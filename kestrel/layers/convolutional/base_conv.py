@@ -137,6 +137,11 @@ class ConvLayerBase(Layer):
         first = 1 if self._channels_last else 2
         return self._call_in_graph(cu.pad(x, pads, first))
 
+    def _output_weights(self) -> tuple:
+        """(kernel, bias) of the layer's last convolution, kernel in torch's layout, which
+        `_padded_call(..., weights)` may replace."""
+        return self.kernel, self.bias
+
     def _finish(self, outputs: torch.Tensor) -> torch.Tensor:
         """Back to the layer's data format, then the activation."""
         if self._channels_last:
@@ -241,9 +246,12 @@ class BaseConv(ConvLayerBase):
             return self._call_overridden_op(inputs)
         return self._padded_call(inputs, None)
 
-    def _padded_call(self, inputs, pads):
+    def _padded_call(self, inputs, pads, weights=None):
+        """`call` after `pads` zeros, with `weights` (kernel, bias) in place of the layer's
+        own where given (`batch_norm_folding`)."""
+        kernel, bias = weights or self._output_weights()
         x = self._channels_first(inputs)
-        return self._finish(self._convolve(x, self.kernel, self.bias, self.groups, pads))
+        return self._finish(self._convolve(x, kernel, bias, self.groups, pads))
 
     def _fusable_padding(self) -> bool:
         return type(self).call is BaseConv.call and self.padding != "causal" and \

@@ -55,9 +55,10 @@ class BaseDepthwiseConv(ConvLayerBase):
     def call(self, inputs):
         return self._padded_call(inputs, None)
 
-    def _padded_call(self, inputs, pads):
+    def _padded_call(self, inputs, pads, weights=None):
+        kernel, bias = weights or self._output_weights()
         x = self._channels_first(inputs)
-        return self._finish(self._convolve(x, self.kernel, self.bias, x.shape[1], pads))
+        return self._finish(self._convolve(x, kernel, bias, x.shape[1], pads))
 
     def _fusable_padding(self) -> bool:
         return type(self).call is BaseDepthwiseConv.call and self.padding != "causal"

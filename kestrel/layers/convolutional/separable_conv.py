@@ -69,10 +69,14 @@ class BaseSeparableConv(ConvLayerBase):
     def call(self, inputs):
         return self._padded_call(inputs, None)
 
-    def _padded_call(self, inputs, pads):
+    def _padded_call(self, inputs, pads, weights=None):
+        pointwise, bias = weights or self._output_weights()
         x = self._channels_first(inputs)
         depthwise = self._convolve(x, self.depthwise_kernel, None, x.shape[1], pads)
-        return self._finish(CONV[self.rank](depthwise, self.pointwise_kernel, self.bias))
+        return self._finish(CONV[self.rank](depthwise, pointwise, bias))
+
+    def _output_weights(self):
+        return self.pointwise_kernel, self.bias
 
     def _fusable_padding(self) -> bool:
         return type(self).call is BaseSeparableConv.call and self.padding != "causal"
