@@ -216,3 +216,16 @@ def test_off_by_default_with_keras_numbers(monkeypatch):
         out = model(x)
         assert torch.equal(out, _layer_by_layer(model, x))  # bit for bit
     assert calls[0] == model.layers[2].name
+
+
+def test_compiled_sequential_folds_in_predict_and_trains():
+    model = kestrel.Sequential([kestrel.Input((7, 8, 4)), layers.Conv2D(5, 3),
+                                layers.BatchNormalization(), layers.Flatten(), layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x, y = np.random.rand(8, 7, 8, 4).astype("float32"), np.random.rand(8, 2)
+    model.fit(x, y, verbose=0)
+    expected = torch.tensor(x)
+    for layer in model.layers:
+        expected = layer(expected)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected.detach().numpy(),
+                               rtol=1e-5, atol=1e-5)

@@ -33,7 +33,7 @@ class Sequential(Model):
     def __init__(self, layers=None, trainable=True, name=None):
         super().__init__(trainable=trainable, name=name)
         self._stack: list[Layer] = []
-        self._steps = None  # `call`'s steps, from the built stack (`_call_steps`)
+        self._call_plan = None  # `call`'s steps, from the built stack (`_call_steps`)
         self._input_layer: InputLayer | None = None
         for layer in layers or []:
             self.add(layer, rebuild=False)
@@ -55,7 +55,7 @@ class Sequential(Model):
                     f"'{layer.name}' is already the name of a layer in model '{self.name}'.")
             self._stack.append(layer)
             self._modules[layer.name] = layer
-            self._steps = None
+            self._call_plan = None
         else:
             raise ValueError(
                 f"Only instances of kestrel Layer can be added to a Sequential model. "
@@ -70,7 +70,7 @@ class Sequential(Model):
         layer = self._stack.pop()
         del self._modules[layer.name]
         self.built = False
-        self._steps = None
+        self._call_plan = None
         if rebuild:
             self._maybe_rebuild()
         return layer
@@ -121,7 +121,7 @@ class Sequential(Model):
         x = self._match_input_rank(inputs)
         replays = training_mode.enter_graph()
         try:
-            for layer, norm in self._steps or self._call_steps():
+            for layer, norm in self._call_plan or self._call_steps():
                 x = layer._call_in_graph(x) if norm is None else \
                     batch_norm_folding.call(layer, norm, x, None)
         finally:
@@ -134,7 +134,7 @@ class Sequential(Model):
         built."""
         steps = batch_norm_folding.pair_up(self._stack)
         if self.built:
-            self._steps = steps
+            self._call_plan = steps
         return steps
 
     def _match_input_rank(self, x):
