@@ -97,6 +97,7 @@ class Layer(nn.Module):
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
     _records_mask_ops = False  # compute_mask runs on KerasTensors (see symbolic_masks)
     _keras_builds_at_init = False  # see _keras_builds_at_init
+    _closes_over_graph = False  # its `call` reads graph tensors it is not given (graph_closures)
     _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
     _keras_converts_inputs = True  # Keras' `__call__` converts inputs (see node_arguments)
 
