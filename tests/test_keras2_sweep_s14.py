@@ -289,3 +289,114 @@ def test_ops_outside_a_run_stay_symbolic():
     value = K.function([model.input], [loss])([np.ones((1, 4), "float32")])[0]
     expected = kestrel.ops.convert_to_numpy(model.get_layer("z_mean")(np.ones((1, 4))))
     assert float(value) == pytest.approx(float(np.mean(expected)), rel=1e-6)
+
+
+def _wide_and_deep(lib):
+    """Géron's subclassed `WideAndDeepModel` (Hands-On ML, 2nd ed., chapter 10)."""
+
+    class WideAndDeepModel(lib.models.Model):
+        def __init__(self, units=30, activation="relu", **kwargs):
+            super().__init__(**kwargs)
+            self.hidden1 = lib.layers.Dense(units, activation=activation)
+            self.hidden2 = lib.layers.Dense(units, activation=activation)
+            self.main_output = lib.layers.Dense(1)
+            self.aux_output = lib.layers.Dense(1)
+
+        def call(self, inputs):
+            input_A, input_B = inputs
+            hidden1 = self.hidden1(input_B)
+            hidden2 = self.hidden2(hidden1)
+            concat = lib.layers.concatenate([input_A, hidden2])
+            return self.main_output(concat), self.aux_output(hidden2)
+
+    return WideAndDeepModel(4, activation="relu")
+
+
+def test_subclassed_two_output_model_with_one_loss_and_loss_weights():
+    """A single loss for a subclassed model's two outputs applies to each (Keras 3 and
+    tf.keras 2 alike); Géron's `loss_weights=[0.9, 0.1]` weighs them as tf.keras 2 did (Keras
+    3 refuses the pair: "`loss_weights` must match the number of losses"). The outputs'
+    losses are logged as tf.keras 2 named them, `output_1_loss` and `output_2_loss`."""
+    x = RNG.random((8, 8)).astype("float32")
+    inputs, y = (x[:, :5], x[:, 2:]), x.sum(1, keepdims=True)
+    theirs, ours = _wide_and_deep(keras), _wide_and_deep(kestrel)
+    theirs(inputs), ours(inputs)
+    ours.set_weights(theirs.get_weights())
+    theirs.compile(loss="mse", optimizer="sgd")
+    ours.compile(loss="mse", optimizer="sgd")
+    keras_total = theirs.evaluate(inputs, (y, y), verbose=0)[0]
+    total, main_loss, aux_loss = ours.evaluate(inputs, (y, y), verbose=0)
+    assert total == pytest.approx(keras_total, rel=1e-5)
+    assert total == pytest.approx(main_loss + aux_loss, rel=1e-5)
+    weighted = _wide_and_deep(kestrel)
+    weighted.compile(loss="mse", loss_weights=[0.9, 0.1], optimizer="sgd")
+    weighted(inputs)
+    weighted.set_weights(theirs.get_weights())
+    assert weighted.evaluate(inputs, (y, y), verbose=0)[0] == pytest.approx(
+        0.9 * main_loss + 0.1 * aux_loss, rel=1e-5)
+    history = weighted.fit(inputs, (y, y), epochs=1, verbose=0, validation_data=(inputs, (y, y)))
+    assert sorted(history.history) == ["loss", "output_1_loss", "output_2_loss", "val_loss",
+                                       "val_output_1_loss", "val_output_2_loss"]
+
+
+def test_reconstructing_regressor_adds_a_metric_objects_result():
+    """Géron's `ReconstructingRegressor` calls `self.add_metric(self.reconstruction_mean(x))`
+    without a name: tf.keras 2 logged the metric object itself under its name."""
+    class ReconstructingRegressor(kestrel.models.Model):
+        def __init__(self, output_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = [kestrel.layers.Dense(4, activation="selu") for _ in range(2)]
+            self.out = kestrel.layers.Dense(output_dim)
+            self.reconstruction_mean = kestrel.metrics.Mean(name="reconstruction_error")
+
+        def build(self, batch_input_shape):
+            self.reconstruct = kestrel.layers.Dense(batch_input_shape[-1])
+            super().build(batch_input_shape)
+
+        def call(self, inputs, training=None):
+            Z = inputs
+            for layer in self.hidden:
+                Z = layer(Z)
+            recon_loss = K.mean(K.square(self.reconstruct(Z) - inputs))
+            self.add_loss(0.05 * recon_loss)
+            if training:
+                self.add_metric(self.reconstruction_mean(recon_loss))
+            return self.out(Z)
+
+    x = RNG.random((8, 3)).astype("float32")
+    model = ReconstructingRegressor(1)
+    model.compile(loss="mse", optimizer="nadam")
+    history = model.fit(x, x.sum(1), epochs=2, batch_size=4, verbose=0)
+    assert sorted(history.history) == ["loss", "reconstruction_error"]
+    assert model.reconstruction_mean.count == 2  # reset each epoch, two batches each
+
+    class Unnamed(kestrel.layers.Layer):
+        def call(self, inputs):
+            self.add_metric(K.mean(inputs))
+            return inputs
+
+    with pytest.raises(ValueError, match="add_metric needs a name"):
+        Unnamed()(x)
+
+
+def test_geron_chapter_11_keras2_spellings():
+    """tf.keras 2 names of Géron's chapter 11: `bn.updates` (`[]` in TF 2's eager mode, with
+    its deprecation warning), `history.history['lr']` of LearningRateScheduler (Keras 3 logs
+    `learning_rate`) and `keras.wrappers.scikit_learn` read as an attribute."""
+    model = kestrel.models.Sequential([kestrel.layers.Flatten(input_shape=[4, 4]),
+                                       kestrel.layers.BatchNormalization(),
+                                       kestrel.layers.Dense(3, activation="softmax")])
+    with pytest.warns(DeprecationWarning, match="`layer.updates` will be removed"):
+        assert model.layers[1].updates == []
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="nadam")
+    x, y = RNG.random((6, 4, 4)).astype("float32"), np.arange(6) % 3
+
+    def exponential_decay_fn(epoch):
+        return 0.01 * 0.1 ** (epoch / 20)
+
+    lr_scheduler = kestrel.callbacks.LearningRateScheduler(exponential_decay_fn)
+    history = model.fit(x, y, epochs=2, callbacks=[lr_scheduler], verbose=0)
+    with pytest.warns(DeprecationWarning, match="`lr` is the Keras 2 name of the "
+                                                "`learning_rate` log"):
+        assert history.history["lr"] == pytest.approx([0.01, 0.01 * 0.1 ** 0.05])
+    assert kestrel.wrappers.scikit_learn.KerasRegressor.__name__ == "KerasRegressor"

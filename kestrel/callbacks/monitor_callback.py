@@ -13,26 +13,31 @@ _DOWN_NAMES = ("loss", "error", "crossentropy", "hinge", "divergence", "poisson"
 
 # Keras 2.0-2.2 logged a metric given by a short name under the name of the function it
 # resolved to (`metrics=['mae']` logged `mean_absolute_error`); `acc` was its accuracy name.
-_KERAS22_LOG_NAMES = {
-    "acc": "accuracy",
-    "mean_absolute_error": "mae",
-    "mean_squared_error": "mse",
-    "mean_absolute_percentage_error": "mape",
-    "mean_squared_logarithmic_error": "msle",
+# Keras 2 and tf.keras 2 (to 2.10) logged the learning rate of LearningRateScheduler and
+# ReduceLROnPlateau as `lr`.
+_KERAS2_LOG_NAMES = {
+    "acc": ("accuracy", "Keras 2.2"),
+    "mean_absolute_error": ("mae", "Keras 2.2"),
+    "mean_squared_error": ("mse", "Keras 2.2"),
+    "mean_absolute_percentage_error": ("mape", "Keras 2.2"),
+    "mean_squared_logarithmic_error": ("msle", "Keras 2.2"),
+    "lr": ("learning_rate", "Keras 2"),
 }
 
 
 def keras2_log_name(name: str, logged) -> str:
     """The key of `logged` that `name` means: the Keras 2.0-2.2 names of the logs of
     `metrics=['accuracy']` (`acc`, `val_acc`) and of `metrics=['mae']` and the other short
-    names (`mean_absolute_error`, ...), the names scripts of that time read and monitor."""
+    names (`mean_absolute_error`, ...), and Keras 2's `lr`: the names scripts of that time
+    read and monitor."""
     prefix = "val_" if name.startswith("val_") else ""
-    short_name = _KERAS22_LOG_NAMES.get(name[len(prefix):])
-    if short_name is None or name in logged or prefix + short_name not in logged:
+    known = _KERAS2_LOG_NAMES.get(name[len(prefix):])
+    if known is None or name in logged or prefix + known[0] not in logged:
         return name
-    warnings.warn(f"`{name}` is the Keras 2.2 name of the `{prefix}{short_name}` log; reading "
-                  f"`{prefix}{short_name}`.", DeprecationWarning, stacklevel=3)
-    return prefix + short_name
+    new_name = prefix + known[0]
+    warnings.warn(f"`{name}` is the {known[1]} name of the `{new_name}` log; reading "
+                  f"`{new_name}`.", DeprecationWarning, stacklevel=3)
+    return new_name
 
 
 def monitored_value(logs: dict, name: str):

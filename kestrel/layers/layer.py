@@ -1049,6 +1049,20 @@ class Layer(nn.Module):
             found.extend(attrs.get("_added_metrics", {}).values())  # Keras 2's add_metric
         return found
 
+    @property
+    def updates(self) -> list:
+        """tf.keras 2's `layer.updates`, with its deprecation warning: `[]`, as in TF 2's eager
+        mode (layers apply their updates, such as BatchNormalization's moving statistics,
+        themselves), or what a Keras 1 layer assigned to it."""
+        warnings.warn("`layer.updates` will be removed in a future version. This property "
+                      "should not be used, as `updates` are applied automatically.",
+                      DeprecationWarning, stacklevel=2)
+        return self.__dict__.get("_keras2_updates", [])
+
+    @updates.setter
+    def updates(self, value) -> None:
+        self.__dict__["_keras2_updates"] = value
+
     def add_metric(self, value, name=None, aggregation="mean") -> None:
         """Keras 2's `add_metric` (inside `call`): `name` is logged as the mean of `value`
         over the epoch's batches, with the compiled metrics."""
