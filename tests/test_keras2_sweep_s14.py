@@ -400,3 +400,28 @@ def test_geron_chapter_11_keras2_spellings():
                                                 "`learning_rate` log"):
         assert history.history["lr"] == pytest.approx([0.01, 0.01 * 0.1 ** 0.05])
     assert kestrel.wrappers.scikit_learn.KerasRegressor.__name__ == "KerasRegressor"
+
+
+def test_a_graph_built_inside_a_call_stays_symbolic():
+    """A sublayer built lazily inside its parent's `call` may build a model of its own from
+    new symbolic tensors: those stay symbolic (only tensors made before the run get values)."""
+    class Child(kestrel.layers.Layer):
+        def build(self, input_shape):
+            inner = kestrel.Input(shape=input_shape[1:])
+            self.inner_model = kestrel.models.Model(inner, kestrel.ops.add(inner, 1.0))
+
+        def call(self, inputs):
+            return self.inner_model(inputs)
+
+    class Parent(kestrel.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.child = Child()
+
+        def call(self, inputs):
+            return self.child(inputs) * 2.0
+
+    inputs = kestrel.Input(shape=(3,))
+    model = kestrel.models.Model(inputs, Parent()(inputs))
+    assert not model._closes_over_graph
+    np.testing.assert_allclose(model.predict(np.zeros((2, 3)), verbose=0), np.full((2, 3), 2.0))

@@ -11,6 +11,9 @@ them the same values:
 - while a model holding such a layer (or compiled with such a loss) runs, an op that meets
   one computes it from the model's inputs of this run (a sub-model from the inputs to the
   tensor, cached; its value is reused within the run).
+
+Only tensors made before the run began are given values: a graph built during the run (a
+sublayer's `build` making a model of its own) stays symbolic.
 """
 from __future__ import annotations
 
@@ -22,28 +25,42 @@ _ACTIVE: list = []  # the open runs, innermost last
 _SUB_MODELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-class _PlaceholderRun:
+class _Run:
+    """An open run; `value` gives a graph tensor's value in it, or None."""
+
+    def __init__(self):
+        self.first_new = KerasTensor.created  # tensors made from here on are the run's own
+
+    def value(self, tensor: KerasTensor):
+        if getattr(tensor, "_serial", self.first_new) >= self.first_new:
+            return None
+        return self._value(tensor)
+
+
+class _PlaceholderRun(_Run):
     """A layer's `call` on placeholders: graph tensors become placeholders of their shape."""
 
     def __init__(self, layer, make):
+        super().__init__()
         self.layer = layer
         self.make = make
 
-    def value(self, tensor: KerasTensor):
+    def _value(self, tensor: KerasTensor):
         self.layer._closes_over_graph = True
         return self.make(tensor)
 
 
-class _GraphRun:
+class _GraphRun(_Run):
     """A model run on `inputs`: graph tensors computed from those inputs are their values."""
 
     def __init__(self, model, inputs, training):
+        super().__init__()
         self.model = model
         self.inputs = inputs
         self.training = training
         self.values: dict[int, tuple] = {}  # id(tensor) -> (tensor, value or None)
 
-    def value(self, tensor: KerasTensor):
+    def _value(self, tensor: KerasTensor):
         if id(tensor) not in self.values:
             sub_model = _sub_model(self.model, tensor)
             value = None if sub_model is None else \
