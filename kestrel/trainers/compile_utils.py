@@ -91,8 +91,8 @@ class CompileLoss:
 
     def match_outputs(self, y_pred) -> None:
         """Spread the losses over the outputs of the first predictions of a model whose
-        outputs were unknown at compile: a single loss applies to each (tf.keras 2 and
-        Keras 3, whose Géron-era wide & deep subclassed model returns two)."""
+        outputs were unknown at compile: a single loss applies to each, as in tf.keras 2
+        and Keras 3 (Géron's subclassed wide & deep model returns two)."""
         if self._outputs_known:
             return
         self._outputs_known = True
