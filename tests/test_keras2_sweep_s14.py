@@ -1,7 +1,8 @@
 """Condensed replays of the Keras 2 scripts that books and blog tutorials made famous (the
-listings of "Deep Learning with Python", 1st edition, and the Keras blog's autoencoder and
-small-data posts), with `keras` renamed to `kestrel`, on tiny synthetic data: what they rely
-on that the other Keras 2 replays do not cover. Checked against real Keras 3 (torch backend)
+listings of "Deep Learning with Python", 1st edition, the Keras blog's VAE, and the tf.keras 2
+chapters 10-12 of "Hands-On Machine Learning", 2nd edition), with `keras` renamed to
+`kestrel`, on tiny synthetic data: what they rely on that the other Keras 2 replays do not
+cover. Checked against real Keras 3 (torch backend)
 where both run the same code, else against Keras 2's source (noted per test).
 """
 import os
