@@ -426,3 +426,54 @@ def test_a_graph_built_inside_a_call_stays_symbolic():
     model = kestrel.models.Model(inputs, Parent()(inputs))
     assert not model._closes_over_graph
     np.testing.assert_allclose(model.predict(np.zeros((2, 3)), verbose=0), np.full((2, 3), 2.0))
+
+
+class DenseTranspose(kestrel.layers.Layer):
+    """Géron's tied-weights layer (chapter 17): it keeps the Dense layer it transposes
+    before calling `super().__init__()`, which tf.keras 2 allowed (Keras 3's torch backend
+    raises torch's "cannot assign module before Module.__init__() call")."""
+
+    def __init__(self, dense, activation=None, **kwargs):
+        self.dense = dense
+        self.activation = kestrel.activations.get(activation)
+        super().__init__(**kwargs)
+
+    def build(self, batch_input_shape):
+        self.biases = self.add_weight(name="bias", shape=[self.dense.input_shape[-1]],
+                                      initializer="zeros")
+        super().build(batch_input_shape)
+
+    def call(self, inputs):
+        z = kestrel.ops.matmul(inputs, kestrel.ops.transpose(self.dense.weights[0]))
+        return self.activation(z + self.biases)
+
+
+def test_tied_autoencoder_layer_set_before_its_init():
+    """The tied autoencoder trains the shared kernel once: its weights are the two Dense
+    layers' and the two transposes' biases, as in tf.keras 2."""
+    dense_1 = kestrel.layers.Dense(6, activation="selu")
+    dense_2 = kestrel.layers.Dense(3, activation="selu")
+    tied_encoder = kestrel.models.Sequential([kestrel.layers.Flatten(input_shape=[4, 4]),
+                                              dense_1, dense_2])
+    tied_decoder = kestrel.models.Sequential([DenseTranspose(dense_2, activation="selu"),
+                                              DenseTranspose(dense_1, activation="sigmoid"),
+                                              kestrel.layers.Reshape([4, 4])])
+    tied_ae = kestrel.models.Sequential([tied_encoder, tied_decoder])
+    tied_ae.compile(loss="binary_crossentropy", optimizer="sgd")
+    x = RNG.random((8, 4, 4)).astype("float32")
+    tied_ae.fit(x, x, epochs=1, verbose=0)
+    assert [tuple(w.shape) for w in tied_ae.trainable_weights] == [(16, 6), (6,), (6, 3), (3,),
+                                                                   (6,), (16,)]
+    transpose = tied_decoder.layers[0]
+    assert transpose.dense is dense_2
+    assert [w.name for w in transpose.weights] == ["bias", "kernel", "bias"]  # own first
+    codings = kestrel.ops.convert_to_numpy(tied_encoder(x))
+    hidden = _selu(codings @ dense_2.get_weights()[0].T + transpose.get_weights()[0])
+    logits = hidden @ dense_1.get_weights()[0].T + tied_decoder.layers[1].get_weights()[0]
+    np.testing.assert_allclose(tied_ae.predict(x, verbose=0).reshape(8, 16),
+                               1 / (1 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
+
+
+def _selu(x):
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    return scale * np.where(x > 0, x, alpha * (np.exp(x) - 1))

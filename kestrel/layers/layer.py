@@ -147,6 +147,8 @@ class Layer(nn.Module):
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: "
                 f"{short_repr({k: kwargs[k] for k in sorted(unknown)})}")
         super().__init__()
+        for attr in self.__dict__.pop("_set_before_init", ()):  # see __setattr__
+            setattr(self, attr, self.__dict__.pop(attr))
         self.training = False  # Keras semantics: inference unless fit() or training=True
         if name is not None and not isinstance(name, str):
             raise ValueError(f"Layer name must be a string. Received: name={short_repr(name)}")
@@ -1105,6 +1107,12 @@ class Layer(nn.Module):
     def __setattr__(self, name: str, value) -> None:
         if name == "training":  # set by train()/eval() on every module: skip the slow path
             object.__setattr__(self, name, value)
+            return
+        if "_modules" not in self.__dict__ and isinstance(value, (torch.nn.Module, *_CONTAINERS)):
+            # a sublayer set before `super().__init__()`, as tf.keras 2 allowed (Géron's
+            # `DenseTranspose`): kept as it is until `__init__` tracks it
+            object.__setattr__(self, name, value)
+            self.__dict__.setdefault("_set_before_init", []).append(name)
             return
         if self._names_sublayer(name) and value is not None and \
                 not isinstance(value, torch.nn.Module):
