@@ -16,12 +16,17 @@ class Callback:
 
     Attributes:
         params: Dict of training parameters (`verbose`, `epochs`, `steps`).
-        model: The model being trained (unwrapped from `DistributedDataParallel`).
+        model: The model being trained (unwrapped from `DistributedDataParallel`); Keras 2
+            callbacks assign it themselves in an overridden `set_model`.
+        validation_data: Keras 2.0-2.3's view of fit's validation arrays (see `fit`); None
+            until a fit with validation arrays sets it.
 
     Batch-level `logs` may hold 0-d torch tensors (possibly on the GPU); call `float()` on a
     value only when you need it, since each call waits for the device. Epoch-level `logs`
     hold Python floats.
     """
+
+    validation_data = None
 
     def __init__(self):
         self.params = None
@@ -38,6 +43,10 @@ class Callback:
         if isinstance(self._model, DistributedDataParallel):
             return self._model.module
         return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
 
     def _overrides(self, names) -> bool:
         """Whether any hook in `names` is overridden, by the class or on the instance."""

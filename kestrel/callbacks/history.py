@@ -6,8 +6,8 @@ from kestrel.callbacks.monitor_callback import keras2_log_name
 
 
 class _Logs(dict):
-    """The history dict; `history["acc"]` / `["val_acc"]` (Keras 2.0-2.2's names) read
-    the accuracy lists."""
+    """The history dict; Keras 2.0-2.2's log names (`history["val_acc"]`,
+    `["val_mean_absolute_error"]`) read the lists of Keras 3's (`val_accuracy`, `val_mae`)."""
 
     def __missing__(self, key):
         name = keras2_log_name(key, self)

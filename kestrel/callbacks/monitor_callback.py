@@ -11,20 +11,37 @@ _UP_NAMES = ("acc", "auc", "precision", "recall", "f1_score", "fbeta", "iou", "r
 _DOWN_NAMES = ("loss", "error", "crossentropy", "hinge", "divergence", "poisson", "logcosh",
                "mae", "mse", "mape", "msle")
 
+# Keras 2.0-2.2 logged a metric given by a short name under the name of the function it
+# resolved to (`metrics=['mae']` logged `mean_absolute_error`); `acc` was its accuracy name.
+# Keras 2 and tf.keras 2 (to 2.10) logged the learning rate of LearningRateScheduler and
+# ReduceLROnPlateau as `lr`.
+_KERAS2_LOG_NAMES = {
+    "acc": ("accuracy", "Keras 2.2"),
+    "mean_absolute_error": ("mae", "Keras 2.2"),
+    "mean_squared_error": ("mse", "Keras 2.2"),
+    "mean_absolute_percentage_error": ("mape", "Keras 2.2"),
+    "mean_squared_logarithmic_error": ("msle", "Keras 2.2"),
+    "lr": ("learning_rate", "Keras 2"),
+}
+
 
 def keras2_log_name(name: str, logged) -> str:
-    """The key of `logged` that `name` means: Keras 2.0-2.2 logged the "accuracy" metric as
-    `acc` (`val_acc`), the names scripts of that time read and monitor."""
+    """The key of `logged` that `name` means: the Keras 2.0-2.2 names of the logs of
+    `metrics=['accuracy']` (`acc`, `val_acc`) and of `metrics=['mae']` and the other short
+    names (`mean_absolute_error`, ...), and Keras 2's `lr`: the names scripts of that time
+    read and monitor."""
     prefix = "val_" if name.startswith("val_") else ""
-    if name[len(prefix):] != "acc" or name in logged or prefix + "accuracy" not in logged:
+    known = _KERAS2_LOG_NAMES.get(name[len(prefix):])
+    if known is None or name in logged or prefix + known[0] not in logged:
         return name
-    warnings.warn(f"`{name}` is the Keras 2.2 name of the `{prefix}accuracy` log; reading "
-                  f"`{prefix}accuracy`.", DeprecationWarning, stacklevel=3)
-    return prefix + "accuracy"
+    new_name = prefix + known[0]
+    warnings.warn(f"`{name}` is the {known[1]} name of the `{new_name}` log; reading "
+                  f"`{new_name}`.", DeprecationWarning, stacklevel=3)
+    return new_name
 
 
 def monitored_value(logs: dict, name: str):
-    """`logs[name]`, Keras 2.2's accuracy names included; None when absent."""
+    """`logs[name]`, Keras 2.2's log names included; None when absent."""
     return logs.get(keras2_log_name(name, logs))
 
 

@@ -18,6 +18,10 @@ def add_metric(layer, value, name=None, aggregation="mean") -> None:
     if aggregation not in ("mean", None):
         raise ValueError(f"{type(layer).__name__} '{layer.name}': add_metric supports "
                          f"aggregation='mean' or None, got {aggregation!r}")
+    metric = getattr(value, "_metric_obj", None)
+    if name is None and metric is not None:  # tf.keras 2: `self.add_metric(self.mean(x))`
+        _track_metric_object(layer, metric)
+        return
     if name is None:
         raise ValueError(f"{type(layer).__name__} '{layer.name}': add_metric needs a name, "
                          "e.g. self.add_metric(ops.mean(x), name='mean_activation')")
@@ -36,3 +40,11 @@ def add_metric(layer, value, name=None, aggregation="mean") -> None:
     with torch.no_grad():
         value = value.detach() if isinstance(value, torch.Tensor) else value
         metrics[name].update_state(value)
+
+
+def _track_metric_object(layer, metric) -> None:
+    """Log `metric` itself (already updated by its call) under its name, unless the layer
+    already tracks it as an attribute."""
+    if in_symbolic_scope() or any(m is metric for m in layer._attribute_metrics()):
+        return
+    layer.__dict__.setdefault("_added_metrics", {}).setdefault(metric.name, metric)

@@ -97,6 +97,7 @@ class Layer(nn.Module):
     _unmasked_in_unmasked_out = True  # compute_mask returns None when no input has a mask
     _records_mask_ops = False  # compute_mask runs on KerasTensors (see symbolic_masks)
     _keras_builds_at_init = False  # see _keras_builds_at_init
+    _closes_over_graph = False  # its `call` reads graph tensors it is not given (graph_closures)
     _convert_input_args = True  # floating inputs cast to the layer's dtypes (models: False)
     _keras_converts_inputs = True  # Keras' `__call__` converts inputs (see node_arguments)
 
@@ -146,6 +147,8 @@ class Layer(nn.Module):
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: "
                 f"{short_repr({k: kwargs[k] for k in sorted(unknown)})}")
         super().__init__()
+        for attr in self.__dict__.pop("_set_before_init", ()):  # see __setattr__
+            setattr(self, attr, self.__dict__.pop(attr))
         self.training = False  # Keras semantics: inference unless fit() or training=True
         if name is not None and not isinstance(name, str):
             raise ValueError(f"Layer name must be a string. Received: name={short_repr(name)}")
@@ -1048,6 +1051,20 @@ class Layer(nn.Module):
             found.extend(attrs.get("_added_metrics", {}).values())  # Keras 2's add_metric
         return found
 
+    @property
+    def updates(self) -> list:
+        """tf.keras 2's `layer.updates`, with its deprecation warning: `[]`, as in TF 2's eager
+        mode (layers apply their updates, such as BatchNormalization's moving statistics,
+        themselves), or what a Keras 1 layer assigned to it."""
+        warnings.warn("`layer.updates` will be removed in a future version. This property "
+                      "should not be used, as `updates` are applied automatically.",
+                      DeprecationWarning, stacklevel=2)
+        return self.__dict__.get("_keras2_updates", [])
+
+    @updates.setter
+    def updates(self, value) -> None:
+        self.__dict__["_keras2_updates"] = value
+
     def add_metric(self, value, name=None, aggregation="mean") -> None:
         """Keras 2's `add_metric` (inside `call`): `name` is logged as the mean of `value`
         over the epoch's batches, with the compiled metrics."""
@@ -1090,6 +1107,12 @@ class Layer(nn.Module):
     def __setattr__(self, name: str, value) -> None:
         if name == "training":  # set by train()/eval() on every module: skip the slow path
             object.__setattr__(self, name, value)
+            return
+        if "_modules" not in self.__dict__ and isinstance(value, (torch.nn.Module, *_CONTAINERS)):
+            # a sublayer set before `super().__init__()`, as tf.keras 2 allowed (Géron's
+            # `DenseTranspose`): kept as it is until `__init__` tracks it
+            object.__setattr__(self, name, value)
+            self.__dict__.setdefault("_set_before_init", []).append(name)
             return
         if self._names_sublayer(name) and value is not None and \
                 not isinstance(value, torch.nn.Module):

@@ -33,9 +33,13 @@ class KerasTensor:
     """A symbolic tensor: a shape (None for unknown sizes) and a dtype, no data."""
 
     # `_keras_mask` (a bool KerasTensor) is set only where a layer computes a mask, as in Keras
-    __slots__ = ("shape", "dtype", "_keras_history", "_name", "_keras_mask", "__weakref__")
+    __slots__ = ("shape", "dtype", "_keras_history", "_name", "_keras_mask", "_serial",
+                 "__weakref__")
+    created = 0  # how many were made: `_serial` orders them (see graph_closures)
 
     def __init__(self, shape, dtype="float32", name: str | None = None):
+        self._serial = KerasTensor.created
+        KerasTensor.created += 1
         self.shape = tuple(None if d is None else int(d) for d in shape)
         self.dtype = "string" if is_string_dtype(dtype) else \
             config.dtype_name(config.to_torch_dtype(dtype))

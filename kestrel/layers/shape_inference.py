@@ -8,7 +8,7 @@ import torch
 
 from kestrel import config
 from kestrel.backend import scopes
-from kestrel.layers import training_mode
+from kestrel.layers import graph_closures, training_mode
 from kestrel.layers.node import KerasTensor, flatten, is_string_array, map_structure, shape_of
 
 _PLACEHOLDERS = (17, 19)  # sizes standing in for unknown non-batch dimensions
@@ -135,7 +135,7 @@ def run_on_placeholders(layer, args, kwargs, size, batch: int = 1):
     try:  # in inference, as Keras' symbolic pass: a `call` not passing `training` on leaves
         # its sublayers at their defaults, so BatchNormalization keeps its moving stats
         with torch.no_grad(), training_mode.mode(layer, False), _autocast(layer, device), \
-                scopes.SymbolicScope():
+                scopes.SymbolicScope(), graph_closures.placeholder_run(layer, make):
             outputs = layer.call(*_cast_first(layer, map_structure(make, args)),
                                  **map_structure(make, call_kwargs))
             if layer._autocast_dtype is None:

@@ -173,7 +173,10 @@ class Metric:
 
     def __call__(self, *args, **kwargs):
         self.update_state(*args, **kwargs)
-        return self.result()
+        result = self.result()
+        if isinstance(result, torch.Tensor):  # tf.keras 2's mark: `add_metric(result)` reads it
+            result._metric_obj = self
+        return result
 
     # ------------------------------------------------------------------ stateless (Keras 3)
     def stateless_update_state(self, metric_variables, *args, **kwargs) -> list[torch.Tensor]:

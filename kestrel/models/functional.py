@@ -9,7 +9,7 @@ import torch
 
 from kestrel import tree
 from kestrel.layers.core.input_layer import Input, InputLayer
-from kestrel.layers import node_arguments, training_mode
+from kestrel.layers import graph_closures, node_arguments, training_mode
 from kestrel.layers.layer import Layer
 from kestrel.layers.normalization import batch_norm_folding
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
@@ -76,6 +76,7 @@ class Functional(Model):
         # a Lambda taking K.gradients (Keras 2 graph gradients) needs autograd in predict too
         self._autograd_at_inference = any(getattr(layer, "takes_gradients", False)
                                           for layer in layers)
+        self._closes_over_graph = any(layer._closes_over_graph for layer in layers)
         self._compile_plan()
         self.built = True
         self._build_input_shape = map_structure(lambda t: t.shape, inputs)
@@ -166,6 +167,9 @@ class Functional(Model):
     def call(self, inputs, training=None, mask=None):
         replays = training_mode.enter_graph()
         try:
+            if self._closes_over_graph:
+                with graph_closures.model_run(self, inputs, training):
+                    return self._run_graph(inputs, training, mask)
             return self._run_graph(inputs, training, mask)
         finally:
             training_mode.leave_graph(replays)

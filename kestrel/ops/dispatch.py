@@ -16,6 +16,7 @@ import inspect
 import re
 import sys
 
+from kestrel.layers import graph_closures
 from kestrel.layers.node import KerasTensor
 
 OPS: dict[str, object] = {}  # qualified name ("mean", "image.resize") -> op
@@ -78,6 +79,9 @@ def keras_op(fn=None, *, name: str | None = None, prefix: str = ""):
     @functools.wraps(fn)
     def op(*args, **kwargs):
         if _symbolic(args, kwargs):
+            values = graph_closures.values_for(args, kwargs)
+            if values is not None:  # graph tensors read inside a call (Keras 2)
+                return fn(*values[0], **values[1])
             from kestrel.ops.operation import FunctionOp
 
             args, bound, kwargs = _bind_constants(fn, args, kwargs)

@@ -49,10 +49,35 @@ def _loss_object(identifier):
     return losses_module.LossFunctionWrapper(loss, name=getattr(loss, "__name__", "loss"))
 
 
-class CompileLoss:
-    """Weighted sum of per-output losses; also keeps one Mean tracker per output."""
+def _numbered_outputs(count: int) -> list[str]:
+    """tf.keras 2's names of a subclassed model's outputs: `output_1`, `output_2`, ..."""
+    return [f"output_{i + 1}" for i in range(count)]
 
-    def __init__(self, loss, loss_weights, output_names: list[str]):
+
+def _list_length(spec) -> int:
+    return len(spec) if isinstance(spec, (list, tuple)) else 0
+
+
+class CompileLoss:
+    """Weighted sum of per-output losses; also keeps one Mean tracker per output.
+
+    A model whose outputs are unknown at compile (a subclassed one) takes as many outputs as
+    a list of losses or of loss weights holds, else as many as its first predictions have
+    (see `match_outputs`), named `output_1`, ... as tf.keras 2 named them.
+    """
+
+    def __init__(self, loss, loss_weights, output_names: list[str], outputs_known: bool = True):
+        self._given = (loss, loss_weights)
+        count = max(_list_length(loss), _list_length(loss_weights))
+        if not outputs_known and count > 1:
+            output_names, outputs_known = _numbered_outputs(count), True
+        self._outputs_known = outputs_known
+        self._spread(output_names)
+        self.total_tracker = None  # the model's "loss" Mean, which Keras 2's public call feeds
+        self.built = False  # as Keras, built by its first call (fit's or `compute_loss`')
+
+    def _spread(self, output_names: list[str]) -> None:
+        loss, loss_weights = self._given
         self.output_names = output_names
         self.losses = [_loss_object(l) for l in per_output(loss, output_names, "losses")]
         weights = per_output(loss_weights, output_names, "loss_weights") \
@@ -63,8 +88,16 @@ class CompileLoss:
         self._tracked = {i: metrics_module.Mean(name=f"{output_names[i]}_loss")
                          for i in given} if len(given) > 1 else {}
         self.trackers = list(self._tracked.values())
-        self.total_tracker = None  # the model's "loss" Mean, which Keras 2's public call feeds
-        self.built = False  # as Keras, built by its first call (fit's or `compute_loss`')
+
+    def match_outputs(self, y_pred) -> None:
+        """Spread the losses over the outputs of the first predictions of a model whose
+        outputs were unknown at compile: a single loss applies to each, as in tf.keras 2
+        and Keras 3 (Géron's subclassed wide & deep model returns two)."""
+        if self._outputs_known:
+            return
+        self._outputs_known = True
+        if isinstance(y_pred, (list, tuple)) and len(y_pred) > 1:
+            self._spread(_numbered_outputs(len(y_pred)))
 
     def order_trackers(self, output_names: list[str]) -> None:
         """Put the per-output loss trackers in this order (Keras tracks a dict-output model's

@@ -55,7 +55,8 @@ def _additive_loss(loss) -> bool:
 
 
 def _builtin(obj) -> bool:
-    return getattr(obj, "__module__", "").startswith(("kestrel.losses.", "kestrel.metrics."))
+    module = getattr(obj, "__module__", None) or ""  # None for a function made by `exec`
+    return module.startswith(("kestrel.losses.", "kestrel.metrics."))
 
 
 class DeferredUpdates:

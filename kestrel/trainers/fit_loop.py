@@ -83,13 +83,15 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
         if isinstance(train_data, data_adapter.ArrayAdapter) and \
                 isinstance(train_data.y, torch.Tensor):
             class_weight.check(train_data.y)  # once; other data is checked on the error path
-    val_data = None
+    val_data = keras2_val_arrays = None
     if validation_data is not None:
         vx, vy, vsw = data_adapter.unpack(validation_data) if isinstance(
             validation_data, (tuple, list)) else (validation_data, None, None)
         val_data = data_adapter.get_adapter(vx, vy, vsw, validation_batch_size or batch_size,
                                             validation_steps, False, device)
         _check_array_data("fit", val_data, "validation_data")
+        if isinstance(val_data, data_adapter.ArrayAdapter) and vy is not None:
+            keras2_val_arrays = _Keras2ValidationArrays.of(vx, vy, vsw)
     session = _session(model)
     if session is not None:
         verbose, callbacks = _for_rank(session, verbose, callbacks)
@@ -99,10 +101,34 @@ def run_fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_spli
         session.start(first_x)
     try:
         return _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs,
-                           initial_epoch, class_weight, validation_freq, session)
+                           initial_epoch, class_weight, validation_freq, session,
+                           keras2_val_arrays)
     finally:
         if session is not None:
             session.finish()
+
+
+class _Keras2ValidationArrays(list):
+    """Keras 2.0-2.3's `callback.validation_data`: the validation inputs, then the targets,
+    then one sample-weight array per target (ones where none was given), as one flat list."""
+
+    @classmethod
+    def of(cls, x, y, sample_weight):
+        targets = flatten(y)
+        weights = flatten(sample_weight) if sample_weight is not None else [None] * len(targets)
+        weights = [np.ones(len(t), dtype=config.floatx()) if w is None else w
+                   for t, w in zip(targets, weights)]
+        return cls([*flatten(x), *targets, *weights])
+
+
+def _give_keras2_validation_data(callbacks, arrays) -> None:
+    """Sets `validation_data` (after `on_train_begin`, as Keras 2) on the callbacks whose value
+    is None or came from an earlier fit; a callback that keeps its own data (as tf.keras 2
+    scripts did) keeps it."""
+    for callback in callbacks.callbacks:
+        held = getattr(callback, "validation_data", None)
+        if held is None or isinstance(held, _Keras2ValidationArrays):
+            callback.validation_data = arrays
 
 
 def _draw_build_batch_seeds(model, data) -> None:
@@ -139,7 +165,7 @@ def _check_array_data(fn: str, data, name: str = "x") -> None:
 
 
 def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial_epoch,
-                class_weight, validation_freq, session):
+                class_weight, validation_freq, session, keras2_val_arrays=None):
     callbacks = _callback_list(model, callbacks, verbose, epochs, train_data.num_batches,
                                add_history=True)
     history = callbacks._history
@@ -147,6 +173,7 @@ def _fit_epochs(model, train_data, val_data, callbacks, verbose, epochs, initial
     model._initial_epoch = None
     model._initial_step = 0  # a callback restoring a mid-epoch backup sets both
     callbacks.on_train_begin()
+    _give_keras2_validation_data(callbacks, keras2_val_arrays)
     if model._initial_epoch is not None:
         initial_epoch = model._initial_epoch
     first_step = model._initial_step

@@ -31,7 +31,7 @@ import warnings
 
 import torch
 
-from kestrel.layers import training_mode
+from kestrel.layers import graph_closures, training_mode
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import flatten
 from kestrel.utils.data_utils import pack_x_y_sample_weight
@@ -50,6 +50,9 @@ class StepFunctions:
 
         self.model = model
         self.jit = jit
+        # a Keras 2 loss function reading graph tensors (the Keras blog's `vae_loss`)
+        self._loss_reads_graph = any(graph_closures.references_graph_tensors(fn)
+                                     for fn in flatten(getattr(model, "loss", None)))
         cls = type(model)
         # a user's train_step / test_step replaces the built-in step (which stays fast)
         self.custom_train = cls.train_step is not Trainer.train_step
@@ -187,7 +190,11 @@ class StepFunctions:
         """The loss of predictions `y_pred` for the batch `x`, after updating the metrics."""
         model = self.model
         kwargs = {} if training else self._test_loss_kwargs
-        loss = model.compute_loss(x, y, y_pred, sample_weight, **kwargs)
+        if self._loss_reads_graph:
+            with graph_closures.model_run(model, x, training):
+                loss = model.compute_loss(x, y, y_pred, sample_weight, **kwargs)
+        else:
+            loss = model.compute_loss(x, y, y_pred, sample_weight, **kwargs)
         with torch.no_grad():
             model._update_metrics(loss, y, y_pred, sample_weight, _batch_size(x), x)
         return loss
@@ -216,8 +223,8 @@ class StepFunctions:
         return compiled
 
     def _lookup(self, mode: str, body, x):
-        if not self.jit:
-            return None
+        if not self.jit or self._loss_reads_graph or self.model._closes_over_graph:
+            return None  # graph tensors are computed eagerly (see graph_closures)
         first = flatten(x)[0]
         if not self._checked_device:  # once: the model's device is known from its first batch
             self._checked_device = True

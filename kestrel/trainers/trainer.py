@@ -72,7 +72,9 @@ class Trainer(GeneratorMethods):
         names = self._output_names()
         # a recompile without a loss (or without metrics) keeps the earlier ones, as Keras
         if loss is not None or getattr(self, "compiled_loss", None) is None:
-            self.compiled_loss = CompileLoss(loss, loss_weights, names)
+            self.compiled_loss = CompileLoss(loss, loss_weights, names,
+                                             outputs_known=bool(getattr(self, "output_names",
+                                                                        None)))
             if isinstance(loss, dict) and isinstance(getattr(self, "_outputs_struct", None), dict):
                 self.compiled_loss.order_trackers(list(loss))
             self.loss = loss
@@ -231,6 +233,7 @@ class Trainer(GeneratorMethods):
 
     def _compiled_loss(self, y, y_pred, sample_weight):
         """The weighted sum of the compiled per-output losses, or None when none applies."""
+        self.compiled_loss.match_outputs(y_pred)
         names = self.compiled_loss.output_names
         y_list = output_list(y, names, "y")
         pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
