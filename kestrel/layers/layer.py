@@ -614,7 +614,8 @@ class Layer(nn.Module):
         value = value.to(device=config.device(), dtype=torch_dtype)
         if attr in self.__dict__ and self.__dict__[attr] is None:  # `self.w = None` in
             del self.__dict__[attr]  # __init__, then `self.w = self.add_weight(name="w")`
-        if attr in self._weight_order or attr in self.__dict__:
+        if attr in self._weight_order or attr in self.__dict__ or hasattr(type(self), attr):
+            # taken, or a class attribute (`weights`, `trainable`, a method): a free name
             attr = f"{attr}_{len(self._weight_order)}"
         with name_scope(self.name, caller=self):
             path = f"{current_path()}/{name}"

@@ -1,0 +1,521 @@
+"""keras.io generative, keras_recipes, audio, rl and graph examples not replayed elsewhere,
+condensed to tiny random data and one or two epochs, their TensorFlow parts written with
+keras.ops and torch autograd. The same code runs with real Keras 3 (torch backend) and with
+Kestrel: histories, predictions, summaries, weight paths and error messages agree.
+"""
+import math
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+from tests.keras_compare import summary_text as _summary  # noqa: E402
+
+
+def _both(replay, *args):
+    """`replay(lib, *args)` with real Keras, then with Kestrel, each in a fresh seeded session."""
+    return replay(_fresh(keras), *args), replay(_fresh(kestrel), *args)
+
+
+def _numpy(x):
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype="float64")
+
+
+def _assert_close(got, expected, rtol=1e-4, atol=1e-5):
+    """Nested dicts (same keys, same order) / lists / tuples of numbers and strings agree,
+    numbers approximately."""
+    if isinstance(expected, dict):
+        assert list(got) == list(expected)
+        for key in expected:
+            _assert_close(got[key], expected[key], rtol, atol)
+    elif isinstance(expected, (list, tuple)) and any(
+            isinstance(e, (str, dict, list, tuple)) for e in expected):
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            _assert_close(g, e, rtol, atol)
+    elif isinstance(expected, str):
+        assert got == expected
+    else:
+        np.testing.assert_allclose(_numpy(got), _numpy(expected), rtol=rtol, atol=atol)
+
+
+def _apply_grads(optimizer, loss, variables):
+    """The torch-backend form of a `tf.GradientTape` step: backward, then `apply`."""
+    loss.backward()
+    with torch.no_grad():
+        optimizer.apply([v.value.grad for v in variables], variables)
+
+
+# ---------------------------------------------------------------- generative: dcgan
+def _dcgan(k):
+    """dcgan_overriding_train_step: two Sequentials, a GAN whose `compile` takes two optimizers,
+    a `metrics` property, and a callback whose `__init__` skips `super().__init__()`."""
+    layers, ops, latent_dim = k.layers, k.ops, 8
+    discriminator = k.Sequential([
+        k.Input(shape=(16, 16, 3)),
+        layers.Conv2D(8, kernel_size=4, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2D(16, kernel_size=4, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Flatten(), layers.Dropout(0.2), layers.Dense(1, activation="sigmoid"),
+    ], name="discriminator")
+    generator = k.Sequential([
+        k.Input(shape=(latent_dim,)), layers.Dense(4 * 4 * 8), layers.Reshape((4, 4, 8)),
+        layers.Conv2DTranspose(8, kernel_size=4, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2DTranspose(16, kernel_size=4, strides=2, padding="same"),
+        layers.LeakyReLU(negative_slope=0.2),
+        layers.Conv2D(3, kernel_size=5, padding="same", activation="sigmoid"),
+    ], name="generator")
+
+    class GAN(k.Model):
+        def __init__(self, discriminator, generator, latent_dim):
+            super().__init__()
+            self.discriminator = discriminator
+            self.generator = generator
+            self.latent_dim = latent_dim
+            self.seed_generator = k.random.SeedGenerator(1337)
+
+        def call(self, x):  # Keras' fit cannot build a model without `call`
+            return x
+
+        def compile(self, d_optimizer, g_optimizer, loss_fn):
+            super().compile()
+            self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+            self.d_loss_metric = k.metrics.Mean(name="d_loss")
+            self.g_loss_metric = k.metrics.Mean(name="g_loss")
+
+        @property
+        def metrics(self):
+            return [self.d_loss_metric, self.g_loss_metric]
+
+        def train_step(self, real_images):
+            batch_size = ops.shape(real_images)[0]
+            noise = k.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+            combined = ops.concatenate([self.generator(noise), real_images], axis=0)
+            labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], 0)
+            labels += 0.05 * k.random.uniform(ops.shape(labels), seed=self.seed_generator)
+            labels = ops.clip(labels, 0.0, 1.0)  # torch's binary cross-entropy wants [0, 1]
+            self.zero_grad()
+            d_loss = self.loss_fn(labels, self.discriminator(combined))
+            _apply_grads(self.d_optimizer, d_loss, self.discriminator.trainable_weights)
+            noise = k.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+            self.zero_grad()
+            predictions = self.discriminator(self.generator(noise))
+            g_loss = self.loss_fn(ops.zeros((batch_size, 1)), predictions)
+            _apply_grads(self.g_optimizer, g_loss, self.generator.trainable_weights)
+            self.d_loss_metric.update_state(d_loss)
+            self.g_loss_metric.update_state(g_loss)
+            return {"d_loss": self.d_loss_metric.result(), "g_loss": self.g_loss_metric.result()}
+
+    images = []
+
+    class GANMonitor(k.callbacks.Callback):
+        def __init__(self, num_img=3, latent_dim=128):
+            self.num_img = num_img
+            self.latent_dim = latent_dim
+            self.seed_generator = k.random.SeedGenerator(42)
+
+        def on_epoch_end(self, epoch, logs=None):
+            noise = k.random.normal((self.num_img, self.latent_dim), seed=self.seed_generator)
+            generated_images = self.model.generator(noise)
+            generated_images *= 255
+            generated_images = ops.convert_to_numpy(generated_images)
+            images.extend(np.asarray(k.utils.array_to_img(generated_images[i]))
+                          for i in range(self.num_img))
+
+    gan = GAN(discriminator=discriminator, generator=generator, latent_dim=latent_dim)
+    gan.compile(d_optimizer=k.optimizers.Adam(learning_rate=0.0001),
+                g_optimizer=k.optimizers.Adam(learning_rate=0.0001),
+                loss_fn=k.losses.BinaryCrossentropy())
+    data = np.random.default_rng(0).random((16, 16, 16, 3), dtype="float32")
+    history = gan.fit(data, batch_size=8, epochs=2, verbose=0,
+                      callbacks=[GANMonitor(num_img=2, latent_dim=latent_dim)])
+    return {"summaries": [_summary(discriminator), _summary(generator)],
+            "history": history.history, "images": images,
+            "optimizer": [v.path for v in gan.d_optimizer.variables]}
+
+
+def test_dcgan_overriding_train_step_matches_keras():
+    expected, got = _both(_dcgan)
+    _assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert len(expected["images"]) == 4
+
+
+# ---------------------------------------------------------------- recipes: mixture density
+def _mixture_density_network(k):
+    """approximating_non_function_mappings: a layer overriding `trainable_weights` and
+    `non_trainable_weights`, `layers.concatenate(..., name=)` in `call`, a mixture loss, and
+    EarlyStopping(restore_best_weights) with ReduceLROnPlateau on a validation split."""
+    layers, ops, callbacks, hidden = k.layers, k.ops, k.callbacks, 16
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-5, 5, (64, 1)).astype("float32")
+    y = (np.sin(x[:, 0]) + rng.normal(0, 0.3, 64)).astype("float32")
+    model = k.Sequential([layers.Dense(hidden, activation="relu"),
+                          layers.Dense(hidden, activation="relu"), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    plain = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.15, verbose=0,
+                      callbacks=[callbacks.EarlyStopping(monitor="val_loss", patience=5)])
+
+    def elu_plus_one_plus_epsilon(x):
+        return k.activations.elu(x) + 1 + k.backend.epsilon()
+
+    class MixtureDensityOutput(layers.Layer):
+        def __init__(self, output_dimension, num_mixtures, **kwargs):
+            super().__init__(**kwargs)
+            self.output_dim = output_dimension
+            self.num_mix = num_mixtures
+            self.mdn_mus = layers.Dense(self.num_mix * self.output_dim, name="mdn_mus")
+            self.mdn_sigmas = layers.Dense(self.num_mix * self.output_dim,
+                                           activation=elu_plus_one_plus_epsilon,
+                                           name="mdn_sigmas")
+            self.mdn_pi = layers.Dense(self.num_mix, name="mdn_pi")
+
+        def build(self, input_shape):
+            self.mdn_mus.build(input_shape)
+            self.mdn_sigmas.build(input_shape)
+            self.mdn_pi.build(input_shape)
+            super().build(input_shape)
+
+        @property
+        def trainable_weights(self):
+            return (self.mdn_mus.trainable_weights + self.mdn_sigmas.trainable_weights
+                    + self.mdn_pi.trainable_weights)
+
+        @property
+        def non_trainable_weights(self):
+            return (self.mdn_mus.non_trainable_weights + self.mdn_sigmas.non_trainable_weights
+                    + self.mdn_pi.non_trainable_weights)
+
+        def call(self, x, mask=None):
+            return layers.concatenate([self.mdn_mus(x), self.mdn_sigmas(x), self.mdn_pi(x)],
+                                      name="mdn_outputs")
+
+    def get_mixture_loss_func(output_dim, num_mixes):
+        def mdn_loss_func(y_true, y_pred):
+            y_pred = ops.reshape(y_pred, [-1, (2 * num_mixes * output_dim) + num_mixes])
+            y_true = ops.reshape(y_true, [-1, output_dim])
+            out_mu, out_sigma, out_pi = ops.split(
+                y_pred, [num_mixes * output_dim, 2 * num_mixes * output_dim], axis=-1)
+            z = (y_true - out_mu) / out_sigma
+            log_normal = -0.5 * z**2 - ops.log(out_sigma) - 0.5 * math.log(2 * math.pi)
+            log_mixture = ops.logsumexp(ops.log_softmax(out_pi, axis=-1) + log_normal, axis=-1)
+            return ops.mean(-log_mixture)
+        return mdn_loss_func
+
+    mdn_network = k.Sequential([layers.Dense(hidden, activation="relu"),
+                                layers.Dense(hidden, activation="relu"),
+                                MixtureDensityOutput(1, 3)])
+    mdn_network.compile(loss=get_mixture_loss_func(1, 3), optimizer="adam")
+    mixture = mdn_network.fit(x, y, epochs=4, batch_size=16, validation_split=0.15, verbose=0,
+                              callbacks=[callbacks.EarlyStopping(monitor="loss", patience=10,
+                                                                 restore_best_weights=True),
+                                         callbacks.ReduceLROnPlateau(monitor="loss", patience=5)])
+    mdn = mdn_network.layers[-1]
+    return {"plain": plain.history, "y_pred": model.predict(x, verbose=0),
+            "mixture": mixture.history, "params": mdn_network.predict(x, verbose=0),
+            "summary": _summary(mdn_network),
+            "paths": [w.path for w in mdn_network.weights] + [w.path for w in mdn.weights],
+            "trainable": [w.path for w in mdn_network.trainable_weights]}
+
+
+def test_mixture_density_network_matches_keras():
+    expected, got = _both(_mixture_density_network)
+    _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- recipes: eikonal
+def _eikonal(k):
+    """eikonal: per-coordinate Inputs, a functional model called on two permutations of its
+    inputs, Lambda layers on lists, and fit/predict on dicts keyed by input name (the
+    equation's `tf.gradients` Lambda is left out: it needs graph-mode gradients)."""
+    layers, ops = k.layers, k.ops
+    velocity_min, velocity_max, num_dim = 1.0, 3.5, 2
+    activation = lambda z: ops.exp(-(z**2))  # noqa: E731 - as the example writes it
+    source_list = [layers.Input(shape=(1,), name=f"source_coord_{i}") for i in range(num_dim)]
+    source = layers.Concatenate(name="source_coords", axis=-1)(source_list)
+    receiver_list = [layers.Input(shape=(1,), name=f"receiver_coord_{i}")
+                     for i in range(num_dim)]
+    receiver = layers.Concatenate(name="receiver_coords", axis=-1)(receiver_list)
+    velocity_at_receiver = layers.Input(shape=(1,), name="velocity_at_receiver")
+    inputs_list = source_list + receiver_list
+    both_coords = layers.Concatenate(name="source_receiver_coords", axis=-1)([source, receiver])
+    hidden = layers.Rescaling(1 / 1.0, name="source_receiver_scaled")(both_coords)
+    for _ in range(3):
+        hidden = layers.Dense(8, activation=activation, kernel_initializer="he_normal")(hidden)
+    output = layers.Dense(1, activation="sigmoid", kernel_initializer="he_normal")(hidden)
+    initial = k.models.Model(inputs=inputs_list, outputs=output,
+                             name="Traveltime_No_Reciprocity")
+    traveltime = layers.Lambda(lambda x: 0.5 * (x[0] + x[1]), name="Reciprocity")(
+        [initial(source_list + receiver_list), initial(receiver_list + source_list)])
+    traveltime = layers.Lambda(
+        lambda x: (1 / velocity_min - 1 / velocity_max) * x + 1 / velocity_max,
+        name="velocity_scaling")(traveltime)
+    difference = layers.Subtract(name="source_receiver_difference")([receiver, source])
+    distance = layers.Lambda(lambda x: ops.norm(x, axis=-1, keepdims=True),
+                             name="distance_factor")(difference)
+    traveltime = layers.Multiply(name="Traveltime")([traveltime, distance])
+    eikonal = layers.Lambda(lambda x: ((x[0] * x[1]) ** 2 - 1.0) / 2, name="Eikonal_Equation")(
+        [traveltime, velocity_at_receiver])
+    traveltime_model = k.models.Model(inputs=inputs_list, outputs=traveltime,
+                                      name="Model_Traveltime")
+    eikonal_model = k.models.Model(inputs=inputs_list + [velocity_at_receiver],
+                                   outputs=eikonal, name="Model_Eikonal_Equation")
+    eikonal_model.compile(optimizer=k.optimizers.Adam(learning_rate=2.5e-3), loss="mae")
+    rng = np.random.RandomState(0)
+    coords = {t.name: rng.uniform(0, 1, 32) for t in inputs_list}
+    history = eikonal_model.fit(x={**coords, "velocity_at_receiver": rng.uniform(1, 3.5, 32)},
+                                y=np.zeros(32), batch_size=8, epochs=2, verbose=0)
+    return {"history": history.history,
+            "traveltime": traveltime_model.predict(coords, batch_size=16, verbose=0),
+            "summaries": [_summary(m) for m in (initial, traveltime_model, eikonal_model)]}
+
+
+def test_eikonal_reciprocal_functional_on_dict_inputs_matches_keras():
+    expected, got = _both(_eikonal)
+    _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- recipes: distillation
+def _warmup_cosine(k):
+    """distillation_recipe's WarmUpCosine schedule, its `tf` ops written with keras.ops."""
+    ops = k.ops
+
+    class WarmUpCosine(k.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, learning_rate_base, total_steps, warmup_learning_rate,
+                     warmup_steps):
+            super().__init__()
+            self.learning_rate_base = learning_rate_base
+            self.total_steps = total_steps
+            self.warmup_learning_rate = warmup_learning_rate
+            self.warmup_steps = warmup_steps
+            self.pi = ops.array(np.pi)
+
+        def __call__(self, step):
+            cos_annealed_lr = ops.cos(
+                self.pi * (ops.cast(step, "float32") - self.warmup_steps)
+                / float(self.total_steps - self.warmup_steps))
+            learning_rate = 0.5 * self.learning_rate_base * (1 + cos_annealed_lr)
+            slope = (self.learning_rate_base - self.warmup_learning_rate) / self.warmup_steps
+            warmup_rate = slope * ops.cast(step, "float32") + self.warmup_learning_rate
+            learning_rate = ops.where(step < self.warmup_steps, warmup_rate, learning_rate)
+            return ops.where(step > self.total_steps, 0.0, learning_rate)
+
+    return WarmUpCosine(learning_rate_base=0.003, total_steps=12, warmup_learning_rate=0.0,
+                        warmup_steps=3)
+
+
+def _distillation_recipe(k):
+    """distillation_recipe: a frozen teacher, a Distiller whose `metrics` property extends
+    `super().metrics`, a custom `test_step` reporting `compute_metrics`, AdamW with clipnorm
+    on a schedule; sklearn_metric_callbacks' JaccardScoreCallback (no `super().__init__()`,
+    `Mean("jaccard_score")`, `.result().numpy()`) watches it."""
+    from sklearn.metrics import jaccard_score
+
+    layers, ops, temperature = k.layers, k.ops, 10
+
+    def convnet(name, filters):
+        return k.Sequential([k.Input((8, 8, 3)), layers.Conv2D(filters, 3, activation="relu"),
+                             layers.GlobalAveragePooling2D(), layers.Dense(5)], name=name)
+
+    teacher = convnet("teacher", 6)
+    teacher.trainable = False
+
+    class Distiller(k.Model):
+        def __init__(self, student, teacher):
+            super().__init__()
+            self.student = student
+            self.teacher = teacher
+            self.loss_tracker = k.metrics.Mean(name="distillation_loss")
+
+        @property
+        def metrics(self):
+            metrics = super().metrics
+            metrics.append(self.loss_tracker)
+            return metrics
+
+        def compile(self, optimizer, metrics, distillation_loss_fn, temperature=temperature):
+            super().compile(optimizer=optimizer, metrics=metrics)
+            self.distillation_loss_fn = distillation_loss_fn
+            self.temperature = temperature
+
+        def call(self, inputs):
+            return self.student(inputs)
+
+        def _distillation_loss(self, x, training):
+            teacher_predictions = self.teacher(x, training=False)
+            student_predictions = self.student(x, training=training)
+            loss = self.distillation_loss_fn(
+                ops.softmax(teacher_predictions / self.temperature, axis=1),
+                ops.softmax(student_predictions / self.temperature, axis=1))
+            return loss, student_predictions
+
+        def train_step(self, data):
+            x, _ = data
+            self.zero_grad()
+            distillation_loss, _ = self._distillation_loss(x, training=True)
+            _apply_grads(self.optimizer, distillation_loss, self.student.trainable_variables)
+            self.loss_tracker.update_state(distillation_loss)
+            return {"distillation_loss": self.loss_tracker.result()}
+
+        def test_step(self, data):
+            x, y = data
+            distillation_loss, student_predictions = self._distillation_loss(x, training=False)
+            self.loss_tracker.update_state(distillation_loss)
+            return self.compute_metrics(x, y, student_predictions, sample_weight=None)
+
+    jaccard = []
+
+    class JaccardScoreCallback(k.callbacks.Callback):
+        def __init__(self, name, x_test, y_test, log_dir):
+            self.x_test = x_test
+            self.y_test = y_test
+            self.keras_metric = k.metrics.Mean("jaccard_score")
+            self.epoch = 0
+
+        def on_epoch_end(self, batch, logs=None):
+            self.epoch += 1
+            self.keras_metric.reset_state()
+            predictions = self.model.predict(self.x_test, verbose=0)
+            self.keras_metric.update_state(
+                jaccard_score(np.argmax(predictions, axis=-1), self.y_test, average=None))
+            jaccard.append([self.keras_metric.name,
+                            self.keras_metric.result().numpy().astype(float)])
+
+    schedule = _warmup_cosine(k)
+    optimizer = k.optimizers.AdamW(weight_decay=0.001, learning_rate=schedule, clipnorm=1.0)
+    distiller = Distiller(student=convnet("student", 4), teacher=teacher)
+    distiller.compile(optimizer, metrics=[k.metrics.SparseCategoricalAccuracy()],
+                      distillation_loss_fn=k.losses.KLDivergence())
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(16, 8, 8, 3).astype("float32"), rng.randint(0, 5, 16)
+    history = distiller.fit(x, y, batch_size=4, epochs=2, verbose=0, validation_data=(x, y),
+                            callbacks=[JaccardScoreCallback("student", x, y, "logs")])
+    return {"lrs": [float(schedule(step)) for step in range(14)], "history": history.history,
+            "evaluate": distiller.evaluate(x, y, verbose=0),
+            "evaluate_dict": distiller.evaluate(x, y, verbose=0, return_dict=True),
+            "jaccard": jaccard, "iterations": int(optimizer.iterations),
+            "metrics": [m.name for m in distiller.metrics], "summary": _summary(distiller),
+            "optimizer": [v.path for v in optimizer.variables]}
+
+
+def test_distillation_recipe_and_sklearn_metric_callback_match_keras():
+    expected, got = _both(_distillation_recipe)
+    _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- recipes: numpy-style models
+def _numpy_style_models(k):
+    """tensorflow_numpy_models (`tnp` written as keras.ops): a Model subclass creating weights
+    named `block-0`, ..., a Dense-like layer whose weight is named `weights`, a loss reducing
+    over axis 0, `evaluate` before `fit` on an unbuilt subclass, Sequential.build."""
+    tnp, layers = k.ops, k.layers
+    rng = np.random.RandomState(0)
+    x_train, y_train = rng.rand(24, 5).astype("float32"), rng.rand(24).astype("float32") + 1
+    x_test, y_test = rng.rand(8, 5).astype("float32"), rng.rand(8).astype("float32") + 1
+    results = {}
+
+    def evaluate_model(model, key):
+        before = model.evaluate(x_test, y_test, verbose=0)
+        history = model.fit(x_train, y_train, epochs=2, batch_size=8, verbose=0)
+        results[key] = [before, history.history, model.evaluate(x_test, y_test, verbose=0),
+                        [w.path for w in model.weights]]
+
+    class TNPForwardFeedRegressionNetwork(k.Model):
+        def __init__(self, blocks=None, **kwargs):
+            super().__init__(**kwargs)
+            if not isinstance(blocks, list):
+                raise ValueError(f"blocks must be a list, got blocks={blocks}")
+            self.blocks = blocks
+            self.block_weights = None
+            self.biases = None
+
+        def build(self, input_shape):
+            current_shape = input_shape[1]
+            self.block_weights = []
+            self.biases = []
+            for i, block in enumerate(self.blocks):
+                self.block_weights.append(self.add_weight(
+                    shape=(current_shape, block), trainable=True, name=f"block-{i}",
+                    initializer="glorot_normal"))
+                self.biases.append(self.add_weight(
+                    shape=(block,), trainable=True, name=f"bias-{i}", initializer="zeros"))
+                current_shape = block
+            self.linear_layer = self.add_weight(shape=(current_shape, 1),
+                                                name="linear_projector", trainable=True,
+                                                initializer="glorot_normal")
+
+        def call(self, inputs):
+            activations = inputs
+            for w, b in zip(self.block_weights, self.biases):
+                activations = tnp.maximum(tnp.matmul(activations, w) + b, 0.0)
+            return tnp.matmul(activations, self.linear_layer)
+
+    def tnp_mse(y_true, y_pred):
+        return tnp.mean(tnp.square(y_true - y_pred), axis=0)
+
+    def tnp_relu(x):
+        return tnp.maximum(x, 0)
+
+    class TNPDense(k.layers.Layer):
+        def __init__(self, units, activation=None):
+            super().__init__()
+            self.units = units
+            self.activation = activation
+
+        def build(self, input_shape):
+            self.w = self.add_weight(name="weights", shape=(input_shape[1], self.units),
+                                     initializer="random_normal", trainable=True)
+            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros",
+                                        trainable=True)
+
+        def call(self, inputs):
+            outputs = tnp.matmul(inputs, self.w) + self.bias
+            return self.activation(outputs) if self.activation else outputs
+
+    for key, loss in (("subclass", "mean_squared_error"), ("tnp_mse", tnp_mse)):
+        k.backend.clear_session()
+        model = TNPForwardFeedRegressionNetwork(blocks=[3, 3])
+        model.compile(optimizer="adam", loss=loss,
+                      metrics=[k.metrics.MeanAbsolutePercentageError()])
+        evaluate_model(model, key)
+    for key, middle in (("layered", TNPDense(3, activation=tnp_relu)),
+                        ("mixed", layers.Dense(3, activation="relu"))):
+        model = k.Sequential([TNPDense(3, activation=tnp_relu), middle, TNPDense(1)])
+        model.compile(optimizer="adam", loss="mean_squared_error",
+                      metrics=[k.metrics.MeanAbsolutePercentageError()])
+        model.build((None, 5))
+        results[key + "_summary"] = _summary(model)
+        evaluate_model(model, key)
+    return results
+
+
+def test_tensorflow_numpy_models_match_keras():
+    expected, got = _both(_numpy_style_models)
+    _assert_close(got, expected)
+    assert got["layered"][3][:2] == ["sequential/tnp_dense_1/weights", "sequential/tnp_dense_1/bias"]
+
+
+def test_add_weight_named_as_a_layer_attribute_keeps_that_attribute():
+    """A weight named `weights`, `trainable` or `call` (names of Layer attributes) is created
+    under that name, as in Keras, and the layer's own attributes stay what they were."""
+    for k in (keras, kestrel):
+        class Named(k.layers.Layer):
+            def build(self, input_shape):
+                self.a = self.add_weight(name="weights", shape=(1,))
+                self.b = self.add_weight(name="trainable", shape=(1,), trainable=False)
+                self.c = self.add_weight(name="call", shape=(1,))
+
+            def call(self, x):
+                return x * self.a
+
+        layer = Named()
+        layer.build((1,))
+        assert [w.path for w in layer.weights] == ["named/weights", "named/call", "named/trainable"]
+        assert layer.trainable is True and len(layer.get_weights()) == 3
+        assert layer(np.ones((1, 1), "float32")).shape == (1, 1)
