@@ -498,7 +498,8 @@ def _numpy_style_models(k):
 def test_tensorflow_numpy_models_match_keras():
     expected, got = _both(_numpy_style_models)
     _assert_close(got, expected)
-    assert got["layered"][3][:2] == ["sequential/tnp_dense_1/weights", "sequential/tnp_dense_1/bias"]
+    assert got["layered"][3][:2] == ["sequential/tnp_dense_1/weights",
+                                     "sequential/tnp_dense_1/bias"]
 
 
 def test_add_weight_named_as_a_layer_attribute_keeps_that_attribute():
@@ -686,3 +687,106 @@ def test_ppo_actor_critic_updates_and_saving_match_keras(tmp_path):
     assert got["h5_error"] == [True]
     rebuilt = kestrel.Model.from_config(config)
     assert [tuple(t.shape) for t in rebuilt.outputs] == [(None,)]
+
+
+# ---------------------------------------------------------------- graph: GAT
+def _gat(k, as_tensor):
+    """gat_node_classification: GraphAttention layers on (node states, edges) with
+    ops.take/segment_sum, a model holding the graph as attributes (NumPy arrays or tensors)
+    and called on node indices, SGD with momentum, EarlyStopping on val_accuracy."""
+    layers, ops = k.layers, k.ops
+
+    class GraphAttention(layers.Layer):
+        def __init__(self, units, kernel_initializer="glorot_uniform", kernel_regularizer=None,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.kernel_initializer = k.initializers.get(kernel_initializer)
+            self.kernel_regularizer = k.regularizers.get(kernel_regularizer)
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(
+                shape=(input_shape[0][-1], self.units), trainable=True,
+                initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+                name="kernel")
+            self.kernel_attention = self.add_weight(
+                shape=(self.units * 2, 1), trainable=True, initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer, name="kernel_attention")
+            self.built = True
+
+        def call(self, inputs):
+            node_states, edges = inputs
+            z = ops.matmul(node_states, self.kernel)
+            source_indices, target_indices = edges[:, 1], edges[:, 0]
+            z_concat = ops.concatenate([ops.take(z, target_indices, axis=0),
+                                        ops.take(z, source_indices, axis=0)], axis=-1)
+            attention_scores = ops.leaky_relu(ops.matmul(z_concat, self.kernel_attention))
+            attention_scores = ops.squeeze(attention_scores, -1)
+            attention_scores = ops.exp(ops.clip(attention_scores, -2, 2))
+            num_nodes = ops.shape(node_states)[0]
+            attention_sum = ops.segment_sum(attention_scores, target_indices,
+                                            num_segments=num_nodes)
+            attention_sum_per_edge = ops.take(attention_sum, target_indices, axis=0)
+            attention_norm = attention_scores / (attention_sum_per_edge + 1e-8)
+            weighted_neighbors = ops.take(z, source_indices, axis=0) * ops.expand_dims(
+                attention_norm, axis=-1)
+            return ops.segment_sum(weighted_neighbors, target_indices, num_segments=num_nodes)
+
+    class MultiHeadGraphAttention(layers.Layer):
+        def __init__(self, units, num_heads=8, merge_type="concat", **kwargs):
+            super().__init__(**kwargs)
+            self.num_heads = num_heads
+            self.merge_type = merge_type
+            self.attention_layers = [GraphAttention(units) for _ in range(num_heads)]
+
+        def call(self, inputs):
+            node_states, edges = inputs
+            outputs = [layer([node_states, edges]) for layer in self.attention_layers]
+            if self.merge_type == "concat":
+                outputs = ops.concatenate(outputs, axis=-1)
+            else:
+                outputs = ops.mean(ops.stack(outputs, axis=0), axis=0)
+            return ops.relu(outputs)
+
+    class GraphAttentionNetwork(k.Model):
+        def __init__(self, node_states, edges, hidden_units, num_heads, num_layers, output_dim,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.node_states = node_states
+            self.edges = edges
+            self.preprocess = layers.Dense(hidden_units * num_heads, activation="relu")
+            self.attention_layers = [MultiHeadGraphAttention(hidden_units, num_heads)
+                                     for _ in range(num_layers)]
+            self.output_layer = layers.Dense(output_dim)
+
+        def call(self, inputs, training=False):
+            x = self.preprocess(self.node_states)
+            for attention_layer in self.attention_layers:
+                x = attention_layer([x, self.edges]) + x
+            return ops.take(self.output_layer(x), inputs, axis=0)
+
+    rng, n = np.random.RandomState(0), 20
+    node_states = rng.rand(n, 6).astype("float32")
+    edges = np.stack([rng.randint(0, n, 40), rng.randint(0, n, 40)], axis=1)
+    if as_tensor:
+        node_states, edges = ops.convert_to_tensor(node_states), ops.convert_to_tensor(edges)
+    labels = rng.randint(0, 3, n)
+    gat_model = GraphAttentionNetwork(node_states, edges, 4, 2, 2, 3)
+    gat_model.compile(loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      optimizer=k.optimizers.SGD(learning_rate=0.003, momentum=0.9),
+                      metrics=["accuracy"])
+    stopper = k.callbacks.EarlyStopping(monitor="val_accuracy", patience=5,
+                                        restore_best_weights=True)
+    history = gat_model.fit(x=np.arange(14), y=labels[:14], validation_split=0.1, batch_size=4,
+                            epochs=3, callbacks=[stopper], verbose=0)
+    test_logits = gat_model.predict(x=np.arange(14, 20), verbose=0)
+    return {"history": history.history,
+            "evaluate": gat_model.evaluate(x=np.arange(14, 20), y=labels[14:], verbose=0),
+            "probs": ops.convert_to_numpy(ops.softmax(test_logits)),
+            "summary": _summary(gat_model), "paths": [v.path for v in gat_model.weights]}
+
+
+def test_gat_node_classification_matches_keras():
+    for as_tensor in (False, True):
+        expected, got = _both(_gat, as_tensor)
+        _assert_close(got, expected)
