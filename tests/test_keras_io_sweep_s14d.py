@@ -999,3 +999,196 @@ def _transformer_asr(k):
 def test_transformer_asr_matches_keras():
     expected, got = _both(_transformer_asr)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- audio: vocal separation
+def _tfc_tdf_layers(k):
+    """vocal_track_separation's registered layers: sublayers created in `build(*_)`,
+    GroupNormalization(groups=-1), a `conv_cls` class attribute that a subclass overrides."""
+    layers, ops, saving = k.layers, k.ops, k.saving
+
+    @saving.register_keras_serializable()
+    class TimeDistributedDenseBlock(layers.Layer):
+        def __init__(self, bottleneck_factor, fft_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.fft_dim = fft_dim
+            self.hidden_dim = fft_dim // bottleneck_factor
+
+        def build(self, *_):
+            self.group_norm_1 = layers.GroupNormalization(groups=-1)
+            self.group_norm_2 = layers.GroupNormalization(groups=-1)
+            self.dense_1 = layers.Dense(self.hidden_dim, use_bias=False)
+            self.dense_2 = layers.Dense(self.fft_dim, use_bias=False)
+
+        def call(self, x):
+            x = self.dense_1(ops.swapaxes(ops.gelu(self.group_norm_1(x)), -1, -2))
+            x = ops.gelu(self.group_norm_2(ops.swapaxes(x, -1, -2)))
+            return ops.swapaxes(self.dense_2(ops.swapaxes(x, -1, -2)), -1, -2)
+
+    @saving.register_keras_serializable()
+    class TimeFrequencyConvolution(layers.Layer):
+        def __init__(self, channels, **kwargs):
+            super().__init__(**kwargs)
+            self.channels = channels
+
+        def build(self, *_):
+            self.group_norm = layers.GroupNormalization(groups=-1)
+            self.conv = layers.Conv2D(self.channels, 3, padding="same", use_bias=False)
+
+        def call(self, x):
+            return self.conv(ops.gelu(self.group_norm(x)))
+
+    @saving.register_keras_serializable()
+    class TimeFrequencyTransformBlock(layers.Layer):
+        def __init__(self, channels, length, fft_dim, bottleneck_factor, in_channels=None,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.channels = channels
+            self.length = length
+            self.fft_dim = fft_dim
+            self.bottleneck_factor = bottleneck_factor
+            self.in_channels = in_channels or channels
+
+        def build(self, *_):
+            self.blocks = []
+            for i in range(self.length):
+                in_channels = self.channels if i > 0 else self.in_channels
+                self.blocks.append(TimeFrequencyConvolution(in_channels))
+                self.blocks.append(TimeDistributedDenseBlock(self.bottleneck_factor,
+                                                             self.fft_dim))
+                self.blocks.append(TimeFrequencyConvolution(self.channels))
+                self.blocks.append(layers.Conv2D(self.channels, 1, 1, use_bias=False))
+
+        def call(self, inputs):
+            x = inputs
+            for i in range(0, len(self.blocks), 4):
+                tfc_1 = self.blocks[i](x)
+                tdf = self.blocks[i + 1](x)
+                x = self.blocks[i + 2](tfc_1 + tdf) + self.blocks[i + 3](x)
+            return x
+
+    @saving.register_keras_serializable()
+    class Downscale(layers.Layer):
+        conv_cls = layers.Conv2D
+
+        def __init__(self, channels, scale, **kwargs):
+            super().__init__(**kwargs)
+            self.channels = channels
+            self.scale = scale
+
+        def build(self, *_):
+            self.conv = self.conv_cls(self.channels, self.scale, self.scale, use_bias=False)
+            self.norm = layers.GroupNormalization(groups=-1)
+
+        def call(self, inputs):
+            return self.norm(ops.gelu(self.conv(inputs)))
+
+    @saving.register_keras_serializable()
+    class Upscale(Downscale):
+        conv_cls = layers.Conv2DTranspose
+
+    return TimeFrequencyTransformBlock, Downscale, Upscale
+
+
+def _vocal_track_separation(k, tmp_path):
+    """vocal_track_separation: ops.stft/istft around a TFC-TDF U-Net, a PyDataset, registered
+    loss and metric functions, Adam with gradient accumulation, ModelCheckpoint on val_sdr,
+    ReduceLROnPlateau, CSVLogger, then load_model, evaluate and predict."""
+    layers, ops, saving, callbacks = k.layers, k.ops, k.saving, k.callbacks
+    n_subbands, chunk_size, n_fft, hop = 2, 112, 64, 16
+    transform_block, downscale, upscale = _tfc_tdf_layers(k)
+    model_path, csv_log_path = (tmp_path / f"model_{k.__name__}.keras",
+                                tmp_path / f"training_{k.__name__}.csv")
+
+    class Dataset(k.utils.PyDataset):
+        def __init__(self, seed, batches_per_epoch=2, **kwargs):
+            super().__init__(**kwargs)
+            rng = np.random.RandomState(seed)
+            self.tracks = [rng.uniform(-1, 1, (2, 4, chunk_size)).astype("float32")
+                           for _ in range(batches_per_epoch)]
+
+        def __len__(self):
+            return len(self.tracks)
+
+        def __getitem__(self, idx):
+            tracks = self.tracks[idx or 0]  # the example reads `val_ds[None]`
+            return ops.sum(tracks, axis=1), ops.convert_to_tensor(tracks[:, 3:4])
+
+    def stft(inputs):
+        real_x, imag_x = ops.stft(inputs, n_fft, hop, n_fft)
+        x = ops.concatenate((ops.expand_dims(real_x, -1), ops.expand_dims(imag_x, -1)), -1)
+        return ops.split(x, [x.shape[2] - 1], axis=2)[0]
+
+    def inverse_stft(inputs):
+        x = ops.pad(inputs, ((0, 0), (0, 0), (0, 1), (0, 0)))
+        real_x, imag_x = ops.split(x, 2, axis=-1)
+        return ops.istft((ops.squeeze(real_x, axis=-1), ops.squeeze(imag_x, axis=-1)),
+                         n_fft, hop, n_fft)
+
+    def build_model(inputs, channels=4, fft_dim=(n_fft // 2) // n_subbands, n_scales=1,
+                    scale=(2, 2), growth=4, **kwargs):
+        x = stft(inputs)
+        mix = ops.reshape(x, (-1, x.shape[1], x.shape[2] // n_subbands, 2 * n_subbands))
+        first_conv_out = layers.Conv2D(channels, 1, 1, use_bias=False)(mix)
+        x, encoder_outs = first_conv_out, []
+        for _ in range(n_scales):
+            x = transform_block(channels, 1, fft_dim, 2)(x)
+            encoder_outs.append(x)
+            fft_dim, channels = fft_dim // scale[0], channels + growth
+            x = downscale(channels, scale)(x)
+        x = transform_block(channels, 1, fft_dim, 2)(x)
+        for _ in range(n_scales):
+            fft_dim, channels = fft_dim * scale[0], channels - growth
+            x = ops.concatenate([upscale(channels, scale)(x), encoder_outs.pop()], axis=-1)
+            x = transform_block(channels, 1, fft_dim, 2, in_channels=x.shape[-1])(x)
+        x = ops.concatenate([mix, x * first_conv_out], axis=-1)
+        x = layers.Conv2D(channels, 1, 1, use_bias=False, activation="gelu")(x)
+        x = layers.Conv2D(n_subbands * 2, 1, 1, use_bias=False)(x)
+        x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * n_subbands, 1, 2))
+        x = ops.transpose(x, (0, 3, 1, 2, 4))
+        x = ops.reshape(x, (-1, 1, x.shape[2], x.shape[3] * 2))
+        return k.Model(inputs=inputs, outputs=x, **kwargs)
+
+    def prediction_to_wave(x):
+        x = inverse_stft(ops.reshape(x, (-1, x.shape[2], x.shape[3] // 2, 2)))
+        return ops.reshape(x, (-1, 1, x.shape[1]))
+
+    def target_to_stft(y):
+        y_real, y_imag = ops.stft(ops.reshape(y, (-1, chunk_size)), n_fft, hop, n_fft)
+        y = ops.stack([y_real[..., :-1], y_imag[..., :-1]], axis=-1)
+        return ops.reshape(y, (-1, 1, y.shape[1], y.shape[2] * 2))
+
+    @saving.register_keras_serializable()
+    def sdr(y_true, y_pred):
+        y_pred = prediction_to_wave(y_pred)
+        num = ops.sum(ops.square(y_true), axis=-1) + 1e-8
+        den = ops.sum(ops.square(y_true - y_pred), axis=-1) + 1e-8
+        return 10 * ops.log10(num / den)
+
+    @saving.register_keras_serializable()
+    def spectral_loss(y_true, y_pred):
+        return ops.mean(ops.absolute(target_to_stft(y_true) - y_pred))
+
+    train_ds, val_ds = Dataset(0), Dataset(1, batches_per_epoch=1)
+    sample_batch_x, _ = val_ds[None]
+    model = build_model(k.Input(sample_batch_x.shape[1:]), name="tfc_tdf_net")
+    model.compile(optimizer=k.optimizers.Adam(5e-05, gradient_accumulation_steps=2),
+                  loss=spectral_loss, metrics=[sdr])
+    cbs = [callbacks.ModelCheckpoint(model_path, "val_sdr", save_best_only=True, mode="max"),
+           callbacks.ReduceLROnPlateau(factor=0.95, patience=2),
+           callbacks.CSVLogger(csv_log_path)]
+    history = model.fit(train_ds, validation_data=val_ds, epochs=1, callbacks=cbs,
+                        shuffle=False, verbose=0)
+    revived = saving.load_model(model_path)
+    csv_lines = csv_log_path.read_text().splitlines()
+    return {"summary": _summary(model), "history": history.history,
+            "evaluate": revived.evaluate(val_ds, verbose=0),
+            "wave": prediction_to_wave(revived.predict(sample_batch_x, verbose=0)),
+            "csv_header": csv_lines[0],
+            "csv_rows": [[float(v) for v in line.split(",")] for line in csv_lines[1:]],
+            "revived_summary": _summary(revived), "paths": [v.path for v in revived.weights]}
+
+
+def test_vocal_track_separation_matches_keras(tmp_path):
+    expected, got = _both(_vocal_track_separation, tmp_path)
+    _assert_close(got, expected)
