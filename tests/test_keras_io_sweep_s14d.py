@@ -1192,3 +1192,77 @@ def _vocal_track_separation(k, tmp_path):
 def test_vocal_track_separation_matches_keras(tmp_path):
     expected, got = _both(_vocal_track_separation, tmp_path)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- structured: lifetime value
+def _customer_lifetime_value(k):
+    """customer_lifetime_value's hybrid model (its keras_hub TransformerEncoder written as
+    an attention block): Embedding of a one-hot country vector, Flatten, RepeatVector, LSTMs
+    (one with a recurrent L1L2 regularizer), three named inputs; EarlyStopping and
+    ReduceLROnPlateau on val_loss."""
+    layers = k.layers
+
+    def encoder_block(x, num_heads):
+        attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=4)(x, x)
+        x = layers.LayerNormalization()(x + attention)
+        feed_forward = layers.Dense(x.shape[-1])(layers.Dense(16, activation="relu")(x))
+        return layers.LayerNormalization()(x + feed_forward)
+
+    def build_hybrid_model(input_sequence_length, output_sequence_length, num_countries,
+                           d_model=8, num_heads=4):
+        temporal_inputs = layers.Input(shape=(input_sequence_length, 5), name="temporal_inputs")
+        trend_inputs = layers.Input(shape=(input_sequence_length, 12), name="trend_inputs")
+        country_inputs = layers.Input(shape=(num_countries,), dtype="int32",
+                                      name="country_inputs")
+        country_embedding = layers.Embedding(input_dim=num_countries, output_dim=d_model,
+                                             mask_zero=False,
+                                             name="country_embedding")(country_inputs)
+        country_embedding = layers.Flatten(name="flatten_country_embedding")(country_embedding)
+        country_embedding_repeated = layers.RepeatVector(
+            input_sequence_length, name="repeat_country_embedding")(country_embedding)
+        temporal_projection = layers.Dense(d_model, activation="tanh",
+                                           name="temporal_projection")(temporal_inputs)
+        transformer_output = layers.Concatenate()(
+            [temporal_projection, country_embedding_repeated])
+        for _ in range(2):
+            transformer_output = encoder_block(transformer_output, num_heads)
+        lstm_output = layers.LSTM(units=8, name="lstm_trend")(trend_inputs)
+        transformer_flattened = layers.GlobalAveragePooling1D(name="flatten_transformer")(
+            transformer_output)
+        transformer_flattened = layers.Dense(1, activation="sigmoid")(transformer_flattened)
+        merged_features = layers.Concatenate(name="concatenate_transformer_lstm")(
+            [transformer_flattened, lstm_output])
+        decoder_initial = layers.RepeatVector(output_sequence_length,
+                                              name="repeat_merged_features")(merged_features)
+        decoder_lstm = layers.LSTM(units=8, return_sequences=True,
+                                   recurrent_regularizer=k.regularizers.L1L2(l1=1e-5, l2=1e-4)
+                                   )(decoder_initial)
+        output = layers.Dense(units=1, activation="linear", name="output_dense")(decoder_lstm)
+        model = k.Model(inputs=[temporal_inputs, trend_inputs, country_inputs], outputs=output)
+        model.compile(optimizer=k.optimizers.Adam(learning_rate=0.001), loss="mse",
+                      metrics=["mse"])
+        return model
+
+    model = build_hybrid_model(6, 6, num_countries=4)
+    rng = np.random.RandomState(0)
+
+    def data(n):
+        return ([rng.rand(n, 6, 5).astype("float32"), rng.rand(n, 6, 12).astype("float32"),
+                 np.eye(4, dtype="int32")[rng.randint(0, 4, n)]],
+                rng.rand(n, 6).astype("float32"))
+
+    (x_train, y_train), (x_val, y_val) = data(16), data(8)
+    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=2, batch_size=8,
+                        verbose=0, callbacks=[
+                            k.callbacks.EarlyStopping(monitor="val_loss", patience=10,
+                                                      restore_best_weights=True, mode="min"),
+                            k.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2,
+                                                          patience=5, min_lr=1e-6, mode="min")])
+    predictions = k.ops.squeeze(model.predict(x_val, verbose=0))
+    return {"history": history.history, "predictions": predictions, "summary": _summary(model),
+            "losses": [loss.item() for loss in model.losses]}
+
+
+def test_customer_lifetime_value_hybrid_model_matches_keras():
+    expected, got = _both(_customer_lifetime_value)
+    _assert_close(got, expected)
