@@ -1266,3 +1266,82 @@ def _customer_lifetime_value(k):
 def test_customer_lifetime_value_hybrid_model_matches_keras():
     expected, got = _both(_customer_lifetime_value)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- recipes: sample size
+def _sample_size_estimate(k):
+    """sample_size_estimate: an augmentation Sequential called on NumPy images, a frozen
+    MobileNetV2 on `input_tensor=` a Rescaling output, a new head, `unfreeze` from a block
+    name (BatchNormalization kept frozen), two compiles with EarlyStopping on val_auc (mode
+    max), `history.epoch`, and the learning-curve fit on two Variables with autograd."""
+    layers, ops = k.layers, k.ops
+    rng, counts = np.random.RandomState(0), []
+    images = rng.uniform(0, 255, (18, 32, 32, 3)).astype("float32")
+    labels = np.eye(3, dtype="float32")[rng.randint(0, 3, 18)]
+    image_augmentation = k.Sequential([
+        layers.RandomFlip(mode="horizontal"), layers.RandomRotation(factor=0.1),
+        layers.RandomZoom(height_factor=(-0.1, -0)), layers.RandomContrast(factor=0.1)])
+    augmented = image_augmentation(images[:12]).numpy()
+
+    def build_model(num_classes, img_size=32, top_dropout=0.3):
+        inputs = layers.Input(shape=(img_size, img_size, 3))
+        x = layers.Rescaling(scale=1.0 / 127.5, offset=-1)(inputs)
+        model = k.applications.MobileNetV2(include_top=False, weights=None, input_tensor=x,
+                                           alpha=0.35)
+        model.trainable = False
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(model.output)
+        outputs = layers.Dense(num_classes, activation="softmax")(layers.Dropout(top_dropout)(x))
+        model = k.Model(inputs, outputs)
+        counts.append([len(model.trainable_weights), len(model.non_trainable_weights)])
+        return model
+
+    def compile_and_train(model, training_data, training_labels, metrics, optimizer,
+                          patience=5, epochs=5):
+        stopper = k.callbacks.EarlyStopping(monitor="val_auc", mode="max", min_delta=0,
+                                            patience=patience, restore_best_weights=True)
+        model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=metrics)
+        return model.fit(x=training_data, y=training_labels, batch_size=4, epochs=epochs,
+                         validation_split=0.1, callbacks=[stopper], verbose=0)
+
+    def unfreeze(model, block_name):
+        set_trainable = False
+        for layer in model.layers:
+            if block_name in layer.name:
+                set_trainable = True
+            if set_trainable and not isinstance(layer, layers.BatchNormalization):
+                layer.trainable = True
+        counts.append([len(model.trainable_weights), len(model.non_trainable_weights)])
+        return model
+
+    def fit_learning_curve(train_acc, sample_sizes, pred_sample_size):
+        x = ops.convert_to_tensor(sample_sizes, "float32")
+        mean_acc = ops.convert_to_tensor([np.mean(i) for i in train_acc])
+        mse = k.losses.MeanSquaredError()
+        a, b = k.Variable(0.0), k.Variable(0.0)
+        for _ in range(50):
+            a.value.grad = b.value.grad = None
+            mse(a * x**b, mean_acc).backward()
+            with torch.no_grad():
+                a.assign_sub(a.value.grad * 0.01)
+                b.assign_sub(b.value.grad * 0.01)
+        mae = k.losses.MeanAbsoluteError()
+        return [float(a.numpy()), float(b.numpy()), (a * pred_sample_size**b).item(),
+                mae(mean_acc, a * x**b).item()]
+
+    model = build_model(3)
+    history = compile_and_train(model, images[:12], labels[:12],
+                                [k.metrics.AUC(name="auc"), "acc"], k.optimizers.Adam(),
+                                patience=3, epochs=2)
+    model = unfreeze(model, "block_10")
+    fine = compile_and_train(model, images[:12], labels[:12], [k.metrics.AUC(name="auc"), "acc"],
+                             k.optimizers.Adam(learning_rate=1e-4), epochs=history.epoch[-1] + 2)
+    return {"augmented": augmented, "counts": counts, "history": history.history,
+            "fine": fine.history, "evaluate": model.evaluate(images[12:], labels[12:], verbose=0),
+            "curve": fit_learning_curve([[0.82, 0.74], [0.86, 0.87], [0.89, 0.92]],
+                                        [1.65, 3.30, 8.25], pred_sample_size=16.51),
+            "summary": _summary(model)}
+
+
+def test_sample_size_estimate_matches_keras():
+    expected, got = _both(_sample_size_estimate)
+    _assert_close(got, expected)
