@@ -1345,3 +1345,90 @@ def _sample_size_estimate(k):
 def test_sample_size_estimate_matches_keras():
     expected, got = _both(_sample_size_estimate)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- rl: deep Q-network
+def _deep_q_network(k):
+    """deep_q_network_breakout: a Sequential opening with a channels-first Lambda given
+    `output_shape` and `input_shape` (Keras' warning about `input_shape`), a target network
+    refreshed with set_weights, `predict` on replayed states, Huber loss on masked Q-values,
+    Adam with clipnorm. The Lambda closes over the `keras` module: its config writes it as
+    Keras does and saves as JSON."""
+    import json
+    import warnings
+
+    layers, ops, side = k.layers, k.ops, 36
+    rng = np.random.RandomState(42)
+
+    def create_q_model():
+        return k.Sequential([
+            layers.Lambda(lambda tensor: k.ops.transpose(tensor, [0, 2, 3, 1]),
+                          output_shape=(side, side, 4), input_shape=(4, side, side)),
+            layers.Conv2D(8, 8, strides=4, activation="relu", input_shape=(4, side, side)),
+            layers.Conv2D(8, 4, strides=2, activation="relu"),
+            layers.Conv2D(8, 3, strides=1, activation="relu"),
+            layers.Flatten(), layers.Dense(16, activation="relu"),
+            layers.Dense(4, activation="linear")])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = create_q_model()
+    model_target = create_q_model()
+    optimizer = k.optimizers.Adam(learning_rate=0.00025, clipnorm=1.0)
+    loss_function = k.losses.Huber()
+    states = rng.rand(12, 4, side, side).astype("float32")
+    history = {"action": [], "state": [], "state_next": [], "reward": [], "done": []}
+    losses = []
+    for frame_count in range(1, 11):
+        state = states[frame_count]
+        action_probs = model(ops.expand_dims(ops.convert_to_tensor(state), 0), training=False)
+        action = int(ops.argmax(action_probs[0]).numpy())  # Keras: a 0-d array fails one_hot
+        for key, value in zip(history, (action, state, states[frame_count + 1],
+                                        float(frame_count % 3), frame_count % 5 == 0)):
+            history[key].append(value)
+        if frame_count % 2 == 0 and len(history["done"]) > 4:
+            indices = rng.choice(range(len(history["done"])), size=4)
+            state_sample = np.array([history["state"][i] for i in indices])
+            state_next_sample = np.array([history["state_next"][i] for i in indices])
+            rewards_sample = ops.convert_to_tensor([history["reward"][i] for i in indices])
+            action_sample = [history["action"][i] for i in indices]
+            done_sample = ops.convert_to_tensor([float(history["done"][i]) for i in indices])
+            future_rewards = model_target.predict(state_next_sample, verbose=0)
+            updated_q_values = rewards_sample + 0.99 * ops.amax(future_rewards, axis=1)
+            updated_q_values = updated_q_values * (1 - done_sample) - done_sample
+            masks = ops.one_hot(action_sample, 4)
+            model.zero_grad()
+            q_action = ops.sum(ops.multiply(model(state_sample), masks), axis=1)
+            loss = loss_function(updated_q_values, q_action)
+            _apply_grads(optimizer, loss, model.trainable_variables)
+            losses.append(loss.item())
+        if frame_count % 6 == 0:
+            model_target.set_weights(model.get_weights())
+    return {"warnings": sorted({str(w.message)[:60] for w in caught}),
+            "actions": history["action"], "losses": losses, "summary": _summary(model),
+            "target": model_target.get_weights(),
+            "config": json.loads(json.dumps(model.get_config()))}
+
+
+def test_deep_q_network_matches_keras():
+    expected, got = _both(_deep_q_network)
+    _assert_close(got, expected)
+
+
+def test_lambda_closing_over_the_keras_module_saves_and_loads(tmp_path):
+    """Keras writes the closed-over module by name (and cannot call the lambda it reloads);
+    Kestrel writes the same config and, with safe_mode=False, reloads a working lambda."""
+    def build(k):
+        return k.Sequential([k.Input((2, 3)),
+                             k.layers.Lambda(lambda t: k.ops.transpose(t, [0, 2, 1]))])
+
+    closures = [build(k).get_config()["layers"][1]["config"]["function"]["config"]["closure"]
+                for k in (keras, kestrel)]
+    assert list(closures[1]) == list(closures[0]) == [{
+        "module": "builtins", "class_name": "module", "config": "keras",
+        "registered_name": "module"}]
+    model = build(kestrel)
+    model.save(tmp_path / "lambda.keras")
+    revived = kestrel.models.load_model(tmp_path / "lambda.keras", safe_mode=False)
+    x = np.arange(6, dtype="float32").reshape(1, 2, 3)
+    np.testing.assert_array_equal(_numpy(revived(x)), x.transpose(0, 2, 1))
