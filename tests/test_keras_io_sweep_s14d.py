@@ -1432,3 +1432,63 @@ def test_lambda_closing_over_the_keras_module_saves_and_loads(tmp_path):
     revived = kestrel.models.load_model(tmp_path / "lambda.keras", safe_mode=False)
     x = np.arange(6, dtype="float32").reshape(1, 2, 3)
     np.testing.assert_array_equal(_numpy(revived(x)), x.transpose(0, 2, 1))
+
+
+# ---------------------------------------------------------------- audio: CTC ASR
+def _ctc_asr(k):
+    """ctc_asr (`keras.backend.ctc_batch_cost`/`ctc_decode` as keras.ops.ctc_loss and
+    ctc_decode): Conv1D and bidirectional LSTMs with dropout, BatchNormalization, Dense
+    layers between two Permutes, a CTC loss function, greedy decoding in a callback."""
+    layers, ops, vocab = k.layers, k.ops, 6
+
+    def ctc_loss(y_true, y_pred):
+        batch_len = ops.shape(y_true)[0]
+        input_length = ops.shape(y_pred)[1] * ops.ones(shape=(batch_len,), dtype="int32")
+        label_length = ops.shape(y_true)[1] * ops.ones(shape=(batch_len,), dtype="int32")
+        return ops.ctc_loss(y_true, y_pred, label_length, input_length)
+
+    def conv(name):
+        return layers.Conv1D(8, 5, activation="relu", kernel_initializer="he_normal",
+                             padding="same", name=name)
+
+    input_spectrogram = layers.Input(shape=(12, 9), name="spectrogram", dtype="float32")
+    x = layers.BatchNormalization()(conv("Conv1")(input_spectrogram))
+    x = layers.BatchNormalization()(conv("Conv2")(x))
+    for _ in range(2):
+        x = layers.Bidirectional(layers.LSTM(8, return_sequences=True, dropout=0.25))(x)
+        x = layers.BatchNormalization()(x)
+    x = layers.Permute((2, 1))(x)
+    for name in ("compress_layer_1", "compress_layer_2"):
+        x = layers.Dense(12, activation="relu", name=name)(x)
+        x = layers.BatchNormalization()(layers.Dropout(0.2)(x))
+    x = layers.Permute((2, 1))(x)
+    output = layers.Dense(vocab + 1, activation="softmax", name="output_layer")(x)
+    model = k.models.Model(inputs=input_spectrogram, outputs=output, name="speech_transcript_v1")
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=1e-4), loss=ctc_loss)
+
+    def decode_batch_predictions(pred):
+        input_len = np.ones(pred.shape[0]) * pred.shape[1]
+        decoded = ops.ctc_decode(pred, sequence_lengths=input_len, strategy="greedy")
+        return ops.convert_to_numpy(decoded[0][0][:, :4])
+
+    decoded = []
+
+    class DisplayOutputs(k.callbacks.Callback):
+        def __init__(self, spectrograms):
+            self.spectrograms = spectrograms
+
+        def on_epoch_end(self, epoch, logs=None):
+            preds = self.model.predict(self.spectrograms, verbose=0)
+            decoded.append(decode_batch_predictions(preds))
+
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(8, 12, 9).astype("float32"), rng.randint(1, vocab, (8, 4))
+    history = model.fit(x, y, validation_data=(x[:4], y[:4]), epochs=2, batch_size=4,
+                        callbacks=[DisplayOutputs(x[:4])], verbose=0)
+    return {"summary": _summary(model, line_length=110), "history": history.history,
+            "decoded": decoded, "predictions": model.predict(x, verbose=0)}
+
+
+def test_ctc_asr_matches_keras():
+    expected, got = _both(_ctc_asr)
+    _assert_close(got, expected)
