@@ -1492,3 +1492,93 @@ def _ctc_asr(k):
 def test_ctc_asr_matches_keras():
     expected, got = _both(_ctc_asr)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- rl: RLHF demo
+class _GridWorld:
+    """rlhf_dummy_demo's SimpleEnvironment: move left (0) or right (1), rewarded at the end."""
+
+    def __init__(self, size=3):
+        self.size, self.state = size, 0
+
+    def reset(self):
+        self.state = 0
+        return self.state
+
+    def step(self, action):
+        self.state = max(0, self.state - 1) if action == 0 else min(self.size - 1,
+                                                                    self.state + 1)
+        return self.state, int(self.state == self.size - 1), self.state == self.size - 1
+
+
+def _rlhf(k):
+    """rlhf_dummy_demo (its `jax.value_and_grad` as torch autograd): policy and reward models
+    differentiated through `stateless_call` on copies of their trainable variables, episode
+    gradients accumulated, clipped and applied with `apply_gradients`."""
+    ops, rng = k.ops, np.random.RandomState(0)
+
+    def dense_model(inputs, outputs, activation=None):
+        x = k.Input(shape=(inputs,))
+        hidden = k.layers.Dense(8, activation="relu")(x)
+        return k.Model(inputs=x, outputs=k.layers.Dense(outputs, activation=activation)(hidden))
+
+    def value_and_grad(loss_fn, model, *args):
+        params = [v.value.detach().clone().requires_grad_(True)
+                  for v in model.trainable_variables]
+        loss = loss_fn({"trainable": params,
+                        "non_trainable": [v.value for v in model.non_trainable_variables]}, *args)
+        return loss.item(), list(torch.autograd.grad(loss, params))
+
+    env = _GridWorld()
+    policy_model, reward_model = dense_model(1, 2, "softmax"), dense_model(3, 1)
+    policy_optimizer = k.optimizers.Adam(learning_rate=0.001)
+    reward_optimizer = k.optimizers.Adam(learning_rate=0.001)
+
+    def policy_loss_fn(params, state_input, action, predicted_reward_value_stopped):
+        predictions_tuple = policy_model.stateless_call(params["trainable"],
+                                                        params["non_trainable"], state_input)
+        selected_action_prob = predictions_tuple[0][0][action]
+        return -ops.log(selected_action_prob + 1e-7) * predicted_reward_value_stopped
+
+    def reward_loss_fn(params, reward_model_input, true_reward_val):
+        predictions_tuple = reward_model.stateless_call(params["trainable"],
+                                                        params["non_trainable"],
+                                                        reward_model_input)
+        loss = k.losses.mean_squared_error(ops.convert_to_tensor([float(true_reward_val)]),
+                                           predictions_tuple[0][0])
+        return ops.mean(loss)
+
+    losses = []
+    for _ in range(3):
+        state, done, steps = env.reset(), False, 0
+        policy_grads_accum = [ops.zeros_like(v) for v in policy_model.trainable_variables]
+        reward_grads_accum = [ops.zeros_like(v) for v in reward_model.trainable_variables]
+        while not done and steps < 6:
+            state_input = np.array([state], dtype="float32").reshape(1, -1)
+            probs = ops.convert_to_numpy(policy_model(state_input)[0]).astype("float64")
+            action = int(rng.choice(2, p=probs / probs.sum()))
+            next_state, true_reward, done = env.step(action)
+            reward_input = np.concatenate([state_input.flatten(), ops.convert_to_numpy(
+                ops.one_hot(action, 2)).flatten()]).reshape(1, -1)
+            stopped = ops.stop_gradient(reward_model(reward_input)[0][0])
+            policy_loss, policy_grads = value_and_grad(policy_loss_fn, policy_model,
+                                                       state_input, action, stopped)
+            reward_loss, reward_grads = value_and_grad(reward_loss_fn, reward_model,
+                                                       reward_input, true_reward)
+            policy_grads_accum = [a + g for a, g in zip(policy_grads_accum, policy_grads)]
+            reward_grads_accum = [a + g for a, g in zip(reward_grads_accum, reward_grads)]
+            losses.append([policy_loss, reward_loss])
+            steps, state = steps + 1, next_state
+        policy_optimizer.apply_gradients(zip(
+            [ops.clip(g / steps, -1.0, 1.0) for g in policy_grads_accum],
+            policy_model.trainable_variables))
+        reward_optimizer.apply_gradients(zip(
+            [ops.clip(g / steps, -1.0, 1.0) for g in reward_grads_accum],
+            reward_model.trainable_variables))
+    return {"summaries": [_summary(policy_model), _summary(reward_model)], "losses": losses,
+            "weights": policy_model.get_weights() + reward_model.get_weights()}
+
+
+def test_rlhf_stateless_call_gradients_match_keras():
+    expected, got = _both(_rlhf)
+    _assert_close(got, expected)
