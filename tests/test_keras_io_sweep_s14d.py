@@ -1582,3 +1582,151 @@ def _rlhf(k):
 def test_rlhf_stateless_call_gradients_match_keras():
     expected, got = _both(_rlhf)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- recipes: memory-efficient
+_USERS = [f"user_{i}" for i in range(12)]
+_MOVIES = [f"movie_{i}" for i in range(10)]
+_MOVIE_BLOCKS, _BLOCK_DIMS, _BASE_DIM = [_MOVIES[:3], _MOVIES[3:7], _MOVIES[7:]], [8, 4, 2], 8
+
+
+def _string_embeddings_model(k):
+    """memory_efficient_embeddings as written, on string Inputs: a QREmbedding whose `call`
+    runs a StringLookup(num_oov_indices=0), an MDEmbedding of per-block StringLookup +
+    Embedding Sequentials (its tf.lookup table as a StringLookup and ops.take)."""
+    layers, ops = k.layers, k.ops
+
+    def embedding_encoder(vocabulary, embedding_dim, num_oov_indices=0, name=None):
+        return k.Sequential([
+            layers.StringLookup(vocabulary=vocabulary, mask_token=None,
+                                num_oov_indices=num_oov_indices),
+            layers.Embedding(input_dim=len(vocabulary) + num_oov_indices,
+                             output_dim=embedding_dim)],
+            name=f"{name}_embedding" if name else None)
+
+    class QREmbedding(layers.Layer):
+        def __init__(self, vocabulary, embedding_dim, num_buckets, name=None):
+            super().__init__(name=name)
+            self.num_buckets = num_buckets
+            self.index_lookup = layers.StringLookup(vocabulary=vocabulary, mask_token=None,
+                                                    num_oov_indices=0)
+            self.q_embeddings = layers.Embedding(num_buckets, embedding_dim)
+            self.r_embeddings = layers.Embedding(num_buckets, embedding_dim)
+
+        def call(self, inputs):
+            embedding_index = self.index_lookup(inputs)
+            quotient_embedding = self.q_embeddings(
+                ops.floor_divide(embedding_index, self.num_buckets))
+            remainder_embedding = self.r_embeddings(ops.mod(embedding_index, self.num_buckets))
+            return quotient_embedding * remainder_embedding
+
+    class MDEmbedding(layers.Layer):
+        def __init__(self, blocks_vocabulary, blocks_embedding_dims, base_embedding_dim,
+                     name=None):
+            super().__init__(name=name)
+            self.num_blocks = len(blocks_vocabulary)
+            keys, values = [], []
+            for block_idx, block_vocab in enumerate(blocks_vocabulary):
+                keys.extend(block_vocab)
+                values.extend([block_idx] * len(block_vocab))
+            self.vocab_to_index = layers.StringLookup(vocabulary=keys, mask_token=None)
+            self.index_to_block = np.array([-1] + values)  # the out-of-vocabulary index: -1
+            self.block_embedding_encoders = []
+            self.block_embedding_projectors = []
+            for vocabulary, embedding_dim in zip(blocks_vocabulary, blocks_embedding_dims):
+                self.block_embedding_encoders.append(
+                    embedding_encoder(vocabulary, embedding_dim, num_oov_indices=1))
+                self.block_embedding_projectors.append(
+                    layers.Lambda(lambda x: x) if embedding_dim == base_embedding_dim
+                    else layers.Dense(units=base_embedding_dim))
+
+        def call(self, inputs):
+            block_indicies = ops.take(self.index_to_block, self.vocab_to_index(inputs))
+            embeddings = ops.zeros(shape=(ops.shape(inputs)[0], _BASE_DIM))
+            for idx in range(self.num_blocks):
+                block_embeddings = self.block_embedding_projectors[idx](
+                    self.block_embedding_encoders[idx](inputs))
+                mask = ops.expand_dims(ops.cast(block_indicies == idx, "float32"), 1)
+                embeddings += block_embeddings * mask
+            return embeddings
+
+    user_input = layers.Input(name="user_id", shape=(), dtype="string")
+    user_embedding = QREmbedding(_USERS, _BASE_DIM, 4, name="user_embedding")(user_input)
+    movie_input = layers.Input(name="movie_id", shape=(), dtype="string")
+    movie_embedding = MDEmbedding(_MOVIE_BLOCKS, _BLOCK_DIMS, _BASE_DIM,
+                                  name="movie_embedding")(movie_input)
+    logits = layers.Dot(axes=1, name="dot_similarity")([user_embedding, movie_embedding])
+    return k.Model(inputs=[user_input, movie_input], outputs=k.activations.sigmoid(logits) * 5,
+                   name="baseline_model")
+
+
+def _index_embeddings_model(k):
+    """The same model on indices looked up beforehand (Keras' StringLookup needs TensorFlow):
+    a user's vocabulary index; a movie's block, then its index in each block (0 when out)."""
+    layers, ops = k.layers, k.ops
+
+    class QREmbedding(layers.Layer):
+        def __init__(self, embedding_dim, num_buckets, name=None):
+            super().__init__(name=name)
+            self.num_buckets = num_buckets
+            self.q_embeddings = layers.Embedding(num_buckets, embedding_dim)
+            self.r_embeddings = layers.Embedding(num_buckets, embedding_dim)
+
+        def call(self, index):
+            return self.q_embeddings(ops.floor_divide(index, self.num_buckets)) * \
+                self.r_embeddings(ops.mod(index, self.num_buckets))
+
+    class MDEmbedding(layers.Layer):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+            self.encoders, self.projectors = [], []
+            for vocabulary, dim in zip(_MOVIE_BLOCKS, _BLOCK_DIMS):
+                self.encoders.append(k.Sequential([layers.Embedding(len(vocabulary) + 1, dim)]))
+                self.projectors.append(layers.Lambda(lambda x: x) if dim == _BASE_DIM
+                                       else layers.Dense(_BASE_DIM))
+
+        def call(self, inputs):
+            embeddings = ops.zeros(shape=(ops.shape(inputs)[0], _BASE_DIM))
+            for idx, (encoder, projector) in enumerate(zip(self.encoders, self.projectors)):
+                mask = ops.expand_dims(ops.cast(inputs[:, 0] == idx, "float32"), 1)
+                embeddings += projector(encoder(inputs[:, idx + 1])) * mask
+            return embeddings
+
+    user_input = layers.Input(name="user_id", shape=(), dtype="int32")
+    movie_input = layers.Input(name="movie_id", shape=(4,), dtype="int32")
+    logits = layers.Dot(axes=1, name="dot_similarity")(
+        [QREmbedding(_BASE_DIM, 4, name="user_embedding")(user_input),
+         MDEmbedding(name="movie_embedding")(movie_input)])
+    return k.Model(inputs=[user_input, movie_input], outputs=k.activations.sigmoid(logits) * 5,
+                   name="baseline_model")
+
+
+def _fit_ratings(k, model, x, y):
+    """memory_efficient_embeddings' run_experiment, on arrays."""
+    model.compile(optimizer=k.optimizers.Adam(0.001), loss=k.losses.MeanSquaredError(),
+                  metrics=[k.metrics.MeanAbsoluteError(name="mae")])
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, validation_data=(x, y))
+    return {"history": history.history, "predictions": model.predict(x, verbose=0),
+            "paths": [w.path for w in model.weights]}
+
+
+def test_memory_efficient_embeddings_on_strings_match_keras_on_indices():
+    """Kestrel runs the example on strings (StringLookup inside a layer's `call` traced on a
+    string Input); it trains exactly as Keras' model on the looked-up indices."""
+    rng = np.random.RandomState(0)
+    users = np.array([_USERS[i] for i in rng.randint(0, 12, 16)])
+    movies = np.array([_MOVIES[i] for i in rng.randint(0, 10, 16)])
+    ratings = rng.uniform(1, 5, 16).astype("float32")
+    user_index = np.array([_USERS.index(u) for u in users], dtype="int32")
+    movie_index = np.array([
+        [next(b for b, block in enumerate(_MOVIE_BLOCKS) if m in block)]
+        + [block.index(m) + 1 if m in block else 0 for block in _MOVIE_BLOCKS]
+        for m in movies], dtype="int32")
+    indices = {"user_id": user_index, "movie_id": movie_index}
+    expected = _fit_ratings(keras, _index_embeddings_model(_fresh(keras)), indices, ratings)
+    on_indices = _fit_ratings(kestrel, _index_embeddings_model(_fresh(kestrel)), indices,
+                              ratings)
+    on_strings = _fit_ratings(kestrel, _string_embeddings_model(_fresh(kestrel)),
+                              {"user_id": users, "movie_id": movies}, ratings)
+    _assert_close(on_indices, expected)
+    _assert_close(on_strings, expected)
