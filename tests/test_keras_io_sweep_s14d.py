@@ -1730,3 +1730,172 @@ def test_memory_efficient_embeddings_on_strings_match_keras_on_indices():
                               {"user_id": users, "movie_id": movies}, ratings)
     _assert_close(on_indices, expected)
     _assert_close(on_strings, expected)
+
+
+# ---------------------------------------------------------------- graph: MPNN
+def _mpnn_layers(k, batch_size, max_atoms):
+    """mpnn-molecular-graphs' layers, with the `compute_output_shape` Keras' torch backend
+    needs (its symbolic trace of the message passing fails on the fixed `num_segments`)."""
+    layers, ops = k.layers, k.ops
+
+    class EdgeNetwork(layers.Layer):
+        def build(self, input_shape):
+            self.atom_dim, self.bond_dim = input_shape[0][-1], input_shape[1][-1]
+            self.kernel = self.add_weight(shape=(self.bond_dim, self.atom_dim**2),
+                                          initializer="glorot_uniform")
+            self.bias = self.add_weight(shape=(self.atom_dim**2,), initializer="zeros")
+
+        def call(self, inputs):
+            atom_feat, bond_feat, pair_idx = inputs
+            bond_transformed = ops.reshape(ops.matmul(bond_feat, self.kernel) + self.bias,
+                                           (-1, self.atom_dim, self.atom_dim))
+            neighbor_feat = ops.take(atom_feat, ops.cast(pair_idx[:, 1], "int32"), axis=0)
+            messages = ops.squeeze(
+                ops.matmul(bond_transformed, ops.expand_dims(neighbor_feat, -1)), -1)
+            return ops.segment_sum(messages, ops.cast(pair_idx[:, 0], "int32"),
+                                   num_segments=batch_size * max_atoms)
+
+    class MessagePassing(layers.Layer):
+        def __init__(self, units, steps=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.steps = units, steps
+            self.edge_net = EdgeNetwork()
+            self.gru = layers.GRUCell(units)
+            self.norm = layers.LayerNormalization()
+
+        def call(self, inputs):
+            atom_feat, bond_feat, pair_idx = inputs
+            atom_feat = ops.pad(atom_feat,
+                                [(0, 0), (0, max(0, self.units - ops.shape(atom_feat)[-1]))])
+            for _ in range(self.steps):
+                m = self.edge_net([atom_feat, bond_feat, pair_idx])
+                atom_feat, _ = self.gru(m, atom_feat)
+                atom_feat = self.norm(atom_feat)
+            return atom_feat
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0][0], self.units)
+
+    class GatedReadout(layers.Layer):
+        def __init__(self, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.gate = layers.Dense(embed_dim, activation="sigmoid")
+            self.feat = layers.Dense(embed_dim, activation="tanh")
+
+        def call(self, inputs):
+            nodes, indicator, mask = inputs
+            mask = ops.expand_dims(mask, -1)
+            gated_x = self.gate(nodes) * self.feat(nodes) * mask
+            indicator = ops.cast(indicator, "int32")
+            x_mean = ops.segment_sum(gated_x, indicator, num_segments=batch_size) / ops.maximum(
+                ops.segment_sum(mask, indicator, num_segments=batch_size), 1e-6)
+            x_max = ops.segment_max(gated_x, indicator, num_segments=batch_size)
+            return ops.concatenate([x_mean, x_max], axis=-1)
+
+        def compute_output_shape(self, input_shape):
+            return (batch_size, 2 * self.gate.units)
+
+    return MessagePassing, GatedReadout
+
+
+def _mpnn(k):
+    """mpnn-molecular-graphs (Keras 3 version): a PyDataset of dict batches, an edge network
+    with segment_sum, a GRUCell called on a state tensor, a gated mean/max readout, CosineDecay
+    with warmup, AdamW with global_clipnorm, an AUC named "AUC", class weights."""
+    layers, ops = k.layers, k.ops
+    batch_size, max_atoms, max_bonds, atom_dim, bond_dim = 4, 5, 8, 6, 3
+    message_passing, gated_readout = _mpnn_layers(k, batch_size, max_atoms)
+    rng = np.random.RandomState(0)
+
+    def graph():
+        atoms = rng.randint(2, max_atoms + 1)
+        atom_features = np.zeros((max_atoms, atom_dim), "float32")
+        atom_features[:atoms] = rng.rand(atoms, atom_dim)
+        mask = np.zeros((max_atoms,), "float32")
+        mask[:atoms] = 1
+        return (atom_features, rng.rand(max_bonds, bond_dim).astype("float32"),
+                rng.randint(0, atoms, (max_bonds, 2)).astype("int32"), mask)
+
+    graphs, labels = [graph() for _ in range(10)], rng.randint(0, 2, 10)
+
+    class MPNNDataset(k.utils.PyDataset):
+        def __init__(self, data, labels, batch_size=64, **kwargs):
+            super().__init__(**kwargs)
+            self.data, self.labels, self.batch_size = data, labels, batch_size
+
+        def __len__(self):
+            return int(np.ceil(len(self.data) / self.batch_size))
+
+        def __getitem__(self, idx):
+            batch = range(idx * self.batch_size, min((idx + 1) * self.batch_size, len(self.data)))
+            a = np.zeros((self.batch_size, max_atoms, atom_dim), dtype="float32")
+            b = np.zeros((self.batch_size, max_bonds, bond_dim), dtype="float32")
+            p = np.zeros((self.batch_size, max_bonds, 2), dtype="int32")
+            m = np.zeros((self.batch_size, max_atoms), dtype="float32")
+            y = np.zeros((self.batch_size, 1), dtype="float32")
+            for i, real_idx in enumerate(batch):
+                a[i], b[i], p[i], m[i] = self.data[real_idx]
+                y[i] = self.labels[real_idx]
+                p[i] += i * max_atoms
+            indicator = np.repeat(np.arange(self.batch_size), max_atoms)
+            return {"atom_features": ops.convert_to_tensor(a.reshape(-1, atom_dim)),
+                    "bond_features": ops.convert_to_tensor(b.reshape(-1, bond_dim)),
+                    "pair_indices": ops.convert_to_tensor(p.reshape(-1, 2)),
+                    "molecule_indicator": ops.convert_to_tensor(indicator, dtype="int32"),
+                    "mask": ops.convert_to_tensor(m.reshape(-1))}, ops.convert_to_tensor(y)
+
+    a_in = layers.Input(shape=(atom_dim,), name="atom_features")
+    b_in = layers.Input(shape=(bond_dim,), name="bond_features")
+    p_in = layers.Input(shape=(2,), dtype="int32", name="pair_indices")
+    i_in = layers.Input(shape=(), dtype="int32", name="molecule_indicator")
+    m_in = layers.Input(shape=(), name="mask")
+    x = message_passing(8, steps=2)([a_in, b_in, p_in])
+    x = gated_readout(8)([x, i_in, m_in])
+    x = layers.Dense(16, activation="relu", kernel_regularizer=k.regularizers.l2(1e-3))(x)
+    outputs = layers.Dense(1, activation="sigmoid")(layers.Dropout(0.5)(x))
+    mpnn = k.Model(inputs=[a_in, b_in, p_in, i_in, m_in], outputs=outputs)
+    schedule = k.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=batch_size * 2, warmup_target=1e-3,
+        warmup_steps=batch_size)
+    mpnn.compile(loss="binary_crossentropy", metrics=[k.metrics.AUC(name="AUC")],
+                 optimizer=k.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-3,
+                                              global_clipnorm=0.5))
+    valid = MPNNDataset(graphs[8:], labels[8:], batch_size=batch_size)
+    history = mpnn.fit(MPNNDataset(graphs[:8], labels[:8], batch_size=batch_size),
+                       validation_data=valid, epochs=2, verbose=0, class_weight={0: 2.0, 1: 0.5})
+    return {"history": history.history, "predictions": mpnn.predict(valid, verbose=0),
+            "summary": _summary(mpnn), "paths": [v.path for v in mpnn.weights]}
+
+
+def test_mpnn_matches_keras_and_untraceable_layers_build_in_their_scope():
+    """Keras builds a layer without `build` by tracing its `call` even where it defines
+    `compute_output_shape`; where that trace fails (warning), the first run builds the
+    sublayers under the layer's name (`message_passing/gru_cell/...`), as here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both warn that the trace failed
+        expected, got = _both(_mpnn)
+    _assert_close(got, expected)
+    assert "message_passing/gru_cell/kernel" in got["paths"]
+
+
+def test_compute_output_shape_layer_builds_its_sublayers_when_called_symbolically():
+    def build(k):
+        class Outer(k.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.dense = k.layers.Dense(3)
+
+            def call(self, x):
+                return self.dense(x)
+
+            def compute_output_shape(self, input_shape):
+                return (input_shape[0], 3)
+
+        inputs = k.Input((4,))
+        return k.Model(inputs, Outer()(inputs))
+
+    expected, got = _both(build)
+    assert [w.path for w in got.weights] == [w.path for w in expected.weights] == [
+        "outer/dense/kernel", "outer/dense/bias"]
