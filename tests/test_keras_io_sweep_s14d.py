@@ -10,11 +10,22 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kestrel  # noqa: E402
 from tests.fresh_session import fresh as _fresh  # noqa: E402
 from tests.keras_compare import summary_text as _summary  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread spares these replays the thread contention that slows
+    them tenfold on a busy machine; the previous setting is restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _both(replay, *args):
