@@ -1961,3 +1961,103 @@ def test_speaker_recognition_matches_keras(tmp_path):
     saved state and starts afresh, while Kestrel restores the saved slots."""
     expected, got = _both(_speaker_recognition, tmp_path)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- rl: DDPG
+def _ddpg(k, tmp_path):
+    """ddpg_pendulum: actor and critic functionals with BatchNormalization, `outputs *
+    upper_bound` on a KerasTensor, a RandomUniform last layer, an Ornstein-Uhlenbeck noise
+    policy, critic then actor updates, soft target updates assigning over `.variables`
+    (moving statistics included), then `save_weights("pendulum_actor.h5")`."""
+    layers, ops = k.layers, k.ops
+    num_states, upper_bound, gamma, tau = 3, 2.0, 0.99, 0.005
+    rng = np.random.RandomState(0)
+
+    class OUActionNoise:
+        def __init__(self, mean, std_deviation, theta=0.15, dt=1e-2, x_initial=None):
+            self.theta, self.mean, self.std_dev = theta, mean, std_deviation
+            self.dt, self.x_initial = dt, x_initial
+            self.reset()
+
+        def __call__(self):
+            x = (self.x_prev + self.theta * (self.mean - self.x_prev) * self.dt
+                 + self.std_dev * np.sqrt(self.dt) * rng.normal(size=self.mean.shape))
+            self.x_prev = x
+            return x
+
+        def reset(self):
+            self.x_prev = self.x_initial if self.x_initial is not None else np.zeros_like(
+                self.mean)
+
+    def dense_bn(units, x):
+        return layers.BatchNormalization()(layers.Dense(units, activation="relu")(x))
+
+    def get_actor():
+        last_init = k.initializers.RandomUniform(minval=-0.003, maxval=0.003)
+        inputs = layers.Input(shape=(num_states,))
+        out = dense_bn(16, dense_bn(16, inputs))
+        outputs = layers.Dense(1, activation="tanh", kernel_initializer=last_init)(out)
+        return k.Model(inputs, outputs * upper_bound)
+
+    def get_critic():
+        state_input, action_input = layers.Input(shape=(num_states,)), layers.Input(shape=(1,))
+        concat = layers.Concatenate()([dense_bn(8, state_input), dense_bn(8, action_input)])
+        return k.Model([state_input, action_input], layers.Dense(1)(dense_bn(16, concat)))
+
+    actor_model, critic_model, target_actor, target_critic = (
+        get_actor(), get_critic(), get_actor(), get_critic())
+    target_actor.set_weights(actor_model.get_weights())
+    target_critic.set_weights(critic_model.get_weights())
+    critic_optimizer, actor_optimizer = k.optimizers.Adam(0.002), k.optimizers.Adam(0.001)
+
+    def update(state_batch, action_batch, reward_batch, next_state_batch):
+        critic_model.zero_grad()
+        y = reward_batch + gamma * target_critic([next_state_batch,
+                                                  target_actor(next_state_batch)])
+        critic_loss = ops.mean(ops.square(y - critic_model([state_batch, action_batch])))
+        _apply_grads(critic_optimizer, critic_loss, critic_model.trainable_variables)
+        actor_model.zero_grad()
+        actor_loss = -ops.mean(critic_model([state_batch, actor_model(state_batch)]))
+        _apply_grads(actor_optimizer, actor_loss, actor_model.trainable_variables)
+        return [critic_loss.item(), actor_loss.item()]
+
+    def update_target(target_weights, weights, tau):
+        for (a, b) in zip(target_weights, weights):
+            a.assign(b * tau + a * (1 - tau))
+
+    def policy(state, noise_object):
+        sampled_actions = ops.convert_to_numpy(ops.squeeze(actor_model(state))) + noise_object()
+        return [np.squeeze(np.clip(sampled_actions, -upper_bound, upper_bound))]
+
+    ou_noise = OUActionNoise(mean=np.zeros(1), std_deviation=0.2 * np.ones(1))
+    states = rng.rand(10, num_states).astype("float32")
+    replay_buffer, losses = {"state": [], "action": [], "reward": [], "next": []}, []
+    for t in range(8):
+        action = policy(ops.expand_dims(ops.convert_to_tensor(states[t]), 0), ou_noise)
+        for key, value in zip(replay_buffer, (states[t], action, [float(t % 3)], states[t + 1])):
+            replay_buffer[key].append(value)
+        indices = rng.choice(len(replay_buffer["state"]), 4)
+        losses.append(update(*[ops.cast(np.array([column[i] for i in indices]), "float32")
+                               for column in replay_buffer.values()]))
+        update_target(target_actor.variables, actor_model.variables, tau)
+        update_target(target_critic.variables, critic_model.variables, tau)
+    try:
+        actor_model.save_weights(tmp_path / f"{k.__name__}_pendulum_actor.h5")
+        error = None
+    except ValueError as raised:
+        error = str(raised)
+    return {"actions": [float(a[0]) for a in replay_buffer["action"]], "losses": losses,
+            "target_critic": target_critic.get_weights(), "summary": _summary(critic_model),
+            "variables": [v.path for v in target_actor.variables]}, error, actor_model
+
+
+def test_ddpg_matches_keras_and_saves_keras2_h5_weights(tmp_path):
+    """Keras 3 refuses `save_weights` to a plain `.h5` name; Kestrel writes the Keras 2
+    layout there (tf.keras scripts use it), which loads back."""
+    (expected, keras_error, _), (got, kestrel_error, actor) = _both(_ddpg, tmp_path)
+    _assert_close(got, expected)
+    assert keras_error.startswith("The filename must end in `.weights.h5`")
+    assert kestrel_error is None
+    restored = kestrel.models.clone_model(actor)
+    restored.load_weights(tmp_path / "kestrel_pendulum_actor.h5")
+    _assert_close(restored.get_weights(), actor.get_weights())
