@@ -2061,3 +2061,40 @@ def test_ddpg_matches_keras_and_saves_keras2_h5_weights(tmp_path):
     restored = kestrel.models.clone_model(actor)
     restored.load_weights(tmp_path / "kestrel_pendulum_actor.h5")
     _assert_close(restored.get_weights(), actor.get_weights())
+
+
+# ---------------------------------------------------------------- graph: node2vec
+def _node2vec(k):
+    """node2vec_movielens' skip-gram model: dict Inputs of shape (), one regularized Embedding
+    shared by target and context, Dot(axes=1); fit with per-example weights, then the
+    embeddings' cosine top-k (tf.linalg / tf.math as keras.ops)."""
+    layers, ops = k.layers, k.ops
+    inputs = {"target": layers.Input(name="target", shape=(), dtype="int32"),
+              "context": layers.Input(name="context", shape=(), dtype="int32")}
+    embed_item = layers.Embedding(input_dim=12, output_dim=6, embeddings_initializer="he_normal",
+                                  embeddings_regularizer=k.regularizers.l2(1e-6),
+                                  name="item_embeddings")
+    logits = layers.Dot(axes=1, normalize=False, name="dot_similarity")(
+        [embed_item(inputs["target"]), embed_item(inputs["context"])])
+    model = k.Model(inputs=inputs, outputs=logits)
+    model.compile(optimizer=k.optimizers.Adam(0.001),
+                  loss=k.losses.BinaryCrossentropy(from_logits=True))
+    rng = np.random.RandomState(0)
+    history = model.fit({"target": rng.randint(0, 12, 32), "context": rng.randint(0, 12, 32)},
+                        rng.randint(0, 2, 32), sample_weight=rng.randint(1, 4, 32), batch_size=8,
+                        epochs=2, verbose=0, shuffle=False)
+    movie_embeddings = model.get_layer("item_embeddings").get_weights()[0]
+    similarities = ops.matmul(ops.normalize(movie_embeddings[:3]),
+                              ops.transpose(ops.normalize(movie_embeddings)))
+    _, indices = ops.top_k(similarities, k=5)
+    return {"history": history.history, "embeddings": movie_embeddings,
+            "top_k": ops.convert_to_numpy(indices), "summary": _summary(model),
+            "losses": [loss.item() for loss in model.losses],
+            "input_layers": list(model.get_config()["input_layers"].items())}
+
+
+def test_node2vec_matches_keras():
+    """Also: a dict-input model's config lists `input_layers` in the dict's own order."""
+    expected, got = _both(_node2vec)
+    _assert_close(got, expected)
+    assert [name for name, _ in got["input_layers"]] == ["target", "context"]

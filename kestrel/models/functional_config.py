@@ -59,8 +59,8 @@ def functional_config(model) -> dict:
         return ref
 
     def io(struct):  # nested as the model's inputs/outputs (`[heads, aux_heads]`), as Keras
-        if isinstance(struct, dict):
-            return {k: io(struct[k]) for k in sorted(struct)}  # as Keras' tree
+        if isinstance(struct, dict):  # in the model's own key order, as Keras 3 writes it
+            return {k: io(v) for k, v in struct.items()}
         if isinstance(struct, KerasTensor):  # as Keras: one `[name, node, index]`, not a list
             return io_history(struct)
         return [io(t) for t in struct]
