@@ -2098,3 +2098,62 @@ def test_node2vec_matches_keras():
     expected, got = _both(_node2vec)
     _assert_close(got, expected)
     assert [name for name, _ in got["input_layers"]] == ["target", "context"]
+
+
+# ---------------------------------------------------------------- rl: DQN CartPole
+def _dqn_cartpole(k, as_written):
+    """deep_q_network_cartpole: Q-values from eager model calls fed to NumPy (`np.argmax`,
+    `np.amax`, `np.array(model(x))`), one `fit` per replayed batch. As written, NumPy meets a
+    tensor that requires grad, which torch refuses in both libraries; with convert_to_numpy
+    the runs agree."""
+    layers, ops = k.layers, k.ops
+    to_numpy = (lambda t: t) if as_written else ops.convert_to_numpy
+    rng = np.random.RandomState(42)
+    inputs = layers.Input(shape=(4,))
+    hidden = layers.Dense(8, activation="relu")(layers.Dense(8, activation="relu")(inputs))
+    model = k.Model(inputs=inputs, outputs=layers.Dense(2, activation="linear")(hidden))
+    model.compile(loss=k.losses.MeanSquaredError(), optimizer=k.optimizers.Adam(0.01))
+
+    def q_values(state):
+        return to_numpy(model(ops.expand_dims(ops.convert_to_tensor(state), 0))[0])
+
+    states, epsilon, losses = rng.rand(13, 4).astype("float32"), 1.0, []
+    history = {"action": [], "state": [], "next": [], "reward": [], "done": []}
+    for t in range(12):
+        action = np.argmax(q_values(states[t]))
+        if epsilon > rng.rand(1)[0]:
+            action = rng.choice(2)
+        epsilon = max(0.01, epsilon * 0.9)
+        done = t % 5 == 4
+        for key, value in zip(history, (action, states[t], states[t + 1],
+                                        -1 if done else 1.0, done)):
+            history[key].append(value)
+        if len(history["done"]) > 4:
+            indices = rng.choice(range(len(history["state"])), size=4)
+            samples = {key: np.take(value, indices, axis=0) for key, value in history.items()}
+            updated_q_values = []
+            for state, state_next, reward, sampled_done, sampled_action in zip(
+                    samples["state"], samples["next"], samples["reward"], samples["done"],
+                    samples["action"]):
+                q_update = reward if sampled_done else reward + 0.99 * np.amax(
+                    q_values(state_next))
+                q_value = np.array(q_values(state))
+                q_value[sampled_action] = q_update
+                updated_q_values.append(q_value)
+            fitted = model.fit(ops.convert_to_tensor(samples["state"]),
+                               ops.convert_to_tensor(updated_q_values), verbose=0)
+            losses.append(fitted.history["loss"])
+    return {"losses": losses, "weights": model.get_weights()}
+
+
+def test_dqn_cartpole_matches_keras():
+    expected, got = _both(_dqn_cartpole, False)
+    _assert_close(got, expected)
+    errors = []
+    for k in (keras, kestrel):
+        try:
+            _dqn_cartpole(_fresh(k), True)
+        except RuntimeError as error:
+            errors.append(str(error))
+    assert len(errors) == 2 and errors[0] == errors[1]
+    assert errors[0].startswith("Can't call numpy() on Tensor that requires grad")
