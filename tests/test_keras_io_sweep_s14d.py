@@ -2157,3 +2157,41 @@ def test_dqn_cartpole_matches_keras():
             errors.append(str(error))
     assert len(errors) == 2 and errors[0] == errors[1]
     assert errors[0].startswith("Can't call numpy() on Tensor that requires grad")
+
+
+# ---------------------------------------------------------------- recipes: async ensemble
+def _async_ensemble(k):
+    """asynch_ensemble_shared_session (tf.identity / tf.stack / tf.reduce_mean as an Identity
+    layer and keras.ops): member models cut from a shared graph at an intermediate tensor,
+    each compiled and fit on its own, then the averaging ensemble that shares their layers."""
+    layers, ops = k.layers, k.ops
+
+    def keras_model(x):
+        x = layers.MaxPooling2D((2, 2))(layers.Conv2D(4, (3, 3), activation="relu")(x))
+        x = layers.Dense(8, activation="relu")(layers.Flatten()(x))
+        return layers.Softmax()(layers.Dense(3, activation="softmax")(x))
+
+    inputs = k.Input(shape=(8, 8, 3))
+    model_list, output_list = [], []
+    for _ in range(3):
+        input_i = layers.Identity()(inputs)
+        output_i = keras_model(input_i)
+        model_list.append(k.Model(inputs=input_i, outputs=output_i))
+        output_list.append(output_i)
+    ensemble = k.Model(inputs=inputs, outputs=ops.mean(ops.stack(output_list, axis=-1), axis=-1))
+    ensemble.compile(loss="categorical_crossentropy", optimizer="adam")
+    rng = np.random.RandomState(0)
+    x = rng.rand(8, 8, 8, 3).astype("float32")
+    y = k.utils.to_categorical(rng.randint(0, 3, 8), 3)
+    histories = []
+    for model_i in model_list:
+        model_i.compile(loss="categorical_crossentropy", optimizer="adam")
+        histories.append(model_i.fit(x=x, y=y, batch_size=4, epochs=1, verbose=0).history)
+    return {"histories": histories, "ensemble": ensemble.predict(x, batch_size=4, verbose=0),
+            "members": [m.predict(x, verbose=0) for m in model_list],
+            "summaries": [_summary(ensemble), _summary(model_list[0])]}
+
+
+def test_async_ensemble_matches_keras():
+    expected, got = _both(_async_ensemble)
+    _assert_close(got, expected)
