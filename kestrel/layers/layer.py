@@ -185,7 +185,15 @@ class Layer(nn.Module):
     def call(self, *args, **kwargs):
         raise NotImplementedError(f"Layer {type(self).__name__} does not implement call().")
 
+    # True on a layer whose symbolic call could not be traced to build its sublayers: its
+    # next run builds them, inside its name scope (see `_trace_to_build`).
+    _builds_when_run = False
+
     def forward(self, *args, **kwargs):
+        if self._builds_when_run:
+            self._builds_when_run = False
+            with self._open_name_scope():
+                return self.forward(*args, **kwargs)
         if rebinding.layer_needs_rebinding(type(self)):  # `a *= b` in Keras 2 code
             with rebinding.rebinding():
                 return self.call(*args, **kwargs)
@@ -457,10 +465,31 @@ class Layer(nn.Module):
         with self._open_name_scope():
             if first_call:
                 self._build_from_shape(shapes)
+                if traced and type(self).compute_output_shape is not Layer.compute_output_shape:
+                    self._trace_to_build(args, kwargs)
             outputs = self._record_node(first, args, kwargs, traced)
         if first_call:
             self._warn_if_left_unbuilt()
         return outputs
+
+    def _trace_to_build(self, args, kwargs) -> None:
+        """Keras builds a layer without a `build` of its own by tracing its `call` even where
+        `compute_output_shape` gives the output: sublayers get built (and named) inside this
+        layer's scope. A call that cannot be traced warns, as Keras, and builds when run."""
+        try:
+            self._infer_output_spec(args, kwargs)
+        except Exception as error:  # noqa: BLE001 - Keras warns and lets the real call build
+            self._builds_when_run = True
+            warnings.warn(
+                f"Layer '{self.name}' looks like it has unbuilt state, but Keras is not able "
+                "to trace the layer `call()` in order to build it automatically. Possible "
+                "causes:\n1. The `call()` method of your layer may be crashing. Try to "
+                "`__call__()` the layer eagerly on some test input first to see if it works. "
+                "E.g. `x = np.random.random((3, 4)); y = layer(x)`\n2. If the `call()` method "
+                "is correct, then you may need to implement the `def build(self, input_shape)` "
+                "method on your layer. It should create all variables used by the layer (e.g. "
+                "by calling `layer.build()` on all its children layers).\nException "
+                f"encountered: ''{error}''")
 
     def _record_node(self, first, args, kwargs, traced: bool = False):
         """The symbolic outputs of a call on KerasTensors, recorded as a new node (`traced`:
@@ -617,7 +646,8 @@ class Layer(nn.Module):
         value = value.to(device=config.device(), dtype=torch_dtype)
         if attr in self.__dict__ and self.__dict__[attr] is None:  # `self.w = None` in
             del self.__dict__[attr]  # __init__, then `self.w = self.add_weight(name="w")`
-        if attr in self._weight_order or attr in self.__dict__:
+        if attr in self._weight_order or attr in self.__dict__ or hasattr(type(self), attr):
+            # taken, or a class attribute (`weights`, `trainable`, a method): a free name
             attr = f"{attr}_{len(self._weight_order)}"
         with name_scope(self.name, caller=self):
             path = f"{current_path()}/{name}"

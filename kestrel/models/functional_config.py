@@ -27,7 +27,7 @@ def functional_config(model) -> dict:
     def encode(value):
         if isinstance(value, KerasTensor):
             return {"class_name": "__keras_tensor__",
-                    "config": {"shape": list(value.shape), "dtype": value.dtype,
+                    "config": {"shape": tuple(value.shape), "dtype": value.dtype,
                                "keras_history": history(value)}}
         if isinstance(value, (torch.Tensor, np.ndarray)):  # a constant argument: __tensor__
             return serialize_keras_object(value)
@@ -46,7 +46,7 @@ def functional_config(model) -> dict:
         if build is not None and not hasattr(layer, "_init_graph"):
             entry["build_config"] = build
         entry["inbound_nodes"] = [
-            {"args": map_structure(encode, list(node.call_args)),
+            {"args": map_structure(encode, tuple(node.call_args)),  # tuples, as Keras
              "kwargs": map_structure(encode, node.call_kwargs)}
             for node in layer._inbound_nodes
             if id(node) in node_keys and node.input_tensors]
@@ -59,8 +59,8 @@ def functional_config(model) -> dict:
         return ref
 
     def io(struct):  # nested as the model's inputs/outputs (`[heads, aux_heads]`), as Keras
-        if isinstance(struct, dict):
-            return {k: io(struct[k]) for k in sorted(struct)}  # as Keras' tree
+        if isinstance(struct, dict):  # in the model's own key order, as Keras 3 writes it
+            return {k: io(v) for k, v in struct.items()}
         if isinstance(struct, KerasTensor):  # as Keras: one `[name, node, index]`, not a list
             return io_history(struct)
         return [io(t) for t in struct]
@@ -195,8 +195,8 @@ def _decode_node(node, graph: _Graph):
                 return deserialize_keras_object(value, "layers")
             if isinstance(value, dict):
                 return {k: decode(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [decode(v) for v in value]
+            if isinstance(value, (list, tuple)):  # lists from a file, tuples from get_config
+                return type(value)(decode(v) for v in value)
             return value
         return tuple(decode(node.get("args", []))), decode(node.get("kwargs", {}))
     return _decode_legacy_node(node, graph)

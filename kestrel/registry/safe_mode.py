@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import importlib
 import marshal
 import threading
 import types
@@ -57,7 +58,8 @@ def dump_lambda(fn: types.FunctionType) -> dict:
 
     Returns `{"code": str, "defaults": list | None, "closure": list | None}`.
     """
-    closure = None if not fn.__closure__ else [cell.cell_contents for cell in fn.__closure__]
+    closure = None if not fn.__closure__ else [
+        _dump_closure_value(cell.cell_contents) for cell in fn.__closure__]
     return {"code": base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii"),
             "defaults": None if fn.__defaults__ is None else list(fn.__defaults__),
             "closure": closure}
@@ -78,9 +80,34 @@ def load_lambda(code: str, defaults=None, closure=None, *, owner: str = "The fil
             "`safe_mode=False` (e.g. `load_model(..., safe_mode=False)`) or call "
             "`kestrel.config.enable_unsafe_deserialization()`.")
     fn_code = marshal.loads(base64.b64decode(code.encode("ascii")))
-    cells = None if closure is None else tuple(types.CellType(v) for v in closure)
+    cells = None if closure is None else tuple(
+        types.CellType(_load_closure_value(v)) for v in closure)
     return types.FunctionType(fn_code, _lambda_globals(), fn_code.co_name,
                               None if defaults is None else tuple(defaults), cells)
+
+
+def _dump_closure_value(value):
+    """A module the lambda closes over (`keras` inside a function) as Keras writes it: its
+    name under `builtins.module` (Kestrel's modules under their Keras names), so the config
+    stays JSON; any other value as it is."""
+    if not isinstance(value, types.ModuleType):
+        return value
+    name = value.__name__
+    if name == "kestrel" or name.startswith("kestrel."):
+        name = "keras" + name[len("kestrel"):]
+    return {"module": "builtins", "class_name": "module", "config": name,
+            "registered_name": "module"}
+
+
+def _load_closure_value(value):
+    """The module a `_dump_closure_value` entry names (Keras' modules as Kestrel's)."""
+    if not (isinstance(value, dict) and value.get("class_name") == "module"
+            and value.get("module") == "builtins" and isinstance(value.get("config"), str)):
+        return value
+    name = value["config"]
+    if name == "keras" or name.startswith("keras."):
+        name = "kestrel" + name[len("keras"):]
+    return importlib.import_module(name)
 
 
 def _lambda_globals() -> dict:

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 
+from kestrel.backend.scopes import in_symbolic_scope
 from kestrel.layers import shape_inference
 from kestrel.layers.layer import Layer
 from kestrel.layers.node import shape_of
@@ -274,7 +275,9 @@ class IndexLookup(AcceptsStrings, Layer):
         keys = [self._cast_token(v) for v in flat]
         found = np.array([self._index.get(k, -1) for k in keys], dtype=np.int64)
         missing = found == -1
-        if missing.any():
+        if missing.any() and in_symbolic_scope():  # placeholder strings: only shapes matter
+            found[missing] = 0
+        elif missing.any():
             if self.num_oov_indices == 0:
                 oov = [k for k, m in zip(keys, missing) if m][:5]
                 raise ValueError(f"When `num_oov_indices=0` all inputs should be in vocabulary, "
