@@ -1,0 +1,328 @@
+"""keras.io nlp, structured_data and timeseries examples not replayed elsewhere
+(Generative_Pretrained_Transformer(GPT), eeg_bci_ssvepformer, ...), condensed to tiny random
+data and one or two epochs, their TensorFlow parts written with keras.ops and torch autograd as
+the Keras 3 version of each example would. The same code runs with real Keras 3 (torch backend)
+and with Kestrel: layouts, weight paths, summaries, histories and predictions (after copying
+Keras' weights) agree. Training runs with `shuffle=False`: the two libraries draw their shuffle
+orders from different random streams.
+"""
+import os
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+from tests.keras_compare import summary_text as _summary  # noqa: E402
+
+
+def _numpy(x):
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+
+
+def _assert_close(got, expected, rtol=1e-4, atol=1e-5):
+    np.testing.assert_allclose(_numpy(got), _numpy(expected), rtol=rtol, atol=atol)
+
+
+def _assert_same_weights(got_model, expected_model, atol=1e-5):
+    assert [w.path for w in got_model.weights] == [w.path for w in expected_model.weights]
+    for got, expected in zip(got_model.get_weights(), expected_model.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol)
+
+
+def _assert_same_history(got, expected, rtol=1e-4, atol=1e-5):
+    assert list(got) == list(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=rtol, atol=atol, err_msg=key)
+
+
+# ---------------------------------------------------------------- Generative_Pretrained_Transformer(GPT)
+def _gpt_class(keras, vocab_size=11, block_size=8, n_embd=16, n_head=4, n_layer=2, dropout=0.0):
+    """The example's FeedForward, Block and BigramLanguageModel; the GradientTape train_step
+    written with torch autograd, tf.range / tf.reshape / tf.concat with keras.ops."""
+    layers, models, ops = keras.layers, keras.models, keras.ops
+
+    class FeedForward(layers.Layer):
+        def __init__(self, n_embd):
+            super().__init__()
+            self.net = models.Sequential([layers.Dense(4 * n_embd, activation="relu"),
+                                          layers.Dense(n_embd), layers.Dropout(dropout)])
+
+        def call(self, x):
+            return self.net(x)
+
+    class Block(layers.Layer):
+        def __init__(self, n_embd, n_head):
+            super().__init__()
+            self.sa = layers.MultiHeadAttention(num_heads=n_head, key_dim=n_embd // n_head,
+                                                dropout=dropout)
+            self.ffwd = FeedForward(n_embd)
+            self.ln1 = layers.LayerNormalization()
+            self.ln2 = layers.LayerNormalization()
+
+        def call(self, x):
+            attn_output = self.sa(self.ln1(x), self.ln1(x), use_causal_mask=True)
+            x = x + attn_output
+            x = x + self.ffwd(self.ln2(x))
+            return x
+
+    class BigramLanguageModel(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.token_embedding_table = layers.Embedding(vocab_size, n_embd)
+            self.position_embedding_table = layers.Embedding(block_size, n_embd)
+            self.blocks = [Block(n_embd, n_head) for _ in range(n_layer)]
+            self.ln_f = layers.LayerNormalization()
+            self.lm_head = layers.Dense(vocab_size)
+
+        def call(self, idx, targets=None):
+            B, T = idx.shape
+            tok_emb = self.token_embedding_table(idx)
+            pos_emb = self.position_embedding_table(ops.arange(T)[None, :])
+            x = tok_emb + pos_emb
+            for block in self.blocks:
+                x = block(x)
+            x = self.ln_f(x)
+            logits = self.lm_head(x)
+            if targets is None:
+                return logits, None
+            logits_flat = ops.reshape(logits, [-1, logits.shape[-1]])
+            targets_flat = ops.reshape(targets, [-1])
+            loss = keras.losses.sparse_categorical_crossentropy(targets_flat, logits_flat,
+                                                               from_logits=True)
+            return logits, ops.mean(loss)
+
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()
+            logits, loss = self(x, y)
+            loss.backward()
+            grads = [v.value.grad for v in self.trainable_variables]
+            with torch.no_grad():
+                self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return {"loss": loss}
+
+        def test_step(self, data):
+            x, y = data
+            logits, loss = self(x, y)
+            return {"loss": loss}
+
+        def generate(self, idx, max_new_tokens):
+            for _ in range(max_new_tokens):
+                idx_cond = idx[:, -block_size:]
+                logits, _ = self(idx_cond)
+                logits = logits[:, -1, :]
+                idx_next = keras.random.categorical(logits, num_samples=1, seed=3)
+                idx = ops.concatenate([idx, ops.cast(idx_next, idx.dtype)], axis=1)
+            return idx
+
+    return BigramLanguageModel
+
+
+def _gpt_batches(data, batch_size=4, block_size=8):
+    """The example's get_batch as an endless generator (its tf.data.from_generator source)."""
+    rng = np.random.default_rng(1)
+    while True:
+        ix = rng.integers(0, len(data) - block_size - 1, batch_size)
+        yield (np.stack([data[i:i + block_size] for i in ix]),
+               np.stack([data[i + 1:i + block_size + 1] for i in ix]))
+
+
+def _gpt_replay(lib, data, weights=None):
+    model = _gpt_class(_fresh(lib))()
+    x, y = next(_gpt_batches(data))
+    model(x)
+    initial_weights = model.get_weights()
+    if weights is not None:
+        model.set_weights(weights)
+    logits, loss = model(x, y)
+    model.compile(optimizer=lib.optimizers.Adam(1e-3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(_gpt_batches(data), epochs=2, steps_per_epoch=3,
+                            validation_data=_gpt_batches(data), validation_steps=2,
+                            verbose=0).history
+    shuffle_warnings = [str(w.message) for w in caught if "shuffle" in str(w.message)]
+    generated = model.generate(np.zeros((1, 1), dtype=np.int64), max_new_tokens=5)
+    return model, logits, loss, history, shuffle_warnings, generated, initial_weights
+
+
+def test_generative_pretrained_transformer_gpt():
+    """A subclassed language model whose call takes the targets and returns (logits, loss), a
+    torch-autograd train_step returning {"loss": ...} (after compile without a loss Keras 3
+    logs its untouched loss tracker, 0.0, as Kestrel does), causal self-attention, generator
+    inputs with steps_per_epoch / validation_steps, and sampling with keras.random.categorical."""
+    data = np.random.default_rng(0).integers(0, 11, 200)
+    expected = _gpt_replay(keras, data)
+    got = _gpt_replay(kestrel, data, weights=expected[6])
+    _assert_close(got[1], expected[1])
+    _assert_close(got[2], expected[2])
+    assert got[3] == expected[3] == {"loss": [0.0, 0.0], "val_loss": [0.0, 0.0]}
+    assert got[4] == expected[4] and len(got[4]) == 1
+    _assert_same_weights(got[0], expected[0])
+    assert got[5].dtype == expected[5].dtype and _numpy(got[5]).tolist() == \
+        _numpy(expected[5]).tolist()
+    assert got[0].count_params() == expected[0].count_params()
+
+
+# ---------------------------------------------------------------- eeg_bci_ssvepformer
+def _ssvepformer_builder(keras):
+    """The example's layers and create_ssvepformer, as written (channels_first data)."""
+    layers = keras.layers
+
+    def normal():
+        return keras.initializers.RandomNormal(mean=0.0, stddev=0.01, seed=None)
+
+    class ComplexSpectrum(keras.layers.Layer):
+        def __init__(self, nfft=512, fft_start=8, fft_end=64):
+            super().__init__()
+            self.nfft = nfft
+            self.fft_start = fft_start
+            self.fft_end = fft_end
+
+        def call(self, x):
+            samples = x.shape[-1]
+            x = keras.ops.rfft(x, fft_length=self.nfft)
+            real = x[0] / samples
+            imag = x[1] / samples
+            real = real[:, :, self.fft_start:self.fft_end]
+            imag = imag[:, :, self.fft_start:self.fft_end]
+            return keras.ops.concatenate((real, imag), axis=-1)
+
+    class ChannelComb(keras.layers.Layer):
+        def __init__(self, n_channels, drop_rate=0.5):
+            super().__init__()
+            self.conv = layers.Conv1D(2 * n_channels, 1, padding="same",
+                                      kernel_initializer=normal())
+            self.normalization = layers.LayerNormalization()
+            self.activation = layers.Activation(activation="gelu")
+            self.drop = layers.Dropout(drop_rate)
+
+        def call(self, x):
+            return self.drop(self.activation(self.normalization(self.conv(x))))
+
+    class ConvAttention(keras.layers.Layer):
+        def __init__(self, n_channels, drop_rate=0.5):
+            super().__init__()
+            self.norm = layers.LayerNormalization()
+            self.conv = layers.Conv1D(2 * n_channels, 31, padding="same",
+                                      kernel_initializer=normal())
+            self.activation = layers.Activation(activation="gelu")
+            self.drop = layers.Dropout(drop_rate)
+
+        def call(self, x):
+            input = x
+            x = self.drop(self.activation(self.conv(self.norm(x))))
+            return x + input
+
+    class ChannelMLP(keras.layers.Layer):
+        def __init__(self, n_features, drop_rate=0.5):
+            super().__init__()
+            self.norm = layers.LayerNormalization()
+            self.mlp = layers.Dense(2 * n_features, kernel_initializer=normal())
+            self.activation = layers.Activation(activation="gelu")
+            self.drop = layers.Dropout(drop_rate)
+            self.cat = layers.Concatenate(axis=1)
+
+        def call(self, x):
+            input = x
+            channels = x.shape[1]
+            x = self.norm(x)
+            output_channels = []
+            for i in range(channels):
+                c = self.mlp(x[:, :, i])
+                c = layers.Reshape([1, -1])(c)
+                output_channels.append(c)
+            x = self.drop(self.activation(self.cat(output_channels)))
+            return x + input
+
+    class Encoder(keras.layers.Layer):
+        def __init__(self, n_channels, n_features, drop_rate=0.5):
+            super().__init__()
+            self.attention1 = ConvAttention(n_channels, drop_rate=drop_rate)
+            self.mlp1 = ChannelMLP(n_features, drop_rate=drop_rate)
+            self.attention2 = ConvAttention(n_channels, drop_rate=drop_rate)
+            self.mlp2 = ChannelMLP(n_features, drop_rate=drop_rate)
+
+        def call(self, x):
+            return self.mlp2(self.attention2(self.mlp1(self.attention1(x))))
+
+    class MlpHead(keras.layers.Layer):
+        def __init__(self, n_classes, drop_rate=0.5):
+            super().__init__()
+            self.flatten = layers.Flatten()
+            self.drop = layers.Dropout(drop_rate)
+            self.linear1 = layers.Dense(6 * n_classes, kernel_initializer=normal())
+            self.norm = layers.LayerNormalization()
+            self.activation = layers.Activation(activation="gelu")
+            self.drop2 = layers.Dropout(drop_rate)
+            self.linear2 = layers.Dense(n_classes, kernel_initializer=normal())
+
+        def call(self, x):
+            x = self.activation(self.norm(self.linear1(self.drop(self.flatten(x)))))
+            return self.linear2(self.drop2(x))
+
+    def create_ssvepformer(input_shape, fs, resolution, fq_band, n_channels, n_classes,
+                           drop_rate):
+        nfft = round(fs / resolution)
+        fft_start = int(fq_band[0] / resolution)
+        fft_end = int(fq_band[1] / resolution) + 1
+        n_features = fft_end - fft_start
+        return keras.Sequential([
+            keras.Input(shape=input_shape),
+            ComplexSpectrum(nfft, fft_start, fft_end),
+            ChannelComb(n_channels=n_channels, drop_rate=drop_rate),
+            Encoder(n_channels=n_channels, n_features=n_features, drop_rate=drop_rate),
+            Encoder(n_channels=n_channels, n_features=n_features, drop_rate=drop_rate),
+            MlpHead(n_classes=n_classes, drop_rate=drop_rate),
+            layers.Activation(activation="softmax"),
+        ])
+
+    return create_ssvepformer
+
+
+def _in_channels_first(lib, run):
+    """`run()` under `set_image_data_format("channels_first")`, as the example sets it."""
+    lib.backend.set_image_data_format("channels_first")
+    try:
+        return run()
+    finally:
+        lib.backend.set_image_data_format("channels_last")
+
+
+def _ssvepformer_replay(lib, x, y, drop_rate, weights=None):
+    """Build (Keras' initial weights copied in when given), predict, fit, evaluate."""
+    def run():
+        model = _ssvepformer_builder(_fresh(lib))((4, 64), 64, 0.5, [8, 16], 4, 3, drop_rate)
+        initial_weights = model.get_weights()
+        if weights is not None:
+            model.set_weights(weights)
+        sgd = lib.optimizers.SGD(learning_rate=0.01, momentum=0.9, weight_decay=0.001)
+        # jit_compile=False: Keras 3's torch.compile fails on the Reshape made inside call
+        model.compile(loss="sparse_categorical_crossentropy", optimizer=sgd,
+                      metrics=["accuracy"])
+        predictions = model.predict(x, verbose=0)
+        history = model.fit(x, y, batch_size=4, epochs=2, validation_data=(x[:4], y[:4]),
+                            shuffle=False, verbose=0).history
+        return model, initial_weights, predictions, history, model.evaluate(x, y, verbose=0)
+    return _in_channels_first(lib, run)
+
+
+def test_eeg_bci_ssvepformer():
+    """channels_first Conv1D, keras.ops.rfft, a Reshape layer made inside call, SGD with
+    momentum and weight decay: the same summary and predictions; without dropout (whose
+    masks come from different random streams) the same training too."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 64)).astype("float32")
+    y = rng.integers(0, 3, 8).astype("float32")
+    expected = _ssvepformer_replay(keras, x, y, drop_rate=0.0)
+    got = _ssvepformer_replay(kestrel, x, y, drop_rate=0.0, weights=expected[1])
+    assert _summary(got[0]) == _summary(expected[0])
+    _assert_close(got[2], expected[2])
+    _assert_same_history(got[3], expected[3])
+    _assert_close(got[4], expected[4])
+    _assert_same_weights(got[0], expected[0])
