@@ -326,3 +326,124 @@ def test_eeg_bci_ssvepformer():
     _assert_same_history(got[3], expected[3])
     _assert_close(got[4], expected[4])
     _assert_same_weights(got[0], expected[0])
+
+
+# ---------------------------------------------------------------- multivariate_timeseries_forecasting_using_lstm
+def _stock_lstm(keras, win_length, num_features):
+    """The example's Sequential built with `add`, `input_shape=` and LeakyReLU(alpha=...)."""
+    model = keras.Sequential()
+    model.add(keras.layers.LSTM(16, input_shape=(win_length, num_features),
+                                return_sequences=True))
+    model.add(keras.layers.LeakyReLU(alpha=0.5))
+    model.add(keras.layers.LSTM(16, return_sequences=True))
+    model.add(keras.layers.LeakyReLU(alpha=0.5))
+    model.add(keras.layers.Dropout(0.3))
+    model.add(keras.layers.LSTM(8, return_sequences=False))
+    model.add(keras.layers.Dropout(0.3))
+    model.add(keras.layers.Dense(1))
+    return model
+
+
+def _endless(sequence):
+    """A PyDataset's batches, repeated: what Keras 3 takes where it cannot read Kestrel's."""
+    while True:
+        yield from (sequence[i] for i in range(len(sequence)))
+
+
+def test_multivariate_timeseries_forecasting_using_lstm():
+    """Keras 2's TimeseriesGenerator feeding fit/evaluate/predict (Keras 3 gets the same
+    batches from a generator), the deprecation warnings for `input_shape` and `alpha`,
+    MeanAbsoluteError's history key. Dropout masks come from different random streams, so
+    training is compared through its logs' keys and the trained weights' predictions."""
+    from kestrel.preprocessing.sequence import TimeseriesGenerator
+
+    features = np.random.default_rng(0).normal(size=(40, 5)).astype("float32")
+    target = features[:, 0]
+    x_train, x_test, y_train, y_test = features[:30], features[30:], target[:30], target[30:]
+    first = TimeseriesGenerator(features, target, length=2, sampling_rate=1, batch_size=1)[0]
+    np.testing.assert_array_equal(first[0], features[None, :2])
+    np.testing.assert_array_equal(first[1], target[2:3])
+    train_generator = TimeseriesGenerator(x_train, y_train, length=4, sampling_rate=1,
+                                          batch_size=8)
+    test_generator = TimeseriesGenerator(x_test, y_test, length=4, sampling_rate=1,
+                                         batch_size=8)
+    runs = {}
+    for lib in (keras, kestrel):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = _stock_lstm(_fresh(lib), 4, 5)
+        model.compile(loss=lib.losses.MeanSquaredError(), optimizer=lib.optimizers.Adam(),
+                      metrics=[lib.metrics.MeanAbsoluteError()])
+        runs[lib] = model, [str(w.message) for w in caught]
+    (expected, expected_warnings), (got, got_warnings) = runs[keras], runs[kestrel]
+    assert got_warnings == expected_warnings and len(expected_warnings) == 3
+    assert _summary(got) == _summary(expected)
+    assert got.layers[1].get_config() == expected.layers[1].get_config()
+    got.set_weights(expected.get_weights())
+    steps = len(test_generator)
+    _assert_close(got.evaluate(test_generator, verbose=0),
+                  expected.evaluate(_endless(test_generator), steps=steps, verbose=0))
+    history = expected.fit(_endless(train_generator), steps_per_epoch=len(train_generator),
+                           epochs=2, validation_data=_endless(test_generator),
+                           validation_steps=steps, shuffle=False, verbose=0).history
+    assert list(got.fit(train_generator, epochs=2, validation_data=test_generator,
+                        shuffle=False, verbose=0).history) == list(history) == \
+        ["loss", "mean_absolute_error", "val_loss", "val_mean_absolute_error"]
+    got.set_weights(expected.get_weights())
+    predictions = got.predict(test_generator, verbose=0)
+    assert predictions.shape == (len(x_test) - 4, 1)
+    _assert_close(predictions, expected.predict(_endless(test_generator), steps=steps,
+                                                verbose=0))
+
+
+# ---------------------------------------------------------------- timeseries_forecasting_with_lstm_for_temperature_prediction
+def _temperature_model(keras, inputs):
+    model = keras.Sequential([
+        keras.layers.Input(shape=(inputs.shape[1], inputs.shape[2])),
+        keras.layers.LSTM(20, return_sequences=False),
+        keras.layers.Dense(1),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse")
+    return model
+
+
+def test_timeseries_forecasting_with_lstm_for_temperature_prediction():
+    """timeseries_dataset_from_array (float64 features as pandas gives them, a validation
+    batch of `len - 10` windows) iterated with `for batch in ...: break`, `.numpy()` and
+    `next(iter(...))`, then fit/predict. Keras 3 builds these datasets with TensorFlow, so its
+    windows are written out with NumPy (window i = rows i..i+9, target i) and its model gets
+    the same batches from a list."""
+    rng = np.random.default_rng(0)
+    temperature = rng.normal(70, 10, 80)
+    table = np.stack([temperature, rng.integers(1, 13, 80), rng.integers(1, 29, 80)], 1)
+    target = np.roll(temperature, -10)[:70]
+    X_train, y_train = table[:40], target[:40]
+    X_validation, y_validation = table[40:70], target[40:70]
+    dataset_train = kestrel.preprocessing.timeseries_dataset_from_array(
+        X_train, y_train, sequence_length=10, sequence_stride=1)
+    dataset_validation = kestrel.preprocessing.timeseries_dataset_from_array(
+        X_validation, y_validation, sequence_length=10,
+        batch_size=X_validation.shape[0] - 10, sequence_stride=1)
+    for batch in dataset_train:
+        inputs, targets = batch
+        break
+    train_windows = np.stack([X_train[i:i + 10] for i in range(31)])
+    np.testing.assert_array_equal(inputs.numpy(), train_windows)
+    np.testing.assert_array_equal(targets.numpy(), y_train[:31])
+    assert [tuple(b[0].shape) for b in dataset_validation] == [(20, 10, 3), (1, 10, 3)]
+    validation_windows = np.stack([X_validation[i:i + 10] for i in range(21)])
+
+    expected = _temperature_model(_fresh(keras), inputs)
+    got = _temperature_model(_fresh(kestrel), inputs)
+    got.set_weights(expected.get_weights())
+    assert _summary(got) == _summary(expected)
+    history = got.fit(dataset_train, epochs=2, validation_data=dataset_validation,
+                      verbose=0).history
+    expected_history = expected.fit(
+        train_windows, y_train[:31], epochs=2, shuffle=False,
+        validation_data=(validation_windows, y_validation[:21]), verbose=0).history
+    _assert_same_history(history, expected_history)
+    input_validation, target_validation = next(iter(dataset_validation))
+    _assert_close(got.predict(input_validation, verbose=0),
+                  expected.predict(np.asarray(input_validation), verbose=0))
+    np.testing.assert_array_equal(target_validation.numpy(), y_validation[:len(target_validation)])
