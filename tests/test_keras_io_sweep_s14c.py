@@ -447,3 +447,133 @@ def test_timeseries_forecasting_with_lstm_for_temperature_prediction():
     _assert_close(got.predict(input_validation, verbose=0),
                   expected.predict(np.asarray(input_validation), verbose=0))
     np.testing.assert_array_equal(target_validation.numpy(), y_validation[:len(target_validation)])
+
+
+# ---------------------------------------------------------------- class_with_grn_and_vsn_with_hyperparameters_tuning
+class _DefaultHyperParameters:
+    """Stands in for KerasTuner's `hp`: each choice takes its default."""
+
+    def Boolean(self, name, default=False):
+        return default
+
+
+_GRN_VOCABULARY = {"race": [" Black", " Other", " White"], "sex": [" Female", " Male"]}
+
+
+def _grn_tuning_model(keras, num_units=8):
+    """The example's GatedLinearUnit / GatedResidualNetwork (`build(self)` with no shape,
+    `call(self, inputs, hp)`) and its VariableSelection block's body, on int64 / float32
+    dict inputs; autokeras' Graph / ClassificationHead reduced to a Dense head and compile."""
+    layers = keras.layers
+
+    class GatedLinearUnit(layers.Layer):
+        def __init__(self, num_units, activation, **kwargs):
+            super().__init__(**kwargs)
+            self.linear = layers.Dense(num_units)
+            self.sigmoid = layers.Dense(num_units, activation=activation)
+
+        def call(self, inputs):
+            return self.linear(inputs) * self.sigmoid(inputs)
+
+        def build(self):
+            self.built = True
+
+    class GatedResidualNetwork(layers.Layer):
+        def __init__(self, num_units, dropout_rate, activation, use_layernorm=None, **kwargs):
+            super().__init__(**kwargs)
+            self.num_units = num_units
+            self.use_layernorm = use_layernorm
+            self.elu_dense = layers.Dense(num_units, activation=activation)
+            self.linear_dense = layers.Dense(num_units)
+            self.dropout = layers.Dropout(dropout_rate)
+            self.gated_linear_unit = GatedLinearUnit(num_units, activation)
+            self.layer_norm = layers.LayerNormalization()
+            self.project = layers.Dense(num_units)
+
+        def call(self, inputs, hp):
+            x = self.dropout(self.linear_dense(self.elu_dense(inputs)))
+            if inputs.shape[-1] != self.num_units:
+                inputs = self.project(inputs)
+            x = inputs + self.gated_linear_unit(x)
+            use_layernorm = self.use_layernorm
+            if use_layernorm is None:
+                use_layernorm = hp.Boolean("use_layernorm", default=True)
+            if use_layernorm:
+                x = self.layer_norm(x)
+            return x
+
+        def build(self):
+            self.built = True
+
+    hp, dropout_rate, activation = _DefaultHyperParameters(), 0.0, "sigmoid"
+    inputs = {name: keras.Input(name=name, shape=(), dtype="float32")
+              for name in ("age", "wage_per_hour")}
+    inputs.update({name: keras.Input(name=name, shape=(), dtype="int64")
+                   for name in _GRN_VOCABULARY})
+    concat_inputs = []
+    for input_ in inputs:
+        if input_ in _GRN_VOCABULARY:
+            max_index = len(_GRN_VOCABULARY[input_]) - 1
+            concat_inputs.append(layers.Embedding(
+                input_dim=len(_GRN_VOCABULARY[input_]), output_dim=num_units)(
+                    keras.ops.clip(inputs[input_], 0, max_index)))
+        else:
+            proj_feature = keras.ops.expand_dims(inputs[input_], -1)
+            concat_inputs.append(layers.Dense(units=num_units)(proj_feature))
+    v = layers.concatenate(concat_inputs)
+    v = GatedResidualNetwork(num_units=num_units, dropout_rate=dropout_rate,
+                             activation=activation)(v, hp=hp)
+    v = keras.ops.expand_dims(layers.Dense(units=len(inputs), activation=activation)(v), axis=-1)
+    x = [GatedResidualNetwork(num_units=num_units, dropout_rate=dropout_rate,
+                              activation=activation)(input, hp=hp) for input in concat_inputs]
+    x = keras.ops.stack(x, axis=1)
+    features = keras.ops.squeeze(keras.ops.matmul(keras.ops.transpose(v, axes=[0, 2, 1]), x),
+                                 axis=1)
+    model = keras.models.Model(list(inputs.values()),
+                               [layers.Dense(1, activation="sigmoid")(features)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), metrics=["accuracy"],
+                  loss="binary_crossentropy")
+    return model
+
+
+def _census_process(features):
+    """The example's `process`: categorical strings to indices with StringLookup (Keras 3
+    needs TensorFlow for it; Kestrel runs it on NumPy strings)."""
+    for feature_name in features:
+        if feature_name in _GRN_VOCABULARY:
+            index = kestrel.layers.StringLookup(
+                vocabulary=_GRN_VOCABULARY[feature_name], mask_token=None, num_oov_indices=1,
+                output_mode="int")
+            features[feature_name] = index(features[feature_name])
+    return dict(features)
+
+
+def test_class_with_grn_and_vsn_with_hyperparameters_tuning():
+    """Sub-layers built on first call under a no-argument `build(self)`, a non-tensor `hp`
+    keyword through the functional API, ops on int64 inputs, sample weights; StringLookup
+    indices as Keras' lookup defines them (vocabulary position + 1, out of vocabulary 0)."""
+    rng = np.random.default_rng(0)
+    raw = {"age": rng.normal(size=16).astype("float32"),
+           "wage_per_hour": rng.normal(size=16).astype("float32"),
+           "race": rng.choice(_GRN_VOCABULARY["race"] + [" Asian"], 16),
+           "sex": rng.choice(_GRN_VOCABULARY["sex"], 16)}
+    features = _census_process(dict(raw))
+    for name, vocabulary in _GRN_VOCABULARY.items():
+        lookup = [vocabulary.index(v) + 1 if v in vocabulary else 0 for v in raw[name]]
+        assert _numpy(features[name]).tolist() == lookup
+    features = {name: _numpy(value) for name, value in features.items()}
+    y, weight = rng.integers(0, 2, 16), rng.random(16).astype("float32")
+    models = {}
+    for lib in (keras, kestrel):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            models[lib] = _grn_tuning_model(_fresh(lib)), [str(w.message) for w in caught]
+    (expected, expected_warnings), (got, got_warnings) = models[keras], models[kestrel]
+    assert got_warnings == expected_warnings
+    assert _summary(got, 120) == _summary(expected, 120)
+    got.set_weights(expected.get_weights())
+    _assert_close(got.predict(features, verbose=0), expected.predict(features, verbose=0))
+    histories = [model.fit(features, y, sample_weight=weight, batch_size=8, epochs=2,
+                           shuffle=False, verbose=0).history for model in (expected, got)]
+    _assert_same_history(histories[1], histories[0])
+    _assert_same_weights(got, expected)
