@@ -577,3 +577,50 @@ def test_class_with_grn_and_vsn_with_hyperparameters_tuning():
                            shuffle=False, verbose=0).history for model in (expected, got)]
     _assert_same_history(histories[1], histories[0])
     _assert_same_weights(got, expected)
+
+
+# ---------------------------------------------------------------- event_classification_for_payment_card_fraud_detection
+_FRAUD_FEATURES = ["sum_transactions_7_days", "count_transactions_7_days", "calendar_hour",
+                   "rate_fraud_transactions_7_days"]
+
+
+def _fraud_replay(lib, features, labels, weights=None):
+    """The example's model on a list of named (1,) Inputs, fed dicts of (batch,) columns (its
+    tf.data batches), with Accuracy and AUC metrics."""
+    def batches():
+        while True:
+            for start in range(0, len(labels), 32):
+                yield ({name: column[start:start + 32] for name, column in features.items()},
+                       labels[start:start + 32])
+
+    keras = _fresh(lib)
+    inputs = [keras.Input(shape=(1,), name=name) for name in _FRAUD_FEATURES]
+    x = keras.layers.concatenate(inputs)
+    x = keras.layers.Dense(32, activation="sigmoid")(x)
+    x = keras.layers.Dense(16, activation="sigmoid")(x)
+    x = keras.layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs=inputs, outputs=x)
+    initial_weights = model.get_weights()
+    if weights is not None:
+        model.set_weights(weights)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.BinaryCrossentropy(),
+                  metrics=[keras.metrics.Accuracy(), keras.metrics.AUC()])
+    history = model.fit(batches(), steps_per_epoch=2, epochs=2, validation_data=batches(),
+                        validation_steps=2, verbose=0).history
+    results = model.evaluate(batches(), steps=2, verbose=0, return_dict=True)
+    predictions = np.nan_to_num(model.predict(batches(), steps=2, verbose=0), nan=0)
+    return initial_weights, history, results, predictions
+
+
+def test_event_classification_for_payment_card_fraud_detection():
+    """Dict batches of rank-1 columns matched by name to rank-2 Inputs; `Accuracy()` on
+    sigmoid outputs (always 0.0 here, as in Keras) beside AUC."""
+    rng = np.random.default_rng(0)
+    features = {name: rng.normal(size=64).astype("float32") for name in _FRAUD_FEATURES}
+    labels = (rng.random(64) < 0.3).astype("int32")
+    expected = _fraud_replay(keras, features, labels)
+    got = _fraud_replay(kestrel, features, labels, weights=expected[0])
+    _assert_same_history(got[1], expected[1])
+    assert list(got[2]) == list(expected[2]) == ["accuracy", "auc", "loss"]
+    _assert_close(list(got[2].values()), list(expected[2].values()))
+    _assert_close(got[3], expected[3])
