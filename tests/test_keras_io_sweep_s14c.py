@@ -624,3 +624,106 @@ def test_event_classification_for_payment_card_fraud_detection():
     assert list(got[2]) == list(expected[2]) == ["accuracy", "auc", "loss"]
     _assert_close(list(got[2].values()), list(expected[2].values()))
     _assert_close(got[3], expected[3])
+
+
+# ---------------------------------------------------------------- sentiment_span_extraction
+def _span_extraction_model(keras, max_len=12):
+    """The example's RoBERTa_SpanExtraction head (a layer taking a dict and returning a dict)
+    over a tiny stand-in for the Hugging Face encoder, in its build_model."""
+    class TinyEncoder(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.embedding = keras.layers.Embedding(50, 8)
+            self.dense = keras.layers.Dense(8, activation="tanh")
+
+        def call(self, input_ids, attention_mask=None, token_type_ids=None):
+            mask = keras.ops.expand_dims(keras.ops.cast(attention_mask, "float32"), -1)
+            return (self.dense(self.embedding(input_ids)) * mask,)
+
+    class RoBERTa_SpanExtraction(keras.layers.Layer):
+        def __init__(self, model_checkpoint):
+            super(RoBERTa_SpanExtraction, self).__init__()
+            self.roberta = TinyEncoder()
+            self.conv_1 = keras.layers.Conv1D(1, 1)
+            self.conv_2 = keras.layers.Conv1D(1, 1)
+            self.dropout_1 = keras.layers.Dropout(0.1)
+            self.dropout_2 = keras.layers.Dropout(0.1)
+            self.flatten = keras.layers.Flatten()
+            self.softmax = keras.layers.Activation("softmax")
+
+        def call(self, input_sample):
+            hidden_states = self.roberta(
+                input_sample["input_ids"], attention_mask=input_sample["attention_mask"],
+                token_type_ids=input_sample["token_type_ids"])[0]
+            start_tokens = self.dropout_1(hidden_states)
+            start_tokens = self.softmax(self.flatten(self.conv_1(start_tokens)))
+            end_tokens = self.dropout_2(hidden_states)
+            end_tokens = self.softmax(self.flatten(self.conv_2(end_tokens)))
+            return {"start_tokens": start_tokens, "end_tokens": end_tokens}
+
+    inputs = {name: keras.layers.Input((max_len,), dtype="int32")
+              for name in ("input_ids", "attention_mask", "token_type_ids")}
+    model = keras.Model(inputs, RoBERTa_SpanExtraction("roberta-base")(inputs))
+    model.compile(loss="categorical_crossentropy",
+                  optimizer=keras.optimizers.Adam(learning_rate=3e-3))
+    return model
+
+
+def test_sentiment_span_extraction():
+    """A model whose outputs are the dict a layer returns: the dict keys (not the output
+    layer's name) name the targets, the per-output losses and their logs, as Keras 3 does
+    (Kestrel looked the target keys up among the output layer names and failed)."""
+    rng = np.random.default_rng(0)
+    x = {"input_ids": rng.integers(0, 50, (16, 12)).astype("int32"),
+         "attention_mask": (rng.random((16, 12)) < 0.8).astype("int32"),
+         "token_type_ids": np.zeros((16, 12), "int32")}
+    y = {name: np.eye(12, dtype="int32")[rng.integers(0, 12, 16)]
+         for name in ("start_tokens", "end_tokens")}
+    expected = _span_extraction_model(_fresh(keras))
+    got = _span_extraction_model(_fresh(kestrel))
+    got.set_weights(expected.get_weights())
+    assert _summary(got, 120) == _summary(expected, 120)
+    predictions = [model.predict(x, verbose=0) for model in (expected, got)]
+    assert sorted(predictions[1]) == sorted(predictions[0]) == ["end_tokens", "start_tokens"]
+    for name in predictions[0]:
+        _assert_close(predictions[1][name], predictions[0][name])
+    _assert_close(got.evaluate(x, y, verbose=0), expected.evaluate(x, y, verbose=0))
+    histories = [model.fit(x, y, validation_data=(x, y), epochs=2, batch_size=8, shuffle=False,
+                           verbose=0).history for model in (expected, got)]
+    assert list(histories[1]) == list(histories[0]) == [
+        "end_tokens_loss", "loss", "start_tokens_loss", "val_end_tokens_loss", "val_loss",
+        "val_start_tokens_loss"]
+    got.set_weights(expected.get_weights())  # dropout masks differ: compare the trained state
+    _assert_close(got.evaluate(x, y, verbose=0, return_dict=True)["start_tokens_loss"],
+                  expected.evaluate(x, y, verbose=0, return_dict=True)["start_tokens_loss"])
+
+
+def test_dict_outputs_named_by_their_keys():
+    """Outputs given as a dict whose keys differ from the output layers' names: targets,
+    losses, loss weights and metrics go by the keys (sorted, or in an OrderedDict's order;
+    a list of targets follows that order), and a one-entry dict works as a single output."""
+    from collections import OrderedDict
+
+    x = np.ones((4, 4), "float32")
+    targets = {"start": np.zeros((4, 3), "float32"), "end": np.ones((4, 3), "float32")}
+    cases = [
+        ("dict", dict(loss="mse", metrics={"start": ["mae"], "end": ["mse"]}), targets),
+        ("dict", dict(loss={"end": "mae", "start": "mse"},
+                      loss_weights={"end": 2.0, "start": 1.0}), targets),
+        ("dict", dict(loss="mse"), [targets["end"], targets["start"]]),
+        ("ordered", dict(loss="mse"), [targets["start"], targets["end"]]),
+        ("single", dict(loss="mse"), {"start": targets["start"]}),
+    ]
+    for kind, compile_args, y in cases:
+        histories = []
+        for lib in (keras, kestrel):
+            inputs = _fresh(lib).Input((4,))
+            start = lib.layers.Dense(3, name="s")(inputs)
+            end = lib.layers.Dense(3, name="e")(inputs)
+            outputs = {"dict": {"start": start, "end": end},
+                       "ordered": OrderedDict([("start", start), ("end", end)]),
+                       "single": {"start": start}}[kind]
+            model = lib.Model(inputs, outputs)
+            model.compile(optimizer="sgd", **compile_args)
+            histories.append(model.fit(x, y, epochs=1, verbose=0).history)
+        _assert_same_history(histories[1], histories[0])

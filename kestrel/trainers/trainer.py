@@ -5,6 +5,7 @@ nothing reads a value back to the host unless a callback or the progress bar ask
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,7 +17,8 @@ from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.ops.core import convert_to_numpy
 from kestrel.trainers import cpu_memory, data_adapter
-from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
+from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list, \
+    prediction_list
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
 from kestrel.trainers.legacy import GeneratorMethods
@@ -102,10 +104,16 @@ class Trainer(GeneratorMethods):
                    for m in self.modules())
 
     def _output_names(self) -> list[str]:
-        names = getattr(self, "output_names", None)
-        if names:
-            return list(names)
-        return ["output"]
+        """The names losses, metrics and targets go by. Outputs given as a flat dict whose
+        keys are not the output layers' names go by those keys, as Keras 3's compile does:
+        in insertion order for an OrderedDict, else sorted."""
+        names = list(getattr(self, "output_names", None) or ["output"])
+        struct = getattr(self, "_outputs_struct", None)
+        if isinstance(struct, Mapping) and len(struct) == len(names) and \
+                set(struct) != set(names) and \
+                not any(isinstance(v, (Mapping, list, tuple)) for v in struct.values()):
+            return list(struct) if isinstance(struct, OrderedDict) else sorted(struct)
+        return names
 
     def _assert_compiled(self, what: str) -> None:
         if not self.compiled:
@@ -233,7 +241,7 @@ class Trainer(GeneratorMethods):
         """The weighted sum of the compiled per-output losses, or None when none applies."""
         names = self.compiled_loss.output_names
         y_list = output_list(y, names, "y")
-        pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+        pred_list = prediction_list(y_pred, names)
         sw_list = output_list(sample_weight, names, "sample_weight")
         return self.compiled_loss(y_list, pred_list, sw_list)
 
@@ -300,7 +308,7 @@ class Trainer(GeneratorMethods):
     def _update_compiled_metrics(self, y, y_pred, sample_weight) -> None:
         if self.compiled_metrics._specs:
             names = self.compiled_loss.output_names
-            y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+            y_pred = prediction_list(y_pred, names)
             self.compiled_metrics.update(output_list(y, names, "y"), y_pred,
                                          output_list(sample_weight, names, "sample_weight"))
 
