@@ -727,3 +727,149 @@ def test_dict_outputs_named_by_their_keys():
             model.compile(optimizer="sgd", **compile_args)
             histories.append(model.fit(x, y, epochs=1, verbose=0).history)
         _assert_same_history(histories[1], histories[0])
+
+
+def _two_head_subclass(lib):
+    class TwoHeads(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.start = lib.layers.Dense(3)
+            self.end = lib.layers.Dense(3)
+
+        def call(self, x):
+            return {"start": self.start(x), "end": self.end(x)}
+
+    return TwoHeads()
+
+
+def test_subclassed_model_returning_a_dict():
+    """A subclassed model returning a dict: compile's dict losses / metrics name its outputs
+    (Kestrel refused the keys at compile), and with a plain loss the first batch's keys do,
+    for fit and for an evaluate without fit, as Keras 3 builds its compiled loss there."""
+    x = np.ones((4, 4), "float32")
+    y = {"start": np.zeros((4, 3), "float32"), "end": np.ones((4, 3), "float32")}
+    compile_args = [dict(loss="mse", metrics={"start": ["mae"], "end": ["mae"]}),
+                    dict(loss={"start": "mse", "end": "mae"}), dict(loss="mse")]
+    for args in compile_args:
+        results = []
+        for lib in (keras, kestrel):
+            model = _two_head_subclass(_fresh(lib))
+            model.compile(optimizer="sgd", **args)
+            results.append(model.fit(x, y, epochs=2, verbose=0).history)
+        _assert_same_history(results[1], results[0])
+    results = []
+    for lib in (keras, kestrel):
+        model = _two_head_subclass(_fresh(lib))
+        model.compile(optimizer="sgd", loss="mse")
+        results.append(model.evaluate(x, y, verbose=0, return_dict=True))
+    assert list(results[1]) == list(results[0])
+    _assert_close(list(results[1].values()), list(results[0].values()))
+
+
+# ---------------------------------------------------------------- sentence_embeddings_with_siamese_bert
+def _siamese_builders(keras):
+    """The example's mean_pooling layer, encoders (an Embedding stands in for the RoBERTa
+    preprocessor + backbone, int token ids for strings) and its two siamese models: subclasses
+    of keras.Model that build a graph and hand it to `super().__init__(inputs, outputs)`,
+    one returning a (2, batch) stack for its custom Triplet_loss; tf ops as keras.ops."""
+    ops = keras.ops
+
+    class mean_pooling(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+
+        def call(self, last_state, padding_mask):
+            mask = ops.expand_dims(ops.cast(padding_mask, "float32"), axis=-1)
+            count = ops.sum(mask, axis=1)
+            sum = ops.sum(last_state * mask, axis=1)
+            return sum / count
+
+    def encoder(normalize):
+        inputs = keras.Input(shape=(6,), dtype="int32", name="sentence")
+        h = keras.layers.Embedding(20, 4)(inputs)
+        embedding = mean_pooling(name="pooling_layer")(h, ops.not_equal(inputs, 0))
+        if normalize:
+            embedding = ops.normalize(embedding, axis=1)
+        return keras.Model(inputs=inputs, outputs=embedding)
+
+    class regression_siamese(keras.Model):
+        def __init__(self, encoder, **kwargs):
+            inputs = keras.Input(shape=(2, 6), dtype="int32", name="sentences")
+            sen1, sen2 = ops.split(inputs, 2, axis=1)
+            u = encoder(ops.squeeze(sen1, 1))
+            v = encoder(ops.squeeze(sen2, 1))
+            cosine_similarity = ops.matmul(u, ops.transpose(v))
+            super().__init__(inputs=inputs, outputs=cosine_similarity, **kwargs)
+            self.encoder = encoder
+
+        def get_encoder(self):
+            return self.encoder
+
+    class triplet_siamese(keras.Model):
+        def __init__(self, encoder, **kwargs):
+            anchor = keras.Input(shape=(6,), dtype="int32")
+            positive = keras.Input(shape=(6,), dtype="int32")
+            negative = keras.Input(shape=(6,), dtype="int32")
+            ea, ep, en = encoder(anchor), encoder(positive), encoder(negative)
+            positive_dist = ops.sqrt(ops.sum(ops.power(ea - ep, 2), axis=1))
+            negative_dist = ops.sqrt(ops.sum(ops.power(ea - en, 2), axis=1))
+            output = ops.stack([positive_dist, negative_dist], axis=0)
+            super().__init__(inputs=[anchor, positive, negative], outputs=output, **kwargs)
+            self.encoder = encoder
+
+        def get_encoder(self):
+            return self.encoder
+
+    class Triplet_loss(keras.losses.Loss):
+        def __init__(self, margin=1, **kwargs):
+            super().__init__(**kwargs)
+            self.margin = margin
+
+        def call(self, y_true, y_pred):
+            positive_dist, negative_dist = ops.unstack(y_pred, axis=0)
+            losses = ops.relu(positive_dist - negative_dist + self.margin)
+            return ops.mean(losses, axis=0)
+
+    return encoder, regression_siamese, triplet_siamese, Triplet_loss
+
+
+def _siamese_replay(lib, data, weights=None):
+    encoder, regression_siamese, triplet_siamese, Triplet_loss = _siamese_builders(_fresh(lib))
+    anchor, positive, negative, similarity = data
+    pairs = np.stack([anchor, positive], 1)
+    regression = regression_siamese(encoder(True))
+    triplet_encoder = encoder(False)
+    triplet = triplet_siamese(triplet_encoder)
+    initial_weights = [regression.get_weights(), triplet.get_weights()]
+    if weights is not None:
+        regression.set_weights(weights[0])
+        triplet.set_weights(weights[1])
+    regression.compile(loss=lib.losses.MeanSquaredError(), optimizer=lib.optimizers.Adam(2e-2),
+                       metrics=[lib.metrics.MeanSquaredError()])
+    triplet.compile(loss=Triplet_loss(), optimizer=lib.optimizers.Adam(2e-2))
+    histories = [
+        regression.fit(pairs, similarity, batch_size=6, epochs=2, shuffle=False,
+                       validation_data=(pairs, similarity), verbose=0).history,
+        triplet.fit((anchor, positive, negative), np.zeros(12), batch_size=6, epochs=2,
+                    shuffle=False, verbose=0).history]
+    assert triplet.get_encoder() is triplet_encoder
+    return (regression, triplet), initial_weights, histories
+
+
+def test_sentence_embeddings_with_siamese_bert():
+    """Functional models made inside a keras.Model subclass's __init__, a shared encoder
+    called on split / several inputs, ops.normalize, and a custom loss on a (2, batch)
+    prediction with (batch,) labels. (The example's `Input(shape=(1))` is an int: Keras 3
+    refuses it, Kestrel takes it as tf.keras 2 did; the replay writes `(6,)`.)"""
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 20, (12, 6)).astype("int32") for _ in range(3)] + \
+        [rng.uniform(-1, 1, (12, 1)).astype("float32")]
+    expected = _siamese_replay(keras, data)
+    got = _siamese_replay(kestrel, data, weights=expected[1])
+    for got_model, expected_model in zip(got[0], expected[0]):
+        assert type(got_model).__name__ == type(expected_model).__name__
+        assert [l.name for l in got_model.layers] == [l.name for l in expected_model.layers]
+        assert _summary(got_model) == _summary(expected_model)
+        _assert_same_weights(got_model, expected_model)
+    for got_history, expected_history in zip(got[2], expected[2]):
+        _assert_same_history(got_history, expected_history)
