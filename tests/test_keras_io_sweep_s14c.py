@@ -873,3 +873,159 @@ def test_sentence_embeddings_with_siamese_bert():
         _assert_same_weights(got_model, expected_model)
     for got_history, expected_history in zip(got[2], expected[2]):
         _assert_same_history(got_history, expected_history)
+
+
+# ---------------------------------------------------------------- dimension_adaptive_neural_architecture
+def _dana_classes(keras):
+    """The example's DimensionAdaptivePooling layers and Classifier, tf ops as keras.ops (the
+    shapes are concrete when call runs; the graph goes by compute_output_shape)."""
+    layers, ops = keras.layers, keras.ops
+
+    class DimensionAdaptivePooling(layers.Layer):
+        def __init__(self, pooling_parameters, forRNN=False, operation="max", name=None,
+                     **kwargs):
+            super(DimensionAdaptivePooling, self).__init__(name=name, **kwargs)
+            self.pool_list = np.array(pooling_parameters)
+            self.forRNN = forRNN
+            self.W = self.pool_list[0]
+            self.H = self.pool_list[1]
+            self.num_outputs_per_feature_map = self.W * self.H
+            if operation == "max":
+                self.operation = ops.max
+            elif operation == "avg":
+                self.operation = ops.mean
+
+        def build(self, input_shape):
+            self.M = input_shape[3]
+
+        def compute_output_shape(self, input_shape):
+            if self.forRNN:
+                return (input_shape[0], self.W, self.H * self.M)
+            return (input_shape[0], self.W * self.H * self.M)
+
+    class DimensionAdaptivePoolingForSensors(DimensionAdaptivePooling):
+        def call(self, xp, mask=None):
+            xp_dtype = xp.dtype
+            input_shape = ops.shape(xp)
+            wp, hp = input_shape[1], input_shape[2]
+            xpp = ops.copy(xp)
+            A = ops.cast(ops.maximum(ops.ceil((self.H - hp) / 3), 0), dtype=xp_dtype)
+            for ia in range(int(A)):
+                xpp = ops.concatenate([xpp, xp], 2)
+            xpp = xpp[:, :wp, :max(hp, int(self.H)), :]
+            p_w = ops.cast(wp / self.W, dtype=xp_dtype)
+            p_h = ops.cast(hp / self.H, dtype=xp_dtype)
+            Zp = []
+            for iw in range(self.W):
+                for ih in range(self.H):
+                    r1 = int(ops.round(iw * p_w))
+                    r2 = int(ops.round((iw + 1) * p_w))
+                    if A == 0:
+                        c1 = int(ops.round(ih * p_h))
+                        c2 = int(ops.round((ih + 1) * p_h))
+                    else:
+                        c1 = int(ops.round(ih * ops.floor((A + 1) * p_h)))
+                        c2 = int(ops.round((ih + 1) * ops.floor((A + 1) * p_h)))
+                    Zp.append(self.operation(xpp[:, r1:r2, c1:c2, :], axis=(1, 2)))
+            Zp = ops.concatenate(Zp, axis=-1)
+            if self.forRNN:
+                return ops.reshape(Zp, (input_shape[0], self.W, self.H * self.M))
+            return ops.reshape(Zp, (input_shape[0], self.W * self.H * self.M))
+
+    def Classifier(inp_shape, out_shape, pool_list=(4, 6)):
+        inp = layers.Input(inp_shape)
+        x = inp
+        for _ in range(2):
+            x = layers.Conv2D(8, kernel_size=(5, 1), strides=(1, 1), padding="same",
+                              activation="relu")(x)
+        x = DimensionAdaptivePoolingForSensors(pool_list, operation="max", name="DAP",
+                                               forRNN=True)(x)
+        act = layers.LSTM(8, return_sequences=True, activation="tanh", name="lstm_1")(x)
+        act = layers.Dropout(0.5, name="dot_1")(act)
+        act = layers.LSTM(8, activation="tanh", name="lstm_2")(act)
+        act = layers.Dropout(0.5, name="dot_2")(act)
+        out_act = layers.Dense(out_shape, activation="softmax", name="act_smx")(act)
+        return keras.models.Model(inputs=inp, outputs=out_act)
+
+    return Classifier
+
+
+def _dimension_adaptive_training(keras, model, X_train, Y_train, X_val, Y_val, class_weights,
+                                 batch_size, num_epochs, save_dir, W_combinations,
+                                 H_combinations, n_batch_per_train_setp, rng):
+    """The example's training loop: gradients of several re-sampled batches accumulated (the
+    GradientTape written with torch autograd), per-combination validation accuracy, the best
+    weights saved and restored. Returns the epoch losses and the accuracy records."""
+    ops = keras.ops
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = keras.optimizers.Adam()
+    best_val_accuracy, log = 0.0, []
+    for epoch in range(num_epochs):
+        batches = iter([(X_train[i:i + batch_size], Y_train[i:i + batch_size])
+                        for i in range(0, len(X_train), batch_size)])
+        epoch_loss_avg = keras.metrics.Mean()
+        for i in range(len(X_train) // (batch_size * n_batch_per_train_setp)):
+            rnd_order_H = rng.permutation(len(H_combinations))
+            rnd_order_W = rng.permutation(len(W_combinations))
+            n_samples, accum_loss = 0.0, 0.0
+            for j in range(n_batch_per_train_setp):
+                X, Y = next(batches)
+                sample_weight = np.array([class_weights[y] for y in Y], "float32")
+                rnd_H = H_combinations[rnd_order_H[j % len(rnd_order_H)]]
+                X = X[:, :, rnd_H, :]
+                rnd_W = W_combinations[rnd_order_W[j % len(rnd_order_W)]]
+                X = ops.image.resize(X, (rnd_W, len(rnd_H)))
+                logits = model(X, training=True)
+                accum_loss = accum_loss + loss_fn(Y, logits, sample_weight)
+                n_samples = n_samples + 1.0
+            model.zero_grad()
+            accum_loss.backward()
+            gradients = [v.value.grad * (1.0 / n_samples) for v in model.trainable_weights]
+            with torch.no_grad():
+                optimizer.apply_gradients(zip(gradients, model.trainable_weights))
+            epoch_loss_avg.update_state(accum_loss.detach() * (1.0 / n_samples))
+        accuracy_record = np.zeros((len(W_combinations), len(H_combinations)))
+        for w, W_comb in enumerate(W_combinations):
+            for h, H_comb in enumerate(H_combinations):
+                val_accuracy = keras.metrics.Accuracy()
+                X = ops.image.resize(X_val.copy()[:, :, H_comb, :], (W_comb, len(H_comb)))
+                prediction = ops.argmax(model(X, training=False), axis=1)
+                val_accuracy(prediction, Y_val)
+                accuracy_record[w, h] = val_accuracy.result()
+        if np.mean(accuracy_record) > np.mean(best_val_accuracy):
+            best_val_accuracy = accuracy_record
+            model.save_weights(save_dir)
+        log.append((float(epoch_loss_avg.result()), accuracy_record))
+    model.load_weights(save_dir)
+    return log
+
+
+def _dana_replay(lib, data, save_dir, weights=None):
+    X_train, Y_train, X_val, Y_val = data
+    model = _dana_classes(_fresh(lib))((None, None, 1), 3)
+    initial_weights = model.get_weights()
+    if weights is not None:
+        model.set_weights(weights)
+    log = _dimension_adaptive_training(
+        lib, model, X_train, Y_train, X_val, Y_val, {0: 1.0, 1: 0.5, 2: 2.0}, batch_size=4,
+        num_epochs=2, save_dir=save_dir, W_combinations=[8, 16],
+        H_combinations=[[0, 1, 2], [0, 1, 2, 3, 4, 5]], n_batch_per_train_setp=2,
+        rng=np.random.default_rng(1))
+    return model, initial_weights, log
+
+
+def test_dimension_adaptive_neural_architecture(tmp_path):
+    """A pooling layer over inputs of unknown height and width (the graph takes its
+    compute_output_shape, call sees concrete shapes), Conv2D on (None, None, None, 1),
+    ops.image.resize, gradients accumulated over batches in a custom loop with sample
+    weights, Accuracy() called as a function, save_weights / load_weights of the best."""
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(16, 16, 6, 1)).astype("float32"), rng.integers(0, 3, 16),
+            rng.normal(size=(6, 16, 6, 1)).astype("float32"), rng.integers(0, 3, 6))
+    expected = _dana_replay(keras, data, str(tmp_path / "keras.weights.h5"))
+    got = _dana_replay(kestrel, data, str(tmp_path / "kestrel.weights.h5"), weights=expected[1])
+    assert _summary(got[0]) == _summary(expected[0])
+    for (got_loss, got_record), (loss, record) in zip(got[2], expected[2]):
+        np.testing.assert_allclose(got_loss, loss, rtol=1e-4)
+        np.testing.assert_array_equal(got_record, record)
+    _assert_same_weights(got[0], expected[0])
