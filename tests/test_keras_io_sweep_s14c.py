@@ -6,6 +6,7 @@ and with Kestrel: layouts, weight paths, summaries, histories and predictions (a
 Keras' weights) agree. Training runs with `shuffle=False`: the two libraries draw their shuffle
 orders from different random streams.
 """
+import math
 import os
 import warnings
 
@@ -13,6 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kestrel  # noqa: E402
@@ -1029,3 +1031,123 @@ def test_dimension_adaptive_neural_architecture(tmp_path):
         np.testing.assert_allclose(got_loss, loss, rtol=1e-4)
         np.testing.assert_array_equal(got_record, record)
     _assert_same_weights(got[0], expected[0])
+
+
+# ---------------------------------------------------------------- advanced_techniques_for_structured_data
+_COVER_VOCABULARY = {"Soil_Type": ["soil_type_1", "soil_type_2", "soil_type_3", "soil_type_4"],
+                     "Wilderness_Area": ["area_type_1", "area_type_2"]}
+_COVER_NUMERIC = ["Aspect", "Elevation", "Slope"]
+
+
+def _cover_type_models(keras, string_inputs, rank_two_indices=True):
+    """The example's baseline and deep & cross models with its encode_inputs (StringLookup
+    with num_oov_indices=0, CategoryEncoding "binary" or Embedding, expand_dims on numeric
+    inputs). `string_inputs=False` (real Keras, whose lookups need TensorFlow) feeds the
+    lookup's indices instead of the strings. `rank_two_indices=False` is the example as
+    written for tf.keras 2.3."""
+    layers = keras.layers
+
+    def create_model_inputs():
+        inputs = {name: layers.Input(name=name, shape=(), dtype="float32")
+                  for name in _COVER_NUMERIC}
+        inputs.update({name: layers.Input(name=name, shape=(),
+                                          dtype="string" if string_inputs else "int64")
+                       for name in _COVER_VOCABULARY})
+        return inputs
+
+    def encode_inputs(inputs, use_embedding=False):
+        encoded_features = []
+        for feature_name in inputs:
+            if feature_name in _COVER_VOCABULARY:
+                vocabulary = _COVER_VOCABULARY[feature_name]
+                value_index = inputs[feature_name]
+                if string_inputs:
+                    index = layers.StringLookup(vocabulary=vocabulary, mask_token=None,
+                                                num_oov_indices=0)
+                    value_index = index(value_index)
+                if use_embedding:
+                    embedding_dims = int(math.sqrt(len(vocabulary)))
+                    encoded_feature = layers.Embedding(input_dim=len(vocabulary),
+                                                       output_dim=embedding_dims)(value_index)
+                else:
+                    if rank_two_indices:  # Keras 3 encodes a (batch,) input as one sample
+                        value_index = keras.ops.expand_dims(value_index, -1)
+                    encoded_feature = layers.CategoryEncoding(
+                        num_tokens=len(vocabulary), output_mode="binary")(value_index)
+            else:
+                encoded_feature = keras.ops.expand_dims(inputs[feature_name], -1)
+            encoded_features.append(encoded_feature)
+        return layers.concatenate(encoded_features)
+
+    def create_baseline_model():
+        inputs = create_model_inputs()
+        features = encode_inputs(inputs)
+        for units in [8, 8]:
+            features = layers.Dense(units)(features)
+            features = layers.BatchNormalization()(features)
+            features = layers.ReLU()(features)
+            features = layers.Dropout(0.1)(features)
+        outputs = layers.Dense(units=7, activation="softmax")(features)
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    def create_deep_and_cross_model():
+        inputs = create_model_inputs()
+        x0 = encode_inputs(inputs, use_embedding=True)
+        cross = x0
+        for _ in [8, 8]:
+            units = cross.shape[-1]
+            x = layers.Dense(units)(cross)
+            cross = x0 * x + cross
+        cross = layers.BatchNormalization()(cross)
+        deep = x0
+        for units in [8, 8]:
+            deep = layers.Dense(units)(deep)
+            deep = layers.BatchNormalization()(deep)
+            deep = layers.ReLU()(deep)
+            deep = layers.Dropout(0.1)(deep)
+        merged = layers.concatenate([cross, deep])
+        outputs = layers.Dense(units=7, activation="softmax")(merged)
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    return create_baseline_model(), create_deep_and_cross_model()
+
+
+def _weighted_layers(model):
+    return {layer.name: layer for layer in model.layers if layer.weights}
+
+
+def test_advanced_techniques_for_structured_data():
+    """As written (tf.keras 2.3) CategoryEncoding encodes the (batch,) lookup as one sample
+    and the concatenation fails, in Keras 3 as in Kestrel; with the indices made (batch, 1):
+    string features through StringLookup inside the graph (Kestrel runs it on NumPy
+    strings), and with Keras' weights copied in, the predictions and evaluation equal real
+    Keras' on the looked-up indices, for one-hot ("binary") and embedding encodings and the
+    cross layers' KerasTensor arithmetic."""
+    rng = np.random.default_rng(0)
+    features = {name: rng.normal(size=12).astype("float32") for name in _COVER_NUMERIC}
+    strings = {name: rng.choice(vocabulary, 12) for name, vocabulary in _COVER_VOCABULARY.items()}
+    indices = {name: np.array([_COVER_VOCABULARY[name].index(v) for v in values])
+               for name, values in strings.items()}
+    labels = rng.integers(0, 7, 12)
+    errors = []
+    for lib in (keras, kestrel):
+        with pytest.raises(ValueError) as error:
+            _cover_type_models(_fresh(lib), string_inputs=False, rank_two_indices=False)
+        errors.append(str(error.value))
+    assert "(None, 1), (None, 1), (None, 1), (4,), (2,)" in errors[0]
+    assert "(None, 1), (None, 1), (None, 1), (4,), (2,)" in errors[1]
+    expected_models = _cover_type_models(_fresh(keras), string_inputs=False)
+    got_models = _cover_type_models(_fresh(kestrel), string_inputs=True)
+    for expected, got in zip(expected_models, got_models):
+        expected_layers, got_layers = _weighted_layers(expected), _weighted_layers(got)
+        assert list(got_layers) == list(expected_layers)
+        for name, layer in expected_layers.items():
+            got_layers[name].set_weights(layer.get_weights())
+        _assert_close(got.predict({**features, **strings}, verbose=0),
+                      expected.predict({**features, **indices}, verbose=0))
+        for lib, model in ((keras, expected), (kestrel, got)):
+            model.compile(optimizer=lib.optimizers.Adam(learning_rate=0.001),
+                          loss=lib.losses.SparseCategoricalCrossentropy(),
+                          metrics=[lib.metrics.SparseCategoricalAccuracy()])
+        _assert_close(got.evaluate({**features, **strings}, labels, verbose=0),
+                      expected.evaluate({**features, **indices}, labels, verbose=0))
