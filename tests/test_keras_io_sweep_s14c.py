@@ -42,8 +42,9 @@ def _assert_same_history(got, expected, rtol=1e-4, atol=1e-5):
         np.testing.assert_allclose(got[key], expected[key], rtol=rtol, atol=atol, err_msg=key)
 
 
-# ---------------------------------------------------------------- Generative_Pretrained_Transformer(GPT)
-def _gpt_class(keras, vocab_size=11, block_size=8, n_embd=16, n_head=4, n_layer=2, dropout=0.0):
+# ---- Generative_Pretrained_Transformer(GPT)
+def _gpt_class(keras, vocab_size=11, block_size=8, n_embd=16, n_head=4, n_layer=1,
+               dropout=0.0):
     """The example's FeedForward, Block and BigramLanguageModel; the GradientTape train_step
     written with torch autograd, tf.range / tf.reshape / tf.concat with keras.ops."""
     layers, models, ops = keras.layers, keras.models, keras.ops
@@ -145,7 +146,7 @@ def _gpt_replay(lib, data, weights=None):
     model.compile(optimizer=lib.optimizers.Adam(1e-3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = model.fit(_gpt_batches(data), epochs=2, steps_per_epoch=3,
+        history = model.fit(_gpt_batches(data), epochs=2, steps_per_epoch=2,
                             validation_data=_gpt_batches(data), validation_steps=2,
                             verbose=0).history
     shuffle_warnings = [str(w.message) for w in caught if "shuffle" in str(w.message)]
@@ -165,13 +166,13 @@ def test_generative_pretrained_transformer_gpt():
     _assert_close(got[2], expected[2])
     assert got[3] == expected[3] == {"loss": [0.0, 0.0], "val_loss": [0.0, 0.0]}
     assert got[4] == expected[4] and len(got[4]) == 1
-    _assert_same_weights(got[0], expected[0])
+    _assert_same_weights(got[0], expected[0], atol=1e-4)  # Adam scales near-zero gradients
     assert got[5].dtype == expected[5].dtype and _numpy(got[5]).tolist() == \
         _numpy(expected[5]).tolist()
     assert got[0].count_params() == expected[0].count_params()
 
 
-# ---------------------------------------------------------------- eeg_bci_ssvepformer
+# ---- eeg_bci_ssvepformer
 def _ssvepformer_builder(keras):
     """The example's layers and create_ssvepformer, as written (channels_first data)."""
     layers = keras.layers
@@ -299,7 +300,7 @@ def _in_channels_first(lib, run):
 def _ssvepformer_replay(lib, x, y, drop_rate, weights=None):
     """Build (Keras' initial weights copied in when given), predict, fit, evaluate."""
     def run():
-        model = _ssvepformer_builder(_fresh(lib))((4, 64), 64, 0.5, [8, 16], 4, 3, drop_rate)
+        model = _ssvepformer_builder(_fresh(lib))((2, 64), 64, 0.5, [8, 16], 2, 3, drop_rate)
         initial_weights = model.get_weights()
         if weights is not None:
             model.set_weights(weights)
@@ -319,7 +320,7 @@ def test_eeg_bci_ssvepformer():
     momentum and weight decay: the same summary and predictions; without dropout (whose
     masks come from different random streams) the same training too."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 4, 64)).astype("float32")
+    x = rng.normal(size=(8, 2, 64)).astype("float32")
     y = rng.integers(0, 3, 8).astype("float32")
     expected = _ssvepformer_replay(keras, x, y, drop_rate=0.0)
     got = _ssvepformer_replay(kestrel, x, y, drop_rate=0.0, weights=expected[1])
@@ -330,7 +331,7 @@ def test_eeg_bci_ssvepformer():
     _assert_same_weights(got[0], expected[0])
 
 
-# ---------------------------------------------------------------- multivariate_timeseries_forecasting_using_lstm
+# ---- multivariate_timeseries_forecasting_using_lstm
 def _stock_lstm(keras, win_length, num_features):
     """The example's Sequential built with `add`, `input_shape=` and LeakyReLU(alpha=...)."""
     model = keras.Sequential()
@@ -398,7 +399,7 @@ def test_multivariate_timeseries_forecasting_using_lstm():
                                                 verbose=0))
 
 
-# ---------------------------------------------------------------- timeseries_forecasting_with_lstm_for_temperature_prediction
+# ---- timeseries_forecasting_with_lstm_for_temperature_prediction
 def _temperature_model(keras, inputs):
     model = keras.Sequential([
         keras.layers.Input(shape=(inputs.shape[1], inputs.shape[2])),
@@ -451,7 +452,7 @@ def test_timeseries_forecasting_with_lstm_for_temperature_prediction():
     np.testing.assert_array_equal(target_validation.numpy(), y_validation[:len(target_validation)])
 
 
-# ---------------------------------------------------------------- class_with_grn_and_vsn_with_hyperparameters_tuning
+# ---- class_with_grn_and_vsn_with_hyperparameters_tuning
 class _DefaultHyperParameters:
     """Stands in for KerasTuner's `hp`: each choice takes its default."""
 
@@ -581,7 +582,7 @@ def test_class_with_grn_and_vsn_with_hyperparameters_tuning():
     _assert_same_weights(got, expected)
 
 
-# ---------------------------------------------------------------- event_classification_for_payment_card_fraud_detection
+# ---- event_classification_for_payment_card_fraud_detection
 _FRAUD_FEATURES = ["sum_transactions_7_days", "count_transactions_7_days", "calendar_hour",
                    "rate_fraud_transactions_7_days"]
 
@@ -628,7 +629,7 @@ def test_event_classification_for_payment_card_fraud_detection():
     _assert_close(got[3], expected[3])
 
 
-# ---------------------------------------------------------------- sentiment_span_extraction
+# ---- sentiment_span_extraction
 def _span_extraction_model(keras, max_len=12):
     """The example's RoBERTa_SpanExtraction head (a layer taking a dict and returning a dict)
     over a tiny stand-in for the Hugging Face encoder, in its build_model."""
@@ -768,7 +769,7 @@ def test_subclassed_model_returning_a_dict():
     _assert_close(list(results[1].values()), list(results[0].values()))
 
 
-# ---------------------------------------------------------------- sentence_embeddings_with_siamese_bert
+# ---- sentence_embeddings_with_siamese_bert
 def _siamese_builders(keras):
     """The example's mean_pooling layer, encoders (an Embedding stands in for the RoBERTa
     preprocessor + backbone, int token ids for strings) and its two siamese models: subclasses
@@ -877,7 +878,7 @@ def test_sentence_embeddings_with_siamese_bert():
         _assert_same_history(got_history, expected_history)
 
 
-# ---------------------------------------------------------------- dimension_adaptive_neural_architecture
+# ---- dimension_adaptive_neural_architecture
 def _dana_classes(keras):
     """The example's DimensionAdaptivePooling layers and Classifier, tf ops as keras.ops (the
     shapes are concrete when call runs; the graph goes by compute_output_shape)."""
@@ -1033,7 +1034,7 @@ def test_dimension_adaptive_neural_architecture(tmp_path):
     _assert_same_weights(got[0], expected[0])
 
 
-# ---------------------------------------------------------------- advanced_techniques_for_structured_data
+# ---- advanced_techniques_for_structured_data
 _COVER_VOCABULARY = {"Soil_Type": ["soil_type_1", "soil_type_2", "soil_type_3", "soil_type_4"],
                      "Wilderness_Area": ["area_type_1", "area_type_2"]}
 _COVER_NUMERIC = ["Aspect", "Elevation", "Slope"]
