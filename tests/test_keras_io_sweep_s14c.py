@@ -1152,3 +1152,105 @@ def test_advanced_techniques_for_structured_data():
                           metrics=[lib.metrics.SparseCategoricalAccuracy()])
         _assert_close(got.evaluate({**features, **strings}, labels, verbose=0),
                       expected.evaluate({**features, **indices}, labels, verbose=0))
+
+
+# ---- feature_engineering_with_custom_layer
+_HEART_BINARY = ["sex", "fbs", "exang"]
+_HEART_NUMERIC = ["trestbps", "chol", "thalach", "oldpeak", "slope", "cp", "restecg", "ca"]
+
+
+def _heart_feature_layer(keras):
+    """The example's FeatureLayer: comparisons on a string input, arithmetic on numeric ones,
+    and `layers.concatenate` called inside `call`; tf ops as keras.ops."""
+    ops = keras.ops
+
+    class FeatureLayer(keras.layers.Layer):
+        def __init__(self, *args, **kwargs):
+            super(FeatureLayer, self).__init__(*args, **kwargs)
+
+        def call(self, inputs):
+            age_and_gender = ops.cast(
+                ops.logical_and(inputs["age"] > 50, inputs["sex"] == 1), dtype="float32")
+            thal_fixed_category = ops.cast(inputs["thal"] == "fixed", dtype="float32")
+            thal_reversible_category = ops.cast(inputs["thal"] == "reversible", dtype="float32")
+            thal_normal_category = ops.cast(inputs["thal"] == "normal", dtype="float32")
+            trest_chol_ratio = inputs["trestbps"] / inputs["chol"]
+            trest_cross_thalach = inputs["trestbps"] * inputs["thalach"]
+            engineered_feature_layer = keras.layers.concatenate([
+                thal_fixed_category, thal_reversible_category, thal_normal_category,
+                age_and_gender, trest_chol_ratio, trest_cross_thalach])
+            numeric_feature_layer = keras.layers.concatenate(
+                [inputs[feature] for feature in _HEART_NUMERIC])
+            binary_feature_layer = keras.layers.concatenate(
+                [inputs[feature] for feature in _HEART_BINARY])
+            return keras.layers.concatenate(
+                [engineered_feature_layer, numeric_feature_layer, binary_feature_layer])
+
+    return FeatureLayer
+
+
+def _heart_head(keras, features):
+    x = keras.layers.BatchNormalization(name="batch_norm")(features)
+    return keras.layers.Dense(1, activation="sigmoid", name="target")(x)
+
+
+def _heart_compile(keras, model):
+    model.compile(loss=keras.losses.BinaryCrossentropy(),
+                  optimizer=keras.optimizers.Adam(learning_rate=0.01),
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
+                           keras.metrics.AUC(name="auc")])
+    return model
+
+
+def _engineered_features(data):
+    """What FeatureLayer computes, in NumPy."""
+    thal = data["thal"]
+    engineered = [thal == "fixed", thal == "reversible", thal == "normal",
+                  (data["age"] > 50) & (data["sex"] == 1),
+                  data["trestbps"] / data["chol"], data["trestbps"] * data["thalach"]]
+    columns = engineered + [data[f] for f in _HEART_NUMERIC] + [data[f] for f in _HEART_BINARY]
+    return np.concatenate([np.asarray(c, "float32") for c in columns], axis=1)
+
+
+def test_feature_engineering_with_custom_layer(tmp_path):
+    """A custom layer over a dict of (1,) inputs, one of them strings (Kestrel runs string
+    inputs natively; Keras 3 on torch cannot, so its model takes the engineered features
+    computed in NumPy): the same features, predictions, training and evaluation; the saved
+    model loads with its custom layer, and `dict(zip(metrics_names, evaluate(...)))` on the
+    fresh model pairs ['loss', 'compile_metrics'] as in Keras 3."""
+    rng = np.random.default_rng(0)
+    data = {f: rng.integers(0, 3, (16, 1)).astype("float32")
+            for f in ["sex", "cp", "trestbps", "fbs", "restecg", "thalach", "exang", "oldpeak",
+                      "slope", "ca"]}
+    data.update(age=rng.integers(30, 70, (16, 1)).astype("float32"),
+                chol=rng.integers(150, 300, (16, 1)).astype("float32"),
+                thal=rng.choice(["fixed", "normal", "reversible"], (16, 1)))
+    y = rng.integers(0, 2, 16)
+    FeatureLayer = _heart_feature_layer(_fresh(kestrel))
+    inputs = {feature: kestrel.Input(shape=(1,), name=feature,
+                                     dtype="string" if feature == "thal" else "float32")
+              for feature in data}
+    feature_layer = FeatureLayer(name="feature_layer")(inputs)
+    got = _heart_compile(kestrel, kestrel.Model(inputs=inputs,
+                                                outputs=_heart_head(kestrel, feature_layer)))
+    features = _engineered_features(data)
+    np.testing.assert_allclose(_numpy(got.get_layer("feature_layer")(data)), features)
+    keras_input = _fresh(keras).Input(shape=(features.shape[1],))
+    expected = _heart_compile(keras, keras.Model(keras_input, _heart_head(keras, keras_input)))
+    for name in ("batch_norm", "target"):
+        got.get_layer(name).set_weights(expected.get_layer(name).get_weights())
+    _assert_close(got.predict(data, verbose=0), expected.predict(features, verbose=0))
+    _assert_same_history(got.fit(data, y, epochs=2, batch_size=8, shuffle=False,
+                                 verbose=0).history,
+                         expected.fit(features, y, epochs=2, batch_size=8, shuffle=False,
+                                      verbose=0).history)
+    got.save(str(tmp_path / "heart.keras"))
+    expected.save(str(tmp_path / "heart_features.keras"))
+    loaded_model = kestrel.models.load_model(str(tmp_path / "heart.keras"),
+                                             custom_objects={"FeatureLayer": FeatureLayer})
+    keras_loaded = keras.models.load_model(str(tmp_path / "heart_features.keras"))
+    got_results = dict(zip(loaded_model.metrics_names, loaded_model.evaluate(data, y, verbose=0)))
+    expected_results = dict(zip(keras_loaded.metrics_names,
+                                keras_loaded.evaluate(features, y, verbose=0)))
+    assert list(got_results) == list(expected_results) == ["loss", "compile_metrics"]
+    _assert_close(list(got_results.values()), list(expected_results.values()))
