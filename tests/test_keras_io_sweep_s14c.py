@@ -1254,3 +1254,84 @@ def test_feature_engineering_with_custom_layer(tmp_path):
                                 keras_loaded.evaluate(features, y, verbose=0)))
     assert list(got_results) == list(expected_results) == ["loss", "compile_metrics"]
     _assert_close(list(got_results.values()), list(expected_results.values()))
+
+
+# ---- bert_joint
+def _joint_ner_replay(lib, rows, weights=None):
+    """The example's NERDataset (a keras.utils.Sequence that never calls super().__init__,
+    padding with pad_sequences, reshuffling in on_epoch_end) and CustomLoss (an unreduced
+    inner loss masked by the ignore label); an Embedding + Dense token classifier on the
+    dict batches stands in for TFBertForTokenClassification."""
+    keras = _fresh(lib)
+
+    class NERDataset(keras.utils.Sequence):
+        def __init__(self, data, maxlen=8, batch_size=4, shuffle=True):
+            self.data = np.array(data, dtype=object)
+            self.batch_size, self.maxlen = batch_size, maxlen
+            self.all_labels = list(range(13))
+            self.ignore_label = self.all_labels[-1]
+            self.shuffle = shuffle
+            self.indices = np.arange(len(self.data))
+            if self.shuffle:
+                np.random.shuffle(self.indices)
+
+        def __len__(self):
+            return math.ceil(len(self.data) / self.batch_size)
+
+        def __getitem__(self, idx):
+            inds = self.indices[idx * self.batch_size:(idx + 1) * self.batch_size]
+            all_tokens = [tokens for tokens, _ in self.data[inds]]
+            all_tags = [tags for _, tags in self.data[inds]]
+            all_masks = [[1] * len(tokens) for tokens in all_tokens]
+            pad = keras.utils.pad_sequences
+            return ({"input_ids": pad(all_tokens, padding="post", maxlen=self.maxlen),
+                     "attention_mask": pad(all_masks, padding="post", maxlen=self.maxlen)},
+                    pad(all_tags, padding="post", maxlen=self.maxlen))
+
+        def on_epoch_end(self):
+            if self.shuffle:
+                np.random.shuffle(self.indices)
+
+    train_dataset = NERDataset(rows, shuffle=False)
+
+    class CustomLoss(keras.losses.Loss):
+        def __init__(self, name="custom_ner_loss"):
+            super().__init__(name=name)
+
+        def call(self, y_true, y_pred):
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                 reduction=None)
+            loss = loss_fn(y_true, y_pred)
+            mask = keras.ops.cast((y_true != train_dataset.ignore_label), dtype="float32")
+            loss = loss * mask
+            return keras.ops.sum(loss) / keras.ops.sum(mask)
+
+    input_ids = keras.Input((None,), dtype="int32", name="input_ids")
+    attention_mask = keras.Input((None,), dtype="int32", name="attention_mask")
+    mask = keras.ops.expand_dims(keras.ops.cast(attention_mask, "float32"), -1)
+    hidden = keras.layers.Embedding(30, 8)(input_ids) * mask
+    model = keras.Model({"input_ids": input_ids, "attention_mask": attention_mask},
+                        keras.layers.Dense(len(train_dataset.all_labels))(hidden))
+    if weights is not None:
+        model.set_weights(weights)
+    initial_weights = model.get_weights()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=5e-3), loss=CustomLoss())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(train_dataset, shuffle=True, epochs=2, verbose=0).history
+    init_warnings = [str(w.message) for w in caught if "super().__init__" in str(w.message)]
+    return initial_weights, history, init_warnings
+
+
+def test_bert_joint():
+    """A Sequence whose constructor skips super().__init__ (the same warning as Keras 3), a
+    last batch of 2, a loss that masks an unreduced crossentropy itself."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(10):
+        length = int(rng.integers(3, 8))
+        rows.append((list(rng.integers(1, 30, length)), list(rng.integers(1, 13, length))))
+    expected = _joint_ner_replay(keras, rows)
+    got = _joint_ner_replay(kestrel, rows, weights=expected[0])
+    _assert_same_history(got[1], expected[1])
+    assert got[2] == expected[2] and len(got[2]) == 1
