@@ -1335,3 +1335,107 @@ def test_bert_joint():
     got = _joint_ner_replay(kestrel, rows, weights=expected[0])
     _assert_same_history(got[1], expected[1])
     assert got[2] == expected[2] and len(got[2]) == 1
+
+
+# ---- semantic_similarity_with_bert
+def _similarity_replay(lib, pairs, labels, weights=None):
+    """The example's BertSemanticDataGenerator (a Sequence shuffling in on_epoch_end, called
+    from its constructor) and model; a small functional "bert" model over the three token
+    inputs stands in for TFBertModel. It is frozen for the first fit and unfrozen, with a
+    recompile, for the second, as in the example."""
+    keras = _fresh(lib)
+    max_length = 6
+
+    class BertSemanticDataGenerator(keras.utils.Sequence):
+        def __init__(self, sentence_pairs, labels, batch_size=4, shuffle=True,
+                     include_targets=True):
+            self.sentence_pairs = sentence_pairs
+            self.labels = labels
+            self.shuffle = shuffle
+            self.batch_size = batch_size
+            self.include_targets = include_targets
+            self.indexes = np.arange(len(self.sentence_pairs))
+            self.on_epoch_end()
+
+        def __len__(self):
+            return len(self.sentence_pairs) // self.batch_size
+
+        def __getitem__(self, idx):
+            indexes = self.indexes[idx * self.batch_size:(idx + 1) * self.batch_size]
+            input_ids = np.array(self.sentence_pairs[indexes], dtype="int32")
+            attention_masks = (input_ids > 0).astype("int32")
+            token_type_ids = np.repeat([[0, 0, 0, 1, 1, 1]], len(indexes), 0).astype("int32")
+            if self.include_targets:
+                return ([input_ids, attention_masks, token_type_ids],
+                        np.array(self.labels[indexes], dtype="int32"))
+            return [input_ids, attention_masks, token_type_ids]
+
+        def on_epoch_end(self):
+            if self.shuffle:
+                np.random.RandomState(42).shuffle(self.indexes)
+
+    def bert_stand_in():
+        ids, masks, types = (keras.Input((max_length,), dtype="int32") for _ in range(3))
+        hidden = keras.layers.Embedding(20, 8)(ids) + keras.layers.Embedding(2, 8)(types)
+        hidden = hidden * keras.ops.expand_dims(keras.ops.cast(masks, "float32"), -1)
+        return keras.Model([ids, masks, types], hidden, name="bert")
+
+    input_ids = keras.layers.Input(shape=(max_length,), dtype="int32", name="input_ids")
+    attention_masks = keras.layers.Input(shape=(max_length,), dtype="int32",
+                                         name="attention_masks")
+    token_type_ids = keras.layers.Input(shape=(max_length,), dtype="int32",
+                                        name="token_type_ids")
+    bert_model = bert_stand_in()
+    bert_model.trainable = False
+    sequence_output = bert_model([input_ids, attention_masks, token_type_ids])
+    bi_lstm = keras.layers.Bidirectional(keras.layers.LSTM(8, return_sequences=True))(
+        sequence_output)
+    avg_pool = keras.layers.GlobalAveragePooling1D()(bi_lstm)
+    max_pool = keras.layers.GlobalMaxPooling1D()(bi_lstm)
+    concat = keras.layers.concatenate([avg_pool, max_pool])
+    dropout = keras.layers.Dropout(0.3)(concat)
+    output = keras.layers.Dense(3, activation="softmax")(dropout)
+    model = keras.models.Model(inputs=[input_ids, attention_masks, token_type_ids],
+                               outputs=output)
+    initial_weights = model.get_weights()
+    if weights is not None:
+        model.set_weights(weights)
+    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy",
+                  metrics=["acc"])
+    summaries = [_summary(model)]
+    train_data = BertSemanticDataGenerator(pairs, labels, shuffle=True)
+    valid_data = BertSemanticDataGenerator(pairs, labels, shuffle=False)
+    histories = [model.fit(train_data, validation_data=valid_data, epochs=1,
+                           verbose=0).history]
+    bert_model.trainable = True
+    model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    summaries.append(_summary(model))
+    histories.append(model.fit(train_data, validation_data=valid_data, epochs=1,
+                               verbose=0).history)
+    return model, initial_weights, summaries, histories, train_data, BertSemanticDataGenerator
+
+
+def test_semantic_similarity_with_bert():
+    """A frozen functional sub-model unfrozen with a recompile (the summaries' trainable
+    counts), metrics "acc" then "accuracy" naming the logs, a list batch from a Sequence
+    passed to predict. (The example's `fit(..., use_multiprocessing=True, workers=-1)` is a
+    TypeError in Keras 3; Kestrel takes the Keras 2 arguments, so the replay leaves them
+    out.) Dropout masks differ, so training is compared through the logs' names and, with
+    the trained weights copied, evaluation and predictions."""
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 20, (12, 6))
+    labels = np.eye(3, dtype="int32")[rng.integers(0, 3, 12)]
+    expected = _similarity_replay(keras, pairs, labels)
+    got = _similarity_replay(kestrel, pairs, labels, weights=expected[1])
+    assert got[2] == expected[2]
+    assert [list(h) for h in got[3]] == [list(h) for h in expected[3]] == [
+        ["acc", "loss", "val_acc", "val_loss"],
+        ["accuracy", "loss", "val_accuracy", "val_loss"]]
+    got[0].set_weights(expected[0].get_weights())
+    _assert_close(got[0].evaluate(got[4], verbose=0), expected[0].evaluate(expected[4],
+                                                                            verbose=0))
+    test_batch = [generator(pairs[:1], None, batch_size=1, shuffle=False,
+                            include_targets=False)[0] for generator in (expected[5], got[5])]
+    _assert_close(got[0].predict(test_batch[1], verbose=0),
+                  expected[0].predict(test_batch[0], verbose=0))
