@@ -747,12 +747,14 @@ def _two_head_subclass(lib):
 
 def test_subclassed_model_returning_a_dict():
     """A subclassed model returning a dict: compile's dict losses / metrics name its outputs
-    (Kestrel refused the keys at compile), and with a plain loss the first batch's keys do,
+    (Kestrel refused the keys at compile), and with a plain loss (or dicts naming only some
+    outputs) the first batch's keys do,
     for fit and for an evaluate without fit, as Keras 3 builds its compiled loss there."""
     x = np.ones((4, 4), "float32")
     y = {"start": np.zeros((4, 3), "float32"), "end": np.ones((4, 3), "float32")}
     compile_args = [dict(loss="mse", metrics={"start": ["mae"], "end": ["mae"]}),
-                    dict(loss={"start": "mse", "end": "mae"}), dict(loss="mse")]
+                    dict(loss={"start": "mse", "end": "mae"}), dict(loss="mse"),
+                    dict(loss="mse", metrics={"start": ["mae"]})]
     for args in compile_args:
         results = []
         for lib in (keras, kestrel):

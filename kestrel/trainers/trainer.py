@@ -121,8 +121,9 @@ class Trainer(GeneratorMethods):
         return names or sorted(keys) or ["output"]
 
     def _name_outputs_by_keys(self, y_pred) -> list[str]:
-        """A subclassed model compiled without dicts that returns a flat dict: its losses and
-        metrics are made again, one per key, on the first batch (Keras 3 builds them there)."""
+        """A subclassed model returning a dict whose keys compile could not know (no dicts
+        given, or dicts naming some of them): its losses and metrics are made again, one per
+        key, on the first batch (Keras 3 builds them there)."""
         names = _key_order(y_pred)
         config = self._compile_config
         self._compile_loss(config["loss"], config["loss_weights"], names)
@@ -256,7 +257,7 @@ class Trainer(GeneratorMethods):
     def _compiled_loss(self, y, y_pred, sample_weight):
         """The weighted sum of the compiled per-output losses, or None when none applies."""
         names = self.compiled_loss.output_names
-        if names == ["output"] and isinstance(y_pred, Mapping) and len(y_pred) > 1 and \
+        if isinstance(y_pred, Mapping) and len(y_pred) > 1 and set(y_pred) != set(names) and \
                 getattr(self, "_outputs_struct", None) is None:
             names = self._name_outputs_by_keys(y_pred)
         y_list = output_list(y, names, "y")
