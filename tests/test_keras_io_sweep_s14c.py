@@ -1441,3 +1441,62 @@ def test_semantic_similarity_with_bert():
                             include_targets=False)[0] for generator in (expected[5], got[5])]
     _assert_close(got[0].predict(test_batch[1], verbose=0),
                   expected[0].predict(test_batch[0], verbose=0))
+
+
+# ---- text_extraction_with_bert
+def _text_extraction_replay(lib, x, y, weights=None):
+    """The example's create_model head (Dense without bias, Flatten, Activation given the
+    softmax function, two outputs, `loss=[loss, loss]`) over an Embedding standing in for
+    TFBertModel, and its ExactMatch callback (no super().__init__) predicting each epoch."""
+    keras = _fresh(lib)
+    layers, max_len = keras.layers, x[0].shape[1]
+    input_ids = layers.Input(shape=(max_len,), dtype="int32")
+    token_type_ids = layers.Input(shape=(max_len,), dtype="int32")
+    attention_mask = layers.Input(shape=(max_len,), dtype="int32")
+    embedding = layers.Embedding(20, 8)(input_ids)
+    start_logits = layers.Dense(1, name="start_logit", use_bias=False)(embedding)
+    start_logits = layers.Flatten()(start_logits)
+    end_logits = layers.Dense(1, name="end_logit", use_bias=False)(embedding)
+    end_logits = layers.Flatten()(end_logits)
+    start_probs = layers.Activation(keras.activations.softmax)(start_logits)
+    end_probs = layers.Activation(keras.activations.softmax)(end_logits)
+    model = keras.Model(inputs=[input_ids, token_type_ids, attention_mask],
+                        outputs=[start_probs, end_probs])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=False)
+    model.compile(optimizer=keras.optimizers.Adam(5e-3), loss=[loss, loss])
+    initial_weights = model.get_weights()
+    if weights is not None:
+        model.set_weights(weights)
+    predicted_spans = []
+
+    class ExactMatch(keras.callbacks.Callback):
+        def __init__(self, x_eval, y_eval):
+            self.x_eval = x_eval
+            self.y_eval = y_eval
+
+        def on_epoch_end(self, epoch, logs=None):
+            pred_start, pred_end = self.model.predict(self.x_eval, verbose=0)
+            predicted_spans.append((np.argmax(pred_start, -1).tolist(),
+                                    np.argmax(pred_end, -1).tolist(), sorted(logs)))
+
+    history = model.fit(x, y, epochs=2, verbose=0, batch_size=4, shuffle=False,
+                        callbacks=[ExactMatch(x, y)]).history
+    return initial_weights, history, predicted_spans, model.output_names
+
+
+def test_text_extraction_with_bert():
+    """Two softmax outputs with one loss object each: the same logs (named after the
+    Activation layers), the same spans predicted by the callback each epoch. (The example's
+    `Adam(lr=5e-5)` is refused by Keras 3; Kestrel takes Keras 2's `lr`.)"""
+    with pytest.raises(ValueError, match="lr"):
+        keras.optimizers.Adam(lr=5e-5)
+    np.testing.assert_allclose(float(kestrel.optimizers.Adam(lr=5e-5).learning_rate), 5e-5)
+    rng = np.random.default_rng(0)
+    x = [rng.integers(0, 20, (10, 8)).astype("int32"), np.zeros((10, 8), "int32"),
+         np.ones((10, 8), "int32")]
+    y = [rng.integers(0, 8, 10), rng.integers(0, 8, 10)]
+    expected = _text_extraction_replay(keras, x, y)
+    got = _text_extraction_replay(kestrel, x, y, weights=expected[0])
+    _assert_same_history(got[1], expected[1])
+    assert got[2] == expected[2]
+    assert got[3] == expected[3] == ["activation", "activation_1"]
