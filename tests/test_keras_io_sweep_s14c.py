@@ -1500,3 +1500,137 @@ def test_text_extraction_with_bert():
     _assert_same_history(got[1], expected[1])
     assert got[2] == expected[2]
     assert got[3] == expected[3] == ["activation", "activation_1"]
+
+
+# ---- multimodal_entailment
+_BERT_FEATURES = ["input_type_ids", "input_mask", "input_word_ids"]
+
+
+def _multimodal_model(keras, seq=6, size=16):
+    """The example's project_embeddings, vision / text encoders and multimodal model: two
+    images and a dict of token inputs, `inputs=[image_1, image_2, text_inputs]`. A small
+    conv model stands in for ResNet50V2 (its layers frozen one by one, resnet_v2's
+    preprocess_input kept) and a functional model returning a dict for the TF Hub BERT."""
+    ops = keras.ops
+
+    def project_embeddings(embeddings, num_projection_layers, projection_dims, dropout_rate):
+        projected_embeddings = keras.layers.Dense(units=projection_dims)(embeddings)
+        for _ in range(num_projection_layers):
+            x = ops.gelu(projected_embeddings)
+            x = keras.layers.Dense(projection_dims)(x)
+            x = keras.layers.Dropout(dropout_rate)(x)
+            x = keras.layers.Add()([projected_embeddings, x])
+            projected_embeddings = keras.layers.LayerNormalization()(x)
+        return projected_embeddings
+
+    def resnet_stand_in():
+        image = keras.Input((size, size, 3))
+        features = keras.layers.Conv2D(4, 3, strides=2)(image)
+        return keras.Model(image, keras.layers.GlobalAveragePooling2D()(features),
+                           name="resnet50v2")
+
+    def bert_stand_in():
+        inputs = {f: keras.Input((seq,), dtype="int32", name=f) for f in _BERT_FEATURES}
+        tokens = keras.layers.Embedding(20, 8)(inputs["input_word_ids"])
+        pooled = keras.layers.Dense(8, activation="tanh")(ops.mean(tokens, axis=1))
+        return keras.Model(inputs, {"pooled_output": pooled, "sequence_output": tokens},
+                           name="bert")
+
+    def create_vision_encoder(num_projection_layers, projection_dims, dropout_rate,
+                              trainable=False):
+        resnet_v2 = resnet_stand_in()
+        for layer in resnet_v2.layers:
+            layer.trainable = trainable
+        image_1 = keras.Input(shape=(size, size, 3), name="image_1")
+        image_2 = keras.Input(shape=(size, size, 3), name="image_2")
+        preprocessed_1 = keras.applications.resnet_v2.preprocess_input(image_1)
+        preprocessed_2 = keras.applications.resnet_v2.preprocess_input(image_2)
+        embeddings = keras.layers.Concatenate()([resnet_v2(preprocessed_1),
+                                                 resnet_v2(preprocessed_2)])
+        outputs = project_embeddings(embeddings, num_projection_layers, projection_dims,
+                                     dropout_rate)
+        return keras.Model([image_1, image_2], outputs, name="vision_encoder")
+
+    def create_text_encoder(num_projection_layers, projection_dims, dropout_rate,
+                            trainable=False):
+        bert = bert_stand_in()
+        bert.trainable = trainable
+        inputs = {feature: keras.Input(shape=(seq,), dtype="int32", name=feature)
+                  for feature in _BERT_FEATURES}
+        embeddings = bert(inputs)["pooled_output"]
+        outputs = project_embeddings(embeddings, num_projection_layers, projection_dims,
+                                     dropout_rate)
+        return keras.Model(inputs, outputs, name="text_encoder")
+
+    image_1 = keras.Input(shape=(size, size, 3), name="image_1")
+    image_2 = keras.Input(shape=(size, size, 3), name="image_2")
+    text_inputs = {feature: keras.Input(shape=(seq,), dtype="int32", name=feature)
+                   for feature in _BERT_FEATURES}
+    vision_projections = create_vision_encoder(1, 8, 0.1)([image_1, image_2])
+    text_projections = create_text_encoder(1, 8, 0.1)(text_inputs)
+    concatenated = keras.layers.Concatenate()([vision_projections, text_projections])
+    outputs = keras.layers.Dense(3, activation="softmax")(concatenated)
+    return keras.Model([image_1, image_2, text_inputs], outputs)
+
+
+def test_multimodal_entailment():
+    """Nested model inputs (a list holding a dict), frozen sub-models, a sub-model returning
+    a dict indexed in the graph: the same summary (trainable counts), predictions and
+    evaluation. The example's dataset yields {"image_1", "image_2", "text": {...}}, which Keras
+    3 refuses with 'Missing data for input "input_mask"', as Kestrel now does (it named the
+    unknown key instead); its `metrics="accuracy"` (a string) Keras 3 refuses too, while
+    Kestrel takes it, so the replay passes a list. Dropout masks differ, so training is
+    compared through the logs' names and the trained weights' evaluation."""
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(0, 255, (8, 16, 16, 3)).astype("float32") for _ in range(2)]
+    text = {f: rng.integers(0, 20, (8, 6)).astype("int32") for f in _BERT_FEATURES}
+    y = rng.integers(0, 3, 8)
+    with pytest.raises(ValueError, match="to be a list, tuple, or dict"):
+        _multimodal_model(_fresh(keras)).compile(loss="mse", metrics="accuracy")
+    models, errors = [], []
+    for lib in (keras, kestrel):
+        model = _multimodal_model(_fresh(lib))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        with pytest.raises(ValueError) as error:
+            model.predict({"image_1": images[0], "image_2": images[1], "text": text},
+                          verbose=0)
+        errors.append(str(error.value))
+        models.append(model)
+    expected, got = models
+    assert errors[1] == errors[0] and errors[0].startswith('Missing data for input "input_mask"')
+    assert _summary(got, 120) == _summary(expected, 120)
+    got.set_weights(expected.get_weights())
+    x = [images[0], images[1], text]
+    _assert_close(got.predict(x, verbose=0), expected.predict(x, verbose=0))
+    _assert_close(got.evaluate(x, y, verbose=0), expected.evaluate(x, y, verbose=0))
+    histories = [model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+                 for model in (expected, got)]
+    assert list(histories[1]) == list(histories[0]) == ["accuracy", "loss"]
+    got.set_weights(expected.get_weights())  # dropout masks differ: compare the trained state
+    _assert_close(got.evaluate(x, y, verbose=0), expected.evaluate(x, y, verbose=0))
+
+
+def test_dict_inputs_with_other_keys():
+    """A model built on a dict of inputs takes a dict with more keys, warning that the
+    structures differ, and names the first missing input as Keras 3 does (Kestrel refused
+    the unknown key)."""
+    x = {"a": np.ones((2, 2), "float32"), "b": np.ones((2, 2), "float32")}
+    results = []
+    for lib in (keras, kestrel):
+        a, b = _fresh(lib).Input((2,), name="a"), lib.Input((2,), name="b")
+        model = lib.Model({"a": a, "b": b},
+                          lib.layers.Dense(1)(lib.layers.Concatenate()([a, b])))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predictions = model.predict({**x, "c": x["a"]}, verbose=0)
+        structure_warnings = [str(w.message) for w in caught
+                              if "structure of `inputs`" in str(w.message)]
+        with pytest.raises(ValueError) as error:
+            model.predict({"b": x["b"], "c": x["a"]}, verbose=0)
+        results.append((model, predictions, structure_warnings, str(error.value)))
+    expected, got = results
+    got[0].set_weights(expected[0].get_weights())
+    _assert_close(got[0].predict({**x, "c": x["a"]}, verbose=0), expected[1])
+    assert got[2] == expected[2] and len(got[2]) == 1
+    assert got[3] == expected[3]

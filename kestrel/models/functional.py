@@ -262,23 +262,21 @@ class Functional(Model):
         return adjusted
 
     def _flatten_inputs(self, inputs) -> list:
-        """Accept a tensor, a list in input order, or a dict keyed by input name. As Keras, a
-        model built on a list of inputs ignores other keys (Keras 2's image_ocr feeds its
-        generator's `source_str` strings along)."""
+        """Accept a tensor, a list in input order, or a dict keyed by input name. As Keras, other
+        keys are ignored (Keras 2's image_ocr feeds its generator's `source_str` strings along;
+        a model built on a dict warns that the structures differ)."""
         if isinstance(inputs, dict):
             if isinstance(self._inputs_struct, dict):
                 order = sorted(self._inputs_struct)
             else:
                 order = self.input_names
-            unknown = set(inputs) - set(order)
-            missing = [k for k in order if k not in inputs]
-            if unknown and (missing or isinstance(self._inputs_struct, dict)):
-                raise ValueError(
-                    f"Model '{self.name}' got input keys {sorted(unknown)} that name no input. "
-                    f"Expected keys: {order}")
-            if missing:
-                raise ValueError(
-                    f"Model '{self.name}' is missing inputs {missing}. Expected keys: {order}")
+            for name in order:
+                if name not in inputs:
+                    raise ValueError(
+                        f'Missing data for input "{name}". You passed a data dictionary with '
+                        f"keys {list(inputs)}. Expected the following keys: {order}")
+            if isinstance(self._inputs_struct, dict) and set(inputs) - set(order):
+                self._warn_if_nested_differently(inputs)
             return [inputs[k] for k in order]
         flat = flatten(inputs)
         if len(flat) != len(self.inputs):
