@@ -309,7 +309,7 @@ def _ssvepformer_replay(lib, x, y, drop_rate, weights=None):
         model.compile(loss="sparse_categorical_crossentropy", optimizer=sgd,
                       metrics=["accuracy"])
         predictions = model.predict(x, verbose=0)
-        history = model.fit(x, y, batch_size=4, epochs=2, validation_data=(x[:4], y[:4]),
+        history = model.fit(x, y, batch_size=2, epochs=2, validation_data=(x[:2], y[:2]),
                             shuffle=False, verbose=0).history
         return model, initial_weights, predictions, history, model.evaluate(x, y, verbose=0)
     return _in_channels_first(lib, run)
@@ -320,8 +320,8 @@ def test_eeg_bci_ssvepformer():
     momentum and weight decay: the same summary and predictions; without dropout (whose
     masks come from different random streams) the same training too."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 2, 64)).astype("float32")
-    y = rng.integers(0, 3, 8).astype("float32")
+    x = rng.normal(size=(4, 2, 64)).astype("float32")
+    y = rng.integers(0, 3, 4).astype("float32")
     expected = _ssvepformer_replay(keras, x, y, drop_rate=0.0)
     got = _ssvepformer_replay(kestrel, x, y, drop_rate=0.0, weights=expected[1])
     assert _summary(got[0]) == _summary(expected[0])
@@ -1025,7 +1025,7 @@ def test_dimension_adaptive_neural_architecture(tmp_path):
     ops.image.resize, gradients accumulated over batches in a custom loop with sample
     weights, Accuracy() called as a function, save_weights / load_weights of the best."""
     rng = np.random.default_rng(0)
-    data = (rng.normal(size=(16, 16, 6, 1)).astype("float32"), rng.integers(0, 3, 16),
+    data = (rng.normal(size=(8, 16, 6, 1)).astype("float32"), rng.integers(0, 3, 8),
             rng.normal(size=(6, 16, 6, 1)).astype("float32"), rng.integers(0, 3, 6))
     expected = _dana_replay(keras, data, str(tmp_path / "keras.weights.h5"))
     got = _dana_replay(kestrel, data, str(tmp_path / "kestrel.weights.h5"), weights=expected[1])
