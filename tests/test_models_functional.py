@@ -41,7 +41,7 @@ def test_multi_input_multi_output_and_dict_inputs():
     by_name = model({"a1": x1, "a2": x2})
     for a, b in zip(outs, by_name):
         assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="name no input"):
+    with pytest.raises(ValueError, match='Missing data for input "a2"'):
         model({"a1": x1, "zz": x2})
 
 

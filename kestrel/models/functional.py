@@ -59,11 +59,8 @@ class Functional(Model):
         self._single_in_list = single and isinstance(outputs[0], KerasTensor)
         self.inputs = flatten(inputs)
         self.outputs = flatten(outputs)
-        self._nodes = _collect_nodes(self.inputs, self.outputs + self._loss_tensors, self.name)
-        layers = []
-        for node in self._nodes:
-            if not any(node.layer is l for l in layers):
-                layers.append(node.layer)
+        self._nodes, layers = _collect_graph(self.inputs, self.outputs + self._loss_tensors,
+                                             self.name)
         names = [layer.name for layer in layers]
         for name in names:
             if names.count(name) > 1:
@@ -275,23 +272,21 @@ class Functional(Model):
         return adjusted
 
     def _flatten_inputs(self, inputs) -> list:
-        """Accept a tensor, a list in input order, or a dict keyed by input name. As Keras, a
-        model built on a list of inputs ignores other keys (Keras 2's image_ocr feeds its
-        generator's `source_str` strings along)."""
+        """Accept a tensor, a list in input order, or a dict keyed by input name. As Keras, other
+        keys are ignored (Keras 2's image_ocr feeds its generator's `source_str` strings along;
+        a model built on a dict warns that the structures differ)."""
         if isinstance(inputs, dict):
             if isinstance(self._inputs_struct, dict):
                 order = sorted(self._inputs_struct)
             else:
                 order = self.input_names
-            unknown = set(inputs) - set(order)
-            missing = [k for k in order if k not in inputs]
-            if unknown and (missing or isinstance(self._inputs_struct, dict)):
-                raise ValueError(
-                    f"Model '{self.name}' got input keys {sorted(unknown)} that name no input. "
-                    f"Expected keys: {order}")
-            if missing:
-                raise ValueError(
-                    f"Model '{self.name}' is missing inputs {missing}. Expected keys: {order}")
+            for name in order:
+                if name not in inputs:
+                    raise ValueError(
+                        f'Missing data for input "{name}". You passed a data dictionary with '
+                        f"keys {list(inputs)}. Expected the following keys: {order}")
+            if isinstance(self._inputs_struct, dict) and set(inputs) - set(order):
+                self._warn_if_nested_differently(inputs)
             return [inputs[k] for k in order]
         flat = flatten(inputs)
         if len(flat) != len(self.inputs):
@@ -559,7 +554,7 @@ def _cut_graph(inputs, outputs, name: str):
         clones[id(value)] = clone
         return clone
 
-    for node in _collect_nodes(flat_inputs, flatten(outputs), name):
+    for node in _collect_graph(flat_inputs, flatten(outputs), name)[0]:
         if node.is_input or any(id(t) in clones for t in node.output_tensors):
             continue  # an Input, or the call that made an intermediate input: cut here
         args, kwargs = map_structure(copy_input, (node.call_args, node.call_kwargs))
@@ -579,11 +574,16 @@ def _renode_input(tensor: KerasTensor) -> None:
     tensor._keras_history = (layer, len(layer._inbound_nodes) - 1, 0)
 
 
-def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: str) -> list[Node]:
-    """Nodes between `inputs` and `outputs`, topologically sorted; checks connectivity."""
+def _collect_graph(inputs: list[KerasTensor], outputs: list[KerasTensor],
+                   name: str) -> tuple[list[Node], list]:
+    """Nodes between `inputs` and `outputs` (checking connectivity) and their layers, both
+    in Keras' order: deepest (farthest from the outputs) first, a shared layer at the depth
+    of its deepest call; layers of equal depth in the order the walk from the outputs first
+    reached them."""
     input_ids = {id(t) for t in inputs}
-    order: list[Node] = []
+    order: list[Node] = []  # post-order: every node after the nodes it reads
     state: dict[int, int] = {}  # 1 = visiting, 2 = done
+    reached: dict[int, int] = {}  # id(layer) -> when the walk first reached it
 
     def visit(tensor: KerasTensor, path: list[str]):
         if tensor._keras_history is None:
@@ -594,10 +594,13 @@ def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: 
             return
         if id(tensor) in input_ids:
             state[key] = 2
+            if node.is_input:
+                reached.setdefault(id(node.layer), len(reached))
             order.append(node)
             return
         if node.is_input and getattr(node.layer, "constant", None) is not None:
             state[key] = 2  # an `Input(tensor=value)` not fed: the graph reads the value
+            reached.setdefault(id(node.layer), len(reached))
             order.append(node)
             return
         if node.is_input:
@@ -607,6 +610,7 @@ def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: 
                 f"given inputs; this input is missing from `inputs`. The following previous "
                 f"layers were accessed without issue: {path}")
         state[key] = 1
+        reached.setdefault(id(node.layer), len(reached))
         for parent in node.input_tensors:
             visit(parent, path + [node.layer.name])
         state[key] = 2
@@ -615,15 +619,29 @@ def _collect_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], name: 
     for out in outputs:
         visit(out, [])
     for tensor in inputs:
-        if state.get(id(tensor.node)) != 2:
+        if state.get(id(tensor.node)) != 2:  # an input the outputs do not read
             order.insert(0, tensor.node)
             state[id(tensor.node)] = 2
-    # Keras orders nodes by depth (distance from the outputs), deepest first.
+            reached[id(tensor.node.layer)] = -1
+    depth, layer_depth = _graph_depths(order)
+    nodes = sorted(order, key=lambda n: -depth[id(n)])
+    layers = list({id(n.layer): n.layer for n in order}.values())
+    layers.sort(key=lambda l: (-layer_depth[id(l)], reached.get(id(l), -1)))
+    return nodes, layers
+
+
+def _graph_depths(order: list[Node]) -> tuple[dict, dict]:
+    """Each node's and layer's distance from the outputs, as Keras 3's `map_graph`: a layer
+    called more than once lifts its later-walked calls to its deepest call's depth."""
     depth = {id(n): 0 for n in order}
+    layer_depth: dict[int, int] = {}
     for node in reversed(order):
+        node_depth = max(depth[id(node)], layer_depth.get(id(node.layer), 0))
+        depth[id(node)] = layer_depth[id(node.layer)] = node_depth
         for parent in node.parent_nodes:
             if id(parent) in depth:
-                depth[id(parent)] = max(depth[id(parent)], depth[id(node)] + 1)
-    return sorted(order, key=lambda n: -depth[id(n)])
+                depth[id(parent)] = max(depth[id(parent)], node_depth + 1)
+    return depth, layer_depth
+
 
 object_registry.register_builtin("layers", "Model")(Functional)

@@ -1,6 +1,8 @@
 """The loss and metrics given to `compile`, matched to a model's outputs."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from kestrel import losses as losses_module
@@ -114,7 +116,7 @@ class CompileLoss:
         if public:  # Keras 2's form
             names = self.output_names
             y_true = output_list(y_true, names, "y")
-            y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+            y_pred = prediction_list(y_pred, names)
             sample_weight = output_list(sample_weight, names, "sample_weight")
         total = self._sum(y_true, y_pred, sample_weight)
         for extra in regularization_losses or ():
@@ -232,7 +234,7 @@ class CompileMetrics:
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         """Update every compiled metric with a batch of targets and predictions."""
         names = self.output_names
-        y_pred = output_list(y_pred, names, "y_pred") if self.multi else [y_pred]
+        y_pred = prediction_list(y_pred, names)
         with torch.no_grad():
             self.update(output_list(y_true, names, "y"), y_pred,
                         output_list(sample_weight, names, "sample_weight"))
@@ -264,6 +266,16 @@ def output_list(values, output_names: list[str], what: str) -> list:
     if isinstance(values, torch.Tensor) or n == 1:
         return [values if not isinstance(values, (list, tuple)) else values[0]]
     return flatten(values)
+
+
+def prediction_list(y_pred, output_names: list[str]) -> list:
+    """Predictions as a list aligned with the outputs; a single output's prediction as given,
+    unless it comes in a one-entry dict (a model whose outputs are a dict), as Keras 3."""
+    if len(output_names) > 1:
+        return output_list(y_pred, output_names, "y_pred")
+    if isinstance(y_pred, Mapping) and len(y_pred) == 1:
+        return list(y_pred.values())
+    return [y_pred]
 
 
 def _by_output_name(values: dict, output_names: list[str], what: str) -> list:

@@ -5,6 +5,7 @@ nothing reads a value back to the host unless a callback or the progress bar ask
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,7 +17,8 @@ from kestrel.layers.layer import Layer, collect_losses
 from kestrel.layers.node import map_structure
 from kestrel.ops.core import convert_to_numpy
 from kestrel.trainers import cpu_memory, data_adapter
-from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list
+from kestrel.trainers.compile_utils import CompileLoss, CompileMetrics, output_list, \
+    prediction_list
 from kestrel.trainers.class_weights import ClassWeights
 from kestrel.trainers.fit_loop import run_evaluate, run_fit, run_predict
 from kestrel.trainers.legacy import GeneratorMethods
@@ -69,14 +71,11 @@ class Trainer(GeneratorMethods):
                 not isinstance(self.optimizer, optimizers.LossScaleOptimizer):
             self.optimizer = optimizers.LossScaleOptimizer(self.optimizer,
                                                            name="loss_scale_optimizer")
-        names = self._output_names()
+        names = self._output_names(loss, loss_weights, metrics, weighted_metrics)
         # a recompile without a loss (or without metrics) keeps the earlier ones, as Keras
         if loss is not None or getattr(self, "compiled_loss", None) is None:
-            self.compiled_loss = CompileLoss(loss, loss_weights, names,
-                                             outputs_known=bool(getattr(self, "output_names",
-                                                                        None)))
-            if isinstance(loss, dict) and isinstance(getattr(self, "_outputs_struct", None), dict):
-                self.compiled_loss.order_trackers(list(loss))
+            self._compile_loss(loss, loss_weights, names,
+                               outputs_known=bool(getattr(self, "output_names", None)))
             self.loss = loss
         if metrics is not None or weighted_metrics is not None or \
                 getattr(self, "compiled_metrics", None) is None:
@@ -103,11 +102,36 @@ class Trainer(GeneratorMethods):
         return any(isinstance(m, Layer) and m.dtype_policy == "mixed_float16"
                    for m in self.modules())
 
-    def _output_names(self) -> list[str]:
-        names = getattr(self, "output_names", None)
-        if names:
-            return list(names)
-        return ["output"]
+    def _compile_loss(self, loss, loss_weights, names: list[str], outputs_known=True) -> None:
+        self.compiled_loss = CompileLoss(loss, loss_weights, names, outputs_known)
+        if isinstance(loss, dict) and isinstance(getattr(self, "_outputs_struct", None), dict):
+            self.compiled_loss.order_trackers(list(loss))
+
+    def _output_names(self, *compile_specs) -> list[str]:
+        """The names losses, metrics and targets go by. Outputs given as a flat dict whose
+        keys are not the output layers' names go by those keys, as Keras 3's compile does:
+        in insertion order for an OrderedDict, else sorted. A model whose outputs are not
+        known yet (subclassed) goes by the keys of the dicts given to compile, if any."""
+        names = list(getattr(self, "output_names", None) or [])
+        struct = getattr(self, "_outputs_struct", None)
+        if isinstance(struct, Mapping) and len(struct) == len(names) and \
+                set(struct) != set(names) and \
+                not any(isinstance(v, (Mapping, list, tuple)) for v in struct.values()):
+            return _key_order(struct)
+        keys = {key for spec in compile_specs if isinstance(spec, Mapping) for key in spec}
+        return names or sorted(keys) or ["output"]
+
+    def _name_outputs_by_keys(self, y_pred) -> list[str]:
+        """A subclassed model returning a dict whose keys compile could not know (no dicts
+        given, or dicts naming some of them): its losses and metrics are made again, one per
+        key, on the first batch (Keras 3 builds them there)."""
+        names = _key_order(y_pred)
+        config = self._compile_config
+        self._compile_loss(config["loss"], config["loss_weights"], names)
+        self.compiled_loss.total_tracker = self._loss_tracker
+        self.compiled_metrics = CompileMetrics(config["metrics"], config["weighted_metrics"],
+                                               names, self.compiled_loss.losses)
+        return names
 
     def _assert_compiled(self, what: str) -> None:
         if not self.compiled:
@@ -235,8 +259,11 @@ class Trainer(GeneratorMethods):
         """The weighted sum of the compiled per-output losses, or None when none applies."""
         self.compiled_loss.match_outputs(y_pred)
         names = self.compiled_loss.output_names
+        if isinstance(y_pred, Mapping) and len(y_pred) > 1 and set(y_pred) != set(names) and \
+                getattr(self, "_outputs_struct", None) is None:
+            names = self._name_outputs_by_keys(y_pred)
         y_list = output_list(y, names, "y")
-        pred_list = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+        pred_list = prediction_list(y_pred, names)
         sw_list = output_list(sample_weight, names, "sample_weight")
         return self.compiled_loss(y_list, pred_list, sw_list)
 
@@ -303,7 +330,7 @@ class Trainer(GeneratorMethods):
     def _update_compiled_metrics(self, y, y_pred, sample_weight) -> None:
         if self.compiled_metrics._specs:
             names = self.compiled_loss.output_names
-            y_pred = output_list(y_pred, names, "y_pred") if len(names) > 1 else [y_pred]
+            y_pred = prediction_list(y_pred, names)
             self.compiled_metrics.update(output_list(y, names, "y"), y_pred,
                                          output_list(sample_weight, names, "sample_weight"))
 
@@ -440,3 +467,8 @@ def _sorted_flat(logs: Mapping) -> dict:
         value = logs[key]
         flat.update(_sorted_flat(value) if isinstance(value, Mapping) else {key: _python(value)})
     return flat
+
+
+def _key_order(outputs: Mapping) -> list[str]:
+    """A dict of outputs' keys as Keras 3 orders them: an OrderedDict's order, else sorted."""
+    return list(outputs) if isinstance(outputs, OrderedDict) else sorted(outputs)
