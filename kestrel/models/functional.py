@@ -210,8 +210,8 @@ class Functional(Model):
                                                               arg_spec.padding)
             elif simple is _CONV_NORM:
                 x = values[arg_spec.index]
-                outputs = batch_norm_folding.call(layer, arg_spec.norm, x.tensor, x.pads) \
-                    if type(x) is _Padding else batch_norm_folding.call(layer, arg_spec.norm, x, None)
+                x, pads = (x.tensor, x.pads) if type(x) is _Padding else (x, None)
+                outputs = batch_norm_folding.call(layer, arg_spec.norm, x, pads)
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
