@@ -1,0 +1,623 @@
+"""keras.io vision examples, part 2 of the s14 sweep (handwriting recognition, GCViT, masked
+image modeling, near-duplicate search, NeRF, natural-language image search, probing ViTs,
+RetinaNet, SegFormer, ...), condensed to tiny random data and one or two epochs, their
+TensorFlow parts written with keras.ops. The same code runs with real Keras 3 (torch backend)
+and with Kestrel: layouts, configs, summaries, histories and predictions (after copying Keras'
+weights) agree, and so do the errors where an example no longer runs as written.
+"""
+import json
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh as _fresh  # noqa: E402
+from tests.keras_compare import summary_text as _summary  # noqa: E402
+
+
+def _both(replay, *args):
+    """`replay(lib, *args)` with real Keras, then with Kestrel, each in a fresh seeded session."""
+    return replay(_fresh(keras), *args), replay(_fresh(kestrel), *args)
+
+
+def _numpy(x):
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+
+
+def _layout(model):
+    """(class, name, parameter count, output shape) per layer."""
+    return [(type(l).__name__, l.name, l.count_params(), tuple(l.output.shape))
+            for l in model.layers]
+
+
+def _config(model):
+    return json.loads(json.dumps(model.get_config(), default=str))
+
+
+def _assert_same_model(keras_model, kestrel_model, x, config=True):
+    """Same layout, config, weight paths and summary; with Keras' weights copied in, the same
+    predictions."""
+    assert _layout(kestrel_model) == _layout(keras_model)
+    if config:
+        assert _config(kestrel_model) == _config(keras_model)
+    assert [w.path for w in kestrel_model.weights] == [w.path for w in keras_model.weights]
+    assert _summary(kestrel_model) == _summary(keras_model)
+    kestrel_model.set_weights(keras_model.get_weights())
+    np.testing.assert_allclose(kestrel_model.predict(x, verbose=0),
+                               keras_model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def _assert_same_history(got, expected, rtol=1e-4, atol=1e-5):
+    assert list(got) == list(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=rtol, atol=atol, err_msg=key)
+
+
+# ---------------------------------------------------------------- handwriting recognition
+_HW_WIDTH, _HW_HEIGHT, _HW_MAX_LEN = 32, 16, 6
+
+
+def _handwriting_model(keras, num_classes):
+    """handwriting_recognition's Keras 3 notebook model (narrower), its CTC layer written with
+    `ops.ctc_loss` (Keras 3 has no `backend.ctc_batch_cost`)."""
+    layers, ops = keras.layers, keras.ops
+
+    class CTCLayer(layers.Layer):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+
+        def call(self, y_true, y_pred):
+            batch_len = ops.cast(ops.shape(y_true)[0], dtype="int64")
+            input_length = ops.cast(ops.shape(y_pred)[1], dtype="int64")
+            label_length = ops.cast(ops.shape(y_true)[1], dtype="int64")
+            input_length = input_length * ops.ones(shape=(batch_len, 1), dtype="int64")
+            label_length = label_length * ops.ones(shape=(batch_len, 1), dtype="int64")
+            loss = ops.ctc_loss(ops.cast(y_true, "int32"), ops.log(y_pred + 1e-7),
+                                ops.squeeze(label_length, -1), ops.squeeze(input_length, -1),
+                                mask_index=0)
+            self.add_loss(loss)
+            return y_pred
+
+    input_img = keras.Input(shape=(_HW_WIDTH, _HW_HEIGHT, 1), name="image")
+    labels = layers.Input(name="label", shape=(None,))
+    x = layers.Conv2D(8, (3, 3), activation="relu", kernel_initializer="he_normal",
+                      padding="same", name="Conv1")(input_img)
+    x = layers.MaxPooling2D((2, 2), name="pool1")(x)
+    x = layers.Conv2D(8, (3, 3), activation="relu", kernel_initializer="he_normal",
+                      padding="same", name="Conv2")(x)
+    x = layers.MaxPooling2D((2, 2), name="pool2")(x)
+    new_shape = ((_HW_WIDTH // 4), (_HW_HEIGHT // 4) * 8)
+    x = layers.Reshape(target_shape=new_shape, name="reshape")(x)
+    x = layers.Dense(16, activation="relu", name="dense1")(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Bidirectional(layers.LSTM(8, return_sequences=True, dropout=0.25))(x)
+    x = layers.Bidirectional(layers.LSTM(8, return_sequences=True, dropout=0.25))(x)
+    x = layers.Dense(num_classes + 2, activation="softmax", name="dense2")(x)
+    output = CTCLayer(name="ctc_loss")(labels, x)
+    model = keras.models.Model(inputs=[input_img, labels], outputs=output,
+                               name="handwriting_recognizer")
+    model.compile(optimizer=keras.optimizers.Adam(), jit_compile=False)
+    return model
+
+
+def _handwriting_fit(keras, images, labels, num_classes):
+    """The example's fit; its prediction model starts at `model.get_layer("image").output`."""
+    model = _handwriting_model(keras, num_classes)
+    prediction_model = keras.models.Model(model.get_layer(name="image").output,
+                                          model.get_layer(name="dense2").output)
+    history = model.fit({"image": images[:8], "label": labels[:8]},
+                        validation_data={"image": images[8:], "label": labels[8:]},
+                        epochs=2, batch_size=4, verbose=0)
+    preds = prediction_model.predict(images[8:], verbose=0)
+    input_len = np.ones(preds.shape[0]) * preds.shape[1]
+    decoded = keras.ops.nn.ctc_decode(preds, sequence_lengths=input_len)
+    return model, history.history, prediction_model, decoded
+
+
+def test_handwriting_recognition():
+    """Fit with the CTC endpoint layer, the prediction model cut at the image input, and the
+    greedy `ops.nn.ctc_decode` of its predictions (Keras 3's default blank: class 0)."""
+    rng = np.random.default_rng(0)
+    images = rng.random((12, _HW_WIDTH, _HW_HEIGHT, 1)).astype("float32")
+    labels = rng.integers(1, 6, (12, 4)).astype("float32")
+    expected, got = _both(_handwriting_fit, images, labels, 6)
+    _assert_same_history(got[1], expected[1], rtol=1e-5, atol=1e-4)
+    _assert_same_model(expected[0], got[0], {"image": images[:4], "label": labels[:4]})
+    _assert_same_model(expected[2], got[2], images[8:])
+    assert len(got[3]) == len(expected[3]) == 2
+    np.testing.assert_array_equal(_numpy(got[3][0]), _numpy(expected[3][0]))
+    np.testing.assert_allclose(_numpy(got[3][1]), _numpy(expected[3][1]), rtol=1e-4)
+    decoded = _numpy(got[3][0][0][:, :_HW_MAX_LEN])
+    assert decoded.shape == (4, _HW_MAX_LEN) and decoded.dtype == np.int32
+
+
+# ---------------------------------------------------------------- Global Context ViT
+def _gcvit_class(keras, drop_kwarg="drop"):
+    """The example's layers and model as written (its `ops.reshape(x, new_shape=...)` passes
+    the shape by position: Keras 3.15 names it `newshape`); keras_cv's DropPath written with
+    keras.random. `drop_kwarg`: the keyword `Level` passes its dropout rate to `Block` by."""
+    layers, ops = keras.layers, keras.ops
+
+    class DropPath(layers.Layer):
+        def __init__(self, rate=0.5, seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.rate, self.seed = rate, seed
+
+        def call(self, x, training=None):
+            if self.rate == 0.0 or not training:
+                return x
+            keep_prob = 1 - self.rate
+            drop_map_shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+            drop_map = ops.cast(keras.random.uniform(drop_map_shape, seed=self.seed) < keep_prob,
+                                x.dtype)
+            return x / keep_prob * drop_map
+
+    class SqueezeAndExcitation(layers.Layer):
+        def __init__(self, output_dim=None, expansion=0.25, **kwargs):
+            super().__init__(**kwargs)
+            self.expansion = expansion
+            self.output_dim = output_dim
+
+        def build(self, input_shape):
+            inp = input_shape[-1]
+            self.output_dim = self.output_dim or inp
+            self.avg_pool = layers.GlobalAvgPool2D(keepdims=True, name="avg_pool")
+            self.fc = [
+                layers.Dense(int(inp * self.expansion), use_bias=False, name="fc_0"),
+                layers.Activation("gelu", name="fc_1"),
+                layers.Dense(self.output_dim, use_bias=False, name="fc_2"),
+                layers.Activation("sigmoid", name="fc_3"),
+            ]
+            super().build(input_shape)
+
+        def call(self, inputs, **kwargs):
+            x = self.avg_pool(inputs)
+            for layer in self.fc:
+                x = layer(x)
+            return x * inputs
+
+    class ReduceSize(layers.Layer):
+        def __init__(self, keepdims=False, **kwargs):
+            super().__init__(**kwargs)
+            self.keepdims = keepdims
+
+        def build(self, input_shape):
+            embed_dim = input_shape[-1]
+            dim_out = embed_dim if self.keepdims else 2 * embed_dim
+            self.pad1 = layers.ZeroPadding2D(1, name="pad1")
+            self.pad2 = layers.ZeroPadding2D(1, name="pad2")
+            self.conv = [
+                layers.DepthwiseConv2D(kernel_size=3, strides=1, padding="valid",
+                                       use_bias=False, name="conv_0"),
+                layers.Activation("gelu", name="conv_1"),
+                SqueezeAndExcitation(name="conv_2"),
+                layers.Conv2D(embed_dim, kernel_size=1, strides=1, padding="valid",
+                              use_bias=False, name="conv_3"),
+            ]
+            self.reduction = layers.Conv2D(dim_out, kernel_size=3, strides=2, padding="valid",
+                                           use_bias=False, name="reduction")
+            self.norm1 = layers.LayerNormalization(-1, 1e-05, name="norm1")
+            self.norm2 = layers.LayerNormalization(-1, 1e-05, name="norm2")
+
+        def call(self, inputs, **kwargs):
+            x = self.norm1(inputs)
+            xr = self.pad1(x)
+            for layer in self.conv:
+                xr = layer(xr)
+            x = x + xr
+            x = self.pad2(x)
+            x = self.reduction(x)
+            x = self.norm2(x)
+            return x
+
+    class MLP(layers.Layer):
+        def __init__(self, hidden_features=None, out_features=None, activation="gelu",
+                     dropout=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden_features = hidden_features
+            self.out_features = out_features
+            self.activation = activation
+            self.dropout = dropout
+
+        def build(self, input_shape):
+            self.in_features = input_shape[-1]
+            self.hidden_features = self.hidden_features or self.in_features
+            self.out_features = self.out_features or self.in_features
+            self.fc1 = layers.Dense(self.hidden_features, name="fc1")
+            self.act = layers.Activation(self.activation, name="act")
+            self.fc2 = layers.Dense(self.out_features, name="fc2")
+            self.drop1 = layers.Dropout(self.dropout, name="drop1")
+            self.drop2 = layers.Dropout(self.dropout, name="drop2")
+
+        def call(self, inputs, **kwargs):
+            x = self.fc1(inputs)
+            x = self.act(x)
+            x = self.drop1(x)
+            x = self.fc2(x)
+            x = self.drop2(x)
+            return x
+
+    class PatchEmbed(layers.Layer):
+        def __init__(self, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.embed_dim = embed_dim
+
+        def build(self, input_shape):
+            self.pad = layers.ZeroPadding2D(1, name="pad")
+            self.proj = layers.Conv2D(self.embed_dim, 3, 2, name="proj")
+            self.conv_down = ReduceSize(keepdims=True, name="conv_down")
+
+        def call(self, inputs, **kwargs):
+            x = self.pad(inputs)
+            x = self.proj(x)
+            x = self.conv_down(x)
+            return x
+
+    class FeatureExtraction(layers.Layer):
+        def __init__(self, keepdims=False, **kwargs):
+            super().__init__(**kwargs)
+            self.keepdims = keepdims
+
+        def build(self, input_shape):
+            embed_dim = input_shape[-1]
+            self.pad1 = layers.ZeroPadding2D(1, name="pad1")
+            self.pad2 = layers.ZeroPadding2D(1, name="pad2")
+            self.conv = [
+                layers.DepthwiseConv2D(3, 1, use_bias=False, name="conv_0"),
+                layers.Activation("gelu", name="conv_1"),
+                SqueezeAndExcitation(name="conv_2"),
+                layers.Conv2D(embed_dim, 1, 1, use_bias=False, name="conv_3"),
+            ]
+            if not self.keepdims:
+                self.pool = layers.MaxPool2D(3, 2, name="pool")
+            super().build(input_shape)
+
+        def call(self, inputs, **kwargs):
+            x = inputs
+            xr = self.pad1(x)
+            for layer in self.conv:
+                xr = layer(xr)
+            x = x + xr
+            if not self.keepdims:
+                x = self.pool(self.pad2(x))
+            return x
+
+    class GlobalQueryGenerator(layers.Layer):
+        def __init__(self, keepdims=False, **kwargs):
+            super().__init__(**kwargs)
+            self.keepdims = keepdims
+
+        def build(self, input_shape):
+            self.to_q_global = [FeatureExtraction(keepdims, name=f"to_q_global_{i}")
+                                for i, keepdims in enumerate(self.keepdims)]
+            super().build(input_shape)
+
+        def call(self, inputs, **kwargs):
+            x = inputs
+            for layer in self.to_q_global:
+                x = layer(x)
+            return x
+
+    class WindowAttention(layers.Layer):
+        def __init__(self, window_size, num_heads, global_query, qkv_bias=True, qk_scale=None,
+                     attention_dropout=0.0, projection_dropout=0.0, **kwargs):
+            super().__init__(**kwargs)
+            window_size = (window_size, window_size)
+            self.window_size = window_size
+            self.num_heads = num_heads
+            self.global_query = global_query
+            self.qkv_bias = qkv_bias
+            self.qk_scale = qk_scale
+            self.attention_dropout = attention_dropout
+            self.projection_dropout = projection_dropout
+
+        def build(self, input_shape):
+            embed_dim = input_shape[0][-1]
+            head_dim = embed_dim // self.num_heads
+            self.scale = self.qk_scale or head_dim**-0.5
+            self.qkv_size = 3 - int(self.global_query)
+            self.qkv = layers.Dense(embed_dim * self.qkv_size, use_bias=self.qkv_bias,
+                                    name="qkv")
+            self.relative_position_bias_table = self.add_weight(
+                name="relative_position_bias_table",
+                shape=[(2 * self.window_size[0] - 1) * (2 * self.window_size[1] - 1),
+                       self.num_heads],
+                initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                trainable=True, dtype=self.dtype)
+            self.attn_drop = layers.Dropout(self.attention_dropout, name="attn_drop")
+            self.proj = layers.Dense(embed_dim, name="proj")
+            self.proj_drop = layers.Dropout(self.projection_dropout, name="proj_drop")
+            self.softmax = layers.Activation("softmax", name="softmax")
+            super().build(input_shape)
+
+        def get_relative_position_index(self):
+            coords_h = ops.arange(self.window_size[0])
+            coords_w = ops.arange(self.window_size[1])
+            coords = ops.stack(ops.meshgrid(coords_h, coords_w, indexing="ij"), axis=0)
+            coords_flatten = ops.reshape(coords, [2, -1])
+            relative_coords = coords_flatten[:, :, None] - coords_flatten[:, None, :]
+            relative_coords = ops.transpose(relative_coords, axes=[1, 2, 0])
+            relative_coords_xx = relative_coords[:, :, 0] + self.window_size[0] - 1
+            relative_coords_yy = relative_coords[:, :, 1] + self.window_size[1] - 1
+            relative_coords_xx = relative_coords_xx * (2 * self.window_size[1] - 1)
+            return relative_coords_xx + relative_coords_yy
+
+        def call(self, inputs, **kwargs):
+            if self.global_query:
+                inputs, q_global = inputs
+                B = ops.shape(q_global)[0]
+            else:
+                inputs = inputs[0]
+            B_, N, C = ops.shape(inputs)
+            qkv = self.qkv(inputs)
+            qkv = ops.reshape(qkv, [B_, N, self.qkv_size, self.num_heads, C // self.num_heads])
+            qkv = ops.transpose(qkv, [2, 0, 3, 1, 4])
+            if self.global_query:
+                k, v = ops.split(qkv, indices_or_sections=2, axis=0)
+                q_global = ops.repeat(q_global, repeats=B_ // B, axis=0)
+                q = ops.reshape(q_global, [B_, N, self.num_heads, C // self.num_heads])
+                q = ops.transpose(q, axes=[0, 2, 1, 3])
+            else:
+                q, k, v = ops.split(qkv, indices_or_sections=3, axis=0)
+                q = ops.squeeze(q, axis=0)
+            k = ops.squeeze(k, axis=0)
+            v = ops.squeeze(v, axis=0)
+            q = q * self.scale
+            attn = q @ ops.transpose(k, axes=[0, 1, 3, 2])
+            relative_position_bias = ops.take(
+                self.relative_position_bias_table,
+                ops.reshape(self.get_relative_position_index(), [-1]))
+            relative_position_bias = ops.reshape(
+                relative_position_bias,
+                [self.window_size[0] * self.window_size[1],
+                           self.window_size[0] * self.window_size[1], -1])
+            relative_position_bias = ops.transpose(relative_position_bias, axes=[2, 0, 1])
+            attn = attn + relative_position_bias[None,]
+            attn = self.softmax(attn)
+            attn = self.attn_drop(attn)
+            x = ops.transpose((attn @ v), axes=[0, 2, 1, 3])
+            x = ops.reshape(x, [B_, N, C])
+            x = self.proj_drop(self.proj(x))
+            return x
+
+    class Block(layers.Layer):
+        def __init__(self, window_size, num_heads, global_query, mlp_ratio=4.0, qkv_bias=True,
+                     qk_scale=None, dropout=0.0, attention_dropout=0.0, path_drop=0.0,
+                     activation="gelu", layer_scale=None, **kwargs):
+            super().__init__(**kwargs)
+            self.window_size = window_size
+            self.num_heads = num_heads
+            self.global_query = global_query
+            self.mlp_ratio = mlp_ratio
+            self.qkv_bias = qkv_bias
+            self.qk_scale = qk_scale
+            self.dropout = dropout
+            self.attention_dropout = attention_dropout
+            self.path_drop = path_drop
+            self.activation = activation
+            self.layer_scale = layer_scale
+
+        def build(self, input_shape):
+            B, H, W, C = input_shape[0]
+            self.norm1 = layers.LayerNormalization(-1, 1e-05, name="norm1")
+            self.attn = WindowAttention(
+                window_size=self.window_size, num_heads=self.num_heads,
+                global_query=self.global_query, qkv_bias=self.qkv_bias,
+                qk_scale=self.qk_scale, attention_dropout=self.attention_dropout,
+                projection_dropout=self.dropout, name="attn")
+            self.drop_path1 = DropPath(self.path_drop)
+            self.drop_path2 = DropPath(self.path_drop)
+            self.norm2 = layers.LayerNormalization(-1, 1e-05, name="norm2")
+            self.mlp = MLP(hidden_features=int(C * self.mlp_ratio), dropout=self.dropout,
+                           activation=self.activation, name="mlp")
+            if self.layer_scale is not None:
+                self.gamma1 = self.add_weight(
+                    name="gamma1", shape=[C],
+                    initializer=keras.initializers.Constant(self.layer_scale), dtype=self.dtype)
+                self.gamma2 = self.add_weight(
+                    name="gamma2", shape=[C],
+                    initializer=keras.initializers.Constant(self.layer_scale), dtype=self.dtype)
+            else:
+                self.gamma1 = 1.0
+                self.gamma2 = 1.0
+            self.num_windows = int(H // self.window_size) * int(W // self.window_size)
+            super().build(input_shape)
+
+        def call(self, inputs, **kwargs):
+            if self.global_query:
+                inputs, q_global = inputs
+            else:
+                inputs = inputs[0]
+            B, H, W, C = ops.shape(inputs)
+            x = self.norm1(inputs)
+            x = self.window_partition(x, self.window_size)
+            x = ops.reshape(x, [-1, self.window_size * self.window_size, C])
+            if self.global_query:
+                x = self.attn([x, q_global])
+            else:
+                x = self.attn([x])
+            x = self.window_reverse(x, self.window_size, H, W, C)
+            x = inputs + self.drop_path1(x * self.gamma1)
+            x = x + self.drop_path2(self.gamma2 * self.mlp(self.norm2(x)))
+            return x
+
+        def window_partition(self, x, window_size):
+            B, H, W, C = ops.shape(x)
+            x = ops.reshape(x, [-1, H // window_size, window_size,
+                                          W // window_size, window_size, C])
+            x = ops.transpose(x, axes=[0, 1, 3, 2, 4, 5])
+            return ops.reshape(x, [-1, window_size, window_size, C])
+
+        def window_reverse(self, windows, window_size, H, W, C):
+            x = ops.reshape(windows, [-1, H // window_size, W // window_size,
+                                                window_size, window_size, C])
+            x = ops.transpose(x, axes=[0, 1, 3, 2, 4, 5])
+            return ops.reshape(x, [-1, H, W, C])
+
+    class Level(layers.Layer):
+        def __init__(self, depth, num_heads, window_size, keepdims, downsample=True,
+                     mlp_ratio=4.0, qkv_bias=True, qk_scale=None, drop=0.0,
+                     attention_dropout=0.0, path_drop=0.0, layer_scale=None, **kwargs):
+            super().__init__(**kwargs)
+            self.depth = depth
+            self.num_heads = num_heads
+            self.window_size = window_size
+            self.keepdims = keepdims
+            self.downsample = downsample
+            self.mlp_ratio = mlp_ratio
+            self.qkv_bias = qkv_bias
+            self.qk_scale = qk_scale
+            self.drop = drop
+            self.attention_dropout = attention_dropout
+            self.path_drop = path_drop
+            self.layer_scale = layer_scale
+
+        def build(self, input_shape):
+            path_drop = ([self.path_drop] * self.depth
+                         if not isinstance(self.path_drop, list) else self.path_drop)
+            self.blocks = [
+                Block(window_size=self.window_size, num_heads=self.num_heads,
+                      global_query=bool(i % 2), mlp_ratio=self.mlp_ratio,
+                      qkv_bias=self.qkv_bias, qk_scale=self.qk_scale, **{drop_kwarg: self.drop},
+                      attention_dropout=self.attention_dropout, path_drop=path_drop[i],
+                      layer_scale=self.layer_scale, name=f"blocks_{i}")
+                for i in range(self.depth)]
+            self.down = ReduceSize(keepdims=False, name="downsample")
+            self.q_global_gen = GlobalQueryGenerator(self.keepdims, name="q_global_gen")
+            super().build(input_shape)
+
+        def call(self, inputs, **kwargs):
+            x = inputs
+            q_global = self.q_global_gen(x)
+            for i, blk in enumerate(self.blocks):
+                if i % 2:
+                    x = blk([x, q_global])
+                else:
+                    x = blk([x])
+            if self.downsample:
+                x = self.down(x)
+            return x
+
+    class GCViT(keras.Model):
+        def __init__(self, window_size, embed_dim, depths, num_heads, drop_rate=0.0,
+                     mlp_ratio=3.0, qkv_bias=True, qk_scale=None, attention_dropout=0.0,
+                     path_drop=0.1, layer_scale=None, num_classes=1000,
+                     head_activation="softmax", **kwargs):
+            super().__init__(**kwargs)
+            self.window_size = window_size
+            self.embed_dim = embed_dim
+            self.depths = depths
+            self.num_heads = num_heads
+            self.drop_rate = drop_rate
+            self.mlp_ratio = mlp_ratio
+            self.qkv_bias = qkv_bias
+            self.qk_scale = qk_scale
+            self.attention_dropout = attention_dropout
+            self.path_drop = path_drop
+            self.layer_scale = layer_scale
+            self.num_classes = num_classes
+            self.head_activation = head_activation
+            self.patch_embed = PatchEmbed(embed_dim=embed_dim, name="patch_embed")
+            self.pos_drop = layers.Dropout(drop_rate, name="pos_drop")
+            path_drops = np.linspace(0.0, path_drop, sum(depths))
+            keepdims = [(0, 0, 0), (0, 0), (1,), (1,)]
+            self.levels = []
+            for i in range(len(depths)):
+                path_drop = path_drops[sum(depths[:i]): sum(depths[: i + 1])].tolist()
+                level = Level(depth=depths[i], num_heads=num_heads[i],
+                              window_size=window_size[i], keepdims=keepdims[i],
+                              downsample=(i < len(depths) - 1), mlp_ratio=mlp_ratio,
+                              qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop_rate,
+                              attention_dropout=attention_dropout, path_drop=path_drop,
+                              layer_scale=layer_scale, name=f"levels_{i}")
+                self.levels.append(level)
+            self.norm = layers.LayerNormalization(axis=-1, epsilon=1e-05, name="norm")
+            self.pool = layers.GlobalAvgPool2D(name="pool")
+            self.head = layers.Dense(num_classes, name="head", activation=head_activation)
+
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.built = True
+
+        def call(self, inputs, **kwargs):
+            x = self.patch_embed(inputs)
+            x = self.pos_drop(x)
+            for level in self.levels:
+                x = level(x)
+            x = self.norm(x)
+            x = self.pool(x)
+            x = self.head(x)
+            return x
+
+        def build_graph(self, input_shape=(224, 224, 3)):
+            x = keras.Input(shape=input_shape)
+            return keras.Model(inputs=[x], outputs=self.call(x), name=self.name)
+
+        def summary(self, input_shape=(224, 224, 3)):
+            return self.build_graph(input_shape).summary()
+
+    return GCViT
+
+
+_GCVIT_CONFIG = {"window_size": (2, 2), "embed_dim": 8, "depths": (2, 2),
+                 "num_heads": (1, 2), "mlp_ratio": 3.0, "path_drop": 0.2}
+
+
+def _gcvit_replay(keras, x, y):
+    """Build by a call on a float64 array, summary through the example's `build_graph`, fit."""
+    model = _gcvit_class(keras, drop_kwarg="dropout")(**_GCVIT_CONFIG, num_classes=5)
+    out = model(keras.ops.array(np.random.default_rng(0).uniform(size=(1, 64, 64, 3))))
+    graph = model.build_graph((64, 64, 3))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, validation_data=(x[:4], y[:4]), epochs=1, batch_size=4,
+                        verbose=0)
+    return model, out, graph, history.history
+
+
+def test_gcvit_as_written_fails_in_both():
+    """`Level` passes `drop=` to `Block`, whose `__init__` takes `dropout`: the unknown keyword
+    reaches `Layer.__init__` when the first call builds the levels."""
+    for lib in (keras, kestrel):
+        model = _gcvit_class(_fresh(lib))(**_GCVIT_CONFIG, num_classes=5)
+        with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to Block"):
+            model(np.zeros((1, 64, 64, 3), "float32"))
+
+
+def test_gcvit_image_classification():
+    """GCViT with `dropout=` fixed: weight paths, the example's summary, fit with DropPath
+    (Kestrel's seeded draws are Keras') and predictions agree. Keras 3.15 builds a subclassed
+    model's automatic config from the defaults only (its `Model.__new__` drops the arguments),
+    so `get_config()` raises here; Kestrel returns the arguments given."""
+    rng = np.random.default_rng(1)
+    x = rng.random((8, 64, 64, 3)).astype("float32")
+    y = rng.integers(0, 5, 8)
+    expected, got = _both(_gcvit_replay, x, y)
+    assert tuple(got[1].shape) == tuple(expected[1].shape) == (1, 5)
+    assert got[1].dtype == expected[1].dtype == torch.float32
+    np.testing.assert_allclose(_numpy(got[1]), _numpy(expected[1]), rtol=1e-4, atol=1e-6)
+    assert [w.path for w in got[0].weights] == [w.path for w in expected[0].weights]
+    assert _summary(got[2]) == _summary(expected[2])
+    _assert_same_history(got[3], expected[3])
+    got[0].set_weights(expected[0].get_weights())
+    np.testing.assert_allclose(got[0].predict(x[:2], verbose=0),
+                               expected[0].predict(x[:2], verbose=0), rtol=1e-4, atol=1e-6)
+    with pytest.raises(NotImplementedError):
+        expected[0].get_config()
+    assert {k: v for k, v in _config(got[0]).items() if k in _GCVIT_CONFIG} == json.loads(
+        json.dumps(_GCVIT_CONFIG))
+
+
+def test_reshape_keeps_keras_core_keyword():
+    """The example's `ops.reshape(x, new_shape=...)` (keras-core's name) is a TypeError in
+    Keras 3.15 (`newshape`); Kestrel still takes it."""
+    x = np.arange(12.0).reshape(3, 4)
+    with pytest.raises(TypeError):
+        keras.ops.reshape(x, new_shape=[2, 6])
+    np.testing.assert_array_equal(_numpy(kestrel.ops.reshape(x, new_shape=[2, 6])),
+                                  _numpy(keras.ops.reshape(x, [2, 6])))
