@@ -621,3 +621,365 @@ def test_reshape_keeps_keras_core_keyword():
         keras.ops.reshape(x, new_shape=[2, 6])
     np.testing.assert_array_equal(_numpy(kestrel.ops.reshape(x, new_shape=[2, 6])),
                                   _numpy(keras.ops.reshape(x, [2, 6])))
+
+
+# ---------------------------------------------------------------- masked image modeling
+_INPUT_SHAPE = (8, 8, 3)
+_IMAGE_SIZE, _PATCH_SIZE = 12, 3
+_NUM_PATCHES = (_IMAGE_SIZE // _PATCH_SIZE) ** 2
+_MASK_PROPORTION = 0.75
+_LAYER_NORM_EPS = 1e-6
+_ENC_PROJECTION_DIM, _DEC_PROJECTION_DIM = 8, 8
+_ENC_NUM_HEADS = _DEC_NUM_HEADS = 2
+_ENC_LAYERS = _DEC_LAYERS = 1
+_ENC_TRANSFORMER_UNITS = [_ENC_PROJECTION_DIM * 2, _ENC_PROJECTION_DIM]
+_DEC_TRANSFORMER_UNITS = [_DEC_PROJECTION_DIM * 2, _DEC_PROJECTION_DIM]
+
+
+def _mae_parts(keras):
+    """masked_image_modeling's pieces written with keras.ops (`tf.image.extract_patches`:
+    `ops.image.extract_patches`; gathers with `batch_dims=1`: `ops.take_along_axis`; the
+    mask token a `keras.Variable`; tfa's AdamW: Keras'), its train_step with torch autograd."""
+    layers, ops = keras.layers, keras.ops
+
+    def get_train_augmentation_model():
+        return keras.Sequential([
+            layers.Rescaling(1 / 255.0),
+            layers.Resizing(_INPUT_SHAPE[0] + 6, _INPUT_SHAPE[0] + 6),
+            layers.RandomCrop(_IMAGE_SIZE, _IMAGE_SIZE),
+            layers.RandomFlip("horizontal"),
+        ], name="train_data_augmentation")
+
+    def get_test_augmentation_model():
+        return keras.Sequential([layers.Rescaling(1 / 255.0),
+                                 layers.Resizing(_IMAGE_SIZE, _IMAGE_SIZE)],
+                                name="test_data_augmentation")
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size=_PATCH_SIZE, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+            self.resize = layers.Reshape((-1, patch_size * patch_size * 3))
+
+        def call(self, images):
+            patches = ops.image.extract_patches(images, size=self.patch_size)
+            return self.resize(patches)
+
+        def reconstruct_from_patch(self, patch):
+            num_patches = patch.shape[0]
+            n = int(np.sqrt(num_patches))
+            patch = ops.reshape(patch, (num_patches, self.patch_size, self.patch_size, 3))
+            rows = ops.split(patch, n, axis=0)
+            rows = [ops.concatenate(ops.unstack(x), axis=1) for x in rows]
+            return ops.concatenate(rows, axis=0)
+
+    class PatchEncoder(layers.Layer):
+        def __init__(self, patch_size=_PATCH_SIZE, projection_dim=_ENC_PROJECTION_DIM,
+                     mask_proportion=_MASK_PROPORTION, downstream=False, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+            self.projection_dim = projection_dim
+            self.mask_proportion = mask_proportion
+            self.downstream = downstream
+            self.mask_token = keras.Variable(
+                keras.random.normal([1, patch_size * patch_size * 3]), trainable=True)
+
+        def build(self, input_shape):
+            (_, self.num_patches, self.patch_area) = input_shape
+            self.projection = layers.Dense(units=self.projection_dim)
+            self.position_embedding = layers.Embedding(input_dim=self.num_patches,
+                                                       output_dim=self.projection_dim)
+            self.num_mask = int(self.mask_proportion * self.num_patches)
+
+        def call(self, patches):
+            batch_size = ops.shape(patches)[0]
+            positions = ops.arange(start=0, stop=self.num_patches, step=1)
+            pos_embeddings = self.position_embedding(positions[None, ...])
+            pos_embeddings = ops.tile(pos_embeddings, [batch_size, 1, 1])
+            patch_embeddings = self.projection(patches) + pos_embeddings
+            if self.downstream:
+                return patch_embeddings
+            mask_indices, unmask_indices = self.get_random_indices(batch_size)
+            unmasked_embeddings = ops.take_along_axis(
+                patch_embeddings, unmask_indices[..., None], axis=1)
+            unmasked_positions = ops.take_along_axis(
+                pos_embeddings, unmask_indices[..., None], axis=1)
+            masked_positions = ops.take_along_axis(
+                pos_embeddings, mask_indices[..., None], axis=1)
+            mask_tokens = ops.repeat(self.mask_token, repeats=self.num_mask, axis=0)
+            mask_tokens = ops.repeat(mask_tokens[None, ...], repeats=batch_size, axis=0)
+            masked_embeddings = self.projection(mask_tokens) + masked_positions
+            return (unmasked_embeddings, masked_embeddings, unmasked_positions,
+                    mask_indices, unmask_indices)
+
+        def get_random_indices(self, batch_size):
+            rand_indices = ops.argsort(
+                keras.random.uniform(shape=(batch_size, self.num_patches)), axis=-1)
+            mask_indices = rand_indices[:, : self.num_mask]
+            unmask_indices = rand_indices[:, self.num_mask:]
+            return mask_indices, unmask_indices
+
+        def generate_masked_image(self, patches, unmask_indices):
+            idx = np.random.choice(patches.shape[0])
+            patch = patches[idx]
+            unmask_index = unmask_indices[idx]
+            new_patch = np.zeros_like(patch)
+            for i in range(unmask_index.shape[0]):
+                new_patch[unmask_index[i]] = patch[unmask_index[i]]
+            return new_patch, idx
+
+    def mlp(x, dropout_rate, hidden_units):
+        for units in hidden_units:
+            x = layers.Dense(units, activation=keras.activations.gelu)(x)
+            x = layers.Dropout(dropout_rate)(x)
+        return x
+
+    def transformer_block(x, num_heads, key_dim, units):
+        x1 = layers.LayerNormalization(epsilon=_LAYER_NORM_EPS)(x)
+        attention_output = layers.MultiHeadAttention(num_heads=num_heads, key_dim=key_dim,
+                                                     dropout=0.1)(x1, x1)
+        x2 = layers.Add()([attention_output, x])
+        x3 = layers.LayerNormalization(epsilon=_LAYER_NORM_EPS)(x2)
+        x3 = mlp(x3, hidden_units=units, dropout_rate=0.1)
+        return layers.Add()([x3, x2])
+
+    def create_encoder(num_heads=_ENC_NUM_HEADS, num_layers=_ENC_LAYERS):
+        inputs = layers.Input((None, _ENC_PROJECTION_DIM))
+        x = inputs
+        for _ in range(num_layers):
+            x = transformer_block(x, num_heads, _ENC_PROJECTION_DIM, _ENC_TRANSFORMER_UNITS)
+        outputs = layers.LayerNormalization(epsilon=_LAYER_NORM_EPS)(x)
+        return keras.Model(inputs, outputs, name="mae_encoder")
+
+    def create_decoder(num_layers=_DEC_LAYERS, num_heads=_DEC_NUM_HEADS, image_size=_IMAGE_SIZE):
+        inputs = layers.Input((_NUM_PATCHES, _ENC_PROJECTION_DIM))
+        x = layers.Dense(_DEC_PROJECTION_DIM)(inputs)
+        for _ in range(num_layers):
+            x = transformer_block(x, num_heads, _DEC_PROJECTION_DIM, _DEC_TRANSFORMER_UNITS)
+        x = layers.LayerNormalization(epsilon=_LAYER_NORM_EPS)(x)
+        x = layers.Flatten()(x)
+        pre_final = layers.Dense(units=image_size * image_size * 3, activation="sigmoid")(x)
+        outputs = layers.Reshape((image_size, image_size, 3))(pre_final)
+        return keras.Model(inputs, outputs, name="mae_decoder")
+
+    class MaskedAutoencoder(keras.Model):
+        def __init__(self, train_augmentation_model, test_augmentation_model, patch_layer,
+                     patch_encoder, encoder, decoder, **kwargs):
+            super().__init__(**kwargs)
+            self.train_augmentation_model = train_augmentation_model
+            self.test_augmentation_model = test_augmentation_model
+            self.patch_layer = patch_layer
+            self.patch_encoder = patch_encoder
+            self.encoder = encoder
+            self.decoder = decoder
+
+        def calculate_loss(self, images, test=False):
+            if test:
+                augmented_images = self.test_augmentation_model(images)
+            else:
+                augmented_images = self.train_augmentation_model(images)
+            patches = self.patch_layer(augmented_images)
+            (unmasked_embeddings, masked_embeddings, unmasked_positions, mask_indices,
+             unmask_indices) = self.patch_encoder(patches)
+            encoder_outputs = self.encoder(unmasked_embeddings)
+            encoder_outputs = encoder_outputs + unmasked_positions
+            decoder_inputs = ops.concatenate([encoder_outputs, masked_embeddings], axis=1)
+            decoder_outputs = self.decoder(decoder_inputs)
+            decoder_patches = self.patch_layer(decoder_outputs)
+            loss_patch = ops.take_along_axis(patches, mask_indices[..., None], axis=1)
+            loss_output = ops.take_along_axis(decoder_patches, mask_indices[..., None], axis=1)
+            total_loss = self.compute_loss(y=loss_patch, y_pred=loss_output)
+            return total_loss, loss_patch, loss_output
+
+        def train_step(self, images):
+            self.zero_grad()
+            total_loss, loss_patch, loss_output = self.calculate_loss(images)
+            total_loss.backward()
+            train_vars = [
+                self.train_augmentation_model.trainable_variables,
+                self.patch_layer.trainable_variables,
+                self.patch_encoder.trainable_variables,
+                self.encoder.trainable_variables,
+                self.decoder.trainable_variables,
+            ]
+            tv_list = [(v.value.grad, v) for var in train_vars for v in var]
+            with torch.no_grad():
+                self.optimizer.apply_gradients(tv_list)
+            return self.compute_metrics(images, loss_patch, loss_output)
+
+        def test_step(self, images):
+            total_loss, loss_patch, loss_output = self.calculate_loss(images, test=True)
+            return self.compute_metrics(images, loss_patch, loss_output)
+
+    class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, learning_rate_base, total_steps, warmup_learning_rate, warmup_steps):
+            super().__init__()
+            self.learning_rate_base = learning_rate_base
+            self.total_steps = total_steps
+            self.warmup_learning_rate = warmup_learning_rate
+            self.warmup_steps = warmup_steps
+            self.pi = np.pi
+
+        def __call__(self, step):
+            if self.total_steps < self.warmup_steps:
+                raise ValueError("Total_steps must be larger or equal to warmup_steps.")
+            cos_annealed_lr = ops.cos(self.pi * (ops.cast(step, "float32") - self.warmup_steps)
+                                      / float(self.total_steps - self.warmup_steps))
+            learning_rate = 0.5 * self.learning_rate_base * (1 + cos_annealed_lr)
+            if self.warmup_steps > 0:
+                slope = (self.learning_rate_base - self.warmup_learning_rate) / self.warmup_steps
+                warmup_rate = slope * ops.cast(step, "float32") + self.warmup_learning_rate
+                learning_rate = ops.where(step < self.warmup_steps, warmup_rate, learning_rate)
+            return ops.where(step > self.total_steps, 0.0, learning_rate)
+
+    return dict(get_train_augmentation_model=get_train_augmentation_model,
+                get_test_augmentation_model=get_test_augmentation_model, Patches=Patches,
+                PatchEncoder=PatchEncoder, create_encoder=create_encoder,
+                create_decoder=create_decoder, MaskedAutoencoder=MaskedAutoencoder,
+                WarmUpCosine=WarmUpCosine)
+
+
+def _mae_replay(keras, build_first):
+    """The example's demo of the patch layers, the pretraining fit (after building every part
+    and the compiled loss and metrics by hand when `build_first`), then linear probing."""
+    parts, layers = _mae_parts(keras), keras.layers
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (8,) + _INPUT_SHAPE).astype("uint8")
+    y_train = rng.integers(0, 10, (8, 1))
+    patch_layer = parts["Patches"]()
+    augmented_images = parts["get_train_augmentation_model"]()(x_train[:2])
+    patches = patch_layer(images=augmented_images)
+    image = patch_layer.reconstruct_from_patch(patches[1])
+    patch_encoder = parts["PatchEncoder"]()
+    encoded = patch_encoder(patches=patches)
+    mae_model = parts["MaskedAutoencoder"](
+        train_augmentation_model=parts["get_train_augmentation_model"](),
+        test_augmentation_model=parts["get_test_augmentation_model"](),
+        patch_layer=parts["Patches"](), patch_encoder=parts["PatchEncoder"](),
+        encoder=parts["create_encoder"](), decoder=parts["create_decoder"]())
+    scheduled_lrs = parts["WarmUpCosine"](learning_rate_base=5e-3, total_steps=4,
+                                          warmup_learning_rate=0.0, warmup_steps=1)
+    mae_model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=scheduled_lrs, weight_decay=1e-4),
+        loss=keras.losses.MeanSquaredError(), metrics=["mae"])
+    result = {"augmented": augmented_images, "image": image, "encoded": encoded,
+              "encoder_weights": [w.path for w in patch_encoder.weights],
+              "lrs": [float(scheduled_lrs(step)) for step in range(6)]}
+    if build_first:
+        mae_model.calculate_loss(x_train[:2], test=True)
+        _, loss_patch, loss_output = mae_model.calculate_loss(x_train[:2])
+        mae_model.compute_metrics(x_train[:2], loss_patch, loss_output)
+        mae_model.built = True
+    try:
+        history = mae_model.fit(x_train, epochs=2, batch_size=4,
+                                validation_data=(x_train[:4],), verbose=0)
+    except RuntimeError as error:
+        return {**result, "fit_error": str(error)}
+    result.update(history=history.history, evaluate=mae_model.evaluate(x_train[:4], verbose=0))
+    patch_encoder = mae_model.patch_encoder
+    patch_encoder.downstream = True
+    downstream_model = keras.Sequential(
+        [layers.Input((_IMAGE_SIZE, _IMAGE_SIZE, 3)), mae_model.patch_layer, patch_encoder,
+         mae_model.encoder, layers.BatchNormalization(), layers.GlobalAveragePooling1D(),
+         layers.Dense(10, activation="softmax")], name="linear_probe_model")
+    for layer in downstream_model.layers[:-1]:
+        layer.trainable = False
+    downstream_model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=parts["WarmUpCosine"](0.1, 4, 0.0, 1),
+                                       momentum=0.9),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    images = mae_model.test_augmentation_model(x_train)
+    probe = downstream_model.fit(images, y_train, validation_data=(images, y_train), epochs=2,
+                                 batch_size=4, verbose=0)
+    return {**result, "summary": _summary(downstream_model), "probe": probe.history}
+
+
+def test_masked_image_modeling_without_a_build_fails_in_both():
+    """A call-less subclassed model with a compiled loss: Keras' fit builds by calling the model
+    on symbolic inputs, which it cannot; Kestrel stops with the same RuntimeError."""
+    expected, got = _both(_mae_replay, False)
+    assert "does not have a `call()` method" in expected["fit_error"]
+    assert got["fit_error"].split("\n")[0] == expected["fit_error"].split("\n")[0]
+    assert "does not have a `call()` method" in got["fit_error"]
+
+
+def test_masked_image_modeling():
+    """Patches, a layer built by a call whose input is passed by keyword
+    (`patch_encoder(patches=patches)`), seeded masking, the warm-up cosine schedule, the
+    pretraining fit with AdamW, evaluate, and the frozen linear probe."""
+    expected, got = _both(_mae_replay, True)
+    for key in ("augmented", "image"):
+        np.testing.assert_allclose(_numpy(got[key]), _numpy(expected[key]), atol=1e-6)
+    np.testing.assert_array_equal(_numpy(got["image"]), _numpy(got["augmented"][1]))
+    assert [str(t.dtype) for t in got["encoded"]] == [str(t.dtype) for t in expected["encoded"]]
+    for got_part, expected_part in zip(got["encoded"], expected["encoded"]):
+        np.testing.assert_allclose(_numpy(got_part), _numpy(expected_part), atol=1e-5)
+    assert got["encoder_weights"] == expected["encoder_weights"]
+    np.testing.assert_allclose(got["lrs"], expected["lrs"], rtol=1e-6)
+    _assert_same_history(got["history"], expected["history"])
+    np.testing.assert_allclose(got["evaluate"], expected["evaluate"], rtol=1e-4, atol=1e-6)
+    assert got["summary"] == expected["summary"]
+    _assert_same_history(got["probe"], expected["probe"])
+
+
+def _keyword_first_argument(lib):
+    """A layer whose first call passes its input by keyword builds from it."""
+    class Scale(lib.layers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, images):
+            return images * self.scale
+
+    x = np.ones((2, 3), "float32")
+    dense = lib.layers.Dense(4)
+    inputs = lib.Input((3,))
+    model = lib.Model(inputs, lib.layers.Dense(2)(inputs=inputs))
+    return (_numpy(Scale()(images=x)), tuple(dense(inputs=x).shape),
+            tuple(dense.kernel.shape), _config(model)["layers"][1]["inbound_nodes"])
+
+
+def test_first_argument_given_by_keyword_builds_the_layer():
+    """Eagerly it builds the layer; in a functional model the node keeps it as a keyword."""
+    expected, got = _both(_keyword_first_argument)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1:] == expected[1:]
+    assert got[1:3] == ((2, 4), (3, 4))
+
+
+def _callless_fit(lib, build, loss, metrics):
+    """fit of a subclassed model that overrides only train_step: the error, or the history."""
+    class OnlyTrainStep(lib.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(1)
+
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()
+            y_pred = self.dense(x)
+            self.compute_loss(y=y, y_pred=y_pred).backward()
+            with torch.no_grad():
+                self.optimizer.apply([v.value.grad for v in self.trainable_variables],
+                                     self.trainable_variables)
+            return self.compute_metrics(x, y, y_pred)
+
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    model = OnlyTrainStep()
+    if build:
+        model.dense(x)
+    model.compile(optimizer="sgd", loss=loss, metrics=metrics)
+    with pytest.raises(RuntimeError) as error:
+        model.fit(x, y, epochs=1, verbose=0)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("build, loss, metrics", [
+    (False, "mse", ["mae"]), (True, "mse", None), (False, None, None)])
+def test_fit_of_a_model_without_call_raises_as_keras(build, loss, metrics):
+    """Unbuilt layers, or a compiled loss or metrics still unbuilt: Keras builds by a symbolic
+    call of the model, and a model without `call` stops fit there."""
+    expected, got = _both(_callless_fit, build, loss, metrics)
+    assert got.split("\n")[0] == expected.split("\n")[0]
+    assert got.endswith("'Model OnlyTrainStep does not have a `call()` method implemented.'")
+    assert "Model OnlyTrainStep does not have a `call()` method implemented." in expected
