@@ -983,3 +983,87 @@ def test_fit_of_a_model_without_call_raises_as_keras(build, loss, metrics):
     assert got.split("\n")[0] == expected.split("\n")[0]
     assert got.endswith("'Model OnlyTrainStep does not have a `call()` method implemented.'")
     assert "Model OnlyTrainStep does not have a `call()` method implemented." in expected
+
+
+# ---------------------------------------------------------------- near-duplicate image search
+_NEAR_DUP_SIZE = 16
+
+
+def _near_dup_embedding_model(keras):
+    """near_dup_search's embedding model, a small functional classifier standing in for the
+    downloaded BiT model (`bit_model.layers[1]` is its feature extractor)."""
+    layers = keras.layers
+    features = keras.Sequential([layers.Input((_NEAR_DUP_SIZE, _NEAR_DUP_SIZE, 3)),
+                                 layers.Conv2D(4, 3, strides=2, activation="relu"),
+                                 layers.GlobalAveragePooling2D()], name="feature_extractor")
+    bit_model = keras.Sequential([layers.Input((_NEAR_DUP_SIZE, _NEAR_DUP_SIZE, 3)),
+                                  layers.Rescaling(1.0), features, layers.Dense(5)])
+    return keras.Sequential([
+        layers.Input((_NEAR_DUP_SIZE, _NEAR_DUP_SIZE, 3)),
+        layers.Rescaling(scale=1.0 / 255),
+        bit_model.layers[1],
+        layers.Normalization(mean=0, variance=1),
+    ], name="embedding_model")
+
+
+def _hash_func(embedding, random_vectors):
+    bools = np.dot(np.array(embedding), random_vectors) > 0
+    return [sum(1 << i for i, j in enumerate(bool_vec) if j) for bool_vec in bools]
+
+
+def _near_dup_lsh(embedding_model, images, labels, query, hash_size=4, dim=4, num_tables=3):
+    """The example's LSH tables (Table, LSH, BuildLSHTable), condensed: each image's
+    `predict` features hashed into `num_tables` tables, then the query's Jaccard counts."""
+    np.random.seed(0)
+    tables = [({}, np.random.randn(hash_size, dim).T) for _ in range(num_tables)]
+    for id, (image, label) in enumerate(zip(images, labels)):
+        features = embedding_model.predict(image[None, ...], verbose=0)
+        for table, vectors in tables:
+            for h in _hash_func(features, vectors):
+                table.setdefault(h, []).append({"id_label": f"{id}_{label}"})
+    features = embedding_model.predict(query[None, ...], verbose=0)
+    counts = {}
+    for table, vectors in tables:
+        for h in _hash_func(features, vectors):
+            for r in table.get(h, []):
+                counts[r["id_label"]] = counts.get(r["id_label"], 0) + 1
+    return {k: float(v) / dim for k, v in counts.items()}
+
+
+def test_near_dup_search(tmp_path):
+    """The embedding model (a layer taken from another model, Normalization with a given mean
+    and variance), its per-image predictions hashed into LSH tables, and its `.keras` file."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (6, _NEAR_DUP_SIZE, _NEAR_DUP_SIZE, 3)).astype("float32")
+    labels = rng.integers(0, 5, 6)
+    expected, got = _both(_near_dup_embedding_model)
+    _assert_same_model(expected, got, images)
+    assert _near_dup_lsh(got, images, labels, images[2]) == _near_dup_lsh(
+        expected, images, labels, images[2])
+    path = str(tmp_path / "embedding_model.keras")
+    got.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0),
+                               expected.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def _nested_model_entries(lib):
+    layers = lib.layers
+    inner = lib.Sequential([layers.Input((4,)), layers.Dense(2)], name="inner")
+    inputs = lib.Input((2,))
+    compiled = lib.Model(inputs, layers.Dense(1)(inputs), name="compiled")
+    compiled.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    stack = lib.Sequential([layers.Input((4,)), inner, compiled])
+    x = lib.Input((4,))
+    graph = lib.Model(x, compiled(inner(x)))
+    return [[{k: v for k, v in (entry.get("compile_config") or {}).items() if k != "optimizer"}
+             if "compile_config" in entry else None for entry in model.get_config()["layers"]]
+            for model in (stack, graph)]
+
+
+def test_nested_models_carry_a_compile_config():
+    """As Keras: a model inside a Sequential or functional config carries `compile_config`,
+    `{}` when it is not compiled."""
+    expected, got = _both(_nested_model_entries)
+    assert got == expected
+    assert got[0][1] == {} and got[0][2]["loss"] == "mse"
