@@ -1067,3 +1067,192 @@ def test_nested_models_carry_a_compile_config():
     expected, got = _both(_nested_model_entries)
     assert got == expected
     assert got[0][1] == {} and got[0][2]["loss"] == "mse"
+
+
+# ---------------------------------------------------------------- NeRF
+_NERF_H = _NERF_W = 4
+_NUM_SAMPLES, _POS_ENCODE_DIMS, _NERF_BATCH = 4, 2, 2
+
+
+def _nerf_parts(keras, with_call=True):
+    """nerf's ray casting, model and volume rendering written with keras.ops (`tf.math.cumprod`
+    with `exclusive=True`: a cumprod shifted by one; `tf.image.psnr`: its formula), its
+    train_step with torch autograd. `with_call`: the NeRF model gets a pass-through `call`,
+    which Keras 3 needs to build it at fit."""
+    layers, ops = keras.layers, keras.ops
+
+    def encode_position(x):
+        positions = [x]
+        for i in range(_POS_ENCODE_DIMS):
+            for fn in [ops.sin, ops.cos]:
+                positions.append(fn(2.0 ** i * x))
+        return ops.concatenate(positions, axis=-1)
+
+    def get_rays(height, width, focal, pose):
+        i, j = ops.meshgrid(ops.arange(width, dtype="float32"),
+                            ops.arange(height, dtype="float32"), indexing="xy")
+        transformed_i = (i - width * 0.5) / focal
+        transformed_j = (j - height * 0.5) / focal
+        directions = ops.stack([transformed_i, -transformed_j, -ops.ones_like(i)], axis=-1)
+        camera_matrix = pose[:3, :3]
+        height_width_focal = pose[:3, -1]
+        transformed_dirs = directions[..., None, :]
+        camera_dirs = transformed_dirs * camera_matrix
+        ray_directions = ops.sum(camera_dirs, axis=-1)
+        ray_origins = ops.broadcast_to(height_width_focal, ops.shape(ray_directions))
+        return (ray_origins, ray_directions)
+
+    def render_flat_rays(ray_origins, ray_directions, near, far, num_samples, rand=False,
+                         seed=None):
+        t_vals = ops.linspace(near, far, num_samples)
+        if rand:
+            shape = list(ray_origins.shape[:-1]) + [num_samples]
+            noise = keras.random.uniform(shape=shape, seed=seed) * (far - near) / num_samples
+            t_vals = t_vals + noise
+        rays = ray_origins[..., None, :] + (ray_directions[..., None, :] * t_vals[..., None])
+        rays_flat = ops.reshape(rays, [-1, 3])
+        rays_flat = encode_position(rays_flat)
+        return (rays_flat, t_vals)
+
+    def map_fn(pose, focal):
+        (ray_origins, ray_directions) = get_rays(height=_NERF_H, width=_NERF_W, focal=focal,
+                                                 pose=pose)
+        return render_flat_rays(ray_origins=ray_origins, ray_directions=ray_directions,
+                                near=2.0, far=6.0, num_samples=_NUM_SAMPLES, rand=True)
+
+    def get_nerf_model(num_layers, num_pos):
+        inputs = keras.Input(shape=(num_pos, 2 * 3 * _POS_ENCODE_DIMS + 3))
+        x = inputs
+        for i in range(num_layers):
+            x = layers.Dense(units=8, activation="relu")(x)
+            if i % 4 == 0 and i > 0:
+                x = layers.concatenate([x, inputs], axis=-1)
+        outputs = layers.Dense(units=4)(x)
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    def render_rgb_depth(model, rays_flat, t_vals, rand=True, train=True):
+        if train:
+            predictions = model(rays_flat)
+        else:
+            predictions = model.predict(rays_flat, verbose=0)
+        predictions = ops.reshape(predictions, (_NERF_BATCH, _NERF_H, _NERF_W, _NUM_SAMPLES, 4))
+        rgb = ops.sigmoid(predictions[..., :-1])
+        sigma_a = ops.relu(predictions[..., -1])
+        delta = t_vals[..., 1:] - t_vals[..., :-1]
+        if rand:
+            delta = ops.concatenate(
+                [delta, ops.broadcast_to([1e10], (_NERF_BATCH, _NERF_H, _NERF_W, 1))], axis=-1)
+            alpha = 1.0 - ops.exp(-sigma_a * delta)
+        else:
+            delta = ops.concatenate([delta, ops.broadcast_to([1e10], (_NERF_BATCH, 1))], axis=-1)
+            alpha = 1.0 - ops.exp(-sigma_a * delta[:, None, None, :])
+        exp_term = 1.0 - alpha
+        epsilon = 1e-10
+        transmittance = ops.cumprod(exp_term + epsilon, axis=-1)  # exclusive: shifted by one
+        transmittance = ops.concatenate(
+            [ops.ones_like(transmittance[..., :1]), transmittance[..., :-1]], axis=-1)
+        weights = alpha * transmittance
+        rgb = ops.sum(weights[..., None] * rgb, axis=-2)
+        if rand:
+            depth_map = ops.sum(weights * t_vals, axis=-1)
+        else:
+            depth_map = ops.sum(weights * t_vals[:, None, None], axis=-1)
+        return (rgb, depth_map)
+
+    def psnr(images, rgb, max_val=1.0):
+        mse = ops.mean(ops.square(images - rgb), axis=(-3, -2, -1))
+        return 20.0 * np.log10(max_val) - 10.0 * ops.log(mse) / np.log(10.0)
+
+    class NeRF(keras.Model):
+        def __init__(self, nerf_model):
+            super().__init__()
+            self.nerf_model = nerf_model
+
+        if with_call:
+            def call(self, images):
+                return images
+
+        def compile(self, optimizer, loss_fn):
+            super().compile()
+            self.optimizer = optimizer
+            self.loss_fn = loss_fn
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.psnr_metric = keras.metrics.Mean(name="psnr")
+
+        def _step(self, inputs):
+            (images, rays) = inputs
+            (rays_flat, t_vals) = rays
+            rgb, _ = render_rgb_depth(model=self.nerf_model, rays_flat=rays_flat,
+                                      t_vals=t_vals, rand=True)
+            return images, rgb, self.loss_fn(images, rgb)
+
+        def train_step(self, inputs):
+            self.zero_grad()
+            images, rgb, loss = self._step(inputs)
+            loss.backward()
+            trainable_variables = self.nerf_model.trainable_variables
+            gradients = [v.value.grad for v in trainable_variables]
+            with torch.no_grad():
+                self.optimizer.apply_gradients(zip(gradients, trainable_variables))
+            return self._update(images, rgb, loss)
+
+        def test_step(self, inputs):
+            return self._update(*self._step(inputs))
+
+        def _update(self, images, rgb, loss):
+            self.loss_tracker.update_state(loss)
+            self.psnr_metric.update_state(psnr(images, rgb, max_val=1.0))
+            return {"loss": self.loss_tracker.result(), "psnr": self.psnr_metric.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.psnr_metric]
+
+    return dict(map_fn=map_fn, get_nerf_model=get_nerf_model,
+                render_rgb_depth=render_rgb_depth, NeRF=NeRF)
+
+
+def _nerf_replay(keras, with_call=True):
+    """Rays for random poses, the NeRF MLP, fit with a callback rendering depth maps."""
+    parts = _nerf_parts(keras, with_call)
+    rng = np.random.default_rng(0)
+    images = rng.random((6, _NERF_H, _NERF_W, 3)).astype("float32")
+    rays = [parts["map_fn"](pose, 3.0) for pose in rng.normal(size=(6, 4, 4)).astype("float32")]
+    rays_flat = np.stack([_numpy(r[0]) for r in rays])
+    t_vals = np.stack([_numpy(r[1]) for r in rays])
+    nerf_model = parts["get_nerf_model"](num_layers=6, num_pos=_NERF_H * _NERF_W * _NUM_SAMPLES)
+    model = parts["NeRF"](nerf_model)
+    model.compile(optimizer=keras.optimizers.Adam(), loss_fn=keras.losses.MeanSquaredError())
+    depth_maps = []
+
+    class TrainMonitor(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            depth_maps.append(_numpy(parts["render_rgb_depth"](
+                model=self.model.nerf_model, rays_flat=rays_flat[:2], t_vals=t_vals[:2],
+                rand=True, train=False)[1]))
+
+    try:
+        history = model.fit(images[:4], (rays_flat[:4], t_vals[:4]),
+                            validation_data=(images[4:], (rays_flat[4:], t_vals[4:])),
+                            batch_size=_NERF_BATCH, epochs=2, callbacks=[TrainMonitor()],
+                            steps_per_epoch=2, verbose=0)
+    except RuntimeError as error:
+        return str(error).split("\n")[0]
+    return rays_flat, t_vals, nerf_model, history.history, depth_maps
+
+
+def test_nerf():
+    """Seeded ray sampling, the MLP's layout and summary, the custom compile and metrics, fit
+    with validation, and the callback's `predict`-based rendering."""
+    expected, got = _both(_nerf_replay)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)
+    assert _layout(got[2]) == _layout(expected[2])
+    assert _summary(got[2]) == _summary(expected[2])
+    _assert_same_history(got[3], expected[3])
+    np.testing.assert_allclose(got[4], expected[4], rtol=1e-4, atol=1e-5)
+
+
+def test_nerf_as_written_without_call_fails_in_both():
+    expected, got = _both(_nerf_replay, False)
+    assert got == expected and expected.startswith("Unable to automatically build the model")
