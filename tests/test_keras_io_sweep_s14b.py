@@ -1256,3 +1256,183 @@ def test_nerf():
 def test_nerf_as_written_without_call_fails_in_both():
     expected, got = _both(_nerf_replay, False)
     assert got == expected and expected.startswith("Unable to automatically build the model")
+
+
+# ---------------------------------------------------------------- natural-language image search
+_NL_SEQ, _NL_VOCAB, _NL_IMG = 6, 20, 8
+
+
+def _nl_search_parts(keras, mean_loss):
+    """nl_image_search's encoders (tiny stand-ins for EfficientNetV2B3 and keras_hub's BERT:
+    a frozen functional CNN, a frozen functional model with dict inputs and outputs) and its
+    DualEncoder as written for the torch backend (`self.train_step = self.train_step_torch`).
+    `mean_loss`: `compute_loss` returns the batch mean its comment promises (as written it
+    returns per-sample losses, and `loss.backward()` fails on them)."""
+    layers, ops = keras.layers, keras.ops
+
+    def project_embeddings(embeddings, num_projection_layers, projection_dims, dropout_rate):
+        projected_embeddings = layers.Dense(units=projection_dims)(embeddings)
+        for _ in range(num_projection_layers):
+            x = ops.gelu(projected_embeddings)
+            x = layers.Dense(projection_dims)(x)
+            x = layers.Dropout(dropout_rate)(x)
+            x = layers.Add()([projected_embeddings, x])
+            projected_embeddings = layers.LayerNormalization()(x)
+        return projected_embeddings
+
+    def create_vision_encoder(num_projection_layers, projection_dims, dropout_rate,
+                              trainable=False):
+        base_inputs = layers.Input((_NL_IMG, _NL_IMG, 3))
+        base = keras.Model(base_inputs, layers.GlobalAveragePooling2D()(
+            layers.Conv2D(4, 3, activation="relu")(base_inputs)), name="efficientnet")
+        for layer in base.layers:
+            layer.trainable = trainable
+        inputs = layers.Input(shape=(_NL_IMG, _NL_IMG, 3), name="image_input")
+        embeddings = base(inputs)
+        embeddings = keras.layers.Dense(8, activation="gelu")(embeddings)
+        outputs = project_embeddings(embeddings, num_projection_layers, projection_dims,
+                                     dropout_rate)
+        return keras.Model(inputs, outputs, name="vision_encoder")
+
+    def create_text_encoder(num_projection_layers, projection_dims, dropout_rate,
+                            trainable=False):
+        token_ids = layers.Input((_NL_SEQ,), dtype="int32", name="token_ids")
+        padding_mask = layers.Input((_NL_SEQ,), dtype="int32", name="padding_mask")
+        sequence = layers.Embedding(_NL_VOCAB, 8)(token_ids)
+        mask = ops.cast(padding_mask, "float32")[..., None]
+        pooled = ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        bert = keras.Model({"token_ids": token_ids, "padding_mask": padding_mask},
+                           {"sequence_output": sequence, "pooled_output": pooled}, name="BERT")
+        bert.trainable = trainable
+        inputs = bert.input
+        embeddings = bert(inputs)["pooled_output"]
+        outputs = project_embeddings(embeddings, num_projection_layers, projection_dims,
+                                     dropout_rate)
+        return keras.Model(inputs, outputs, name="text_encoder")
+
+    vision_encoder = create_vision_encoder(1, 4, 0.1, trainable=False)
+    text_encoder = create_text_encoder(1, 4, 0.1, trainable=False)
+
+    class DualEncoder(keras.Model):
+        def __init__(self, text_encoder, image_encoder, temperature=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.text_encoder = text_encoder
+            self.image_encoder = image_encoder
+            self.temperature = temperature
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            if keras.config.backend() == "torch":
+                self.train_step = self.train_step_torch
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+        def call(self, features, training=False):
+            caption_embeddings = text_encoder(features["caption"], training=training)
+            image_embeddings = vision_encoder(features["image"], training=training)
+            return caption_embeddings, image_embeddings
+
+        def compute_loss(self, caption_embeddings, image_embeddings):
+            logits = ops.divide(ops.einsum("ae,be -> ab", caption_embeddings, image_embeddings),
+                                self.temperature)
+            images_similarity = ops.einsum("ae,be -> ab", image_embeddings, image_embeddings)
+            captions_similarity = ops.einsum("ae,be -> ab", caption_embeddings,
+                                             caption_embeddings)
+            targets = keras.activations.softmax(
+                (captions_similarity + images_similarity) / (2 * self.temperature))
+            captions_loss = keras.losses.categorical_crossentropy(
+                y_true=targets, y_pred=logits, from_logits=True)
+            images_loss = keras.losses.categorical_crossentropy(
+                y_true=ops.transpose(targets), y_pred=ops.transpose(logits), from_logits=True)
+            loss = (captions_loss + images_loss) / 2
+            return ops.mean(loss) if mean_loss else loss
+
+        def train_step_torch(self, features):
+            self.zero_grad()
+            caption_embeddings, image_embeddings = self(features, training=True)
+            loss = self.compute_loss(caption_embeddings, image_embeddings)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_weights)
+            self.loss_tracker.update_state(loss)
+            return {"loss": self.loss_tracker.result()}
+
+        def test_step(self, features):
+            caption_embeddings, image_embeddings = self(features, training=False)
+            loss = self.compute_loss(caption_embeddings, image_embeddings)
+            self.loss_tracker.update_state(loss)
+            return {"loss": self.loss_tracker.result()}
+
+    return vision_encoder, text_encoder, DualEncoder
+
+
+def _nl_features(n=8):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, _NL_SEQ, (n, 1))
+    return {"caption": {"token_ids": rng.integers(1, _NL_VOCAB, (n, _NL_SEQ)).astype("int32"),
+                        "padding_mask": (np.arange(_NL_SEQ) < lengths).astype("int32")},
+            "image": rng.random((n, _NL_IMG, _NL_IMG, 3)).astype("float32")}
+
+
+def _nl_search_replay(keras, mean_loss, checkpoint_path):
+    """The dual encoder's fit with ReduceLROnPlateau and a best-only ModelCheckpoint, then
+    the search: image embeddings by `predict`, a query's, normalized dot products, top k."""
+    ops = keras.ops
+    vision_encoder, text_encoder, DualEncoder = _nl_search_parts(keras, mean_loss)
+    features = _nl_features()
+    dual_encoder = DualEncoder(text_encoder, vision_encoder, temperature=0.05,
+                               name="DualEncoder")
+    dual_encoder.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=0.001, weight_decay=0.001),
+        run_eagerly=False)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=1)
+    model_checkpoint_callback = keras.callbacks.ModelCheckpoint(
+        filepath=checkpoint_path, monitor="val_loss", mode="min", save_best_only=True,
+        save_weights_only=checkpoint_path.endswith(".weights.h5"))
+    try:
+        history = dual_encoder.fit(features, epochs=3, batch_size=4,
+                                   validation_data=(features,),
+                                   callbacks=[reduce_lr, model_checkpoint_callback],
+                                   verbose=0).history
+    except (RuntimeError, NotImplementedError) as error:
+        history = type(error)
+    image_embeddings = vision_encoder.predict(features["image"], batch_size=4, verbose=0)
+    query_embedding = text_encoder({k: v[:2] for k, v in features["caption"].items()})
+    image_embeddings = ops.normalize(image_embeddings, axis=1)
+    query_embedding = ops.normalize(query_embedding, axis=1)
+    dot_similarity = ops.matmul(query_embedding, ops.transpose(image_embeddings))
+    _, results = ops.top_k(dot_similarity, 3)
+    return (history, vision_encoder, text_encoder, _numpy(dot_similarity), results.numpy(),
+            float(dual_encoder.optimizer.learning_rate))
+
+
+def test_nl_image_search_as_written_fails_in_both(tmp_path):
+    """Its torch train step calls `backward()` on per-sample losses: the same RuntimeError."""
+    expected, got = _both(_nl_search_replay, False, str(tmp_path / "ckpt.weights.h5"))
+    assert got[0] is expected[0] is RuntimeError
+    np.testing.assert_allclose(got[3], expected[3], rtol=1e-5, atol=1e-6)
+
+
+def test_nl_image_search(tmp_path):
+    """A train_step set on the instance in `__init__` is the one fit runs; the encoders'
+    layouts, frozen weights, summaries, `.keras` files and the search agree with Keras'. A
+    best-only `.keras` checkpoint of the DualEncoder (encoders as constructor arguments) is a
+    NotImplementedError in both."""
+    expected, got = _both(_nl_search_replay, True, str(tmp_path / "ckpt.weights.h5"))
+    _assert_same_history(got[0], expected[0])
+    for expected_encoder, got_encoder in zip(expected[1:3], got[1:3]):
+        assert [w.path for w in got_encoder.trainable_weights] == [
+            w.path for w in expected_encoder.trainable_weights]
+        assert _summary(got_encoder) == _summary(expected_encoder)
+    np.testing.assert_allclose(got[3], expected[3], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got[4], expected[4])
+    assert got[5] == pytest.approx(expected[5])
+    path = str(tmp_path / "vision_encoder.keras")
+    got[1].save(path)
+    images = _nl_features()["image"]
+    np.testing.assert_allclose(keras.models.load_model(path).predict(images, verbose=0),
+                               got[1].predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    errors = _both(_nl_search_replay, True, str(tmp_path / "ckpt.model.keras"))
+    assert errors[0][0] is errors[1][0] is NotImplementedError
