@@ -14,6 +14,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import kestrel  # noqa: E402
 from tests.fresh_session import fresh as _fresh  # noqa: E402
@@ -1436,3 +1437,144 @@ def test_nl_image_search(tmp_path):
                                got[1].predict(images, verbose=0), rtol=1e-5, atol=1e-6)
     errors = _both(_nl_search_replay, True, str(tmp_path / "ckpt.model.keras"))
     assert errors[0][0] is errors[1][0] is NotImplementedError
+
+
+# ---------------------------------------------------------------- probing ViTs
+_PROBE_RES, _PROBE_PATCH = 16, 4
+
+
+def _probe_parts(keras):
+    """probing_vits' preprocessing and probes as written; a small functional ViT with dict
+    outputs named as the example's TFSMLayer's stands in for the downloaded models, and
+    `ops.image.resize` for `cv2.resize`."""
+    layers, ops = keras.layers, keras.ops
+    crop_layer = layers.CenterCrop(_PROBE_RES, _PROBE_RES)
+    norm_layer = layers.Normalization(
+        mean=[0.485 * 255, 0.456 * 255, 0.406 * 255],
+        variance=[(0.229 * 255) ** 2, (0.224 * 255) ** 2, (0.225 * 255) ** 2])
+    rescale_layer = layers.Rescaling(scale=1.0 / 127.5, offset=-1)
+
+    def preprocess_image(image, model_type, size=_PROBE_RES):
+        image = np.array(image)
+        image = ops.expand_dims(image, 0)
+        if model_type == "original_vit":
+            image = rescale_layer(image)
+        resize_size = int((256 / 224) * size)
+        image = ops.image.resize(image, (resize_size, resize_size), interpolation="bicubic")
+        image = crop_layer(image)
+        if model_type != "original_vit":
+            image = norm_layer(image)
+        return ops.convert_to_numpy(image)
+
+    class ClassTokenAndPosition(layers.Layer):
+        def build(self, input_shape):
+            self.cls = self.add_weight(shape=(1, 1, input_shape[-1]), initializer="zeros",
+                                       name="cls")
+            self.pos_embedding = self.add_weight(
+                shape=(1, input_shape[1] + 1, input_shape[-1]), name="pos_embedding",
+                initializer=keras.initializers.RandomNormal(stddev=0.5))
+
+        def call(self, x):
+            cls = ops.tile(self.cls, (ops.shape(x)[0], 1, 1))
+            return ops.concatenate([cls, x], axis=1) + self.pos_embedding
+
+    def vit_model(num_heads=2, depth=2, dim=8):
+        inputs = keras.Input((_PROBE_RES, _PROBE_RES, 3))
+        x = layers.Conv2D(dim, _PROBE_PATCH, strides=_PROBE_PATCH, name="conv_projection")(inputs)
+        x = layers.Reshape((-1, dim))(x)
+        x = ClassTokenAndPosition(name="position")(x)
+        outputs = {}
+        for i in range(depth):
+            y = layers.LayerNormalization(epsilon=1e-6)(x)
+            y, scores = layers.MultiHeadAttention(num_heads, dim // num_heads)(
+                y, y, return_attention_scores=True)
+            outputs[f"output_2_transformer_block_{i}_att"] = scores
+            x = layers.Add()([x, y])
+        outputs["output_1"] = layers.Dense(5)(x[:, 0])
+        return keras.Model(inputs, outputs)
+
+    def attention_rollout_map(image, attention_score_dict, model_type):
+        num_cls_tokens = 2 if "distilled" in model_type else 1
+        attn_mat = ops.stack([attention_score_dict[k] for k in attention_score_dict.keys()])
+        attn_mat = ops.squeeze(attn_mat, axis=1)
+        attn_mat = ops.mean(attn_mat, axis=1)
+        residual_attn = ops.eye(attn_mat.shape[1])
+        aug_attn_mat = attn_mat + residual_attn
+        aug_attn_mat = aug_attn_mat / ops.sum(aug_attn_mat, axis=-1)[..., None]
+        aug_attn_mat = ops.convert_to_numpy(aug_attn_mat)
+        joint_attentions = np.zeros(aug_attn_mat.shape)
+        joint_attentions[0] = aug_attn_mat[0]
+        for n in range(1, aug_attn_mat.shape[0]):
+            joint_attentions[n] = np.matmul(aug_attn_mat[n], joint_attentions[n - 1])
+        v = joint_attentions[-1]
+        grid_size = int(np.sqrt(aug_attn_mat.shape[-1]))
+        mask = v[0, num_cls_tokens:].reshape(grid_size, grid_size)
+        mask = ops.convert_to_numpy(ops.image.resize(  # cv2.resize
+            (mask / mask.max())[..., None], image.size[::-1]))
+        return (mask * np.array(image)).astype("uint8")
+
+    def attention_heatmap(attention_score_dict, image, num_heads, model_type="dino"):
+        num_tokens = 2 if "distilled" in model_type else 1
+        attention_score_list = list(attention_score_dict.keys())
+        attention_score_list.sort(key=lambda x: int(x.split("_")[-2]), reverse=True)
+        w_featmap = image.shape[2] // _PROBE_PATCH
+        h_featmap = image.shape[1] // _PROBE_PATCH
+        attention_scores = attention_score_dict[attention_score_list[0]]
+        attentions = attention_scores[0, :, 0, num_tokens:].reshape(num_heads, -1)
+        attentions = attentions.reshape(num_heads, w_featmap, h_featmap)
+        attentions = attentions.transpose((1, 2, 0))
+        return ops.image.resize(attentions,
+                                size=(h_featmap * _PROBE_PATCH, w_featmap * _PROBE_PATCH))
+
+    return preprocess_image, vit_model, attention_rollout_map, attention_heatmap
+
+
+def _probe_replay(keras):
+    """Preprocess a PIL image both ways, predict, then the mean attention distance, the
+    attention rollout, the heatmaps and the weights looked up by name."""
+    ops = keras.ops
+    preprocess_image, vit_model, attention_rollout_map, attention_heatmap = _probe_parts(keras)
+    image = Image.fromarray(
+        np.random.default_rng(0).integers(0, 256, (20, 24, 3)).astype("uint8"))
+    vit_input = preprocess_image(image, "original_vit")
+    dino_input = preprocess_image(image, model_type="dino")
+    model = vit_model()
+    outputs = model.predict(dino_input, verbose=0)
+    scores = {key[len("output_2_"):]: value for key, value in outputs.items()
+              if key.startswith("output_2_")}
+    rollout = attention_rollout_map(image, scores, model_type="original_vit")
+    in1k_mean = np.array([0.485 * 255, 0.456 * 255, 0.406 * 255])
+    in1k_std = np.array([0.229 * 255, 0.224 * 255, 0.225 * 255])
+    original = ops.convert_to_numpy(ops.clip((dino_input * in1k_std + in1k_mean) / 255.0,
+                                             0.0, 1.0))
+    heatmaps = attention_heatmap(scores, original, num_heads=2)
+
+    def extract_weights(model, name):
+        for variable in model.weights:
+            if variable.name.startswith(name):
+                return variable.numpy()
+
+    return (vit_input, dino_input, model, outputs, rollout, _numpy(heatmaps),
+            extract_weights(model, "conv_projection/kernel"),
+            extract_weights(model, "pos_embedding"))
+
+
+def test_probing_vits():
+    """As Keras 3, a variable's `name` is its own (`kernel`), so the example's lookup of
+    "conv_projection/kernel" finds nothing; its `path` has the layer."""
+    expected, got = _both(_probe_replay)
+    for i in (0, 1):
+        assert got[i].dtype == expected[i].dtype
+        np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-5)
+    assert _summary(got[2]) == _summary(expected[2])
+    assert list(got[3]) == list(expected[3])
+    for key in expected[3]:
+        np.testing.assert_allclose(got[3][key], expected[3][key], rtol=1e-4, atol=1e-6)
+    assert got[4].dtype == expected[4].dtype and got[4].shape == (20, 24, 3)
+    np.testing.assert_allclose(got[4].astype(int), expected[4].astype(int), atol=1)
+    np.testing.assert_allclose(got[5], expected[5], rtol=1e-4, atol=1e-6)
+    assert got[6] is None and expected[6] is None
+    np.testing.assert_allclose(got[7], expected[7])
+    assert [w.path for w in got[2].weights][:4] == [
+        "conv_projection/kernel", "conv_projection/bias", "position/cls",
+        "position/pos_embedding"] == [w.path for w in expected[2].weights][:4]
