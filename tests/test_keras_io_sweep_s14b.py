@@ -6,6 +6,7 @@ and with Kestrel: layouts, configs, summaries, histories and predictions (after 
 weights) agree, and so do the errors where an example no longer runs as written.
 """
 import json
+import math
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -14,6 +15,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import PIL  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import kestrel  # noqa: E402
@@ -1876,3 +1878,119 @@ def test_retinanet(tmp_path):
     with pytest.raises(ValueError, match="reduction"):
         _retina_parts(keras)["RetinaNetLoss"](3)
     assert _retina_parts(kestrel)["RetinaNetLoss"](3).reduction == "sum_over_batch_size"
+
+
+# ---------------------------------------------------------------- super-resolution (ESPCN)
+_ESPCN_CROP, _ESPCN_UP = 12, 3
+
+
+def _espcn_parts(keras):
+    """super_resolution_sub_pixel's model (`tf.nn.depth_to_space` as the DepthToSpace layer
+    of its Keras 3 version), its luminance input/target processing written with keras.ops
+    (the y row of `tf.image.rgb_to_yuv`) and `upscale_image`; narrower convolutions."""
+    layers, ops = keras.layers, keras.ops
+
+    class DepthToSpace(layers.Layer):
+        def __init__(self, block_size):
+            super().__init__()
+            self.block_size = block_size
+
+        def call(self, input):
+            batch, height, width, depth = ops.shape(input)
+            depth = depth // (self.block_size**2)
+            x = ops.reshape(input, [batch, height, width, self.block_size, self.block_size,
+                                    depth])
+            x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+            return ops.reshape(x, [batch, height * self.block_size,
+                                   width * self.block_size, depth])
+
+    def get_model(upscale_factor=3, channels=1):
+        conv_args = {"activation": "relu", "kernel_initializer": "orthogonal",
+                     "padding": "same"}
+        inputs = keras.Input(shape=(None, None, channels))
+        x = layers.Conv2D(8, 5, **conv_args)(inputs)
+        x = layers.Conv2D(8, 3, **conv_args)(x)
+        x = layers.Conv2D(4, 3, **conv_args)(x)
+        x = layers.Conv2D(channels * (upscale_factor**2), 3, **conv_args)(x)
+        outputs = DepthToSpace(upscale_factor)(x)
+        return keras.Model(inputs, outputs)
+
+    def rgb_to_y(input):  # the y of tf.image.rgb_to_yuv
+        return ops.sum(ops.multiply(input, [0.299, 0.587, 0.114]), axis=-1,
+                       keepdims=True)
+
+    def process_input(input, crop_size, upscale_factor):
+        y = rgb_to_y(input)
+        crop_size = crop_size // upscale_factor
+        return ops.image.resize(y, [crop_size, crop_size], interpolation="area")
+
+    def upscale_image(model, img):
+        ycbcr = img.convert("YCbCr")
+        y, cb, cr = ycbcr.split()
+        y = keras.utils.img_to_array(y)
+        y = y.astype("float32") / 255.0
+        input = np.expand_dims(y, axis=0)
+        out = model.predict(input, verbose=0)
+        out_img_y = out[0]
+        out_img_y *= 255.0
+        out_img_y = out_img_y.clip(0, 255)
+        out_img_y = out_img_y.reshape((np.shape(out_img_y)[0], np.shape(out_img_y)[1]))
+        out_img_y = PIL.Image.fromarray(np.uint8(out_img_y), mode="L")
+        out_img_cb = cb.resize(out_img_y.size, PIL.Image.BICUBIC)
+        out_img_cr = cr.resize(out_img_y.size, PIL.Image.BICUBIC)
+        return PIL.Image.merge("YCbCr", (out_img_y, out_img_cb, out_img_cr)).convert("RGB")
+
+    return get_model, process_input, rgb_to_y, upscale_image
+
+
+def _espcn_replay(keras, inputs, targets, checkpoint_path):
+    """Fit with the PSNR callback (reading `logs["loss"]` of each test batch), EarlyStopping
+    and a best-only weights checkpoint, reload it, then upscale a PIL image of another size."""
+    get_model, _, _, upscale_image = _espcn_parts(keras)
+    model = get_model(upscale_factor=_ESPCN_UP, channels=1)
+    psnr = []
+
+    class ESPCNCallback(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.psnr = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            psnr.append(np.mean(self.psnr))
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.psnr.append(10 * math.log10(1 / logs["loss"]))
+
+    callbacks = [ESPCNCallback(), keras.callbacks.EarlyStopping(monitor="loss", patience=10),
+                 keras.callbacks.ModelCheckpoint(
+                     filepath=checkpoint_path, save_weights_only=True, monitor="loss",
+                     mode="min", save_best_only=True)]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001),
+                  loss=keras.losses.MeanSquaredError())
+    history = model.fit(inputs, targets, epochs=2, batch_size=4, callbacks=callbacks,
+                        validation_data=(inputs[:4], targets[:4]), verbose=0).history
+    model.load_weights(checkpoint_path)
+    image = Image.fromarray(
+        np.random.default_rng(1).integers(0, 256, (7, 10, 3)).astype("uint8"))
+    return model, history, psnr, np.asarray(upscale_image(model, image))
+
+
+def test_super_resolution_sub_pixel(tmp_path):
+    """Keras' torch backend has no `interpolation="area"` for `ops.image.resize` (the example's
+    input downscaling); Kestrel's is the block mean TensorFlow's area resize gives, so its
+    inputs feed both runs."""
+    _, process_input, rgb_to_y, _ = _espcn_parts(kestrel)
+    images = np.random.default_rng(0).uniform(0, 1, (8, 12, 12, 3)).astype("float32")
+    with pytest.raises(ValueError, match="interpolation"):
+        _espcn_parts(keras)[1](images, _ESPCN_CROP, _ESPCN_UP)
+    inputs = _numpy(process_input(images, _ESPCN_CROP, _ESPCN_UP))
+    targets = _numpy(rgb_to_y(images))
+    np.testing.assert_allclose(
+        inputs, targets.reshape(8, 4, 3, 4, 3, 1).mean(axis=(2, 4)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_numpy(_espcn_parts(keras)[2](images)), targets, rtol=1e-6)
+    expected = _espcn_replay(_fresh(keras), inputs, targets, str(tmp_path / "k.weights.h5"))
+    got = _espcn_replay(_fresh(kestrel), inputs, targets, str(tmp_path / "c.weights.h5"))
+    assert _summary(got[0]) == _summary(expected[0])
+    _assert_same_history(got[1], expected[1])
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-5)
+    assert got[3].shape == expected[3].shape == (21, 30, 3)
+    np.testing.assert_allclose(got[3].astype(int), expected[3].astype(int), atol=1)
