@@ -1994,3 +1994,254 @@ def test_super_resolution_sub_pixel(tmp_path):
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-5)
     assert got[3].shape == expected[3].shape == (21, 30, 3)
     np.testing.assert_allclose(got[3].astype(int), expected[3].astype(int), atol=1)
+
+
+# ---------------------------------------------------------------- temporal latent bottleneck
+_TLB = dict(image_size=8, patch_size=2, embed_dim=8, chunk_size=4, r=1, num_layers=2,
+            ffn_drop=0.2, attn_drop=0.2, num_heads=2)
+
+
+def _tlb_parts(keras):
+    """temporal_latent_bottleneck's layers and model as written, with keras.ops for tf ops;
+    the cell's `tf.TensorShape` state and output sizes become lists, and it gets the
+    `get_initial_state` a Keras 3 RNN needs for a (chunk, dims) state."""
+    layers, ops = keras.layers, keras.ops
+
+    class PatchEmbedding(layers.Layer):
+        def __init__(self, image_size, patch_size, embed_dim, chunk_size, **kwargs):
+            super().__init__(**kwargs)
+            patch_resolution = [image_size[0] // patch_size[0],
+                                image_size[1] // patch_size[1]]
+            self.image_size = image_size
+            self.patch_size = patch_size
+            self.embed_dim = embed_dim
+            self.patch_resolution = patch_resolution
+            self.num_patches = patch_resolution[0] * patch_resolution[1]
+            self.positions = ops.arange(start=0, stop=self.num_patches, step=1)
+            self.projection = layers.Conv2D(filters=embed_dim, kernel_size=patch_size,
+                                            strides=patch_size, name="projection")
+            self.flatten = layers.Reshape(target_shape=(-1, embed_dim), name="flatten")
+            self.position_embedding = layers.Embedding(input_dim=self.num_patches,
+                                                       output_dim=embed_dim,
+                                                       name="position_embedding")
+            self.layernorm = keras.layers.LayerNormalization(epsilon=1e-5, name="layernorm")
+            self.chunking_layer = layers.Reshape(
+                target_shape=(self.num_patches // chunk_size, chunk_size, embed_dim),
+                name="chunking_layer")
+
+        def call(self, inputs):
+            x = self.projection(inputs)
+            x = self.flatten(x)
+            x = x + self.position_embedding(self.positions)
+            x = self.layernorm(x)
+            return self.chunking_layer(x)
+
+    class FeedForwardNetwork(layers.Layer):
+        def __init__(self, dims, dropout, **kwargs):
+            super().__init__(**kwargs)
+            self.ffn = keras.Sequential([
+                layers.Dense(units=4 * dims, activation=keras.activations.gelu),
+                layers.Dense(units=dims),
+                layers.Dropout(rate=dropout)], name="ffn")
+            self.layernorm = layers.LayerNormalization(epsilon=1e-5, name="layernorm")
+
+        def call(self, inputs):
+            x = self.layernorm(inputs)
+            return inputs + self.ffn(x)
+
+    class BaseAttention(layers.Layer):
+        def __init__(self, num_heads, key_dim, dropout, **kwargs):
+            super().__init__(**kwargs)
+            self.multi_head_attention = layers.MultiHeadAttention(
+                num_heads=num_heads, key_dim=key_dim, dropout=dropout, name="mha")
+            self.query_layernorm = layers.LayerNormalization(epsilon=1e-5,
+                                                             name="q_layernorm")
+            self.key_layernorm = layers.LayerNormalization(epsilon=1e-5, name="k_layernorm")
+            self.value_layernorm = layers.LayerNormalization(epsilon=1e-5,
+                                                             name="v_layernorm")
+            self.attention_scores = None
+
+        def call(self, input_query, key, value):
+            query = self.query_layernorm(input_query)
+            key = self.key_layernorm(key)
+            value = self.value_layernorm(value)
+            (attention_outputs, attention_scores) = self.multi_head_attention(
+                query=query, key=key, value=value, return_attention_scores=True)
+            self.attention_scores = attention_scores
+            return input_query + attention_outputs
+
+    class AttentionWithFFN(layers.Layer):
+        def __init__(self, ffn_dims, ffn_dropout, num_heads, key_dim, attn_dropout,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.attention = BaseAttention(num_heads=num_heads, key_dim=key_dim,
+                                           dropout=attn_dropout, name="base_attn")
+            self.ffn = FeedForwardNetwork(dims=ffn_dims, dropout=ffn_dropout, name="ffn")
+            self.attention_scores = None
+
+        def call(self, query, key, value):
+            x = self.attention(query, key, value)
+            self.attention_scores = self.attention.attention_scores
+            return self.ffn(x)
+
+    class CustomRecurrentCell(layers.Layer):
+        def __init__(self, chunk_size, r, num_layers, ffn_dims, ffn_dropout, num_heads,
+                     key_dim, attn_dropout, **kwargs):
+            super().__init__(**kwargs)
+            self.chunk_size = chunk_size
+            self.r = r
+            self.num_layers = num_layers
+            self.ffn_dims = ffn_dims
+            self.ffn_droput = ffn_dropout
+            self.num_heads = num_heads
+            self.key_dim = key_dim
+            self.attn_dropout = attn_dropout
+            self.state_size = [chunk_size, ffn_dims]
+            self.output_size = [chunk_size, ffn_dims]
+            self.get_attention_scores = False
+            self.attention_scores = []
+            perceptual_module = list()
+            for layer_idx in range(num_layers):
+                perceptual_module.append(AttentionWithFFN(
+                    ffn_dims=ffn_dims, ffn_dropout=ffn_dropout, num_heads=num_heads,
+                    key_dim=key_dim, attn_dropout=attn_dropout,
+                    name=f"pm_self_attn_{layer_idx}"))
+                if layer_idx % r == 0:
+                    perceptual_module.append(AttentionWithFFN(
+                        ffn_dims=ffn_dims, ffn_dropout=ffn_dropout, num_heads=num_heads,
+                        key_dim=key_dim, attn_dropout=attn_dropout,
+                        name=f"pm_cross_attn_ffn_{layer_idx}"))
+            self.perceptual_module = perceptual_module
+            self.tlb_module = AttentionWithFFN(
+                ffn_dims=ffn_dims, ffn_dropout=ffn_dropout, num_heads=num_heads,
+                key_dim=key_dim, attn_dropout=attn_dropout, name="tlb_cross_attn_ffn")
+
+        def get_initial_state(self, batch_size):
+            return [ops.zeros((batch_size, self.chunk_size, self.ffn_dims))]
+
+        def call(self, inputs, states):
+            slow_stream = states[0]
+            fast_stream = inputs
+            for layer_idx, layer in enumerate(self.perceptual_module):
+                fast_stream = layer(query=fast_stream, key=fast_stream, value=fast_stream)
+                if layer_idx % self.r == 0:
+                    fast_stream = layer(query=fast_stream, key=slow_stream, value=slow_stream)
+            slow_stream = self.tlb_module(query=slow_stream, key=fast_stream,
+                                          value=fast_stream)
+            if self.get_attention_scores:
+                self.attention_scores.append(self.tlb_module.attention_scores)
+            return fast_stream, [slow_stream]
+
+    class TemporalLatentBottleneckModel(keras.Model):
+        def __init__(self, patch_layer, custom_cell, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_layer = patch_layer
+            self.rnn = layers.RNN(custom_cell, name="rnn")
+            self.gap = layers.GlobalAveragePooling1D(name="gap")
+            self.head = layers.Dense(10, activation="softmax", dtype="float32", name="head")
+
+        def call(self, inputs):
+            x = self.patch_layer(inputs)
+            x = self.rnn(x)
+            x = self.gap(x)
+            return self.head(x)
+
+    return PatchEmbedding, CustomRecurrentCell, TemporalLatentBottleneckModel
+
+
+def _tlb_replay(keras):
+    """Build, compile with AdamW, fit, then the attention-map visualization: the cell's saved
+    TLB attention scores (one per chunk, and one of the discarded first step Keras' loop
+    runs), reduced and upsampled; the example's reads of `get_attn_scores`/`attn_scores`
+    name attributes the cell does not have."""
+    ops, layers = keras.ops, keras.layers
+    PatchEmbedding, CustomRecurrentCell, TemporalLatentBottleneckModel = _tlb_parts(keras)
+    config = _TLB
+    patch_layer = PatchEmbedding(image_size=(config["image_size"],) * 2,
+                                 patch_size=(config["patch_size"],) * 2,
+                                 embed_dim=config["embed_dim"], chunk_size=config["chunk_size"])
+    custom_rnn_cell = CustomRecurrentCell(
+        chunk_size=config["chunk_size"], r=config["r"], num_layers=config["num_layers"],
+        ffn_dims=config["embed_dim"], ffn_dropout=config["ffn_drop"],
+        num_heads=config["num_heads"], key_dim=config["embed_dim"],
+        attn_dropout=config["attn_drop"])
+    model = TemporalLatentBottleneckModel(patch_layer=patch_layer, custom_cell=custom_rnn_cell)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 8, 8, 3)).astype("float32")
+    labels = rng.integers(0, 10, (8, 1))
+    history = model.fit(images, labels, epochs=2, batch_size=4,
+                        validation_data=(images[:4], labels[:4]), verbose=0).history
+    model.rnn.cell.get_attention_scores = True
+    outputs = model(images[:4])
+    list_chunk_scores = model.rnn.cell.attention_scores
+    list_chunk_viz = [ops.mean(ops.max(x, axis=-2), axis=1) for x in list_chunk_scores]
+    chunk_viz = ops.reshape(ops.concatenate(list_chunk_viz[1:], axis=-1), (4, 4, 4, 1))
+    upsampled_heat_map = layers.UpSampling2D(size=(4, 4), interpolation="bilinear",
+                                             dtype="float32")(chunk_viz)
+    model.rnn.cell.get_attn_scores = True
+    with pytest.raises(AttributeError):
+        model.rnn.cell.attn_scores
+    return (history, ops.convert_to_numpy(outputs), len(list_chunk_scores),
+            ops.convert_to_numpy(upsampled_heat_map), [w.path for w in model.weights])
+
+
+def test_temporal_latent_bottleneck():
+    """A custom RNN cell with a (chunk, dims) state over 4-D chunked input, keyword calls of
+    its attention blocks, attention dropout inside the recurrence. As Keras' torch loop, the
+    RNN runs a custom cell once more on the first step and discards it (its side effects and
+    random draws stay). Left out: `model.summary()` raises "output_size must be an integer"
+    in Keras (the cell's output is not (batch, units)); Kestrel's summary shows "?"."""
+    expected, got = _both(_tlb_replay)
+    _assert_same_history(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-4, atol=1e-6)
+    assert got[2] == expected[2] == 5
+    np.testing.assert_allclose(got[3], expected[3], rtol=1e-4, atol=1e-6)
+    assert got[4] == expected[4]
+
+
+def _rnn_cell_calls(lib):
+    calls = []
+
+    class Cell(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.state_size = self.output_size = 3
+            self.dense, self.dropout = lib.layers.Dense(3), lib.layers.Dropout(0.5)
+
+        def call(self, x, states, training=None):
+            calls.append(training)
+            h = self.dropout(self.dense(x), training=training) + states[0]
+            return h, [h]
+
+    x = np.ones((2, 4, 3), "float32")
+    rnn = lib.layers.RNN(Cell(), go_backwards=True)
+    outputs = [rnn(x), rnn(x, training=True), lib.layers.RNN(Cell(), unroll=True)(x)]
+    return calls, [lib.ops.convert_to_numpy(o) for o in outputs]
+
+
+def test_rnn_runs_a_custom_cell_once_more_first_as_keras():
+    expected, got = _both(_rnn_cell_calls)
+    assert got[0] == expected[0] == [False] * 5 + [True] * 5 + [False] * 4
+    for g, e in zip(got[1], expected[1]):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def _cell_output_size_error(lib):
+    class Cell(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.state_size, self.output_size = [2, 3], [2, 3]
+
+        def call(self, x, states):
+            return x, states
+
+    with pytest.raises(ValueError) as error:
+        lib.layers.RNN(Cell()).compute_output_shape((None, 4, 2, 3))
+    return str(error.value)
+
+
+def test_rnn_output_size_must_be_an_integer():
+    expected, got = _both(_cell_output_size_error)
+    assert "output_size must be an integer" in expected and "output_size must be an integer" in got
