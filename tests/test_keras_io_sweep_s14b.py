@@ -1059,17 +1059,19 @@ def _nested_model_entries(lib):
     stack = lib.Sequential([layers.Input((4,)), inner, compiled])
     x = lib.Input((4,))
     graph = lib.Model(x, compiled(inner(x)))
-    return [[{k: v for k, v in (entry.get("compile_config") or {}).items() if k != "optimizer"}
-             if "compile_config" in entry else None for entry in model.get_config()["layers"]]
-            for model in (stack, graph)]
+    return [[(list(entry), entry.get("build_config"),
+              {k: v for k, v in (entry.get("compile_config") or {}).items() if k != "optimizer"})
+             for entry in _config(model)["layers"]] for model in (stack, graph)]
 
 
 def test_nested_models_carry_a_compile_config():
-    """As Keras: a model inside a Sequential or functional config carries `compile_config`,
-    `{}` when it is not compiled."""
+    """As Keras: a model inside a Sequential or functional config carries `compile_config`
+    (`{}` when it is not compiled) after its `build_config` (`{"input_shape": None}` for a
+    functional model), in Keras' key order."""
     expected, got = _both(_nested_model_entries)
     assert got == expected
-    assert got[0][1] == {} and got[0][2]["loss"] == "mse"
+    assert got[0][2][1] == {"input_shape": None} and got[0][2][2]["loss"] == "mse"
+    assert got[1][2][0][-4:] == ["build_config", "compile_config", "name", "inbound_nodes"]
 
 
 # ---------------------------------------------------------------- NeRF
@@ -2245,3 +2247,131 @@ def _cell_output_size_error(lib):
 def test_rnn_output_size_must_be_an_integer():
     expected, got = _both(_cell_output_size_error)
     assert "output_size must be an integer" in expected and "output_size must be an integer" in got
+
+
+# ---------------------------------------------------------------- video classification
+_VIDEO_IMG, _VIDEO_MAX_SEQ, _VIDEO_FEATURES = 8, 5, 4
+
+
+def _video_feature_extractor(keras):
+    """video_classification's `build_feature_extractor`: `inception_v3.preprocess_input` on
+    the symbolic input, then a small pooled CNN for the downloaded InceptionV3."""
+    layers = keras.layers
+    feature_extractor = keras.Sequential(
+        [keras.Input((_VIDEO_IMG, _VIDEO_IMG, 3)), layers.Conv2D(_VIDEO_FEATURES, 3),
+         layers.GlobalAveragePooling2D()], name="inception_v3")
+    preprocess_input = keras.applications.inception_v3.preprocess_input
+    inputs = keras.Input((_VIDEO_IMG, _VIDEO_IMG, 3))
+    preprocessed = preprocess_input(inputs)
+    outputs = feature_extractor(preprocessed)
+    return keras.Model(inputs, outputs, name="feature_extractor")
+
+
+def _prepare_videos(feature_extractor, videos):
+    """`prepare_all_videos` as written: per-frame `predict` features and frame masks."""
+    frame_masks = np.zeros(shape=(len(videos), _VIDEO_MAX_SEQ), dtype="bool")
+    frame_features = np.zeros(shape=(len(videos), _VIDEO_MAX_SEQ, _VIDEO_FEATURES),
+                              dtype="float32")
+    for idx, frames in enumerate(videos):
+        length = min(_VIDEO_MAX_SEQ, frames.shape[0])
+        for j in range(length):
+            frame_features[idx, j, :] = feature_extractor.predict(frames[None, j, :],
+                                                                  verbose=0)
+        frame_masks[idx, :length] = 1
+    return frame_features, frame_masks
+
+
+def _video_classification(keras, videos, labels, checkpoint_path):
+    feature_extractor = _video_feature_extractor(keras)
+    features, masks = _prepare_videos(feature_extractor, videos)
+    layers = keras.layers
+    frame_features_input = keras.Input((_VIDEO_MAX_SEQ, _VIDEO_FEATURES))
+    mask_input = keras.Input((_VIDEO_MAX_SEQ,), dtype="bool")
+    x = layers.GRU(16, return_sequences=True)(frame_features_input, mask=mask_input)
+    x = layers.GRU(8)(x)
+    x = layers.Dropout(0.4)(x)
+    x = layers.Dense(8, activation="relu")(x)
+    output = layers.Dense(3, activation="softmax")(x)
+    seq_model = keras.Model([frame_features_input, mask_input], output)
+    seq_model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
+                      metrics=["accuracy"])
+    checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path, save_weights_only=True,
+                                                 save_best_only=True, verbose=0)
+    history = seq_model.fit([features, masks], labels, validation_split=0.3, epochs=2,
+                            callbacks=[checkpoint], verbose=0).history
+    seq_model.load_weights(checkpoint_path)
+    return (feature_extractor, features, masks, seq_model, history,
+            seq_model.evaluate([features, masks], labels, verbose=0),
+            seq_model.predict([features[:1], masks[:1]], verbose=0))
+
+
+def test_video_classification(tmp_path):
+    """Videos of different lengths (masked frames), the per-frame feature extractor, the
+    masked GRU stack, validation_split, a best-only weights checkpoint, evaluate, predict.
+    StringLookup needs TensorFlow in Keras: Kestrel's encodes the tags."""
+    rng = np.random.default_rng(0)
+    videos = [rng.uniform(0, 255, (n, _VIDEO_IMG, _VIDEO_IMG, 3)).astype("float32")
+              for n in (3, 5, 7, 4, 6, 2, 5, 3, 6, 4)]
+    tags = np.array(["Punch", "Archery", "Punch", "TennisSwing", "Archery"] * 2)
+    label_processor = kestrel.layers.StringLookup(num_oov_indices=0,
+                                                  vocabulary=np.unique(tags))
+    assert label_processor.get_vocabulary() == ["Archery", "Punch", "TennisSwing"]
+    labels = kestrel.ops.convert_to_numpy(label_processor(tags[..., None]))
+    assert labels.shape == (10, 1) and labels[:, 0].tolist() == [1, 0, 1, 2, 0] * 2
+    expected = _video_classification(_fresh(keras), videos, labels, str(tmp_path / "k.weights.h5"))
+    got = _video_classification(_fresh(kestrel), videos, labels, str(tmp_path / "c.weights.h5"))
+    assert _config(got[0]) == _config(expected[0])
+    assert _summary(got[0]) == _summary(expected[0])
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert _summary(got[3]) == _summary(expected[3])
+    _assert_same_history(got[4], expected[4])
+    np.testing.assert_allclose(got[5], expected[5], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[6], expected[6], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- VICReg (linear evaluation)
+def _vicreg_evaluation(keras, images, labels):
+    """vicreg's projector and linear evaluator (TensorFlow Similarity's ResNet18Sim and
+    ContrastiveModel, the augmenter and its VicReg loss are out; a small backbone stands in):
+    two frozen models and an L2-regularized head in a Sequential, trained with LAMB."""
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    backbone = keras.Model(inputs, layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(inputs)),
+                           name="resnet18sim")
+
+    def projector_layers(input_size, n_dense_neurons):
+        input_layer = keras.layers.Input((input_size,))
+        n_layers = 2
+        for i in range(n_layers):
+            dense = keras.layers.Dense(n_dense_neurons, name=f"projector_dense_{i}")
+            x = dense(input_layer) if i == 0 else dense(x)
+            x = keras.layers.BatchNormalization(name=f"projector_bn_{i}")(x)
+            x = keras.layers.ReLU(name=f"projector_relu_{i}")(x)
+        x = keras.layers.Dense(n_dense_neurons, name=f"projector_dense_{n_layers}")(x)
+        return keras.Model(input_layer, x)
+
+    projector = projector_layers(backbone.output.shape[-1], n_dense_neurons=6)
+    evaluator = keras.models.Sequential([
+        backbone, projector,
+        keras.layers.Dense(10, activation="softmax",
+                           kernel_regularizer=keras.regularizers.l2(0.02))])
+    evaluator.layers[0].trainable = False
+    evaluator.layers[1].trainable = False
+    evaluator.compile(optimizer=keras.optimizers.Lamb(), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    history = evaluator.fit(images, labels, batch_size=4, epochs=2, verbose=0).history
+    return evaluator, history, evaluator.evaluate(images, labels, verbose=0)
+
+
+def test_vicreg_linear_evaluation():
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 8, 8, 3)).astype("float32")
+    labels = rng.integers(0, 10, (8, 1))
+    expected, got = _both(_vicreg_evaluation, images, labels)
+    assert _summary(got[0]) == _summary(expected[0])
+    assert _config(got[0]) == _config(expected[0])
+    _assert_same_history(got[1], expected[1])
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[0].predict(images, verbose=0),
+                               expected[0].predict(images, verbose=0), rtol=1e-4, atol=1e-6)

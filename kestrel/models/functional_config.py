@@ -43,12 +43,12 @@ def functional_config(model) -> dict:
     layers = []
     for layer in model.operations:
         entry = serialize_keras_object(layer, "layers")
-        entry["name"] = layer.name
         build = layer.get_build_config()
-        if build is not None and not hasattr(layer, "_init_graph"):
+        if build is not None:
             entry["build_config"] = build
         if hasattr(layer, "get_compile_config"):  # a nested model: as Keras, {} if not compiled
             entry["compile_config"] = compile_entry(layer)
+        entry["name"] = layer.name
         entry["inbound_nodes"] = [
             {"args": map_structure(encode, list(node.call_args)),
              "kwargs": map_structure(encode, node.call_kwargs)}

@@ -102,6 +102,8 @@ class RNN(Layer):
                   for s in self.state_size]
         return [output, *states]
 
+    _mask_ops_recorded = True  # the mask passes through: `GRU(..)(x, mask=m)` outputs carry m
+
     def compute_mask(self, inputs, previous_mask=None):
         mask = previous_mask[0] if isinstance(previous_mask, (list, tuple)) else previous_mask
         output_mask = mask if self.return_sequences else None
