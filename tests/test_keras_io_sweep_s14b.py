@@ -2375,3 +2375,119 @@ def test_vicreg_linear_evaluation():
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got[0].predict(images, verbose=0),
                                expected[0].predict(images, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- transformer in transformer
+def _tnt_model(keras, num_classes=5):
+    """transformer_in_transformer's functional TNT, its tf ops written with keras.ops
+    (`tf.image.extract_patches`: `ops.image.extract_patches`; `tf.reshape`: `ops.reshape` on
+    the KerasTensors), smaller sizes."""
+    layers, ops = keras.layers, keras.ops
+    input_shape, image_size, patch_size = (8, 8, 3), (16, 16), (8, 8)
+
+    def data_augmentation(inputs):
+        x = layers.Rescaling(scale=1.0 / 255)(inputs)
+        x = layers.Resizing(image_size[0], image_size[1])(x)
+        x = layers.RandomFlip("horizontal")(x)
+        x = layers.RandomRotation(factor=0.1)(x)
+        x = layers.RandomContrast(factor=0.1)(x)
+        return layers.RandomZoom(height_factor=0.2, width_factor=0.2)(x)
+
+    class PatchEncoder(layers.Layer):
+        def __init__(self, num_patches, projection_dim):
+            super().__init__()
+            self.num_patches = num_patches
+            self.projection = layers.Dense(units=projection_dim)
+            self.position_embedding = layers.Embedding(input_dim=num_patches,
+                                                       output_dim=projection_dim)
+
+        def call(self, patch):
+            positions = ops.arange(start=0, stop=self.num_patches)
+            return self.projection(patch) + self.position_embedding(positions)
+
+    def pixel_embed(x, in_dim, stride):
+        num_patches = (image_size[0] // patch_size[0]) * (image_size[1] // patch_size[1])
+        inner_patch_size = [math.ceil(ps / stride) for ps in patch_size]
+        x = layers.Conv2D(in_dim, kernel_size=7, strides=stride, padding="same")(x)
+        x = ops.image.extract_patches(x, (inner_patch_size[0], inner_patch_size[1]),
+                                      padding="valid")
+        x = ops.reshape(x, (-1, inner_patch_size[0] * inner_patch_size[1], in_dim))
+        x = PatchEncoder(inner_patch_size[0] * inner_patch_size[1], in_dim)(x)
+        return x, num_patches, inner_patch_size
+
+    def mlp(x, hidden_dim, output_dim, drop_rate=0.2):
+        x = layers.Dense(hidden_dim, activation=keras.activations.gelu)(x)
+        x = layers.Dropout(drop_rate)(x)
+        x = layers.Dense(output_dim)(x)
+        return layers.Dropout(drop_rate)(x)
+
+    def tnt_block(pixel_embedding, patch_embedding, out_dim, in_dim, num_pixels):
+        residual_in_1 = pixel_embedding
+        pixel_embedding = layers.LayerNormalization(epsilon=1e-5)(pixel_embedding)
+        pixel_embedding = layers.MultiHeadAttention(num_heads=1, key_dim=in_dim, dropout=0.5)(
+            pixel_embedding, pixel_embedding)
+        pixel_embedding = layers.add([pixel_embedding, residual_in_1])
+        residual_in_2 = pixel_embedding
+        pixel_embedding = layers.LayerNormalization(epsilon=1e-5)(pixel_embedding)
+        pixel_embedding = mlp(pixel_embedding, in_dim * 4, in_dim)
+        pixel_embedding = layers.add([pixel_embedding, residual_in_2])
+        _, num_patches, channel = patch_embedding.shape
+        fused_embedding = ops.reshape(pixel_embedding, (-1, num_patches, in_dim * num_pixels))
+        fused_embedding = layers.LayerNormalization(epsilon=1e-5)(fused_embedding)
+        fused_embedding = layers.Dense(out_dim)(fused_embedding)
+        patch_embedding = layers.add([patch_embedding, fused_embedding])
+        residual_out_1 = patch_embedding
+        patch_embedding = layers.LayerNormalization(epsilon=1e-5)(patch_embedding)
+        patch_embedding = layers.MultiHeadAttention(num_heads=2, key_dim=out_dim, dropout=0.5)(
+            patch_embedding, patch_embedding)
+        patch_embedding = layers.add([patch_embedding, residual_out_1])
+        residual_out_2 = patch_embedding
+        patch_embedding = layers.LayerNormalization(epsilon=1e-5)(patch_embedding)
+        patch_embedding = mlp(patch_embedding, out_dim * 4, out_dim)
+        return pixel_embedding, layers.add([patch_embedding, residual_out_2])
+
+    inputs = layers.Input(shape=input_shape)
+    x = data_augmentation(inputs)
+    pixel_embedding, num_patches, inner_patch_size = pixel_embed(x, 4, 4)
+    num_pixels = inner_patch_size[0] * inner_patch_size[1]
+    patch_embedding = ops.reshape(pixel_embedding, (-1, num_patches, 4 * num_pixels))
+    patch_embedding = layers.LayerNormalization(epsilon=1e-5)(patch_embedding)
+    patch_embedding = layers.Dense(8)(patch_embedding)
+    patch_embedding = layers.LayerNormalization(epsilon=1e-5)(patch_embedding)
+    patch_embedding = PatchEncoder(num_patches, 8)(patch_embedding)
+    patch_embedding = layers.Dropout(0.5)(patch_embedding)
+    pixel_embedding, patch_embedding = tnt_block(pixel_embedding, patch_embedding, 8, 4,
+                                                 num_pixels)
+    patch_embedding = layers.LayerNormalization(epsilon=1e-5)(patch_embedding)
+    x = layers.GlobalAvgPool1D()(patch_embedding)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs=inputs, outputs=outputs)
+
+
+def _tnt_replay(keras, images, labels):
+    model = _tnt_model(keras)
+    model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  optimizer=keras.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0002),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                           keras.metrics.TopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    history = model.fit(images, labels, batch_size=4, epochs=2, validation_split=0.2,
+                        verbose=0).history
+    return model, history, model.evaluate(images, labels, verbose=0)
+
+
+def test_transformer_in_transformer():
+    """Augmentation layers inside the graph, ops on KerasTensors, pixel and patch encoders,
+    label smoothing, top-5 accuracy and validation_split."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 8, 8, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 5, 10), 5)
+    expected, got = _both(_tnt_replay, images, labels)
+    assert _layout(got[0]) == _layout(expected[0])
+    assert _config(got[0]) == _config(expected[0])
+    assert _summary(got[0]) == _summary(expected[0])
+    assert [w.path for w in got[0].weights] == [w.path for w in expected[0].weights]
+    _assert_same_history(got[1], expected[1])
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-4, atol=1e-6)
+    got[0].set_weights(expected[0].get_weights())
+    np.testing.assert_allclose(got[0].predict(images, verbose=0),
+                               expected[0].predict(images, verbose=0), rtol=1e-4, atol=1e-6)
