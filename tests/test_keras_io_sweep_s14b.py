@@ -1,9 +1,11 @@
 """keras.io vision examples, part 2 of the s14 sweep (handwriting recognition, GCViT, masked
 image modeling, near-duplicate search, NeRF, natural-language image search, probing ViTs,
-RetinaNet, SegFormer, ...), condensed to tiny random data and one or two epochs, their
-TensorFlow parts written with keras.ops. The same code runs with real Keras 3 (torch backend)
-and with Kestrel: layouts, configs, summaries, histories and predictions (after copying Keras'
-weights) agree, and so do the errors where an example no longer runs as written.
+RetinaNet, super-resolution, temporal latent bottleneck, video classification, VICReg's linear
+evaluation, transformer in transformer), condensed to tiny random data and one or two epochs,
+their TensorFlow parts written with keras.ops and torch autograd. The same code runs with real
+Keras 3 (torch backend) and with Kestrel: layouts, configs, summaries, histories and
+predictions (after copying Keras' weights) agree, and so do the errors where an example no
+longer runs as written.
 """
 import json
 import math
@@ -115,7 +117,7 @@ def _handwriting_fit(keras, images, labels, num_classes):
                                           model.get_layer(name="dense2").output)
     history = model.fit({"image": images[:8], "label": labels[:8]},
                         validation_data={"image": images[8:], "label": labels[8:]},
-                        epochs=2, batch_size=4, verbose=0)
+                        epochs=2, batch_size=8, verbose=0)
     preds = prediction_model.predict(images[8:], verbose=0)
     input_len = np.ones(preds.shape[0]) * preds.shape[1]
     decoded = keras.ops.nn.ctc_decode(preds, sequence_lengths=input_len)
@@ -578,7 +580,7 @@ def _gcvit_replay(keras, x, y):
     graph = model.build_graph((64, 64, 3))
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
                   metrics=["accuracy"])
-    history = model.fit(x, y, validation_data=(x[:4], y[:4]), epochs=1, batch_size=4,
+    history = model.fit(x, y, validation_data=(x[:4], y[:4]), epochs=1, batch_size=8,
                         verbose=0)
     return model, out, graph, history.history
 
@@ -2173,7 +2175,7 @@ def _tlb_replay(keras):
     rng = np.random.default_rng(0)
     images = rng.random((8, 8, 8, 3)).astype("float32")
     labels = rng.integers(0, 10, (8, 1))
-    history = model.fit(images, labels, epochs=2, batch_size=4,
+    history = model.fit(images, labels, epochs=2, batch_size=8,
                         validation_data=(images[:4], labels[:4]), verbose=0).history
     model.rnn.cell.get_attention_scores = True
     outputs = model(images[:4])
