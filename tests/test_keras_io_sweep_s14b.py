@@ -1,7 +1,7 @@
 """keras.io vision examples, part 2 of the s14 sweep (handwriting recognition, GCViT, masked
 image modeling, near-duplicate search, NeRF, natural-language image search, probing ViTs,
 RetinaNet, super-resolution, temporal latent bottleneck, video classification, VICReg's linear
-evaluation, transformer in transformer), condensed to tiny random data and one or two epochs,
+evaluation, transformer in transformer, wavelet CNN), condensed to tiny random data and one or two epochs,
 their TensorFlow parts written with keras.ops and torch autograd. The same code runs with real
 Keras 3 (torch backend) and with Kestrel: layouts, configs, summaries, histories and
 predictions (after copying Keras' weights) agree, and so do the errors where an example no
@@ -2493,3 +2493,91 @@ def test_transformer_in_transformer():
     got[0].set_weights(expected[0].get_weights())
     np.testing.assert_allclose(got[0].predict(images, verbose=0),
                                expected[0].predict(images, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- wavelet CNN
+def _wavelet(ops):
+    """wavelet_cnn's Haar wavelet transform, its `keras.backend` calls written with keras.ops,
+    two levels of the example's four."""
+
+    def axis_y(batch):
+        odd, even = batch[:, 0::2], batch[:, 1::2]
+        return (odd + even) / 2.0, ops.abs(odd - even)
+
+    def axis_x(batch):  # torch slices take no negative step: `[:, :, ::-1]` as ops.flip
+        net = ops.flip(ops.transpose(batch, [0, 2, 1]), axis=2)
+        lpf, hpf = axis_y(net)
+        return (ops.flip(ops.transpose(lpf, [0, 2, 1]), axis=1),
+                ops.flip(ops.transpose(hpf, [0, 2, 1]), axis=1))
+
+    def division(channels):
+        parts = []
+        for channel in channels:
+            low, high = axis_y(channel)
+            parts += [*axis_x(low), *axis_x(high)]
+        return parts
+
+    def wavelet(batch):
+        batch_image = ops.transpose(batch, [0, 3, 1, 2])
+        first = division([batch_image[:, 0], batch_image[:, 1], batch_image[:, 2]])
+        second = division(first[0::4])  # each channel's low-low part
+        return [ops.transpose(ops.stack(d, axis=1), [0, 2, 3, 1]) for d in (first, second)]
+
+    return wavelet
+
+
+def _wavelet_model(keras):
+    layers = keras.layers
+    input_layer = keras.Input((8, 8, 3))
+    wavelet = layers.Lambda(_wavelet(keras.ops),
+                            lambda shape: [(None, 4, 4, 12), (None, 2, 2, 12)])
+    input1, input2 = wavelet(input_layer)
+    conv_1 = layers.Conv2D(4, 3, padding="same", activation="relu")(input1)
+    norm_1 = layers.BatchNormalization()(conv_1)
+    conv_1_2 = layers.Conv2D(4, 3, strides=(2, 2), padding="same", activation="relu")(norm_1)
+    norm_1_2 = layers.BatchNormalization()(conv_1_2)
+    conv_2 = layers.Conv2D(4, 3, padding="same", activation="relu")(input2)
+    norm_2 = layers.BatchNormalization()(conv_2)
+    concat_1 = layers.concatenate([norm_1_2, norm_2])
+    pool = layers.AveragePooling2D(2, padding="same")(concat_1)  # 5 in the example
+    flatten = layers.Flatten()(pool)
+    drop = layers.Dropout(0.5)(layers.BatchNormalization()(layers.Dense(8, activation="relu")(
+        flatten)))
+    output_layer = layers.Dense(3, activation="softmax")(drop)
+    model = keras.models.Model(inputs=input_layer, outputs=output_layer)
+    lr_schedule = keras.optimizers.schedules.ExponentialDecay(
+        0.0001, decay_steps=100000, decay_rate=0.96, staircase=True)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr_schedule),
+                  loss="categorical_crossentropy", metrics=["acc"])
+    return model
+
+
+def _wavelet_replay(keras, images, labels, checkpoint_path):
+    model = _wavelet_model(keras)
+    callbacks = [keras.callbacks.ModelCheckpoint(checkpoint_path, save_best_only=True),
+                 keras.callbacks.EarlyStopping(monitor="val_acc", patience=15)]
+    history = model.fit(images, labels, validation_data=(images[:4], labels[:4]), epochs=2,
+                        batch_size=4, callbacks=callbacks, verbose=0).history
+    return model, history, model.predict(images, verbose=0)
+
+
+def test_wavelet_cnn(tmp_path):
+    """A Lambda returning two tensors with an output_shape function, the Haar transform on
+    KerasTensors, the multi-resolution CNN, the "acc" metric and best-only `.keras`
+    checkpoints. Left out: the example first compiles with `loss=''`, which Keras accepts
+    until fit and Kestrel rejects at compile (both with a ValueError); and its
+    `AveragePooling2D(5, padding="same")` on a smaller map: Keras' torch backend pads
+    unevenly with edge copies and averages them, Kestrel averages the real entries only (as
+    Keras' other backends), so the pooling here is 2."""
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 8, 8, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 3, 8), 3)
+    expected = _wavelet_replay(_fresh(keras), images, labels, str(tmp_path / "k.keras"))
+    got = _wavelet_replay(_fresh(kestrel), images, labels, str(tmp_path / "c.keras"))
+    assert [w.path for w in got[0].weights] == [w.path for w in expected[0].weights]
+    assert _summary(got[0]) == _summary(expected[0])
+    _assert_same_history(got[1], expected[1])
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-4, atol=1e-6)
+    transformed = _wavelet(kestrel.ops)(images)
+    np.testing.assert_allclose(_numpy(transformed[1]), _numpy(_wavelet(keras.ops)(images)[1]),
+                               rtol=1e-6)
