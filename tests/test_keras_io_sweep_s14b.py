@@ -117,7 +117,7 @@ def _handwriting_fit(keras, images, labels, num_classes):
                                           model.get_layer(name="dense2").output)
     history = model.fit({"image": images[:8], "label": labels[:8]},
                         validation_data={"image": images[8:], "label": labels[8:]},
-                        epochs=2, batch_size=8, verbose=0)
+                        epochs=1, batch_size=8, verbose=0)
     preds = prediction_model.predict(images[8:], verbose=0)
     input_len = np.ones(preds.shape[0]) * preds.shape[1]
     decoded = keras.ops.nn.ctc_decode(preds, sequence_lengths=input_len)
@@ -2001,7 +2001,7 @@ def test_super_resolution_sub_pixel(tmp_path):
 
 
 # ---------------------------------------------------------------- temporal latent bottleneck
-_TLB = dict(image_size=8, patch_size=2, embed_dim=8, chunk_size=4, r=1, num_layers=2,
+_TLB = dict(image_size=8, patch_size=2, embed_dim=8, chunk_size=4, r=1, num_layers=1,
             ffn_drop=0.2, attn_drop=0.2, num_heads=2)
 
 
@@ -2175,7 +2175,7 @@ def _tlb_replay(keras):
     rng = np.random.default_rng(0)
     images = rng.random((8, 8, 8, 3)).astype("float32")
     labels = rng.integers(0, 10, (8, 1))
-    history = model.fit(images, labels, epochs=2, batch_size=8,
+    history = model.fit(images, labels, epochs=1, batch_size=8,
                         validation_data=(images[:4], labels[:4]), verbose=0).history
     model.rnn.cell.get_attention_scores = True
     outputs = model(images[:4])
