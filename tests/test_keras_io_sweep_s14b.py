@@ -844,9 +844,10 @@ def _mae_parts(keras):
                 WarmUpCosine=WarmUpCosine)
 
 
-def _mae_replay(keras, build_first):
+def _mae_replay(keras):
     """The example's demo of the patch layers, the pretraining fit (after building every part
-    and the compiled loss and metrics by hand when `build_first`), then linear probing."""
+    and the compiled loss and metrics by hand, which Keras needs for a model without `call`),
+    then linear probing."""
     parts, layers = _mae_parts(keras), keras.layers
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, (8,) + _INPUT_SHAPE).astype("uint8")
@@ -870,16 +871,12 @@ def _mae_replay(keras, build_first):
     result = {"augmented": augmented_images, "image": image, "encoded": encoded,
               "encoder_weights": [w.path for w in patch_encoder.weights],
               "lrs": [float(scheduled_lrs(step)) for step in range(6)]}
-    if build_first:
-        mae_model.calculate_loss(x_train[:2], test=True)
-        _, loss_patch, loss_output = mae_model.calculate_loss(x_train[:2])
-        mae_model.compute_metrics(x_train[:2], loss_patch, loss_output)
-        mae_model.built = True
-    try:
-        history = mae_model.fit(x_train, epochs=2, batch_size=4,
-                                validation_data=(x_train[:4],), verbose=0)
-    except RuntimeError as error:
-        return {**result, "fit_error": str(error)}
+    mae_model.calculate_loss(x_train[:2], test=True)
+    _, loss_patch, loss_output = mae_model.calculate_loss(x_train[:2])
+    mae_model.compute_metrics(x_train[:2], loss_patch, loss_output)
+    mae_model.built = True
+    history = mae_model.fit(x_train, epochs=2, batch_size=4, validation_data=(x_train[:4],),
+                            verbose=0)
     result.update(history=history.history, evaluate=mae_model.evaluate(x_train[:4], verbose=0))
     patch_encoder = mae_model.patch_encoder
     patch_encoder.downstream = True
@@ -899,20 +896,11 @@ def _mae_replay(keras, build_first):
     return {**result, "summary": _summary(downstream_model), "probe": probe.history}
 
 
-def test_masked_image_modeling_without_a_build_fails_in_both():
-    """A call-less subclassed model with a compiled loss: Keras' fit builds by calling the model
-    on symbolic inputs, which it cannot; Kestrel stops with the same RuntimeError."""
-    expected, got = _both(_mae_replay, False)
-    assert "does not have a `call()` method" in expected["fit_error"]
-    assert got["fit_error"].split("\n")[0] == expected["fit_error"].split("\n")[0]
-    assert "does not have a `call()` method" in got["fit_error"]
-
-
 def test_masked_image_modeling():
     """Patches, a layer built by a call whose input is passed by keyword
     (`patch_encoder(patches=patches)`), seeded masking, the warm-up cosine schedule, the
     pretraining fit with AdamW, evaluate, and the frozen linear probe."""
-    expected, got = _both(_mae_replay, True)
+    expected, got = _both(_mae_replay)
     for key in ("augmented", "image"):
         np.testing.assert_allclose(_numpy(got[key]), _numpy(expected[key]), atol=1e-6)
     np.testing.assert_array_equal(_numpy(got["image"]), _numpy(got["augmented"][1]))
@@ -950,44 +938,6 @@ def test_first_argument_given_by_keyword_builds_the_layer():
     np.testing.assert_array_equal(got[0], expected[0])
     assert got[1:] == expected[1:]
     assert got[1:3] == ((2, 4), (3, 4))
-
-
-def _callless_fit(lib, build, loss, metrics):
-    """fit of a subclassed model that overrides only train_step: the error, or the history."""
-    class OnlyTrainStep(lib.Model):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.dense = lib.layers.Dense(1)
-
-        def train_step(self, data):
-            x, y = data
-            self.zero_grad()
-            y_pred = self.dense(x)
-            self.compute_loss(y=y, y_pred=y_pred).backward()
-            with torch.no_grad():
-                self.optimizer.apply([v.value.grad for v in self.trainable_variables],
-                                     self.trainable_variables)
-            return self.compute_metrics(x, y, y_pred)
-
-    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
-    model = OnlyTrainStep()
-    if build:
-        model.dense(x)
-    model.compile(optimizer="sgd", loss=loss, metrics=metrics)
-    with pytest.raises(RuntimeError) as error:
-        model.fit(x, y, epochs=1, verbose=0)
-    return str(error.value)
-
-
-@pytest.mark.parametrize("build, loss, metrics", [
-    (False, "mse", ["mae"]), (True, "mse", None), (False, None, None)])
-def test_fit_of_a_model_without_call_raises_as_keras(build, loss, metrics):
-    """Unbuilt layers, or a compiled loss or metrics still unbuilt: Keras builds by a symbolic
-    call of the model, and a model without `call` stops fit there."""
-    expected, got = _both(_callless_fit, build, loss, metrics)
-    assert got.split("\n")[0] == expected.split("\n")[0]
-    assert got.endswith("'Model OnlyTrainStep does not have a `call()` method implemented.'")
-    assert "Model OnlyTrainStep does not have a `call()` method implemented." in expected
 
 
 # ---------------------------------------------------------------- near-duplicate image search
@@ -1081,11 +1031,11 @@ _NERF_H = _NERF_W = 4
 _NUM_SAMPLES, _POS_ENCODE_DIMS, _NERF_BATCH = 4, 2, 2
 
 
-def _nerf_parts(keras, with_call=True):
+def _nerf_parts(keras):
     """nerf's ray casting, model and volume rendering written with keras.ops (`tf.math.cumprod`
     with `exclusive=True`: a cumprod shifted by one; `tf.image.psnr`: its formula), its
-    train_step with torch autograd. `with_call`: the NeRF model gets a pass-through `call`,
-    which Keras 3 needs to build it at fit."""
+    train_step with torch autograd. The NeRF model gets a pass-through `call`, which Keras 3
+    needs to build it at fit."""
     layers, ops = keras.layers, keras.ops
 
     def encode_position(x):
@@ -1175,9 +1125,8 @@ def _nerf_parts(keras, with_call=True):
             super().__init__()
             self.nerf_model = nerf_model
 
-        if with_call:
-            def call(self, images):
-                return images
+        def call(self, images):
+            return images
 
         def compile(self, optimizer, loss_fn):
             super().compile()
@@ -1219,9 +1168,9 @@ def _nerf_parts(keras, with_call=True):
                 render_rgb_depth=render_rgb_depth, NeRF=NeRF)
 
 
-def _nerf_replay(keras, with_call=True):
+def _nerf_replay(keras):
     """Rays for random poses, the NeRF MLP, fit with a callback rendering depth maps."""
-    parts = _nerf_parts(keras, with_call)
+    parts = _nerf_parts(keras)
     rng = np.random.default_rng(0)
     images = rng.random((6, _NERF_H, _NERF_W, 3)).astype("float32")
     rays = [parts["map_fn"](pose, 3.0) for pose in rng.normal(size=(6, 4, 4)).astype("float32")]
@@ -1258,11 +1207,6 @@ def test_nerf():
     assert _summary(got[2]) == _summary(expected[2])
     _assert_same_history(got[3], expected[3])
     np.testing.assert_allclose(got[4], expected[4], rtol=1e-4, atol=1e-5)
-
-
-def test_nerf_as_written_without_call_fails_in_both():
-    expected, got = _both(_nerf_replay, False)
-    assert got == expected and expected.startswith("Unable to automatically build the model")
 
 
 # ---------------------------------------------------------------- natural-language image search

@@ -121,22 +121,6 @@ def _draw_build_batch_seeds(model, data) -> None:
         data.draw_build_batch_seeds()
     elif isinstance(data, data_adapter.IterableAdapter):
         data.read_build_batch()
-    _check_buildable(model)
-
-
-def _check_buildable(model) -> None:
-    """Keras builds by calling the model on symbolic inputs here; a subclassed model without
-    `call` (one that only overrides `train_step`) cannot be, and Keras stops with this error."""
-    from kestrel.models.model import Model
-
-    if type(model).call is Model.call:
-        model._build_batch_read_for = ()
-        raise RuntimeError(
-            "Unable to automatically build the model. Please build it yourself before calling "
-            "fit/evaluate/predict. A model is 'built' when its variables have been created and "
-            "its `self.built` attribute is True. Usually, calling the model on a batch of data "
-            "is the right way to build it.\nException encountered:\n"
-            f"'Model {type(model).__name__} does not have a `call()` method implemented.'")
 
 
 def _build_optimizer(model) -> None:
