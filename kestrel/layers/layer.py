@@ -232,6 +232,8 @@ class Layer(nn.Module):
         if training_mode.idle():  # the outermost call: a default claimed inside ends with it
             with training_mode.outermost(self):
                 return Layer.__call__(self, *args, **kwargs)
+        if not args and kwargs and not is_symbolic(kwargs):  # eager `layer(inputs=x)`: built
+            args, kwargs = _first_by_position(self._call_signature, kwargs)  # as `layer(x)`
         first = args[0] if args else None
         if self._keras_training_default is not None and kwargs.get("training") is None \
                 and training_mode.unclaimed() and type(first) is not KerasTensor:
@@ -1202,6 +1204,17 @@ def collect_losses(layers: list[Layer]) -> list[torch.Tensor]:
         for attr, regularizer in layer._regularizers:
             out.append(regularizer(keras_value(layer, attr)))
     return out
+
+
+def _first_by_position(signature, kwargs: dict) -> tuple[tuple, dict]:
+    """`(args, kwargs)` with the first parameter of `call`, when given by keyword, moved to
+    the front of the positional arguments."""
+    params = iter(signature.parameters.values())
+    first = next(params, None)
+    if first is None or first.kind is not first.POSITIONAL_OR_KEYWORD or first.name not in kwargs:
+        return (), kwargs
+    kwargs = dict(kwargs)
+    return (kwargs.pop(first.name),), kwargs
 
 
 def _tensor_list(value) -> bool:

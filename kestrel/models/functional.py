@@ -317,6 +317,10 @@ class Functional(Model):
     def compute_output_spec(self, *args, **kwargs):
         return self._infer_output_spec(args, kwargs)
 
+    def get_build_config(self) -> dict:
+        """As Keras: a functional model is built from its graph, so no input shape."""
+        return {"input_shape": None}
+
     def get_config(self) -> dict:
         from kestrel.models.functional_config import functional_config
 

@@ -11,6 +11,8 @@ from kestrel.registry.serialization import deserialize_keras_object, serialize_k
 
 def functional_config(model) -> dict:
     """Keras 3's Functional config: layers with `inbound_nodes`, `input_layers`, `output_layers`."""
+    from kestrel.saving.keras_zip import compile_entry
+
     node_keys = {id(n) for n in model._nodes}
     # Node indices are renumbered per layer, counting only this model's nodes.
     reindex = {}
@@ -41,10 +43,12 @@ def functional_config(model) -> dict:
     layers = []
     for layer in model.operations:
         entry = serialize_keras_object(layer, "layers")
-        entry["name"] = layer.name
         build = layer.get_build_config()
-        if build is not None and not hasattr(layer, "_init_graph"):
+        if build is not None:
             entry["build_config"] = build
+        if hasattr(layer, "get_compile_config"):  # a nested model: as Keras, {} if not compiled
+            entry["compile_config"] = compile_entry(layer)
+        entry["name"] = layer.name
         entry["inbound_nodes"] = [
             {"args": map_structure(encode, tuple(node.call_args)),  # tuples, as Keras
              "kwargs": map_structure(encode, node.call_kwargs)}

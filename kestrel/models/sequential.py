@@ -188,6 +188,7 @@ class Sequential(Model):
 
     def get_config(self) -> dict:
         from kestrel.registry.serialization import serialize_keras_object
+        from kestrel.saving.keras_zip import compile_entry
 
         layers = []
         if self._input_layer is not None:
@@ -197,6 +198,8 @@ class Sequential(Model):
             build = layer.get_build_config()
             if build is not None:
                 entry["build_config"] = build
+            if hasattr(layer, "get_compile_config"):  # a nested model: as Keras, {} if not
+                entry["compile_config"] = compile_entry(layer)  # compiled
             layers.append(entry)
         config = {"name": self.name, "trainable": self.trainable,
                   "dtype": dtype_policies.serialize(self.dtype_policy),

@@ -77,6 +77,12 @@ class FunctionOp(Operation):
     def get_config(self):
         if self.keras_identity is None:
             return {"name": self.name, "function": self.function, **self.bound}
+        own_config = _KERAS_OWN_CONFIGS.get(self.function)
+        if own_config is not None:
+            try:
+                return own_config(**self.bound)
+            except TypeError:  # its arguments are not all bound: the plain form
+                pass
         return {"name": self.name, **self.bound}
 
     @classmethod
@@ -94,6 +100,21 @@ class FunctionOp(Operation):
         else:
             function = keras_names.op_name_for(entry.get("class_name"), entry.get("module", ""))
         return cls(function, bound=config, name=name)
+
+
+def _extract_patches_config(size, strides=None, dilation_rate=1, padding="valid",
+                            data_format=None) -> dict:
+    """Keras' ExtractPatches writes its resolved arguments, and no name."""
+    from kestrel import config
+
+    size = (size, size) if isinstance(size, int) else size
+    return {"size": size, "strides": size if strides is None else strides,
+            "dilation_rate": dilation_rate, "padding": padding,
+            "data_format": config.standardize_data_format(data_format)}
+
+
+# the Keras op classes with a `get_config` of their own (not the name and bound arguments)
+_KERAS_OWN_CONFIGS = {"image.extract_patches": _extract_patches_config}
 
 
 @functools.cache

@@ -54,9 +54,11 @@ class StepFunctions:
         self._loss_reads_graph = any(graph_closures.references_graph_tensors(fn)
                                      for fn in flatten(getattr(model, "loss", None)))
         cls = type(model)
-        # a user's train_step / test_step replaces the built-in step (which stays fast)
-        self.custom_train = cls.train_step is not Trainer.train_step
-        self.custom_test = cls.test_step is not Trainer.test_step
+        # a user's train_step / test_step (on the class, or set on the model as nl_image_search
+        # sets `self.train_step = self.train_step_torch`) replaces the built-in step
+        self.custom_train = cls.train_step is not Trainer.train_step or \
+            "train_step" in vars(model)
+        self.custom_test = cls.test_step is not Trainer.test_step or "test_step" in vars(model)
         # the mode fit leaves the model in: a user's train_step picks its own, and a `call`
         # without `training` runs its layers in inference (see training_mode.step)
         self.trains_layers = not self.custom_train and model._call_accepts_training

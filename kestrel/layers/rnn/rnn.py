@@ -1,6 +1,8 @@
 """RNN: the recurrent layer that loops a cell over the time axis of `(batch, time, ...)` inputs."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from kestrel import regularizers
@@ -87,13 +89,20 @@ class RNN(Layer):
                 f"{type(self).__name__} '{self.name}': cannot unroll a RNN whose time dimension "
                 f"is unknown. Received: input shape={tuple(sequences_shape)}")
         batch = sequences_shape[0]
-        size = getattr(self.cell, "output_size", None) or flatten(self.state_size)[0]
+        size = getattr(self.cell, "output_size", None)
+        size = self.state_size[0] if size is None else size
+        if not isinstance(size, int):  # as Keras: a cell's output is (batch, size)
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': output_size must be an integer (the "
+                f"cell's `output_size`, else its first state size). Received: {size!r}")
         output = (batch, sequences_shape[1], size) if self.return_sequences else (batch, size)
         if not self.return_state:
             return output
         states = [(batch, s) if isinstance(s, int) else [(batch, d) for d in s]
                   for s in self.state_size]
         return [output, *states]
+
+    _mask_ops_recorded = True  # the mask passes through: `GRU(..)(x, mask=m)` outputs carry m
 
     def compute_mask(self, inputs, previous_mask=None):
         mask = previous_mask[0] if isinstance(previous_mask, (list, tuple)) else previous_mask
@@ -198,11 +207,17 @@ class RNN(Layer):
                 "one contiguous block of steps per sample). Pass use_cudnn='auto'.")
         if isinstance(self.cell, RNNCellBase):
             return self._cell_loop(sequences, states, mask, training)
+
+        def step(x, s):
+            return self.cell(x, s, training=training)
+
         self._reset_dropout_masks()  # cells draw them on their first step of each call
-        try:
-            return run_loop(lambda x, s: self.cell(x, s, training=training), sequences, states,
-                            mask, self.go_backwards, self.zero_output_for_mask,
-                            self.return_sequences)
+        try:  # in the cell's scope, as Keras' cell calls: sublayers it builds nest under it
+            with self.cell._open_name_scope() if isinstance(self.cell, Layer) else nullcontext():
+                if not self.unroll:  # as Keras' loop: a first, discarded step on the first
+                    step(sequences[:, -1 if self.go_backwards else 0], states)  # input
+                return run_loop(step, sequences, states, mask, self.go_backwards,
+                                self.zero_output_for_mask, self.return_sequences)
         finally:
             self._reset_dropout_masks()
 
