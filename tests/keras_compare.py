@@ -1,4 +1,11 @@
 """Helpers for tests that run the same code with Kestrel and with real Keras."""
+import numpy as np
+import torch
+
+
+def as_numpy(x):
+    """A tensor (detached, on the host) or an array-like as a NumPy array."""
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
 
 
 def layout(model):

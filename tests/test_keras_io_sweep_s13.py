@@ -20,16 +20,9 @@ from PIL import Image  # noqa: E402
 
 import kestrel  # noqa: E402
 from tests.fresh_session import fresh as _fresh  # noqa: E402
+from tests.fresh_session import both as _both  # noqa: E402
+from tests.keras_compare import as_numpy as _numpy  # noqa: E402
 from tests.keras_compare import summary_text as _summary  # noqa: E402
-
-
-def _both(replay, *args):
-    """`replay(lib, *args)` with real Keras, then with Kestrel, each in a fresh seeded session."""
-    return replay(_fresh(keras), *args), replay(_fresh(kestrel), *args)
-
-
-def _numpy(x):
-    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
 
 
 def _layout(model):
