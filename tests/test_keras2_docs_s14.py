@@ -5,6 +5,7 @@ both run the same code, else against what Keras 2's documentation and source say
 test).
 """
 import os
+import time
 import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -364,3 +365,58 @@ def test_module_pages_constraints_initializers_regularizers_optimizers():
                                keras.metrics.categorical_accuracy])
     keras_history = reference.fit(RNG.random((8, 4)), RNG.random((8, 3)), verbose=0)
     assert sorted(keras_history.history) == sorted(history.history)
+
+
+class _SlowSequence(kestrel.utils.Sequence):
+    """data_utils.py's Sequence docstring shape; later batches come back sooner."""
+
+    def __init__(self, x_set, batch_size):
+        self.x, self.batch_size, self.epochs_ended = x_set, batch_size, 0
+
+    def __len__(self):
+        return int(np.ceil(len(self.x) / float(self.batch_size)))
+
+    def __getitem__(self, idx):
+        time.sleep(0.01 * (2 - idx % 3))
+        return self.x[idx * self.batch_size:(idx + 1) * self.batch_size]
+
+    def on_epoch_end(self):
+        self.epochs_ended += 1
+
+
+def test_keras2_enqueuers_of_keras_utils():
+    """`keras.utils.OrderedEnqueuer` / `GeneratorEnqueuer` (Keras 2.2-2.4, shown in
+    SequenceEnqueuer's docstring: start, get, stop): batches in order whatever the worker that
+    read them, epoch after epoch with `on_epoch_end` in between; a generator's items until it
+    ends; a worker's error raised by `get()`. Keras 3 has no public equivalent."""
+    from kestrel.utils import GeneratorEnqueuer, OrderedEnqueuer
+    from kestrel.utils.data_utils import SequenceEnqueuer
+
+    sequence = _SlowSequence(np.arange(10), 4)
+    enqueuer = OrderedEnqueuer(sequence, use_multiprocessing=False)
+    assert isinstance(enqueuer, SequenceEnqueuer)
+    enqueuer.start(workers=3, max_queue_size=4)
+    batches = enqueuer.get()
+    taken = [next(batches).tolist() for _ in range(7)]
+    assert taken == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] * 2 + [[0, 1, 2, 3]]
+    assert sequence.epochs_ended == 2 and enqueuer.is_running()
+    enqueuer.stop()
+    assert not enqueuer.is_running()
+
+    def five():
+        yield from range(5)
+
+    enqueuer = GeneratorEnqueuer(five(), use_multiprocessing=False)
+    enqueuer.start(workers=2, max_queue_size=3)
+    assert sorted(enqueuer.get()) == [0, 1, 2, 3, 4]
+    enqueuer.stop()
+
+    def failing():
+        yield 1
+        raise KeyError("batch 2")
+
+    enqueuer = GeneratorEnqueuer(failing())
+    enqueuer.start()
+    with pytest.raises(KeyError, match="batch 2"):
+        list(enqueuer.get())
+    assert not enqueuer.is_running()
