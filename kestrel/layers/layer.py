@@ -76,6 +76,9 @@ def _name_traced_outputs(outputs) -> None:
             naming.unique_name("keras_tensor")
 
 
+_GRAPH_PROPERTIES = frozenset({"input", "output", "input_shape", "output_shape"})
+
+
 class Layer(nn.Module):
     """Base class of every Kestrel layer; a real `torch.nn.Module`.
 
@@ -914,6 +917,13 @@ class Layer(nn.Module):
                 f"no defined {what}.")
         return self._inbound_nodes[0]
 
+    def __getattr__(self, name: str):
+        if name in _GRAPH_PROPERTIES:
+            # the property raised AttributeError and torch's fallback would hide its message:
+            # run it again so that its own error reaches the caller
+            return getattr(type(self), name).fget(self)
+        return super().__getattr__(name)
+
     @property
     def input(self):
         node = self._single_node("input")
@@ -927,11 +937,23 @@ class Layer(nn.Module):
 
     @property
     def input_shape(self):
-        return shape_of(self.input)
+        """Keras 2's input shape: that of every call, refused when calls differ in shape."""
+        return self._shape_of_every_node("input", self.get_input_shape_at)
 
     @property
     def output_shape(self):
-        return shape_of(self.output)
+        """Keras 2's output shape: that of every call, refused when calls differ in shape."""
+        return self._shape_of_every_node("output", self.get_output_shape_at)
+
+    def _shape_of_every_node(self, what: str, shape_at):
+        self._single_node(f"{what} shape")
+        shapes = [shape_at(index) for index in range(len(self._inbound_nodes))]
+        if any(shape != shapes[0] for shape in shapes[1:]):
+            raise AttributeError(
+                f"The layer '{self.name}' has multiple inbound nodes with different {what} "
+                f"shapes ({', '.join(map(str, shapes))}), hence the notion of \"{what} shape\" "
+                f"is ill-defined for the layer. Use `get_{what}_shape_at(node_index)` instead.")
+        return shapes[0]
 
     # Keras 2's accessors of one call among several (a shared layer has a node per call)
     @property

@@ -91,8 +91,10 @@ def _is_series(data) -> bool:
 
 
 def _is_array(data) -> bool:
-    """One array: NumPy, torch, pandas, or nested Python lists of numbers or strings."""
-    if isinstance(data, (np.ndarray, torch.Tensor)) or hasattr(data, "to_numpy"):
+    """One array: NumPy, torch, pandas, anything with `__array__` (an h5py dataset, as Keras
+    reads it), or nested Python lists of numbers or strings."""
+    if isinstance(data, (np.ndarray, torch.Tensor)) or hasattr(data, "to_numpy") or \
+            hasattr(data, "__array__"):
         return True
     if isinstance(data, (list, tuple)):
         return bool(data) and all(isinstance(v, (int, float, bool, np.number, str)) or (

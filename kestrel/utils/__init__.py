@@ -43,6 +43,9 @@ _LAZY_NAMES = {
     "HDF5Matrix": "kestrel.utils.hdf5_matrix:HDF5Matrix",  # Keras 2
     "io_utils": "kestrel.utils.io_utils",  # Keras 2's module path, an alias (kestrel._aliases)
     "multi_gpu_model": "kestrel.utils.multi_gpu_utils:multi_gpu_model",  # Keras 2
+    "SequenceEnqueuer": "kestrel.utils.enqueuers:SequenceEnqueuer",  # Keras 2
+    "OrderedEnqueuer": "kestrel.utils.enqueuers:OrderedEnqueuer",  # Keras 2
+    "GeneratorEnqueuer": "kestrel.utils.enqueuers:GeneratorEnqueuer",  # Keras 2
 }
 
 

@@ -52,7 +52,10 @@ def pack_x_y_sample_weight(x, y=None, sample_weight=None):
 _KERAS2_NAMES = {"get_file": "kestrel.utils.file_utils",
                  "validate_file": "kestrel.utils.file_utils",
                  "Sequence": "kestrel.utils.py_dataset",
-                 "pad_sequences": "kestrel.utils.sequence_utils"}
+                 "pad_sequences": "kestrel.utils.sequence_utils",
+                 "SequenceEnqueuer": "kestrel.utils.enqueuers",
+                 "OrderedEnqueuer": "kestrel.utils.enqueuers",
+                 "GeneratorEnqueuer": "kestrel.utils.enqueuers"}
 
 
 def __getattr__(name):
