@@ -77,6 +77,7 @@ def _name_traced_outputs(outputs) -> None:
 
 
 _GRAPH_PROPERTIES = frozenset({"input", "output", "input_shape", "output_shape"})
+_MODULE_GETATTR = nn.Module.__getattr__
 
 
 class Layer(nn.Module):
@@ -922,7 +923,7 @@ class Layer(nn.Module):
             # the property raised AttributeError and torch's fallback would hide its message:
             # run it again so that its own error reaches the caller
             return getattr(type(self), name).fget(self)
-        return super().__getattr__(name)
+        return _MODULE_GETATTR(self, name)  # not `super()`: every parameter access comes here
 
     @property
     def input(self):
