@@ -1,0 +1,208 @@
+"""keras.io guides replayed with Kestrel and with real Keras 3 (torch backend), small synthetic
+data: intro_to_keras_for_engineers, intro_to_keras_for_researchers (its Keras parts, written
+with `keras.ops` and torch autograd as the Keras 3 version would), int8_quantization_in_keras
+and int4_quantization_in_keras."""
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras  # noqa: E402  (real Keras 3: the reference)
+
+import kestrel  # noqa: E402
+from tests.fresh_session import fresh  # noqa: E402
+from tests.keras_compare import summary_text  # noqa: E402
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.random((40, 12, 12, 1)).astype("float32")
+LABELS = RNG.integers(0, 10, 40)
+TEST_IMAGES = RNG.random((8, 12, 12, 1)).astype("float32")
+TEST_LABELS = RNG.integers(0, 10, 8)
+
+
+def _numpy(lib, x):
+    return np.asarray(lib.ops.convert_to_numpy(x))
+
+
+def _assert_histories_close(ours, theirs):
+    assert ours.keys() == theirs.keys()
+    for key in theirs:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
+# --- intro_to_keras_for_engineers -------------------------------------------------------------
+
+def _engineers_convnet(lib):
+    """The guide's Sequential MNIST convnet, narrower and on 12x12 images."""
+    layers = lib.layers
+    return lib.Sequential([
+        layers.Input(shape=(12, 12, 1)),
+        layers.Conv2D(4, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(8, kernel_size=(3, 3), activation="relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
+def _compile_as_engineers(lib, model):
+    model.compile(loss=lib.losses.SparseCategoricalCrossentropy(),
+                  optimizer=lib.optimizers.Adam(learning_rate=1e-3),
+                  metrics=[lib.metrics.SparseCategoricalAccuracy(name="acc")])
+
+
+def _engineers_first_example(lib, weights):
+    lib = fresh(lib)
+    model = _engineers_convnet(lib)
+    model.set_weights(weights)
+    _compile_as_engineers(lib, model)
+    folder = tempfile.mkdtemp()
+    callbacks = [
+        lib.callbacks.ModelCheckpoint(filepath=folder + "/model_at_epoch_{epoch}.keras"),
+        lib.callbacks.EarlyStopping(monitor="val_loss", patience=2),
+    ]
+    history = model.fit(IMAGES, LABELS, batch_size=16, epochs=2, validation_split=0.15,
+                        callbacks=callbacks, verbose=0, shuffle=False)
+    score = model.evaluate(TEST_IMAGES, TEST_LABELS, verbose=0)
+    model.save(folder + "/final_model.keras")
+    reloaded = lib.saving.load_model(folder + "/final_model.keras")
+    return {"history": history.history, "score": score, "files": sorted(os.listdir(folder)),
+            "summary": summary_text(model), "predictions": reloaded.predict(TEST_IMAGES, verbose=0)}
+
+
+def test_engineers_convnet_trains_checkpoints_and_reloads_as_keras():
+    weights = _engineers_convnet(fresh(keras)).get_weights()
+    ours, theirs = (_engineers_first_example(lib, weights) for lib in (kestrel, keras))
+    _assert_histories_close(ours["history"], theirs["history"])  # Dropout draws alike too
+    np.testing.assert_allclose(ours["score"], theirs["score"], rtol=1e-5)
+    assert ours["files"] == theirs["files"]  # one checkpoint per epoch, then the final model
+    assert ours["summary"] == theirs["summary"]  # optimizer params included
+    np.testing.assert_allclose(ours["predictions"], theirs["predictions"], atol=1e-6)
+
+
+def _engineers_custom_model(lib):
+    """MyDense, MyDropout (a SeedGenerator of its own) and MyModel, as in the guide."""
+
+    class MyDense(lib.layers.Layer):
+        def __init__(self, units, activation=None, name=None):
+            super().__init__(name=name)
+            self.units = units
+            self.activation = lib.activations.get(activation)
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                     initializer=lib.initializers.GlorotNormal(),
+                                     name="kernel", trainable=True)
+            self.b = self.add_weight(shape=(self.units,), initializer=lib.initializers.Zeros(),
+                                     name="bias", trainable=True)
+
+        def call(self, inputs):
+            return self.activation(lib.ops.matmul(inputs, self.w) + self.b)
+
+    class MyDropout(lib.layers.Layer):
+        def __init__(self, rate, name=None):
+            super().__init__(name=name)
+            self.rate = rate
+            self.seed_generator = lib.random.SeedGenerator(1337)
+
+        def call(self, inputs):
+            return lib.random.dropout(inputs, self.rate, seed=self.seed_generator)
+
+    class MyModel(lib.Model):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv_base = lib.Sequential([
+                lib.layers.Conv2D(4, kernel_size=(3, 3), activation="relu"),
+                lib.layers.MaxPooling2D(pool_size=(2, 2)),
+                lib.layers.Conv2D(8, kernel_size=(3, 3), activation="relu"),
+                lib.layers.GlobalAveragePooling2D(),
+            ])
+            self.dp = MyDropout(0.5)
+            self.dense = MyDense(num_classes, activation="softmax")
+
+        def call(self, x):
+            return self.dense(self.dp(self.conv_base(x)))
+
+    model = MyModel(num_classes=10)
+    model(TEST_IMAGES[:1])
+    return model
+
+
+def _data_loader(x, y):
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    return torch.utils.data.DataLoader(dataset, batch_size=16, shuffle=False)
+
+
+def _engineers_custom_fits(lib, weights):
+    found = []
+    for use_loader in (False, True):
+        model = _engineers_custom_model(fresh(lib))
+        model.set_weights(weights)
+        _compile_as_engineers(lib, model)
+        if use_loader:  # the guide's "arbitrary data sources" part, with torch DataLoaders
+            history = model.fit(_data_loader(IMAGES, LABELS), epochs=1, verbose=0,
+                                validation_data=_data_loader(TEST_IMAGES, TEST_LABELS))
+        else:
+            history = model.fit(IMAGES, LABELS, batch_size=16, epochs=1, validation_split=0.15,
+                                verbose=0, shuffle=False)
+        found.append((history.history, [w.path for w in model.weights],
+                      model.predict(TEST_IMAGES, verbose=0)))
+    return found
+
+
+def test_engineers_subclassed_model_of_custom_layers_fits_arrays_and_dataloaders_as_keras():
+    weights = _engineers_custom_model(fresh(keras)).get_weights()
+    for ours, theirs in zip(*(_engineers_custom_fits(lib, weights) for lib in (kestrel, keras))):
+        _assert_histories_close(ours[0], theirs[0])  # MyDropout's seeded draws equal Keras'
+        assert ours[1] == theirs[1]
+        np.testing.assert_allclose(ours[2], theirs[2], atol=1e-6)
+
+
+# --- int8_quantization_in_keras / int4_quantization_in_keras ----------------------------------
+
+def _quantization_guide(lib, mode, weights):
+    """The guides' functional model: quantize in place, compare to float, save and reload."""
+    lib = fresh(lib)
+    inputs = lib.Input(shape=(10,))
+    x = lib.layers.Dense(32, activation="relu")(inputs)
+    outputs = lib.layers.Dense(1, name="target")(x)
+    model = lib.Model(inputs, outputs)
+    model.set_weights(weights)
+    x_eval = np.random.default_rng(1).random((32, 10)).astype("float32")
+    y_float = model(x_eval)
+    model.quantize(mode)
+    y_quantized = model(x_eval)
+    mse = float(lib.ops.mean(lib.ops.square(y_float - y_quantized)))
+    path = os.path.join(tempfile.mkdtemp(), f"{mode}.keras")
+    model.save(path)
+    reloaded = lib.saving.load_model(path)
+    return {
+        "mse": mse, "y": _numpy(lib, y_quantized), "y_reloaded": _numpy(lib, reloaded(x_eval)),
+        "variables": [(v.path, tuple(v.shape), lib.backend.standardize_dtype(v.dtype), v.trainable)
+                      for v in model.weights],
+        "reloaded_variables": [(v.path, lib.backend.standardize_dtype(v.dtype))
+                               for v in reloaded.weights],
+        "values": [_numpy(lib, v) for v in model.weights],
+        "config": model.layers[1].get_config(), "params": model.count_params(),
+        "policy": reloaded.layers[1].dtype_policy.name,
+    }
+
+
+def test_int8_and_int4_guides_quantize_save_and_reload_as_keras():
+    source = fresh(keras)
+    inputs = source.Input(shape=(10,))
+    hidden = source.layers.Dense(32, activation="relu")(inputs)
+    weights = source.Model(inputs, source.layers.Dense(1)(hidden)).get_weights()
+    for mode in ("int8", "int4"):
+        ours, theirs = (_quantization_guide(lib, mode, weights) for lib in (kestrel, keras))
+        np.testing.assert_allclose(ours["mse"], theirs["mse"], rtol=1e-5)
+        np.testing.assert_allclose(ours["y"], theirs["y"], atol=1e-6)
+        np.testing.assert_array_equal(ours["y_reloaded"], ours["y"])  # quantization survives
+        for key in ("variables", "reloaded_variables", "config", "params", "policy"):
+            assert ours[key] == theirs[key], key  # int4: packed kernel, scale, zero, g_idx
+        for mine, reference in zip(ours["values"], theirs["values"]):
+            assert mine.dtype == reference.dtype
+            np.testing.assert_allclose(mine, reference, rtol=1e-6)
