@@ -20,6 +20,8 @@ IMAGES = RNG.random((40, 12, 12, 1)).astype("float32")
 LABELS = RNG.integers(0, 10, 40)
 TEST_IMAGES = RNG.random((8, 12, 12, 1)).astype("float32")
 TEST_LABELS = RNG.integers(0, 10, 8)
+MLP_X = RNG.random((12, 10)).astype("float32")
+MLP_Y = RNG.integers(0, 10, 12)
 
 
 def _numpy(lib, x):
@@ -206,3 +208,238 @@ def test_int8_and_int4_guides_quantize_save_and_reload_as_keras():
         for mine, reference in zip(ours["values"], theirs["values"]):
             assert mine.dtype == reference.dtype
             np.testing.assert_allclose(mine, reference, rtol=1e-6)
+
+
+# --- intro_to_keras_for_researchers -----------------------------------------------------------
+
+def _researchers_layers(lib):
+    """Linear (weights made in __init__ and in build), ComputeSum, MLP, ActivityRegularization."""
+    ops = lib.ops
+
+    class EagerLinear(lib.layers.Layer):
+        def __init__(self, units=32, input_dim=32):
+            super().__init__()
+            self.w = self.add_weight(shape=(input_dim, units), initializer="random_normal")
+            self.b = self.add_weight(shape=(units,), initializer="zeros")
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+    class Linear(lib.layers.Layer):
+        def __init__(self, units=32):
+            super().__init__()
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                     initializer="random_normal", trainable=True)
+            self.b = self.add_weight(shape=(self.units,), initializer="random_normal",
+                                     trainable=True)
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+    class ComputeSum(lib.layers.Layer):
+        def __init__(self, input_dim):
+            super().__init__()
+            self.total = self.add_weight(shape=(input_dim,), initializer="zeros",
+                                         trainable=False)
+
+        def call(self, inputs):
+            self.total.assign_add(ops.sum(inputs, axis=0))
+            return self.total
+
+    class ActivityRegularization(lib.layers.Layer):
+        def __init__(self, rate=1e-2):
+            super().__init__()
+            self.rate = rate
+
+        def call(self, inputs):
+            self.add_loss(self.rate * ops.sum(inputs))
+            return inputs
+
+    class SparseMLP(lib.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.linear_1 = Linear(32)
+            self.regularization = ActivityRegularization(1e-2)
+            self.linear_3 = Linear(10)
+
+        def call(self, inputs):
+            x = ops.relu(self.linear_1(inputs))
+            return self.linear_3(self.regularization(x))
+
+    return EagerLinear, Linear, ComputeSum, SparseMLP
+
+
+def _researchers_tracking(lib):
+    lib = fresh(lib)
+    EagerLinear, Linear, ComputeSum, SparseMLP = _researchers_layers(lib)
+    eager = EagerLinear(units=4, input_dim=2)
+    found = {"eager": (tuple(eager(lib.ops.ones((2, 2))).shape),
+                       eager.weights == [eager.w, eager.b])}
+    my_sum = ComputeSum(2)
+    sums = [_numpy(lib, my_sum(lib.ops.ones((2, 2)))).tolist() for _ in range(2)]
+    found["sum"] = (sums, my_sum.weights == [my_sum.total],
+                    my_sum.non_trainable_weights == [my_sum.total], my_sum.trainable_weights)
+    mlp = SparseMLP()
+    counts = [len(mlp.losses)]
+    for _ in range(2):
+        mlp(lib.ops.ones((10, 10)))
+        counts.append(len(mlp.losses))  # the last call's losses only
+    found["losses"] = (counts, len(mlp.weights), [w.path for w in mlp.weights])
+    return found
+
+
+def test_researchers_layers_track_weights_and_losses_as_keras():
+    ours, theirs = (_researchers_tracking(lib) for lib in (kestrel, keras))
+    assert ours == theirs
+    assert theirs["losses"][0] == [0, 1, 1]
+
+
+def _torch_training_step(model, optimizer, loss):
+    """The guide's GradientTape step, as torch autograd does it for Keras' torch backend."""
+    model.zero_grad()
+    loss.backward()
+    gradients = [v.value.grad for v in model.trainable_weights]
+    with torch.no_grad():
+        optimizer.apply_gradients(zip(gradients, model.trainable_weights))
+
+
+def _researchers_sparse_mlp_loop(lib, weights):
+    lib = fresh(lib)
+    mlp = _researchers_layers(lib)[3]()
+    x, y = MLP_X, MLP_Y
+    mlp(x[:1])
+    mlp.set_weights(weights)
+    loss_fn = lib.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = lib.optimizers.SGD(learning_rate=1e-3)
+    accuracy = lib.metrics.SparseCategoricalAccuracy()
+    losses = []
+    for start in (0, 4, 8):
+        xb, yb = x[start:start + 4], y[start:start + 4]
+        logits = mlp(xb)
+        loss = loss_fn(yb, logits) + sum(mlp.losses)
+        _torch_training_step(mlp, optimizer, loss)
+        accuracy.update_state(yb, logits)
+        losses.append(float(loss))
+    result = float(accuracy.result())
+    accuracy.reset_state()
+    return losses, result, float(accuracy.result()), mlp.get_weights()
+
+
+def test_researchers_training_loop_with_added_losses_as_keras():
+    reference = fresh(keras)
+    mlp = _researchers_layers(reference)[3]()
+    mlp(np.ones((1, 10), "float32"))
+    weights = mlp.get_weights()
+    ours, theirs = (_researchers_sparse_mlp_loop(lib, weights) for lib in (kestrel, keras))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)
+    assert ours[1:3] == theirs[1:3]
+    for mine, reference_weight in zip(ours[3], theirs[3]):
+        np.testing.assert_allclose(mine, reference_weight, rtol=1e-5, atol=1e-7)
+
+
+def _f1_score_class(lib):
+    """The guide's F1Score metric, its tf ops written with `keras.ops`."""
+    ops = lib.ops
+
+    class F1Score(lib.metrics.Metric):
+        def __init__(self, name="f1_score", dtype="float32", threshold=0.5, **kwargs):
+            super().__init__(name=name, dtype=dtype, **kwargs)
+            self.threshold = 0.5
+            self.true_positives = self.add_weight(name="tp", dtype=dtype, initializer="zeros")
+            self.false_positives = self.add_weight(name="fp", dtype=dtype, initializer="zeros")
+            self.false_negatives = self.add_weight(name="fn", dtype=dtype, initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_pred = ops.greater_equal(y_pred, self.threshold)
+            y_true = ops.cast(y_true, "bool")
+            true_positives = ops.cast(ops.logical_and(y_true, y_pred), self.dtype)
+            false_positives = ops.cast(ops.logical_and(ops.logical_not(y_true), y_pred),
+                                       self.dtype)
+            false_negatives = ops.cast(ops.logical_and(y_true, ops.logical_not(y_pred)),
+                                       self.dtype)
+            if sample_weight is not None:
+                sample_weight = ops.cast(sample_weight, self.dtype)
+                true_positives = true_positives * sample_weight
+                false_positives = false_positives * sample_weight
+                false_negatives = false_negatives * sample_weight
+            self.true_positives.assign_add(ops.sum(true_positives))
+            self.false_positives.assign_add(ops.sum(false_positives))
+            self.false_negatives.assign_add(ops.sum(false_negatives))
+
+        def result(self):
+            precision = self.true_positives / (self.true_positives + self.false_positives)
+            recall = self.true_positives / (self.true_positives + self.false_negatives)
+            return precision * recall * 2.0 / (precision + recall)
+
+        def reset_state(self):
+            for variable in self.variables:
+                variable.assign(0)
+
+    return F1Score
+
+
+def _f1_scores(lib):
+    metric = _f1_score_class(fresh(lib))()
+    metric.update_state(np.array([0, 1, 0, 0]), np.array([0.3, 0.5, 0.8, 0.9]))
+    found = [float(metric.result())]
+    metric.update_state(np.array([1, 1, 1, 1]), np.array([0.1, 0.7, 0.6, 0.0]))
+    found.append(float(metric.result()))
+    metric.reset_state()
+    return found, [v.path for v in metric.variables], metric.get_config()
+
+
+def test_researchers_f1_score_metric_as_keras():
+    ours, theirs = (_f1_scores(lib) for lib in (kestrel, keras))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+    assert ours[1:] == theirs[1:]
+
+
+def _custom_fit_model(lib):
+    """The guide's CustomModel: its own loss, optimizer and metrics, `compile()` bare."""
+
+    class CustomModel(lib.Model):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = lib.metrics.Mean(name="loss")
+            self.accuracy = lib.metrics.SparseCategoricalAccuracy()
+            self.loss_fn = lib.losses.SparseCategoricalCrossentropy(from_logits=True)
+            self.optimizer = lib.optimizers.Adam(learning_rate=1e-3)
+
+        def train_step(self, data):
+            x, y = data
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+            _torch_training_step(self, self.optimizer, loss)
+            self.loss_tracker.update_state(loss)
+            self.accuracy.update_state(y, y_pred)
+            return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.accuracy]
+
+    inputs = lib.Input(shape=(10,), dtype="float32")
+    x = lib.layers.Dense(32, activation="relu")(inputs)
+    return CustomModel(inputs, lib.layers.Dense(10)(x))
+
+
+def _custom_fit(lib, weights):
+    model = _custom_fit_model(fresh(lib))
+    model.set_weights(weights)
+    model.compile()
+    history = model.fit(MLP_X, MLP_Y, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    optimizer = model.optimizer  # compile()'s default replaced the guide's Adam, as in Keras 3
+    return (history.history, (type(optimizer).__name__, int(optimizer.iterations)),
+            model.get_weights())
+
+
+def test_researchers_custom_model_with_its_own_optimizer_fits_as_keras():
+    weights = _custom_fit_model(fresh(keras)).get_weights()
+    ours, theirs = (_custom_fit(lib, weights) for lib in (kestrel, keras))
+    _assert_histories_close(ours[0], theirs[0])
+    assert ours[1] == theirs[1] == ("RMSprop", 6)
+    for mine, reference in zip(ours[2], theirs[2]):
+        np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-6)
