@@ -443,3 +443,77 @@ def test_researchers_custom_model_with_its_own_optimizer_fits_as_keras():
     assert ours[1] == theirs[1] == ("RMSprop", 6)
     for mine, reference in zip(ours[2], theirs[2]):
         np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-6)
+
+
+def _researchers_vae(lib):
+    """Sampling, Encoder, Decoder and VariationalAutoEncoder (a Layer adding a KL loss)."""
+    ops, layers = lib.ops, lib.layers
+
+    class Sampling(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = lib.random.SeedGenerator(1337)
+
+        def call(self, inputs):
+            z_mean, z_log_var = inputs
+            epsilon = lib.random.normal(shape=ops.shape(z_mean), seed=self.seed_generator)
+            return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    class Encoder(layers.Layer):
+        def __init__(self, latent_dim=32, intermediate_dim=64, **kwargs):
+            super().__init__(**kwargs)
+            self.dense_proj = layers.Dense(intermediate_dim, activation="relu")
+            self.dense_mean = layers.Dense(latent_dim)
+            self.dense_log_var = layers.Dense(latent_dim)
+            self.sampling = Sampling()
+
+        def call(self, inputs):
+            x = self.dense_proj(inputs)
+            z_mean, z_log_var = self.dense_mean(x), self.dense_log_var(x)
+            return z_mean, z_log_var, self.sampling((z_mean, z_log_var))
+
+    class Decoder(layers.Layer):
+        def __init__(self, original_dim, intermediate_dim=64, **kwargs):
+            super().__init__(**kwargs)
+            self.dense_proj = layers.Dense(intermediate_dim, activation="relu")
+            self.dense_output = layers.Dense(original_dim, activation="sigmoid")
+
+        def call(self, inputs):
+            return self.dense_output(self.dense_proj(inputs))
+
+    class VariationalAutoEncoder(layers.Layer):
+        def __init__(self, original_dim, intermediate_dim=64, latent_dim=32, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder = Encoder(latent_dim=latent_dim, intermediate_dim=intermediate_dim)
+            self.decoder = Decoder(original_dim, intermediate_dim=intermediate_dim)
+
+        def call(self, inputs):
+            z_mean, z_log_var, z = self.encoder(inputs)
+            self.add_loss(-0.5 * ops.mean(z_log_var - ops.square(z_mean) - ops.exp(z_log_var)
+                                          + 1))
+            return self.decoder(z)
+
+    return VariationalAutoEncoder(original_dim=10, intermediate_dim=8, latent_dim=4)
+
+
+def _vae_loop(lib, weights):
+    vae = _researchers_vae(fresh(lib))
+    vae(MLP_X[:1])
+    vae.set_weights(weights)
+    loss_fn = lib.losses.MeanSquaredError()
+    optimizer = lib.optimizers.Adam(learning_rate=1e-3)
+    losses = []
+    for start in (0, 4, 8):
+        x = MLP_X[start:start + 4]
+        loss = loss_fn(x, vae(x)) + sum(vae.losses)
+        _torch_training_step(vae, optimizer, loss)
+        losses.append(float(loss))
+    return losses, [w.path for w in vae.weights]
+
+
+def test_researchers_vae_layer_trains_with_its_kl_loss_as_keras():
+    reference = _researchers_vae(fresh(keras))
+    reference(MLP_X[:1])
+    ours, theirs = (_vae_loop(lib, reference.get_weights()) for lib in (kestrel, keras))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)  # seeded normal draws alike
+    assert ours[1] == theirs[1]
