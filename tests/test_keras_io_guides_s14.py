@@ -517,3 +517,127 @@ def test_researchers_vae_layer_trains_with_its_kl_loss_as_keras():
     ours, theirs = (_vae_loop(lib, reference.get_weights()) for lib in (kestrel, keras))
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)  # seeded normal draws alike
     assert ours[1] == theirs[1]
+
+
+# --- keras_core/migration_guide_tf_keras_3_0 (its Keras parts) --------------------------------
+
+def _raised(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001  (the type and message are compared)
+        return error
+    raise AssertionError("no error raised")
+
+
+def test_migration_saved_model_paths_are_refused_as_keras(tmp_path):
+    os.makedirs(tmp_path / "saved_model")
+    for lib in (kestrel, keras):
+        model = fresh(lib).Sequential([lib.layers.Dense(2)])
+        model(np.random.default_rng(0).random((3, 5)))
+        saving = _raised(lambda: model.save(str(tmp_path / "saved_model")))
+        loading = _raised(lambda: lib.models.load_model(str(tmp_path / "saved_model")))
+        assert type(saving) is type(loading) is ValueError
+        assert "model.export(filepath)" in str(saving)  # the way to a SavedModel now
+        assert "SavedModel format is not supported by `load_model()`" in str(loading)
+
+
+def _multi_output_model(lib, metrics, weights=None):
+    layers = lib.layers
+    inputs = layers.Input(shape=(10,))
+    x1 = layers.Dense(5, activation="relu")(inputs)
+    x2 = layers.Dense(5, activation="relu")(x1)
+    output_1 = layers.Dense(5, activation="softmax", name="output_1")(x1)
+    output_2 = layers.Dense(5, activation="softmax", name="output_2")(x2)
+    model = lib.Model(inputs=inputs, outputs=[output_1, output_2])
+    if weights is not None:
+        model.set_weights(weights)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=metrics)
+    return model
+
+
+def test_migration_multi_output_metrics_go_one_per_output_as_keras():
+    """A list of metrics as long as the outputs gives each output its own (Keras 3; tf.keras 2
+    gave every output all of them)."""
+    x = np.random.default_rng(2).uniform(size=[10, 10]).astype("float32")
+    y = np.random.default_rng(3).uniform(size=[10, 5]).astype("float32")
+    weights = _multi_output_model(fresh(keras), None).get_weights()
+    for metrics in (["categorical_crossentropy", "categorical_crossentropy"], ["mae", "mse"],
+                    [["mae", "mse"], "mae"]):
+        ours, theirs = (
+            _multi_output_model(fresh(lib), metrics, weights).evaluate(
+                x, [y, y], verbose=0, return_dict=True) for lib in (kestrel, keras))
+        assert ours.keys() == theirs.keys(), metrics
+        np.testing.assert_allclose(list(ours.values()), list(theirs.values()), rtol=1e-5)
+    model = _multi_output_model(fresh(kestrel), None)
+    with np.testing.assert_raises_regex(ValueError, "one target per output"):
+        model.evaluate(x, y, verbose=0)  # Keras fails too (a KeyError or a tree ValueError)
+
+
+def _none_layer_call(lib):
+    """The guide's layer whose `call` returns None, called on a symbolic input."""
+
+    class ReturnsNone(lib.layers.Layer):
+        def call(self, inputs):
+            return None
+
+    return ReturnsNone()(lib.Input(shape=(1,)))
+
+
+def _migration_custom_layers(lib):
+    lib = fresh(lib)
+    layers = lib.layers
+
+    class MyCustomLayer(layers.Layer):
+        def __init__(self, units):
+            super().__init__()
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=[input_shape[-1], self.units], initializer="zeros")
+            self.b = self.add_weight(shape=[self.units], initializer="zeros")
+
+        def call(self, inputs):
+            return lib.ops.matmul(inputs, self.w) + self.b
+
+    class TakesFoo(layers.Layer):
+        def call(self, inputs):
+            return inputs["foo"]
+
+    data = np.random.default_rng(4).uniform(size=[3, 3])
+    model = lib.models.Sequential([MyCustomLayer(3)])
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(data, data, verbose=0).history
+    foo = lib.Input(shape=(1,), name="foo")
+    dropped = layers.Dropout(rate=0.3, seed=42)(np.array([[1, 2], [3, 4]]), training=True)
+    return {
+        "history": history,
+        "trainable": [v.path for v in model.layers[0].trainable_variables],
+        "none_output": type(_raised(lambda: _none_layer_call(lib))),
+        "none_input": tuple(TakesFoo()({"foo": foo, "bar": {"baz": None}}).shape),
+        "dropout": _numpy(lib, dropped).tolist(),
+        "squeezed": tuple(lib.ops.squeeze(layers.Input([2, 2, 1])).shape),
+        "renamed": [hasattr(lib.mixed_precision, name) for name in
+                    ("DTypePolicy", "set_dtype_policy", "LossScaleOptimizer")],
+    }
+
+
+def test_migration_custom_layers_seeds_and_ops_as_keras():
+    ours, theirs = (_migration_custom_layers(lib) for lib in (kestrel, keras))
+    _assert_histories_close(ours.pop("history"), theirs.pop("history"))
+    assert ours == theirs
+    assert theirs["none_output"] is AttributeError
+    assert "returned None" in str(_raised(lambda: _none_layer_call(kestrel)))
+
+
+def test_migration_guides_renamed_ops_all_exist_as_in_keras():
+    names = ["absolute", "all", "amax", "amin", "any", "append", "arange", "arccos", "arctan2",
+             "array", "average", "clip", "conjugate", "copy", "diagonal", "dot", "empty", "flip",
+             "full_like", "take", "identity", "isclose", "logaddexp", "moveaxis", "ndim", "outer",
+             "power", "ravel", "std", "swapaxes", "take_along_axis", "tensordot", "true_divide",
+             "var", "vdot", "nonzero", "conv", "conv_transpose", "depthwise_conv",
+             "separable_conv", "sparse_categorical_crossentropy", "extract_sequences",
+             "scatter_update", "slice_update", "fft2", "istft"]
+    assert [n for n in names if not hasattr(kestrel.ops, n)] == \
+        [n for n in names if not hasattr(keras.ops, n)] == []
+    assert hasattr(kestrel.ops.image, "affine_transform")
+    assert hasattr(kestrel.optimizers, "LossScaleOptimizer") and hasattr(kestrel.utils, "normalize")
