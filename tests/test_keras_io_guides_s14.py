@@ -1,7 +1,9 @@
 """keras.io guides replayed with Kestrel and with real Keras 3 (torch backend), small synthetic
-data: intro_to_keras_for_engineers, intro_to_keras_for_researchers (its Keras parts, written
-with `keras.ops` and torch autograd as the Keras 3 version would), int8_quantization_in_keras
-and int4_quantization_in_keras."""
+data: intro_to_keras_for_engineers (keras_core/getting_started_with_keras_core is the same
+script), intro_to_keras_for_researchers (its Keras parts, written with `keras.ops` and torch
+autograd as the Keras 3 version would), int8_quantization_in_keras, int4_quantization_in_keras,
+keras_core/migration_guide_tf_keras_3_0 (its Keras parts) and customizing_what_happens_in_fit
+(its tf.keras 2 steps, with torch autograd)."""
 import os
 import tempfile
 
@@ -641,3 +643,94 @@ def test_migration_guides_renamed_ops_all_exist_as_in_keras():
         [n for n in names if not hasattr(keras.ops, n)] == []
     assert hasattr(kestrel.ops.image, "affine_transform")
     assert hasattr(kestrel.optimizers, "LossScaleOptimizer") and hasattr(kestrel.utils, "normalize")
+
+
+# --- customizing_what_happens_in_fit (its tf.keras 2 steps, with torch autograd) ---------------
+
+FIT_X = RNG.random((24, 6)).astype("float32")
+FIT_Y = RNG.random((24, 1)).astype("float32")
+FIT_WEIGHTS = RNG.random((24, 1)).astype("float32")
+
+
+def _unpack(data):
+    if len(data) == 3:
+        return data
+    return (*data, None)
+
+
+def _keras2_steps(lib):
+    """The guide's train_step / test_step, on the compiled_loss / compiled_metrics Kestrel keeps
+    for tf.keras 2 code (Keras 3 has neither)."""
+
+    class CustomModel(lib.Model):
+        def train_step(self, data):
+            x, y, sample_weight = _unpack(data)
+            y_pred = self(x, training=True)
+            loss = self.compiled_loss(y, y_pred, sample_weight=sample_weight,
+                                      regularization_losses=self.losses)
+            _torch_training_step(self, self.optimizer, loss)
+            self.compiled_metrics.update_state(y, y_pred, sample_weight=sample_weight)
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, data):
+            x, y = data
+            y_pred = self(x, training=False)
+            self.compiled_loss(y, y_pred, regularization_losses=self.losses)
+            self.compiled_metrics.update_state(y, y_pred)
+            return {m.name: m.result() for m in self.metrics}
+
+    return CustomModel
+
+
+def _keras3_steps(lib):
+    """The same steps as Keras 3 writes them: compute_loss, then every metric updated."""
+
+    class CustomModel(lib.Model):
+        def train_step(self, data):
+            x, y, sample_weight = _unpack(data)
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+            _torch_training_step(self, self.optimizer, loss)
+            return self._update_metrics(loss, y, y_pred, sample_weight)
+
+        def test_step(self, data):
+            x, y = data
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+            return self._update_metrics(loss, y, y_pred, None)
+
+        def _update_metrics(self, loss, y, y_pred, sample_weight):
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred, sample_weight=sample_weight)
+            return {m.name: m.result() for m in self.metrics}
+
+    return CustomModel
+
+
+def _guide_runs(lib, model_class, weights):
+    found = []
+    for sample_weight in (None, FIT_WEIGHTS):
+        lib = fresh(lib)
+        inputs = lib.Input(shape=(6,))
+        model = model_class(lib)(inputs, lib.layers.Dense(1)(inputs))
+        model.set_weights(weights)
+        model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        history = model.fit(FIT_X, FIT_Y, sample_weight=sample_weight, batch_size=8, epochs=2,
+                            verbose=0, shuffle=False).history
+        found.append((history, model.evaluate(FIT_X, FIT_Y, batch_size=8, verbose=0,
+                                              return_dict=True)))
+    return found
+
+
+def test_customizing_fit_keras2_steps_train_as_keras3_steps_do_in_keras():
+    source = fresh(keras)
+    inputs = source.Input(shape=(6,))
+    weights = source.Model(inputs, source.layers.Dense(1)(inputs)).get_weights()
+    ours = _guide_runs(kestrel, _keras2_steps, weights)
+    theirs = _guide_runs(keras, _keras3_steps, weights)
+    for (history, scores), (reference, reference_scores) in zip(ours, theirs):
+        _assert_histories_close(history, reference)
+        _assert_histories_close(scores, reference_scores)
