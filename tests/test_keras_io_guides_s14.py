@@ -2,8 +2,8 @@
 data: intro_to_keras_for_engineers (keras_core/getting_started_with_keras_core is the same
 script), intro_to_keras_for_researchers (its Keras parts, written with `keras.ops` and torch
 autograd as the Keras 3 version would), int8_quantization_in_keras, int4_quantization_in_keras,
-keras_core/migration_guide_tf_keras_3_0 (its Keras parts) and customizing_what_happens_in_fit
-(its tf.keras 2 steps, with torch autograd)."""
+keras_core/migration_guide_tf_keras_3_0 (its Keras parts), customizing_what_happens_in_fit
+(its tf.keras 2 steps, with torch autograd) and working_with_rnns."""
 import os
 import tempfile
 
@@ -734,3 +734,147 @@ def test_customizing_fit_keras2_steps_train_as_keras3_steps_do_in_keras():
     for (history, scores), (reference, reference_scores) in zip(ours, theirs):
         _assert_histories_close(history, reference)
         _assert_histories_close(scores, reference_scores)
+
+
+# --- working_with_rnns ------------------------------------------------------------------------
+
+def _rnn_guide_summaries(lib):
+    lib = fresh(lib)
+    layers = lib.layers
+    first = lib.Sequential()
+    first.add(layers.Embedding(input_dim=1000, output_dim=8))
+    first.add(layers.LSTM(16))
+    first.add(layers.Dense(10))
+    stacked = lib.Sequential([layers.Input((None,), dtype="int32"),
+                              layers.Embedding(input_dim=1000, output_dim=8),
+                              layers.GRU(16, return_sequences=True), layers.SimpleRNN(8),
+                              layers.Dense(10)])
+    encoder_input = layers.Input(shape=(None,))
+    encoder_embedded = layers.Embedding(input_dim=100, output_dim=8)(encoder_input)
+    output, state_h, state_c = layers.LSTM(8, return_state=True, name="encoder")(
+        encoder_embedded)
+    decoder_input = layers.Input(shape=(None,))
+    decoder_embedded = layers.Embedding(input_dim=200, output_dim=8)(decoder_input)
+    decoder_output = layers.LSTM(8, name="decoder")(decoder_embedded,
+                                                    initial_state=[state_h, state_c])
+    seq2seq = lib.Model([encoder_input, decoder_input], layers.Dense(10)(decoder_output))
+    bidirectional = lib.Sequential()
+    bidirectional.add(layers.Input((5, 10)))
+    bidirectional.add(layers.Bidirectional(layers.LSTM(8, return_sequences=True)))
+    bidirectional.add(layers.Bidirectional(layers.LSTM(4)))
+    bidirectional.add(layers.Dense(10))
+    return [summary_text(model) for model in (first, stacked, seq2seq, bidirectional)]
+
+
+def test_rnn_guide_models_summarize_as_keras():
+    for ours, theirs in zip(*(_rnn_guide_summaries(lib) for lib in (kestrel, keras))):
+        assert ours == theirs
+
+
+PARAGRAPHS = [RNG.random((4, 3, 5)).astype("float32") for _ in range(3)]
+
+
+def _stateful_lstm(lib, weights):
+    lstm_layer = fresh(lib).layers.LSTM(6, stateful=True)
+    lstm_layer(PARAGRAPHS[0])
+    lstm_layer.set_weights(weights)
+    lstm_layer.reset_states()
+    outputs = [_numpy(lib, lstm_layer(paragraph)) for paragraph in PARAGRAPHS[:2]]
+    existing_state = lstm_layer.states
+    new_lstm_layer = lib.layers.LSTM(6)
+    new_lstm_layer(PARAGRAPHS[2])
+    new_lstm_layer.set_weights(weights)
+    outputs.append(_numpy(lib, new_lstm_layer(PARAGRAPHS[2], initial_state=existing_state)))
+    lstm_layer.reset_states()
+    outputs.append(_numpy(lib, lstm_layer(PARAGRAPHS[0])))
+    return outputs, len(lstm_layer.weights)
+
+
+def test_rnn_guide_stateful_lstm_and_state_reuse_as_keras():
+    reference = fresh(keras).layers.LSTM(6)
+    reference(PARAGRAPHS[0])
+    ours, theirs = (_stateful_lstm(lib, reference.get_weights()) for lib in (kestrel, keras))
+    for mine, expected in zip(ours[0], theirs[0]):
+        np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours[0][3], ours[0][0], rtol=1e-6)  # reset to zero states
+    assert ours[1] == theirs[1] == 3  # the states are not weights
+
+
+FIT_SEQUENCES = RNG.random((16, 6, 6)).astype("float32")
+FIT_LABELS = RNG.integers(0, 10, 16)
+
+
+def _lstm_models(lib, allow_cudnn_kernel):
+    layers = lib.layers
+    if allow_cudnn_kernel:
+        lstm_layer = layers.LSTM(8)
+    else:
+        lstm_layer = layers.RNN(layers.LSTMCell(8))
+    return lib.Sequential([layers.Input((None, 6)), lstm_layer,
+                           layers.BatchNormalization(), layers.Dense(10)])
+
+
+def _cudnn_and_cell_fits(lib, weights):
+    found = []
+    for allow_cudnn_kernel in (True, False):
+        model = _lstm_models(fresh(lib), allow_cudnn_kernel)
+        model.set_weights(weights)
+        model.compile(loss=lib.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      optimizer="sgd", metrics=["accuracy"])
+        history = model.fit(FIT_SEQUENCES, FIT_LABELS, validation_data=(FIT_SEQUENCES, FIT_LABELS),
+                            batch_size=8, epochs=1, verbose=0, shuffle=False)
+        found.append((history.history, model.predict_on_batch(FIT_SEQUENCES[:1])))
+    return found
+
+
+def test_rnn_guide_lstm_layer_and_lstm_cell_models_train_alike_and_as_keras():
+    weights = _lstm_models(fresh(keras), True).get_weights()
+    ours, theirs = (_cudnn_and_cell_fits(lib, weights) for lib in (kestrel, keras))
+    for (history, prediction), (reference, expected) in zip(ours, theirs):
+        _assert_histories_close(history, reference)
+        np.testing.assert_allclose(prediction, expected, rtol=1e-5, atol=1e-6)
+    _assert_histories_close(ours[0][0], ours[1][0])  # LSTM(8) is RNN(LSTMCell(8))
+
+
+def _nested_cell(lib):
+    """The guide's NestedCell: a (vector, matrix) input and state per step."""
+    ops = lib.ops
+
+    class NestedCell(lib.layers.Layer):
+        def __init__(self, unit_1, unit_2, unit_3, **kwargs):
+            self.unit_1, self.unit_2, self.unit_3 = unit_1, unit_2, unit_3
+            self.state_size = [(unit_1,), (unit_2, unit_3)]
+            self.output_size = [(unit_1,), (unit_2, unit_3)]
+            super().__init__(**kwargs)
+
+        def build(self, input_shapes):
+            i1, (i2, i3) = input_shapes[0][1], input_shapes[1][1:]
+            self.kernel_1 = self.add_weight(shape=(i1, self.unit_1), initializer="uniform",
+                                            name="kernel_1")
+            self.kernel_2_3 = self.add_weight(shape=(i2, i3, self.unit_2, self.unit_3),
+                                              initializer="uniform", name="kernel_2_3")
+
+        def call(self, inputs, states):
+            input_1, input_2 = lib.tree.flatten(inputs)
+            s1, s2 = states
+            output_1 = ops.matmul(input_1, self.kernel_1)
+            output_2_3 = ops.einsum("bij,ijkl->bkl", input_2, self.kernel_2_3)
+            return (output_1, output_2_3), (s1 + output_1, s2 + output_2_3)
+
+    return NestedCell
+
+
+def _nested_rnn_call(lib):
+    lib = fresh(lib)
+    rnn = lib.layers.RNN(_nested_cell(lib)(3, 2, 4))
+    input_1, input_2 = lib.Input((None, 5)), lib.Input((None, 2, 3))
+    return _raised(lambda: rnn((input_1, input_2)))
+
+
+def test_rnn_guide_nested_cell_is_refused_as_keras_3_does():
+    """Keras 3's RNN takes one (batch, timesteps, features) input: the guide's nested one fails
+    in Keras (an IndexError in the cell's build, handed only the first input) and in Kestrel
+    (a ValueError naming the shapes)."""
+    assert isinstance(_nested_rnn_call(keras), IndexError)
+    error = _nested_rnn_call(kestrel)
+    assert isinstance(error, ValueError) and "(batch, timesteps, features)" in str(error)
