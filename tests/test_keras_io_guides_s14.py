@@ -3,7 +3,7 @@ data: intro_to_keras_for_engineers (keras_core/getting_started_with_keras_core i
 script), intro_to_keras_for_researchers (its Keras parts, written with `keras.ops` and torch
 autograd as the Keras 3 version would), int8_quantization_in_keras, int4_quantization_in_keras,
 keras_core/migration_guide_tf_keras_3_0 (its Keras parts), customizing_what_happens_in_fit
-(its tf.keras 2 steps, with torch autograd) and working_with_rnns."""
+(its tf.keras 2 steps, with torch autograd), working_with_rnns and preprocessing_layers."""
 import os
 import tempfile
 
@@ -878,3 +878,84 @@ def test_rnn_guide_nested_cell_is_refused_as_keras_3_does():
     assert isinstance(_nested_rnn_call(keras), IndexError)
     error = _nested_rnn_call(kestrel)
     assert isinstance(error, ValueError) and "(batch, timesteps, features)" in str(error)
+
+
+# --- preprocessing_layers ---------------------------------------------------------------------
+# Keras' lookup, text and hashing layers need TensorFlow, which the reference environment lacks:
+# the expected values below are what the guide's rendered page prints from real Keras.
+
+ODYSSEY = [
+    "ξεῖν᾽, ἦ τοι μὲν ὄνειροι ἀμήχανοι ἀκριτόμυθοι",
+    "γίγνοντ᾽, οὐδέ τι πάντα τελείεται ἀνθρώποισι.",
+    "δοιαὶ γάρ τε πύλαι ἀμενηνῶν εἰσὶν ὀνείρων:",
+    "αἱ μὲν γὰρ κεράεσσι τετεύχαται, αἱ δ᾽ ἐλέφαντι:",
+    "τῶν οἳ μέν κ᾽ ἔλθωσι διὰ πριστοῦ ἐλέφαντος,",
+    "οἵ ῥ᾽ ἐλεφαίρονται, ἔπε᾽ ἀκράαντα φέροντες:",
+    "οἱ δὲ διὰ ξεστῶν κεράων ἔλθωσι θύραζε,",
+    "οἵ ῥ᾽ ἔτυμα κραίνουσι, βροτῶν ὅτε κέν τις ἴδηται.",
+]
+ODYSSEY_TOKENS = [[37, 12, 25, 5, 9, 20, 21, 0, 0], [51, 34, 27, 33, 29, 18, 0, 0, 0],
+                  [49, 52, 30, 31, 19, 46, 10, 0, 0], [7, 5, 50, 43, 28, 7, 47, 17, 0],
+                  [24, 35, 39, 40, 3, 6, 32, 16, 0], [4, 2, 15, 14, 22, 23, 0, 0, 0],
+                  [36, 48, 6, 38, 42, 3, 45, 0, 0], [4, 2, 13, 41, 53, 8, 44, 26, 11]]
+DICKINSON = ["The Brain is wider than the Sky", "For put them side by side",
+             "The one the other will contain", "With ease and You beside"]
+DEEPER = ["The Brain is deeper than the sea"]
+BIGRAM_HITS = [0, 1, 16, 17, 18, 28, 36, 37]  # the multi-hot ones of DEEPER over 41 bigrams
+
+
+def test_preprocessing_guide_normalization_adapts_as_keras():
+    data = np.array([[0.1, 0.2, 0.3], [0.8, 0.9, 1.0], [1.5, 1.6, 1.7]])
+    found = []
+    for lib in (kestrel, keras):
+        layer = lib.layers.Normalization()
+        layer.adapt(data)
+        found.append(_numpy(lib, layer(data)))
+    np.testing.assert_allclose(found[0], found[1], rtol=1e-5, atol=1e-6)
+
+
+def _adapted(layer, data):
+    layer.adapt(data)
+    return layer
+
+
+def test_preprocessing_guide_lookups_encode_as_the_guide_prints():
+    layers = kestrel.layers
+    tokens = _adapted(layers.TextVectorization(), ODYSSEY)(ODYSSEY)
+    np.testing.assert_array_equal(_numpy(kestrel, tokens), ODYSSEY_TOKENS)
+    lookup = layers.StringLookup(vocabulary=["a", "b", "c", "d"])
+    np.testing.assert_array_equal(
+        _numpy(kestrel, lookup(np.array([["a", "c", "d"], ["d", "z", "b"]]))),
+        [[1, 3, 4], [4, 0, 2]])
+    one_hot = _adapted(layers.StringLookup(output_mode="one_hot"),
+                       np.array([["a"], ["b"], ["c"], ["b"], ["c"], ["a"]]))
+    np.testing.assert_array_equal(
+        _numpy(kestrel, one_hot(np.array([["a"], ["b"], ["c"], ["d"], ["e"], [""]]))),
+        np.eye(4)[[3, 2, 1, 0, 0, 0]])
+    integers = _adapted(layers.IntegerLookup(output_mode="one_hot"),
+                        np.array([[10], [20], [20], [10], [30], [0]]))
+    np.testing.assert_array_equal(
+        _numpy(kestrel, integers(np.array([[10], [10], [20], [50], [60], [0]]))),
+        np.eye(5)[[2, 2, 1, 0, 0, 4]])
+    hashed = layers.CategoryEncoding(num_tokens=64, output_mode="multi_hot")(
+        layers.Hashing(num_bins=64, salt=1337)(RNG.integers(0, 100000, size=(50, 1))))
+    assert tuple(hashed.shape) == (50, 64)
+
+
+def test_preprocessing_guide_text_vectorization_modes_as_the_guide_prints():
+    layers = kestrel.layers
+    ints = _adapted(layers.TextVectorization(output_mode="int"), DICKINSON)
+    np.testing.assert_array_equal(_numpy(kestrel, ints(DEEPER)), [[2, 19, 14, 1, 9, 2, 1]])
+    multi_hot = _adapted(layers.TextVectorization(output_mode="multi_hot", ngrams=2), DICKINSON)
+    assert multi_hot.vocabulary_size() == 41
+    np.testing.assert_array_equal(_numpy(kestrel, multi_hot(DEEPER)),
+                                  np.eye(41)[BIGRAM_HITS].sum(axis=0, keepdims=True))
+    tf_idf = _adapted(layers.TextVectorization(output_mode="tf_idf", ngrams=2), DICKINSON)
+    expected = np.zeros((1, 41))
+    expected[0, BIGRAM_HITS] = [5.461647, 1.6945957] + [1.0986123] * 6
+    np.testing.assert_allclose(_numpy(kestrel, tf_idf(DEEPER)), expected, rtol=1e-5)
+    strings = kestrel.Input(shape=(1,), dtype="string")  # the guide's end-to-end model
+    inputs = kestrel.Input(shape=(41,))
+    scorer = kestrel.Model(inputs, layers.Dense(1)(inputs))
+    end_to_end = kestrel.Model(strings, scorer(tf_idf(strings)))
+    assert tuple(end_to_end(np.array([["The one the other will absorb"]])).shape) == (1, 1)
