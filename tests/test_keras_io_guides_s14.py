@@ -3,7 +3,8 @@ data: intro_to_keras_for_engineers (keras_core/getting_started_with_keras_core i
 script), intro_to_keras_for_researchers (its Keras parts, written with `keras.ops` and torch
 autograd as the Keras 3 version would), int8_quantization_in_keras, int4_quantization_in_keras,
 keras_core/migration_guide_tf_keras_3_0 (its Keras parts), customizing_what_happens_in_fit
-(its tf.keras 2 steps, with torch autograd), working_with_rnns and preprocessing_layers."""
+(its tf.keras 2 steps, with torch autograd), working_with_rnns, preprocessing_layers and
+keras_core/serialization_and_saving."""
 import os
 import tempfile
 
@@ -959,3 +960,56 @@ def test_preprocessing_guide_text_vectorization_modes_as_the_guide_prints():
     scorer = kestrel.Model(inputs, layers.Dense(1)(inputs))
     end_to_end = kestrel.Model(strings, scorer(tf_idf(strings)))
     assert tuple(end_to_end(np.array([["The one the other will absorb"]])).shape) == (1, 1)
+
+
+# --- keras_core/serialization_and_saving ------------------------------------------------------
+
+def _serialization_guide(lib, tmp_path):
+    lib = fresh(lib)
+    lib.saving.get_custom_objects().clear()
+
+    @lib.saving.register_keras_serializable(package="MyLayers")
+    class CustomLayer(lib.layers.Layer):
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
+        def get_config(self):
+            return {"factor": self.factor}
+
+    @lib.saving.register_keras_serializable(package="my_package", name="custom_fn")
+    def custom_fn(x):
+        return x**2
+
+    inputs = lib.Input(shape=(4,))
+    model = lib.Model(inputs, lib.layers.Dense(1, activation=custom_fn)(CustomLayer(0.5)(inputs)))
+    model.compile(optimizer="rmsprop", loss="mean_squared_error")
+    path = str(tmp_path / f"{lib.__name__}.keras")
+    model.save(path)
+    x = np.random.default_rng(0).random((4, 4))
+    with lib.saving.custom_object_scope({"CustomLayer": CustomLayer, "custom_fn": custom_fn}):
+        scoped = lib.models.load_model(path)
+    regularizer = lib.saving.serialize_keras_object(lib.regularizers.L1(0.005))
+    found = {
+        "same": np.allclose(model.predict(x, verbose=0), scoped.predict(x, verbose=0)),
+        "names": (lib.saving.get_registered_name(CustomLayer),
+                  lib.saving.get_registered_name(custom_fn)),
+        "regularizer": regularizer,
+        "modules": [lib.saving.serialize_keras_object(obj)["module"] for obj in (
+            lib.layers.Dense(2), lib.initializers.GlorotUniform(), lib.constraints.MaxNorm(),
+            lib.losses.MeanSquaredError(), lib.metrics.Mean(),
+            lib.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9))],
+        "clone": [layer.name for layer in lib.models.clone_model(model).layers],
+        "json": lib.models.model_from_json(model.to_json()).get_config()["layers"][1]["config"],
+    }
+    lib.saving.get_custom_objects().clear()
+    return found
+
+
+def test_serialization_guide_registers_serializes_and_reloads_as_keras(tmp_path):
+    ours, theirs = (_serialization_guide(lib, tmp_path) for lib in (kestrel, keras))
+    assert ours == theirs  # public modules: `keras.regularizers`, not Kestrel's own paths
+    assert theirs["same"] and theirs["regularizer"]["module"] == "keras.regularizers"
