@@ -3,8 +3,8 @@ data: intro_to_keras_for_engineers (keras_core/getting_started_with_keras_core i
 script), intro_to_keras_for_researchers (its Keras parts, written with `keras.ops` and torch
 autograd as the Keras 3 version would), int8_quantization_in_keras, int4_quantization_in_keras,
 keras_core/migration_guide_tf_keras_3_0 (its Keras parts), customizing_what_happens_in_fit
-(its tf.keras 2 steps, with torch autograd), working_with_rnns, preprocessing_layers and
-keras_core/serialization_and_saving."""
+(its tf.keras 2 steps, with torch autograd), working_with_rnns, preprocessing_layers,
+keras_core/serialization_and_saving and define_custom_kernel (its layers, on a torch kernel)."""
 import os
 import tempfile
 
@@ -1013,3 +1013,64 @@ def test_serialization_guide_registers_serializes_and_reloads_as_keras(tmp_path)
     ours, theirs = (_serialization_guide(lib, tmp_path) for lib in (kestrel, keras))
     assert ours == theirs  # public modules: `keras.regularizers`, not Kestrel's own paths
     assert theirs["same"] and theirs["regularizer"]["module"] == "keras.regularizers"
+
+
+# --- define_custom_kernel (Pallas is JAX-only: the same layers on a torch autograd.Function) ---
+
+class _FusedMatmulRelu(torch.autograd.Function):
+    """The guide's fused matmul + ReLU with its hand-written backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        y = torch.relu(x @ w)
+        ctx.save_for_backward(x, w, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, y = ctx.saved_tensors
+        grad_relu = g * (y > 0)
+        return grad_relu @ w.T, x.T @ grad_relu
+
+
+def _kernel_layers(lib):
+    class StandardDenseReLU(lib.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                     initializer="glorot_uniform", trainable=True)
+
+        def call(self, inputs):
+            return lib.ops.relu(lib.ops.matmul(inputs, self.w))
+
+    class FusedDenseTrainable(StandardDenseReLU):
+        def call(self, inputs):
+            return _FusedMatmulRelu.apply(inputs, self.w.value)
+
+    return StandardDenseReLU, FusedDenseTrainable
+
+
+KERNEL_X = RNG.random((16, 8)).astype("float32")
+
+
+def _kernel_fits(lib, weights):
+    found = []
+    for layer_class in _kernel_layers(fresh(lib)):
+        model = lib.Sequential([lib.Input((8,)), layer_class(8)])
+        model.set_weights(weights)
+        model.compile(optimizer="adam", loss="mse")
+        found.append(model.fit(KERNEL_X, np.ones((16, 8), "float32"), batch_size=8, verbose=0,
+                               shuffle=False).history)
+    return found, isinstance(_kernel_layers(lib)[1](2), lib.Layer)
+
+
+def test_custom_kernel_guide_layers_train_alike_and_as_keras():
+    weights = [np.random.default_rng(12).normal(size=(8, 8)).astype("float32")]
+    (ours, our_alias), (theirs, their_alias) = (_kernel_fits(lib, weights)
+                                                for lib in (kestrel, keras))
+    for history, reference in zip(ours + [ours[0]], theirs + [ours[1]]):
+        _assert_histories_close(history, reference)  # fused == standard, in both libraries
+    assert our_alias and their_alias  # `keras.Layer`, the guide's spelling
