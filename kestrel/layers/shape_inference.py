@@ -37,6 +37,7 @@ def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
             raise  # the error at the usual sizes
     merged = []
     for outs in zip(*[flatten(r) for r in runs]):
+        _check_output(layer, outs[0])
         shape = [d if all(o.shape[i] == d for o in outs) else None
                  for i, d in enumerate(outs[0].shape)]
         if batch_unknown and not vary_batch and shape and shape[0] == 1:
@@ -46,6 +47,16 @@ def infer_output_spec(layer, args, kwargs, vary_batch: bool = False):
     leaves = iter(merged)
     return map_structure(lambda t: next(leaves) if isinstance(t, torch.Tensor)
                          or is_string_array(t) else t, runs[0])
+
+
+def _check_output(layer, output) -> None:
+    """A symbolic call needs tensors out of `call`; Keras raises an AttributeError too."""
+    if not hasattr(output, "shape"):
+        raise AttributeError(
+            f"Could not automatically infer the output shape / dtype of '{layer.name}' (of "
+            f"type {type(layer).__name__}): its `call()` returned {output!r} where a tensor "
+            f"was expected. Either `{type(layer).__name__}.call()` is incorrect, or implement "
+            "`compute_output_spec()` / `compute_output_shape()`.")
 
 
 def _placeholder_runs(layer, args, kwargs, sizes, vary_batch, unknown):

@@ -32,6 +32,17 @@ KERAS_CLASS_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.fu
                        "Distiller": "keras.distillation"}
 
 
+def _category_of(cls) -> str | None:
+    """The Keras category of a Kestrel class, read from its module path
+    (`kestrel.regularizers.regularizers` -> "regularizers"), for a call that names none."""
+    parts = cls.__module__.split(".")
+    if len(parts) < 2:
+        return None
+    if parts[1] == "optimizers" and "schedules" in parts:
+        return "schedules"
+    return parts[1]
+
+
 def serialize_keras_object(obj, category: str | None = None):
     """Serialize a class instance (with `get_config`) or a registered function."""
     if obj is None or isinstance(obj, (str, int, float, bool)):
@@ -61,8 +72,8 @@ def serialize_keras_object(obj, category: str | None = None):
     if registered:
         module = cls.__module__
     elif cls.__module__.startswith("kestrel."):
-        module = KERAS_CLASS_MODULES.get(cls.__name__) or KERAS_MODULES.get(category,
-                                                                            cls.__module__)
+        module = KERAS_CLASS_MODULES.get(cls.__name__) or KERAS_MODULES.get(
+            category or _category_of(cls), cls.__module__)
         if module.startswith("keras.src."):  # not in Keras' public API: Keras names it
             registered = cls.__name__
     else:  # a user's unregistered class: its module and name, as Keras writes them

@@ -27,6 +27,14 @@ _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _WEIGHT_SUFFIXES = (".weights.h5", ".h5", ".hdf5")
 
 
+_SAVED_MODEL_HINTS = {  # tf.keras 2 wrote a TensorFlow SavedModel to a path without a suffix
+    "save_model": " Saving to TensorFlow's SavedModel format with `save()` is gone in Keras 3: "
+                  "use `model.export(filepath)` to export the model.",
+    "load_model": " The legacy TensorFlow SavedModel format is not supported by `load_model()` "
+                  "in Keras 3; it reads `.keras` files and legacy H5 files only.",
+}
+
+
 def _suffix(filepath, accepted: tuple[str, ...], what: str) -> str:
     path = os.fspath(filepath)
     for suffix in accepted:
@@ -34,7 +42,8 @@ def _suffix(filepath, accepted: tuple[str, ...], what: str) -> str:
             return suffix
     raise ValueError(
         f"Invalid filepath extension for {what}: the filename must end in one of "
-        f"{', '.join(repr(s) for s in accepted)}. Received: filepath={path}")
+        f"{', '.join(repr(s) for s in accepted)}.{_SAVED_MODEL_HINTS.get(what, '')} "
+        f"Received: filepath={path}")
 
 
 def _tf_format_path(filepath) -> bool:

@@ -21,11 +21,13 @@ def per_output(spec, output_names: list[str], what: str) -> list:
         return _by_output_name(spec, output_names, f"compile() {what}")
     if what == "metrics" and n == 1 and isinstance(spec, (list, tuple)):
         return [flatten(spec)]  # one output takes every metric of a nested list, as Keras
-    # A list of losses is one per output; a list of metrics is one list per output only when
-    # it holds lists (`[["acc"], ["mae"]]`), otherwise every output gets all of them.
+    # A list of losses is one per output. A list of metrics is one entry per output when it
+    # holds lists (`[["acc"], ["mae"]]`) or, as Keras 3, one entry for each output
+    # (`["acc", "mae"]` on two outputs); a list of another length goes to every output
+    # (tf.keras 2's reading, where Keras 3 refuses it).
     per_output_list = isinstance(spec, (list, tuple)) and (
-        what != "metrics" or (n > 1 and bool(spec) and all(
-            isinstance(s, (list, tuple)) or s is None for s in spec)))
+        what != "metrics" or (n > 1 and bool(spec) and (len(spec) == n or all(
+            isinstance(s, (list, tuple)) or s is None for s in spec))))
     if per_output_list:
         if len(spec) != n:
             raise ValueError(
@@ -128,6 +130,7 @@ class CompileLoss:
         return total
 
     def _sum(self, y_true: list, y_pred: list, sample_weight: list):
+        self._check_targets(y_true)
         total = None
         for index, loss in enumerate(self.losses):
             if loss is None or y_true[index] is None:
@@ -141,6 +144,14 @@ class CompileLoss:
             weighted = value * self.weights[index] if self.weights[index] != 1.0 else value
             total = weighted if total is None else total + weighted
         return total
+
+    def _check_targets(self, y_true: list) -> None:
+        """One target per output that has a loss (Keras refuses fewer too)."""
+        if any(loss is not None for loss in self.losses[len(y_true):]):
+            raise ValueError(
+                f"compile() loss: the model has {len(self.losses)} outputs {self.output_names} "
+                f"with a loss, but y holds {len(y_true)} target array(s). Pass one target per "
+                "output: a list, or a dict keyed by output name.")
 
     def get_config(self) -> dict:
         return {"losses": [losses_module.serialize(l) if l is not None else None
