@@ -966,7 +966,17 @@ def test_preprocessing_guide_text_vectorization_modes_as_the_guide_prints():
 
 def _serialization_guide(lib, tmp_path):
     lib = fresh(lib)
-    lib.saving.get_custom_objects().clear()
+    registered = lib.saving.get_custom_objects()
+    kept = dict(registered)  # other tests' registrations survive this guide
+    registered.clear()
+    try:
+        return _serialization_guide_body(lib, tmp_path)
+    finally:
+        registered.clear()
+        registered.update(kept)
+
+
+def _serialization_guide_body(lib, tmp_path):
 
     @lib.saving.register_keras_serializable(package="MyLayers")
     class CustomLayer(lib.layers.Layer):
@@ -1005,7 +1015,6 @@ def _serialization_guide(lib, tmp_path):
         "clone": [layer.name for layer in lib.models.clone_model(model).layers],
         "json": lib.models.model_from_json(model.to_json()).get_config()["layers"][1]["config"],
     }
-    lib.saving.get_custom_objects().clear()
     return found
 
 
