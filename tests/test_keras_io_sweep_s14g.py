@@ -122,3 +122,263 @@ def test_class_weight_accepts_boolean_labels():
         return model.fit(x, y, class_weight={0: 1.0, 1: 3.0}, verbose=0).history["loss"]
     expected, got = _both(weighted_loss)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- trans_unet_multi_organ_segmentation
+def _transunet_layers(k):
+    """The example's registered PatchEmbedding and TransformerBlock layers."""
+    ops = k.ops
+
+    @k.saving.register_keras_serializable(package="Trans-UNET")
+    class PatchEmbedding(k.layers.Layer):
+        def __init__(self, patch_size, embedding_dim, num_patches, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+            self.embedding_dim = embedding_dim
+            self.num_patches = num_patches
+            self.projection = k.layers.Conv2D(embedding_dim, patch_size, strides=patch_size,
+                                              padding="valid")
+
+        def build(self, input_shape):
+            self.position_embeddings = self.add_weight(
+                name="position_embeddings", shape=(1, self.num_patches, self.embedding_dim),
+                initializer="random_normal")
+
+        def call(self, inputs):
+            patches = self.projection(inputs)
+            batch_size = ops.shape(patches)[0]
+            return (ops.reshape(patches, [batch_size, -1, self.embedding_dim])
+                    + self.position_embeddings)
+
+        def get_config(self):
+            keys = ["patch_size", "embedding_dim", "num_patches"]
+            return {**super().get_config(), **{key: getattr(self, key) for key in keys}}
+
+    @k.saving.register_keras_serializable(package="Trans-UNET")
+    class TransformerBlock(k.layers.Layer):
+        def __init__(self, embedding_dim, num_heads, hidden_dim, dropout_rate=0.1, **kwargs):
+            super().__init__(**kwargs)
+            self.embedding_dim = embedding_dim
+            self.num_heads = num_heads
+            self.hidden_dim = hidden_dim
+            self.dropout_rate = dropout_rate
+            self.norm1 = k.layers.LayerNormalization(epsilon=1e-6)
+            self.norm2 = k.layers.LayerNormalization(epsilon=1e-6)
+            self.attn = k.layers.MultiHeadAttention(
+                num_heads=num_heads, key_dim=embedding_dim // num_heads, dropout=dropout_rate)
+            self.mlp = k.Sequential([
+                k.layers.Dense(hidden_dim, activation="gelu"), k.layers.Dropout(dropout_rate),
+                k.layers.Dense(embedding_dim), k.layers.Dropout(dropout_rate)])
+
+        def call(self, inputs, training=False):
+            hidden = inputs + self.attn(self.norm1(inputs), self.norm1(inputs),
+                                        training=training)
+            return hidden + self.mlp(self.norm2(hidden), training=training)
+
+        def get_config(self):
+            keys = ["embedding_dim", "num_heads", "hidden_dim", "dropout_rate"]
+            return {**super().get_config(), **{key: getattr(self, key) for key in keys}}
+
+    return PatchEmbedding, TransformerBlock
+
+
+def _transunet_model(k, image_size):
+    """The example's TransUNet, with a four-convolution stand-in for the ImageNet ResNet-50
+    (same output layer names, same `preprocess_input` on the input) and smaller decoder
+    filters (still a multiple of the 32 GroupNormalization groups)."""
+    ops, layers = k.ops, k.layers
+    PatchEmbedding, TransformerBlock = _transunet_layers(k)
+
+    def _build_resnet_encoder():
+        inputs = k.Input(shape=(image_size, image_size, 3))
+        x = k.applications.resnet50.preprocess_input(inputs)
+        outputs = []
+        names = ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out")
+        for i, name in enumerate(names):
+            x = layers.Conv2D(8 * (i + 1), 3, strides=2, padding="same", activation="relu",
+                              name=name)(x)
+            outputs.append(x)
+        return k.Model(inputs=inputs, outputs=outputs)
+
+    @k.saving.register_keras_serializable(package="Trans-UNET")
+    class TransUNet(k.Model):
+        def __init__(self, image_size=(224, 224, 3), patch_size=1, embedding_dim=64,
+                     num_heads=4, n_layers=6, hidden_dim=512, dropout_rate=0.1, num_classes=9,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.image_size = image_size
+            self.patch_size = patch_size
+            self.embedding_dim = embedding_dim
+            self.num_heads = num_heads
+            self.n_layers = n_layers
+            self.hidden_dim = hidden_dim
+            self.dropout_rate = dropout_rate
+            self.num_classes = num_classes
+            feature_map_size = image_size[0] // 16
+            self.cnn_backbone = _build_resnet_encoder()
+            self.patch_embedding = PatchEmbedding(patch_size, embedding_dim,
+                                                  (feature_map_size // patch_size) ** 2)
+            self.transformer_blocks = [
+                TransformerBlock(embedding_dim, num_heads, hidden_dim, dropout_rate)
+                for _ in range(n_layers)]
+            self.encoder_norm = layers.LayerNormalization(epsilon=1e-6)
+            decoder_filters = [64, 32, 32, 32]
+            self.upsamplers = [layers.UpSampling2D(2, interpolation="bilinear")
+                               for _ in decoder_filters]
+            self.concats = [layers.Concatenate() for _ in decoder_filters[:3]]
+            self.convs = [layers.Conv2D(f, 3, padding="same", use_bias=False)
+                          for f in decoder_filters]
+            self.gnorms = [layers.GroupNormalization(groups=32) for _ in decoder_filters]
+            self.acts = [layers.Activation("relu") for _ in decoder_filters]
+            self.segmentation_head = layers.Conv2D(num_classes, 1, padding="same",
+                                                   activation="softmax")
+
+        def call(self, inputs, training=False):
+            skip1, skip2, skip3, features = self.cnn_backbone(inputs, training=training)
+            skips = [skip3, skip2, skip1]
+            tokens = self.patch_embedding(features)
+            for block in self.transformer_blocks:
+                tokens = block(tokens, training=training)
+            tokens = self.encoder_norm(tokens)
+            fmap_size = self.image_size[0] // 16 // self.patch_size
+            decoded = ops.reshape(tokens, (-1, fmap_size, fmap_size, self.embedding_dim))
+            for i in range(4):
+                decoded = self.upsamplers[i](decoded)
+                if i < 3:
+                    decoded = self.concats[i]([decoded, skips[i]])
+                decoded = self.acts[i](self.gnorms[i](self.convs[i](decoded), training=training))
+            return self.segmentation_head(decoded)
+
+        def get_config(self):
+            keys = ["image_size", "patch_size", "embedding_dim", "num_heads", "n_layers"]
+            keys += ["hidden_dim", "dropout_rate", "num_classes"]
+            return {**super().get_config(), **{key: getattr(self, key) for key in keys}}
+
+    return TransUNet
+
+
+def _combined_loss(k, flatten):
+    """The example's cross-entropy + soft Dice loss. `flatten` feeds the cross-entropy
+    (pixels, classes) instead of the example's (batch, height, width, classes): Keras' torch
+    backend cannot backpropagate the 4-D form (torch: "grad_input must be contiguous")."""
+    ops = k.ops
+
+    def combined_loss(y_true, y_pred, smooth=1e-6):
+        y_true = ops.squeeze(y_true, -1)
+        if flatten:
+            ce = ops.mean(k.losses.sparse_categorical_crossentropy(
+                ops.reshape(y_true, (-1,)), ops.reshape(y_pred, (-1, ops.shape(y_pred)[-1]))))
+        else:
+            ce = ops.mean(k.losses.sparse_categorical_crossentropy(y_true, y_pred))
+        y_true_oh = ops.one_hot(ops.cast(y_true, "int32"), num_classes=ops.shape(y_pred)[-1])
+        y_pred = ops.clip(y_pred, 1e-6, 1.0)
+        intersection = ops.sum(y_true_oh * y_pred, axis=[1, 2])
+        union = ops.sum(y_true_oh + y_pred, axis=[1, 2])
+        dice_loss = 1 - ops.mean((2.0 * intersection + smooth) / (union + smooth))
+        return 0.5 * ce + 0.5 * dice_loss
+
+    return k.saving.register_keras_serializable(package="Trans-UNET")(combined_loss)
+
+
+def _mean_iou_wrapper(k):
+    ops = k.ops
+
+    @k.saving.register_keras_serializable(package="Trans-UNET")
+    class MeanIoUWrapper(k.metrics.MeanIoU):
+        def __init__(self, num_classes, name="mean_io_u_wrapper", **kwargs):
+            for key in ("ignore_class", "sparse_y_true", "sparse_y_pred"):
+                kwargs.pop(key, None)
+            super().__init__(num_classes, name=name, sparse_y_true=True, sparse_y_pred=False,
+                             **kwargs)
+            self._num_classes = num_classes
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            return super().update_state(ops.squeeze(y_true, axis=-1), y_pred, sample_weight)
+
+        def get_config(self):
+            return {"num_classes": self._num_classes, "name": self.name}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls(**config)
+
+    return MeanIoUWrapper
+
+
+def _segmentation_data(size=32, classes=3):
+    rng = np.random.default_rng(0)
+    images = rng.random((8, size, size, 3), dtype="float32") * 255
+    labels = rng.integers(0, classes, (8, size, size, 1)).astype("uint8")
+    return images, labels
+
+
+def _transunet(k, folder):
+    """trans_unet_multi_organ_segmentation: the seeded joint augmentation Sequential, a
+    subclassed Model holding a Functional backbone and lists of registered custom layers,
+    a registered loss function, a MeanIoU subclass, AdamW, ReduceLROnPlateau and
+    EarlyStopping, then `.keras` save and reload of the whole model."""
+    ops, size, classes = k.ops, 32, 3
+    aug_kw = dict(fill_mode="nearest", interpolation="nearest", seed=42)
+    joint_augment = k.Sequential([k.layers.RandomRotation(factor=5 / 360.0, **aug_kw),
+                                  k.layers.RandomZoom(height_factor=(-0.1, 0.1), **aug_kw)])
+    images, labels = _segmentation_data(size, classes)
+    combined = ops.concatenate([images[:2], ops.cast(labels[:2], "float32")], axis=-1)
+    augmented = joint_augment(combined, training=True)
+    model = _transunet_model(k, size)(
+        image_size=(size, size, 3), embedding_dim=16, num_heads=4, n_layers=2, hidden_dim=32,
+        dropout_rate=0.1, num_classes=classes)
+    model.compile(optimizer=k.optimizers.AdamW(learning_rate=1e-4, weight_decay=1e-3),
+                  loss=_combined_loss(k, flatten=True),
+                  metrics=[_mean_iou_wrapper(k)(num_classes=classes)])
+    callbacks = [k.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5,
+                                               min_lr=1e-7),
+                 k.callbacks.EarlyStopping(monitor="val_loss", patience=10,
+                                           restore_best_weights=True)]
+    history = model.fit(images, labels, batch_size=4, validation_data=(images[:4], labels[:4]),
+                        epochs=2, callbacks=callbacks, verbose=0)
+    path = os.path.join(folder, "transunet.keras")
+    model.save(path)
+    return {"augmented": [ops.convert_to_numpy(augmented[..., :3]),
+                          ops.convert_to_numpy(ops.cast(augmented[..., 3:], "uint8"))],
+            "summary": _summary(model), "history": history.history,
+            "predict": model.predict(images[:2], verbose=0),
+            "reloaded": k.models.load_model(path).predict(images[:2], verbose=0),
+            "weights": [w.path for w in model.weights], "config": model.get_config()}
+
+
+def test_trans_unet_segmentation_matches_keras(tmp_path):
+    expected, got = _both(_transunet, str(tmp_path))
+    _assert_close(got, expected)
+
+
+def test_four_d_sparse_cross_entropy_trains_like_flattened_keras():
+    """The example's own 4-D cross-entropy: Kestrel trains it (Keras' torch backend fails in
+    backward) to the losses Keras reaches with the pixels flattened."""
+    def fit_losses(k, flatten):
+        images, labels = _segmentation_data(8)
+        model = k.Sequential([k.Input((8, 8, 3)), k.layers.Rescaling(1 / 255),
+                              k.layers.Conv2D(3, 3, padding="same", activation="softmax")])
+        model.compile(optimizer="adam", loss=_combined_loss(k, flatten))
+        return model.fit(images, labels, batch_size=4, epochs=2, verbose=0).history["loss"]
+    expected = fit_losses(_fresh(keras), flatten=True)
+    _assert_close(fit_losses(_fresh(kestrel), flatten=False), expected)
+
+
+def test_subclassed_model_overriding_get_config_gets_only_base_keys():
+    """A subclassed Model writing its own `get_config` gets name/trainable/dtype from
+    `super().get_config()`, not its constructor arguments (so the override orders the keys)."""
+    def config(k):
+        class Net(k.Model):
+            def __init__(self, units=2, rate=0.5, **kwargs):
+                super().__init__(**kwargs)
+                self.units, self.rate, self.dense = units, rate, k.layers.Dense(units)
+
+            def call(self, x):
+                return self.dense(x)
+
+            def get_config(self):
+                return {**super().get_config(), "rate": self.rate, "units": self.units}
+        return Net(units=3, rate=0.1, name="net").get_config()
+    expected, got = _both(config)
+    assert list(got) == list(expected) == ["name", "trainable", "dtype", "rate", "units"]
+    assert got == expected
