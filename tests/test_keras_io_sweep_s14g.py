@@ -4,6 +4,7 @@ runs with real Keras 3 (torch backend) and with Kestrel: histories, predictions,
 weight paths and saved-model reloads agree.
 """
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -124,7 +125,7 @@ def test_class_weight_accepts_boolean_labels():
     _assert_close(got, expected)
 
 
-# ---------------------------------------------------------------- trans_unet_multi_organ_segmentation
+# ---------------------------------------------------------------- trans_unet (multi-organ)
 def _transunet_layers(k):
     """The example's registered PatchEmbedding and TransformerBlock layers."""
     ops = k.ops
@@ -382,3 +383,268 @@ def test_subclassed_model_overriding_get_config_gets_only_base_keys():
     expected, got = _both(config)
     assert list(got) == list(expected) == ["name", "trainable", "dtype", "rate", "units"]
     assert got == expected
+
+
+# ---------------------------------------------------------------- cswin_transformer
+def _cswin(keras):
+    """cswin_transformer, its `tf` ops written with keras.ops (`tf.nn.gelu` as `ops.gelu`):
+    an adapted Normalization and random augmentation Sequential inside a Functional model,
+    cross-shaped window attention on a stacked (3, batch, tokens, channels) tensor, grouped
+    Conv2D, a block holding a never-called Dropout, AdamW with label smoothing and top-5
+    accuracy. Small: 16x16 images resized to 32, one block per stage."""
+    layers, ops = keras.layers, keras.ops
+    num_classes, input_shape, image_size = 10, (16, 16, 3), 32
+    rng = np.random.default_rng(0)
+    x_train = rng.random((16,) + input_shape, dtype="float32") * 255
+    y_train = keras.utils.to_categorical(rng.integers(0, num_classes, 16), num_classes)
+    data_augmentation = keras.Sequential([
+        layers.Normalization(), layers.Resizing(image_size, image_size),
+        layers.RandomFlip("horizontal"), layers.RandomRotation(factor=0.1),
+        layers.RandomContrast(factor=0.1), layers.RandomZoom(height_factor=0.2, width_factor=0.2),
+    ], name="data_augmentation")
+    data_augmentation.layers[0].adapt(x_train)
+
+    class MLP(layers.Layer):
+        def __init__(self, hidden_dim=None, out_dim=None, act_layer=ops.gelu, drop=0):
+            super().__init__()
+            self.fc1 = layers.Dense(hidden_dim)
+            self.act = act_layer
+            self.fc2 = layers.Dense(out_dim)
+            self.drop = layers.Dropout(drop)
+
+        def call(self, x):
+            return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+    def image_to_window(image, height_split, width_split):
+        _, channel, height, width = image.shape
+        image_reshape = ops.reshape(image, (-1, channel, height // height_split, height_split,
+                                            width // width_split, width_split))
+        image_reshape = ops.transpose(image_reshape, axes=(0, 2, 4, 3, 5, 1))
+        return ops.reshape(image_reshape, (-1, height_split * width_split, channel))
+
+    def window_to_image(image_split, height_split, width_split, height, width):
+        channel = image_split.shape[2]
+        image = ops.reshape(image_split, (-1, height // height_split, width // width_split,
+                                          height_split, width_split, channel))
+        image = ops.transpose(image, axes=(0, 1, 3, 2, 4, 5))
+        return ops.reshape(image, (-1, height, width, channel))
+
+    class CSWinAttention(layers.Layer):
+        def __init__(self, in_dim, resolution, idx, split_size=7, out_dim=None, num_heads=8,
+                     attention_dropout=0, projection_dropout=0):
+            super().__init__()
+            self.in_dim = in_dim
+            self.out_dim = out_dim or in_dim
+            self.resolution = resolution
+            self.split_size = split_size
+            self.num_heads = num_heads
+            head_dim = in_dim // num_heads
+            self.scale = head_dim ** -0.5
+            if idx == -1:
+                height_split, width_split = self.resolution, self.resolution
+            elif idx == 0:
+                height_split, width_split = self.resolution, self.split_size
+            elif idx == 1:
+                width_split, height_split = self.resolution, self.split_size
+            self.height_split = height_split
+            self.width_split = width_split
+            self.get_value = layers.Conv2D(in_dim, kernel_size=3, strides=1, padding="same",
+                                           groups=in_dim)
+            self.attention_dropout = layers.Dropout(attention_dropout)
+
+        def image_to_cswindow(self, x):
+            _, num_patches, channel = x.shape
+            height = width = int(np.sqrt(num_patches))
+            x = ops.transpose(x, axes=(0, 2, 1))
+            x = ops.reshape(x, (-1, channel, height, width))
+            x = image_to_window(x, self.height_split, self.width_split)
+            x = ops.reshape(x, (-1, self.height_split * self.width_split, self.num_heads,
+                                channel // self.num_heads))
+            return ops.transpose(x, axes=(0, 2, 1, 3))
+
+        def get_local_enhanced_position_embedding(self, x, function):
+            _, num_patches, channel = x.shape
+            height = width = int(np.sqrt(num_patches))
+            x = ops.transpose(x, axes=(0, 2, 1))
+            x = ops.reshape(x, (-1, channel, height, width))
+            height_split, width_split = self.height_split, self.width_split
+            x = ops.reshape(x, (-1, channel, height // height_split, height_split,
+                                width // width_split, width_split))
+            x = ops.transpose(x, axes=(0, 2, 4, 1, 3, 5))
+            x = ops.reshape(x, (-1, height_split, width_split, channel))
+            lepe = function(x)
+            lepe = ops.reshape(lepe, (-1, self.num_heads, channel // self.num_heads,
+                                      height_split * width_split))
+            lepe = ops.transpose(lepe, axes=(0, 1, 3, 2))
+            x = ops.reshape(x, (-1, self.num_heads, channel // self.num_heads,
+                                self.height_split * self.width_split))
+            x = ops.transpose(x, axes=(0, 1, 3, 2))
+            return x, lepe
+
+        def call(self, qkv):
+            query, key, value = qkv[0], qkv[1], qkv[2]
+            height = width = self.resolution
+            _, num_patches, channel = query.shape
+            assert num_patches == height * width
+            query = self.image_to_cswindow(query)
+            key = self.image_to_cswindow(key)
+            value, lepe = self.get_local_enhanced_position_embedding(value, self.get_value)
+            query = query * self.scale
+            key = ops.transpose(key, axes=(0, 1, 3, 2))
+            attention = query @ key
+            attention = ops.softmax(attention, axis=-1)
+            attention = self.attention_dropout(attention)
+            x = (attention @ value) + lepe
+            x = ops.transpose(x, axes=(0, 2, 1, 3))
+            x = ops.reshape(x, (-1, self.height_split * self.width_split, channel))
+            x = window_to_image(x, self.height_split, self.width_split, height, width)
+            return ops.reshape(x, (-1, height * width, channel))
+
+    class CSWinBlock(layers.Layer):
+        def __init__(self, embedding_dim, resolution, num_heads, split_size=7, mlp_ratio=4.0,
+                     drop=0.0, attention_dropout=0.0, act_layer=ops.gelu,
+                     norm_layer=layers.LayerNormalization, last_stage=False):
+            super().__init__()
+            self.embedding_dim = embedding_dim
+            self.num_heads = num_heads
+            self.patches_resolution = resolution
+            self.split_size = split_size
+            self.mlp_ratio = mlp_ratio
+            self.qkv = layers.Dense(embedding_dim * 3)
+            self.norm1 = norm_layer()
+            if self.patches_resolution == split_size:
+                last_stage = True
+            self.branch_num = 1 if last_stage else 2
+            self.projection = layers.Dense(embedding_dim)
+            self.projection_dropout = layers.Dropout(drop)
+            if last_stage:
+                self.attentions = [
+                    CSWinAttention(embedding_dim, resolution=self.patches_resolution, idx=-1,
+                                   split_size=split_size, num_heads=num_heads,
+                                   out_dim=embedding_dim, attention_dropout=attention_dropout,
+                                   projection_dropout=drop)
+                    for i in range(self.branch_num)]
+            else:
+                self.attentions = [
+                    CSWinAttention(embedding_dim // 2, resolution=self.patches_resolution, idx=i,
+                                   split_size=split_size, num_heads=num_heads // 2,
+                                   out_dim=embedding_dim // 2,
+                                   attention_dropout=attention_dropout, projection_dropout=drop)
+                    for i in range(self.branch_num)]
+            self.mlp = MLP(hidden_dim=int(embedding_dim * mlp_ratio), out_dim=embedding_dim,
+                           act_layer=act_layer, drop=drop)
+            self.norm2 = norm_layer()
+
+        def call(self, x):
+            height = width = self.patches_resolution
+            _, num_patches, channel = x.shape
+            assert num_patches == height * width
+            image = self.norm1(x)
+            qkv = self.qkv(image)
+            qkv = ops.reshape(qkv, (-1, num_patches, 3, channel))
+            qkv = ops.transpose(qkv, axes=(2, 0, 1, 3))
+            if self.branch_num == 2:
+                x1 = self.attentions[0](qkv[:, :, :, : channel // 2])
+                x2 = self.attentions[1](qkv[:, :, :, channel // 2:])
+                attention_x = ops.concatenate([x1, x2], 2)
+            else:
+                attention_x = self.attentions[0](qkv)
+            attention_x = self.projection(attention_x)
+            x = x + attention_x
+            return x + self.mlp(self.norm2(x))
+
+    class MergeBlock(layers.Layer):
+        def __init__(self, dim, norm_layer=layers.LayerNormalization):
+            super().__init__()
+            self.conv = layers.Conv2D(dim, 3, 2, padding="same")
+            self.norm = norm_layer()
+
+        def call(self, x):
+            _, new_num_patches, channel = x.shape
+            height = width = int(np.sqrt(new_num_patches))
+            x = ops.reshape(x, (-1, height, width, channel))
+            x = self.conv(x)
+            channel = x.shape[3]
+            x = ops.reshape(x, (-1, channel, height // 2 * width // 2))
+            x = ops.transpose(x, axes=(0, 2, 1))
+            return self.norm(x)
+
+    def get_model(embedding_dim=8, num_transformer_layers=[1, 1, 1, 1], split_sizes=[1, 2, 2, 1],
+                  num_heads=[2, 4, 4, 2], mlp_ratio=4.0, drop_rate=0.7, attention_dropout=0.7,
+                  norm_layer=layers.LayerNormalization):
+        inputs = layers.Input(shape=input_shape)
+        x = data_augmentation(inputs)
+        x = layers.Conv2D(embedding_dim, 7, 4, padding="same")(x)
+        _, height, width, channel = x.shape
+        x = ops.reshape(x, (-1, (image_size // 4) * (image_size // 4), channel))
+        kw = dict(mlp_ratio=mlp_ratio, drop=drop_rate, attention_dropout=attention_dropout,
+                  norm_layer=norm_layer)
+        for i in range(num_transformer_layers[0]):
+            x = CSWinBlock(embedding_dim=embedding_dim, num_heads=num_heads[0],
+                           resolution=image_size // 4, split_size=split_sizes[0], **kw)(x)
+        merge1 = MergeBlock(embedding_dim * 2)(x)
+        embedding_dim *= 2
+        for i in range(num_transformer_layers[1]):
+            x = CSWinBlock(embedding_dim=embedding_dim, num_heads=num_heads[1],
+                           resolution=image_size // 8, split_size=split_sizes[1], **kw)(merge1)
+        merge2 = MergeBlock(embedding_dim * 2)(x)
+        embedding_dim *= 2
+        for i in range(num_transformer_layers[2]):
+            x = CSWinBlock(embedding_dim=embedding_dim, num_heads=num_heads[2],
+                           resolution=image_size // 16, split_size=split_sizes[2], **kw)(merge2)
+        merge3 = MergeBlock(embedding_dim * 2)(x)
+        embedding_dim *= 2
+        for i in range(num_transformer_layers[3]):
+            x = CSWinBlock(embedding_dim=embedding_dim, num_heads=num_heads[3],
+                           resolution=image_size // 32, split_size=split_sizes[-1],
+                           last_stage=True, **kw)(merge3)
+        x = layers.GlobalAvgPool1D()(x)
+        outputs = layers.Dense(num_classes, activation="softmax")(x)
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    model = get_model()
+    summary = _summary(model)
+    model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  optimizer=keras.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                           keras.metrics.TopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    history = model.fit(x_train, y_train, batch_size=8, epochs=1, validation_split=0.25, verbose=0)
+    return {"summary": summary, "history": history.history,
+            "evaluate": model.evaluate(x_train, y_train, verbose=0),
+            "predict": model.predict(x_train[:4], verbose=0),
+            "weights": [w.path for w in model.weights]}
+
+
+
+def test_cswin_transformer_matches_keras():
+    expected, got = _both(_cswin)
+    _assert_close(got, expected)
+
+
+def test_unused_dropout_sublayer_gives_no_unbuilt_state_warning():
+    """Keras builds Dropout at construction, so a block that never calls its Dropout is not
+    warned about as holding unbuilt state."""
+    def warned(k):
+        class Block(k.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.dense, self.unused = k.layers.Dense(2), k.layers.Dropout(0.5)
+
+            def call(self, x):
+                return self.dense(x)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Block()(np.ones((1, 3), "float32"))
+        return [str(w.message) for w in caught if "build()" in str(w.message)]
+    assert _both(warned) == ([], [])
+
+
+def test_softmax_over_an_axis_of_size_one_warns_as_keras():
+    def warned(k):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            k.ops.softmax(k.ops.ones((2, 1)))
+            k.layers.Dense(1, activation="softmax")(np.ones((2, 3), "float32"))
+        return [str(w.message) for w in caught if "softmax" in str(w.message)]
+    expected, got = _both(warned)
+    assert got == expected and len(got) == 2
