@@ -648,3 +648,49 @@ def test_softmax_over_an_axis_of_size_one_warns_as_keras():
         return [str(w.message) for w in caught if "softmax" in str(w.message)]
     expected, got = _both(warned)
     assert got == expected and len(got) == 2
+
+
+# ---------------------------------------------------------------- image_compression
+def _image_compression(k, shape):
+    """image_compression: named Functional encoder and decoder with LeakyReLU outputs, nested
+    in an autoencoder Functional; shuffled fit with validation data, predict through each
+    half. `shape(n)` gives the example's bare int `(n)` (tf.keras 2 style) or a tuple."""
+    layers, size = k.layers, 64
+
+    def get_encoder_model():
+        x = layers.Input(shape=shape(size), name="encoder_input")
+        hidden = layers.LeakyReLU(name="encoder_leakyrelu_1")(
+            layers.Dense(units=12, name="encoder_dense_1")(x))
+        output = layers.LeakyReLU(name="encoder_output")(
+            layers.Dense(units=2, name="encoder_dense_2")(hidden))
+        return k.Model(x, output, name="encoder_model")
+
+    def get_decoder_model():
+        decoder_input = layers.Input(shape=shape(2), name="decoder_input")
+        hidden = layers.LeakyReLU(name="decoder_leakyrelu_1")(
+            layers.Dense(units=12, name="decoder_dense_1")(decoder_input))
+        output = layers.LeakyReLU(name="decoder_output")(
+            layers.Dense(units=size, name="decoder_dense_2")(hidden))
+        return k.Model(decoder_input, output, name="decoder_model")
+
+    encoder, decoder = get_encoder_model(), get_decoder_model()
+    ae_input = layers.Input(shape=shape(size), name="autoencoder_input")
+    autoencoder = k.Model(ae_input, decoder(encoder(ae_input)), name="autoencoder")
+    autoencoder.compile(loss="mse", optimizer=k.optimizers.Adam(learning_rate=0.0005))
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.random((32, size), dtype="float32"), rng.random((8, size), "float32")
+    history = autoencoder.fit(x_train, x_train, epochs=2, batch_size=8, shuffle=True,
+                              validation_data=(x_test, x_test), verbose=0)
+    encoded = encoder.predict(x_train, verbose=0)
+    return {"summaries": [_summary(m) for m in (encoder, decoder, autoencoder)],
+            "history": history.history, "encoded": encoded,
+            "decoded": decoder.predict(encoded, verbose=0)}
+
+
+def test_image_compression_matches_keras():
+    """Keras 3 refuses the example's `Input(shape=(784))` (a bare int); Kestrel takes it as
+    tf.keras 2 did, and gives what Keras gives for `(784,)`."""
+    with pytest.raises(ValueError, match="Cannot convert"):
+        keras.layers.Input(shape=64)
+    expected = _image_compression(_fresh(keras), lambda n: (n,))
+    _assert_close(_image_compression(_fresh(kestrel), lambda n: n), expected)
