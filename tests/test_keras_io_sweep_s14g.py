@@ -694,3 +694,82 @@ def test_image_compression_matches_keras():
         keras.layers.Input(shape=64)
     expected = _image_compression(_fresh(keras), lambda n: (n,))
     _assert_close(_image_compression(_fresh(kestrel), lambda n: n), expected)
+
+
+# ---------------------------------------------------------------- densenet_cspnet_variants
+def _densenet_cspnet(k):
+    """densenet_cspnet_variants: mish written with `keras.activations` on KerasTensors,
+    positional Conv2D arguments, channel slices of KerasTensors, dense and cross-stage partial
+    blocks, a network-in-network head, from_logits cross-entropy and a LearningRateScheduler
+    taking `(epoch, lr)`. Small: 16x16 images, two convolutions per block."""
+    layers, act, num_clas = k.layers, k.activations, 4
+
+    def mish(x):
+        return x * (act.tanh(act.softplus(x)))
+
+    def conv_block(inps, convs):
+        x = inps
+        for conv in convs:
+            x = layers.Conv2D(conv["filter"], conv["kernel"], conv["strides"], conv["padding"],
+                              name="conv_" + str(conv["layer_ids"]))(x)
+            x = mish(x)
+        return x
+
+    def nin_block(inps, filter, ker):
+        x = mish(layers.Conv2D(filter, ker, padding="same", name="nin_" + str(0))(inps))
+        x = mish(layers.Conv2D(filter, 1, padding="same", name="nin_" + str(1))(x))
+        return mish(layers.Conv2D(filter, 1, padding="same", name="nin_" + str(2))(x))
+
+    def dense_block(inps, filter, times):
+        for _ in range(times):
+            part2 = mish(layers.Conv2D(filter[0], 1, padding="same")(inps))
+            part2 = mish(layers.Conv2D(filter[1], 3, padding="same")(part2))
+            inps = layers.Concatenate()([inps, part2])
+        return inps
+
+    def dense_block_cspnet(inps, partition, filter, times):
+        features = inps.shape[3] - partition
+        part1, part2 = inps[:, :, :, 0:features], inps[:, :, :, features:]
+        for _ in range(times):
+            part2 = mish(layers.Conv2D(filter[0], 1, padding="same")(part2))
+            part2 = mish(layers.Conv2D(filter[1], 3, padding="same")(part2))
+        part2 = mish(layers.Conv2D(filter[2], 1, padding="same")(part2))
+        return layers.Concatenate()([part1, part2])
+
+    def network(block):
+        input_image = layers.Input(shape=(16, 16, 3))
+        x = conv_block(input_image, [{"filter": 8, "kernel": 7, "padding": "same", "strides": 2,
+                                      "layer_ids": 0}])
+        x = layers.MaxPool2D(pool_size=(2, 2), strides=(2, 2))(x)
+        x = layers.BatchNormalization()(layers.Dropout(0.5)(block(x)))
+        x = conv_block(x, [{"filter": 8, "kernel": 1, "strides": 1, "padding": "same",
+                            "layer_ids": 2}])
+        x = layers.AveragePooling2D(pool_size=(2, 2), strides=2)(x)
+        x = layers.GlobalAveragePooling2D()(nin_block(x, num_clas, 3))
+        x = layers.Flatten()(layers.Reshape((1, 1, num_clas))(x))
+        return k.Model(inputs=input_image, outputs=x)
+
+    def lr_scheduler(epoch, lr):
+        return 0.001 if epoch == 1 else lr
+
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 16, 16, 3), dtype="float32")
+    labels = k.utils.to_categorical(rng.integers(0, num_clas, 16), num_clas)
+    results = {}
+    for name, block in [("densenet", lambda x: dense_block(x, [8, 8], 2)),
+                        ("cspnet", lambda x: dense_block_cspnet(x, 4, [8, 8, 8], 2))]:
+        model = network(block)
+        model.compile(optimizer=k.optimizers.Adam(learning_rate=0.01),
+                      loss=k.losses.CategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        history = model.fit(images, labels, epochs=2, batch_size=8, verbose=0,
+                            validation_data=(images[:8], labels[:8]),
+                            callbacks=[k.callbacks.LearningRateScheduler(lr_scheduler)])
+        results[name] = {"summary": _summary(model), "history": history.history,
+                         "evaluate": model.evaluate(images, labels, verbose=0)}
+    return results
+
+
+def test_densenet_cspnet_variants_match_keras():
+    expected, got = _both(_densenet_cspnet)
+    _assert_close(got, expected)
