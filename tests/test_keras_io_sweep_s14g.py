@@ -773,3 +773,67 @@ def _densenet_cspnet(k):
 def test_densenet_cspnet_variants_match_keras():
     expected, got = _both(_densenet_cspnet)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- image_enhancer
+def _image_enhancer(k, folder):
+    """image_enhancer: a U-Net decoder on ResNet50V2 feature taps (`get_layer(...).output`,
+    untrained weights, 32x64 images), sub-pixel upsampling (`tf.nn.depth_to_space` written with
+    keras.ops), Nadam with an mae metric, EarlyStopping and a best-only weights checkpoint;
+    the checkpoint loads back into the trained model."""
+    layers, ops = k.layers, k.ops
+
+    def depth_to_space(x, block_size):
+        _, height, width, channels = x.shape
+        depth = channels // block_size ** 2
+        x = ops.reshape(x, (-1, height, width, block_size, block_size, depth))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, height * block_size, width * block_size, depth))
+
+    def conv_unit(x, filters=64, padding="same"):
+        x = layers.Conv2D(filters=filters, kernel_size=3, padding=padding)(x)
+        return layers.Activation("relu")(layers.BatchNormalization()(x))
+
+    def subpixel_upsample(x, target_channels, upscale_ratio):
+        x = layers.Conv2D(target_channels * (upscale_ratio ** 2), 3, padding="same")(x)
+        x = layers.LeakyReLU(0.2)(layers.BatchNormalization()(x))
+        return depth_to_space(x, block_size=upscale_ratio)
+
+    def upscale_unit(previous_input, current_input, target_channels=3, upscale_ratio=2):
+        previous_low_scale = subpixel_upsample(previous_input, target_channels, upscale_ratio)
+        current_high_scale = conv_unit(current_input, filters=target_channels)
+        concat_scales = ops.concatenate((previous_low_scale, current_high_scale), axis=-1)
+        return conv_unit(concat_scales, filters=target_channels)
+
+    base_model = k.applications.ResNet50V2(include_top=False, weights=None,
+                                           input_shape=(32, 64, 3))
+    d0 = base_model.get_layer("input_layer").output  # the example's "input_1" (Keras 2 name)
+    d1 = base_model.get_layer("conv1_conv").output
+    d2 = base_model.get_layer("conv2_block3_1_relu").output
+    d3 = base_model.get_layer("conv3_block4_1_relu").output
+    decode1 = upscale_unit(previous_input=d3, current_input=d2, target_channels=8)
+    decode2 = upscale_unit(previous_input=decode1, current_input=d1, target_channels=8)
+    decode3 = upscale_unit(previous_input=decode2, current_input=d0, target_channels=4)
+    out_conv = layers.Conv2D(3, 5, padding="same", activation="sigmoid")(decode3)
+    denoiser_net = k.Model(base_model.input, out_conv, name="denoiser")
+    denoiser_net.compile(optimizer=k.optimizers.Nadam(1e-4), loss="mse", metrics=["mae"])
+    path = os.path.join(folder, "weight_epoch{epoch}.weights.h5")
+    callbacks = [k.callbacks.EarlyStopping(patience=7),
+                 k.callbacks.ModelCheckpoint(path, save_best_only=True, save_weights_only=True)]
+    rng = np.random.default_rng(0)
+    source = k.applications.resnet_v2.preprocess_input(rng.random((8, 32, 64, 3)) * 255)
+    target = rng.random((8, 32, 64, 3), dtype="float32")
+    history = denoiser_net.fit(source, target, validation_data=(source[:4], target[:4]),
+                               batch_size=4, epochs=2, callbacks=callbacks, verbose=0)
+    prediction = denoiser_net.predict(source[:2], verbose=0)
+    denoiser_net.load_weights(path.format(epoch=1))
+    return {"summary": _summary(denoiser_net), "history": history.history,
+            "prediction": prediction,
+            "epoch_1": denoiser_net.predict(source[:2], verbose=0),
+            "files": sorted(os.listdir(folder))}
+
+
+def test_image_enhancer_matches_keras(tmp_path):
+    expected = _image_enhancer(_fresh(keras), str(tmp_path / "keras"))
+    got = _image_enhancer(_fresh(kestrel), str(tmp_path / "kestrel"))
+    _assert_close(got, expected)
