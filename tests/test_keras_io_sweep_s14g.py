@@ -837,3 +837,73 @@ def test_image_enhancer_matches_keras(tmp_path):
     expected = _image_enhancer(_fresh(keras), str(tmp_path / "keras"))
     got = _image_enhancer(_fresh(kestrel), str(tmp_path / "kestrel"))
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- segmentation_transformer
+def _setr(k):
+    """segmentation_transformer (SETR, progressive upsampling): `tf.image.extract_patches`
+    as `ops.image.extract_patches`, a patch embedding adding an Embedding of `ops.arange`,
+    functional transformer layers, bilinear UpSampling2D, logits cross-entropy on float
+    (batch, height, width, 1) masks with "accuracy". Small: 32x32 images, 8x8 patches."""
+    layers, ops = k.layers, k.ops
+    image_size, patch_size, dim, num_classes = 32, 8, 8, 4
+
+    class PatchExtract(layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+
+        def call(self, images):
+            batch_size = ops.shape(images)[0]
+            patches = ops.image.extract_patches(images, self.patch_size, padding="valid")
+            patch_dim, patch_num = patches.shape[-1], patches.shape[1]
+            return ops.reshape(patches, (batch_size, patch_num * patch_num, patch_dim))
+
+    class PatchEmbedding(layers.Layer):
+        def __init__(self, num_patch, embed_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.num_patch = num_patch
+            self.proj = layers.Dense(embed_dim)
+            self.pos_embed = layers.Embedding(input_dim=num_patch, output_dim=embed_dim)
+
+        def call(self, patch):
+            pos = ops.arange(start=0, stop=self.num_patch, step=1)
+            return self.proj(patch) + self.pos_embed(pos)
+
+    def transformer_layer(x, dim, num_heads, mlp_ratio=4, attention_dropout=0):
+        residual_1 = x
+        x = layers.LayerNormalization(epsilon=1e-5)(x)
+        x = layers.MultiHeadAttention(num_heads=num_heads, key_dim=dim,
+                                      dropout=attention_dropout)(x, x)
+        residual_2 = x = layers.add([x, residual_1])
+        x = layers.LayerNormalization(epsilon=1e-5)(x)
+        x = layers.Dense(dim * mlp_ratio, activation=ops.gelu)(x)
+        x = layers.Dense(dim)(layers.Dropout(0)(x))
+        return layers.add([x, residual_2])
+
+    inputs = layers.Input(shape=(image_size, image_size, 3))
+    x = PatchEmbedding((image_size // patch_size) ** 2, dim)(PatchExtract(patch_size)(inputs))
+    for _ in range(2):
+        x = transformer_layer(x, dim, num_heads=2, attention_dropout=0.2)
+    x = ops.reshape(x, (-1, image_size // patch_size, image_size // patch_size, dim))
+    for _ in range(3):
+        x = layers.Conv2D(dim, kernel_size=3, strides=1, padding="same", activation="relu")(x)
+        x = layers.UpSampling2D(size=(2, 2), interpolation="bilinear")(x)
+    outputs = layers.Conv2D(num_classes, kernel_size=1, strides=1, padding="same")(x)
+    model = k.Model(inputs=inputs, outputs=outputs)
+    model.compile(loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  optimizer=k.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001),
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    images = rng.random((4, image_size, image_size, 3), dtype="float32")
+    masks = rng.integers(0, num_classes, (4, image_size, image_size, 1)).astype("float32")
+    history = model.fit(images, masks, batch_size=2, epochs=1, verbose=0,
+                        validation_data=(images[:2], masks[:2]))
+    predictions = np.argmax(np.squeeze(model.predict(images[:1], verbose=0)), axis=2)
+    return {"summary": _summary(model), "history": history.history,
+            "predictions": predictions}
+
+
+def test_segmentation_transformer_matches_keras():
+    expected, got = _both(_setr)
+    _assert_close(got, expected)
