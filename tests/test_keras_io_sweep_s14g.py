@@ -907,3 +907,74 @@ def _setr(k):
 def test_segmentation_transformer_matches_keras():
     expected, got = _both(_setr)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- ensemble_of_modified_unets
+def _unet_ensemble(k):
+    """ensemble_of_modified_unets: U-Net decoders on ResNet50, DenseNet121 and MobileNetV2
+    feature taps (untrained, 32x32 inputs, small decoder filters), renamed through the private
+    `_name` the example sets, softmax outputs under a from_logits loss as written, MeanIoU of
+    argmax masks and a weighted ensemble of the three predictions. DenseNet121's "conv1/relu"
+    is "conv1_relu" in Keras 3."""
+    layers = k.layers
+    loss = k.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def conv_block(input, num_filters):
+        x = layers.Activation("relu")(layers.BatchNormalization()(
+            layers.Conv2D(num_filters, 3, padding="same")(input)))
+        return layers.Activation("relu")(layers.BatchNormalization()(
+            layers.Conv2D(num_filters, 3, padding="same")(x)))
+
+    def decoder_block(input, skip_features, num_filters):
+        x = layers.Conv2DTranspose(num_filters, (2, 2), strides=2, padding="same")(input)
+        return conv_block(layers.Concatenate()([x, skip_features]), num_filters)
+
+    def build_unet(application, taps, name, n=3, lr=0.0001):
+        inputs = layers.Input((32, 32, 3))
+        encoder = application(include_top=False, weights=None, input_tensor=inputs)
+        encoder.layers[0]._name = "input_1"
+        encoder._name = name
+        s1 = encoder.get_layer(encoder.layers[0].name).output
+        s2, s3, s4, b1 = (encoder.get_layer(tap).output for tap in taps)
+        d = decoder_block(b1, s4, 16)
+        for skip, filters in ((s3, 8), (s2, 8), (s1, 8)):
+            d = decoder_block(d, skip, filters)
+        outputs = layers.Conv2D(n, 1, padding="same", activation="softmax")(d)
+        model = k.Model(inputs, outputs, name=name + "_U-Net")
+        model.compile(optimizer=k.optimizers.Adam(learning_rate=lr), loss=loss,
+                      metrics=["accuracy"])
+        return model
+
+    apps = k.applications
+    models = [
+        build_unet(apps.ResNet50, ("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                                   "conv4_block6_out"), "Resnet50"),
+        build_unet(apps.DenseNet121, ("conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu"),
+                   "Densenet121"),
+        build_unet(apps.MobileNetV2, ("block_1_expand_relu", "block_3_expand_relu",
+                                      "block_6_expand_relu", "block_13_expand_relu"),
+                   "Mobilenetv2")]
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 32, 32, 3), dtype="float32")
+    masks = rng.integers(0, 3, (4, 32, 32, 1)).astype("float32")
+    histories, scores = [], []
+    for model in models:
+        histories.append(model.fit(images, masks, batch_size=2, epochs=1, verbose=0,
+                                   validation_data=(images[:2], masks[:2])).history)
+        iou = k.metrics.MeanIoU(num_classes=3)
+        iou.update_state(masks, np.argmax(model.predict(images, verbose=0), axis=-1)[..., None])
+        scores.append(iou.result())
+    preds = np.array([model.predict(images, verbose=0) for model in models])
+    weighted = np.argmax(np.tensordot(preds, [0.3, 0.9, 0.5], axes=((0), (0))), axis=3)
+    ensemble_iou = k.metrics.MeanIoU(num_classes=3)
+    ensemble_iou.update_state(masks[..., 0], weighted)
+    with pytest.raises(ValueError) as renamed:
+        models[0].get_layer("input_1")
+    return {"names": [m.name for m in models], "histories": histories, "scores": scores,
+            "ensemble": ensemble_iou.result(), "error": str(renamed.value)[:60],
+            "params": [m.count_params() for m in models]}
+
+
+def test_ensemble_of_modified_unets_matches_keras():
+    expected, got = _both(_unet_ensemble)
+    _assert_close(got, expected)
