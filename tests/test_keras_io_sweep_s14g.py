@@ -978,3 +978,82 @@ def _unet_ensemble(k):
 def test_ensemble_of_modified_unets_matches_keras():
     expected, got = _both(_unet_ensemble)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- metric_learning_similarity
+def _metric_learning_similarity(k):
+    """metric_learning_similarity (Keras 3 version): a class-balanced PyDataset sampler with
+    its own numpy generator, a convnet ending in UnitNormalization, a registered
+    MultiSimilarityLoss (`ops.eye` of the batch size), validation_steps on a PyDataset, then
+    cosine lookups of an index. Small: 8x8 images, 4 classes, 3 steps an epoch."""
+    ops, layers = k.ops, k.layers
+
+    class SimilarityDataset(k.utils.PyDataset):
+        def __init__(self, x, y, classes_per_batch, examples_per_class, steps_per_epoch=4,
+                     seed=42, **kwargs):
+            super().__init__(**kwargs)
+            self.x, self.y = x.astype("float32"), y.flatten()
+            self.classes_per_batch = classes_per_batch
+            self.examples_per_class = examples_per_class
+            self.steps_per_epoch = steps_per_epoch
+            self.rng = np.random.default_rng(seed)
+            self.class_indices = [np.where(self.y == c)[0] for c in np.unique(self.y)]
+
+        def __len__(self):
+            return self.steps_per_epoch
+
+        def __getitem__(self, idx):
+            x_batch, y_batch = [], []
+            for cls_idx in self.rng.choice(len(self.class_indices), self.classes_per_batch,
+                                           replace=False):
+                indices = self.rng.choice(self.class_indices[cls_idx], self.examples_per_class,
+                                          replace=False)
+                x_batch.append(self.x[indices])
+                y_batch.append(self.y[indices])
+            return np.concatenate(x_batch), np.concatenate(y_batch)
+
+    @k.saving.register_keras_serializable()
+    class MultiSimilarityLoss(k.losses.Loss):
+        def __init__(self, alpha=2.0, beta=40.0, base=0.5, **kwargs):
+            super().__init__(**kwargs)
+            self.alpha, self.beta, self.base = alpha, beta, base
+
+        def call(self, y_true, y_pred):
+            sim_mat = ops.matmul(y_pred, ops.transpose(y_pred))
+            y_true = ops.reshape(y_true, [-1, 1])
+            adj = ops.cast(ops.equal(y_true, ops.transpose(y_true)), "float32")
+            mask = 1.0 - ops.eye(ops.shape(y_true)[0])
+            pos_m, neg_m = adj * mask, (1.0 - adj) * mask
+            pos_l = (1.0 / self.alpha) * ops.log(1.0 + ops.sum(
+                ops.exp(-self.alpha * (sim_mat - self.base)) * pos_m, axis=1))
+            neg_l = (1.0 / self.beta) * ops.log(1.0 + ops.sum(
+                ops.exp(self.beta * (sim_mat - self.base)) * neg_m, axis=1))
+            return ops.mean(pos_l + neg_l)
+
+    rng = np.random.default_rng(0)
+    x_raw = (rng.random((64, 8, 8, 3)) * 255).astype("uint8")
+    y_raw = rng.integers(0, 4, (64, 1))
+    train_ds = SimilarityDataset(x_raw, y_raw, classes_per_batch=3, examples_per_class=2,
+                                 steps_per_epoch=3)
+    val_ds = SimilarityDataset(x_raw[:32], y_raw[:32], classes_per_batch=2,
+                               examples_per_class=2, steps_per_epoch=2)
+    inputs = layers.Input((8, 8, 3))
+    x = layers.Rescaling(scale=1.0 / 255)(inputs)
+    x = layers.BatchNormalization()(layers.Conv2D(8, 3, activation="relu")(x))
+    x = layers.MaxPool2D((2, 2))(x)
+    x = layers.GlobalMaxPool2D()(layers.Conv2D(8, 3, activation="relu")(x))
+    outputs = layers.UnitNormalization(axis=1)(layers.Dense(16)(x))
+    model = k.Model(inputs, outputs)
+    model.compile(optimizer=k.optimizers.Adam(0.002), loss=MultiSimilarityLoss())
+    history = model.fit(train_ds, epochs=2, validation_data=val_ds, validation_steps=2,
+                        verbose=0)
+    embeddings = model.predict(x_raw[:16].astype("float32"), verbose=0)
+    query = model.predict(x_raw[16:20].astype("float32"), verbose=0)
+    sims = ops.convert_to_numpy(ops.matmul(query, ops.transpose(embeddings)))
+    return {"summary": _summary(model), "history": history.history, "sims": sims,
+            "nearest": np.argsort(sims, axis=1)[:, ::-1][:, :3]}
+
+
+def test_metric_learning_similarity_matches_keras():
+    expected, got = _both(_metric_learning_similarity)
+    _assert_close(got, expected)
