@@ -1057,3 +1057,57 @@ def _metric_learning_similarity(k):
 def test_metric_learning_similarity_matches_keras():
     expected, got = _both(_metric_learning_similarity)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- classification_to_detection
+def _classification_to_detection(k, folder, metrics):
+    """classification_to_detection: a MobileNetV2 Sequential ending in a softmax Conv2D,
+    Reshape and a second softmax, SGD on an ExponentialDecay schedule, a loss function calling
+    `losses.sparse_categorical_crossentropy`, a best-only weights checkpoint, then the same
+    weights in a fully convolutional model on larger images (sliding windows). Small: 64x64
+    training images (2x2 features, kernel 2), 96x96 detection images. `metrics` is the
+    example's bare "accuracy" (tf.keras 2 style) or a list. One training step only: Keras'
+    batch statistics (E[x^2] - E[x]^2) and torch's batch_norm differ in the last float bits,
+    and 52 batch-normalized layers on a batch of 8 grow that to percent-level gradient
+    differences, so longer training is no comparison."""
+    layers = k.layers
+
+    def network(size, top):
+        return k.Sequential([k.applications.MobileNetV2(input_shape=(size, size, 3),
+                                                        include_top=False, weights=None,
+                                                        alpha=0.35),
+                             layers.BatchNormalization(),
+                             layers.Conv2D(filters=3, kernel_size=2, activation="softmax"),
+                             *top])
+
+    model = network(64, [layers.Reshape((1, 3)), layers.Activation("softmax")])
+    lr_schedule = k.optimizers.schedules.ExponentialDecay(0.001, decay_steps=50,
+                                                          decay_rate=0.96, staircase=False)
+
+    def loss(labels, logits):
+        return k.losses.sparse_categorical_crossentropy(labels, logits)
+
+    model.compile(optimizer=k.optimizers.SGD(learning_rate=lr_schedule), loss=loss,
+                  metrics=metrics)
+    checkpoint = k.callbacks.ModelCheckpoint(
+        filepath=os.path.join(folder, "ckpt_{epoch}.weights.h5"), save_weights_only=True,
+        save_best_only=True)
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 64, 64, 3), dtype="float32") * 255
+    labels = rng.integers(0, 3, (8, 1))  # (batch, 1), as the (batch, 1, 3) outputs need
+    history = model.fit(images, labels, validation_data=(images[:4], labels[:4]), epochs=1,
+                        batch_size=8, callbacks=[checkpoint], verbose=0)
+    final_model = network(96, [])
+    final_model.set_weights(model.get_weights())
+    result = final_model.predict(rng.random((1, 96, 96, 3), dtype="float32") * 255, verbose=0)
+    windows = np.where(np.max(result[0], axis=-1) > 0.9, np.argmax(result[0], axis=-1), -1)
+    return {"summaries": [_summary(model), _summary(final_model)], "history": history.history,
+            "result": result, "windows": windows, "files": sorted(os.listdir(folder))}
+
+
+def test_classification_to_detection_matches_keras(tmp_path):
+    """Keras 3 wants `metrics` as a list; Kestrel also takes the example's bare "accuracy"."""
+    expected = _classification_to_detection(_fresh(keras), str(tmp_path / "keras"),
+                                            ["accuracy"])
+    got = _classification_to_detection(_fresh(kestrel), str(tmp_path / "kestrel"), "accuracy")
+    _assert_close(got, expected)
