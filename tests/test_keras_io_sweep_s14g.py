@@ -1111,3 +1111,80 @@ def test_classification_to_detection_matches_keras(tmp_path):
                                             ["accuracy"])
     got = _classification_to_detection(_fresh(kestrel), str(tmp_path / "kestrel"), "accuracy")
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- mlpmixer_image_classification
+def _mlp_mixer(k, preprocessing):
+    """mlpmixer_image_classification (its tf.keras 2 version): augmentation from
+    `preprocessing` (the example's `layers.experimental.preprocessing`, which Keras 3 dropped,
+    or `layers`), patches via `ops.image.extract_patches`, a mixer layer whose `__init__`
+    forwards `*args`, `matrix_transpose` as `ops.transpose`, AdamW, ReduceLROnPlateau and
+    EarlyStopping on a validation split. Small: 16x16 images resized to 32, 8x8 patches."""
+    layers, ops = k.layers, k.ops
+    num_classes, image_size, patch_size, hidden_units = 5, 32, 8, 16
+    num_patches = (image_size // patch_size) ** 2
+    rng = np.random.default_rng(0)
+    x_train = rng.random((20, 16, 16, 3), dtype="float32") * 255
+    y_train = rng.integers(0, num_classes, (20, 1))
+    data_augmentation = k.Sequential([
+        preprocessing.Normalization(), preprocessing.Resizing(image_size, image_size),
+        preprocessing.RandomFlip("horizontal"),
+        preprocessing.RandomZoom(height_factor=0.2, width_factor=0.2)],
+        name="data_augmentation")
+    data_augmentation.layers[0].adapt(x_train)
+
+    def create_mlp(hidden_units, dropout_rate):
+        return k.Sequential([layers.Dense(units=hidden_units, activation=k.activations.gelu),
+                             layers.Dense(units=hidden_units),
+                             layers.Dropout(rate=dropout_rate)])
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size, num_patches):
+            super().__init__()
+            self.patch_size, self.num_patches = patch_size, num_patches
+
+        def call(self, images):
+            batch_size = ops.shape(images)[0]
+            patches = ops.image.extract_patches(images, self.patch_size, padding="valid")
+            return ops.reshape(patches, [batch_size, num_patches, patches.shape[-1]])
+
+    class MLPMixerLayer(layers.Layer):
+        def __init__(self, num_patches, hidden_units, dropout_rate=0.2, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.mlp1 = create_mlp(num_patches, dropout_rate)
+            self.mlp2 = create_mlp(hidden_units, dropout_rate)
+            self.normalize = layers.LayerNormalization(epsilon=1e-6)
+
+        def call(self, inputs):
+            x_channels = ops.transpose(self.normalize(inputs), (0, 2, 1))
+            x = ops.transpose(self.mlp1(x_channels), (0, 2, 1)) + inputs
+            return x + self.mlp2(self.normalize(x))
+
+    inputs = layers.Input(shape=(16, 16, 3))
+    x = layers.Dense(units=hidden_units)(Patches(patch_size, num_patches)(
+        data_augmentation(inputs)))
+    for _ in range(2):
+        x = MLPMixerLayer(num_patches, hidden_units, 0.2)(x)
+    logits = layers.Dense(num_classes)(layers.Dropout(rate=0.2)(
+        layers.GlobalAveragePooling1D()(x)))
+    model = k.Model(inputs=inputs, outputs=logits)
+    model.compile(optimizer=k.optimizers.AdamW(learning_rate=0.005, weight_decay=0.0001),
+                  loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[k.metrics.SparseCategoricalAccuracy(name="acc"),
+                           k.metrics.SparseTopKCategoricalAccuracy(5, name="top5-acc")])
+    callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=10,
+                                           restore_best_weights=True),
+                 k.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5)]
+    history = model.fit(x=x_train, y=y_train, batch_size=8, epochs=2, validation_split=0.2,
+                        callbacks=callbacks, verbose=0)
+    return {"summary": _summary(model), "history": history.history,
+            "evaluate": model.evaluate(x_train, y_train, verbose=0)}
+
+
+def test_mlpmixer_image_classification_matches_keras():
+    """Kestrel keeps tf.keras 2's `layers.experimental.preprocessing` names; Keras 3 has
+    them directly under `layers`."""
+    assert not hasattr(keras.layers, "experimental")
+    expected = _mlp_mixer(_fresh(keras), keras.layers)
+    got = _mlp_mixer(_fresh(kestrel), kestrel.layers.experimental.preprocessing)
+    _assert_close(got, expected)
