@@ -1188,3 +1188,82 @@ def test_mlpmixer_image_classification_matches_keras():
     expected = _mlp_mixer(_fresh(keras), keras.layers)
     got = _mlp_mixer(_fresh(kestrel), kestrel.layers.experimental.preprocessing)
     _assert_close(got, expected)
+
+
+# ---------------------------------------------------------------- attention_mll_classification
+def _attention_mll(k, folder):
+    """attention_mll_classification (the tf.keras 2 version of attention MIL): a layer that sets
+    its attributes before `super().__init__()`, builds from a list of shapes without calling
+    `super().build`, returns a list, and regularizes its weights; a list-input Functional
+    model with multiply/concatenate, class weights, batch_size=1, EarlyStopping and a
+    best-only weights checkpoint reloaded after fit."""
+    layers, ops, bag_size = k.layers, k.ops, 3
+
+    class AttentionLayer(layers.Layer):
+        def __init__(self, l_dim, output_dim, kernel_initializer="glorot_uniform",
+                     kernel_regularizer=None, use_gated=False, **kwargs):
+            self.l_dim, self.output_dim, self.use_gated = l_dim, output_dim, use_gated
+            self.kernel_initializer = k.initializers.get(kernel_initializer)
+            self.kernel_regularizer = k.regularizers.get(kernel_regularizer)
+            super().__init__(**kwargs)
+
+        def build(self, input_shape):
+            assert isinstance(input_shape, list)
+            input_dim = input_shape[0][1]
+            weight = dict(initializer=self.kernel_initializer, trainable=True,
+                          regularizer=self.kernel_regularizer)
+            self.v = self.add_weight(shape=(input_dim, self.l_dim), name="v", **weight)
+            self.w = self.add_weight(shape=(self.l_dim, 1), name="w", **weight)
+            self.u = self.add_weight(shape=(input_dim, self.l_dim), name="u", **weight) \
+                if self.use_gated else None
+            self.input_built = True
+
+        def call(self, x, mask=None):
+            def compute(x):
+                ac_x = ops.tanh(ops.tensordot(x, self.v, axes=1))
+                if self.use_gated:
+                    ac_x = ac_x * ops.sigmoid(ops.tensordot(x, self.u, axes=1))
+                return ops.tensordot(ac_x, self.w, axes=1)
+
+            alpha = ops.softmax(ops.stack([compute(instance) for instance in x]), axis=0)
+            return [alpha[i] for i in range(alpha.shape[0])]
+
+        def compute_output_shape(self, input_shapes):
+            return [(shape[0], self.output_dim) for shape in input_shapes]
+
+    inputs, embeddings = [], []
+    for _ in range(bag_size):
+        inp = layers.Input((6, 6))
+        x = layers.Dense(8, activation="relu")(layers.Dense(12, activation="relu")(
+            layers.Flatten()(inp)))
+        inputs.append(inp)
+        embeddings.append(x)
+    alpha = AttentionLayer(l_dim=16, output_dim=1, kernel_regularizer=k.regularizers.l2(0.01),
+                           use_gated=True, name="alpha")(embeddings)
+    concat = layers.concatenate([layers.multiply([alpha[i], embeddings[i]])
+                                 for i in range(len(alpha))], axis=1)
+    model = k.Model(inputs, layers.Dense(2, activation="softmax")(concat))
+    rng = np.random.default_rng(0)
+    bags = [rng.random((12, 6, 6), dtype="float32") for _ in range(bag_size)]
+    labels = np.array([[1], [0], [0], [1], [0], [0], [0], [1], [0], [0], [0], [0]])
+    neg, pos = int((labels == 0).sum()), int((labels == 1).sum())
+    class_weight = {0: (1 / neg) * (12 / 2), 1: (1 / pos) * (12 / 2)}
+    file_path = os.path.join(folder, "best.weights.h5")
+    callbacks = [k.callbacks.EarlyStopping(monitor="val_loss", patience=10, mode="min"),
+                 k.callbacks.ModelCheckpoint(file_path, monitor="val_loss", mode="min",
+                                             save_best_only=True, save_weights_only=True)]
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(bags, labels, validation_data=([b[:4] for b in bags], labels[:4]),
+                        epochs=2, class_weight=class_weight, batch_size=1,
+                        callbacks=callbacks, verbose=0)
+    model.load_weights(file_path)
+    return {"summary": _summary(model), "history": history.history,
+            "predict": model.predict(bags, verbose=0),
+            "losses": [float(loss) for loss in model.losses]}
+
+
+def test_attention_mll_classification_matches_keras(tmp_path):
+    expected = _attention_mll(_fresh(keras), str(tmp_path / "keras"))
+    got = _attention_mll(_fresh(kestrel), str(tmp_path / "kestrel"))
+    _assert_close(got, expected)
