@@ -1331,3 +1331,46 @@ def test_planets_and_moons_matches_keras(tmp_path):
     for k in (keras, kestrel):
         with pytest.raises(ValueError):
             k.layers.Dense(2, activation="ReLU")
+
+
+# ---------------------------------------------------------------- image_classification_with_convmixer
+def _convmixer_tf2(k):
+    """image_classification_with_convmixer (the tf.keras 2 version): an adapted augmentation
+    Sequential applied to the input but left out of the model (the example feeds `inputs`,
+    not its output, to the patch embedding), DepthwiseConv2D with a 9x9 kernel, gelu
+    Activations, residual adds, label smoothing and top-5 accuracy."""
+    layers = k.layers
+    rng = np.random.default_rng(0)
+    x_train = rng.random((16, 8, 8, 3), dtype="float32") * 255
+    y_train = k.utils.to_categorical(rng.integers(0, 6, 16), 6)
+    data_augmentation = k.Sequential([
+        layers.Normalization(), layers.RandomFlip("horizontal"),
+        layers.RandomRotation(factor=0.1), layers.RandomContrast(factor=0.1),
+        layers.RandomZoom(height_factor=0.2, width_factor=0.2)], name="data_augmentation")
+    data_augmentation.layers[0].adapt(x_train)
+    inputs = layers.Input(shape=(8, 8, 3))
+    data_augmentation(inputs)  # as written: the augmented tensor is not used
+    x = layers.Conv2D(8, kernel_size=2, strides=2)(inputs)
+    previous_block_activation = x = layers.BatchNormalization()(layers.Activation("gelu")(x))
+    for _ in range(2):
+        x = layers.DepthwiseConv2D(kernel_size=9, padding="same")(x)
+        x = layers.BatchNormalization()(layers.Activation("gelu")(x))
+        x = layers.add([x, previous_block_activation])
+        x = layers.Conv2D(8, kernel_size=1, padding="same")(x)
+        previous_block_activation = x = layers.BatchNormalization()(layers.Activation("gelu")(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    model = k.Model(inputs, layers.Dense(6, activation="softmax")(x))
+    model.compile(loss=k.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  optimizer=k.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001),
+                  metrics=[k.metrics.CategoricalAccuracy(name="accuracy"),
+                           k.metrics.TopKCategoricalAccuracy(5, name="top-5-accuracy")])
+    history = model.fit(x_train, y_train, batch_size=8, epochs=1, validation_split=0.25,
+                        verbose=0)
+    return {"summary": _summary(model), "layers": [layer.name for layer in model.layers],
+            "history": history.history}
+
+
+def test_image_classification_with_convmixer_matches_keras():
+    expected, got = _both(_convmixer_tf2)
+    _assert_close(got, expected)
+    assert "data_augmentation" not in got["layers"]
