@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -104,11 +105,21 @@ def relu6(x: torch.Tensor) -> torch.Tensor:
 def softmax(x: torch.Tensor, axis: Axis = -1) -> torch.Tensor:
     """Softmax over `axis` (an int or a tuple of ints)."""
     if isinstance(axis, int):
+        if -x.dim() <= axis < x.dim() and x.shape[axis] == 1:
+            _warn_softmax_over_one(x, axis)
         if _short_cpu_rows(x, axis):
             exp = (x - x.amax(axis, keepdim=True)).exp_()
             return exp.div_(exp.sum(axis, keepdim=True))
         return torch.softmax(x, axis)
     return torch.exp(x - torch.logsumexp(x, tuple(axis), keepdim=True))
+
+
+def _warn_softmax_over_one(x: torch.Tensor, axis: int) -> None:
+    """Keras' warning for a softmax over an axis of size 1 (always 1: a sigmoid was meant)."""
+    warnings.warn(
+        f"You are using a softmax over axis {axis} of a tensor of shape {x.shape}. This axis "
+        "has size 1. The softmax operation will always return the value 1, which is likely "
+        "not what you intended. Did you mean to use a sigmoid instead?")
 
 
 def _short_cpu_rows(x: torch.Tensor, axis: int) -> bool:

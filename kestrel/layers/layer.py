@@ -446,7 +446,8 @@ class Layer(nn.Module):
         """Keras' warning after the first call of a user layer without a `build` of its own
         whose call left a sublayer unbuilt (one it never calls, say)."""
         if type(self).build is Layer.build and not type(self).__module__.startswith("kestrel.") \
-                and any(not l.built for l in self._flatten_layers(False, recursive=False)):
+                and any(not (l.built or _keras_builds_at_init(type(l)))  # Dropout: built in Keras
+                        for l in self._flatten_layers(False, recursive=False)):
             warnings.warn(
                 f"`build()` was called on layer '{self.name}', however the layer does not have "
                 "a `build()` method implemented and it looks like it has unbuilt state. This "

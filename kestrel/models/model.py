@@ -159,7 +159,12 @@ class Model(Trainer, Layer):
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
-        """For subclassed models: the constructor's arguments, when they are plain data."""
+        """For subclassed models: the constructor's arguments, when they are plain data; only
+        `name`, `trainable` and `dtype` for a subclass writing its own `get_config`, as Keras."""
+        base = {key: value for key, value in Layer.get_config(self).items()
+                if key in ("name", "trainable", "dtype")}
+        if type(self).get_config is not Model.get_config:
+            return base
         args, kwargs = self.__dict__.get("_init_args", ((), {}))
         signature = inspect.signature(type(self).__init__)
         try:
@@ -176,8 +181,7 @@ class Model(Trainer, Layer):
                 f"Model {type(self).__name__} cannot be serialized automatically: its "
                 "constructor arguments are not plain data (str, int, float, bool, None, lists, "
                 "dicts). Define get_config() (and from_config() if needed) on the class.")
-        return {**{key: value for key, value in Layer.get_config(self).items()
-                   if key in ("name", "trainable", "dtype")}, **values}
+        return {**base, **values}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

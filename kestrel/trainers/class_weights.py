@@ -69,6 +69,8 @@ def _class_index(key) -> int:
 
 
 def _indices(y: torch.Tensor) -> torch.Tensor:
+    if y.dtype == torch.bool:  # binary labels given as booleans
+        y = y.long()
     if y.dim() > 1 and y.shape[-1] > 1:
         return y.argmax(dim=-1)
     return y.reshape(y.shape[0], -1)[:, 0].round().long()
