@@ -66,3 +66,27 @@ def _interior(t: torch.Tensor, pads: tuple, first: int) -> torch.Tensor:
     for dim, (before, after) in enumerate(pads, first):
         t = t.narrow(dim, before, t.shape[dim] - before - after)
     return t
+
+
+def after_norm(activation_layer, padding_layer, norm, conv, x, pads):
+    """`padding_layer(activation_layer(norm(conv(pad(x, pads)))))` for a model that fused the
+    four (`conv` None: the normalization reads `x`; `pads` None: no padding before `conv`).
+    A normalization in inference writes straight into the padded buffer, and the activation
+    runs in place there, as torchvision's in-place activation after its normalization; a
+    folding model folds the convolution and normalization first (`batch_norm_folding`)."""
+    from kestrel.layers.normalization import batch_norm_folding, batch_norm_inference
+
+    if conv is not None and batch_norm_folding.folds(conv, norm, x):
+        return activation_layer._call_padding_output_in_graph(
+            batch_norm_folding.call(conv, norm, x, pads), padding_layer)
+    if conv is not None:
+        x = conv._call_in_graph(x) if pads is None else conv._call_padded_in_graph(x, pads)
+    if not (norm._infers() and batch_norm_inference.applies(x) and norm._runs_plain(x) and
+            activation_layer._runs_plain(x) and padding_layer._runs_plain(x) and
+            x.ndim == padding_layer.rank + 2):
+        return activation_layer._call_padding_output_in_graph(norm._call_in_graph(x),
+                                                              padding_layer)
+    out, interior = cu.padded_buffer(x, padding_layer.padding, padding_layer._first_spatial)
+    batch_norm_inference.normalize(norm, x, out=interior)
+    activations.in_place_form(activation_layer._padded_activation)(interior)
+    return out

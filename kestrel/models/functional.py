@@ -9,7 +9,7 @@ import torch
 
 from kestrel import tree
 from kestrel.layers.core.input_layer import Input, InputLayer
-from kestrel.layers import graph_closures, node_arguments, training_mode
+from kestrel.layers import graph_closures, node_arguments, padded_activation, training_mode
 from kestrel.layers.layer import Layer
 from kestrel.layers.normalization import batch_norm_folding
 from kestrel.layers.node import KerasTensor, Node, flatten, map_structure
@@ -110,7 +110,8 @@ class Functional(Model):
         self._loss_slots = [slot(t) for t in self._loss_tensors]
         self._n_slots = len(slots)
         kept = set(self._output_slots) | set(self._loss_slots)
-        plan = _fuse_batch_norms(_fuse_paddings(plan, kept), kept)
+        plan = _fuse_norms_into_paddings(_fuse_batch_norms(_fuse_paddings(plan, kept), kept),
+                                         kept)
         # free each intermediate after its last reader, as eager torch code does: holding
         # every activation to the end of `call` defeats the allocator (MobileNetV2 predict 2.9x
         # slower than torchvision at batch 8, 128x128)
@@ -205,9 +206,14 @@ class Functional(Model):
                 x = values[arg_spec]
                 outputs = layer._call_padded_in_graph(x.tensor, x.pads) if type(x) is _Padding \
                     else layer._call_in_graph(x)
-            elif simple is _PADDING_OUTPUT:
+            elif simple is _PADDING_OUTPUT and arg_spec.norm is None:
                 outputs = layer._call_padding_output_in_graph(values[arg_spec.index],
                                                               arg_spec.padding)
+            elif simple is _PADDING_OUTPUT:
+                x = values[arg_spec.index]
+                x, pads = (x.tensor, x.pads) if type(x) is _Padding else (x, None)
+                outputs = padded_activation.after_norm(layer, arg_spec.padding, arg_spec.norm,
+                                                       arg_spec.conv, x, pads)
             elif simple is _CONV_NORM:
                 x = values[arg_spec.index]
                 x, pads = (x.tensor, x.pads) if type(x) is _Padding else (x, None)
@@ -388,11 +394,13 @@ class _Padding:
 
 class _PaddingOutput:
     """The arguments of an activation step that absorbed the ZeroPadding reading it: the
-    activation's input slot and the padding layer."""
-    __slots__ = ("index", "padding")
+    activation's input slot and the padding layer; where it absorbed the BatchNormalization
+    before it too (and that normalization's convolution), those layers, the slot then being
+    theirs (`padded_activation.after_norm`)."""
+    __slots__ = ("index", "padding", "norm", "conv")
 
-    def __init__(self, index: int, padding):
-        self.index, self.padding = index, padding
+    def __init__(self, index: int, padding, norm=None, conv=None):
+        self.index, self.padding, self.norm, self.conv = index, padding, norm, conv
 
 
 class _ConvNorm:
@@ -498,6 +506,37 @@ def _fuse_batch_norms(plan: list, kept: set[int]) -> list:
         if norm_simple is _ONE and batch_norm_folding.foldable(layer, norm):
             plan[step] = (layer, _CONV_NORM, _ConvNorm(arg_spec, norm), norm_slots)
             absorbed.add(steps[0])
+    return [entry for step, entry in enumerate(plan) if step not in absorbed]
+
+
+def _fuse_norms_into_paddings(plan: list, kept: set[int]) -> list:
+    """`plan` with each padded activation (`_PADDING_OUTPUT`) whose input only a
+    BatchNormalization produces, alone or with its convolution (`_CONV_NORM`), joined with
+    that step, so that the normalization can write into the padded buffer."""
+    from kestrel.layers.normalization.batch_normalization import BatchNormalization
+
+    readers: dict[int, list[int]] = {}
+    for step, (_, simple, arg_spec, _) in enumerate(plan):
+        for index in _read_slots(simple, arg_spec):
+            readers.setdefault(index, []).append(step)
+    producers = {index: step for step, entry in enumerate(plan) for index in entry[3]}
+    plan = list(plan)
+    absorbed = set()
+    for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
+        if simple is not _PADDING_OUTPUT or arg_spec.index in kept or \
+                readers.get(arg_spec.index) != [step] or arg_spec.index not in producers:
+            continue
+        producer = producers[arg_spec.index]
+        norm, norm_simple, norm_spec, norm_slots = plan[producer]
+        if norm_simple is _CONV_NORM:
+            fused = _PaddingOutput(norm_spec.index, arg_spec.padding, norm_spec.norm, norm)
+        elif norm_simple is _ONE and type(norm).call is BatchNormalization.call and \
+                len(norm_slots) == 1 and norm._keras_training_default is None:
+            fused = _PaddingOutput(norm_spec, arg_spec.padding, norm)
+        else:
+            continue
+        plan[step] = (layer, _PADDING_OUTPUT, fused, out_slots)
+        absorbed.add(producer)
     return [entry for step, entry in enumerate(plan) if step not in absorbed]
 
 

@@ -55,14 +55,14 @@ def pair_up(layers: list) -> list:
 
 def call(conv, norm, x, pads):
     """`norm(conv(pad(x, pads)))` (`pads` None: no padding), folded where it may be."""
-    if _folds(conv, norm, x):
+    if folds(conv, norm, x):
         weights = folded_weights(conv, norm)
         return conv._call_plain(lambda t: conv._padded_call(t, pads, weights), x)
     y = conv._call_in_graph(x) if pads is None else conv._call_padded_in_graph(x, pads)
     return norm._call_in_graph(y)
 
 
-def _folds(conv, norm, x) -> bool:
+def folds(conv, norm, x) -> bool:
     """Whether this call folds: folding enabled, no gradient wanted, the normalization in
     inference, both layers plain, float32/float64 throughout and no autocast."""
     return _FLAGS["batch_norm_folding"] and not torch.is_grad_enabled() and \

@@ -8,7 +8,7 @@ from kestrel import config, constraints, initializers, regularizers
 from kestrel.layers.convolutional.conv_utils import channel_permutations, permuted
 from kestrel.layers.float_inputs import promote
 from kestrel.layers.input_spec import InputSpec
-from kestrel.layers.normalization import batch_renorm
+from kestrel.layers.normalization import batch_norm_inference, batch_renorm
 from kestrel.layers.layer import Layer, register_layer
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -134,6 +134,8 @@ class BatchNormalization(Layer):
                 out = batch_renorm.train_step(self, x, mask)
             else:
                 out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
+        elif batch_norm_inference.applies(x):
+            out = batch_norm_inference.normalize(self, x)
         else:
             flat, restore = self._channels_at_1(x)
             mean, variance = self.moving_mean, self.moving_variance
@@ -142,6 +144,10 @@ class BatchNormalization(Layer):
             out = restore(F.batch_norm(flat, _float(mean), _float(variance), _float(self.gamma),
                                        _float(self.beta), False, 0.0, self.epsilon))
         return out.to(inputs.dtype) if inputs.dtype in _HALF else out
+
+    def _infers(self) -> bool:
+        """Whether a call without `training` normalizes with the moving statistics."""
+        return not (self.training and self._trainable) and self._keras_training_default is None
 
     def _channels_at_1(self, x: torch.Tensor):
         """A view of `x` with the features on dim 1 and its inverse: channels-last images as an
