@@ -61,6 +61,9 @@ def test_terms_follow_weight_updates():
     norm.set_weights([w + 0.5 for w in norm.get_weights()])
     with torch.no_grad():
         assert torch.equal(norm(x, training=False), _torch_reference(norm, x))
+    norm.moving_variance.data.mul_(2.0)  # through `.data`: no version counter moves
+    with torch.no_grad():
+        assert torch.equal(norm(x, training=False), _torch_reference(norm, x))
 
 
 def test_training_and_a_failed_agreement_check_keep_torch_batch_norm(monkeypatch):

@@ -3,9 +3,8 @@
 torch's CPU kernel normalizes with moving statistics as `x * alpha + shift`, one fused
 multiply-add per element, with `alpha = rsqrt(variance + epsilon) * gamma` and
 `shift = beta - mean * alpha` (fused too). `torch.addcmul` rounds the same way, runs faster on
-channels-last images, takes the per-channel terms once per weights (cached by their version
-counters, not per call), and writes into any view, such as the interior of a zero-padded
-buffer (`padded_norm_activation`). Where it is used (float32 on the CPU, no gradient recorded),
+channels-last images, and writes into any view, such as the interior of a zero-padded
+buffer (`padded_activation.after_norm`). Where it is used (float32 on the CPU, no gradient recorded),
 a one-time check on this build of torch confirms that both round alike, or it never applies.
 """
 from __future__ import annotations
@@ -32,18 +31,11 @@ def normalize(layer, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.
 
 
 def terms(layer, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`layer`'s (alpha, shift), shaped to broadcast along its axis of a rank-`rank` input;
-    recomputed only when a weight changed (or is an inference tensor, which has no version)."""
-    weights = (layer.moving_mean, layer.moving_variance, layer.gamma, layer.beta)
-    if any(w is not None and w.is_inference() for w in weights):
-        return _terms(*weights, layer.epsilon, _shape(layer._axis, rank))
-    key = (rank, layer.epsilon) + tuple(
-        (id(w), w._version) if w is not None else None for w in weights)
-    cached = layer.__dict__.get("_inference_terms")
-    if cached is None or cached[0] != key:
-        cached = layer.__dict__["_inference_terms"] = (
-            key, _terms(*weights, layer.epsilon, _shape(layer._axis, rank)))
-    return cached[1]
+    """`layer`'s (alpha, shift), shaped to broadcast along its axis of a rank-`rank` input.
+    Computed per call (four tiny ops, cheaper together than `F.batch_norm`'s dispatch): a
+    cache could not see weights changed through `.data`, as stateless calls do."""
+    return _terms(layer.moving_mean, layer.moving_variance, layer.gamma, layer.beta,
+                  layer.epsilon, _shape(layer._axis, rank))
 
 
 def _shape(axis: int, rank: int) -> list[int]:
