@@ -439,6 +439,16 @@ def _read_slots(simple: int, arg_spec) -> list[int]:
     return [v.index for v in flatten(arg_spec) if type(v) is _Slot]
 
 
+def _readers_and_producers(plan: list) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Per slot, the plan steps that read it, and the step that writes it."""
+    readers: dict[int, list[int]] = {}
+    for step, (_, simple, arg_spec, _) in enumerate(plan):
+        for index in _read_slots(simple, arg_spec):
+            readers.setdefault(index, []).append(step)
+    producers = {index: step for step, entry in enumerate(plan) for index in entry[3]}
+    return readers, producers
+
+
 def _fuse_paddings(plan: list, kept: set[int]) -> list:
     """`plan` with each ZeroPadding whose output only one layer reads (and nothing returns)
     marked `_PAD`, and that layer `_PADDED` where it takes the padding itself
@@ -448,11 +458,7 @@ def _fuse_paddings(plan: list, kept: set[int]) -> list:
     (`_PADDING_OUTPUT`: `Layer._padded_activation`)."""
     from kestrel.layers.reshaping.zero_padding import BaseZeroPadding
 
-    readers: dict[int, list[int]] = {}
-    for step, (_, simple, arg_spec, _) in enumerate(plan):
-        for index in _read_slots(simple, arg_spec):
-            readers.setdefault(index, []).append(step)
-    producers = {index: step for step, entry in enumerate(plan) for index in entry[3]}
+    readers, producers = _readers_and_producers(plan)
     plan = list(plan)
     absorbed = set()
     for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
@@ -490,10 +496,7 @@ def _absorb_into_activation(plan: list, step: int, producer, kept: set, readers:
 def _fuse_batch_norms(plan: list, kept: set[int]) -> list:
     """`plan` with each convolution whose output only a BatchNormalization reads (and nothing
     returns) joined with it into one `_CONV_NORM` step (`batch_norm_folding`)."""
-    readers: dict[int, list[int]] = {}
-    for step, (_, simple, arg_spec, _) in enumerate(plan):
-        for index in _read_slots(simple, arg_spec):
-            readers.setdefault(index, []).append(step)
+    readers, _ = _readers_and_producers(plan)
     plan = list(plan)
     absorbed = set()
     for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
@@ -515,11 +518,7 @@ def _fuse_norms_into_paddings(plan: list, kept: set[int]) -> list:
     that step, so that the normalization can write into the padded buffer."""
     from kestrel.layers.normalization.batch_normalization import BatchNormalization
 
-    readers: dict[int, list[int]] = {}
-    for step, (_, simple, arg_spec, _) in enumerate(plan):
-        for index in _read_slots(simple, arg_spec):
-            readers.setdefault(index, []).append(step)
-    producers = {index: step for step, entry in enumerate(plan) for index in entry[3]}
+    readers, producers = _readers_and_producers(plan)
     plan = list(plan)
     absorbed = set()
     for step, (layer, simple, arg_spec, out_slots) in enumerate(plan):
@@ -527,12 +526,12 @@ def _fuse_norms_into_paddings(plan: list, kept: set[int]) -> list:
                 readers.get(arg_spec.index) != [step] or arg_spec.index not in producers:
             continue
         producer = producers[arg_spec.index]
-        norm, norm_simple, norm_spec, norm_slots = plan[producer]
-        if norm_simple is _CONV_NORM:
-            fused = _PaddingOutput(norm_spec.index, arg_spec.padding, norm_spec.norm, norm)
-        elif norm_simple is _ONE and type(norm).call is BatchNormalization.call and \
-                len(norm_slots) == 1 and norm._keras_training_default is None:
-            fused = _PaddingOutput(norm_spec, arg_spec.padding, norm)
+        before, before_simple, before_spec, before_slots = plan[producer]
+        if before_simple is _CONV_NORM:  # `before` is the convolution
+            fused = _PaddingOutput(before_spec.index, arg_spec.padding, before_spec.norm, before)
+        elif before_simple is _ONE and type(before).call is BatchNormalization.call and \
+                len(before_slots) == 1 and before._keras_training_default is None:
+            fused = _PaddingOutput(before_spec, arg_spec.padding, before)
         else:
             continue
         plan[step] = (layer, _PADDING_OUTPUT, fused, out_slots)

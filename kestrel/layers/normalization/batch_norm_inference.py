@@ -2,10 +2,11 @@
 
 torch's CPU kernel normalizes with moving statistics as `x * alpha + shift`, one fused
 multiply-add per element, with `alpha = rsqrt(variance + epsilon) * gamma` and
-`shift = beta - mean * alpha` (fused too). `torch.addcmul` rounds the same way, runs faster on
-channels-last images, and writes into any view, such as the interior of a zero-padded
-buffer (`padded_activation.after_norm`). Where it is used (float32 on the CPU, no gradient recorded),
-a one-time check on this build of torch confirms that both round alike, or it never applies.
+`shift = beta - mean * alpha` (fused too). `torch.addcmul` rounds the same way, runs faster
+on channels-last images, and writes into any view, such as the interior of a zero-padded
+buffer (`padded_activation.after_norm`). Where it is used (float32 on the CPU, no gradient
+recorded), a one-time check on this build of torch confirms that both round alike, or it
+never applies.
 """
 from __future__ import annotations
 

@@ -208,4 +208,3 @@ def _row_repeats(inputs: torch.Tensor, statistics: torch.Tensor) -> int:
             statistics.numel() != inputs.shape[-1]:
         return 0
     return inputs.shape[-2]
-
