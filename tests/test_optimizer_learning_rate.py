@@ -40,3 +40,24 @@ def test_schedule_learning_rate_refuses_assign():
     assert float(optimizer.learning_rate) == pytest.approx(0.1)
     with pytest.raises(TypeError, match="not settable"):
         optimizer.learning_rate.assign(0.2)
+
+
+def _iterations_after_fit(lib):
+    model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), batch_size=4, epochs=2, verbose=0)
+    iterations = model.optimizer.iterations
+    read = {"int": int(iterations), "numpy": iterations.numpy(), "name": iterations.name,
+            "dtype": str(iterations.dtype), "shape": tuple(iterations.shape),
+            "float": float(lib.ops.convert_to_numpy(lib.ops.cast(iterations, "float32")))}
+    iterations.assign(10)
+    read["assigned"] = int(model.optimizer.iterations)
+    return read
+
+
+def test_iterations_reads_and_assigns_as_keras_variable():
+    ours, theirs = _iterations_after_fit(kestrel), _iterations_after_fit(keras)
+    assert ours.pop("numpy").dtype == theirs.pop("numpy").dtype == np.int32
+    assert ours == theirs == {"int": 4, "name": "iteration", "dtype": "int32", "shape": (),
+                              "float": 4.0, "assigned": 10}
+    assert K.get_value(kestrel.optimizers.Adam().iterations) == 0

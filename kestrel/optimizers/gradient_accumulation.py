@@ -41,7 +41,7 @@ class GradientAccumulation:
 
     def _iteration_variable(self) -> int:
         """The value of Keras' `iteration` variable: micro-steps with accumulation, else steps."""
-        return self._micro_steps if self.gradient_accumulation_steps else self.iterations
+        return self._micro_steps if self.gradient_accumulation_steps else int(self.iterations)
 
     def _set_iteration_variable(self, value: int) -> None:
         steps = self.gradient_accumulation_steps
@@ -50,7 +50,7 @@ class GradientAccumulation:
 
     def _schedule_step(self) -> int:
         """The step a learning-rate schedule sees: micro-steps with accumulation (as Keras)."""
-        return self._micro_steps if self.gradient_accumulation_steps else self.iterations
+        return self._micro_steps if self.gradient_accumulation_steps else int(self.iterations)
 
     def _accumulate(self, params, grads, slots, lr) -> None:
         """One micro-step: add `grads` to their accumulators, or on every n-th micro-step

@@ -197,7 +197,7 @@ class MultiOptimizer(Optimizer):
             start += count
 
     def state_dict(self) -> dict:
-        return {"iterations": self.iterations,
+        return {"iterations": int(self.iterations),
                 "inner": [o.state_dict() for o in self._inner_optimizers]}
 
     def load_state_dict(self, state_dict: dict) -> None:

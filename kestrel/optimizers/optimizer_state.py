@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from kestrel.optimizers import foreach
-from kestrel.optimizers.learning_rate_value import LearningRateValue
+from kestrel.optimizers.optimizer_values import IterationsValue, LearningRateValue
 from kestrel.optimizers.schedules import LearningRateSchedule, rate_at
 from kestrel.variables import Variable, wrap
 
@@ -98,11 +98,11 @@ class OptimizerState:
 
     # ---------------------------------------------------------------- iterations
     @property
-    def iterations(self) -> int:
-        """The number of steps applied so far."""
+    def iterations(self) -> IterationsValue:
+        """The number of steps applied so far (an int with Keras Variable methods)."""
         if self._host_stale:
             self._sync_host()
-        return self._iterations
+        return IterationsValue(self._iterations, self)
 
     @iterations.setter
     def iterations(self, value) -> None:
