@@ -43,9 +43,27 @@ def test_equals_torch_batch_norm_bit_for_bit(shape, axis, center, scale):
     assert batch_norm_inference.applies(x.detach()) is False  # gradients enabled here
     with torch.no_grad():
         assert batch_norm_inference.applies(x)
-        out = norm(x, training=False)
+        out = batch_norm_inference.normalize(norm, x)
         assert torch.equal(out, _torch_reference(norm, x))
-    with torch.enable_grad():  # the F.batch_norm path gives the same
+        assert torch.equal(norm(x, training=False), out)  # small: through F.batch_norm
+
+
+def test_the_layer_takes_the_multiply_add_on_large_contiguous_inputs(monkeypatch):
+    norm = BatchNormalization()
+    x = torch.randn(4, 32, 32, 24)  # 98304 elements
+    norm.build(x.shape)
+    _randomize(norm)
+    taken = []
+    normalize = batch_norm_inference.normalize
+    monkeypatch.setattr(batch_norm_inference, "normalize",
+                        lambda *a, **k: taken.append(1) or normalize(*a, **k))
+    with torch.no_grad():
+        out = norm(x, training=False)
+        assert taken == [1] and torch.equal(out, _torch_reference(norm, x))
+        norm(x.transpose(1, 2), training=False)  # not contiguous: torch's kernel
+        norm(x[:1, :1], training=False)  # small: torch's kernel
+    assert taken == [1]
+    with torch.enable_grad():
         assert torch.equal(norm(x, training=False).detach(), out)
 
 
@@ -54,16 +72,16 @@ def test_terms_follow_weight_updates():
     x = torch.randn(8, 5)
     norm.build(x.shape)
     with torch.no_grad():
-        before = norm(x, training=False)
-        norm.moving_mean.add_(1.0)  # in place: the version counter moves
-        assert torch.equal(norm(x, training=False), _torch_reference(norm, x))
-        assert not torch.equal(norm(x, training=False), before)
+        before = batch_norm_inference.normalize(norm, x)
+        norm.moving_mean.add_(1.0)
+        assert torch.equal(batch_norm_inference.normalize(norm, x), _torch_reference(norm, x))
+        assert not torch.equal(batch_norm_inference.normalize(norm, x), before)
     norm.set_weights([w + 0.5 for w in norm.get_weights()])
     with torch.no_grad():
-        assert torch.equal(norm(x, training=False), _torch_reference(norm, x))
+        assert torch.equal(batch_norm_inference.normalize(norm, x), _torch_reference(norm, x))
     norm.moving_variance.data.mul_(2.0)  # through `.data`: no version counter moves
     with torch.no_grad():
-        assert torch.equal(norm(x, training=False), _torch_reference(norm, x))
+        assert torch.equal(batch_norm_inference.normalize(norm, x), _torch_reference(norm, x))
 
 
 def test_training_and_a_failed_agreement_check_keep_torch_batch_norm(monkeypatch):
@@ -76,9 +94,10 @@ def test_training_and_a_failed_agreement_check_keep_torch_batch_norm(monkeypatch
     calls = []
     monkeypatch.setattr(batch_norm_inference, "_agrees", False)
     monkeypatch.setattr(batch_norm_inference, "normalize", lambda *a, **k: calls.append(a))
+    large = torch.randn(1 << 16, 3)
     with torch.no_grad():
-        out = norm(x, training=False)
-    assert calls == [] and torch.equal(out, _torch_reference(norm, x))
+        out = norm(large, training=False)
+    assert calls == [] and torch.equal(out, _torch_reference(norm, large))
 
 
 def test_this_torch_build_agrees():

@@ -134,7 +134,7 @@ class BatchNormalization(Layer):
                 out = batch_renorm.train_step(self, x, mask)
             else:
                 out = self._train_step(x) if mask is None else self._train_step_masked(x, mask)
-        elif batch_norm_inference.applies(x):
+        elif batch_norm_inference.faster(x):
             out = batch_norm_inference.normalize(self, x)
         else:
             flat, restore = self._channels_at_1(x)
