@@ -30,8 +30,9 @@ def applies(x: torch.Tensor) -> bool:
 
 def faster(x: torch.Tensor) -> bool:
     """Whether a BatchNormalization in inference should normalize `x` here (`applies`, and
-    faster than torch's kernel: a large contiguous input)."""
-    return x.numel() >= FASTER_FROM and x.is_contiguous() and applies(x)
+    faster than torch's kernel: a large contiguous input). `applies` goes first: it is false
+    while tracing, where reading the size would put a guard on a symbolic batch."""
+    return applies(x) and x.numel() >= FASTER_FROM and x.is_contiguous()
 
 
 def normalize(layer, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
