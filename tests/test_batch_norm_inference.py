@@ -211,3 +211,27 @@ def test_normalization_layer_rows_equal_broadcasting():
     assert torch.equal(out, expected)
     strided = x.permute(0, 2, 1, 3)  # not contiguous: the plain broadcast
     assert torch.equal(norm(strided), (strided - mean) / torch.sqrt(variance))
+
+
+def test_hooks_on_the_normalization_still_run():
+    model = _padded_block("relu6")
+    norm = next(layer for layer in model.layers if isinstance(layer, BatchNormalization))
+    seen = []
+    norm.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    x = torch.randn(2, 10, 12, 16)
+    with torch.no_grad():
+        out = model(x, training=False)
+    assert seen == [(2, 10, 12, 16)] and torch.equal(out, _one_by_one(model, x))
+
+
+def test_a_frozen_normalization_in_training_writes_into_the_buffer():
+    model = _padded_block("relu")
+    norm = next(layer for layer in model.layers if isinstance(layer, BatchNormalization))
+    norm.trainable = False  # Keras: frozen BatchNormalization runs in inference
+    moving = norm.moving_mean.detach().clone()
+    x = torch.randn(2, 10, 12, 16)
+    with torch.no_grad():
+        out = model(x, training=True)
+    assert torch.equal(norm.moving_mean, moving)
+    with torch.no_grad():
+        assert torch.equal(out, model(x, training=False))
