@@ -6,7 +6,39 @@ import numpy as np
 import torch
 
 
-class LearningRateValue(float):
+class _OptimizerScalar:
+    """Keras Variable reads of a Python number an optimizer holds; subclasses pick the number
+    type (`_number`: float or int), its `dtype` and how `assign` sets it on the optimizer."""
+
+    _number: type
+
+    shape = ()
+    trainable = False
+
+    def __new__(cls, value, optimizer):
+        instance = super().__new__(cls, value)
+        instance._optimizer = optimizer
+        return instance
+
+    def numpy(self) -> np.ndarray:
+        """A 0-d array, as Keras' `Variable.numpy()`."""
+        return np.array(self._plain(), self.dtype)
+
+    @property
+    def value(self) -> torch.Tensor:
+        return torch.tensor(self._plain(), dtype=getattr(torch, self.dtype))
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.numpy(), dtype=dtype)
+
+    def __reduce__(self):  # copies and pickles are plain numbers
+        return type(self._plain()), (self._plain(),)
+
+    def _plain(self):
+        return self._number(self)
+
+
+class LearningRateValue(_OptimizerScalar, float):
     """`optimizer.learning_rate`: the current rate as a float, with Keras Variable methods.
 
     `assign` (and Keras 2's `K.set_value`) sets the optimizer's rate.
@@ -17,33 +49,14 @@ class LearningRateValue(float):
 
     name = "learning_rate"
     dtype = "float32"
-    shape = ()
-    trainable = False
-
-    def __new__(cls, value: float, optimizer):
-        instance = super().__new__(cls, value)
-        instance._optimizer = optimizer
-        return instance
+    _number = float
 
     def assign(self, value) -> "LearningRateValue":
         self._optimizer.learning_rate = value
         return self._optimizer.learning_rate
 
-    def numpy(self) -> np.float32:
-        return np.float32(self)
 
-    @property
-    def value(self) -> torch.Tensor:
-        return torch.tensor(float(self), dtype=torch.float32)
-
-    def __array__(self, dtype=None, copy=None):
-        return np.asarray(np.float32(self), dtype=dtype)
-
-    def __reduce__(self):  # copies and pickles are plain floats
-        return float, (float(self),)
-
-
-class IterationsValue(int):
+class IterationsValue(_OptimizerScalar, int):
     """`optimizer.iterations`: the number of steps applied, as an int with Keras Variable
     methods (Keras 3 holds it in an int32 variable named "iteration").
 
@@ -54,13 +67,7 @@ class IterationsValue(int):
 
     name = "iteration"
     dtype = "int32"
-    shape = ()
-    trainable = False
-
-    def __new__(cls, value: int, optimizer):
-        instance = super().__new__(cls, value)
-        instance._optimizer = optimizer
-        return instance
+    _number = int
 
     def assign(self, value) -> "IterationsValue":
         self._optimizer.iterations = int(np.asarray(value))
@@ -68,17 +75,3 @@ class IterationsValue(int):
 
     def assign_add(self, value) -> "IterationsValue":
         return self.assign(int(self) + int(np.asarray(value)))
-
-    def numpy(self) -> np.ndarray:
-        return np.array(int(self), np.int32)
-
-    @property
-    def value(self) -> torch.Tensor:
-        return torch.tensor(int(self), dtype=torch.int32)
-
-    def __array__(self, dtype=None, copy=None):
-        return np.asarray(np.int32(self), dtype=dtype)
-
-    def __reduce__(self):  # copies and pickles are plain ints
-        return int, (int(self),)
-
