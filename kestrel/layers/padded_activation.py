@@ -80,7 +80,7 @@ def after_norm(activation_layer, padding_layer, norm, conv, x, pads):
         return activation_layer._call_padding_output_in_graph(
             batch_norm_folding.call(conv, norm, x, pads), padding_layer)
     if conv is not None:
-        x = conv._call_in_graph(x) if pads is None else conv._call_padded_in_graph(x, pads)
+        x = batch_norm_folding.convolve(conv, x, pads)
     if not (norm._infers() and batch_norm_inference.applies(x) and norm._runs_plain(x) and
             activation_layer._runs_plain(x) and padding_layer._runs_plain(x) and
             x.ndim == padding_layer.rank + 2):

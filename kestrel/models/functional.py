@@ -210,14 +210,12 @@ class Functional(Model):
                 outputs = layer._call_padding_output_in_graph(values[arg_spec.index],
                                                               arg_spec.padding)
             elif simple is _PADDING_OUTPUT:
-                x = values[arg_spec.index]
-                x, pads = (x.tensor, x.pads) if type(x) is _Padding else (x, None)
                 outputs = padded_activation.after_norm(layer, arg_spec.padding, arg_spec.norm,
-                                                       arg_spec.conv, x, pads)
+                                                       arg_spec.conv,
+                                                       *_unpadded(values[arg_spec.index]))
             elif simple is _CONV_NORM:
-                x = values[arg_spec.index]
-                x, pads = (x.tensor, x.pads) if type(x) is _Padding else (x, None)
-                outputs = batch_norm_folding.call(layer, arg_spec.norm, x, pads)
+                outputs = batch_norm_folding.call(layer, arg_spec.norm,
+                                                  *_unpadded(values[arg_spec.index]))
             else:
                 args, kwargs = map_structure(
                     lambda v: values[v.index] if type(v) is _Slot else v, arg_spec)
@@ -390,6 +388,12 @@ class _Padding:
 
     def __init__(self, tensor, pads):
         self.tensor, self.pads = tensor, pads
+
+
+def _unpadded(x) -> tuple:
+    """`(tensor, pads)` of a value a fused ZeroPadding may have handed on (`pads` None:
+    a plain tensor)."""
+    return (x.tensor, x.pads) if type(x) is _Padding else (x, None)
 
 
 class _PaddingOutput:

@@ -19,6 +19,7 @@ import torch
 
 from kestrel import activations
 from kestrel.config import _FLAGS
+from kestrel.layers.normalization import batch_norm_inference
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -58,15 +59,19 @@ def call(conv, norm, x, pads):
     if folds(conv, norm, x):
         weights = folded_weights(conv, norm)
         return conv._call_plain(lambda t: conv._padded_call(t, pads, weights), x)
-    y = conv._call_in_graph(x) if pads is None else conv._call_padded_in_graph(x, pads)
-    return norm._call_in_graph(y)
+    return norm._call_in_graph(convolve(conv, x, pads))
+
+
+def convolve(conv, x, pads):
+    """`conv(pad(x, pads))` alone, as the model would call it (`pads` None: no padding)."""
+    return conv._call_in_graph(x) if pads is None else conv._call_padded_in_graph(x, pads)
 
 
 def folds(conv, norm, x) -> bool:
     """Whether this call folds: folding enabled, no gradient wanted, the normalization in
     inference, both layers plain, float32/float64 throughout and no autocast."""
     return _FLAGS["batch_norm_folding"] and not torch.is_grad_enabled() and \
-        not (norm.training and norm._trainable) and \
+        norm._infers() and \
         x.dtype in _FLOATS and conv._output_weights()[0].dtype is x.dtype and \
         norm.moving_mean.dtype is x.dtype and not torch.is_autocast_enabled(x.device.type) \
         and conv._runs_plain(x) and norm._runs_plain(x)
@@ -74,9 +79,7 @@ def folds(conv, norm, x) -> bool:
 
 def folded_weights(conv, norm) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel (torch's layout, output channels first) and bias of `norm(conv(x))`."""
-    scale = torch.rsqrt(norm.moving_variance + norm.epsilon)
-    if norm.gamma is not None:
-        scale = scale * norm.gamma
+    scale = batch_norm_inference.scale(norm.moving_variance, norm.gamma, norm.epsilon)
     shift = -norm.moving_mean * scale
     if norm.beta is not None:
         shift = shift + norm.beta

@@ -62,12 +62,17 @@ def _terms(mean, variance, gamma, beta, epsilon: float, shape) -> tuple:
     mean, variance, gamma, beta = (
         w.float() if w is not None and w.dtype != torch.float32 else w
         for w in (mean, variance, gamma, beta))
-    alpha = torch.rsqrt(variance + float(epsilon))
-    if gamma is not None:
-        alpha = alpha * gamma
+    alpha = scale(variance, gamma, epsilon)
     shift = torch.addcmul(beta if beta is not None else torch.zeros_like(mean), mean, alpha,
                           value=-1)
     return alpha.reshape(shape), shift.reshape(shape)
+
+
+def scale(variance, gamma, epsilon: float) -> torch.Tensor:
+    """The per-channel factor `rsqrt(variance + epsilon) * gamma`, as torch's kernel forms
+    it (batch norm folding scales kernels by it too)."""
+    alpha = torch.rsqrt(variance + float(epsilon))
+    return alpha if gamma is None else alpha * gamma
 
 
 def _check_agreement() -> bool:
